@@ -1,0 +1,133 @@
+# Grove — one Makefile for the whole tree, like git's and Redis's.
+#
+#   make                          build build/grove
+#   make test                     install missing packages, build, run unit + end-to-end tests
+#   make SANITIZE=address,undefined test   the same, sanitized (in build/sanitize)
+#   make fuzz                     build the libFuzzer targets (clang) in build/fuzz
+#   make fuzz-run FUZZ_SECONDS=N  run each fuzz target for N seconds
+#   make start                    install, build and start a storage node on loopback
+
+CC ?= cc
+PKGS := grpc libprotobuf-c libgit2 openssl
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+ifdef SANITIZE
+B ?= build/sanitize
+SAN_FLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+else
+B ?= build
+SAN_FLAGS :=
+endif
+
+WARN := -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
+	-Wshadow -Wpointer-arith -Wvla -Wformat=2 -Wno-format-nonliteral -Wno-format-truncation -Werror
+CFLAGS ?= -O2 -g
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -pthread $(WARN) $(CFLAGS) $(SAN_FLAGS) \
+	-Isrc -I$(B)/gen $(PKG_CFLAGS) -MMD -MP
+ALL_LDFLAGS := -pthread $(SAN_FLAGS) $(LDFLAGS)
+LIBS := $(PKG_LIBS) -lm
+
+PROTOS := $(wildcard proto/grove/v1/*.proto) proto/grpc/health/v1/health.proto
+PROTO_C := $(patsubst proto/%.proto,$(B)/gen/%.pb-c.c,$(PROTOS)) \
+	$(B)/gen/google/protobuf/descriptor.pb-c.c
+PROTO_H := $(PROTO_C:.c=.h)
+GEN_C := $(PROTO_C) $(B)/gen/methods.c
+
+LIB_SRC := $(wildcard src/lib/*.c)
+ROLE_SRC := $(wildcard src/store/*.c src/hook/*.c src/cli/*.c)
+LIB_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRC)) $(patsubst $(B)/gen/%.c,$(B)/obj/gen/%.o,$(GEN_C))
+ROLE_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(ROLE_SRC))
+
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
+
+.PHONY: all test unit e2e fuzz fuzz-run clean deps start bench
+.DELETE_ON_ERROR:
+.SECONDARY:
+
+all: $(B)/grove
+
+deps:
+	@scripts/install-deps
+
+$(B)/gen/%.pb-c.c $(B)/gen/%.pb-c.h: proto/%.proto
+	@mkdir -p $(B)/gen
+	protoc-c -Iproto -I/usr/include --c_out=$(B)/gen $<
+
+$(B)/gen/google/protobuf/descriptor.pb-c.c $(B)/gen/google/protobuf/descriptor.pb-c.h:
+	@mkdir -p $(B)/gen
+	protoc-c -I/usr/include --c_out=$(B)/gen google/protobuf/descriptor.proto
+
+$(B)/gen/methods.c: scripts/gen-methods.awk $(PROTOS)
+	@mkdir -p $(B)/gen
+	awk -f scripts/gen-methods.awk $(PROTOS) > $@
+
+# Every object may include any generated header.
+$(LIB_OBJ) $(ROLE_OBJ): | $(PROTO_H)
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(B)/obj/gen/%.o: $(B)/gen/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Wno-shadow -c -o $@ $<
+
+$(B)/libgrove.a: $(LIB_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+$(B)/grove: $(ROLE_OBJ) $(B)/libgrove.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $(ROLE_OBJ) $(B)/libgrove.a $(LIBS)
+
+$(B)/tests/%: tests/unit/%.c $(B)/libgrove.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(B)/libgrove.a $(LIBS) -lcmocka
+
+unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "# $$t"; $$t; done
+
+e2e: $(B)/grove
+	GROVE_BIN=$(CURDIR)/$(B)/grove prove -j2 tests/t/
+
+test: deps
+	@$(MAKE) --no-print-directory all $(UNIT_BIN)
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory e2e
+
+# libFuzzer targets: the library built again with clang and the fuzzer
+# instrumentation, one binary per target.
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_B := build/fuzz
+fuzz:
+	@$(MAKE) --no-print-directory B=$(FUZZ_B) CC=clang \
+		SAN_FLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer" \
+		$(FUZZ_B)/libgrove.a
+	@set -e; for f in $(FUZZ_SRC); do \
+		n=$$(basename $$f .c); echo "  FUZZ $$n"; \
+		clang -std=c11 -D_GNU_SOURCE -g -O1 -Isrc -I$(FUZZ_B)/gen $(PKG_CFLAGS) \
+			-fsanitize=fuzzer,address,undefined -o $(FUZZ_B)/$$n $$f \
+			$(FUZZ_B)/libgrove.a $(PKG_LIBS) -lm; \
+	done
+
+FUZZ_SECONDS ?= 30
+fuzz-run: fuzz
+	@set -e; for f in $(FUZZ_SRC); do \
+		n=$$(basename $$f .c); mkdir -p $(FUZZ_B)/corpus/$$n; \
+		echo "# fuzzing $$n for $(FUZZ_SECONDS)s"; \
+		$(FUZZ_B)/$$n -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+			$(FUZZ_B)/corpus/$$n tests/fuzz/corpus/$$n 2>&1 | tail -n 3; \
+	done
+
+start: deps all
+	@conf=$$($(B)/grove store --init grove-data/store) && exec $(B)/grove store -c "$$conf"
+
+bench: all
+	scripts/install-deps --bench
+	bench/run
+
+clean:
+	rm -rf build
+
+-include $(shell find $(B)/obj -name '*.d' 2>/dev/null)

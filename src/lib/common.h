@@ -1,0 +1,50 @@
+/*
+ * The first header every Grove source file includes: the standard headers
+ * nearly all of them need, a few helpers, and — last, so that it only touches
+ * our code — the list of banned libc calls.
+ */
+#ifndef GROVE_COMMON_H
+#define GROVE_COMMON_H
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* Frees and clears a pointer, so that a second free is harmless. */
+#define FREE_AND_NULL(p) do { free(p); (p) = NULL; } while (0)
+
+/* Allocation failure is not an error Grove recovers from: it aborts. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t nmemb, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Copies src into dst of size n, always NUL-terminated; returns strlen(src). */
+size_t strlcpy_(char *dst, const char *src, size_t n);
+
+/* Whether s starts with prefix; if so and rest is not NULL, points it past. */
+bool skip_prefix(const char *s, const char *prefix, const char **rest);
+bool ends_with(const char *s, const char *suffix);
+
+/* Monotonic clock in milliseconds, for durations and deadlines. */
+int64_t now_ms(void);
+
+/* Lowercase hex of n bytes into out (2n+1 bytes). */
+void hex_encode(const unsigned char *in, size_t n, char *out);
+
+#include "lib/banned.h"
+
+#endif

@@ -1,0 +1,154 @@
+/* git-config files through libgit2: see config.h. */
+#include "lib/common.h"
+#include "lib/config.h"
+#include "lib/error.h"
+
+#include <git2.h>
+#include <libgen.h>
+
+struct config {
+	git_config *git;
+	char *path;
+	char *dir;
+};
+
+static const char *git_errmsg(void)
+{
+	const git_error *e = git_error_last();
+	return e && e->message ? e->message : "unknown error";
+}
+
+int config_open(struct config **out, const char *path)
+{
+	struct config *cfg = NULL;
+	char *copy = NULL;
+	int ret = 0;
+
+	*out = NULL;
+	git_libgit2_init();
+	if (access(path, R_OK)) {
+		ret = error_set(GROVE_ENOTFOUND, "cannot read config file %s: %s", path, strerror(errno));
+		goto out;
+	}
+	cfg = xcalloc(1, sizeof(*cfg));
+	cfg->path = xstrdup(path);
+	copy = xstrdup(path);
+	cfg->dir = xstrdup(dirname(copy));
+	if (git_config_open_ondisk(&cfg->git, path) < 0) {
+		ret = error_set(GROVE_EINVAL, "config file %s: %s", path, git_errmsg());
+		goto out;
+	}
+	*out = cfg;
+	cfg = NULL;
+out:
+	free(copy);
+	config_free(cfg);
+	return ret;
+}
+
+void config_free(struct config *cfg)
+{
+	if (!cfg)
+		return;
+	git_config_free(cfg->git);
+	free(cfg->path);
+	free(cfg->dir);
+	free(cfg);
+}
+
+const char *config_file(const struct config *cfg)
+{
+	return cfg->path;
+}
+
+int config_get_str(struct config *cfg, const char *key, const char *def, char **out)
+{
+	git_buf buf = { 0 };
+	int r = git_config_get_string_buf(&buf, cfg->git, key);
+	*out = NULL;
+	if (r == GIT_ENOTFOUND) {
+		*out = def ? xstrdup(def) : NULL;
+		return 0;
+	}
+	if (r < 0)
+		return error_set(GROVE_EINVAL, "%s: %s: %s", cfg->path, key, git_errmsg());
+	*out = xstrdup(buf.ptr);
+	git_buf_dispose(&buf);
+	return 0;
+}
+
+int config_get_path(struct config *cfg, const char *key, const char *def, char **out)
+{
+	int ret = config_get_str(cfg, key, def, out);
+	if (ret || !*out || (*out)[0] == '/' || !(*out)[0])
+		return ret;
+	char *abs = xasprintf("%s/%s", cfg->dir, *out);
+	free(*out);
+	*out = abs;
+	return 0;
+}
+
+int config_get_int(struct config *cfg, const char *key, int64_t def, int64_t min, int64_t max,
+		   int64_t *out)
+{
+	int64_t v;
+	int r = git_config_get_int64(&v, cfg->git, key);
+	if (r == GIT_ENOTFOUND) {
+		*out = def;
+		return 0;
+	}
+	if (r < 0)
+		return error_set(GROVE_EINVAL, "%s: %s: %s (expected an integer)", cfg->path, key, git_errmsg());
+	if (v < min || v > max)
+		return error_set(GROVE_EINVAL, "%s: %s = %lld is out of range [%lld, %lld]", cfg->path, key,
+				 (long long)v, (long long)min, (long long)max);
+	*out = v;
+	return 0;
+}
+
+int config_get_bool(struct config *cfg, const char *key, bool def, bool *out)
+{
+	int v;
+	int r = git_config_get_bool(&v, cfg->git, key);
+	if (r == GIT_ENOTFOUND) {
+		*out = def;
+		return 0;
+	}
+	if (r < 0)
+		return error_set(GROVE_EINVAL, "%s: %s: %s (expected true or false)", cfg->path, key, git_errmsg());
+	*out = v != 0;
+	return 0;
+}
+
+struct multi_ctx {
+	char **v;
+	size_t n;
+};
+
+static int collect(const git_config_entry *e, void *payload)
+{
+	struct multi_ctx *m = payload;
+	m->v = xrealloc(m->v, (m->n + 1) * sizeof(*m->v));
+	m->v[m->n++] = xstrdup(e->value ? e->value : "");
+	return 0;
+}
+
+int config_get_all(struct config *cfg, const char *key, char ***out, size_t *n)
+{
+	struct multi_ctx m = { NULL, 0 };
+	int r = git_config_get_multivar_foreach(cfg->git, key, NULL, collect, &m);
+	if (r < 0 && r != GIT_ENOTFOUND) {
+		config_strv_free(m.v, m.n);
+		return error_set(GROVE_EINVAL, "%s: %s: %s", cfg->path, key, git_errmsg());
+	}
+	*out = m.v;
+	*n = m.n;
+	return 0;
+}
+
+void config_strv_free(char **v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		free(v[i]);
+	free(v);
+}

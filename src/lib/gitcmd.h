@@ -1,0 +1,24 @@
+/*
+ * git command lines that run safely on repositories whose contents a user
+ * controls. Configuration that would run a program is overridden on the
+ * command line (which beats the repository's config): the repository's own
+ * hooks never run, only the hooks directory the caller names (or none).
+ */
+#ifndef GROVE_GITCMD_H
+#define GROVE_GITCMD_H
+
+#include "lib/strvec.h"
+
+struct gitcmd_opts {
+	const char *git;        /* the git binary; NULL: "git" from PATH */
+	const char *hooks_dir;  /* core.hooksPath; NULL: no hooks at all */
+};
+
+/*
+ * Starts argv with git and the safety options; git_dir, when not NULL, is
+ * passed as --git-dir. The caller then pushes the subcommand and its
+ * arguments, user-chosen strings only after "--".
+ */
+void gitcmd_init(struct strvec *argv, const struct gitcmd_opts *o, const char *git_dir);
+
+#endif

@@ -1,0 +1,56 @@
+/* Hook payload encoding: see hookpayload.h. */
+#include "lib/common.h"
+#include "lib/error.h"
+#include "lib/hookpayload.h"
+
+#include <openssl/evp.h>
+
+char *hook_payload_encode(const Grove__V1__HookPayload *p)
+{
+	size_t len = protobuf_c_message_get_packed_size(&p->base);
+	size_t elen = 4 * ((len + 2) / 3);
+	uint8_t *raw;
+	char *out;
+	if (elen > HOOK_PAYLOAD_MAX)
+		return NULL;
+	raw = xmalloc(len ? len : 1);
+	protobuf_c_message_pack(&p->base, raw);
+	out = xmalloc(elen + 1);
+	EVP_EncodeBlock((unsigned char *)out, raw, (int)len);
+	out[elen] = '\0';
+	free(raw);
+	return out;
+}
+
+int hook_payload_decode(const char *s, size_t len, Grove__V1__HookPayload **out)
+{
+	unsigned char *raw;
+	int n, pad = 0;
+	*out = NULL;
+	if (len > HOOK_PAYLOAD_MAX)
+		return error_set(GROVE_ETOOBIG, "hook payload longer than %d bytes", HOOK_PAYLOAD_MAX);
+	if (len % 4)
+		return error_set(GROVE_EINVAL, "hook payload is not base64 (length %zu)", len);
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+		bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+			  c == '+' || c == '/' || (c == '=' && i >= len - 2);
+		if (!ok)
+			return error_set(GROVE_EINVAL, "hook payload is not base64");
+	}
+	if (len && s[len - 1] == '=')
+		pad++;
+	if (len > 1 && s[len - 2] == '=')
+		pad++;
+	raw = xmalloc(len / 4 * 3 + 1);
+	n = EVP_DecodeBlock(raw, (const unsigned char *)s, (int)len);
+	if (n < 0) {
+		free(raw);
+		return error_set(GROVE_EINVAL, "hook payload is not base64");
+	}
+	*out = grove__v1__hook_payload__unpack(NULL, (size_t)(n - pad), raw);
+	free(raw);
+	if (!*out)
+		return error_set(GROVE_EINVAL, "hook payload does not decode as grove.v1.HookPayload");
+	return 0;
+}

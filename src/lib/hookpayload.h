@@ -1,0 +1,19 @@
+/*
+ * The hook payload travels from a store to `grove hook` through git's
+ * environment, as base64 of the packed grove.v1.HookPayload message: typed,
+ * and safe in an environment variable whatever the names it carries.
+ */
+#ifndef GROVE_HOOKPAYLOAD_H
+#define GROVE_HOOKPAYLOAD_H
+
+#include "grove/v1/shared.pb-c.h"
+
+#define HOOK_PAYLOAD_ENV "GROVE_HOOK_PAYLOAD"
+#define HOOK_PAYLOAD_MAX (64 * 1024)   /* encoded bytes */
+
+/* malloc'd base64; NULL when the payload is too big. */
+char *hook_payload_encode(const Grove__V1__HookPayload *p);
+/* 0, or GROVE_EINVAL / GROVE_ETOOBIG; free *out with protobuf_c_message_free_unpacked. */
+int hook_payload_decode(const char *s, size_t len, Grove__V1__HookPayload **out);
+
+#endif

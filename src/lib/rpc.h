@@ -1,0 +1,126 @@
+/*
+ * A thin wrapper over gRPC C core for Grove's daemons and clients.
+ *
+ * Server: one completion queue polled by a small pool of threads. The pool
+ * only accepts calls and completes operations; each accepted call runs its
+ * handler on a thread of its own, because handlers block on git. A handler
+ * reads and writes messages with rpc_call_recv/rpc_call_send, which start one
+ * operation and wait for the pool to report its completion, and ends the call
+ * with rpc_call_finish exactly once. At most one receive and one send are
+ * outstanding per call, as gRPC requires; a receive and a send may be waited
+ * on from two threads at once (one pumping git's stdin, one its stdout).
+ *
+ * Every call but grpc.health.v1.Health/Check must carry a valid shared-secret
+ * token (lib/auth.h); unknown methods are answered UNIMPLEMENTED at once.
+ * Correlation ids travel in the "x-grove-correlation-id" metadata and are set
+ * as the handler thread's log correlation id.
+ *
+ * Client: one channel per address; each call has its own pluck completion
+ * queue and blocking operations, so a caller can receive on one thread while
+ * it sends on another.
+ */
+#ifndef GROVE_RPC_H
+#define GROVE_RPC_H
+
+#include "lib/common.h"
+
+#include <grpc/grpc.h>
+#include <protobuf-c/protobuf-c.h>
+
+#define RPC_CORRELATION_KEY "x-grove-correlation-id"
+#define RPC_CHUNK_MAX (128 * 1024)           /* stream payload per message */
+#define RPC_DEFAULT_MAX_MESSAGE (4 << 20)     /* largest message accepted */
+
+/* Maps between Grove error codes and gRPC status codes. */
+grpc_status_code rpc_status_from_err(int err);
+int rpc_err_from_status(grpc_status_code status);
+const char *rpc_status_name(grpc_status_code status);
+
+/* ---- server ---- */
+
+struct rpc_server;
+struct rpc_call;
+
+typedef void rpc_handler_fn(struct rpc_call *call, void *data);
+
+struct rpc_server_opts {
+	const char *role;         /* for logs: "store", "cluster", "gate" */
+	const char *secret;       /* shared secret every call must prove */
+	int threads;              /* completion queue pollers; 0: 2 */
+	int max_calls;            /* concurrent calls; more get RESOURCE_EXHAUSTED; 0: 1024 */
+	size_t max_message;       /* largest message received; 0: RPC_DEFAULT_MAX_MESSAGE */
+};
+
+int rpc_server_new(struct rpc_server **out, const struct rpc_server_opts *opts);
+/* Registers a handler; before rpc_server_start. */
+int rpc_server_handle(struct rpc_server *s, const char *method, rpc_handler_fn *fn, void *data);
+/* "host:port", "[::1]:port" or "unix:/path"; before rpc_server_start. */
+int rpc_server_listen(struct rpc_server *s, const char *addr);
+int rpc_server_start(struct rpc_server *s);
+/* Calls in flight now. */
+int rpc_server_inflight(struct rpc_server *s);
+/*
+ * Stops accepting calls and reports NOT_SERVING to health checks, lets the
+ * calls in flight finish for up to grace_ms, cancels the rest and waits for
+ * their handlers to return. Then stops the pollers.
+ */
+void rpc_server_drain(struct rpc_server *s, int grace_ms);
+void rpc_server_free(struct rpc_server *s);
+
+/*
+ * Receives the next message into *out (free with protobuf_c_message_free_unpacked).
+ * Returns 1 with a message, 0 at the end of the client's stream, or a negative
+ * code: GROVE_ECANCELLED when the client went away, GROVE_EPROTO for a
+ * message that does not decode as d.
+ */
+int rpc_call_recv(struct rpc_call *c, const ProtobufCMessageDescriptor *d, ProtobufCMessage **out);
+/* Sends one message; GROVE_ECANCELLED when the client went away. */
+int rpc_call_send(struct rpc_call *c, const ProtobufCMessage *m);
+/*
+ * Ends the call: err is 0 for OK or a Grove error code, mapped to a gRPC
+ * status; the message says what was wrong and what to do. Only once.
+ */
+void rpc_call_finish(struct rpc_call *c, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* rpc_call_finish(c, err, "%s", error_msg()). */
+void rpc_call_fail(struct rpc_call *c, int err);
+/* Whether gRPC reported that the client cancelled (or the call broke). */
+bool rpc_call_cancelled(struct rpc_call *c);
+const char *rpc_call_method(const struct rpc_call *c);
+
+/* ---- client ---- */
+
+struct rpc_client;
+struct rpc_stream;
+
+int rpc_client_new(struct rpc_client **out, const char *addr, const char *secret);
+void rpc_client_free(struct rpc_client *cl);
+const char *rpc_client_address(const struct rpc_client *cl);
+
+/* timeout_ms 0: no deadline. */
+int rpc_stream_open(struct rpc_client *cl, const char *method, int64_t timeout_ms, struct rpc_stream **out);
+int rpc_stream_send(struct rpc_stream *st, const ProtobufCMessage *m);
+/* Half-closes: the server sees the end of our stream. */
+int rpc_stream_close_send(struct rpc_stream *st);
+/* As rpc_call_recv: 1, 0 at the end of the server's stream, or negative. */
+int rpc_stream_recv(struct rpc_stream *st, const ProtobufCMessageDescriptor *d, ProtobufCMessage **out);
+/*
+ * Waits for the call's status: 0 for OK, else the Grove error code for it,
+ * with the server's message in error_msg().
+ */
+int rpc_stream_finish(struct rpc_stream *st);
+grpc_status_code rpc_stream_status(const struct rpc_stream *st);
+void rpc_stream_cancel(struct rpc_stream *st);
+void rpc_stream_free(struct rpc_stream *st);
+
+/* One request, one response. */
+int rpc_unary(struct rpc_client *cl, const char *method, const ProtobufCMessage *req,
+	      const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp, int64_t timeout_ms);
+
+/* ---- shared by both sides (rpc_common.c) ---- */
+
+grpc_byte_buffer *rpc_pack(const ProtobufCMessage *m);
+int rpc_unpack(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *d, ProtobufCMessage **out);
+/* gRPC's own library start-up, once per process. */
+void rpc_global_init(void);
+
+#endif

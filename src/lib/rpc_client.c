@@ -1,0 +1,291 @@
+/* The gRPC client wrapper: see rpc.h. */
+#include "lib/common.h"
+#include "lib/auth.h"
+#include "lib/error.h"
+#include "lib/log.h"
+#include "lib/rpc.h"
+
+#include <grpc/grpc_security.h>
+#include <grpc/support/alloc.h>
+#include <time.h>
+
+struct rpc_client {
+	grpc_channel *ch;
+	char *addr;
+	char *secret;
+};
+
+struct rpc_stream {
+	struct rpc_client *cl;
+	grpc_call *call;
+	grpc_completion_queue *cq;
+	char *method;
+	grpc_metadata_array init_md, trail_md;
+	grpc_status_code status;
+	grpc_slice details;
+	bool got_md;
+	bool finished;
+	bool half_closed;
+	/* Distinct addresses: the pluck tags of the three kinds of operation. */
+	char send_tag, recv_tag, status_tag;
+};
+
+int rpc_client_new(struct rpc_client **out, const char *addr, const char *secret)
+{
+	struct rpc_client *cl;
+	grpc_channel_credentials *creds;
+	grpc_arg args[4];
+	grpc_channel_args cargs;
+
+	*out = NULL;
+	if (!addr || !*addr)
+		return error_set(GROVE_EINVAL, "no server address given");
+	if (!secret || !*secret)
+		return error_set(GROVE_EINVAL, "no shared secret given for %s", addr);
+	rpc_global_init();
+	cl = xcalloc(1, sizeof(*cl));
+	cl->addr = xstrdup(addr);
+	cl->secret = xstrdup(secret);
+	args[0].type = GRPC_ARG_INTEGER;
+	args[0].key = GRPC_ARG_HTTP2_BDP_PROBE;
+	args[0].value.integer = 0;
+	args[1].type = GRPC_ARG_INTEGER;
+	args[1].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
+	args[1].value.integer = RPC_DEFAULT_MAX_MESSAGE;
+	/* Each client has its own subchannel, so that a dead connection of one
+	 * caller is not shared with another. */
+	args[2].type = GRPC_ARG_INTEGER;
+	args[2].key = GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL;
+	args[2].value.integer = 1;
+	args[3].type = GRPC_ARG_INTEGER;
+	args[3].key = GRPC_ARG_ENABLE_RETRIES;
+	args[3].value.integer = 0;
+	cargs.num_args = ARRAY_SIZE(args);
+	cargs.args = args;
+	creds = grpc_insecure_credentials_create();
+	cl->ch = grpc_channel_create(addr, creds, &cargs);
+	grpc_channel_credentials_release(creds);
+	if (!cl->ch) {
+		rpc_client_free(cl);
+		return error_set(GROVE_EINVAL, "cannot create a channel to %s", addr);
+	}
+	*out = cl;
+	return 0;
+}
+
+void rpc_client_free(struct rpc_client *cl)
+{
+	if (!cl)
+		return;
+	if (cl->ch)
+		grpc_channel_destroy(cl->ch);
+	free(cl->addr);
+	if (cl->secret)
+		explicit_bzero(cl->secret, strlen(cl->secret));
+	free(cl->secret);
+	free(cl);
+}
+
+const char *rpc_client_address(const struct rpc_client *cl)
+{
+	return cl->addr;
+}
+
+static bool pluck(struct rpc_stream *st, void *tag)
+{
+	grpc_event ev = grpc_completion_queue_pluck(st->cq, tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+	return ev.type == GRPC_OP_COMPLETE && ev.success;
+}
+
+int rpc_stream_open(struct rpc_client *cl, const char *method, int64_t timeout_ms, struct rpc_stream **out)
+{
+	struct rpc_stream *st;
+	gpr_timespec deadline;
+	grpc_slice mslice;
+	grpc_metadata md[2];
+	grpc_op op = { 0 };
+	char token[AUTH_TOKEN_MAX];
+	struct timespec ts;
+	const char *corr = log_correlation_id();
+
+	*out = NULL;
+	st = xcalloc(1, sizeof(*st));
+	st->cl = cl;
+	st->method = xstrdup(method);
+	st->cq = grpc_completion_queue_create_for_pluck(NULL);
+	grpc_metadata_array_init(&st->init_md);
+	grpc_metadata_array_init(&st->trail_md);
+	st->details = grpc_empty_slice();
+	if (timeout_ms > 0)
+		deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
+	else
+		deadline = gpr_inf_future(GPR_CLOCK_REALTIME);
+	mslice = grpc_slice_from_copied_string(method);
+	st->call = grpc_channel_create_call(cl->ch, NULL, GRPC_PROPAGATE_DEFAULTS, st->cq, mslice, NULL, deadline, NULL);
+	grpc_slice_unref(mslice);
+	if (!st->call) {
+		rpc_stream_free(st);
+		return error_set(GROVE_EINTERNAL, "cannot create a call to %s", method);
+	}
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	auth_token_make(cl->secret, method, ts.tv_sec, token);
+	md[0].key = grpc_slice_from_static_string(AUTH_METADATA_KEY);
+	md[0].value = grpc_slice_from_copied_string(token);
+	md[1].key = grpc_slice_from_static_string(RPC_CORRELATION_KEY);
+	md[1].value = grpc_slice_from_copied_string(corr);
+	op.op = GRPC_OP_SEND_INITIAL_METADATA;
+	op.data.send_initial_metadata.count = corr[0] ? 2 : 1;
+	op.data.send_initial_metadata.metadata = md;
+	grpc_call_error e = grpc_call_start_batch(st->call, &op, 1, &st->send_tag, NULL);
+	bool ok = e == GRPC_CALL_OK && pluck(st, &st->send_tag);
+	grpc_slice_unref(md[0].value);
+	grpc_slice_unref(md[1].value);
+	*out = st;
+	if (!ok)
+		/* The status will say why (e.g. UNAVAILABLE); finish reports it. */
+		return 0;
+	return 0;
+}
+
+int rpc_stream_send(struct rpc_stream *st, const ProtobufCMessage *m)
+{
+	grpc_op op = { 0 };
+	op.op = GRPC_OP_SEND_MESSAGE;
+	op.data.send_message.send_message = rpc_pack(m);
+	grpc_call_error e = grpc_call_start_batch(st->call, &op, 1, &st->send_tag, NULL);
+	bool ok = e == GRPC_CALL_OK && pluck(st, &st->send_tag);
+	grpc_byte_buffer_destroy(op.data.send_message.send_message);
+	if (!ok)
+		return error_set(GROVE_ECANCELLED, "%s: the call ended before the message was sent", st->method);
+	return 0;
+}
+
+int rpc_stream_close_send(struct rpc_stream *st)
+{
+	grpc_op op = { 0 };
+	if (st->half_closed)
+		return 0;
+	st->half_closed = true;
+	op.op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+	grpc_call_error e = grpc_call_start_batch(st->call, &op, 1, &st->send_tag, NULL);
+	if (e != GRPC_CALL_OK || !pluck(st, &st->send_tag))
+		return error_set(GROVE_ECANCELLED, "%s: the call ended before it was half-closed", st->method);
+	return 0;
+}
+
+int rpc_stream_recv(struct rpc_stream *st, const ProtobufCMessageDescriptor *d, ProtobufCMessage **out)
+{
+	grpc_op ops[2];
+	size_t n = 0;
+	grpc_byte_buffer *bb = NULL;
+	int ret;
+
+	*out = NULL;
+	memset(ops, 0, sizeof(ops));
+	if (!st->got_md) {
+		ops[n].op = GRPC_OP_RECV_INITIAL_METADATA;
+		ops[n++].data.recv_initial_metadata.recv_initial_metadata = &st->init_md;
+		st->got_md = true;
+	}
+	ops[n].op = GRPC_OP_RECV_MESSAGE;
+	ops[n++].data.recv_message.recv_message = &bb;
+	grpc_call_error e = grpc_call_start_batch(st->call, ops, n, &st->recv_tag, NULL);
+	if (e != GRPC_CALL_OK)
+		return error_set(GROVE_EINTERNAL, "%s: cannot start a receive (error %d)", st->method, (int)e);
+	if (!pluck(st, &st->recv_tag) || !bb) {
+		if (bb)
+			grpc_byte_buffer_destroy(bb);
+		return 0;
+	}
+	ret = rpc_unpack(bb, d, out);
+	grpc_byte_buffer_destroy(bb);
+	return ret ? ret : 1;
+}
+
+int rpc_stream_finish(struct rpc_stream *st)
+{
+	if (!st->finished) {
+		grpc_op op = { 0 };
+		op.op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+		op.data.recv_status_on_client.trailing_metadata = &st->trail_md;
+		op.data.recv_status_on_client.status = &st->status;
+		op.data.recv_status_on_client.status_details = &st->details;
+		grpc_call_error e = grpc_call_start_batch(st->call, &op, 1, &st->status_tag, NULL);
+		if (e != GRPC_CALL_OK || !pluck(st, &st->status_tag)) {
+			st->status = GRPC_STATUS_INTERNAL;
+			return error_set(GROVE_EINTERNAL, "%s: cannot get the call's status", st->method);
+		}
+		st->finished = true;
+	}
+	if (st->status == GRPC_STATUS_OK)
+		return 0;
+	return error_set(rpc_err_from_status(st->status), "%.*s", (int)GRPC_SLICE_LENGTH(st->details),
+			 (const char *)GRPC_SLICE_START_PTR(st->details));
+}
+
+grpc_status_code rpc_stream_status(const struct rpc_stream *st)
+{
+	return st->status;
+}
+
+void rpc_stream_cancel(struct rpc_stream *st)
+{
+	if (st && st->call)
+		grpc_call_cancel(st->call, NULL);
+}
+
+void rpc_stream_free(struct rpc_stream *st)
+{
+	if (!st)
+		return;
+	if (st->call) {
+		if (!st->finished) {
+			/* Ends the call and collects its status, so the queue drains. */
+			grpc_call_cancel(st->call, NULL);
+			rpc_stream_finish(st);
+		}
+		grpc_call_unref(st->call);
+	}
+	grpc_metadata_array_destroy(&st->init_md);
+	grpc_metadata_array_destroy(&st->trail_md);
+	grpc_slice_unref(st->details);
+	if (st->cq) {
+		grpc_completion_queue_shutdown(st->cq);
+		while (grpc_completion_queue_pluck(st->cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+		       GRPC_QUEUE_SHUTDOWN)
+			;
+		grpc_completion_queue_destroy(st->cq);
+	}
+	free(st->method);
+	free(st);
+}
+
+int rpc_unary(struct rpc_client *cl, const char *method, const ProtobufCMessage *req,
+	      const ProtobufCMessageDescriptor *resp_desc, ProtobufCMessage **resp, int64_t timeout_ms)
+{
+	struct rpc_stream *st = NULL;
+	int ret, r;
+
+	*resp = NULL;
+	ret = rpc_stream_open(cl, method, timeout_ms, &st);
+	if (ret)
+		goto out;
+	rpc_stream_send(st, req);
+	rpc_stream_close_send(st);
+	r = rpc_stream_recv(st, resp_desc, resp);
+	ret = rpc_stream_finish(st);
+	if (!ret && r < 0)
+		ret = r;
+	if (!ret && !*resp)
+		ret = error_set(GROVE_EPROTO, "%s: the server sent no response", method);
+out:
+	if (ret && *resp) {
+		protobuf_c_message_free_unpacked(*resp, NULL);
+		*resp = NULL;
+	}
+	if (ret && error_msg()[0] == '\0')
+		error_set(ret, "%s failed", method);
+	rpc_stream_free(st);
+	return ret;
+}

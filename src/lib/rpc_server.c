@@ -1,0 +1,649 @@
+/* The gRPC server wrapper: see rpc.h for the threading model. */
+#include "lib/common.h"
+#include "lib/auth.h"
+#include "lib/error.h"
+#include "lib/log.h"
+#include "lib/rpc.h"
+#include "grpc/health/v1/health.pb-c.h"
+
+#include <grpc/grpc_security.h>
+#include <grpc/support/alloc.h>
+#include <pthread.h>
+#include <time.h>
+
+#define HEALTH_CHECK "/grpc.health.v1.Health/Check"
+
+enum tag_type { TAG_NEW_CALL = 1, TAG_NEW_UNKNOWN, TAG_UNKNOWN_DONE, TAG_OP, TAG_SHUTDOWN };
+
+struct rpc_handler {
+	char *method;
+	rpc_handler_fn *fn;
+	void *data;
+	void *registered;      /* gRPC's handle for the method */
+	struct rpc_handler *next;
+};
+
+/* A request for one more call of a registered method, posted to gRPC. */
+struct pending {
+	enum tag_type tag;
+	struct rpc_server *s;
+	struct rpc_handler *h;  /* NULL: the catch-all for unknown methods */
+	grpc_call *call;
+	gpr_timespec deadline;
+	grpc_metadata_array md;
+	grpc_call_details details;
+};
+
+struct op {
+	enum tag_type tag;
+	struct rpc_call *call;
+	bool done;
+	bool ok;
+};
+
+struct rpc_call {
+	struct rpc_server *s;
+	struct rpc_handler *h;
+	grpc_call *call;
+	grpc_metadata_array md;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct op recv_op, send_op, status_op, close_op;
+	grpc_byte_buffer *recv_buf;
+	int cancelled;          /* written by gRPC when close_op completes */
+	bool md_sent;
+	bool finished;
+	grpc_status_code status;
+	int64_t start_ms;
+	char corr[65];
+};
+
+struct rpc_server {
+	struct rpc_server_opts opts;
+	char *secret;
+	grpc_server *server;
+	grpc_completion_queue *cq;
+	struct rpc_handler *handlers;
+	pthread_t *threads;
+	int nthreads;
+	bool started;
+
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int inflight;
+	bool draining;
+	bool shutdown_done;
+	enum tag_type shutdown_tag;
+};
+
+static int post_request(struct rpc_server *s, struct rpc_handler *h);
+
+/* ---- operations of one call ---- */
+
+static int op_start(struct rpc_call *c, struct op *o, grpc_op *ops, size_t n)
+{
+	o->tag = TAG_OP;
+	o->call = c;
+	o->done = false;
+	o->ok = false;
+	grpc_call_error e = grpc_call_start_batch(c->call, ops, n, o, NULL);
+	if (e != GRPC_CALL_OK)
+		return error_set(GROVE_EINTERNAL, "grpc_call_start_batch: error %d", (int)e);
+	return 0;
+}
+
+static bool op_wait(struct rpc_call *c, struct op *o)
+{
+	pthread_mutex_lock(&c->mu);
+	while (!o->done)
+		pthread_cond_wait(&c->cv, &c->mu);
+	bool ok = o->ok;
+	pthread_mutex_unlock(&c->mu);
+	return ok;
+}
+
+static void op_complete(struct op *o, bool ok)
+{
+	struct rpc_call *c = o->call;
+	pthread_mutex_lock(&c->mu);
+	o->ok = ok;
+	o->done = true;
+	pthread_cond_broadcast(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+}
+
+bool rpc_call_cancelled(struct rpc_call *c)
+{
+	pthread_mutex_lock(&c->mu);
+	bool r = c->close_op.done && c->cancelled;
+	pthread_mutex_unlock(&c->mu);
+	return r;
+}
+
+const char *rpc_call_method(const struct rpc_call *c)
+{
+	return c->h ? c->h->method : "?";
+}
+
+int rpc_call_recv(struct rpc_call *c, const ProtobufCMessageDescriptor *d, ProtobufCMessage **out)
+{
+	grpc_op op = { 0 };
+	int ret;
+	*out = NULL;
+	op.op = GRPC_OP_RECV_MESSAGE;
+	op.data.recv_message.recv_message = &c->recv_buf;
+	c->recv_buf = NULL;
+	ret = op_start(c, &c->recv_op, &op, 1);
+	if (ret)
+		return ret;
+	if (!op_wait(c, &c->recv_op) || rpc_call_cancelled(c)) {
+		if (c->recv_buf)
+			grpc_byte_buffer_destroy(c->recv_buf);
+		c->recv_buf = NULL;
+		return error_set(GROVE_ECANCELLED, "the client cancelled the call");
+	}
+	if (!c->recv_buf)
+		return 0;
+	ret = rpc_unpack(c->recv_buf, d, out);
+	grpc_byte_buffer_destroy(c->recv_buf);
+	c->recv_buf = NULL;
+	return ret ? ret : 1;
+}
+
+int rpc_call_send(struct rpc_call *c, const ProtobufCMessage *m)
+{
+	grpc_op ops[2];
+	size_t n = 0;
+	int ret;
+	memset(ops, 0, sizeof(ops));
+	if (!c->md_sent) {
+		ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+		c->md_sent = true;
+	}
+	ops[n].op = GRPC_OP_SEND_MESSAGE;
+	ops[n++].data.send_message.send_message = rpc_pack(m);
+	ret = op_start(c, &c->send_op, ops, n);
+	if (!ret && !op_wait(c, &c->send_op))
+		ret = error_set(GROVE_ECANCELLED, "the client went away");
+	grpc_byte_buffer_destroy(ops[n - 1].data.send_message.send_message);
+	return ret;
+}
+
+static void finish_status(struct rpc_call *c, grpc_status_code code, const char *msg)
+{
+	grpc_op ops[2];
+	size_t n = 0;
+	grpc_slice details = grpc_slice_from_copied_string(msg ? msg : "");
+
+	if (c->finished) {
+		log_error("rpc.double_finish", "method=%s", rpc_call_method(c));
+		grpc_slice_unref(details);
+		return;
+	}
+	c->finished = true;
+	c->status = code;
+	memset(ops, 0, sizeof(ops));
+	if (!c->md_sent) {
+		ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+		c->md_sent = true;
+	}
+	ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+	ops[n].data.send_status_from_server.status = code;
+	ops[n++].data.send_status_from_server.status_details = &details;
+	if (!op_start(c, &c->status_op, ops, n))
+		op_wait(c, &c->status_op);
+	grpc_slice_unref(details);
+	if (code != GRPC_STATUS_OK)
+		log_info("rpc.error", "method=%s code=%s message=%s", rpc_call_method(c),
+			 rpc_status_name(code), msg ? msg : "");
+}
+
+void rpc_call_finish(struct rpc_call *c, int err, const char *fmt, ...)
+{
+	char msg[2048] = "";
+	va_list ap;
+	if (fmt) {
+		va_start(ap, fmt);
+		vsnprintf(msg, sizeof(msg), fmt, ap);
+		va_end(ap);
+	}
+	finish_status(c, rpc_status_from_err(err), msg);
+}
+
+void rpc_call_fail(struct rpc_call *c, int err)
+{
+	rpc_call_finish(c, err, "%s", error_msg());
+}
+
+/* ---- built-in handlers ---- */
+
+static void health_check(struct rpc_call *c, void *data)
+{
+	struct rpc_server *s = data;
+	ProtobufCMessage *req = NULL;
+	Grpc__Health__V1__HealthCheckResponse resp = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
+	int ret = rpc_call_recv(c, &grpc__health__v1__health_check_request__descriptor, &req);
+	if (ret < 0) {
+		rpc_call_fail(c, ret);
+		return;
+	}
+	if (req)
+		protobuf_c_message_free_unpacked(req, NULL);
+	pthread_mutex_lock(&s->mu);
+	resp.status = s->draining ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING
+				  : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
+	pthread_mutex_unlock(&s->mu);
+	ret = rpc_call_send(c, &resp.base);
+	rpc_call_finish(c, ret, ret ? "%s" : NULL, error_msg());
+}
+
+/* ---- the life of one call, on its own thread ---- */
+
+static const char *md_get(const grpc_metadata_array *md, const char *key, size_t *len)
+{
+	size_t klen = strlen(key);
+	for (size_t i = 0; i < md->count; i++) {
+		const grpc_slice *k = &md->metadata[i].key;
+		if (GRPC_SLICE_LENGTH(*k) == klen && !memcmp(GRPC_SLICE_START_PTR(*k), key, klen)) {
+			*len = GRPC_SLICE_LENGTH(md->metadata[i].value);
+			return (const char *)GRPC_SLICE_START_PTR(md->metadata[i].value);
+		}
+	}
+	*len = 0;
+	return NULL;
+}
+
+static void call_free(struct rpc_call *c)
+{
+	grpc_metadata_array_destroy(&c->md);
+	if (c->call)
+		grpc_call_unref(c->call);
+	pthread_mutex_destroy(&c->mu);
+	pthread_cond_destroy(&c->cv);
+	free(c);
+}
+
+static void *call_main(void *arg)
+{
+	struct rpc_call *c = arg;
+	struct rpc_server *s = c->s;
+	grpc_op close_op = { 0 };
+	size_t len;
+	const char *v;
+	bool over_limit;
+
+	v = md_get(&c->md, RPC_CORRELATION_KEY, &len);
+	if (v && len > 0 && len < sizeof(c->corr)) {
+		memcpy(c->corr, v, len);
+		c->corr[len] = '\0';
+		/* Only printable ids go into logs. */
+		for (size_t i = 0; i < len; i++)
+			if (c->corr[i] <= 0x20 || c->corr[i] >= 0x7f)
+				c->corr[i] = '_';
+	} else {
+		log_new_correlation_id(c->corr);
+	}
+	log_set_correlation_id(c->corr);
+
+	/* Posted first, so a client cancel is seen whatever the handler does. */
+	close_op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+	close_op.data.recv_close_on_server.cancelled = &c->cancelled;
+	if (op_start(c, &c->close_op, &close_op, 1)) {
+		log_error("rpc.start_failed", "method=%s", rpc_call_method(c));
+		goto out;
+	}
+
+	pthread_mutex_lock(&s->mu);
+	over_limit = s->inflight > s->opts.max_calls;
+	pthread_mutex_unlock(&s->mu);
+
+	if (strcmp(c->h->method, HEALTH_CHECK)) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		v = md_get(&c->md, AUTH_METADATA_KEY, &len);
+		if (auth_token_check(s->secret, c->h->method, v, len, ts.tv_sec)) {
+			log_warn("rpc.unauthenticated", "method=%s reason=%s", c->h->method, error_msg());
+			rpc_call_finish(c, GROVE_EAUTH, "%s", error_msg());
+			goto done;
+		}
+	}
+	if (over_limit) {
+		rpc_call_finish(c, GROVE_ETOOBIG, "server busy: more than %d calls in flight; retry later",
+				s->opts.max_calls);
+		goto done;
+	}
+	error_clear();
+	c->h->fn(c, c->h->data);
+	if (!c->finished)
+		rpc_call_finish(c, GROVE_EINTERNAL, "handler for %s ended without a status", c->h->method);
+done:
+	op_wait(c, &c->close_op);
+	if (strcmp(c->h->method, HEALTH_CHECK))
+		log_info("rpc.done", "method=%s code=%s cancelled=%b ms=%lld", c->h->method,
+			 rpc_status_name(c->status), c->cancelled, (long long)(now_ms() - c->start_ms));
+out:
+	call_free(c);
+	log_set_correlation_id(NULL);
+	pthread_mutex_lock(&s->mu);
+	s->inflight--;
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
+static void start_call(struct pending *p)
+{
+	struct rpc_server *s = p->s;
+	struct rpc_call *c = xcalloc(1, sizeof(*c));
+	pthread_attr_t attr;
+	pthread_t tid;
+
+	c->s = s;
+	c->h = p->h;
+	c->call = p->call;
+	c->md = p->md;
+	c->start_ms = now_ms();
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->cv, NULL);
+
+	pthread_mutex_lock(&s->mu);
+	s->inflight++;
+	pthread_mutex_unlock(&s->mu);
+
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, 1 << 20);
+	if (pthread_create(&tid, &attr, call_main, c)) {
+		/* No thread: refuse the call from here, without blocking the pool. */
+		log_error("rpc.no_thread", "method=%s", c->h->method);
+		grpc_call_cancel_with_status(c->call, GRPC_STATUS_RESOURCE_EXHAUSTED,
+					     "server cannot start a thread for this call", NULL);
+		call_free(c);
+		pthread_mutex_lock(&s->mu);
+		s->inflight--;
+		pthread_cond_broadcast(&s->cv);
+		pthread_mutex_unlock(&s->mu);
+	}
+	pthread_attr_destroy(&attr);
+}
+
+/* An unknown method: answered UNIMPLEMENTED from the pool, without a thread. */
+static void reject_unknown(struct pending *p)
+{
+	grpc_op ops[3];
+	char msg[512];
+	static int ignored_cancelled;
+	snprintf(msg, sizeof(msg), "unknown method %.*s: this server does not implement it",
+		 (int)MIN(GRPC_SLICE_LENGTH(p->details.method), 300),
+		 (const char *)GRPC_SLICE_START_PTR(p->details.method));
+	grpc_slice details = grpc_slice_from_copied_string(msg);
+	memset(ops, 0, sizeof(ops));
+	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	ops[1].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+	ops[1].data.send_status_from_server.status = GRPC_STATUS_UNIMPLEMENTED;
+	ops[1].data.send_status_from_server.status_details = &details;
+	ops[2].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+	ops[2].data.recv_close_on_server.cancelled = &ignored_cancelled;
+	p->tag = TAG_UNKNOWN_DONE;
+	if (grpc_call_start_batch(p->call, ops, 3, p, NULL) != GRPC_CALL_OK) {
+		grpc_call_unref(p->call);
+		grpc_metadata_array_destroy(&p->md);
+		grpc_call_details_destroy(&p->details);
+		free(p);
+	}
+	grpc_slice_unref(details);
+}
+
+static void *poller_main(void *arg)
+{
+	struct rpc_server *s = arg;
+	for (;;) {
+		grpc_event ev = grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+		if (ev.type == GRPC_QUEUE_SHUTDOWN)
+			break;
+		if (ev.type != GRPC_OP_COMPLETE)
+			continue;
+		enum tag_type *tag = ev.tag;
+		switch (*tag) {
+		case TAG_OP:
+			op_complete((struct op *)tag, ev.success);
+			break;
+		case TAG_NEW_CALL:
+		case TAG_NEW_UNKNOWN: {
+			struct pending *p = (struct pending *)tag;
+			if (!ev.success) {
+				/* The server is shutting down: nothing arrived. */
+				grpc_metadata_array_destroy(&p->md);
+				grpc_call_details_destroy(&p->details);
+				free(p);
+				break;
+			}
+			post_request(s, p->h);
+			if (*tag == TAG_NEW_CALL) {
+				start_call(p);
+				grpc_call_details_destroy(&p->details);
+				free(p);
+			} else {
+				reject_unknown(p);
+			}
+			break;
+		}
+		case TAG_UNKNOWN_DONE: {
+			struct pending *p = (struct pending *)tag;
+			grpc_call_unref(p->call);
+			grpc_metadata_array_destroy(&p->md);
+			grpc_call_details_destroy(&p->details);
+			free(p);
+			break;
+		}
+		case TAG_SHUTDOWN:
+			pthread_mutex_lock(&s->mu);
+			s->shutdown_done = true;
+			pthread_cond_broadcast(&s->cv);
+			pthread_mutex_unlock(&s->mu);
+			break;
+		}
+	}
+	return NULL;
+}
+
+static int post_request(struct rpc_server *s, struct rpc_handler *h)
+{
+	struct pending *p = xcalloc(1, sizeof(*p));
+	grpc_call_error e;
+	p->s = s;
+	p->h = h;
+	grpc_metadata_array_init(&p->md);
+	grpc_call_details_init(&p->details);
+	if (h) {
+		p->tag = TAG_NEW_CALL;
+		e = grpc_server_request_registered_call(s->server, h->registered, &p->call, &p->deadline,
+							&p->md, NULL, s->cq, s->cq, p);
+	} else {
+		p->tag = TAG_NEW_UNKNOWN;
+		e = grpc_server_request_call(s->server, &p->call, &p->details, &p->md, s->cq, s->cq, p);
+	}
+	if (e != GRPC_CALL_OK) {
+		grpc_metadata_array_destroy(&p->md);
+		grpc_call_details_destroy(&p->details);
+		free(p);
+		return error_set(GROVE_EINTERNAL, "cannot request calls: grpc error %d", (int)e);
+	}
+	return 0;
+}
+
+/* ---- the server's life cycle ---- */
+
+int rpc_server_new(struct rpc_server **out, const struct rpc_server_opts *opts)
+{
+	struct rpc_server *s;
+	grpc_arg args[4];
+	grpc_channel_args cargs;
+
+	*out = NULL;
+	if (!opts->secret || strlen(opts->secret) < 16)
+		return error_set(GROVE_EINVAL, "a shared secret of at least 16 bytes is required");
+	rpc_global_init();
+	s = xcalloc(1, sizeof(*s));
+	s->opts = *opts;
+	s->secret = xstrdup(opts->secret);
+	s->opts.secret = s->secret;
+	if (s->opts.threads <= 0)
+		s->opts.threads = 2;
+	if (s->opts.max_calls <= 0)
+		s->opts.max_calls = 1024;
+	if (!s->opts.max_message)
+		s->opts.max_message = RPC_DEFAULT_MAX_MESSAGE;
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
+
+	/* BDP probing grows each stream's window to ~17 MiB: memory we do not
+	 * want per push. Port reuse would let a second daemon silently share a
+	 * port with the first. */
+	args[0].type = GRPC_ARG_INTEGER;
+	args[0].key = GRPC_ARG_HTTP2_BDP_PROBE;
+	args[0].value.integer = 0;
+	args[1].type = GRPC_ARG_INTEGER;
+	args[1].key = GRPC_ARG_ALLOW_REUSEPORT;
+	args[1].value.integer = 0;
+	args[2].type = GRPC_ARG_INTEGER;
+	args[2].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
+	args[2].value.integer = (int)s->opts.max_message;
+	args[3].type = GRPC_ARG_INTEGER;
+	args[3].key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
+	args[3].value.integer = (int)s->opts.max_message;
+	cargs.num_args = ARRAY_SIZE(args);
+	cargs.args = args;
+	s->server = grpc_server_create(&cargs, NULL);
+	s->cq = grpc_completion_queue_create_for_next(NULL);
+	grpc_server_register_completion_queue(s->server, s->cq, NULL);
+	rpc_server_handle(s, HEALTH_CHECK, health_check, s);
+	*out = s;
+	return 0;
+}
+
+int rpc_server_handle(struct rpc_server *s, const char *method, rpc_handler_fn *fn, void *data)
+{
+	struct rpc_handler *h;
+	if (s->started)
+		return error_set(GROVE_EINTERNAL, "handlers must be registered before the server starts");
+	h = xcalloc(1, sizeof(*h));
+	h->method = xstrdup(method);
+	h->fn = fn;
+	h->data = data;
+	h->registered = grpc_server_register_method(s->server, method, NULL, GRPC_SRM_PAYLOAD_NONE, 0);
+	if (!h->registered) {
+		free(h->method);
+		free(h);
+		return error_set(GROVE_EINTERNAL, "cannot register method %s", method);
+	}
+	h->next = s->handlers;
+	s->handlers = h;
+	return 0;
+}
+
+int rpc_server_listen(struct rpc_server *s, const char *addr)
+{
+	grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+	int port = grpc_server_add_http2_port(s->server, addr, creds);
+	grpc_server_credentials_release(creds);
+	if (port <= 0)
+		return error_set(GROVE_EUNAVAIL, "cannot listen on %s (address in use, or not allowed?)", addr);
+	return 0;
+}
+
+int rpc_server_start(struct rpc_server *s)
+{
+	grpc_server_start(s->server);
+	s->started = true;
+	for (struct rpc_handler *h = s->handlers; h; h = h->next)
+		if (post_request(s, h))
+			return GROVE_EINTERNAL;
+	if (post_request(s, NULL))
+		return GROVE_EINTERNAL;
+	s->nthreads = s->opts.threads;
+	s->threads = xcalloc((size_t)s->nthreads, sizeof(*s->threads));
+	for (int i = 0; i < s->nthreads; i++)
+		if (pthread_create(&s->threads[i], NULL, poller_main, s))
+			return error_set(GROVE_EINTERNAL, "cannot start poller threads");
+	return 0;
+}
+
+int rpc_server_inflight(struct rpc_server *s)
+{
+	pthread_mutex_lock(&s->mu);
+	int n = s->inflight;
+	pthread_mutex_unlock(&s->mu);
+	return n;
+}
+
+static void wait_inflight(struct rpc_server *s, int64_t deadline_ms)
+{
+	pthread_mutex_lock(&s->mu);
+	while (s->inflight > 0) {
+		if (deadline_ms) {
+			int64_t left = deadline_ms - now_ms();
+			if (left <= 0)
+				break;
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += left / 1000;
+			ts.tv_nsec += (left % 1000) * 1000000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+		} else {
+			pthread_cond_wait(&s->cv, &s->mu);
+		}
+	}
+	pthread_mutex_unlock(&s->mu);
+}
+
+void rpc_server_drain(struct rpc_server *s, int grace_ms)
+{
+	if (!s->started)
+		return;
+	pthread_mutex_lock(&s->mu);
+	s->draining = true;
+	pthread_mutex_unlock(&s->mu);
+	s->shutdown_tag = TAG_SHUTDOWN;
+	grpc_server_shutdown_and_notify(s->server, s->cq, &s->shutdown_tag);
+	wait_inflight(s, now_ms() + (grace_ms > 0 ? grace_ms : 1));
+	if (rpc_server_inflight(s) > 0) {
+		log_warn("rpc.drain_cancel", "inflight=%d grace_ms=%d", rpc_server_inflight(s), grace_ms);
+		grpc_server_cancel_all_calls(s->server);
+		wait_inflight(s, 0);
+	}
+	pthread_mutex_lock(&s->mu);
+	while (!s->shutdown_done)
+		pthread_cond_wait(&s->cv, &s->mu);
+	pthread_mutex_unlock(&s->mu);
+	grpc_completion_queue_shutdown(s->cq);
+	for (int i = 0; i < s->nthreads; i++)
+		pthread_join(s->threads[i], NULL);
+	s->nthreads = 0;
+	s->started = false;
+}
+
+void rpc_server_free(struct rpc_server *s)
+{
+	if (!s)
+		return;
+	if (s->started)
+		rpc_server_drain(s, 0);
+	grpc_server_destroy(s->server);
+	grpc_completion_queue_destroy(s->cq);
+	while (s->handlers) {
+		struct rpc_handler *h = s->handlers;
+		s->handlers = h->next;
+		free(h->method);
+		free(h);
+	}
+	free(s->threads);
+	free(s->secret);
+	pthread_mutex_destroy(&s->mu);
+	pthread_cond_destroy(&s->cv);
+	free(s);
+}
