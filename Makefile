@@ -68,22 +68,26 @@ $(LIB_OBJ) $(ROLE_OBJ): | $(PROTO_H)
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	@echo "  CC $<"
+	@$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(B)/obj/gen/%.o: $(B)/gen/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Wno-shadow -c -o $@ $<
+	@echo "  CC $<"
+	@$(CC) $(ALL_CFLAGS) -Wno-shadow -c -o $@ $<
 
 $(B)/libgrove.a: $(LIB_OBJ)
-	rm -f $@
-	ar rcs $@ $^
+	@rm -f $@
+	@ar rcs $@ $^
 
 $(B)/grove: $(ROLE_OBJ) $(B)/libgrove.a
-	$(CC) $(ALL_LDFLAGS) -o $@ $(ROLE_OBJ) $(B)/libgrove.a $(LIBS)
+	@echo "  LINK $@"
+	@$(CC) $(ALL_LDFLAGS) -o $@ $(ROLE_OBJ) $(B)/libgrove.a $(LIBS)
 
 $(B)/tests/%: tests/unit/%.c $(B)/libgrove.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(B)/libgrove.a $(LIBS) -lcmocka
+	@echo "  LINK $@"
+	@$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(B)/libgrove.a $(LIBS) -lcmocka
 
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "# $$t"; $$t; done

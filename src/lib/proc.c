@@ -249,3 +249,53 @@ int proc_run(const char *const *argv, char *const *env, const char *dir,
 		return error_set(GROVE_ETOOBIG, "output of %s exceeded its limit", argv[0]);
 	return ret;
 }
+
+/* Reads what is ready on *fd, up to max bytes; closes it at EOF. */
+static ssize_t read_ready(int *fd, char *buf, size_t max)
+{
+	size_t got = 0;
+	while (got < max) {
+		ssize_t r = read(*fd, buf + got, max - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && errno == EAGAIN)
+			break;
+		if (r <= 0) {
+			close_fd(fd);
+			break;
+		}
+		got += (size_t)r;
+	}
+	return (ssize_t)got;
+}
+
+int proc_pump_output(struct proc *p, proc_chunk_fn *on_out, proc_chunk_fn *on_err, void *ctx,
+		     size_t chunk_max)
+{
+	char *buf = xmalloc(chunk_max);
+	int ret = 0;
+	while (!ret && (p->out >= 0 || p->err >= 0)) {
+		struct pollfd pfd[2];
+		int n = 0, oo = -1, eo = -1;
+		if (p->out >= 0) { oo = n; pfd[n].fd = p->out; pfd[n].events = POLLIN; pfd[n++].revents = 0; }
+		if (p->err >= 0) { eo = n; pfd[n].fd = p->err; pfd[n].events = POLLIN; pfd[n++].revents = 0; }
+		if (poll(pfd, (nfds_t)n, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			ret = error_set(GROVE_EIO, "poll: %s", strerror(errno));
+			break;
+		}
+		if (oo >= 0 && pfd[oo].revents) {
+			ssize_t got = read_ready(&p->out, buf, chunk_max);
+			if (got > 0 && on_out)
+				ret = on_out(ctx, buf, (size_t)got);
+		}
+		if (!ret && eo >= 0 && pfd[eo].revents) {
+			ssize_t got = read_ready(&p->err, buf, chunk_max);
+			if (got > 0 && on_err)
+				ret = on_err(ctx, buf, (size_t)got);
+		}
+	}
+	free(buf);
+	return ret;
+}

@@ -57,6 +57,16 @@ int proc_wait(struct proc *p);
 int proc_run(const char *const *argv, char *const *env, const char *dir,
 	     const void *in, size_t in_len, struct strbuf *out, struct strbuf *err);
 
+/*
+ * Reads the child's stdout and stderr until both reach EOF, handing each
+ * chunk (at most chunk_max bytes, as much as is ready) to on_out or on_err.
+ * A callback returning non-zero stops the pump with that value (the caller
+ * then kills the child). The pipes must be non-blocking (PROC_NONBLOCK).
+ */
+typedef int proc_chunk_fn(void *ctx, const char *data, size_t len);
+int proc_pump_output(struct proc *p, proc_chunk_fn *on_out, proc_chunk_fn *on_err, void *ctx,
+		     size_t chunk_max);
+
 /* Writes all of buf, retrying on EINTR and short writes (blocking fds). */
 int write_all(int fd, const void *buf, size_t len);
 

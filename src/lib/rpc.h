@@ -74,6 +74,10 @@ void rpc_server_free(struct rpc_server *s);
  * message that does not decode as d.
  */
 int rpc_call_recv(struct rpc_call *c, const ProtobufCMessageDescriptor *d, ProtobufCMessage **out);
+/* Receives the one request of a unary call: 0, or an error (none sent: GROVE_EINVAL). */
+int rpc_call_recv_one(struct rpc_call *c, const ProtobufCMessageDescriptor *d, ProtobufCMessage **out);
+/* Ends a unary call: sends resp and OK when err is 0, else fails with err. */
+void rpc_call_reply(struct rpc_call *c, int err, const ProtobufCMessage *resp);
 /* Sends one message; GROVE_ECANCELLED when the client went away. */
 int rpc_call_send(struct rpc_call *c, const ProtobufCMessage *m);
 /*
@@ -99,6 +103,8 @@ const char *rpc_client_address(const struct rpc_client *cl);
 /* timeout_ms 0: no deadline. */
 int rpc_stream_open(struct rpc_client *cl, const char *method, int64_t timeout_ms, struct rpc_stream **out);
 int rpc_stream_send(struct rpc_stream *st, const ProtobufCMessage *m);
+/* Sends bytes as they are: for tools and tests that must send malformed messages. */
+int rpc_stream_send_raw(struct rpc_stream *st, const void *data, size_t len);
 /* Half-closes: the server sees the end of our stream. */
 int rpc_stream_close_send(struct rpc_stream *st);
 /* As rpc_call_recv: 1, 0 at the end of the server's stream, or negative. */

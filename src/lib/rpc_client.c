@@ -148,17 +148,30 @@ int rpc_stream_open(struct rpc_client *cl, const char *method, int64_t timeout_m
 	return 0;
 }
 
-int rpc_stream_send(struct rpc_stream *st, const ProtobufCMessage *m)
+static int send_bb(struct rpc_stream *st, grpc_byte_buffer *bb)
 {
 	grpc_op op = { 0 };
 	op.op = GRPC_OP_SEND_MESSAGE;
-	op.data.send_message.send_message = rpc_pack(m);
+	op.data.send_message.send_message = bb;
 	grpc_call_error e = grpc_call_start_batch(st->call, &op, 1, &st->send_tag, NULL);
 	bool ok = e == GRPC_CALL_OK && pluck(st, &st->send_tag);
 	grpc_byte_buffer_destroy(op.data.send_message.send_message);
 	if (!ok)
 		return error_set(GROVE_ECANCELLED, "%s: the call ended before the message was sent", st->method);
 	return 0;
+}
+
+int rpc_stream_send(struct rpc_stream *st, const ProtobufCMessage *m)
+{
+	return send_bb(st, rpc_pack(m));
+}
+
+int rpc_stream_send_raw(struct rpc_stream *st, const void *data, size_t len)
+{
+	grpc_slice slice = grpc_slice_from_copied_buffer(data, len);
+	grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&slice, 1);
+	grpc_slice_unref(slice);
+	return send_bb(st, bb);
 }
 
 int rpc_stream_close_send(struct rpc_stream *st)

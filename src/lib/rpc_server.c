@@ -169,6 +169,24 @@ int rpc_call_send(struct rpc_call *c, const ProtobufCMessage *m)
 	return ret;
 }
 
+int rpc_call_recv_one(struct rpc_call *c, const ProtobufCMessageDescriptor *d, ProtobufCMessage **out)
+{
+	int ret = rpc_call_recv(c, d, out);
+	if (ret == 0)
+		return error_set(GROVE_EINVAL, "no request message was sent");
+	return ret < 0 ? ret : 0;
+}
+
+void rpc_call_reply(struct rpc_call *c, int err, const ProtobufCMessage *resp)
+{
+	if (!err)
+		err = rpc_call_send(c, resp);
+	if (err)
+		rpc_call_fail(c, err);
+	else
+		rpc_call_finish(c, 0, NULL);
+}
+
 static void finish_status(struct rpc_call *c, grpc_status_code code, const char *msg)
 {
 	grpc_op ops[2];
@@ -233,8 +251,7 @@ static void health_check(struct rpc_call *c, void *data)
 	resp.status = s->draining ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING
 				  : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
 	pthread_mutex_unlock(&s->mu);
-	ret = rpc_call_send(c, &resp.base);
-	rpc_call_finish(c, ret, ret ? "%s" : NULL, error_msg());
+	rpc_call_reply(c, 0, &resp.base);
 }
 
 /* ---- the life of one call, on its own thread ---- */

@@ -1,0 +1,67 @@
+/*
+ * The grove executable: one binary, a subcommand per role, like git. Called
+ * through a link named after a git hook or "grove-connect", it is that.
+ */
+#include "lib/common.h"
+#include "cli/cli.h"
+#include "hook/hook.h"
+#include "store/main.h"
+
+#include <libgen.h>
+
+#ifndef GROVE_VERSION
+#define GROVE_VERSION "0.1.0"
+#endif
+
+static const char usage[] =
+	"usage: grove <command> [<args>]\n"
+	"\n"
+	"Daemons:\n"
+	"  store      a storage node: bare repositories and the grove.v1 Git API over gRPC\n"
+	"\n"
+	"Tools:\n"
+	"  connect    use a store from git: GIT_SSH_COMMAND='grove connect ADDRESS'\n"
+	"  rpc        call any grove.v1 method: grove rpc -a ADDRESS Service/Method field=value…\n"
+	"  hook       what git runs as a hook in a store's repositories\n"
+	"  version    print the version\n"
+	"\n"
+	"`grove <command> --help` tells more.\n";
+
+int main(int argc, char **argv)
+{
+	char *copy = xstrdup(argv[0]);
+	const char *self = basename(copy);
+	int ret;
+
+	if (hook_is_hook_name(self)) {
+		ret = hook_main(self, argc, argv);
+		goto out;
+	}
+	if (!strcmp(self, "grove-connect")) {
+		ret = connect_main(argc, argv);
+		goto out;
+	}
+	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+		fputs(usage, argc < 2 ? stderr : stdout);
+		ret = argc < 2 ? 2 : 0;
+		goto out;
+	}
+	if (!strcmp(argv[1], "store"))
+		ret = store_main(argc - 1, argv + 1);
+	else if (!strcmp(argv[1], "connect"))
+		ret = connect_main(argc - 1, argv + 1);
+	else if (!strcmp(argv[1], "rpc"))
+		ret = rpc_main(argc - 1, argv + 1);
+	else if (!strcmp(argv[1], "hook"))
+		ret = hook_main(argc > 2 ? argv[2] : NULL, argc - 2, argv + 2);
+	else if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
+		printf("grove %s\n", GROVE_VERSION);
+		ret = 0;
+	} else {
+		fprintf(stderr, "grove: '%s' is not a grove command. See 'grove --help'.\n", argv[1]);
+		ret = 2;
+	}
+out:
+	free(copy);
+	return ret;
+}

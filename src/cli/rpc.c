@@ -1,0 +1,420 @@
+/*
+ * `grove rpc`: call any grove.v1 method from the command line, like grpcurl
+ * but with fields given as path=value, for operators and for the tests:
+ *
+ *   grove rpc -a 127.0.0.1:8075 RepositoryService/CreateRepository \
+ *       repository.storage_name=default repository.relative_path=app.git
+ *
+ * The response is printed as one JSON object per message. A value "@FILE"
+ * reads the file. --in-field F streams stdin as messages that set only the
+ * bytes field F (client streams); --out-field F writes F of each response
+ * to stdout raw instead of JSON (bundles, archives). The exit code is 0 on
+ * OK, else the gRPC status code, with "grove rpc: STATUS: message" on stderr.
+ */
+#include "lib/common.h"
+#include "cli/cli.h"
+#include "lib/auth.h"
+#include "lib/error.h"
+#include "lib/log.h"
+#include "lib/methods.h"
+#include "lib/proc.h"
+#include "lib/rpc.h"
+#include "lib/strbuf.h"
+#include "grove/v1/hook.pb-c.h"
+#include "grove/v1/ref.pb-c.h"
+#include "grove/v1/repository.pb-c.h"
+#include "grove/v1/ssh.pb-c.h"
+#include "grpc/health/v1/health.pb-c.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+static const char usage[] =
+	"usage: grove rpc [-a ADDRESS] [--secret-file F] [--timeout MS] [--in-field F] [--out-field F]\n"
+	"                 [--raw-hex HEX] METHOD [field.path=value ...]\n"
+	"\n"
+	"METHOD is \"Service/Method\" (grove.v1) or a full \"/pkg.Service/Method\".\n"
+	"ADDRESS defaults to $GROVE_ADDRESS; the secret to $GROVE_SECRET or $GROVE_SECRET_FILE.\n";
+
+static const ProtobufCServiceDescriptor *const services[] = {
+	&grove__v1__repository_service__descriptor, &grove__v1__ref_service__descriptor,
+	&grove__v1__sshservice__descriptor, &grove__v1__hook_service__descriptor,
+	&grpc__health__v1__health__descriptor,
+};
+
+static const ProtobufCMethodDescriptor *find_method(const char *path)
+{
+	char buf[256];
+	for (size_t i = 0; i < ARRAY_SIZE(services); i++) {
+		for (unsigned j = 0; j < services[i]->n_methods; j++) {
+			snprintf(buf, sizeof(buf), "/%s/%s", services[i]->name, services[i]->methods[j].name);
+			if (!strcmp(buf, path))
+				return &services[i]->methods[j];
+		}
+	}
+	return NULL;
+}
+
+static int read_file(const char *path, struct strbuf *out)
+{
+	char buf[65536];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return error_set(GROVE_EIO, "cannot read %s: %s", path, strerror(errno));
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+		if (n <= 0)
+			break;
+		strbuf_add(out, buf, (size_t)n);
+	}
+	close(fd);
+	return 0;
+}
+
+static size_t scalar_size(ProtobufCType t)
+{
+	switch (t) {
+	case PROTOBUF_C_TYPE_INT64: case PROTOBUF_C_TYPE_SINT64: case PROTOBUF_C_TYPE_SFIXED64:
+	case PROTOBUF_C_TYPE_UINT64: case PROTOBUF_C_TYPE_FIXED64: case PROTOBUF_C_TYPE_DOUBLE:
+		return 8;
+	case PROTOBUF_C_TYPE_STRING: case PROTOBUF_C_TYPE_MESSAGE:
+		return sizeof(void *);
+	case PROTOBUF_C_TYPE_BYTES:
+		return sizeof(ProtobufCBinaryData);
+	default:
+		return 4;
+	}
+}
+
+static int set_scalar(const ProtobufCFieldDescriptor *f, void *member, const char *value)
+{
+	struct strbuf data = STRBUF_INIT;
+	char *end = NULL;
+	errno = 0;
+	switch (f->type) {
+	case PROTOBUF_C_TYPE_STRING:
+	case PROTOBUF_C_TYPE_BYTES:
+		if (value[0] == '@') {
+			if (read_file(value + 1, &data))
+				return GROVE_EIO;
+		} else {
+			strbuf_addstr(&data, value);
+		}
+		if (f->type == PROTOBUF_C_TYPE_STRING) {
+			*(char **)member = strbuf_detach(&data, NULL);
+		} else {
+			ProtobufCBinaryData *b = member;
+			b->data = (uint8_t *)strbuf_detach(&data, &b->len);
+		}
+		return 0;
+	case PROTOBUF_C_TYPE_BOOL:
+		*(protobuf_c_boolean *)member = !strcmp(value, "true") || !strcmp(value, "1");
+		return 0;
+	case PROTOBUF_C_TYPE_ENUM: {
+		const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value_by_name(f->descriptor, value);
+		*(int *)member = ev ? ev->value : (int)strtol(value, &end, 10);
+		if (!ev && (!end || *end))
+			return error_set(GROVE_EINVAL, "%s: unknown value %s", f->name, value);
+		return 0;
+	}
+	case PROTOBUF_C_TYPE_INT32: case PROTOBUF_C_TYPE_SINT32: case PROTOBUF_C_TYPE_SFIXED32:
+		*(int32_t *)member = (int32_t)strtol(value, &end, 10);
+		break;
+	case PROTOBUF_C_TYPE_UINT32: case PROTOBUF_C_TYPE_FIXED32:
+		*(uint32_t *)member = (uint32_t)strtoul(value, &end, 10);
+		break;
+	case PROTOBUF_C_TYPE_INT64: case PROTOBUF_C_TYPE_SINT64: case PROTOBUF_C_TYPE_SFIXED64:
+		*(int64_t *)member = strtoll(value, &end, 10);
+		break;
+	case PROTOBUF_C_TYPE_UINT64: case PROTOBUF_C_TYPE_FIXED64:
+		*(uint64_t *)member = strtoull(value, &end, 10);
+		break;
+	default:
+		return error_set(GROVE_EINVAL, "%s: this field type cannot be set here", f->name);
+	}
+	if (errno || !end || *end)
+		return error_set(GROVE_EINVAL, "%s: \"%s\" is not a number", f->name, value);
+	return 0;
+}
+
+static int set_field(ProtobufCMessage *m, const char *path, const char *value)
+{
+	const char *dot = strchr(path, '.');
+	char name[128];
+	size_t len = dot ? (size_t)(dot - path) : strlen(path);
+	const ProtobufCFieldDescriptor *f;
+	char *member;
+
+	if (len >= sizeof(name))
+		return error_set(GROVE_EINVAL, "field name too long");
+	memcpy(name, path, len);
+	name[len] = '\0';
+	f = protobuf_c_message_descriptor_get_field_by_name(m->descriptor, name);
+	if (!f)
+		return error_set(GROVE_EINVAL, "%s has no field \"%s\"", m->descriptor->name, name);
+	member = (char *)m + f->offset;
+	if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+		size_t *n = (size_t *)((char *)m + f->quantifier_offset);
+		size_t es = scalar_size(f->type);
+		char **arr = (char **)member;
+		if (f->type == PROTOBUF_C_TYPE_MESSAGE)
+			return error_set(GROVE_EINVAL, "%s: repeated messages cannot be set here", name);
+		*arr = xrealloc(*arr, (*n + 1) * es);
+		memset(*arr + *n * es, 0, es);
+		int ret = set_scalar(f, *arr + *n * es, value);
+		if (!ret)
+			(*n)++;
+		return ret;
+	}
+	if (f->label == PROTOBUF_C_LABEL_OPTIONAL && f->quantifier_offset)
+		*(protobuf_c_boolean *)((char *)m + f->quantifier_offset) = 1;
+	if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
+		ProtobufCMessage **sub = (ProtobufCMessage **)member;
+		const ProtobufCMessageDescriptor *d = f->descriptor;
+		if (!dot)
+			return error_set(GROVE_EINVAL, "%s is a message: set its fields (%s.x=…)", name, name);
+		if (!*sub) {
+			*sub = xcalloc(1, d->sizeof_message);
+			protobuf_c_message_init(d, *sub);
+		}
+		return set_field(*sub, dot + 1, value);
+	}
+	if (dot)
+		return error_set(GROVE_EINVAL, "%s is not a message", name);
+	return set_scalar(f, member, value);
+}
+
+static void print_value(struct strbuf *sb, const ProtobufCFieldDescriptor *f, const void *member);
+
+static void print_message(struct strbuf *sb, const ProtobufCMessage *m)
+{
+	strbuf_addch(sb, '{');
+	for (unsigned i = 0; i < m->descriptor->n_fields; i++) {
+		const ProtobufCFieldDescriptor *f = &m->descriptor->fields[i];
+		const char *member = (const char *)m + f->offset;
+		if (i)
+			strbuf_addch(sb, ',');
+		strbuf_addf(sb, "\"%s\":", f->name);
+		if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+			size_t n = *(const size_t *)((const char *)m + f->quantifier_offset);
+			const char *arr = *(char *const *)member;
+			strbuf_addch(sb, '[');
+			for (size_t k = 0; k < n; k++) {
+				if (k)
+					strbuf_addch(sb, ',');
+				print_value(sb, f, arr + k * scalar_size(f->type));
+			}
+			strbuf_addch(sb, ']');
+		} else {
+			print_value(sb, f, member);
+		}
+	}
+	strbuf_addch(sb, '}');
+}
+
+static void print_value(struct strbuf *sb, const ProtobufCFieldDescriptor *f, const void *member)
+{
+	switch (f->type) {
+	case PROTOBUF_C_TYPE_STRING: {
+		const char *s = *(char *const *)member;
+		strbuf_add_json_str(sb, s ? s : "", s ? strlen(s) : 0);
+		break;
+	}
+	case PROTOBUF_C_TYPE_BYTES: {
+		const ProtobufCBinaryData *b = member;
+		strbuf_add_json_str(sb, (const char *)b->data, b->len);
+		break;
+	}
+	case PROTOBUF_C_TYPE_MESSAGE: {
+		const ProtobufCMessage *sub = *(ProtobufCMessage *const *)member;
+		if (sub)
+			print_message(sb, sub);
+		else
+			strbuf_addstr(sb, "null");
+		break;
+	}
+	case PROTOBUF_C_TYPE_BOOL: strbuf_addstr(sb, *(const protobuf_c_boolean *)member ? "true" : "false"); break;
+	case PROTOBUF_C_TYPE_ENUM: {
+		const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value(f->descriptor, *(const int *)member);
+		if (ev)
+			strbuf_addf(sb, "\"%s\"", ev->name);
+		else
+			strbuf_addf(sb, "%d", *(const int *)member);
+		break;
+	}
+	case PROTOBUF_C_TYPE_INT32: case PROTOBUF_C_TYPE_SINT32: case PROTOBUF_C_TYPE_SFIXED32:
+		strbuf_addf(sb, "%d", *(const int32_t *)member); break;
+	case PROTOBUF_C_TYPE_UINT32: case PROTOBUF_C_TYPE_FIXED32:
+		strbuf_addf(sb, "%u", *(const uint32_t *)member); break;
+	case PROTOBUF_C_TYPE_INT64: case PROTOBUF_C_TYPE_SINT64: case PROTOBUF_C_TYPE_SFIXED64:
+		strbuf_addf(sb, "%lld", (long long)*(const int64_t *)member); break;
+	case PROTOBUF_C_TYPE_UINT64: case PROTOBUF_C_TYPE_FIXED64:
+		strbuf_addf(sb, "%llu", (unsigned long long)*(const uint64_t *)member); break;
+	default:
+		strbuf_addstr(sb, "null");
+	}
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9') return c - '0';
+	if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+	return -1;
+}
+
+int rpc_main(int argc, char **argv)
+{
+	const char *addr = getenv("GROVE_ADDRESS"), *in_field = NULL, *out_field = NULL, *raw_hex = NULL;
+	const char *method_arg = NULL;
+	char *secret = NULL, path[256];
+	int64_t timeout = 60000;
+	const ProtobufCMethodDescriptor *md;
+	const struct rpc_method_info *info;
+	ProtobufCMessage *req = NULL;
+	struct rpc_client *cl = NULL;
+	struct rpc_stream *st = NULL;
+	int i, ret = 0, code = 0;
+
+	log_init("rpc", LOG_WARN, 2);
+	signal(SIGPIPE, SIG_IGN);
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			fputs(usage, stdout);
+			return 0;
+		} else if (!strcmp(argv[i], "-a") && i + 1 < argc) {
+			addr = argv[++i];
+		} else if (!strcmp(argv[i], "--secret-file") && i + 1 < argc) {
+			if (auth_secret_load(argv[++i], &secret))
+				goto fail;
+		} else if (!strcmp(argv[i], "--timeout") && i + 1 < argc) {
+			timeout = atoll(argv[++i]);
+		} else if (!strcmp(argv[i], "--in-field") && i + 1 < argc) {
+			in_field = argv[++i];
+		} else if (!strcmp(argv[i], "--out-field") && i + 1 < argc) {
+			out_field = argv[++i];
+		} else if (!strcmp(argv[i], "--raw-hex") && i + 1 < argc) {
+			raw_hex = argv[++i];
+		} else if (argv[i][0] == '-') {
+			fprintf(stderr, "grove rpc: unknown option %s\n%s", argv[i], usage);
+			return 2;
+		} else {
+			method_arg = argv[i++];
+			break;
+		}
+	}
+	if (!method_arg || !addr) {
+		fputs(usage, stderr);
+		return 2;
+	}
+	if (!secret && getenv("GROVE_SECRET"))
+		secret = xstrdup(getenv("GROVE_SECRET"));
+	if (!secret && getenv("GROVE_SECRET_FILE") && auth_secret_load(getenv("GROVE_SECRET_FILE"), &secret))
+		goto fail;
+	if (!secret)
+		secret = xstrdup("");
+	if (method_arg[0] == '/')
+		snprintf(path, sizeof(path), "%s", method_arg);
+	else
+		snprintf(path, sizeof(path), "/grove.v1.%s", method_arg);
+	md = find_method(path);
+	info = rpc_method_find(path);
+	if (!md && !raw_hex) {
+		error_set(GROVE_EINVAL, "unknown method %s (use --raw-hex to call it anyway)", path);
+		goto fail;
+	}
+	if (md) {
+		req = xcalloc(1, md->input->sizeof_message);
+		protobuf_c_message_init(md->input, req);
+		for (; i < argc; i++) {
+			char *eq = strchr(argv[i], '=');
+			if (!eq) {
+				error_set(GROVE_EINVAL, "argument \"%s\" is not field=value", argv[i]);
+				goto fail;
+			}
+			*eq = '\0';
+			ret = set_field(req, argv[i], eq + 1);
+			*eq = '=';
+			if (ret)
+				goto fail;
+		}
+	}
+	if ((ret = rpc_client_new(&cl, addr, secret)) || (ret = rpc_stream_open(cl, path, timeout, &st)))
+		goto fail;
+	if (raw_hex) {
+		size_t n = strlen(raw_hex) / 2;
+		unsigned char *raw = xmalloc(n + 1);
+		for (size_t k = 0; k < n; k++)
+			raw[k] = (unsigned char)(hexval(raw_hex[2 * k]) << 4 | hexval(raw_hex[2 * k + 1]));
+		rpc_stream_send_raw(st, raw, n);
+		free(raw);
+	} else {
+		rpc_stream_send(st, req);
+	}
+	if (in_field && md) {
+		/* The rest of the request streams from stdin, one chunk a message. */
+		const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(md->input, in_field);
+		char *buf = xmalloc(RPC_CHUNK_MAX);
+		if (!f || f->type != PROTOBUF_C_TYPE_BYTES) {
+			error_set(GROVE_EINVAL, "--in-field %s is not a bytes field of %s", in_field, md->input->name);
+			free(buf);
+			goto fail;
+		}
+		for (;;) {
+			ssize_t n = read(0, buf, RPC_CHUNK_MAX);
+			if (n <= 0)
+				break;
+			ProtobufCMessage *chunk = xcalloc(1, md->input->sizeof_message);
+			protobuf_c_message_init(md->input, chunk);
+			ProtobufCBinaryData *b = (ProtobufCBinaryData *)((char *)chunk + f->offset);
+			b->data = (uint8_t *)buf;
+			b->len = (size_t)n;
+			ret = rpc_stream_send(st, chunk);
+			free(chunk);
+			if (ret)
+				break;
+		}
+		free(buf);
+	}
+	rpc_stream_close_send(st);
+	for (;;) {
+		ProtobufCMessage *resp = NULL;
+		int r = rpc_stream_recv(st, md ? md->output : &grove__v1__repository_exists_response__descriptor, &resp);
+		if (r <= 0)
+			break;
+		if (out_field) {
+			const ProtobufCFieldDescriptor *f =
+				protobuf_c_message_descriptor_get_field_by_name(resp->descriptor, out_field);
+			if (f && f->type == PROTOBUF_C_TYPE_BYTES) {
+				const ProtobufCBinaryData *b = (const void *)((const char *)resp + f->offset);
+				write_all(1, b->data, b->len);
+			}
+		} else {
+			struct strbuf sb = STRBUF_INIT;
+			print_message(&sb, resp);
+			strbuf_addch(&sb, '\n');
+			write_all(1, sb.buf, sb.len);
+			strbuf_release(&sb);
+		}
+		protobuf_c_message_free_unpacked(resp, NULL);
+		if (info && !info->server_streaming)
+			break;
+	}
+	ret = rpc_stream_finish(st);
+	if (ret) {
+		code = (int)rpc_stream_status(st);
+		fprintf(stderr, "grove rpc: %s: %s\n", rpc_status_name(rpc_stream_status(st)), error_msg());
+	}
+	goto out;
+fail:
+	fprintf(stderr, "grove rpc: %s\n", error_msg());
+	code = 2;
+out:
+	if (req)
+		protobuf_c_message_free_unpacked(req, NULL);
+	rpc_stream_free(st);
+	rpc_client_free(cl);
+	free(secret);
+	return code;
+}

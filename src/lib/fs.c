@@ -1,0 +1,40 @@
+/* File-system helpers: see fs.h. */
+#include "lib/common.h"
+#include "lib/error.h"
+#include "lib/fs.h"
+
+#include <ftw.h>
+#include <sys/stat.h>
+
+int fs_mkdir_p(const char *path, mode_t mode)
+{
+	char buf[4096];
+	size_t len = strlcpy_(buf, path, sizeof(buf));
+	if (len >= sizeof(buf))
+		return error_set(GROVE_EINVAL, "path too long: %s", path);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, mode) && errno != EEXIST)
+			return error_set(GROVE_EIO, "cannot create %s: %s", buf, strerror(errno));
+		*p = '/';
+	}
+	if (mkdir(buf, mode) && errno != EEXIST)
+		return error_set(GROVE_EIO, "cannot create %s: %s", buf, strerror(errno));
+	return 0;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+	if (type == FTW_DP)
+		return rmdir(path) ? -1 : 0;
+	return unlink(path) ? -1 : 0;
+}
+
+int fs_rmtree(const char *path)
+{
+	if (nftw(path, rm_entry, 32, FTW_DEPTH | FTW_PHYS) && errno != ENOENT)
+		return error_set(GROVE_EIO, "cannot remove %s: %s", path, strerror(errno));
+	return 0;
+}

@@ -1,0 +1,314 @@
+/* `grove store`: configuration, start-up, and a clean drain on SIGTERM. */
+#include "store/store.h"
+#include "store/main.h"
+#include "lib/auth.h"
+#include "lib/config.h"
+#include "lib/error.h"
+#include "lib/fs.h"
+#include "lib/log.h"
+#include "lib/proc.h"
+#include "lib/repopath.h"
+
+#include <fcntl.h>
+#include <git2.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+static const char usage[] =
+	"usage: grove store -c FILE\n"
+	"       grove store --init DIR [--name NAME] [--listen ADDR]\n"
+	"\n"
+	"Runs a storage node: bare repositories under the configured root, served\n"
+	"over gRPC (grove.v1). --init writes DIR/store.conf and DIR/secret for a\n"
+	"node on loopback (if they do not exist) and prints the config's path.\n"
+	"\n"
+	"Config (git-config syntax):\n"
+	"  [store]\n"
+	"    name = default            storage name requests must use\n"
+	"    root = repositories       storage root (relative: to the config file)\n"
+	"    listen = 127.0.0.1:8075   repeatable; host:port or unix:/path\n"
+	"    secretFile = secret       shared secret of all Grove parts\n"
+	"    threads = 2               gRPC completion queue pollers\n"
+	"    maxCalls = 1024           calls in flight before RESOURCE_EXHAUSTED\n"
+	"    maxMessage = 4m           largest gRPC message accepted\n"
+	"    shutdownGrace = 30        seconds SIGTERM waits for calls in flight\n"
+	"    fsckObjects = true        check every pushed object\n"
+	"    runtimeDir = …            where the hook socket lives (default root/+grove/run)\n"
+	"  [hooks]\n"
+	"    customDir = …             operator's pre-receive / post-receive programs\n"
+	"  [log]\n"
+	"    level = info              debug, info, warn, error\n";
+
+static int write_file(const char *path, const char *text, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	if (fd < 0)
+		return error_set(GROVE_EIO, "cannot create %s: %s", path, strerror(errno));
+	int ret = write_all(fd, text, strlen(text));
+	close(fd);
+	return ret;
+}
+
+static int store_init_dir(const char *dir, const char *name, const char *listen)
+{
+	char conf[4096], secret_path[4096];
+	int ret = 0;
+	char *secret = NULL, *text = NULL;
+
+	if ((ret = fs_mkdir_p(dir, 0700)))
+		return ret;
+	snprintf(conf, sizeof(conf), "%s/store.conf", dir);
+	snprintf(secret_path, sizeof(secret_path), "%s/secret", dir);
+	if (access(secret_path, F_OK)) {
+		secret = auth_secret_generate();
+		text = xasprintf("%s\n", secret);
+		ret = write_file(secret_path, text, 0600);
+		if (ret)
+			goto out;
+	}
+	if (access(conf, F_OK)) {
+		free(text);
+		text = xasprintf("# grove store configuration (git-config syntax); see `grove store --help`.\n"
+				 "[store]\n"
+				 "\tname = %s\n"
+				 "\troot = repositories\n"
+				 "\tlisten = %s\n"
+				 "\tsecretFile = secret\n"
+				 "[log]\n"
+				 "\tlevel = info\n",
+				 name, listen);
+		ret = write_file(conf, text, 0644);
+		if (ret)
+			goto out;
+	}
+	char *real = realpath(conf, NULL);
+	printf("%s\n", real ? real : conf);
+	free(real);
+out:
+	free(secret);
+	free(text);
+	return ret;
+}
+
+static int mkdirs(const char *path, mode_t mode)
+{
+	if (mkdir(path, mode) && errno != EEXIST)
+		return error_set(GROVE_EIO, "cannot create %s: %s", path, strerror(errno));
+	return 0;
+}
+
+/* (Re)creates the symlinks git runs as hooks, and grove-connect. */
+static int install_links(struct store *st)
+{
+	static const char *const hooks[] = { "pre-receive", "post-receive", "reference-transaction" };
+	char link[4200];
+	for (size_t i = 0; i < ARRAY_SIZE(hooks); i++) {
+		snprintf(link, sizeof(link), "%s/%s", st->hooks_dir, hooks[i]);
+		unlink(link);
+		if (symlink(st->self_exe, link))
+			return error_set(GROVE_EIO, "cannot link %s: %s", link, strerror(errno));
+	}
+	unlink(st->connect_bin);
+	if (symlink(st->self_exe, st->connect_bin))
+		return error_set(GROVE_EIO, "cannot link %s: %s", st->connect_bin, strerror(errno));
+	return 0;
+}
+
+static int store_setup(struct store *st, struct config *cfg, struct rpc_server_opts *ropts, char ***listen,
+		       size_t *nlisten)
+{
+	char *secret_file = NULL, *level = NULL, *runtime = NULL;
+	char buf[4200];
+	int64_t v;
+	enum log_level lvl;
+	int ret;
+
+	if ((ret = config_get_str(cfg, "store.name", "default", &st->name)) ||
+	    (ret = config_get_path(cfg, "store.root", NULL, &st->root)) ||
+	    (ret = config_get_path(cfg, "store.secretFile", NULL, &secret_file)) ||
+	    (ret = config_get_path(cfg, "hooks.customDir", NULL, &st->custom_hooks)) ||
+	    (ret = config_get_path(cfg, "store.runtimeDir", NULL, &runtime)) ||
+	    (ret = config_get_bool(cfg, "store.fsckObjects", true, &st->fsck_objects)) ||
+	    (ret = config_get_str(cfg, "log.level", "info", &level)) ||
+	    (ret = config_get_all(cfg, "store.listen", listen, nlisten)))
+		goto out;
+	if (log_level_parse(level, &lvl)) {
+		ret = error_set(GROVE_EINVAL, "%s: log.level must be debug, info, warn or error", config_file(cfg));
+		goto out;
+	}
+	log_init("store", lvl, 2);
+	if ((ret = storage_name_validate(st->name))) {
+		ret = error_wrap(ret, "%s: store.name", config_file(cfg));
+		goto out;
+	}
+	if (!st->root) {
+		ret = error_set(GROVE_EINVAL, "%s: store.root is not set: name the directory that holds the repositories",
+				config_file(cfg));
+		goto out;
+	}
+	if (!secret_file) {
+		ret = error_set(GROVE_EINVAL, "%s: store.secretFile is not set: every Grove part needs the shared secret",
+				config_file(cfg));
+		goto out;
+	}
+	if (!*nlisten) {
+		ret = error_set(GROVE_EINVAL, "%s: no store.listen address", config_file(cfg));
+		goto out;
+	}
+	if ((ret = auth_secret_load(secret_file, &st->secret)))
+		goto out;
+	if ((ret = config_get_int(cfg, "store.threads", 2, 1, 64, &v)))
+		goto out;
+	ropts->threads = (int)v;
+	if ((ret = config_get_int(cfg, "store.maxCalls", 1024, 1, 100000, &v)))
+		goto out;
+	ropts->max_calls = (int)v;
+	if ((ret = config_get_int(cfg, "store.maxMessage", RPC_DEFAULT_MAX_MESSAGE, 256 * 1024, 64 << 20, &v)))
+		goto out;
+	ropts->max_message = (size_t)v;
+
+	st->state_dir = xasprintf("%s/+grove", st->root);
+	st->tmp_dir = xasprintf("%s/tmp", st->state_dir);
+	st->trash_dir = xasprintf("%s/trash", st->state_dir);
+	st->hooks_dir = xasprintf("%s/hooks", st->state_dir);
+	snprintf(buf, sizeof(buf), "%s/bin", st->state_dir);
+	st->connect_bin = xasprintf("%s/grove-connect", buf);
+	if (!runtime)
+		runtime = xasprintf("%s/run", st->state_dir);
+	if ((ret = mkdirs(st->root, 0755)) || (ret = mkdirs(st->state_dir, 0700)) ||
+	    (ret = mkdirs(st->tmp_dir, 0700)) || (ret = mkdirs(st->trash_dir, 0700)) ||
+	    (ret = mkdirs(st->hooks_dir, 0700)) || (ret = mkdirs(buf, 0700)) || (ret = mkdirs(runtime, 0700)))
+		goto out;
+	snprintf(buf, sizeof(buf), "%s/hook.sock", runtime);
+	if (strlen(buf) >= 100) {
+		ret = error_set(GROVE_EINVAL, "%s: the hook socket path %s is too long for a unix socket: set store.runtimeDir to a shorter directory",
+				config_file(cfg), buf);
+		goto out;
+	}
+	unlink(buf);
+	st->hook_address = xasprintf("unix:%s", buf);
+	st->self_exe = realpath("/proc/self/exe", NULL);
+	if (!st->self_exe) {
+		ret = error_set(GROVE_EIO, "cannot find my own executable: %s", strerror(errno));
+		goto out;
+	}
+	ret = install_links(st);
+	st->git_nohooks.hooks_dir = NULL;
+	st->git_hooks.hooks_dir = st->hooks_dir;
+out:
+	free(secret_file);
+	free(level);
+	free(runtime);
+	return ret;
+}
+
+static void store_release(struct store *st)
+{
+	free(st->name);
+	free(st->root);
+	free(st->state_dir);
+	free(st->tmp_dir);
+	free(st->trash_dir);
+	free(st->hooks_dir);
+	free(st->connect_bin);
+	free(st->hook_address);
+	free(st->custom_hooks);
+	if (st->secret)
+		explicit_bzero(st->secret, strlen(st->secret));
+	free(st->secret);
+	free(st->self_exe);
+}
+
+int store_main(int argc, char **argv)
+{
+	struct store st = { 0 };
+	struct config *cfg = NULL;
+	struct rpc_server *srv = NULL;
+	struct rpc_server_opts ropts = { .role = "store" };
+	const char *conf = NULL, *init = NULL, *name = "default", *listen_addr = "127.0.0.1:8075";
+	char **listen = NULL;
+	size_t nlisten = 0;
+	sigset_t sigs;
+	int ret = 0, sig = 0;
+	int64_t grace;
+
+	for (int i = 1; i < argc; i++) {
+		if ((!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) && i + 1 < argc)
+			conf = argv[++i];
+		else if (!strcmp(argv[i], "--init") && i + 1 < argc)
+			init = argv[++i];
+		else if (!strcmp(argv[i], "--name") && i + 1 < argc)
+			name = argv[++i];
+		else if (!strcmp(argv[i], "--listen") && i + 1 < argc)
+			listen_addr = argv[++i];
+		else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			fputs(usage, stdout);
+			return 0;
+		} else {
+			fprintf(stderr, "grove store: unknown argument '%s'\n%s", argv[i], usage);
+			return 2;
+		}
+	}
+	if (init) {
+		if (storage_name_validate(name) || store_init_dir(init, name, listen_addr)) {
+			fprintf(stderr, "grove store: %s\n", error_msg());
+			return 1;
+		}
+		return 0;
+	}
+	if (!conf) {
+		fprintf(stderr, "grove store: no config file given\n%s", usage);
+		return 2;
+	}
+
+	/* Signals are taken synchronously by this thread, never by a worker. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	git_libgit2_init();
+
+	if ((ret = config_open(&cfg, conf)) || (ret = store_setup(&st, cfg, &ropts, &listen, &nlisten)) ||
+	    (ret = config_get_int(cfg, "store.shutdownGrace", 30, 0, 3600, &grace)))
+		goto out;
+	ropts.secret = st.secret;
+	if ((ret = rpc_server_new(&srv, &ropts)))
+		goto out;
+	store_register_repository_service(srv, &st);
+	store_register_ref_service(srv, &st);
+	store_register_ssh_service(srv, &st);
+	store_register_hook_service(srv, &st);
+	for (size_t i = 0; i < nlisten; i++)
+		if ((ret = rpc_server_listen(srv, listen[i])))
+			goto out;
+	if ((ret = rpc_server_listen(srv, st.hook_address)) || (ret = rpc_server_start(srv)))
+		goto out;
+	log_info("store.started", "name=%s root=%s listen=%s hook_socket=%s", st.name, st.root, listen[0],
+		 st.hook_address);
+
+	for (;;) {
+		if (sigwait(&sigs, &sig))
+			continue;
+		if (sig == SIGHUP) {
+			log_info("store.sighup", "note=%s", "configuration is read at start; restart to apply changes");
+			continue;
+		}
+		break;
+	}
+	log_info("store.draining", "signal=%d inflight=%d grace_s=%lld", sig, rpc_server_inflight(srv),
+		 (long long)grace);
+	rpc_server_drain(srv, (int)grace * 1000);
+	log_info("store.stopped", NULL);
+out:
+	if (ret) {
+		log_error("store.failed", "error=%s", error_msg());
+		fprintf(stderr, "grove store: %s\n", error_msg());
+	}
+	rpc_server_free(srv);
+	config_strv_free(listen, nlisten);
+	config_free(cfg);
+	store_release(&st);
+	return ret ? 1 : 0;
+}

@@ -1,0 +1,251 @@
+/*
+ * grove.v1.HookService on a store: the receiving end of `grove hook`.
+ *
+ * git receive-pack, run by this store, runs `grove hook pre-receive` (and
+ * post-receive), which streams the ref updates here over the store's local
+ * socket. The store runs the operator's custom hook for it, if any, then
+ * forwards the same request to the HookService named in the push's payload
+ * (the gate) and relays its output, so the pusher sees both as "remote:"
+ * lines. The first non-zero exit status decides.
+ */
+#include "store/store.h"
+#include "lib/error.h"
+#include "lib/log.h"
+#include "lib/proc.h"
+#include "lib/strvec.h"
+#include "grove/v1/hook.pb-c.h"
+
+#include <fcntl.h>
+#include <signal.h>
+
+#define FREE_MSG(m) do { if (m) protobuf_c_message_free_unpacked(&(m)->base, NULL); } while (0)
+#define HOOK_STDIN_MAX (16 << 20)
+
+struct hook_run {
+	struct rpc_call *call;
+	const char *name;                 /* "pre-receive" */
+	Grove__V1__HookRequest *first;    /* payload, push options, git env */
+	struct strbuf in;                 /* the ref update lines */
+};
+
+static int relay(void *ctx, const char *data, size_t len, bool err)
+{
+	struct hook_run *h = ctx;
+	Grove__V1__HookResponse resp = GROVE__V1__HOOK_RESPONSE__INIT;
+	ProtobufCBinaryData *field = err ? &resp.stderr : &resp.stdout;
+	field->data = (uint8_t *)data;
+	field->len = len;
+	return rpc_call_send(h->call, &resp.base);
+}
+
+static int relay_out(void *ctx, const char *data, size_t len)
+{
+	return relay(ctx, data, len, false);
+}
+
+static int relay_err(void *ctx, const char *data, size_t len)
+{
+	return relay(ctx, data, len, true);
+}
+
+/* Whether a quarantine variable points inside the repository. */
+static bool inside(const char *value, const char *repo)
+{
+	size_t n = strlen(repo);
+	if (strncmp(value, repo, n) || value[n] != '/' || strstr(value, "/../") || strstr(value, ":"))
+		return false;
+	return true;
+}
+
+/* Runs the operator's hook, streaming its output; returns its exit code. */
+static int run_custom(struct store *st, struct hook_run *h, const char *prog, int *code)
+{
+	Grove__V1__HookPayload *p = h->first->payload;
+	struct strbuf repo = STRBUF_INIT;
+	struct strvec env_extra = STRVEC_INIT;
+	struct proc proc = { .pid = -1 };
+	char **env = NULL;
+	const char *argv[] = { prog, NULL };
+	int ret;
+
+	ret = store_repo_path(st, p->repository, true, &repo);
+	if (ret)
+		goto out;
+	strvec_pushf(&env_extra, "GIT_DIR=%s", repo.buf);
+	strvec_pushf(&env_extra, "GROVE_APP=%s", p->app ? p->app : "");
+	strvec_pushf(&env_extra, "GROVE_USER=%s", p->user ? p->user : "");
+	strvec_pushf(&env_extra, "GROVE_KEY_FINGERPRINT=%s", p->key_fingerprint ? p->key_fingerprint : "");
+	strvec_pushf(&env_extra, "GROVE_CORRELATION_ID=%s", log_correlation_id());
+	strvec_pushf(&env_extra, "GROVE_STORAGE=%s", p->repository->storage_name);
+	strvec_pushf(&env_extra, "GROVE_REPOSITORY=%s", p->repository->relative_path);
+	strvec_pushf(&env_extra, "GIT_PUSH_OPTION_COUNT=%zu", h->first->n_push_options);
+	for (size_t i = 0; i < h->first->n_push_options; i++)
+		strvec_pushf(&env_extra, "GIT_PUSH_OPTION_%zu=%s", i, h->first->push_options[i]);
+	for (size_t i = 0; i < h->first->n_git_env; i++) {
+		const char *e = h->first->git_env[i], *v;
+		if ((skip_prefix(e, "GIT_OBJECT_DIRECTORY=", &v) || skip_prefix(e, "GIT_QUARANTINE_PATH=", &v) ||
+		     skip_prefix(e, "GIT_ALTERNATE_OBJECT_DIRECTORIES=", &v)) && inside(v, repo.buf))
+			strvec_push(&env_extra, e);
+	}
+	env = proc_env(strvec_argv(&env_extra));
+	ret = proc_start(&proc, argv, env, repo.buf, PROC_STDIN | PROC_STDOUT | PROC_STDERR | PROC_NEWPGRP);
+	if (ret)
+		goto out;
+	/* The ref lines are small (bounded by HOOK_STDIN_MAX); a hook that does
+	 * not read them gets EPIPE, which the daemon ignores. */
+	if (h->in.len)
+		write_all(proc.in, h->in.buf, h->in.len);
+	proc_close_in(&proc);
+	fcntl(proc.out, F_SETFL, O_NONBLOCK);
+	fcntl(proc.err, F_SETFL, O_NONBLOCK);
+	ret = proc_pump_output(&proc, relay_out, relay_err, h, RPC_CHUNK_MAX);
+	if (ret)
+		proc_kill(&proc, SIGKILL);
+	*code = proc_wait(&proc);
+	if (*code < 0)
+		ret = *code;
+out:
+	proc_env_free(env);
+	strvec_clear(&env_extra);
+	strbuf_release(&repo);
+	return ret;
+}
+
+/* Sends the hook to the gate and relays its answer; returns its exit code. */
+static int forward(struct store *st, struct hook_run *h, const char *method, int *code)
+{
+	struct rpc_client *cl = NULL;
+	struct rpc_stream *stream = NULL;
+	Grove__V1__HookRequest req = *h->first;
+	int ret, r;
+
+	*code = 1;
+	ret = rpc_client_new(&cl, h->first->payload->hook_address, st->secret);
+	if (ret)
+		goto out;
+	ret = rpc_stream_open(cl, method, 0, &stream);
+	if (ret)
+		goto out;
+	for (size_t off = 0; !ret && (off < h->in.len || off == 0); off += RPC_CHUNK_MAX) {
+		req.stdin.data = (uint8_t *)h->in.buf + off;
+		req.stdin.len = MIN(h->in.len - off, (size_t)RPC_CHUNK_MAX);
+		ret = rpc_stream_send(stream, &req.base);
+		/* Only the first message carries the payload. */
+		req.payload = NULL;
+		req.n_push_options = 0;
+		req.n_git_env = 0;
+		if (h->in.len == 0)
+			break;
+	}
+	rpc_stream_close_send(stream);
+	for (;;) {
+		Grove__V1__HookResponse *resp = NULL;
+		r = rpc_stream_recv(stream, &grove__v1__hook_response__descriptor, (ProtobufCMessage **)&resp);
+		if (r <= 0)
+			break;
+		if (resp->stdout.len)
+			r = rpc_call_send(h->call, &resp->base);
+		else if (resp->stderr.len)
+			r = rpc_call_send(h->call, &resp->base);
+		if (resp->exit_status)
+			*code = resp->exit_status->value;
+		FREE_MSG(resp);
+		if (r < 0)
+			break;
+	}
+	ret = rpc_stream_finish(stream);
+	if (ret)
+		ret = error_wrap(GROVE_EUNAVAIL, "hook service at %s", h->first->payload->hook_address);
+out:
+	rpc_stream_free(stream);
+	rpc_client_free(cl);
+	return ret;
+}
+
+static void hook_serve(struct rpc_call *call, struct store *st, const char *name, const char *method)
+{
+	struct hook_run h = { .call = call, .name = name };
+	Grove__V1__HookResponse done = GROVE__V1__HOOK_RESPONSE__INIT;
+	Grove__V1__ExitStatus status = GROVE__V1__EXIT_STATUS__INIT;
+	Grove__V1__HookRequest *more = NULL;
+	struct strbuf prog = STRBUF_INIT;
+	int ret, r, code = 0;
+
+	strbuf_init(&h.in, HOOK_STDIN_MAX);
+	ret = rpc_call_recv_one(call, &grove__v1__hook_request__descriptor, (ProtobufCMessage **)&h.first);
+	if (ret)
+		goto out;
+	if (!h.first->payload || !h.first->payload->repository) {
+		ret = error_set(GROVE_EINVAL, "the hook request carries no payload with a repository");
+		goto out;
+	}
+	ret = strbuf_add(&h.in, h.first->stdin.data, h.first->stdin.len);
+	while (!ret && (r = rpc_call_recv(call, &grove__v1__hook_request__descriptor, (ProtobufCMessage **)&more)) > 0) {
+		ret = strbuf_add(&h.in, more->stdin.data, more->stdin.len);
+		FREE_MSG(more);
+		more = NULL;
+	}
+	if (!ret && r < 0)
+		ret = r;
+	if (ret)
+		goto out;
+
+	if (st->custom_hooks) {
+		strbuf_addf(&prog, "%s/%s", st->custom_hooks, name);
+		if (!access(prog.buf, X_OK)) {
+			ret = run_custom(st, &h, prog.buf, &code);
+			if (ret)
+				goto out;
+		}
+	}
+	if (!code && h.first->payload->hook_address && *h.first->payload->hook_address) {
+		ret = forward(st, &h, method, &code);
+		if (ret)
+			goto out;
+	}
+	status.value = code;
+	done.exit_status = &status;
+	ret = rpc_call_send(call, &done.base);
+	log_info("hook.done", "hook=%s repo=%s exit=%d", name, h.first->payload->repository->relative_path, code);
+out:
+	if (ret)
+		rpc_call_fail(call, ret);
+	else
+		rpc_call_finish(call, 0, NULL);
+	FREE_MSG(h.first);
+	strbuf_release(&h.in);
+	strbuf_release(&prog);
+}
+
+static void pre_receive(struct rpc_call *call, void *data)
+{
+	hook_serve(call, data, "pre-receive", "/grove.v1.HookService/PreReceiveHook");
+}
+
+static void post_receive(struct rpc_call *call, void *data)
+{
+	hook_serve(call, data, "post-receive", "/grove.v1.HookService/PostReceiveHook");
+}
+
+static void reference_transaction(struct rpc_call *call, void *data)
+{
+	Grove__V1__ReferenceTransactionHookRequest *req = NULL;
+	Grove__V1__ReferenceTransactionHookResponse resp = GROVE__V1__REFERENCE_TRANSACTION_HOOK_RESPONSE__INIT;
+	int ret = rpc_call_recv_one(call, &grove__v1__reference_transaction_hook_request__descriptor,
+				    (ProtobufCMessage **)&req);
+	if (!ret && req->payload && req->payload->transaction_address && *req->payload->transaction_address)
+		/* Votes go to a cluster's TransactionService, which this store
+		 * does not reach yet: refuse rather than commit unvoted. */
+		ret = error_set(GROVE_EPRECOND, "this store cannot take part in a voted transaction (address %s)",
+				req->payload->transaction_address);
+	resp.commit = true;
+	rpc_call_reply(call, ret, &resp.base);
+	FREE_MSG(req);
+}
+
+void store_register_hook_service(struct rpc_server *srv, struct store *st)
+{
+	rpc_server_handle(srv, "/grove.v1.HookService/PreReceiveHook", pre_receive, st);
+	rpc_server_handle(srv, "/grove.v1.HookService/PostReceiveHook", post_receive, st);
+	rpc_server_handle(srv, "/grove.v1.HookService/ReferenceTransactionHook", reference_transaction, st);
+}

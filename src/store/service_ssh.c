@@ -1,0 +1,212 @@
+/*
+ * grove.v1.SSHService on a store: git's wire protocol over a gRPC stream.
+ *
+ * Two threads per call: this handler's thread reads git's stdout and stderr
+ * and sends them, one message at a time (a send completes only when gRPC
+ * takes it, which is the flow control towards the client); a second thread
+ * receives the client's messages and writes them to git's stdin with
+ * blocking writes (the pipe is the flow control towards git). Neither holds
+ * more than one 128 KiB chunk, so no pack is ever buffered whole.
+ */
+#include "store/store.h"
+#include "lib/error.h"
+#include "lib/log.h"
+#include "lib/proc.h"
+#include "lib/strvec.h"
+#include "grove/v1/ssh.pb-c.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+
+#define FREE_MSG(m) do { if (m) protobuf_c_message_free_unpacked(&(m)->base, NULL); } while (0)
+
+struct ssh_session {
+	struct rpc_call *call;
+	struct proc proc;
+	int stdin_fd;             /* owned by the stdin thread */
+	uint64_t bytes_in, bytes_out;
+	bool client_cancelled;
+	int recv_err;
+};
+
+/* The stdin thread: client → git. Kills git if the client goes away, so
+ * that an interrupted push never reaches its ref update. */
+static void *stdin_main(void *arg)
+{
+	struct ssh_session *s = arg;
+	for (;;) {
+		Grove__V1__SSHRequest *req = NULL;
+		int r = rpc_call_recv(s->call, &grove__v1__sshrequest__descriptor, (ProtobufCMessage **)&req);
+		if (r < 0) {
+			s->recv_err = r;
+			s->client_cancelled = (r == GROVE_ECANCELLED);
+			proc_kill(&s->proc, SIGKILL);
+			break;
+		}
+		if (r == 0)
+			break;
+		if (req->stdin.len > RPC_CHUNK_MAX) {
+			s->recv_err = error_set(GROVE_ETOOBIG, "stdin chunk of %zu bytes exceeds %d", req->stdin.len, RPC_CHUNK_MAX);
+			proc_kill(&s->proc, SIGKILL);
+			FREE_MSG(req);
+			break;
+		}
+		if (req->stdin.len && s->stdin_fd >= 0) {
+			s->bytes_in += req->stdin.len;
+			/* git may have exited (EPIPE): keep draining the client. */
+			if (write_all(s->stdin_fd, req->stdin.data, req->stdin.len)) {
+				close(s->stdin_fd);
+				s->stdin_fd = -1;
+			}
+		}
+		FREE_MSG(req);
+	}
+	if (s->stdin_fd >= 0)
+		close(s->stdin_fd);
+	s->stdin_fd = -1;
+	return NULL;
+}
+
+static int send_chunk(struct ssh_session *s, const char *data, size_t len, bool err)
+{
+	Grove__V1__SSHResponse resp = GROVE__V1__SSHRESPONSE__INIT;
+	ProtobufCBinaryData *field = err ? &resp.stderr : &resp.stdout;
+	field->data = (uint8_t *)data;
+	field->len = len;
+	s->bytes_out += len;
+	return rpc_call_send(s->call, &resp.base);
+}
+
+static int on_stdout(void *ctx, const char *data, size_t len)
+{
+	return send_chunk(ctx, data, len, false);
+}
+
+static int on_stderr(void *ctx, const char *data, size_t len)
+{
+	return send_chunk(ctx, data, len, true);
+}
+
+static int check_protocol(const char *p)
+{
+	if (!p || !*p || !strcmp(p, "version=0") || !strcmp(p, "version=1") || !strcmp(p, "version=2"))
+		return 0;
+	return error_set(GROVE_EINVAL, "git_protocol must be empty, \"version=1\" or \"version=2\", not \"%.64s\"", p);
+}
+
+static void ssh_serve(struct rpc_call *call, struct store *st, const char *service)
+{
+	Grove__V1__SSHRequest *first = NULL;
+	Grove__V1__SSHResponse done = GROVE__V1__SSHRESPONSE__INIT;
+	Grove__V1__ExitStatus status = GROVE__V1__EXIT_STATUS__INIT;
+	struct ssh_session s = { .call = call, .proc = { .pid = -1 }, .stdin_fd = -1 };
+	struct strbuf path = STRBUF_INIT;
+	struct strvec argv = STRVEC_INIT;
+	char **env = NULL;
+	pthread_t tid;
+	bool thread_started = false;
+	bool push = !strcmp(service, "receive-pack");
+	int64_t start = now_ms();
+	int ret, code = -1;
+
+	ret = rpc_call_recv_one(call, &grove__v1__sshrequest__descriptor, (ProtobufCMessage **)&first);
+	if (!ret)
+		ret = store_repo_path(st, first->repository, true, &path);
+	if (!ret)
+		ret = check_protocol(first->git_protocol);
+	if (!ret && first->stdin.len > RPC_CHUNK_MAX)
+		ret = error_set(GROVE_ETOOBIG, "stdin chunk of %zu bytes exceeds %d", first->stdin.len, RPC_CHUNK_MAX);
+	if (ret)
+		goto out;
+
+	gitcmd_init(&argv, push ? &st->git_hooks : &st->git_nohooks, NULL);
+	if (push) {
+		/* Objects are checked as they arrive: a pack with a malformed tree,
+		 * a .gitmodules attack or a bad name never lands on the disk. */
+		strvec_push(&argv, "-c");
+		strvec_pushf(&argv, "receive.fsckObjects=%s", st->fsck_objects ? "true" : "false");
+		strvec_push(&argv, "-c");
+		strvec_push(&argv, "receive.advertisePushOptions=true");
+	}
+	strvec_push(&argv, service);
+	strvec_push(&argv, path.buf);
+	env = store_hook_env(st, push ? first->hook_payload : NULL, first->repository, first->git_protocol);
+	ret = proc_start(&s.proc, strvec_argv(&argv), env, NULL,
+			 PROC_STDIN | PROC_STDOUT | PROC_STDERR | PROC_NEWPGRP);
+	if (ret)
+		goto out;
+	fcntl(s.proc.out, F_SETFL, fcntl(s.proc.out, F_GETFL) | O_NONBLOCK);
+	fcntl(s.proc.err, F_SETFL, fcntl(s.proc.err, F_GETFL) | O_NONBLOCK);
+	/* A larger pipe: fewer wake-ups per MiB of pack. Best effort. */
+	fcntl(s.proc.out, F_SETPIPE_SZ, 1 << 20);
+	s.stdin_fd = s.proc.in;
+	s.proc.in = -1;
+	if (first->stdin.len) {
+		s.bytes_in += first->stdin.len;
+		if (write_all(s.stdin_fd, first->stdin.data, first->stdin.len)) {
+			close(s.stdin_fd);
+			s.stdin_fd = -1;
+		}
+	}
+	if (pthread_create(&tid, NULL, stdin_main, &s)) {
+		ret = error_set(GROVE_EINTERNAL, "cannot start a thread");
+		proc_kill(&s.proc, SIGKILL);
+		proc_wait(&s.proc);
+		goto out;
+	}
+	thread_started = true;
+
+	ret = proc_pump_output(&s.proc, on_stdout, on_stderr, &s, RPC_CHUNK_MAX);
+	if (ret)
+		proc_kill(&s.proc, SIGKILL);
+	code = proc_wait(&s.proc);
+	if (!ret && s.recv_err && !s.client_cancelled)
+		ret = s.recv_err;
+	if (!ret && s.client_cancelled)
+		ret = error_set(GROVE_ECANCELLED, "the client cancelled");
+	if (!ret) {
+		status.value = code;
+		done.exit_status = &status;
+		ret = rpc_call_send(call, &done.base);
+	}
+out:
+	if (ret)
+		rpc_call_fail(call, ret);
+	else
+		rpc_call_finish(call, 0, NULL);
+	/* Finishing the call ends a receive still pending, so the thread returns. */
+	if (thread_started)
+		pthread_join(tid, NULL);
+	if (first && first->repository)
+		log_info(push ? "ssh.push" : "ssh.fetch", "service=%s repo=%s exit=%d bytes_in=%llu bytes_out=%llu ms=%lld cancelled=%b",
+			 service, first->repository->relative_path ? first->repository->relative_path : "",
+			 code, (unsigned long long)s.bytes_in, (unsigned long long)s.bytes_out,
+			 (long long)(now_ms() - start), s.client_cancelled);
+	proc_env_free(env);
+	strvec_clear(&argv);
+	strbuf_release(&path);
+	FREE_MSG(first);
+}
+
+static void ssh_receive_pack(struct rpc_call *call, void *data)
+{
+	ssh_serve(call, data, "receive-pack");
+}
+
+static void ssh_upload_pack(struct rpc_call *call, void *data)
+{
+	ssh_serve(call, data, "upload-pack");
+}
+
+static void ssh_upload_archive(struct rpc_call *call, void *data)
+{
+	ssh_serve(call, data, "upload-archive");
+}
+
+void store_register_ssh_service(struct rpc_server *srv, struct store *st)
+{
+	rpc_server_handle(srv, "/grove.v1.SSHService/SSHReceivePack", ssh_receive_pack, st);
+	rpc_server_handle(srv, "/grove.v1.SSHService/SSHUploadPack", ssh_upload_pack, st);
+	rpc_server_handle(srv, "/grove.v1.SSHService/SSHUploadArchive", ssh_upload_archive, st);
+}

@@ -1,0 +1,75 @@
+/*
+ * grove store: a storage node. It owns bare repositories under its storage
+ * root and serves the grove.v1 Git API over gRPC (RepositoryService,
+ * RefService, SSHService, HookService), running git for the wire protocol
+ * and maintenance and reading refs in process with libgit2.
+ *
+ * On disk, under the root:
+ *   @hashed/ab/cd/<sha256 of relative path>.git   the repositories
+ *   +grove/tmp/     repositories being created, bundles being received
+ *   +grove/trash/   repositories being removed
+ *   +grove/hooks/   core.hooksPath for git: links to this grove binary
+ *   +grove/bin/     grove-connect, the ssh stand-in git uses to replicate
+ * The "+grove" name cannot collide with "@hashed".
+ */
+#ifndef GROVE_STORE_H
+#define GROVE_STORE_H
+
+#include "lib/common.h"
+#include "lib/gitcmd.h"
+#include "lib/rpc.h"
+#include "lib/strbuf.h"
+#include "grove/v1/shared.pb-c.h"
+
+struct store {
+	char *name;            /* storage name requests must use */
+	char *root;            /* storage root */
+	char *state_dir;       /* root/+grove */
+	char *tmp_dir;
+	char *trash_dir;
+	char *hooks_dir;
+	char *connect_bin;     /* state_dir/bin/grove-connect */
+	char *hook_address;    /* "unix:…": where `grove hook` calls back */
+	char *custom_hooks;    /* operator's pre-receive/post-receive, or NULL */
+	char *secret;
+	char *self_exe;
+	bool fsck_objects;     /* receive.fsckObjects for pushes */
+	struct gitcmd_opts git_nohooks;   /* git with no hooks at all */
+	struct gitcmd_opts git_hooks;     /* git with the store's hooks */
+};
+
+/*
+ * Resolves a request's repository to its directory (into out). Checks the
+ * storage name and the path; with must_exist, GROVE_ENOTFOUND when absent.
+ */
+int store_repo_path(struct store *st, const Grove__V1__Repository *repo, bool must_exist, struct strbuf *out);
+bool store_repo_exists(const char *path);
+
+/* Creates an empty bare repository at path, atomically (via tmp_dir). */
+int store_repo_create(struct store *st, const char *path, const char *rel, const char *default_branch);
+/* Moves a prepared repository at staged to path (making its parents). */
+int store_repo_install(const char *staged, const char *path, const char *rel);
+/* Moves path to the trash and deletes it. */
+int store_repo_remove(struct store *st, const char *path);
+/* "main" or "refs/heads/main" → "refs/heads/main" into out; GROVE_EINVAL if not a valid branch. */
+int store_branch_ref(const char *name, struct strbuf *out);
+/* The checksum of refs and HEAD as defined in repository.proto. */
+int store_repo_checksum(const char *path, char out[65], uint64_t *nrefs);
+/* HEAD's symbolic target into out. */
+int store_repo_head(const char *path, struct strbuf *out);
+int store_repo_set_head(const char *path, const char *ref);
+
+/* The environment for git runs that trigger hooks for a push. */
+char **store_hook_env(struct store *st, const Grove__V1__HookPayload *payload,
+		      const Grove__V1__Repository *repo, const char *git_protocol);
+
+/* Runs a git command to completion; its stderr (trimmed) becomes the error message. */
+int store_git(struct store *st, const struct strvec *argv, char *const *env, struct strbuf *out);
+
+void store_register_repository_service(struct rpc_server *srv, struct store *st);
+void store_register_ref_service(struct rpc_server *srv, struct store *st);
+void store_register_ssh_service(struct rpc_server *srv, struct store *st);
+void store_register_hook_service(struct rpc_server *srv, struct store *st);
+
+
+#endif
