@@ -10,7 +10,8 @@
  * git treats it as OpenSSH and passes GIT_PROTOCOL (protocol v2).
  *
  * The address may also come from GROVE_CONNECT_ADDRESS, the shared secret
- * from GROVE_SECRET or the file named by GROVE_SECRET_FILE.
+ * from GROVE_SECRET or the file named by GROVE_SECRET_FILE. GROVE_PUSH_APP,
+ * GROVE_PUSH_USER and GROVE_PUSH_HOOK_ADDRESS fill the push's hook payload.
  */
 #include "lib/common.h"
 #include "cli/cli.h"
@@ -137,6 +138,16 @@ int connect_main(int argc, char **argv)
 	/* ssh://host/app.git sends '/app.git'; host:app.git sends 'app.git'. */
 	repo.relative_path = cmd.path[0] == '/' ? cmd.path + 1 : cmd.path;
 	first.repository = &repo;
+	/* A trusted caller (it holds the secret) may say who pushes and whom the
+	 * store's hooks call back, as the gate does in its requests. */
+	Grove__V1__HookPayload payload = GROVE__V1__HOOK_PAYLOAD__INIT;
+	if (getenv("GROVE_PUSH_APP") || getenv("GROVE_PUSH_USER") || getenv("GROVE_PUSH_HOOK_ADDRESS")) {
+		payload.app = getenv("GROVE_PUSH_APP") ? getenv("GROVE_PUSH_APP") : "";
+		payload.user = getenv("GROVE_PUSH_USER") ? getenv("GROVE_PUSH_USER") : "";
+		payload.hook_address = getenv("GROVE_PUSH_HOOK_ADDRESS") ? getenv("GROVE_PUSH_HOOK_ADDRESS") : "";
+		payload.correlation_id = (char *)log_correlation_id();
+		first.hook_payload = &payload;
+	}
 	first.git_protocol = getenv("GIT_PROTOCOL") ? getenv("GIT_PROTOCOL") : "";
 	if ((ret = rpc_client_new(&cl, addr, secret)) || (ret = rpc_stream_open(cl, method, 0, &st)))
 		goto fail;

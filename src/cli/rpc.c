@@ -32,7 +32,7 @@
 
 static const char usage[] =
 	"usage: grove rpc [-a ADDRESS] [--secret-file F] [--timeout MS] [--in-field F] [--out-field F]\n"
-	"                 [--raw-hex HEX] METHOD [field.path=value ...]\n"
+	"                 [--raw-hex HEX] [--token TOKEN] METHOD [field.path=value ...]\n"
 	"\n"
 	"METHOD is \"Service/Method\" (grove.v1) or a full \"/pkg.Service/Method\".\n"
 	"ADDRESS defaults to $GROVE_ADDRESS; the secret to $GROVE_SECRET or $GROVE_SECRET_FILE.\n";
@@ -267,7 +267,7 @@ static int hexval(char c)
 int rpc_main(int argc, char **argv)
 {
 	const char *addr = getenv("GROVE_ADDRESS"), *in_field = NULL, *out_field = NULL, *raw_hex = NULL;
-	const char *method_arg = NULL;
+	const char *method_arg = NULL, *token = NULL;
 	char *secret = NULL, path[256];
 	int64_t timeout = 60000;
 	const ProtobufCMethodDescriptor *md;
@@ -294,6 +294,8 @@ int rpc_main(int argc, char **argv)
 			in_field = argv[++i];
 		} else if (!strcmp(argv[i], "--out-field") && i + 1 < argc) {
 			out_field = argv[++i];
+		} else if (!strcmp(argv[i], "--token") && i + 1 < argc) {
+			token = argv[++i];
 		} else if (!strcmp(argv[i], "--raw-hex") && i + 1 < argc) {
 			raw_hex = argv[++i];
 		} else if (argv[i][0] == '-') {
@@ -313,7 +315,7 @@ int rpc_main(int argc, char **argv)
 	if (!secret && getenv("GROVE_SECRET_FILE") && auth_secret_load(getenv("GROVE_SECRET_FILE"), &secret))
 		goto fail;
 	if (!secret)
-		secret = xstrdup("");
+		secret = xstrdup("-");
 	if (method_arg[0] == '/')
 		snprintf(path, sizeof(path), "%s", method_arg);
 	else
@@ -340,7 +342,11 @@ int rpc_main(int argc, char **argv)
 				goto fail;
 		}
 	}
-	if ((ret = rpc_client_new(&cl, addr, secret)) || (ret = rpc_stream_open(cl, path, timeout, &st)))
+	if ((ret = rpc_client_new(&cl, addr, secret)))
+		goto fail;
+	if (token)
+		rpc_client_set_token(cl, token);
+	if ((ret = rpc_stream_open(cl, path, timeout, &st)))
 		goto fail;
 	if (raw_hex) {
 		size_t n = strlen(raw_hex) / 2;

@@ -98,6 +98,8 @@ struct rpc_stream;
 
 int rpc_client_new(struct rpc_client **out, const char *addr, const char *secret);
 void rpc_client_free(struct rpc_client *cl);
+/* Sends token instead of one made from the secret: for diagnostics and tests. */
+void rpc_client_set_token(struct rpc_client *cl, const char *token);
 const char *rpc_client_address(const struct rpc_client *cl);
 
 /* timeout_ms 0: no deadline. */

@@ -28,9 +28,29 @@ struct ssh_session {
 	uint64_t bytes_in, bytes_out;
 	bool client_cancelled;
 	int recv_err;
+	int reaped;               /* set (atomically) once git has been waited for */
 };
 
-/* The stdin thread: client → git. Kills git if the client goes away, so
+/*
+ * Stops git because the client is gone: SIGTERM first, so receive-pack
+ * removes its quarantine directory, then SIGKILL if it has not exited after
+ * a few seconds. Either way the ref update never happens.
+ */
+static void stop_git(struct ssh_session *s)
+{
+	if (__atomic_load_n(&s->reaped, __ATOMIC_SEQ_CST))
+		return;
+	proc_kill(&s->proc, SIGTERM);
+	for (int i = 0; i < 60; i++) {
+		if (__atomic_load_n(&s->reaped, __ATOMIC_SEQ_CST))
+			return;
+		usleep(50 * 1000);
+	}
+	if (!__atomic_load_n(&s->reaped, __ATOMIC_SEQ_CST))
+		proc_kill(&s->proc, SIGKILL);
+}
+
+/* The stdin thread: client → git. Stops git if the client goes away, so
  * that an interrupted push never reaches its ref update. */
 static void *stdin_main(void *arg)
 {
@@ -41,7 +61,10 @@ static void *stdin_main(void *arg)
 		if (r < 0) {
 			s->recv_err = r;
 			s->client_cancelled = (r == GROVE_ECANCELLED);
-			proc_kill(&s->proc, SIGKILL);
+			if (s->stdin_fd >= 0)
+				close(s->stdin_fd);
+			s->stdin_fd = -1;
+			stop_git(s);
 			break;
 		}
 		if (r == 0)
@@ -161,6 +184,7 @@ static void ssh_serve(struct rpc_call *call, struct store *st, const char *servi
 	if (ret)
 		proc_kill(&s.proc, SIGKILL);
 	code = proc_wait(&s.proc);
+	__atomic_store_n(&s.reaped, 1, __ATOMIC_SEQ_CST);
 	if (!ret && s.recv_err && !s.client_cancelled)
 		ret = s.recv_err;
 	if (!ret && s.client_cancelled)

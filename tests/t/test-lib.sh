@@ -1,0 +1,208 @@
+# Grove's end-to-end test library, in the style of git's t/test-lib.sh
+# (sharness): each test is a shell snippet run in the test's own trash
+# directory; results are TAP for `prove`. Real daemons on loopback, real
+# git, nothing mocked.
+#
+#   . ./test-lib.sh
+#   test_expect_success 'what it checks' '
+#       some && commands
+#   '
+#   test_done
+
+set -u
+export LC_ALL=C
+TEST_NAME=$(basename "$0" .t)
+TEST_DIR=$(cd "$(dirname "$0")" && pwd)
+GROVE=${GROVE_BIN:-$TEST_DIR/../../build/grove}
+case "$GROVE" in /*) ;; *) GROVE=$(cd "$(dirname "$GROVE")" && pwd)/$(basename "$GROVE") ;; esac
+export GROVE
+if ! test -x "$GROVE"; then
+	echo "1..0 # SKIP grove binary not built: $GROVE"
+	exit 0
+fi
+TRASH=$(mktemp -d "${TMPDIR:-/tmp}/grove-$TEST_NAME.XXXXXX")
+HOME=$TRASH/home
+mkdir -p "$HOME"
+export HOME
+export GIT_CONFIG_NOSYSTEM=1
+export GIT_AUTHOR_NAME="A U Thor" GIT_AUTHOR_EMAIL=author@example.com
+export GIT_COMMITTER_NAME="C O Mitter" GIT_COMMITTER_EMAIL=committer@example.com
+git config --global init.defaultBranch main
+git config --global protocol.version 2
+cd "$TRASH" || exit 1
+
+test_count=0
+test_failures=0
+DAEMON_PIDS=""
+
+test_cleanup_daemons() {
+	for pid in $DAEMON_PIDS; do
+		kill -TERM "$pid" 2>/dev/null
+	done
+	for pid in $DAEMON_PIDS; do
+		for _ in 1 2 3 4 5 6 7 8 9 10; do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.2
+		done
+		kill -KILL "$pid" 2>/dev/null
+	done
+	DAEMON_PIDS=""
+}
+
+test_exit() {
+	test_cleanup_daemons
+	if test -z "${GROVE_TEST_KEEP:-}" && test "$test_failures" = 0; then
+		cd / && rm -rf "$TRASH"
+	else
+		echo "# trash kept in $TRASH"
+	fi
+}
+trap test_exit EXIT
+trap 'exit 130' INT TERM
+
+test_expect_success() {
+	test_count=$((test_count + 1))
+	if (set -e; eval "$2") >"$TRASH/.test-out" 2>&1 </dev/null; then
+		echo "ok $test_count - $1"
+	else
+		test_failures=$((test_failures + 1))
+		echo "not ok $test_count - $1"
+		sed -e 's/^/#    /' "$TRASH/.test-out" | tail -n 60
+	fi
+}
+
+# Like test_expect_success, but in this shell: for setup that sets variables.
+test_setup() {
+	test_count=$((test_count + 1))
+	if eval "$2" >"$TRASH/.test-out" 2>&1 </dev/null; then
+		echo "ok $test_count - $1"
+	else
+		test_failures=$((test_failures + 1))
+		echo "not ok $test_count - $1"
+		sed -e 's/^/#    /' "$TRASH/.test-out" | tail -n 60
+		echo "Bail out! setup failed: $1"
+		exit 1
+	fi
+}
+
+test_done() {
+	echo "1..$test_count"
+	test "$test_failures" = 0
+}
+
+# test_expect_code CODE command...: the command exits with CODE.
+test_expect_code() {
+	want=$1; shift
+	"$@"
+	got=$?
+	if test "$got" != "$want"; then
+		echo "expected exit code $want, got $got: $*" >&2
+		return 1
+	fi
+}
+
+test_must_fail() {
+	if "$@"; then
+		echo "expected failure: $*" >&2
+		return 1
+	fi
+	return 0
+}
+
+test_cmp() {
+	diff -u "$1" "$2"
+}
+
+# grep that shows the file when it does not match.
+test_grep() {
+	if ! grep "$@"; then
+		eval "last=\${$#}"
+		echo "no match for '$*' in:" >&2
+		cat "$last" >&2 2>/dev/null
+		return 1
+	fi
+}
+
+# A free TCP port on 127.0.0.1.
+free_port() {
+	perl -MIO::Socket::INET -e 'my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => 0, Listen => 1) or die; print $s->sockport, "\n"'
+}
+
+# start_store NAME [config lines...]: a grove store in $TRASH/NAME, storage
+# name NAME. Sets NAME_ADDR and exports GROVE_SECRET_FILE (all stores of a
+# test share one secret, as all Grove parts of a deployment do).
+start_store() {
+	name=$1; shift
+	port=$(free_port)
+	dir=$TRASH/$name
+	"$GROVE" store --init "$dir" --name "$name" --listen "127.0.0.1:$port" >/dev/null || return 1
+	if test -n "${SHARED_SECRET:-}"; then
+		cp "$SHARED_SECRET" "$dir/secret"
+	else
+		SHARED_SECRET=$dir/secret
+	fi
+	for line in "$@"; do
+		git config -f "$dir/store.conf" ${line%%=*} "${line#*=}" || return 1
+	done
+	"$GROVE" store -c "$dir/store.conf" >"$dir/store.log" 2>&1 &
+	pid=$!
+	DAEMON_PIDS="$DAEMON_PIDS $pid"
+	eval "${name}_PID=$pid ${name}_ADDR=127.0.0.1:$port"
+	export GROVE_SECRET_FILE=$SHARED_SECRET
+	for _ in $(seq 1 50); do
+		"$GROVE" rpc -a "127.0.0.1:$port" /grpc.health.v1.Health/Check >/dev/null 2>&1 && return 0
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	echo "store $name did not start:" >&2
+	cat "$dir/store.log" >&2
+	return 1
+}
+
+# stop_store NAME: SIGTERM, then wait (up to 30 s) until the process is gone.
+stop_store() {
+	eval "pid=\$${1}_PID"
+	kill -TERM "$pid" || return 1
+	for _ in $(seq 1 300); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	echo "store $1 did not stop" >&2
+	return 1
+}
+
+# rpc ADDR METHOD fields...: grove rpc against a store.
+rpc() {
+	addr=$1; shift
+	"$GROVE" rpc -a "$addr" "$@"
+}
+
+# git through a store: git_on ADDR git-args...
+git_on() {
+	addr=$1; shift
+	GIT_SSH_COMMAND="$GROVE connect $addr" git "$@"
+}
+
+# create_repo ADDR STORAGE PATH
+create_repo() {
+	rpc "$1" RepositoryService/CreateRepository repository.storage_name="$2" repository.relative_path="$3"
+}
+
+# checksum ADDR STORAGE PATH: prints the repository's checksum.
+checksum() {
+	rpc "$1" RepositoryService/CalculateChecksum repository.storage_name="$2" repository.relative_path="$3" |
+		sed -n 's/.*"checksum":"\([0-9a-f]*\)".*/\1/p'
+}
+
+# A small history: main with 3 commits, a branch, a lightweight and an annotated tag.
+make_history() {
+	git init -q "$1" && (
+		cd "$1" &&
+		for i in 1 2 3; do
+			echo "line $i" >"file$i.txt" && git add . && git commit -q -m "commit $i" || exit 1
+		done &&
+		git branch feature HEAD~1 &&
+		git tag light HEAD~2 &&
+		git tag -a -m "release 1" v1.0 HEAD
+	)
+}
