@@ -4,6 +4,7 @@
 #include "lib/strbuf.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -41,13 +42,21 @@ int auth_token_check(const char *secret, const char *method, const char *token, 
 	copy[token_len] = '\0';
 	if (strncmp(copy, "v1.", 3))
 		return error_set(GROVE_EAUTH, "authentication token malformed: unknown version");
+	/* Digits only: strtoll alone would also take a sign or blanks, and a
+	 * negative time near LLONG_MIN would overflow the skew below. */
+	if (copy[3] < '0' || copy[3] > '9')
+		return error_set(GROVE_EAUTH, "authentication token malformed");
 	errno = 0;
 	ts = strtoll(copy + 3, &end, 10);
 	if (errno || end == copy + 3 || *end != '.' || strlen(end + 1) != 64)
 		return error_set(GROVE_EAUTH, "authentication token malformed");
-	if (ts < now - AUTH_MAX_SKEW || ts > now + AUTH_MAX_SKEW)
+	if (ts < now - AUTH_MAX_SKEW || ts > now + AUTH_MAX_SKEW) {
+		long long skew;
+		if (__builtin_sub_overflow(ts, (long long)now, &skew))
+			skew = ts > now ? LLONG_MAX : LLONG_MIN;
 		return error_set(GROVE_EAUTH, "authentication token stale: its time is %llds from this server's clock (at most %d allowed; check the clocks)",
-				 ts - (long long)now, AUTH_MAX_SKEW);
+				 skew, AUTH_MAX_SKEW);
+	}
 	snprintf(msg, sizeof(msg), "v1.%lld.%s", ts, method);
 	mac_hex(secret, msg, want);
 	if (CRYPTO_memcmp(want, end + 1, 64))

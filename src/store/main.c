@@ -175,6 +175,10 @@ static int store_setup(struct store *st, struct config *cfg, struct rpc_server_o
 	st->connect_bin = xasprintf("%s/grove-connect", buf);
 	if (!runtime)
 		runtime = xasprintf("%s/run", st->state_dir);
+	if (strchr(st->root, '\'')) {
+		ret = error_set(GROVE_EINVAL, "%s: store.root must not contain a quote (\"'\")", config_file(cfg));
+		goto out;
+	}
 	if ((ret = mkdirs(st->root, 0755)) || (ret = mkdirs(st->state_dir, 0700)) ||
 	    (ret = mkdirs(st->tmp_dir, 0700)) || (ret = mkdirs(st->trash_dir, 0700)) ||
 	    (ret = mkdirs(st->hooks_dir, 0700)) || (ret = mkdirs(buf, 0700)) || (ret = mkdirs(runtime, 0700)))

@@ -68,10 +68,12 @@ static int run_custom(struct store *st, struct hook_run *h, const char *prog, in
 	const char *argv[] = { prog, NULL };
 	int ret;
 
-	ret = store_repo_path(st, p->repository, true, &repo);
-	if (ret)
-		goto out;
-	strvec_pushf(&env_extra, "GIT_DIR=%s", repo.buf);
+	/* Forwarded from another store, the repository is not ours: the hook
+	 * then runs without GIT_DIR, from the root. */
+	if (!store_repo_path(st, p->repository, true, &repo))
+		strvec_pushf(&env_extra, "GIT_DIR=%s", repo.buf);
+	else
+		strbuf_reset(&repo);
 	strvec_pushf(&env_extra, "GROVE_APP=%s", p->app ? p->app : "");
 	strvec_pushf(&env_extra, "GROVE_USER=%s", p->user ? p->user : "");
 	strvec_pushf(&env_extra, "GROVE_KEY_FINGERPRINT=%s", p->key_fingerprint ? p->key_fingerprint : "");
@@ -84,11 +86,11 @@ static int run_custom(struct store *st, struct hook_run *h, const char *prog, in
 	for (size_t i = 0; i < h->first->n_git_env; i++) {
 		const char *e = h->first->git_env[i], *v;
 		if ((skip_prefix(e, "GIT_OBJECT_DIRECTORY=", &v) || skip_prefix(e, "GIT_QUARANTINE_PATH=", &v) ||
-		     skip_prefix(e, "GIT_ALTERNATE_OBJECT_DIRECTORIES=", &v)) && inside(v, repo.buf))
+		     skip_prefix(e, "GIT_ALTERNATE_OBJECT_DIRECTORIES=", &v)) && repo.len && inside(v, repo.buf))
 			strvec_push(&env_extra, e);
 	}
 	env = proc_env(strvec_argv(&env_extra));
-	ret = proc_start(&proc, argv, env, repo.buf, PROC_STDIN | PROC_STDOUT | PROC_STDERR | PROC_NEWPGRP);
+	ret = proc_start(&proc, argv, env, repo.len ? repo.buf : "/", PROC_STDIN | PROC_STDOUT | PROC_STDERR | PROC_NEWPGRP);
 	if (ret)
 		goto out;
 	/* The ref lines are small (bounded by HOOK_STDIN_MAX); a hook that does
@@ -117,8 +119,13 @@ static int forward(struct store *st, struct hook_run *h, const char *method, int
 	struct rpc_client *cl = NULL;
 	struct rpc_stream *stream = NULL;
 	Grove__V1__HookRequest req = *h->first;
+	Grove__V1__HookPayload payload = *h->first->payload;
 	int ret, r;
 
+	/* The callee must not forward again: a hook address that names a store
+	 * (or, by mistake, this one) would otherwise loop. */
+	payload.hook_address = "";
+	req.payload = &payload;
 	*code = 1;
 	ret = rpc_client_new(&cl, h->first->payload->hook_address, st->secret);
 	if (ret)

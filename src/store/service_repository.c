@@ -618,8 +618,9 @@ static void replicate_repository(struct rpc_call *call, void *data)
 
 	/* git fetches through grove-connect, which speaks SSHService to the
 	 * source: objects and refs exactly as the source has them, refs it no
-	 * longer has pruned. No shell is involved: GIT_SSH runs the program
-	 * directly, and the address travels in the environment. */
+	 * longer has pruned. GIT_SSH_COMMAND (it beats core.sshCommand) names
+	 * only our own program, quoted; the address, which came from the
+	 * request, travels in the environment and never meets a shell. */
 	gitcmd_init(&argv, &st->git_nohooks, path.buf);
 	strvec_push(&argv, "-c");
 	strvec_push(&argv, "protocol.version=2");
@@ -631,7 +632,7 @@ static void replicate_repository(struct rpc_call *call, void *data)
 	strvec_push(&argv, "--");
 	strvec_pushf(&argv, "ssh://%s/%s", req->source->storage_name, req->source->relative_path);
 	strvec_push(&argv, "+refs/*:refs/*");
-	strvec_pushf(&extra, "GIT_SSH=%s", st->connect_bin);
+	strvec_pushf(&extra, "GIT_SSH_COMMAND='%s'", st->connect_bin);
 	strvec_push(&extra, "GIT_SSH_VARIANT=ssh");
 	strvec_pushf(&extra, "GROVE_CONNECT_ADDRESS=%s", req->source_address);
 	strvec_pushf(&extra, "GROVE_SECRET=%s", st->secret);
