@@ -34,7 +34,9 @@ int hook_payload_decode(const char *s, size_t len, Grove__V1__HookPayload **out)
 	for (size_t i = 0; i < len; i++) {
 		char c = s[i];
 		bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-			  c == '+' || c == '/' || (c == '=' && i >= len - 2);
+			  c == '+' || c == '/' ||
+			  /* '=' only as padding: one or two at the very end. */
+			  (c == '=' && i >= len - 2 && s[len - 1] == '=');
 		if (!ok)
 			return error_set(GROVE_EINVAL, "hook payload is not base64");
 	}

@@ -1,6 +1,7 @@
 /* What the gRPC server and client wrappers share: see rpc.h. */
 #include "lib/common.h"
 #include "lib/error.h"
+#include "lib/pbcheck.h"
 #include "lib/rpc.h"
 
 #include <grpc/byte_buffer_reader.h>
@@ -91,6 +92,10 @@ int rpc_unpack(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *d, Protob
 		return error_set(GROVE_EPROTO, "cannot read %s message (bad compression?)", d->name);
 	all = grpc_byte_buffer_reader_readall(&reader);
 	grpc_byte_buffer_reader_destroy(&reader);
+	if (pbcheck_strings(d, GRPC_SLICE_START_PTR(all), GRPC_SLICE_LENGTH(all))) {
+		grpc_slice_unref(all);
+		return error_wrap(GROVE_EPROTO, "malformed %s message", d->name);
+	}
 	*out = protobuf_c_message_unpack(d, NULL, GRPC_SLICE_LENGTH(all), GRPC_SLICE_START_PTR(all));
 	grpc_slice_unref(all);
 	if (!*out)

@@ -30,9 +30,11 @@ static int sq_dequote(const char *s, char *out, size_t outsz)
 {
 	size_t n = 0;
 	if (*s != '\'') {
-		/* Unquoted: a plain word, as some clients send. */
+		/* Unquoted: a plain word, as some clients send. A client's shell
+		 * would have acted on any of its special characters, so a word
+		 * that still holds one was not meant as a path. */
 		for (; *s; s++) {
-			if (*s == ' ' || *s == '\'' || *s == '"' || *s == '\\')
+			if (strchr(" '\"\\`$;|&<>()[]{}*?!#~", *s))
 				return error_set(GROVE_EINVAL, "unquoted argument contains '%c'", *s);
 			if (n + 1 >= outsz)
 				return error_set(GROVE_EINVAL, "argument too long");
@@ -91,8 +93,11 @@ int sshcmd_parse(const char *line, struct sshcmd *out)
 		while (*rest == ' ')
 			rest++;
 		ret = sq_dequote(rest, out->path, sizeof(out->path));
-		if (ret)
+		if (ret) {
+			/* Leave no half-dequoted, unterminated path behind. */
+			out->path[0] = '\0';
 			return error_wrap(ret, "%s", services[i].name);
+		}
 		if (!out->path[0])
 			return error_set(GROVE_EINVAL, "%s: empty repository argument", services[i].name);
 		out->service = services[i].service;

@@ -14,6 +14,7 @@
 #include <git2.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #define FREE_MSG(m) do { if (m) protobuf_c_message_free_unpacked(&(m)->base, NULL); } while (0)
 
@@ -208,6 +209,33 @@ static void repo_stats(const char *path, struct repo_stats *s)
 	s->commit_graph = s->commit_graph || !stat(buf, &sb);
 }
 
+/*
+ * Quarantine directories that a killed receive-pack left behind: git
+ * removes its own on every normal exit, so one a day old is garbage.
+ */
+static unsigned remove_stale_quarantines(const char *repo)
+{
+	char dir[4200], path[4500];
+	struct dirent *e;
+	struct stat sb;
+	unsigned n = 0;
+	DIR *d;
+	snprintf(dir, sizeof(dir), "%s/objects", repo);
+	d = opendir(dir);
+	if (!d)
+		return 0;
+	while ((e = readdir(d))) {
+		if (strncmp(e->d_name, "tmp_objdir-", 11) && strncmp(e->d_name, "incoming-", 9))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (!lstat(path, &sb) && S_ISDIR(sb.st_mode) && sb.st_mtime < time(NULL) - 24 * 3600 &&
+		    !fs_rmtree(path))
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
 static int run_git(struct store *st, const char *dir, const char *const *args)
 {
 	struct strvec argv = STRVEC_INIT;
@@ -233,6 +261,7 @@ static void optimize_repository(struct rpc_call *call, void *data)
 	if (ret)
 		goto out;
 	eager = req->strategy == GROVE__V1__OPTIMIZE_REPOSITORY_REQUEST__STRATEGY__EAGER;
+	unsigned stale = remove_stale_quarantines(path.buf);
 	repo_stats(path.buf, &s);
 
 	/* Many packs slow every object lookup: fold them into one, with a
@@ -264,8 +293,8 @@ static void optimize_repository(struct rpc_call *call, void *data)
 		ret = run_git(st, path.buf, prune);
 		resp.pruned_objects = !ret;
 	}
-	log_info("repo.optimized", "repo=%s packs=%u loose=%u refs=%u full=%b incremental=%b packed_refs=%b graph=%b pruned=%b",
-		 req->repository->relative_path, s.packs, s.loose_estimate, s.loose_refs, resp.repacked_fully,
+	log_info("repo.optimized", "repo=%s stale_quarantines=%u packs=%u loose=%u refs=%u full=%b incremental=%b packed_refs=%b graph=%b pruned=%b",
+		 req->repository->relative_path, stale, s.packs, s.loose_estimate, s.loose_refs, resp.repacked_fully,
 		 resp.repacked_incrementally, resp.packed_refs, resp.wrote_commit_graph, resp.pruned_objects);
 out:
 	rpc_call_reply(call, ret, &resp.base);

@@ -29,25 +29,30 @@ struct ssh_session {
 	bool client_cancelled;
 	int recv_err;
 	int reaped;               /* set (atomically) once git has been waited for */
+	int send_err;             /* the first failed send: output is dropped after it */
 };
 
 /*
- * Stops git because the client is gone: SIGTERM first, so receive-pack
- * removes its quarantine directory, then SIGKILL if it has not exited after
- * a few seconds. Either way the ref update never happens.
+ * Stops git because the client is gone. EOF on its stdin comes first (the
+ * caller closed it): receive-pack then finds its pack cut short, fails and
+ * removes its quarantine itself, which a signal racing with index-pack
+ * cannot promise. A git that does not exit within a second (a hook that
+ * hangs, an upload-pack with nothing to read) gets SIGTERM, then SIGKILL.
  */
 static void stop_git(struct ssh_session *s)
 {
-	if (__atomic_load_n(&s->reaped, __ATOMIC_SEQ_CST))
-		return;
-	proc_kill(&s->proc, SIGTERM);
-	for (int i = 0; i < 60; i++) {
+	static const struct { int sig; int wait_ms; } steps[] = { { 0, 1000 }, { SIGTERM, 3000 }, { SIGKILL, 0 } };
+	for (size_t k = 0; k < ARRAY_SIZE(steps); k++) {
 		if (__atomic_load_n(&s->reaped, __ATOMIC_SEQ_CST))
 			return;
-		usleep(50 * 1000);
+		if (steps[k].sig)
+			proc_kill(&s->proc, steps[k].sig);
+		for (int waited = 0; waited < steps[k].wait_ms; waited += 50) {
+			if (__atomic_load_n(&s->reaped, __ATOMIC_SEQ_CST))
+				return;
+			usleep(50 * 1000);
+		}
 	}
-	if (!__atomic_load_n(&s->reaped, __ATOMIC_SEQ_CST))
-		proc_kill(&s->proc, SIGKILL);
 }
 
 /* The stdin thread: client → git. Stops git if the client goes away, so
@@ -95,10 +100,15 @@ static int send_chunk(struct ssh_session *s, const char *data, size_t len, bool 
 {
 	Grove__V1__SSHResponse resp = GROVE__V1__SSHRESPONSE__INIT;
 	ProtobufCBinaryData *field = err ? &resp.stderr : &resp.stdout;
+	/* Once the client is gone, git's last words go nowhere; the stdin
+	 * thread stops git, and this thread reads until git's pipes close. */
+	if (s->send_err)
+		return 0;
 	field->data = (uint8_t *)data;
 	field->len = len;
 	s->bytes_out += len;
-	return rpc_call_send(s->call, &resp.base);
+	s->send_err = rpc_call_send(s->call, &resp.base);
+	return 0;
 }
 
 static int on_stdout(void *ctx, const char *data, size_t len)
@@ -184,6 +194,8 @@ static void ssh_serve(struct rpc_call *call, struct store *st, const char *servi
 	if (ret)
 		proc_kill(&s.proc, SIGKILL);
 	code = proc_wait(&s.proc);
+	if (!ret)
+		ret = s.send_err;
 	__atomic_store_n(&s.reaped, 1, __ATOMIC_SEQ_CST);
 	if (!ret && s.recv_err && !s.client_cancelled)
 		ret = s.recv_err;

@@ -36,6 +36,7 @@ test_failures=0
 DAEMON_PIDS=""
 
 test_cleanup_daemons() {
+	DAEMON_PIDS="$DAEMON_PIDS $(cat "$TRASH/.daemons" 2>/dev/null)"
 	for pid in $DAEMON_PIDS; do
 		kill -TERM "$pid" 2>/dev/null
 	done
@@ -144,18 +145,38 @@ start_store() {
 	for line in "$@"; do
 		git config -f "$dir/store.conf" ${line%%=*} "${line#*=}" || return 1
 	done
-	"$GROVE" store -c "$dir/store.conf" >"$dir/store.log" 2>&1 &
-	pid=$!
-	DAEMON_PIDS="$DAEMON_PIDS $pid"
-	eval "${name}_PID=$pid ${name}_ADDR=127.0.0.1:$port"
+	eval "${name}_ADDR=127.0.0.1:$port"
 	export GROVE_SECRET_FILE=$SHARED_SECRET
+	restart_store "$name"
+}
+
+# restart_store NAME: starts NAME's store again with its config (the log is
+# appended to) and waits until it answers; sets NAME_PID.
+restart_store() {
+	dir=$TRASH/$1
+	"$GROVE" store -c "$dir/store.conf" >>"$dir/store.log" 2>&1 &
+	pid=$!
+	echo "$pid" >>"$TRASH/.daemons"
+	eval "${1}_PID=$pid"
+	eval "addr=\$${1}_ADDR"
 	for _ in $(seq 1 50); do
-		"$GROVE" rpc -a "127.0.0.1:$port" /grpc.health.v1.Health/Check >/dev/null 2>&1 && return 0
+		"$GROVE" rpc -a "$addr" /grpc.health.v1.Health/Check >/dev/null 2>&1 && return 0
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
 	done
-	echo "store $name did not start:" >&2
+	echo "store $1 did not start:" >&2
 	cat "$dir/store.log" >&2
+	return 1
+}
+
+# wait_for_log NAME PATTERN: up to 10 s for PATTERN to appear in NAME's log.
+wait_for_log() {
+	for _ in $(seq 1 100); do
+		grep -q "$2" "$TRASH/$1/store.log" && return 0
+		sleep 0.1
+	done
+	echo "no '$2' in $1's log:" >&2
+	cat "$TRASH/$1/store.log" >&2
 	return 1
 }
 

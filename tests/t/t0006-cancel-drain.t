@@ -1,0 +1,114 @@
+#!/bin/sh
+# A push whose client goes away leaves the repository as it was; SIGTERM
+# lets a push in flight finish within the grace period, then stops.
+. "$(dirname "$0")/test-lib.sh"
+
+# held_connect: a GIT_SSH_COMMAND that passes the first $HOLD_BYTES bytes of
+# git's data to grove connect, waits $HOLD_SECONDS, then passes the rest.
+# It writes grove connect's pid to $HOLD_PIDFILE.
+write_held_connect() {
+	cat >"$TRASH/held-connect" <<-\EOF
+	#!/bin/sh
+	test "$1" = -G && exit 0
+	# An asynchronous list reads /dev/null unless told otherwise.
+	exec 3<&0
+	perl -e '
+		$| = 1; my ($n, $left, $buf) = ($ENV{HOLD_BYTES}, $ENV{HOLD_BYTES}, "");
+		while ($left > 0) { my $r = sysread(STDIN, $buf, $left > 65536 ? 65536 : $left); last if !$r; syswrite(STDOUT, $buf); $left -= $r; }
+		sleep $ENV{HOLD_SECONDS};
+		while (sysread(STDIN, $buf, 65536)) { syswrite(STDOUT, $buf); }
+	' <&3 | "$GROVE" connect "$HOLD_ADDR" "$@" &
+	echo $! >"$HOLD_PIDFILE"
+	wait $!
+	EOF
+	chmod +x "$TRASH/held-connect"
+}
+
+test_setup 'a store, a repository and a big commit to push' '
+	start_store s1 &&
+	create_repo $s1_ADDR s1 app.git &&
+	make_history src &&
+	(cd src && git_on $s1_ADDR push -q ssh://s1/app.git main) &&
+	(cd src && head -c 8000000 /dev/urandom >blob && git add blob && git commit -q -m big) &&
+	write_held_connect
+'
+
+test_expect_success 'killing the client mid-pack leaves refs unchanged and git gone' '
+	before=$(checksum $s1_ADDR s1 app.git) &&
+	repo=$(ls -d "$TRASH"/s1/repositories/@hashed/*/*/*.git) &&
+	(cd src && HOLD_ADDR=$s1_ADDR HOLD_BYTES=500000 HOLD_SECONDS=60 HOLD_PIDFILE=$TRASH/pid \
+		GIT_SSH_COMMAND="$TRASH/held-connect" git push ssh://s1/app.git main >../push.out 2>&1 &) &&
+	for i in $(seq 1 100); do test -s pid && pgrep -f "receive-pack $repo" >/dev/null && break; sleep 0.1; done &&
+	sleep 0.5 &&
+	pgrep -f "receive-pack $repo" &&
+	kill -9 $(cat pid) &&
+	for i in $(seq 1 100); do pgrep -f "receive-pack $repo" >/dev/null || break; sleep 0.1; done &&
+	test_must_fail pgrep -f "receive-pack $repo" &&
+	test "$before" = "$(checksum $s1_ADDR s1 app.git)" &&
+	wait_for_log s1 "\"event\":\"ssh.push\".*\"bytes_in\":[1-9][0-9]*.*\"cancelled\":true" &&
+	test -z "$(ls "$repo/objects" | grep incoming)"
+'
+
+test_expect_success 'a client that closes its stream mid-pack changes nothing either' '
+	before=$(checksum $s1_ADDR s1 app.git) &&
+	cat >cut-connect <<-EOF &&
+	#!/bin/sh
+	head -c 300000 | "$GROVE" connect $s1_ADDR "\$@"
+	EOF
+	chmod +x cut-connect &&
+	(cd src && test_must_fail env GIT_SSH_COMMAND="$TRASH/cut-connect" git push ssh://s1/app.git main 2>../err) &&
+	test "$before" = "$(checksum $s1_ADDR s1 app.git)"
+'
+
+test_expect_success 'the push goes through afterwards' '
+	(cd src && git_on $s1_ADDR push -q ssh://s1/app.git main) &&
+	git_on $s1_ADDR ls-remote ssh://s1/app.git refs/heads/main >ls &&
+	test_grep $(git -C src rev-parse main) ls
+'
+
+test_expect_success 'SIGTERM lets a push in flight finish, then the store exits' '
+	(cd src && echo 1 >next && git add next && git commit -q -m next && head -c 3000000 /dev/urandom >blob2 &&
+	 git add blob2 && git commit -q -m blob2) &&
+	rm -f pid &&
+	(cd src && HOLD_ADDR=$s1_ADDR HOLD_BYTES=200000 HOLD_SECONDS=2 HOLD_PIDFILE=$TRASH/pid \
+		GIT_SSH_COMMAND="$TRASH/held-connect" git push ssh://s1/app.git main >../push2.out 2>&1; echo $? >../push2.rc) &
+	repo=$(ls -d "$TRASH"/s1/repositories/@hashed/*/*/*.git) &&
+	for i in $(seq 1 100); do test -s pid && pgrep -f "receive-pack $repo" >/dev/null && break; sleep 0.1; done &&
+	pgrep -f "receive-pack $repo" &&
+	kill -TERM $s1_PID &&
+	for i in $(seq 1 100); do test -s push2.rc && break; sleep 0.1; done &&
+	cat push2.out &&
+	test "$(cat push2.rc)" = 0 &&
+	for i in $(seq 1 100); do kill -0 $s1_PID 2>/dev/null || break; sleep 0.1; done &&
+	test_must_fail kill -0 $s1_PID 2>/dev/null &&
+	test_grep "store.draining" "$TRASH/s1/store.log" &&
+	test_grep "store.stopped" "$TRASH/s1/store.log"
+'
+
+test_expect_success 'after a restart the pushed commit is there' '
+	restart_store s1 &&
+	git_on $s1_ADDR ls-remote ssh://s1/app.git refs/heads/main >ls &&
+	test_grep $(git -C src rev-parse main) ls &&
+	stop_store s1
+'
+
+test_expect_success 'past the grace period a held push is cancelled and changes nothing' '
+	git config -f "$TRASH/s1/store.conf" store.shutdownGrace 1 &&
+	restart_store s1 &&
+	before=$(checksum $s1_ADDR s1 app.git) &&
+	(cd src && echo 2 >next && git commit -q -am next2 && head -c 3000000 /dev/urandom >blob3 &&
+	 git add blob3 && git commit -q -m blob3) &&
+	rm -f pid &&
+	(cd src && HOLD_ADDR=$s1_ADDR HOLD_BYTES=200000 HOLD_SECONDS=10 HOLD_PIDFILE=$TRASH/pid \
+		GIT_SSH_COMMAND="$TRASH/held-connect" git push ssh://s1/app.git main >../push3.out 2>&1 &) &&
+	repo=$(ls -d "$TRASH"/s1/repositories/@hashed/*/*/*.git) &&
+	for i in $(seq 1 100); do test -s pid && pgrep -f "receive-pack $repo" >/dev/null && break; sleep 0.1; done &&
+	pgrep -f "receive-pack $repo" &&
+	stop_store s1 &&
+	test_grep "rpc.drain_cancel" "$TRASH/s1/store.log" &&
+	restart_store s1 &&
+	test "$before" = "$(checksum $s1_ADDR s1 app.git)" &&
+	stop_store s1
+'
+
+test_done
