@@ -106,7 +106,7 @@ FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_B := build/fuzz
 fuzz:
 	@$(MAKE) --no-print-directory B=$(FUZZ_B) CC=clang \
-		SAN_FLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer" \
+		SAN_FLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -Wno-unknown-warning-option" \
 		$(FUZZ_B)/libgrove.a
 	@set -e; for f in $(FUZZ_SRC); do \
 		n=$$(basename $$f .c); echo "  FUZZ $$n"; \

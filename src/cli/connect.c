@@ -35,11 +35,15 @@ static const char usage[] =
 	"      git clone ssh://default/my-app.git\n"
 	"The URL's host is the storage name, its path the repository.\n";
 
-struct sender {
+/*
+ * What the sender thread uses lives as long as the process: when the main
+ * thread is done it returns from main while the sender may still be
+ * blocked reading stdin, and nothing it touches may go away under it.
+ */
+static struct sender {
 	struct rpc_stream *st;
-	Grove__V1__SSHRequest *first;
 	int ret;
-};
+} snd;
 
 /* stdin → the stream. The main thread receives meanwhile. */
 static void *sender_main(void *arg)
@@ -47,7 +51,6 @@ static void *sender_main(void *arg)
 	struct sender *s = arg;
 	char *buf = xmalloc(RPC_CHUNK_MAX);
 	Grove__V1__SSHRequest req = GROVE__V1__SSHREQUEST__INIT;
-	s->ret = rpc_stream_send(s->st, &s->first->base);
 	while (!s->ret) {
 		ssize_t n = read(0, buf, RPC_CHUNK_MAX);
 		if (n < 0 && errno == EINTR)
@@ -75,7 +78,6 @@ int connect_main(int argc, char **argv)
 	struct rpc_stream *st = NULL;
 	Grove__V1__Repository repo = GROVE__V1__REPOSITORY__INIT;
 	Grove__V1__SSHRequest first = GROVE__V1__SSHREQUEST__INIT;
-	struct sender snd = { 0 };
 	pthread_t tid;
 	const char *method;
 	char corr[65];
@@ -152,12 +154,14 @@ int connect_main(int argc, char **argv)
 	if ((ret = rpc_client_new(&cl, addr, secret)) || (ret = rpc_stream_open(cl, method, 0, &st)))
 		goto fail;
 	snd.st = st;
-	snd.first = &first;
-	if (pthread_create(&tid, NULL, sender_main, &snd)) {
-		error_set(GROVE_EINTERNAL, "cannot start a thread");
-		goto fail;
+	/* If even the first message cannot go, the call's status says why. */
+	if (!rpc_stream_send(st, &first.base)) {
+		if (pthread_create(&tid, NULL, sender_main, &snd)) {
+			error_set(GROVE_EINTERNAL, "cannot start a thread");
+			goto fail;
+		}
+		pthread_detach(tid);
 	}
-	pthread_detach(tid);
 	for (;;) {
 		Grove__V1__SSHResponse *resp = NULL;
 		int r = rpc_stream_recv(st, &grove__v1__sshresponse__descriptor, (ProtobufCMessage **)&resp);

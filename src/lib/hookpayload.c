@@ -22,6 +22,20 @@ char *hook_payload_encode(const Grove__V1__HookPayload *p)
 	return out;
 }
 
+/*
+ * protobuf-c (1.4) refuses field number 0 in a one-byte tag but keeps it as
+ * an unknown field when the tag is padded ("81 00"); packing writes it back
+ * as the one-byte tag, so such a payload would decode here and then fail in
+ * `grove hook`. Field 0 is invalid protobuf: refuse it at once.
+ */
+static bool has_field_zero(const ProtobufCMessage *m)
+{
+	for (unsigned i = 0; i < m->n_unknown_fields; i++)
+		if (m->unknown_fields[i].tag == 0)
+			return true;
+	return false;
+}
+
 int hook_payload_decode(const char *s, size_t len, Grove__V1__HookPayload **out)
 {
 	unsigned char *raw;
@@ -54,5 +68,10 @@ int hook_payload_decode(const char *s, size_t len, Grove__V1__HookPayload **out)
 	free(raw);
 	if (!*out)
 		return error_set(GROVE_EINVAL, "hook payload does not decode as grove.v1.HookPayload");
+	if (has_field_zero(&(*out)->base) || ((*out)->repository && has_field_zero(&(*out)->repository->base))) {
+		protobuf_c_message_free_unpacked(&(*out)->base, NULL);
+		*out = NULL;
+		return error_set(GROVE_EINVAL, "hook payload does not decode as grove.v1.HookPayload (field number 0)");
+	}
 	return 0;
 }
