@@ -120,8 +120,11 @@ fuzz-run: fuzz
 	@set -e; for f in $(FUZZ_SRC); do \
 		n=$$(basename $$f .c); mkdir -p $(FUZZ_B)/corpus/$$n; \
 		echo "# fuzzing $$n for $(FUZZ_SECONDS)s"; \
+		UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		$(FUZZ_B)/$$n -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
-			$(FUZZ_B)/corpus/$$n tests/fuzz/corpus/$$n 2>&1 | tail -n 3; \
+			-artifact_prefix=$(FUZZ_B)/$$n- $(FUZZ_B)/corpus/$$n tests/fuzz/corpus/$$n \
+			> $(FUZZ_B)/$$n.log 2>&1 || { tail -n 60 $(FUZZ_B)/$$n.log; exit 1; }; \
+		grep '^stat::' $(FUZZ_B)/$$n.log; \
 	done
 
 start: deps all

@@ -2,6 +2,9 @@
 #include "lib/common.h"
 #include "lib/error.h"
 #include "lib/hookpayload.h"
+#include "lib/log.h"
+#include "lib/proc.h"
+#include "lib/strvec.h"
 
 #include <openssl/evp.h>
 
@@ -74,4 +77,36 @@ int hook_payload_decode(const char *s, size_t len, Grove__V1__HookPayload **out)
 		return error_set(GROVE_EINVAL, "hook payload does not decode as grove.v1.HookPayload (field number 0)");
 	}
 	return 0;
+}
+
+char **hook_env_build(const Grove__V1__HookPayload *payload, const Grove__V1__Repository *repo,
+		      const char *hook_address, const char *secret, const char *active,
+		      const char *git_protocol)
+{
+	Grove__V1__HookPayload p = GROVE__V1__HOOK_PAYLOAD__INIT;
+	Grove__V1__Repository r = GROVE__V1__REPOSITORY__INIT;
+	struct strvec extra = STRVEC_INIT;
+	char **env;
+	char *enc;
+
+	if (payload)
+		p = *payload;
+	r.storage_name = repo->storage_name;
+	r.relative_path = repo->relative_path;
+	p.repository = &r;
+	if (!p.correlation_id || !*p.correlation_id)
+		p.correlation_id = (char *)log_correlation_id();
+	enc = hook_payload_encode(&p);
+	if (enc) {
+		strvec_pushf(&extra, "%s=%s", HOOK_PAYLOAD_ENV, enc);
+		free(enc);
+	}
+	strvec_pushf(&extra, "GROVE_HOOK_ADDRESS=%s", hook_address);
+	strvec_pushf(&extra, "GROVE_SECRET=%s", secret);
+	strvec_pushf(&extra, "GROVE_HOOKS_ACTIVE=%s", active);
+	if (git_protocol && *git_protocol)
+		strvec_pushf(&extra, "GIT_PROTOCOL=%s", git_protocol);
+	env = proc_env(strvec_argv(&extra));
+	strvec_clear(&extra);
+	return env;
 }

@@ -16,4 +16,15 @@ char *hook_payload_encode(const Grove__V1__HookPayload *p);
 /* 0, or GROVE_EINVAL / GROVE_ETOOBIG; free *out with protobuf_c_message_free_unpacked. */
 int hook_payload_decode(const char *s, size_t len, Grove__V1__HookPayload **out);
 
+/*
+ * The environment for a git that runs grove's hooks for a push: the payload
+ * (with repository filled in), where the hooks call back (hook_address, a
+ * grove.v1.HookService) with which secret, which hooks have someone to
+ * answer them ("pre-receive,post-receive,"), and GIT_PROTOCOL. Built on
+ * proc_env(); free with proc_env_free.
+ */
+char **hook_env_build(const Grove__V1__HookPayload *payload, const Grove__V1__Repository *repo,
+		      const char *hook_address, const char *secret, const char *active,
+		      const char *git_protocol);
+
 #endif

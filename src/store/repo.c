@@ -300,41 +300,15 @@ out:
 char **store_hook_env(struct store *st, const Grove__V1__HookPayload *payload,
 		      const Grove__V1__Repository *repo, const char *git_protocol)
 {
-	Grove__V1__HookPayload p = GROVE__V1__HOOK_PAYLOAD__INIT;
-	Grove__V1__Repository r = GROVE__V1__REPOSITORY__INIT;
-	struct strvec extra = STRVEC_INIT;
-	char **env;
-	char *enc;
-	char custom_pre[4096], custom_post[4096];
-	bool want_pre, want_post;
+	char custom_pre[4096], custom_post[4096], active[128];
+	bool remote = payload && payload->hook_address && *payload->hook_address;
+	bool vote = payload && payload->transaction_address && *payload->transaction_address;
 
-	if (payload)
-		p = *payload;
-	r.storage_name = repo->storage_name;
-	r.relative_path = repo->relative_path;
-	p.repository = &r;
-	if (!p.correlation_id || !*p.correlation_id)
-		p.correlation_id = (char *)log_correlation_id();
-	enc = hook_payload_encode(&p);
-	if (enc) {
-		strvec_pushf(&extra, "%s=%s", HOOK_PAYLOAD_ENV, enc);
-		free(enc);
-	}
-	strvec_pushf(&extra, "GROVE_HOOK_ADDRESS=%s", st->hook_address);
-	strvec_pushf(&extra, "GROVE_SECRET=%s", st->secret);
 	/* Tell the hook which callbacks have someone to answer them, so that a
 	 * push with nothing to check costs no round trip. */
 	snprintf(custom_pre, sizeof(custom_pre), "%s/pre-receive", st->custom_hooks ? st->custom_hooks : "/nonexistent");
 	snprintf(custom_post, sizeof(custom_post), "%s/post-receive", st->custom_hooks ? st->custom_hooks : "/nonexistent");
-	bool remote = p.hook_address && *p.hook_address;
-	want_pre = remote || !access(custom_pre, X_OK);
-	want_post = remote || !access(custom_post, X_OK);
-	strvec_pushf(&extra, "GROVE_HOOKS_ACTIVE=%s%s%s", want_pre ? "pre-receive," : "",
-		     want_post ? "post-receive," : "",
-		     p.transaction_address && *p.transaction_address ? "reference-transaction," : "");
-	if (git_protocol && *git_protocol)
-		strvec_pushf(&extra, "GIT_PROTOCOL=%s", git_protocol);
-	env = proc_env(strvec_argv(&extra));
-	strvec_clear(&extra);
-	return env;
+	snprintf(active, sizeof(active), "%s%s%s", remote || !access(custom_pre, X_OK) ? "pre-receive," : "",
+		 remote || !access(custom_post, X_OK) ? "post-receive," : "", vote ? "reference-transaction," : "");
+	return hook_env_build(payload, repo, st->hook_address, st->secret, active, git_protocol);
 }
