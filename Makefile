@@ -8,7 +8,7 @@
 #   make start                    install, build and start a storage node on loopback
 
 CC ?= cc
-PKGS := grpc libprotobuf-c libgit2 openssl
+PKGS := grpc libprotobuf-c libgit2 openssl sqlite3 libssh libmicrohttpd jansson libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -35,10 +35,12 @@ PROTO_H := $(PROTO_C:.c=.h)
 GEN_C := $(PROTO_C) $(B)/gen/methods.c
 
 LIB_SRC := $(wildcard src/lib/*.c)
-ROLE_SRC := $(wildcard src/store/*.c src/hook/*.c src/cli/*.c)
+ROLE_SRC := $(wildcard src/store/*.c src/gate/*.c src/hook/*.c src/cli/*.c)
 LIB_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRC)) $(patsubst $(B)/gen/%.c,$(B)/obj/gen/%.o,$(GEN_C))
 ROLE_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(ROLE_SRC))
 
+TOOL_SRC := $(wildcard tests/tools/*.c)
+TOOL_BIN := $(patsubst tests/tools/%.c,$(B)/tests/tools/%,$(TOOL_SRC))
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 
@@ -89,14 +91,20 @@ $(B)/tests/%: tests/unit/%.c $(B)/libgrove.a
 	@echo "  LINK $@"
 	@$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(B)/libgrove.a $(LIBS) -lcmocka
 
+# Programs the end-to-end tests drive (clients that misbehave on purpose).
+$(B)/tests/tools/%: tests/tools/%.c
+	@mkdir -p $(dir $@)
+	@echo "  LINK $@"
+	@$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(LIBS)
+
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "# $$t"; $$t; done
 
-e2e: $(B)/grove
-	GROVE_BIN=$(CURDIR)/$(B)/grove prove -j2 tests/t/
+e2e: $(B)/grove $(TOOL_BIN)
+	GROVE_BIN=$(CURDIR)/$(B)/grove GROVE_TOOLS=$(CURDIR)/$(B)/tests/tools prove -j2 tests/t/
 
 test: deps
-	@$(MAKE) --no-print-directory all $(UNIT_BIN)
+	@$(MAKE) --no-print-directory all $(UNIT_BIN) $(TOOL_BIN)
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory e2e
 
@@ -137,4 +145,4 @@ bench: all
 clean:
 	rm -rf build
 
--include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(B)/obj $(B)/tests -name '*.d' 2>/dev/null)

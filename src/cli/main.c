@@ -6,6 +6,7 @@
 #include "cli/cli.h"
 #include "hook/hook.h"
 #include "store/main.h"
+#include "gate/gate.h"
 
 #include <libgen.h>
 
@@ -18,6 +19,10 @@ static const char usage[] =
 	"\n"
 	"Daemons:\n"
 	"  store      a storage node: bare repositories and the grove.v1 Git API over gRPC\n"
+	"  gate       the SSH front door: keys, apps, access, routing, push policy, deploys\n"
+	"\n"
+	"Operating the gate (its admin API):\n"
+	"  user, key, app, access, deploy    e.g. grove app create web; grove key add alice key.pub\n"
 	"\n"
 	"Tools:\n"
 	"  connect    use a store from git: GIT_SSH_COMMAND='grove connect ADDRESS'\n"
@@ -48,8 +53,13 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "store"))
 		ret = store_main(argc - 1, argv + 1);
+	else if (!strcmp(argv[1], "gate"))
+		ret = gate_main(argc - 1, argv + 1);
 	else if (!strcmp(argv[1], "connect"))
 		ret = connect_main(argc - 1, argv + 1);
+	else if (!strcmp(argv[1], "user") || !strcmp(argv[1], "key") || !strcmp(argv[1], "app") ||
+		 !strcmp(argv[1], "access") || !strcmp(argv[1], "deploy"))
+		ret = admin_cli_main(argv[1], argc - 1, argv + 1);
 	else if (!strcmp(argv[1], "rpc"))
 		ret = rpc_main(argc - 1, argv + 1);
 	else if (!strcmp(argv[1], "hook"))

@@ -197,6 +197,10 @@ static void ssh_serve(struct rpc_call *call, struct store *st, const char *servi
 	if (!ret)
 		ret = s.send_err;
 	__atomic_store_n(&s.reaped, 1, __ATOMIC_SEQ_CST);
+	/* A cancel can look like a half-close to the receiving thread; by now
+	 * gRPC has said which it was. */
+	if (rpc_call_cancelled(call) || s.send_err == GROVE_ECANCELLED)
+		s.client_cancelled = true;
 	if (!ret && s.recv_err && !s.client_cancelled)
 		ret = s.recv_err;
 	if (!ret && s.client_cancelled)

@@ -227,3 +227,53 @@ make_history() {
 		git tag -a -m "release 1" v1.0 HEAD
 	)
 }
+
+# start_gate NAME STORE_ADDR STORAGE [config lines...]: a grove gate in
+# $TRASH/NAME routing the cluster route to STORE_ADDR. Sets NAME_SSH_PORT,
+# NAME_ADMIN (http://host:port), NAME_TOKEN, and exports the shared secret.
+start_gate() {
+	name=$1 store=$2 storage=$3; shift 3
+	dir=$TRASH/$name
+	ssh_port=$(free_port) hook_port=$(free_port) admin_port=$(free_port)
+	"$GROVE" gate --init "$dir" --listen "127.0.0.1:$ssh_port" --store "$store" --storage "$storage" >/dev/null || return 1
+	test -n "${SHARED_SECRET:-}" && cp "$SHARED_SECRET" "$dir/secret"
+	git config -f "$dir/gate.conf" gate.hookListen "127.0.0.1:$hook_port" &&
+	git config -f "$dir/gate.conf" gate.adminListen "127.0.0.1:$admin_port" || return 1
+	for line in "$@"; do
+		git config -f "$dir/gate.conf" ${line%%=*} "${line#*=}" || return 1
+	done
+	"$GROVE" gate -c "$dir/gate.conf" >"$dir/gate.log" 2>&1 &
+	echo $! >>"$TRASH/.daemons"
+	eval "${name}_PID=$! ${name}_SSH_PORT=$ssh_port ${name}_ADMIN=http://127.0.0.1:$admin_port"
+	eval "${name}_TOKEN=\$(cat \"$dir/admin-token\")"
+	for _ in $(seq 1 100); do
+		curl -sf "http://127.0.0.1:$admin_port/health" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	echo "gate $name did not start:" >&2
+	cat "$dir/gate.log" >&2
+	return 1
+}
+
+# api GATE METHOD PATH [JSON]: the admin API with the gate's token; prints
+# the body, then the status code on a line of its own.
+api() {
+	eval "base=\$${1}_ADMIN token=\$${1}_TOKEN"
+	if test $# -ge 4; then
+		curl -s -X "$2" -H "Authorization: Bearer $token" -H "Content-Type: application/json" \
+			-d "$4" -w '\n%{http_code}\n' "$base$3"
+	else
+		curl -s -X "$2" -H "Authorization: Bearer $token" -w '\n%{http_code}\n' "$base$3"
+	fi
+}
+
+# new_key NAME: an ed25519 key pair in $TRASH/keys/NAME(.pub).
+new_key() {
+	mkdir -p "$TRASH/keys" &&
+	ssh-keygen -q -t ed25519 -N "" -C "$1@test" -f "$TRASH/keys/$1"
+}
+
+# ssh_as KEY PORT: a GIT_SSH_COMMAND for the gate with that key only.
+ssh_as() {
+	echo "ssh -i $TRASH/keys/$1 -p $2 -o IdentitiesOnly=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes"
+}

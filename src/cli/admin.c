@@ -1,0 +1,232 @@
+/*
+ * The operator's commands that drive the gate's admin HTTP API:
+ *
+ *   grove user create alice [--admin]      grove user list | delete NAME
+ *   grove key add alice ~/.ssh/id_ed25519.pub      grove key remove SHA256:…
+ *   grove app create web [--deploy-branch B] [--route legacy|cluster]
+ *   grove app list | show APP | delete APP | lock APP | unlock APP
+ *   grove app set-branch APP BRANCH | route APP legacy|cluster
+ *   grove access grant USER APP [--read] | revoke USER APP
+ *   grove deploy list APP | log ID
+ *
+ * The API's address comes from $GROVE_ADMIN_URL (default
+ * http://127.0.0.1:8080), the token from $GROVE_ADMIN_TOKEN, the file named
+ * by $GROVE_ADMIN_TOKEN_FILE, or ./grove-data/gate/admin-token.
+ */
+#include "lib/common.h"
+#include "cli/cli.h"
+#include "lib/auth.h"
+#include "lib/error.h"
+#include "lib/strbuf.h"
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+static const char usage[] =
+	"usage: grove user create NAME [--admin] | list | delete NAME\n"
+	"       grove key add USER PUBKEY_FILE | remove FINGERPRINT\n"
+	"       grove app create NAME [--deploy-branch B] [--route legacy|cluster]\n"
+	"       grove app list | show APP | delete APP | lock APP | unlock APP\n"
+	"       grove app set-branch APP BRANCH | route APP legacy|cluster\n"
+	"       grove access grant USER APP [--read] | revoke USER APP\n"
+	"       grove deploy list APP | log ID\n"
+	"\n"
+	"Drives the gate's admin API: $GROVE_ADMIN_URL (default http://127.0.0.1:8080),\n"
+	"token from $GROVE_ADMIN_TOKEN, $GROVE_ADMIN_TOKEN_FILE or ./grove-data/gate/admin-token.\n";
+
+static size_t collect(char *ptr, size_t size, size_t n, void *ctx)
+{
+	struct strbuf *sb = ctx;
+	return strbuf_add(sb, ptr, size * n) ? 0 : size * n;
+}
+
+/* One request; prints the answer (or the API's error) and returns the exit code. */
+static int request(const char *method, const char *path, json_t *body, bool show_log)
+{
+	const char *base = getenv("GROVE_ADMIN_URL") ? getenv("GROVE_ADMIN_URL") : "http://127.0.0.1:8080";
+	char *token = NULL, *url = NULL, *payload = NULL, *auth = NULL;
+	struct strbuf resp;
+	struct curl_slist *hdrs = NULL;
+	long status = 0;
+	int code = 1;
+	CURL *c = NULL;
+
+	strbuf_init(&resp, 64 << 20);
+	if (getenv("GROVE_ADMIN_TOKEN"))
+		token = xstrdup(getenv("GROVE_ADMIN_TOKEN"));
+	else if (auth_secret_load(getenv("GROVE_ADMIN_TOKEN_FILE") ? getenv("GROVE_ADMIN_TOKEN_FILE")
+								   : "grove-data/gate/admin-token", &token)) {
+		fprintf(stderr, "grove: no admin token: set GROVE_ADMIN_TOKEN or GROVE_ADMIN_TOKEN_FILE (%s)\n", error_msg());
+		goto out;
+	}
+	url = xasprintf("%s%s", base, path);
+	auth = xasprintf("Authorization: Bearer %s", token);
+	c = curl_easy_init();
+	hdrs = curl_slist_append(hdrs, auth);
+	hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+	if (body) {
+		payload = json_dumps(body, JSON_COMPACT);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, payload);
+	}
+	CURLcode cr = curl_easy_perform(c);
+	if (cr != CURLE_OK) {
+		fprintf(stderr, "grove: cannot reach the admin API at %s: %s\n", base, curl_easy_strerror(cr));
+		goto out;
+	}
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	json_error_t jerr;
+	json_t *j = resp.len ? json_loadb(resp.buf, resp.len, 0, &jerr) : NULL;
+	if (status >= 400) {
+		const char *msg = j && json_is_string(json_object_get(j, "error")) ? json_string_value(json_object_get(j, "error"))
+										 : resp.buf;
+		fprintf(stderr, "grove: %s (HTTP %ld)\n", msg, status);
+	} else {
+		code = 0;
+		if (show_log && j && json_is_string(json_object_get(j, "log")))
+			fputs(json_string_value(json_object_get(j, "log")), stdout);
+		else if (j) {
+			char *pretty = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+			puts(pretty);
+			free(pretty);
+		}
+	}
+	json_decref(j);
+out:
+	curl_slist_free_all(hdrs);
+	if (c)
+		curl_easy_cleanup(c);
+	free(payload);
+	free(url);
+	free(auth);
+	free(token);
+	strbuf_release(&resp);
+	return code;
+}
+
+static char *read_file(const char *path)
+{
+	struct strbuf sb;
+	char buf[4096];
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return NULL;
+	strbuf_init(&sb, 64 * 1024);
+	size_t n;
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+		strbuf_add(&sb, buf, n);
+	fclose(f);
+	strbuf_rtrim(&sb);
+	return strbuf_detach(&sb, NULL);
+}
+
+int admin_cli_main(const char *noun, int argc, char **argv)
+{
+	const char *verb = argc > 1 ? argv[1] : "";
+	char path[512];
+	json_t *body = NULL;
+	int code = 2;
+
+#define ARG(i) (argc > (i) ? argv[i] : NULL)
+#define NEED(n) if (argc < (n)) goto usage
+	if (!strcmp(verb, "-h") || !strcmp(verb, "--help")) {
+		fputs(usage, stdout);
+		return 0;
+	}
+	if (!strcmp(noun, "user")) {
+		if (!strcmp(verb, "create")) {
+			NEED(3);
+			bool admin = argc > 3 && !strcmp(argv[3], "--admin");
+			body = json_pack("{s:s, s:b}", "name", ARG(2), "admin", admin);
+			code = request("POST", "/api/v1/users", body, false);
+		} else if (!strcmp(verb, "list")) {
+			code = request("GET", "/api/v1/users", NULL, false);
+		} else if (!strcmp(verb, "delete")) {
+			NEED(3);
+			snprintf(path, sizeof(path), "/api/v1/users/%s", ARG(2));
+			code = request("DELETE", path, NULL, false);
+		} else goto usage;
+	} else if (!strcmp(noun, "key")) {
+		if (!strcmp(verb, "add")) {
+			NEED(4);
+			char *key = read_file(ARG(3));
+			if (!key) {
+				fprintf(stderr, "grove: cannot read %s: %s\n", ARG(3), strerror(errno));
+				return 1;
+			}
+			body = json_pack("{s:s}", "public_key", key);
+			free(key);
+			snprintf(path, sizeof(path), "/api/v1/users/%s/keys", ARG(2));
+			code = request("POST", path, body, false);
+		} else if (!strcmp(verb, "remove")) {
+			NEED(3);
+			char *esc = curl_easy_escape(NULL, ARG(2), 0);
+			snprintf(path, sizeof(path), "/api/v1/keys/%s", esc);
+			curl_free(esc);
+			code = request("DELETE", path, NULL, false);
+		} else goto usage;
+	} else if (!strcmp(noun, "app")) {
+		if (!strcmp(verb, "create")) {
+			NEED(3);
+			body = json_pack("{s:s}", "name", ARG(2));
+			for (int i = 3; i + 1 < argc; i += 2) {
+				if (!strcmp(argv[i], "--deploy-branch"))
+					json_object_set_new(body, "deploy_branch", json_string(argv[i + 1]));
+				else if (!strcmp(argv[i], "--route"))
+					json_object_set_new(body, "route", json_string(argv[i + 1]));
+				else goto usage;
+			}
+			code = request("POST", "/api/v1/apps", body, false);
+		} else if (!strcmp(verb, "list")) {
+			code = request("GET", "/api/v1/apps", NULL, false);
+		} else if (!strcmp(verb, "show") || !strcmp(verb, "delete")) {
+			NEED(3);
+			snprintf(path, sizeof(path), "/api/v1/apps/%s", ARG(2));
+			code = request(!strcmp(verb, "show") ? "GET" : "DELETE", path, NULL, false);
+		} else if (!strcmp(verb, "lock") || !strcmp(verb, "unlock")) {
+			NEED(3);
+			body = json_pack("{s:b}", "locked", !strcmp(verb, "lock"));
+			snprintf(path, sizeof(path), "/api/v1/apps/%s", ARG(2));
+			code = request("PATCH", path, body, false);
+		} else if (!strcmp(verb, "set-branch") || !strcmp(verb, "route")) {
+			NEED(4);
+			body = json_pack("{s:s}", !strcmp(verb, "route") ? "route" : "deploy_branch", ARG(3));
+			snprintf(path, sizeof(path), "/api/v1/apps/%s", ARG(2));
+			code = request("PATCH", path, body, false);
+		} else goto usage;
+	} else if (!strcmp(noun, "access")) {
+		NEED(4);
+		snprintf(path, sizeof(path), "/api/v1/apps/%s/collaborators/%s", ARG(3), ARG(2));
+		if (!strcmp(verb, "grant")) {
+			bool ro = argc > 4 && !strcmp(argv[4], "--read");
+			body = json_pack("{s:s}", "access", ro ? "read" : "write");
+			code = request("PUT", path, body, false);
+		} else if (!strcmp(verb, "revoke")) {
+			code = request("DELETE", path, NULL, false);
+		} else goto usage;
+	} else if (!strcmp(noun, "deploy")) {
+		NEED(3);
+		if (!strcmp(verb, "list")) {
+			snprintf(path, sizeof(path), "/api/v1/apps/%s/deployments", ARG(2));
+			code = request("GET", path, NULL, false);
+		} else if (!strcmp(verb, "log")) {
+			snprintf(path, sizeof(path), "/api/v1/deployments/%s", ARG(2));
+			code = request("GET", path, NULL, true);
+		} else goto usage;
+	} else {
+		goto usage;
+	}
+	json_decref(body);
+	return code;
+usage:
+	json_decref(body);
+	fputs(usage, stderr);
+	return 2;
+#undef ARG
+#undef NEED
+}

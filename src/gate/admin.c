@@ -1,0 +1,1386 @@
+/*
+ * The gate's admin HTTP API: see admin.h for the endpoints.
+ *
+ * libmicrohttpd runs one thread per connection (polled with poll(2), so a
+ * process with many descriptors is fine), at most ADMIN_MAX_CONNS at once.
+ * Each request opens its own database handle, because SQLite handles are
+ * not to be shared between threads without a lock and opening one is cheap
+ * next to an HTTP round trip.
+ *
+ * A request is read in three steps, as libmicrohttpd calls the handler:
+ * first the headers (the token is checked and a declared body over the
+ * limit refused right there, so neither a stranger nor an oversized body
+ * is read), then the body in pieces into a bounded buffer, then the answer.
+ * A response queued before the body was read carries "Connection: close",
+ * so the rest of the body is never read. A body sent without a length
+ * cannot be refused that early: once it outgrows the limit it is dropped as
+ * it comes, up to ADMIN_DISCARD_MAX, for a 413 at its end; past that the
+ * connection is cut.
+ */
+#include "gate/admin.h"
+#include "gate/db.h"
+#include "lib/error.h"
+#include "lib/log.h"
+#include "lib/strbuf.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <libssh/libssh.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+#include <stdatomic.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#define ADMIN_BODY_MAX (1024 * 1024)
+/* A body without a length that outgrows the limit is read (and dropped) up
+ * to this much, so its sender gets a 413; past that the connection is cut. */
+#define ADMIN_DISCARD_MAX (8 * 1024 * 1024)
+#define ADMIN_MAX_CONNS 128
+#define ADMIN_TIMEOUT_S 60
+#define KEY_TEXT_MAX 16384
+#define BRANCH_MAX 255
+#define DEPLOY_LIST_DEFAULT 100
+#define DEPLOY_LIST_MAX 1000
+
+struct admin {
+	struct MHD_Daemon *daemon;
+	unsigned char token_hash[SHA256_DIGEST_LENGTH];
+	char *db_path;
+	char *default_branch;
+	int canary_percent;
+	atomic_bool draining;
+};
+
+/* One HTTP request, from its headers to its completion. */
+struct request {
+	struct strbuf body;
+	int64_t start_ms;
+	int status;           /* what was answered, 0 while nothing was */
+	bool answered;        /* answered before the body was read */
+	bool too_big;         /* the body outgrew ADMIN_BODY_MAX while arriving */
+	size_t discarded;     /* bytes dropped since */
+	char method[16];
+	char path[256];       /* for the log line only */
+	char corr[65];
+};
+
+/* What a handler answers: a status and a JSON document (NULL for none). */
+struct reply {
+	int status;
+	json_t *json;
+};
+
+/* A handler's view of one request. */
+struct call {
+	struct admin *a;
+	struct db *db;
+	struct MHD_Connection *conn;
+	const char *arg[2];   /* the path's '*' parts, in order */
+	json_t *body;         /* the parsed body object, for methods with one */
+	struct reply *out;
+};
+
+/* ---- small helpers ---- */
+
+static json_t *jstr(const char *s);
+
+static int reply_error(struct reply *out, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int reply_error(struct reply *out, int status, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	json_decref(out->json);
+	/* Messages quote input, which may be cut mid-character: jstr repairs. */
+	out->json = json_object();
+	json_object_set_new(out->json, "error", jstr(msg));
+	out->status = status;
+	return status;
+}
+
+/* The HTTP status that a GROVE_E* code from a lower layer means. */
+static int http_status(int code)
+{
+	switch (code) {
+	case GROVE_EINVAL: return MHD_HTTP_BAD_REQUEST;
+	case GROVE_ENOTFOUND: return MHD_HTTP_NOT_FOUND;
+	case GROVE_EEXISTS: return MHD_HTTP_CONFLICT;
+	case GROVE_EPRECOND: return MHD_HTTP_CONFLICT;
+	case GROVE_ETOOBIG: return MHD_HTTP_CONTENT_TOO_LARGE;
+	case GROVE_EAUTH: return MHD_HTTP_UNAUTHORIZED;
+	case GROVE_EDENIED: return MHD_HTTP_FORBIDDEN;
+	case GROVE_EUNAVAIL: return MHD_HTTP_SERVICE_UNAVAILABLE;
+	default: return MHD_HTTP_INTERNAL_SERVER_ERROR;
+	}
+}
+
+/* Answers the thread's error message with the status its code means. */
+static int reply_grove_error(struct reply *out, int code)
+{
+	return reply_error(out, http_status(code), "%s", error_msg()[0] ? error_msg() : error_code_name(code));
+}
+
+/*
+ * Appends s as valid UTF-8: every byte that does not start a well-formed
+ * sequence becomes U+FFFD. Deploy logs and refs are bytes; JSON is text.
+ */
+static void utf8_repair(struct strbuf *sb, const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s, *end = p + len;
+	while (p < end) {
+		size_t n = 0;
+		unsigned cp = 0;
+		if (*p < 0x80) {
+			n = 1;
+		} else if (*p >= 0xc2 && *p <= 0xdf) {
+			n = 2, cp = *p & 0x1f;
+		} else if (*p >= 0xe0 && *p <= 0xef) {
+			n = 3, cp = *p & 0x0f;
+		} else if (*p >= 0xf0 && *p <= 0xf4) {
+			n = 4, cp = *p & 0x07;
+		}
+		if (n > 1) {
+			if ((size_t)(end - p) < n) {
+				n = 0;
+			} else {
+				for (size_t i = 1; i < n; i++) {
+					if ((p[i] & 0xc0) != 0x80) {
+						n = 0;
+						break;
+					}
+					cp = (cp << 6) | (p[i] & 0x3f);
+				}
+				/* Overlong forms, surrogates and code points past U+10FFFF. */
+				if (n && ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+					  (cp >= 0xd800 && cp <= 0xdfff)))
+					n = 0;
+			}
+		}
+		if (!n) {
+			strbuf_addstr(sb, "\xef\xbf\xbd");
+			p++;
+			continue;
+		}
+		strbuf_add(sb, p, n);
+		p += n;
+	}
+}
+
+/* A JSON string for s (null for NULL), repaired into UTF-8 when needed. */
+static json_t *jstr(const char *s)
+{
+	json_t *j;
+	struct strbuf sb = STRBUF_INIT;
+	if (!s)
+		return json_null();
+	j = json_string(s);
+	if (j)
+		return j;
+	utf8_repair(&sb, s, strlen(s));
+	j = json_stringn(sb.buf, sb.len);
+	strbuf_release(&sb);
+	return j;
+}
+
+/* Refuses members other than those in allowed (NULL-terminated). */
+static int check_fields(struct call *x, const char *const *allowed)
+{
+	const char *key;
+	json_t *v;
+	json_object_foreach(x->body, key, v) {
+		bool ok = false;
+		char list[256] = "";
+		for (size_t i = 0; allowed[i]; i++) {
+			if (!strcmp(key, allowed[i]))
+				ok = true;
+			snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? ", " : "", allowed[i]);
+		}
+		if (!ok)
+			return reply_error(x->out, MHD_HTTP_BAD_REQUEST, "unknown field \"%.64s\": the fields here are %s", key,
+					   list);
+	}
+	return 0;
+}
+
+/* A string member: *out NULL when absent or null and not required. */
+static int get_str(struct call *x, const char *name, bool required, const char **out)
+{
+	json_t *v = json_object_get(x->body, name);
+	*out = NULL;
+	if (!v || json_is_null(v)) {
+		if (required)
+			return reply_error(x->out, MHD_HTTP_BAD_REQUEST, "field \"%s\" is missing: it is required here", name);
+		return 0;
+	}
+	if (!json_is_string(v))
+		return reply_error(x->out, MHD_HTTP_BAD_REQUEST, "field \"%s\" must be a string", name);
+	if (strlen(json_string_value(v)) != json_string_length(v))
+		return reply_error(x->out, MHD_HTTP_BAD_REQUEST, "field \"%s\" holds a NUL character", name);
+	*out = json_string_value(v);
+	return 0;
+}
+
+/* A boolean member: *present false when absent or null. */
+static int get_bool(struct call *x, const char *name, bool *present, bool *out)
+{
+	json_t *v = json_object_get(x->body, name);
+	*present = false;
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_boolean(v))
+		return reply_error(x->out, MHD_HTTP_BAD_REQUEST, "field \"%s\" must be true or false", name);
+	*present = true;
+	*out = json_is_true(v);
+	return 0;
+}
+
+/* A branch name as git check-ref-format allows it under refs/heads/. */
+static int check_branch(struct reply *out, const char *name)
+{
+	const char *why = NULL;
+	size_t n = strlen(name);
+
+	if (!n)
+		why = "it is empty";
+	else if (n > BRANCH_MAX)
+		why = "it is longer than 255 bytes";
+	else if (name[0] == '-')
+		why = "it starts with '-'";
+	else if (!strcmp(name, "HEAD") || !strcmp(name, "@"))
+		why = "it is reserved";
+	else if (name[0] == '/' || name[n - 1] == '/' || name[n - 1] == '.')
+		why = "it starts or ends with '/' or ends with '.'";
+	else if (strstr(name, "..") || strstr(name, "//") || strstr(name, "@{") || strstr(name, "/."))
+		why = "it holds \"..\", \"//\", \"@{\" or a part starting with '.'";
+	else if (name[0] == '.')
+		why = "it starts with '.'";
+	for (size_t i = 0; !why && i < n; i++) {
+		unsigned char c = (unsigned char)name[i];
+		if (c < 0x20 || c == 0x7f || strchr(" ~^:?*[\\", c))
+			why = "it holds a space, a control character or one of ~ ^ : ? * [ \\";
+	}
+	if (!why && (ends_with(name, ".lock") || strstr(name, ".lock/")))
+		why = "a part of it ends with \".lock\"";
+	if (why)
+		return reply_error(out, MHD_HTTP_BAD_REQUEST, "deploy_branch \"%.255s\" is not a valid branch name: %s", name, why);
+	return 0;
+}
+
+/* The branch name without "refs/heads/": apps store the short name. */
+static const char *short_branch(const char *name)
+{
+	const char *rest;
+	return skip_prefix(name, "refs/heads/", &rest) ? rest : name;
+}
+
+/* FNV-1a, 32 bits: a stable hash, so an app's canary bucket never moves. */
+static uint32_t fnv1a(const char *s)
+{
+	uint32_t h = 2166136261u;
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 16777619u;
+	}
+	return h;
+}
+
+/* ---- SSH public keys ---- */
+
+struct parsed_key {
+	char *fingerprint;    /* "SHA256:…" */
+	char *line;           /* "type base64[ comment]", normalized */
+	char type[64];
+};
+
+static void parsed_key_release(struct parsed_key *k)
+{
+	FREE_AND_NULL(k->fingerprint);
+	FREE_AND_NULL(k->line);
+}
+
+static bool is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* Base64 without its '=' padding, for comparing two encodings of one blob. */
+static size_t b64_len_unpadded(const char *s)
+{
+	size_t n = strlen(s);
+	while (n && s[n - 1] == '=')
+		n--;
+	return n;
+}
+
+/* Reads an SSH wire string (uint32 length, bytes) at *p; false past end. */
+static bool wire_string(const unsigned char **p, const unsigned char *end, const unsigned char **s, size_t *len)
+{
+	uint32_t n;
+	if (end - *p < 4)
+		return false;
+	n = (uint32_t)(*p)[0] << 24 | (uint32_t)(*p)[1] << 16 | (uint32_t)(*p)[2] << 8 | (*p)[3];
+	if ((size_t)(end - *p - 4) < n)
+		return false;
+	*s = *p + 4;
+	*len = n;
+	*p += 4 + n;
+	return true;
+}
+
+/* The modulus size of an ssh-rsa blob in base64 ("ssh-rsa", e, n), or 0. */
+static int rsa_bits(const char *b64)
+{
+	size_t n = strlen(b64), len;
+	unsigned char *raw;
+	const unsigned char *p, *end, *s;
+	int bits = 0, out;
+
+	if (n > KEY_TEXT_MAX || n % 4)
+		return 0;
+	raw = xmalloc(n / 4 * 3 + 1);
+	out = EVP_DecodeBlock(raw, (const unsigned char *)b64, (int)n);
+	if (out < 0) {
+		free(raw);
+		return 0;
+	}
+	/* EVP_DecodeBlock counts the padding as data. */
+	for (size_t i = n; i > 0 && b64[i - 1] == '='; i--)
+		out--;
+	p = raw;
+	end = raw + out;
+	if (wire_string(&p, end, &s, &len) && wire_string(&p, end, &s, &len) && wire_string(&p, end, &s, &len)) {
+		while (len && !*s)
+			s++, len--;
+		if (len) {
+			bits = (int)(len - 1) * 8;
+			for (unsigned char top = *s; top; top >>= 1)
+				bits++;
+		}
+	}
+	free(raw);
+	return bits;
+}
+
+/*
+ * Parses one public key line as in id_ed25519.pub: "type base64 [comment]".
+ * The declared type must be the blob's, and the blob must be the key's
+ * canonical encoding; the fingerprint is the one an SSH server computes.
+ */
+static int parse_public_key(struct reply *out, const char *text, struct parsed_key *k)
+{
+	static const char *const allowed[] = {
+		"ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "ssh-rsa",
+		"sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com",
+	};
+	const char *start = text, *end, *q, *word, *actual;
+	char *b64 = NULL, *b64_again = NULL, *fp = NULL;
+	unsigned char *hash = NULL;
+	size_t hlen = 0;
+	ssh_key key = NULL;
+	enum ssh_keytypes_e type, got;
+	bool known = false;
+	int ret = 0;
+
+	memset(k, 0, sizeof(*k));
+	if (strlen(text) > KEY_TEXT_MAX)
+		return reply_error(out, MHD_HTTP_BAD_REQUEST, "public_key is longer than %d bytes: give one key", KEY_TEXT_MAX);
+	while (is_space(*start))
+		start++;
+	end = start + strlen(start);
+	while (end > start && is_space(end[-1]))
+		end--;
+	if (end == start)
+		return reply_error(out, MHD_HTTP_BAD_REQUEST,
+				   "public_key is empty: give a line like \"ssh-ed25519 AAAA… you@host\" from ~/.ssh/id_ed25519.pub");
+	if (memchr(start, '\n', (size_t)(end - start)) || memchr(start, '\r', (size_t)(end - start)))
+		return reply_error(out, MHD_HTTP_BAD_REQUEST, "public_key holds more than one line: add one key per request");
+
+	/* The type. */
+	for (q = start; q < end && !is_space(*q); q++)
+		;
+	if ((size_t)(q - start) >= sizeof(k->type))
+		return reply_error(out, MHD_HTTP_BAD_REQUEST,
+				   "public_key does not start with a key type: give the line from the .pub file");
+	memcpy(k->type, start, (size_t)(q - start));
+	k->type[q - start] = '\0';
+	for (size_t i = 0; i < ARRAY_SIZE(allowed); i++)
+		if (!strcmp(k->type, allowed[i]))
+			known = true;
+	if (!known)
+		return reply_error(out, MHD_HTTP_BAD_REQUEST,
+				   "unsupported key type \"%.63s\": use ssh-ed25519 (best), ecdsa-sha2-nistp256/384/521 or ssh-rsa, given as the first word of the line from the .pub file",
+				   k->type);
+
+	/* The base64 blob. */
+	while (q < end && is_space(*q))
+		q++;
+	for (word = q; q < end && !is_space(*q); q++)
+		;
+	if (q == word)
+		return reply_error(out, MHD_HTTP_BAD_REQUEST, "public_key has the type %s but no key data after it", k->type);
+	b64 = xstrndup(word, (size_t)(q - word));
+	type = ssh_key_type_from_name(k->type);
+	if (type == SSH_KEYTYPE_UNKNOWN || ssh_pki_import_pubkey_base64(b64, type, &key) != SSH_OK || !key) {
+		ret = reply_error(out, MHD_HTTP_BAD_REQUEST,
+				  "public_key's data is not a valid %s key: copy the whole line from the .pub file", k->type);
+		goto out;
+	}
+	/* libssh believes the type it is told; make sure the blob agrees, and is canonical. */
+	got = ssh_key_type(key);
+	if (got == SSH_KEYTYPE_ECDSA_P256 || got == SSH_KEYTYPE_ECDSA_P384 || got == SSH_KEYTYPE_ECDSA_P521)
+		actual = ssh_pki_key_ecdsa_name(key);
+	else
+		actual = ssh_key_type_to_char(got);
+	if (ssh_pki_export_pubkey_base64(key, &b64_again) != SSH_OK || !actual || strcmp(actual, k->type) ||
+	    b64_len_unpadded(b64) != b64_len_unpadded(b64_again) || memcmp(b64, b64_again, b64_len_unpadded(b64))) {
+		ret = reply_error(out, MHD_HTTP_BAD_REQUEST,
+				  "public_key's data is not the %s key its type says: copy the whole line from one .pub file",
+				  k->type);
+		goto out;
+	}
+	if (got == SSH_KEYTYPE_RSA && rsa_bits(b64) < 2048) {
+		ret = reply_error(out, MHD_HTTP_BAD_REQUEST,
+				  "this RSA key has %d bits, fewer than the 2048 required: make a new key with \"ssh-keygen -t ed25519\"",
+				  rsa_bits(b64));
+		goto out;
+	}
+	if (ssh_get_publickey_hash(key, SSH_PUBLICKEY_HASH_SHA256, &hash, &hlen) != SSH_OK ||
+	    !(fp = ssh_get_fingerprint_hash(SSH_PUBLICKEY_HASH_SHA256, hash, hlen))) {
+		ret = reply_error(out, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot compute the key's SHA256 fingerprint");
+		goto out;
+	}
+	k->fingerprint = xstrdup(fp);
+
+	/* The comment is the rest of the line, kept as given. */
+	while (q < end && is_space(*q))
+		q++;
+	if (q < end)
+		k->line = xasprintf("%s %s %.*s", k->type, b64, (int)(end - q), q);
+	else
+		k->line = xasprintf("%s %s", k->type, b64);
+out:
+	if (ret)
+		parsed_key_release(k);
+	free(b64);
+	ssh_string_free_char(b64_again);
+	ssh_string_free_char(fp);
+	ssh_clean_pubkey_hash(&hash);
+	ssh_key_free(key);
+	return ret;
+}
+
+/* ---- JSON documents from the database ---- */
+
+/* Rows of users (name, admin, created_at) and then of keys (name, fingerprint). */
+struct users_ctx {
+	json_t *list;
+	json_t *by_name;   /* name → the user's object in list */
+};
+
+static int user_row(void *ctx, int ncols, const char *const *names, const char *const *values)
+{
+	struct users_ctx *u = ctx;
+	json_t *o = json_object();
+	json_object_set_new(o, "name", jstr(values[0]));
+	json_object_set_new(o, "admin", json_boolean(values[1] && strcmp(values[1], "0")));
+	json_object_set_new(o, "created_at", jstr(values[2]));
+	json_object_set_new(o, "keys", json_array());
+	json_array_append_new(u->list, o);
+	json_object_set(u->by_name, values[0], o);
+	return 0;
+}
+
+static int user_key_row(void *ctx, int ncols, const char *const *names, const char *const *values)
+{
+	struct users_ctx *u = ctx;
+	json_t *o = json_object_get(u->by_name, values[0]);
+	if (o)
+		json_array_append_new(json_object_get(o, "keys"), jstr(values[1]));
+	return 0;
+}
+
+/* All users, or the one named (NULL for all), each with its keys' fingerprints. */
+static int users_json(struct db *db, const char *name, json_t **out)
+{
+	struct users_ctx u = { json_array(), json_object() };
+	const char *params[] = { name };
+	size_t np = name ? 1 : 0;
+	int ret;
+
+	*out = NULL;
+	ret = db_query(db,
+		       name ? "SELECT name, admin, created_at FROM users WHERE name = ?"
+			    : "SELECT name, admin, created_at FROM users ORDER BY name",
+		       params, np, user_row, &u);
+	if (!ret)
+		ret = db_query(db,
+			       name ? "SELECT u.name, k.fingerprint FROM keys k JOIN users u ON u.id = k.user_id"
+				      " WHERE u.name = ? ORDER BY k.id"
+				    : "SELECT u.name, k.fingerprint FROM keys k JOIN users u ON u.id = k.user_id"
+				      " ORDER BY u.name, k.id",
+			       params, np, user_key_row, &u);
+	json_decref(u.by_name);
+	if (ret) {
+		json_decref(u.list);
+		return ret;
+	}
+	*out = u.list;
+	return 0;
+}
+
+/* Rows of (name, deploy_branch, route, locked, created_at, updated_at). */
+static int app_row(void *ctx, int ncols, const char *const *names, const char *const *values)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "name", jstr(values[0]));
+	json_object_set_new(o, "deploy_branch", jstr(values[1]));
+	json_object_set_new(o, "route", jstr(values[2]));
+	json_object_set_new(o, "locked", json_boolean(values[3] && strcmp(values[3], "0")));
+	json_object_set_new(o, "created_at", jstr(values[4]));
+	json_object_set_new(o, "updated_at", jstr(values[5]));
+	json_array_append_new(ctx, o);
+	return 0;
+}
+
+static int collaborator_row(void *ctx, int ncols, const char *const *names, const char *const *values)
+{
+	json_array_append_new(ctx, json_pack("{s:o,s:o}", "user", jstr(values[0]), "access", jstr(values[1])));
+	return 0;
+}
+
+#define APP_COLUMNS "name, deploy_branch, route, locked, created_at, updated_at"
+
+/* One app with its collaborators. */
+static int app_json(struct db *db, const char *name, json_t **out)
+{
+	json_t *list = json_array(), *collab = json_array();
+	const char *params[] = { name };
+	int ret;
+
+	*out = NULL;
+	ret = db_query(db, "SELECT " APP_COLUMNS " FROM apps WHERE name = ?", params, 1, app_row, list);
+	if (!ret && !json_array_size(list))
+		ret = error_set(GROVE_ENOTFOUND, "no app named %s", name);
+	if (!ret)
+		ret = db_query(db,
+			       "SELECT u.name, c.access FROM collaborators c JOIN apps a ON a.id = c.app_id"
+			       " JOIN users u ON u.id = c.user_id WHERE a.name = ? ORDER BY u.name",
+			       params, 1, collaborator_row, collab);
+	if (!ret) {
+		*out = json_incref(json_array_get(list, 0));
+		json_object_set(*out, "collaborators", collab);
+	}
+	json_decref(list);
+	json_decref(collab);
+	return ret;
+}
+
+/* Rows of (id, app, ref, old_oid, new_oid, pusher, status, started_at, finished_at). */
+static json_t *deployment_object(const char *const *v)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "id", json_integer(strtoll(v[0] ? v[0] : "0", NULL, 10)));
+	json_object_set_new(o, "app", jstr(v[1]));
+	json_object_set_new(o, "ref", jstr(v[2]));
+	json_object_set_new(o, "old_oid", jstr(v[3]));
+	json_object_set_new(o, "new_oid", jstr(v[4]));
+	json_object_set_new(o, "pusher", jstr(v[5]));
+	json_object_set_new(o, "status", jstr(v[6]));
+	json_object_set_new(o, "started_at", jstr(v[7]));
+	json_object_set_new(o, "finished_at", jstr(v[8]));
+	return o;
+}
+
+static int deployment_row(void *ctx, int ncols, const char *const *names, const char *const *values)
+{
+	json_array_append_new(ctx, deployment_object(values));
+	return 0;
+}
+
+/* ---- handlers ---- */
+
+typedef int handler_fn(struct call *x);
+
+static int answer(struct call *x, int status, json_t *json)
+{
+	json_decref(x->out->json);
+	x->out->json = json;
+	x->out->status = status;
+	return status;
+}
+
+static int users_list(struct call *x)
+{
+	json_t *j = NULL;
+	int ret = users_json(x->db, NULL, &j);
+	return ret ? reply_grove_error(x->out, ret) : answer(x, MHD_HTTP_OK, j);
+}
+
+static int user_get(struct call *x)
+{
+	json_t *j = NULL;
+	int ret = users_json(x->db, x->arg[0], &j);
+	if (!ret && !json_array_size(j))
+		ret = error_set(GROVE_ENOTFOUND, "no user named %.64s", x->arg[0]);
+	if (ret) {
+		json_decref(j);
+		return reply_grove_error(x->out, ret);
+	}
+	answer(x, MHD_HTTP_OK, json_incref(json_array_get(j, 0)));
+	json_decref(j);
+	return MHD_HTTP_OK;
+}
+
+static int user_create(struct call *x)
+{
+	static const char *const fields[] = { "name", "admin", NULL };
+	const char *name;
+	bool has_admin = false, admin = false;
+	int ret;
+
+	if (check_fields(x, fields) || get_str(x, "name", true, &name) || get_bool(x, "admin", &has_admin, &admin))
+		return x->out->status;
+	ret = db_user_create(x->db, name, admin);
+	if (ret)
+		return reply_grove_error(x->out, ret);
+	x->arg[0] = name;
+	user_get(x);
+	if (x->out->status == MHD_HTTP_OK)
+		x->out->status = MHD_HTTP_CREATED;
+	return x->out->status;
+}
+
+static int user_delete(struct call *x)
+{
+	int ret = db_user_delete(x->db, x->arg[0]);
+	return ret ? reply_grove_error(x->out, ret) : answer(x, MHD_HTTP_NO_CONTENT, NULL);
+}
+
+static int key_add(struct call *x)
+{
+	static const char *const fields[] = { "public_key", NULL };
+	struct parsed_key k;
+	const char *text;
+	int ret;
+
+	if (check_fields(x, fields) || get_str(x, "public_key", true, &text))
+		return x->out->status;
+	if (parse_public_key(x->out, text, &k))
+		return x->out->status;
+	ret = db_key_add(x->db, x->arg[0], k.fingerprint, k.line);
+	if (ret)
+		reply_grove_error(x->out, ret);
+	else
+		answer(x, MHD_HTTP_CREATED,
+		       json_pack("{s:s,s:s,s:s}", "fingerprint", k.fingerprint, "user", x->arg[0], "type", k.type));
+	parsed_key_release(&k);
+	return x->out->status;
+}
+
+static int key_remove(struct call *x)
+{
+	int ret = db_key_remove(x->db, x->arg[0]);
+	return ret ? reply_grove_error(x->out, ret) : answer(x, MHD_HTTP_NO_CONTENT, NULL);
+}
+
+static int apps_list(struct call *x)
+{
+	json_t *list = json_array();
+	int ret = db_query(x->db, "SELECT " APP_COLUMNS " FROM apps ORDER BY name", NULL, 0, app_row, list);
+	if (ret) {
+		json_decref(list);
+		return reply_grove_error(x->out, ret);
+	}
+	return answer(x, MHD_HTTP_OK, list);
+}
+
+static int app_get(struct call *x)
+{
+	json_t *j = NULL;
+	int ret = app_json(x->db, x->arg[0], &j);
+	return ret ? reply_grove_error(x->out, ret) : answer(x, MHD_HTTP_OK, j);
+}
+
+static int app_create(struct call *x)
+{
+	static const char *const fields[] = { "name", "deploy_branch", "route", NULL };
+	const char *name, *branch, *route_s;
+	enum route route;
+	int ret;
+
+	if (check_fields(x, fields) || get_str(x, "name", true, &name) || get_str(x, "deploy_branch", false, &branch) ||
+	    get_str(x, "route", false, &route_s))
+		return x->out->status;
+	branch = short_branch(branch ? branch : x->a->default_branch);
+	if (check_branch(x->out, branch))
+		return x->out->status;
+	if (route_s) {
+		if (route_parse(route_s, &route))
+			return reply_error(x->out, MHD_HTTP_BAD_REQUEST, "field \"route\" must be \"legacy\" or \"cluster\"");
+	} else {
+		/* The canary: a fixed share of new apps, chosen by a stable hash of the name. */
+		route = (int)(fnv1a(name) % 100) < x->a->canary_percent ? ROUTE_CLUSTER : ROUTE_LEGACY;
+	}
+	ret = db_app_create(x->db, name, branch, route);
+	if (ret)
+		return reply_grove_error(x->out, ret);
+	x->arg[0] = name;
+	if (app_get(x) == MHD_HTTP_OK)
+		x->out->status = MHD_HTTP_CREATED;
+	return x->out->status;
+}
+
+static int app_patch(struct call *x)
+{
+	static const char *const fields[] = { "deploy_branch", "route", "locked", NULL };
+	const char *branch, *route_s;
+	enum route route = ROUTE_LEGACY;
+	bool has_locked = false, locked = false;
+	int ret;
+
+	if (check_fields(x, fields) || get_str(x, "deploy_branch", false, &branch) ||
+	    get_str(x, "route", false, &route_s) || get_bool(x, "locked", &has_locked, &locked))
+		return x->out->status;
+	if (branch) {
+		branch = short_branch(branch);
+		if (check_branch(x->out, branch))
+			return x->out->status;
+	}
+	if (route_s && route_parse(route_s, &route))
+		return reply_error(x->out, MHD_HTTP_BAD_REQUEST, "field \"route\" must be \"legacy\" or \"cluster\"");
+	/* All the changes or none. */
+	ret = db_query(x->db, "BEGIN IMMEDIATE", NULL, 0, NULL, NULL);
+	if (!ret && branch)
+		ret = db_app_set_deploy_branch(x->db, x->arg[0], branch);
+	if (!ret && route_s)
+		ret = db_app_set_route(x->db, x->arg[0], route);
+	if (!ret && has_locked)
+		ret = db_app_set_locked(x->db, x->arg[0], locked);
+	if (!ret)
+		ret = db_query(x->db, "COMMIT", NULL, 0, NULL, NULL);
+	if (ret) {
+		reply_grove_error(x->out, ret);
+		db_query(x->db, "ROLLBACK", NULL, 0, NULL, NULL);
+		return x->out->status;
+	}
+	if (route_s || has_locked)
+		log_info("admin.app_changed", "app=%s route=%s locked=%s", x->arg[0], route_s ? route_s : "",
+			 has_locked ? (locked ? "true" : "false") : "");
+	return app_get(x);
+}
+
+static int app_delete(struct call *x)
+{
+	int ret = db_app_delete(x->db, x->arg[0]);
+	return ret ? reply_grove_error(x->out, ret) : answer(x, MHD_HTTP_NO_CONTENT, NULL);
+}
+
+static int collaborator_put(struct call *x)
+{
+	static const char *const fields[] = { "access", NULL };
+	const char *access_s;
+	enum access access;
+	int ret;
+
+	if (check_fields(x, fields) || get_str(x, "access", true, &access_s))
+		return x->out->status;
+	if (!strcmp(access_s, "read"))
+		access = ACCESS_READ;
+	else if (!strcmp(access_s, "write"))
+		access = ACCESS_WRITE;
+	else
+		return reply_error(x->out, MHD_HTTP_BAD_REQUEST,
+				   "field \"access\" must be \"read\" or \"write\"; to take access away, DELETE the collaborator");
+	ret = db_access_grant(x->db, x->arg[0], x->arg[1], access);
+	if (ret)
+		return reply_grove_error(x->out, ret);
+	return answer(x, MHD_HTTP_OK,
+		      json_pack("{s:s,s:s,s:s}", "app", x->arg[0], "user", x->arg[1], "access", access_name(access)));
+}
+
+static int collaborator_delete(struct call *x)
+{
+	int ret = db_access_revoke(x->db, x->arg[0], x->arg[1]);
+	return ret ? reply_grove_error(x->out, ret) : answer(x, MHD_HTTP_NO_CONTENT, NULL);
+}
+
+/* Parses a decimal integer in [min, max] with nothing around it. */
+static bool parse_int(const char *s, long long min, long long max, long long *out)
+{
+	char *end;
+	long long v;
+	if (!s || *s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+static int app_deployments(struct call *x)
+{
+	const char *limit_s = MHD_lookup_connection_value(x->conn, MHD_GET_ARGUMENT_KIND, "limit");
+	long long limit = DEPLOY_LIST_DEFAULT;
+	char limit_buf[24];
+	struct app app;
+	json_t *list;
+	int ret;
+
+	if (limit_s && !parse_int(limit_s, 1, DEPLOY_LIST_MAX, &limit))
+		return reply_error(x->out, MHD_HTTP_BAD_REQUEST, "limit must be a number from 1 to %d", DEPLOY_LIST_MAX);
+	ret = db_app_get(x->db, x->arg[0], &app);
+	if (ret)
+		return reply_grove_error(x->out, ret);
+	app_release(&app);
+	snprintf(limit_buf, sizeof(limit_buf), "%lld", limit);
+	const char *params[] = { x->arg[0], limit_buf };
+	list = json_array();
+	ret = db_query(x->db,
+		       "SELECT id, app, ref, old_oid, new_oid, pusher, status, started_at, finished_at FROM deployments"
+		       " WHERE app = ? ORDER BY id DESC LIMIT CAST(? AS INTEGER)",
+		       params, 2, deployment_row, list);
+	if (ret) {
+		json_decref(list);
+		return reply_grove_error(x->out, ret);
+	}
+	return answer(x, MHD_HTTP_OK, list);
+}
+
+static int deployment_get(struct call *x)
+{
+	struct deployment d;
+	long long id;
+	char idbuf[24];
+	json_t *o;
+	int ret;
+
+	if (!parse_int(x->arg[0], 1, INT64_MAX, &id))
+		return reply_error(x->out, MHD_HTTP_BAD_REQUEST, "deployment id \"%.32s\" is not a positive number", x->arg[0]);
+	ret = db_deploy_get(x->db, id, &d);
+	if (ret)
+		return reply_grove_error(x->out, ret);
+	snprintf(idbuf, sizeof(idbuf), "%lld", (long long)d.id);
+	const char *v[] = { idbuf, d.app, d.ref, d.old_oid, d.new_oid, d.pusher, d.status, d.started_at, d.finished_at };
+	o = deployment_object(v);
+	json_object_set_new(o, "log", jstr(d.log));
+	deployment_release(&d);
+	return answer(x, MHD_HTTP_OK, o);
+}
+
+/* ---- routing ---- */
+
+/*
+ * Patterns are matched part by part after "/api/v1/": "*" takes one part,
+ * "**" the rest of the path (a key fingerprint's base64 holds '/').
+ */
+static const struct route_def {
+	const char *method;
+	const char *pattern;
+	handler_fn *fn;
+	bool body;            /* takes a JSON object */
+} routes[] = {
+	{ "GET", "users", users_list, false },
+	{ "POST", "users", user_create, true },
+	{ "GET", "users/*", user_get, false },
+	{ "DELETE", "users/*", user_delete, false },
+	{ "POST", "users/*/keys", key_add, true },
+	{ "DELETE", "keys/**", key_remove, false },
+	{ "GET", "apps", apps_list, false },
+	{ "POST", "apps", app_create, true },
+	{ "GET", "apps/*", app_get, false },
+	{ "PATCH", "apps/*", app_patch, true },
+	{ "DELETE", "apps/*", app_delete, false },
+	{ "PUT", "apps/*/collaborators/*", collaborator_put, true },
+	{ "DELETE", "apps/*/collaborators/*", collaborator_delete, false },
+	{ "GET", "apps/*/deployments", app_deployments, false },
+	{ "GET", "deployments/*", deployment_get, false },
+};
+
+/*
+ * Matches path against pattern, copying the '*' parts into buf (NUL-separated)
+ * and pointing arg at them.
+ */
+static bool route_match(const char *pattern, const char *path, char *buf, size_t bufsz, const char *arg[2])
+{
+	const char *p = pattern, *s = path;
+	size_t used = 0;
+	int n = 0;
+
+	arg[0] = arg[1] = NULL;
+	while (*p) {
+		const char *pe = strchr(p, '/'), *se = strchr(s, '/');
+		size_t plen = pe ? (size_t)(pe - p) : strlen(p);
+		size_t slen;
+		if (plen == 2 && !strncmp(p, "**", 2))
+			se = NULL;
+		slen = se ? (size_t)(se - s) : strlen(s);
+		if (!slen)
+			return false;
+		if (p[0] == '*') {
+			if (n >= 2 || used + slen + 1 > bufsz)
+				return false;
+			memcpy(buf + used, s, slen);
+			buf[used + slen] = '\0';
+			arg[n++] = buf + used;
+			used += slen + 1;
+		} else if (plen != slen || strncmp(p, s, plen)) {
+			return false;
+		}
+		p += plen;
+		s += slen;
+		if (!*p)
+			return !*s;
+		p++;
+		if (*s != '/')
+			return false;
+		s++;
+	}
+	return !*s;
+}
+
+/* ---- the HTTP side ---- */
+
+static bool token_ok(const struct admin *a, struct MHD_Connection *conn)
+{
+	const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	unsigned char got[SHA256_DIGEST_LENGTH];
+	if (!h || strncasecmp(h, "Bearer ", 7))
+		return false;
+	h += 7;
+	while (*h == ' ')
+		h++;
+	/* Hashing first makes the comparison independent of the lengths too. */
+	SHA256((const unsigned char *)h, strlen(h), got);
+	return CRYPTO_memcmp(got, a->token_hash, sizeof(got)) == 0;
+}
+
+/* Sends out's JSON (or no body) with status; frees nothing of out. */
+static enum MHD_Result send_reply(struct MHD_Connection *conn, struct request *r, const struct reply *out, bool close)
+{
+	struct MHD_Response *resp;
+	struct strbuf sb = STRBUF_INIT;
+	enum MHD_Result res;
+	size_t len = 0;
+	char *buf;
+
+	if (out->json) {
+		char *s = json_dumps(out->json, JSON_COMPACT);
+		if (s) {
+			strbuf_addstr(&sb, s);
+			strbuf_addch(&sb, '\n');
+			free(s);
+		} else {
+			strbuf_addstr(&sb, "{\"error\":\"cannot encode the answer as JSON\"}\n");
+		}
+	}
+	buf = strbuf_detach(&sb, &len);
+	resp = MHD_create_response_from_buffer(len, buf, MHD_RESPMEM_MUST_FREE);
+	if (!resp) {
+		free(buf);
+		return MHD_NO;
+	}
+	if (out->json)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	MHD_add_response_header(resp, "X-Correlation-Id", r->corr);
+	if (out->status == MHD_HTTP_UNAUTHORIZED)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"grove\"");
+	if (close)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+	res = MHD_queue_response(conn, (unsigned)out->status, resp);
+	MHD_destroy_response(resp);
+	if (res == MHD_YES)
+		r->status = out->status;
+	return res;
+}
+
+/* Whether the request announces a body that has not been read. */
+static bool has_body(struct MHD_Connection *conn)
+{
+	const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	return (cl && strcmp(cl, "0")) ||
+	       MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+}
+
+/* Answers right away, before the body, closing the connection if one is coming. */
+static enum MHD_Result answer_early(struct MHD_Connection *conn, struct request *r, struct reply *out)
+{
+	enum MHD_Result res = send_reply(conn, r, out, has_body(conn));
+	r->answered = true;
+	json_decref(out->json);
+	out->json = NULL;
+	return res;
+}
+
+/* The first call, with the headers: what can be refused before any body. */
+static enum MHD_Result on_headers(struct admin *a, struct MHD_Connection *conn, struct request *r, const char *url)
+{
+	struct reply out = { 0, NULL };
+	const char *cl;
+	long long n;
+
+	if (!strcmp(url, "/health") || !strcmp(url, "/ready"))
+		return MHD_YES;
+	if (!token_ok(a, conn)) {
+		const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+		if (!h)
+			reply_error(&out, MHD_HTTP_UNAUTHORIZED,
+				    "no Authorization header: send \"Authorization: Bearer <token>\" with the gate's admin token");
+		else if (strncasecmp(h, "Bearer ", 7))
+			reply_error(&out, MHD_HTTP_UNAUTHORIZED,
+				    "the Authorization header is not a bearer token: send \"Authorization: Bearer <token>\" with the gate's admin token");
+		else
+			reply_error(&out, MHD_HTTP_UNAUTHORIZED,
+				    "wrong admin token: send \"Authorization: Bearer <token>\" with the token the gate was configured with");
+		return answer_early(conn, r, &out);
+	}
+	cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (cl && (!parse_int(cl, 0, INT64_MAX, &n) || n > ADMIN_BODY_MAX)) {
+		reply_error(&out, MHD_HTTP_CONTENT_TOO_LARGE, "request body is larger than the limit of %d bytes: send less",
+			    ADMIN_BODY_MAX);
+		return answer_early(conn, r, &out);
+	}
+	return MHD_YES;
+}
+
+/* The last call, with the whole body: find the route and run it. */
+static void dispatch(struct admin *a, struct MHD_Connection *conn, struct request *r, const char *url,
+		     const char *method, struct reply *out)
+{
+	const struct route_def *found = NULL;
+	struct call x = { .a = a, .conn = conn, .out = out };
+	char parts[512], allow[64] = "";
+	const char *rest;
+	json_error_t jerr;
+	int ret;
+
+	if (!strcmp(url, "/health")) {
+		if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+			goto not_allowed;
+		answer(&x, MHD_HTTP_OK, json_pack("{s:s}", "status", "ok"));
+		return;
+	}
+	if (!strcmp(url, "/ready")) {
+		bool ready = !atomic_load(&a->draining);
+		if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+			goto not_allowed;
+		/* 503 while draining, so a load balancer needs only the status. */
+		answer(&x, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, json_pack("{s:b}", "ready", ready));
+		return;
+	}
+	if (!skip_prefix(url, "/api/v1/", &rest))
+		goto not_found;
+	for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {
+		const char *arg[2];
+		if (!route_match(routes[i].pattern, rest, parts, sizeof(parts), arg))
+			continue;
+		if (strcmp(routes[i].method, method)) {
+			snprintf(allow + strlen(allow), sizeof(allow) - strlen(allow), "%s%s", allow[0] ? ", " : "",
+				 routes[i].method);
+			continue;
+		}
+		found = &routes[i];
+		x.arg[0] = arg[0];
+		x.arg[1] = arg[1];
+		break;
+	}
+	if (!found && allow[0])
+		goto not_allowed;
+	if (!found)
+		goto not_found;
+
+	if (found->body) {
+		x.body = json_loadb(r->body.buf, r->body.len, JSON_REJECT_DUPLICATES, &jerr);
+		if (!x.body) {
+			reply_error(out, MHD_HTTP_BAD_REQUEST, "request body is not valid JSON: %s (line %d, column %d)",
+				    jerr.text, jerr.line, jerr.column);
+			return;
+		}
+		if (!json_is_object(x.body)) {
+			reply_error(out, MHD_HTTP_BAD_REQUEST, "request body must be a JSON object, like {\"name\": \"…\"}");
+			goto out;
+		}
+	}
+	ret = db_open(&x.db, a->db_path);
+	if (ret) {
+		reply_grove_error(out, ret);
+		goto out;
+	}
+	error_clear();
+	found->fn(&x);
+out:
+	db_close(x.db);
+	json_decref(x.body);
+	return;
+not_allowed:
+	reply_error(out, MHD_HTTP_METHOD_NOT_ALLOWED, "%s is not allowed on %.200s: use %s", method, url,
+		    allow[0] ? allow : "GET");
+	return;
+not_found:
+	reply_error(out, MHD_HTTP_NOT_FOUND, "no such endpoint: %s %.200s (the API lives under /api/v1/)", method, url);
+}
+
+static void set_correlation_id(struct MHD_Connection *conn, struct request *r)
+{
+	const char *id = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Correlation-Id");
+	bool ok = id && *id && strlen(id) < sizeof(r->corr);
+	for (const char *p = id; ok && *p; p++)
+		ok = (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '-';
+	if (ok)
+		strlcpy_(r->corr, id, sizeof(r->corr));
+	else
+		log_new_correlation_id(r->corr);
+	log_set_correlation_id(r->corr);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+				  const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
+{
+	struct admin *a = cls;
+	struct request *r = *con_cls;
+	struct reply out = { 0, NULL };
+	enum MHD_Result res;
+
+	if (!r) {
+		r = xcalloc(1, sizeof(*r));
+		strbuf_init(&r->body, ADMIN_BODY_MAX);
+		r->start_ms = now_ms();
+		strlcpy_(r->method, method, sizeof(r->method));
+		strlcpy_(r->path, url, sizeof(r->path));
+		*con_cls = r;
+		set_correlation_id(conn, r);
+		return on_headers(a, conn, r, url);
+	}
+	log_set_correlation_id(r->corr);
+	if (*upload_data_size) {
+		size_t n = *upload_data_size;
+		*upload_data_size = 0;
+		if (r->answered)
+			return MHD_YES;
+		if (r->too_big) {
+			/* libmicrohttpd cannot answer mid-body: drop a bounded amount, then hang up. */
+			r->discarded += n;
+			return r->discarded > ADMIN_DISCARD_MAX ? MHD_NO : MHD_YES;
+		}
+		if (strbuf_add(&r->body, upload_data, n)) {
+			/* A body without a length, or longer than it said. */
+			r->too_big = true;
+			r->discarded = r->body.len + n;
+			strbuf_release(&r->body);
+		}
+		return MHD_YES;
+	}
+	if (r->answered)
+		return MHD_YES;
+	if (r->too_big)
+		reply_error(&out, MHD_HTTP_CONTENT_TOO_LARGE, "request body is larger than the limit of %d bytes: send less",
+			    ADMIN_BODY_MAX);
+	else
+		dispatch(a, conn, r, url, method, &out);
+	if (!out.status)
+		reply_error(&out, MHD_HTTP_INTERNAL_SERVER_ERROR, "the request was not answered (a bug)");
+	res = send_reply(conn, r, &out, r->too_big);
+	json_decref(out.json);
+	return res;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+	struct request *r = *con_cls;
+	if (!r)
+		return;
+	log_set_correlation_id(r->corr);
+	log_info("admin.request", "method=%s path=%s status=%d ms=%lld", r->method, r->path, r->status,
+		 (long long)(now_ms() - r->start_ms));
+	log_set_correlation_id(NULL);
+	strbuf_release(&r->body);
+	free(r);
+	*con_cls = NULL;
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[512];
+	size_t n;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = strlen(msg);
+	while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+		msg[--n] = '\0';
+	log_warn("admin.http", "message=%s", msg);
+}
+
+/* ---- listening ---- */
+
+/* Splits "host:port" or "[v6]:port"; an empty host means every address. */
+static int split_listen(const char *listen, char *host, size_t hostsz, char *port, size_t portsz)
+{
+	const char *colon, *h = listen;
+	size_t hlen;
+	long long p;
+
+	if (!listen || !*listen)
+		return error_set(GROVE_EINVAL, "admin listen address is empty: give host:port, like 127.0.0.1:8080");
+	colon = strrchr(listen, ':');
+	if (!colon)
+		return error_set(GROVE_EINVAL, "admin listen address \"%.200s\" has no port: give host:port, like 127.0.0.1:8080",
+				 listen);
+	hlen = (size_t)(colon - listen);
+	if (hlen >= 2 && listen[0] == '[' && listen[hlen - 1] == ']') {
+		h = listen + 1;
+		hlen -= 2;
+	} else if (memchr(listen, ':', hlen)) {
+		return error_set(GROVE_EINVAL, "admin listen address \"%.200s\": write an IPv6 address in brackets, like [::1]:8080",
+				 listen);
+	}
+	if (hlen >= hostsz)
+		return error_set(GROVE_EINVAL, "admin listen address \"%.200s\": host name too long", listen);
+	memcpy(host, h, hlen);
+	host[hlen] = '\0';
+	if (!parse_int(colon + 1, 0, 65535, &p))
+		return error_set(GROVE_EINVAL, "admin listen address \"%.200s\": the port must be a number from 0 to 65535", listen);
+	snprintf(port, portsz, "%lld", p);
+	return 0;
+}
+
+/* A listening socket for listen; *out gets the descriptor. */
+static int open_listener(const char *listen_addr, int *out)
+{
+	char host[256], port[8], where[300];
+	struct addrinfo hints = { 0 }, *res = NULL, *ai;
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof(ss);
+	int fd = -1, ret, gai, one = 1, err = 0;
+
+	*out = -1;
+	ret = split_listen(listen_addr, host, sizeof(host), port, sizeof(port));
+	if (ret)
+		return ret;
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	gai = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
+	if (gai)
+		return error_set(GROVE_EINVAL, "admin listen address \"%.200s\": cannot resolve \"%s\": %s", listen_addr, host,
+				 gai_strerror(gai));
+	for (ai = res; ai; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
+		if (fd < 0) {
+			err = errno;
+			continue;
+		}
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (!bind(fd, ai->ai_addr, ai->ai_addrlen) && !listen(fd, 64))
+			break;
+		err = errno;
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (fd < 0)
+		return error_set(GROVE_EIO, "cannot listen on %.200s for the admin API: %s", listen_addr, strerror(err));
+	/* Say where, with the port the kernel chose for ":0". */
+	if (!getsockname(fd, (struct sockaddr *)&ss, &sslen)) {
+		char ip[INET6_ADDRSTRLEN] = "?";
+		int p = 0;
+		if (ss.ss_family == AF_INET) {
+			struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+			inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip));
+			p = ntohs(sin->sin_port);
+		} else if (ss.ss_family == AF_INET6) {
+			struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+			inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof(ip));
+			p = ntohs(sin6->sin6_port);
+		}
+		snprintf(where, sizeof(where), ss.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", ip, p);
+		log_info("admin.listening", "address=%s", where);
+	}
+	*out = fd;
+	return 0;
+}
+
+int admin_start(struct admin **out, const struct admin_opts *opts)
+{
+	struct admin *a = NULL;
+	struct db *db = NULL;
+	struct reply chk = { 0, NULL };
+	int ret = 0, fd = -1;
+
+	*out = NULL;
+	if (!opts->token || !*opts->token)
+		return error_set(GROVE_EINVAL, "the admin API needs a token: configure one, the API refuses to run open");
+	if (opts->canary_percent < 0 || opts->canary_percent > 100)
+		return error_set(GROVE_EINVAL, "canary percent %d is not from 0 to 100", opts->canary_percent);
+	if (!opts->db_path || !*opts->db_path)
+		return error_set(GROVE_EINVAL, "the admin API needs the gate's database path");
+	if (check_branch(&chk, short_branch(opts->default_deploy_branch ? opts->default_deploy_branch : "main"))) {
+		ret = error_set(GROVE_EINVAL, "default deploy branch: %s",
+				json_string_value(json_object_get(chk.json, "error")));
+		json_decref(chk.json);
+		return ret;
+	}
+
+	a = xcalloc(1, sizeof(*a));
+	SHA256((const unsigned char *)opts->token, strlen(opts->token), a->token_hash);
+	a->db_path = xstrdup(opts->db_path);
+	a->default_branch = xstrdup(short_branch(opts->default_deploy_branch ? opts->default_deploy_branch : "main"));
+	a->canary_percent = opts->canary_percent;
+	atomic_init(&a->draining, false);
+
+	/* Open (and migrate) once here, so a bad path fails the start, not every request. */
+	ret = db_open(&db, a->db_path);
+	db_close(db);
+	if (ret)
+		goto out;
+	ret = open_listener(opts->listen, &fd);
+	if (ret)
+		goto out;
+	a->daemon = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ITC |
+					     MHD_USE_ERROR_LOG,
+				     0, NULL, NULL, on_request, a,
+				     MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+				     MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+				     MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
+				     MHD_OPTION_CONNECTION_LIMIT, (unsigned)ADMIN_MAX_CONNS,
+				     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)ADMIN_TIMEOUT_S,
+				     MHD_OPTION_END);
+	if (!a->daemon) {
+		ret = error_set(GROVE_EINTERNAL, "cannot start the admin HTTP server on %.200s", opts->listen);
+		goto out;
+	}
+	fd = -1;   /* the daemon closes it */
+	*out = a;
+	a = NULL;
+out:
+	if (fd >= 0)
+		close(fd);
+	admin_stop(a);
+	return ret;
+}
+
+void admin_set_draining(struct admin *a)
+{
+	if (a)
+		atomic_store(&a->draining, true);
+}
+
+void admin_stop(struct admin *a)
+{
+	if (!a)
+		return;
+	if (a->daemon)
+		MHD_stop_daemon(a->daemon);
+	free(a->db_path);
+	free(a->default_branch);
+	free(a);
+}

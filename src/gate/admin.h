@@ -1,0 +1,46 @@
+/*
+ * The gate's admin HTTP API (libmicrohttpd + jansson): JSON over HTTP on its
+ * own port, every request but /health and /ready with
+ * "Authorization: Bearer <token>" (compared in constant time).
+ *
+ * Endpoints (all bodies and answers JSON; errors {"error": "what and what to do"}):
+ *   GET    /health                          {"status":"ok"}
+ *   GET    /ready                           {"ready":true|false}  (false while draining)
+ *   GET    /api/v1/users                    [{"name","admin","keys":[fingerprint…]}…]
+ *   POST   /api/v1/users                    {"name","admin"?}                → 201 user
+ *   DELETE /api/v1/users/NAME                                                 → 204
+ *   POST   /api/v1/users/NAME/keys          {"public_key":"ssh-ed25519 AAAA… comment"} → 201 {"fingerprint"}
+ *   DELETE /api/v1/keys/FINGERPRINT         (URL-encoded)                     → 204
+ *   GET    /api/v1/apps                     [app…]
+ *   POST   /api/v1/apps                     {"name","deploy_branch"?,"route"?} → 201 app
+ *   GET    /api/v1/apps/NAME                app with "collaborators"
+ *   PATCH  /api/v1/apps/NAME                {"deploy_branch"?,"route"?,"locked"?} → 200 app
+ *   DELETE /api/v1/apps/NAME                                                   → 204
+ *   PUT    /api/v1/apps/NAME/collaborators/USER   {"access":"read"|"write"}  → 200
+ *   DELETE /api/v1/apps/NAME/collaborators/USER                               → 204
+ *   GET    /api/v1/apps/NAME/deployments    [deployment without log…]
+ *   GET    /api/v1/deployments/ID           deployment with "log"
+ * Status codes: 400 bad JSON or field (message says which), 401 missing or
+ * wrong token, 404 unknown thing, 409 exists already, 413 body over 1 MiB.
+ */
+#ifndef GROVE_GATE_ADMIN_H
+#define GROVE_GATE_ADMIN_H
+
+#include "lib/common.h"
+
+struct admin;
+
+struct admin_opts {
+	const char *listen;     /* "127.0.0.1:8080" */
+	const char *token;      /* bearer token */
+	const char *db_path;    /* the gate's SQLite file */
+	const char *default_deploy_branch;
+	int canary_percent;     /* share of new apps routed to the cluster */
+};
+
+int admin_start(struct admin **out, const struct admin_opts *opts);
+/* /ready answers false from now on. */
+void admin_set_draining(struct admin *a);
+void admin_stop(struct admin *a);
+
+#endif

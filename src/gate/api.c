@@ -1,0 +1,429 @@
+/*
+ * The gate's api process: the grove.v1.HookService that a push's hooks call
+ * (push policy in pre-receive, deployments in post-receive) and the admin
+ * HTTP API. It is the only gate process with gRPC threads.
+ *
+ * Deployments: one at a time per app. A push whose deploy finds another
+ * running waits for it, and is told so; the deploy command's output reaches
+ * the pusher line by line as "remote:" lines, with a keep-alive line when it
+ * is quiet, and every deployment is recorded with its full log.
+ */
+#include "gate/gate.h"
+#include "gate/admin.h"
+#include "gate/db.h"
+#include "lib/error.h"
+#include "lib/log.h"
+#include "lib/proc.h"
+#include "lib/rpc.h"
+#include "lib/strbuf.h"
+#include "lib/strvec.h"
+#include "grove/v1/hook.pb-c.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+
+#define FREE_MSG(m) do { if (m) protobuf_c_message_free_unpacked(&(m)->base, NULL); } while (0)
+#define HOOK_IN_MAX (16 << 20)
+#define ZERO_OID "0000000000000000000000000000000000000000"
+
+static const struct gate_config *api_cfg;
+
+/* ---- one deployment at a time per app ---- */
+
+struct app_slot {
+	char name[GATE_APP_NAME_MAX + 1];
+	bool busy;
+	struct app_slot *next;
+};
+
+static pthread_mutex_t slots_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t slots_cv = PTHREAD_COND_INITIALIZER;
+static struct app_slot *slots;
+
+static struct app_slot *slot_for(const char *app)
+{
+	for (struct app_slot *s = slots; s; s = s->next)
+		if (!strcmp(s->name, app))
+			return s;
+	struct app_slot *s = xcalloc(1, sizeof(*s));
+	strlcpy_(s->name, app, sizeof(s->name));
+	s->next = slots;
+	slots = s;
+	return s;
+}
+
+/* ---- helpers ---- */
+
+struct hook_call {
+	struct rpc_call *call;
+	Grove__V1__HookRequest *first;
+	struct strbuf in;
+};
+
+static int say(struct rpc_call *call, bool err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int say(struct rpc_call *call, bool err, const char *fmt, ...)
+{
+	Grove__V1__HookResponse resp = GROVE__V1__HOOK_RESPONSE__INIT;
+	char buf[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	ProtobufCBinaryData *f = err ? &resp.stderr : &resp.stdout;
+	f->data = (uint8_t *)buf;
+	f->len = (size_t)MIN(n, (int)sizeof(buf) - 1);
+	return rpc_call_send(call, &resp.base);
+}
+
+static int send_exit(struct rpc_call *call, int code)
+{
+	Grove__V1__HookResponse resp = GROVE__V1__HOOK_RESPONSE__INIT;
+	Grove__V1__ExitStatus st = GROVE__V1__EXIT_STATUS__INIT;
+	st.value = code;
+	resp.exit_status = &st;
+	return rpc_call_send(call, &resp.base);
+}
+
+static int read_request(struct hook_call *h)
+{
+	Grove__V1__HookRequest *more = NULL;
+	int ret, r;
+	strbuf_init(&h->in, HOOK_IN_MAX);
+	ret = rpc_call_recv_one(h->call, &grove__v1__hook_request__descriptor, (ProtobufCMessage **)&h->first);
+	if (ret)
+		return ret;
+	if (!h->first->payload || !h->first->payload->app || !*h->first->payload->app)
+		return error_set(GROVE_EINVAL, "the hook request names no app");
+	ret = strbuf_add(&h->in, h->first->stdin.data, h->first->stdin.len);
+	while (!ret && (r = rpc_call_recv(h->call, &grove__v1__hook_request__descriptor, (ProtobufCMessage **)&more)) > 0) {
+		ret = strbuf_add(&h->in, more->stdin.data, more->stdin.len);
+		FREE_MSG(more);
+		more = NULL;
+	}
+	if (!ret && r < 0)
+		ret = r;
+	if (h->first->payload->correlation_id)
+		log_set_correlation_id(h->first->payload->correlation_id);
+	return ret;
+}
+
+/* Calls fn for each "<old> <new> <ref>" line; stops at the first non-zero. */
+static int each_update(struct strbuf *in, int (*fn)(void *, const char *, const char *, const char *), void *ctx)
+{
+	char *line = in->buf;
+	while (line && *line) {
+		char *nl = strchr(line, '\n');
+		if (nl)
+			*nl = '\0';
+		char old[41], new[41], ref[1024];
+		if (sscanf(line, "%40s %40s %1023s", old, new, ref) == 3) {
+			int r = fn(ctx, old, new, ref);
+			if (nl)
+				*nl = '\n';
+			if (r)
+				return r;
+		} else if (nl) {
+			*nl = '\n';
+		}
+		line = nl ? nl + 1 : NULL;
+	}
+	return 0;
+}
+
+/* ---- pre-receive: the push policy ---- */
+
+struct policy {
+	struct rpc_call *call;
+	struct app *app;
+	int refused;
+};
+
+static int check_update(void *ctx, const char *old, const char *new, const char *ref)
+{
+	struct policy *p = ctx;
+	const char *branch;
+	if (skip_prefix(ref, "refs/heads/", &branch)) {
+		bool is_deploy = !strcmp(branch, p->app->deploy_branch);
+		if (is_deploy && !strcmp(new, ZERO_OID)) {
+			say(p->call, true, "ERROR: %s is the deploy branch of %s: it cannot be deleted.\n", branch,
+			    p->app->name);
+			p->refused = 1;
+		} else if (!is_deploy && strcmp(new, ZERO_OID)) {
+			if (api_cfg->other_branches) {
+				say(p->call, false, "Pushed to %s: only %s deploys.\n", branch, p->app->deploy_branch);
+			} else {
+				say(p->call, true, "ERROR: %s only accepts pushes to %s (not %s).\n", p->app->name,
+				    p->app->deploy_branch, branch);
+				p->refused = 1;
+			}
+		}
+	}
+	return 0;
+}
+
+static void pre_receive(struct rpc_call *call, void *data)
+{
+	struct hook_call h = { .call = call };
+	struct app app = { 0 };
+	struct db *db = NULL;
+	struct policy p = { call, &app, 0 };
+	int ret = read_request(&h);
+	if (!ret)
+		ret = db_open(&db, api_cfg->db_path);
+	if (!ret && db_app_get(db, h.first->payload->app, &app)) {
+		say(call, true, "ERROR: app %s no longer exists.\n", h.first->payload->app);
+		p.refused = 1;
+	} else if (!ret) {
+		each_update(&h.in, check_update, &p);
+	}
+	if (!ret)
+		ret = send_exit(call, p.refused);
+	log_info("gate.pre_receive", "app=%s user=%s refused=%b", h.first && h.first->payload ? h.first->payload->app : "",
+		 h.first && h.first->payload ? h.first->payload->user : "", p.refused);
+	if (ret)
+		rpc_call_fail(call, ret);
+	else
+		rpc_call_finish(call, 0, NULL);
+	app_release(&app);
+	db_close(db);
+	FREE_MSG(h.first);
+	strbuf_release(&h.in);
+}
+
+/* ---- post-receive: deployments ---- */
+
+struct deploy_target {
+	struct app *app;
+	char old[41], new[41], ref[1024];
+	bool found;
+};
+
+static int find_deploy(void *ctx, const char *old, const char *new, const char *ref)
+{
+	struct deploy_target *t = ctx;
+	const char *branch;
+	if (skip_prefix(ref, "refs/heads/", &branch) && !strcmp(branch, t->app->deploy_branch) &&
+	    strcmp(new, ZERO_OID)) {
+		strlcpy_(t->old, old, sizeof(t->old));
+		strlcpy_(t->new, new, sizeof(t->new));
+		strlcpy_(t->ref, ref, sizeof(t->ref));
+		t->found = true;
+		return 1;
+	}
+	return 0;
+}
+
+struct deploy_run {
+	struct rpc_call *call;
+	struct db *db;
+	int64_t id;
+	struct strbuf line;       /* a partial line, until its newline */
+	bool client_gone;
+};
+
+/* Sends whole lines to the pusher and the log; keeps a partial line. */
+static int deploy_output(void *ctx, const char *data, size_t len)
+{
+	struct deploy_run *d = ctx;
+	db_deploy_append_log(d->db, d->id, data, len);
+	if (strbuf_add(&d->line, data, len)) {
+		/* a line longer than the buffer: send what we have */
+		strbuf_reset(&d->line);
+	}
+	char *nl;
+	while ((nl = memchr(d->line.buf, '\n', d->line.len))) {
+		size_t n = (size_t)(nl - d->line.buf) + 1;
+		if (!d->client_gone) {
+			Grove__V1__HookResponse resp = GROVE__V1__HOOK_RESPONSE__INIT;
+			resp.stdout.data = (uint8_t *)d->line.buf;
+			resp.stdout.len = n;
+			if (rpc_call_send(d->call, &resp.base))
+				d->client_gone = true;   /* the deploy goes on; its log is kept */
+		}
+		strbuf_consume(&d->line, n);
+	}
+	return 0;
+}
+
+static int run_deploy(struct deploy_run *d, const struct deploy_target *t, const char *pusher)
+{
+	struct strvec extra = STRVEC_INIT;
+	struct proc proc = { .pid = -1 };
+	const char *argv[] = { api_cfg->deploy_command, NULL };
+	char **env;
+	char *buf = xmalloc(65536);
+	int64_t quiet_since = now_ms(), start = now_ms();
+	int ret, code;
+
+	strvec_pushf(&extra, "GROVE_APP=%s", t->app->name);
+	strvec_pushf(&extra, "GROVE_REF=%s", t->ref);
+	strvec_pushf(&extra, "GROVE_OLD=%s", t->old);
+	strvec_pushf(&extra, "GROVE_NEW=%s", t->new);
+	strvec_pushf(&extra, "GROVE_PUSHER=%s", pusher);
+	strvec_pushf(&extra, "GROVE_DEPLOY_ID=%lld", (long long)d->id);
+	strvec_pushf(&extra, "GROVE_CORRELATION_ID=%s", log_correlation_id());
+	env = proc_env(strvec_argv(&extra));
+	ret = proc_start(&proc, argv, env, api_cfg->data_dir, PROC_STDOUT | PROC_STDERR | PROC_NONBLOCK | PROC_NEWPGRP);
+	proc_env_free(env);
+	strvec_clear(&extra);
+	if (ret) {
+		free(buf);
+		return ret;
+	}
+	/* stdout and stderr both go to the pusher, as they come. */
+	while (proc.out >= 0 || proc.err >= 0) {
+		struct pollfd pfd[2];
+		int n = 0;
+		if (proc.out >= 0) { pfd[n].fd = proc.out; pfd[n++].events = POLLIN; }
+		if (proc.err >= 0) { pfd[n].fd = proc.err; pfd[n++].events = POLLIN; }
+		int r = poll(pfd, (nfds_t)n, 1000);
+		if (r == 0 && now_ms() - quiet_since >= (int64_t)api_cfg->keepalive * 1000) {
+			char ka[128];
+			int kn = snprintf(ka, sizeof(ka), "-----> still deploying (%llds)\n",
+					  (long long)((now_ms() - start) / 1000));
+			deploy_output(d, ka, (size_t)kn);
+			quiet_since = now_ms();
+			continue;
+		}
+		for (int i = 0; i < n; i++) {
+			if (!pfd[i].revents)
+				continue;
+			ssize_t got = read(pfd[i].fd, buf, 65536);
+			if (got > 0) {
+				deploy_output(d, buf, (size_t)got);
+				quiet_since = now_ms();
+			} else if (got == 0 || (errno != EAGAIN && errno != EINTR)) {
+				if (pfd[i].fd == proc.out) {
+					close(proc.out);
+					proc.out = -1;
+				} else {
+					close(proc.err);
+					proc.err = -1;
+				}
+			}
+		}
+	}
+	code = proc_wait(&proc);
+	if (d->line.len) {
+		strbuf_addch(&d->line, '\n');
+		deploy_output(d, "", 0);
+	}
+	free(buf);
+	return code;
+}
+
+static void post_receive(struct rpc_call *call, void *data)
+{
+	struct hook_call h = { .call = call };
+	struct app app = { 0 };
+	struct db *db = NULL;
+	struct deploy_target t = { .app = &app };
+	struct deploy_run d = { .call = call };
+	struct app_slot *slot = NULL;
+	int ret = read_request(&h);
+	int64_t start = now_ms();
+	char msg[256];
+
+	strbuf_init(&d.line, 64 * 1024);
+	if (!ret)
+		ret = db_open(&db, api_cfg->db_path);
+	if (ret)
+		goto out;
+	d.db = db;
+	if (db_app_get(db, h.first->payload->app, &app))
+		goto done;
+	each_update(&h.in, find_deploy, &t);
+	if (!t.found || !api_cfg->deploy_command)
+		goto done;
+
+	pthread_mutex_lock(&slots_mu);
+	slot = slot_for(app.name);
+	if (slot->busy)
+		say(call, false, "-----> Another deployment of %s is running: this one waits for it.\n", app.name);
+	while (slot->busy)
+		pthread_cond_wait(&slots_cv, &slots_mu);
+	slot->busy = true;
+	pthread_mutex_unlock(&slots_mu);
+
+	if (db_deploy_create(db, app.name, t.ref, t.old, t.new, h.first->payload->user, &d.id)) {
+		say(call, true, "!      Cannot record the deployment: %s\n", error_msg());
+		goto release;
+	}
+	db_deploy_set_status(db, d.id, "running");
+	snprintf(msg, sizeof(msg), "-----> Deploying %s (%.7s) — deployment %lld\n", app.name, t.new, (long long)d.id);
+	deploy_output(&d, msg, strlen(msg));
+	int code = run_deploy(&d, &t, h.first->payload->user);
+	if (code == 0)
+		snprintf(msg, sizeof(msg), "-----> Deployed %s (%.7s) in %.1fs\n", app.name, t.new,
+			 (double)(now_ms() - start) / 1000.0);
+	else if (code > 0)
+		snprintf(msg, sizeof(msg), "!      Deployment of %s failed (exit status %d). See `grove deploy log %lld`.\n",
+			 app.name, code, (long long)d.id);
+	else
+		snprintf(msg, sizeof(msg), "!      Deployment of %s could not start: %s\n", app.name, error_msg());
+	deploy_output(&d, msg, strlen(msg));
+	db_deploy_set_status(db, d.id, code == 0 ? "succeeded" : "failed");
+	log_info("gate.deploy", "app=%s id=%lld new=%s status=%s ms=%lld", app.name, (long long)d.id, t.new,
+		 code == 0 ? "succeeded" : "failed", (long long)(now_ms() - start));
+release:
+	pthread_mutex_lock(&slots_mu);
+	slot->busy = false;
+	pthread_cond_broadcast(&slots_cv);
+	pthread_mutex_unlock(&slots_mu);
+done:
+	/* The refs moved already: post-receive cannot undo a push. */
+	ret = d.client_gone ? 0 : send_exit(call, 0);
+out:
+	if (ret)
+		rpc_call_fail(call, ret);
+	else
+		rpc_call_finish(call, 0, NULL);
+	app_release(&app);
+	db_close(db);
+	FREE_MSG(h.first);
+	strbuf_release(&h.in);
+	strbuf_release(&d.line);
+}
+
+int api_run(const struct gate_config *cfg)
+{
+	struct rpc_server *srv = NULL;
+	struct rpc_server_opts ropts = { .role = "gate", .secret = cfg->secret, .threads = 2 };
+	struct admin *admin = NULL;
+	struct admin_opts aopts = { 0 };
+	sigset_t sigs;
+	int sig, ret;
+
+	api_cfg = cfg;
+	log_init("gate-api", LOG_INFO, 2);
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	if ((ret = rpc_server_new(&srv, &ropts)))
+		goto out;
+	rpc_server_handle(srv, "/grove.v1.HookService/PreReceiveHook", pre_receive, NULL);
+	rpc_server_handle(srv, "/grove.v1.HookService/PostReceiveHook", post_receive, NULL);
+	if ((ret = rpc_server_listen(srv, cfg->hook_listen)) || (ret = rpc_server_start(srv)))
+		goto out;
+	aopts.listen = cfg->admin_listen;
+	aopts.token = cfg->admin_token;
+	aopts.db_path = cfg->db_path;
+	aopts.default_deploy_branch = cfg->deploy_branch;
+	aopts.canary_percent = cfg->canary_percent;
+	if ((ret = admin_start(&admin, &aopts)))
+		goto out;
+	log_info("gate.api_started", "hook_listen=%s admin_listen=%s", cfg->hook_listen, cfg->admin_listen);
+	while (sigwait(&sigs, &sig))
+		;
+	admin_set_draining(admin);
+	rpc_server_drain(srv, cfg->shutdown_grace * 1000);
+out:
+	if (ret)
+		log_error("gate.api_failed", "error=%s", error_msg());
+	admin_stop(admin);
+	rpc_server_free(srv);
+	return ret ? 1 : 0;
+}

@@ -1,0 +1,1056 @@
+/*
+ * The gate's state in SQLite: see db.h.
+ *
+ * One handle per process (or per thread, or per admin request): SQLite
+ * handles are not shared across fork, and WAL mode lets many readers run
+ * beside one writer, each waiting up to five seconds for a lock. The schema
+ * is migrated at open, each step in its own IMMEDIATE transaction that
+ * re-reads `PRAGMA user_version`, so that gates opening one file at once
+ * apply each step exactly once.
+ *
+ * Every statement binds its values; the only SQL built from text is the
+ * user_version pragma, from an integer of ours.
+ */
+#include "gate/db.h"
+#include "lib/error.h"
+#include "lib/log.h"
+#include "lib/strbuf.h"
+
+#include <fcntl.h>
+#include <sqlite3.h>
+
+/* The most bytes of output kept per deployment: the tail, after a note. */
+#define DEPLOY_LOG_MAX (1024 * 1024)
+#define DEPLOY_LOG_CUT "[grove: earlier output cut; only the last 1 MiB of the log is kept]\n"
+
+#define KEY_TEXT_MAX 16384
+#define BRANCH_MAX 255
+#define FIELD_MAX 1024
+
+struct db {
+	sqlite3 *h;
+	char *path;
+};
+
+#define NOW_SQL "strftime('%Y-%m-%dT%H:%M:%SZ','now')"
+
+/*
+ * Migrations, oldest first: migration i brings user_version from i to i+1.
+ * Never edit a released step; append a new one.
+ */
+static const char *const migrations[] = {
+	/* 1: the initial schema. */
+	"CREATE TABLE users ("
+	"  id INTEGER PRIMARY KEY,"
+	"  name TEXT NOT NULL UNIQUE,"
+	"  admin INTEGER NOT NULL DEFAULT 0 CHECK (admin IN (0, 1)),"
+	"  created_at TEXT NOT NULL DEFAULT (" NOW_SQL "));"
+	"CREATE TABLE keys ("
+	"  id INTEGER PRIMARY KEY,"
+	"  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+	"  fingerprint TEXT NOT NULL UNIQUE,"
+	"  public_key TEXT NOT NULL,"
+	"  created_at TEXT NOT NULL DEFAULT (" NOW_SQL "));"
+	"CREATE INDEX keys_user ON keys(user_id);"
+	"CREATE TABLE apps ("
+	"  id INTEGER PRIMARY KEY,"
+	"  name TEXT NOT NULL UNIQUE,"
+	"  deploy_branch TEXT NOT NULL DEFAULT 'main',"
+	"  route TEXT NOT NULL DEFAULT 'legacy' CHECK (route IN ('legacy', 'cluster')),"
+	"  locked INTEGER NOT NULL DEFAULT 0 CHECK (locked IN (0, 1)),"
+	"  created_at TEXT NOT NULL DEFAULT (" NOW_SQL "),"
+	"  updated_at TEXT NOT NULL DEFAULT (" NOW_SQL "));"
+	"CREATE TABLE collaborators ("
+	"  app_id INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE,"
+	"  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+	"  access TEXT NOT NULL CHECK (access IN ('read', 'write')),"
+	"  PRIMARY KEY (app_id, user_id)) WITHOUT ROWID;"
+	"CREATE INDEX collaborators_user ON collaborators(user_id);"
+	/* Deployments name their app by text: the history outlives the app. */
+	"CREATE TABLE deployments ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  app TEXT NOT NULL,"
+	"  ref TEXT NOT NULL,"
+	"  old_oid TEXT NOT NULL,"
+	"  new_oid TEXT NOT NULL,"
+	"  pusher TEXT NOT NULL,"
+	"  status TEXT NOT NULL DEFAULT 'queued'"
+	"    CHECK (status IN ('queued', 'running', 'succeeded', 'failed')),"
+	"  started_at TEXT NOT NULL DEFAULT (" NOW_SQL "),"
+	"  finished_at TEXT,"
+	"  log TEXT NOT NULL DEFAULT '');"
+	"CREATE INDEX deployments_app ON deployments(app, id);"
+	"CREATE TABLE settings ("
+	"  key TEXT PRIMARY KEY,"
+	"  value TEXT);",
+};
+
+/* ---- errors and statements ---- */
+
+/* Maps SQLite's last error on db to a GROVE_E* code with what was being done. */
+static int db_fail(struct db *db, const char *what)
+{
+	int ext = sqlite3_extended_errcode(db->h);
+	const char *msg = sqlite3_errmsg(db->h);
+	switch (ext & 0xff) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return error_set(GROVE_EUNAVAIL, "%s: database %s stayed locked by another process for 5 s: retry",
+				 what, db->path);
+	case SQLITE_CONSTRAINT:
+		if (ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY)
+			return error_set(GROVE_EEXISTS, "%s: exists already", what);
+		return error_set(GROVE_EINVAL, "%s: %s", what, msg);
+	case SQLITE_FULL:
+	case SQLITE_IOERR:
+	case SQLITE_READONLY:
+	case SQLITE_CANTOPEN:
+		return error_set(GROVE_EIO, "%s: database %s: %s", what, db->path, msg);
+	default:
+		return error_set(GROVE_EINTERNAL, "%s: database %s: %s", what, db->path, msg);
+	}
+}
+
+/*
+ * Prepares sql and binds the arguments described by types, one letter each:
+ * 's' a string (NULL binds NULL), 'i' an int64_t, 'b' a bool (int).
+ */
+static int stmt_prepare(struct db *db, sqlite3_stmt **out, const char *what, const char *sql,
+			const char *types, ...)
+{
+	sqlite3_stmt *st = NULL;
+	va_list ap;
+	int rc = SQLITE_OK, ret = 0;
+
+	*out = NULL;
+	if (sqlite3_prepare_v2(db->h, sql, -1, &st, NULL) != SQLITE_OK)
+		return db_fail(db, what);
+	va_start(ap, types);
+	for (int i = 0; types[i] && rc == SQLITE_OK; i++) {
+		switch (types[i]) {
+		case 's': {
+			const char *s = va_arg(ap, const char *);
+			rc = s ? sqlite3_bind_text(st, i + 1, s, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, i + 1);
+			break;
+		}
+		case 'i':
+			rc = sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t));
+			break;
+		case 'b':
+			rc = sqlite3_bind_int(st, i + 1, va_arg(ap, int) ? 1 : 0);
+			break;
+		default:
+			rc = SQLITE_MISUSE;
+		}
+	}
+	va_end(ap);
+	if (rc != SQLITE_OK) {
+		ret = error_set(GROVE_EINTERNAL, "%s: cannot bind parameters: %s", what, sqlite3_errstr(rc));
+		sqlite3_finalize(st);
+		return ret;
+	}
+	*out = st;
+	return 0;
+}
+
+/* Steps st: 1 for a row, 0 when done, or a negative code. */
+static int stmt_step(struct db *db, sqlite3_stmt *st, const char *what)
+{
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc == SQLITE_DONE)
+		return 0;
+	return db_fail(db, what);
+}
+
+static char *col_dup(sqlite3_stmt *st, int i)
+{
+	const unsigned char *s = sqlite3_column_text(st, i);
+	return s ? xstrdup((const char *)s) : NULL;
+}
+
+/* BEGIN IMMEDIATE / COMMIT / ROLLBACK: plain statements with no values. */
+static int tx(struct db *db, const char *sql, const char *what)
+{
+	if (sqlite3_exec(db->h, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return db_fail(db, what);
+	return 0;
+}
+
+static void tx_rollback(struct db *db)
+{
+	if (!sqlite3_get_autocommit(db->h))
+		sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+}
+
+/* ---- validation ---- */
+
+static bool is_lower_alnum(int c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+static bool is_alnum(int c)
+{
+	return is_lower_alnum(c) || (c >= 'A' && c <= 'Z');
+}
+
+/* App names become repository names and DNS labels: [a-z0-9][a-z0-9-]{0,62}. */
+static int check_app_name(const char *name)
+{
+	size_t n;
+	if (!name || !*name)
+		return error_set(GROVE_EINVAL, "app name is empty: give 1 to 63 of a-z, 0-9 and '-'");
+	n = strlen(name);
+	if (n > 63)
+		return error_set(GROVE_EINVAL, "app name \"%.63s…\" is longer than 63 characters", name);
+	if (!is_lower_alnum((unsigned char)name[0]))
+		return error_set(GROVE_EINVAL, "app name \"%s\" must start with a-z or 0-9", name);
+	for (size_t i = 1; i < n; i++)
+		if (!is_lower_alnum((unsigned char)name[i]) && name[i] != '-')
+			return error_set(GROVE_EINVAL, "app name \"%.63s\" may only hold a-z, 0-9 and '-'", name);
+	return 0;
+}
+
+/* User names: [A-Za-z0-9][A-Za-z0-9._-]{0,63}. */
+static int check_user_name(const char *name)
+{
+	size_t n;
+	if (!name || !*name)
+		return error_set(GROVE_EINVAL, "user name is empty: give 1 to 64 of A-Z, a-z, 0-9, '.', '_' and '-'");
+	n = strlen(name);
+	if (n > 64)
+		return error_set(GROVE_EINVAL, "user name \"%.64s…\" is longer than 64 characters", name);
+	if (!is_alnum((unsigned char)name[0]))
+		return error_set(GROVE_EINVAL, "user name \"%s\" must start with a letter or digit", name);
+	for (size_t i = 1; i < n; i++) {
+		int c = (unsigned char)name[i];
+		if (!is_alnum(c) && c != '.' && c != '_' && c != '-')
+			return error_set(GROVE_EINVAL, "user name \"%.64s\" may only hold A-Z, a-z, 0-9, '.', '_' and '-'", name);
+	}
+	return 0;
+}
+
+/* Printable ASCII of 1..max bytes: what a field stored verbatim may be. */
+static int check_text(const char *what, const char *s, size_t max)
+{
+	size_t n;
+	if (!s || !*s)
+		return error_set(GROVE_EINVAL, "%s is empty", what);
+	n = strlen(s);
+	if (n > max)
+		return error_set(GROVE_EINVAL, "%s is longer than %zu bytes", what, max);
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return error_set(GROVE_EINVAL, "%s holds a control character", what);
+	return 0;
+}
+
+/* "SHA256:" and unpadded base64 of 32 bytes, as OpenSSH and libssh print it. */
+static int check_fingerprint(const char *fp)
+{
+	const char *b64;
+	if (!fp || !skip_prefix(fp, "SHA256:", &b64) || strlen(b64) != 43)
+		return error_set(GROVE_EINVAL, "key fingerprint \"%.100s\" is not of the form SHA256:<43 base64 characters>",
+				 fp ? fp : "");
+	for (const char *p = b64; *p; p++)
+		if (!is_alnum((unsigned char)*p) && *p != '+' && *p != '/')
+			return error_set(GROVE_EINVAL, "key fingerprint \"%.100s\" is not of the form SHA256:<43 base64 characters>", fp);
+	return 0;
+}
+
+static int check_status(const char *status)
+{
+	static const char *const ok[] = { "queued", "running", "succeeded", "failed" };
+	for (size_t i = 0; status && i < ARRAY_SIZE(ok); i++)
+		if (!strcmp(status, ok[i]))
+			return 0;
+	return error_set(GROVE_EINVAL, "deployment status \"%.32s\" is not one of queued, running, succeeded, failed",
+			 status ? status : "");
+}
+
+/* ---- names ---- */
+
+const char *access_name(enum access a)
+{
+	switch (a) {
+	case ACCESS_READ: return "read";
+	case ACCESS_WRITE: return "write";
+	default: return "none";
+	}
+}
+
+const char *route_name(enum route r)
+{
+	return r == ROUTE_CLUSTER ? "cluster" : "legacy";
+}
+
+int route_parse(const char *s, enum route *out)
+{
+	if (s && !strcmp(s, "legacy"))
+		*out = ROUTE_LEGACY;
+	else if (s && !strcmp(s, "cluster"))
+		*out = ROUTE_CLUSTER;
+	else
+		return error_set(GROVE_EINVAL, "route \"%.32s\" is neither \"legacy\" nor \"cluster\"", s ? s : "");
+	return 0;
+}
+
+/* ---- open, migrate, close ---- */
+
+static int read_user_version(struct db *db, int *out)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = stmt_prepare(db, &st, "reading the schema version", "PRAGMA user_version", "");
+	if (ret)
+		return ret;
+	ret = stmt_step(db, st, "reading the schema version");
+	if (ret == 1) {
+		*out = sqlite3_column_int(st, 0);
+		ret = 0;
+	} else if (ret == 0) {
+		ret = error_set(GROVE_EINTERNAL, "PRAGMA user_version returned no row");
+	}
+	sqlite3_finalize(st);
+	return ret;
+}
+
+static int migrate(struct db *db)
+{
+	const int latest = (int)ARRAY_SIZE(migrations);
+	int version = 0, ret;
+
+	ret = read_user_version(db, &version);
+	if (ret)
+		return ret;
+	while (version < latest) {
+		char pragma[64];
+		ret = tx(db, "BEGIN IMMEDIATE", "starting a schema migration");
+		if (ret)
+			return ret;
+		/* Another gate may have migrated while this one waited for the lock. */
+		ret = read_user_version(db, &version);
+		if (ret)
+			goto fail;
+		if (version >= latest) {
+			ret = tx(db, "COMMIT", "ending a schema migration");
+			if (ret)
+				goto fail;
+			break;
+		}
+		if (version < 0) {
+			ret = error_set(GROVE_EINTERNAL, "database %s has schema version %d, which no grove writes", db->path, version);
+			goto fail;
+		}
+		if (sqlite3_exec(db->h, migrations[version], NULL, NULL, NULL) != SQLITE_OK) {
+			ret = db_fail(db, "applying a schema migration");
+			error_wrap(ret, "migration %d", version + 1);
+			goto fail;
+		}
+		snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", version + 1);
+		ret = tx(db, pragma, "recording the schema version");
+		if (ret)
+			goto fail;
+		ret = tx(db, "COMMIT", "committing a schema migration");
+		if (ret)
+			goto fail;
+		log_info("db.migrated", "path=%s version=%d", db->path, version + 1);
+		version++;
+	}
+	if (version > latest)
+		return error_set(GROVE_EPRECOND, "database %s has schema version %d but this grove knows only up to %d: run a newer grove",
+				 db->path, version, latest);
+	return 0;
+fail:
+	tx_rollback(db);
+	return ret;
+}
+
+int db_open(struct db **out, const char *path)
+{
+	struct db *db = NULL;
+	int ret = 0, fd;
+
+	*out = NULL;
+	if (!path || !*path)
+		return error_set(GROVE_EINVAL, "no database path given");
+	db = xcalloc(1, sizeof(*db));
+	db->path = xstrdup(path);
+	/* Create the file private to the gate before SQLite would create it 0644. */
+	if (strcmp(path, ":memory:")) {
+		fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (fd < 0) {
+			ret = error_set(GROVE_EIO, "cannot open database %s: %s", path, strerror(errno));
+			goto out;
+		}
+		close(fd);
+	}
+	if (sqlite3_open_v2(path, &db->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
+		ret = error_set(GROVE_EIO, "cannot open database %s: %s", path,
+				db->h ? sqlite3_errmsg(db->h) : "out of memory");
+		goto out;
+	}
+	sqlite3_extended_result_codes(db->h, 1);
+	sqlite3_busy_timeout(db->h, 5000);
+	ret = tx(db, "PRAGMA foreign_keys = ON", "turning on foreign keys");
+	if (!ret)
+		ret = tx(db, "PRAGMA journal_mode = WAL", "turning on WAL mode");
+	/* WAL makes NORMAL durable across application crashes; a power cut may lose the last commit. */
+	if (!ret)
+		ret = tx(db, "PRAGMA synchronous = NORMAL", "setting synchronous mode");
+	if (!ret)
+		ret = migrate(db);
+	if (ret) {
+		error_wrap(ret, "opening database %s", path);
+		goto out;
+	}
+	*out = db;
+	db = NULL;
+out:
+	db_close(db);
+	return ret;
+}
+
+void db_close(struct db *db)
+{
+	if (!db)
+		return;
+	if (db->h)
+		sqlite3_close_v2(db->h);
+	free(db->path);
+	free(db);
+}
+
+/* ---- users and keys ---- */
+
+void user_release(struct user *u)
+{
+	if (!u)
+		return;
+	FREE_AND_NULL(u->name);
+	u->id = 0;
+	u->admin = false;
+}
+
+int db_user_create(struct db *db, const char *name, bool admin)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = check_user_name(name);
+	if (ret)
+		return ret;
+	ret = stmt_prepare(db, &st, "creating a user", "INSERT INTO users(name, admin) VALUES (?, ?)", "sb", name, (int)admin);
+	if (ret)
+		return ret;
+	ret = stmt_step(db, st, "creating a user");
+	if (ret == GROVE_EEXISTS)
+		ret = error_set(GROVE_EEXISTS, "user %s exists already", name);
+	sqlite3_finalize(st);
+	return ret < 0 ? ret : 0;
+}
+
+int db_user_delete(struct db *db, const char *name)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = check_user_name(name);
+	if (ret)
+		return ret;
+	ret = stmt_prepare(db, &st, "deleting a user", "DELETE FROM users WHERE name = ?", "s", name);
+	if (ret)
+		return ret;
+	ret = stmt_step(db, st, "deleting a user");
+	if (!ret && !sqlite3_changes(db->h))
+		ret = error_set(GROVE_ENOTFOUND, "no user named %s", name);
+	sqlite3_finalize(st);
+	return ret < 0 ? ret : 0;
+}
+
+/* Fills out from a row of (id, name, admin). */
+static void user_from_row(sqlite3_stmt *st, struct user *out)
+{
+	out->id = sqlite3_column_int64(st, 0);
+	out->name = col_dup(st, 1);
+	out->admin = sqlite3_column_int(st, 2) != 0;
+}
+
+int db_user_get(struct db *db, const char *name, struct user *out)
+{
+	sqlite3_stmt *st = NULL;
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	ret = check_user_name(name);
+	if (ret)
+		return ret;
+	ret = stmt_prepare(db, &st, "looking up a user", "SELECT id, name, admin FROM users WHERE name = ?", "s", name);
+	if (ret)
+		return ret;
+	ret = stmt_step(db, st, "looking up a user");
+	if (ret == 1) {
+		user_from_row(st, out);
+		ret = 0;
+	} else if (ret == 0) {
+		ret = error_set(GROVE_ENOTFOUND, "no user named %s", name);
+	}
+	sqlite3_finalize(st);
+	return ret;
+}
+
+int db_key_add(struct db *db, const char *user, const char *fingerprint, const char *public_key)
+{
+	sqlite3_stmt *st = NULL;
+	int ret;
+
+	if ((ret = check_user_name(user)) || (ret = check_fingerprint(fingerprint)) ||
+	    (ret = check_text("public key", public_key, KEY_TEXT_MAX)))
+		return ret;
+	/* One statement, so a user deleted meanwhile cannot end up with a key. */
+	ret = stmt_prepare(db, &st, "adding a key",
+			   "INSERT INTO keys(user_id, fingerprint, public_key) SELECT id, ?, ? FROM users WHERE name = ?",
+			   "sss", fingerprint, public_key, user);
+	if (ret)
+		return ret;
+	ret = stmt_step(db, st, "adding a key");
+	if (ret == GROVE_EEXISTS)
+		ret = error_set(GROVE_EEXISTS, "key %s is registered already: a key identifies one user, so remove it there first",
+				fingerprint);
+	else if (!ret && !sqlite3_changes(db->h))
+		ret = error_set(GROVE_ENOTFOUND, "no user named %s: create the user first", user);
+	sqlite3_finalize(st);
+	return ret < 0 ? ret : 0;
+}
+
+int db_key_remove(struct db *db, const char *fingerprint)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = check_fingerprint(fingerprint);
+	if (ret)
+		return ret;
+	ret = stmt_prepare(db, &st, "removing a key", "DELETE FROM keys WHERE fingerprint = ?", "s", fingerprint);
+	if (ret)
+		return ret;
+	ret = stmt_step(db, st, "removing a key");
+	if (!ret && !sqlite3_changes(db->h))
+		ret = error_set(GROVE_ENOTFOUND, "no key with fingerprint %s", fingerprint);
+	sqlite3_finalize(st);
+	return ret < 0 ? ret : 0;
+}
+
+int db_user_by_key(struct db *db, const char *fingerprint, struct user *out)
+{
+	sqlite3_stmt *st = NULL;
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	ret = check_fingerprint(fingerprint);
+	if (ret)
+		return ret;
+	ret = stmt_prepare(db, &st, "looking up a key",
+			   "SELECT u.id, u.name, u.admin FROM keys k JOIN users u ON u.id = k.user_id WHERE k.fingerprint = ?",
+			   "s", fingerprint);
+	if (ret)
+		return ret;
+	ret = stmt_step(db, st, "looking up a key");
+	if (ret == 1) {
+		user_from_row(st, out);
+		ret = 0;
+	} else if (ret == 0) {
+		ret = error_set(GROVE_ENOTFOUND, "no user has the key %s", fingerprint);
+	}
+	sqlite3_finalize(st);
+	return ret;
+}
+
+/* ---- apps ---- */
+
+void app_release(struct app *a)
+{
+	if (!a)
+		return;
+	FREE_AND_NULL(a->name);
+	FREE_AND_NULL(a->deploy_branch);
+	FREE_AND_NULL(a->created_at);
+	FREE_AND_NULL(a->updated_at);
+	a->id = 0;
+	a->route = ROUTE_LEGACY;
+	a->locked = false;
+}
+
+int db_app_create(struct db *db, const char *name, const char *deploy_branch, enum route route)
+{
+	sqlite3_stmt *st = NULL;
+	int ret;
+
+	if ((ret = check_app_name(name)) || (ret = check_text("deploy branch", deploy_branch, BRANCH_MAX)))
+		return ret;
+	if (route != ROUTE_LEGACY && route != ROUTE_CLUSTER)
+		return error_set(GROVE_EINVAL, "route %d is neither legacy nor cluster", (int)route);
+	ret = stmt_prepare(db, &st, "creating an app", "INSERT INTO apps(name, deploy_branch, route) VALUES (?, ?, ?)",
+			   "sss", name, deploy_branch, route_name(route));
+	if (ret)
+		return ret;
+	ret = stmt_step(db, st, "creating an app");
+	if (ret == GROVE_EEXISTS)
+		ret = error_set(GROVE_EEXISTS, "app %s exists already", name);
+	sqlite3_finalize(st);
+	return ret < 0 ? ret : 0;
+}
+
+int db_app_delete(struct db *db, const char *name)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = check_app_name(name);
+	if (ret)
+		return ret;
+	ret = stmt_prepare(db, &st, "deleting an app", "DELETE FROM apps WHERE name = ?", "s", name);
+	if (ret)
+		return ret;
+	ret = stmt_step(db, st, "deleting an app");
+	if (!ret && !sqlite3_changes(db->h))
+		ret = error_set(GROVE_ENOTFOUND, "no app named %s", name);
+	sqlite3_finalize(st);
+	return ret < 0 ? ret : 0;
+}
+
+int db_app_get(struct db *db, const char *name, struct app *out)
+{
+	sqlite3_stmt *st = NULL;
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	ret = check_app_name(name);
+	if (ret)
+		return ret;
+	ret = stmt_prepare(db, &st, "looking up an app",
+			   "SELECT id, name, deploy_branch, route, locked, created_at, updated_at FROM apps WHERE name = ?",
+			   "s", name);
+	if (ret)
+		return ret;
+	ret = stmt_step(db, st, "looking up an app");
+	if (ret == 1) {
+		const char *route = (const char *)sqlite3_column_text(st, 3);
+		out->id = sqlite3_column_int64(st, 0);
+		out->name = col_dup(st, 1);
+		out->deploy_branch = col_dup(st, 2);
+		out->route = route && !strcmp(route, "cluster") ? ROUTE_CLUSTER : ROUTE_LEGACY;
+		out->locked = sqlite3_column_int(st, 4) != 0;
+		out->created_at = col_dup(st, 5);
+		out->updated_at = col_dup(st, 6);
+		ret = 0;
+	} else if (ret == 0) {
+		ret = error_set(GROVE_ENOTFOUND, "no app named %s", name);
+	}
+	sqlite3_finalize(st);
+	return ret;
+}
+
+/* Sets one column of an app (column is one of ours, never input) and updated_at. */
+static int app_update(struct db *db, const char *name, const char *sql, const char *types, const char *sval, int ival)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = check_app_name(name);
+	if (ret)
+		return ret;
+	if (types[0] == 's')
+		ret = stmt_prepare(db, &st, "updating an app", sql, "ss", sval, name);
+	else
+		ret = stmt_prepare(db, &st, "updating an app", sql, "bs", ival, name);
+	if (ret)
+		return ret;
+	ret = stmt_step(db, st, "updating an app");
+	if (!ret && !sqlite3_changes(db->h))
+		ret = error_set(GROVE_ENOTFOUND, "no app named %s", name);
+	sqlite3_finalize(st);
+	return ret < 0 ? ret : 0;
+}
+
+int db_app_set_deploy_branch(struct db *db, const char *name, const char *branch)
+{
+	int ret = check_text("deploy branch", branch, BRANCH_MAX);
+	if (ret)
+		return ret;
+	return app_update(db, name, "UPDATE apps SET deploy_branch = ?, updated_at = " NOW_SQL " WHERE name = ?",
+			  "s", branch, 0);
+}
+
+int db_app_set_route(struct db *db, const char *name, enum route route)
+{
+	if (route != ROUTE_LEGACY && route != ROUTE_CLUSTER)
+		return error_set(GROVE_EINVAL, "route %d is neither legacy nor cluster", (int)route);
+	return app_update(db, name, "UPDATE apps SET route = ?, updated_at = " NOW_SQL " WHERE name = ?",
+			  "s", route_name(route), 0);
+}
+
+int db_app_set_locked(struct db *db, const char *name, bool locked)
+{
+	return app_update(db, name, "UPDATE apps SET locked = ?, updated_at = " NOW_SQL " WHERE name = ?",
+			  "b", NULL, locked);
+}
+
+/* ---- access ---- */
+
+/* The ids of an app and a user, each GROVE_ENOTFOUND with its own message. */
+static int app_user_ids(struct db *db, const char *app, const char *user, int64_t *app_id, int64_t *user_id)
+{
+	struct app a;
+	struct user u;
+	int ret = db_app_get(db, app, &a);
+	if (ret)
+		return ret;
+	*app_id = a.id;
+	app_release(&a);
+	ret = db_user_get(db, user, &u);
+	if (ret)
+		return ret;
+	*user_id = u.id;
+	user_release(&u);
+	return 0;
+}
+
+int db_access_grant(struct db *db, const char *app, const char *user, enum access access)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t app_id = 0, user_id = 0;
+	int ret;
+
+	if (access != ACCESS_READ && access != ACCESS_WRITE)
+		return error_set(GROVE_EINVAL, "access must be read or write; to take access away, revoke it");
+	ret = tx(db, "BEGIN IMMEDIATE", "granting access");
+	if (ret)
+		return ret;
+	ret = app_user_ids(db, app, user, &app_id, &user_id);
+	if (ret)
+		goto out;
+	ret = stmt_prepare(db, &st, "granting access",
+			   "INSERT INTO collaborators(app_id, user_id, access) VALUES (?, ?, ?)"
+			   " ON CONFLICT(app_id, user_id) DO UPDATE SET access = excluded.access",
+			   "iis", app_id, user_id, access_name(access));
+	if (ret)
+		goto out;
+	ret = stmt_step(db, st, "granting access");
+	if (ret)
+		goto out;
+	ret = tx(db, "COMMIT", "granting access");
+out:
+	sqlite3_finalize(st);
+	if (ret)
+		tx_rollback(db);
+	return ret;
+}
+
+int db_access_revoke(struct db *db, const char *app, const char *user)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t app_id = 0, user_id = 0;
+	int ret;
+
+	ret = tx(db, "BEGIN IMMEDIATE", "revoking access");
+	if (ret)
+		return ret;
+	ret = app_user_ids(db, app, user, &app_id, &user_id);
+	if (ret)
+		goto out;
+	ret = stmt_prepare(db, &st, "revoking access", "DELETE FROM collaborators WHERE app_id = ? AND user_id = ?",
+			   "ii", app_id, user_id);
+	if (ret)
+		goto out;
+	ret = stmt_step(db, st, "revoking access");
+	if (ret)
+		goto out;
+	if (!sqlite3_changes(db->h)) {
+		ret = error_set(GROVE_ENOTFOUND, "user %s is no collaborator on app %s", user, app);
+		goto out;
+	}
+	ret = tx(db, "COMMIT", "revoking access");
+out:
+	sqlite3_finalize(st);
+	if (ret)
+		tx_rollback(db);
+	return ret;
+}
+
+enum access db_access_get(struct db *db, const char *app, const struct user *user)
+{
+	sqlite3_stmt *st = NULL;
+	enum access access = ACCESS_NONE;
+	const char *s;
+	int ret;
+
+	if (!user || !app)
+		return ACCESS_NONE;
+	if (user->admin)
+		return ACCESS_WRITE;
+	if (check_app_name(app))
+		return ACCESS_NONE;
+	ret = stmt_prepare(db, &st, "checking access",
+			   "SELECT c.access FROM collaborators c JOIN apps a ON a.id = c.app_id"
+			   " WHERE a.name = ? AND c.user_id = ?",
+			   "si", app, user->id);
+	if (!ret)
+		ret = stmt_step(db, st, "checking access");
+	if (ret == 1) {
+		s = (const char *)sqlite3_column_text(st, 0);
+		if (s && !strcmp(s, "write"))
+			access = ACCESS_WRITE;
+		else if (s && !strcmp(s, "read"))
+			access = ACCESS_READ;
+	} else if (ret < 0) {
+		/* Fail closed, but leave a trace: a locked database looks like "no access". */
+		log_warn("db.access_failed", "app=%s user=%s error=%s", app, user->name, error_msg());
+	}
+	sqlite3_finalize(st);
+	return access;
+}
+
+/* ---- deployments ---- */
+
+void deployment_release(struct deployment *d)
+{
+	if (!d)
+		return;
+	FREE_AND_NULL(d->app);
+	FREE_AND_NULL(d->ref);
+	FREE_AND_NULL(d->old_oid);
+	FREE_AND_NULL(d->new_oid);
+	FREE_AND_NULL(d->pusher);
+	FREE_AND_NULL(d->status);
+	FREE_AND_NULL(d->started_at);
+	FREE_AND_NULL(d->finished_at);
+	FREE_AND_NULL(d->log);
+	d->id = 0;
+}
+
+int db_deploy_create(struct db *db, const char *app, const char *ref, const char *old_oid, const char *new_oid,
+		     const char *pusher, int64_t *id)
+{
+	sqlite3_stmt *st = NULL;
+	int ret;
+
+	*id = 0;
+	if ((ret = check_app_name(app)) || (ret = check_text("ref", ref, FIELD_MAX)) ||
+	    (ret = check_text("old object id", old_oid, 64)) || (ret = check_text("new object id", new_oid, 64)) ||
+	    (ret = check_text("pusher", pusher, FIELD_MAX)))
+		return ret;
+	ret = stmt_prepare(db, &st, "recording a deployment",
+			   "INSERT INTO deployments(app, ref, old_oid, new_oid, pusher) VALUES (?, ?, ?, ?, ?)",
+			   "sssss", app, ref, old_oid, new_oid, pusher);
+	if (ret)
+		return ret;
+	ret = stmt_step(db, st, "recording a deployment");
+	if (!ret)
+		*id = sqlite3_last_insert_rowid(db->h);
+	sqlite3_finalize(st);
+	return ret < 0 ? ret : 0;
+}
+
+int db_deploy_set_status(struct db *db, int64_t id, const char *status)
+{
+	sqlite3_stmt *st = NULL;
+	int ret = check_status(status);
+	if (ret)
+		return ret;
+	/* A finished deployment gets its finish time; one set running again loses it. */
+	ret = stmt_prepare(db, &st, "updating a deployment",
+			   "UPDATE deployments SET status = ?1,"
+			   " finished_at = CASE WHEN ?1 IN ('succeeded', 'failed') THEN " NOW_SQL " ELSE NULL END"
+			   " WHERE id = ?2",
+			   "si", status, id);
+	if (ret)
+		return ret;
+	ret = stmt_step(db, st, "updating a deployment");
+	if (!ret && !sqlite3_changes(db->h))
+		ret = error_set(GROVE_ENOTFOUND, "no deployment with id %lld", (long long)id);
+	sqlite3_finalize(st);
+	return ret < 0 ? ret : 0;
+}
+
+/*
+ * Where cut text should begin: after the first line break if one comes
+ * soon, else at the first UTF-8 character start, so the kept log neither
+ * opens with a broken line without need nor with half a character.
+ */
+static size_t tail_start(const char *buf, size_t len)
+{
+	size_t start = 0;
+	const char *nl = memchr(buf, '\n', MIN(len, (size_t)4096));
+	if (nl && (size_t)(nl + 1 - buf) < len)
+		return (size_t)(nl + 1 - buf);
+	while (start < len && ((unsigned char)buf[start] & 0xc0) == 0x80)
+		start++;
+	return start;
+}
+
+int db_deploy_append_log(struct db *db, int64_t id, const char *text, size_t len)
+{
+	sqlite3_stmt *st = NULL;
+	struct strbuf sb = STRBUF_INIT, tail = STRBUF_INIT;
+	const size_t cutlen = strlen(DEPLOY_LOG_CUT);
+	size_t oldlen;
+	int ret;
+
+	if (!len)
+		return 0;
+	ret = tx(db, "BEGIN IMMEDIATE", "appending to a deployment log");
+	if (ret)
+		return ret;
+	/* In bytes: length() of TEXT would count characters. */
+	ret = stmt_prepare(db, &st, "appending to a deployment log",
+			   "SELECT length(CAST(log AS BLOB)) FROM deployments WHERE id = ?", "i", id);
+	if (ret)
+		goto out;
+	ret = stmt_step(db, st, "appending to a deployment log");
+	if (ret == 0)
+		ret = error_set(GROVE_ENOTFOUND, "no deployment with id %lld", (long long)id);
+	if (ret < 0)
+		goto out;
+	oldlen = (size_t)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	st = NULL;
+
+	if (len <= DEPLOY_LOG_MAX && oldlen + len <= DEPLOY_LOG_MAX) {
+		/* The common case: SQLite appends, the old text never comes here. */
+		ret = stmt_prepare(db, &st, "appending to a deployment log", "UPDATE deployments SET log = log || ? WHERE id = ?",
+				   "");
+		if (ret)
+			goto out;
+		if (sqlite3_bind_text(st, 1, text, (int)len, SQLITE_STATIC) != SQLITE_OK ||
+		    sqlite3_bind_int64(st, 2, id) != SQLITE_OK) {
+			ret = db_fail(db, "appending to a deployment log");
+			goto out;
+		}
+	} else {
+		/* Over the bound: the note, then the newest bytes of old and new text. */
+		size_t keep = DEPLOY_LOG_MAX - cutlen, start;
+		if (len < keep) {
+			const unsigned char *old;
+			ret = stmt_prepare(db, &st, "cutting a deployment log",
+					   "SELECT CAST(log AS BLOB) FROM deployments WHERE id = ?", "i", id);
+			if (ret)
+				goto out;
+			ret = stmt_step(db, st, "cutting a deployment log");
+			if (ret == 0)
+				ret = error_set(GROVE_ENOTFOUND, "no deployment with id %lld", (long long)id);
+			if (ret < 0)
+				goto out;
+			old = sqlite3_column_blob(st, 0);
+			oldlen = (size_t)sqlite3_column_bytes(st, 0);
+			if (old)
+				strbuf_add(&tail, old + oldlen - MIN(oldlen, keep - len), MIN(oldlen, keep - len));
+			sqlite3_finalize(st);
+			st = NULL;
+		}
+		strbuf_add(&tail, len > keep ? text + len - keep : text, MIN(len, keep));
+		start = tail_start(tail.buf, tail.len);
+		strbuf_addstr(&sb, DEPLOY_LOG_CUT);
+		strbuf_add(&sb, tail.buf + start, tail.len - start);
+		ret = stmt_prepare(db, &st, "cutting a deployment log", "UPDATE deployments SET log = ? WHERE id = ?", "");
+		if (ret)
+			goto out;
+		if (sqlite3_bind_text(st, 1, sb.buf, (int)sb.len, SQLITE_STATIC) != SQLITE_OK ||
+		    sqlite3_bind_int64(st, 2, id) != SQLITE_OK) {
+			ret = db_fail(db, "cutting a deployment log");
+			goto out;
+		}
+	}
+	ret = stmt_step(db, st, "appending to a deployment log");
+	if (ret)
+		goto out;
+	ret = tx(db, "COMMIT", "appending to a deployment log");
+out:
+	sqlite3_finalize(st);
+	strbuf_release(&sb);
+	strbuf_release(&tail);
+	if (ret)
+		tx_rollback(db);
+	return ret;
+}
+
+int db_deploy_get(struct db *db, int64_t id, struct deployment *out)
+{
+	sqlite3_stmt *st = NULL;
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	ret = stmt_prepare(db, &st, "looking up a deployment",
+			   "SELECT id, app, ref, old_oid, new_oid, pusher, status, started_at, finished_at, log"
+			   " FROM deployments WHERE id = ?",
+			   "i", id);
+	if (ret)
+		return ret;
+	ret = stmt_step(db, st, "looking up a deployment");
+	if (ret == 1) {
+		out->id = sqlite3_column_int64(st, 0);
+		out->app = col_dup(st, 1);
+		out->ref = col_dup(st, 2);
+		out->old_oid = col_dup(st, 3);
+		out->new_oid = col_dup(st, 4);
+		out->pusher = col_dup(st, 5);
+		out->status = col_dup(st, 6);
+		out->started_at = col_dup(st, 7);
+		out->finished_at = col_dup(st, 8);
+		out->log = col_dup(st, 9);
+		if (!out->log)
+			out->log = xstrdup("");
+		ret = 0;
+	} else if (ret == 0) {
+		ret = error_set(GROVE_ENOTFOUND, "no deployment with id %lld", (long long)id);
+	}
+	sqlite3_finalize(st);
+	return ret;
+}
+
+/* ---- generic queries ---- */
+
+int db_query(struct db *db, const char *sql, const char *const *params, size_t nparams, db_row_fn *fn, void *ctx)
+{
+	sqlite3_stmt *st = NULL;
+	const char **names = NULL, **values = NULL;
+	const char *tail = NULL;
+	int ret = 0, ncols;
+
+	if (sqlite3_prepare_v2(db->h, sql, -1, &st, &tail) != SQLITE_OK)
+		return db_fail(db, "preparing a query");
+	if (!st) {
+		ret = error_set(GROVE_EINVAL, "query holds no statement");
+		goto out;
+	}
+	while (tail && (*tail == ' ' || *tail == '\n' || *tail == '\t' || *tail == ';'))
+		tail++;
+	if (tail && *tail) {
+		ret = error_set(GROVE_EINVAL, "query holds more than one statement");
+		goto out;
+	}
+	if ((int)nparams != sqlite3_bind_parameter_count(st)) {
+		ret = error_set(GROVE_EINTERNAL, "query has %d parameters but %zu values were given",
+				sqlite3_bind_parameter_count(st), nparams);
+		goto out;
+	}
+	for (size_t i = 0; i < nparams; i++) {
+		int rc = params[i] ? sqlite3_bind_text(st, (int)i + 1, params[i], -1, SQLITE_TRANSIENT)
+				   : sqlite3_bind_null(st, (int)i + 1);
+		if (rc != SQLITE_OK) {
+			ret = db_fail(db, "binding query parameters");
+			goto out;
+		}
+	}
+	ncols = sqlite3_column_count(st);
+	names = xcalloc((size_t)ncols + 1, sizeof(*names));
+	values = xcalloc((size_t)ncols + 1, sizeof(*values));
+	while ((ret = stmt_step(db, st, "running a query")) == 1) {
+		/* Names are fetched per row: a re-prepared statement frees the old ones. */
+		for (int i = 0; i < ncols; i++) {
+			values[i] = (const char *)sqlite3_column_text(st, i);
+			names[i] = sqlite3_column_name(st, i);
+		}
+		if (fn) {
+			ret = fn(ctx, ncols, names, values);
+			if (ret)
+				goto out;
+		}
+	}
+out:
+	free(names);
+	free(values);
+	sqlite3_finalize(st);
+	return ret;
+}

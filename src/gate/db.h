@@ -1,0 +1,84 @@
+/*
+ * The gate's state: users, their SSH keys, apps, who may use which app, and
+ * deployments. SQLite (WAL) in the gate's data directory; every function
+ * takes the db handle of its process (each forked connection opens its own).
+ * Strings returned in structs are malloc'd: free them with the _release verb.
+ */
+#ifndef GROVE_GATE_DB_H
+#define GROVE_GATE_DB_H
+
+#include "lib/common.h"
+
+struct db;
+
+enum access { ACCESS_NONE = 0, ACCESS_READ = 1, ACCESS_WRITE = 2 };
+enum route { ROUTE_LEGACY = 0, ROUTE_CLUSTER = 1 };
+
+struct app {
+	int64_t id;
+	char *name;
+	char *deploy_branch;   /* "main" */
+	enum route route;
+	bool locked;
+	char *created_at, *updated_at;
+};
+
+struct user {
+	int64_t id;
+	char *name;
+	bool admin;            /* may use every app */
+};
+
+struct deployment {
+	int64_t id;
+	char *app, *ref, *old_oid, *new_oid, *pusher, *status;   /* status: queued, running, succeeded, failed */
+	char *started_at, *finished_at;
+	char *log;
+};
+
+/* Opens (creating and migrating) the database file. */
+int db_open(struct db **out, const char *path);
+void db_close(struct db *db);
+
+/* Users and keys. A key is stored by its SHA256 fingerprint ("SHA256:…"),
+ * unique across all users. */
+int db_user_create(struct db *db, const char *name, bool admin);
+int db_user_delete(struct db *db, const char *name);
+int db_user_get(struct db *db, const char *name, struct user *out);
+int db_key_add(struct db *db, const char *user, const char *fingerprint, const char *public_key);
+int db_key_remove(struct db *db, const char *fingerprint);
+/* The user a key belongs to: GROVE_ENOTFOUND for an unknown key. */
+int db_user_by_key(struct db *db, const char *fingerprint, struct user *out);
+void user_release(struct user *u);
+
+/* Apps. */
+int db_app_create(struct db *db, const char *name, const char *deploy_branch, enum route route);
+int db_app_delete(struct db *db, const char *name);
+int db_app_get(struct db *db, const char *name, struct app *out);
+int db_app_set_deploy_branch(struct db *db, const char *name, const char *branch);
+int db_app_set_route(struct db *db, const char *name, enum route route);
+int db_app_set_locked(struct db *db, const char *name, bool locked);
+void app_release(struct app *a);
+
+/* Access: admins have write on every app. */
+int db_access_grant(struct db *db, const char *app, const char *user, enum access access);
+int db_access_revoke(struct db *db, const char *app, const char *user);
+enum access db_access_get(struct db *db, const char *app, const struct user *user);
+
+/* Deployments. */
+int db_deploy_create(struct db *db, const char *app, const char *ref, const char *old_oid, const char *new_oid,
+		     const char *pusher, int64_t *id);
+int db_deploy_set_status(struct db *db, int64_t id, const char *status);
+int db_deploy_append_log(struct db *db, int64_t id, const char *text, size_t len);
+int db_deploy_get(struct db *db, int64_t id, struct deployment *out);
+void deployment_release(struct deployment *d);
+
+/* Runs fn(row, ctx) over query results as JSON-ready columns; for the admin API. */
+typedef int db_row_fn(void *ctx, int ncols, const char *const *names, const char *const *values);
+int db_query(struct db *db, const char *sql, const char *const *params, size_t nparams, db_row_fn *fn, void *ctx);
+
+const char *access_name(enum access a);
+const char *route_name(enum route r);
+int route_parse(const char *s, enum route *out);
+
+#endif

@@ -1,0 +1,65 @@
+/*
+ * grove gate: the SSH front door. Processes:
+ *
+ *   supervisor ─┬─ api process: gRPC HookService (push policy, deployments)
+ *               │  and the admin HTTP API; the only process with gRPC threads
+ *               └─ itself: accepts SSH connections and forks one child per
+ *                  connection (a crash in one session touches no other); a
+ *                  child authenticates, checks the command and the user's
+ *                  access, and pumps bytes between the SSH channel and the
+ *                  app's backend: git run locally (legacy route) or a
+ *                  store/cluster over gRPC (cluster route).
+ *
+ * The acceptor never calls gRPC, so each forked child starts gRPC afresh.
+ */
+#ifndef GROVE_GATE_H
+#define GROVE_GATE_H
+
+#include "lib/common.h"
+
+#define GATE_APP_NAME_MAX 63
+
+struct gate_config {
+	char *conf_path;
+	char *data_dir;
+	char *listen;              /* SSH: "127.0.0.1:2222" */
+	char *db_path;
+	char *host_key_dir;
+	char *secret;
+	char *hook_listen;         /* gRPC HookService the stores call back */
+	char *admin_listen;        /* admin HTTP API */
+	char *admin_token;
+	char *legacy_dir;          /* bare repositories <app>.git */
+	char *cluster_address;     /* a store's or a cluster's gRPC address */
+	char *cluster_storage;     /* the storage name there */
+	char *deploy_branch;       /* default for new apps */
+	char *deploy_command;      /* run when the deploy branch moves; NULL: none */
+	bool other_branches;       /* accept pushes to other branches */
+	int canary_percent;
+	int login_grace;           /* seconds to authenticate */
+	int max_startups;          /* unauthenticated connections at once */
+	int max_connections;
+	int idle_timeout;          /* seconds without traffic */
+	int shutdown_grace;        /* seconds SIGTERM waits for sessions */
+	int keepalive;             /* seconds between deploy keep-alive lines */
+	int lock_wait;             /* seconds a push waits for a locked app */
+	char *self_exe;
+	char *hooks_dir;           /* core.hooksPath for legacy pushes */
+};
+
+int gate_config_load(struct gate_config *cfg, const char *path);
+void gate_config_release(struct gate_config *cfg);
+
+/* App names: [a-z0-9][a-z0-9-]{0,62}, from "/name.git", "name.git" or "name". */
+int gate_app_from_path(const char *path, char out[GATE_APP_NAME_MAX + 1]);
+
+/* One SSH connection, in its forked child; returns the process exit code. */
+struct ssh_bind_struct;
+int session_run(const struct gate_config *cfg, struct ssh_bind_struct *bind, int fd, const char *peer, int auth_fd);
+
+/* The api process: HookService and admin API until SIGTERM. */
+int api_run(const struct gate_config *cfg);
+
+int gate_main(int argc, char **argv);
+
+#endif

@@ -1,0 +1,483 @@
+/*
+ * `grove gate`: configuration, host keys, the api process, and the accept
+ * loop that forks one process per SSH connection (see gate.h for why).
+ */
+#include "gate/gate.h"
+#include "gate/db.h"
+#include "lib/auth.h"
+#include "lib/config.h"
+#include "lib/error.h"
+#include "lib/fs.h"
+#include "lib/log.h"
+#include "lib/proc.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <libssh/libssh.h>
+#include <libssh/server.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+static const char usage[] =
+	"usage: grove gate -c FILE\n"
+	"       grove gate --init DIR [--listen ADDR] [--store ADDR] [--storage NAME]\n"
+	"\n"
+	"Runs the SSH front door. --init writes DIR/gate.conf, a shared secret and\n"
+	"an admin token (if they do not exist) and prints the config's path.\n"
+	"\n"
+	"Config (git-config syntax):\n"
+	"  [gate]\n"
+	"    listen = 127.0.0.1:2222         SSH address\n"
+	"    hookListen = 127.0.0.1:2223     gRPC HookService the stores call back\n"
+	"    adminListen = 127.0.0.1:8080    admin HTTP API\n"
+	"    adminTokenFile = admin-token    bearer token of the admin API\n"
+	"    secretFile = secret             shared secret of all Grove parts\n"
+	"    database = gate.db              SQLite file\n"
+	"    deployBranch = main             default deploy branch of new apps\n"
+	"    otherBranches = true            accept pushes to other branches\n"
+	"    canaryPercent = 0               share of new apps on the cluster route\n"
+	"    loginGraceTime = 30             seconds to authenticate\n"
+	"    maxStartups = 100               unauthenticated connections at once\n"
+	"    maxConnections = 1000           connections at once\n"
+	"    idleTimeout = 600               seconds without traffic\n"
+	"    shutdownGrace = 60              seconds SIGTERM waits for sessions\n"
+	"    lockWait = 60                   seconds a push waits for a locked app\n"
+	"  [route]\n"
+	"    legacyDir = legacy              bare repositories <app>.git (an NFS mount…)\n"
+	"    cluster = 127.0.0.1:8075        a store's or cluster's gRPC address\n"
+	"    storage = default               the storage name there\n"
+	"  [deploy]\n"
+	"    command = /path/to/deploy       run when an app's deploy branch moves\n"
+	"    keepalive = 30                  seconds between keep-alive lines\n";
+
+int gate_config_load(struct gate_config *c, const char *path)
+{
+	struct config *cfg = NULL;
+	char *secret_file = NULL, *token_file = NULL, *level = NULL;
+	int64_t v;
+	int ret;
+	enum log_level lvl;
+
+	memset(c, 0, sizeof(*c));
+	if ((ret = config_open(&cfg, path)))
+		return ret;
+	c->conf_path = xstrdup(path);
+	if ((ret = config_get_path(cfg, "gate.dataDir", ".", &c->data_dir)) ||
+	    (ret = config_get_str(cfg, "gate.listen", "127.0.0.1:2222", &c->listen)) ||
+	    (ret = config_get_str(cfg, "gate.hookListen", "127.0.0.1:2223", &c->hook_listen)) ||
+	    (ret = config_get_str(cfg, "gate.adminListen", "127.0.0.1:8080", &c->admin_listen)) ||
+	    (ret = config_get_path(cfg, "gate.adminTokenFile", "admin-token", &token_file)) ||
+	    (ret = config_get_path(cfg, "gate.secretFile", "secret", &secret_file)) ||
+	    (ret = config_get_path(cfg, "gate.database", "gate.db", &c->db_path)) ||
+	    (ret = config_get_str(cfg, "gate.deployBranch", "main", &c->deploy_branch)) ||
+	    (ret = config_get_bool(cfg, "gate.otherBranches", true, &c->other_branches)) ||
+	    (ret = config_get_path(cfg, "route.legacyDir", "legacy", &c->legacy_dir)) ||
+	    (ret = config_get_str(cfg, "route.cluster", NULL, &c->cluster_address)) ||
+	    (ret = config_get_str(cfg, "route.storage", "default", &c->cluster_storage)) ||
+	    (ret = config_get_path(cfg, "deploy.command", NULL, &c->deploy_command)) ||
+	    (ret = config_get_str(cfg, "log.level", "info", &level)))
+		goto out;
+	if (log_level_parse(level, &lvl)) {
+		ret = error_set(GROVE_EINVAL, "%s: log.level must be debug, info, warn or error", path);
+		goto out;
+	}
+	log_init("gate", lvl, 2);
+#define INT(key, def, min, max, field)                                       \
+	do {                                                                 \
+		if ((ret = config_get_int(cfg, key, def, min, max, &v)))     \
+			goto out;                                            \
+		c->field = (int)v;                                           \
+	} while (0);
+	INT("gate.canaryPercent", 0, 0, 100, canary_percent)
+	INT("gate.loginGraceTime", 30, 1, 600, login_grace)
+	INT("gate.maxStartups", 100, 1, 100000, max_startups)
+	INT("gate.maxConnections", 1000, 1, 100000, max_connections)
+	INT("gate.idleTimeout", 600, 0, 86400, idle_timeout)
+	INT("gate.shutdownGrace", 60, 0, 86400, shutdown_grace)
+	INT("deploy.keepalive", 30, 1, 3600, keepalive)
+	INT("gate.lockWait", 60, 0, 3600, lock_wait)
+#undef INT
+	if ((ret = auth_secret_load(secret_file, &c->secret)) || (ret = auth_secret_load(token_file, &c->admin_token)))
+		goto out;
+	c->host_key_dir = xasprintf("%s/hostkeys", c->data_dir);
+	c->hooks_dir = xasprintf("%s/hooks", c->data_dir);
+	c->self_exe = realpath("/proc/self/exe", NULL);
+	if (!c->self_exe)
+		ret = error_set(GROVE_EIO, "cannot find my own executable: %s", strerror(errno));
+out:
+	free(secret_file);
+	free(token_file);
+	free(level);
+	config_free(cfg);
+	return ret;
+}
+
+void gate_config_release(struct gate_config *c)
+{
+	char **fields[] = { &c->conf_path, &c->data_dir, &c->listen, &c->db_path, &c->host_key_dir, &c->secret,
+			    &c->hook_listen, &c->admin_listen, &c->admin_token, &c->legacy_dir, &c->cluster_address,
+			    &c->cluster_storage, &c->deploy_branch, &c->deploy_command, &c->self_exe, &c->hooks_dir };
+	for (size_t i = 0; i < ARRAY_SIZE(fields); i++)
+		FREE_AND_NULL(*fields[i]);
+}
+
+static int write_new_file(const char *path, const char *text, mode_t mode)
+{
+	if (!access(path, F_OK))
+		return 0;
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	if (fd < 0)
+		return error_set(GROVE_EIO, "cannot create %s: %s", path, strerror(errno));
+	int ret = write_all(fd, text, strlen(text));
+	close(fd);
+	return ret;
+}
+
+static int gate_init_dir(const char *dir, const char *listen, const char *store, const char *storage)
+{
+	char path[4096];
+	char *secret = auth_secret_generate(), *token = auth_secret_generate(), *text = NULL;
+	int ret;
+	if ((ret = fs_mkdir_p(dir, 0700)))
+		goto out;
+	snprintf(path, sizeof(path), "%s/secret", dir);
+	text = xasprintf("%s\n", secret);
+	if ((ret = write_new_file(path, text, 0600)))
+		goto out;
+	free(text);
+	snprintf(path, sizeof(path), "%s/admin-token", dir);
+	text = xasprintf("%s\n", token);
+	if ((ret = write_new_file(path, text, 0600)))
+		goto out;
+	free(text);
+	snprintf(path, sizeof(path), "%s/gate.conf", dir);
+	text = xasprintf("# grove gate configuration (git-config syntax); see `grove gate --help`.\n"
+			 "[gate]\n\tlisten = %s\n\thookListen = 127.0.0.1:2223\n\tadminListen = 127.0.0.1:8080\n"
+			 "\tsecretFile = secret\n\tadminTokenFile = admin-token\n\tdeployBranch = main\n"
+			 "[route]\n\tlegacyDir = legacy\n%s%s%s%s"
+			 "[log]\n\tlevel = info\n",
+			 listen, store ? "\tcluster = " : "", store ? store : "", store ? "\n\tstorage = " : "",
+			 store ? xasprintf("%s\n", storage) : "");
+	if ((ret = write_new_file(path, text, 0644)))
+		goto out;
+	char *real = realpath(path, NULL);
+	printf("%s\n", real ? real : path);
+	free(real);
+out:
+	free(secret);
+	free(token);
+	free(text);
+	return ret;
+}
+
+static int host_keys(const struct gate_config *cfg, ssh_bind bind)
+{
+	static const struct { const char *file; enum ssh_keytypes_e type; int bits; } keys[] = {
+		{ "ssh_host_ed25519_key", SSH_KEYTYPE_ED25519, 0 },
+		{ "ssh_host_rsa_key", SSH_KEYTYPE_RSA, 3072 },
+	};
+	char path[4096];
+	int ret;
+	if ((ret = fs_mkdir_p(cfg->host_key_dir, 0700)))
+		return ret;
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+		snprintf(path, sizeof(path), "%s/%s", cfg->host_key_dir, keys[i].file);
+		if (access(path, R_OK)) {
+			ssh_key key = NULL;
+			if (ssh_pki_generate(keys[i].type, keys[i].bits, &key) != SSH_OK ||
+			    ssh_pki_export_privkey_file(key, NULL, NULL, NULL, path) != SSH_OK) {
+				ssh_key_free(key);
+				return error_set(GROVE_EIO, "cannot generate the host key %s", path);
+			}
+			chmod(path, 0600);
+			ssh_key_free(key);
+			log_info("gate.host_key_generated", "path=%s", path);
+		}
+		if (ssh_bind_options_set(bind, SSH_BIND_OPTIONS_HOSTKEY, path) != SSH_OK)
+			return error_set(GROVE_EIO, "cannot load the host key %s: %s", path, ssh_get_error(bind));
+	}
+	return 0;
+}
+
+static int install_hook_links(const struct gate_config *cfg)
+{
+	static const char *const hooks[] = { "pre-receive", "post-receive" };
+	char link[4200];
+	int ret = fs_mkdir_p(cfg->hooks_dir, 0700);
+	for (size_t i = 0; !ret && i < ARRAY_SIZE(hooks); i++) {
+		snprintf(link, sizeof(link), "%s/%s", cfg->hooks_dir, hooks[i]);
+		unlink(link);
+		if (symlink(cfg->self_exe, link))
+			ret = error_set(GROVE_EIO, "cannot link %s: %s", link, strerror(errno));
+	}
+	return ret;
+}
+
+static int listen_tcp(const char *addr)
+{
+	char host[256];
+	const char *colon = strrchr(addr, ':');
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	int one = 1, fd;
+	if (!colon || (size_t)(colon - addr) >= sizeof(host))
+		return error_set(GROVE_EINVAL, "listen address %s is not host:port", addr);
+	memcpy(host, addr, (size_t)(colon - addr));
+	host[colon - addr] = '\0';
+	sin.sin_port = htons((uint16_t)atoi(colon + 1));
+	if (inet_pton(AF_INET, host, &sin.sin_addr) != 1)
+		return error_set(GROVE_EINVAL, "listen address %s: host must be an IPv4 address", addr);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return error_set(GROVE_EIO, "socket: %s", strerror(errno));
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) || listen(fd, 512)) {
+		int e = errno;
+		close(fd);
+		return error_set(GROVE_EUNAVAIL, "cannot listen on %s: %s", addr, strerror(e));
+	}
+	return fd;
+}
+
+struct child {
+	pid_t pid;
+	bool authed;
+};
+
+int gate_main(int argc, char **argv)
+{
+	struct gate_config cfg = { 0 };
+	const char *conf = NULL, *init = NULL, *listen_addr = "127.0.0.1:2222", *store = NULL, *storage = "default";
+	struct child *kids = NULL;
+	size_t nkids = 0;
+	int unauth = 0;
+	ssh_bind bind = NULL;
+	int lfd = -1, sfd = -1, auth_pipe[2] = { -1, -1 };
+	pid_t api_pid = -1;
+	sigset_t sigs;
+	bool draining = false;
+	int64_t drain_deadline = 0;
+	int ret = 0;
+	struct db *db = NULL;
+
+	for (int i = 1; i < argc; i++) {
+		if ((!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) && i + 1 < argc)
+			conf = argv[++i];
+		else if (!strcmp(argv[i], "--init") && i + 1 < argc)
+			init = argv[++i];
+		else if (!strcmp(argv[i], "--listen") && i + 1 < argc)
+			listen_addr = argv[++i];
+		else if (!strcmp(argv[i], "--store") && i + 1 < argc)
+			store = argv[++i];
+		else if (!strcmp(argv[i], "--storage") && i + 1 < argc)
+			storage = argv[++i];
+		else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			fputs(usage, stdout);
+			return 0;
+		} else {
+			fprintf(stderr, "grove gate: unknown argument '%s'\n%s", argv[i], usage);
+			return 2;
+		}
+	}
+	if (init) {
+		if (gate_init_dir(init, listen_addr, store, storage)) {
+			fprintf(stderr, "grove gate: %s\n", error_msg());
+			return 1;
+		}
+		return 0;
+	}
+	if (!conf) {
+		fprintf(stderr, "grove gate: no config file given\n%s", usage);
+		return 2;
+	}
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGCHLD);
+	sigaddset(&sigs, SIGHUP);
+	sigprocmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if ((ret = gate_config_load(&cfg, conf)))
+		goto out;
+	if ((ret = fs_mkdir_p(cfg.legacy_dir, 0755)) || (ret = install_hook_links(&cfg)))
+		goto out;
+	/* Migrations run once, here, before any child opens the database. */
+	if ((ret = db_open(&db, cfg.db_path)))
+		goto out;
+	db_close(db);
+	db = NULL;
+	bind = ssh_bind_new();
+	int no = 0;
+	ssh_bind_options_set(bind, SSH_BIND_OPTIONS_PROCESS_CONFIG, &no);
+	if ((ret = host_keys(&cfg, bind)))
+		goto out;
+	if ((lfd = listen_tcp(cfg.listen)) < 0) {
+		ret = lfd;
+		goto out;
+	}
+	if (pipe2(auth_pipe, O_CLOEXEC)) {
+		ret = error_set(GROVE_EIO, "pipe: %s", strerror(errno));
+		goto out;
+	}
+	fcntl(auth_pipe[0], F_SETFL, O_NONBLOCK);
+
+	/* The api process first, before this process could ever touch gRPC. */
+	api_pid = fork();
+	if (api_pid == 0) {
+		close(lfd);
+		close(auth_pipe[0]);
+		close(auth_pipe[1]);
+		sigprocmask(SIG_UNBLOCK, &sigs, NULL);
+		ret = api_run(&cfg);
+		gate_config_release(&cfg);
+		return ret;
+	}
+	sfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
+	log_info("gate.started", "listen=%s hook_listen=%s admin_listen=%s route_cluster=%s legacy_dir=%s",
+		 cfg.listen, cfg.hook_listen, cfg.admin_listen, cfg.cluster_address ? cfg.cluster_address : "",
+		 cfg.legacy_dir);
+
+	for (;;) {
+		struct pollfd pfd[3] = { { sfd, POLLIN, 0 }, { auth_pipe[0], POLLIN, 0 }, { lfd, POLLIN, 0 } };
+		int n = draining ? 2 : 3;
+		if (poll(pfd, (nfds_t)n, draining ? 200 : -1) < 0 && errno != EINTR)
+			break;
+		if (pfd[0].revents) {
+			struct signalfd_siginfo si;
+			while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+				if (si.ssi_signo == SIGCHLD) {
+					pid_t pid;
+					int status;
+					while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+						if (pid == api_pid) {
+							api_pid = -1;
+							if (!draining)
+								log_error("gate.api_died", "status=%d", status);
+							continue;
+						}
+						for (size_t i = 0; i < nkids; i++) {
+							if (kids[i].pid != pid)
+								continue;
+							if (!kids[i].authed)
+								unauth--;
+							kids[i] = kids[--nkids];
+							break;
+						}
+					}
+				} else if (si.ssi_signo == SIGHUP) {
+					log_info("gate.sighup", "note=%s", "configuration is read at start; restart to apply changes");
+				} else if (!draining) {
+					draining = true;
+					drain_deadline = now_ms() + (int64_t)cfg.shutdown_grace * 1000;
+					close(lfd);
+					lfd = -1;
+					log_info("gate.draining", "sessions=%zu grace_s=%d", nkids, cfg.shutdown_grace);
+				}
+			}
+		}
+		if (pfd[1].revents) {
+			pid_t pid;
+			while (read(auth_pipe[0], &pid, sizeof(pid)) == sizeof(pid)) {
+				for (size_t i = 0; i < nkids; i++) {
+					if (kids[i].pid == pid && !kids[i].authed) {
+						kids[i].authed = true;
+						unauth--;
+					}
+				}
+			}
+		}
+		if (draining) {
+			if (nkids == 0 || now_ms() > drain_deadline) {
+				for (size_t i = 0; i < nkids; i++)
+					kill(kids[i].pid, SIGTERM);
+				break;
+			}
+			continue;
+		}
+		if (api_pid < 0) {
+			/* The api process serves every push's hooks: bring it back. */
+			api_pid = fork();
+			if (api_pid == 0) {
+				close(lfd);
+				close(sfd);
+				close(auth_pipe[0]);
+				close(auth_pipe[1]);
+				sigprocmask(SIG_UNBLOCK, &sigs, NULL);
+				ret = api_run(&cfg);
+				gate_config_release(&cfg);
+				return ret;
+			}
+			log_warn("gate.api_restarted", "pid=%d", (int)api_pid);
+		}
+		if (!(pfd[2].revents & POLLIN))
+			continue;
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
+		if (fd < 0)
+			continue;
+		char peer[64] = "?";
+		if (ss.ss_family == AF_INET) {
+			struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+			char ip[INET_ADDRSTRLEN];
+			inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip));
+			snprintf(peer, sizeof(peer), "%s:%u", ip, ntohs(sin->sin_port));
+		}
+		if (unauth >= cfg.max_startups || nkids >= (size_t)cfg.max_connections) {
+			/* Like sshd's MaxStartups: refuse before any work is done. */
+			log_warn("gate.too_many", "peer=%s unauthenticated=%d connections=%zu", peer, unauth, nkids);
+			close(fd);
+			continue;
+		}
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		pid_t pid = fork();
+		if (pid == 0) {
+			close(lfd);
+			close(sfd);
+			close(auth_pipe[0]);
+			free(kids);
+			signal(SIGCHLD, SIG_DFL);
+			sigprocmask(SIG_UNBLOCK, &sigs, NULL);
+			ret = session_run(&cfg, bind, fd, peer, auth_pipe[1]);
+			ssh_bind_free(bind);
+			gate_config_release(&cfg);
+			return ret;
+		}
+		close(fd);
+		if (pid < 0) {
+			log_error("gate.fork_failed", "error=%s", strerror(errno));
+			continue;
+		}
+		kids = xrealloc(kids, (nkids + 1) * sizeof(*kids));
+		kids[nkids].pid = pid;
+		kids[nkids].authed = false;
+		nkids++;
+		unauth++;
+	}
+	if (api_pid > 0) {
+		kill(api_pid, SIGTERM);
+		waitpid(api_pid, NULL, 0);
+	}
+	log_info("gate.stopped", NULL);
+out:
+	if (ret) {
+		log_error("gate.failed", "error=%s", error_msg());
+		fprintf(stderr, "grove gate: %s\n", error_msg());
+	}
+	if (lfd >= 0)
+		close(lfd);
+	if (sfd >= 0)
+		close(sfd);
+	free(kids);
+	if (bind)
+		ssh_bind_free(bind);
+	gate_config_release(&cfg);
+	return ret ? 1 : 0;
+}

@@ -1,0 +1,660 @@
+/*
+ * One SSH connection, in its own forked process: key exchange, public-key
+ * authentication, one session channel with one exec of a git service, the
+ * access check, and the byte pump between the channel and the backend.
+ *
+ * Flow control, as learned with libssh 0.10: the channel data callback only
+ * takes data when our buffer towards the backend is empty (libssh keeps the
+ * rest and does not grow the client's window meanwhile), and the backend's
+ * output is read only as far as the client's window allows. Callbacks only
+ * record; all I/O happens in the loop after ssh_event_dopoll returns.
+ */
+#include "gate/gate.h"
+#include "gate/backend.h"
+#include "gate/db.h"
+#include "lib/error.h"
+#include "lib/fs.h"
+#include "lib/gitcmd.h"
+#include "lib/hookpayload.h"
+#include "lib/log.h"
+#include "lib/proc.h"
+#include "lib/rpc.h"
+#include "lib/sshcmd.h"
+#include "lib/strbuf.h"
+#include "lib/strvec.h"
+#include "grove/v1/repository.pb-c.h"
+
+#include <libssh/callbacks.h>
+#include <libssh/libssh.h>
+#include <libssh/server.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#define IN_BUF_MAX (256 * 1024)
+#define OUT_CHUNK (64 * 1024)
+#define MAX_AUTH_TRIES 6
+
+struct sess {
+	const struct gate_config *cfg;
+	struct db *db;
+	ssh_session ssh;
+	ssh_channel chan;
+	struct ssh_channel_callbacks_struct chan_cb;
+	int auth_fd;
+	/* identity: only ever set from a key whose signature verified */
+	bool authed;
+	struct user user;
+	char fingerprint[128];
+	int auth_tries;
+	/* requests */
+	char *command;
+	bool shell;
+	bool exec_seen;
+	char git_protocol[16];
+	/* pump */
+	char *inbuf;
+	size_t inlen, inoff;
+	bool client_eof, client_closed;
+	uint64_t bytes_in, bytes_out;
+	char peer[64];
+};
+
+static char *key_fingerprint(ssh_key key)
+{
+	unsigned char *hash = NULL;
+	size_t hlen = 0;
+	char *fp = NULL;
+	if (ssh_get_publickey_hash(key, SSH_PUBLICKEY_HASH_SHA256, &hash, &hlen) == 0) {
+		fp = ssh_get_fingerprint_hash(SSH_PUBLICKEY_HASH_SHA256, hash, hlen);
+		ssh_clean_pubkey_hash(&hash);
+	}
+	return fp;
+}
+
+static int auth_pubkey(ssh_session session, const char *user, struct ssh_key_struct *pubkey,
+		       char state, void *userdata)
+{
+	struct sess *s = userdata;
+	struct user u = { 0 };
+	char *fp;
+	int ret = SSH_AUTH_DENIED;
+
+	if (++s->auth_tries > MAX_AUTH_TRIES * 2)
+		return SSH_AUTH_DENIED;
+	fp = key_fingerprint(pubkey);
+	if (!fp)
+		return SSH_AUTH_DENIED;
+	if (db_user_by_key(s->db, fp, &u)) {
+		if (state == SSH_PUBLICKEY_STATE_VALID)
+			log_info("gate.auth_failed", "peer=%s fingerprint=%s reason=%s", s->peer, fp, "unknown key");
+		goto out;
+	}
+	/* A probe ("would you take this key?") is only ever answered; the
+	 * identity comes from the key whose signature libssh verified. */
+	if (state == SSH_PUBLICKEY_STATE_NONE) {
+		ret = SSH_AUTH_SUCCESS;
+	} else if (state == SSH_PUBLICKEY_STATE_VALID) {
+		user_release(&s->user);
+		s->user = u;
+		memset(&u, 0, sizeof(u));
+		strlcpy_(s->fingerprint, fp, sizeof(s->fingerprint));
+		s->authed = true;
+		ret = SSH_AUTH_SUCCESS;
+	}
+out:
+	user_release(&u);
+	ssh_string_free_char(fp);
+	return ret;
+}
+
+static int on_data(ssh_session session, ssh_channel channel, void *data, uint32_t len, int is_stderr,
+		   void *userdata)
+{
+	struct sess *s = userdata;
+	if (is_stderr || s->inlen > s->inoff)
+		return 0;   /* not now: libssh keeps it and the window stays shut */
+	size_t n = MIN((size_t)len, (size_t)IN_BUF_MAX);
+	memcpy(s->inbuf, data, n);
+	s->inlen = n;
+	s->inoff = 0;
+	s->bytes_in += n;
+	return (int)n;
+}
+
+static void on_eof(ssh_session session, ssh_channel channel, void *userdata)
+{
+	((struct sess *)userdata)->client_eof = true;
+}
+
+static void on_close(ssh_session session, ssh_channel channel, void *userdata)
+{
+	struct sess *s = userdata;
+	s->client_eof = true;
+	s->client_closed = true;
+}
+
+static int on_exec(ssh_session session, ssh_channel channel, const char *command, void *userdata)
+{
+	struct sess *s = userdata;
+	if (s->exec_seen || s->shell)
+		return 1;
+	s->exec_seen = true;
+	/* Checked after: the client then sees our one-line reason. */
+	s->command = xstrndup(command, SSHCMD_MAX + 1);
+	return 0;
+}
+
+static int on_shell(ssh_session session, ssh_channel channel, void *userdata)
+{
+	struct sess *s = userdata;
+	if (s->exec_seen || s->shell)
+		return 1;
+	s->shell = true;
+	return 0;
+}
+
+static int on_env(ssh_session session, ssh_channel channel, const char *name, const char *value, void *userdata)
+{
+	struct sess *s = userdata;
+	if (!strcmp(name, "GIT_PROTOCOL") &&
+	    (!strcmp(value, "version=0") || !strcmp(value, "version=1") || !strcmp(value, "version=2"))) {
+		strlcpy_(s->git_protocol, value, sizeof(s->git_protocol));
+		return 0;
+	}
+	log_info("gate.refused", "peer=%s user=%s what=%s name=%.*s", s->peer, s->user.name ? s->user.name : "",
+		 "env", (int)strnlen(name, 64), name);
+	return 1;
+}
+
+static int deny_pty(ssh_session session, ssh_channel channel, const char *term, int w, int h, int pw, int ph,
+		    void *userdata)
+{
+	return 1;
+}
+
+static int deny_subsystem(ssh_session session, ssh_channel channel, const char *sub, void *userdata)
+{
+	return 1;
+}
+
+static ssh_channel open_session(ssh_session session, void *userdata)
+{
+	struct sess *s = userdata;
+	if (s->chan || !s->authed)
+		return NULL;   /* one channel per connection */
+	s->chan = ssh_channel_new(session);
+	memset(&s->chan_cb, 0, sizeof(s->chan_cb));
+	s->chan_cb.userdata = s;
+	s->chan_cb.channel_data_function = on_data;
+	s->chan_cb.channel_eof_function = on_eof;
+	s->chan_cb.channel_close_function = on_close;
+	s->chan_cb.channel_exec_request_function = on_exec;
+	s->chan_cb.channel_shell_request_function = on_shell;
+	s->chan_cb.channel_env_request_function = on_env;
+	s->chan_cb.channel_pty_request_function = deny_pty;
+	s->chan_cb.channel_subsystem_request_function = deny_subsystem;
+	/* No x11 or agent callbacks: libssh then refuses those requests. */
+	ssh_callbacks_init(&s->chan_cb);
+	ssh_set_channel_callbacks(s->chan, &s->chan_cb);
+	return s->chan;
+}
+
+/* Ends the channel with a message on stderr and an exit status. */
+static void finish(struct sess *s, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void finish(struct sess *s, int status, const char *fmt, ...)
+{
+	char msg[2048];
+	va_list ap;
+	if (fmt) {
+		va_start(ap, fmt);
+		int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+		va_end(ap);
+		if (n > 0)
+			ssh_channel_write_stderr(s->chan, msg, (uint32_t)MIN(n, (int)sizeof(msg) - 1));
+	}
+	ssh_channel_request_send_exit_status(s->chan, status);
+	ssh_channel_send_eof(s->chan);
+	ssh_channel_close(s->chan);
+}
+
+int gate_app_from_path(const char *path, char out[GATE_APP_NAME_MAX + 1])
+{
+	size_t len;
+	if (*path == '/')
+		path++;
+	len = strlen(path);
+	if (len > 4 && !strcmp(path + len - 4, ".git"))
+		len -= 4;
+	if (len == 0 || len > GATE_APP_NAME_MAX)
+		return error_set(GROVE_EINVAL, "'%.80s' is not an app name", path);
+	for (size_t i = 0; i < len; i++) {
+		char c = path[i];
+		bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (i > 0 && c == '-');
+		if (!ok)
+			return error_set(GROVE_EINVAL, "'%.80s' is not an app name: use lowercase letters, digits and '-'",
+					 path);
+	}
+	memcpy(out, path, len);
+	out[len] = '\0';
+	return 0;
+}
+
+static void greet(struct sess *s)
+{
+	struct strbuf sb;
+	strbuf_init(&sb, 64 * 1024);
+	strbuf_addf(&sb, "Hi %s! You've successfully authenticated, but Grove does not provide shell access.\n",
+		    s->user.name);
+	if (s->user.admin) {
+		strbuf_addstr(&sb, "You are an administrator: you can push to every app.\n");
+	} else {
+		struct strbuf apps = STRBUF_INIT;
+		const char *params[] = { s->user.name };
+		extern int gate_collect_names(void *ctx, int n, const char *const *names, const char *const *values);
+		db_query(s->db,
+			 "SELECT a.name FROM apps a JOIN collaborators c ON c.app_id = a.id JOIN users u ON u.id = c.user_id "
+			 "WHERE u.name = ?1 AND c.access = 'write' ORDER BY a.name",
+			 params, 1, gate_collect_names, &apps);
+		if (apps.len)
+			strbuf_addf(&sb, "You can push to: %s\n", apps.buf);
+		else
+			strbuf_addstr(&sb, "You cannot push to any app yet: ask an administrator for access.\n");
+		strbuf_release(&apps);
+	}
+	ssh_channel_write(s->chan, sb.buf, (uint32_t)sb.len);
+	strbuf_release(&sb);
+	finish(s, 1, NULL);
+}
+
+int gate_collect_names(void *ctx, int n, const char *const *names, const char *const *values)
+{
+	struct strbuf *sb = ctx;
+	if (n > 0 && values[0]) {
+		if (sb->len)
+			strbuf_addstr(sb, ", ");
+		strbuf_addstr(sb, values[0]);
+	}
+	return 0;
+}
+
+/* Makes sure the app's repository exists where its route says. */
+static int ensure_repo(struct sess *s, const struct app *app, const char *rel, bool create)
+{
+	if (app->route == ROUTE_LEGACY) {
+		char dir[4096];
+		struct stat sb;
+		snprintf(dir, sizeof(dir), "%s/%s", s->cfg->legacy_dir, rel);
+		if (!stat(dir, &sb))
+			return 0;
+		if (!create)
+			return error_set(GROVE_ENOTFOUND, "app %s has no code yet: push to it first", app->name);
+		struct strvec argv = STRVEC_INIT;
+		gitcmd_init(&argv, NULL, NULL);
+		strvec_push(&argv, "init");
+		strvec_push(&argv, "--bare");
+		strvec_push(&argv, "--quiet");
+		strvec_push(&argv, "--template=");
+		strvec_pushf(&argv, "--initial-branch=%s", app->deploy_branch);
+		strvec_push(&argv, "--");
+		strvec_push(&argv, dir);
+		int r = proc_run(strvec_argv(&argv), NULL, NULL, NULL, 0, NULL, NULL);
+		strvec_clear(&argv);
+		return r ? error_set(GROVE_EIO, "cannot create the repository of %s", app->name) : 0;
+	}
+	Grove__V1__Repository repo = GROVE__V1__REPOSITORY__INIT;
+	Grove__V1__RepositoryExistsRequest ereq = GROVE__V1__REPOSITORY_EXISTS_REQUEST__INIT;
+	Grove__V1__RepositoryExistsResponse *eresp = NULL;
+	struct rpc_client *cl = NULL;
+	int ret;
+	repo.storage_name = s->cfg->cluster_storage;
+	repo.relative_path = (char *)rel;
+	ereq.repository = &repo;
+	ret = rpc_client_new(&cl, s->cfg->cluster_address, s->cfg->secret);
+	if (!ret)
+		ret = rpc_unary(cl, "/grove.v1.RepositoryService/RepositoryExists", &ereq.base,
+				&grove__v1__repository_exists_response__descriptor, (ProtobufCMessage **)&eresp, 10000);
+	if (!ret && !eresp->exists) {
+		if (!create) {
+			ret = error_set(GROVE_ENOTFOUND, "app %s has no code yet: push to it first", app->name);
+		} else {
+			Grove__V1__CreateRepositoryRequest creq = GROVE__V1__CREATE_REPOSITORY_REQUEST__INIT;
+			Grove__V1__CreateRepositoryResponse *cresp = NULL;
+			creq.repository = &repo;
+			creq.default_branch = app->deploy_branch;
+			ret = rpc_unary(cl, "/grove.v1.RepositoryService/CreateRepository", &creq.base,
+					&grove__v1__create_repository_response__descriptor, (ProtobufCMessage **)&cresp, 10000);
+			if (ret == GROVE_EEXISTS)
+				ret = 0;
+			if (cresp)
+				protobuf_c_message_free_unpacked(&cresp->base, NULL);
+		}
+	} else if (ret) {
+		ret = error_wrap(GROVE_EUNAVAIL, "the repository storage is unavailable");
+	}
+	if (eresp)
+		protobuf_c_message_free_unpacked(&eresp->base, NULL);
+	rpc_client_free(cl);
+	return ret;
+}
+
+/*
+ * A push to a locked app waits (fetches never do): the lock is short-lived
+ * maintenance or a migration, and a push that waits then succeeds is what
+ * the developer wants. Returns 0 once unlocked, non-zero at the deadline.
+ */
+static int wait_unlocked(struct sess *s, struct app *app)
+{
+	int64_t deadline = now_ms() + (int64_t)s->cfg->lock_wait * 1000;
+	char msg[256];
+	int n = snprintf(msg, sizeof(msg), "%s is locked (maintenance or migration): waiting up to %ds…\n",
+			 app->name, s->cfg->lock_wait);
+	ssh_channel_write_stderr(s->chan, msg, (uint32_t)n);
+	while (now_ms() < deadline) {
+		struct app fresh = { 0 };
+		usleep(250 * 1000);
+		if (db_app_get(s->db, app->name, &fresh))
+			return -1;
+		bool locked = fresh.locked;
+		app_release(&fresh);
+		if (!locked) {
+			app->locked = false;
+			return 0;
+		}
+		if (!ssh_is_connected(s->ssh))
+			return -1;
+	}
+	return -1;
+}
+
+/* Moves bytes until the backend's output ends; returns its exit code. */
+static int pump(struct sess *s, ssh_event ev, struct backend *b)
+{
+	char *buf = xmalloc(OUT_CHUNK);
+	int code = -1;
+	int64_t last_activity = now_ms();
+
+	for (;;) {
+		/* client → backend */
+		if (s->inlen > s->inoff && b->in >= 0) {
+			ssize_t w = write(b->in, s->inbuf + s->inoff, s->inlen - s->inoff);
+			if (w > 0) {
+				s->inoff += (size_t)w;
+				last_activity = now_ms();
+			} else if (w < 0 && errno != EAGAIN && errno != EINTR) {
+				/* The backend stopped reading (it exited): drop the rest. */
+				close(b->in);
+				b->in = -1;
+			}
+		}
+		if (s->inoff == s->inlen) {
+			s->inlen = s->inoff = 0;
+			/* Take what libssh kept while our buffer was full. */
+			int n = ssh_channel_read_nonblocking(s->chan, s->inbuf, IN_BUF_MAX, 0);
+			if (n > 0) {
+				s->inlen = (size_t)n;
+				s->bytes_in += (uint64_t)n;
+				continue;
+			}
+		}
+		if (s->client_eof && s->inlen == 0 && b->in >= 0 && ssh_channel_poll(s->chan, 0) <= 0) {
+			close(b->in);
+			b->in = -1;
+		}
+		if (s->client_closed && (b->out >= 0 || b->err >= 0)) {
+			b->abort(b);
+			s->client_closed = false;   /* once */
+			s->inlen = s->inoff = 0;
+		}
+
+		/* backend → client, as far as the client's window allows */
+		uint32_t win = ssh_channel_window_size(s->chan);
+		bool window_shut = false;
+		for (int k = 0; k < 2; k++) {
+			int *fd = k ? &b->err : &b->out;
+			if (*fd < 0)
+				continue;
+			if (win == 0) {
+				window_shut = true;
+				continue;
+			}
+			ssize_t r = read(*fd, buf, MIN((size_t)win, (size_t)OUT_CHUNK));
+			if (r > 0) {
+				int w = k ? ssh_channel_write_stderr(s->chan, buf, (uint32_t)r)
+					  : ssh_channel_write(s->chan, buf, (uint32_t)r);
+				if (w == SSH_ERROR) {
+					b->abort(b);
+					close(*fd);
+					*fd = -1;
+					continue;
+				}
+				s->bytes_out += (uint64_t)r;
+				win = ssh_channel_window_size(s->chan);
+				last_activity = now_ms();
+			} else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+				close(*fd);
+				*fd = -1;
+			}
+		}
+		if (b->out < 0 && b->err < 0)
+			break;
+
+		/* Wait for the backend (when the window is open) or the client. */
+		struct pollfd pfd[3];
+		int n = 0;
+		pfd[n].fd = ssh_get_fd(s->ssh);
+		pfd[n++].events = POLLIN;
+		if (!window_shut) {
+			if (b->out >= 0) { pfd[n].fd = b->out; pfd[n++].events = POLLIN; }
+			if (b->err >= 0) { pfd[n].fd = b->err; pfd[n++].events = POLLIN; }
+		}
+		if (s->inlen > s->inoff && b->in >= 0) {
+			pfd[n].fd = b->in;
+			pfd[n++].events = POLLOUT;
+		}
+		int timeout = window_shut ? 50 : 1000;
+		poll(pfd, (nfds_t)n, timeout);
+		if (ssh_event_dopoll(ev, 0) == SSH_ERROR && !s->client_closed) {
+			s->client_closed = true;
+			s->client_eof = true;
+		}
+		if (s->cfg->idle_timeout > 0 && now_ms() - last_activity > (int64_t)s->cfg->idle_timeout * 1000) {
+			log_info("gate.idle_timeout", "user=%s", s->user.name);
+			b->abort(b);
+			s->cfg = s->cfg;   /* keep going until the backend's pipes close */
+			last_activity = now_ms();
+		}
+	}
+	code = b->wait(b);
+	free(buf);
+	return code;
+}
+
+static void run_command(struct sess *s, ssh_event ev)
+{
+	struct sshcmd cmd;
+	struct app app = { 0 };
+	char name[GATE_APP_NAME_MAX + 1];
+	char rel[GATE_APP_NAME_MAX + 8];
+	char corr[33];
+	struct backend *b = NULL;
+	char **env = NULL;
+	enum access need, have;
+	const char *result = "refused";
+	int code = 1;
+	int64_t start = now_ms();
+
+	log_new_correlation_id(corr);
+	log_set_correlation_id(corr);
+	if (sshcmd_parse(s->command, &cmd)) {
+		log_info("gate.refused", "user=%s what=%s reason=%s", s->user.name, "command", error_msg());
+		finish(s, 1, "ERROR: Grove only runs git-upload-pack, git-receive-pack and git-upload-archive (%s).\n",
+		       error_msg());
+		return;
+	}
+	if (gate_app_from_path(cmd.path, name)) {
+		finish(s, 1, "ERROR: %s.\n", error_msg());
+		log_info("gate.refused", "user=%s what=%s reason=%s", s->user.name, "app name", error_msg());
+		return;
+	}
+	need = cmd.service == GIT_SERVICE_RECEIVE_PACK ? ACCESS_WRITE : ACCESS_READ;
+	have = db_app_get(s->db, name, &app) ? ACCESS_NONE : db_access_get(s->db, name, &s->user);
+	if (have < need) {
+		/* Unknown app and no access look the same: nothing tells a
+		 * stranger whether a private app exists. */
+		if (have == ACCESS_READ)
+			finish(s, 1, "ERROR: You can fetch %s but not push to it: ask its owner for write access.\n", name);
+		else
+			finish(s, 1, "ERROR: Repository not found: %s. Check the name, or ask its owner for access.\n", name);
+		log_info("gate.refused", "user=%s fingerprint=%s app=%s what=%s", s->user.name, s->fingerprint, name,
+			 "access");
+		goto out;
+	}
+	if (need == ACCESS_WRITE && app.locked && wait_unlocked(s, &app)) {
+		finish(s, 1, "ERROR: %s is locked (maintenance or migration) and stayed locked for %ds: push again later.\n",
+		       name, s->cfg->lock_wait);
+		log_info("gate.refused", "user=%s app=%s what=%s", s->user.name, name, "locked");
+		goto out;
+	}
+	snprintf(rel, sizeof(rel), "%s.git", name);
+	if (ensure_repo(s, &app, rel, need == ACCESS_WRITE)) {
+		finish(s, 1, "ERROR: %s.\n", error_msg());
+		goto out;
+	}
+
+	Grove__V1__HookPayload payload = GROVE__V1__HOOK_PAYLOAD__INIT;
+	payload.app = name;
+	payload.user = s->user.name;
+	payload.key_fingerprint = s->fingerprint;
+	payload.correlation_id = corr;
+	payload.hook_address = s->cfg->hook_listen;
+	const char *service = cmd.service == GIT_SERVICE_RECEIVE_PACK ? "receive-pack" :
+			      cmd.service == GIT_SERVICE_UPLOAD_ARCHIVE ? "upload-archive" : "upload-pack";
+	int ret;
+	if (app.route == ROUTE_LEGACY) {
+		Grove__V1__Repository repo = GROVE__V1__REPOSITORY__INIT;
+		char dir[4096];
+		repo.storage_name = "legacy";
+		repo.relative_path = rel;
+		snprintf(dir, sizeof(dir), "%s/%s", s->cfg->legacy_dir, rel);
+		env = hook_env_build(&payload, &repo, s->cfg->hook_listen, s->cfg->secret,
+				     "pre-receive,post-receive,", s->git_protocol);
+		ret = backend_start_local(&b, service, dir, need == ACCESS_WRITE ? s->cfg->hooks_dir : NULL, env);
+	} else {
+		Grove__V1__Repository repo = GROVE__V1__REPOSITORY__INIT;
+		Grove__V1__SSHRequest first = GROVE__V1__SSHREQUEST__INIT;
+		char method[64];
+		repo.storage_name = s->cfg->cluster_storage;
+		repo.relative_path = rel;
+		first.repository = &repo;
+		first.git_protocol = s->git_protocol;
+		if (need == ACCESS_WRITE)
+			first.hook_payload = &payload;
+		snprintf(method, sizeof(method), "/grove.v1.SSHService/SSH%s",
+			 cmd.service == GIT_SERVICE_RECEIVE_PACK ? "ReceivePack" :
+			 cmd.service == GIT_SERVICE_UPLOAD_ARCHIVE ? "UploadArchive" : "UploadPack");
+		ret = backend_start_grpc(&b, s->cfg->cluster_address, s->cfg->secret, method, &first);
+	}
+	if (ret) {
+		finish(s, 1, "ERROR: %s.\n", error_msg());
+		goto out;
+	}
+	code = pump(s, ev, b);
+	result = code == 0 ? "ok" : "failed";
+	if (!s->client_closed || code == 0) {
+		ssh_channel_request_send_exit_status(s->chan, code);
+		ssh_channel_send_eof(s->chan);
+		ssh_channel_close(s->chan);
+	}
+out:
+	log_info("gate.session", "user=%s fingerprint=%s app=%s command=%s route=%s result=%s exit=%d bytes_in=%llu bytes_out=%llu ms=%lld peer=%s",
+		 s->user.name, s->fingerprint, name, git_service_name(cmd.service), route_name(app.route), result,
+		 code, (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out,
+		 (long long)(now_ms() - start), s->peer);
+	if (b)
+		b->free(b);
+	proc_env_free(env);
+	app_release(&app);
+}
+
+int session_run(const struct gate_config *cfg, struct ssh_bind_struct *bind, int fd, const char *peer, int auth_fd)
+{
+	struct sess s = { .cfg = cfg, .auth_fd = auth_fd };
+	struct ssh_server_callbacks_struct cb = { 0 };
+	ssh_event ev = NULL;
+	int ret = 1;
+	int64_t deadline;
+
+	strlcpy_(s.peer, peer, sizeof(s.peer));
+	s.inbuf = xmalloc(IN_BUF_MAX);
+	if (db_open(&s.db, cfg->db_path)) {
+		log_error("gate.db", "error=%s", error_msg());
+		close(fd);
+		goto out;
+	}
+	s.ssh = ssh_new();
+	/* A client that has not authenticated within the grace time is cut off
+	 * by the kernel, whatever state libssh is in. */
+	alarm((unsigned)cfg->login_grace);
+	if (ssh_bind_accept_fd(bind, s.ssh, fd) != SSH_OK) {
+		log_info("gate.accept_failed", "peer=%s error=%s", peer, ssh_get_error(bind));
+		goto out;
+	}
+	cb.userdata = &s;
+	cb.auth_pubkey_function = auth_pubkey;
+	cb.channel_open_request_session_function = open_session;
+	ssh_callbacks_init(&cb);
+	ssh_set_server_callbacks(s.ssh, &cb);
+	ssh_set_auth_methods(s.ssh, SSH_AUTH_METHOD_PUBLICKEY);
+	if (ssh_handle_key_exchange(s.ssh) != SSH_OK) {
+		log_info("gate.kex_failed", "peer=%s error=%s", peer, ssh_get_error(s.ssh));
+		goto out;
+	}
+	ev = ssh_event_new();
+	ssh_event_add_session(ev, s.ssh);
+	while (!s.authed) {
+		if (ssh_event_dopoll(ev, 1000) == SSH_ERROR || !ssh_is_connected(s.ssh))
+			goto out;
+	}
+	alarm(0);
+	/* Tell the acceptor this connection no longer counts as unauthenticated. */
+	if (auth_fd >= 0) {
+		pid_t me = getpid();
+		if (write(auth_fd, &me, sizeof(me)) < 0) {
+			/* the acceptor is gone: nothing to tell */
+		}
+		close(auth_fd);
+		s.auth_fd = -1;
+	}
+	/* The channel and its request should follow at once. */
+	deadline = now_ms() + (int64_t)cfg->login_grace * 1000;
+	while (!(s.chan && (s.command || s.shell))) {
+		if (ssh_event_dopoll(ev, 200) == SSH_ERROR || !ssh_is_connected(s.ssh) || now_ms() > deadline)
+			goto out;
+		if (s.chan && s.client_closed)
+			goto out;
+	}
+	if (s.shell)
+		greet(&s);
+	else
+		run_command(&s, ev);
+	/* Let the client read our close and hang up first: closing the socket
+	 * under it would lose the exit status. */
+	ssh_blocking_flush(s.ssh, 2000);
+	for (int i = 0; i < 100 && ssh_is_connected(s.ssh); i++)
+		if (ssh_event_dopoll(ev, 20) == SSH_ERROR)
+			break;
+	ret = 0;
+out:
+	if (ev)
+		ssh_event_free(ev);
+	if (s.ssh) {
+		ssh_disconnect(s.ssh);
+		ssh_free(s.ssh);
+	}
+	user_release(&s.user);
+	free(s.command);
+	free(s.inbuf);
+	db_close(s.db);
+	return ret;
+}

@@ -1,0 +1,176 @@
+#!/bin/sh
+# grove gate end to end, with the real ssh and git clients: keys, apps and
+# access through the admin API; push, clone and fetch on both routes with
+# protocols v0 and v2; the push policy; deployments streamed as "remote:".
+. "$(dirname "$0")/test-lib.sh"
+
+write_deploy() {
+	cat >"$TRASH/deploy" <<-\EOF
+	#!/bin/sh
+	echo "building $GROVE_APP at $GROVE_NEW for $GROVE_PUSHER"
+	echo "$(date +%s.%N) start $GROVE_APP $GROVE_NEW" >>"$PWD/deploys.log"
+	case "$(git --version)" in *) ;; esac
+	test -e "$PWD/slow" && sleep 2
+	echo "$(date +%s.%N) end $GROVE_APP $GROVE_NEW" >>"$PWD/deploys.log"
+	test -e "$PWD/fail" && { echo "compilation failed" >&2; exit 3; }
+	echo "release done"
+	EOF
+	chmod +x "$TRASH/deploy"
+}
+
+test_setup 'a store and a gate routing to it' '
+	start_store s1 &&
+	write_deploy &&
+	start_gate g1 $s1_ADDR s1 deploy.command=$TRASH/deploy gate.lockWait=4 &&
+	new_key alice && new_key bob && new_key mallory &&
+	GATE_SSH_PORT=$g1_SSH_PORT &&
+	make_history src
+'
+
+test_expect_success 'the admin API creates users, keys, apps and access' '
+	api g1 POST /api/v1/users "{\"name\":\"alice\"}" >out && test_grep "^201$" out &&
+	api g1 POST /api/v1/users "{\"name\":\"bob\"}" >out && test_grep "^201$" out &&
+	key=$(cat "$TRASH/keys/alice.pub") &&
+	api g1 POST /api/v1/users/alice/keys "{\"public_key\":\"$key\"}" >out && test_grep "^201$" out &&
+	test_grep "SHA256:" out &&
+	key=$(cat "$TRASH/keys/bob.pub") &&
+	api g1 POST /api/v1/users/bob/keys "{\"public_key\":\"$key\"}" >out && test_grep "^201$" out &&
+	api g1 POST /api/v1/apps "{\"name\":\"web\",\"route\":\"cluster\"}" >out && test_grep "^201$" out &&
+	api g1 POST /api/v1/apps "{\"name\":\"old-web\",\"route\":\"legacy\"}" >out && test_grep "^201$" out &&
+	api g1 PUT /api/v1/apps/web/collaborators/alice "{\"access\":\"write\"}" >out && test_grep "^200$" out &&
+	api g1 PUT /api/v1/apps/old-web/collaborators/alice "{\"access\":\"write\"}" >out && test_grep "^200$" out &&
+	api g1 PUT /api/v1/apps/web/collaborators/bob "{\"access\":\"read\"}" >out && test_grep "^200$" out
+'
+
+test_expect_success 'ssh without a command greets the user and lists the apps' '
+	test_expect_code 1 $(ssh_as alice $GATE_SSH_PORT) git@127.0.0.1 </dev/null >out 2>&1 &&
+	test_grep "Hi alice! You.ve successfully authenticated, but Grove does not provide shell access." out &&
+	test_grep "You can push to: old-web, web" out
+'
+
+test_expect_success 'push to the deploy branch (cluster route) deploys, output as remote: lines' '
+	(cd src && GIT_SSH_COMMAND="$(ssh_as alice $GATE_SSH_PORT)" \
+		git push ssh://git@127.0.0.1:$GATE_SSH_PORT/web.git main 2>../push.err) &&
+	test_grep "^remote: -----> Deploying web ($(git -C src rev-parse --short=7 main))" push.err &&
+	test_grep "^remote: building web at $(git -C src rev-parse main) for alice" push.err &&
+	test_grep "^remote: release done" push.err &&
+	test_grep "^remote: -----> Deployed web" push.err &&
+	test_grep "\[new branch\] *main -> main" push.err &&
+	test "$(checksum $s1_ADDR s1 web.git)" != ""
+'
+
+for proto in 0 2; do
+	test_expect_success "clone through the gate with protocol v$proto (cluster route)" '
+		GIT_TRACE_PACKET=$TRASH/trace$proto GIT_SSH_COMMAND="$(ssh_as bob $GATE_SSH_PORT)" \
+			git -c protocol.version='$proto' clone -q ssh://git@127.0.0.1:$GATE_SSH_PORT/web.git web'$proto' &&
+		git -C web'$proto' rev-parse HEAD >actual &&
+		git -C src rev-parse main >expect &&
+		test_cmp expect actual &&
+		if test '$proto' = 2; then test_grep "version 2" trace2; else test_must_fail grep "version 2" trace0; fi
+	'
+done
+
+test_expect_success 'legacy route: push creates <app>.git in the legacy directory and deploys' '
+	(cd src && GIT_SSH_COMMAND="$(ssh_as alice $GATE_SSH_PORT)" \
+		git push ssh://git@127.0.0.1:$GATE_SSH_PORT/old-web.git main v1.0 2>../push.err) &&
+	test_grep "^remote: -----> Deployed old-web" push.err &&
+	git --git-dir="$TRASH/g1/legacy/old-web.git" rev-parse main >actual &&
+	git -C src rev-parse main >expect &&
+	test_cmp expect actual &&
+	GIT_SSH_COMMAND="$(ssh_as alice $GATE_SSH_PORT)" git clone -q ssh://git@127.0.0.1:$GATE_SSH_PORT/old-web old &&
+	git -C old rev-parse HEAD >actual &&
+	test_cmp expect actual
+'
+
+test_expect_success 'a push to another branch is accepted and says it does not deploy' '
+	(cd src && GIT_SSH_COMMAND="$(ssh_as alice $GATE_SSH_PORT)" \
+		git push ssh://git@127.0.0.1:$GATE_SSH_PORT/web.git main:feature 2>../push.err) &&
+	test_grep "^remote: Pushed to feature: only main deploys." push.err &&
+	test_must_fail grep "Deploying" push.err
+'
+
+test_expect_success 'deleting the deploy branch is refused' '
+	(cd src && test_must_fail env GIT_SSH_COMMAND="$(ssh_as alice $GATE_SSH_PORT)" \
+		git push ssh://git@127.0.0.1:$GATE_SSH_PORT/web.git :main 2>../push.err) &&
+	test_grep "^remote: ERROR: main is the deploy branch of web: it cannot be deleted." push.err &&
+	test_grep "\[remote rejected\] main (pre-receive hook declined)" push.err
+'
+
+test_expect_success 'a read-only collaborator cannot push; a stranger cannot see the app' '
+	(cd src && test_must_fail env GIT_SSH_COMMAND="$(ssh_as bob $GATE_SSH_PORT)" \
+		git push ssh://git@127.0.0.1:$GATE_SSH_PORT/web.git main:x 2>../err) &&
+	test_grep "ERROR: You can fetch web but not push to it" err &&
+	test_must_fail env GIT_SSH_COMMAND="$(ssh_as bob $GATE_SSH_PORT)" \
+		git clone ssh://git@127.0.0.1:$GATE_SSH_PORT/old-web.git nope 2>err &&
+	test_grep "ERROR: Repository not found: old-web" err &&
+	test_must_fail env GIT_SSH_COMMAND="$(ssh_as bob $GATE_SSH_PORT)" \
+		git clone ssh://git@127.0.0.1:$GATE_SSH_PORT/no-such-app.git nope 2>err2 &&
+	test_grep "ERROR: Repository not found: no-such-app" err2
+'
+
+test_expect_success 'an unknown key is refused' '
+	test_must_fail env GIT_SSH_COMMAND="$(ssh_as mallory $GATE_SSH_PORT)" \
+		git clone ssh://git@127.0.0.1:$GATE_SSH_PORT/web.git nope 2>err &&
+	test_grep "Permission denied (publickey)" err
+'
+
+test_expect_success 'a failing deploy says so; the push itself stands' '
+	touch "$TRASH/g1/fail" &&
+	(cd src && echo f >f && git add f && git commit -q -m "will fail" &&
+	 GIT_SSH_COMMAND="$(ssh_as alice $GATE_SSH_PORT)" git push ssh://git@127.0.0.1:$GATE_SSH_PORT/web.git main 2>../push.err) &&
+	rm "$TRASH/g1/fail" &&
+	test_grep "^remote: compilation failed" push.err &&
+	test_grep "^remote: !      Deployment of web failed (exit status 3)" push.err
+'
+
+test_expect_success 'two pushes at once to one app deploy one after the other' '
+	touch "$TRASH/g1/slow" && : >"$TRASH/g1/deploys.log" &&
+	git clone -q src src2 &&
+	(cd src && echo a >a && git add a && git commit -q -m a) &&
+	(cd src2 && git fetch -q ../src main && git reset -q --hard FETCH_HEAD && echo b >b && git add b && git commit -q -m b)
+	(cd src && GIT_SSH_COMMAND="$(ssh_as alice $GATE_SSH_PORT)" git push ssh://git@127.0.0.1:$GATE_SSH_PORT/web.git main:main 2>../p1.err && echo 0 >../p1.rc || echo 1 >../p1.rc) &
+	sleep 0.5 &&
+	(cd src2 && GIT_SSH_COMMAND="$(ssh_as alice $GATE_SSH_PORT)" git push -f ssh://git@127.0.0.1:$GATE_SSH_PORT/web.git main:main 2>../p2.err && echo 0 >../p2.rc || echo 1 >../p2.rc) &&
+	wait &&
+	rm "$TRASH/g1/slow" &&
+	test "$(cat p1.rc)" = 0 && test "$(cat p2.rc)" = 0 &&
+	test_grep "Another deployment of web is running: this one waits for it." p2.err &&
+	test $(grep -c " start " "$TRASH/g1/deploys.log") = 2 &&
+	awk "{print \$2}" "$TRASH/g1/deploys.log" | tr "\n" " " >order &&
+	printf "start end start end " >expect &&
+	test_cmp expect order
+'
+
+test_expect_success 'a locked app: fetches go on, a push waits and succeeds after unlock' '
+	api g1 PATCH /api/v1/apps/web "{\"locked\":true}" >out && test_grep "^200$" out &&
+	GIT_SSH_COMMAND="$(ssh_as alice $GATE_SSH_PORT)" git ls-remote ssh://git@127.0.0.1:$GATE_SSH_PORT/web.git >ls &&
+	test_grep refs/heads/main ls &&
+	(cd src && echo l >l && git add l && git commit -q -m locked)
+	(sleep 1.5; api g1 PATCH /api/v1/apps/web "{\"locked\":false}" >unlock.out) &
+	(cd src && GIT_SSH_COMMAND="$(ssh_as alice $GATE_SSH_PORT)" \
+		git push -f ssh://git@127.0.0.1:$GATE_SSH_PORT/web.git main 2>../lock.err) &&
+	wait &&
+	test_grep "^200$" unlock.out &&
+	test_grep "web is locked (maintenance or migration): waiting up to 4s" lock.err &&
+	test_grep "Deployed web" lock.err
+'
+
+test_expect_success 'a push to an app that stays locked fails with a clear message' '
+	api g1 PATCH /api/v1/apps/web "{\"locked\":true}" >out && test_grep "^200$" out &&
+	(cd src && echo m >m && git add m && git commit -q -m m &&
+	 test_must_fail env GIT_SSH_COMMAND="$(ssh_as alice $GATE_SSH_PORT)" \
+		git push -f ssh://git@127.0.0.1:$GATE_SSH_PORT/web.git main 2>../lock2.err) &&
+	api g1 PATCH /api/v1/apps/web "{\"locked\":false}" >out &&
+	test_grep "ERROR: web is locked (maintenance or migration) and stayed locked for 4s: push again later." lock2.err
+'
+
+test_expect_success 'deployments are recorded with their log' '
+	api g1 GET /api/v1/apps/web/deployments >out &&
+	test_grep "^200$" out &&
+	test_grep "\"status\": *\"failed\"" out &&
+	test_grep "\"status\": *\"succeeded\"" out &&
+	api g1 GET /api/v1/deployments/1 >one &&
+	test_grep "release done" one
+'
+
+test_done
