@@ -157,13 +157,14 @@ static int gate_init_dir(const char *dir, const char *listen, const char *store,
 		goto out;
 	free(text);
 	snprintf(path, sizeof(path), "%s/gate.conf", dir);
+	char *route = store ? xasprintf("\tcluster = %s\n\tstorage = %s\n", store, storage) : xstrdup("");
 	text = xasprintf("# grove gate configuration (git-config syntax); see `grove gate --help`.\n"
 			 "[gate]\n\tlisten = %s\n\thookListen = 127.0.0.1:2223\n\tadminListen = 127.0.0.1:8080\n"
 			 "\tsecretFile = secret\n\tadminTokenFile = admin-token\n\tdeployBranch = main\n"
-			 "[route]\n\tlegacyDir = legacy\n%s%s%s%s"
+			 "[route]\n\tlegacyDir = legacy\n%s"
 			 "[log]\n\tlevel = info\n",
-			 listen, store ? "\tcluster = " : "", store ? store : "", store ? "\n\tstorage = " : "",
-			 store ? xasprintf("%s\n", storage) : "");
+			 listen, route);
+	free(route);
 	if ((ret = write_new_file(path, text, 0644)))
 		goto out;
 	char *real = realpath(path, NULL);
@@ -334,6 +335,7 @@ int gate_main(int argc, char **argv)
 		close(auth_pipe[0]);
 		close(auth_pipe[1]);
 		sigprocmask(SIG_UNBLOCK, &sigs, NULL);
+		ssh_bind_free(bind);
 		ret = api_run(&cfg);
 		gate_config_release(&cfg);
 		return ret;

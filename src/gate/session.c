@@ -440,7 +440,7 @@ static int pump(struct sess *s, ssh_event ev, struct backend *b)
 			break;
 
 		/* Wait for the backend (when the window is open) or the client. */
-		struct pollfd pfd[3];
+		struct pollfd pfd[4];
 		int n = 0;
 		pfd[n].fd = ssh_get_fd(s->ssh);
 		pfd[n++].events = POLLIN;

@@ -68,7 +68,8 @@ test_expect_success() {
 	else
 		test_failures=$((test_failures + 1))
 		echo "not ok $test_count - $1"
-		sed -e 's/^/#    /' "$TRASH/.test-out" | tail -n 60
+		# On stderr too, so that prove shows why without -v (in CI logs).
+		{ echo "# $TEST_NAME: not ok $test_count - $1"; sed -e 's/^/#    /' "$TRASH/.test-out" | tail -n 60; } >&2
 	fi
 }
 
