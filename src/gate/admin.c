@@ -19,6 +19,7 @@
  */
 #include "gate/admin.h"
 #include "gate/db.h"
+#include "gate/metrics.h"
 #include "lib/error.h"
 #include "lib/log.h"
 #include "lib/strbuf.h"
@@ -74,6 +75,7 @@ struct request {
 struct reply {
 	int status;
 	json_t *json;
+	char *text;     /* a plain-text body instead (/metrics); freed after sending */
 };
 
 /* A handler's view of one request. */
@@ -974,7 +976,9 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, struct request *r
 	size_t len = 0;
 	char *buf;
 
-	if (out->json) {
+	if (out->text) {
+		strbuf_addstr(&sb, out->text);
+	} else if (out->json) {
 		char *s = json_dumps(out->json, JSON_COMPACT);
 		if (s) {
 			strbuf_addstr(&sb, s);
@@ -990,7 +994,9 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, struct request *r
 		free(buf);
 		return MHD_NO;
 	}
-	if (out->json)
+	if (out->text)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; version=0.0.4");
+	else if (out->json)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	MHD_add_response_header(resp, "X-Correlation-Id", r->corr);
@@ -1030,7 +1036,8 @@ static enum MHD_Result on_headers(struct admin *a, struct MHD_Connection *conn, 
 	const char *cl;
 	long long n;
 
-	if (!strcmp(url, "/health") || !strcmp(url, "/ready"))
+	/* Probes and Prometheus scrapes need no token: they reveal no app. */
+	if (!strcmp(url, "/health") || !strcmp(url, "/ready") || !strcmp(url, "/metrics"))
 		return MHD_YES;
 	if (!token_ok(a, conn)) {
 		const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
@@ -1069,6 +1076,16 @@ static void dispatch(struct admin *a, struct MHD_Connection *conn, struct reques
 		if (strcmp(method, "GET") && strcmp(method, "HEAD"))
 			goto not_allowed;
 		answer(&x, MHD_HTTP_OK, json_pack("{s:s}", "status", "ok"));
+		return;
+	}
+	if (!strcmp(url, "/metrics")) {
+		struct strbuf sb;
+		if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+			goto not_allowed;
+		strbuf_init(&sb, 1 << 20);
+		metrics_render(gate_metrics, &sb);
+		out->status = MHD_HTTP_OK;
+		out->text = strbuf_detach(&sb, NULL);
 		return;
 	}
 	if (!strcmp(url, "/ready")) {
@@ -1192,6 +1209,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		reply_error(&out, MHD_HTTP_INTERNAL_SERVER_ERROR, "the request was not answered (a bug)");
 	res = send_reply(conn, r, &out, r->too_big);
 	json_decref(out.json);
+	free(out.text);
 	return res;
 }
 

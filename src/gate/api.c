@@ -11,6 +11,7 @@
 #include "gate/gate.h"
 #include "gate/admin.h"
 #include "gate/db.h"
+#include "gate/metrics.h"
 #include "lib/error.h"
 #include "lib/log.h"
 #include "lib/proc.h"
@@ -365,6 +366,10 @@ static void post_receive(struct rpc_call *call, void *data)
 		snprintf(msg, sizeof(msg), "!      Deployment of %s could not start: %s\n", app.name, error_msg());
 	deploy_output(&d, msg, strlen(msg));
 	db_deploy_set_status(db, d.id, code == 0 ? "succeeded" : "failed");
+	if (gate_metrics) {
+		atomic_fetch_add(code == 0 ? &gate_metrics->deploys_succeeded : &gate_metrics->deploys_failed, 1);
+		metrics_observe(&gate_metrics->deploy_seconds, now_ms() - start);
+	}
 	log_info("gate.deploy", "app=%s id=%lld new=%s status=%s ms=%lld", app.name, (long long)d.id, t.new,
 		 code == 0 ? "succeeded" : "failed", (long long)(now_ms() - start));
 release:

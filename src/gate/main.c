@@ -4,6 +4,7 @@
  */
 #include "gate/gate.h"
 #include "gate/db.h"
+#include "gate/metrics.h"
 #include "lib/auth.h"
 #include "lib/config.h"
 #include "lib/error.h"
@@ -308,6 +309,8 @@ int gate_main(int argc, char **argv)
 		goto out;
 	if ((ret = fs_mkdir_p(cfg.legacy_dir, 0755)) || (ret = install_hook_links(&cfg)))
 		goto out;
+	/* Before any fork: sessions and the api process share the counters. */
+	gate_metrics = metrics_create();
 	/* Migrations run once, here, before any child opens the database. */
 	if ((ret = db_open(&db, cfg.db_path)))
 		goto out;

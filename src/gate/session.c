@@ -12,6 +12,7 @@
 #include "gate/gate.h"
 #include "gate/backend.h"
 #include "gate/db.h"
+#include "gate/metrics.h"
 #include "lib/error.h"
 #include "lib/fs.h"
 #include "lib/gitcmd.h"
@@ -86,8 +87,9 @@ static int auth_pubkey(ssh_session session, const char *user, struct ssh_key_str
 	if (!fp)
 		return SSH_AUTH_DENIED;
 	if (db_user_by_key(s->db, fp, &u)) {
-		if (state == SSH_PUBLICKEY_STATE_VALID)
-			log_info("gate.auth_failed", "peer=%s fingerprint=%s reason=%s", s->peer, fp, "unknown key");
+		/* Remembered for the one auth_failed line at the end, if no key of
+		 * this connection turns out to be known. */
+		strlcpy_(s->fingerprint, fp, sizeof(s->fingerprint));
 		goto out;
 	}
 	/* A probe ("would you take this key?") is only ever answered; the
@@ -474,7 +476,7 @@ static void run_command(struct sess *s, ssh_event ev)
 {
 	struct sshcmd cmd;
 	struct app app = { 0 };
-	char name[GATE_APP_NAME_MAX + 1];
+	char name[GATE_APP_NAME_MAX + 1] = "";
 	char rel[GATE_APP_NAME_MAX + 8];
 	char corr[33];
 	struct backend *b = NULL;
@@ -490,12 +492,12 @@ static void run_command(struct sess *s, ssh_event ev)
 		log_info("gate.refused", "user=%s what=%s reason=%s", s->user.name, "command", error_msg());
 		finish(s, 1, "ERROR: Grove only runs git-upload-pack, git-receive-pack and git-upload-archive (%s).\n",
 		       error_msg());
-		return;
+		goto out;
 	}
 	if (gate_app_from_path(cmd.path, name)) {
 		finish(s, 1, "ERROR: %s.\n", error_msg());
 		log_info("gate.refused", "user=%s what=%s reason=%s", s->user.name, "app name", error_msg());
-		return;
+		goto out;
 	}
 	need = cmd.service == GIT_SERVICE_RECEIVE_PACK ? ACCESS_WRITE : ACCESS_READ;
 	have = db_app_get(s->db, name, &app) ? ACCESS_NONE : db_access_get(s->db, name, &s->user);
@@ -559,7 +561,11 @@ static void run_command(struct sess *s, ssh_event ev)
 		finish(s, 1, "ERROR: %s.\n", error_msg());
 		goto out;
 	}
+	if (gate_metrics)
+		atomic_fetch_add(&gate_metrics->sessions_in_flight, 1);
 	code = pump(s, ev, b);
+	if (gate_metrics)
+		atomic_fetch_sub(&gate_metrics->sessions_in_flight, 1);
 	result = code == 0 ? "ok" : "failed";
 	if (!s->client_closed || code == 0) {
 		ssh_channel_request_send_exit_status(s->chan, code);
@@ -567,6 +573,20 @@ static void run_command(struct sess *s, ssh_event ev)
 		ssh_channel_close(s->chan);
 	}
 out:
+	if (gate_metrics) {
+		enum metrics_service ms = cmd.service == GIT_SERVICE_RECEIVE_PACK ? MS_RECEIVE_PACK :
+					  cmd.service == GIT_SERVICE_UPLOAD_PACK ? MS_UPLOAD_PACK :
+					  cmd.service == GIT_SERVICE_UPLOAD_ARCHIVE ? MS_UPLOAD_ARCHIVE : MS_NONE;
+		enum metrics_result mr = !strcmp(result, "ok") ? MR_OK : !strcmp(result, "failed") ? MR_FAILED : MR_REFUSED;
+		atomic_fetch_add(&gate_metrics->sessions[ms][mr], 1);
+		if (ms == MS_RECEIVE_PACK) {
+			atomic_fetch_add(&gate_metrics->bytes_pushed, s->bytes_in);
+			if (mr != MR_REFUSED)
+				metrics_observe(&gate_metrics->push_seconds, now_ms() - start);
+		} else {
+			atomic_fetch_add(&gate_metrics->bytes_fetched, s->bytes_out);
+		}
+	}
 	log_info("gate.session", "user=%s fingerprint=%s app=%s command=%s route=%s result=%s exit=%d bytes_in=%llu bytes_out=%llu ms=%lld peer=%s",
 		 s->user.name, s->fingerprint, name, git_service_name(cmd.service), route_name(app.route), result,
 		 code, (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out,
@@ -646,6 +666,11 @@ int session_run(const struct gate_config *cfg, struct ssh_bind_struct *bind, int
 			break;
 	ret = 0;
 out:
+	if (!s.authed && s.auth_tries > 0) {
+		log_info("gate.auth_failed", "peer=%s fingerprint=%s reason=%s", s.peer, s.fingerprint, "unknown key");
+		if (gate_metrics)
+			atomic_fetch_add(&gate_metrics->auth_failures, 1);
+	}
 	if (ev)
 		ssh_event_free(ev);
 	if (s.ssh) {

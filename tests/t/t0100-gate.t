@@ -173,4 +173,31 @@ test_expect_success 'deployments are recorded with their log' '
 	test_grep "release done" one
 '
 
+test_expect_success '/metrics counts sessions, bytes, deploys and auth failures' '
+	curl -sf "$g1_ADMIN/metrics" >metrics &&
+	test_grep "^grove_gate_sessions_total{command=\"git-receive-pack\",result=\"ok\"} [1-9]" metrics &&
+	test_grep "^grove_gate_sessions_total{command=\"git-upload-pack\",result=\"refused\"} [1-9]" metrics &&
+	test_grep "^grove_gate_bytes_pushed_total [1-9]" metrics &&
+	test_grep "^grove_gate_bytes_fetched_total [1-9]" metrics &&
+	test_grep "^grove_gate_deploys_total{status=\"failed\"} 1$" metrics &&
+	test_grep "^grove_gate_deploys_total{status=\"succeeded\"} [1-9]" metrics &&
+	test_grep "^grove_gate_auth_failures_total [1-9]" metrics &&
+	test_grep "^grove_gate_push_duration_seconds_count [1-9]" metrics &&
+	test_grep "^grove_gate_sessions_in_flight 0$" metrics
+'
+
+test_expect_success 'the grove CLI drives the admin API' '
+	GROVE_ADMIN_URL=$g1_ADMIN GROVE_ADMIN_TOKEN_FILE=$TRASH/g1/admin-token "$GROVE" app create cli-app --deploy-branch trunk >out &&
+	test_grep "\"deploy_branch\": \"trunk\"" out &&
+	GROVE_ADMIN_URL=$g1_ADMIN GROVE_ADMIN_TOKEN_FILE=$TRASH/g1/admin-token "$GROVE" access grant alice cli-app &&
+	GROVE_ADMIN_URL=$g1_ADMIN GROVE_ADMIN_TOKEN_FILE=$TRASH/g1/admin-token "$GROVE" app show cli-app >out &&
+	test_grep "alice" out &&
+	test_must_fail env GROVE_ADMIN_URL=$g1_ADMIN GROVE_ADMIN_TOKEN_FILE=$TRASH/g1/admin-token "$GROVE" app create cli-app 2>err &&
+	test_grep "HTTP 409" err &&
+	test_must_fail env GROVE_ADMIN_URL=$g1_ADMIN GROVE_ADMIN_TOKEN=wrong "$GROVE" app list 2>err &&
+	test_grep "HTTP 401" err &&
+	GROVE_ADMIN_URL=$g1_ADMIN GROVE_ADMIN_TOKEN_FILE=$TRASH/g1/admin-token "$GROVE" deploy log 1 >log &&
+	test_grep "release done" log
+'
+
 test_done

@@ -1,0 +1,45 @@
+/*
+ * The gate's Prometheus metrics. Sessions run in forked processes and
+ * deployments in the api process, so the counters live in one shared,
+ * anonymous memory mapping made before the first fork: every process adds
+ * with atomic operations, and the admin API renders them at /metrics.
+ */
+#ifndef GROVE_GATE_METRICS_H
+#define GROVE_GATE_METRICS_H
+
+#include "lib/strbuf.h"
+
+#include <stdatomic.h>
+
+#define METRICS_BUCKETS 12
+
+struct histogram {
+	atomic_ullong buckets[METRICS_BUCKETS];   /* cumulative at render time */
+	atomic_ullong count;
+	atomic_ullong sum_ms;
+};
+
+enum metrics_service { MS_UPLOAD_PACK, MS_RECEIVE_PACK, MS_UPLOAD_ARCHIVE, MS_NONE, MS_COUNT };
+enum metrics_result { MR_OK, MR_FAILED, MR_REFUSED, MR_COUNT };
+
+struct gate_metrics {
+	atomic_llong sessions_in_flight;
+	atomic_ullong sessions[MS_COUNT][MR_COUNT];
+	atomic_ullong bytes_pushed;
+	atomic_ullong bytes_fetched;
+	atomic_ullong auth_failures;
+	atomic_ullong deploys_succeeded;
+	atomic_ullong deploys_failed;
+	struct histogram push_seconds;
+	struct histogram deploy_seconds;
+};
+
+/* The shared region (NULL if it cannot be mapped: metrics are then off). */
+struct gate_metrics *metrics_create(void);
+void metrics_observe(struct histogram *h, int64_t ms);
+void metrics_render(const struct gate_metrics *m, struct strbuf *out);
+
+/* Set once by the gate before it forks; NULL-safe helpers use it. */
+extern struct gate_metrics *gate_metrics;
+
+#endif
