@@ -20,6 +20,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -251,6 +252,25 @@ struct child {
 	bool authed;
 };
 
+/* In the freshly forked api process: drop what belongs to the acceptor. */
+static int api_child(struct gate_config *cfg, ssh_bind bind, const sigset_t *sigs, int lfd, int sfd,
+		     const int auth_pipe[2])
+{
+	int ret;
+	close(lfd);
+	if (sfd >= 0)
+		close(sfd);
+	close(auth_pipe[0]);
+	close(auth_pipe[1]);
+	sigprocmask(SIG_UNBLOCK, sigs, NULL);
+	ssh_bind_free(bind);
+	/* A gate killed outright must not leave its api process behind. */
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	ret = api_run(cfg);
+	gate_config_release(cfg);
+	return ret;
+}
+
 int gate_main(int argc, char **argv)
 {
 	struct gate_config cfg = { 0 };
@@ -333,16 +353,8 @@ int gate_main(int argc, char **argv)
 
 	/* The api process first, before this process could ever touch gRPC. */
 	api_pid = fork();
-	if (api_pid == 0) {
-		close(lfd);
-		close(auth_pipe[0]);
-		close(auth_pipe[1]);
-		sigprocmask(SIG_UNBLOCK, &sigs, NULL);
-		ssh_bind_free(bind);
-		ret = api_run(&cfg);
-		gate_config_release(&cfg);
-		return ret;
-	}
+	if (api_pid == 0)
+		return api_child(&cfg, bind, &sigs, lfd, -1, auth_pipe);
 	sfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
 	log_info("gate.started", "listen=%s hook_listen=%s admin_listen=%s route_cluster=%s legacy_dir=%s",
 		 cfg.listen, cfg.hook_listen, cfg.admin_listen, cfg.cluster_address ? cfg.cluster_address : "",
@@ -408,16 +420,8 @@ int gate_main(int argc, char **argv)
 		if (api_pid < 0) {
 			/* The api process serves every push's hooks: bring it back. */
 			api_pid = fork();
-			if (api_pid == 0) {
-				close(lfd);
-				close(sfd);
-				close(auth_pipe[0]);
-				close(auth_pipe[1]);
-				sigprocmask(SIG_UNBLOCK, &sigs, NULL);
-				ret = api_run(&cfg);
-				gate_config_release(&cfg);
-				return ret;
-			}
+			if (api_pid == 0)
+				return api_child(&cfg, bind, &sigs, lfd, sfd, auth_pipe);
 			log_warn("gate.api_restarted", "pid=%d", (int)api_pid);
 		}
 		if (!(pfd[2].revents & POLLIN))

@@ -41,7 +41,7 @@ test_cleanup_daemons() {
 		kill -TERM "$pid" 2>/dev/null
 	done
 	for pid in $DAEMON_PIDS; do
-		for _ in 1 2 3 4 5 6 7 8 9 10; do
+		for _ in $(seq 1 25); do
 			kill -0 "$pid" 2>/dev/null || break
 			sleep 0.2
 		done
