@@ -8,7 +8,8 @@
 #       commits; a tag every 500 commits. The shape of an application's
 #       history: many small text changes, some binary assets.
 #   gen-repo.pl big SEED FILES SIZE PER_COMMIT
-#       FILES random files of SIZE bytes, PER_COMMIT of them per commit.
+#       FILES random files of SIZE bytes, PER_COMMIT of them per commit, and
+#       40 small text files per commit.
 #
 # Text comes from Perl's own drand48 (the same on every platform since 5.20);
 # random bytes from AES-CTR keyed by the seed, so the same arguments always
@@ -96,7 +97,13 @@ if ($mode eq 'history') {
 } elsif ($mode eq 'big') {
 	my ($nfiles, $size, $per) = @args;
 	for my $i (0 .. $nfiles - 1) {
-		commit_header("big files " . ($i + 1) . "\n") if $i % $per == 0;
+		if ($i % $per == 0) {
+			commit_header("big files " . ($i + 1) . "\n");
+			# Some small files too: with more than receive.unpackLimit (100)
+			# objects the receiver keeps the pack, as it would for any
+			# real push of this size, instead of exploding it.
+			file_inline(sprintf("docs/c%02d/n%02d.txt", $i, $_), join('', map { line() } 1 .. 20)) for 1 .. 40;
+		}
 		file_inline(sprintf("data/blob%02d.bin", $i), random_bytes($size));
 		print "\n" if ($i + 1) % $per == 0 || $i == $nfiles - 1;
 	}

@@ -31,8 +31,12 @@ int config_open(struct config **out, const char *path)
 		goto out;
 	}
 	cfg = xcalloc(1, sizeof(*cfg));
-	cfg->path = xstrdup(path);
-	copy = xstrdup(path);
+	/* Absolute: a path taken from the config (a hooks folder, a root) must
+	 * not change meaning when the process or git runs elsewhere. */
+	cfg->path = realpath(path, NULL);
+	if (!cfg->path)
+		cfg->path = xstrdup(path);
+	copy = xstrdup(cfg->path);
 	cfg->dir = xstrdup(dirname(copy));
 	if (git_config_open_ondisk(&cfg->git, path) < 0) {
 		ret = error_set(GROVE_EINVAL, "config file %s: %s", path, git_errmsg());

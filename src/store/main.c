@@ -196,6 +196,12 @@ static int store_setup(struct store *st, struct config *cfg, struct rpc_server_o
 		ret = error_set(GROVE_EIO, "cannot find my own executable: %s", strerror(errno));
 		goto out;
 	}
+	if (st->hooks_dir[0] != '/') {
+		/* git resolves a relative core.hooksPath inside each repository,
+		 * where no hook is: every check would be skipped. */
+		ret = error_set(GROVE_EINVAL, "the hooks folder %s is not an absolute path", st->hooks_dir);
+		goto out;
+	}
 	ret = install_links(st);
 	st->git_nohooks.hooks_dir = NULL;
 	st->git_hooks.hooks_dir = st->hooks_dir;

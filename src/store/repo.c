@@ -298,7 +298,7 @@ out:
 }
 
 char **store_hook_env(struct store *st, const Grove__V1__HookPayload *payload,
-		      const Grove__V1__Repository *repo, const char *git_protocol)
+		      const Grove__V1__Repository *repo, const char *git_protocol, bool *any_active)
 {
 	char custom_pre[4096], custom_post[4096], active[128];
 	bool remote = payload && payload->hook_address && *payload->hook_address;
@@ -310,5 +310,7 @@ char **store_hook_env(struct store *st, const Grove__V1__HookPayload *payload,
 	snprintf(custom_post, sizeof(custom_post), "%s/post-receive", st->custom_hooks ? st->custom_hooks : "/nonexistent");
 	snprintf(active, sizeof(active), "%s%s%s", remote || !access(custom_pre, X_OK) ? "pre-receive," : "",
 		 remote || !access(custom_post, X_OK) ? "post-receive," : "", vote ? "reference-transaction," : "");
+	if (any_active)
+		*any_active = active[0] != '\0';
 	return hook_env_build(payload, repo, st->hook_address, st->secret, active, git_protocol);
 }

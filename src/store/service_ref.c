@@ -185,7 +185,7 @@ static void update_reference(struct rpc_call *call, void *data)
 	}
 	if (req->old_oid && *req->old_oid)
 		strvec_push(&argv, req->old_oid);
-	env = store_hook_env(st, req->hook_payload, req->repository, NULL);
+	env = store_hook_env(st, req->hook_payload, req->repository, NULL, NULL);
 	ret = proc_run(strvec_argv(&argv), env, NULL, NULL, 0, NULL, &err);
 	if (ret > 0) {
 		strbuf_rtrim(&err);

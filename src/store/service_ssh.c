@@ -153,7 +153,11 @@ static void ssh_serve(struct rpc_call *call, struct store *st, const char *servi
 	if (ret)
 		goto out;
 
-	gitcmd_init(&argv, push ? &st->git_hooks : &st->git_nohooks, NULL);
+	bool hooks = false;
+	env = store_hook_env(st, push ? first->hook_payload : NULL, first->repository, first->git_protocol, &hooks);
+	/* Each hook is a process start and a round trip: a push with nothing
+	 * to check, deploy or vote on runs none. */
+	gitcmd_init(&argv, push && hooks ? &st->git_hooks : &st->git_nohooks, NULL);
 	if (push) {
 		/* Objects are checked as they arrive: a pack with a malformed tree,
 		 * a .gitmodules attack or a bad name never lands on the disk. */
@@ -161,10 +165,12 @@ static void ssh_serve(struct rpc_call *call, struct store *st, const char *servi
 		strvec_pushf(&argv, "receive.fsckObjects=%s", st->fsck_objects ? "true" : "false");
 		strvec_push(&argv, "-c");
 		strvec_push(&argv, "receive.advertisePushOptions=true");
+		/* gc.auto=0 does not stop receive-pack from starting `gc --auto`. */
+		strvec_push(&argv, "-c");
+		strvec_push(&argv, "receive.autogc=false");
 	}
 	strvec_push(&argv, service);
 	strvec_push(&argv, path.buf);
-	env = store_hook_env(st, push ? first->hook_payload : NULL, first->repository, first->git_protocol);
 	ret = proc_start(&s.proc, strvec_argv(&argv), env, NULL,
 			 PROC_STDIN | PROC_STDOUT | PROC_STDERR | PROC_NEWPGRP);
 	if (ret)

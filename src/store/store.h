@@ -59,9 +59,13 @@ int store_repo_checksum(const char *path, char out[65], uint64_t *nrefs);
 int store_repo_head(const char *path, struct strbuf *out);
 int store_repo_set_head(const char *path, const char *ref);
 
-/* The environment for git runs that trigger hooks for a push. */
+/*
+ * The environment for git runs that trigger hooks for a push. *any_active
+ * (if not NULL) says whether any hook has someone to call: if not, git can
+ * run without hooks at all.
+ */
 char **store_hook_env(struct store *st, const Grove__V1__HookPayload *payload,
-		      const Grove__V1__Repository *repo, const char *git_protocol);
+		      const Grove__V1__Repository *repo, const char *git_protocol, bool *any_active);
 
 /* Runs a git command to completion; its stderr (trimmed) becomes the error message. */
 int store_git(struct store *st, const struct strvec *argv, char *const *env, struct strbuf *out);

@@ -106,6 +106,19 @@ test_expect_success 'a repository'"'"'s own hooks never run' '
 	test ! -e "$TRASH/pwned"
 '
 
+test_expect_success 'a store started with a relative config path still runs its hooks' '
+	port=$(free_port) &&
+	"$GROVE" store --init rel --name rel --listen 127.0.0.1:$port >/dev/null &&
+	cp "$SHARED_SECRET" rel/secret &&
+	git config -f rel/store.conf hooks.customDir ../hooks1
+	"$GROVE" store -c rel/store.conf >rel.log 2>&1 &
+	echo $! >>"$TRASH/.daemons"
+	for i in $(seq 1 50); do rpc 127.0.0.1:$port /grpc.health.v1.Health/Check >/dev/null 2>&1 && break; sleep 0.1; done &&
+	create_repo 127.0.0.1:$port rel app.git &&
+	(cd src && test_must_fail git_on 127.0.0.1:$port push ssh://rel/app.git main:denied 2>../err) &&
+	test_grep "^remote: denied: pushes to branch denied are not allowed here" err
+'
+
 test_expect_success 'without custom hooks or payload, pushes need no hook round trip' '
 	start_store s3 &&
 	create_repo $s3_ADDR s3 plain.git &&
