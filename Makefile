@@ -5,7 +5,7 @@
 #   make SANITIZE=address,undefined test   the same, sanitized (in build/sanitize)
 #   make fuzz                     build the libFuzzer targets (clang) in build/fuzz
 #   make fuzz-run FUZZ_SECONDS=N  run each fuzz target for N seconds
-#   make start                    install, build and start a storage node on loopback
+#   make up                       install, build and start Grove on loopback (grove up)
 
 CC ?= cc
 PKGS := grpc libprotobuf-c libgit2 openssl sqlite3 libssh libmicrohttpd jansson libcurl
@@ -44,7 +44,7 @@ TOOL_BIN := $(patsubst tests/tools/%.c,$(B)/tests/tools/%,$(TOOL_SRC))
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 
-.PHONY: all test unit e2e fuzz fuzz-run clean deps start bench
+.PHONY: all test unit e2e fuzz fuzz-run clean deps up bench
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -135,8 +135,8 @@ fuzz-run: fuzz
 		grep '^stat::' $(FUZZ_B)/$$n.log; \
 	done
 
-start: deps all
-	@conf=$$($(B)/grove store --init grove-data/store) && exec $(B)/grove store -c "$$conf"
+up: deps all
+	@exec $(B)/grove up
 
 bench: all
 	scripts/install-deps --bench

@@ -40,35 +40,28 @@ static size_t collect(char *ptr, size_t size, size_t n, void *ctx)
 	return strbuf_add(sb, ptr, size * n) ? 0 : size * n;
 }
 
-/* One request; prints the answer (or the API's error) and returns the exit code. */
-static int request(const char *method, const char *path, json_t *body, bool show_log)
+int admin_call(const char *base, const char *token, const char *method, const char *path, json_t *body,
+	       long *status, json_t **resp)
 {
-	const char *base = getenv("GROVE_ADMIN_URL") ? getenv("GROVE_ADMIN_URL") : "http://127.0.0.1:8080";
-	char *token = NULL, *url = NULL, *payload = NULL, *auth = NULL;
-	struct strbuf resp;
+	char *url = NULL, *payload = NULL, *auth = NULL;
+	struct strbuf buf;
 	struct curl_slist *hdrs = NULL;
-	long status = 0;
-	int code = 1;
-	CURL *c = NULL;
+	json_error_t jerr;
+	int ret = 0;
+	CURL *c = curl_easy_init();
 
-	strbuf_init(&resp, 64 << 20);
-	if (getenv("GROVE_ADMIN_TOKEN"))
-		token = xstrdup(getenv("GROVE_ADMIN_TOKEN"));
-	else if (auth_secret_load(getenv("GROVE_ADMIN_TOKEN_FILE") ? getenv("GROVE_ADMIN_TOKEN_FILE")
-								   : "grove-data/gate/admin-token", &token)) {
-		fprintf(stderr, "grove: no admin token: set GROVE_ADMIN_TOKEN or GROVE_ADMIN_TOKEN_FILE (%s)\n", error_msg());
-		goto out;
-	}
+	*status = 0;
+	*resp = NULL;
+	strbuf_init(&buf, 64 << 20);
 	url = xasprintf("%s%s", base, path);
 	auth = xasprintf("Authorization: Bearer %s", token);
-	c = curl_easy_init();
 	hdrs = curl_slist_append(hdrs, auth);
 	hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &buf);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
 	if (body) {
 		payload = json_dumps(body, JSON_COMPACT);
@@ -76,15 +69,46 @@ static int request(const char *method, const char *path, json_t *body, bool show
 	}
 	CURLcode cr = curl_easy_perform(c);
 	if (cr != CURLE_OK) {
-		fprintf(stderr, "grove: cannot reach the admin API at %s: %s\n", base, curl_easy_strerror(cr));
+		ret = error_set(GROVE_EUNAVAIL, "cannot reach the admin API at %s: %s", base, curl_easy_strerror(cr));
 		goto out;
 	}
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-	json_error_t jerr;
-	json_t *j = resp.len ? json_loadb(resp.buf, resp.len, 0, &jerr) : NULL;
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+	*resp = buf.len ? json_loadb(buf.buf, buf.len, 0, &jerr) : NULL;
+	if (!*resp && buf.len)
+		*resp = json_pack("{s:s}", "error", buf.buf);
+out:
+	curl_slist_free_all(hdrs);
+	curl_easy_cleanup(c);
+	free(payload);
+	free(url);
+	free(auth);
+	strbuf_release(&buf);
+	return ret;
+}
+
+/* One request; prints the answer (or the API's error) and returns the exit code. */
+static int request(const char *method, const char *path, json_t *body, bool show_log)
+{
+	const char *base = getenv("GROVE_ADMIN_URL") ? getenv("GROVE_ADMIN_URL") : "http://127.0.0.1:8080";
+	char *token = NULL;
+	json_t *j = NULL;
+	long status = 0;
+	int code = 1;
+
+	if (getenv("GROVE_ADMIN_TOKEN"))
+		token = xstrdup(getenv("GROVE_ADMIN_TOKEN"));
+	else if (auth_secret_load(getenv("GROVE_ADMIN_TOKEN_FILE") ? getenv("GROVE_ADMIN_TOKEN_FILE")
+								   : "grove-data/gate/admin-token", &token)) {
+		fprintf(stderr, "grove: no admin token: set GROVE_ADMIN_TOKEN or GROVE_ADMIN_TOKEN_FILE (%s)\n", error_msg());
+		goto out;
+	}
+	if (admin_call(base, token, method, path, body, &status, &j)) {
+		fprintf(stderr, "grove: %s\n", error_msg());
+		goto out;
+	}
 	if (status >= 400) {
 		const char *msg = j && json_is_string(json_object_get(j, "error")) ? json_string_value(json_object_get(j, "error"))
-										 : resp.buf;
+										 : "no message";
 		fprintf(stderr, "grove: %s (HTTP %ld)\n", msg, status);
 	} else {
 		code = 0;
@@ -96,16 +120,9 @@ static int request(const char *method, const char *path, json_t *body, bool show
 			free(pretty);
 		}
 	}
-	json_decref(j);
 out:
-	curl_slist_free_all(hdrs);
-	if (c)
-		curl_easy_cleanup(c);
-	free(payload);
-	free(url);
-	free(auth);
+	json_decref(j);
 	free(token);
-	strbuf_release(&resp);
 	return code;
 }
 

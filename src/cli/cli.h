@@ -11,4 +11,15 @@ int rpc_main(int argc, char **argv);
 /* `grove user|key|app|access|deploy …`: the gate's admin API from the shell. */
 int admin_cli_main(const char *noun, int argc, char **argv);
 
+/*
+ * One admin API request: *status is the HTTP status, *resp the JSON answer
+ * (or NULL). Returns non-zero only when the API cannot be reached.
+ */
+struct json_t;
+int admin_call(const char *base, const char *token, const char *method, const char *path, struct json_t *body,
+	       long *status, struct json_t **resp);
+
+/* `grove up`: the whole stack on loopback, in one command. */
+int up_main(int argc, char **argv);
+
 #endif

@@ -17,6 +17,9 @@
 static const char usage[] =
 	"usage: grove <command> [<args>]\n"
 	"\n"
+	"Start everything:\n"
+	"  up         a store and a gate on loopback, in one command\n"
+	"\n"
 	"Daemons:\n"
 	"  store      a storage node: bare repositories and the grove.v1 Git API over gRPC\n"
 	"  gate       the SSH front door: keys, apps, access, routing, push policy, deploys\n"
@@ -60,6 +63,8 @@ int main(int argc, char **argv)
 	else if (!strcmp(argv[1], "user") || !strcmp(argv[1], "key") || !strcmp(argv[1], "app") ||
 		 !strcmp(argv[1], "access") || !strcmp(argv[1], "deploy"))
 		ret = admin_cli_main(argv[1], argc - 1, argv + 1);
+	else if (!strcmp(argv[1], "up"))
+		ret = up_main(argc - 1, argv + 1);
 	else if (!strcmp(argv[1], "rpc"))
 		ret = rpc_main(argc - 1, argv + 1);
 	else if (!strcmp(argv[1], "hook"))

@@ -138,6 +138,41 @@ fail_pipes:
 	return ret;
 }
 
+int proc_start_logged(struct proc *p, const char *const *argv, char *const *env, const char *log_path)
+{
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	sigset_t all, none;
+	char **own_env = NULL;
+	int r;
+
+	p->pid = -1;
+	p->in = p->out = p->err = -1;
+	p->flags = 0;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawnattr_init(&attr);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+	posix_spawn_file_actions_adddup2(&fa, 1, 2);
+	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+	sigfillset(&all);
+	sigemptyset(&none);
+	posix_spawnattr_setsigdefault(&attr, &all);
+	posix_spawnattr_setsigmask(&attr, &none);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+	if (!env)
+		env = own_env = proc_env(NULL);
+	r = posix_spawnp(&p->pid, argv[0], &fa, &attr, (char *const *)argv, env);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&attr);
+	proc_env_free(own_env);
+	if (r) {
+		p->pid = -1;
+		return error_set(GROVE_EIO, "cannot run %s: %s", argv[0], strerror(r));
+	}
+	return 0;
+}
+
 void proc_close_in(struct proc *p)
 {
 	close_fd(&p->in);

@@ -38,6 +38,8 @@ void proc_env_free(char **env);
 
 /* Starts argv[0] (looked up in PATH). env NULL means proc_env(NULL). */
 int proc_start(struct proc *p, const char *const *argv, char *const *env, const char *dir, int flags);
+/* Starts a daemon with stdin from /dev/null and stdout and stderr appended to log_path. */
+int proc_start_logged(struct proc *p, const char *const *argv, char *const *env, const char *log_path);
 /* Closes our end of the child's stdin (EOF for it). */
 void proc_close_in(struct proc *p);
 /* Sends sig to the child, or to its group with PROC_NEWPGRP. */

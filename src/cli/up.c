@@ -1,0 +1,403 @@
+/*
+ * `grove up`: the whole stack on loopback in one command, for trying Grove
+ * and for tests. Under --data (./grove-data): a store, a gate routing new
+ * apps to it (canary 100 %), a legacy directory for existing apps, and a
+ * demo deploy script. The first start generates configs, one shared secret,
+ * host keys and an admin token; later starts reuse them. Internal traffic
+ * goes over unix sockets in DIR/run, so only the SSH and HTTP ports are on
+ * the network (127.0.0.1). Each part is its own process with its log in
+ * DIR/logs; a part that dies is restarted, and said so. Ctrl-C or SIGTERM
+ * stops everything cleanly.
+ *
+ * The cluster router and several stores are not part of it yet.
+ */
+#include "lib/common.h"
+#include "cli/cli.h"
+#include "lib/auth.h"
+#include "lib/error.h"
+#include "lib/fs.h"
+#include "lib/log.h"
+#include "lib/proc.h"
+#include "lib/rpc.h"
+#include "lib/strvec.h"
+#include "grpc/health/v1/health.pb-c.h"
+
+#include <fcntl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+
+static const char usage[] =
+	"usage: grove up [--data DIR] [--ssh-port N] [--http-port N] [--no-default-user]\n"
+	"\n"
+	"Starts a store and a gate on loopback (data in DIR, default ./grove-data).\n"
+	"With ~/.ssh/id_ed25519.pub (or id_ecdsa.pub, id_rsa.pub) it also makes you\n"
+	"an administrator user with that key, so you can push at once.\n";
+
+static const char demo_deploy[] =
+	"#!/bin/sh\n"
+	"# The demo deployment of `grove up`: replace it with your platform's.\n"
+	"# Grove runs it when an app's deploy branch moves, with GROVE_APP, GROVE_REF,\n"
+	"# GROVE_OLD, GROVE_NEW and GROVE_PUSHER set; what it prints, the pusher sees.\n"
+	"echo \"-----> Building $GROVE_APP at $(echo \"$GROVE_NEW\" | cut -c1-7), pushed by $GROVE_PUSHER\"\n"
+	"echo \"       (demo: edit $0 to build and release for real)\"\n";
+
+struct part {
+	const char *name;
+	char *conf;
+	char *log;
+	struct proc proc;
+	int64_t started_ms;
+};
+
+static int write_if_missing(const char *path, const char *text, mode_t mode)
+{
+	if (!access(path, F_OK))
+		return 0;
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	if (fd < 0)
+		return error_set(GROVE_EIO, "cannot create %s: %s", path, strerror(errno));
+	int ret = write_all(fd, text, strlen(text));
+	close(fd);
+	return ret;
+}
+
+static int run(const char *const *argv)
+{
+	struct strbuf err;
+	strbuf_init(&err, 64 * 1024);
+	int r = proc_run(argv, NULL, NULL, NULL, 0, NULL, &err);
+	if (r > 0) {
+		strbuf_rtrim(&err);
+		r = error_set(GROVE_EINTERNAL, "%s %s failed: %s", argv[0], argv[1], err.buf);
+	}
+	strbuf_release(&err);
+	return r;
+}
+
+static int set_conf(const char *conf, const char *key, const char *value)
+{
+	const char *argv[] = { "git", "config", "-f", conf, key, value, NULL };
+	return run(argv);
+}
+
+static int copy_file(const char *from, const char *to)
+{
+	char buf[4096];
+	int in = open(from, O_RDONLY | O_CLOEXEC), out, ret = 0;
+	ssize_t n;
+	if (in < 0)
+		return error_set(GROVE_EIO, "cannot read %s: %s", from, strerror(errno));
+	out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (out < 0) {
+		close(in);
+		return error_set(GROVE_EIO, "cannot write %s: %s", to, strerror(errno));
+	}
+	while ((n = read(in, buf, sizeof(buf))) > 0 && !ret)
+		ret = write_all(out, buf, (size_t)n);
+	close(in);
+	close(out);
+	return ret;
+}
+
+static int start_part(struct part *p, const char *self)
+{
+	const char *argv[] = { self, p->name, "-c", p->conf, NULL };
+	p->started_ms = now_ms();
+	return proc_start_logged(&p->proc, argv, NULL, p->log);
+}
+
+static bool store_ready(const char *addr, const char *secret)
+{
+	struct rpc_client *cl = NULL;
+	Grpc__Health__V1__HealthCheckRequest req = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+	ProtobufCMessage *resp = NULL;
+	bool ok = !rpc_client_new(&cl, addr, secret) &&
+		  !rpc_unary(cl, "/grpc.health.v1.Health/Check", &req.base, &grpc__health__v1__health_check_response__descriptor,
+			     &resp, 1000);
+	if (resp)
+		protobuf_c_message_free_unpacked(resp, NULL);
+	rpc_client_free(cl);
+	return ok;
+}
+
+static bool gate_ready(const char *base)
+{
+	long status = 0;
+	json_t *j = NULL;
+	bool ok = !admin_call(base, "-", "GET", "/health", NULL, &status, &j) && status == 200;
+	json_decref(j);
+	return ok;
+}
+
+static bool wait_until(bool (*ready)(const char *, const char *), const char *a, const char *b, struct part *p)
+{
+	for (int i = 0; i < 150; i++) {
+		if (ready(a, b))
+			return true;
+		if (waitpid(p->proc.pid, NULL, WNOHANG) == p->proc.pid)
+			return false;
+		usleep(100 * 1000);
+	}
+	return false;
+}
+
+static bool gate_ready2(const char *base, const char *unused)
+{
+	return gate_ready(base);
+}
+
+/* You, as an administrator with your SSH key, unless that exists already. */
+static void default_user(const char *base, const char *token, char *who, size_t whosz, char *keyfile, size_t keysz)
+{
+	static const char *const names[] = { "id_ed25519.pub", "id_ecdsa.pub", "id_rsa.pub" };
+	const char *home = getenv("HOME");
+	const char *user = getenv("USER") && *getenv("USER") ? getenv("USER") : "me";
+	char path[4096], line[16384];
+	long status;
+	json_t *j = NULL;
+	FILE *f = NULL;
+
+	who[0] = keyfile[0] = '\0';
+	for (size_t i = 0; home && i < ARRAY_SIZE(names) && !f; i++) {
+		snprintf(path, sizeof(path), "%s/.ssh/%s", home, names[i]);
+		f = fopen(path, "r");
+	}
+	if (!f || !fgets(line, sizeof(line), f)) {
+		if (f)
+			fclose(f);
+		return;
+	}
+	fclose(f);
+	line[strcspn(line, "\r\n")] = '\0';
+	json_t *body = json_pack("{s:s, s:b}", "name", user, "admin", 1);
+	if (admin_call(base, token, "POST", "/api/v1/users", body, &status, &j) || (status != 201 && status != 409)) {
+		fprintf(stderr, "grove up: cannot create the user %s: %s\n", user,
+			j && json_is_string(json_object_get(j, "error")) ? json_string_value(json_object_get(j, "error")) : error_msg());
+		json_decref(body);
+		json_decref(j);
+		return;
+	}
+	json_decref(body);
+	json_decref(j);
+	j = NULL;
+	body = json_pack("{s:s}", "public_key", line);
+	char kpath[512];
+	snprintf(kpath, sizeof(kpath), "/api/v1/users/%s/keys", user);
+	if (!admin_call(base, token, "POST", kpath, body, &status, &j) && (status == 201 || status == 409)) {
+		strlcpy_(who, user, whosz);
+		strlcpy_(keyfile, path, keysz);
+	} else {
+		fprintf(stderr, "grove up: cannot add your key %s: %s\n", path,
+			j && json_is_string(json_object_get(j, "error")) ? json_string_value(json_object_get(j, "error")) : "");
+	}
+	json_decref(body);
+	json_decref(j);
+}
+
+int up_main(int argc, char **argv)
+{
+	const char *data = "grove-data";
+	int ssh_port = 2222, http_port = 8080;
+	bool want_user = true;
+	char *dir = NULL, *self = NULL, *secret = NULL, *token = NULL;
+	char path[4096], store_sock[4096], hook_sock[4096], base[128], buf[64];
+	struct part parts[2] = { { .name = "store" }, { .name = "gate" } };
+	sigset_t sigs;
+	int ret = 0, sig;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--data") && i + 1 < argc)
+			data = argv[++i];
+		else if (!strcmp(argv[i], "--ssh-port") && i + 1 < argc)
+			ssh_port = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--http-port") && i + 1 < argc)
+			http_port = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--no-default-user"))
+			want_user = false;
+		else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			fputs(usage, stdout);
+			return 0;
+		} else {
+			fprintf(stderr, "grove up: unknown argument '%s'\n%s", argv[i], usage);
+			return 2;
+		}
+	}
+	if (ssh_port <= 0 || ssh_port > 65535 || http_port <= 0 || http_port > 65535) {
+		fprintf(stderr, "grove up: ports must be between 1 and 65535\n");
+		return 2;
+	}
+	log_init("up", LOG_INFO, 2);
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	sigprocmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if ((ret = fs_mkdir_p(data, 0700)))
+		goto out;
+	dir = realpath(data, NULL);
+	self = realpath("/proc/self/exe", NULL);
+	snprintf(path, sizeof(path), "%s/run", dir);
+	if ((ret = fs_mkdir_p(path, 0700)))
+		goto out;
+	snprintf(path, sizeof(path), "%s/logs", dir);
+	if ((ret = fs_mkdir_p(path, 0700)))
+		goto out;
+	snprintf(store_sock, sizeof(store_sock), "unix:%s/run/store.sock", dir);
+	snprintf(hook_sock, sizeof(hook_sock), "unix:%s/run/gate-hooks.sock", dir);
+	if (strlen(store_sock) > 100) {
+		ret = error_set(GROVE_EINVAL, "the data folder %s is too deep for unix sockets: use a shorter --data", dir);
+		goto out;
+	}
+
+	/* One secret for every part, made once. */
+	snprintf(path, sizeof(path), "%s/secret", dir);
+	if (access(path, F_OK)) {
+		char *s = auth_secret_generate(), *line = xasprintf("%s\n", s);
+		ret = write_if_missing(path, line, 0600);
+		free(s);
+		free(line);
+		if (ret)
+			goto out;
+	}
+	if ((ret = auth_secret_load(path, &secret)))
+		goto out;
+	char secret_path[4096];
+	strlcpy_(secret_path, path, sizeof(secret_path));
+
+	/* The store. */
+	parts[0].conf = xasprintf("%s/store/store.conf", dir);
+	parts[0].log = xasprintf("%s/logs/store.log", dir);
+	if (access(parts[0].conf, F_OK)) {
+		char sdir[4096];
+		snprintf(sdir, sizeof(sdir), "%s/store", dir);
+		const char *init[] = { self, "store", "--init", sdir, "--name", "default", "--listen", store_sock, NULL };
+		if ((ret = run(init)))
+			goto out;
+	}
+	snprintf(path, sizeof(path), "%s/store/secret", dir);
+	if ((ret = copy_file(secret_path, path)))
+		goto out;
+	if ((ret = set_conf(parts[0].conf, "store.listen", store_sock)))
+		goto out;
+
+	/* The gate. */
+	parts[1].conf = xasprintf("%s/gate/gate.conf", dir);
+	parts[1].log = xasprintf("%s/logs/gate.log", dir);
+	snprintf(path, sizeof(path), "%s/deploy.sh", dir);
+	if ((ret = write_if_missing(path, demo_deploy, 0755)))
+		goto out;
+	if (access(parts[1].conf, F_OK)) {
+		char gdir[4096], listen[64];
+		snprintf(gdir, sizeof(gdir), "%s/gate", dir);
+		snprintf(listen, sizeof(listen), "127.0.0.1:%d", ssh_port);
+		const char *init[] = { self, "gate", "--init", gdir, "--listen", listen, "--store", store_sock,
+				       "--storage", "default", NULL };
+		if ((ret = run(init)))
+			goto out;
+		if ((ret = set_conf(parts[1].conf, "gate.canaryPercent", "100")) ||
+		    (ret = set_conf(parts[1].conf, "deploy.command", path)))
+			goto out;
+	}
+	snprintf(path, sizeof(path), "%s/gate/secret", dir);
+	if ((ret = copy_file(secret_path, path)))
+		goto out;
+	snprintf(buf, sizeof(buf), "127.0.0.1:%d", ssh_port);
+	if ((ret = set_conf(parts[1].conf, "gate.listen", buf)))
+		goto out;
+	snprintf(buf, sizeof(buf), "127.0.0.1:%d", http_port);
+	if ((ret = set_conf(parts[1].conf, "gate.adminListen", buf)) ||
+	    (ret = set_conf(parts[1].conf, "gate.hookListen", hook_sock)) ||
+	    (ret = set_conf(parts[1].conf, "route.cluster", store_sock)))
+		goto out;
+	snprintf(path, sizeof(path), "%s/gate/admin-token", dir);
+	if ((ret = auth_secret_load(path, &token)))
+		goto out;
+	snprintf(base, sizeof(base), "http://127.0.0.1:%d", http_port);
+
+	if ((ret = start_part(&parts[0], self)))
+		goto out;
+	if (!wait_until(store_ready, store_sock, secret, &parts[0])) {
+		ret = error_set(GROVE_EUNAVAIL, "the store did not start: see %s", parts[0].log);
+		goto out;
+	}
+	if ((ret = start_part(&parts[1], self)))
+		goto out;
+	if (!wait_until(gate_ready2, base, NULL, &parts[1])) {
+		ret = error_set(GROVE_EUNAVAIL, "the gate did not start (ports %d and %d free?): see %s", ssh_port,
+				http_port, parts[1].log);
+		goto out;
+	}
+
+	char who[128], keyfile[4096];
+	if (want_user)
+		default_user(base, token, who, sizeof(who), keyfile, sizeof(keyfile));
+	else
+		who[0] = keyfile[0] = '\0';
+	printf("Grove is up (data in %s, logs in %s/logs).\n", dir, dir);
+	printf("  git remote:  ssh://git@localhost:%d/<app>.git\n", ssh_port);
+	printf("  admin API:   %s  (token in %s/gate/admin-token)\n", base, dir);
+	if (who[0])
+		printf("  you:         user %s, key %s, administrator\n", who, keyfile);
+	printf("Next:\n");
+	printf("  export GROVE_ADMIN_URL=%s GROVE_ADMIN_TOKEN_FILE=%s/gate/admin-token\n", base, dir);
+	if (!who[0])
+		printf("  grove user create me --admin && grove key add me ~/.ssh/id_ed25519.pub\n");
+	printf("  grove app create hello\n");
+	printf("  git push ssh://git@localhost:%d/hello.git main\n", ssh_port);
+	printf("Ctrl-C stops everything.\n");
+	fflush(stdout);
+	log_info("up.started", "data=%s ssh_port=%d http_port=%d", dir, ssh_port, http_port);
+
+	/* Supervise: a part that dies comes back, at most once a second. */
+	for (;;) {
+		struct timespec ts = { 1, 0 };
+		sig = sigtimedwait(&sigs, NULL, &ts);
+		if (sig == SIGINT || sig == SIGTERM)
+			break;
+		for (size_t i = 0; i < ARRAY_SIZE(parts); i++) {
+			int status;
+			if (waitpid(parts[i].proc.pid, &status, WNOHANG) != parts[i].proc.pid)
+				continue;
+			log_warn("up.part_died", "part=%s status=%d log=%s", parts[i].name, status, parts[i].log);
+			fprintf(stderr, "grove up: the %s exited (status %d); restarting it (see %s)\n", parts[i].name, status,
+				parts[i].log);
+			if (now_ms() - parts[i].started_ms < 1000)
+				sleep(1);
+			if (start_part(&parts[i], self))
+				log_error("up.restart_failed", "part=%s error=%s", parts[i].name, error_msg());
+		}
+	}
+	fprintf(stderr, "grove up: stopping\n");
+	/* The gate first: its sessions may still need the store. */
+	for (int i = 1; i >= 0; i--) {
+		if (parts[i].proc.pid <= 0)
+			continue;
+		kill(parts[i].proc.pid, SIGTERM);
+		waitpid(parts[i].proc.pid, NULL, 0);
+		parts[i].proc.pid = -1;
+	}
+	log_info("up.stopped", NULL);
+out:
+	if (ret) {
+		fprintf(stderr, "grove up: %s\n", error_msg());
+		for (int i = 1; i >= 0; i--) {
+			if (parts[i].proc.pid > 0) {
+				kill(parts[i].proc.pid, SIGTERM);
+				waitpid(parts[i].proc.pid, NULL, 0);
+			}
+		}
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(parts); i++) {
+		free(parts[i].conf);
+		free(parts[i].log);
+	}
+	free(dir);
+	free(self);
+	free(secret);
+	free(token);
+	return ret ? 1 : 0;
+}

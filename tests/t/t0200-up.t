@@ -1,0 +1,81 @@
+#!/bin/sh
+# `grove up` on a fresh data directory: the README's demo — your key, an app,
+# a push that deploys, a clone back — then a restart that keeps everything,
+# and a part that dies and comes back.
+. "$(dirname "$0")/test-lib.sh"
+
+up_start() {
+	"$GROVE" up --data "$TRASH/gd" --ssh-port $SSH_PORT --http-port $HTTP_PORT >>"$TRASH/up.out" 2>>"$TRASH/up.err" &
+	echo $! >"$TRASH/up.pid"
+	echo $! >>"$TRASH/.daemons"
+	for i in $(seq 1 150); do
+		test $(grep -c "Ctrl-C stops everything" "$TRASH/up.out" 2>/dev/null || echo 0) -ge "$1" && return 0
+		sleep 0.1
+	done
+	cat "$TRASH/up.out" "$TRASH/up.err" >&2
+	return 1
+}
+
+up_stop() {
+	pid=$(cat "$TRASH/up.pid")
+	kill -TERM $pid
+	for i in $(seq 1 100); do kill -0 $pid 2>/dev/null || return 0; sleep 0.1; done
+	return 1
+}
+
+test_setup 'grove up on a fresh data directory, with your SSH key' '
+	mkdir -p "$HOME/.ssh" &&
+	ssh-keygen -q -t ed25519 -N "" -C me@test -f "$HOME/.ssh/id_ed25519" &&
+	SSH_PORT=$(free_port) && HTTP_PORT=$(free_port) &&
+	export USER=tester GROVE_ADMIN_URL=http://127.0.0.1:$HTTP_PORT GROVE_ADMIN_TOKEN_FILE=$TRASH/gd/gate/admin-token &&
+	GIT_SSH_COMMAND="ssh -i $HOME/.ssh/id_ed25519 -p $SSH_PORT -o IdentitiesOnly=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes" &&
+	export GIT_SSH_COMMAND &&
+	up_start 1
+'
+
+test_expect_success 'it says how to use it' '
+	test_grep "git remote:  ssh://git@localhost:$SSH_PORT/<app>.git" up.out &&
+	test_grep "you:         user tester, key $HOME/.ssh/id_ed25519.pub, administrator" up.out &&
+	test_grep "grove app create hello" up.out
+'
+
+test_expect_success 'the demo: create an app, push, see the deploy, clone back' '
+	"$GROVE" app create hello >out &&
+	test_grep "\"route\": \"cluster\"" out &&
+	make_history src &&
+	(cd src && git push ssh://git@localhost:$SSH_PORT/hello.git main 2>../push.err) &&
+	test_grep "^remote: -----> Building hello at $(git -C src rev-parse --short=7 main), pushed by tester" push.err &&
+	test_grep "^remote: -----> Deployed hello" push.err &&
+	git clone -q ssh://git@localhost:$SSH_PORT/hello.git back &&
+	test "$(git -C back rev-parse HEAD)" = "$(git -C src rev-parse main)"
+'
+
+test_expect_success 'each part logs to its own file' '
+	test_grep "\"event\":\"store.started\"" gd/logs/store.log &&
+	test_grep "\"event\":\"gate.session\"" gd/logs/gate.log
+'
+
+test_expect_success 'a part that dies is restarted, and said so' '
+	pkill -9 -f "grove store -c $TRASH/gd/store/store.conf" &&
+	for i in $(seq 1 50); do grep -q "the store exited" up.err && break; sleep 0.1; done &&
+	test_grep "grove up: the store exited (status 9); restarting it" up.err &&
+	for i in $(seq 1 50); do git ls-remote ssh://git@localhost:$SSH_PORT/hello.git >ls 2>/dev/null && break; sleep 0.2; done &&
+	test_grep refs/heads/main ls
+'
+
+test_expect_success 'SIGTERM stops everything' '
+	up_stop &&
+	test_must_fail pgrep -f "$TRASH/gd/" &&
+	test_grep "grove up: stopping" up.err
+'
+
+test_expect_success 'a restart with the same data directory keeps apps, users and code' '
+	up_start 2 &&
+	"$GROVE" app show hello >out &&
+	test_grep "\"name\": \"hello\"" out &&
+	git clone -q ssh://git@localhost:$SSH_PORT/hello.git again &&
+	test "$(git -C again rev-parse HEAD)" = "$(git -C src rev-parse main)" &&
+	up_stop
+'
+
+test_done
