@@ -6,6 +6,7 @@
  *   grove app create web [--deploy-branch B] [--route legacy|cluster]
  *   grove app list | show APP | delete APP | lock APP | unlock APP
  *   grove app set-branch APP BRANCH | route APP legacy|cluster
+ *   grove app migrate APP --to cluster|legacy
  *   grove access grant USER APP [--read] | revoke USER APP
  *   grove deploy list APP | log ID
  *
@@ -28,6 +29,7 @@ static const char usage[] =
 	"       grove app create NAME [--deploy-branch B] [--route legacy|cluster]\n"
 	"       grove app list | show APP | delete APP | lock APP | unlock APP\n"
 	"       grove app set-branch APP BRANCH | route APP legacy|cluster\n"
+	"       grove app migrate APP --to cluster|legacy\n"
 	"       grove access grant USER APP [--read] | revoke USER APP\n"
 	"       grove deploy list APP | log ID\n"
 	"\n"
@@ -210,6 +212,12 @@ int admin_cli_main(const char *noun, int argc, char **argv)
 			body = json_pack("{s:b}", "locked", !strcmp(verb, "lock"));
 			snprintf(path, sizeof(path), "/api/v1/apps/%s", ARG(2));
 			code = request("PATCH", path, body, false);
+		} else if (!strcmp(verb, "migrate")) {
+			if (argc < 5 || strcmp(argv[3], "--to"))
+				goto usage;
+			body = json_pack("{s:s}", "to", argv[4]);
+			snprintf(path, sizeof(path), "/api/v1/apps/%s/migrate", ARG(2));
+			code = request("POST", path, body, false);
 		} else if (!strcmp(verb, "set-branch") || !strcmp(verb, "route")) {
 			NEED(4);
 			body = json_pack("{s:s}", !strcmp(verb, "route") ? "route" : "deploy_branch", ARG(3));

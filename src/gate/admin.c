@@ -20,6 +20,7 @@
 #include "gate/admin.h"
 #include "gate/db.h"
 #include "gate/metrics.h"
+#include "gate/migrate.h"
 #include "lib/error.h"
 #include "lib/log.h"
 #include "lib/strbuf.h"
@@ -55,6 +56,7 @@ struct admin {
 	char *db_path;
 	char *default_branch;
 	int canary_percent;
+	const struct migrate_env *migrate;
 	atomic_bool draining;
 };
 
@@ -780,6 +782,33 @@ static int app_patch(struct call *x)
 	return app_get(x);
 }
 
+static int app_migrate_post(struct call *x)
+{
+	static const char *const fields[] = { "to", NULL };
+	const char *to_s;
+	enum route to;
+	struct strbuf report;
+	int ret;
+
+	if (check_fields(x, fields) || get_str(x, "to", true, &to_s))
+		return x->out->status;
+	if (route_parse(to_s, &to))
+		return reply_error(x->out, MHD_HTTP_BAD_REQUEST, "field \"to\" must be \"legacy\" or \"cluster\"");
+	if (!x->a->migrate)
+		return reply_error(x->out, MHD_HTTP_CONFLICT, "this gate cannot migrate apps");
+	strbuf_init(&report, 64 * 1024);
+	ret = app_migrate(x->a->migrate, x->db, x->arg[0], to, &report);
+	if (ret) {
+		strbuf_release(&report);
+		return reply_grove_error(x->out, ret);
+	}
+	app_get(x);
+	if (x->out->json)
+		json_object_set_new(x->out->json, "report", json_string(report.buf));
+	strbuf_release(&report);
+	return x->out->status;
+}
+
 static int app_delete(struct call *x)
 {
 	int ret = db_app_delete(x->db, x->arg[0]);
@@ -903,6 +932,7 @@ static const struct route_def {
 	{ "GET", "apps/*", app_get, false },
 	{ "PATCH", "apps/*", app_patch, true },
 	{ "DELETE", "apps/*", app_delete, false },
+	{ "POST", "apps/*/migrate", app_migrate_post, true },
 	{ "PUT", "apps/*/collaborators/*", collaborator_put, true },
 	{ "DELETE", "apps/*/collaborators/*", collaborator_delete, false },
 	{ "GET", "apps/*/deployments", app_deployments, false },
@@ -1353,6 +1383,7 @@ int admin_start(struct admin **out, const struct admin_opts *opts)
 	a->db_path = xstrdup(opts->db_path);
 	a->default_branch = xstrdup(short_branch(opts->default_deploy_branch ? opts->default_deploy_branch : "main"));
 	a->canary_percent = opts->canary_percent;
+	a->migrate = opts->migrate;
 	atomic_init(&a->draining, false);
 
 	/* Open (and migrate) once here, so a bad path fails the start, not every request. */

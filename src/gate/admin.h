@@ -18,6 +18,7 @@
  *   DELETE /api/v1/apps/NAME                                                   → 204
  *   PUT    /api/v1/apps/NAME/collaborators/USER   {"access":"read"|"write"}  → 200
  *   DELETE /api/v1/apps/NAME/collaborators/USER                               → 204
+ *   POST   /api/v1/apps/NAME/migrate        {"to":"cluster"|"legacy"} → 200 app + "report"
  *   GET    /api/v1/apps/NAME/deployments    [deployment without log…]
  *   GET    /api/v1/deployments/ID           deployment with "log"
  * Status codes: 400 bad JSON or field (message says which), 401 missing or
@@ -29,6 +30,7 @@
 #include "lib/common.h"
 
 struct admin;
+struct migrate_env;
 
 struct admin_opts {
 	const char *listen;     /* "127.0.0.1:8080" */
@@ -36,6 +38,7 @@ struct admin_opts {
 	const char *db_path;    /* the gate's SQLite file */
 	const char *default_deploy_branch;
 	int canary_percent;     /* share of new apps routed to the cluster */
+	const struct migrate_env *migrate;   /* for POST /api/v1/apps/NAME/migrate */
 };
 
 int admin_start(struct admin **out, const struct admin_opts *opts);

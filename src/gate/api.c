@@ -12,6 +12,7 @@
 #include "gate/admin.h"
 #include "gate/db.h"
 #include "gate/metrics.h"
+#include "gate/migrate.h"
 #include "lib/error.h"
 #include "lib/log.h"
 #include "lib/proc.h"
@@ -398,6 +399,8 @@ int api_run(const struct gate_config *cfg)
 	struct rpc_server_opts ropts = { .role = "gate", .secret = cfg->secret, .threads = 2 };
 	struct admin *admin = NULL;
 	struct admin_opts aopts = { 0 };
+	struct migrate_env menv = { 0 };
+	char *locks = xasprintf("%s/locks", cfg->data_dir), *tmp = xasprintf("%s/tmp", cfg->data_dir);
 	sigset_t sigs;
 	int sig, ret;
 
@@ -418,6 +421,14 @@ int api_run(const struct gate_config *cfg)
 	aopts.db_path = cfg->db_path;
 	aopts.default_deploy_branch = cfg->deploy_branch;
 	aopts.canary_percent = cfg->canary_percent;
+	menv.legacy_dir = cfg->legacy_dir;
+	menv.cluster_address = cfg->cluster_address;
+	menv.cluster_storage = cfg->cluster_storage;
+	menv.secret = cfg->secret;
+	menv.locks_dir = locks;
+	menv.tmp_dir = tmp;
+	menv.lock_timeout = 600;
+	aopts.migrate = &menv;
 	if ((ret = admin_start(&admin, &aopts)))
 		goto out;
 	log_info("gate.api_started", "hook_listen=%s admin_listen=%s", cfg->hook_listen, cfg->admin_listen);
@@ -430,5 +441,7 @@ out:
 		log_error("gate.api_failed", "error=%s", error_msg());
 	admin_stop(admin);
 	rpc_server_free(srv);
+	free(locks);
+	free(tmp);
 	return ret ? 1 : 0;
 }

@@ -377,14 +377,20 @@ int db_open(struct db **out, const char *path)
 		return error_set(GROVE_EINVAL, "no database path given");
 	db = xcalloc(1, sizeof(*db));
 	db->path = xstrdup(path);
-	/* Create the file private to the gate before SQLite would create it 0644. */
-	if (strcmp(path, ":memory:")) {
-		fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-		if (fd < 0) {
-			ret = error_set(GROVE_EIO, "cannot open database %s: %s", path, strerror(errno));
+	/* Create the file private to the gate before SQLite would create it
+	 * 0644 — only when it does not exist. Opening and closing the file of a
+	 * database this process already has open would drop every POSIX lock
+	 * the process holds on it (close(2) releases them all), and another
+	 * process could then reset the WAL under a live connection: writes
+	 * lost. */
+	if (strcmp(path, ":memory:") && access(path, F_OK)) {
+		fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd < 0 && errno != EEXIST) {
+			ret = error_set(GROVE_EIO, "cannot create database %s: %s", path, strerror(errno));
 			goto out;
 		}
-		close(fd);
+		if (fd >= 0)
+			close(fd);
 	}
 	if (sqlite3_open_v2(path, &db->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
 		ret = error_set(GROVE_EIO, "cannot open database %s: %s", path,

@@ -13,6 +13,7 @@
 #include "gate/backend.h"
 #include "gate/db.h"
 #include "gate/metrics.h"
+#include "gate/migrate.h"
 #include "lib/error.h"
 #include "lib/fs.h"
 #include "lib/gitcmd.h"
@@ -59,6 +60,7 @@ struct sess {
 	bool client_eof, client_closed;
 	uint64_t bytes_in, bytes_out;
 	char peer[64];
+	int push_lock;            /* the app's push lock, held shared by a push */
 };
 
 static char *key_fingerprint(ssh_key key)
@@ -341,32 +343,53 @@ static int ensure_repo(struct sess *s, const struct app *app, const char *rel, b
 }
 
 /*
- * A push to a locked app waits (fetches never do): the lock is short-lived
- * maintenance or a migration, and a push that waits then succeeds is what
- * the developer wants. Returns 0 once unlocked, non-zero at the deadline.
+ * A push holds its app's push lock (shared) for the whole session, so that a
+ * migration (exclusive) starts only after pushes already running are done.
+ * The app is read again once the lock is held: a migration that finished in
+ * the meantime may have moved it to the other route.
  */
-static int wait_unlocked(struct sess *s, struct app *app)
+static int take_push_lock(struct sess *s, struct app *app, const char *name)
 {
+	char locks[4096];
 	int64_t deadline = now_ms() + (int64_t)s->cfg->lock_wait * 1000;
-	char msg[256];
-	int n = snprintf(msg, sizeof(msg), "%s is locked (maintenance or migration): waiting up to %ds…\n",
-			 app->name, s->cfg->lock_wait);
-	ssh_channel_write_stderr(s->chan, msg, (uint32_t)n);
-	while (now_ms() < deadline) {
-		struct app fresh = { 0 };
-		usleep(250 * 1000);
-		if (db_app_get(s->db, app->name, &fresh))
+	bool told = false;
+	snprintf(locks, sizeof(locks), "%s/locks", s->cfg->data_dir);
+	for (;;) {
+		int fd = app->locked ? -2 : push_lock_try_shared(locks, name);
+		if (fd >= 0) {
+			struct app fresh = { 0 };
+			if (db_app_get(s->db, name, &fresh)) {
+				close(fd);
+				return -1;
+			}
+			if (!fresh.locked) {
+				app_release(app);
+				*app = fresh;
+				s->push_lock = fd;
+				return 0;
+			}
+			app_release(&fresh);
+			close(fd);
+			app->locked = true;
+		} else if (fd == -1) {
 			return -1;
-		bool locked = fresh.locked;
-		app_release(&fresh);
-		if (!locked) {
-			app->locked = false;
-			return 0;
 		}
-		if (!ssh_is_connected(s->ssh))
+		if (!told) {
+			char msg[256];
+			int n = snprintf(msg, sizeof(msg), "%s is locked (maintenance or migration): waiting up to %ds…\n",
+					 name, s->cfg->lock_wait);
+			ssh_channel_write_stderr(s->chan, msg, (uint32_t)n);
+			told = true;
+		}
+		if (now_ms() >= deadline || !ssh_is_connected(s->ssh))
 			return -1;
+		usleep(250 * 1000);
+		struct app fresh = { 0 };
+		if (db_app_get(s->db, name, &fresh))
+			return -1;
+		app->locked = fresh.locked;
+		app_release(&fresh);
 	}
-	return -1;
 }
 
 /* Moves bytes until the backend's output ends; returns its exit code. */
@@ -512,7 +535,7 @@ static void run_command(struct sess *s, ssh_event ev)
 			 "access");
 		goto out;
 	}
-	if (need == ACCESS_WRITE && app.locked && wait_unlocked(s, &app)) {
+	if (need == ACCESS_WRITE && take_push_lock(s, &app, name)) {
 		finish(s, 1, "ERROR: %s is locked (maintenance or migration) and stayed locked for %ds: push again later.\n",
 		       name, s->cfg->lock_wait);
 		log_info("gate.refused", "user=%s app=%s what=%s", s->user.name, name, "locked");
@@ -599,7 +622,7 @@ out:
 
 int session_run(const struct gate_config *cfg, struct ssh_bind_struct *bind, int fd, const char *peer, int auth_fd)
 {
-	struct sess s = { .cfg = cfg, .auth_fd = auth_fd };
+	struct sess s = { .cfg = cfg, .auth_fd = auth_fd, .push_lock = -1 };
 	struct ssh_server_callbacks_struct cb = { 0 };
 	ssh_event ev = NULL;
 	int ret = 1;
@@ -677,6 +700,8 @@ out:
 		ssh_disconnect(s.ssh);
 		ssh_free(s.ssh);
 	}
+	if (s.push_lock >= 0)
+		close(s.push_lock);
 	user_release(&s.user);
 	free(s.command);
 	free(s.inbuf);

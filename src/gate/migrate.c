@@ -1,0 +1,440 @@
+/* Live migration of an app between the routes: see migrate.h. */
+#include "gate/migrate.h"
+#include "lib/error.h"
+#include "lib/fs.h"
+#include "lib/gitcmd.h"
+#include "lib/log.h"
+#include "lib/proc.h"
+#include "lib/repocheck.h"
+#include "lib/rpc.h"
+#include "lib/strvec.h"
+#include "grove/v1/repository.pb-c.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+
+#define FREE_MSG(m) do { if (m) protobuf_c_message_free_unpacked(&(m)->base, NULL); } while (0)
+
+static int lock_open(const char *locks_dir, const char *app)
+{
+	char path[4096];
+	if (fs_mkdir_p(locks_dir, 0700))
+		return -1;
+	snprintf(path, sizeof(path), "%s/%s.lock", locks_dir, app);
+	return open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+}
+
+int push_lock_try_shared(const char *locks_dir, const char *app)
+{
+	int fd = lock_open(locks_dir, app);
+	if (fd < 0)
+		return -1;
+	if (flock(fd, LOCK_SH | LOCK_NB)) {
+		close(fd);
+		return errno == EWOULDBLOCK ? -2 : -1;
+	}
+	return fd;
+}
+
+int push_lock_shared(const char *locks_dir, const char *app)
+{
+	int fd = lock_open(locks_dir, app);
+	if (fd >= 0 && flock(fd, LOCK_SH)) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+static void say(struct strbuf *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(struct strbuf *r, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	strbuf_vaddf(r, fmt, ap);
+	va_end(ap);
+	strbuf_addch(r, '\n');
+}
+
+static int git(const char *dir, const char *const *args)
+{
+	struct strvec argv = STRVEC_INIT;
+	struct strbuf err;
+	const char *sub = args[0];
+	int ret;
+	strbuf_init(&err, 64 * 1024);
+	gitcmd_init(&argv, NULL, dir);
+	for (; *args; args++)
+		strvec_push(&argv, *args);
+	ret = proc_run(strvec_argv(&argv), NULL, NULL, NULL, 0, NULL, &err);
+	if (ret > 0) {
+		strbuf_rtrim(&err);
+		ret = error_set(GROVE_EINTERNAL, "git %s failed: %s", sub, err.buf);
+	}
+	strvec_clear(&argv);
+	strbuf_release(&err);
+	return ret;
+}
+
+/* HEAD's target ("refs/heads/main") of a local bare repository. */
+static int local_head(const char *dir, char *out, size_t n)
+{
+	char path[4200], buf[1100];
+	const char *ref;
+	snprintf(path, sizeof(path), "%s/HEAD", dir);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return error_set(GROVE_EIO, "cannot read %s: %s", path, strerror(errno));
+	if (!fgets(buf, sizeof(buf), f))
+		buf[0] = '\0';
+	fclose(f);
+	buf[strcspn(buf, "\n")] = '\0';
+	if (!skip_prefix(buf, "ref: ", &ref))
+		return error_set(GROVE_EINVAL, "HEAD of %s is detached", dir);
+	strlcpy_(out, ref, n);
+	return 0;
+}
+
+struct remote {
+	struct rpc_client *cl;
+	Grove__V1__Repository repo;
+};
+
+static int remote_checksum(struct remote *r, char out[65])
+{
+	Grove__V1__CalculateChecksumRequest req = GROVE__V1__CALCULATE_CHECKSUM_REQUEST__INIT;
+	Grove__V1__CalculateChecksumResponse *resp = NULL;
+	req.repository = &r->repo;
+	int ret = rpc_unary(r->cl, "/grove.v1.RepositoryService/CalculateChecksum", &req.base,
+			    &grove__v1__calculate_checksum_response__descriptor, (ProtobufCMessage **)&resp, 60000);
+	if (!ret)
+		strlcpy_(out, resp->checksum, 65);
+	FREE_MSG(resp);
+	return ret;
+}
+
+static int remote_exists(struct remote *r, bool *exists)
+{
+	Grove__V1__RepositoryExistsRequest req = GROVE__V1__REPOSITORY_EXISTS_REQUEST__INIT;
+	Grove__V1__RepositoryExistsResponse *resp = NULL;
+	req.repository = &r->repo;
+	int ret = rpc_unary(r->cl, "/grove.v1.RepositoryService/RepositoryExists", &req.base,
+			    &grove__v1__repository_exists_response__descriptor, (ProtobufCMessage **)&resp, 30000);
+	if (!ret)
+		*exists = resp->exists;
+	FREE_MSG(resp);
+	return ret;
+}
+
+static int remote_remove(struct remote *r)
+{
+	Grove__V1__RemoveRepositoryRequest req = GROVE__V1__REMOVE_REPOSITORY_REQUEST__INIT;
+	Grove__V1__RemoveRepositoryResponse *resp = NULL;
+	req.repository = &r->repo;
+	int ret = rpc_unary(r->cl, "/grove.v1.RepositoryService/RemoveRepository", &req.base,
+			    &grove__v1__remove_repository_response__descriptor, (ProtobufCMessage **)&resp, 60000);
+	FREE_MSG(resp);
+	return ret == GROVE_ENOTFOUND ? 0 : ret;
+}
+
+static int remote_set_head(struct remote *r, const char *ref)
+{
+	Grove__V1__SetDefaultBranchRequest req = GROVE__V1__SET_DEFAULT_BRANCH_REQUEST__INIT;
+	Grove__V1__SetDefaultBranchResponse *resp = NULL;
+	req.repository = &r->repo;
+	req.name = (char *)ref;
+	int ret = rpc_unary(r->cl, "/grove.v1.RepositoryService/SetDefaultBranch", &req.base,
+			    &grove__v1__set_default_branch_response__descriptor, (ProtobufCMessage **)&resp, 30000);
+	FREE_MSG(resp);
+	return ret;
+}
+
+/* legacy → cluster: the bundle goes straight from git to the store, in chunks. */
+static int copy_to_cluster(const char *src, struct remote *r, const char *head, uint64_t nrefs)
+{
+	struct rpc_stream *st = NULL;
+	struct proc p = { .pid = -1 };
+	struct strvec argv = STRVEC_INIT;
+	char *buf = NULL;
+	int ret;
+
+	if (nrefs <= 1) {
+		Grove__V1__CreateRepositoryRequest req = GROVE__V1__CREATE_REPOSITORY_REQUEST__INIT;
+		Grove__V1__CreateRepositoryResponse *resp = NULL;
+		const char *branch = head;
+		skip_prefix(head, "refs/heads/", &branch);
+		req.repository = &r->repo;
+		req.default_branch = (char *)branch;
+		ret = rpc_unary(r->cl, "/grove.v1.RepositoryService/CreateRepository", &req.base,
+				&grove__v1__create_repository_response__descriptor, (ProtobufCMessage **)&resp, 30000);
+		FREE_MSG(resp);
+		return ret;
+	}
+	gitcmd_init(&argv, NULL, src);
+	strvec_push(&argv, "bundle");
+	strvec_push(&argv, "create");
+	strvec_push(&argv, "--quiet");
+	strvec_push(&argv, "-");
+	strvec_push(&argv, "--all");
+	if ((ret = rpc_stream_open(r->cl, "/grove.v1.RepositoryService/CreateRepositoryFromBundle", 0, &st)) ||
+	    (ret = proc_start(&p, strvec_argv(&argv), NULL, NULL, PROC_STDOUT)))
+		goto out;
+	buf = xmalloc(RPC_CHUNK_MAX);
+	Grove__V1__CreateRepositoryFromBundleRequest req = GROVE__V1__CREATE_REPOSITORY_FROM_BUNDLE_REQUEST__INIT;
+	req.repository = &r->repo;
+	for (;;) {
+		size_t got = 0;
+		while (got < RPC_CHUNK_MAX) {
+			ssize_t n = read(p.out, buf + got, RPC_CHUNK_MAX - got);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break;
+			got += (size_t)n;
+		}
+		if (!got)
+			break;
+		req.data.data = (uint8_t *)buf;
+		req.data.len = got;
+		if ((ret = rpc_stream_send(st, &req.base)))
+			break;
+		req.repository = NULL;
+	}
+	int code = proc_wait(&p);
+	if (code && !ret)
+		ret = error_set(GROVE_EINTERNAL, "git bundle create failed (exit %d)", code);
+	if (ret) {
+		rpc_stream_cancel(st);
+		rpc_stream_finish(st);
+		goto out;
+	}
+	rpc_stream_close_send(st);
+	ProtobufCMessage *resp = NULL;
+	rpc_stream_recv(st, &grove__v1__create_repository_from_bundle_response__descriptor, &resp);
+	if (resp)
+		protobuf_c_message_free_unpacked(resp, NULL);
+	ret = rpc_stream_finish(st);
+	if (!ret)
+		ret = remote_set_head(r, head);
+out:
+	free(buf);
+	strvec_clear(&argv);
+	rpc_stream_free(st);
+	return ret;
+}
+
+/* cluster → legacy: the bundle to a file, applied in a staging repository. */
+static int copy_to_legacy(struct remote *r, const char *tmp, const char *staged)
+{
+	Grove__V1__CreateBundleRequest req = GROVE__V1__CREATE_BUNDLE_REQUEST__INIT;
+	Grove__V1__FindDefaultBranchRequest hreq = GROVE__V1__FIND_DEFAULT_BRANCH_REQUEST__INIT;
+	Grove__V1__FindDefaultBranchResponse *hresp = NULL;
+	struct rpc_stream *st = NULL;
+	char bundle[4200];
+	int fd = -1, ret;
+	bool empty = false;
+
+	hreq.repository = &r->repo;
+	ret = rpc_unary(r->cl, "/grove.v1.RepositoryService/FindDefaultBranch", &hreq.base,
+			&grove__v1__find_default_branch_response__descriptor, (ProtobufCMessage **)&hresp, 30000);
+	if (ret)
+		goto out;
+	snprintf(bundle, sizeof(bundle), "%s/in.bundle", tmp);
+	fd = open(bundle, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		ret = error_set(GROVE_EIO, "cannot create %s: %s", bundle, strerror(errno));
+		goto out;
+	}
+	req.repository = &r->repo;
+	if ((ret = rpc_stream_open(r->cl, "/grove.v1.RepositoryService/CreateBundle", 0, &st)) ||
+	    (ret = rpc_stream_send(st, &req.base)))
+		goto out;
+	rpc_stream_close_send(st);
+	for (;;) {
+		Grove__V1__CreateBundleResponse *resp = NULL;
+		int n = rpc_stream_recv(st, &grove__v1__create_bundle_response__descriptor, (ProtobufCMessage **)&resp);
+		if (n <= 0)
+			break;
+		ret = write_all(fd, resp->data.data, resp->data.len);
+		FREE_MSG(resp);
+		if (ret)
+			goto out;
+	}
+	ret = rpc_stream_finish(st);
+	if (ret == GROVE_EPRECOND) {
+		empty = true;   /* an empty repository has no bundle */
+		ret = 0;
+	}
+	if (ret)
+		goto out;
+	close(fd);
+	fd = -1;
+	const char *branch = hresp->name;
+	skip_prefix(branch, "refs/heads/", &branch);
+	char initial[300];
+	snprintf(initial, sizeof(initial), "--initial-branch=%s", branch);
+	const char *init[] = { "init", "--bare", "--quiet", "--template=", initial, "--", staged, NULL };
+	if ((ret = git(NULL, init)))
+		goto out;
+	if (!empty) {
+		const char *fetch[] = { "fetch", "--quiet", "--no-write-fetch-head", "--", bundle, "+refs/*:refs/*", NULL };
+		if ((ret = git(staged, fetch)))
+			goto out;
+	}
+	const char *head[] = { "symbolic-ref", "HEAD", hresp->name, NULL };
+	ret = git(staged, head);
+out:
+	if (fd >= 0)
+		close(fd);
+	FREE_MSG(hresp);
+	rpc_stream_free(st);
+	return ret;
+}
+
+int app_migrate(const struct migrate_env *env, struct db *db, const char *name, enum route to, struct strbuf *report)
+{
+	struct app app = { 0 };
+	struct remote r = { .repo = GROVE__V1__REPOSITORY__INIT };
+	char rel[128], legacy[4096], tmpl[4096], staged[4200], head[1024] = "refs/heads/main";
+	char sum_src[65] = "", sum_dst[65] = "";
+	char *tmp = NULL;
+	bool locked_here = false, copied = false, exists = false;
+	int lock_fd = -1, ret;
+	uint64_t nrefs = 0;
+	int64_t start = now_ms();
+	struct stat sb;
+
+	if ((ret = db_app_get(db, name, &app)))
+		goto out;
+	if (app.route == to) {
+		say(report, "%s is on the %s route already: nothing to do.", name, route_name(to));
+		goto out;
+	}
+	if (!env->cluster_address) {
+		ret = error_set(GROVE_EPRECOND, "no cluster is configured ([route] cluster): there is nowhere to migrate to or from");
+		goto out;
+	}
+	snprintf(rel, sizeof(rel), "%s.git", name);
+	snprintf(legacy, sizeof(legacy), "%s/%s", env->legacy_dir, rel);
+	r.repo.storage_name = (char *)env->cluster_storage;
+	r.repo.relative_path = rel;
+	if ((ret = rpc_client_new(&r.cl, env->cluster_address, env->secret)))
+		goto out;
+
+	/* 1. Lock: new pushes wait at the gate; running ones finish first. */
+	if (!app.locked) {
+		if ((ret = db_app_set_locked(db, name, true)))
+			goto out;
+		locked_here = true;
+	}
+	lock_fd = lock_open(env->locks_dir, name);
+	if (lock_fd < 0) {
+		ret = error_set(GROVE_EIO, "cannot open the push lock of %s: %s", name, strerror(errno));
+		goto out;
+	}
+	for (int waited = 0; flock(lock_fd, LOCK_EX | LOCK_NB); waited += 100) {
+		if (waited >= env->lock_timeout * 1000) {
+			ret = error_set(GROVE_ETIMEOUT, "pushes to %s still running after %ds: try again later", name,
+					env->lock_timeout);
+			goto out;
+		}
+		usleep(100 * 1000);
+	}
+	say(report, "locked %s: pushes wait, fetches go on", name);
+
+	/* 2. Copy. */
+	if (to == ROUTE_CLUSTER) {
+		if (stat(legacy, &sb)) {
+			say(report, "%s has no repository in the legacy directory yet: nothing to copy", name);
+		} else {
+			if ((ret = repo_checksum(legacy, sum_src, &nrefs)) || (ret = local_head(legacy, head, sizeof(head))))
+				goto out;
+			if ((ret = remote_exists(&r, &exists)))
+				goto out;
+			if (exists && (ret = remote_remove(&r)))   /* a stale copy of an earlier migration */
+				goto out;
+			copied = true;
+			if ((ret = copy_to_cluster(legacy, &r, head, nrefs)) || (ret = remote_checksum(&r, sum_dst)))
+				goto out;
+		}
+	} else {
+		if ((ret = remote_exists(&r, &exists)))
+			goto out;
+		if (!exists) {
+			say(report, "%s has no repository on the cluster yet: nothing to copy", name);
+		} else {
+			if ((ret = fs_mkdir_p(env->tmp_dir, 0700)))
+				goto out;
+			snprintf(tmpl, sizeof(tmpl), "%s/migrate-XXXXXX", env->tmp_dir);
+			if (!(tmp = mkdtemp(tmpl))) {
+				ret = error_set(GROVE_EIO, "mkdtemp: %s", strerror(errno));
+				goto out;
+			}
+			snprintf(staged, sizeof(staged), "%s/repo.git", tmp);
+			if ((ret = remote_checksum(&r, sum_src)) || (ret = copy_to_legacy(&r, tmp, staged)) ||
+			    (ret = repo_checksum(staged, sum_dst, &nrefs)))
+				goto out;
+		}
+	}
+
+	/* 3. Verify: the copy has exactly the source's refs and HEAD. */
+	if (strcmp(sum_src, sum_dst)) {
+		ret = error_set(GROVE_EPRECOND, "checksums differ after the copy (source %s, copy %s)", sum_src, sum_dst);
+		goto out;
+	}
+	if (sum_src[0])
+		say(report, "copied %s: %llu refs, checksum %s on both sides", name, (unsigned long long)nrefs, sum_src);
+	if (to == ROUTE_LEGACY && tmp) {
+		if (!stat(legacy, &sb)) {
+			/* a stale copy of an earlier migration */
+			char aside[4200];
+			snprintf(aside, sizeof(aside), "%s/stale.git", tmp);
+			if (rename(legacy, aside)) {
+				ret = error_set(GROVE_EIO, "cannot move the stale %s aside: %s", legacy, strerror(errno));
+				goto out;
+			}
+		}
+		if (rename(staged, legacy)) {
+			ret = error_set(GROVE_EIO, "cannot move the copy into %s: %s", legacy, strerror(errno));
+			goto out;
+		}
+		copied = true;
+	}
+
+	/* 4. Switch; the source copy goes. */
+	if ((ret = db_app_set_route(db, name, to)))
+		goto out;
+	copied = false;
+	say(report, "switched %s to the %s route", name, route_name(to));
+	if (to == ROUTE_CLUSTER && !stat(legacy, &sb)) {
+		char aside[4096];
+		snprintf(aside, sizeof(aside), "%s/%s.migrated-%lld", env->legacy_dir, name, (long long)time(NULL));
+		if (!rename(legacy, aside))
+			fs_rmtree(aside);
+	} else if (to == ROUTE_LEGACY && exists) {
+		remote_remove(&r);
+	}
+	log_info("gate.migrated", "app=%s to=%s checksum=%s ms=%lld", name, route_name(to), sum_src,
+		 (long long)(now_ms() - start));
+out:
+	if (ret && copied) {
+		/* Nothing half-done stays behind: the copy goes, the route stays. */
+		if (to == ROUTE_CLUSTER)
+			remote_remove(&r);
+		else
+			fs_rmtree(legacy);
+	}
+	if (locked_here)
+		db_app_set_locked(db, name, false);
+	if (lock_fd >= 0)
+		close(lock_fd);
+	if (tmp)
+		fs_rmtree(tmp);
+	if (ret)
+		log_warn("gate.migrate_failed", "app=%s to=%s error=%s", name, route_name(to), error_msg());
+	rpc_client_free(r.cl);
+	app_release(&app);
+	return ret;
+}

@@ -1,0 +1,37 @@
+/*
+ * Moving an app between the legacy directory and the cluster, live: the app
+ * is locked (new pushes wait at the gate), pushes already running finish
+ * (they hold the app's push lock shared; a migration takes it exclusive),
+ * the repository is copied as a bundle stream (all refs and HEAD, nothing
+ * else), the two copies' checksums must be equal, then the route switches
+ * and the lock is released. On any failure the route is unchanged, the
+ * partial copy removed and the lock released, with the reason.
+ */
+#ifndef GROVE_GATE_MIGRATE_H
+#define GROVE_GATE_MIGRATE_H
+
+#include "gate/db.h"
+#include "lib/strbuf.h"
+
+struct migrate_env {
+	const char *legacy_dir;
+	const char *cluster_address;
+	const char *cluster_storage;
+	const char *secret;
+	const char *locks_dir;   /* per-app push locks, shared with the sessions */
+	const char *tmp_dir;
+	int lock_timeout;        /* seconds to wait for running pushes */
+};
+
+/* report gets one line per step, for the operator. */
+int app_migrate(const struct migrate_env *env, struct db *db, const char *app, enum route to, struct strbuf *report);
+
+/*
+ * A push session's side of the push lock: shared, taken once the app is
+ * seen unlocked. Returns the descriptor (close it to release) or -1.
+ */
+int push_lock_shared(const char *locks_dir, const char *app);
+/* Non-blocking variant: -2 when a migration holds it. */
+int push_lock_try_shared(const char *locks_dir, const char *app);
+
+#endif

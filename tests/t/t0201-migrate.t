@@ -1,0 +1,103 @@
+#!/bin/sh
+# Live migration of apps between the legacy directory and the cluster:
+# refs and HEAD equal on both sides, the route switched, the old copy gone,
+# pushes during a migration wait and then succeed, a failed migration
+# leaves the app where it was and unlocked.
+. "$(dirname "$0")/test-lib.sh"
+
+test_setup 'a store, a gate and apps with code on the legacy route' '
+	start_store s1 &&
+	start_gate g1 $s1_ADDR s1 &&
+	new_key alice &&
+	api g1 POST /api/v1/users "{\"name\":\"alice\",\"admin\":true}" >/dev/null &&
+	key=$(cat "$TRASH/keys/alice.pub") &&
+	api g1 POST /api/v1/users/alice/keys "{\"public_key\":\"$key\"}" >/dev/null &&
+	GIT_SSH_COMMAND="$(ssh_as alice $g1_SSH_PORT)" && export GIT_SSH_COMMAND &&
+	REMOTE=ssh://git@127.0.0.1:$g1_SSH_PORT &&
+	export GROVE_ADMIN_URL=$g1_ADMIN GROVE_ADMIN_TOKEN_FILE=$TRASH/g1/admin-token &&
+	make_history src &&
+	for app in one two; do
+		"$GROVE" app create $app --route legacy >/dev/null &&
+		(cd src && git push -q $REMOTE/$app.git main feature v1.0 light) || return 1
+	done &&
+	git --git-dir="$TRASH/g1/legacy/one.git" symbolic-ref HEAD refs/heads/feature
+'
+
+refs_of() {
+	git ls-remote --symref $REMOTE/$1.git >"$2"
+}
+
+test_expect_success 'migrate legacy → cluster: same refs and HEAD, route switched, old copy gone' '
+	refs_of one before &&
+	"$GROVE" app migrate one --to cluster >out &&
+	test_grep "locked one: pushes wait, fetches go on" out &&
+	test_grep "copied one: 5 refs, checksum [0-9a-f]\{64\} on both sides" out &&
+	test_grep "switched one to the cluster route" out &&
+	test_grep "\"route\": \"cluster\"" out &&
+	test_grep "\"locked\": false" out &&
+	test ! -e "$TRASH/g1/legacy/one.git" &&
+	rpc $s1_ADDR RepositoryService/RepositoryExists repository.storage_name=s1 repository.relative_path=one.git >ex &&
+	test_grep "\"exists\":true" ex &&
+	refs_of one after &&
+	test_cmp before after &&
+	test_grep "^ref: refs/heads/feature	HEAD" after
+'
+
+test_expect_success 'a migration to where the app is already does nothing' '
+	"$GROVE" app migrate one --to cluster >out &&
+	test_grep "on the cluster route already: nothing to do" out
+'
+
+test_expect_success 'migrate back cluster → legacy' '
+	"$GROVE" app migrate one --to legacy >out &&
+	test_grep "switched one to the legacy route" out &&
+	test -d "$TRASH/g1/legacy/one.git" &&
+	rpc $s1_ADDR RepositoryService/RepositoryExists repository.storage_name=s1 repository.relative_path=one.git >ex &&
+	test_grep "\"exists\":false" ex &&
+	refs_of one back &&
+	test_cmp before back &&
+	git --git-dir="$TRASH/g1/legacy/one.git" fsck --strict
+'
+
+test_expect_success 'an app without code yet migrates too' '
+	"$GROVE" app create empty --route legacy >/dev/null &&
+	"$GROVE" app migrate empty --to cluster >out &&
+	test_grep "nothing to copy" out &&
+	(cd src && git push -q $REMOTE/empty.git main) &&
+	rpc $s1_ADDR RepositoryService/RepositoryExists repository.storage_name=s1 repository.relative_path=empty.git >ex &&
+	test_grep "\"exists\":true" ex
+'
+
+test_expect_success 'pushes during migrations wait and succeed: none fails, none is lost' '
+	git clone -q $REMOTE/two.git pusher &&
+	(cd pusher && i=0 && : >../push-failures &&
+	 while test ! -e ../stop-pushing; do
+		i=$((i + 1)) && echo $i >count && git add count && git commit -q -m "push $i" &&
+		if git push -q origin main 2>>../push.log; then echo $i >../last-ok; else echo $i >>../push-failures; fi
+	 done) &
+	sleep 1 &&
+	"$GROVE" app migrate two --to cluster >m1 &&
+	"$GROVE" app migrate two --to legacy >m2 &&
+	"$GROVE" app migrate two --to cluster >m3 &&
+	sleep 1 &&
+	touch stop-pushing && wait &&
+	test_grep "switched two to the cluster route" m3 &&
+	test ! -s push-failures &&
+	test "$(cat last-ok)" -ge 3 &&
+	git ls-remote $REMOTE/two.git refs/heads/main >ls &&
+	test_grep "$(git -C pusher rev-parse main)" ls
+'
+
+test_expect_success 'with the cluster down, a migration fails clearly and changes nothing' '
+	stop_store s1 &&
+	test_must_fail "$GROVE" app migrate one --to cluster 2>err &&
+	test_grep "grove: .*unavailable\|grove: .*connect" err &&
+	"$GROVE" app show one >out &&
+	test_grep "\"route\": \"legacy\"" out &&
+	test_grep "\"locked\": false" out &&
+	test -d "$TRASH/g1/legacy/one.git" &&
+	refs_of one still &&
+	test_cmp before still
+'
+
+test_done
