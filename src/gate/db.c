@@ -386,7 +386,7 @@ int db_open(struct db **out, const char *path)
 	if (strcmp(path, ":memory:") && access(path, F_OK)) {
 		fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (fd < 0 && errno != EEXIST) {
-			ret = error_set(GROVE_EIO, "cannot create database %s: %s", path, strerror(errno));
+			ret = error_set(GROVE_EIO, "cannot open database %s: %s", path, strerror(errno));
 			goto out;
 		}
 		if (fd >= 0)
