@@ -52,18 +52,6 @@ struct part {
 	int64_t started_ms;
 };
 
-static int write_if_missing(const char *path, const char *text, mode_t mode)
-{
-	if (!access(path, F_OK))
-		return 0;
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-	if (fd < 0)
-		return error_set(GROVE_EIO, "cannot create %s: %s", path, strerror(errno));
-	int ret = write_all(fd, text, strlen(text));
-	close(fd);
-	return ret;
-}
-
 static int run(const char *const *argv)
 {
 	struct strbuf err;
@@ -257,7 +245,7 @@ int up_main(int argc, char **argv)
 	snprintf(path, sizeof(path), "%s/secret", dir);
 	if (access(path, F_OK)) {
 		char *s = auth_secret_generate(), *line = xasprintf("%s\n", s);
-		ret = write_if_missing(path, line, 0600);
+		ret = fs_write_new(path, line, 0600);
 		free(s);
 		free(line);
 		if (ret)
@@ -288,7 +276,7 @@ int up_main(int argc, char **argv)
 	parts[1].conf = xasprintf("%s/gate/gate.conf", dir);
 	parts[1].log = xasprintf("%s/logs/gate.log", dir);
 	snprintf(path, sizeof(path), "%s/deploy.sh", dir);
-	if ((ret = write_if_missing(path, demo_deploy, 0755)))
+	if ((ret = fs_write_new(path, demo_deploy, 0755)))
 		goto out;
 	if (access(parts[1].conf, F_OK)) {
 		char gdir[4096], listen[64];

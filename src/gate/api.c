@@ -184,10 +184,7 @@ static void pre_receive(struct rpc_call *call, void *data)
 		ret = send_exit(call, p.refused);
 	log_info("gate.pre_receive", "app=%s user=%s refused=%b", h.first && h.first->payload ? h.first->payload->app : "",
 		 h.first && h.first->payload ? h.first->payload->user : "", p.refused);
-	if (ret)
-		rpc_call_fail(call, ret);
-	else
-		rpc_call_finish(call, 0, NULL);
+	rpc_call_done(call, ret);
 	app_release(&app);
 	db_close(db);
 	FREE_MSG(h.first);
@@ -382,10 +379,7 @@ done:
 	/* The refs moved already: post-receive cannot undo a push. */
 	ret = d.client_gone ? 0 : send_exit(call, 0);
 out:
-	if (ret)
-		rpc_call_fail(call, ret);
-	else
-		rpc_call_finish(call, 0, NULL);
+	rpc_call_done(call, ret);
 	app_release(&app);
 	db_close(db);
 	FREE_MSG(h.first);

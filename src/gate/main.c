@@ -129,18 +129,6 @@ void gate_config_release(struct gate_config *c)
 		FREE_AND_NULL(*fields[i]);
 }
 
-static int write_new_file(const char *path, const char *text, mode_t mode)
-{
-	if (!access(path, F_OK))
-		return 0;
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-	if (fd < 0)
-		return error_set(GROVE_EIO, "cannot create %s: %s", path, strerror(errno));
-	int ret = write_all(fd, text, strlen(text));
-	close(fd);
-	return ret;
-}
-
 static int gate_init_dir(const char *dir, const char *listen, const char *store, const char *storage)
 {
 	char path[4096];
@@ -150,12 +138,12 @@ static int gate_init_dir(const char *dir, const char *listen, const char *store,
 		goto out;
 	snprintf(path, sizeof(path), "%s/secret", dir);
 	text = xasprintf("%s\n", secret);
-	if ((ret = write_new_file(path, text, 0600)))
+	if ((ret = fs_write_new(path, text, 0600)))
 		goto out;
 	free(text);
 	snprintf(path, sizeof(path), "%s/admin-token", dir);
 	text = xasprintf("%s\n", token);
-	if ((ret = write_new_file(path, text, 0600)))
+	if ((ret = fs_write_new(path, text, 0600)))
 		goto out;
 	free(text);
 	snprintf(path, sizeof(path), "%s/gate.conf", dir);
@@ -167,7 +155,7 @@ static int gate_init_dir(const char *dir, const char *listen, const char *store,
 			 "[log]\n\tlevel = info\n",
 			 listen, route);
 	free(route);
-	if ((ret = write_new_file(path, text, 0644)))
+	if ((ret = fs_write_new(path, text, 0644)))
 		goto out;
 	char *real = realpath(path, NULL);
 	printf("%s\n", real ? real : path);

@@ -3,6 +3,7 @@
 #include "lib/error.h"
 #include "lib/fs.h"
 
+#include <fcntl.h>
 #include <ftw.h>
 #include <sys/stat.h>
 
@@ -36,5 +37,29 @@ int fs_rmtree(const char *path)
 {
 	if (nftw(path, rm_entry, 32, FTW_DEPTH | FTW_PHYS) && errno != ENOENT)
 		return error_set(GROVE_EIO, "cannot remove %s: %s", path, strerror(errno));
+	return 0;
+}
+
+int fs_write_new(const char *path, const char *text, mode_t mode)
+{
+	size_t len = strlen(text);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	if (fd < 0)
+		return errno == EEXIST ? 0 : error_set(GROVE_EIO, "cannot create %s: %s", path, strerror(errno));
+	while (len) {
+		ssize_t n = write(fd, text, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			int e = errno;
+			close(fd);
+			unlink(path);
+			return error_set(GROVE_EIO, "cannot write %s: %s", path, strerror(e));
+		}
+		text += n;
+		len -= (size_t)n;
+	}
+	if (close(fd))
+		return error_set(GROVE_EIO, "cannot write %s: %s", path, strerror(errno));
 	return 0;
 }

@@ -9,4 +9,7 @@ int fs_mkdir_p(const char *path, mode_t mode);
 /* rm -rf without following symlinks; a missing path is not an error. */
 int fs_rmtree(const char *path);
 
+/* Writes text to a new file with mode; an existing file is left as it is (0). */
+int fs_write_new(const char *path, const char *text, mode_t mode);
+
 #endif

@@ -87,6 +87,8 @@ int rpc_call_send(struct rpc_call *c, const ProtobufCMessage *m);
 void rpc_call_finish(struct rpc_call *c, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* rpc_call_finish(c, err, "%s", error_msg()). */
 void rpc_call_fail(struct rpc_call *c, int err);
+/* Ends a streaming call: OK when err is 0, else as rpc_call_fail. */
+void rpc_call_done(struct rpc_call *c, int err);
 /* Whether gRPC reported that the client cancelled (or the call broke). */
 bool rpc_call_cancelled(struct rpc_call *c);
 const char *rpc_call_method(const struct rpc_call *c);

@@ -233,6 +233,14 @@ void rpc_call_fail(struct rpc_call *c, int err)
 	rpc_call_finish(c, err, "%s", error_msg());
 }
 
+void rpc_call_done(struct rpc_call *c, int err)
+{
+	if (err)
+		rpc_call_fail(c, err);
+	else
+		rpc_call_finish(c, 0, NULL);
+}
+
 /* ---- built-in handlers ---- */
 
 static void health_check(struct rpc_call *c, void *data)

@@ -39,16 +39,6 @@ static const char usage[] =
 	"  [log]\n"
 	"    level = info              debug, info, warn, error\n";
 
-static int write_file(const char *path, const char *text, mode_t mode)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-	if (fd < 0)
-		return error_set(GROVE_EIO, "cannot create %s: %s", path, strerror(errno));
-	int ret = write_all(fd, text, strlen(text));
-	close(fd);
-	return ret;
-}
-
 static int store_init_dir(const char *dir, const char *name, const char *listen)
 {
 	char conf[4096], secret_path[4096];
@@ -62,7 +52,7 @@ static int store_init_dir(const char *dir, const char *name, const char *listen)
 	if (access(secret_path, F_OK)) {
 		secret = auth_secret_generate();
 		text = xasprintf("%s\n", secret);
-		ret = write_file(secret_path, text, 0600);
+		ret = fs_write_new(secret_path, text, 0600);
 		if (ret)
 			goto out;
 	}
@@ -77,7 +67,7 @@ static int store_init_dir(const char *dir, const char *name, const char *listen)
 				 "[log]\n"
 				 "\tlevel = info\n",
 				 name, listen);
-		ret = write_file(conf, text, 0644);
+		ret = fs_write_new(conf, text, 0644);
 		if (ret)
 			goto out;
 	}

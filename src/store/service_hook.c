@@ -215,10 +215,7 @@ static void hook_serve(struct rpc_call *call, struct store *st, const char *name
 	ret = rpc_call_send(call, &done.base);
 	log_info("hook.done", "hook=%s repo=%s exit=%d", name, h.first->payload->repository->relative_path, code);
 out:
-	if (ret)
-		rpc_call_fail(call, ret);
-	else
-		rpc_call_finish(call, 0, NULL);
+	rpc_call_done(call, ret);
 	FREE_MSG(h.first);
 	strbuf_release(&h.in);
 	strbuf_release(&prog);

@@ -115,10 +115,7 @@ static void list_refs(struct rpc_call *call, void *data)
 		ret = rpc_call_send(call, &resp.base);
 	}
 out:
-	if (ret)
-		rpc_call_fail(call, ret);
-	else
-		rpc_call_finish(call, 0, NULL);
+	rpc_call_done(call, ret);
 	for (size_t i = 0; i < n; i++) {
 		free(rows[i].name);
 		free(rows[i].symbolic);

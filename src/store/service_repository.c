@@ -411,10 +411,7 @@ static void create_bundle(struct rpc_call *call, void *data)
 		log_info("repo.bundled", "repo=%s bytes=%llu", req->repository->relative_path,
 			 (unsigned long long)b.bytes);
 out:
-	if (ret)
-		rpc_call_fail(call, ret);
-	else
-		rpc_call_finish(call, 0, NULL);
+	rpc_call_done(call, ret);
 	FREE_MSG(req);
 	strvec_clear(&argv);
 	strbuf_release(&path);

@@ -217,10 +217,7 @@ static void ssh_serve(struct rpc_call *call, struct store *st, const char *servi
 		ret = rpc_call_send(call, &done.base);
 	}
 out:
-	if (ret)
-		rpc_call_fail(call, ret);
-	else
-		rpc_call_finish(call, 0, NULL);
+	rpc_call_done(call, ret);
 	/* Finishing the call ends a receive still pending, so the thread returns. */
 	if (thread_started)
 		pthread_join(tid, NULL);
