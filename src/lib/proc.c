@@ -54,14 +54,47 @@ static void close_fd(int *fd)
 	*fd = -1;
 }
 
+/*
+ * Spawns argv with the file actions fa: default signal dispositions, an
+ * empty signal mask, optionally a process group of its own. Consumes fa.
+ */
+static int spawn(struct proc *p, const char *const *argv, char *const *env, posix_spawn_file_actions_t *fa,
+		 bool new_group)
+{
+	posix_spawnattr_t attr;
+	sigset_t all, none;
+	char **own_env = NULL;
+	short sflags = POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK;
+	int r;
+
+	posix_spawnattr_init(&attr);
+	sigfillset(&all);
+	sigemptyset(&none);
+	posix_spawnattr_setsigdefault(&attr, &all);
+	posix_spawnattr_setsigmask(&attr, &none);
+	if (new_group) {
+		posix_spawnattr_setpgroup(&attr, 0);
+		sflags |= POSIX_SPAWN_SETPGROUP;
+	}
+	posix_spawnattr_setflags(&attr, sflags);
+	if (!env)
+		env = own_env = proc_env(NULL);
+	r = posix_spawnp(&p->pid, argv[0], fa, &attr, (char *const *)argv, env);
+	posix_spawn_file_actions_destroy(fa);
+	posix_spawnattr_destroy(&attr);
+	proc_env_free(own_env);
+	if (r) {
+		p->pid = -1;
+		return error_set(GROVE_EIO, "cannot run %s: %s", argv[0], strerror(r));
+	}
+	return 0;
+}
+
 int proc_start(struct proc *p, const char *const *argv, char *const *env, const char *dir, int flags)
 {
 	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 };
 	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
-	sigset_t all, none;
-	char **own_env = NULL;
-	int ret = 0, r;
+	int ret = 0;
 
 	p->pid = -1;
 	p->in = p->out = p->err = -1;
@@ -78,7 +111,6 @@ int proc_start(struct proc *p, const char *const *argv, char *const *env, const 
 	}
 
 	posix_spawn_file_actions_init(&fa);
-	posix_spawnattr_init(&attr);
 	if (flags & PROC_STDIN)
 		posix_spawn_file_actions_adddup2(&fa, in[0], 0);
 	else
@@ -95,28 +127,9 @@ int proc_start(struct proc *p, const char *const *argv, char *const *env, const 
 	if (dir)
 		posix_spawn_file_actions_addchdir_np(&fa, dir);
 
-	sigfillset(&all);
-	sigemptyset(&none);
-	posix_spawnattr_setsigdefault(&attr, &all);
-	posix_spawnattr_setsigmask(&attr, &none);
-	short sflags = POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK;
-	if (flags & PROC_NEWPGRP) {
-		posix_spawnattr_setpgroup(&attr, 0);
-		sflags |= POSIX_SPAWN_SETPGROUP;
-	}
-	posix_spawnattr_setflags(&attr, sflags);
-
-	if (!env)
-		env = own_env = proc_env(NULL);
-	r = posix_spawnp(&p->pid, argv[0], &fa, &attr, (char *const *)argv, env);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&attr);
-	proc_env_free(own_env);
-	if (r) {
-		p->pid = -1;
-		ret = error_set(GROVE_EIO, "cannot run %s: %s", argv[0], strerror(r));
+	ret = spawn(p, argv, env, &fa, flags & PROC_NEWPGRP);
+	if (ret)
 		goto fail_pipes;
-	}
 	close_fd(&in[0]);
 	close_fd(&out[1]);
 	close_fd(&err[1]);
@@ -141,36 +154,16 @@ fail_pipes:
 int proc_start_logged(struct proc *p, const char *const *argv, char *const *env, const char *log_path)
 {
 	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
-	sigset_t all, none;
-	char **own_env = NULL;
-	int r;
 
 	p->pid = -1;
 	p->in = p->out = p->err = -1;
 	p->flags = 0;
 	posix_spawn_file_actions_init(&fa);
-	posix_spawnattr_init(&attr);
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_addopen(&fa, 1, log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
 	posix_spawn_file_actions_adddup2(&fa, 1, 2);
 	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-	sigfillset(&all);
-	sigemptyset(&none);
-	posix_spawnattr_setsigdefault(&attr, &all);
-	posix_spawnattr_setsigmask(&attr, &none);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-	if (!env)
-		env = own_env = proc_env(NULL);
-	r = posix_spawnp(&p->pid, argv[0], &fa, &attr, (char *const *)argv, env);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&attr);
-	proc_env_free(own_env);
-	if (r) {
-		p->pid = -1;
-		return error_set(GROVE_EIO, "cannot run %s: %s", argv[0], strerror(r));
-	}
-	return 0;
+	return spawn(p, argv, env, &fa, false);
 }
 
 void proc_close_in(struct proc *p)
