@@ -29,7 +29,7 @@ static const char usage[] =
 	"       grove app create NAME [--deploy-branch B] [--route legacy|cluster]\n"
 	"       grove app list | show APP | delete APP | lock APP | unlock APP\n"
 	"       grove app set-branch APP BRANCH | route APP legacy|cluster\n"
-	"       grove app migrate APP --to cluster|legacy\n"
+	"       grove app migrate APP --to cluster|legacy | import --legacy-scan\n"
 	"       grove access grant USER APP [--read] | revoke USER APP\n"
 	"       grove deploy list APP | log ID\n"
 	"\n"
@@ -212,6 +212,10 @@ int admin_cli_main(const char *noun, int argc, char **argv)
 			body = json_pack("{s:b}", "locked", !strcmp(verb, "lock"));
 			snprintf(path, sizeof(path), "/api/v1/apps/%s", ARG(2));
 			code = request("PATCH", path, body, false);
+		} else if (!strcmp(verb, "import")) {
+			if (argc < 3 || strcmp(argv[2], "--legacy-scan"))
+				goto usage;
+			code = request("POST", "/api/v1/import-legacy", NULL, false);
 		} else if (!strcmp(verb, "migrate")) {
 			if (argc < 5 || strcmp(argv[3], "--to"))
 				goto usage;

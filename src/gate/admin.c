@@ -18,6 +18,8 @@
  * connection is cut.
  */
 #include "gate/admin.h"
+#include "gate/gate.h"
+#include <dirent.h>
 #include "gate/db.h"
 #include "gate/metrics.h"
 #include "gate/migrate.h"
@@ -743,6 +745,62 @@ static int app_create(struct call *x)
 	return x->out->status;
 }
 
+/*
+ * Apps found in the legacy directory (an existing NFS folder of a platform,
+ * `<app>.git` each) but unknown to the gate become apps on the legacy route,
+ * with HEAD's branch as their deploy branch. Names that are not app names
+ * are listed, not imported.
+ */
+static int apps_import_legacy(struct call *x)
+{
+	json_t *imported = json_array(), *skipped = json_array();
+	DIR *d = x->a->migrate ? opendir(x->a->migrate->legacy_dir) : NULL;
+	struct dirent *e;
+
+	if (!d) {
+		json_decref(imported);
+		json_decref(skipped);
+		return reply_error(x->out, MHD_HTTP_CONFLICT, "the legacy directory cannot be read: %s",
+				   x->a->migrate ? strerror(errno) : "no legacy directory configured");
+	}
+	while ((e = readdir(d))) {
+		char name[GATE_APP_NAME_MAX + 1], head[1100] = "", path[4200];
+		struct app existing = { 0 };
+		if (e->d_name[0] == '.' || !ends_with(e->d_name, ".git"))
+			continue;
+		if (gate_app_from_path(e->d_name, name)) {
+			json_array_append_new(skipped, json_pack("{s:s, s:s}", "name", e->d_name, "reason", error_msg()));
+			continue;
+		}
+		if (!db_app_get(x->db, name, &existing)) {
+			app_release(&existing);
+			continue;
+		}
+		snprintf(path, sizeof(path), "%s/%s/HEAD", x->a->migrate->legacy_dir, e->d_name);
+		FILE *f = fopen(path, "r");
+		if (!f) {
+			json_array_append_new(skipped, json_pack("{s:s, s:s}", "name", e->d_name, "reason", "not a bare repository (no HEAD)"));
+			continue;
+		}
+		if (!fgets(head, sizeof(head), f))
+			head[0] = '\0';
+		fclose(f);
+		head[strcspn(head, "\n")] = '\0';
+		const char *branch = x->a->default_branch;
+		const char *ref;
+		if (skip_prefix(head, "ref: refs/heads/", &ref) && *ref)
+			branch = ref;
+		int ret = db_app_create(x->db, name, branch, ROUTE_LEGACY);
+		if (ret)
+			json_array_append_new(skipped, json_pack("{s:s, s:s}", "name", e->d_name, "reason", error_msg()));
+		else
+			json_array_append_new(imported, json_pack("{s:s, s:s}", "name", name, "deploy_branch", branch));
+	}
+	closedir(d);
+	log_info("admin.import_legacy", "imported=%zu skipped=%zu", json_array_size(imported), json_array_size(skipped));
+	return answer(x, MHD_HTTP_OK, json_pack("{s:o, s:o}", "imported", imported, "skipped", skipped));
+}
+
 static int app_patch(struct call *x)
 {
 	static const char *const fields[] = { "deploy_branch", "route", "locked", NULL };
@@ -933,6 +991,7 @@ static const struct route_def {
 	{ "PATCH", "apps/*", app_patch, true },
 	{ "DELETE", "apps/*", app_delete, false },
 	{ "POST", "apps/*/migrate", app_migrate_post, true },
+	{ "POST", "import-legacy", apps_import_legacy, false },
 	{ "PUT", "apps/*/collaborators/*", collaborator_put, true },
 	{ "DELETE", "apps/*/collaborators/*", collaborator_delete, false },
 	{ "GET", "apps/*/deployments", app_deployments, false },

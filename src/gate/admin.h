@@ -19,6 +19,7 @@
  *   PUT    /api/v1/apps/NAME/collaborators/USER   {"access":"read"|"write"}  → 200
  *   DELETE /api/v1/apps/NAME/collaborators/USER                               → 204
  *   POST   /api/v1/apps/NAME/migrate        {"to":"cluster"|"legacy"} → 200 app + "report"
+ *   POST   /api/v1/import-legacy            apps found as <app>.git in the legacy directory → {"imported","skipped"}
  *   GET    /api/v1/apps/NAME/deployments    [deployment without log…]
  *   GET    /api/v1/deployments/ID           deployment with "log"
  * Status codes: 400 bad JSON or field (message says which), 401 missing or

@@ -75,6 +75,7 @@ test_expect_success 'an app without code yet migrates too' '
 
 test_expect_success 'pushes during migrations wait and succeed: none fails, none is lost' '
 	git clone -q $REMOTE/two.git pusher &&
+	echo 0 >last-ok
 	(cd pusher && i=0 && : >../push-failures &&
 	 while test ! -e ../stop-pushing; do
 		i=$((i + 1)) && echo $i >count && git add count && git commit -q -m "push $i" &&
@@ -84,13 +85,33 @@ test_expect_success 'pushes during migrations wait and succeed: none fails, none
 	"$GROVE" app migrate two --to cluster >m1 &&
 	"$GROVE" app migrate two --to legacy >m2 &&
 	"$GROVE" app migrate two --to cluster >m3 &&
-	sleep 1 &&
+	after=$(cat last-ok) &&
+	for i in $(seq 1 300); do test "$(cat last-ok)" -gt "$after" && break; sleep 0.1; done &&
 	touch stop-pushing && wait &&
 	test_grep "switched two to the cluster route" m3 &&
 	test ! -s push-failures &&
-	test "$(cat last-ok)" -ge 3 &&
+	test "$(cat last-ok)" -gt "$after" &&
 	git ls-remote $REMOTE/two.git refs/heads/main >ls &&
 	test_grep "$(git -C pusher rev-parse main)" ls
+'
+
+test_expect_success 'apps already in the legacy directory are imported, then migrated' '
+	git clone -q --bare src "$TRASH/g1/legacy/found.git" &&
+	git --git-dir="$TRASH/g1/legacy/found.git" symbolic-ref HEAD refs/heads/feature &&
+	git init -q --bare "$TRASH/g1/legacy/Not_An_App.git" &&
+	mkdir "$TRASH/g1/legacy/junk.git" &&
+	"$GROVE" app import --legacy-scan >out &&
+	test_grep "\"name\": \"found\"" out &&
+	test_grep "\"deploy_branch\": \"feature\"" out &&
+	test_grep "Not_An_App.git" out &&
+	test_grep "not a bare repository" out &&
+	"$GROVE" app show found >show &&
+	test_grep "\"route\": \"legacy\"" show &&
+	git clone -q $REMOTE/found.git found-clone &&
+	"$GROVE" app migrate found --to cluster >out &&
+	test_grep "switched found to the cluster route" out &&
+	"$GROVE" app import --legacy-scan >again &&
+	test_must_fail grep "\"name\": \"found\"" again
 '
 
 test_expect_success 'with the cluster down, a migration fails clearly and changes nothing' '
