@@ -33,7 +33,9 @@
 #include <signal.h>
 #include <sys/stat.h>
 
-#define IN_BUF_MAX (256 * 1024)
+/* Larger than the window libssh grants a client (~1.2 MB): whatever it
+ * buffered can be taken at once, which keeps its buffers from growing. */
+#define IN_BUF_MAX (2 * 1024 * 1024)
 #define OUT_CHUNK (64 * 1024)
 #define MAX_AUTH_TRIES 6
 
@@ -57,6 +59,7 @@ struct sess {
 	/* pump */
 	char *inbuf;
 	size_t inlen, inoff;
+	bool reading;             /* inside ssh_channel_read_nonblocking: the callback must not fill inbuf */
 	bool client_eof, client_closed;
 	uint64_t bytes_in, bytes_out;
 	char peer[64];
@@ -116,8 +119,11 @@ static int on_data(ssh_session session, ssh_channel channel, void *data, uint32_
 		   void *userdata)
 {
 	struct sess *s = userdata;
-	if (is_stderr || s->inlen > s->inoff)
-		return 0;   /* not now: libssh keeps it and the window stays shut */
+	/* Not now: libssh keeps it and the window stays shut. Also not while
+	 * the pump itself reads the channel: libssh calls this from inside that
+	 * read, and both would fill inbuf. */
+	if (is_stderr || s->inlen > s->inoff || s->reading)
+		return 0;
 	size_t n = MIN((size_t)len, (size_t)IN_BUF_MAX);
 	memcpy(s->inbuf, data, n);
 	s->inlen = n;
@@ -394,7 +400,9 @@ static int pump(struct sess *s, ssh_event ev, struct backend *b)
 		if (s->inoff == s->inlen) {
 			s->inlen = s->inoff = 0;
 			/* Take what libssh kept while our buffer was full. */
+			s->reading = true;
 			int n = ssh_channel_read_nonblocking(s->chan, s->inbuf, IN_BUF_MAX, 0);
+			s->reading = false;
 			if (n > 0) {
 				s->inlen = (size_t)n;
 				s->bytes_in += (uint64_t)n;

@@ -173,6 +173,24 @@ test_expect_success 'deployments are recorded with their log' '
 	test_grep "release done" one
 '
 
+test_expect_success 'a large push arrives intact on both routes (flow control under load)' '
+	git init -q big &&
+	(cd big && for i in 1 2 3 4; do head -c 16000000 /dev/urandom >blob$i && git add blob$i && git commit -q -m "blob $i" || exit 1; done) &&
+	api g1 POST /api/v1/apps "{\"name\":\"big-c\",\"route\":\"cluster\"}" >/dev/null &&
+	api g1 POST /api/v1/apps "{\"name\":\"big-l\",\"route\":\"legacy\"}" >/dev/null &&
+	api g1 PUT /api/v1/apps/big-c/collaborators/alice "{\"access\":\"write\"}" >/dev/null &&
+	api g1 PUT /api/v1/apps/big-l/collaborators/alice "{\"access\":\"write\"}" >/dev/null &&
+	for app in big-c big-l; do
+		(cd big && GIT_SSH_COMMAND="$(ssh_as alice $GATE_SSH_PORT)" git -c pack.compression=0 \
+			push -q ssh://git@127.0.0.1:$GATE_SSH_PORT/$app.git HEAD:refs/heads/other) || return 1
+		GIT_SSH_COMMAND="$(ssh_as alice $GATE_SSH_PORT)" git clone -q --mirror \
+			ssh://git@127.0.0.1:$GATE_SSH_PORT/$app.git $app.git || return 1
+		git -C $app.git fsck --connectivity-only || return 1
+		git -C $app.git cat-file -p other:blob4 | cmp - big/blob4 || return 1
+		test "$(git -C $app.git rev-parse other)" = "$(git -C big rev-parse HEAD)" || return 1
+	done
+'
+
 test_expect_success '/metrics counts sessions, bytes, deploys and auth failures' '
 	curl -sf "$g1_ADMIN/metrics" >metrics &&
 	test_grep "^grove_gate_sessions_total{command=\"git-receive-pack\",result=\"ok\"} [1-9]" metrics &&
