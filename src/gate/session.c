@@ -60,6 +60,7 @@ struct sess {
 	char *inbuf;
 	size_t inlen, inoff;
 	bool reading;             /* inside ssh_channel_read_nonblocking: the callback must not fill inbuf */
+	bool dead;                /* libssh reported the session broken */
 	bool client_eof, client_closed;
 	uint64_t bytes_in, bytes_out;
 	char peer[64];
@@ -397,7 +398,7 @@ static int pump(struct sess *s, ssh_event ev, struct backend *b)
 				b->in = -1;
 			}
 		}
-		if (s->inoff == s->inlen) {
+		if (s->inoff == s->inlen && !s->dead) {
 			s->inlen = s->inoff = 0;
 			/* Take what libssh kept while our buffer was full. */
 			s->reading = true;
@@ -420,7 +421,7 @@ static int pump(struct sess *s, ssh_event ev, struct backend *b)
 		}
 
 		/* backend → client, as far as the client's window allows */
-		uint32_t win = ssh_channel_window_size(s->chan);
+		uint32_t win = s->dead ? OUT_CHUNK : ssh_channel_window_size(s->chan);
 		bool window_shut = false;
 		for (int k = 0; k < 2; k++) {
 			int *fd = k ? &b->err : &b->out;
@@ -431,7 +432,9 @@ static int pump(struct sess *s, ssh_event ev, struct backend *b)
 				continue;
 			}
 			ssize_t r = read(*fd, buf, MIN((size_t)win, (size_t)OUT_CHUNK));
-			if (r > 0) {
+			if (r > 0 && s->dead) {
+				continue;   /* nobody to send it to: drain until the backend ends */
+			} else if (r > 0) {
 				int w = k ? ssh_channel_write_stderr(s->chan, buf, (uint32_t)r)
 					  : ssh_channel_write(s->chan, buf, (uint32_t)r);
 				if (w == SSH_ERROR) {
@@ -466,7 +469,10 @@ static int pump(struct sess *s, ssh_event ev, struct backend *b)
 		}
 		int timeout = window_shut ? 50 : 1000;
 		poll(pfd, (nfds_t)n, timeout);
-		if (ssh_event_dopoll(ev, 0) == SSH_ERROR && !s->client_closed) {
+		if (!s->dead && ssh_event_dopoll(ev, 0) == SSH_ERROR) {
+			/* The session is broken: no ssh_channel_* call may follow
+			 * (libssh crashes on a dead channel's buffers). */
+			s->dead = true;
 			s->client_closed = true;
 			s->client_eof = true;
 		}
@@ -577,7 +583,7 @@ static void run_command(struct sess *s, ssh_event ev)
 	if (gate_metrics)
 		atomic_fetch_sub(&gate_metrics->sessions_in_flight, 1);
 	result = code == 0 ? "ok" : "failed";
-	if (!s->client_closed || code == 0) {
+	if (!s->dead && (!s->client_closed || code == 0)) {
 		ssh_channel_request_send_exit_status(s->chan, code);
 		ssh_channel_send_eof(s->chan);
 		ssh_channel_close(s->chan);
@@ -670,10 +676,12 @@ int session_run(const struct gate_config *cfg, struct ssh_bind_struct *bind, int
 		run_command(&s, ev);
 	/* Let the client read our close and hang up first: closing the socket
 	 * under it would lose the exit status. */
-	ssh_blocking_flush(s.ssh, 2000);
-	for (int i = 0; i < 100 && ssh_is_connected(s.ssh); i++)
-		if (ssh_event_dopoll(ev, 20) == SSH_ERROR)
-			break;
+	if (!s.dead) {
+		ssh_blocking_flush(s.ssh, 2000);
+		for (int i = 0; i < 100 && ssh_is_connected(s.ssh); i++)
+			if (ssh_event_dopoll(ev, 20) == SSH_ERROR)
+				break;
+	}
 	ret = 0;
 out:
 	if (!s.authed && s.auth_tries > 0) {
