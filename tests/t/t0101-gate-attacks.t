@@ -101,6 +101,18 @@ test_expect_success 'many unauthenticated connections at once leave the gate ser
 	test -e after/file1.txt
 '
 
+test_expect_success 'a client that does not authenticate within the grace time is cut off' '
+	start_gate g2 $s1_ADDR s1 gate.loginGraceTime=1 &&
+	perl -MIO::Socket::INET -e "
+		my \$c = IO::Socket::INET->new(PeerAddr => q(127.0.0.1:$g2_SSH_PORT)) or die q(connect);
+		my \$banner = <\$c>; print \$banner;
+		\$SIG{ALRM} = sub { print qq(still open\\n); exit 1 }; alarm 10;
+		while (sysread(\$c, my \$buf, 4096)) {}
+		print qq(closed\\n);" >grace.out &&
+	test_grep "^SSH-2.0-" grace.out &&
+	test_grep "^closed" grace.out
+'
+
 test_expect_success 'the gate is still up and every session was logged' '
 	kill -0 $g1_PID &&
 	test_grep "\"event\":\"gate.session\"" "$TRASH/g1/gate.log"
