@@ -21,6 +21,7 @@
 #include "lib/proc.h"
 #include "lib/rpc.h"
 #include "lib/sshcmd.h"
+#include "lib/sshstream.h"
 #include "lib/strbuf.h"
 #include "grove/v1/ssh.pb-c.h"
 
@@ -49,21 +50,7 @@ static struct sender {
 static void *sender_main(void *arg)
 {
 	struct sender *s = arg;
-	char *buf = xmalloc(RPC_CHUNK_MAX);
-	Grove__V1__SSHRequest req = GROVE__V1__SSHREQUEST__INIT;
-	while (!s->ret) {
-		ssize_t n = read(0, buf, RPC_CHUNK_MAX);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		req.stdin.data = (uint8_t *)buf;
-		req.stdin.len = (size_t)n;
-		s->ret = rpc_stream_send(s->st, &req.base);
-	}
-	if (!s->ret)
-		rpc_stream_close_send(s->st);
-	free(buf);
+	s->ret = ssh_stream_send_fd(s->st, 0);
 	return NULL;
 }
 

@@ -26,7 +26,6 @@
 #include <pthread.h>
 #include <signal.h>
 
-#define FREE_MSG(m) do { if (m) protobuf_c_message_free_unpacked(&(m)->base, NULL); } while (0)
 #define HOOK_IN_MAX (16 << 20)
 #define ZERO_OID "0000000000000000000000000000000000000000"
 

@@ -5,6 +5,7 @@
 #include "lib/log.h"
 #include "lib/proc.h"
 #include "lib/rpc.h"
+#include "lib/sshstream.h"
 #include "lib/strvec.h"
 
 #include <fcntl.h>
@@ -95,21 +96,10 @@ struct grpc_backend {
 static void *sender_main(void *arg)
 {
 	struct grpc_backend *g = arg;
-	Grove__V1__SSHRequest req = GROVE__V1__SSHREQUEST__INIT;
-	char *buf = xmalloc(RPC_CHUNK_MAX);
-	for (;;) {
-		ssize_t n = read(g->in_r, buf, RPC_CHUNK_MAX);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		req.stdin.data = (uint8_t *)buf;
-		req.stdin.len = (size_t)n;
-		if (rpc_stream_send(g->st, &req.base))
-			break;
-	}
-	rpc_stream_close_send(g->st);
-	free(buf);
+	/* After a failed send the call is over: half-closing it anyway lets
+	 * the receiver's status arrive. */
+	if (ssh_stream_send_fd(g->st, g->in_r))
+		rpc_stream_close_send(g->st);
 	return NULL;
 }
 

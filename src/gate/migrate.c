@@ -15,8 +15,6 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 
-#define FREE_MSG(m) do { if (m) protobuf_c_message_free_unpacked(&(m)->base, NULL); } while (0)
-
 static int lock_open(const char *locks_dir, const char *app)
 {
 	char path[4096];

@@ -31,6 +31,9 @@
 #define RPC_CHUNK_MAX (128 * 1024)           /* stream payload per message */
 #define RPC_DEFAULT_MAX_MESSAGE (4 << 20)     /* largest message accepted */
 
+/* Frees a message protobuf-c unpacked (NULL is fine). */
+#define FREE_MSG(m) do { if (m) protobuf_c_message_free_unpacked(&(m)->base, NULL); } while (0)
+
 /* Maps between Grove error codes and gRPC status codes. */
 grpc_status_code rpc_status_from_err(int err);
 int rpc_err_from_status(grpc_status_code status);

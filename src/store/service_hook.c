@@ -18,7 +18,6 @@
 #include <fcntl.h>
 #include <signal.h>
 
-#define FREE_MSG(m) do { if (m) protobuf_c_message_free_unpacked(&(m)->base, NULL); } while (0)
 #define HOOK_STDIN_MAX (16 << 20)
 
 struct hook_run {

@@ -8,7 +8,6 @@
 
 #include <git2.h>
 
-#define FREE_MSG(m) do { if (m) protobuf_c_message_free_unpacked(&(m)->base, NULL); } while (0)
 #define REFS_PER_MESSAGE 200
 
 struct ref_row {

@@ -16,8 +16,6 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#define FREE_MSG(m) do { if (m) protobuf_c_message_free_unpacked(&(m)->base, NULL); } while (0)
-
 static void create_repository(struct rpc_call *call, void *data)
 {
 	struct store *st = data;

@@ -19,8 +19,6 @@
 #include <pthread.h>
 #include <signal.h>
 
-#define FREE_MSG(m) do { if (m) protobuf_c_message_free_unpacked(&(m)->base, NULL); } while (0)
-
 struct ssh_session {
 	struct rpc_call *call;
 	struct proc proc;
