@@ -14,6 +14,7 @@
 #include "gate/db.h"
 #include "lib/error.h"
 #include "lib/log.h"
+#include "lib/sqldb.h"
 #include "lib/strbuf.h"
 
 #include <fcntl.h>
@@ -28,11 +29,10 @@
 #define FIELD_MAX 1024
 
 struct db {
-	sqlite3 *h;
-	char *path;
+	struct sqldb *s;
 };
 
-#define NOW_SQL "strftime('%Y-%m-%dT%H:%M:%SZ','now')"
+#define NOW_SQL SQLDB_NOW
 
 /*
  * Migrations, oldest first: migration i brings user_version from i to i+1.
@@ -84,105 +84,6 @@ static const char *const migrations[] = {
 	"  key TEXT PRIMARY KEY,"
 	"  value TEXT);",
 };
-
-/* ---- errors and statements ---- */
-
-/* Maps SQLite's last error on db to a GROVE_E* code with what was being done. */
-static int db_fail(struct db *db, const char *what)
-{
-	int ext = sqlite3_extended_errcode(db->h);
-	const char *msg = sqlite3_errmsg(db->h);
-	switch (ext & 0xff) {
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-		return error_set(GROVE_EUNAVAIL, "%s: database %s stayed locked by another process for 5 s: retry",
-				 what, db->path);
-	case SQLITE_CONSTRAINT:
-		if (ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY)
-			return error_set(GROVE_EEXISTS, "%s: exists already", what);
-		return error_set(GROVE_EINVAL, "%s: %s", what, msg);
-	case SQLITE_FULL:
-	case SQLITE_IOERR:
-	case SQLITE_READONLY:
-	case SQLITE_CANTOPEN:
-		return error_set(GROVE_EIO, "%s: database %s: %s", what, db->path, msg);
-	default:
-		return error_set(GROVE_EINTERNAL, "%s: database %s: %s", what, db->path, msg);
-	}
-}
-
-/*
- * Prepares sql and binds the arguments described by types, one letter each:
- * 's' a string (NULL binds NULL), 'i' an int64_t, 'b' a bool (int).
- */
-static int stmt_prepare(struct db *db, sqlite3_stmt **out, const char *what, const char *sql,
-			const char *types, ...)
-{
-	sqlite3_stmt *st = NULL;
-	va_list ap;
-	int rc = SQLITE_OK, ret = 0;
-
-	*out = NULL;
-	if (sqlite3_prepare_v2(db->h, sql, -1, &st, NULL) != SQLITE_OK)
-		return db_fail(db, what);
-	va_start(ap, types);
-	for (int i = 0; types[i] && rc == SQLITE_OK; i++) {
-		switch (types[i]) {
-		case 's': {
-			const char *s = va_arg(ap, const char *);
-			rc = s ? sqlite3_bind_text(st, i + 1, s, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, i + 1);
-			break;
-		}
-		case 'i':
-			rc = sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t));
-			break;
-		case 'b':
-			rc = sqlite3_bind_int(st, i + 1, va_arg(ap, int) ? 1 : 0);
-			break;
-		default:
-			rc = SQLITE_MISUSE;
-		}
-	}
-	va_end(ap);
-	if (rc != SQLITE_OK) {
-		ret = error_set(GROVE_EINTERNAL, "%s: cannot bind parameters: %s", what, sqlite3_errstr(rc));
-		sqlite3_finalize(st);
-		return ret;
-	}
-	*out = st;
-	return 0;
-}
-
-/* Steps st: 1 for a row, 0 when done, or a negative code. */
-static int stmt_step(struct db *db, sqlite3_stmt *st, const char *what)
-{
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		return 1;
-	if (rc == SQLITE_DONE)
-		return 0;
-	return db_fail(db, what);
-}
-
-static char *col_dup(sqlite3_stmt *st, int i)
-{
-	const unsigned char *s = sqlite3_column_text(st, i);
-	return s ? xstrdup((const char *)s) : NULL;
-}
-
-/* BEGIN IMMEDIATE / COMMIT / ROLLBACK: plain statements with no values. */
-static int tx(struct db *db, const char *sql, const char *what)
-{
-	if (sqlite3_exec(db->h, sql, NULL, NULL, NULL) != SQLITE_OK)
-		return db_fail(db, what);
-	return 0;
-}
-
-static void tx_rollback(struct db *db)
-{
-	if (!sqlite3_get_autocommit(db->h))
-		sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
-}
 
 /* ---- validation ---- */
 
@@ -297,138 +198,29 @@ int route_parse(const char *s, enum route *out)
 	return 0;
 }
 
-/* ---- open, migrate, close ---- */
-
-static int read_user_version(struct db *db, int *out)
-{
-	sqlite3_stmt *st = NULL;
-	int ret = stmt_prepare(db, &st, "reading the schema version", "PRAGMA user_version", "");
-	if (ret)
-		return ret;
-	ret = stmt_step(db, st, "reading the schema version");
-	if (ret == 1) {
-		*out = sqlite3_column_int(st, 0);
-		ret = 0;
-	} else if (ret == 0) {
-		ret = error_set(GROVE_EINTERNAL, "PRAGMA user_version returned no row");
-	}
-	sqlite3_finalize(st);
-	return ret;
-}
-
-static int migrate(struct db *db)
-{
-	const int latest = (int)ARRAY_SIZE(migrations);
-	int version = 0, ret;
-
-	ret = read_user_version(db, &version);
-	if (ret)
-		return ret;
-	while (version < latest) {
-		char pragma[64];
-		ret = tx(db, "BEGIN IMMEDIATE", "starting a schema migration");
-		if (ret)
-			return ret;
-		/* Another gate may have migrated while this one waited for the lock. */
-		ret = read_user_version(db, &version);
-		if (ret)
-			goto fail;
-		if (version >= latest) {
-			ret = tx(db, "COMMIT", "ending a schema migration");
-			if (ret)
-				goto fail;
-			break;
-		}
-		if (version < 0) {
-			ret = error_set(GROVE_EINTERNAL, "database %s has schema version %d, which no grove writes", db->path, version);
-			goto fail;
-		}
-		if (sqlite3_exec(db->h, migrations[version], NULL, NULL, NULL) != SQLITE_OK) {
-			ret = db_fail(db, "applying a schema migration");
-			error_wrap(ret, "migration %d", version + 1);
-			goto fail;
-		}
-		snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", version + 1);
-		ret = tx(db, pragma, "recording the schema version");
-		if (ret)
-			goto fail;
-		ret = tx(db, "COMMIT", "committing a schema migration");
-		if (ret)
-			goto fail;
-		log_info("db.migrated", "path=%s version=%d", db->path, version + 1);
-		version++;
-	}
-	if (version > latest)
-		return error_set(GROVE_EPRECOND, "database %s has schema version %d but this grove knows only up to %d: run a newer grove",
-				 db->path, version, latest);
-	return 0;
-fail:
-	tx_rollback(db);
-	return ret;
-}
+/* ---- open, close ---- */
 
 int db_open(struct db **out, const char *path)
 {
-	struct db *db = NULL;
-	int ret = 0, fd;
+	struct sqldb *s = NULL;
+	int ret;
 
 	*out = NULL;
-	if (!path || !*path)
-		return error_set(GROVE_EINVAL, "no database path given");
-	db = xcalloc(1, sizeof(*db));
-	db->path = xstrdup(path);
-	/* Create the file private to the gate before SQLite would create it
-	 * 0644 — only when it does not exist. Opening and closing the file of a
-	 * database this process already has open would drop every POSIX lock
-	 * the process holds on it (close(2) releases them all), and another
-	 * process could then reset the WAL under a live connection: writes
-	 * lost. */
-	if (strcmp(path, ":memory:") && access(path, F_OK)) {
-		fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-		if (fd < 0 && errno != EEXIST) {
-			ret = error_set(GROVE_EIO, "cannot open database %s: %s", path, strerror(errno));
-			goto out;
-		}
-		if (fd >= 0)
-			close(fd);
-	}
-	if (sqlite3_open_v2(path, &db->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
-		ret = error_set(GROVE_EIO, "cannot open database %s: %s", path,
-				db->h ? sqlite3_errmsg(db->h) : "out of memory");
-		goto out;
-	}
-	sqlite3_extended_result_codes(db->h, 1);
-	sqlite3_busy_timeout(db->h, 5000);
-	ret = tx(db, "PRAGMA foreign_keys = ON", "turning on foreign keys");
-	if (!ret)
-		ret = tx(db, "PRAGMA journal_mode = WAL", "turning on WAL mode");
-	/* WAL makes NORMAL durable across application crashes; a power cut may lose the last commit. */
-	if (!ret)
-		ret = tx(db, "PRAGMA synchronous = NORMAL", "setting synchronous mode");
-	if (!ret)
-		ret = migrate(db);
-	if (ret) {
-		error_wrap(ret, "opening database %s", path);
-		goto out;
-	}
-	*out = db;
-	db = NULL;
-out:
-	db_close(db);
-	return ret;
+	ret = sqldb_open(&s, path, migrations, ARRAY_SIZE(migrations));
+	if (ret)
+		return ret;
+	*out = xcalloc(1, sizeof(**out));
+	(*out)->s = s;
+	return 0;
 }
 
 void db_close(struct db *db)
 {
 	if (!db)
 		return;
-	if (db->h)
-		sqlite3_close_v2(db->h);
-	free(db->path);
+	sqldb_close(db->s);
 	free(db);
 }
-
-/* ---- users and keys ---- */
 
 void user_release(struct user *u)
 {
@@ -445,10 +237,10 @@ int db_user_create(struct db *db, const char *name, bool admin)
 	int ret = check_user_name(name);
 	if (ret)
 		return ret;
-	ret = stmt_prepare(db, &st, "creating a user", "INSERT INTO users(name, admin) VALUES (?, ?)", "sb", name, (int)admin);
+	ret = sqldb_prepare(db->s, &st, "creating a user", "INSERT INTO users(name, admin) VALUES (?, ?)", "sb", name, (int)admin);
 	if (ret)
 		return ret;
-	ret = stmt_step(db, st, "creating a user");
+	ret = sqldb_step(db->s, st, "creating a user");
 	if (ret == GROVE_EEXISTS)
 		ret = error_set(GROVE_EEXISTS, "user %s exists already", name);
 	sqlite3_finalize(st);
@@ -461,11 +253,11 @@ int db_user_delete(struct db *db, const char *name)
 	int ret = check_user_name(name);
 	if (ret)
 		return ret;
-	ret = stmt_prepare(db, &st, "deleting a user", "DELETE FROM users WHERE name = ?", "s", name);
+	ret = sqldb_prepare(db->s, &st, "deleting a user", "DELETE FROM users WHERE name = ?", "s", name);
 	if (ret)
 		return ret;
-	ret = stmt_step(db, st, "deleting a user");
-	if (!ret && !sqlite3_changes(db->h))
+	ret = sqldb_step(db->s, st, "deleting a user");
+	if (!ret && !sqlite3_changes(db->s->h))
 		ret = error_set(GROVE_ENOTFOUND, "no user named %s", name);
 	sqlite3_finalize(st);
 	return ret < 0 ? ret : 0;
@@ -475,7 +267,7 @@ int db_user_delete(struct db *db, const char *name)
 static void user_from_row(sqlite3_stmt *st, struct user *out)
 {
 	out->id = sqlite3_column_int64(st, 0);
-	out->name = col_dup(st, 1);
+	out->name = sqldb_col_dup(st, 1);
 	out->admin = sqlite3_column_int(st, 2) != 0;
 }
 
@@ -488,10 +280,10 @@ int db_user_get(struct db *db, const char *name, struct user *out)
 	ret = check_user_name(name);
 	if (ret)
 		return ret;
-	ret = stmt_prepare(db, &st, "looking up a user", "SELECT id, name, admin FROM users WHERE name = ?", "s", name);
+	ret = sqldb_prepare(db->s, &st, "looking up a user", "SELECT id, name, admin FROM users WHERE name = ?", "s", name);
 	if (ret)
 		return ret;
-	ret = stmt_step(db, st, "looking up a user");
+	ret = sqldb_step(db->s, st, "looking up a user");
 	if (ret == 1) {
 		user_from_row(st, out);
 		ret = 0;
@@ -511,16 +303,16 @@ int db_key_add(struct db *db, const char *user, const char *fingerprint, const c
 	    (ret = check_text("public key", public_key, KEY_TEXT_MAX)))
 		return ret;
 	/* One statement, so a user deleted meanwhile cannot end up with a key. */
-	ret = stmt_prepare(db, &st, "adding a key",
+	ret = sqldb_prepare(db->s, &st, "adding a key",
 			   "INSERT INTO keys(user_id, fingerprint, public_key) SELECT id, ?, ? FROM users WHERE name = ?",
 			   "sss", fingerprint, public_key, user);
 	if (ret)
 		return ret;
-	ret = stmt_step(db, st, "adding a key");
+	ret = sqldb_step(db->s, st, "adding a key");
 	if (ret == GROVE_EEXISTS)
 		ret = error_set(GROVE_EEXISTS, "key %s is registered already: a key identifies one user, so remove it there first",
 				fingerprint);
-	else if (!ret && !sqlite3_changes(db->h))
+	else if (!ret && !sqlite3_changes(db->s->h))
 		ret = error_set(GROVE_ENOTFOUND, "no user named %s: create the user first", user);
 	sqlite3_finalize(st);
 	return ret < 0 ? ret : 0;
@@ -532,11 +324,11 @@ int db_key_remove(struct db *db, const char *fingerprint)
 	int ret = check_fingerprint(fingerprint);
 	if (ret)
 		return ret;
-	ret = stmt_prepare(db, &st, "removing a key", "DELETE FROM keys WHERE fingerprint = ?", "s", fingerprint);
+	ret = sqldb_prepare(db->s, &st, "removing a key", "DELETE FROM keys WHERE fingerprint = ?", "s", fingerprint);
 	if (ret)
 		return ret;
-	ret = stmt_step(db, st, "removing a key");
-	if (!ret && !sqlite3_changes(db->h))
+	ret = sqldb_step(db->s, st, "removing a key");
+	if (!ret && !sqlite3_changes(db->s->h))
 		ret = error_set(GROVE_ENOTFOUND, "no key with fingerprint %s", fingerprint);
 	sqlite3_finalize(st);
 	return ret < 0 ? ret : 0;
@@ -551,12 +343,12 @@ int db_user_by_key(struct db *db, const char *fingerprint, struct user *out)
 	ret = check_fingerprint(fingerprint);
 	if (ret)
 		return ret;
-	ret = stmt_prepare(db, &st, "looking up a key",
+	ret = sqldb_prepare(db->s, &st, "looking up a key",
 			   "SELECT u.id, u.name, u.admin FROM keys k JOIN users u ON u.id = k.user_id WHERE k.fingerprint = ?",
 			   "s", fingerprint);
 	if (ret)
 		return ret;
-	ret = stmt_step(db, st, "looking up a key");
+	ret = sqldb_step(db->s, st, "looking up a key");
 	if (ret == 1) {
 		user_from_row(st, out);
 		ret = 0;
@@ -591,11 +383,11 @@ int db_app_create(struct db *db, const char *name, const char *deploy_branch, en
 		return ret;
 	if (route != ROUTE_LEGACY && route != ROUTE_CLUSTER)
 		return error_set(GROVE_EINVAL, "route %d is neither legacy nor cluster", (int)route);
-	ret = stmt_prepare(db, &st, "creating an app", "INSERT INTO apps(name, deploy_branch, route) VALUES (?, ?, ?)",
+	ret = sqldb_prepare(db->s, &st, "creating an app", "INSERT INTO apps(name, deploy_branch, route) VALUES (?, ?, ?)",
 			   "sss", name, deploy_branch, route_name(route));
 	if (ret)
 		return ret;
-	ret = stmt_step(db, st, "creating an app");
+	ret = sqldb_step(db->s, st, "creating an app");
 	if (ret == GROVE_EEXISTS)
 		ret = error_set(GROVE_EEXISTS, "app %s exists already", name);
 	sqlite3_finalize(st);
@@ -608,11 +400,11 @@ int db_app_delete(struct db *db, const char *name)
 	int ret = check_app_name(name);
 	if (ret)
 		return ret;
-	ret = stmt_prepare(db, &st, "deleting an app", "DELETE FROM apps WHERE name = ?", "s", name);
+	ret = sqldb_prepare(db->s, &st, "deleting an app", "DELETE FROM apps WHERE name = ?", "s", name);
 	if (ret)
 		return ret;
-	ret = stmt_step(db, st, "deleting an app");
-	if (!ret && !sqlite3_changes(db->h))
+	ret = sqldb_step(db->s, st, "deleting an app");
+	if (!ret && !sqlite3_changes(db->s->h))
 		ret = error_set(GROVE_ENOTFOUND, "no app named %s", name);
 	sqlite3_finalize(st);
 	return ret < 0 ? ret : 0;
@@ -627,21 +419,21 @@ int db_app_get(struct db *db, const char *name, struct app *out)
 	ret = check_app_name(name);
 	if (ret)
 		return ret;
-	ret = stmt_prepare(db, &st, "looking up an app",
+	ret = sqldb_prepare(db->s, &st, "looking up an app",
 			   "SELECT id, name, deploy_branch, route, locked, created_at, updated_at FROM apps WHERE name = ?",
 			   "s", name);
 	if (ret)
 		return ret;
-	ret = stmt_step(db, st, "looking up an app");
+	ret = sqldb_step(db->s, st, "looking up an app");
 	if (ret == 1) {
 		const char *route = (const char *)sqlite3_column_text(st, 3);
 		out->id = sqlite3_column_int64(st, 0);
-		out->name = col_dup(st, 1);
-		out->deploy_branch = col_dup(st, 2);
+		out->name = sqldb_col_dup(st, 1);
+		out->deploy_branch = sqldb_col_dup(st, 2);
 		out->route = route && !strcmp(route, "cluster") ? ROUTE_CLUSTER : ROUTE_LEGACY;
 		out->locked = sqlite3_column_int(st, 4) != 0;
-		out->created_at = col_dup(st, 5);
-		out->updated_at = col_dup(st, 6);
+		out->created_at = sqldb_col_dup(st, 5);
+		out->updated_at = sqldb_col_dup(st, 6);
 		ret = 0;
 	} else if (ret == 0) {
 		ret = error_set(GROVE_ENOTFOUND, "no app named %s", name);
@@ -658,13 +450,13 @@ static int app_update(struct db *db, const char *name, const char *sql, const ch
 	if (ret)
 		return ret;
 	if (types[0] == 's')
-		ret = stmt_prepare(db, &st, "updating an app", sql, "ss", sval, name);
+		ret = sqldb_prepare(db->s, &st, "updating an app", sql, "ss", sval, name);
 	else
-		ret = stmt_prepare(db, &st, "updating an app", sql, "bs", ival, name);
+		ret = sqldb_prepare(db->s, &st, "updating an app", sql, "bs", ival, name);
 	if (ret)
 		return ret;
-	ret = stmt_step(db, st, "updating an app");
-	if (!ret && !sqlite3_changes(db->h))
+	ret = sqldb_step(db->s, st, "updating an app");
+	if (!ret && !sqlite3_changes(db->s->h))
 		ret = error_set(GROVE_ENOTFOUND, "no app named %s", name);
 	sqlite3_finalize(st);
 	return ret < 0 ? ret : 0;
@@ -721,26 +513,26 @@ int db_access_grant(struct db *db, const char *app, const char *user, enum acces
 
 	if (access != ACCESS_READ && access != ACCESS_WRITE)
 		return error_set(GROVE_EINVAL, "access must be read or write; to take access away, revoke it");
-	ret = tx(db, "BEGIN IMMEDIATE", "granting access");
+	ret = sqldb_exec(db->s, "BEGIN IMMEDIATE", "granting access");
 	if (ret)
 		return ret;
 	ret = app_user_ids(db, app, user, &app_id, &user_id);
 	if (ret)
 		goto out;
-	ret = stmt_prepare(db, &st, "granting access",
+	ret = sqldb_prepare(db->s, &st, "granting access",
 			   "INSERT INTO collaborators(app_id, user_id, access) VALUES (?, ?, ?)"
 			   " ON CONFLICT(app_id, user_id) DO UPDATE SET access = excluded.access",
 			   "iis", app_id, user_id, access_name(access));
 	if (ret)
 		goto out;
-	ret = stmt_step(db, st, "granting access");
+	ret = sqldb_step(db->s, st, "granting access");
 	if (ret)
 		goto out;
-	ret = tx(db, "COMMIT", "granting access");
+	ret = sqldb_exec(db->s, "COMMIT", "granting access");
 out:
 	sqlite3_finalize(st);
 	if (ret)
-		tx_rollback(db);
+		sqldb_rollback(db->s);
 	return ret;
 }
 
@@ -750,28 +542,28 @@ int db_access_revoke(struct db *db, const char *app, const char *user)
 	int64_t app_id = 0, user_id = 0;
 	int ret;
 
-	ret = tx(db, "BEGIN IMMEDIATE", "revoking access");
+	ret = sqldb_exec(db->s, "BEGIN IMMEDIATE", "revoking access");
 	if (ret)
 		return ret;
 	ret = app_user_ids(db, app, user, &app_id, &user_id);
 	if (ret)
 		goto out;
-	ret = stmt_prepare(db, &st, "revoking access", "DELETE FROM collaborators WHERE app_id = ? AND user_id = ?",
+	ret = sqldb_prepare(db->s, &st, "revoking access", "DELETE FROM collaborators WHERE app_id = ? AND user_id = ?",
 			   "ii", app_id, user_id);
 	if (ret)
 		goto out;
-	ret = stmt_step(db, st, "revoking access");
+	ret = sqldb_step(db->s, st, "revoking access");
 	if (ret)
 		goto out;
-	if (!sqlite3_changes(db->h)) {
+	if (!sqlite3_changes(db->s->h)) {
 		ret = error_set(GROVE_ENOTFOUND, "user %s is no collaborator on app %s", user, app);
 		goto out;
 	}
-	ret = tx(db, "COMMIT", "revoking access");
+	ret = sqldb_exec(db->s, "COMMIT", "revoking access");
 out:
 	sqlite3_finalize(st);
 	if (ret)
-		tx_rollback(db);
+		sqldb_rollback(db->s);
 	return ret;
 }
 
@@ -788,12 +580,12 @@ enum access db_access_get(struct db *db, const char *app, const struct user *use
 		return ACCESS_WRITE;
 	if (check_app_name(app))
 		return ACCESS_NONE;
-	ret = stmt_prepare(db, &st, "checking access",
+	ret = sqldb_prepare(db->s, &st, "checking access",
 			   "SELECT c.access FROM collaborators c JOIN apps a ON a.id = c.app_id"
 			   " WHERE a.name = ? AND c.user_id = ?",
 			   "si", app, user->id);
 	if (!ret)
-		ret = stmt_step(db, st, "checking access");
+		ret = sqldb_step(db->s, st, "checking access");
 	if (ret == 1) {
 		s = (const char *)sqlite3_column_text(st, 0);
 		if (s && !strcmp(s, "write"))
@@ -837,14 +629,14 @@ int db_deploy_create(struct db *db, const char *app, const char *ref, const char
 	    (ret = check_text("old object id", old_oid, 64)) || (ret = check_text("new object id", new_oid, 64)) ||
 	    (ret = check_text("pusher", pusher, FIELD_MAX)))
 		return ret;
-	ret = stmt_prepare(db, &st, "recording a deployment",
+	ret = sqldb_prepare(db->s, &st, "recording a deployment",
 			   "INSERT INTO deployments(app, ref, old_oid, new_oid, pusher) VALUES (?, ?, ?, ?, ?)",
 			   "sssss", app, ref, old_oid, new_oid, pusher);
 	if (ret)
 		return ret;
-	ret = stmt_step(db, st, "recording a deployment");
+	ret = sqldb_step(db->s, st, "recording a deployment");
 	if (!ret)
-		*id = sqlite3_last_insert_rowid(db->h);
+		*id = sqlite3_last_insert_rowid(db->s->h);
 	sqlite3_finalize(st);
 	return ret < 0 ? ret : 0;
 }
@@ -856,15 +648,15 @@ int db_deploy_set_status(struct db *db, int64_t id, const char *status)
 	if (ret)
 		return ret;
 	/* A finished deployment gets its finish time; one set running again loses it. */
-	ret = stmt_prepare(db, &st, "updating a deployment",
+	ret = sqldb_prepare(db->s, &st, "updating a deployment",
 			   "UPDATE deployments SET status = ?1,"
 			   " finished_at = CASE WHEN ?1 IN ('succeeded', 'failed') THEN " NOW_SQL " ELSE NULL END"
 			   " WHERE id = ?2",
 			   "si", status, id);
 	if (ret)
 		return ret;
-	ret = stmt_step(db, st, "updating a deployment");
-	if (!ret && !sqlite3_changes(db->h))
+	ret = sqldb_step(db->s, st, "updating a deployment");
+	if (!ret && !sqlite3_changes(db->s->h))
 		ret = error_set(GROVE_ENOTFOUND, "no deployment with id %lld", (long long)id);
 	sqlite3_finalize(st);
 	return ret < 0 ? ret : 0;
@@ -896,15 +688,15 @@ int db_deploy_append_log(struct db *db, int64_t id, const char *text, size_t len
 
 	if (!len)
 		return 0;
-	ret = tx(db, "BEGIN IMMEDIATE", "appending to a deployment log");
+	ret = sqldb_exec(db->s, "BEGIN IMMEDIATE", "appending to a deployment log");
 	if (ret)
 		return ret;
 	/* In bytes: length() of TEXT would count characters. */
-	ret = stmt_prepare(db, &st, "appending to a deployment log",
+	ret = sqldb_prepare(db->s, &st, "appending to a deployment log",
 			   "SELECT length(CAST(log AS BLOB)) FROM deployments WHERE id = ?", "i", id);
 	if (ret)
 		goto out;
-	ret = stmt_step(db, st, "appending to a deployment log");
+	ret = sqldb_step(db->s, st, "appending to a deployment log");
 	if (ret == 0)
 		ret = error_set(GROVE_ENOTFOUND, "no deployment with id %lld", (long long)id);
 	if (ret < 0)
@@ -915,13 +707,13 @@ int db_deploy_append_log(struct db *db, int64_t id, const char *text, size_t len
 
 	if (len <= DEPLOY_LOG_MAX && oldlen + len <= DEPLOY_LOG_MAX) {
 		/* The common case: SQLite appends, the old text never comes here. */
-		ret = stmt_prepare(db, &st, "appending to a deployment log", "UPDATE deployments SET log = log || ? WHERE id = ?",
+		ret = sqldb_prepare(db->s, &st, "appending to a deployment log", "UPDATE deployments SET log = log || ? WHERE id = ?",
 				   "");
 		if (ret)
 			goto out;
 		if (sqlite3_bind_text(st, 1, text, (int)len, SQLITE_STATIC) != SQLITE_OK ||
 		    sqlite3_bind_int64(st, 2, id) != SQLITE_OK) {
-			ret = db_fail(db, "appending to a deployment log");
+			ret = sqldb_fail(db->s, "appending to a deployment log");
 			goto out;
 		}
 	} else {
@@ -929,11 +721,11 @@ int db_deploy_append_log(struct db *db, int64_t id, const char *text, size_t len
 		size_t keep = DEPLOY_LOG_MAX - cutlen, start;
 		if (len < keep) {
 			const unsigned char *old;
-			ret = stmt_prepare(db, &st, "cutting a deployment log",
+			ret = sqldb_prepare(db->s, &st, "cutting a deployment log",
 					   "SELECT CAST(log AS BLOB) FROM deployments WHERE id = ?", "i", id);
 			if (ret)
 				goto out;
-			ret = stmt_step(db, st, "cutting a deployment log");
+			ret = sqldb_step(db->s, st, "cutting a deployment log");
 			if (ret == 0)
 				ret = error_set(GROVE_ENOTFOUND, "no deployment with id %lld", (long long)id);
 			if (ret < 0)
@@ -949,25 +741,25 @@ int db_deploy_append_log(struct db *db, int64_t id, const char *text, size_t len
 		start = tail_start(tail.buf, tail.len);
 		strbuf_addstr(&sb, DEPLOY_LOG_CUT);
 		strbuf_add(&sb, tail.buf + start, tail.len - start);
-		ret = stmt_prepare(db, &st, "cutting a deployment log", "UPDATE deployments SET log = ? WHERE id = ?", "");
+		ret = sqldb_prepare(db->s, &st, "cutting a deployment log", "UPDATE deployments SET log = ? WHERE id = ?", "");
 		if (ret)
 			goto out;
 		if (sqlite3_bind_text(st, 1, sb.buf, (int)sb.len, SQLITE_STATIC) != SQLITE_OK ||
 		    sqlite3_bind_int64(st, 2, id) != SQLITE_OK) {
-			ret = db_fail(db, "cutting a deployment log");
+			ret = sqldb_fail(db->s, "cutting a deployment log");
 			goto out;
 		}
 	}
-	ret = stmt_step(db, st, "appending to a deployment log");
+	ret = sqldb_step(db->s, st, "appending to a deployment log");
 	if (ret)
 		goto out;
-	ret = tx(db, "COMMIT", "appending to a deployment log");
+	ret = sqldb_exec(db->s, "COMMIT", "appending to a deployment log");
 out:
 	sqlite3_finalize(st);
 	strbuf_release(&sb);
 	strbuf_release(&tail);
 	if (ret)
-		tx_rollback(db);
+		sqldb_rollback(db->s);
 	return ret;
 }
 
@@ -977,24 +769,24 @@ int db_deploy_get(struct db *db, int64_t id, struct deployment *out)
 	int ret;
 
 	memset(out, 0, sizeof(*out));
-	ret = stmt_prepare(db, &st, "looking up a deployment",
+	ret = sqldb_prepare(db->s, &st, "looking up a deployment",
 			   "SELECT id, app, ref, old_oid, new_oid, pusher, status, started_at, finished_at, log"
 			   " FROM deployments WHERE id = ?",
 			   "i", id);
 	if (ret)
 		return ret;
-	ret = stmt_step(db, st, "looking up a deployment");
+	ret = sqldb_step(db->s, st, "looking up a deployment");
 	if (ret == 1) {
 		out->id = sqlite3_column_int64(st, 0);
-		out->app = col_dup(st, 1);
-		out->ref = col_dup(st, 2);
-		out->old_oid = col_dup(st, 3);
-		out->new_oid = col_dup(st, 4);
-		out->pusher = col_dup(st, 5);
-		out->status = col_dup(st, 6);
-		out->started_at = col_dup(st, 7);
-		out->finished_at = col_dup(st, 8);
-		out->log = col_dup(st, 9);
+		out->app = sqldb_col_dup(st, 1);
+		out->ref = sqldb_col_dup(st, 2);
+		out->old_oid = sqldb_col_dup(st, 3);
+		out->new_oid = sqldb_col_dup(st, 4);
+		out->pusher = sqldb_col_dup(st, 5);
+		out->status = sqldb_col_dup(st, 6);
+		out->started_at = sqldb_col_dup(st, 7);
+		out->finished_at = sqldb_col_dup(st, 8);
+		out->log = sqldb_col_dup(st, 9);
 		if (!out->log)
 			out->log = xstrdup("");
 		ret = 0;
@@ -1014,8 +806,8 @@ int db_query(struct db *db, const char *sql, const char *const *params, size_t n
 	const char *tail = NULL;
 	int ret = 0, ncols;
 
-	if (sqlite3_prepare_v2(db->h, sql, -1, &st, &tail) != SQLITE_OK)
-		return db_fail(db, "preparing a query");
+	if (sqlite3_prepare_v2(db->s->h, sql, -1, &st, &tail) != SQLITE_OK)
+		return sqldb_fail(db->s, "preparing a query");
 	if (!st) {
 		ret = error_set(GROVE_EINVAL, "query holds no statement");
 		goto out;
@@ -1035,14 +827,14 @@ int db_query(struct db *db, const char *sql, const char *const *params, size_t n
 		int rc = params[i] ? sqlite3_bind_text(st, (int)i + 1, params[i], -1, SQLITE_TRANSIENT)
 				   : sqlite3_bind_null(st, (int)i + 1);
 		if (rc != SQLITE_OK) {
-			ret = db_fail(db, "binding query parameters");
+			ret = sqldb_fail(db->s, "binding query parameters");
 			goto out;
 		}
 	}
 	ncols = sqlite3_column_count(st);
 	names = xcalloc((size_t)ncols + 1, sizeof(*names));
 	values = xcalloc((size_t)ncols + 1, sizeof(*values));
-	while ((ret = stmt_step(db, st, "running a query")) == 1) {
+	while ((ret = sqldb_step(db->s, st, "running a query")) == 1) {
 		/* Names are fetched per row: a re-prepared statement frees the old ones. */
 		for (int i = 0; i < ncols; i++) {
 			values[i] = (const char *)sqlite3_column_text(st, i);
