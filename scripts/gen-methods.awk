@@ -30,12 +30,14 @@ BEGIN {
 			if (body ~ /op\)[ \t]*=[ \t]*ACCESSOR/) kind = "RPC_KIND_ACCESSOR"
 			if (body ~ /op\)[ \t]*=[ \t]*MUTATOR/) kind = "RPC_KIND_MUTATOR"
 			if (body ~ /op\)[ \t]*=[ \t]*MAINTENANCE/) kind = "RPC_KIND_MAINTENANCE"
+			if (body ~ /op\)[ \t]*=[ \t]*INTERNAL/) kind = "RPC_KIND_INTERNAL"
 			if (body ~ /\}/) break
 		}
 	} else {
 		if (line ~ /op\)[ \t]*=[ \t]*ACCESSOR/) kind = "RPC_KIND_ACCESSOR"
 		if (line ~ /op\)[ \t]*=[ \t]*MUTATOR/) kind = "RPC_KIND_MUTATOR"
 		if (line ~ /op\)[ \t]*=[ \t]*MAINTENANCE/) kind = "RPC_KIND_MAINTENANCE"
+		if (line ~ /op\)[ \t]*=[ \t]*INTERNAL/) kind = "RPC_KIND_INTERNAL"
 	}
 	printf "\t{ \"/%s.%s/%s\", %s, %d, %d },\n", pkg, svc, name, kind, cstream, sstream
 	n++

@@ -145,7 +145,7 @@ static int transaction_hook(const char *state, Grove__V1__HookPayload *payload, 
 	if (!ret)
 		ret = rpc_unary(cl, "/grove.v1.HookService/ReferenceTransactionHook", &req.base,
 				&grove__v1__reference_transaction_hook_response__descriptor, (ProtobufCMessage **)&resp,
-				30000);
+				TXN_VOTE_TIMEOUT_MS + 5000);
 	rpc_client_free(cl);
 	if (ret) {
 		fprintf(stderr, "error: grove: the ref update vote failed: %s\n", error_msg());

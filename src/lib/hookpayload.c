@@ -6,6 +6,7 @@
 #include "lib/proc.h"
 #include "lib/strvec.h"
 
+#include <ctype.h>
 #include <openssl/evp.h>
 
 char *hook_payload_encode(const Grove__V1__HookPayload *p)
@@ -109,4 +110,56 @@ char **hook_env_build(const Grove__V1__HookPayload *payload, const Grove__V1__Re
 	env = proc_env(strvec_argv(&extra));
 	strvec_clear(&extra);
 	return env;
+}
+
+bool txn_node_name_valid(const char *s, size_t len)
+{
+	if (len == 0 || len > TXN_NODE_MAX || !isalnum((unsigned char)s[0]))
+		return false;
+	for (size_t i = 1; i < len; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '.' && s[i] != '_' && s[i] != '-')
+			return false;
+	return true;
+}
+
+int txn_info_parse(const char *s, size_t len, struct txn_info *out)
+{
+	const char *end = s + len, *p, *q;
+	uint64_t id = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (len < 2 || memcmp(s, "1;", 2))
+		return error_set(GROVE_EINVAL, "transaction metadata does not start with version \"1;\"");
+	p = s + 2;
+	q = memchr(p, ';', (size_t)(end - p));
+	if (!q || q == p || q - p > 20)
+		return error_set(GROVE_EINVAL, "transaction metadata: bad transaction id");
+	for (const char *c = p; c < q; c++) {
+		if (*c < '0' || *c > '9' || id > (UINT64_MAX - 9) / 10)
+			return error_set(GROVE_EINVAL, "transaction metadata: bad transaction id");
+		id = id * 10 + (uint64_t)(*c - '0');
+	}
+	out->id = id;
+	p = q + 1;
+	q = memchr(p, ';', (size_t)(end - p));
+	if (!q || !txn_node_name_valid(p, (size_t)(q - p)))
+		return error_set(GROVE_EINVAL, "transaction metadata: bad node name");
+	memcpy(out->node, p, (size_t)(q - p));
+	p = q + 1;
+	if (end - p < 2 || (p[0] != 'p' && p[0] != 's') || p[1] != ';')
+		return error_set(GROVE_EINVAL, "transaction metadata: role is neither p nor s");
+	out->secondary = p[0] == 's';
+	p += 2;
+	if (p == end || end - p > TXN_ADDRESS_MAX)
+		return error_set(GROVE_EINVAL, "transaction metadata: bad address length");
+	for (const char *c = p; c < end; c++)
+		if (*c <= 0x20 || *c >= 0x7f || *c == ';')
+			return error_set(GROVE_EINVAL, "transaction metadata: the address holds a forbidden character");
+	memcpy(out->address, p, (size_t)(end - p));
+	return 0;
+}
+
+void txn_info_format(const struct txn_info *t, char *buf, size_t size)
+{
+	snprintf(buf, size, "1;%llu;%s;%c;%s", (unsigned long long)t->id, t->node, t->secondary ? 's' : 'p', t->address);
 }

@@ -27,4 +27,32 @@ char **hook_env_build(const Grove__V1__HookPayload *payload, const Grove__V1__Re
 		      const char *hook_address, const char *secret, const char *active,
 		      const char *git_protocol);
 
+/*
+ * A cluster router sends each store of a write the transaction it takes part
+ * in, in request metadata, so that any mutating RPC — also one added later —
+ * votes without a field of its own:
+ *
+ *     x-grove-transaction: 1;<id>;<node>;<p|s>;<transaction service address>
+ *
+ * p: primary (runs pre-receive and post-receive), s: secondary.
+ */
+#define TXN_METADATA_KEY "x-grove-transaction"
+#define TXN_NODE_MAX 64
+#define TXN_ADDRESS_MAX 255
+/* How long a store waits for the router to answer a vote; the hook waits a little longer. */
+#define TXN_VOTE_TIMEOUT_MS 60000
+
+struct txn_info {
+	uint64_t id;
+	char node[TXN_NODE_MAX + 1];
+	bool secondary;
+	char address[TXN_ADDRESS_MAX + 1];
+};
+
+/* 0, or GROVE_EINVAL saying what is wrong with s. */
+int txn_info_parse(const char *s, size_t len, struct txn_info *out);
+void txn_info_format(const struct txn_info *t, char *buf, size_t size);
+/* Node names: [A-Za-z0-9][A-Za-z0-9._-]{0,63}. */
+bool txn_node_name_valid(const char *s, size_t len);
+
 #endif

@@ -16,6 +16,7 @@ const char *rpc_kind_name(enum rpc_kind kind)
 	case RPC_KIND_ACCESSOR: return "accessor";
 	case RPC_KIND_MUTATOR: return "mutator";
 	case RPC_KIND_MAINTENANCE: return "maintenance";
+	case RPC_KIND_INTERNAL: return "internal";
 	default: return "none";
 	}
 }

@@ -11,6 +11,7 @@ enum rpc_kind {
 	RPC_KIND_ACCESSOR,
 	RPC_KIND_MUTATOR,
 	RPC_KIND_MAINTENANCE,
+	RPC_KIND_INTERNAL,      /* between Grove's parts: never routed */
 };
 
 struct rpc_method_info {

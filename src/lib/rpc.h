@@ -95,6 +95,25 @@ void rpc_call_done(struct rpc_call *c, int err);
 /* Whether gRPC reported that the client cancelled (or the call broke). */
 bool rpc_call_cancelled(struct rpc_call *c);
 const char *rpc_call_method(const struct rpc_call *c);
+/* The value of a request metadata key (not NUL-terminated), or NULL. */
+const char *rpc_call_metadata(const struct rpc_call *c, const char *key, size_t *len);
+
+/*
+ * Messages as bytes, for a router that forwards what it need not decode.
+ * recv: as rpc_call_recv, *out is the caller's to destroy. send: the buffer
+ * stays the caller's. finish_status: ends the call with a status relayed
+ * as it came (code and message of a store behind the router).
+ */
+int rpc_call_recv_bb(struct rpc_call *c, grpc_byte_buffer **out);
+int rpc_call_send_bb(struct rpc_call *c, grpc_byte_buffer *bb);
+void rpc_call_finish_status(struct rpc_call *c, grpc_status_code code, const char *msg);
+
+/*
+ * Lets calls of method also prove secret instead of the server's: the
+ * cluster's TransactionService takes votes from stores that each have their
+ * own secret. Before rpc_server_start.
+ */
+int rpc_server_allow_secret(struct rpc_server *s, const char *method, const char *secret);
 
 /* ---- client ---- */
 
@@ -109,6 +128,16 @@ const char *rpc_client_address(const struct rpc_client *cl);
 
 /* timeout_ms 0: no deadline. */
 int rpc_stream_open(struct rpc_client *cl, const char *method, int64_t timeout_ms, struct rpc_stream **out);
+/* Extra request metadata, e.g. a router's transaction for a store. */
+struct rpc_md {
+	const char *key;
+	const char *value;
+};
+int rpc_stream_open_md(struct rpc_client *cl, const char *method, int64_t timeout_ms, const struct rpc_md *md,
+		       size_t nmd, struct rpc_stream **out);
+/* As rpc_call_recv_bb / rpc_call_send_bb, on the client side. */
+int rpc_stream_recv_bb(struct rpc_stream *st, grpc_byte_buffer **out);
+int rpc_stream_send_bb(struct rpc_stream *st, grpc_byte_buffer *bb);
 int rpc_stream_send(struct rpc_stream *st, const ProtobufCMessage *m);
 /* Sends bytes as they are: for tools and tests that must send malformed messages. */
 int rpc_stream_send_raw(struct rpc_stream *st, const void *data, size_t len);
@@ -122,6 +151,8 @@ int rpc_stream_recv(struct rpc_stream *st, const ProtobufCMessageDescriptor *d, 
  */
 int rpc_stream_finish(struct rpc_stream *st);
 grpc_status_code rpc_stream_status(const struct rpc_stream *st);
+/* The status message the server sent, after rpc_stream_finish. */
+void rpc_stream_details(const struct rpc_stream *st, char *buf, size_t size);
 void rpc_stream_cancel(struct rpc_stream *st);
 void rpc_stream_free(struct rpc_stream *st);
 
@@ -133,6 +164,10 @@ int rpc_unary(struct rpc_client *cl, const char *method, const ProtobufCMessage 
 
 grpc_byte_buffer *rpc_pack(const ProtobufCMessage *m);
 int rpc_unpack(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *d, ProtobufCMessage **out);
+/* The message's bytes in one slice (unref it), or an error for a broken buffer. */
+int rpc_bb_slice(grpc_byte_buffer *bb, grpc_slice *out);
+/* A buffer holding a copy of len bytes at data. */
+grpc_byte_buffer *rpc_bb_from(const void *data, size_t len);
 /* gRPC's own library start-up, once per process. */
 void rpc_global_init(void);
 

@@ -107,16 +107,27 @@ static bool pluck(struct rpc_stream *st, void *tag)
 
 int rpc_stream_open(struct rpc_client *cl, const char *method, int64_t timeout_ms, struct rpc_stream **out)
 {
+	return rpc_stream_open_md(cl, method, timeout_ms, NULL, 0, out);
+}
+
+#define RPC_MD_EXTRA_MAX 4
+
+int rpc_stream_open_md(struct rpc_client *cl, const char *method, int64_t timeout_ms, const struct rpc_md *extra,
+		       size_t nextra, struct rpc_stream **out)
+{
 	struct rpc_stream *st;
 	gpr_timespec deadline;
 	grpc_slice mslice;
-	grpc_metadata md[2];
+	grpc_metadata md[2 + RPC_MD_EXTRA_MAX];
+	size_t nmd = 0;
 	grpc_op op = { 0 };
 	char token[AUTH_TOKEN_MAX];
 	struct timespec ts;
 	const char *corr = log_correlation_id();
 
 	*out = NULL;
+	if (nextra > RPC_MD_EXTRA_MAX)
+		return error_set(GROVE_EINTERNAL, "%s: more than %d metadata entries", method, RPC_MD_EXTRA_MAX);
 	st = xcalloc(1, sizeof(*st));
 	st->cl = cl;
 	st->method = xstrdup(method);
@@ -141,17 +152,26 @@ int rpc_stream_open(struct rpc_client *cl, const char *method, int64_t timeout_m
 		strlcpy_(token, cl->token, sizeof(token));
 	else
 		auth_token_make(cl->secret, method, ts.tv_sec, token);
-	md[0].key = grpc_slice_from_static_string(AUTH_METADATA_KEY);
-	md[0].value = grpc_slice_from_copied_string(token);
-	md[1].key = grpc_slice_from_static_string(RPC_CORRELATION_KEY);
-	md[1].value = grpc_slice_from_copied_string(corr);
+	memset(md, 0, sizeof(md));
+	md[nmd].key = grpc_slice_from_static_string(AUTH_METADATA_KEY);
+	md[nmd++].value = grpc_slice_from_copied_string(token);
+	if (corr[0]) {
+		md[nmd].key = grpc_slice_from_static_string(RPC_CORRELATION_KEY);
+		md[nmd++].value = grpc_slice_from_copied_string(corr);
+	}
+	for (size_t i = 0; i < nextra; i++) {
+		md[nmd].key = grpc_slice_from_copied_string(extra[i].key);
+		md[nmd++].value = grpc_slice_from_copied_string(extra[i].value);
+	}
 	op.op = GRPC_OP_SEND_INITIAL_METADATA;
-	op.data.send_initial_metadata.count = corr[0] ? 2 : 1;
+	op.data.send_initial_metadata.count = nmd;
 	op.data.send_initial_metadata.metadata = md;
 	grpc_call_error e = grpc_call_start_batch(st->call, &op, 1, &st->send_tag, NULL);
 	bool ok = e == GRPC_CALL_OK && pluck(st, &st->send_tag);
-	grpc_slice_unref(md[0].value);
-	grpc_slice_unref(md[1].value);
+	for (size_t i = 0; i < nmd; i++) {
+		grpc_slice_unref(md[i].key);
+		grpc_slice_unref(md[i].value);
+	}
 	*out = st;
 	if (!ok)
 		/* The status will say why (e.g. UNAVAILABLE); finish reports it. */
@@ -159,30 +179,33 @@ int rpc_stream_open(struct rpc_client *cl, const char *method, int64_t timeout_m
 	return 0;
 }
 
-static int send_bb(struct rpc_stream *st, grpc_byte_buffer *bb)
+int rpc_stream_send_bb(struct rpc_stream *st, grpc_byte_buffer *bb)
 {
 	grpc_op op = { 0 };
 	op.op = GRPC_OP_SEND_MESSAGE;
 	op.data.send_message.send_message = bb;
 	grpc_call_error e = grpc_call_start_batch(st->call, &op, 1, &st->send_tag, NULL);
 	bool ok = e == GRPC_CALL_OK && pluck(st, &st->send_tag);
-	grpc_byte_buffer_destroy(op.data.send_message.send_message);
 	if (!ok)
 		return error_set(GROVE_ECANCELLED, "%s: the call ended before the message was sent", st->method);
 	return 0;
 }
 
+static int send_owned(struct rpc_stream *st, grpc_byte_buffer *bb)
+{
+	int ret = rpc_stream_send_bb(st, bb);
+	grpc_byte_buffer_destroy(bb);
+	return ret;
+}
+
 int rpc_stream_send(struct rpc_stream *st, const ProtobufCMessage *m)
 {
-	return send_bb(st, rpc_pack(m));
+	return send_owned(st, rpc_pack(m));
 }
 
 int rpc_stream_send_raw(struct rpc_stream *st, const void *data, size_t len)
 {
-	grpc_slice slice = grpc_slice_from_copied_buffer(data, len);
-	grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&slice, 1);
-	grpc_slice_unref(slice);
-	return send_bb(st, bb);
+	return send_owned(st, rpc_bb_from(data, len));
 }
 
 int rpc_stream_close_send(struct rpc_stream *st)
@@ -198,12 +221,11 @@ int rpc_stream_close_send(struct rpc_stream *st)
 	return 0;
 }
 
-int rpc_stream_recv(struct rpc_stream *st, const ProtobufCMessageDescriptor *d, ProtobufCMessage **out)
+int rpc_stream_recv_bb(struct rpc_stream *st, grpc_byte_buffer **out)
 {
 	grpc_op ops[2];
 	size_t n = 0;
 	grpc_byte_buffer *bb = NULL;
-	int ret;
 
 	*out = NULL;
 	memset(ops, 0, sizeof(ops));
@@ -222,6 +244,18 @@ int rpc_stream_recv(struct rpc_stream *st, const ProtobufCMessageDescriptor *d, 
 			grpc_byte_buffer_destroy(bb);
 		return 0;
 	}
+	*out = bb;
+	return 1;
+}
+
+int rpc_stream_recv(struct rpc_stream *st, const ProtobufCMessageDescriptor *d, ProtobufCMessage **out)
+{
+	grpc_byte_buffer *bb = NULL;
+	int ret = rpc_stream_recv_bb(st, &bb);
+
+	*out = NULL;
+	if (ret <= 0)
+		return ret;
 	ret = rpc_unpack(bb, d, out);
 	grpc_byte_buffer_destroy(bb);
 	return ret ? ret : 1;
@@ -251,6 +285,13 @@ int rpc_stream_finish(struct rpc_stream *st)
 grpc_status_code rpc_stream_status(const struct rpc_stream *st)
 {
 	return st->status;
+}
+
+void rpc_stream_details(const struct rpc_stream *st, char *buf, size_t size)
+{
+	size_t n = MIN(GRPC_SLICE_LENGTH(st->details), size - 1);
+	memcpy(buf, GRPC_SLICE_START_PTR(st->details), n);
+	buf[n] = '\0';
 }
 
 void rpc_stream_cancel(struct rpc_stream *st)

@@ -83,15 +83,30 @@ grpc_byte_buffer *rpc_pack(const ProtobufCMessage *m)
 	return bb;
 }
 
-int rpc_unpack(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *d, ProtobufCMessage **out)
+int rpc_bb_slice(grpc_byte_buffer *bb, grpc_slice *out)
 {
 	grpc_byte_buffer_reader reader;
+	if (!grpc_byte_buffer_reader_init(&reader, bb))
+		return error_set(GROVE_EPROTO, "cannot read a message (bad compression?)");
+	*out = grpc_byte_buffer_reader_readall(&reader);
+	grpc_byte_buffer_reader_destroy(&reader);
+	return 0;
+}
+
+grpc_byte_buffer *rpc_bb_from(const void *data, size_t len)
+{
+	grpc_slice slice = grpc_slice_from_copied_buffer(data, len);
+	grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&slice, 1);
+	grpc_slice_unref(slice);
+	return bb;
+}
+
+int rpc_unpack(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *d, ProtobufCMessage **out)
+{
 	grpc_slice all;
 	*out = NULL;
-	if (!grpc_byte_buffer_reader_init(&reader, bb))
-		return error_set(GROVE_EPROTO, "cannot read %s message (bad compression?)", d->name);
-	all = grpc_byte_buffer_reader_readall(&reader);
-	grpc_byte_buffer_reader_destroy(&reader);
+	if (rpc_bb_slice(bb, &all))
+		return error_wrap(GROVE_EPROTO, "%s", d->name);
 	if (pbcheck_strings(d, GRPC_SLICE_START_PTR(all), GRPC_SLICE_LENGTH(all))) {
 		grpc_slice_unref(all);
 		return error_wrap(GROVE_EPROTO, "malformed %s message", d->name);

@@ -17,6 +17,8 @@ enum tag_type { TAG_NEW_CALL = 1, TAG_NEW_UNKNOWN, TAG_UNKNOWN_DONE, TAG_OP, TAG
 
 struct rpc_handler {
 	char *method;
+	char **secrets;        /* also accepted for this method (rpc_server_allow_secret) */
+	size_t nsecrets;
 	rpc_handler_fn *fn;
 	void *data;
 	void *registered;      /* gRPC's handle for the method */
@@ -125,7 +127,7 @@ const char *rpc_call_method(const struct rpc_call *c)
 	return c->h ? c->h->method : "?";
 }
 
-int rpc_call_recv(struct rpc_call *c, const ProtobufCMessageDescriptor *d, ProtobufCMessage **out)
+int rpc_call_recv_bb(struct rpc_call *c, grpc_byte_buffer **out)
 {
 	grpc_op op = { 0 };
 	int ret;
@@ -142,15 +144,24 @@ int rpc_call_recv(struct rpc_call *c, const ProtobufCMessageDescriptor *d, Proto
 		c->recv_buf = NULL;
 		return error_set(GROVE_ECANCELLED, "the client cancelled the call");
 	}
-	if (!c->recv_buf)
-		return 0;
-	ret = rpc_unpack(c->recv_buf, d, out);
-	grpc_byte_buffer_destroy(c->recv_buf);
+	*out = c->recv_buf;
 	c->recv_buf = NULL;
+	return *out ? 1 : 0;
+}
+
+int rpc_call_recv(struct rpc_call *c, const ProtobufCMessageDescriptor *d, ProtobufCMessage **out)
+{
+	grpc_byte_buffer *bb = NULL;
+	int ret = rpc_call_recv_bb(c, &bb);
+	*out = NULL;
+	if (ret <= 0)
+		return ret;
+	ret = rpc_unpack(bb, d, out);
+	grpc_byte_buffer_destroy(bb);
 	return ret ? ret : 1;
 }
 
-int rpc_call_send(struct rpc_call *c, const ProtobufCMessage *m)
+int rpc_call_send_bb(struct rpc_call *c, grpc_byte_buffer *bb)
 {
 	grpc_op ops[2];
 	size_t n = 0;
@@ -161,11 +172,18 @@ int rpc_call_send(struct rpc_call *c, const ProtobufCMessage *m)
 		c->md_sent = true;
 	}
 	ops[n].op = GRPC_OP_SEND_MESSAGE;
-	ops[n++].data.send_message.send_message = rpc_pack(m);
+	ops[n++].data.send_message.send_message = bb;
 	ret = op_start(c, &c->send_op, ops, n);
 	if (!ret && !op_wait(c, &c->send_op))
 		ret = error_set(GROVE_ECANCELLED, "the client went away");
-	grpc_byte_buffer_destroy(ops[n - 1].data.send_message.send_message);
+	return ret;
+}
+
+int rpc_call_send(struct rpc_call *c, const ProtobufCMessage *m)
+{
+	grpc_byte_buffer *bb = rpc_pack(m);
+	int ret = rpc_call_send_bb(c, bb);
+	grpc_byte_buffer_destroy(bb);
 	return ret;
 }
 
@@ -187,7 +205,7 @@ void rpc_call_reply(struct rpc_call *c, int err, const ProtobufCMessage *resp)
 		rpc_call_finish(c, 0, NULL);
 }
 
-static void finish_status(struct rpc_call *c, grpc_status_code code, const char *msg)
+void rpc_call_finish_status(struct rpc_call *c, grpc_status_code code, const char *msg)
 {
 	grpc_op ops[2];
 	size_t n = 0;
@@ -225,7 +243,7 @@ void rpc_call_finish(struct rpc_call *c, int err, const char *fmt, ...)
 		vsnprintf(msg, sizeof(msg), fmt, ap);
 		va_end(ap);
 	}
-	finish_status(c, rpc_status_from_err(err), msg);
+	rpc_call_finish_status(c, rpc_status_from_err(err), msg);
 }
 
 void rpc_call_fail(struct rpc_call *c, int err)
@@ -278,6 +296,27 @@ static const char *md_get(const grpc_metadata_array *md, const char *key, size_t
 	return NULL;
 }
 
+const char *rpc_call_metadata(const struct rpc_call *c, const char *key, size_t *len)
+{
+	return md_get(&c->md, key, len);
+}
+
+/* Whether the call proves the server's secret or one allowed for its method. */
+static int call_authenticate(struct rpc_call *c)
+{
+	struct timespec ts;
+	size_t len;
+	const char *v = md_get(&c->md, AUTH_METADATA_KEY, &len);
+	int ret;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ret = auth_token_check(c->s->secret, c->h->method, v, len, ts.tv_sec);
+	for (size_t i = 0; ret && i < c->h->nsecrets; i++)
+		if (!auth_token_check(c->h->secrets[i], c->h->method, v, len, ts.tv_sec))
+			ret = 0;
+	return ret;
+}
+
 static void call_free(struct rpc_call *c)
 {
 	grpc_metadata_array_destroy(&c->md);
@@ -323,10 +362,7 @@ static void *call_main(void *arg)
 	pthread_mutex_unlock(&s->mu);
 
 	if (strcmp(c->h->method, HEALTH_CHECK)) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		v = md_get(&c->md, AUTH_METADATA_KEY, &len);
-		if (auth_token_check(s->secret, c->h->method, v, len, ts.tv_sec)) {
+		if (call_authenticate(c)) {
 			log_warn("rpc.unauthenticated", "method=%s reason=%s", c->h->method, error_msg());
 			rpc_call_finish(c, GROVE_EAUTH, "%s", error_msg());
 			goto done;
@@ -567,6 +603,20 @@ int rpc_server_handle(struct rpc_server *s, const char *method, rpc_handler_fn *
 	return 0;
 }
 
+int rpc_server_allow_secret(struct rpc_server *s, const char *method, const char *secret)
+{
+	for (struct rpc_handler *h = s->handlers; h; h = h->next) {
+		if (strcmp(h->method, method))
+			continue;
+		if (!secret || strlen(secret) < 16)
+			return error_set(GROVE_EINVAL, "a shared secret of at least 16 bytes is required");
+		h->secrets = xrealloc(h->secrets, (h->nsecrets + 1) * sizeof(*h->secrets));
+		h->secrets[h->nsecrets++] = xstrdup(secret);
+		return 0;
+	}
+	return error_set(GROVE_EINTERNAL, "method %s has no handler to allow a secret for", method);
+}
+
 int rpc_server_listen(struct rpc_server *s, const char *addr)
 {
 	grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
@@ -663,6 +713,11 @@ void rpc_server_free(struct rpc_server *s)
 	while (s->handlers) {
 		struct rpc_handler *h = s->handlers;
 		s->handlers = h->next;
+		for (size_t i = 0; i < h->nsecrets; i++) {
+			explicit_bzero(h->secrets[i], strlen(h->secrets[i]));
+			free(h->secrets[i]);
+		}
+		free(h->secrets);
 		free(h->method);
 		free(h);
 	}

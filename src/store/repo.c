@@ -257,3 +257,25 @@ char **store_hook_env(struct store *st, const Grove__V1__HookPayload *payload,
 		*any_active = active[0] != '\0';
 	return hook_env_build(payload, repo, st->hook_address, st->secret, active, git_protocol);
 }
+
+int store_write_payload(struct rpc_call *call, const Grove__V1__HookPayload *req_payload,
+			Grove__V1__HookPayload *out, struct txn_info *txn)
+{
+	size_t len;
+	const char *v = rpc_call_metadata(call, TXN_METADATA_KEY, &len);
+	int ret;
+
+	grove__v1__hook_payload__init(out);
+	if (req_payload)
+		*out = *req_payload;
+	if (!v)
+		return 0;
+	if ((ret = txn_info_parse(v, len, txn)))
+		return ret;
+	/* The router's word replaces whatever the request said. */
+	out->transaction_address = txn->address;
+	out->transaction_id = txn->id;
+	out->node = txn->node;
+	out->secondary = txn->secondary;
+	return 0;
+}

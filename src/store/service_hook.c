@@ -11,6 +11,7 @@
 #include "store/store.h"
 #include "lib/error.h"
 #include "lib/log.h"
+#include "grove/v1/transaction.pb-c.h"
 #include "lib/proc.h"
 #include "lib/strvec.h"
 #include "grove/v1/hook.pb-c.h"
@@ -230,18 +231,65 @@ static void post_receive(struct rpc_call *call, void *data)
 	hook_serve(call, data, "post-receive", "/grove.v1.HookService/PostReceiveHook");
 }
 
+/*
+ * Votes a store's ref updates to the cluster router that sent the write and
+ * relays its answer: git commits the updates only on COMMIT. The router
+ * holds the answer until a quorum agreed, so this call may wait.
+ */
+static int txn_vote(struct store *st, const Grove__V1__ReferenceTransactionHookRequest *req,
+		    Grove__V1__ReferenceTransactionHookResponse *resp, char *msg, size_t msgsize)
+{
+	const Grove__V1__HookPayload *p = req->payload;
+	Grove__V1__VoteTransactionRequest v = GROVE__V1__VOTE_TRANSACTION_REQUEST__INIT;
+	Grove__V1__VoteTransactionResponse *r = NULL;
+	struct rpc_client *cl = NULL;
+	int ret;
+
+	v.transaction_id = p->transaction_id;
+	v.node = p->node;
+	v.vote = req->vote;
+	switch (req->state) {
+	case GROVE__V1__REFERENCE_TRANSACTION_HOOK_REQUEST__STATE__COMMITTED:
+		v.phase = GROVE__V1__VOTE_TRANSACTION_REQUEST__PHASE__COMMITTED;
+		break;
+	case GROVE__V1__REFERENCE_TRANSACTION_HOOK_REQUEST__STATE__ABORTED:
+		v.phase = GROVE__V1__VOTE_TRANSACTION_REQUEST__PHASE__ABORTED;
+		break;
+	default:
+		v.phase = GROVE__V1__VOTE_TRANSACTION_REQUEST__PHASE__PREPARED;
+	}
+	ret = rpc_client_new(&cl, p->transaction_address, st->secret);
+	if (!ret)
+		ret = rpc_unary(cl, "/grove.v1.TransactionService/VoteTransaction", &v.base,
+				&grove__v1__vote_transaction_response__descriptor, (ProtobufCMessage **)&r,
+				TXN_VOTE_TIMEOUT_MS);
+	if (ret) {
+		error_wrap(ret, "voting transaction %llu at %s", (unsigned long long)p->transaction_id,
+			   p->transaction_address);
+		goto out;
+	}
+	resp->commit = r->outcome == GROVE__V1__VOTE_TRANSACTION_RESPONSE__OUTCOME__COMMIT;
+	strlcpy_(msg, r->message ? r->message : "", msgsize);
+	resp->message = msg;
+	log_info("txn.voted", "txn=%llu node=%s phase=%d commit=%b", (unsigned long long)p->transaction_id, p->node,
+		 (int)v.phase, resp->commit);
+out:
+	FREE_MSG(r);
+	rpc_client_free(cl);
+	return ret;
+}
+
 static void reference_transaction(struct rpc_call *call, void *data)
 {
+	struct store *st = data;
 	Grove__V1__ReferenceTransactionHookRequest *req = NULL;
 	Grove__V1__ReferenceTransactionHookResponse resp = GROVE__V1__REFERENCE_TRANSACTION_HOOK_RESPONSE__INIT;
+	char msg[1024] = "";
 	int ret = rpc_call_recv_one(call, &grove__v1__reference_transaction_hook_request__descriptor,
 				    (ProtobufCMessage **)&req);
-	if (!ret && req->payload && req->payload->transaction_address && *req->payload->transaction_address)
-		/* Votes go to a cluster's TransactionService, which this store
-		 * does not reach yet: refuse rather than commit unvoted. */
-		ret = error_set(GROVE_EPRECOND, "this store cannot take part in a voted transaction (address %s)",
-				req->payload->transaction_address);
 	resp.commit = true;
+	if (!ret && req->payload && req->payload->transaction_address && *req->payload->transaction_address)
+		ret = txn_vote(st, req, &resp, msg, sizeof(msg));
 	rpc_call_reply(call, ret, &resp.base);
 	FREE_MSG(req);
 }

@@ -147,6 +147,8 @@ static void update_reference(struct rpc_call *call, void *data)
 	struct strvec argv = STRVEC_INIT;
 	char **env = NULL;
 	int valid = 0, ret;
+	Grove__V1__HookPayload payload;
+	struct txn_info txn;
 	static const char zero[] = "0000000000000000000000000000000000000000";
 
 	strbuf_init(&err, 64 * 1024);
@@ -181,7 +183,9 @@ static void update_reference(struct rpc_call *call, void *data)
 	}
 	if (req->old_oid && *req->old_oid)
 		strvec_push(&argv, req->old_oid);
-	env = store_hook_env(st, req->hook_payload, req->repository, NULL, NULL);
+	if ((ret = store_write_payload(call, req->hook_payload, &payload, &txn)))
+		goto out;
+	env = store_hook_env(st, &payload, req->repository, NULL, NULL);
 	ret = proc_run(strvec_argv(&argv), env, NULL, NULL, 0, NULL, &err);
 	if (ret > 0) {
 		strbuf_rtrim(&err);

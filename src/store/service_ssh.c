@@ -152,7 +152,11 @@ static void ssh_serve(struct rpc_call *call, struct store *st, const char *servi
 		goto out;
 
 	bool hooks = false;
-	env = store_hook_env(st, push ? first->hook_payload : NULL, first->repository, first->git_protocol, &hooks);
+	Grove__V1__HookPayload payload;
+	struct txn_info txn;
+	if (push && (ret = store_write_payload(call, first->hook_payload, &payload, &txn)))
+		goto out;
+	env = store_hook_env(st, push ? &payload : NULL, first->repository, first->git_protocol, &hooks);
 	/* Each hook is a process start and a round trip: a push with nothing
 	 * to check, deploy or vote on runs none. */
 	gitcmd_init(&argv, push && hooks ? &st->git_hooks : &st->git_nohooks, NULL);

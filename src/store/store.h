@@ -17,6 +17,7 @@
 
 #include "lib/common.h"
 #include "lib/gitcmd.h"
+#include "lib/hookpayload.h"
 #include "lib/rpc.h"
 #include "lib/strbuf.h"
 #include "grove/v1/shared.pb-c.h"
@@ -66,6 +67,15 @@ int store_repo_set_head(const char *path, const char *ref);
  */
 char **store_hook_env(struct store *st, const Grove__V1__HookPayload *payload,
 		      const Grove__V1__Repository *repo, const char *git_protocol, bool *any_active);
+
+/*
+ * The payload for a write's hooks: the request's (or an empty one) with the
+ * transaction of a cluster router's metadata, if the call carries one, into
+ * *out (which points into req_payload and txn: keep both alive).
+ * GROVE_EINVAL for malformed transaction metadata.
+ */
+int store_write_payload(struct rpc_call *call, const Grove__V1__HookPayload *req_payload,
+			Grove__V1__HookPayload *out, struct txn_info *txn);
 
 /* Runs a git command to completion; its stderr (trimmed) becomes the error message. */
 int store_git(struct store *st, const struct strvec *argv, char *const *env, struct strbuf *out);

@@ -1,0 +1,33 @@
+/*
+ * Protocol buffers' wire format read without a descriptor. The cluster router
+ * forwards requests of any method, also of one added to the store after the
+ * router was built; it needs only field 1 of the first message (every
+ * repository-scoped request has `Repository repository = 1`, proto/README.md)
+ * to route it, and rewrites that field for each store. Everything else passes
+ * through as bytes.
+ *
+ * The input comes from the network: every length is checked against what is
+ * left, varints are at most 10 bytes, groups (wire types 3 and 4, deprecated)
+ * and field number 0 are refused as malformed.
+ */
+#ifndef GROVE_PBWIRE_H
+#define GROVE_PBWIRE_H
+
+#include "lib/common.h"
+#include "lib/strbuf.h"
+
+/*
+ * Finds the length-delimited field number field: 1 with *val and *vlen set to
+ * its last occurrence (protobuf's rule for a singular field), 0 when absent,
+ * GROVE_EPROTO when buf is not well-formed.
+ */
+int pbwire_find(const uint8_t *buf, size_t len, uint32_t field, const uint8_t **val, size_t *vlen);
+
+/*
+ * Appends to out buf without any occurrence of field, then field as a
+ * length-delimited value. GROVE_EPROTO when buf is malformed.
+ */
+int pbwire_replace(const uint8_t *buf, size_t len, uint32_t field, const uint8_t *val, size_t vlen,
+		   struct strbuf *out);
+
+#endif
