@@ -5,6 +5,12 @@
 /* `grove connect`: git's ssh stand-in that speaks grove.v1.SSHService. */
 int connect_main(int argc, char **argv);
 
+/*
+ * The shared secret for a grove.v1 client: from file if given, else
+ * $GROVE_SECRET, else the file $GROVE_SECRET_FILE names; *out NULL if none.
+ */
+int cli_load_secret(const char *file, char **out);
+
 /* `grove rpc`: call any grove.v1 method with fields given as path=value. */
 int rpc_main(int argc, char **argv);
 

@@ -7,6 +7,7 @@
 #include "hook/hook.h"
 #include "store/main.h"
 #include "gate/gate.h"
+#include "cluster/main.h"
 
 #include <libgen.h>
 
@@ -23,6 +24,8 @@ static const char usage[] =
 	"Daemons:\n"
 	"  store      a storage node: bare repositories and the grove.v1 Git API over gRPC\n"
 	"  gate       the SSH front door: keys, apps, access, routing, push policy, deploys\n"
+	"  cluster    the router in front of the stores: every repository on several stores;\n"
+	"             `grove cluster status|repo|dataloss|…` asks a running one\n"
 	"\n"
 	"Operating the gate (its admin API):\n"
 	"  user, key, app, access, deploy    e.g. grove app create web; grove key add alice key.pub\n"
@@ -56,6 +59,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "store"))
 		ret = store_main(argc - 1, argv + 1);
+	else if (!strcmp(argv[1], "cluster"))
+		ret = cluster_main(argc - 1, argv + 1);
 	else if (!strcmp(argv[1], "gate"))
 		ret = gate_main(argc - 1, argv + 1);
 	else if (!strcmp(argv[1], "connect"))

@@ -20,7 +20,9 @@
 #include "lib/proc.h"
 #include "lib/rpc.h"
 #include "lib/strbuf.h"
+#include "grove/v1/cluster.pb-c.h"
 #include "grove/v1/hook.pb-c.h"
+#include "grove/v1/transaction.pb-c.h"
 #include "grove/v1/ref.pb-c.h"
 #include "grove/v1/repository.pb-c.h"
 #include "grove/v1/ssh.pb-c.h"
@@ -40,7 +42,8 @@ static const char usage[] =
 static const ProtobufCServiceDescriptor *const services[] = {
 	&grove__v1__repository_service__descriptor, &grove__v1__ref_service__descriptor,
 	&grove__v1__sshservice__descriptor, &grove__v1__hook_service__descriptor,
-	&grpc__health__v1__health__descriptor,
+	&grpc__health__v1__health__descriptor, &grove__v1__transaction_service__descriptor,
+	&grove__v1__cluster_service__descriptor,
 };
 
 static const ProtobufCMethodDescriptor *find_method(const char *path)
@@ -264,10 +267,24 @@ static int hexval(char c)
 	return -1;
 }
 
+int cli_load_secret(const char *file, char **out)
+{
+	*out = NULL;
+	if (file)
+		return auth_secret_load(file, out);
+	if (getenv("GROVE_SECRET") && *getenv("GROVE_SECRET")) {
+		*out = xstrdup(getenv("GROVE_SECRET"));
+		return 0;
+	}
+	if (getenv("GROVE_SECRET_FILE"))
+		return auth_secret_load(getenv("GROVE_SECRET_FILE"), out);
+	return 0;
+}
+
 int rpc_main(int argc, char **argv)
 {
 	const char *addr = getenv("GROVE_ADDRESS"), *in_field = NULL, *out_field = NULL, *raw_hex = NULL;
-	const char *method_arg = NULL, *token = NULL;
+	const char *method_arg = NULL, *token = NULL, *secret_file = NULL;
 	char *secret = NULL, path[256];
 	int64_t timeout = 60000;
 	const ProtobufCMethodDescriptor *md;
@@ -286,8 +303,7 @@ int rpc_main(int argc, char **argv)
 		} else if (!strcmp(argv[i], "-a") && i + 1 < argc) {
 			addr = argv[++i];
 		} else if (!strcmp(argv[i], "--secret-file") && i + 1 < argc) {
-			if (auth_secret_load(argv[++i], &secret))
-				goto fail;
+			secret_file = argv[++i];
 		} else if (!strcmp(argv[i], "--timeout") && i + 1 < argc) {
 			timeout = atoll(argv[++i]);
 		} else if (!strcmp(argv[i], "--in-field") && i + 1 < argc) {
@@ -310,9 +326,7 @@ int rpc_main(int argc, char **argv)
 		fputs(usage, stderr);
 		return 2;
 	}
-	if (!secret && getenv("GROVE_SECRET"))
-		secret = xstrdup(getenv("GROVE_SECRET"));
-	if (!secret && getenv("GROVE_SECRET_FILE") && auth_secret_load(getenv("GROVE_SECRET_FILE"), &secret))
+	if (cli_load_secret(secret_file, &secret))
 		goto fail;
 	if (!secret)
 		secret = xstrdup("-");

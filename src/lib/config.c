@@ -150,6 +150,44 @@ int config_get_all(struct config *cfg, const char *key, char ***out, size_t *n)
 	return 0;
 }
 
+struct sub_ctx {
+	struct multi_ctx m;
+	size_t prefix;
+};
+
+static int collect_sub(const git_config_entry *e, void *payload)
+{
+	struct sub_ctx *sc = payload;
+	const char *name = e->name + sc->prefix;
+	const char *dot = strrchr(name, '.');
+	size_t len = dot ? (size_t)(dot - name) : 0;
+	if (!len)
+		return 0;
+	for (size_t i = 0; i < sc->m.n; i++)
+		if (strlen(sc->m.v[i]) == len && !memcmp(sc->m.v[i], name, len))
+			return 0;
+	sc->m.v = xrealloc(sc->m.v, (sc->m.n + 1) * sizeof(*sc->m.v));
+	sc->m.v[sc->m.n++] = xstrndup(name, len);
+	return 0;
+}
+
+int config_subsections(struct config *cfg, const char *section, char ***out, size_t *n)
+{
+	struct sub_ctx sc = { { NULL, 0 }, strlen(section) + 1 };
+	char re[128];
+	int r;
+	/* Section names are letters: nothing in them means something to a regex. */
+	snprintf(re, sizeof(re), "^%s\\..+\\.[^.]+$", section);
+	r = git_config_foreach_match(cfg->git, re, collect_sub, &sc);
+	if (r < 0) {
+		config_strv_free(sc.m.v, sc.m.n);
+		return error_set(GROVE_EINVAL, "%s: reading [%s \"…\"] sections: %s", cfg->path, section, git_errmsg());
+	}
+	*out = sc.m.v;
+	*n = sc.m.n;
+	return 0;
+}
+
 void config_strv_free(char **v, size_t n)
 {
 	for (size_t i = 0; v && i < n; i++)

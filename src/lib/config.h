@@ -26,5 +26,7 @@ int config_get_bool(struct config *cfg, const char *key, bool def, bool *out);
 /* Every value of a multi-valued key, in file order; free with config_strv_free. */
 int config_get_all(struct config *cfg, const char *key, char ***out, size_t *n);
 void config_strv_free(char **v, size_t n);
+/* The names of [section "name"] subsections, in file order, each once. */
+int config_subsections(struct config *cfg, const char *section, char ***out, size_t *n);
 
 #endif

@@ -170,6 +170,51 @@ restart_store() {
 	return 1
 }
 
+# start_cluster NAME STORE… [-- key=value…]: a cluster router in $TRASH/NAME
+# in front of the named stores (started with start_store), sharing their
+# secret; sets NAME_ADDR and NAME_PID. Health checks are fast for tests.
+start_cluster() {
+	cname=$1; shift
+	port=$(free_port)
+	dir=$TRASH/$cname
+	mkdir -p "$dir" || return 1
+	cp "$SHARED_SECRET" "$dir/secret" || return 1
+	{
+		printf '[cluster]\n\tname = %s\n\tlisten = 127.0.0.1:%s\n\tsecretFile = secret\n' "$cname" "$port"
+		printf '\tdatabase = cluster.db\n\thealthInterval = 300\n\thealthFailures = 2\n\treconcileInterval = 1\n'
+		printf '\tverifyInterval = 0\n\tlagTimeout = 5000\n\tvoteTimeout = 10000\n'
+	} >"$dir/cluster.conf"
+	while test $# -gt 0 && test "$1" != "--"; do
+		eval "saddr=\$${1}_ADDR"
+		printf '[store "%s"]\n\taddress = %s\n' "$1" "$saddr" >>"$dir/cluster.conf"
+		shift
+	done
+	test "${1:-}" = "--" && shift
+	for line in "$@"; do
+		git config -f "$dir/cluster.conf" ${line%%=*} "${line#*=}" || return 1
+	done
+	eval "${cname}_ADDR=127.0.0.1:$port"
+	restart_cluster "$cname"
+}
+
+# restart_cluster NAME: starts the router again with its config and database.
+restart_cluster() {
+	dir=$TRASH/$1
+	"$GROVE" cluster -c "$dir/cluster.conf" >>"$dir/cluster.log" 2>&1 &
+	pid=$!
+	echo "$pid" >>"$TRASH/.daemons"
+	eval "${1}_PID=$pid"
+	eval "addr=\$${1}_ADDR"
+	for _ in $(seq 1 50); do
+		"$GROVE" rpc -a "$addr" /grpc.health.v1.Health/Check >/dev/null 2>&1 && return 0
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	echo "cluster $1 did not start:" >&2
+	cat "$dir/cluster.log" >&2
+	return 1
+}
+
 # wait_for_log NAME PATTERN: up to 10 s for PATTERN to appear in NAME's log.
 wait_for_log() {
 	for _ in $(seq 1 100); do

@@ -1,0 +1,210 @@
+/*
+ * grove cluster: the router in front of the stores (the role Praefect plays
+ * for Gitaly). It serves the stores' own grove.v1 API, so a client cannot
+ * tell it from one store, and keeps every repository on several stores:
+ *
+ *   router.c   every routable RPC, by the kind its proto declares: accessors
+ *              to one healthy up-to-date replica, mutators to all of them at
+ *              once with a vote, maintenance to each replica
+ *   txn.c      TransactionService: the stores' votes on their ref updates;
+ *              a write commits when the primary and a majority agree
+ *   state.c    what the router knows, in SQLite: per repository a generation
+ *              bumped by each committed write, the assigned replicas and the
+ *              generation each holds, the primary; the replication jobs
+ *   health.c   grpc.health.v1 checks of every store; reconciling passes that
+ *              queue repairs and fill replicas up to the replication factor
+ *   jobs.c     the replication queue's workers: repair by ReplicateRepository,
+ *              delete, optimize, verify checksums
+ *   admin.c    ClusterService, for `grove cluster status|repo|dataloss|…`
+ *
+ * A replica is up to date when it holds the repository's latest generation;
+ * reads and writes go only to up-to-date replicas of healthy stores, so a
+ * repository is never served from stale data.
+ */
+#ifndef GROVE_CLUSTER_H
+#define GROVE_CLUSTER_H
+
+#include "lib/common.h"
+#include "lib/rpc.h"
+#include "lib/sqldb.h"
+
+#include <pthread.h>
+
+#define CLUSTER_NODES_MAX 64
+#define CLUSTER_PATH_MAX 1024
+
+struct node {
+	char *name;
+	char *address;
+	char *storage;          /* the store's storage name */
+	char *secret;
+	struct rpc_client *client;
+	/* Guarded by cluster.mu. */
+	bool healthy;           /* as the routers agree (one router: as this one sees it) */
+	bool seen_healthy;      /* this router's own last check */
+	int failures;           /* consecutive failed checks */
+	char last_error[256];
+	uint32_t routers_healthy, routers_total;
+};
+
+struct cluster_metrics {
+	uint64_t elections;
+	uint64_t votes_committed;
+	uint64_t votes_aborted;
+	uint64_t writes_refused;
+	uint64_t verify_mismatches;
+	uint64_t repairs;
+};
+
+struct txn_registry;
+
+struct cluster {
+	char *router;             /* this router's name, in the shared database */
+	char *virtual_storage;
+	char *secret;
+	char *txn_address;        /* where stores vote: this router's address */
+	int replication_factor;
+	int health_interval_ms;
+	int health_failures;
+	int vote_timeout_ms;
+	int lag_timeout_ms;       /* a secondary this far behind the push is dropped */
+	int workers;
+	int job_attempts;
+	int reconcile_interval_s;
+	int verify_interval_s;
+	struct node *nodes;
+	size_t nnodes;
+
+	pthread_mutex_t db_mu;    /* one SQLite handle, one user at a time */
+	struct sqldb *db;
+
+	pthread_mutex_t mu;       /* node health, metrics, the worker wake-up */
+	pthread_cond_t cv;
+	struct cluster_metrics m;
+	unsigned rr;              /* spreads reads */
+	bool stopping;
+
+	struct txn_registry *txns;
+	struct rpc_server *srv;
+};
+
+/* ---- nodes ---- */
+
+struct node *cluster_node(struct cluster *c, const char *name);
+bool cluster_node_healthy(struct cluster *c, const struct node *n);
+/* Records that a call to n failed as if its store were gone: checked at once. */
+void cluster_node_suspect(struct cluster *c, struct node *n);
+void cluster_wake(struct cluster *c);
+
+/* ---- state (state.c) ---- */
+
+struct replica {
+	struct node *node;       /* NULL: a node no longer configured */
+	char name[65];
+	int64_t generation;      /* -1: no copy */
+	bool assigned;
+};
+
+struct repo_state {
+	char path[CLUSTER_PATH_MAX + 1];
+	bool exists;             /* known to the router */
+	int64_t generation;
+	char primary[65];
+	int replication_factor;
+	struct replica replicas[CLUSTER_NODES_MAX];
+	size_t nreplicas;
+};
+
+int state_open(struct cluster *c, const char *path);
+void state_close(struct cluster *c);
+/* Reads a repository's metadata; exists is false when the router never saw it. */
+int state_repo_get(struct cluster *c, const char *path, struct repo_state *out);
+/*
+ * Registers a repository before its first write: the replication factor and
+ * the assigned nodes (healthy ones first, spread by a hash of the path), at
+ * generation -1 (nothing yet). Done already: reads it.
+ */
+int state_repo_assign(struct cluster *c, const char *path, struct repo_state *out);
+int state_repo_delete(struct cluster *c, const char *path);
+int state_set_primary(struct cluster *c, const char *path, const char *node);
+/*
+ * After a write: the repository's generation becomes gen and each node of
+ * nodes (the replicas that took the write) holds it.
+ */
+int state_write_done(struct cluster *c, const char *path, int64_t gen, char *const *nodes, size_t n);
+/* Raises a replica's generation to gen (never lowers it). */
+int state_replica_set(struct cluster *c, const char *path, const char *node, int64_t gen, bool only_raise);
+/* Assigns or unassigns a node to a repository (keeping its copy's generation). */
+int state_replica_assign(struct cluster *c, const char *path, const char *node, bool assigned);
+int state_replica_forget(struct cluster *c, const char *path, const char *node);
+int state_set_replication_factor(struct cluster *c, const char *path, int rf);
+/* Every repository path, for reconciling passes: calls fn for each. */
+int state_repo_each(struct cluster *c, int (*fn)(struct cluster *c, const char *path, void *ctx), void *ctx);
+int state_record_health(struct cluster *c, struct node *n, bool healthy);
+/* How many routers (seen in the last 10 s) say n is healthy, of how many. */
+int state_health_votes(struct cluster *c, const char *node, uint32_t *healthy, uint32_t *total);
+
+/* Replication jobs. */
+enum job_kind { JOB_UPDATE, JOB_DELETE, JOB_OPTIMIZE, JOB_VERIFY };
+
+struct job {
+	int64_t id;
+	enum job_kind kind;
+	char path[CLUSTER_PATH_MAX + 1];
+	char target[65];
+	int attempts;
+};
+
+const char *job_kind_name(enum job_kind k);
+/* Queues a job unless the same one waits already. */
+int state_job_add(struct cluster *c, enum job_kind kind, const char *path, const char *target);
+/* Leases the next runnable job whose target is healthy: 1 with *out, 0 none. */
+int state_job_lease(struct cluster *c, struct job *out, int64_t lease_ms);
+int state_job_done(struct cluster *c, const struct job *j);
+int state_job_failed(struct cluster *c, const struct job *j, const char *error);
+int state_job_counts(struct cluster *c, uint64_t *ready, uint64_t *running, uint64_t *failed, uint64_t *dead);
+
+/* ---- the pieces ---- */
+
+/* Up to date: holds the latest generation, on a healthy store. */
+bool replica_up_to_date(struct cluster *c, const struct repo_state *r, const struct replica *rep);
+/*
+ * The repository's primary among its healthy up-to-date replicas: the
+ * current one if it still qualifies, else a new one, elected and recorded.
+ * NULL with an error when none qualifies.
+ */
+struct node *cluster_primary(struct cluster *c, struct repo_state *r);
+
+void router_register(struct rpc_server *srv, struct cluster *c);
+
+int txn_registry_new(struct txn_registry **out);
+void txn_registry_free(struct txn_registry *reg);
+void txn_register(struct rpc_server *srv, struct cluster *c);
+
+struct txn;
+/* A transaction among the nodes of voters, voters[0] being the primary. */
+struct txn *txn_begin(struct cluster *c, char *const *voters, size_t n, int quorum);
+uint64_t txn_id(const struct txn *t);
+/* The node's stream ended (ok: with success); a primary that ends unvoted aborts what is open. */
+void txn_node_done(struct cluster *c, struct txn *t, const char *node, bool ok);
+/* Whether node voted with the majority in every round; *rounds: rounds committed. */
+bool txn_node_agreed(struct cluster *c, struct txn *t, const char *node, int *rounds);
+void txn_end(struct cluster *c, struct txn *t);
+
+/* Starts (and stops, joining them) the health checkers and the reconciler. */
+int health_start(struct cluster *c);
+void health_stop(struct cluster *c);
+/* Starts the replication workers; jobs_stop joins them (after c->stopping is set). */
+int jobs_start(struct cluster *c);
+void jobs_stop(struct cluster *c);
+/* Compares the checksums of a repository's up-to-date replicas; marks and repairs those that differ. */
+int jobs_verify(struct cluster *c, const char *path, void *resp /* Grove__V1__VerifyRepositoryResponse or NULL */);
+void admin_register(struct rpc_server *srv, struct cluster *c);
+
+/* Writes need a majority of the assigned replicas. */
+static inline int quorum_of(int assigned)
+{
+	return assigned / 2 + 1;
+}
+
+#endif

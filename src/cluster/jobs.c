@@ -1,0 +1,339 @@
+/*
+ * The replication queue's workers. Each leases the next job whose store is
+ * healthy (state.c), runs it, and completes it or records the failure with a
+ * backoff; after jobAttempts failures a job is dead and shows in
+ * `grove cluster status`. Leases expire, so jobs of a router that died are
+ * taken up by another (or by this one after a restart).
+ *
+ * A repair copies from an up-to-date replica with the target store's
+ * ReplicateRepository and then records the generation the source held
+ * *before* the copy began: the copy holds at least that, so the router never
+ * believes a replica is newer than it is.
+ */
+#include "cluster/cluster.h"
+#include "lib/error.h"
+#include "lib/log.h"
+#include "grove/v1/cluster.pb-c.h"
+#include "grove/v1/repository.pb-c.h"
+
+#include <time.h>
+
+#define JOB_LEASE_MS (30 * 60 * 1000)
+#define REPLICATE_TIMEOUT_MS (60 * 60 * 1000)
+
+static void repo_for(const struct node *n, const char *path, Grove__V1__Repository *out)
+{
+	grove__v1__repository__init(out);
+	out->storage_name = n->storage;
+	out->relative_path = (char *)path;
+}
+
+static struct replica *find_replica(struct repo_state *r, const char *name)
+{
+	for (size_t i = 0; i < r->nreplicas; i++)
+		if (!strcmp(r->replicas[i].name, name))
+			return &r->replicas[i];
+	return NULL;
+}
+
+static int job_update(struct cluster *c, const struct job *j)
+{
+	struct repo_state *r = xcalloc(1, sizeof(*r));
+	Grove__V1__ReplicateRepositoryRequest req = GROVE__V1__REPLICATE_REPOSITORY_REQUEST__INIT;
+	Grove__V1__ReplicateRepositoryResponse *resp = NULL;
+	Grove__V1__Repository dst, src;
+	struct replica *target;
+	struct node *source;
+	int64_t gen, start = now_ms();
+	int ret;
+
+	if ((ret = state_repo_get(c, j->path, r)))
+		goto out;
+	target = find_replica(r, j->target);
+	/* Gone, unassigned or already current: nothing left to do. */
+	if (!r->exists || !target || !target->node || !target->assigned || target->generation >= r->generation)
+		goto out;
+	if (!(source = cluster_primary(c, r))) {
+		ret = error_wrap(GROVE_EUNAVAIL, "no source to repair %s on %s from", j->path, j->target);
+		goto out;
+	}
+	if (source == target->node) {
+		ret = error_set(GROVE_EINTERNAL, "the repair target %s is the primary", j->target);
+		goto out;
+	}
+	gen = r->generation;
+	repo_for(target->node, j->path, &dst);
+	repo_for(source, j->path, &src);
+	req.repository = &dst;
+	req.source = &src;
+	req.source_address = source->address;
+	ret = rpc_unary(target->node->client, "/grove.v1.RepositoryService/ReplicateRepository", &req.base,
+			&grove__v1__replicate_repository_response__descriptor, (ProtobufCMessage **)&resp,
+			REPLICATE_TIMEOUT_MS);
+	if (ret) {
+		error_wrap(ret, "replicating %s from %s to %s", j->path, source->name, j->target);
+		goto out;
+	}
+	if ((ret = state_replica_set(c, j->path, j->target, gen, true)))
+		goto out;
+	pthread_mutex_lock(&c->mu);
+	c->m.repairs++;
+	pthread_mutex_unlock(&c->mu);
+	log_info("cluster.repaired", "repo=%s target=%s source=%s generation=%lld created=%b checksum=%s ms=%lld", j->path,
+		 j->target, source->name, (long long)gen, resp->created, resp->checksum,
+		 (long long)(now_ms() - start));
+out:
+	FREE_MSG(resp);
+	free(r);
+	return ret;
+}
+
+static int job_delete(struct cluster *c, const struct job *j)
+{
+	struct repo_state *r = xcalloc(1, sizeof(*r));
+	Grove__V1__RemoveRepositoryRequest req = GROVE__V1__REMOVE_REPOSITORY_REQUEST__INIT;
+	Grove__V1__RemoveRepositoryResponse *resp = NULL;
+	Grove__V1__Repository dst;
+	struct node *n = cluster_node(c, j->target);
+	struct replica *rep;
+	int ret = 0;
+
+	if (!n)
+		goto out;
+	if ((ret = state_repo_get(c, j->path, r)))
+		goto out;
+	rep = r->exists ? find_replica(r, j->target) : NULL;
+	if (rep && rep->assigned)
+		goto out;   /* assigned again since: keep it */
+	repo_for(n, j->path, &dst);
+	req.repository = &dst;
+	ret = rpc_unary(n->client, "/grove.v1.RepositoryService/RemoveRepository", &req.base,
+			&grove__v1__remove_repository_response__descriptor, (ProtobufCMessage **)&resp, 60000);
+	if (ret == GROVE_ENOTFOUND)
+		ret = 0;
+	if (!ret && rep)
+		ret = state_replica_forget(c, j->path, j->target);
+	if (!ret)
+		log_info("cluster.replica_deleted", "repo=%s node=%s", j->path, j->target);
+out:
+	FREE_MSG(resp);
+	free(r);
+	return ret;
+}
+
+static int job_optimize(struct cluster *c, const struct job *j)
+{
+	Grove__V1__OptimizeRepositoryRequest req = GROVE__V1__OPTIMIZE_REPOSITORY_REQUEST__INIT;
+	Grove__V1__OptimizeRepositoryResponse *resp = NULL;
+	Grove__V1__Repository dst;
+	struct node *n = cluster_node(c, j->target);
+	int ret;
+	if (!n)
+		return 0;
+	repo_for(n, j->path, &dst);
+	req.repository = &dst;
+	ret = rpc_unary(n->client, "/grove.v1.RepositoryService/OptimizeRepository", &req.base,
+			&grove__v1__optimize_repository_response__descriptor, (ProtobufCMessage **)&resp,
+			REPLICATE_TIMEOUT_MS);
+	FREE_MSG(resp);
+	return ret == GROVE_ENOTFOUND ? 0 : ret;
+}
+
+static int checksum_of(struct node *n, const char *path, char *out, size_t size)
+{
+	Grove__V1__CalculateChecksumRequest req = GROVE__V1__CALCULATE_CHECKSUM_REQUEST__INIT;
+	Grove__V1__CalculateChecksumResponse *resp = NULL;
+	Grove__V1__Repository dst;
+	int ret;
+	repo_for(n, path, &dst);
+	req.repository = &dst;
+	ret = rpc_unary(n->client, "/grove.v1.RepositoryService/CalculateChecksum", &req.base,
+			&grove__v1__calculate_checksum_response__descriptor, (ProtobufCMessage **)&resp, 60000);
+	if (!ret)
+		strlcpy_(out, resp->checksum ? resp->checksum : "", size);
+	FREE_MSG(resp);
+	return ret;
+}
+
+/*
+ * One comparison: the checksums of every healthy up-to-date replica against
+ * the primary's. Fills the differing replicas' names into bad. 1 when the
+ * repository's generation moved meanwhile (a write ran: compare again).
+ */
+static int compare_once(struct cluster *c, struct repo_state *r, Grove__V1__VerifyRepositoryResponse *resp,
+			char bad[][65], size_t *nbad)
+{
+	char ref[128] = "", sum[128];
+	struct node *primary = cluster_primary(c, r);
+	struct repo_state *again;
+	int ret;
+
+	*nbad = 0;
+	if (!primary)
+		return GROVE_EUNAVAIL;
+	if ((ret = checksum_of(primary, r->path, ref, sizeof(ref))))
+		return error_wrap(ret, "checksum of %s on the primary %s", r->path, primary->name);
+	for (size_t i = 0; i < r->nreplicas; i++) {
+		struct replica *rep = &r->replicas[i];
+		Grove__V1__ReplicaChecksum *rc = NULL;
+		const char *err = "";
+		if (!replica_up_to_date(c, r, rep))
+			continue;
+		sum[0] = '\0';
+		if (rep->node != primary && checksum_of(rep->node, r->path, sum, sizeof(sum)))
+			err = error_msg();
+		else if (rep->node == primary)
+			strlcpy_(sum, ref, sizeof(sum));
+		if (strcmp(sum, ref) && !*err)
+			strlcpy_(bad[(*nbad)++], rep->name, 65);
+		if (resp) {
+			rc = xcalloc(1, sizeof(*rc));
+			grove__v1__replica_checksum__init(rc);
+			rc->node = xstrdup(rep->name);
+			rc->checksum = xstrdup(sum);
+			rc->error = xstrdup(err);
+			rc->matches = !strcmp(sum, ref);
+			resp->replicas = xrealloc(resp->replicas, (resp->n_replicas + 1) * sizeof(*resp->replicas));
+			resp->replicas[resp->n_replicas++] = rc;
+		}
+	}
+	again = xcalloc(1, sizeof(*again));
+	ret = state_repo_get(c, r->path, again);
+	if (!ret && again->generation != r->generation)
+		ret = 1;
+	free(again);
+	return ret;
+}
+
+static void free_checksums(Grove__V1__VerifyRepositoryResponse *resp)
+{
+	for (size_t i = 0; resp && i < resp->n_replicas; i++) {
+		free(resp->replicas[i]->node);
+		free(resp->replicas[i]->checksum);
+		free(resp->replicas[i]->error);
+		free(resp->replicas[i]);
+	}
+	if (resp) {
+		free(resp->replicas);
+		resp->replicas = NULL;
+		resp->n_replicas = 0;
+	}
+}
+
+int jobs_verify(struct cluster *c, const char *path, void *out)
+{
+	Grove__V1__VerifyRepositoryResponse *resp = out;
+	struct repo_state *r = xcalloc(1, sizeof(*r));
+	char bad[CLUSTER_NODES_MAX][65];
+	size_t nbad = 0;
+	int ret = 0;
+
+	for (int attempt = 0; attempt < 3; attempt++) {
+		free_checksums(resp);
+		if ((ret = state_repo_get(c, path, r)))
+			goto out;
+		if (!r->exists) {
+			ret = error_set(GROVE_ENOTFOUND, "repository %s is not known to the cluster", path);
+			goto out;
+		}
+		if (r->generation < 0)
+			goto out;
+		ret = compare_once(c, r, resp, bad, &nbad);
+		if (ret < 0)
+			goto out;
+		/* A write ran meanwhile, or refs were caught between two replicas'
+		 * commits of one write: look again before accusing anyone. */
+		if (ret == 0 && nbad == 0)
+			goto out;
+		if (attempt < 2)
+			usleep(500 * 1000);
+	}
+	if (ret == 1) {
+		ret = 0;   /* busy repository: the next pass compares */
+		goto out;
+	}
+	for (size_t i = 0; i < nbad; i++) {
+		pthread_mutex_lock(&c->mu);
+		c->m.verify_mismatches++;
+		pthread_mutex_unlock(&c->mu);
+		log_warn("cluster.verify_mismatch", "repo=%s node=%s generation=%lld", path, bad[i], (long long)r->generation);
+		/* Outdated: repaired from the primary, never read meanwhile. */
+		if (!(ret = state_replica_set(c, path, bad[i], r->generation - 1, false)))
+			ret = state_job_add(c, JOB_UPDATE, path, bad[i]);
+	}
+	if (resp)
+		resp->mismatches = (uint32_t)nbad;
+out:
+	free(r);
+	return ret;
+}
+
+static int run_job(struct cluster *c, const struct job *j)
+{
+	switch (j->kind) {
+	case JOB_UPDATE: return job_update(c, j);
+	case JOB_DELETE: return job_delete(c, j);
+	case JOB_OPTIMIZE: return job_optimize(c, j);
+	case JOB_VERIFY: return jobs_verify(c, j->path, NULL);
+	}
+	return error_set(GROVE_EINTERNAL, "unknown job kind");
+}
+
+static void *worker_main(void *arg)
+{
+	struct cluster *c = arg;
+	struct job j;
+
+	for (;;) {
+		pthread_mutex_lock(&c->mu);
+		bool stop = c->stopping;
+		pthread_mutex_unlock(&c->mu);
+		if (stop)
+			break;
+		int r = state_job_lease(c, &j, JOB_LEASE_MS);
+		if (r <= 0) {
+			if (r < 0)
+				log_warn("cluster.lease_failed", "error=%s", error_msg());
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += 1;
+			pthread_mutex_lock(&c->mu);
+			if (!c->stopping)
+				pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+			pthread_mutex_unlock(&c->mu);
+			continue;
+		}
+		error_clear();
+		int ret = run_job(c, &j);
+		if (ret) {
+			log_warn("cluster.job_failed", "job=%lld kind=%s repo=%s target=%s attempt=%d error=%s", (long long)j.id,
+				 job_kind_name(j.kind), j.path, j.target, j.attempts + 1, error_msg());
+			state_job_failed(c, &j, error_msg());
+		} else {
+			state_job_done(c, &j);
+		}
+	}
+	return NULL;
+}
+
+static pthread_t *workers;
+static int nworkers;
+
+int jobs_start(struct cluster *c)
+{
+	workers = xcalloc((size_t)c->workers, sizeof(*workers));
+	for (int i = 0; i < c->workers; i++, nworkers++)
+		if (pthread_create(&workers[i], NULL, worker_main, c))
+			return error_set(GROVE_EINTERNAL, "cannot start replication workers");
+	return 0;
+}
+
+void jobs_stop(struct cluster *c)
+{
+	cluster_wake(c);
+	for (int i = 0; i < nworkers; i++)
+		pthread_join(workers[i], NULL);
+	free(workers);
+	workers = NULL;
+	nworkers = 0;
+}

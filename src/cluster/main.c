@@ -1,0 +1,285 @@
+/* `grove cluster -c FILE`: configuration, start-up, and a clean drain on SIGTERM. */
+#include "cluster/cluster.h"
+#include "cluster/main.h"
+#include "lib/auth.h"
+#include "lib/config.h"
+#include "lib/error.h"
+#include "lib/hookpayload.h"
+#include "lib/log.h"
+#include "lib/repopath.h"
+
+#include <signal.h>
+
+static const char usage[] =
+	"usage: grove cluster -c FILE\n"
+	"       grove cluster (status|repo|dataloss|accept-dataloss|set-replication-factor|verify|failover) …\n"
+	"\n"
+	"Runs the cluster router: the grove.v1 API of a store, with every repository\n"
+	"kept on several stores. `grove cluster help` lists the operator commands.\n"
+	"\n"
+	"Config (git-config syntax):\n"
+	"  [cluster]\n"
+	"    name = <host name>          this router's name in the shared database\n"
+	"    virtualStorage = default    the storage name clients use\n"
+	"    listen = 127.0.0.1:8090     repeatable; host:port or unix:/path\n"
+	"    transactionAddress = …      where stores vote (default: the first listen)\n"
+	"    secretFile = secret         shared secret clients prove\n"
+	"    database = cluster.db       SQLite file (relative: to the config file)\n"
+	"    replicationFactor = 3       copies of each new repository\n"
+	"    healthInterval = 1000       ms between health checks of each store\n"
+	"    healthFailures = 3          failed checks in a row before a store is down\n"
+	"    voteTimeout = 30000         ms a vote waits for the other replicas\n"
+	"    lagTimeout = 10000          ms a secondary may lag a push before it is dropped\n"
+	"    workers = 2                 replication jobs run at once\n"
+	"    jobAttempts = 10            tries before a job is dead\n"
+	"    reconcileInterval = 10      s between passes that queue repairs\n"
+	"    verifyInterval = 3600       s between checksum verifications (0: off)\n"
+	"    threads = 2, maxCalls = 1024, shutdownGrace = 30\n"
+	"  [store \"NAME\"]                one per store\n"
+	"    address = 127.0.0.1:8075\n"
+	"    storage = NAME              the store's storage name (store.name)\n"
+	"    secretFile = …              its secret (default: the cluster's)\n"
+	"  [log]\n"
+	"    level = info\n";
+
+static int load_nodes(struct cluster *c, struct config *cfg)
+{
+	char **names = NULL, key[256];
+	size_t n = 0;
+	int ret = config_subsections(cfg, "store", &names, &n);
+	if (ret)
+		return ret;
+	if (n == 0) {
+		ret = error_set(GROVE_EINVAL, "%s: no [store \"NAME\"] section: the cluster needs stores", config_file(cfg));
+		goto out;
+	}
+	if (n > CLUSTER_NODES_MAX) {
+		ret = error_set(GROVE_EINVAL, "%s: more than %d stores", config_file(cfg), CLUSTER_NODES_MAX);
+		goto out;
+	}
+	c->nodes = xcalloc(n, sizeof(*c->nodes));
+	for (size_t i = 0; i < n && !ret; i++) {
+		struct node *nd = &c->nodes[c->nnodes++];
+		char *secret_file = NULL;
+		nd->name = xstrdup(names[i]);
+		if (!txn_node_name_valid(nd->name, strlen(nd->name))) {
+			ret = error_set(GROVE_EINVAL, "%s: store name \"%s\" must be 1 to 64 of A-Z, a-z, 0-9, '.', '_', '-'",
+					config_file(cfg), nd->name);
+			break;
+		}
+		snprintf(key, sizeof(key), "store.%s.address", nd->name);
+		if ((ret = config_get_str(cfg, key, NULL, &nd->address)))
+			break;
+		if (!nd->address) {
+			ret = error_set(GROVE_EINVAL, "%s: %s is not set", config_file(cfg), key);
+			break;
+		}
+		snprintf(key, sizeof(key), "store.%s.storage", nd->name);
+		if ((ret = config_get_str(cfg, key, nd->name, &nd->storage)))
+			break;
+		if ((ret = storage_name_validate(nd->storage))) {
+			error_wrap(ret, "%s: %s", config_file(cfg), key);
+			break;
+		}
+		snprintf(key, sizeof(key), "store.%s.secretFile", nd->name);
+		if ((ret = config_get_path(cfg, key, NULL, &secret_file)))
+			break;
+		if (secret_file)
+			ret = auth_secret_load(secret_file, &nd->secret);
+		else
+			nd->secret = xstrdup(c->secret);
+		free(secret_file);
+		if (!ret)
+			ret = rpc_client_new(&nd->client, nd->address, nd->secret);
+	}
+out:
+	config_strv_free(names, n);
+	return ret;
+}
+
+static int cluster_setup(struct cluster *c, struct config *cfg, struct rpc_server_opts *ropts, char ***listen,
+			 size_t *nlisten, char **db_path)
+{
+	char *secret_file = NULL, *level = NULL, host[256] = "router";
+	enum log_level lvl;
+	int64_t v;
+	int ret;
+
+	gethostname(host, sizeof(host) - 1);
+	if ((ret = config_get_str(cfg, "cluster.name", host, &c->router)) ||
+	    (ret = config_get_str(cfg, "cluster.virtualStorage", "default", &c->virtual_storage)) ||
+	    (ret = config_get_path(cfg, "cluster.secretFile", NULL, &secret_file)) ||
+	    (ret = config_get_path(cfg, "cluster.database", "cluster.db", db_path)) ||
+	    (ret = config_get_str(cfg, "cluster.transactionAddress", NULL, &c->txn_address)) ||
+	    (ret = config_get_str(cfg, "log.level", "info", &level)) ||
+	    (ret = config_get_all(cfg, "cluster.listen", listen, nlisten)))
+		goto out;
+	if (log_level_parse(level, &lvl)) {
+		ret = error_set(GROVE_EINVAL, "%s: log.level must be debug, info, warn or error", config_file(cfg));
+		goto out;
+	}
+	log_init("cluster", lvl, 2);
+	if ((ret = storage_name_validate(c->virtual_storage))) {
+		error_wrap(ret, "%s: cluster.virtualStorage", config_file(cfg));
+		goto out;
+	}
+	if (!secret_file) {
+		ret = error_set(GROVE_EINVAL, "%s: cluster.secretFile is not set", config_file(cfg));
+		goto out;
+	}
+	if (!*nlisten) {
+		ret = error_set(GROVE_EINVAL, "%s: no cluster.listen address", config_file(cfg));
+		goto out;
+	}
+	if (!c->txn_address)
+		c->txn_address = xstrdup((*listen)[0]);
+	if (strlen(c->txn_address) > TXN_ADDRESS_MAX || strchr(c->txn_address, ';')) {
+		ret = error_set(GROVE_EINVAL, "%s: cluster.transactionAddress is longer than %d bytes or holds ';'",
+				config_file(cfg), TXN_ADDRESS_MAX);
+		goto out;
+	}
+	if ((ret = auth_secret_load(secret_file, &c->secret)))
+		goto out;
+#define INT_OPT(key, field, def, min, max)                                  \
+	do {                                                                \
+		if ((ret = config_get_int(cfg, key, def, min, max, &v)))    \
+			goto out;                                           \
+		field = (int)v;                                             \
+	} while (0)
+	INT_OPT("cluster.replicationFactor", c->replication_factor, 3, 1, CLUSTER_NODES_MAX);
+	INT_OPT("cluster.healthInterval", c->health_interval_ms, 1000, 50, 60000);
+	INT_OPT("cluster.healthFailures", c->health_failures, 3, 1, 100);
+	INT_OPT("cluster.voteTimeout", c->vote_timeout_ms, 30000, 100, 600000);
+	INT_OPT("cluster.lagTimeout", c->lag_timeout_ms, 10000, 100, 600000);
+	INT_OPT("cluster.workers", c->workers, 2, 1, 64);
+	INT_OPT("cluster.jobAttempts", c->job_attempts, 10, 1, 1000);
+	INT_OPT("cluster.reconcileInterval", c->reconcile_interval_s, 10, 1, 86400);
+	INT_OPT("cluster.verifyInterval", c->verify_interval_s, 3600, 0, 30 * 86400);
+	INT_OPT("cluster.threads", ropts->threads, 2, 1, 64);
+	INT_OPT("cluster.maxCalls", ropts->max_calls, 1024, 1, 100000);
+#undef INT_OPT
+	ret = load_nodes(c, cfg);
+out:
+	free(secret_file);
+	free(level);
+	return ret;
+}
+
+static void cluster_release(struct cluster *c)
+{
+	for (size_t i = 0; i < c->nnodes; i++) {
+		rpc_client_free(c->nodes[i].client);
+		free(c->nodes[i].name);
+		free(c->nodes[i].address);
+		free(c->nodes[i].storage);
+		if (c->nodes[i].secret)
+			explicit_bzero(c->nodes[i].secret, strlen(c->nodes[i].secret));
+		free(c->nodes[i].secret);
+	}
+	free(c->nodes);
+	free(c->router);
+	free(c->virtual_storage);
+	if (c->secret)
+		explicit_bzero(c->secret, strlen(c->secret));
+	free(c->secret);
+	free(c->txn_address);
+}
+
+int cluster_main(int argc, char **argv)
+{
+	struct cluster c = { 0 };
+	struct config *cfg = NULL;
+	struct rpc_server *srv = NULL;
+	struct rpc_server_opts ropts = { .role = "cluster" };
+	const char *conf = NULL;
+	char **listen = NULL, *db_path = NULL;
+	size_t nlisten = 0;
+	bool started = false;
+	sigset_t sigs;
+	int ret = 0, sig = 0;
+	int64_t grace = 30;
+
+	/* Without -c it is the operator's command line. */
+	bool daemon = false;
+	for (int i = 1; i < argc; i++)
+		daemon |= !strcmp(argv[i], "-c") || !strcmp(argv[i], "--config") || !strcmp(argv[i], "--help");
+	if (!daemon && argc >= 2)
+		return cluster_cli_main(argc, argv);
+	for (int i = 1; i < argc; i++) {
+		if ((!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) && i + 1 < argc)
+			conf = argv[++i];
+		else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			fputs(usage, stdout);
+			return 0;
+		} else {
+			fprintf(stderr, "grove cluster: unknown argument '%s'\n%s", argv[i], usage);
+			return 2;
+		}
+	}
+	if (!conf) {
+		fprintf(stderr, "grove cluster: no config file given\n%s", usage);
+		return 2;
+	}
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	pthread_mutex_init(&c.mu, NULL);
+	pthread_mutex_init(&c.db_mu, NULL);
+	pthread_cond_init(&c.cv, NULL);
+
+	if ((ret = config_open(&cfg, conf)) ||
+	    (ret = cluster_setup(&c, cfg, &ropts, &listen, &nlisten, &db_path)) ||
+	    (ret = config_get_int(cfg, "cluster.shutdownGrace", 30, 0, 3600, &grace)))
+		goto out;
+	if ((ret = state_open(&c, db_path)) || (ret = txn_registry_new(&c.txns)))
+		goto out;
+	ropts.secret = c.secret;
+	if ((ret = rpc_server_new(&srv, &ropts)))
+		goto out;
+	c.srv = srv;
+	router_register(srv, &c);
+	txn_register(srv, &c);
+	admin_register(srv, &c);
+	for (size_t i = 0; i < nlisten; i++)
+		if ((ret = rpc_server_listen(srv, listen[i])))
+			goto out;
+	started = true;
+	if ((ret = health_start(&c)) || (ret = jobs_start(&c)) || (ret = rpc_server_start(srv)))
+		goto out;
+	log_info("cluster.started", "router=%s virtual_storage=%s listen=%s stores=%zu replication_factor=%d database=%s",
+		 c.router, c.virtual_storage, listen[0], c.nnodes, c.replication_factor, db_path);
+
+	for (;;) {
+		if (sigwait(&sigs, &sig))
+			continue;
+		if (sig == SIGHUP) {
+			log_info("cluster.sighup", "note=%s", "configuration is read at start; restart to apply changes");
+			continue;
+		}
+		break;
+	}
+	log_info("cluster.draining", "signal=%d inflight=%d grace_s=%lld", sig, rpc_server_inflight(srv),
+		 (long long)grace);
+	rpc_server_drain(srv, (int)grace * 1000);
+	log_info("cluster.stopped", NULL);
+out:
+	if (ret) {
+		log_error("cluster.failed", "error=%s", error_msg());
+		fprintf(stderr, "grove cluster: %s\n", error_msg());
+	}
+	if (started) {
+		health_stop(&c);
+		jobs_stop(&c);
+	}
+	rpc_server_free(srv);
+	state_close(&c);
+	txn_registry_free(c.txns);
+	config_strv_free(listen, nlisten);
+	config_free(cfg);
+	free(db_path);
+	cluster_release(&c);
+	return ret ? 1 : 0;
+}

@@ -1,0 +1,669 @@
+/*
+ * The router: every routable grove.v1 RPC, by the kind its proto declares
+ * (lib/methods.h), reading only the first request message to find the
+ * repository (field 1, proto/README.md). Messages pass through as bytes;
+ * only field 1 is rewritten with each store's storage name.
+ *
+ * A call is relayed by a proxy with one target per store it goes to. Each
+ * target has a sender thread with a bounded queue (the client's messages,
+ * fanned out) and a reader thread (the store's answers: the primary's go to
+ * the client, the others' are drained). A secondary that falls a whole queue
+ * behind for lagTimeout is dropped from the write, so one slow store cannot
+ * stall a push; the primary is the push, and the client waits for it.
+ */
+#include "cluster/cluster.h"
+#include "lib/error.h"
+#include "lib/hookpayload.h"
+#include "lib/log.h"
+#include "lib/methods.h"
+#include "lib/pbcheck.h"
+#include "lib/pbwire.h"
+#include "lib/repopath.h"
+#include "grove/v1/shared.pb-c.h"
+
+#include <time.h>
+
+#define TARGET_QUEUE_MAX 32     /* messages: 4 MiB of 128 KiB chunks */
+
+struct target {
+	struct proxy *px;
+	struct node *node;
+	bool primary;
+	struct rpc_stream *st;
+	pthread_t sender, reader;
+	bool sender_started, reader_started;
+
+	/* Guarded by px->mu. */
+	grpc_byte_buffer *q[TARGET_QUEUE_MAX];
+	size_t qhead, qlen;
+	bool closing;            /* the client ended its stream */
+	bool dropped;            /* cancelled: lagging, or the client went away */
+	bool finished;           /* the reader has the store's status */
+
+	grpc_status_code code;
+	char details[1024];
+	int64_t responses;
+};
+
+struct proxy {
+	struct cluster *c;
+	struct rpc_call *call;
+	const struct rpc_method_info *info;
+	struct txn *txn;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct target t[CLUSTER_NODES_MAX];
+	size_t n;
+	bool client_gone;
+	int64_t relayed;         /* messages sent to the client */
+};
+
+/* ---- the first message ---- */
+
+/* Finds and checks the repository in the first message's bytes. */
+static int first_repository(struct cluster *c, const grpc_slice *first, Grove__V1__Repository **out)
+{
+	const uint8_t *val;
+	size_t vlen;
+	int ret = pbwire_find(GRPC_SLICE_START_PTR(*first), GRPC_SLICE_LENGTH(*first), 1, &val, &vlen);
+
+	*out = NULL;
+	if (ret < 0)
+		return error_wrap(GROVE_EINVAL, "malformed request");
+	if (ret == 0)
+		return error_set(GROVE_EINVAL, "the request names no repository (field 1): nothing to route");
+	if (pbcheck_strings(&grove__v1__repository__descriptor, val, vlen))
+		return error_wrap(GROVE_EINVAL, "malformed repository in the request");
+	*out = grove__v1__repository__unpack(NULL, vlen, val);
+	if (!*out)
+		return error_set(GROVE_EINVAL, "the request's repository does not decode as grove.v1.Repository");
+	if (!(*out)->storage_name || strcmp((*out)->storage_name, c->virtual_storage)) {
+		ret = error_set(GROVE_ENOTFOUND, "storage \"%.64s\" is not served here: this cluster serves \"%s\"",
+				(*out)->storage_name ? (*out)->storage_name : "", c->virtual_storage);
+		goto fail;
+	}
+	if ((ret = repopath_validate((*out)->relative_path)))
+		goto fail;
+	return 0;
+fail:
+	FREE_MSG(*out);
+	*out = NULL;
+	return ret;
+}
+
+/* The first message for one store: field 1 names the store's storage. */
+static grpc_byte_buffer *first_for(const grpc_slice *first, const struct node *n, const char *path)
+{
+	Grove__V1__Repository repo = GROVE__V1__REPOSITORY__INIT;
+	struct strbuf out = STRBUF_INIT;
+	uint8_t *packed;
+	size_t len;
+	grpc_byte_buffer *bb = NULL;
+
+	repo.storage_name = n->storage;
+	repo.relative_path = (char *)path;
+	len = grove__v1__repository__get_packed_size(&repo);
+	packed = xmalloc(len ? len : 1);
+	grove__v1__repository__pack(&repo, packed);
+	if (!pbwire_replace(GRPC_SLICE_START_PTR(*first), GRPC_SLICE_LENGTH(*first), 1, packed, len, &out))
+		bb = rpc_bb_from(out.buf, out.len);
+	free(packed);
+	strbuf_release(&out);
+	return bb;
+}
+
+/* ---- targets ---- */
+
+static void *sender_main(void *arg)
+{
+	struct target *t = arg;
+	struct proxy *px = t->px;
+	for (;;) {
+		grpc_byte_buffer *bb = NULL;
+		pthread_mutex_lock(&px->mu);
+		while (!t->qlen && !t->closing && !t->dropped)
+			pthread_cond_wait(&px->cv, &px->mu);
+		if (t->qlen && !t->dropped) {
+			bb = t->q[t->qhead];
+			t->qhead = (t->qhead + 1) % TARGET_QUEUE_MAX;
+			t->qlen--;
+			pthread_cond_broadcast(&px->cv);
+		}
+		bool done = !bb;
+		pthread_mutex_unlock(&px->mu);
+		if (done)
+			break;
+		int ret = rpc_stream_send_bb(t->st, bb);
+		grpc_byte_buffer_destroy(bb);
+		if (ret)
+			break;   /* the store ended the call: its reader gets the status */
+	}
+	pthread_mutex_lock(&px->mu);
+	bool half_close = t->closing && !t->dropped;
+	pthread_mutex_unlock(&px->mu);
+	if (half_close)
+		rpc_stream_close_send(t->st);
+	return NULL;
+}
+
+static void *reader_main(void *arg)
+{
+	struct target *t = arg;
+	struct proxy *px = t->px;
+	grpc_byte_buffer *bb = NULL;
+	int r;
+
+	while ((r = rpc_stream_recv_bb(t->st, &bb)) == 1) {
+		t->responses++;
+		if (t->primary) {
+			pthread_mutex_lock(&px->mu);
+			bool gone = px->client_gone;
+			pthread_mutex_unlock(&px->mu);
+			if (!gone && rpc_call_send_bb(px->call, bb)) {
+				pthread_mutex_lock(&px->mu);
+				px->client_gone = true;
+				pthread_cond_broadcast(&px->cv);
+				pthread_mutex_unlock(&px->mu);
+			} else if (!gone) {
+				px->relayed++;
+			}
+		}
+		grpc_byte_buffer_destroy(bb);
+		bb = NULL;
+	}
+	rpc_stream_finish(t->st);
+	t->code = rpc_stream_status(t->st);
+	rpc_stream_details(t->st, t->details, sizeof(t->details));
+	if (t->code == GRPC_STATUS_UNAVAILABLE && !t->responses)
+		cluster_node_suspect(px->c, t->node);
+	if (px->txn)
+		txn_node_done(px->c, px->txn, t->node->name, t->code == GRPC_STATUS_OK);
+	pthread_mutex_lock(&px->mu);
+	t->finished = true;
+	t->dropped = true;     /* nothing more to send it */
+	pthread_cond_broadcast(&px->cv);
+	pthread_mutex_unlock(&px->mu);
+	return NULL;
+}
+
+static void target_drop(struct target *t)
+{
+	struct proxy *px = t->px;
+	pthread_mutex_lock(&px->mu);
+	bool was = t->dropped;
+	t->dropped = true;
+	pthread_cond_broadcast(&px->cv);
+	pthread_mutex_unlock(&px->mu);
+	if (!was && t->st)
+		rpc_stream_cancel(t->st);
+}
+
+/* Queues a copy of bb for t; a secondary that stays a full queue behind is dropped. */
+static void target_push(struct target *t, grpc_byte_buffer *bb)
+{
+	struct proxy *px = t->px;
+	struct timespec dl;
+	bool lagging = false;
+
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += px->c->lag_timeout_ms / 1000;
+	dl.tv_nsec += (long)(px->c->lag_timeout_ms % 1000) * 1000000L;
+	if (dl.tv_nsec >= 1000000000L) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&px->mu);
+	while (t->qlen == TARGET_QUEUE_MAX && !t->dropped && !px->client_gone) {
+		if (t->primary)
+			pthread_cond_wait(&px->cv, &px->mu);
+		else if (pthread_cond_timedwait(&px->cv, &px->mu, &dl) == ETIMEDOUT) {
+			lagging = true;
+			break;
+		}
+	}
+	if (!t->dropped && !lagging && t->qlen < TARGET_QUEUE_MAX) {
+		t->q[(t->qhead + t->qlen) % TARGET_QUEUE_MAX] = grpc_byte_buffer_copy(bb);
+		t->qlen++;
+		pthread_cond_broadcast(&px->cv);
+	}
+	pthread_mutex_unlock(&px->mu);
+	if (lagging) {
+		log_warn("cluster.replica_lagging", "node=%s method=%s lag_timeout_ms=%d", t->node->name,
+			 px->info->path, px->c->lag_timeout_ms);
+		target_drop(t);
+	}
+}
+
+static int target_start(struct proxy *px, struct target *t, grpc_byte_buffer *first)
+{
+	char txnmd[512];
+	struct rpc_md md[1];
+	size_t nmd = 0;
+	int ret;
+
+	if (px->txn) {
+		struct txn_info ti = { 0 };
+		ti.id = txn_id(px->txn);
+		strlcpy_(ti.node, t->node->name, sizeof(ti.node));
+		ti.secondary = !t->primary;
+		strlcpy_(ti.address, px->c->txn_address, sizeof(ti.address));
+		txn_info_format(&ti, txnmd, sizeof(txnmd));
+		md[nmd].key = TXN_METADATA_KEY;
+		md[nmd++].value = txnmd;
+	}
+	ret = rpc_stream_open_md(t->node->client, px->info->path, 0, md, nmd, &t->st);
+	if (ret)
+		return ret;
+	t->q[0] = first;
+	t->qlen = 1;
+	if (pthread_create(&t->sender, NULL, sender_main, t))
+		return error_set(GROVE_EINTERNAL, "cannot start a thread");
+	t->sender_started = true;
+	if (pthread_create(&t->reader, NULL, reader_main, t))
+		return error_set(GROVE_EINTERNAL, "cannot start a thread");
+	t->reader_started = true;
+	return 0;
+}
+
+/* Waits until t's reader has the status, at most ms (0: forever); false on timeout. */
+static bool target_wait(struct target *t, int ms)
+{
+	struct proxy *px = t->px;
+	struct timespec dl;
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += ms / 1000;
+	dl.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (dl.tv_nsec >= 1000000000L) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&px->mu);
+	while (!t->finished) {
+		if (!ms)
+			pthread_cond_wait(&px->cv, &px->mu);
+		else if (pthread_cond_timedwait(&px->cv, &px->mu, &dl) == ETIMEDOUT)
+			break;
+	}
+	bool done = t->finished;
+	pthread_mutex_unlock(&px->mu);
+	return done;
+}
+
+/*
+ * Relays the call to the proxy's targets: firsts[i] is target i's first
+ * message (taken). Returns when every target ended; the primary's status is
+ * in its target.
+ */
+static void proxy_run(struct proxy *px, grpc_byte_buffer **firsts)
+{
+	size_t primary = 0;
+	int ret = 0;
+
+	for (size_t i = 0; i < px->n; i++) {
+		struct target *t = &px->t[i];
+		t->px = px;
+		if (t->primary)
+			primary = i;
+		if (!ret)
+			ret = target_start(px, t, firsts[i]);
+		else
+			grpc_byte_buffer_destroy(firsts[i]);
+		firsts[i] = NULL;
+		if (ret) {
+			t->code = GRPC_STATUS_INTERNAL;
+			snprintf(t->details, sizeof(t->details), "%s", error_msg());
+			t->finished = true;
+		}
+	}
+	/* The client's further messages, to every target still in the call. */
+	while (!ret) {
+		grpc_byte_buffer *bb = NULL;
+		int r = rpc_call_recv_bb(px->call, &bb);
+		if (r < 0) {
+			pthread_mutex_lock(&px->mu);
+			px->client_gone = true;
+			pthread_mutex_unlock(&px->mu);
+			for (size_t i = 0; i < px->n; i++)
+				target_drop(&px->t[i]);
+			break;
+		}
+		if (r == 0)
+			break;
+		for (size_t i = 0; i < px->n; i++)
+			target_push(&px->t[i], bb);
+		grpc_byte_buffer_destroy(bb);
+	}
+	pthread_mutex_lock(&px->mu);
+	for (size_t i = 0; i < px->n; i++)
+		px->t[i].closing = true;
+	pthread_cond_broadcast(&px->cv);
+	pthread_mutex_unlock(&px->mu);
+
+	/* The primary answers the client; the others get lagTimeout more. */
+	target_wait(&px->t[primary], 0);
+	for (size_t i = 0; i < px->n; i++)
+		if (i != primary && !target_wait(&px->t[i], px->c->lag_timeout_ms)) {
+			log_warn("cluster.replica_slow", "node=%s method=%s", px->t[i].node->name, px->info->path);
+			target_drop(&px->t[i]);
+		}
+	for (size_t i = 0; i < px->n; i++) {
+		struct target *t = &px->t[i];
+		if (t->sender_started)
+			pthread_join(t->sender, NULL);
+		if (t->reader_started)
+			pthread_join(t->reader, NULL);
+		pthread_mutex_lock(&px->mu);
+		while (t->qlen) {
+			grpc_byte_buffer_destroy(t->q[t->qhead]);
+			t->qhead = (t->qhead + 1) % TARGET_QUEUE_MAX;
+			t->qlen--;
+		}
+		pthread_mutex_unlock(&px->mu);
+		if (t->code == GRPC_STATUS_OK && t->dropped && !t->finished)
+			t->code = GRPC_STATUS_CANCELLED;
+	}
+}
+
+static void proxy_init(struct proxy *px, struct cluster *c, struct rpc_call *call, const struct rpc_method_info *info)
+{
+	memset(px, 0, sizeof(*px));
+	px->c = c;
+	px->call = call;
+	px->info = info;
+	pthread_mutex_init(&px->mu, NULL);
+	pthread_cond_init(&px->cv, NULL);
+}
+
+static void proxy_release(struct proxy *px)
+{
+	for (size_t i = 0; i < px->n; i++)
+		rpc_stream_free(px->t[i].st);
+	pthread_mutex_destroy(&px->mu);
+	pthread_cond_destroy(&px->cv);
+}
+
+static void finish_as(struct rpc_call *call, const struct target *t)
+{
+	rpc_call_finish_status(call, t->code, t->details);
+}
+
+/* ---- replicas ---- */
+
+bool replica_up_to_date(struct cluster *c, const struct repo_state *r, const struct replica *rep)
+{
+	return rep->node && rep->assigned && rep->generation == r->generation && cluster_node_healthy(c, rep->node);
+}
+
+struct node *cluster_primary(struct cluster *c, struct repo_state *r)
+{
+	struct replica *cur = NULL, *pick = NULL;
+	for (size_t i = 0; i < r->nreplicas; i++) {
+		struct replica *rep = &r->replicas[i];
+		if (!replica_up_to_date(c, r, rep))
+			continue;
+		if (!strcmp(rep->name, r->primary))
+			cur = rep;
+		if (!pick)
+			pick = rep;
+	}
+	if (cur)
+		return cur->node;
+	if (!pick) {
+		error_set(GROVE_EUNAVAIL,
+			  "repository %s has no healthy up-to-date replica: it is unavailable until one of its stores comes back (see `grove cluster repo %s`)",
+			  r->path, r->path);
+		return NULL;
+	}
+	if (state_set_primary(c, r->path, pick->name))
+		return NULL;
+	pthread_mutex_lock(&c->mu);
+	c->m.elections++;
+	pthread_mutex_unlock(&c->mu);
+	log_info("cluster.elected", "repo=%s previous=%s primary=%s generation=%lld", r->path,
+		 r->primary[0] ? r->primary : "-", pick->name, (long long)r->generation);
+	strlcpy_(r->primary, pick->name, sizeof(r->primary));
+	return pick->node;
+}
+
+/* ---- accessors ---- */
+
+static void route_accessor(struct cluster *c, struct rpc_call *call, const struct rpc_method_info *info,
+			   grpc_slice *first, const char *path)
+{
+	struct repo_state *r = xcalloc(1, sizeof(*r));
+	struct node *cand[CLUSTER_NODES_MAX];
+	size_t ncand = 0, start;
+	struct proxy px;
+	int ret;
+
+	if ((ret = state_repo_get(c, path, r)))
+		goto fail;
+	if (r->exists && r->generation >= 0) {
+		for (size_t i = 0; i < r->nreplicas; i++)
+			if (replica_up_to_date(c, r, &r->replicas[i]))
+				cand[ncand++] = r->replicas[i].node;
+		if (!ncand) {
+			ret = error_set(GROVE_EUNAVAIL,
+					"repository %s has no healthy up-to-date replica: it is unavailable until one of its stores comes back (see `grove cluster repo %s`)",
+					path, path);
+			goto fail;
+		}
+	} else {
+		/* Unknown here: any healthy store says what it knows (RepositoryExists: no). */
+		for (size_t i = 0; i < c->nnodes; i++)
+			if (cluster_node_healthy(c, &c->nodes[i]))
+				cand[ncand++] = &c->nodes[i];
+		if (!ncand) {
+			ret = error_set(GROVE_EUNAVAIL, "no store of the cluster is healthy: retry when one is back");
+			goto fail;
+		}
+	}
+	pthread_mutex_lock(&c->mu);
+	start = c->rr++ % ncand;
+	pthread_mutex_unlock(&c->mu);
+
+	proxy_init(&px, c, call, info);
+	px.n = 1;
+	px.t[0].node = cand[start];
+	px.t[0].primary = true;
+	grpc_byte_buffer *f = first_for(first, cand[start], path);
+	proxy_run(&px, &f);
+	finish_as(call, &px.t[0]);
+	proxy_release(&px);
+	free(r);
+	return;
+fail:
+	rpc_call_fail(call, ret);
+	free(r);
+}
+
+/* ---- mutators and maintenance ---- */
+
+static bool is_method(const struct rpc_method_info *info, const char *name)
+{
+	const char *slash = strrchr(info->path, '/');
+	return slash && !strcmp(slash + 1, name);
+}
+
+static void after_write(struct cluster *c, struct proxy *px, struct repo_state *r)
+{
+	struct target *pt = NULL;
+	char *took[CLUSTER_NODES_MAX];
+	size_t ntook = 0;
+	int rounds = 0;
+	bool changed;
+
+	for (size_t i = 0; i < px->n; i++)
+		if (px->t[i].primary)
+			pt = &px->t[i];
+	txn_node_agreed(c, px->txn, pt->node->name, &rounds);
+	/* With votes: a committed round changed refs. Without: the call's success did. */
+	changed = rounds > 0 || (pt->code == GRPC_STATUS_OK && !is_method(px->info, "SSHReceivePack"));
+	if (is_method(px->info, "RemoveRepository") && pt->code == GRPC_STATUS_OK) {
+		for (size_t i = 0; i < r->nreplicas; i++) {
+			bool removed = false;
+			for (size_t k = 0; k < px->n; k++)
+				if (!strcmp(px->t[k].node->name, r->replicas[i].name) && px->t[k].code == GRPC_STATUS_OK)
+					removed = true;
+			if (!removed && r->replicas[i].generation >= 0 && r->replicas[i].node)
+				state_job_add(c, JOB_DELETE, r->path, r->replicas[i].name);
+		}
+		state_repo_delete(c, r->path);
+		log_info("cluster.removed", "repo=%s", r->path);
+		return;
+	}
+	if (!changed) {
+		if (r->generation < 0)
+			state_repo_delete(c, r->path);   /* nothing was created */
+		return;
+	}
+	for (size_t i = 0; i < px->n; i++) {
+		struct target *t = &px->t[i];
+		bool ok = t->code == GRPC_STATUS_OK;
+		if (rounds > 0)
+			ok = txn_node_agreed(c, px->txn, t->node->name, NULL) && (ok || t->primary);
+		if (ok)
+			took[ntook++] = t->node->name;
+	}
+	if (!ntook)
+		return;
+	if (state_write_done(c, r->path, r->generation + 1, took, ntook)) {
+		log_error("cluster.state_failed", "repo=%s error=%s", r->path, error_msg());
+		return;
+	}
+	for (size_t i = 0; i < r->nreplicas; i++) {
+		bool in = false;
+		if (!r->replicas[i].assigned || !r->replicas[i].node)
+			continue;
+		for (size_t k = 0; k < ntook; k++)
+			in |= !strcmp(took[k], r->replicas[i].name);
+		if (!in) {
+			log_info("cluster.outdated", "repo=%s node=%s generation=%lld", r->path, r->replicas[i].name,
+				 (long long)r->generation + 1);
+			state_job_add(c, JOB_UPDATE, r->path, r->replicas[i].name);
+		}
+	}
+	if (ntook > 1)
+		state_job_add(c, JOB_VERIFY, r->path, "*");
+	log_info("cluster.write", "repo=%s method=%s generation=%lld replicas=%zu rounds=%d", r->path, px->info->path,
+		 (long long)r->generation + 1, ntook, rounds);
+}
+
+static void route_write(struct cluster *c, struct rpc_call *call, const struct rpc_method_info *info,
+			grpc_slice *first, const char *path)
+{
+	bool maintenance = info->kind == RPC_KIND_MAINTENANCE;
+	struct repo_state *r = xcalloc(1, sizeof(*r));
+	char *voters[CLUSTER_NODES_MAX];
+	grpc_byte_buffer *firsts[CLUSTER_NODES_MAX];
+	struct node *primary;
+	struct proxy px;
+	int assigned = 0, ret;
+
+	proxy_init(&px, c, call, info);
+	ret = maintenance ? state_repo_get(c, path, r) : state_repo_assign(c, path, r);
+	if (ret)
+		goto fail;
+	if (!r->exists) {
+		ret = error_set(GROVE_ENOTFOUND, "repository %s does not exist in %s", path, c->virtual_storage);
+		goto fail;
+	}
+	if (!(primary = cluster_primary(c, r))) {
+		ret = GROVE_EUNAVAIL;
+		if (!maintenance)
+			goto refuse;
+		goto fail;
+	}
+	px.t[px.n].node = primary;
+	px.t[px.n++].primary = true;
+	for (size_t i = 0; i < r->nreplicas; i++) {
+		struct replica *rep = &r->replicas[i];
+		assigned += rep->assigned && rep->node;
+		if (rep->node == primary)
+			continue;
+		if (maintenance ? (rep->node && rep->generation >= 0 && cluster_node_healthy(c, rep->node))
+				: replica_up_to_date(c, r, rep)) {
+			px.t[px.n].node = rep->node;
+			px.t[px.n++].primary = false;
+		} else if (maintenance && rep->node && rep->generation >= 0) {
+			state_job_add(c, JOB_OPTIMIZE, path, rep->name);
+		}
+	}
+	if (!maintenance && (int)px.n < quorum_of(assigned)) {
+		ret = error_set(GROVE_EUNAVAIL,
+				"only %zu of the %d replicas of %s are healthy and up to date; a write needs %d: "
+				"it is refused rather than kept on too few disks. Retry when the stores are back (see `grove cluster repo %s`)",
+				px.n, assigned, path, quorum_of(assigned), path);
+		goto refuse;
+	}
+	for (size_t i = 0; i < px.n; i++) {
+		voters[i] = px.t[i].node->name;
+		firsts[i] = first_for(first, px.t[i].node, path);
+	}
+	if (!maintenance)
+		px.txn = txn_begin(c, voters, px.n, quorum_of(assigned));
+	proxy_run(&px, firsts);
+	if (!maintenance)
+		after_write(c, &px, r);
+	finish_as(call, &px.t[0]);
+	txn_end(c, px.txn);
+	proxy_release(&px);
+	free(r);
+	return;
+refuse:
+	pthread_mutex_lock(&c->mu);
+	c->m.writes_refused++;
+	pthread_mutex_unlock(&c->mu);
+	log_warn("cluster.write_refused", "repo=%s method=%s reason=%s", path, info->path, error_msg());
+fail:
+	rpc_call_fail(call, ret);
+	proxy_release(&px);
+	free(r);
+}
+
+/* ---- entry ---- */
+
+static void route_call(struct rpc_call *call, void *data)
+{
+	struct cluster *c = data;
+	const struct rpc_method_info *info = rpc_method_find(rpc_call_method(call));
+	Grove__V1__Repository *repo = NULL;
+	grpc_byte_buffer *bb = NULL;
+	grpc_slice first = grpc_empty_slice();
+	int ret;
+
+	ret = rpc_call_recv_bb(call, &bb);
+	if (ret == 0)
+		ret = error_set(GROVE_EINVAL, "no request message was sent");
+	if (ret < 0)
+		goto fail;
+	if ((ret = rpc_bb_slice(bb, &first)) || (ret = first_repository(c, &first, &repo)))
+		goto fail;
+	switch (info->kind) {
+	case RPC_KIND_ACCESSOR:
+		route_accessor(c, call, info, &first, repo->relative_path);
+		break;
+	case RPC_KIND_MUTATOR:
+	case RPC_KIND_MAINTENANCE:
+		route_write(c, call, info, &first, repo->relative_path);
+		break;
+	default:
+		ret = error_set(GROVE_EINTERNAL, "%s has no routing kind", info->path);
+		goto fail;
+	}
+	goto out;
+fail:
+	rpc_call_fail(call, ret);
+out:
+	FREE_MSG(repo);
+	grpc_slice_unref(first);
+	if (bb)
+		grpc_byte_buffer_destroy(bb);
+}
+
+void router_register(struct rpc_server *srv, struct cluster *c)
+{
+	for (const struct rpc_method_info *m = rpc_methods; m->path; m++)
+		if (m->kind == RPC_KIND_ACCESSOR || m->kind == RPC_KIND_MUTATOR || m->kind == RPC_KIND_MAINTENANCE)
+			rpc_server_handle(srv, m->path, route_call, c);
+}

@@ -1,0 +1,543 @@
+/*
+ * The router's state in SQLite: see cluster.h. One handle, used under
+ * db_mu: the statements are short and the router's hot path reads a
+ * repository's few rows, so one handle serves every call.
+ *
+ * Every statement binds its values.
+ */
+#include "cluster/cluster.h"
+#include "lib/error.h"
+#include "lib/log.h"
+#include "lib/strbuf.h"
+
+#include <openssl/sha.h>
+
+#define NOW SQLDB_NOW
+
+/* Migrations, oldest first: never edit a released step; append a new one. */
+static const char *const migrations[] = {
+	/* 1: the initial schema. */
+	"CREATE TABLE repositories ("
+	"  virtual_storage TEXT NOT NULL,"
+	"  relative_path TEXT NOT NULL,"
+	"  generation INTEGER NOT NULL DEFAULT -1,"
+	"  primary_node TEXT,"
+	"  replication_factor INTEGER NOT NULL,"
+	"  created_at TEXT NOT NULL DEFAULT (" NOW "),"
+	"  updated_at TEXT NOT NULL DEFAULT (" NOW "),"
+	"  PRIMARY KEY (virtual_storage, relative_path));"
+	"CREATE TABLE replicas ("
+	"  virtual_storage TEXT NOT NULL,"
+	"  relative_path TEXT NOT NULL,"
+	"  node TEXT NOT NULL,"
+	"  generation INTEGER NOT NULL DEFAULT -1,"
+	"  assigned INTEGER NOT NULL DEFAULT 1 CHECK (assigned IN (0, 1)),"
+	"  updated_at TEXT NOT NULL DEFAULT (" NOW "),"
+	"  PRIMARY KEY (virtual_storage, relative_path, node),"
+	"  FOREIGN KEY (virtual_storage, relative_path) REFERENCES repositories ON DELETE CASCADE);"
+	"CREATE TABLE jobs ("
+	"  id INTEGER PRIMARY KEY,"
+	"  kind TEXT NOT NULL CHECK (kind IN ('update', 'delete', 'optimize', 'verify')),"
+	"  virtual_storage TEXT NOT NULL,"
+	"  relative_path TEXT NOT NULL,"
+	"  target_node TEXT NOT NULL,"
+	"  state TEXT NOT NULL DEFAULT 'ready' CHECK (state IN ('ready', 'in_progress', 'dead')),"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  lease_owner TEXT,"
+	"  lease_until INTEGER NOT NULL DEFAULT 0,"
+	"  next_try INTEGER NOT NULL DEFAULT 0,"
+	"  last_error TEXT,"
+	"  created_at TEXT NOT NULL DEFAULT (" NOW "),"
+	"  updated_at TEXT NOT NULL DEFAULT (" NOW "));"
+	/* One waiting job per (kind, repository, target): a second request is the same work. */
+	"CREATE UNIQUE INDEX jobs_dedup ON jobs(kind, virtual_storage, relative_path, target_node)"
+	"  WHERE state = 'ready';"
+	"CREATE INDEX jobs_next ON jobs(state, next_try);"
+	"CREATE TABLE node_health ("
+	"  router TEXT NOT NULL,"
+	"  node TEXT NOT NULL,"
+	"  healthy INTEGER NOT NULL CHECK (healthy IN (0, 1)),"
+	"  checked_at INTEGER NOT NULL,"
+	"  PRIMARY KEY (router, node));",
+};
+
+static const char *const kind_names[] = { "update", "delete", "optimize", "verify" };
+
+const char *job_kind_name(enum job_kind k)
+{
+	return (unsigned)k < ARRAY_SIZE(kind_names) ? kind_names[k] : "?";
+}
+
+int state_open(struct cluster *c, const char *path)
+{
+	return sqldb_open(&c->db, path, migrations, ARRAY_SIZE(migrations));
+}
+
+void state_close(struct cluster *c)
+{
+	sqldb_close(c->db);
+	c->db = NULL;
+}
+
+#define LOCK() pthread_mutex_lock(&c->db_mu)
+#define UNLOCK() pthread_mutex_unlock(&c->db_mu)
+
+static int repo_read(struct cluster *c, const char *path, struct repo_state *out)
+{
+	sqlite3_stmt *st = NULL;
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	strlcpy_(out->path, path, sizeof(out->path));
+	out->generation = -1;
+	ret = sqldb_prepare(c->db, &st, "reading a repository",
+			    "SELECT generation, primary_node, replication_factor FROM repositories"
+			    " WHERE virtual_storage = ? AND relative_path = ?",
+			    "ss", c->virtual_storage, path);
+	if (!ret && (ret = sqldb_step(c->db, st, "reading a repository")) == 1) {
+		const unsigned char *p = sqlite3_column_text(st, 1);
+		out->exists = true;
+		out->generation = sqlite3_column_int64(st, 0);
+		strlcpy_(out->primary, p ? (const char *)p : "", sizeof(out->primary));
+		out->replication_factor = sqlite3_column_int(st, 2);
+		ret = 0;
+	}
+	sqlite3_finalize(st);
+	if (ret || !out->exists)
+		return ret;
+	ret = sqldb_prepare(c->db, &st, "reading replicas",
+			    "SELECT node, generation, assigned FROM replicas"
+			    " WHERE virtual_storage = ? AND relative_path = ? ORDER BY node",
+			    "ss", c->virtual_storage, path);
+	while (!ret && (ret = sqldb_step(c->db, st, "reading replicas")) == 1) {
+		struct replica *rep;
+		ret = 0;
+		if (out->nreplicas == CLUSTER_NODES_MAX)
+			break;
+		rep = &out->replicas[out->nreplicas++];
+		strlcpy_(rep->name, (const char *)sqlite3_column_text(st, 0), sizeof(rep->name));
+		rep->generation = sqlite3_column_int64(st, 1);
+		rep->assigned = sqlite3_column_int(st, 2) != 0;
+		rep->node = cluster_node(c, rep->name);
+	}
+	sqlite3_finalize(st);
+	return ret;
+}
+
+int state_repo_get(struct cluster *c, const char *path, struct repo_state *out)
+{
+	LOCK();
+	int ret = repo_read(c, path, out);
+	UNLOCK();
+	return ret;
+}
+
+/* A stable order of the nodes for a path: the same stores for the same repository on every router. */
+static void node_order(struct cluster *c, const char *path, size_t *order)
+{
+	unsigned char h[SHA256_DIGEST_LENGTH];
+	uint64_t score[CLUSTER_NODES_MAX];
+	struct strbuf key = STRBUF_INIT;
+	for (size_t i = 0; i < c->nnodes; i++) {
+		strbuf_reset(&key);
+		strbuf_addstr(&key, c->nodes[i].name);
+		strbuf_addch(&key, '\0');
+		strbuf_addstr(&key, path);
+		SHA256((const unsigned char *)key.buf, key.len, h);
+		memcpy(&score[i], h, sizeof(score[i]));
+		order[i] = i;
+	}
+	strbuf_release(&key);
+	/* Rendezvous hashing: highest score first. */
+	for (size_t i = 1; i < c->nnodes; i++)
+		for (size_t j = i; j > 0 && score[order[j]] > score[order[j - 1]]; j--) {
+			size_t t = order[j];
+			order[j] = order[j - 1];
+			order[j - 1] = t;
+		}
+}
+
+/* Nodes to add so that r has rf assigned replicas: healthy ones first. */
+static int assign_more(struct cluster *c, struct repo_state *r, int rf)
+{
+	size_t order[CLUSTER_NODES_MAX];
+	int have = 0, ret = 0;
+
+	for (size_t i = 0; i < r->nreplicas; i++)
+		have += r->replicas[i].assigned && r->replicas[i].node;
+	node_order(c, r->path, order);
+	for (int pass = 0; pass < 2 && have < rf; pass++) {
+		for (size_t k = 0; k < c->nnodes && have < rf && !ret; k++) {
+			struct node *n = &c->nodes[order[k]];
+			bool known = false, assigned = false;
+			if (pass == 0 && !cluster_node_healthy(c, n))
+				continue;
+			for (size_t i = 0; i < r->nreplicas; i++)
+				if (!strcmp(r->replicas[i].name, n->name)) {
+					known = true;
+					assigned = r->replicas[i].assigned;
+				}
+			if (assigned)
+				continue;
+			if (known)
+				ret = sqldb_run(c->db, "assigning a replica",
+						"UPDATE replicas SET assigned = 1, updated_at = " NOW
+						" WHERE virtual_storage = ? AND relative_path = ? AND node = ?",
+						"sss", c->virtual_storage, r->path, n->name);
+			else
+				ret = sqldb_run(c->db, "assigning a replica",
+						"INSERT INTO replicas (virtual_storage, relative_path, node, generation, assigned)"
+						" VALUES (?, ?, ?, -1, 1)",
+						"sss", c->virtual_storage, r->path, n->name);
+			have++;
+		}
+	}
+	return ret;
+}
+
+int state_repo_assign(struct cluster *c, const char *path, struct repo_state *out)
+{
+	int ret;
+	LOCK();
+	ret = sqldb_exec(c->db, "BEGIN IMMEDIATE", "registering a repository");
+	if (ret)
+		goto out;
+	ret = repo_read(c, path, out);
+	if (!ret && !out->exists) {
+		ret = sqldb_run(c->db, "registering a repository",
+				"INSERT INTO repositories (virtual_storage, relative_path, generation, replication_factor)"
+				" VALUES (?, ?, -1, ?)",
+				"ssi", c->virtual_storage, path, (int64_t)c->replication_factor);
+		if (!ret)
+			ret = repo_read(c, path, out);
+		if (!ret)
+			ret = assign_more(c, out, c->replication_factor);
+		if (!ret)
+			ret = repo_read(c, path, out);
+	}
+	if (!ret)
+		ret = sqldb_exec(c->db, "COMMIT", "registering a repository");
+	if (ret)
+		sqldb_rollback(c->db);
+out:
+	UNLOCK();
+	return ret;
+}
+
+int state_repo_delete(struct cluster *c, const char *path)
+{
+	LOCK();
+	int ret = sqldb_run(c->db, "forgetting a repository",
+			    "DELETE FROM repositories WHERE virtual_storage = ? AND relative_path = ?", "ss",
+			    c->virtual_storage, path);
+	UNLOCK();
+	return ret;
+}
+
+int state_set_primary(struct cluster *c, const char *path, const char *node)
+{
+	LOCK();
+	int ret = sqldb_run(c->db, "recording a primary",
+			    "UPDATE repositories SET primary_node = ?, updated_at = " NOW
+			    " WHERE virtual_storage = ? AND relative_path = ?",
+			    "sss", node, c->virtual_storage, path);
+	UNLOCK();
+	return ret;
+}
+
+int state_write_done(struct cluster *c, const char *path, int64_t gen, char *const *nodes, size_t n)
+{
+	int ret;
+	LOCK();
+	ret = sqldb_exec(c->db, "BEGIN IMMEDIATE", "recording a write");
+	if (ret)
+		goto out;
+	ret = sqldb_run(c->db, "recording a write",
+			"UPDATE repositories SET generation = MAX(generation, ?), updated_at = " NOW
+			" WHERE virtual_storage = ? AND relative_path = ?",
+			"iss", gen, c->virtual_storage, path);
+	for (size_t i = 0; i < n && !ret; i++)
+		ret = sqldb_run(c->db, "recording a write",
+				"UPDATE replicas SET generation = MAX(generation, ?), updated_at = " NOW
+				" WHERE virtual_storage = ? AND relative_path = ? AND node = ?",
+				"isss", gen, c->virtual_storage, path, nodes[i]);
+	if (!ret)
+		ret = sqldb_exec(c->db, "COMMIT", "recording a write");
+	if (ret)
+		sqldb_rollback(c->db);
+out:
+	UNLOCK();
+	return ret;
+}
+
+int state_replica_set(struct cluster *c, const char *path, const char *node, int64_t gen, bool only_raise)
+{
+	int ret;
+	LOCK();
+	if (only_raise)
+		ret = sqldb_run(c->db, "recording a replica's generation",
+				"UPDATE replicas SET generation = MAX(generation, ?), updated_at = " NOW
+				" WHERE virtual_storage = ? AND relative_path = ? AND node = ?",
+				"isss", gen, c->virtual_storage, path, node);
+	else
+		ret = sqldb_run(c->db, "recording a replica's generation",
+				"UPDATE replicas SET generation = ?, updated_at = " NOW
+				" WHERE virtual_storage = ? AND relative_path = ? AND node = ?",
+				"isss", gen, c->virtual_storage, path, node);
+	UNLOCK();
+	return ret;
+}
+
+int state_replica_assign(struct cluster *c, const char *path, const char *node, bool assigned)
+{
+	LOCK();
+	int ret = sqldb_run(c->db, "assigning a replica",
+			    "INSERT INTO replicas (virtual_storage, relative_path, node, generation, assigned)"
+			    " VALUES (?1, ?2, ?3, -1, ?4)"
+			    " ON CONFLICT (virtual_storage, relative_path, node) DO UPDATE SET assigned = ?4,"
+			    " updated_at = " NOW,
+			    "sssb", c->virtual_storage, path, node, (int)assigned);
+	UNLOCK();
+	return ret;
+}
+
+int state_replica_forget(struct cluster *c, const char *path, const char *node)
+{
+	LOCK();
+	int ret = sqldb_run(c->db, "forgetting a replica",
+			    "DELETE FROM replicas WHERE virtual_storage = ? AND relative_path = ? AND node = ?", "sss",
+			    c->virtual_storage, path, node);
+	UNLOCK();
+	return ret;
+}
+
+int state_set_replication_factor(struct cluster *c, const char *path, int rf)
+{
+	struct repo_state *r = xcalloc(1, sizeof(*r));
+	int ret;
+	LOCK();
+	ret = sqldb_exec(c->db, "BEGIN IMMEDIATE", "setting the replication factor");
+	if (ret)
+		goto out;
+	ret = repo_read(c, path, r);
+	if (!ret && !r->exists)
+		ret = error_set(GROVE_ENOTFOUND, "repository %s is not known to the cluster", path);
+	if (!ret)
+		ret = sqldb_run(c->db, "setting the replication factor",
+				"UPDATE repositories SET replication_factor = ?, updated_at = " NOW
+				" WHERE virtual_storage = ? AND relative_path = ?",
+				"iss", (int64_t)rf, c->virtual_storage, path);
+	if (!ret) {
+		/* Fewer: unassign the replicas furthest behind, never the primary. */
+		int have = 0;
+		for (size_t i = 0; i < r->nreplicas; i++)
+			have += r->replicas[i].assigned;
+		while (!ret && have > rf) {
+			struct replica *worst = NULL;
+			for (size_t i = 0; i < r->nreplicas; i++) {
+				struct replica *p = &r->replicas[i];
+				if (!p->assigned || !strcmp(p->name, r->primary))
+					continue;
+				if (!worst || p->generation < worst->generation)
+					worst = p;
+			}
+			if (!worst)
+				break;
+			worst->assigned = false;
+			ret = sqldb_run(c->db, "unassigning a replica",
+					"UPDATE replicas SET assigned = 0, updated_at = " NOW
+					" WHERE virtual_storage = ? AND relative_path = ? AND node = ?",
+					"sss", c->virtual_storage, path, worst->name);
+			have--;
+		}
+		if (!ret && have < rf)
+			ret = assign_more(c, r, rf);
+	}
+	if (!ret)
+		ret = sqldb_exec(c->db, "COMMIT", "setting the replication factor");
+	if (ret)
+		sqldb_rollback(c->db);
+out:
+	UNLOCK();
+	free(r);
+	return ret;
+}
+
+int state_repo_each(struct cluster *c, int (*fn)(struct cluster *c, const char *path, void *ctx), void *ctx)
+{
+	char **paths = NULL;
+	size_t n = 0, alloc = 0;
+	sqlite3_stmt *st = NULL;
+	int ret;
+
+	/* Collected first: fn takes the lock again. */
+	LOCK();
+	ret = sqldb_prepare(c->db, &st, "listing repositories",
+			    "SELECT relative_path FROM repositories WHERE virtual_storage = ? ORDER BY relative_path", "s",
+			    c->virtual_storage);
+	while (!ret && (ret = sqldb_step(c->db, st, "listing repositories")) == 1) {
+		ret = 0;
+		if (n == alloc) {
+			alloc = alloc ? alloc * 2 : 64;
+			paths = xrealloc(paths, alloc * sizeof(*paths));
+		}
+		paths[n++] = sqldb_col_dup(st, 0);
+	}
+	sqlite3_finalize(st);
+	UNLOCK();
+	for (size_t i = 0; i < n && !ret && !c->stopping; i++)
+		ret = fn(c, paths[i], ctx);
+	for (size_t i = 0; i < n; i++)
+		free(paths[i]);
+	free(paths);
+	return ret;
+}
+
+int state_record_health(struct cluster *c, struct node *n, bool healthy)
+{
+	LOCK();
+	int ret = sqldb_run(c->db, "recording a health check",
+			    "INSERT INTO node_health (router, node, healthy, checked_at) VALUES (?1, ?2, ?3, ?4)"
+			    " ON CONFLICT (router, node) DO UPDATE SET healthy = ?3, checked_at = ?4",
+			    "ssbi", c->router, n->name, (int)healthy, now_ms());
+	UNLOCK();
+	return ret;
+}
+
+int state_health_votes(struct cluster *c, const char *node, uint32_t *healthy, uint32_t *total)
+{
+	sqlite3_stmt *st = NULL;
+	int ret;
+	*healthy = *total = 0;
+	LOCK();
+	ret = sqldb_prepare(c->db, &st, "reading health votes",
+			    "SELECT COALESCE(SUM(healthy), 0), COUNT(*) FROM node_health WHERE node = ? AND checked_at > ?",
+			    "si", node, now_ms() - 10000);
+	if (!ret && (ret = sqldb_step(c->db, st, "reading health votes")) == 1) {
+		*healthy = (uint32_t)sqlite3_column_int(st, 0);
+		*total = (uint32_t)sqlite3_column_int(st, 1);
+		ret = 0;
+	}
+	sqlite3_finalize(st);
+	UNLOCK();
+	return ret;
+}
+
+/* ---- jobs ---- */
+
+int state_job_add(struct cluster *c, enum job_kind kind, const char *path, const char *target)
+{
+	LOCK();
+	int ret = sqldb_run(c->db, "queueing a replication job",
+			    "INSERT OR IGNORE INTO jobs (kind, virtual_storage, relative_path, target_node)"
+			    " VALUES (?, ?, ?, ?)",
+			    "ssss", job_kind_name(kind), c->virtual_storage, path, target);
+	UNLOCK();
+	if (!ret)
+		cluster_wake(c);
+	return ret;
+}
+
+static int kind_parse(const char *s, enum job_kind *out)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(kind_names); i++)
+		if (s && !strcmp(s, kind_names[i])) {
+			*out = (enum job_kind)i;
+			return 0;
+		}
+	return error_set(GROVE_EINTERNAL, "unknown job kind %s", s ? s : "(null)");
+}
+
+int state_job_lease(struct cluster *c, struct job *out, int64_t lease_ms)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t now = now_ms();
+	int ret, found = 0;
+
+	LOCK();
+	ret = sqldb_exec(c->db, "BEGIN IMMEDIATE", "leasing a job");
+	if (ret)
+		goto unlock;
+	/* Ready jobs, and jobs whose router's lease ran out (it died). */
+	ret = sqldb_prepare(c->db, &st, "leasing a job",
+			    "SELECT id, kind, relative_path, target_node, attempts FROM jobs"
+			    " WHERE virtual_storage = ?1 AND ((state = 'ready' AND next_try <= ?2)"
+			    "   OR (state = 'in_progress' AND lease_until < ?2))"
+			    " ORDER BY id LIMIT 200",
+			    "si", c->virtual_storage, now);
+	while (!ret && !found && (ret = sqldb_step(c->db, st, "leasing a job")) == 1) {
+		const char *target = (const char *)sqlite3_column_text(st, 3);
+		struct node *n = cluster_node(c, target);
+		ret = 0;
+		if (strcmp(target, "*") && (!n || !cluster_node_healthy(c, n)))
+			continue;   /* waits for its store to come back */
+		out->id = sqlite3_column_int64(st, 0);
+		ret = kind_parse((const char *)sqlite3_column_text(st, 1), &out->kind);
+		strlcpy_(out->path, (const char *)sqlite3_column_text(st, 2), sizeof(out->path));
+		strlcpy_(out->target, target, sizeof(out->target));
+		out->attempts = sqlite3_column_int(st, 4);
+		found = !ret;
+	}
+	sqlite3_finalize(st);
+	if (!ret && found)
+		ret = sqldb_run(c->db, "leasing a job",
+				"UPDATE jobs SET state = 'in_progress', lease_owner = ?, lease_until = ?,"
+				" attempts = attempts + 1, updated_at = " NOW " WHERE id = ?",
+				"sii", c->router, now + lease_ms, out->id);
+	if (!ret)
+		ret = sqldb_exec(c->db, "COMMIT", "leasing a job");
+	if (ret)
+		sqldb_rollback(c->db);
+unlock:
+	UNLOCK();
+	return ret ? ret : found;
+}
+
+int state_job_done(struct cluster *c, const struct job *j)
+{
+	LOCK();
+	int ret = sqldb_run(c->db, "completing a job", "DELETE FROM jobs WHERE id = ?", "i", j->id);
+	UNLOCK();
+	return ret;
+}
+
+int state_job_failed(struct cluster *c, const struct job *j, const char *error)
+{
+	int attempts = j->attempts + 1;
+	/* 1 s, 2 s, 4 s … up to a minute between tries. */
+	int64_t backoff = 1000LL << MIN(attempts - 1, 6);
+	bool dead = attempts >= c->job_attempts;
+	LOCK();
+	/* A same job queued meanwhile makes this one redundant. */
+	int ret = sqldb_run(c->db, "recording a failed job",
+			    "UPDATE OR REPLACE jobs SET state = ?, next_try = ?, last_error = ?, lease_owner = NULL,"
+			    " updated_at = " NOW " WHERE id = ?",
+			    "sisi", dead ? "dead" : "ready", now_ms() + MIN(backoff, 60000), error, j->id);
+	UNLOCK();
+	if (dead)
+		log_error("cluster.job_dead", "job=%lld kind=%s repo=%s target=%s attempts=%d error=%s", (long long)j->id,
+			  job_kind_name(j->kind), j->path, j->target, attempts, error);
+	return ret;
+}
+
+int state_job_counts(struct cluster *c, uint64_t *ready, uint64_t *running, uint64_t *failed, uint64_t *dead)
+{
+	sqlite3_stmt *st = NULL;
+	int ret;
+	*ready = *running = *failed = *dead = 0;
+	LOCK();
+	ret = sqldb_prepare(c->db, &st, "counting jobs",
+			    "SELECT SUM(state = 'ready' AND attempts = 0), SUM(state = 'in_progress'),"
+			    " SUM(state = 'ready' AND attempts > 0), SUM(state = 'dead') FROM jobs WHERE virtual_storage = ?",
+			    "s", c->virtual_storage);
+	if (!ret && (ret = sqldb_step(c->db, st, "counting jobs")) == 1) {
+		*ready = (uint64_t)sqlite3_column_int64(st, 0);
+		*running = (uint64_t)sqlite3_column_int64(st, 1);
+		*failed = (uint64_t)sqlite3_column_int64(st, 2);
+		*dead = (uint64_t)sqlite3_column_int64(st, 3);
+		ret = 0;
+	}
+	sqlite3_finalize(st);
+	UNLOCK();
+	return ret;
+}
