@@ -234,9 +234,9 @@ static void set_replication_factor(struct rpc_call *call, void *data)
 		ret = error_set(GROVE_EINVAL, "replication factor %u is out of range: 1 to %zu (the stores configured)",
 				req->replication_factor, c->nnodes);
 	if (!ret)
-		ret = state_set_replication_factor(c, r->path, (int)req->replication_factor);
+		ret = state_set_replication_factor(c, req->relative_path, (int)req->replication_factor);
 	if (!ret)
-		ret = state_repo_get(c, r->path, r);
+		ret = state_repo_get(c, req->relative_path, r);
 	for (size_t i = 0; !ret && i < r->nreplicas; i++) {
 		struct replica *rep = &r->replicas[i];
 		if (rep->assigned) {

@@ -105,6 +105,10 @@ static int job_delete(struct cluster *c, const struct job *j)
 	rep = r->exists ? find_replica(r, j->target) : NULL;
 	if (rep && rep->assigned)
 		goto out;   /* assigned again since: keep it */
+	/* No copy from now on, whatever happens next: a replica assigned again
+	 * while this runs is repaired instead of trusted. */
+	if (rep && (ret = state_replica_set(c, j->path, j->target, -1, false)))
+		goto out;
 	repo_for(n, j->path, &dst);
 	req.repository = &dst;
 	ret = rpc_unary(n->client, "/grove.v1.RepositoryService/RemoveRepository", &req.base,

@@ -56,6 +56,8 @@ struct proxy {
 	size_t n;
 	bool client_gone;
 	int64_t relayed;         /* messages sent to the client */
+	pthread_t client_reader;
+	bool client_reader_started;
 };
 
 /* ---- the first message ---- */
@@ -289,34 +291,11 @@ static bool target_wait(struct target *t, int ms)
 	return done;
 }
 
-/*
- * Relays the call to the proxy's targets: firsts[i] is target i's first
- * message (taken). Returns when every target ended; the primary's status is
- * in its target.
- */
-static void proxy_run(struct proxy *px, grpc_byte_buffer **firsts)
+/* The client's further messages, to every target still in the call. */
+static void *client_reader_main(void *arg)
 {
-	size_t primary = 0;
-	int ret = 0;
-
-	for (size_t i = 0; i < px->n; i++) {
-		struct target *t = &px->t[i];
-		t->px = px;
-		if (t->primary)
-			primary = i;
-		if (!ret)
-			ret = target_start(px, t, firsts[i]);
-		else
-			grpc_byte_buffer_destroy(firsts[i]);
-		firsts[i] = NULL;
-		if (ret) {
-			t->code = GRPC_STATUS_INTERNAL;
-			snprintf(t->details, sizeof(t->details), "%s", error_msg());
-			t->finished = true;
-		}
-	}
-	/* The client's further messages, to every target still in the call. */
-	while (!ret) {
+	struct proxy *px = arg;
+	for (;;) {
 		grpc_byte_buffer *bb = NULL;
 		int r = rpc_call_recv_bb(px->call, &bb);
 		if (r < 0) {
@@ -338,20 +317,67 @@ static void proxy_run(struct proxy *px, grpc_byte_buffer **firsts)
 		px->t[i].closing = true;
 	pthread_cond_broadcast(&px->cv);
 	pthread_mutex_unlock(&px->mu);
+	return NULL;
+}
 
-	/* The primary answers the client; the others get lagTimeout more. */
-	target_wait(&px->t[primary], 0);
-	for (size_t i = 0; i < px->n; i++)
-		if (i != primary && !target_wait(&px->t[i], px->c->lag_timeout_ms)) {
-			log_warn("cluster.replica_slow", "node=%s method=%s", px->t[i].node->name, px->info->path);
-			target_drop(&px->t[i]);
-		}
+/*
+ * Relays the call to the proxy's targets: firsts[i] is target i's first
+ * message (taken). Returns when every target ended; the primary's status is
+ * in its target. The client's side may still be open: it ends when the
+ * caller finishes the call, and proxy_release waits for it.
+ */
+static void proxy_run(struct proxy *px, grpc_byte_buffer **firsts)
+{
+	size_t primary = 0;
+	int ret = 0;
+
 	for (size_t i = 0; i < px->n; i++) {
 		struct target *t = &px->t[i];
+		t->px = px;
+		if (t->primary)
+			primary = i;
+		if (!ret && !firsts[i])
+			ret = error_set(GROVE_EINTERNAL, "cannot rewrite the request for %s", t->node->name);
+		if (!ret)
+			ret = target_start(px, t, firsts[i]);
+		else if (firsts[i])
+			grpc_byte_buffer_destroy(firsts[i]);
+		firsts[i] = NULL;
+		if (ret) {
+			t->code = GRPC_STATUS_INTERNAL;
+			snprintf(t->details, sizeof(t->details), "%s", error_msg());
+			t->finished = true;
+		}
+	}
+	if (!ret && !pthread_create(&px->client_reader, NULL, client_reader_main, px))
+		px->client_reader_started = true;
+
+	/* The primary answers the client; when it ends, so does the call. */
+	target_wait(&px->t[primary], 0);
+	bool primary_ok = px->t[primary].code == GRPC_STATUS_OK;
+	for (size_t i = 0; i < px->n; i++) {
+		if (i == primary)
+			continue;
+		/* After a failed primary nothing can commit: the others stop now.
+		 * After a good one they get lagTimeout to finish. */
+		if (!primary_ok || !target_wait(&px->t[i], px->c->lag_timeout_ms)) {
+			if (primary_ok)
+				log_warn("cluster.replica_slow", "node=%s method=%s", px->t[i].node->name, px->info->path);
+			target_drop(&px->t[i]);
+		}
+	}
+	for (size_t i = 0; i < px->n; i++) {
+		struct target *t = &px->t[i];
+		pthread_mutex_lock(&px->mu);
+		bool cut = t->dropped && !t->finished;
+		t->dropped = true;
+		pthread_cond_broadcast(&px->cv);
+		pthread_mutex_unlock(&px->mu);
 		if (t->sender_started)
 			pthread_join(t->sender, NULL);
 		if (t->reader_started)
 			pthread_join(t->reader, NULL);
+		t->sender_started = t->reader_started = false;
 		pthread_mutex_lock(&px->mu);
 		while (t->qlen) {
 			grpc_byte_buffer_destroy(t->q[t->qhead]);
@@ -359,8 +385,17 @@ static void proxy_run(struct proxy *px, grpc_byte_buffer **firsts)
 			t->qlen--;
 		}
 		pthread_mutex_unlock(&px->mu);
-		if (t->code == GRPC_STATUS_OK && t->dropped && !t->finished)
+		if (cut && t->code == GRPC_STATUS_OK)
 			t->code = GRPC_STATUS_CANCELLED;
+	}
+	/* A primary that could not be reached: say which, and that a retry helps. */
+	struct target *pt = &px->t[primary];
+	if (pt->code == GRPC_STATUS_UNAVAILABLE && !pt->responses) {
+		char was[sizeof(pt->details)];
+		strlcpy_(was, pt->details, sizeof(was));
+		snprintf(pt->details, sizeof(pt->details),
+			 "store %s, the primary replica, did not answer (%.300s): a new primary is elected within seconds; retry",
+			 pt->node->name, was);
 	}
 }
 
@@ -374,8 +409,12 @@ static void proxy_init(struct proxy *px, struct cluster *c, struct rpc_call *cal
 	pthread_cond_init(&px->cv, NULL);
 }
 
+/* After the call's status was sent: the client reader's receive has ended. */
 static void proxy_release(struct proxy *px)
 {
+	if (px->client_reader_started)
+		pthread_join(px->client_reader, NULL);
+	px->client_reader_started = false;
 	for (size_t i = 0; i < px->n; i++)
 		rpc_stream_free(px->t[i].st);
 	pthread_mutex_destroy(&px->mu);

@@ -85,8 +85,12 @@ void state_close(struct cluster *c)
 static int repo_read(struct cluster *c, const char *path, struct repo_state *out)
 {
 	sqlite3_stmt *st = NULL;
+	char copy[CLUSTER_PATH_MAX + 1];
 	int ret;
 
+	/* path may point into out. */
+	strlcpy_(copy, path, sizeof(copy));
+	path = copy;
 	memset(out, 0, sizeof(*out));
 	strlcpy_(out->path, path, sizeof(out->path));
 	out->generation = -1;
@@ -189,6 +193,17 @@ static int assign_more(struct cluster *c, struct repo_state *r, int rf)
 						"INSERT INTO replicas (virtual_storage, relative_path, node, generation, assigned)"
 						" VALUES (?, ?, ?, -1, 1)",
 						"sss", c->virtual_storage, r->path, n->name);
+			/* Seen by the next pass too. */
+			if (!known && r->nreplicas < CLUSTER_NODES_MAX) {
+				struct replica *rep = &r->replicas[r->nreplicas++];
+				memset(rep, 0, sizeof(*rep));
+				strlcpy_(rep->name, n->name, sizeof(rep->name));
+				rep->node = n;
+				rep->generation = -1;
+			}
+			for (size_t i = 0; i < r->nreplicas; i++)
+				if (!strcmp(r->replicas[i].name, n->name))
+					r->replicas[i].assigned = true;
 			have++;
 		}
 	}
@@ -304,8 +319,10 @@ int state_replica_assign(struct cluster *c, const char *path, const char *node, 
 int state_replica_forget(struct cluster *c, const char *path, const char *node)
 {
 	LOCK();
+	/* Only while unassigned: assigned again meanwhile, it stays (at -1, so it gets repaired). */
 	int ret = sqldb_run(c->db, "forgetting a replica",
-			    "DELETE FROM replicas WHERE virtual_storage = ? AND relative_path = ? AND node = ?", "sss",
+			    "DELETE FROM replicas WHERE virtual_storage = ? AND relative_path = ? AND node = ? AND assigned = 0",
+			    "sss",
 			    c->virtual_storage, path, node);
 	UNLOCK();
 	return ret;

@@ -1,0 +1,302 @@
+#!/bin/sh
+# grove cluster end to end: three real stores behind a router; the store API
+# through the router; vote-committed pushes on every replica; a dead store's
+# repositories served and written by the others, and repaired when it comes
+# back; writes refused without a majority; never a read from stale data;
+# verification of silently diverged replicas; the operator's CLI.
+. "$(dirname "$0")/test-lib.sh"
+
+# primary_of PATH: the repository's primary, from `grove cluster repo`.
+primary_of() {
+	"$GROVE" cluster -a $c_ADDR repo "$1" | sed -n 's/.*generation [0-9-]*, primary \([^,]*\),.*/\1/p'
+}
+
+# secondary_of PATH: one replica that is not the primary.
+secondary_of() {
+	p=$(primary_of "$1")
+	for s in s1 s2 s3; do test "$s" != "$p" && echo $s && return 0; done
+}
+
+# same_everywhere PATH: the three stores hold the same refs (up to 15 s for repairs).
+same_everywhere() {
+	for _ in $(seq 1 150); do
+		a=$(checksum $s1_ADDR s1 "$1") b=$(checksum $s2_ADDR s2 "$1") d=$(checksum $s3_ADDR s3 "$1")
+		test -n "$a" && test "$a" = "$b" && test "$a" = "$d" && return 0
+		sleep 0.1
+	done
+	echo "replicas differ: s1=$a s2=$b s3=$d" >&2
+	"$GROVE" cluster -a $c_ADDR repo "$1" >&2
+	return 1
+}
+
+# no_dataloss: up to 15 s for every replica to be up to date again.
+no_dataloss() {
+	for _ in $(seq 1 150); do
+		"$GROVE" cluster -a $c_ADDR dataloss >dl 2>&1 &&
+			grep -q "every repository has all its replicas up to date" dl && return 0
+		sleep 0.1
+	done
+	cat dl >&2
+	return 1
+}
+
+# all_healthy: up to 15 s for the router to see every store healthy again.
+all_healthy() {
+	for _ in $(seq 1 150); do
+		"$GROVE" cluster -a $c_ADDR status >st 2>&1 && test $(grep -c "^  s[123] .* yes " st) = 3 && return 0
+		sleep 0.1
+	done
+	cat st >&2
+	return 1
+}
+
+# repo_dir STORE PATH: where the store keeps the repository (the @hashed layout).
+repo_dir() {
+	h=$(printf "%s" "$2" | sha256sum | cut -c1-64)
+	echo "$TRASH/$1/repositories/@hashed/$(echo $h | cut -c1-2)/$(echo $h | cut -c3-4)/$h.git"
+}
+
+# push_new REPO BRANCH: one more commit on src's BRANCH, pushed through the router.
+push_new() {
+	(cd src && git checkout -q "$2" && echo "$(date +%s%N)" >>log.txt && git add log.txt &&
+		git commit -q -m "change $(date +%s%N)" &&
+		git_on $c_ADDR push -q ssh://default/"$1" "$2" 2>../push.err)
+}
+
+# kill_store NAME: kill -9 of the store, found by its config (a store restarted
+# inside an earlier test has a pid this shell never saw).
+kill_store() {
+	pkill -9 -f "store -c $TRASH/$1/store.conf" || return 1
+	while pgrep -f "store -c $TRASH/$1/store.conf" >/dev/null; do sleep 0.05; done
+}
+
+test_setup 'three stores and a router' '
+	start_store s1 && start_store s2 && start_store s3 &&
+	start_cluster c s1 s2 s3 &&
+	make_history src
+'
+
+test_expect_success 'CreateRepository through the router creates the repository on every store' '
+	create_repo $c_ADDR default app.git &&
+	for s in s1 s2 s3; do
+		eval "addr=\$${s}_ADDR" &&
+		rpc $addr RepositoryService/RepositoryExists repository.storage_name=$s repository.relative_path=app.git >out &&
+		test_grep "\"exists\":true" out || return 1
+	done &&
+	"$GROVE" cluster -a $c_ADDR repo app.git >repo &&
+	test_grep "generation 0, primary s[123], replication factor 3" repo &&
+	test $(grep -c " 0 *yes *yes *yes" repo) = 3
+'
+
+test_expect_success 'a push through the router lands on every replica, committed by vote' '
+	(cd src && git_on $c_ADDR push ssh://default/app.git main feature light v1.0 2>../push.err) &&
+	test_grep "\[new branch\] *main -> main" push.err &&
+	same_everywhere app.git &&
+	"$GROVE" cluster -a $c_ADDR repo app.git >repo &&
+	test $(grep -c " 1 *yes *yes *yes" repo) = 3 &&
+	test $(grep -c "\"event\":\"cluster.vote\".*\"commit\":true" c/cluster.log) -ge 3
+'
+
+test_expect_success 'clone and fetch through the router, protocols v0 and v2' '
+	git_on $c_ADDR -c protocol.version=2 clone -q --mirror ssh://default/app.git v2.git &&
+	git_on $c_ADDR -c protocol.version=0 clone -q --mirror ssh://default/app.git v0.git &&
+	git -C src for-each-ref --format="%(objectname) %(refname)" >expect &&
+	git -C v2.git for-each-ref --format="%(objectname) %(refname)" >actual2 &&
+	git -C v0.git for-each-ref --format="%(objectname) %(refname)" >actual0 &&
+	test_cmp expect actual2 && test_cmp expect actual0
+'
+
+test_expect_success 'accessors, mutators and maintenance RPCs route without code of their own' '
+	rpc $c_ADDR RefService/ListRefs repository.storage_name=default repository.relative_path=app.git >refs &&
+	test_grep "refs/heads/feature" refs &&
+	rpc $c_ADDR RepositoryService/SetDefaultBranch repository.storage_name=default repository.relative_path=app.git name=feature &&
+	for s in s1 s2 s3; do
+		eval "addr=\$${s}_ADDR" &&
+		rpc $addr RepositoryService/FindDefaultBranch repository.storage_name=$s repository.relative_path=app.git >out &&
+		test_grep "refs/heads/feature" out || return 1
+	done &&
+	rpc $c_ADDR RepositoryService/SetDefaultBranch repository.storage_name=default repository.relative_path=app.git name=main &&
+	new=$(git -C src rev-parse feature) &&
+	rpc $c_ADDR RefService/UpdateReference repository.storage_name=default repository.relative_path=app.git \
+		reference=refs/heads/from-rpc new_oid=$new &&
+	same_everywhere app.git &&
+	rpc $c_ADDR RepositoryService/OptimizeRepository repository.storage_name=default repository.relative_path=app.git >out &&
+	rpc $c_ADDR RepositoryService/RepositorySize repository.storage_name=default repository.relative_path=app.git >out &&
+	test_grep "\"bytes\":\"*[1-9]" out
+'
+
+test_expect_success 'bad requests get clear errors' '
+	test_must_fail rpc $c_ADDR RepositoryService/RepositoryExists repository.storage_name=s1 repository.relative_path=app.git 2>err &&
+	test_grep "NOT_FOUND" err && test_grep "this cluster serves \"default\"" err &&
+	test_must_fail rpc $c_ADDR RepositoryService/CreateRepository repository.storage_name=default repository.relative_path=../x.git 2>err &&
+	test_grep "INVALID_ARGUMENT" err &&
+	test_must_fail rpc $c_ADDR RepositoryService/RepositoryExists 2>err &&
+	test_grep "INVALID_ARGUMENT" err &&
+	test_must_fail "$GROVE" rpc -a $c_ADDR --token v1.1.00 RepositoryService/RepositoryExists \
+		repository.storage_name=default repository.relative_path=app.git 2>err &&
+	test_grep "UNAUTHENTICATED" err &&
+	test_must_fail "$GROVE" rpc -a $c_ADDR --token v1.1.00 TransactionService/VoteTransaction transaction_id=1 2>err &&
+	test_grep "UNAUTHENTICATED" err &&
+	rpc $c_ADDR RepositoryService/RepositoryExists repository.storage_name=default repository.relative_path=nope.git >out &&
+	test_must_fail grep "\"exists\":true" out &&
+	test_must_fail rpc $c_ADDR TransactionService/VoteTransaction transaction_id=1 node=s1 vote=abcd 2>err &&
+	test_grep "INVALID_ARGUMENT" err
+'
+
+test_expect_success 'a dead secondary: pushes go on, it is marked outdated, and repaired when it is back' '
+	victim=$(secondary_of app.git) &&
+	kill_store $victim &&
+	sleep 1 &&
+	push_new app.git main &&
+	"$GROVE" cluster -a $c_ADDR repo app.git >repo &&
+	test_grep "^  $victim .* no  *no " repo &&
+	"$GROVE" cluster -a $c_ADDR dataloss >dl &&
+	test_grep "repository app.git" dl &&
+	"$GROVE" cluster -a $c_ADDR status >st &&
+	test_grep "^  $victim .* NO " st &&
+	restart_store $victim &&
+	same_everywhere app.git &&
+	no_dataloss &&
+	test_grep "\"event\":\"cluster.repaired\".*\"target\":\"$victim\"" c/cluster.log
+'
+
+test_expect_success 'kill -9 of the primary: a new one is elected and pushes are accepted again' '
+	old=$(primary_of app.git) &&
+	kill_store $old &&
+	start=$(date +%s%N) && ok= &&
+	for _ in $(seq 1 100); do
+		if push_new app.git main; then ok=1; break; fi
+		git -C src reset -q --hard HEAD~1
+		sleep 0.1
+	done &&
+	test -n "$ok" &&
+	echo "$(( ($(date +%s%N) - start) / 1000000 ))" >"$TRASH/failover-ms" &&
+	new=$(primary_of app.git) &&
+	test -n "$new" && test "$new" != "$old" &&
+	test_grep "\"event\":\"cluster.elected\".*\"previous\":\"$old\"" c/cluster.log &&
+	git_on $c_ADDR ls-remote ssh://default/app.git refs/heads/main >ls &&
+	test_grep "^$(git -C src rev-parse main)" ls &&
+	restart_store $old &&
+	same_everywhere app.git && no_dataloss
+'
+test -f "$TRASH/failover-ms" && echo "# failover: first accepted push $(cat "$TRASH/failover-ms") ms after kill -9 of the primary"
+
+test_expect_success 'without a majority of replicas, writes are refused clearly; reads go on' '
+	create_repo $c_ADDR default two.git &&
+	(cd src && git_on $c_ADDR push -q ssh://default/two.git main) &&
+	p=$(primary_of two.git) &&
+	down=$(for s in s1 s2 s3; do test $s != $p && echo $s; done) &&
+	for s in $down; do kill_store $s; done &&
+	sleep 1 &&
+	test_must_fail push_new two.git main &&
+	test_grep "only 1 of the 3 replicas of two.git are healthy and up to date; a write needs 2" push.err &&
+	git -C src reset -q --hard HEAD~1 &&
+	git_on $c_ADDR clone -q ssh://default/two.git two-clone &&
+	for s in $down; do restart_store $s || return 1; done &&
+	all_healthy &&
+	same_everywhere two.git
+'
+
+test_expect_success 'a repository whose only up-to-date replica is gone is unavailable, never served stale' '
+	create_repo $c_ADDR default three.git &&
+	(cd src && git_on $c_ADDR push -q ssh://default/three.git main) &&
+	p=$(primary_of three.git) &&
+	lag=$(for s in s1 s2 s3; do test $s != $p && echo $s; done | head -n1) &&
+	kill_store $lag && sleep 1 &&
+	push_new three.git main &&
+	for s in s1 s2 s3; do test $s != $lag && kill_store $s; done &&
+	restart_store $lag && sleep 1 &&
+	test_must_fail git_on $c_ADDR ls-remote ssh://default/three.git 2>err &&
+	test_grep "has no healthy up-to-date replica" err &&
+	"$GROVE" cluster -a $c_ADDR repo three.git >repo &&
+	test_grep "UNAVAILABLE" repo &&
+	"$GROVE" cluster -a $c_ADDR accept-dataloss three.git --authoritative $lag >out &&
+	test_grep "the other replicas are being repaired from it" out &&
+	git_on $c_ADDR ls-remote ssh://default/three.git refs/heads/main >ls &&
+	test_grep "^$(git -C src rev-parse main~1)" ls &&
+	for s in s1 s2 s3; do test $s != $lag && { restart_store $s || return 1; }; done &&
+	all_healthy &&
+	same_everywhere three.git &&
+	same_everywhere app.git
+'
+
+test_expect_success 'a replica changed behind the router is found by verify and repaired' '
+	no_dataloss &&
+	s=$(secondary_of app.git) &&
+	dir=$(repo_dir $s app.git) &&
+	git --git-dir="$dir" update-ref refs/heads/feature $(git --git-dir="$dir" rev-parse main) &&
+	"$GROVE" cluster -a $c_ADDR verify app.git >out &&
+	test_grep "^  $s .*DIFFERS" out &&
+	test_grep "1 replica(s) differ: marked outdated, repair queued" out &&
+	same_everywhere app.git &&
+	"$GROVE" cluster -a $c_ADDR verify app.git >out &&
+	test_grep "0 replica(s) differ" out
+'
+
+test_expect_success 'a replica whose refs disagree with the primary is left out of a push and repaired' '
+	s=$(secondary_of app.git) &&
+	dir=$(repo_dir $s app.git) &&
+	git --git-dir="$dir" update-ref refs/heads/feature $(git --git-dir="$dir" rev-parse main~1) &&
+	push_new app.git feature &&
+	test_grep "\"event\":\"cluster.outdated\".*\"node\":\"$s\"" c/cluster.log &&
+	git_on $c_ADDR ls-remote ssh://default/app.git refs/heads/feature >ls &&
+	test_grep "^$(git -C src rev-parse feature)" ls &&
+	same_everywhere app.git
+'
+
+test_expect_success 'set-replication-factor removes and adds replicas; failover moves the primary' '
+	"$GROVE" cluster -a $c_ADDR set-replication-factor app.git 2 >out &&
+	test_grep "assigned to s[123] s[123]$" out &&
+	gone=$(for s in s1 s2 s3; do grep -q " $s" out || echo $s; done) &&
+	eval "addr=\$${gone}_ADDR" &&
+	for _ in $(seq 1 100); do
+		rpc $addr RepositoryService/RepositoryExists repository.storage_name=$gone repository.relative_path=app.git >ex &&
+		grep -q "\"exists\":true" ex || break
+		sleep 0.1
+	done &&
+	test_must_fail grep "\"exists\":true" ex &&
+	"$GROVE" cluster -a $c_ADDR set-replication-factor app.git 3 >out &&
+	test_grep "assigned to s1 s2 s3$" out &&
+	same_everywhere app.git &&
+	to=$(secondary_of app.git) &&
+	"$GROVE" cluster -a $c_ADDR failover app.git --to $to >out &&
+	test_grep "app.git: primary $to" out &&
+	test "$(primary_of app.git)" = "$to" &&
+	test_must_fail "$GROVE" cluster -a $c_ADDR failover app.git --to nosuch 2>err &&
+	test_grep "is not a healthy up-to-date replica" err
+'
+
+test_expect_success 'the router keeps its state across a restart' '
+	before=$("$GROVE" cluster -a $c_ADDR repo app.git) &&
+	kill -TERM $c_PID && wait $c_PID;
+	restart_cluster c &&
+	after=$("$GROVE" cluster -a $c_ADDR repo app.git) &&
+	test "$before" = "$after" &&
+	push_new app.git main &&
+	same_everywhere app.git
+'
+
+test_expect_success 'a gate in front of the router: push deploys once, clone works' '
+	cat >"$TRASH/deploy" <<-\EOF &&
+	#!/bin/sh
+	echo "deploying $GROVE_APP at $GROVE_NEW"
+	echo "$GROVE_NEW" >>"$PWD/deploys.log"
+	EOF
+	chmod +x "$TRASH/deploy" &&
+	start_gate g1 $c_ADDR default deploy.command=$TRASH/deploy &&
+	new_key alice &&
+	api g1 POST /api/v1/users "{\"name\":\"alice\"}" >out && test_grep "^201$" out &&
+	key=$(cat "$TRASH/keys/alice.pub") &&
+	api g1 POST /api/v1/users/alice/keys "{\"public_key\":\"$key\"}" >out && test_grep "^201$" out &&
+	api g1 POST /api/v1/apps "{\"name\":\"web\",\"route\":\"cluster\"}" >out && test_grep "^201$" out &&
+	api g1 PUT /api/v1/apps/web/collaborators/alice "{\"access\":\"write\"}" >out && test_grep "^200$" out &&
+	(cd src && GIT_SSH_COMMAND="$(ssh_as alice $g1_SSH_PORT)" \
+		git push ssh://git@127.0.0.1:$g1_SSH_PORT/web.git main 2>../push.err) &&
+	test_grep "^remote: deploying web at $(git -C src rev-parse main)" push.err &&
+	test $(wc -l <"$TRASH/g1/deploys.log") = 1 &&
+	same_everywhere web.git &&
+	GIT_SSH_COMMAND="$(ssh_as alice $g1_SSH_PORT)" git clone -q ssh://git@127.0.0.1:$g1_SSH_PORT/web.git web &&
+	test "$(git -C web rev-parse HEAD)" = "$(git -C src rev-parse main)"
+'
+
+test_done
