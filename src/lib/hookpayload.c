@@ -135,9 +135,10 @@ int txn_info_parse(const char *s, size_t len, struct txn_info *out)
 	if (!q || q == p || q - p > 20)
 		return error_set(GROVE_EINVAL, "transaction metadata: bad transaction id");
 	for (const char *c = p; c < q; c++) {
-		if (*c < '0' || *c > '9' || id > (UINT64_MAX - 9) / 10)
+		uint64_t d = (uint64_t)(*c - '0');
+		if (*c < '0' || *c > '9' || id > (UINT64_MAX - d) / 10)
 			return error_set(GROVE_EINVAL, "transaction metadata: bad transaction id");
-		id = id * 10 + (uint64_t)(*c - '0');
+		id = id * 10 + d;
 	}
 	out->id = id;
 	p = q + 1;

@@ -244,6 +244,27 @@ test_expect_success 'a replica whose refs disagree with the primary is left out 
 	same_everywhere app.git
 '
 
+test_expect_success 'without a majority voting the same ref updates, the push aborts everywhere and says so' '
+	no_dataloss &&
+	p=$(primary_of app.git) &&
+	before=$(git_on $c_ADDR ls-remote ssh://default/app.git refs/heads/feature) &&
+	for s in s1 s2 s3; do
+		test $s = $p && continue
+		dir=$(repo_dir $s app.git) &&
+		git --git-dir="$dir" update-ref refs/heads/feature $(git --git-dir="$dir" rev-parse main~1) || return 1
+	done &&
+	test_must_fail push_new app.git feature &&
+	test_grep "ref update not committed: too few replicas made the same ref updates as the primary" push.err &&
+	test_grep "\"event\":\"cluster.vote\".*\"node\":\"$p\".*\"commit\":false" c/cluster.log &&
+	after=$(git_on $c_ADDR ls-remote ssh://default/app.git refs/heads/feature) &&
+	test "$before" = "$after" &&
+	"$GROVE" cluster -a $c_ADDR verify app.git >out &&
+	test_grep "2 replica(s) differ" out &&
+	same_everywhere app.git &&
+	(cd src && git_on $c_ADDR push -q ssh://default/app.git feature) &&
+	same_everywhere app.git
+'
+
 test_expect_success 'set-replication-factor removes and adds replicas; failover moves the primary' '
 	"$GROVE" cluster -a $c_ADDR set-replication-factor app.git 2 >out &&
 	test_grep "assigned to s[123] s[123]$" out &&

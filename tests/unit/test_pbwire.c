@@ -1,0 +1,189 @@
+/*
+ * Unit tests for the descriptor-free protobuf reader the cluster router uses
+ * on every request (lib/pbwire.h), and for the transaction metadata a router
+ * hands a store (lib/hookpayload.h).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "lib/common.h"
+#include "lib/error.h"
+#include "lib/hookpayload.h"
+#include "lib/pbwire.h"
+#include "grove/v1/repository.pb-c.h"
+#include "grove/v1/ssh.pb-c.h"
+
+static uint8_t *pack_ssh(const char *storage, const char *path, const char *stdin_data, size_t *len)
+{
+	Grove__V1__SSHRequest req = GROVE__V1__SSHREQUEST__INIT;
+	Grove__V1__Repository repo = GROVE__V1__REPOSITORY__INIT;
+	uint8_t *buf;
+	repo.storage_name = (char *)storage;
+	repo.relative_path = (char *)path;
+	req.repository = &repo;
+	req.stdin.data = (uint8_t *)stdin_data;
+	req.stdin.len = strlen(stdin_data);
+	req.git_protocol = "version=2";
+	*len = grove__v1__sshrequest__get_packed_size(&req);
+	buf = xmalloc(*len);
+	grove__v1__sshrequest__pack(&req, buf);
+	return buf;
+}
+
+static void test_find_repository(void **state)
+{
+	size_t len, vlen;
+	const uint8_t *val;
+	uint8_t *buf = pack_ssh("default", "app.git", "0000", &len);
+	Grove__V1__Repository *r;
+
+	assert_int_equal(pbwire_find(buf, len, 1, &val, &vlen), 1);
+	r = grove__v1__repository__unpack(NULL, vlen, val);
+	assert_non_null(r);
+	assert_string_equal(r->storage_name, "default");
+	assert_string_equal(r->relative_path, "app.git");
+	grove__v1__repository__free_unpacked(r, NULL);
+	/* Absent field: 0. */
+	assert_int_equal(pbwire_find(buf, len, 9, &val, &vlen), 0);
+	/* A varint field asked for as bytes is an error, not a misread. */
+	free(buf);
+}
+
+static void test_replace_keeps_the_rest(void **state)
+{
+	size_t len;
+	uint8_t *buf = pack_ssh("default", "app.git", "0032want", &len);
+	Grove__V1__Repository repo = GROVE__V1__REPOSITORY__INIT;
+	struct strbuf out = STRBUF_INIT;
+	uint8_t packed[128];
+	size_t plen;
+	Grove__V1__SSHRequest *req;
+
+	repo.storage_name = "s2";
+	repo.relative_path = "app.git";
+	plen = grove__v1__repository__pack(&repo, packed);
+	assert_int_equal(pbwire_replace(buf, len, 1, packed, plen, &out), 0);
+	req = grove__v1__sshrequest__unpack(NULL, out.len, (uint8_t *)out.buf);
+	assert_non_null(req);
+	assert_string_equal(req->repository->storage_name, "s2");
+	assert_string_equal(req->repository->relative_path, "app.git");
+	assert_int_equal(req->stdin.len, 8);
+	assert_memory_equal(req->stdin.data, "0032want", 8);
+	assert_string_equal(req->git_protocol, "version=2");
+	grove__v1__sshrequest__free_unpacked(req, NULL);
+	strbuf_release(&out);
+	free(buf);
+}
+
+static void test_last_occurrence_wins(void **state)
+{
+	/* field 1 twice: protobuf merges; for routing the last one counts, and
+	 * replace drops both. */
+	const uint8_t msg[] = { 0x0a, 0x01, 'a', 0x10, 0x05, 0x0a, 0x01, 'b' };
+	const uint8_t *val;
+	size_t vlen;
+	struct strbuf out = STRBUF_INIT;
+	assert_int_equal(pbwire_find(msg, sizeof(msg), 1, &val, &vlen), 1);
+	assert_int_equal(vlen, 1);
+	assert_int_equal(val[0], 'b');
+	assert_int_equal(pbwire_replace(msg, sizeof(msg), 1, (const uint8_t *)"zz", 2, &out), 0);
+	const uint8_t expect[] = { 0x10, 0x05, 0x0a, 0x02, 'z', 'z' };
+	assert_int_equal(out.len, sizeof(expect));
+	assert_memory_equal(out.buf, expect, sizeof(expect));
+	strbuf_release(&out);
+}
+
+static void test_malformed(void **state)
+{
+	const uint8_t *val;
+	size_t vlen;
+	struct strbuf out = STRBUF_INIT;
+	/* Length past the end. */
+	const uint8_t past[] = { 0x0a, 0x10, 'a' };
+	assert_int_equal(pbwire_find(past, sizeof(past), 1, &val, &vlen), GROVE_EPROTO);
+	/* Truncated varint. */
+	const uint8_t trunc[] = { 0x08, 0x80 };
+	assert_int_equal(pbwire_find(trunc, sizeof(trunc), 1, &val, &vlen), GROVE_EPROTO);
+	/* Eleven-byte varint. */
+	const uint8_t longv[] = { 0x08, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01 };
+	assert_int_equal(pbwire_find(longv, sizeof(longv), 1, &val, &vlen), GROVE_EPROTO);
+	/* Field number 0. */
+	const uint8_t zero[] = { 0x02, 0x00 };
+	assert_int_equal(pbwire_find(zero, sizeof(zero), 1, &val, &vlen), GROVE_EPROTO);
+	/* A group (wire type 3). */
+	const uint8_t group[] = { 0x0b, 0x0c };
+	assert_int_equal(pbwire_find(group, sizeof(group), 1, &val, &vlen), GROVE_EPROTO);
+	/* Truncated fixed64. */
+	const uint8_t fixed[] = { 0x09, 1, 2, 3 };
+	assert_int_equal(pbwire_find(fixed, sizeof(fixed), 1, &val, &vlen), GROVE_EPROTO);
+	/* Field 1 not length-delimited. */
+	const uint8_t notlen[] = { 0x08, 0x01 };
+	assert_int_equal(pbwire_find(notlen, sizeof(notlen), 1, &val, &vlen), GROVE_EPROTO);
+	assert_int_equal(pbwire_replace(past, sizeof(past), 1, (const uint8_t *)"x", 1, &out), GROVE_EPROTO);
+	/* An empty message has no field 1, and is well-formed. */
+	assert_int_equal(pbwire_find(past, 0, 1, &val, &vlen), 0);
+	strbuf_release(&out);
+}
+
+static void test_txn_roundtrip(void **state)
+{
+	struct txn_info t = { 0 }, back;
+	char buf[512];
+	t.id = 18446744073709551615ULL;
+	strlcpy_(t.node, "store-1.a_b", sizeof(t.node));
+	t.secondary = true;
+	strlcpy_(t.address, "unix:/run/grove/cluster.sock", sizeof(t.address));
+	txn_info_format(&t, buf, sizeof(buf));
+	assert_string_equal(buf, "1;18446744073709551615;store-1.a_b;s;unix:/run/grove/cluster.sock");
+	assert_int_equal(txn_info_parse(buf, strlen(buf), &back), 0);
+	assert_true(back.id == t.id);
+	assert_string_equal(back.node, t.node);
+	assert_true(back.secondary);
+	assert_string_equal(back.address, t.address);
+	assert_int_equal(txn_info_parse("1;7;s1;p;127.0.0.1:8090", 23, &back), 0);
+	assert_false(back.secondary);
+	assert_true(back.id == 7);
+}
+
+static void test_txn_rejects(void **state)
+{
+	struct txn_info t;
+	static const char *const bad[] = {
+		"",
+		"2;1;s1;p;addr",                 /* unknown version */
+		"1;;s1;p;addr",                  /* no id */
+		"1;x;s1;p;addr",                 /* id not a number */
+		"1;18446744073709551616;s1;p;a", /* id overflows */
+		"1;1;;p;addr",                   /* no node */
+		"1;1;-s1;p;addr",                /* node starts with '-' */
+		"1;1;s 1;p;addr",                /* space in node */
+		"1;1;s1;x;addr",                 /* role */
+		"1;1;s1;p;",                     /* no address */
+		"1;1;s1;p;a;b",                  /* ';' in address */
+		"1;1;s1;p;a b",                  /* space in address */
+		"1;1;s1",                        /* cut short */
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		int r = txn_info_parse(bad[i], strlen(bad[i]), &t);
+		if (r != GROVE_EINVAL)
+			fail_msg("accepted \"%s\"", bad[i]);
+	}
+	/* The length is honoured: no reading past it. */
+	assert_int_equal(txn_info_parse("1;1;s1;p;addrXXXX", 13, &t), 0);
+	assert_string_equal(t.address, "addr");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_find_repository),
+		cmocka_unit_test(test_replace_keeps_the_rest),
+		cmocka_unit_test(test_last_occurrence_wins),
+		cmocka_unit_test(test_malformed),
+		cmocka_unit_test(test_txn_roundtrip),
+		cmocka_unit_test(test_txn_rejects),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
