@@ -1,15 +1,14 @@
 /*
  * `grove up`: the whole stack on loopback in one command, for trying Grove
- * and for tests. Under --data (./grove-data): a store, a gate routing new
- * apps to it (canary 100 %), a legacy directory for existing apps, and a
- * demo deploy script. The first start generates configs, one shared secret,
+ * and for tests. Under --data (./grove-data): three stores, a cluster router
+ * in front of them (SQLite, every repository on the three), a gate routing
+ * new apps to the cluster (canary 100 %), a legacy directory for existing
+ * apps, and a demo deploy script. The first start generates configs, one shared secret,
  * host keys and an admin token; later starts reuse them. Internal traffic
  * goes over unix sockets in DIR/run, so only the SSH and HTTP ports are on
  * the network (127.0.0.1). Each part is its own process with its log in
  * DIR/logs; a part that dies is restarted, and said so. Ctrl-C or SIGTERM
  * stops everything cleanly.
- *
- * The cluster router and several stores are not part of it yet.
  */
 #include "lib/common.h"
 #include "cli/cli.h"
@@ -32,7 +31,8 @@
 static const char usage[] =
 	"usage: grove up [--data DIR] [--ssh-port N] [--http-port N] [--no-default-user]\n"
 	"\n"
-	"Starts a store and a gate on loopback (data in DIR, default ./grove-data).\n"
+	"Starts three stores, a cluster router and a gate on loopback (data in DIR,\n"
+	"default ./grove-data).\n"
 	"With ~/.ssh/id_ed25519.pub (or id_ecdsa.pub, id_rsa.pub) it also makes you\n"
 	"an administrator user with that key, so you can push at once.\n";
 
@@ -44,8 +44,13 @@ static const char demo_deploy[] =
 	"echo \"-----> Building $GROVE_APP at $(echo \"$GROVE_NEW\" | cut -c1-7), pushed by $GROVE_PUSHER\"\n"
 	"echo \"       (demo: edit $0 to build and release for real)\"\n";
 
+#define UP_STORES 3
+#define UP_PARTS (UP_STORES + 2)   /* the stores, the cluster, the gate: started in this order */
+
 struct part {
-	const char *name;
+	char name[16];           /* for messages: "store s1", "cluster", "gate" */
+	const char *role;        /* grove subcommand */
+	char *addr;              /* health-checked address (stores, cluster) */
 	char *conf;
 	char *log;
 	struct proc proc;
@@ -92,7 +97,7 @@ static int copy_file(const char *from, const char *to)
 
 static int start_part(struct part *p, const char *self)
 {
-	const char *argv[] = { self, p->name, "-c", p->conf, NULL };
+	const char *argv[] = { self, p->role, "-c", p->conf, NULL };
 	p->started_ms = now_ms();
 	return proc_start_logged(&p->proc, argv, NULL, p->log);
 }
@@ -192,10 +197,11 @@ int up_main(int argc, char **argv)
 	bool want_user = true;
 	char *dir = NULL, *self = NULL, *secret = NULL, *token = NULL;
 	char path[4096], store_sock[4096], hook_sock[4096], base[128], buf[64];
-	struct part parts[2] = { { .name = "store" }, { .name = "gate" } };
+	struct part parts[UP_PARTS];
 	sigset_t sigs;
 	int ret = 0, sig;
 
+	memset(parts, 0, sizeof(parts));
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--data") && i + 1 < argc)
 			data = argv[++i];
@@ -234,7 +240,8 @@ int up_main(int argc, char **argv)
 	snprintf(path, sizeof(path), "%s/logs", dir);
 	if ((ret = fs_mkdir_p(path, 0700)))
 		goto out;
-	snprintf(store_sock, sizeof(store_sock), "unix:%s/run/store.sock", dir);
+	/* The gate reaches the cluster here; the cluster the stores next to it. */
+	snprintf(store_sock, sizeof(store_sock), "unix:%s/run/cluster.sock", dir);
 	snprintf(hook_sock, sizeof(hook_sock), "unix:%s/run/gate-hooks.sock", dir);
 	if (strlen(store_sock) > 100) {
 		ret = error_set(GROVE_EINVAL, "the data folder %s is too deep for unix sockets: use a shorter --data", dir);
@@ -256,29 +263,69 @@ int up_main(int argc, char **argv)
 	char secret_path[4096];
 	strlcpy_(secret_path, path, sizeof(secret_path));
 
-	/* The store. */
-	parts[0].conf = xasprintf("%s/store/store.conf", dir);
-	parts[0].log = xasprintf("%s/logs/store.log", dir);
-	if (access(parts[0].conf, F_OK)) {
-		char sdir[4096];
-		snprintf(sdir, sizeof(sdir), "%s/store", dir);
-		const char *init[] = { self, "store", "--init", sdir, "--name", "default", "--listen", store_sock, NULL };
-		if ((ret = run(init)))
+	/* The stores: s1, s2, s3, each in its own folder. */
+	for (int i = 0; i < UP_STORES; i++) {
+		struct part *p = &parts[i];
+		char sdir[4096], sname[8];
+		snprintf(sname, sizeof(sname), "s%d", i + 1);
+		snprintf(p->name, sizeof(p->name), "store %s", sname);
+		p->role = "store";
+		p->addr = xasprintf("unix:%s/run/%s.sock", dir, sname);
+		snprintf(sdir, sizeof(sdir), "%s/stores/%s", dir, sname);
+		p->conf = xasprintf("%s/store.conf", sdir);
+		p->log = xasprintf("%s/logs/%s.log", dir, sname);
+		if (access(p->conf, F_OK)) {
+			const char *init[] = { self, "store", "--init", sdir, "--name", sname, "--listen", p->addr, NULL };
+			if ((ret = run(init)))
+				goto out;
+		}
+		snprintf(path, sizeof(path), "%s/secret", sdir);
+		if ((ret = copy_file(secret_path, path)) || (ret = set_conf(p->conf, "store.listen", p->addr)))
 			goto out;
 	}
-	snprintf(path, sizeof(path), "%s/store/secret", dir);
+
+	/* The cluster router in front of them. */
+	struct part *cp = &parts[UP_STORES];
+	snprintf(cp->name, sizeof(cp->name), "cluster");
+	cp->role = "cluster";
+	cp->addr = xasprintf("%s", store_sock);
+	cp->conf = xasprintf("%s/cluster/cluster.conf", dir);
+	cp->log = xasprintf("%s/logs/cluster.log", dir);
+	snprintf(path, sizeof(path), "%s/cluster", dir);
+	if ((ret = fs_mkdir_p(path, 0700)))
+		goto out;
+	snprintf(path, sizeof(path), "%s/cluster/secret", dir);
 	if ((ret = copy_file(secret_path, path)))
 		goto out;
-	if ((ret = set_conf(parts[0].conf, "store.listen", store_sock)))
+	if (access(cp->conf, F_OK)) {
+		char *text = xasprintf("# the cluster router of `grove up`; see `grove cluster --help`.\n"
+				       "[cluster]\n\tname = up\n\tvirtualStorage = default\n\tsecretFile = secret\n"
+				       "\tdatabase = cluster.db\n\treplicationFactor = %d\n",
+				       UP_STORES);
+		ret = fs_write_new(cp->conf, text, 0644);
+		free(text);
+		if (ret)
+			goto out;
+	}
+	if ((ret = set_conf(cp->conf, "cluster.listen", store_sock)))
 		goto out;
+	for (int i = 0; i < UP_STORES; i++) {
+		char key[64];
+		snprintf(key, sizeof(key), "store.s%d.address", i + 1);
+		if ((ret = set_conf(cp->conf, key, parts[i].addr)))
+			goto out;
+	}
 
 	/* The gate. */
-	parts[1].conf = xasprintf("%s/gate/gate.conf", dir);
-	parts[1].log = xasprintf("%s/logs/gate.log", dir);
+	struct part *gp = &parts[UP_PARTS - 1];
+	snprintf(gp->name, sizeof(gp->name), "gate");
+	gp->role = "gate";
+	gp->conf = xasprintf("%s/gate/gate.conf", dir);
+	gp->log = xasprintf("%s/logs/gate.log", dir);
 	snprintf(path, sizeof(path), "%s/deploy.sh", dir);
 	if ((ret = fs_write_new(path, demo_deploy, 0755)))
 		goto out;
-	if (access(parts[1].conf, F_OK)) {
+	if (access(gp->conf, F_OK)) {
 		char gdir[4096], listen[64];
 		snprintf(gdir, sizeof(gdir), "%s/gate", dir);
 		snprintf(listen, sizeof(listen), "127.0.0.1:%d", ssh_port);
@@ -286,37 +333,47 @@ int up_main(int argc, char **argv)
 				       "--storage", "default", NULL };
 		if ((ret = run(init)))
 			goto out;
-		if ((ret = set_conf(parts[1].conf, "gate.canaryPercent", "100")) ||
-		    (ret = set_conf(parts[1].conf, "deploy.command", path)))
+		if ((ret = set_conf(gp->conf, "gate.canaryPercent", "100")) ||
+		    (ret = set_conf(gp->conf, "deploy.command", path)))
 			goto out;
 	}
 	snprintf(path, sizeof(path), "%s/gate/secret", dir);
 	if ((ret = copy_file(secret_path, path)))
 		goto out;
 	snprintf(buf, sizeof(buf), "127.0.0.1:%d", ssh_port);
-	if ((ret = set_conf(parts[1].conf, "gate.listen", buf)))
+	if ((ret = set_conf(gp->conf, "gate.listen", buf)))
 		goto out;
 	snprintf(buf, sizeof(buf), "127.0.0.1:%d", http_port);
-	if ((ret = set_conf(parts[1].conf, "gate.adminListen", buf)) ||
-	    (ret = set_conf(parts[1].conf, "gate.hookListen", hook_sock)) ||
-	    (ret = set_conf(parts[1].conf, "route.cluster", store_sock)))
+	if ((ret = set_conf(gp->conf, "gate.adminListen", buf)) ||
+	    (ret = set_conf(gp->conf, "gate.hookListen", hook_sock)) ||
+	    (ret = set_conf(gp->conf, "route.cluster", store_sock)))
 		goto out;
 	snprintf(path, sizeof(path), "%s/gate/admin-token", dir);
 	if ((ret = auth_secret_load(path, &token)))
 		goto out;
 	snprintf(base, sizeof(base), "http://127.0.0.1:%d", http_port);
 
-	if ((ret = start_part(&parts[0], self)))
-		goto out;
-	if (!wait_until(store_ready, store_sock, secret, &parts[0])) {
-		ret = error_set(GROVE_EUNAVAIL, "the store did not start: see %s", parts[0].log);
+	/* The stores, then the router (it checks them at start), then the gate. */
+	for (int i = 0; i <= UP_STORES; i++) {
+		if (i == UP_STORES)
+			for (int k = 0; k < UP_STORES; k++)
+				if (!wait_until(store_ready, parts[k].addr, secret, &parts[k])) {
+					ret = error_set(GROVE_EUNAVAIL, "the %s did not start: see %s", parts[k].name,
+							parts[k].log);
+					goto out;
+				}
+		if ((ret = start_part(&parts[i], self)))
+			goto out;
+	}
+	if (!wait_until(store_ready, cp->addr, secret, cp)) {
+		ret = error_set(GROVE_EUNAVAIL, "the cluster router did not start: see %s", cp->log);
 		goto out;
 	}
-	if ((ret = start_part(&parts[1], self)))
+	if ((ret = start_part(gp, self)))
 		goto out;
-	if (!wait_until(gate_ready2, base, NULL, &parts[1])) {
+	if (!wait_until(gate_ready2, base, NULL, gp)) {
 		ret = error_set(GROVE_EUNAVAIL, "the gate did not start (ports %d and %d free?): see %s", ssh_port,
-				http_port, parts[1].log);
+				http_port, gp->log);
 		goto out;
 	}
 
@@ -325,9 +382,11 @@ int up_main(int argc, char **argv)
 		default_user(base, token, who, sizeof(who), keyfile, sizeof(keyfile));
 	else
 		who[0] = keyfile[0] = '\0';
-	printf("Grove is up (data in %s, logs in %s/logs).\n", dir, dir);
+	printf("Grove is up: a gate, a cluster router and %d stores (data in %s, logs in %s/logs).\n", UP_STORES, dir,
+	       dir);
 	printf("  git remote:  ssh://git@localhost:%d/<app>.git\n", ssh_port);
 	printf("  admin API:   %s  (token in %s/gate/admin-token)\n", base, dir);
+	printf("  cluster:     grove cluster -a %s --secret-file %s/secret status\n", store_sock, dir);
 	if (who[0])
 		printf("  you:         user %s, key %s, administrator\n", who, keyfile);
 	printf("Next:\n");
@@ -360,8 +419,8 @@ int up_main(int argc, char **argv)
 		}
 	}
 	fprintf(stderr, "grove up: stopping\n");
-	/* The gate first: its sessions may still need the store. */
-	for (int i = 1; i >= 0; i--) {
+	/* The gate first: its sessions may still need the router and the stores. */
+	for (int i = UP_PARTS - 1; i >= 0; i--) {
 		if (parts[i].proc.pid <= 0)
 			continue;
 		kill(parts[i].proc.pid, SIGTERM);
@@ -372,7 +431,7 @@ int up_main(int argc, char **argv)
 out:
 	if (ret) {
 		fprintf(stderr, "grove up: %s\n", error_msg());
-		for (int i = 1; i >= 0; i--) {
+		for (int i = UP_PARTS - 1; i >= 0; i--) {
 			if (parts[i].proc.pid > 0) {
 				kill(parts[i].proc.pid, SIGTERM);
 				waitpid(parts[i].proc.pid, NULL, 0);
@@ -380,6 +439,7 @@ out:
 		}
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(parts); i++) {
+		free(parts[i].addr);
 		free(parts[i].conf);
 		free(parts[i].log);
 	}

@@ -9,7 +9,8 @@ up_start() {
 	echo $! >"$TRASH/up.pid"
 	echo $! >>"$TRASH/.daemons"
 	for i in $(seq 1 150); do
-		test $(grep -c "Ctrl-C stops everything" "$TRASH/up.out" 2>/dev/null || echo 0) -ge "$1" && return 0
+		n=$(cat "$TRASH/up.out" 2>/dev/null | grep -c "Ctrl-C stops everything")
+		test "$n" -ge "$1" && return 0
 		sleep 0.1
 	done
 	cat "$TRASH/up.out" "$TRASH/up.err" >&2
@@ -50,15 +51,22 @@ test_expect_success 'the demo: create an app, push, see the deploy, clone back' 
 	test "$(git -C back rev-parse HEAD)" = "$(git -C src rev-parse main)"
 '
 
-test_expect_success 'each part logs to its own file' '
-	test_grep "\"event\":\"store.started\"" gd/logs/store.log &&
-	test_grep "\"event\":\"gate.session\"" gd/logs/gate.log
+test_expect_success 'each part logs to its own file; the push is on the three stores' '
+	for s in s1 s2 s3; do test_grep "\"event\":\"store.started\"" gd/logs/$s.log || return 1; done &&
+	test_grep "\"event\":\"cluster.started\"" gd/logs/cluster.log &&
+	test_grep "\"event\":\"gate.session\"" gd/logs/gate.log &&
+	"$GROVE" cluster -a unix:$TRASH/gd/run/cluster.sock --secret-file $TRASH/gd/secret repo hello.git >repo &&
+	test $(grep -c " yes *yes *yes" repo) = 3 &&
+	"$GROVE" cluster -a unix:$TRASH/gd/run/cluster.sock --secret-file $TRASH/gd/secret status >st &&
+	test_grep "with outdated or missing replicas 0" st
 '
 
 test_expect_success 'a part that dies is restarted, and said so' '
-	pkill -9 -f "grove store -c $TRASH/gd/store/store.conf" &&
-	for i in $(seq 1 50); do grep -q "the store exited" up.err && break; sleep 0.1; done &&
-	test_grep "grove up: the store exited (status 9); restarting it" up.err &&
+	pkill -9 -f "grove store -c $TRASH/gd/stores/s1/store.conf" &&
+	pkill -9 -f "grove cluster -c $TRASH/gd/cluster/cluster.conf" &&
+	for i in $(seq 1 50); do grep -q "the cluster exited" up.err && break; sleep 0.1; done &&
+	test_grep "grove up: the store s1 exited (status 9); restarting it" up.err &&
+	test_grep "grove up: the cluster exited (status 9); restarting it" up.err &&
 	for i in $(seq 1 50); do git ls-remote ssh://git@localhost:$SSH_PORT/hello.git >ls 2>/dev/null && break; sleep 0.2; done &&
 	test_grep refs/heads/main ls
 '
