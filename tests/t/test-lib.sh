@@ -88,6 +88,13 @@ test_setup() {
 }
 
 test_done() {
+	# A sanitized daemon reports leaks and errors as it exits, into its log:
+	# stop them all, then look, so that a report fails the run.
+	test_cleanup_daemons
+	test_expect_success 'the daemons logged no sanitizer report' '
+		! grep -rl --include="*.log" -e "ERROR: AddressSanitizer" -e "ERROR: LeakSanitizer" -e "runtime error:" "$TRASH" ||
+		{ grep -r --include="*.log" -A30 -e "ERROR: AddressSanitizer" -e "ERROR: LeakSanitizer" -e "runtime error:" "$TRASH" | head -n 80; false; }
+	'
 	echo "1..$test_count"
 	test "$test_failures" = 0
 }

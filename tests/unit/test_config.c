@@ -315,6 +315,29 @@ static void test_get_all(void **state)
 	config_strv_free(NULL, 0);
 }
 
+static void test_subsections(void **state)
+{
+	struct fixture *f = *state;
+	struct config *cfg = open_config(f,
+		"[cluster]\n\tname = c\n"
+		"[store \"S1\"]\n\taddress = a:1\n\tstorage = x\n"
+		"[store \"s.2\"]\n\taddress = b:2\n"
+		"[stores \"not-me\"]\n\taddress = c:3\n"
+		"[store]\n\tplain = y\n"
+		"[store \"S1\"]\n\tsecretFile = f\n");
+	char **v = NULL;
+	size_t n = 0;
+	/* Each subsection once, in file order, its case kept; a dot inside is part of it. */
+	assert_int_equal(config_subsections(cfg, "store", &v, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[0], "S1");
+	assert_string_equal(v[1], "s.2");
+	config_strv_free(v, n);
+	assert_int_equal(config_subsections(cfg, "nothing", &v, &n), 0);
+	assert_int_equal(n, 0);
+	config_strv_free(v, n);
+}
+
 static void test_last_value_wins(void **state)
 {
 	/* git's rule for a single-valued read of a repeated key. */
@@ -420,6 +443,7 @@ int main(void)
 		T(test_get_int_errors),
 		T(test_get_bool),
 		T(test_get_all),
+		T(test_subsections),
 		T(test_last_value_wins),
 		T(test_empty_file),
 		T(test_malformed_file),
