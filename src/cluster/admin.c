@@ -181,7 +181,6 @@ static void accept_dataloss(struct rpc_call *call, void *data)
 	Grove__V1__AcceptDatalossRequest *req = NULL;
 	Grove__V1__AcceptDatalossResponse resp = GROVE__V1__ACCEPT_DATALOSS_RESPONSE__INIT;
 	struct repo_state *r = xcalloc(1, sizeof(*r));
-	char *one[1];
 	struct replica *auth = NULL;
 	int ret = rpc_call_recv_one(call, &grove__v1__accept_dataloss_request__descriptor, (ProtobufCMessage **)&req);
 	if (!ret)
@@ -202,10 +201,7 @@ static void accept_dataloss(struct rpc_call *call, void *data)
 		for (size_t i = 0; i < r->nreplicas; i++)
 			gen = MAX(gen, r->replicas[i].generation);
 		gen++;
-		one[0] = auth->name;
-		ret = state_write_done(c, r->path, gen, one, 1);
-		if (!ret)
-			ret = state_set_primary(c, r->path, auth->name);
+		ret = state_force_generation(c, r->path, auth->name, gen);
 		for (size_t i = 0; !ret && i < r->nreplicas; i++)
 			if (&r->replicas[i] != auth && r->replicas[i].assigned)
 				ret = state_job_add(c, JOB_UPDATE, r->path, r->replicas[i].name);

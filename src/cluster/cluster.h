@@ -91,6 +91,12 @@ struct cluster {
 /* ---- nodes ---- */
 
 struct node *cluster_node(struct cluster *c, const char *name);
+/*
+ * The nodes' indexes in a stable order for a path (rendezvous hashing): the
+ * same stores, and the same first choice of primary, for the same
+ * repository on every router; spread evenly across repositories.
+ */
+void cluster_node_order(struct cluster *c, const char *path, size_t *order);
 bool cluster_node_healthy(struct cluster *c, const struct node *n);
 /* Records that a call to n failed as if its store were gone: checked at once. */
 void cluster_node_suspect(struct cluster *c, struct node *n);
@@ -128,10 +134,14 @@ int state_repo_assign(struct cluster *c, const char *path, struct repo_state *ou
 int state_repo_delete(struct cluster *c, const char *path);
 int state_set_primary(struct cluster *c, const char *path, const char *node);
 /*
- * After a write: the repository's generation becomes gen and each node of
- * nodes (the replicas that took the write) holds it.
+ * After a write: the repository takes the next generation (into *new_gen)
+ * and each node of nodes (the replicas that took the write) holds it, if it
+ * held the one before: with writes running at once, a replica that missed
+ * one of them stays behind and gets repaired.
  */
-int state_write_done(struct cluster *c, const char *path, int64_t gen, char *const *nodes, size_t n);
+int state_write_done(struct cluster *c, const char *path, char *const *nodes, size_t n, int64_t *new_gen);
+/* accept-dataloss: node's copy becomes generation gen, and the primary. */
+int state_force_generation(struct cluster *c, const char *path, const char *node, int64_t gen);
 /* Raises a replica's generation to gen (never lowers it). */
 int state_replica_set(struct cluster *c, const char *path, const char *node, int64_t gen, bool only_raise);
 /* Assigns or unassigns a node to a repository (keeping its copy's generation). */

@@ -215,6 +215,11 @@ static void target_push(struct target *t, grpc_byte_buffer *bb)
 		dl.tv_nsec -= 1000000000L;
 	}
 	pthread_mutex_lock(&px->mu);
+	if (t->closing) {
+		/* Its input was closed early (the primary ended): nothing more goes to it. */
+		pthread_mutex_unlock(&px->mu);
+		return;
+	}
 	while (t->qlen == TARGET_QUEUE_MAX && !t->dropped && !px->client_gone) {
 		if (t->primary)
 			pthread_cond_wait(&px->cv, &px->mu);
@@ -353,16 +358,31 @@ static void proxy_run(struct proxy *px, grpc_byte_buffer **firsts)
 		px->client_reader_started = true;
 
 	/* The primary answers the client; when it ends, so does the call. */
-	target_wait(&px->t[primary], 0);
-	bool primary_ok = px->t[primary].code == GRPC_STATUS_OK;
+	/* A primary whose store stops answering (stopped, cut off) is found by
+	 * the health checks; the call then ends instead of hanging. */
+	while (!target_wait(&px->t[primary], 250))
+		if (!cluster_node_healthy(px->c, px->t[primary].node)) {
+			log_warn("cluster.primary_lost", "node=%s method=%s", px->t[primary].node->name, px->info->path);
+			target_drop(&px->t[primary]);
+			target_wait(&px->t[primary], 0);
+			px->t[primary].code = GRPC_STATUS_UNAVAILABLE;
+			snprintf(px->t[primary].details, sizeof(px->t[primary].details),
+				 "it stopped answering health checks mid-call");
+			break;
+		}
+	/* The others end their input now (they have what the client sent so
+	 * far: after a failed primary, votes that committed stand) and get
+	 * lagTimeout to finish. */
+	pthread_mutex_lock(&px->mu);
+	for (size_t i = 0; i < px->n; i++)
+		px->t[i].closing = true;
+	pthread_cond_broadcast(&px->cv);
+	pthread_mutex_unlock(&px->mu);
 	for (size_t i = 0; i < px->n; i++) {
 		if (i == primary)
 			continue;
-		/* After a failed primary nothing can commit: the others stop now.
-		 * After a good one they get lagTimeout to finish. */
-		if (!primary_ok || !target_wait(&px->t[i], px->c->lag_timeout_ms)) {
-			if (primary_ok)
-				log_warn("cluster.replica_slow", "node=%s method=%s", px->t[i].node->name, px->info->path);
+		if (!target_wait(&px->t[i], px->c->lag_timeout_ms)) {
+			log_warn("cluster.replica_slow", "node=%s method=%s", px->t[i].node->name, px->info->path);
 			target_drop(&px->t[i]);
 		}
 	}
@@ -390,12 +410,12 @@ static void proxy_run(struct proxy *px, grpc_byte_buffer **firsts)
 	}
 	/* A primary that could not be reached: say which, and that a retry helps. */
 	struct target *pt = &px->t[primary];
-	if (pt->code == GRPC_STATUS_UNAVAILABLE && !pt->responses) {
+	if (pt->code == GRPC_STATUS_UNAVAILABLE) {
 		char was[sizeof(pt->details)];
 		strlcpy_(was, pt->details, sizeof(was));
 		snprintf(pt->details, sizeof(pt->details),
-			 "store %s, the primary replica, did not answer (%.300s): a new primary is elected within seconds; retry",
-			 pt->node->name, was);
+			 "store %s, the primary replica, %s (%.300s): a new primary is elected within seconds; retry",
+			 pt->node->name, pt->responses ? "failed during the call" : "did not answer", was);
 	}
 }
 
@@ -436,15 +456,17 @@ bool replica_up_to_date(struct cluster *c, const struct repo_state *r, const str
 struct node *cluster_primary(struct cluster *c, struct repo_state *r)
 {
 	struct replica *cur = NULL, *pick = NULL;
-	for (size_t i = 0; i < r->nreplicas; i++) {
-		struct replica *rep = &r->replicas[i];
-		if (!replica_up_to_date(c, r, rep))
-			continue;
-		if (!strcmp(rep->name, r->primary))
-			cur = rep;
-		if (!pick)
-			pick = rep;
-	}
+	size_t order[CLUSTER_NODES_MAX];
+	for (size_t i = 0; i < r->nreplicas; i++)
+		if (replica_up_to_date(c, r, &r->replicas[i]) && !strcmp(r->replicas[i].name, r->primary))
+			cur = &r->replicas[i];
+	/* A new primary: the first up-to-date replica in the path's node order,
+	 * so primaries spread over the stores. */
+	cluster_node_order(c, r->path, order);
+	for (size_t k = 0; k < c->nnodes && !cur && !pick; k++)
+		for (size_t i = 0; i < r->nreplicas; i++)
+			if (r->replicas[i].node == &c->nodes[order[k]] && replica_up_to_date(c, r, &r->replicas[i]))
+				pick = &r->replicas[i];
 	if (cur)
 		return cur->node;
 	if (!pick) {
@@ -556,36 +578,40 @@ static void after_write(struct cluster *c, struct proxy *px, struct repo_state *
 			state_repo_delete(c, r->path);   /* nothing was created */
 		return;
 	}
+	/* Took the write: ended well, and with votes, agreed in every round.
+	 * A primary that voted and then died may not have written its refs:
+	 * it is repaired rather than trusted. */
 	for (size_t i = 0; i < px->n; i++) {
 		struct target *t = &px->t[i];
 		bool ok = t->code == GRPC_STATUS_OK;
 		if (rounds > 0)
-			ok = txn_node_agreed(c, px->txn, t->node->name, NULL) && (ok || t->primary);
+			ok = ok && txn_node_agreed(c, px->txn, t->node->name, NULL);
 		if (ok)
 			took[ntook++] = t->node->name;
 	}
 	if (!ntook)
 		return;
-	if (state_write_done(c, r->path, r->generation + 1, took, ntook)) {
+	int64_t gen;
+	if (state_write_done(c, r->path, took, ntook, &gen)) {
 		log_error("cluster.state_failed", "repo=%s error=%s", r->path, error_msg());
 		return;
 	}
-	for (size_t i = 0; i < r->nreplicas; i++) {
-		bool in = false;
-		if (!r->replicas[i].assigned || !r->replicas[i].node)
-			continue;
-		for (size_t k = 0; k < ntook; k++)
-			in |= !strcmp(took[k], r->replicas[i].name);
-		if (!in) {
-			log_info("cluster.outdated", "repo=%s node=%s generation=%lld", r->path, r->replicas[i].name,
-				 (long long)r->generation + 1);
-			state_job_add(c, JOB_UPDATE, r->path, r->replicas[i].name);
-		}
-	}
+	/* Who holds the new generation now (not who took this write: one that
+	 * missed a write running beside it stays behind). */
+	struct repo_state *now = xcalloc(1, sizeof(*now));
+	if (!state_repo_get(c, r->path, now))
+		for (size_t i = 0; i < now->nreplicas; i++)
+			if (now->replicas[i].assigned && now->replicas[i].node && now->replicas[i].generation < now->generation) {
+				log_info("cluster.outdated", "repo=%s node=%s generation=%lld behind=%lld", r->path,
+					 now->replicas[i].name, (long long)now->generation,
+					 (long long)now->replicas[i].generation);
+				state_job_add(c, JOB_UPDATE, r->path, now->replicas[i].name);
+			}
+	free(now);
 	if (ntook > 1)
 		state_job_add(c, JOB_VERIFY, r->path, "*");
 	log_info("cluster.write", "repo=%s method=%s generation=%lld replicas=%zu rounds=%d", r->path, px->info->path,
-		 (long long)r->generation + 1, ntook, rounds);
+		 (long long)gen, ntook, rounds);
 }
 
 static void route_write(struct cluster *c, struct rpc_call *call, const struct rpc_method_info *info,

@@ -136,8 +136,7 @@ int state_repo_get(struct cluster *c, const char *path, struct repo_state *out)
 	return ret;
 }
 
-/* A stable order of the nodes for a path: the same stores for the same repository on every router. */
-static void node_order(struct cluster *c, const char *path, size_t *order)
+void cluster_node_order(struct cluster *c, const char *path, size_t *order)
 {
 	unsigned char h[SHA256_DIGEST_LENGTH];
 	uint64_t score[CLUSTER_NODES_MAX];
@@ -169,7 +168,7 @@ static int assign_more(struct cluster *c, struct repo_state *r, int rf)
 
 	for (size_t i = 0; i < r->nreplicas; i++)
 		have += r->replicas[i].assigned && r->replicas[i].node;
-	node_order(c, r->path, order);
+	cluster_node_order(c, r->path, order);
 	for (int pass = 0; pass < 2 && have < rf; pass++) {
 		for (size_t k = 0; k < c->nnodes && have < rf && !ret; k++) {
 			struct node *n = &c->nodes[order[k]];
@@ -260,27 +259,73 @@ int state_set_primary(struct cluster *c, const char *path, const char *node)
 	return ret;
 }
 
-int state_write_done(struct cluster *c, const char *path, int64_t gen, char *const *nodes, size_t n)
+static int read_generation(struct cluster *c, const char *path, int64_t *out)
 {
+	sqlite3_stmt *st = NULL;
+	int ret = sqldb_prepare(c->db, &st, "reading a generation",
+				"SELECT generation FROM repositories WHERE virtual_storage = ? AND relative_path = ?", "ss",
+				c->virtual_storage, path);
+	if (!ret && (ret = sqldb_step(c->db, st, "reading a generation")) == 1) {
+		*out = sqlite3_column_int64(st, 0);
+		ret = 0;
+	} else if (!ret) {
+		ret = error_set(GROVE_ENOTFOUND, "repository %s is not known to the cluster", path);
+	}
+	sqlite3_finalize(st);
+	return ret;
+}
+
+int state_write_done(struct cluster *c, const char *path, char *const *nodes, size_t n, int64_t *new_gen)
+{
+	int64_t cur = -1;
 	int ret;
 	LOCK();
 	ret = sqldb_exec(c->db, "BEGIN IMMEDIATE", "recording a write");
 	if (ret)
 		goto out;
-	ret = sqldb_run(c->db, "recording a write",
-			"UPDATE repositories SET generation = MAX(generation, ?), updated_at = " NOW
-			" WHERE virtual_storage = ? AND relative_path = ?",
-			"iss", gen, c->virtual_storage, path);
+	/* Writes to one repository may run at once: each takes the next
+	 * generation, and only replicas that held every earlier one move up. */
+	ret = read_generation(c, path, &cur);
+	if (!ret)
+		ret = sqldb_run(c->db, "recording a write",
+				"UPDATE repositories SET generation = ?, updated_at = " NOW
+				" WHERE virtual_storage = ? AND relative_path = ?",
+				"iss", cur + 1, c->virtual_storage, path);
 	for (size_t i = 0; i < n && !ret; i++)
 		ret = sqldb_run(c->db, "recording a write",
-				"UPDATE replicas SET generation = MAX(generation, ?), updated_at = " NOW
-				" WHERE virtual_storage = ? AND relative_path = ? AND node = ?",
-				"isss", gen, c->virtual_storage, path, nodes[i]);
+				"UPDATE replicas SET generation = ?, updated_at = " NOW
+				" WHERE virtual_storage = ? AND relative_path = ? AND node = ? AND generation = ?",
+				"isssi", cur + 1, c->virtual_storage, path, nodes[i], cur);
 	if (!ret)
 		ret = sqldb_exec(c->db, "COMMIT", "recording a write");
 	if (ret)
 		sqldb_rollback(c->db);
+	else if (new_gen)
+		*new_gen = cur + 1;
 out:
+	UNLOCK();
+	return ret;
+}
+
+int state_force_generation(struct cluster *c, const char *path, const char *node, int64_t gen)
+{
+	int ret;
+	LOCK();
+	ret = sqldb_exec(c->db, "BEGIN IMMEDIATE", "accepting data loss");
+	if (!ret)
+		ret = sqldb_run(c->db, "accepting data loss",
+				"UPDATE repositories SET generation = ?, primary_node = ?, updated_at = " NOW
+				" WHERE virtual_storage = ? AND relative_path = ?",
+				"isss", gen, node, c->virtual_storage, path);
+	if (!ret)
+		ret = sqldb_run(c->db, "accepting data loss",
+				"UPDATE replicas SET generation = ?, updated_at = " NOW
+				" WHERE virtual_storage = ? AND relative_path = ? AND node = ?",
+				"isss", gen, c->virtual_storage, path, node);
+	if (!ret)
+		ret = sqldb_exec(c->db, "COMMIT", "accepting data loss");
+	if (ret)
+		sqldb_rollback(c->db);
 	UNLOCK();
 	return ret;
 }
@@ -480,6 +525,11 @@ int state_job_lease(struct cluster *c, struct job *out, int64_t lease_ms)
 			    "SELECT id, kind, relative_path, target_node, attempts FROM jobs"
 			    " WHERE virtual_storage = ?1 AND ((state = 'ready' AND next_try <= ?2)"
 			    "   OR (state = 'in_progress' AND lease_until < ?2))"
+			    /* One job at a time per repository: two repairs of one
+			     * replica would fight over its ref locks. */
+			    " AND NOT EXISTS (SELECT 1 FROM jobs AS busy WHERE busy.virtual_storage = jobs.virtual_storage"
+			    "   AND busy.relative_path = jobs.relative_path AND busy.state = 'in_progress'"
+			    "   AND busy.lease_until >= ?2 AND busy.id != jobs.id)"
 			    " ORDER BY id LIMIT 200",
 			    "si", c->virtual_storage, now);
 	while (!ret && !found && (ret = sqldb_step(c->db, st, "leasing a job")) == 1) {
