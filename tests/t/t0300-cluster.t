@@ -247,7 +247,7 @@ test_expect_success 'a replica whose refs disagree with the primary is left out 
 test_expect_success 'without a majority voting the same ref updates, the push aborts everywhere and says so' '
 	no_dataloss &&
 	p=$(primary_of app.git) &&
-	before=$(git_on $c_ADDR ls-remote ssh://default/app.git refs/heads/feature) &&
+	before=$(git --git-dir="$(repo_dir $p app.git)" rev-parse refs/heads/feature) &&
 	for s in s1 s2 s3; do
 		test $s = $p && continue
 		dir=$(repo_dir $s app.git) &&
@@ -256,7 +256,7 @@ test_expect_success 'without a majority voting the same ref updates, the push ab
 	test_must_fail push_new app.git feature &&
 	test_grep "ref update not committed: too few replicas made the same ref updates as the primary" push.err &&
 	test_grep "\"event\":\"cluster.vote\".*\"node\":\"$p\".*\"commit\":false" c/cluster.log &&
-	after=$(git_on $c_ADDR ls-remote ssh://default/app.git refs/heads/feature) &&
+	after=$(git --git-dir="$(repo_dir $p app.git)" rev-parse refs/heads/feature) &&
 	test "$before" = "$after" &&
 	"$GROVE" cluster -a $c_ADDR verify app.git >out &&
 	test_grep "2 replica(s) differ" out &&
