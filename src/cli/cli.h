@@ -25,6 +25,9 @@ struct json_t;
 int admin_call(const char *base, const char *token, const char *method, const char *path, struct json_t *body,
 	       long *status, struct json_t **resp);
 
+/* `grove migrate --percent N …`: batch live migration between the routes. */
+int migrate_main(int argc, char **argv);
+
 /* `grove up`: the whole stack on loopback, in one command. */
 int up_main(int argc, char **argv);
 

@@ -8,6 +8,7 @@
 #include "lib/log.h"
 #include "lib/repopath.h"
 
+#include <microhttpd.h>
 #include <signal.h>
 
 static const char usage[] =
@@ -34,6 +35,7 @@ static const char usage[] =
 	"    jobAttempts = 10            tries before a job is dead\n"
 	"    reconcileInterval = 10      s between passes that queue repairs\n"
 	"    verifyInterval = 3600       s between checksum verifications (0: off)\n"
+	"    metricsListen = …           IPv4 host:port for GET /metrics (Prometheus)\n"
 	"    threads = 2, maxCalls = 1024, shutdownGrace = 30\n"
 	"  [store \"NAME\"]                one per store\n"
 	"    address = 127.0.0.1:8075\n"
@@ -192,7 +194,8 @@ int cluster_main(int argc, char **argv)
 	struct rpc_server *srv = NULL;
 	struct rpc_server_opts ropts = { .role = "cluster" };
 	const char *conf = NULL;
-	char **listen = NULL, *db_path = NULL;
+	char **listen = NULL, *db_path = NULL, *metrics_listen = NULL;
+	struct MHD_Daemon *metrics = NULL;
 	size_t nlisten = 0;
 	bool started = false;
 	sigset_t sigs;
@@ -234,7 +237,8 @@ int cluster_main(int argc, char **argv)
 	    (ret = cluster_setup(&c, cfg, &ropts, &listen, &nlisten, &db_path)) ||
 	    (ret = config_get_int(cfg, "cluster.shutdownGrace", 30, 0, 3600, &grace)))
 		goto out;
-	if ((ret = state_open(&c, db_path)) || (ret = txn_registry_new(&c.txns)))
+	if ((ret = state_open(&c, db_path)) || (ret = txn_registry_new(&c.txns)) ||
+	    (ret = config_get_str(cfg, "cluster.metricsListen", NULL, &metrics_listen)))
 		goto out;
 	ropts.secret = c.secret;
 	if ((ret = rpc_server_new(&srv, &ropts)))
@@ -248,6 +252,8 @@ int cluster_main(int argc, char **argv)
 			goto out;
 	started = true;
 	if ((ret = health_start(&c)) || (ret = jobs_start(&c)) || (ret = rpc_server_start(srv)))
+		goto out;
+	if (metrics_listen && (ret = metrics_start(&c, metrics_listen, &metrics)))
 		goto out;
 	log_info("cluster.started", "router=%s virtual_storage=%s listen=%s stores=%zu replication_factor=%d database=%s",
 		 c.router, c.virtual_storage, listen[0], c.nnodes, c.replication_factor, db_path);
@@ -270,6 +276,9 @@ out:
 		log_error("cluster.failed", "error=%s", error_msg());
 		fprintf(stderr, "grove cluster: %s\n", error_msg());
 	}
+	if (metrics)
+		MHD_stop_daemon(metrics);
+	free(metrics_listen);
 	if (started) {
 		health_stop(&c);
 		jobs_stop(&c);

@@ -608,3 +608,24 @@ int state_job_counts(struct cluster *c, uint64_t *ready, uint64_t *running, uint
 	UNLOCK();
 	return ret;
 }
+
+int state_lag(struct cluster *c, uint64_t *outdated, uint64_t *behind)
+{
+	sqlite3_stmt *st = NULL;
+	int ret;
+	*outdated = *behind = 0;
+	LOCK();
+	ret = sqldb_prepare(c->db, &st, "measuring replication lag",
+			    "SELECT COUNT(*), COALESCE(SUM(r.generation - p.generation), 0) FROM replicas AS p"
+			    " JOIN repositories AS r USING (virtual_storage, relative_path)"
+			    " WHERE p.virtual_storage = ? AND p.assigned = 1 AND p.generation < r.generation",
+			    "s", c->virtual_storage);
+	if (!ret && (ret = sqldb_step(c->db, st, "measuring replication lag")) == 1) {
+		*outdated = (uint64_t)sqlite3_column_int64(st, 0);
+		*behind = (uint64_t)sqlite3_column_int64(st, 1);
+		ret = 0;
+	}
+	sqlite3_finalize(st);
+	UNLOCK();
+	return ret;
+}

@@ -72,7 +72,8 @@ kill_store() {
 
 test_setup 'three stores and a router' '
 	start_store s1 && start_store s2 && start_store s3 &&
-	start_cluster c s1 s2 s3 &&
+	METRICS_PORT=$(free_port) &&
+	start_cluster c s1 s2 s3 -- cluster.metricsListen=127.0.0.1:$METRICS_PORT &&
 	make_history src
 '
 
@@ -295,6 +296,21 @@ test_expect_success 'the router keeps its state across a restart' '
 	test "$before" = "$after" &&
 	push_new app.git main &&
 	same_everywhere app.git
+'
+
+test_expect_success '/metrics counts elections, votes, refused writes, mismatches, repairs and lag' '
+	curl -sf http://127.0.0.1:$METRICS_PORT/metrics >m &&
+	for s in s1 s2 s3; do test_grep "^grove_cluster_store_healthy{store=\"$s\"} 1$" m || return 1; done &&
+	test_grep "^grove_cluster_elections_total [1-9]" m &&
+	test_grep "^grove_cluster_votes_total{outcome=\"commit\"} [1-9]" m &&
+	test_grep "^grove_cluster_votes_total{outcome=\"abort\"} [1-9]" m &&
+	test_grep "^grove_cluster_writes_refused_total [1-9]" m &&
+	test_grep "^grove_cluster_verify_mismatches_total [1-9]" m &&
+	test_grep "^grove_cluster_repairs_total [1-9]" m &&
+	test_grep "^grove_cluster_jobs{state=\"dead\"} 0$" m &&
+	test_grep "^grove_cluster_replicas_outdated 0$" m &&
+	test "$(curl -s -o /dev/null -w "%{http_code}" http://127.0.0.1:$METRICS_PORT/other)" = 404 &&
+	test "$(curl -s -o /dev/null -w "%{http_code}" -X POST -d x=1 http://127.0.0.1:$METRICS_PORT/metrics)" = 405
 '
 
 test_expect_success 'a gate in front of the router: push deploys once, clone works' '

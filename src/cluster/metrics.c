@@ -1,0 +1,124 @@
+/*
+ * The router's Prometheus metrics on `cluster.metricsListen` (GET /metrics):
+ * health per store, elections, votes, refused writes, replication lag, the
+ * queue by state, verification mismatches, repairs. Counters live in
+ * cluster.m; gauges are read from the state at each scrape.
+ */
+#include "cluster/cluster.h"
+#include "lib/error.h"
+#include "lib/log.h"
+#include "lib/strbuf.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+
+#define METRICS_MAX (1 << 20)
+
+static void render(struct cluster *c, struct strbuf *sb)
+{
+	struct cluster_metrics m;
+	uint64_t ready = 0, running = 0, failed = 0, dead = 0, outdated = 0, behind = 0;
+
+	pthread_mutex_lock(&c->mu);
+	m = c->m;
+	strbuf_addstr(sb, "# HELP grove_cluster_store_healthy Whether the routers agree the store is healthy.\n"
+			  "# TYPE grove_cluster_store_healthy gauge\n");
+	for (size_t i = 0; i < c->nnodes; i++)
+		strbuf_addf(sb, "grove_cluster_store_healthy{store=\"%s\"} %d\n", c->nodes[i].name, c->nodes[i].healthy);
+	pthread_mutex_unlock(&c->mu);
+	state_job_counts(c, &ready, &running, &failed, &dead);
+	state_lag(c, &outdated, &behind);
+	strbuf_addf(sb,
+		    "# HELP grove_cluster_elections_total Primaries elected (failover included).\n"
+		    "# TYPE grove_cluster_elections_total counter\n"
+		    "grove_cluster_elections_total %llu\n"
+		    "# HELP grove_cluster_votes_total Reference-transaction votes answered, by outcome.\n"
+		    "# TYPE grove_cluster_votes_total counter\n"
+		    "grove_cluster_votes_total{outcome=\"commit\"} %llu\n"
+		    "grove_cluster_votes_total{outcome=\"abort\"} %llu\n"
+		    "# HELP grove_cluster_writes_refused_total Writes refused for want of a majority of replicas.\n"
+		    "# TYPE grove_cluster_writes_refused_total counter\n"
+		    "grove_cluster_writes_refused_total %llu\n"
+		    "# HELP grove_cluster_verify_mismatches_total Replicas found to differ from their primary.\n"
+		    "# TYPE grove_cluster_verify_mismatches_total counter\n"
+		    "grove_cluster_verify_mismatches_total %llu\n"
+		    "# HELP grove_cluster_repairs_total Replicas brought up to date.\n"
+		    "# TYPE grove_cluster_repairs_total counter\n"
+		    "grove_cluster_repairs_total %llu\n"
+		    "# HELP grove_cluster_jobs Replication jobs by state.\n"
+		    "# TYPE grove_cluster_jobs gauge\n"
+		    "grove_cluster_jobs{state=\"ready\"} %llu\n"
+		    "grove_cluster_jobs{state=\"in_progress\"} %llu\n"
+		    "grove_cluster_jobs{state=\"retrying\"} %llu\n"
+		    "grove_cluster_jobs{state=\"dead\"} %llu\n"
+		    "# HELP grove_cluster_replicas_outdated Assigned replicas behind their repository's generation.\n"
+		    "# TYPE grove_cluster_replicas_outdated gauge\n"
+		    "grove_cluster_replicas_outdated %llu\n"
+		    "# HELP grove_cluster_replication_lag_generations Sum of the generations outdated replicas are behind.\n"
+		    "# TYPE grove_cluster_replication_lag_generations gauge\n"
+		    "grove_cluster_replication_lag_generations %llu\n",
+		    (unsigned long long)m.elections, (unsigned long long)m.votes_committed,
+		    (unsigned long long)m.votes_aborted, (unsigned long long)m.writes_refused,
+		    (unsigned long long)m.verify_mismatches, (unsigned long long)m.repairs, (unsigned long long)ready,
+		    (unsigned long long)running, (unsigned long long)failed, (unsigned long long)dead,
+		    (unsigned long long)outdated, (unsigned long long)behind);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+				  const char *version, const char *upload_data, size_t *upload_size, void **ptr)
+{
+	struct cluster *c = cls;
+	struct MHD_Response *resp;
+	struct strbuf sb;
+	enum MHD_Result res;
+	unsigned status = MHD_HTTP_OK;
+	size_t len;
+	char *body;
+
+	/* No body is read: a request with one is answered before it is taken. */
+	if (*upload_size) {
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	strbuf_init(&sb, METRICS_MAX);
+	if (strcmp(method, "GET")) {
+		status = MHD_HTTP_METHOD_NOT_ALLOWED;
+		strbuf_addstr(&sb, "only GET /metrics is served here\n");
+	} else if (strcmp(url, "/metrics")) {
+		status = MHD_HTTP_NOT_FOUND;
+		strbuf_addstr(&sb, "not found: the router serves GET /metrics only\n");
+	} else {
+		render(c, &sb);
+	}
+	body = strbuf_detach(&sb, &len);
+	resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+	MHD_add_response_header(resp, "Content-Type", "text/plain; version=0.0.4");
+	res = MHD_queue_response(conn, status, resp);
+	MHD_destroy_response(resp);
+	return res;
+}
+
+int metrics_start(struct cluster *c, const char *listen, struct MHD_Daemon **out)
+{
+	struct sockaddr_in sa = { 0 };
+	char host[64];
+	const char *colon = strrchr(listen, ':');
+	long port;
+
+	*out = NULL;
+	if (!colon || (size_t)(colon - listen) >= sizeof(host))
+		return error_set(GROVE_EINVAL, "cluster.metricsListen \"%s\" is not IPv4-ADDRESS:PORT", listen);
+	memcpy(host, listen, (size_t)(colon - listen));
+	host[colon - listen] = '\0';
+	port = strtol(colon + 1, NULL, 10);
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)port);
+	if (port <= 0 || port > 65535 || inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+		return error_set(GROVE_EINVAL, "cluster.metricsListen \"%s\" is not IPv4-ADDRESS:PORT", listen);
+	*out = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, c,
+				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT, 64U,
+				MHD_OPTION_CONNECTION_TIMEOUT, 10U, MHD_OPTION_END);
+	if (!*out)
+		return error_set(GROVE_EUNAVAIL, "cannot serve metrics on %s (address in use?)", listen);
+	return 0;
+}

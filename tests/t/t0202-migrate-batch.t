@@ -1,0 +1,111 @@
+#!/bin/sh
+# `grove migrate --percent`: legacy apps moved in bulk to a cluster of three
+# stores while pushes run in a loop — no push fails, every app's refs and
+# HEAD are the same before and after — then half of them rolled back.
+# GROVE_TEST_MIGRATE_APPS sets the number of apps (default 60; the issue's
+# 200 by hand: GROVE_TEST_MIGRATE_APPS=200 prove tests/t/t0202-migrate-batch.t).
+. "$(dirname "$0")/test-lib.sh"
+
+APPS=${GROVE_TEST_MIGRATE_APPS:-60}
+
+# all_refs FILE: every app's refs and HEAD, as a client sees them through the gate.
+all_refs() {
+	: >"$1" &&
+	for i in $(seq -w 1 $APPS); do
+		echo "== app$i" >>"$1" &&
+		git ls-remote --symref $REMOTE/app$i.git >>"$1" || return 1
+	done
+}
+
+test_setup 'three stores, a router, a gate, and apps in the legacy directory' '
+	start_store s1 && start_store s2 && start_store s3 &&
+	start_cluster c s1 s2 s3 &&
+	start_gate g1 $c_ADDR default gate.lockWait=60 &&
+	new_key alice &&
+	api g1 POST /api/v1/users "{\"name\":\"alice\",\"admin\":true}" >/dev/null &&
+	key=$(cat "$TRASH/keys/alice.pub") &&
+	api g1 POST /api/v1/users/alice/keys "{\"public_key\":\"$key\"}" >/dev/null &&
+	GIT_SSH_COMMAND="$(ssh_as alice $g1_SSH_PORT)" && export GIT_SSH_COMMAND &&
+	REMOTE=ssh://git@127.0.0.1:$g1_SSH_PORT &&
+	export GROVE_ADMIN_URL=$g1_ADMIN GROVE_ADMIN_TOKEN_FILE=$TRASH/g1/admin-token &&
+	make_history src &&
+	mkdir -p "$TRASH/g1/legacy" &&
+	for i in $(seq -w 1 $APPS); do
+		git clone -q --bare src "$TRASH/g1/legacy/app$i.git" || return 1
+	done &&
+	"$GROVE" app import --legacy-scan >/dev/null &&
+	all_refs before
+'
+
+test_expect_success '--dry-run lists what would move, and moves nothing' '
+	"$GROVE" migrate --percent 100 --dry-run >out 2>err &&
+	test_grep "^$APPS apps, 0 on the cluster (0.0 %); would move $APPS to the cluster route" err &&
+	test $(wc -l <out) = $APPS &&
+	test_grep "^app01$" out &&
+	test -d "$TRASH/g1/legacy/app01.git"
+'
+
+test_expect_success 'every app moves to the cluster while pushes run; none fails, nothing changes' '
+	: >push.log &&
+	(
+		cd src && n=0 &&
+		while ! test -e "$TRASH/stop-pushing"; do
+			n=$((n + 1)) &&
+			for app in app01 app02 app03; do
+				echo "$n" >>loop.txt && git add loop.txt && git commit -q -m "loop $n" &&
+				if git push -q $REMOTE/$app.git HEAD:refs/heads/loop 2>>"$TRASH/push.err"; then
+					echo "ok $app $n" >>"$TRASH/push.log"
+				else
+					echo "FAILED $app $n" >>"$TRASH/push.log"
+				fi
+			done
+		done
+	) &
+	loop=$!
+	"$GROVE" migrate --percent 100 >progress 2>err &&
+	touch "$TRASH/stop-pushing" && wait $loop &&
+	test_grep "done: $APPS moved, 0 failed, 0 left of $APPS" err &&
+	test $(grep -c "\"ok\":true" progress) = $APPS &&
+	test_grep "\"done\":$APPS,\"failed\":0,\"total\":$APPS" progress &&
+	test_must_fail grep FAILED push.log &&
+	test $(grep -c "^ok" push.log) -gt 0 &&
+	"$GROVE" app list >apps &&
+	test $(grep -c "\"route\": \"cluster\"" apps) = $APPS &&
+	all_refs after &&
+	grep -v "refs/heads/loop" before >b && grep -v "refs/heads/loop" after >a &&
+	test_cmp b a &&
+	for app in app01 app02 app03; do
+		n=$(grep "^ok $app " push.log | tail -n1 | cut -d" " -f3) &&
+		git ls-remote $REMOTE/$app.git refs/heads/loop >ls &&
+		git -C src log --format=%s -1 $(cut -f1 ls) >msg &&
+		test_grep "^loop $n$" msg || return 1
+	done &&
+	echo "# pushes during the migration: $(grep -c "^ok" push.log) accepted, $(grep -c FAILED push.log) failed" >"$TRASH/report"
+'
+test -f "$TRASH/report" && cat "$TRASH/report"
+
+test_expect_success 'a second run has nothing to do' '
+	"$GROVE" migrate --percent 100 >progress 2>err &&
+	test_grep "moving 0 to the cluster route" err
+'
+
+test_expect_success 'half of them roll back to the legacy directory, unchanged' '
+	all_refs before &&
+	"$GROVE" migrate --percent 50 --to legacy >progress 2>err &&
+	half=$((APPS - APPS / 2)) &&
+	test_grep "done: $half moved, 0 failed" err &&
+	"$GROVE" app list >apps &&
+	test $(grep -c "\"route\": \"cluster\"" apps) = $((APPS / 2)) &&
+	test -d "$TRASH/g1/legacy/app01.git" &&
+	all_refs after &&
+	test_cmp before after
+'
+
+test_expect_success 'bad arguments are refused with the usage' '
+	test_expect_code 2 "$GROVE" migrate --percent 101 2>err &&
+	test_grep "give --percent from 0 to 100" err &&
+	test_expect_code 2 "$GROVE" migrate --percent 10 --to nowhere 2>err &&
+	test_grep "usage: grove migrate" err
+'
+
+test_done
