@@ -288,16 +288,6 @@ test_expect_success 'set-replication-factor removes and adds replicas; failover 
 	test_grep "is not a healthy up-to-date replica" err
 '
 
-test_expect_success 'the router keeps its state across a restart' '
-	before=$("$GROVE" cluster -a $c_ADDR repo app.git) &&
-	kill -TERM $c_PID && wait $c_PID;
-	restart_cluster c &&
-	after=$("$GROVE" cluster -a $c_ADDR repo app.git) &&
-	test "$before" = "$after" &&
-	push_new app.git main &&
-	same_everywhere app.git
-'
-
 test_expect_success '/metrics counts elections, votes, refused writes, mismatches, repairs and lag' '
 	curl -sf http://127.0.0.1:$METRICS_PORT/metrics >m &&
 	for s in s1 s2 s3; do test_grep "^grove_cluster_store_healthy{store=\"$s\"} 1$" m || return 1; done &&
@@ -311,6 +301,16 @@ test_expect_success '/metrics counts elections, votes, refused writes, mismatche
 	test_grep "^grove_cluster_replicas_outdated 0$" m &&
 	test "$(curl -s -o /dev/null -w "%{http_code}" http://127.0.0.1:$METRICS_PORT/other)" = 404 &&
 	test "$(curl -s -o /dev/null -w "%{http_code}" -X POST -d x=1 http://127.0.0.1:$METRICS_PORT/metrics)" = 405
+'
+
+test_expect_success 'the router keeps its state across a restart' '
+	before=$("$GROVE" cluster -a $c_ADDR repo app.git) &&
+	kill -TERM $c_PID && wait $c_PID;
+	restart_cluster c &&
+	after=$("$GROVE" cluster -a $c_ADDR repo app.git) &&
+	test "$before" = "$after" &&
+	push_new app.git main &&
+	same_everywhere app.git
 '
 
 test_expect_success 'a gate in front of the router: push deploys once, clone works' '
