@@ -8,7 +8,7 @@
 #   make up                       install, build and start Grove on loopback (grove up)
 
 CC ?= cc
-PKGS := grpc libprotobuf-c libgit2 openssl sqlite3 libssh libmicrohttpd jansson libcurl
+PKGS := grpc libprotobuf-c libgit2 openssl sqlite3 libpq libssh libmicrohttpd jansson libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

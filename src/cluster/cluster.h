@@ -26,9 +26,10 @@
 
 #include "lib/common.h"
 #include "lib/rpc.h"
-#include "lib/sqldb.h"
 
 #include <pthread.h>
+
+struct dbx;
 
 #define CLUSTER_NODES_MAX 64
 #define CLUSTER_PATH_MAX 1024
@@ -70,13 +71,14 @@ struct cluster {
 	int lag_timeout_ms;       /* a secondary this far behind the push is dropped */
 	int workers;
 	int job_attempts;
+	int job_lease_s;          /* a job's router has this long before another takes it up */
 	int reconcile_interval_s;
 	int verify_interval_s;
 	struct node *nodes;
 	size_t nnodes;
 
-	pthread_mutex_t db_mu;    /* one SQLite handle, one user at a time */
-	struct sqldb *db;
+	pthread_mutex_t db_mu;    /* one database handle, one user at a time */
+	struct dbx *db;
 
 	pthread_mutex_t mu;       /* node health, metrics, the worker wake-up */
 	pthread_cond_t cv;
@@ -121,7 +123,8 @@ struct repo_state {
 	size_t nreplicas;
 };
 
-int state_open(struct cluster *c, const char *path);
+/* A SQLite file, or "postgres://…" for several routers sharing one database. */
+int state_open(struct cluster *c, const char *name);
 void state_close(struct cluster *c);
 /* Reads a repository's metadata; exists is false when the router never saw it. */
 int state_repo_get(struct cluster *c, const char *path, struct repo_state *out);

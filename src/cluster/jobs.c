@@ -18,7 +18,6 @@
 
 #include <time.h>
 
-#define JOB_LEASE_MS (30 * 60 * 1000)
 #define REPLICATE_TIMEOUT_MS (60 * 60 * 1000)
 
 static void repo_for(const struct node *n, const char *path, Grove__V1__Repository *out)
@@ -294,7 +293,7 @@ static void *worker_main(void *arg)
 		pthread_mutex_unlock(&c->mu);
 		if (stop)
 			break;
-		int r = state_job_lease(c, &j, JOB_LEASE_MS);
+		int r = state_job_lease(c, &j, (int64_t)c->job_lease_s * 1000);
 		if (r <= 0) {
 			if (r < 0)
 				log_warn("cluster.lease_failed", "error=%s", error_msg());

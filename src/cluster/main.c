@@ -3,6 +3,7 @@
 #include "cluster/main.h"
 #include "lib/auth.h"
 #include "lib/config.h"
+#include "lib/dbx.h"
 #include "lib/error.h"
 #include "lib/hookpayload.h"
 #include "lib/log.h"
@@ -25,7 +26,8 @@ static const char usage[] =
 	"    listen = 127.0.0.1:8090     repeatable; host:port or unix:/path\n"
 	"    transactionAddress = …      where stores vote (default: the first listen)\n"
 	"    secretFile = secret         shared secret clients prove\n"
-	"    database = cluster.db       SQLite file (relative: to the config file)\n"
+	"    database = cluster.db       SQLite file (relative: to the config file), or\n"
+	"                                postgres://user@host:port/db for several routers\n"
 	"    replicationFactor = 3       copies of each new repository\n"
 	"    healthInterval = 1000       ms between health checks of each store\n"
 	"    healthFailures = 3          failed checks in a row before a store is down\n"
@@ -33,6 +35,7 @@ static const char usage[] =
 	"    lagTimeout = 10000          ms a secondary may lag a push before it is dropped\n"
 	"    workers = 2                 replication jobs run at once\n"
 	"    jobAttempts = 10            tries before a job is dead\n"
+	"    jobLease = 1800             s a router holds a job before another may take it up\n"
 	"    reconcileInterval = 10      s between passes that queue repairs\n"
 	"    verifyInterval = 3600       s between checksum verifications (0: off)\n"
 	"    metricsListen = …           IPv4 host:port for GET /metrics (Prometheus)\n"
@@ -111,7 +114,7 @@ static int cluster_setup(struct cluster *c, struct config *cfg, struct rpc_serve
 	if ((ret = config_get_str(cfg, "cluster.name", host, &c->router)) ||
 	    (ret = config_get_str(cfg, "cluster.virtualStorage", "default", &c->virtual_storage)) ||
 	    (ret = config_get_path(cfg, "cluster.secretFile", NULL, &secret_file)) ||
-	    (ret = config_get_path(cfg, "cluster.database", "cluster.db", db_path)) ||
+	    (ret = config_get_str(cfg, "cluster.database", "cluster.db", db_path)) ||
 	    (ret = config_get_str(cfg, "cluster.transactionAddress", NULL, &c->txn_address)) ||
 	    (ret = config_get_str(cfg, "log.level", "info", &level)) ||
 	    (ret = config_get_all(cfg, "cluster.listen", listen, nlisten)))
@@ -132,6 +135,13 @@ static int cluster_setup(struct cluster *c, struct config *cfg, struct rpc_serve
 	if (!*nlisten) {
 		ret = error_set(GROVE_EINVAL, "%s: no cluster.listen address", config_file(cfg));
 		goto out;
+	}
+	/* A file name is taken from the config's folder; a URL as it is. */
+	if (!skip_prefix(*db_path, "postgres://", NULL) && !skip_prefix(*db_path, "postgresql://", NULL)) {
+		free(*db_path);
+		*db_path = NULL;
+		if ((ret = config_get_path(cfg, "cluster.database", "cluster.db", db_path)))
+			goto out;
 	}
 	if (!c->txn_address)
 		c->txn_address = xstrdup((*listen)[0]);
@@ -155,6 +165,7 @@ static int cluster_setup(struct cluster *c, struct config *cfg, struct rpc_serve
 	INT_OPT("cluster.lagTimeout", c->lag_timeout_ms, 10000, 100, 600000);
 	INT_OPT("cluster.workers", c->workers, 2, 1, 64);
 	INT_OPT("cluster.jobAttempts", c->job_attempts, 10, 1, 1000);
+	INT_OPT("cluster.jobLease", c->job_lease_s, 1800, 1, 7 * 86400);
 	INT_OPT("cluster.reconcileInterval", c->reconcile_interval_s, 10, 1, 86400);
 	INT_OPT("cluster.verifyInterval", c->verify_interval_s, 3600, 0, 30 * 86400);
 	INT_OPT("cluster.threads", ropts->threads, 2, 1, 64);
@@ -256,7 +267,7 @@ int cluster_main(int argc, char **argv)
 	if (metrics_listen && (ret = metrics_start(&c, metrics_listen, &metrics)))
 		goto out;
 	log_info("cluster.started", "router=%s virtual_storage=%s listen=%s stores=%zu replication_factor=%d database=%s",
-		 c.router, c.virtual_storage, listen[0], c.nnodes, c.replication_factor, db_path);
+		 c.router, c.virtual_storage, listen[0], c.nnodes, c.replication_factor, dbx_display_name(c.db));
 
 	for (;;) {
 		if (sigwait(&sigs, &sig))

@@ -8,11 +8,13 @@
 #include "cluster/cluster.h"
 #include "lib/error.h"
 #include "lib/log.h"
+#include "lib/dbx.h"
+#include "lib/sqldb.h"
 #include "lib/strbuf.h"
 
 #include <openssl/sha.h>
 
-#define NOW SQLDB_NOW
+#define NOW "{NOW}"
 
 /* Migrations, oldest first: never edit a released step; append a new one. */
 static const char *const migrations[] = {
@@ -23,8 +25,8 @@ static const char *const migrations[] = {
 	"  generation INTEGER NOT NULL DEFAULT -1,"
 	"  primary_node TEXT,"
 	"  replication_factor INTEGER NOT NULL,"
-	"  created_at TEXT NOT NULL DEFAULT (" NOW "),"
-	"  updated_at TEXT NOT NULL DEFAULT (" NOW "),"
+	"  created_at TEXT NOT NULL DEFAULT (" SQLDB_NOW "),"
+	"  updated_at TEXT NOT NULL DEFAULT (" SQLDB_NOW "),"
 	"  PRIMARY KEY (virtual_storage, relative_path));"
 	"CREATE TABLE replicas ("
 	"  virtual_storage TEXT NOT NULL,"
@@ -32,7 +34,7 @@ static const char *const migrations[] = {
 	"  node TEXT NOT NULL,"
 	"  generation INTEGER NOT NULL DEFAULT -1,"
 	"  assigned INTEGER NOT NULL DEFAULT 1 CHECK (assigned IN (0, 1)),"
-	"  updated_at TEXT NOT NULL DEFAULT (" NOW "),"
+	"  updated_at TEXT NOT NULL DEFAULT (" SQLDB_NOW "),"
 	"  PRIMARY KEY (virtual_storage, relative_path, node),"
 	"  FOREIGN KEY (virtual_storage, relative_path) REFERENCES repositories ON DELETE CASCADE);"
 	"CREATE TABLE jobs ("
@@ -47,8 +49,8 @@ static const char *const migrations[] = {
 	"  lease_until INTEGER NOT NULL DEFAULT 0,"
 	"  next_try INTEGER NOT NULL DEFAULT 0,"
 	"  last_error TEXT,"
-	"  created_at TEXT NOT NULL DEFAULT (" NOW "),"
-	"  updated_at TEXT NOT NULL DEFAULT (" NOW "));"
+	"  created_at TEXT NOT NULL DEFAULT (" SQLDB_NOW "),"
+	"  updated_at TEXT NOT NULL DEFAULT (" SQLDB_NOW "));"
 	/* One waiting job per (kind, repository, target): a second request is the same work. */
 	"CREATE UNIQUE INDEX jobs_dedup ON jobs(kind, virtual_storage, relative_path, target_node)"
 	"  WHERE state = 'ready';"
@@ -61,6 +63,52 @@ static const char *const migrations[] = {
 	"  PRIMARY KEY (router, node));",
 };
 
+/* The same schema for PostgreSQL (several routers share it). */
+#define PG_NOW "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+static const char *const pg_migrations[] = {
+	"CREATE TABLE repositories ("
+	"  virtual_storage TEXT NOT NULL,"
+	"  relative_path TEXT NOT NULL,"
+	"  generation BIGINT NOT NULL DEFAULT -1,"
+	"  primary_node TEXT,"
+	"  replication_factor INTEGER NOT NULL,"
+	"  created_at TEXT NOT NULL DEFAULT " PG_NOW ","
+	"  updated_at TEXT NOT NULL DEFAULT " PG_NOW ","
+	"  PRIMARY KEY (virtual_storage, relative_path));"
+	"CREATE TABLE replicas ("
+	"  virtual_storage TEXT NOT NULL,"
+	"  relative_path TEXT NOT NULL,"
+	"  node TEXT NOT NULL,"
+	"  generation BIGINT NOT NULL DEFAULT -1,"
+	"  assigned INTEGER NOT NULL DEFAULT 1 CHECK (assigned IN (0, 1)),"
+	"  updated_at TEXT NOT NULL DEFAULT " PG_NOW ","
+	"  PRIMARY KEY (virtual_storage, relative_path, node),"
+	"  FOREIGN KEY (virtual_storage, relative_path) REFERENCES repositories ON DELETE CASCADE);"
+	"CREATE TABLE jobs ("
+	"  id BIGSERIAL PRIMARY KEY,"
+	"  kind TEXT NOT NULL CHECK (kind IN ('update', 'delete', 'optimize', 'verify')),"
+	"  virtual_storage TEXT NOT NULL,"
+	"  relative_path TEXT NOT NULL,"
+	"  target_node TEXT NOT NULL,"
+	"  state TEXT NOT NULL DEFAULT 'ready' CHECK (state IN ('ready', 'in_progress', 'dead')),"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  lease_owner TEXT,"
+	"  lease_until BIGINT NOT NULL DEFAULT 0,"
+	"  next_try BIGINT NOT NULL DEFAULT 0,"
+	"  last_error TEXT,"
+	"  created_at TEXT NOT NULL DEFAULT " PG_NOW ","
+	"  updated_at TEXT NOT NULL DEFAULT " PG_NOW ");"
+	"CREATE UNIQUE INDEX jobs_dedup ON jobs(kind, virtual_storage, relative_path, target_node)"
+	"  WHERE state = 'ready';"
+	"CREATE INDEX jobs_next ON jobs(state, next_try);"
+	"CREATE TABLE node_health ("
+	"  router TEXT NOT NULL,"
+	"  node TEXT NOT NULL,"
+	"  healthy INTEGER NOT NULL CHECK (healthy IN (0, 1)),"
+	"  checked_at BIGINT NOT NULL,"
+	"  PRIMARY KEY (router, node));",
+};
+
 static const char *const kind_names[] = { "update", "delete", "optimize", "verify" };
 
 const char *job_kind_name(enum job_kind k)
@@ -68,14 +116,16 @@ const char *job_kind_name(enum job_kind k)
 	return (unsigned)k < ARRAY_SIZE(kind_names) ? kind_names[k] : "?";
 }
 
-int state_open(struct cluster *c, const char *path)
+int state_open(struct cluster *c, const char *name)
 {
-	return sqldb_open(&c->db, path, migrations, ARRAY_SIZE(migrations));
+	const struct dbx_schema schema = { migrations, ARRAY_SIZE(migrations), pg_migrations, ARRAY_SIZE(pg_migrations),
+					   "cluster" };
+	return dbx_open(&c->db, name, &schema);
 }
 
 void state_close(struct cluster *c)
 {
-	sqldb_close(c->db);
+	dbx_close(c->db);
 	c->db = NULL;
 }
 
@@ -84,7 +134,7 @@ void state_close(struct cluster *c)
 
 static int repo_read(struct cluster *c, const char *path, struct repo_state *out)
 {
-	sqlite3_stmt *st = NULL;
+	struct dbx_rows *st = NULL;
 	char copy[CLUSTER_PATH_MAX + 1];
 	int ret;
 
@@ -94,37 +144,37 @@ static int repo_read(struct cluster *c, const char *path, struct repo_state *out
 	memset(out, 0, sizeof(*out));
 	strlcpy_(out->path, path, sizeof(out->path));
 	out->generation = -1;
-	ret = sqldb_prepare(c->db, &st, "reading a repository",
+	ret = dbx_query(c->db, &st, "reading a repository",
 			    "SELECT generation, primary_node, replication_factor FROM repositories"
 			    " WHERE virtual_storage = ? AND relative_path = ?",
 			    "ss", c->virtual_storage, path);
-	if (!ret && (ret = sqldb_step(c->db, st, "reading a repository")) == 1) {
-		const unsigned char *p = sqlite3_column_text(st, 1);
+	if (!ret && (ret = dbx_next(st)) == 1) {
+		const char *p = dbx_text(st, 1);
 		out->exists = true;
-		out->generation = sqlite3_column_int64(st, 0);
-		strlcpy_(out->primary, p ? (const char *)p : "", sizeof(out->primary));
-		out->replication_factor = sqlite3_column_int(st, 2);
+		out->generation = dbx_int(st, 0);
+		strlcpy_(out->primary, p ? p : "", sizeof(out->primary));
+		out->replication_factor = (int)dbx_int(st, 2);
 		ret = 0;
 	}
-	sqlite3_finalize(st);
+	dbx_rows_free(st);
 	if (ret || !out->exists)
 		return ret;
-	ret = sqldb_prepare(c->db, &st, "reading replicas",
+	ret = dbx_query(c->db, &st, "reading replicas",
 			    "SELECT node, generation, assigned FROM replicas"
 			    " WHERE virtual_storage = ? AND relative_path = ? ORDER BY node",
 			    "ss", c->virtual_storage, path);
-	while (!ret && (ret = sqldb_step(c->db, st, "reading replicas")) == 1) {
+	while (!ret && (ret = dbx_next(st)) == 1) {
 		struct replica *rep;
 		ret = 0;
 		if (out->nreplicas == CLUSTER_NODES_MAX)
 			break;
 		rep = &out->replicas[out->nreplicas++];
-		strlcpy_(rep->name, (const char *)sqlite3_column_text(st, 0), sizeof(rep->name));
-		rep->generation = sqlite3_column_int64(st, 1);
-		rep->assigned = sqlite3_column_int(st, 2) != 0;
+		strlcpy_(rep->name, dbx_text(st, 0), sizeof(rep->name));
+		rep->generation = dbx_int(st, 1);
+		rep->assigned = (int)dbx_int(st, 2) != 0;
 		rep->node = cluster_node(c, rep->name);
 	}
-	sqlite3_finalize(st);
+	dbx_rows_free(st);
 	return ret;
 }
 
@@ -183,14 +233,14 @@ static int assign_more(struct cluster *c, struct repo_state *r, int rf)
 			if (assigned)
 				continue;
 			if (known)
-				ret = sqldb_run(c->db, "assigning a replica",
+				ret = dbx_exec(c->db, NULL, "assigning a replica",
 						"UPDATE replicas SET assigned = 1, updated_at = " NOW
 						" WHERE virtual_storage = ? AND relative_path = ? AND node = ?",
 						"sss", c->virtual_storage, r->path, n->name);
 			else
-				ret = sqldb_run(c->db, "assigning a replica",
+				ret = dbx_exec(c->db, NULL, "assigning a replica",
 						"INSERT INTO replicas (virtual_storage, relative_path, node, generation, assigned)"
-						" VALUES (?, ?, ?, -1, 1)",
+						" VALUES (?, ?, ?, -1, 1) ON CONFLICT DO NOTHING",
 						"sss", c->virtual_storage, r->path, n->name);
 			/* Seen by the next pass too. */
 			if (!known && r->nreplicas < CLUSTER_NODES_MAX) {
@@ -213,14 +263,15 @@ int state_repo_assign(struct cluster *c, const char *path, struct repo_state *ou
 {
 	int ret;
 	LOCK();
-	ret = sqldb_exec(c->db, "BEGIN IMMEDIATE", "registering a repository");
+	ret = dbx_begin(c->db, "registering a repository");
 	if (ret)
 		goto out;
 	ret = repo_read(c, path, out);
 	if (!ret && !out->exists) {
-		ret = sqldb_run(c->db, "registering a repository",
+		/* Another router may register it at the same moment: one row wins. */
+		ret = dbx_exec(c->db, NULL, "registering a repository",
 				"INSERT INTO repositories (virtual_storage, relative_path, generation, replication_factor)"
-				" VALUES (?, ?, -1, ?)",
+				" VALUES (?, ?, -1, ?) ON CONFLICT DO NOTHING",
 				"ssi", c->virtual_storage, path, (int64_t)c->replication_factor);
 		if (!ret)
 			ret = repo_read(c, path, out);
@@ -230,9 +281,9 @@ int state_repo_assign(struct cluster *c, const char *path, struct repo_state *ou
 			ret = repo_read(c, path, out);
 	}
 	if (!ret)
-		ret = sqldb_exec(c->db, "COMMIT", "registering a repository");
+		ret = dbx_commit(c->db, "registering a repository");
 	if (ret)
-		sqldb_rollback(c->db);
+		dbx_rollback(c->db);
 out:
 	UNLOCK();
 	return ret;
@@ -241,7 +292,7 @@ out:
 int state_repo_delete(struct cluster *c, const char *path)
 {
 	LOCK();
-	int ret = sqldb_run(c->db, "forgetting a repository",
+	int ret = dbx_exec(c->db, NULL, "forgetting a repository",
 			    "DELETE FROM repositories WHERE virtual_storage = ? AND relative_path = ?", "ss",
 			    c->virtual_storage, path);
 	UNLOCK();
@@ -251,7 +302,7 @@ int state_repo_delete(struct cluster *c, const char *path)
 int state_set_primary(struct cluster *c, const char *path, const char *node)
 {
 	LOCK();
-	int ret = sqldb_run(c->db, "recording a primary",
+	int ret = dbx_exec(c->db, NULL, "recording a primary",
 			    "UPDATE repositories SET primary_node = ?, updated_at = " NOW
 			    " WHERE virtual_storage = ? AND relative_path = ?",
 			    "sss", node, c->virtual_storage, path);
@@ -261,17 +312,17 @@ int state_set_primary(struct cluster *c, const char *path, const char *node)
 
 static int read_generation(struct cluster *c, const char *path, int64_t *out)
 {
-	sqlite3_stmt *st = NULL;
-	int ret = sqldb_prepare(c->db, &st, "reading a generation",
-				"SELECT generation FROM repositories WHERE virtual_storage = ? AND relative_path = ?", "ss",
+	struct dbx_rows *st = NULL;
+	int ret = dbx_query(c->db, &st, "reading a generation",
+				"SELECT generation FROM repositories WHERE virtual_storage = ? AND relative_path = ?{FOR_UPDATE}", "ss",
 				c->virtual_storage, path);
-	if (!ret && (ret = sqldb_step(c->db, st, "reading a generation")) == 1) {
-		*out = sqlite3_column_int64(st, 0);
+	if (!ret && (ret = dbx_next(st)) == 1) {
+		*out = dbx_int(st, 0);
 		ret = 0;
 	} else if (!ret) {
 		ret = error_set(GROVE_ENOTFOUND, "repository %s is not known to the cluster", path);
 	}
-	sqlite3_finalize(st);
+	dbx_rows_free(st);
 	return ret;
 }
 
@@ -280,26 +331,26 @@ int state_write_done(struct cluster *c, const char *path, char *const *nodes, si
 	int64_t cur = -1;
 	int ret;
 	LOCK();
-	ret = sqldb_exec(c->db, "BEGIN IMMEDIATE", "recording a write");
+	ret = dbx_begin(c->db, "recording a write");
 	if (ret)
 		goto out;
 	/* Writes to one repository may run at once: each takes the next
 	 * generation, and only replicas that held every earlier one move up. */
 	ret = read_generation(c, path, &cur);
 	if (!ret)
-		ret = sqldb_run(c->db, "recording a write",
+		ret = dbx_exec(c->db, NULL, "recording a write",
 				"UPDATE repositories SET generation = ?, updated_at = " NOW
 				" WHERE virtual_storage = ? AND relative_path = ?",
 				"iss", cur + 1, c->virtual_storage, path);
 	for (size_t i = 0; i < n && !ret; i++)
-		ret = sqldb_run(c->db, "recording a write",
+		ret = dbx_exec(c->db, NULL, "recording a write",
 				"UPDATE replicas SET generation = ?, updated_at = " NOW
 				" WHERE virtual_storage = ? AND relative_path = ? AND node = ? AND generation = ?",
 				"isssi", cur + 1, c->virtual_storage, path, nodes[i], cur);
 	if (!ret)
-		ret = sqldb_exec(c->db, "COMMIT", "recording a write");
+		ret = dbx_commit(c->db, "recording a write");
 	if (ret)
-		sqldb_rollback(c->db);
+		dbx_rollback(c->db);
 	else if (new_gen)
 		*new_gen = cur + 1;
 out:
@@ -311,21 +362,21 @@ int state_force_generation(struct cluster *c, const char *path, const char *node
 {
 	int ret;
 	LOCK();
-	ret = sqldb_exec(c->db, "BEGIN IMMEDIATE", "accepting data loss");
+	ret = dbx_begin(c->db, "accepting data loss");
 	if (!ret)
-		ret = sqldb_run(c->db, "accepting data loss",
+		ret = dbx_exec(c->db, NULL, "accepting data loss",
 				"UPDATE repositories SET generation = ?, primary_node = ?, updated_at = " NOW
 				" WHERE virtual_storage = ? AND relative_path = ?",
 				"isss", gen, node, c->virtual_storage, path);
 	if (!ret)
-		ret = sqldb_run(c->db, "accepting data loss",
+		ret = dbx_exec(c->db, NULL, "accepting data loss",
 				"UPDATE replicas SET generation = ?, updated_at = " NOW
 				" WHERE virtual_storage = ? AND relative_path = ? AND node = ?",
 				"isss", gen, c->virtual_storage, path, node);
 	if (!ret)
-		ret = sqldb_exec(c->db, "COMMIT", "accepting data loss");
+		ret = dbx_commit(c->db, "accepting data loss");
 	if (ret)
-		sqldb_rollback(c->db);
+		dbx_rollback(c->db);
 	UNLOCK();
 	return ret;
 }
@@ -335,12 +386,12 @@ int state_replica_set(struct cluster *c, const char *path, const char *node, int
 	int ret;
 	LOCK();
 	if (only_raise)
-		ret = sqldb_run(c->db, "recording a replica's generation",
-				"UPDATE replicas SET generation = MAX(generation, ?), updated_at = " NOW
+		ret = dbx_exec(c->db, NULL, "recording a replica's generation",
+				"UPDATE replicas SET generation = {GREATEST}(generation, ?), updated_at = " NOW
 				" WHERE virtual_storage = ? AND relative_path = ? AND node = ?",
 				"isss", gen, c->virtual_storage, path, node);
 	else
-		ret = sqldb_run(c->db, "recording a replica's generation",
+		ret = dbx_exec(c->db, NULL, "recording a replica's generation",
 				"UPDATE replicas SET generation = ?, updated_at = " NOW
 				" WHERE virtual_storage = ? AND relative_path = ? AND node = ?",
 				"isss", gen, c->virtual_storage, path, node);
@@ -351,7 +402,7 @@ int state_replica_set(struct cluster *c, const char *path, const char *node, int
 int state_replica_assign(struct cluster *c, const char *path, const char *node, bool assigned)
 {
 	LOCK();
-	int ret = sqldb_run(c->db, "assigning a replica",
+	int ret = dbx_exec(c->db, NULL, "assigning a replica",
 			    "INSERT INTO replicas (virtual_storage, relative_path, node, generation, assigned)"
 			    " VALUES (?1, ?2, ?3, -1, ?4)"
 			    " ON CONFLICT (virtual_storage, relative_path, node) DO UPDATE SET assigned = ?4,"
@@ -365,7 +416,7 @@ int state_replica_forget(struct cluster *c, const char *path, const char *node)
 {
 	LOCK();
 	/* Only while unassigned: assigned again meanwhile, it stays (at -1, so it gets repaired). */
-	int ret = sqldb_run(c->db, "forgetting a replica",
+	int ret = dbx_exec(c->db, NULL, "forgetting a replica",
 			    "DELETE FROM replicas WHERE virtual_storage = ? AND relative_path = ? AND node = ? AND assigned = 0",
 			    "sss",
 			    c->virtual_storage, path, node);
@@ -378,14 +429,14 @@ int state_set_replication_factor(struct cluster *c, const char *path, int rf)
 	struct repo_state *r = xcalloc(1, sizeof(*r));
 	int ret;
 	LOCK();
-	ret = sqldb_exec(c->db, "BEGIN IMMEDIATE", "setting the replication factor");
+	ret = dbx_begin(c->db, "setting the replication factor");
 	if (ret)
 		goto out;
 	ret = repo_read(c, path, r);
 	if (!ret && !r->exists)
 		ret = error_set(GROVE_ENOTFOUND, "repository %s is not known to the cluster", path);
 	if (!ret)
-		ret = sqldb_run(c->db, "setting the replication factor",
+		ret = dbx_exec(c->db, NULL, "setting the replication factor",
 				"UPDATE repositories SET replication_factor = ?, updated_at = " NOW
 				" WHERE virtual_storage = ? AND relative_path = ?",
 				"iss", (int64_t)rf, c->virtual_storage, path);
@@ -406,7 +457,7 @@ int state_set_replication_factor(struct cluster *c, const char *path, int rf)
 			if (!worst)
 				break;
 			worst->assigned = false;
-			ret = sqldb_run(c->db, "unassigning a replica",
+			ret = dbx_exec(c->db, NULL, "unassigning a replica",
 					"UPDATE replicas SET assigned = 0, updated_at = " NOW
 					" WHERE virtual_storage = ? AND relative_path = ? AND node = ?",
 					"sss", c->virtual_storage, path, worst->name);
@@ -416,9 +467,9 @@ int state_set_replication_factor(struct cluster *c, const char *path, int rf)
 			ret = assign_more(c, r, rf);
 	}
 	if (!ret)
-		ret = sqldb_exec(c->db, "COMMIT", "setting the replication factor");
+		ret = dbx_commit(c->db, "setting the replication factor");
 	if (ret)
-		sqldb_rollback(c->db);
+		dbx_rollback(c->db);
 out:
 	UNLOCK();
 	free(r);
@@ -429,23 +480,23 @@ int state_repo_each(struct cluster *c, int (*fn)(struct cluster *c, const char *
 {
 	char **paths = NULL;
 	size_t n = 0, alloc = 0;
-	sqlite3_stmt *st = NULL;
+	struct dbx_rows *st = NULL;
 	int ret;
 
 	/* Collected first: fn takes the lock again. */
 	LOCK();
-	ret = sqldb_prepare(c->db, &st, "listing repositories",
+	ret = dbx_query(c->db, &st, "listing repositories",
 			    "SELECT relative_path FROM repositories WHERE virtual_storage = ? ORDER BY relative_path", "s",
 			    c->virtual_storage);
-	while (!ret && (ret = sqldb_step(c->db, st, "listing repositories")) == 1) {
+	while (!ret && (ret = dbx_next(st)) == 1) {
 		ret = 0;
 		if (n == alloc) {
 			alloc = alloc ? alloc * 2 : 64;
 			paths = xrealloc(paths, alloc * sizeof(*paths));
 		}
-		paths[n++] = sqldb_col_dup(st, 0);
+		paths[n++] = xstrdup(dbx_text(st, 0));
 	}
-	sqlite3_finalize(st);
+	dbx_rows_free(st);
 	UNLOCK();
 	for (size_t i = 0; i < n && !ret && !c->stopping; i++)
 		ret = fn(c, paths[i], ctx);
@@ -458,7 +509,7 @@ int state_repo_each(struct cluster *c, int (*fn)(struct cluster *c, const char *
 int state_record_health(struct cluster *c, struct node *n, bool healthy)
 {
 	LOCK();
-	int ret = sqldb_run(c->db, "recording a health check",
+	int ret = dbx_exec(c->db, NULL, "recording a health check",
 			    "INSERT INTO node_health (router, node, healthy, checked_at) VALUES (?1, ?2, ?3, ?4)"
 			    " ON CONFLICT (router, node) DO UPDATE SET healthy = ?3, checked_at = ?4",
 			    "ssbi", c->router, n->name, (int)healthy, now_ms());
@@ -468,19 +519,19 @@ int state_record_health(struct cluster *c, struct node *n, bool healthy)
 
 int state_health_votes(struct cluster *c, const char *node, uint32_t *healthy, uint32_t *total)
 {
-	sqlite3_stmt *st = NULL;
+	struct dbx_rows *st = NULL;
 	int ret;
 	*healthy = *total = 0;
 	LOCK();
-	ret = sqldb_prepare(c->db, &st, "reading health votes",
+	ret = dbx_query(c->db, &st, "reading health votes",
 			    "SELECT COALESCE(SUM(healthy), 0), COUNT(*) FROM node_health WHERE node = ? AND checked_at > ?",
 			    "si", node, now_ms() - 10000);
-	if (!ret && (ret = sqldb_step(c->db, st, "reading health votes")) == 1) {
-		*healthy = (uint32_t)sqlite3_column_int(st, 0);
-		*total = (uint32_t)sqlite3_column_int(st, 1);
+	if (!ret && (ret = dbx_next(st)) == 1) {
+		*healthy = (uint32_t)(int)dbx_int(st, 0);
+		*total = (uint32_t)(int)dbx_int(st, 1);
 		ret = 0;
 	}
-	sqlite3_finalize(st);
+	dbx_rows_free(st);
 	UNLOCK();
 	return ret;
 }
@@ -490,9 +541,9 @@ int state_health_votes(struct cluster *c, const char *node, uint32_t *healthy, u
 int state_job_add(struct cluster *c, enum job_kind kind, const char *path, const char *target)
 {
 	LOCK();
-	int ret = sqldb_run(c->db, "queueing a replication job",
-			    "INSERT OR IGNORE INTO jobs (kind, virtual_storage, relative_path, target_node)"
-			    " VALUES (?, ?, ?, ?)",
+	int ret = dbx_exec(c->db, NULL, "queueing a replication job",
+			    "INSERT INTO jobs (kind, virtual_storage, relative_path, target_node)"
+			    " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
 			    "ssss", job_kind_name(kind), c->virtual_storage, path, target);
 	UNLOCK();
 	if (!ret)
@@ -512,16 +563,16 @@ static int kind_parse(const char *s, enum job_kind *out)
 
 int state_job_lease(struct cluster *c, struct job *out, int64_t lease_ms)
 {
-	sqlite3_stmt *st = NULL;
+	struct dbx_rows *st = NULL;
 	int64_t now = now_ms();
 	int ret, found = 0;
 
 	LOCK();
-	ret = sqldb_exec(c->db, "BEGIN IMMEDIATE", "leasing a job");
+	ret = dbx_begin(c->db, "leasing a job");
 	if (ret)
 		goto unlock;
 	/* Ready jobs, and jobs whose router's lease ran out (it died). */
-	ret = sqldb_prepare(c->db, &st, "leasing a job",
+	ret = dbx_query(c->db, &st, "leasing a job",
 			    "SELECT id, kind, relative_path, target_node, attempts FROM jobs"
 			    " WHERE virtual_storage = ?1 AND ((state = 'ready' AND next_try <= ?2)"
 			    "   OR (state = 'in_progress' AND lease_until < ?2))"
@@ -530,31 +581,31 @@ int state_job_lease(struct cluster *c, struct job *out, int64_t lease_ms)
 			    " AND NOT EXISTS (SELECT 1 FROM jobs AS busy WHERE busy.virtual_storage = jobs.virtual_storage"
 			    "   AND busy.relative_path = jobs.relative_path AND busy.state = 'in_progress'"
 			    "   AND busy.lease_until >= ?2 AND busy.id != jobs.id)"
-			    " ORDER BY id LIMIT 200",
+			    " ORDER BY id LIMIT 200{SKIP_LOCKED}",
 			    "si", c->virtual_storage, now);
-	while (!ret && !found && (ret = sqldb_step(c->db, st, "leasing a job")) == 1) {
-		const char *target = (const char *)sqlite3_column_text(st, 3);
+	while (!ret && !found && (ret = dbx_next(st)) == 1) {
+		const char *target = dbx_text(st, 3);
 		struct node *n = cluster_node(c, target);
 		ret = 0;
 		if (strcmp(target, "*") && (!n || !cluster_node_healthy(c, n)))
 			continue;   /* waits for its store to come back */
-		out->id = sqlite3_column_int64(st, 0);
-		ret = kind_parse((const char *)sqlite3_column_text(st, 1), &out->kind);
-		strlcpy_(out->path, (const char *)sqlite3_column_text(st, 2), sizeof(out->path));
+		out->id = dbx_int(st, 0);
+		ret = kind_parse(dbx_text(st, 1), &out->kind);
+		strlcpy_(out->path, dbx_text(st, 2), sizeof(out->path));
 		strlcpy_(out->target, target, sizeof(out->target));
-		out->attempts = sqlite3_column_int(st, 4);
+		out->attempts = (int)dbx_int(st, 4);
 		found = !ret;
 	}
-	sqlite3_finalize(st);
+	dbx_rows_free(st);
 	if (!ret && found)
-		ret = sqldb_run(c->db, "leasing a job",
+		ret = dbx_exec(c->db, NULL, "leasing a job",
 				"UPDATE jobs SET state = 'in_progress', lease_owner = ?, lease_until = ?,"
 				" attempts = attempts + 1, updated_at = " NOW " WHERE id = ?",
 				"sii", c->router, now + lease_ms, out->id);
 	if (!ret)
-		ret = sqldb_exec(c->db, "COMMIT", "leasing a job");
+		ret = dbx_commit(c->db, "leasing a job");
 	if (ret)
-		sqldb_rollback(c->db);
+		dbx_rollback(c->db);
 unlock:
 	UNLOCK();
 	return ret ? ret : found;
@@ -563,7 +614,7 @@ unlock:
 int state_job_done(struct cluster *c, const struct job *j)
 {
 	LOCK();
-	int ret = sqldb_run(c->db, "completing a job", "DELETE FROM jobs WHERE id = ?", "i", j->id);
+	int ret = dbx_exec(c->db, NULL, "completing a job", "DELETE FROM jobs WHERE id = ?", "i", j->id);
 	UNLOCK();
 	return ret;
 }
@@ -576,10 +627,15 @@ int state_job_failed(struct cluster *c, const struct job *j, const char *error)
 	bool dead = attempts >= c->job_attempts;
 	LOCK();
 	/* A same job queued meanwhile makes this one redundant. */
-	int ret = sqldb_run(c->db, "recording a failed job",
-			    "UPDATE OR REPLACE jobs SET state = ?, next_try = ?, last_error = ?, lease_owner = NULL,"
-			    " updated_at = " NOW " WHERE id = ?",
-			    "sisi", dead ? "dead" : "ready", now_ms() + MIN(backoff, 60000), error, j->id);
+	int ret = dbx_exec(c->db, NULL, "recording a failed job",
+			   "DELETE FROM jobs WHERE state = 'ready' AND id <> ?1 AND (kind, virtual_storage, relative_path, target_node) ="
+			   " (SELECT kind, virtual_storage, relative_path, target_node FROM jobs WHERE id = ?1)",
+			   "i", j->id);
+	if (!ret)
+		ret = dbx_exec(c->db, NULL, "recording a failed job",
+			       "UPDATE jobs SET state = ?, next_try = ?, last_error = ?, lease_owner = NULL,"
+			       " updated_at = " NOW " WHERE id = ?",
+			       "sisi", dead ? "dead" : "ready", now_ms() + MIN(backoff, 60000), error, j->id);
 	UNLOCK();
 	if (dead)
 		log_error("cluster.job_dead", "job=%lld kind=%s repo=%s target=%s attempts=%d error=%s", (long long)j->id,
@@ -589,43 +645,45 @@ int state_job_failed(struct cluster *c, const struct job *j, const char *error)
 
 int state_job_counts(struct cluster *c, uint64_t *ready, uint64_t *running, uint64_t *failed, uint64_t *dead)
 {
-	sqlite3_stmt *st = NULL;
+	struct dbx_rows *st = NULL;
 	int ret;
 	*ready = *running = *failed = *dead = 0;
 	LOCK();
-	ret = sqldb_prepare(c->db, &st, "counting jobs",
-			    "SELECT SUM(state = 'ready' AND attempts = 0), SUM(state = 'in_progress'),"
-			    " SUM(state = 'ready' AND attempts > 0), SUM(state = 'dead') FROM jobs WHERE virtual_storage = ?",
+	ret = dbx_query(c->db, &st, "counting jobs",
+			    "SELECT COALESCE(SUM(CASE WHEN state = 'ready' AND attempts = 0 THEN 1 ELSE 0 END), 0),"
+			    " COALESCE(SUM(CASE WHEN state = 'in_progress' THEN 1 ELSE 0 END), 0),"
+			    " COALESCE(SUM(CASE WHEN state = 'ready' AND attempts > 0 THEN 1 ELSE 0 END), 0),"
+			    " COALESCE(SUM(CASE WHEN state = 'dead' THEN 1 ELSE 0 END), 0) FROM jobs WHERE virtual_storage = ?",
 			    "s", c->virtual_storage);
-	if (!ret && (ret = sqldb_step(c->db, st, "counting jobs")) == 1) {
-		*ready = (uint64_t)sqlite3_column_int64(st, 0);
-		*running = (uint64_t)sqlite3_column_int64(st, 1);
-		*failed = (uint64_t)sqlite3_column_int64(st, 2);
-		*dead = (uint64_t)sqlite3_column_int64(st, 3);
+	if (!ret && (ret = dbx_next(st)) == 1) {
+		*ready = (uint64_t)dbx_int(st, 0);
+		*running = (uint64_t)dbx_int(st, 1);
+		*failed = (uint64_t)dbx_int(st, 2);
+		*dead = (uint64_t)dbx_int(st, 3);
 		ret = 0;
 	}
-	sqlite3_finalize(st);
+	dbx_rows_free(st);
 	UNLOCK();
 	return ret;
 }
 
 int state_lag(struct cluster *c, uint64_t *outdated, uint64_t *behind)
 {
-	sqlite3_stmt *st = NULL;
+	struct dbx_rows *st = NULL;
 	int ret;
 	*outdated = *behind = 0;
 	LOCK();
-	ret = sqldb_prepare(c->db, &st, "measuring replication lag",
+	ret = dbx_query(c->db, &st, "measuring replication lag",
 			    "SELECT COUNT(*), COALESCE(SUM(r.generation - p.generation), 0) FROM replicas AS p"
 			    " JOIN repositories AS r USING (virtual_storage, relative_path)"
 			    " WHERE p.virtual_storage = ? AND p.assigned = 1 AND p.generation < r.generation",
 			    "s", c->virtual_storage);
-	if (!ret && (ret = sqldb_step(c->db, st, "measuring replication lag")) == 1) {
-		*outdated = (uint64_t)sqlite3_column_int64(st, 0);
-		*behind = (uint64_t)sqlite3_column_int64(st, 1);
+	if (!ret && (ret = dbx_next(st)) == 1) {
+		*outdated = (uint64_t)dbx_int(st, 0);
+		*behind = (uint64_t)dbx_int(st, 1);
 		ret = 0;
 	}
-	sqlite3_finalize(st);
+	dbx_rows_free(st);
 	UNLOCK();
 	return ret;
 }

@@ -28,7 +28,7 @@ int sqldb_fail(struct sqldb *db, const char *what)
 	}
 }
 
-static int vprepare(struct sqldb *db, sqlite3_stmt **out, const char *what, const char *sql,
+int sqldb_vprepare(struct sqldb *db, sqlite3_stmt **out, const char *what, const char *sql,
 		    const char *types, va_list ap)
 {
 	sqlite3_stmt *st = NULL;
@@ -67,7 +67,7 @@ int sqldb_prepare(struct sqldb *db, sqlite3_stmt **out, const char *what, const 
 {
 	va_list ap;
 	va_start(ap, types);
-	int ret = vprepare(db, out, what, sql, types, ap);
+	int ret = sqldb_vprepare(db, out, what, sql, types, ap);
 	va_end(ap);
 	return ret;
 }
@@ -79,7 +79,7 @@ int sqldb_run(struct sqldb *db, const char *what, const char *sql, const char *t
 	int ret;
 
 	va_start(ap, types);
-	ret = vprepare(db, &st, what, sql, types, ap);
+	ret = sqldb_vprepare(db, &st, what, sql, types, ap);
 	va_end(ap);
 	while (!ret && (ret = sqldb_step(db, st, what)) == 1)
 		ret = 0;

@@ -38,6 +38,8 @@ int sqldb_fail(struct sqldb *db, const char *what);
  * 's' a string (NULL binds NULL), 'i' an int64_t, 'b' a bool (int).
  */
 int sqldb_prepare(struct sqldb *db, sqlite3_stmt **out, const char *what, const char *sql, const char *types, ...);
+int sqldb_vprepare(struct sqldb *db, sqlite3_stmt **out, const char *what, const char *sql, const char *types,
+		   va_list ap);
 /* Steps st: 1 for a row, 0 when done, or a negative code. */
 int sqldb_step(struct sqldb *db, sqlite3_stmt *st, const char *what);
 /* Prepares, steps to the end and finalizes: for statements without rows. */

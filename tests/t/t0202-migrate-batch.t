@@ -7,6 +7,9 @@
 . "$(dirname "$0")/test-lib.sh"
 
 APPS=${GROVE_TEST_MIGRATE_APPS:-60}
+# The apps the push loop uses: the first three (names are zero-padded: app01 or app001).
+LOOP_APPS=$(for i in $(seq -w 1 $APPS | head -n3); do printf "app%s " $i; done)
+FIRST=app$(seq -w 1 $APPS | head -n1)
 
 # all_refs FILE: every app's refs and HEAD, as a client sees them through the gate.
 all_refs() {
@@ -41,8 +44,8 @@ test_expect_success '--dry-run lists what would move, and moves nothing' '
 	"$GROVE" migrate --percent 100 --dry-run >out 2>err &&
 	test_grep "^$APPS apps, 0 on the cluster (0.0 %); would move $APPS to the cluster route" err &&
 	test $(wc -l <out) = $APPS &&
-	test_grep "^app01$" out &&
-	test -d "$TRASH/g1/legacy/app01.git"
+	test_grep "^$FIRST$" out &&
+	test -d "$TRASH/g1/legacy/$FIRST.git"
 '
 
 test_expect_success 'every app moves to the cluster while pushes run; none fails, nothing changes' '
@@ -51,7 +54,7 @@ test_expect_success 'every app moves to the cluster while pushes run; none fails
 		cd src && n=0 &&
 		while ! test -e "$TRASH/stop-pushing"; do
 			n=$((n + 1)) &&
-			for app in app01 app02 app03; do
+			for app in $LOOP_APPS; do
 				echo "$n" >>loop.txt && git add loop.txt && git commit -q -m "loop $n" &&
 				if git push -q $REMOTE/$app.git HEAD:refs/heads/loop 2>>"$TRASH/push.err"; then
 					echo "ok $app $n" >>"$TRASH/push.log"
@@ -74,7 +77,7 @@ test_expect_success 'every app moves to the cluster while pushes run; none fails
 	all_refs after &&
 	grep -v "refs/heads/loop" before >b && grep -v "refs/heads/loop" after >a &&
 	test_cmp b a &&
-	for app in app01 app02 app03; do
+	for app in $LOOP_APPS; do
 		n=$(grep "^ok $app " push.log | tail -n1 | cut -d" " -f3) &&
 		git ls-remote $REMOTE/$app.git refs/heads/loop >ls &&
 		git -C src log --format=%s -1 $(cut -f1 ls) >msg &&
@@ -96,7 +99,7 @@ test_expect_success 'half of them roll back to the legacy directory, unchanged' 
 	test_grep "done: $half moved, 0 failed" err &&
 	"$GROVE" app list >apps &&
 	test $(grep -c "\"route\": \"cluster\"" apps) = $((APPS / 2)) &&
-	test -d "$TRASH/g1/legacy/app01.git" &&
+	test -d "$TRASH/g1/legacy/$FIRST.git" &&
 	all_refs after &&
 	test_cmp before after
 '

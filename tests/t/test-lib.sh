@@ -204,6 +204,38 @@ start_cluster() {
 	restart_cluster "$cname"
 }
 
+# start_postgres: a PostgreSQL server of the test's own on loopback (initdb,
+# trust auth for user grove); sets PG_URL, PG_PORT and PG_DATA. As root it
+# runs as the postgres user, which PostgreSQL requires.
+start_postgres() {
+	pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
+	test -x "$pgbin/initdb" || { echo "no PostgreSQL server installed (scripts/install-deps installs it)" >&2; return 1; }
+	PG_PORT=$(free_port)
+	PG_DATA=$TRASH/pg/data
+	mkdir -p "$TRASH/pg" || return 1
+	as_pg=""
+	if test "$(id -u)" = 0; then
+		chmod 755 "$TRASH" && chown postgres "$TRASH/pg" || return 1
+		as_pg="runuser -u postgres --"
+	fi
+	$as_pg "$pgbin/initdb" -D "$PG_DATA" -A trust -U grove >"$TRASH/pg/initdb.out" 2>&1 ||
+		{ cat "$TRASH/pg/initdb.out" >&2; return 1; }
+	pg_ctl_start || return 1
+	PG_URL=postgres://grove@127.0.0.1:$PG_PORT/postgres
+}
+
+pg_ctl_start() {
+	$as_pg "$pgbin/pg_ctl" -D "$PG_DATA" -l "$TRASH/pg/server.out" -w \
+		-o "-p $PG_PORT -k $TRASH/pg -c listen_addresses=127.0.0.1" start >/dev/null ||
+		{ cat "$TRASH/pg/server.out" >&2; return 1; }
+	head -n1 "$PG_DATA/postmaster.pid" >>"$TRASH/.daemons"
+}
+
+# restart_postgres: a fast stop and a start of the same server.
+restart_postgres() {
+	$as_pg "$pgbin/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null && pg_ctl_start
+}
+
 # restart_cluster NAME: starts the router again with its config and database.
 restart_cluster() {
 	dir=$TRASH/$1
