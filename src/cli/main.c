@@ -19,7 +19,8 @@ static const char usage[] =
 	"usage: grove <command> [<args>]\n"
 	"\n"
 	"Start everything:\n"
-	"  up         a store and a gate on loopback, in one command\n"
+	"  up         three stores, a cluster router and a gate on loopback, in one command\n"
+	"  status     the running stack: gate, apps per route, cluster and stores, queue\n"
 	"\n"
 	"Daemons:\n"
 	"  store      a storage node: bare repositories and the grove.v1 Git API over gRPC\n"
@@ -69,6 +70,8 @@ int main(int argc, char **argv)
 	else if (!strcmp(argv[1], "user") || !strcmp(argv[1], "key") || !strcmp(argv[1], "app") ||
 		 !strcmp(argv[1], "access") || !strcmp(argv[1], "deploy"))
 		ret = admin_cli_main(argv[1], argc - 1, argv + 1);
+	else if (!strcmp(argv[1], "status"))
+		ret = status_main(argc - 1, argv + 1);
 	else if (!strcmp(argv[1], "migrate"))
 		ret = migrate_main(argc - 1, argv + 1);
 	else if (!strcmp(argv[1], "up"))

@@ -709,6 +709,39 @@ static int apps_list(struct call *x)
 	return answer(x, MHD_HTTP_OK, list);
 }
 
+/* One row of integer columns into a JSON object, named as the columns. */
+static int counts_row(void *ctx, int ncols, const char *const *names, const char *const *values)
+{
+	for (int i = 0; i < ncols; i++)
+		json_object_set_new(ctx, names[i], json_integer(values[i] ? strtoll(values[i], NULL, 10) : 0));
+	return 0;
+}
+
+/* GET /api/v1/status: what `grove status` shows of the gate. */
+static int status_get(struct call *x)
+{
+	json_t *o = json_object();
+	int ret = db_query(x->db,
+			   "SELECT COUNT(*) AS apps,"
+			   " COALESCE(SUM(CASE WHEN route = 'legacy' THEN 1 ELSE 0 END), 0) AS legacy,"
+			   " COALESCE(SUM(CASE WHEN route = 'cluster' THEN 1 ELSE 0 END), 0) AS cluster,"
+			   " COALESCE(SUM(locked), 0) AS locked FROM apps",
+			   NULL, 0, counts_row, o);
+	if (!ret)
+		ret = db_query(x->db,
+			       "SELECT COALESCE(SUM(CASE WHEN status = 'running' THEN 1 ELSE 0 END), 0) AS deployments_running,"
+			       " COALESCE(SUM(CASE WHEN status = 'queued' THEN 1 ELSE 0 END), 0) AS deployments_queued,"
+			       " (SELECT COUNT(*) FROM users) AS users FROM deployments",
+			       NULL, 0, counts_row, o);
+	if (ret) {
+		json_decref(o);
+		return reply_grove_error(x->out, ret);
+	}
+	json_object_set_new(o, "canary_percent", json_integer(x->a->canary_percent));
+	json_object_set_new(o, "draining", json_boolean(atomic_load(&x->a->draining)));
+	return answer(x, MHD_HTTP_OK, o);
+}
+
 static int app_get(struct call *x)
 {
 	json_t *j = NULL;
@@ -985,6 +1018,7 @@ static const struct route_def {
 	{ "DELETE", "users/*", user_delete, false },
 	{ "POST", "users/*/keys", key_add, true },
 	{ "DELETE", "keys/**", key_remove, false },
+	{ "GET", "status", status_get, false },
 	{ "GET", "apps", apps_list, false },
 	{ "POST", "apps", app_create, true },
 	{ "GET", "apps/*", app_get, false },

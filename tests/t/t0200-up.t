@@ -61,6 +61,18 @@ test_expect_success 'each part logs to its own file; the push is on the three st
 	test_grep "with outdated or missing replicas 0" st
 '
 
+test_expect_success 'grove status sums up the running stack' '
+	"$GROVE" status --data "$TRASH/gd" >st &&
+	test_grep "^gate  *http://127.0.0.1:$HTTP_PORT  *up$" st &&
+	test_grep "^  apps 1: 1 on the cluster, 0 legacy; new apps: 100 % to the cluster; 0 locked$" st &&
+	test_grep "^  deployments: 0 running, 0 queued; users 1$" st &&
+	test_grep "^cluster  *unix:$TRASH/gd/run/cluster.sock  *up (router up, virtual storage default)$" st &&
+	test_grep "^  stores: s1 healthy, s2 healthy, s3 healthy$" st &&
+	test_grep "^  repositories 1, with outdated or missing replicas 0$" st &&
+	GROVE_ADMIN_URL=http://127.0.0.1:1 test_expect_code 1 "$GROVE" status --data "$TRASH/gd" >st &&
+	test_grep "^gate .* DOWN: " st
+'
+
 test_expect_success 'a part that dies is restarted, and said so' '
 	pkill -9 -f "grove store -c $TRASH/gd/stores/s1/store.conf" &&
 	pkill -9 -f "grove cluster -c $TRASH/gd/cluster/cluster.conf" &&
