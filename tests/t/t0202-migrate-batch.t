@@ -65,7 +65,9 @@ test_expect_success 'every app moves to the cluster while pushes run; none fails
 		done
 	) &
 	loop=$!
+	t0=$(date +%s%N) &&
 	"$GROVE" migrate --percent 100 >progress 2>err &&
+	t1=$(date +%s%N) &&
 	touch "$TRASH/stop-pushing" && wait $loop &&
 	test_grep "done: $APPS moved, 0 failed, 0 left of $APPS" err &&
 	test $(grep -c "\"ok\":true" progress) = $APPS &&
@@ -83,7 +85,8 @@ test_expect_success 'every app moves to the cluster while pushes run; none fails
 		git -C src log --format=%s -1 $(cut -f1 ls) >msg &&
 		test_grep "^loop $n$" msg || return 1
 	done &&
-	echo "# pushes during the migration: $(grep -c "^ok" push.log) accepted, $(grep -c FAILED push.log) failed" >"$TRASH/report"
+	ms=$(( (t1 - t0) / 1000000 )) &&
+	echo "# $APPS apps moved to the cluster in $ms ms ($(( APPS * 60000 / (ms + 1) )) apps/min); pushes meanwhile: $(grep -c "^ok" push.log) accepted, $(grep -c FAILED push.log) failed" >"$TRASH/report"
 '
 test -f "$TRASH/report" && cat "$TRASH/report"
 
