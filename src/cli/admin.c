@@ -6,7 +6,7 @@
  *   grove app create web [--deploy-branch B] [--route legacy|cluster]
  *   grove app list | show APP | delete APP | lock APP | unlock APP
  *   grove app set-branch APP BRANCH | route APP legacy|cluster
- *   grove app migrate APP --to cluster|legacy
+ *   grove app migrate APP --to cluster|legacy      grove app gc APP
  *   grove access grant USER APP [--read] | revoke USER APP
  *   grove deploy list APP | log ID
  *
@@ -29,7 +29,7 @@ static const char usage[] =
 	"       grove app create NAME [--deploy-branch B] [--route legacy|cluster]\n"
 	"       grove app list | show APP | delete APP | lock APP | unlock APP\n"
 	"       grove app set-branch APP BRANCH | route APP legacy|cluster\n"
-	"       grove app migrate APP --to cluster|legacy | import --legacy-scan\n"
+	"       grove app migrate APP --to cluster|legacy | import --legacy-scan | gc APP\n"
 	"       grove access grant USER APP [--read] | revoke USER APP\n"
 	"       grove deploy list APP | log ID\n"
 	"\n"
@@ -216,6 +216,10 @@ int admin_cli_main(const char *noun, int argc, char **argv)
 			if (argc < 3 || strcmp(argv[2], "--legacy-scan"))
 				goto usage;
 			code = request("POST", "/api/v1/import-legacy", NULL, false);
+		} else if (!strcmp(verb, "gc")) {
+			NEED(3);
+			snprintf(path, sizeof(path), "/api/v1/apps/%s/gc", ARG(2));
+			code = request("POST", path, NULL, false);
 		} else if (!strcmp(verb, "migrate")) {
 			if (argc < 5 || strcmp(argv[3], "--to"))
 				goto usage;

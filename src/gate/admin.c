@@ -900,6 +900,20 @@ static int app_migrate_post(struct call *x)
 	return x->out->status;
 }
 
+static int app_gc_post(struct call *x)
+{
+	struct strbuf report;
+	int ret;
+	if (!x->a->migrate)
+		return reply_error(x->out, MHD_HTTP_CONFLICT, "this gate cannot reach the repositories");
+	strbuf_init(&report, 16 * 1024);
+	ret = app_gc(x->a->migrate, x->db, x->arg[0], &report);
+	if (!ret)
+		answer(x, MHD_HTTP_OK, json_pack("{s:s, s:s}", "name", x->arg[0], "report", report.buf));
+	strbuf_release(&report);
+	return ret ? reply_grove_error(x->out, ret) : x->out->status;
+}
+
 static int app_delete(struct call *x)
 {
 	int ret = db_app_delete(x->db, x->arg[0]);
@@ -1025,6 +1039,7 @@ static const struct route_def {
 	{ "PATCH", "apps/*", app_patch, true },
 	{ "DELETE", "apps/*", app_delete, false },
 	{ "POST", "apps/*/migrate", app_migrate_post, true },
+	{ "POST", "apps/*/gc", app_gc_post, false },
 	{ "POST", "import-legacy", apps_import_legacy, false },
 	{ "PUT", "apps/*/collaborators/*", collaborator_put, true },
 	{ "DELETE", "apps/*/collaborators/*", collaborator_delete, false },

@@ -27,6 +27,13 @@ struct migrate_env {
 int app_migrate(const struct migrate_env *env, struct db *db, const char *app, enum route to, struct strbuf *report);
 
 /*
+ * Repository maintenance of an app where it lives: on the cluster route,
+ * OptimizeRepository (eager) — a router runs it on every replica; on the
+ * legacy route, git repack -a -d and pack-refs in the bare repository.
+ */
+int app_gc(const struct migrate_env *env, struct db *db, const char *app, struct strbuf *report);
+
+/*
  * A push session's side of the push lock: shared, taken once the app is
  * seen unlocked. Returns the descriptor (close it to release) or -1.
  */

@@ -107,6 +107,21 @@ test_expect_success 'half of them roll back to the legacy directory, unchanged' 
 	test_cmp before after
 '
 
+test_expect_success 'grove app gc optimizes an app where it lives: every replica, or the legacy copy' '
+	"$GROVE" app list >apps &&
+	on_cluster=$(grep -B2 "\"route\": \"cluster\"" apps | sed -n "s/.*\"name\": \"\(app[0-9]*\)\".*/\1/p" | head -n1) &&
+	test -n "$on_cluster" &&
+	"$GROVE" app gc $on_cluster >out &&
+	test_grep "optimized $on_cluster on the cluster (every replica): repacked fully" out &&
+	test $(grep -h "\"method\":\"/grove.v1.RepositoryService/OptimizeRepository\"" s1/store.log s2/store.log s3/store.log | grep -c "\"code\":\"OK\"") -ge 3 &&
+	"$GROVE" app gc $FIRST >out &&
+	test_grep "optimized $FIRST in the legacy directory: repacked fully, refs packed" out &&
+	test -f "$TRASH/g1/legacy/$FIRST.git/packed-refs" &&
+	git ls-remote $REMOTE/$FIRST.git >ls && test_grep "refs/heads/main" ls &&
+	test_must_fail "$GROVE" app gc nosuch 2>err &&
+	test_grep "HTTP 404" err
+'
+
 test_expect_success 'bad arguments are refused with the usage' '
 	test_expect_code 2 "$GROVE" migrate --percent 101 2>err &&
 	test_grep "give --percent from 0 to 100" err &&
