@@ -19,6 +19,8 @@
 
 #define GATE_APP_NAME_MAX 63
 
+struct cidr;
+
 struct gate_config {
 	char *conf_path;
 	char *data_dir;
@@ -45,6 +47,8 @@ struct gate_config {
 	int lock_wait;             /* seconds a push waits for a locked app */
 	char *self_exe;
 	char *hooks_dir;           /* core.hooksPath for legacy pushes */
+	struct cidr *proxy_from;   /* load balancers that send (and must send) a PROXY header */
+	size_t nproxy_from;
 };
 
 int gate_config_load(struct gate_config *cfg, const char *path);

@@ -7,6 +7,7 @@
 #include "gate/metrics.h"
 #include "lib/auth.h"
 #include "lib/config.h"
+#include "lib/proxyproto.h"
 #include "lib/error.h"
 #include "lib/fs.h"
 #include "lib/log.h"
@@ -50,6 +51,8 @@ static const char usage[] =
 	"    idleTimeout = 600               seconds without traffic\n"
 	"    shutdownGrace = 60              seconds SIGTERM waits for sessions\n"
 	"    lockWait = 60                   seconds a push waits for a locked app\n"
+	"    proxyProtocolFrom = 10.0.0.0/8  repeatable: load balancers that send a PROXY\n"
+	"                                    header (v1 or v2); from them it is required\n"
 	"  [route]\n"
 	"    legacyDir = legacy              bare repositories <app>.git (an NFS mount…)\n"
 	"    cluster = 127.0.0.1:8075        a store's or cluster's gRPC address\n"
@@ -107,6 +110,19 @@ int gate_config_load(struct gate_config *c, const char *path)
 #undef INT
 	if ((ret = auth_secret_load(secret_file, &c->secret)) || (ret = auth_secret_load(token_file, &c->admin_token)))
 		goto out;
+	{
+		char **from = NULL;
+		size_t n = 0;
+		if ((ret = config_get_all(cfg, "gate.proxyProtocolFrom", &from, &n)))
+			goto out;
+		c->proxy_from = xcalloc(n + 1, sizeof(*c->proxy_from));
+		for (size_t i = 0; i < n && !ret; i++)
+			if ((ret = cidr_parse(from[i], &c->proxy_from[c->nproxy_from++])))
+				error_wrap(ret, "%s: gate.proxyProtocolFrom", path);
+		config_strv_free(from, n);
+		if (ret)
+			goto out;
+	}
 	c->host_key_dir = xasprintf("%s/hostkeys", c->data_dir);
 	c->hooks_dir = xasprintf("%s/hooks", c->data_dir);
 	c->self_exe = realpath("/proc/self/exe", NULL);
@@ -127,6 +143,8 @@ void gate_config_release(struct gate_config *c)
 			    &c->cluster_storage, &c->deploy_branch, &c->deploy_command, &c->self_exe, &c->hooks_dir };
 	for (size_t i = 0; i < ARRAY_SIZE(fields); i++)
 		FREE_AND_NULL(*fields[i]);
+	FREE_AND_NULL(c->proxy_from);
+	c->nproxy_from = 0;
 }
 
 static int gate_init_dir(const char *dir, const char *listen, const char *store, const char *storage)

@@ -19,6 +19,7 @@
 #include "lib/gitcmd.h"
 #include "lib/hookpayload.h"
 #include "lib/log.h"
+#include "lib/proxyproto.h"
 #include "lib/proc.h"
 #include "lib/rpc.h"
 #include "lib/sshcmd.h"
@@ -613,6 +614,38 @@ out:
 	app_release(&app);
 }
 
+/*
+ * From a load balancer of gate.proxyProtocolFrom, the connection must open
+ * with a PROXY header: the client it names becomes the session's peer. From
+ * anyone else nothing changes (and a header would simply fail the SSH
+ * handshake). Returns non-zero when the connection is to be dropped.
+ */
+static int proxy_header(const struct gate_config *cfg, int fd, struct sess *s)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	struct proxy_addr pa;
+	bool from_balancer = false;
+	char balancer[sizeof(s->peer)];
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl))
+		return 0;
+	for (size_t i = 0; i < cfg->nproxy_from && !from_balancer; i++)
+		from_balancer = cidr_match(&cfg->proxy_from[i], (struct sockaddr *)&ss);
+	if (!from_balancer)
+		return 0;
+	if (proxy_read(fd, cfg->login_grace * 1000, &pa)) {
+		log_warn("gate.proxy_refused", "peer=%s reason=%s", s->peer, error_msg());
+		return 1;
+	}
+	if (pa.local)
+		return 0;
+	strlcpy_(balancer, s->peer, sizeof(balancer));
+	snprintf(s->peer, sizeof(s->peer), strchr(pa.ip, ':') ? "[%s]:%u" : "%s:%u", pa.ip, pa.port);
+	log_info("gate.proxied", "peer=%s balancer=%s", s->peer, balancer);
+	return 0;
+}
+
 int session_run(const struct gate_config *cfg, struct ssh_bind_struct *bind, int fd, const char *peer, int auth_fd)
 {
 	struct sess s = { .cfg = cfg, .auth_fd = auth_fd, .push_lock = -1 };
@@ -632,6 +665,8 @@ int session_run(const struct gate_config *cfg, struct ssh_bind_struct *bind, int
 	/* A client that has not authenticated within the grace time is cut off
 	 * by the kernel, whatever state libssh is in. */
 	alarm((unsigned)cfg->login_grace);
+	if (cfg->nproxy_from && proxy_header(cfg, fd, &s))
+		goto out;
 	if (ssh_bind_accept_fd(bind, s.ssh, fd) != SSH_OK) {
 		log_info("gate.accept_failed", "peer=%s error=%s", peer, ssh_get_error(bind));
 		goto out;
