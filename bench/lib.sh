@@ -185,3 +185,23 @@ EOF
 	log "sshd on 127.0.0.1:$SSH_PORT"
 }
 ssh_url() { echo "$SSH_USER@127.0.0.1:$SSHDIR/repos/$1"; }
+
+# Memory and ratios, shared by the benchmarks.
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+# sample_rss PID FILE: VmRSS (KiB) every 50 ms until killed.
+sample_rss() {
+	local pid=$1 out=$2 fd k v
+	exec {fd}<> <(:)   # a pipe nobody writes: `read -t` on it is a sleep without a fork
+	while [ -r "/proc/$pid/status" ]; do
+		while read -r k v _; do
+			if [ "$k" = VmRSS: ]; then echo "$v" >>"$out"; break; fi
+		done <"/proc/$pid/status"
+		read -r -t 0.05 -u "$fd" _ || true
+	done
+}
+peak_of() { sort -n "$1" | tail -1; }
+ratio() { awk -v s="$1" -v g="$2" 'BEGIN { printf "%.3f", g / s }'; }
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+# percentile P VALUES...: the value at or above P % of them (nearest rank).
+percentile() { local p=$1; shift; printf '%s
+' "$@" | sort -g | awk -v p="$p" '{ v[NR] = $1 } END { r = int((p * NR + 99) / 100); if (r < 1) r = 1; print v[r] }'; }

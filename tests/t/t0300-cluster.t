@@ -98,13 +98,22 @@ test_expect_success 'a push through the router lands on every replica, committed
 	test $(grep -c "\"event\":\"cluster.vote\".*\"commit\":true" c/cluster.log) -ge 3
 '
 
-test_expect_success 'clone and fetch through the router, protocols v0 and v2' '
+test_expect_success 'clone through the router, protocols v0 and v2; reads are spread over the replicas' '
 	git_on $c_ADDR -c protocol.version=2 clone -q --mirror ssh://default/app.git v2.git &&
 	git_on $c_ADDR -c protocol.version=0 clone -q --mirror ssh://default/app.git v0.git &&
 	git -C src for-each-ref --format="%(objectname) %(refname)" >expect &&
 	git -C v2.git for-each-ref --format="%(objectname) %(refname)" >actual2 &&
 	git -C v0.git for-each-ref --format="%(objectname) %(refname)" >actual0 &&
-	test_cmp expect actual2 && test_cmp expect actual0
+	test_cmp expect actual2 && test_cmp expect actual0 &&
+	git_on $c_ADDR ls-remote ssh://default/app.git >/dev/null &&
+	git_on $c_ADDR ls-remote ssh://default/app.git >/dev/null &&
+	p=$(primary_of app.git) &&
+	served=0 &&
+	for s in s1 s2 s3; do
+		test $s = $p && continue
+		grep -q "\"method\":\"/grove.v1.SSHService/SSHUploadPack\",\"code\":\"OK\"" $s/store.log && served=$((served + 1))
+	done &&
+	test $served -ge 1
 '
 
 test_expect_success 'accessors, mutators and maintenance RPCs route without code of their own' '
