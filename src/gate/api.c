@@ -394,6 +394,7 @@ int api_run(const struct gate_config *cfg)
 	struct admin_opts aopts = { 0 };
 	struct migrate_env menv = { 0 };
 	char *locks = xasprintf("%s/locks", cfg->data_dir), *tmp = xasprintf("%s/tmp", cfg->data_dir);
+	char *journal = xasprintf("%s/migrations", cfg->data_dir);
 	sigset_t sigs;
 	int sig, ret;
 
@@ -420,8 +421,16 @@ int api_run(const struct gate_config *cfg)
 	menv.secret = cfg->secret;
 	menv.locks_dir = locks;
 	menv.tmp_dir = tmp;
+	menv.journal_dir = journal;
 	menv.lock_timeout = 600;
 	aopts.migrate = &menv;
+	/* Before the API takes requests: no migration stays half-done after a crash. */
+	{
+		struct db *db = NULL;
+		if (!db_open(&db, cfg->db_path))
+			app_migrate_recover(&menv, db);
+		db_close(db);
+	}
 	if ((ret = admin_start(&admin, &aopts)))
 		goto out;
 	log_info("gate.api_started", "hook_listen=%s admin_listen=%s", cfg->hook_listen, cfg->admin_listen);
@@ -436,5 +445,6 @@ out:
 	rpc_server_free(srv);
 	free(locks);
 	free(tmp);
+	free(journal);
 	return ret ? 1 : 0;
 }

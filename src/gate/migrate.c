@@ -1,4 +1,5 @@
 /* Live migration of an app between the routes: see migrate.h. */
+#include "gate/gate.h"
 #include "gate/migrate.h"
 #include "lib/error.h"
 #include "lib/fs.h"
@@ -9,6 +10,8 @@
 #include "lib/rpc.h"
 #include "lib/strvec.h"
 #include "grove/v1/repository.pb-c.h"
+
+#include <dirent.h>
 
 #include <fcntl.h>
 #include <signal.h>
@@ -291,6 +294,37 @@ out:
 	return ret;
 }
 
+/* ---- the journal: what a crash would leave half-done ---- */
+
+static void journal_path(const struct migrate_env *env, const char *name, char *out, size_t n)
+{
+	snprintf(out, n, "%s/%s", env->journal_dir, name);
+}
+
+/* Written before anything changes; removed when the migration ended either way. */
+static int journal_write(const struct migrate_env *env, const char *name, enum route to, bool locked_here)
+{
+	char path[4096], tmp[4200];
+	char *text = xasprintf("to=%s\nlocked_here=%d\n", route_name(to), locked_here ? 1 : 0);
+	int ret = fs_mkdir_p(env->journal_dir, 0700);
+	journal_path(env, name, path, sizeof(path));
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	unlink(tmp);
+	if (!ret)
+		ret = fs_write_new(tmp, text, 0600);
+	if (!ret && rename(tmp, path))
+		ret = error_set(GROVE_EIO, "cannot write the migration journal %s: %s", path, strerror(errno));
+	free(text);
+	return ret;
+}
+
+static void journal_remove(const struct migrate_env *env, const char *name)
+{
+	char path[4096];
+	journal_path(env, name, path, sizeof(path));
+	unlink(path);
+}
+
 int app_migrate(const struct migrate_env *env, struct db *db, const char *name, enum route to, struct strbuf *report)
 {
 	struct app app = { 0 };
@@ -298,7 +332,7 @@ int app_migrate(const struct migrate_env *env, struct db *db, const char *name, 
 	char rel[128], legacy[4096], tmpl[4096], staged[4200], head[1024] = "refs/heads/main";
 	char sum_src[65] = "", sum_dst[65] = "";
 	char *tmp = NULL;
-	bool locked_here = false, copied = false, exists = false;
+	bool locked_here = false, copied = false, exists = false, journaled = false;
 	int lock_fd = -1, ret;
 	uint64_t nrefs = 0;
 	int64_t start = now_ms();
@@ -322,6 +356,10 @@ int app_migrate(const struct migrate_env *env, struct db *db, const char *name, 
 		goto out;
 
 	/* 1. Lock: new pushes wait at the gate; running ones finish first. */
+	if ((ret = journal_write(env, name, to, !app.locked)))
+		goto out;
+	journaled = true;
+	log_info("gate.migrating", "app=%s to=%s", name, route_name(to));
 	if (!app.locked) {
 		if ((ret = db_app_set_locked(db, name, true)))
 			goto out;
@@ -430,6 +468,8 @@ out:
 		close(lock_fd);
 	if (tmp)
 		fs_rmtree(tmp);
+	if (journaled)
+		journal_remove(env, name);
 	if (ret)
 		log_warn("gate.migrate_failed", "app=%s to=%s error=%s", name, route_name(to), error_msg());
 	rpc_client_free(r.cl);
@@ -491,5 +531,98 @@ int app_gc(const struct migrate_env *env, struct db *db, const char *name, struc
 		log_info("gate.gc", "app=%s route=%s ms=%lld", name, route_name(app.route), (long long)(now_ms() - start));
 out:
 	app_release(&app);
+	return ret;
+}
+
+/* Finishes or rolls back the migration of one app that a crash interrupted. */
+static int recover_one(const struct migrate_env *env, struct db *db, const char *name)
+{
+	struct app app = { 0 };
+	struct remote r = { .repo = GROVE__V1__REPOSITORY__INIT };
+	char path[4096], text[128] = "", rel[128], legacy[4096];
+	enum route to;
+	bool locked_here, exists = false, finished;
+	FILE *f;
+	int ret;
+
+	journal_path(env, name, path, sizeof(path));
+	if (!(f = fopen(path, "r")))
+		return error_set(GROVE_EIO, "cannot read %s: %s", path, strerror(errno));
+	size_t n = fread(text, 1, sizeof(text) - 1, f);
+	fclose(f);
+	text[n] = '\0';
+	if (strstr(text, "to=cluster\n"))
+		to = ROUTE_CLUSTER;
+	else if (strstr(text, "to=legacy\n"))
+		to = ROUTE_LEGACY;
+	else
+		return error_set(GROVE_EINVAL, "migration journal %s is not one this gate wrote", path);
+	locked_here = strstr(text, "locked_here=1\n") != NULL;
+	if ((ret = db_app_get(db, name, &app))) {
+		if (ret == GROVE_ENOTFOUND) {   /* deleted since: nothing to keep consistent */
+			unlink(path);
+			ret = 0;
+		}
+		goto out;
+	}
+	snprintf(rel, sizeof(rel), "%s.git", name);
+	snprintf(legacy, sizeof(legacy), "%s/%s", env->legacy_dir, rel);
+	r.repo.storage_name = (char *)env->cluster_storage;
+	r.repo.relative_path = rel;
+	if (!env->cluster_address) {
+		ret = error_set(GROVE_EPRECOND, "no cluster configured to finish the migration of %s", name);
+		goto out;
+	}
+	if ((ret = rpc_client_new(&r.cl, env->cluster_address, env->secret)))
+		goto out;
+	/* The route is the truth: switched means the copy was verified. The
+	 * copy on the app's route now stays; the other one goes. */
+	finished = app.route == to;
+	if (app.route == ROUTE_CLUSTER) {
+		if (!access(legacy, F_OK)) {
+			char aside[4200];
+			snprintf(aside, sizeof(aside), "%s/%s.migrated-%lld", env->legacy_dir, name, (long long)time(NULL));
+			if (!rename(legacy, aside))
+				fs_rmtree(aside);
+		}
+	} else {
+		if ((ret = remote_exists(&r, &exists)))
+			goto out;
+		if (exists && (ret = remote_remove(&r)))
+			goto out;
+	}
+	if (locked_here && (ret = db_app_set_locked(db, name, false)))
+		goto out;
+	unlink(path);
+	log_warn(finished ? "gate.migration_finished" : "gate.migration_rolled_back", "app=%s to=%s route=%s", name,
+		 route_name(to), route_name(app.route));
+out:
+	rpc_client_free(r.cl);
+	app_release(&app);
+	return ret;
+}
+
+int app_migrate_recover(const struct migrate_env *env, struct db *db)
+{
+	DIR *d = opendir(env->journal_dir);
+	struct dirent *e;
+	int ret = 0;
+	if (!d)
+		return 0;
+	/* Staged copies of interrupted migrations back to legacy: no one uses them. */
+	fs_rmtree(env->tmp_dir);
+	while ((e = readdir(d))) {
+		char name[GATE_APP_NAME_MAX + 1];
+		if (e->d_name[0] == '.' || strchr(e->d_name, '.'))
+			continue;    /* ".", "..", and "<app>.tmp" of a journal being written */
+		if (gate_app_from_path(e->d_name, name) || strcmp(name, e->d_name))
+			continue;
+		int r = recover_one(env, db, name);
+		if (r) {
+			log_error("gate.migration_recovery_failed", "app=%s error=%s", name, error_msg());
+			ret = r;
+		}
+	}
+	closedir(d);
 	return ret;
 }

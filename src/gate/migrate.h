@@ -20,11 +20,21 @@ struct migrate_env {
 	const char *secret;
 	const char *locks_dir;   /* per-app push locks, shared with the sessions */
 	const char *tmp_dir;
+	const char *journal_dir; /* one file per migration in progress: what to undo after a crash */
 	int lock_timeout;        /* seconds to wait for running pushes */
 };
 
 /* report gets one line per step, for the operator. */
 int app_migrate(const struct migrate_env *env, struct db *db, const char *app, enum route to, struct strbuf *report);
+
+/*
+ * After a crash (of the gate, or of its api process) in the middle of
+ * migrations: each one in the journal is finished if its route had switched
+ * (the old copy goes), else rolled back (the new copy goes, the route
+ * stays); the app is unlocked if the migration had locked it. Run at start,
+ * before the admin API takes requests.
+ */
+int app_migrate_recover(const struct migrate_env *env, struct db *db);
 
 /*
  * Repository maintenance of an app where it lives: on the cluster route,

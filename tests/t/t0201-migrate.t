@@ -126,4 +126,37 @@ test_expect_success 'with the cluster down, a migration fails clearly and change
 	test_cmp before still
 '
 
+test_expect_success 'a migration cut by a crash is finished or rolled back at the next start' '
+	restart_store s1 &&
+	git init -q big-src &&
+	(cd big-src && dd if=/dev/urandom of=blob bs=1M count=40 2>/dev/null && git add blob &&
+		git commit -q -m big && git push -q --mirror "$TRASH/g1/legacy/big.git" 2>/dev/null ||
+		{ git init -q --bare "$TRASH/g1/legacy/big.git" && git push -q "$TRASH/g1/legacy/big.git" main; }) &&
+	"$GROVE" app import --legacy-scan >/dev/null &&
+	refs_of big before &&
+	api_pid=$(sed -n "s/.*\"role\":\"gate-api\",\"pid\":\([0-9]*\),\"event\":\"gate.api_started\".*/\1/p" g1/gate.log | tail -n1) &&
+	test -n "$api_pid" || exit 1
+	"$GROVE" app migrate big --to cluster >mig.out 2>&1 &
+	for _ in $(seq 1 500); do grep -q "\"event\":\"gate.migrating\".*\"app\":\"big\"" g1/gate.log && break; sleep 0.01; done
+	kill -9 $api_pid &&
+	for _ in $(seq 1 100); do
+		grep -q "\"event\":\"gate.migration_\(rolled_back\|finished\)\".*\"app\":\"big\"" g1/gate.log && break
+		sleep 0.1
+	done &&
+	test_grep "\"event\":\"gate.migration_\(rolled_back\|finished\)\".*\"app\":\"big\"" g1/gate.log &&
+	for _ in $(seq 1 100); do "$GROVE" app show big >show 2>/dev/null && break; sleep 0.1; done &&
+	test_grep "\"locked\": false" show &&
+	rpc $s1_ADDR RepositoryService/RepositoryExists repository.storage_name=s1 repository.relative_path=big.git >ex &&
+	if grep -q "\"route\": \"cluster\"" show; then
+		test_grep "\"exists\":true" ex && test ! -e "$TRASH/g1/legacy/big.git"
+	else
+		test_grep "\"exists\":false" ex && test -d "$TRASH/g1/legacy/big.git"
+	fi &&
+	refs_of big after &&
+	test_cmp before after &&
+	test ! -e "$TRASH/g1/migrations/big" &&
+	grep -o "gate.migration_[a-z_]*" g1/gate.log | tail -n1 >"$TRASH/recovery"
+'
+test -f "$TRASH/recovery" && echo "# the interrupted migration was: $(cat "$TRASH/recovery")"
+
 test_done
