@@ -853,7 +853,7 @@ static int app_patch(struct call *x)
 	if (route_s && route_parse(route_s, &route))
 		return reply_error(x->out, MHD_HTTP_BAD_REQUEST, "field \"route\" must be \"legacy\" or \"cluster\"");
 	/* All the changes or none. */
-	ret = db_query(x->db, "BEGIN IMMEDIATE", NULL, 0, NULL, NULL);
+	ret = db_begin(x->db, "changing an app");
 	if (!ret && branch)
 		ret = db_app_set_deploy_branch(x->db, x->arg[0], branch);
 	if (!ret && route_s)
@@ -861,10 +861,10 @@ static int app_patch(struct call *x)
 	if (!ret && has_locked)
 		ret = db_app_set_locked(x->db, x->arg[0], locked);
 	if (!ret)
-		ret = db_query(x->db, "COMMIT", NULL, 0, NULL, NULL);
+		ret = db_commit(x->db, "changing an app");
 	if (ret) {
 		reply_grove_error(x->out, ret);
-		db_query(x->db, "ROLLBACK", NULL, 0, NULL, NULL);
+		db_rollback(x->db);
 		return x->out->status;
 	}
 	if (route_s || has_locked)

@@ -14,6 +14,7 @@
 #include "gate/db.h"
 #include "lib/error.h"
 #include "lib/log.h"
+#include "lib/dbx.h"
 #include "lib/sqldb.h"
 #include "lib/strbuf.h"
 
@@ -29,10 +30,11 @@
 #define FIELD_MAX 1024
 
 struct db {
-	struct sqldb *s;
+	struct dbx *x;
 };
 
 #define NOW_SQL SQLDB_NOW
+#define STMT_NOW "{NOW}"
 
 /*
  * Migrations, oldest first: migration i brings user_version from i to i+1.
@@ -77,6 +79,53 @@ static const char *const migrations[] = {
 	"  status TEXT NOT NULL DEFAULT 'queued'"
 	"    CHECK (status IN ('queued', 'running', 'succeeded', 'failed')),"
 	"  started_at TEXT NOT NULL DEFAULT (" NOW_SQL "),"
+	"  finished_at TEXT,"
+	"  log TEXT NOT NULL DEFAULT '');"
+	"CREATE INDEX deployments_app ON deployments(app, id);"
+	"CREATE TABLE settings ("
+	"  key TEXT PRIMARY KEY,"
+	"  value TEXT);",
+};
+
+/* The same schema for PostgreSQL, where several gates share it. */
+#define PG_NOW "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+static const char *const pg_migrations[] = {
+	"CREATE TABLE users ("
+	"  id BIGSERIAL PRIMARY KEY,"
+	"  name TEXT NOT NULL UNIQUE,"
+	"  admin INTEGER NOT NULL DEFAULT 0 CHECK (admin IN (0, 1)),"
+	"  created_at TEXT NOT NULL DEFAULT " PG_NOW ");"
+	"CREATE TABLE keys ("
+	"  id BIGSERIAL PRIMARY KEY,"
+	"  user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+	"  fingerprint TEXT NOT NULL UNIQUE,"
+	"  public_key TEXT NOT NULL,"
+	"  created_at TEXT NOT NULL DEFAULT " PG_NOW ");"
+	"CREATE INDEX keys_user ON keys(user_id);"
+	"CREATE TABLE apps ("
+	"  id BIGSERIAL PRIMARY KEY,"
+	"  name TEXT NOT NULL UNIQUE,"
+	"  deploy_branch TEXT NOT NULL DEFAULT 'main',"
+	"  route TEXT NOT NULL DEFAULT 'legacy' CHECK (route IN ('legacy', 'cluster')),"
+	"  locked INTEGER NOT NULL DEFAULT 0 CHECK (locked IN (0, 1)),"
+	"  created_at TEXT NOT NULL DEFAULT " PG_NOW ","
+	"  updated_at TEXT NOT NULL DEFAULT " PG_NOW ");"
+	"CREATE TABLE collaborators ("
+	"  app_id BIGINT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,"
+	"  user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+	"  access TEXT NOT NULL CHECK (access IN ('read', 'write')),"
+	"  PRIMARY KEY (app_id, user_id));"
+	"CREATE INDEX collaborators_user ON collaborators(user_id);"
+	"CREATE TABLE deployments ("
+	"  id BIGSERIAL PRIMARY KEY,"
+	"  app TEXT NOT NULL,"
+	"  ref TEXT NOT NULL,"
+	"  old_oid TEXT NOT NULL,"
+	"  new_oid TEXT NOT NULL,"
+	"  pusher TEXT NOT NULL,"
+	"  status TEXT NOT NULL DEFAULT 'queued'"
+	"    CHECK (status IN ('queued', 'running', 'succeeded', 'failed')),"
+	"  started_at TEXT NOT NULL DEFAULT " PG_NOW ","
 	"  finished_at TEXT,"
 	"  log TEXT NOT NULL DEFAULT '');"
 	"CREATE INDEX deployments_app ON deployments(app, id);"
@@ -202,15 +251,19 @@ int route_parse(const char *s, enum route *out)
 
 int db_open(struct db **out, const char *path)
 {
-	struct sqldb *s = NULL;
+	const struct dbx_schema schema = { migrations, ARRAY_SIZE(migrations), pg_migrations, ARRAY_SIZE(pg_migrations),
+					   "gate" };
+	struct dbx *x = NULL;
 	int ret;
 
 	*out = NULL;
-	ret = sqldb_open(&s, path, migrations, ARRAY_SIZE(migrations));
+	if (!path || !*path)
+		return error_set(GROVE_EINVAL, "no database path given");
+	ret = dbx_open(&x, path, &schema);
 	if (ret)
 		return ret;
 	*out = xcalloc(1, sizeof(**out));
-	(*out)->s = s;
+	(*out)->x = x;
 	return 0;
 }
 
@@ -218,8 +271,23 @@ void db_close(struct db *db)
 {
 	if (!db)
 		return;
-	sqldb_close(db->s);
+	dbx_close(db->x);
 	free(db);
+}
+
+int db_begin(struct db *db, const char *what)
+{
+	return dbx_begin(db->x, what);
+}
+
+int db_commit(struct db *db, const char *what)
+{
+	return dbx_commit(db->x, what);
+}
+
+void db_rollback(struct db *db)
+{
+	dbx_rollback(db->x);
 }
 
 void user_release(struct user *u)
@@ -233,129 +301,129 @@ void user_release(struct user *u)
 
 int db_user_create(struct db *db, const char *name, bool admin)
 {
-	sqlite3_stmt *st = NULL;
+	struct dbx_rows *st = NULL;
 	int ret = check_user_name(name);
 	if (ret)
 		return ret;
-	ret = sqldb_prepare(db->s, &st, "creating a user", "INSERT INTO users(name, admin) VALUES (?, ?)", "sb", name, (int)admin);
+	ret = dbx_query(db->x, &st, "creating a user", "INSERT INTO users(name, admin) VALUES (?, ?)", "sb", name, (int)admin);
 	if (ret)
 		return ret;
-	ret = sqldb_step(db->s, st, "creating a user");
+	ret = dbx_next(st);
 	if (ret == GROVE_EEXISTS)
 		ret = error_set(GROVE_EEXISTS, "user %s exists already", name);
-	sqlite3_finalize(st);
+	dbx_rows_free(st);
 	return ret < 0 ? ret : 0;
 }
 
 int db_user_delete(struct db *db, const char *name)
 {
-	sqlite3_stmt *st = NULL;
+	struct dbx_rows *st = NULL;
 	int ret = check_user_name(name);
 	if (ret)
 		return ret;
-	ret = sqldb_prepare(db->s, &st, "deleting a user", "DELETE FROM users WHERE name = ?", "s", name);
+	ret = dbx_query(db->x, &st, "deleting a user", "DELETE FROM users WHERE name = ?", "s", name);
 	if (ret)
 		return ret;
-	ret = sqldb_step(db->s, st, "deleting a user");
-	if (!ret && !sqlite3_changes(db->s->h))
+	ret = dbx_next(st);
+	if (!ret && !dbx_changes(db->x))
 		ret = error_set(GROVE_ENOTFOUND, "no user named %s", name);
-	sqlite3_finalize(st);
+	dbx_rows_free(st);
 	return ret < 0 ? ret : 0;
 }
 
 /* Fills out from a row of (id, name, admin). */
-static void user_from_row(sqlite3_stmt *st, struct user *out)
+static void user_from_row(struct dbx_rows *st, struct user *out)
 {
-	out->id = sqlite3_column_int64(st, 0);
-	out->name = sqldb_col_dup(st, 1);
-	out->admin = sqlite3_column_int(st, 2) != 0;
+	out->id = dbx_int(st, 0);
+	out->name = dbx_dup(st, 1);
+	out->admin = (int)dbx_int(st, 2) != 0;
 }
 
 int db_user_get(struct db *db, const char *name, struct user *out)
 {
-	sqlite3_stmt *st = NULL;
+	struct dbx_rows *st = NULL;
 	int ret;
 
 	memset(out, 0, sizeof(*out));
 	ret = check_user_name(name);
 	if (ret)
 		return ret;
-	ret = sqldb_prepare(db->s, &st, "looking up a user", "SELECT id, name, admin FROM users WHERE name = ?", "s", name);
+	ret = dbx_query(db->x, &st, "looking up a user", "SELECT id, name, admin FROM users WHERE name = ?", "s", name);
 	if (ret)
 		return ret;
-	ret = sqldb_step(db->s, st, "looking up a user");
+	ret = dbx_next(st);
 	if (ret == 1) {
 		user_from_row(st, out);
 		ret = 0;
 	} else if (ret == 0) {
 		ret = error_set(GROVE_ENOTFOUND, "no user named %s", name);
 	}
-	sqlite3_finalize(st);
+	dbx_rows_free(st);
 	return ret;
 }
 
 int db_key_add(struct db *db, const char *user, const char *fingerprint, const char *public_key)
 {
-	sqlite3_stmt *st = NULL;
+	struct dbx_rows *st = NULL;
 	int ret;
 
 	if ((ret = check_user_name(user)) || (ret = check_fingerprint(fingerprint)) ||
 	    (ret = check_text("public key", public_key, KEY_TEXT_MAX)))
 		return ret;
 	/* One statement, so a user deleted meanwhile cannot end up with a key. */
-	ret = sqldb_prepare(db->s, &st, "adding a key",
+	ret = dbx_query(db->x, &st, "adding a key",
 			   "INSERT INTO keys(user_id, fingerprint, public_key) SELECT id, ?, ? FROM users WHERE name = ?",
 			   "sss", fingerprint, public_key, user);
 	if (ret)
 		return ret;
-	ret = sqldb_step(db->s, st, "adding a key");
+	ret = dbx_next(st);
 	if (ret == GROVE_EEXISTS)
 		ret = error_set(GROVE_EEXISTS, "key %s is registered already: a key identifies one user, so remove it there first",
 				fingerprint);
-	else if (!ret && !sqlite3_changes(db->s->h))
+	else if (!ret && !dbx_changes(db->x))
 		ret = error_set(GROVE_ENOTFOUND, "no user named %s: create the user first", user);
-	sqlite3_finalize(st);
+	dbx_rows_free(st);
 	return ret < 0 ? ret : 0;
 }
 
 int db_key_remove(struct db *db, const char *fingerprint)
 {
-	sqlite3_stmt *st = NULL;
+	struct dbx_rows *st = NULL;
 	int ret = check_fingerprint(fingerprint);
 	if (ret)
 		return ret;
-	ret = sqldb_prepare(db->s, &st, "removing a key", "DELETE FROM keys WHERE fingerprint = ?", "s", fingerprint);
+	ret = dbx_query(db->x, &st, "removing a key", "DELETE FROM keys WHERE fingerprint = ?", "s", fingerprint);
 	if (ret)
 		return ret;
-	ret = sqldb_step(db->s, st, "removing a key");
-	if (!ret && !sqlite3_changes(db->s->h))
+	ret = dbx_next(st);
+	if (!ret && !dbx_changes(db->x))
 		ret = error_set(GROVE_ENOTFOUND, "no key with fingerprint %s", fingerprint);
-	sqlite3_finalize(st);
+	dbx_rows_free(st);
 	return ret < 0 ? ret : 0;
 }
 
 int db_user_by_key(struct db *db, const char *fingerprint, struct user *out)
 {
-	sqlite3_stmt *st = NULL;
+	struct dbx_rows *st = NULL;
 	int ret;
 
 	memset(out, 0, sizeof(*out));
 	ret = check_fingerprint(fingerprint);
 	if (ret)
 		return ret;
-	ret = sqldb_prepare(db->s, &st, "looking up a key",
+	ret = dbx_query(db->x, &st, "looking up a key",
 			   "SELECT u.id, u.name, u.admin FROM keys k JOIN users u ON u.id = k.user_id WHERE k.fingerprint = ?",
 			   "s", fingerprint);
 	if (ret)
 		return ret;
-	ret = sqldb_step(db->s, st, "looking up a key");
+	ret = dbx_next(st);
 	if (ret == 1) {
 		user_from_row(st, out);
 		ret = 0;
 	} else if (ret == 0) {
 		ret = error_set(GROVE_ENOTFOUND, "no user has the key %s", fingerprint);
 	}
-	sqlite3_finalize(st);
+	dbx_rows_free(st);
 	return ret;
 }
 
@@ -376,89 +444,89 @@ void app_release(struct app *a)
 
 int db_app_create(struct db *db, const char *name, const char *deploy_branch, enum route route)
 {
-	sqlite3_stmt *st = NULL;
+	struct dbx_rows *st = NULL;
 	int ret;
 
 	if ((ret = check_app_name(name)) || (ret = check_text("deploy branch", deploy_branch, BRANCH_MAX)))
 		return ret;
 	if (route != ROUTE_LEGACY && route != ROUTE_CLUSTER)
 		return error_set(GROVE_EINVAL, "route %d is neither legacy nor cluster", (int)route);
-	ret = sqldb_prepare(db->s, &st, "creating an app", "INSERT INTO apps(name, deploy_branch, route) VALUES (?, ?, ?)",
+	ret = dbx_query(db->x, &st, "creating an app", "INSERT INTO apps(name, deploy_branch, route) VALUES (?, ?, ?)",
 			   "sss", name, deploy_branch, route_name(route));
 	if (ret)
 		return ret;
-	ret = sqldb_step(db->s, st, "creating an app");
+	ret = dbx_next(st);
 	if (ret == GROVE_EEXISTS)
 		ret = error_set(GROVE_EEXISTS, "app %s exists already", name);
-	sqlite3_finalize(st);
+	dbx_rows_free(st);
 	return ret < 0 ? ret : 0;
 }
 
 int db_app_delete(struct db *db, const char *name)
 {
-	sqlite3_stmt *st = NULL;
+	struct dbx_rows *st = NULL;
 	int ret = check_app_name(name);
 	if (ret)
 		return ret;
-	ret = sqldb_prepare(db->s, &st, "deleting an app", "DELETE FROM apps WHERE name = ?", "s", name);
+	ret = dbx_query(db->x, &st, "deleting an app", "DELETE FROM apps WHERE name = ?", "s", name);
 	if (ret)
 		return ret;
-	ret = sqldb_step(db->s, st, "deleting an app");
-	if (!ret && !sqlite3_changes(db->s->h))
+	ret = dbx_next(st);
+	if (!ret && !dbx_changes(db->x))
 		ret = error_set(GROVE_ENOTFOUND, "no app named %s", name);
-	sqlite3_finalize(st);
+	dbx_rows_free(st);
 	return ret < 0 ? ret : 0;
 }
 
 int db_app_get(struct db *db, const char *name, struct app *out)
 {
-	sqlite3_stmt *st = NULL;
+	struct dbx_rows *st = NULL;
 	int ret;
 
 	memset(out, 0, sizeof(*out));
 	ret = check_app_name(name);
 	if (ret)
 		return ret;
-	ret = sqldb_prepare(db->s, &st, "looking up an app",
+	ret = dbx_query(db->x, &st, "looking up an app",
 			   "SELECT id, name, deploy_branch, route, locked, created_at, updated_at FROM apps WHERE name = ?",
 			   "s", name);
 	if (ret)
 		return ret;
-	ret = sqldb_step(db->s, st, "looking up an app");
+	ret = dbx_next(st);
 	if (ret == 1) {
-		const char *route = (const char *)sqlite3_column_text(st, 3);
-		out->id = sqlite3_column_int64(st, 0);
-		out->name = sqldb_col_dup(st, 1);
-		out->deploy_branch = sqldb_col_dup(st, 2);
+		const char *route = dbx_text(st, 3);
+		out->id = dbx_int(st, 0);
+		out->name = dbx_dup(st, 1);
+		out->deploy_branch = dbx_dup(st, 2);
 		out->route = route && !strcmp(route, "cluster") ? ROUTE_CLUSTER : ROUTE_LEGACY;
-		out->locked = sqlite3_column_int(st, 4) != 0;
-		out->created_at = sqldb_col_dup(st, 5);
-		out->updated_at = sqldb_col_dup(st, 6);
+		out->locked = (int)dbx_int(st, 4) != 0;
+		out->created_at = dbx_dup(st, 5);
+		out->updated_at = dbx_dup(st, 6);
 		ret = 0;
 	} else if (ret == 0) {
 		ret = error_set(GROVE_ENOTFOUND, "no app named %s", name);
 	}
-	sqlite3_finalize(st);
+	dbx_rows_free(st);
 	return ret;
 }
 
 /* Sets one column of an app (column is one of ours, never input) and updated_at. */
 static int app_update(struct db *db, const char *name, const char *sql, const char *types, const char *sval, int ival)
 {
-	sqlite3_stmt *st = NULL;
+	struct dbx_rows *st = NULL;
 	int ret = check_app_name(name);
 	if (ret)
 		return ret;
 	if (types[0] == 's')
-		ret = sqldb_prepare(db->s, &st, "updating an app", sql, "ss", sval, name);
+		ret = dbx_query(db->x, &st, "updating an app", sql, "ss", sval, name);
 	else
-		ret = sqldb_prepare(db->s, &st, "updating an app", sql, "bs", ival, name);
+		ret = dbx_query(db->x, &st, "updating an app", sql, "bs", ival, name);
 	if (ret)
 		return ret;
-	ret = sqldb_step(db->s, st, "updating an app");
-	if (!ret && !sqlite3_changes(db->s->h))
+	ret = dbx_next(st);
+	if (!ret && !dbx_changes(db->x))
 		ret = error_set(GROVE_ENOTFOUND, "no app named %s", name);
-	sqlite3_finalize(st);
+	dbx_rows_free(st);
 	return ret < 0 ? ret : 0;
 }
 
@@ -467,7 +535,7 @@ int db_app_set_deploy_branch(struct db *db, const char *name, const char *branch
 	int ret = check_text("deploy branch", branch, BRANCH_MAX);
 	if (ret)
 		return ret;
-	return app_update(db, name, "UPDATE apps SET deploy_branch = ?, updated_at = " NOW_SQL " WHERE name = ?",
+	return app_update(db, name, "UPDATE apps SET deploy_branch = ?, updated_at = " STMT_NOW " WHERE name = ?",
 			  "s", branch, 0);
 }
 
@@ -475,13 +543,13 @@ int db_app_set_route(struct db *db, const char *name, enum route route)
 {
 	if (route != ROUTE_LEGACY && route != ROUTE_CLUSTER)
 		return error_set(GROVE_EINVAL, "route %d is neither legacy nor cluster", (int)route);
-	return app_update(db, name, "UPDATE apps SET route = ?, updated_at = " NOW_SQL " WHERE name = ?",
+	return app_update(db, name, "UPDATE apps SET route = ?, updated_at = " STMT_NOW " WHERE name = ?",
 			  "s", route_name(route), 0);
 }
 
 int db_app_set_locked(struct db *db, const char *name, bool locked)
 {
-	return app_update(db, name, "UPDATE apps SET locked = ?, updated_at = " NOW_SQL " WHERE name = ?",
+	return app_update(db, name, "UPDATE apps SET locked = ?, updated_at = " STMT_NOW " WHERE name = ?",
 			  "b", NULL, locked);
 }
 
@@ -507,69 +575,69 @@ static int app_user_ids(struct db *db, const char *app, const char *user, int64_
 
 int db_access_grant(struct db *db, const char *app, const char *user, enum access access)
 {
-	sqlite3_stmt *st = NULL;
+	struct dbx_rows *st = NULL;
 	int64_t app_id = 0, user_id = 0;
 	int ret;
 
 	if (access != ACCESS_READ && access != ACCESS_WRITE)
 		return error_set(GROVE_EINVAL, "access must be read or write; to take access away, revoke it");
-	ret = sqldb_exec(db->s, "BEGIN IMMEDIATE", "granting access");
+	ret = dbx_begin(db->x, "granting access");
 	if (ret)
 		return ret;
 	ret = app_user_ids(db, app, user, &app_id, &user_id);
 	if (ret)
 		goto out;
-	ret = sqldb_prepare(db->s, &st, "granting access",
+	ret = dbx_query(db->x, &st, "granting access",
 			   "INSERT INTO collaborators(app_id, user_id, access) VALUES (?, ?, ?)"
 			   " ON CONFLICT(app_id, user_id) DO UPDATE SET access = excluded.access",
 			   "iis", app_id, user_id, access_name(access));
 	if (ret)
 		goto out;
-	ret = sqldb_step(db->s, st, "granting access");
+	ret = dbx_next(st);
 	if (ret)
 		goto out;
-	ret = sqldb_exec(db->s, "COMMIT", "granting access");
+	ret = dbx_commit(db->x, "granting access");
 out:
-	sqlite3_finalize(st);
+	dbx_rows_free(st);
 	if (ret)
-		sqldb_rollback(db->s);
+		dbx_rollback(db->x);
 	return ret;
 }
 
 int db_access_revoke(struct db *db, const char *app, const char *user)
 {
-	sqlite3_stmt *st = NULL;
+	struct dbx_rows *st = NULL;
 	int64_t app_id = 0, user_id = 0;
 	int ret;
 
-	ret = sqldb_exec(db->s, "BEGIN IMMEDIATE", "revoking access");
+	ret = dbx_begin(db->x, "revoking access");
 	if (ret)
 		return ret;
 	ret = app_user_ids(db, app, user, &app_id, &user_id);
 	if (ret)
 		goto out;
-	ret = sqldb_prepare(db->s, &st, "revoking access", "DELETE FROM collaborators WHERE app_id = ? AND user_id = ?",
+	ret = dbx_query(db->x, &st, "revoking access", "DELETE FROM collaborators WHERE app_id = ? AND user_id = ?",
 			   "ii", app_id, user_id);
 	if (ret)
 		goto out;
-	ret = sqldb_step(db->s, st, "revoking access");
+	ret = dbx_next(st);
 	if (ret)
 		goto out;
-	if (!sqlite3_changes(db->s->h)) {
+	if (!dbx_changes(db->x)) {
 		ret = error_set(GROVE_ENOTFOUND, "user %s is no collaborator on app %s", user, app);
 		goto out;
 	}
-	ret = sqldb_exec(db->s, "COMMIT", "revoking access");
+	ret = dbx_commit(db->x, "revoking access");
 out:
-	sqlite3_finalize(st);
+	dbx_rows_free(st);
 	if (ret)
-		sqldb_rollback(db->s);
+		dbx_rollback(db->x);
 	return ret;
 }
 
 enum access db_access_get(struct db *db, const char *app, const struct user *user)
 {
-	sqlite3_stmt *st = NULL;
+	struct dbx_rows *st = NULL;
 	enum access access = ACCESS_NONE;
 	const char *s;
 	int ret;
@@ -580,14 +648,14 @@ enum access db_access_get(struct db *db, const char *app, const struct user *use
 		return ACCESS_WRITE;
 	if (check_app_name(app))
 		return ACCESS_NONE;
-	ret = sqldb_prepare(db->s, &st, "checking access",
+	ret = dbx_query(db->x, &st, "checking access",
 			   "SELECT c.access FROM collaborators c JOIN apps a ON a.id = c.app_id"
 			   " WHERE a.name = ? AND c.user_id = ?",
 			   "si", app, user->id);
 	if (!ret)
-		ret = sqldb_step(db->s, st, "checking access");
+		ret = dbx_next(st);
 	if (ret == 1) {
-		s = (const char *)sqlite3_column_text(st, 0);
+		s = dbx_text(st, 0);
 		if (s && !strcmp(s, "write"))
 			access = ACCESS_WRITE;
 		else if (s && !strcmp(s, "read"))
@@ -596,7 +664,7 @@ enum access db_access_get(struct db *db, const char *app, const struct user *use
 		/* Fail closed, but leave a trace: a locked database looks like "no access". */
 		log_warn("db.access_failed", "app=%s user=%s error=%s", app, user->name, error_msg());
 	}
-	sqlite3_finalize(st);
+	dbx_rows_free(st);
 	return access;
 }
 
@@ -621,7 +689,7 @@ void deployment_release(struct deployment *d)
 int db_deploy_create(struct db *db, const char *app, const char *ref, const char *old_oid, const char *new_oid,
 		     const char *pusher, int64_t *id)
 {
-	sqlite3_stmt *st = NULL;
+	struct dbx_rows *st = NULL;
 	int ret;
 
 	*id = 0;
@@ -629,36 +697,43 @@ int db_deploy_create(struct db *db, const char *app, const char *ref, const char
 	    (ret = check_text("old object id", old_oid, 64)) || (ret = check_text("new object id", new_oid, 64)) ||
 	    (ret = check_text("pusher", pusher, FIELD_MAX)))
 		return ret;
-	ret = sqldb_prepare(db->s, &st, "recording a deployment",
-			   "INSERT INTO deployments(app, ref, old_oid, new_oid, pusher) VALUES (?, ?, ?, ?, ?)",
+	ret = dbx_query(db->x, &st, "recording a deployment",
+			   "INSERT INTO deployments(app, ref, old_oid, new_oid, pusher) VALUES (?, ?, ?, ?, ?) RETURNING id",
 			   "sssss", app, ref, old_oid, new_oid, pusher);
 	if (ret)
 		return ret;
-	ret = sqldb_step(db->s, st, "recording a deployment");
-	if (!ret)
-		*id = sqlite3_last_insert_rowid(db->s->h);
-	sqlite3_finalize(st);
+	ret = dbx_next(st);
+	if (ret == 1) {
+		*id = dbx_int(st, 0);
+		ret = 0;
+		/* SQLite runs the insert to its end on the next step. */
+		while (ret == 0 && dbx_next(st) == 1)
+			;
+	} else if (ret == 0) {
+		ret = error_set(GROVE_EINTERNAL, "recording a deployment: no id came back");
+	}
+	dbx_rows_free(st);
 	return ret < 0 ? ret : 0;
 }
 
 int db_deploy_set_status(struct db *db, int64_t id, const char *status)
 {
-	sqlite3_stmt *st = NULL;
+	struct dbx_rows *st = NULL;
 	int ret = check_status(status);
 	if (ret)
 		return ret;
 	/* A finished deployment gets its finish time; one set running again loses it. */
-	ret = sqldb_prepare(db->s, &st, "updating a deployment",
+	ret = dbx_query(db->x, &st, "updating a deployment",
 			   "UPDATE deployments SET status = ?1,"
-			   " finished_at = CASE WHEN ?1 IN ('succeeded', 'failed') THEN " NOW_SQL " ELSE NULL END"
+			   " finished_at = CASE WHEN ?1 IN ('succeeded', 'failed') THEN " STMT_NOW " ELSE NULL END"
 			   " WHERE id = ?2",
 			   "si", status, id);
 	if (ret)
 		return ret;
-	ret = sqldb_step(db->s, st, "updating a deployment");
-	if (!ret && !sqlite3_changes(db->s->h))
+	ret = dbx_next(st);
+	if (!ret && !dbx_changes(db->x))
 		ret = error_set(GROVE_ENOTFOUND, "no deployment with id %lld", (long long)id);
-	sqlite3_finalize(st);
+	dbx_rows_free(st);
 	return ret < 0 ? ret : 0;
 }
 
@@ -680,120 +755,116 @@ static size_t tail_start(const char *buf, size_t len)
 
 int db_deploy_append_log(struct db *db, int64_t id, const char *text, size_t len)
 {
-	sqlite3_stmt *st = NULL;
-	struct strbuf sb = STRBUF_INIT, tail = STRBUF_INIT;
+	struct dbx_rows *st = NULL;
+	struct strbuf sb = STRBUF_INIT, tail = STRBUF_INIT, piece = STRBUF_INIT;
 	const size_t cutlen = strlen(DEPLOY_LOG_CUT);
 	size_t oldlen;
 	int ret;
 
 	if (!len)
 		return 0;
-	ret = sqldb_exec(db->s, "BEGIN IMMEDIATE", "appending to a deployment log");
+	/* Text columns hold no NUL byte (PostgreSQL refuses one): a deploy
+	 * that prints one gets a '?' in its log. */
+	strbuf_add(&piece, text, len);
+	for (size_t i = 0; i < piece.len; i++)
+		if (!piece.buf[i])
+			piece.buf[i] = '?';
+	text = piece.buf;
+	ret = dbx_begin(db->x, "appending to a deployment log");
 	if (ret)
-		return ret;
+		goto out_nolock;
 	/* In bytes: length() of TEXT would count characters. */
-	ret = sqldb_prepare(db->s, &st, "appending to a deployment log",
-			   "SELECT length(CAST(log AS BLOB)) FROM deployments WHERE id = ?", "i", id);
+	ret = dbx_query(db->x, &st, "appending to a deployment log",
+			dbx_is_pg(db->x) ? "SELECT octet_length(log) FROM deployments WHERE id = ?{FOR_UPDATE}"
+					 : "SELECT length(CAST(log AS BLOB)) FROM deployments WHERE id = ?",
+			"i", id);
 	if (ret)
 		goto out;
-	ret = sqldb_step(db->s, st, "appending to a deployment log");
+	ret = dbx_next(st);
 	if (ret == 0)
 		ret = error_set(GROVE_ENOTFOUND, "no deployment with id %lld", (long long)id);
 	if (ret < 0)
 		goto out;
-	oldlen = (size_t)sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
+	oldlen = (size_t)dbx_int(st, 0);
+	dbx_rows_free(st);
 	st = NULL;
 
 	if (len <= DEPLOY_LOG_MAX && oldlen + len <= DEPLOY_LOG_MAX) {
-		/* The common case: SQLite appends, the old text never comes here. */
-		ret = sqldb_prepare(db->s, &st, "appending to a deployment log", "UPDATE deployments SET log = log || ? WHERE id = ?",
-				   "");
-		if (ret)
-			goto out;
-		if (sqlite3_bind_text(st, 1, text, (int)len, SQLITE_STATIC) != SQLITE_OK ||
-		    sqlite3_bind_int64(st, 2, id) != SQLITE_OK) {
-			ret = sqldb_fail(db->s, "appending to a deployment log");
-			goto out;
-		}
+		/* The common case: the database appends, the old text never comes here. */
+		ret = dbx_exec(db->x, NULL, "appending to a deployment log", "UPDATE deployments SET log = log || ? WHERE id = ?",
+			       "si", text, id);
 	} else {
 		/* Over the bound: the note, then the newest bytes of old and new text. */
 		size_t keep = DEPLOY_LOG_MAX - cutlen, start;
 		if (len < keep) {
-			const unsigned char *old;
-			ret = sqldb_prepare(db->s, &st, "cutting a deployment log",
-					   "SELECT CAST(log AS BLOB) FROM deployments WHERE id = ?", "i", id);
+			const char *old;
+			ret = dbx_query(db->x, &st, "cutting a deployment log", "SELECT log FROM deployments WHERE id = ?", "i",
+					id);
 			if (ret)
 				goto out;
-			ret = sqldb_step(db->s, st, "cutting a deployment log");
+			ret = dbx_next(st);
 			if (ret == 0)
 				ret = error_set(GROVE_ENOTFOUND, "no deployment with id %lld", (long long)id);
 			if (ret < 0)
 				goto out;
-			old = sqlite3_column_blob(st, 0);
-			oldlen = (size_t)sqlite3_column_bytes(st, 0);
+			old = dbx_text(st, 0);
+			oldlen = old ? strlen(old) : 0;
 			if (old)
 				strbuf_add(&tail, old + oldlen - MIN(oldlen, keep - len), MIN(oldlen, keep - len));
-			sqlite3_finalize(st);
+			dbx_rows_free(st);
 			st = NULL;
 		}
 		strbuf_add(&tail, len > keep ? text + len - keep : text, MIN(len, keep));
 		start = tail_start(tail.buf, tail.len);
 		strbuf_addstr(&sb, DEPLOY_LOG_CUT);
 		strbuf_add(&sb, tail.buf + start, tail.len - start);
-		ret = sqldb_prepare(db->s, &st, "cutting a deployment log", "UPDATE deployments SET log = ? WHERE id = ?", "");
-		if (ret)
-			goto out;
-		if (sqlite3_bind_text(st, 1, sb.buf, (int)sb.len, SQLITE_STATIC) != SQLITE_OK ||
-		    sqlite3_bind_int64(st, 2, id) != SQLITE_OK) {
-			ret = sqldb_fail(db->s, "cutting a deployment log");
-			goto out;
-		}
+		ret = dbx_exec(db->x, NULL, "cutting a deployment log", "UPDATE deployments SET log = ? WHERE id = ?", "si",
+			       sb.buf, id);
 	}
-	ret = sqldb_step(db->s, st, "appending to a deployment log");
-	if (ret)
-		goto out;
-	ret = sqldb_exec(db->s, "COMMIT", "appending to a deployment log");
+	if (!ret)
+		ret = dbx_commit(db->x, "appending to a deployment log");
 out:
-	sqlite3_finalize(st);
+	if (ret)
+		dbx_rollback(db->x);
+out_nolock:
+	dbx_rows_free(st);
 	strbuf_release(&sb);
 	strbuf_release(&tail);
-	if (ret)
-		sqldb_rollback(db->s);
+	strbuf_release(&piece);
 	return ret;
 }
 
 int db_deploy_get(struct db *db, int64_t id, struct deployment *out)
 {
-	sqlite3_stmt *st = NULL;
+	struct dbx_rows *st = NULL;
 	int ret;
 
 	memset(out, 0, sizeof(*out));
-	ret = sqldb_prepare(db->s, &st, "looking up a deployment",
+	ret = dbx_query(db->x, &st, "looking up a deployment",
 			   "SELECT id, app, ref, old_oid, new_oid, pusher, status, started_at, finished_at, log"
 			   " FROM deployments WHERE id = ?",
 			   "i", id);
 	if (ret)
 		return ret;
-	ret = sqldb_step(db->s, st, "looking up a deployment");
+	ret = dbx_next(st);
 	if (ret == 1) {
-		out->id = sqlite3_column_int64(st, 0);
-		out->app = sqldb_col_dup(st, 1);
-		out->ref = sqldb_col_dup(st, 2);
-		out->old_oid = sqldb_col_dup(st, 3);
-		out->new_oid = sqldb_col_dup(st, 4);
-		out->pusher = sqldb_col_dup(st, 5);
-		out->status = sqldb_col_dup(st, 6);
-		out->started_at = sqldb_col_dup(st, 7);
-		out->finished_at = sqldb_col_dup(st, 8);
-		out->log = sqldb_col_dup(st, 9);
+		out->id = dbx_int(st, 0);
+		out->app = dbx_dup(st, 1);
+		out->ref = dbx_dup(st, 2);
+		out->old_oid = dbx_dup(st, 3);
+		out->new_oid = dbx_dup(st, 4);
+		out->pusher = dbx_dup(st, 5);
+		out->status = dbx_dup(st, 6);
+		out->started_at = dbx_dup(st, 7);
+		out->finished_at = dbx_dup(st, 8);
+		out->log = dbx_dup(st, 9);
 		if (!out->log)
 			out->log = xstrdup("");
 		ret = 0;
 	} else if (ret == 0) {
 		ret = error_set(GROVE_ENOTFOUND, "no deployment with id %lld", (long long)id);
 	}
-	sqlite3_finalize(st);
+	dbx_rows_free(st);
 	return ret;
 }
 
@@ -801,44 +872,31 @@ int db_deploy_get(struct db *db, int64_t id, struct deployment *out)
 
 int db_query(struct db *db, const char *sql, const char *const *params, size_t nparams, db_row_fn *fn, void *ctx)
 {
-	sqlite3_stmt *st = NULL;
+	struct dbx_rows *st = NULL;
 	const char **names = NULL, **values = NULL;
-	const char *tail = NULL;
-	int ret = 0, ncols;
+	const char *semi = strchr(sql, ';');
+	int ret, ncols;
 
-	if (sqlite3_prepare_v2(db->s->h, sql, -1, &st, &tail) != SQLITE_OK)
-		return sqldb_fail(db->s, "preparing a query");
-	if (!st) {
-		ret = error_set(GROVE_EINVAL, "query holds no statement");
-		goto out;
-	}
-	while (tail && (*tail == ' ' || *tail == '\n' || *tail == '\t' || *tail == ';'))
-		tail++;
-	if (tail && *tail) {
-		ret = error_set(GROVE_EINVAL, "query holds more than one statement");
-		goto out;
-	}
-	if ((int)nparams != sqlite3_bind_parameter_count(st)) {
-		ret = error_set(GROVE_EINTERNAL, "query has %d parameters but %zu values were given",
-				sqlite3_bind_parameter_count(st), nparams);
-		goto out;
-	}
-	for (size_t i = 0; i < nparams; i++) {
-		int rc = params[i] ? sqlite3_bind_text(st, (int)i + 1, params[i], -1, SQLITE_TRANSIENT)
-				   : sqlite3_bind_null(st, (int)i + 1);
-		if (rc != SQLITE_OK) {
-			ret = sqldb_fail(db->s, "binding query parameters");
-			goto out;
-		}
-	}
-	ncols = sqlite3_column_count(st);
+	/* One statement: what follows a ';' may only be blank. */
+	while (semi && *++semi)
+		if (*semi != ' ' && *semi != '\n' && *semi != '\t' && *semi != ';')
+			return error_set(GROVE_EINVAL, "query holds more than one statement");
+	/* Every value bound, none missing: our queries hold no '?' in a literal. */
+	int nmarks = 0;
+	for (const char *c = sql; *c; c++)
+		nmarks += *c == '?';
+	if ((size_t)nmarks != nparams)
+		return error_set(GROVE_EINTERNAL, "query has %d parameters but %zu values were given", nmarks, nparams);
+	ret = dbx_query_strv(db->x, &st, "running a query", sql, params, nparams);
+	if (ret)
+		return ret;
+	ncols = dbx_ncols(st);
 	names = xcalloc((size_t)ncols + 1, sizeof(*names));
 	values = xcalloc((size_t)ncols + 1, sizeof(*values));
-	while ((ret = sqldb_step(db->s, st, "running a query")) == 1) {
-		/* Names are fetched per row: a re-prepared statement frees the old ones. */
+	while ((ret = dbx_next(st)) == 1) {
 		for (int i = 0; i < ncols; i++) {
-			values[i] = (const char *)sqlite3_column_text(st, i);
-			names[i] = sqlite3_column_name(st, i);
+			values[i] = dbx_text(st, i);
+			names[i] = dbx_colname(st, i);
 		}
 		if (fn) {
 			ret = fn(ctx, ncols, names, values);
@@ -849,6 +907,6 @@ int db_query(struct db *db, const char *sql, const char *const *params, size_t n
 out:
 	free(names);
 	free(values);
-	sqlite3_finalize(st);
+	dbx_rows_free(st);
 	return ret;
 }

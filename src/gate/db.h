@@ -74,6 +74,11 @@ int db_deploy_get(struct db *db, int64_t id, struct deployment *out);
 void deployment_release(struct deployment *d);
 
 /* Runs fn(row, ctx) over query results as JSON-ready columns; for the admin API. */
+/* Transactions (IMMEDIATE on SQLite): for a few statements that go together. */
+int db_begin(struct db *db, const char *what);
+int db_commit(struct db *db, const char *what);
+void db_rollback(struct db *db);
+
 typedef int db_row_fn(void *ctx, int ncols, const char *const *names, const char *const *values);
 int db_query(struct db *db, const char *sql, const char *const *params, size_t nparams, db_row_fn *fn, void *ctx);
 

@@ -41,7 +41,7 @@ static const char usage[] =
 	"    adminListen = 127.0.0.1:8080    admin HTTP API\n"
 	"    adminTokenFile = admin-token    bearer token of the admin API\n"
 	"    secretFile = secret             shared secret of all Grove parts\n"
-	"    database = gate.db              SQLite file\n"
+	"    database = gate.db              SQLite file, or postgres://… shared by several gates\n"
 	"    deployBranch = main             default deploy branch of new apps\n"
 	"    otherBranches = true            accept pushes to other branches\n"
 	"    canaryPercent = 0               share of new apps on the cluster route\n"
@@ -79,7 +79,7 @@ int gate_config_load(struct gate_config *c, const char *path)
 	    (ret = config_get_str(cfg, "gate.adminListen", "127.0.0.1:8080", &c->admin_listen)) ||
 	    (ret = config_get_path(cfg, "gate.adminTokenFile", "admin-token", &token_file)) ||
 	    (ret = config_get_path(cfg, "gate.secretFile", "secret", &secret_file)) ||
-	    (ret = config_get_path(cfg, "gate.database", "gate.db", &c->db_path)) ||
+	    (ret = config_get_str(cfg, "gate.database", "gate.db", &c->db_path)) ||
 	    (ret = config_get_str(cfg, "gate.deployBranch", "main", &c->deploy_branch)) ||
 	    (ret = config_get_bool(cfg, "gate.otherBranches", true, &c->other_branches)) ||
 	    (ret = config_get_path(cfg, "route.legacyDir", "legacy", &c->legacy_dir)) ||
@@ -93,6 +93,12 @@ int gate_config_load(struct gate_config *c, const char *path)
 		goto out;
 	}
 	log_init("gate", lvl, 2);
+	/* A file is taken from the config's folder; a postgres:// URL as it is. */
+	if (!skip_prefix(c->db_path, "postgres://", NULL) && !skip_prefix(c->db_path, "postgresql://", NULL)) {
+		FREE_AND_NULL(c->db_path);
+		if ((ret = config_get_path(cfg, "gate.database", "gate.db", &c->db_path)))
+			goto out;
+	}
 #define INT(key, def, min, max, field)                                       \
 	do {                                                                 \
 		if ((ret = config_get_int(cfg, key, def, min, max, &v)))     \

@@ -15,6 +15,7 @@ struct dbx {
 	char *conninfo;
 	char *display;
 	bool in_tx;
+	int64_t changes;      /* PostgreSQL: of the last statement */
 };
 
 struct dbx_rows {
@@ -119,13 +120,33 @@ static int pg_connect(struct dbx *db)
 	return 0;
 }
 
-static int pg_run(struct dbx *db, const char *what, const char *sql, const char *types, va_list ap, PGresult **out)
+static int pg_exec(struct dbx *db, const char *what, const char *sql, const char *const *vals, int n, PGresult **out)
 {
 	struct strbuf q = STRBUF_INIT;
+	PGresult *res = NULL;
+	int ret;
+
+	*out = NULL;
+	if ((ret = dbx_translate(true, sql, &q)) || (ret = pg_connect(db)))
+		goto out;
+	res = PQexecParams(db->conn, q.buf, n, NULL, vals, NULL, NULL, 0);
+	if (!res || (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)) {
+		ret = pg_fail(db, what, res);
+		PQclear(res);
+		goto out;
+	}
+	db->changes = strtoll(PQcmdTuples(res), NULL, 10);
+	*out = res;
+out:
+	strbuf_release(&q);
+	return ret;
+}
+
+static int pg_run(struct dbx *db, const char *what, const char *sql, const char *types, va_list ap, PGresult **out)
+{
 	char nums[DBX_PARAMS_MAX][24];
 	const char *vals[DBX_PARAMS_MAX];
-	int n = (int)strlen(types), ret;
-	PGresult *res = NULL;
+	int n = (int)strlen(types);
 
 	*out = NULL;
 	if (n > DBX_PARAMS_MAX)
@@ -147,18 +168,7 @@ static int pg_run(struct dbx *db, const char *what, const char *sql, const char 
 			return error_set(GROVE_EINTERNAL, "%s: bad value type '%c'", what, types[i]);
 		}
 	}
-	if ((ret = dbx_translate(true, sql, &q)) || (ret = pg_connect(db)))
-		goto out;
-	res = PQexecParams(db->conn, q.buf, n, NULL, vals, NULL, NULL, 0);
-	if (!res || (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)) {
-		ret = pg_fail(db, what, res);
-		PQclear(res);
-		goto out;
-	}
-	*out = res;
-out:
-	strbuf_release(&q);
-	return ret;
+	return pg_exec(db, what, sql, vals, n, out);
 }
 
 static int pg_migrate(struct dbx *db, const struct dbx_schema *schema)
@@ -352,6 +362,64 @@ int dbx_query(struct dbx *db, struct dbx_rows **out, const char *what, const cha
 	}
 	*out = rows;
 	return 0;
+}
+
+int dbx_query_strv(struct dbx *db, struct dbx_rows **out, const char *what, const char *sql,
+		   const char *const *values, size_t n)
+{
+	struct dbx_rows *rows = xcalloc(1, sizeof(*rows));
+	int ret = 0;
+
+	*out = NULL;
+	rows->db = db;
+	rows->what = what;
+	rows->row = -1;
+	if (n > DBX_PARAMS_MAX) {
+		ret = error_set(GROVE_EINTERNAL, "%s: more than %d values", what, DBX_PARAMS_MAX);
+	} else if (db->pg) {
+		ret = pg_exec(db, what, sql, values, (int)n, &rows->res);
+		if (!ret)
+			rows->nrows = PQntuples(rows->res);
+	} else {
+		struct strbuf q = STRBUF_INIT;
+		ret = dbx_translate(false, sql, &q);
+		if (!ret && sqlite3_prepare_v2(db->lite->h, q.buf, -1, &rows->st, NULL) != SQLITE_OK)
+			ret = sqldb_fail(db->lite, what);
+		for (size_t i = 0; !ret && i < n; i++) {
+			int rc = values[i] ? sqlite3_bind_text(rows->st, (int)i + 1, values[i], -1, SQLITE_TRANSIENT)
+					   : sqlite3_bind_null(rows->st, (int)i + 1);
+			if (rc != SQLITE_OK)
+				ret = sqldb_fail(db->lite, what);
+		}
+		strbuf_release(&q);
+	}
+	if (ret) {
+		dbx_rows_free(rows);
+		return ret;
+	}
+	*out = rows;
+	return 0;
+}
+
+int dbx_ncols(struct dbx_rows *rows)
+{
+	return rows->res ? PQnfields(rows->res) : sqlite3_column_count(rows->st);
+}
+
+const char *dbx_colname(struct dbx_rows *rows, int i)
+{
+	return rows->res ? PQfname(rows->res, i) : sqlite3_column_name(rows->st, i);
+}
+
+char *dbx_dup(struct dbx_rows *rows, int i)
+{
+	const char *v = dbx_text(rows, i);
+	return v ? xstrdup(v) : NULL;
+}
+
+int64_t dbx_changes(struct dbx *db)
+{
+	return db->pg ? db->changes : sqlite3_changes(db->lite->h);
 }
 
 int dbx_next(struct dbx_rows *rows)

@@ -48,8 +48,17 @@ const char *dbx_display_name(const struct dbx *db);
 int dbx_exec(struct dbx *db, int64_t *changes, const char *what, const char *sql, const char *types, ...);
 /* A statement with rows: *out to walk with dbx_next, free with dbx_rows_free. */
 int dbx_query(struct dbx *db, struct dbx_rows **out, const char *what, const char *sql, const char *types, ...);
+/* As dbx_query, with n string values (NULL binds NULL): for generic queries. */
+int dbx_query_strv(struct dbx *db, struct dbx_rows **out, const char *what, const char *sql,
+		   const char *const *values, size_t n);
 /* 1 with a row, 0 at the end, or a negative code. */
 int dbx_next(struct dbx_rows *rows);
+int dbx_ncols(struct dbx_rows *rows);
+const char *dbx_colname(struct dbx_rows *rows, int i);
+/* A malloc'd copy of column i's text, or NULL. */
+char *dbx_dup(struct dbx_rows *rows, int i);
+/* Rows the last statement run on db changed (after its dbx_next returned 0). */
+int64_t dbx_changes(struct dbx *db);
 /* Column i of the current row: text (NULL for NULL) and integer (0 for NULL). */
 const char *dbx_text(struct dbx_rows *rows, int i);
 int64_t dbx_int(struct dbx_rows *rows, int i);
