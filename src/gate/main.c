@@ -432,8 +432,10 @@ int gate_main(int argc, char **argv)
 		if (api_pid < 0) {
 			/* The api process serves every push's hooks: bring it back. */
 			api_pid = fork();
-			if (api_pid == 0)
+			if (api_pid == 0) {
+				free(kids);   /* the acceptor's, not the api process's */
 				return api_child(&cfg, bind, &sigs, lfd, sfd, auth_pipe);
+			}
 			log_warn("gate.api_restarted", "pid=%d", (int)api_pid);
 		}
 		if (!(pfd[2].revents & POLLIN))
