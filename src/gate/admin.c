@@ -25,10 +25,14 @@
 #include "gate/migrate.h"
 #include "lib/error.h"
 #include "lib/log.h"
+#include "lib/rpc.h"
 #include "lib/strbuf.h"
+#include "grove/v1/cluster.pb-c.h"
+#include "grove/v1/repository.pb-c.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <jansson.h>
 #include <libssh/libssh.h>
 #include <microhttpd.h>
@@ -742,11 +746,134 @@ static int status_get(struct call *x)
 	return answer(x, MHD_HTTP_OK, o);
 }
 
+static int last_push_row(void *ctx, int ncols, const char *const *names, const char *const *values)
+{
+	json_object_set_new(ctx, "last_push",
+			    values[0] ? json_pack("{s:s?, s:s?, s:s?, s:s?}", "at", values[0], "by", values[1], "ref",
+						  values[2], "commit", values[3])
+				      : json_null());
+	return 0;
+}
+
+static int last_deployment_row(void *ctx, int ncols, const char *const *names, const char *const *values)
+{
+	json_object_set_new(ctx, "last_deployment", deployment_object(values));
+	return 0;
+}
+
+static _Thread_local uint64_t du_bytes;
+
+static int du_add(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+	if (type == FTW_F)
+		du_bytes += (uint64_t)sb->st_size;
+	return 0;
+}
+
+/* Size and default branch where the repository lives; replicas on a cluster. */
+static void repository_info(struct call *x, const char *name, const char *route, json_t *o)
+{
+	const struct migrate_env *env = x->a->migrate;
+	json_t *repo = json_object();
+	char rel[128], path[4096], head[256] = "";
+
+	snprintf(rel, sizeof(rel), "%s.git", name);
+	if (!env) {
+		json_decref(repo);
+		return;
+	}
+	if (!strcmp(route, "legacy")) {
+		FILE *f;
+		snprintf(path, sizeof(path), "%s/%s", env->legacy_dir, rel);
+		if (access(path, F_OK)) {
+			json_object_set_new(repo, "exists", json_false());
+		} else {
+			du_bytes = 0;
+			nftw(path, du_add, 16, FTW_PHYS);
+			json_object_set_new(repo, "exists", json_true());
+			json_object_set_new(repo, "size_bytes", json_integer((json_int_t)du_bytes));
+			snprintf(path, sizeof(path), "%s/%s/HEAD", env->legacy_dir, rel);
+			if ((f = fopen(path, "r"))) {
+				if (fgets(head, sizeof(head), f) && !strncmp(head, "ref: ", 5)) {
+					head[strcspn(head, "\n")] = '\0';
+					json_object_set_new(repo, "default_branch", json_string(head + 5));
+				}
+				fclose(f);
+			}
+		}
+	} else if (env->cluster_address) {
+		Grove__V1__Repository r = GROVE__V1__REPOSITORY__INIT;
+		Grove__V1__RepositorySizeRequest sreq = GROVE__V1__REPOSITORY_SIZE_REQUEST__INIT;
+		Grove__V1__FindDefaultBranchRequest breq = GROVE__V1__FIND_DEFAULT_BRANCH_REQUEST__INIT;
+		Grove__V1__GetRepositoryRequest greq = GROVE__V1__GET_REPOSITORY_REQUEST__INIT;
+		Grove__V1__RepositorySizeResponse *sresp = NULL;
+		Grove__V1__FindDefaultBranchResponse *bresp = NULL;
+		Grove__V1__GetRepositoryResponse *gresp = NULL;
+		struct rpc_client *cl = NULL;
+		r.storage_name = (char *)env->cluster_storage;
+		r.relative_path = rel;
+		sreq.repository = breq.repository = &r;
+		greq.relative_path = rel;
+		int rc = rpc_client_new(&cl, env->cluster_address, env->secret);
+		if (!rc)
+			rc = rpc_unary(cl, "/grove.v1.RepositoryService/RepositorySize", &sreq.base,
+				       &grove__v1__repository_size_response__descriptor, (ProtobufCMessage **)&sresp, 10000);
+		if (rc) {
+			json_object_set_new(repo, "exists", json_false());
+			if (rc != GROVE_ENOTFOUND)
+				json_object_set_new(repo, "error", json_string(error_msg()));
+		} else {
+			json_object_set_new(repo, "exists", json_true());
+			json_object_set_new(repo, "size_bytes", json_integer((json_int_t)sresp->bytes));
+			if (!rpc_unary(cl, "/grove.v1.RepositoryService/FindDefaultBranch", &breq.base,
+				       &grove__v1__find_default_branch_response__descriptor, (ProtobufCMessage **)&bresp, 10000))
+				json_object_set_new(repo, "default_branch", json_string(bresp->name ? bresp->name : ""));
+			/* A cluster router says where the copies are; a lone store does not know the method. */
+			if (!rpc_unary(cl, "/grove.v1.ClusterService/GetRepository", &greq.base,
+				       &grove__v1__get_repository_response__descriptor, (ProtobufCMessage **)&gresp, 10000) &&
+			    gresp->repository) {
+				json_t *reps = json_array();
+				for (size_t i = 0; i < gresp->repository->n_replicas; i++) {
+					Grove__V1__ReplicaInfo *ri = gresp->repository->replicas[i];
+					json_array_append_new(reps, json_pack("{s:s, s:I, s:b, s:b, s:b}", "store", ri->node,
+									      "generation", (json_int_t)ri->generation,
+									      "healthy", ri->healthy, "up_to_date", ri->up_to_date,
+									      "primary", ri->primary));
+				}
+				json_object_set_new(repo, "generation", json_integer((json_int_t)gresp->repository->generation));
+				json_object_set_new(repo, "replicas", reps);
+			}
+		}
+		FREE_MSG(sresp);
+		FREE_MSG(bresp);
+		FREE_MSG(gresp);
+		rpc_client_free(cl);
+	}
+	json_object_set_new(o, "repository", repo);
+}
+
 static int app_get(struct call *x)
 {
 	json_t *j = NULL;
+	const char *params[] = { x->arg[0] };
 	int ret = app_json(x->db, x->arg[0], &j);
-	return ret ? reply_grove_error(x->out, ret) : answer(x, MHD_HTTP_OK, j);
+	if (ret)
+		return reply_grove_error(x->out, ret);
+	json_object_set_new(j, "last_push", json_null());
+	json_object_set_new(j, "last_deployment", json_null());
+	ret = db_query(x->db, "SELECT last_push_at, last_push_by, last_push_ref, last_push_commit FROM apps WHERE name = ?",
+		       params, 1, last_push_row, j);
+	if (!ret)
+		ret = db_query(x->db,
+			       "SELECT id, app, ref, old_oid, new_oid, pusher, status, started_at, finished_at FROM deployments"
+			       " WHERE app = ? ORDER BY id DESC LIMIT 1",
+			       params, 1, last_deployment_row, j);
+	if (ret) {
+		json_decref(j);
+		return reply_grove_error(x->out, ret);
+	}
+	repository_info(x, x->arg[0], json_string_value(json_object_get(j, "route")) ?: "", j);
+	return answer(x, MHD_HTTP_OK, j);
 }
 
 static int app_create(struct call *x)

@@ -312,6 +312,22 @@ static int run_deploy(struct deploy_run *d, const struct deploy_target *t, const
 	return code;
 }
 
+struct last_update {
+	char ref[256];
+	char commit[64];
+};
+
+/* The last ref the push set (not deleted): what `grove app show` names as its last push. */
+static int last_update(void *ctx, const char *old, const char *new, const char *ref)
+{
+	struct last_update *u = ctx;
+	if (strspn(new, "0") != strlen(new)) {
+		strlcpy_(u->ref, ref, sizeof(u->ref));
+		strlcpy_(u->commit, new, sizeof(u->commit));
+	}
+	return 0;
+}
+
 static void post_receive(struct rpc_call *call, void *data)
 {
 	struct hook_call h = { .call = call };
@@ -332,6 +348,10 @@ static void post_receive(struct rpc_call *call, void *data)
 	d.db = db;
 	if (db_app_get(db, h.first->payload->app, &app))
 		goto done;
+	struct last_update lu = { "", "" };
+	each_update(&h.in, last_update, &lu);
+	if (lu.ref[0] && db_app_record_push(db, app.name, h.first->payload->user, lu.ref, lu.commit))
+		log_warn("gate.push_record_failed", "app=%s error=%s", app.name, error_msg());
 	each_update(&h.in, find_deploy, &t);
 	if (!t.found || !api_cfg->deploy_command)
 		goto done;

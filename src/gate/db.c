@@ -85,6 +85,11 @@ static const char *const migrations[] = {
 	"CREATE TABLE settings ("
 	"  key TEXT PRIMARY KEY,"
 	"  value TEXT);",
+	/* 2: the last push of each app, for `grove app show`. */
+	"ALTER TABLE apps ADD COLUMN last_push_at TEXT;"
+	"ALTER TABLE apps ADD COLUMN last_push_by TEXT;"
+	"ALTER TABLE apps ADD COLUMN last_push_ref TEXT;"
+	"ALTER TABLE apps ADD COLUMN last_push_commit TEXT;",
 };
 
 /* The same schema for PostgreSQL, where several gates share it. */
@@ -132,6 +137,10 @@ static const char *const pg_migrations[] = {
 	"CREATE TABLE settings ("
 	"  key TEXT PRIMARY KEY,"
 	"  value TEXT);",
+	"ALTER TABLE apps ADD COLUMN last_push_at TEXT;"
+	"ALTER TABLE apps ADD COLUMN last_push_by TEXT;"
+	"ALTER TABLE apps ADD COLUMN last_push_ref TEXT;"
+	"ALTER TABLE apps ADD COLUMN last_push_commit TEXT;",
 };
 
 /* ---- validation ---- */
@@ -545,6 +554,22 @@ int db_app_set_route(struct db *db, const char *name, enum route route)
 		return error_set(GROVE_EINVAL, "route %d is neither legacy nor cluster", (int)route);
 	return app_update(db, name, "UPDATE apps SET route = ?, updated_at = " STMT_NOW " WHERE name = ?",
 			  "s", route_name(route), 0);
+}
+
+int db_app_record_push(struct db *db, const char *name, const char *user, const char *ref, const char *commit)
+{
+	int64_t changes = 0;
+	int ret;
+	if ((ret = check_app_name(name)) || (ret = check_text("pusher", user, FIELD_MAX)) ||
+	    (ret = check_text("ref", ref, FIELD_MAX)) || (ret = check_text("commit", commit, 64)))
+		return ret;
+	ret = dbx_exec(db->x, &changes, "recording a push",
+		       "UPDATE apps SET last_push_at = " STMT_NOW ", last_push_by = ?, last_push_ref = ?, last_push_commit = ?"
+		       " WHERE name = ?",
+		       "ssss", user, ref, commit, name);
+	if (!ret && !changes)
+		ret = error_set(GROVE_ENOTFOUND, "no app named %s", name);
+	return ret;
 }
 
 int db_app_set_locked(struct db *db, const char *name, bool locked)

@@ -58,6 +58,8 @@ int db_app_get(struct db *db, const char *name, struct app *out);
 int db_app_set_deploy_branch(struct db *db, const char *name, const char *branch);
 int db_app_set_route(struct db *db, const char *name, enum route route);
 int db_app_set_locked(struct db *db, const char *name, bool locked);
+/* The last push to an app: who, which ref, which commit (now). */
+int db_app_record_push(struct db *db, const char *name, const char *user, const char *ref, const char *commit);
 void app_release(struct app *a);
 
 /* Access: admins have write on every app. */

@@ -47,6 +47,18 @@ test_expect_success 'migrate legacy → cluster: same refs and HEAD, route switc
 	test_cmp expect-head after.head
 '
 
+test_expect_success 'grove app show tells where the repository is and how big' '
+	"$GROVE" app show one >show &&
+	tr -d " \n" <show >flat &&
+	test_grep "\"route\":\"cluster\"" flat &&
+	test_grep "\"repository\":{\"exists\":true,\"size_bytes\":[1-9][0-9]*,\"default_branch\":\"refs/heads/feature\"}" flat &&
+	"$GROVE" app show two >show &&
+	tr -d " \n" <show >flat &&
+	test_grep "\"route\":\"legacy\"" flat &&
+	test_grep "\"repository\":{\"exists\":true,\"size_bytes\":[1-9][0-9]*,\"default_branch\":\"refs/heads/main\"}" flat &&
+	test_grep "\"last_push\":{\"at\":\"[0-9T:Z-]*\",\"by\":\"alice\"" flat
+'
+
 test_expect_success 'a migration to where the app is already does nothing' '
 	"$GROVE" app migrate one --to cluster >out &&
 	test_grep "on the cluster route already: nothing to do" out

@@ -322,7 +322,7 @@ test_expect_success 'the router keeps its state across a restart' '
 	same_everywhere app.git
 '
 
-test_expect_success 'a gate in front of the router: push deploys once, clone works' '
+test_expect_success 'a gate in front of the router: push deploys once, clone works, app show names the replicas' '
 	cat >"$TRASH/deploy" <<-\EOF &&
 	#!/bin/sh
 	echo "deploying $GROVE_APP at $GROVE_NEW"
@@ -342,7 +342,16 @@ test_expect_success 'a gate in front of the router: push deploys once, clone wor
 	test $(wc -l <"$TRASH/g1/deploys.log") = 1 &&
 	same_everywhere web.git &&
 	GIT_SSH_COMMAND="$(ssh_as alice $g1_SSH_PORT)" git clone -q ssh://git@127.0.0.1:$g1_SSH_PORT/web.git web &&
-	test "$(git -C web rev-parse HEAD)" = "$(git -C src rev-parse main)"
+	test "$(git -C web rev-parse HEAD)" = "$(git -C src rev-parse main)" &&
+	: grove app show: last push, last deployment, size, default branch, replicas and their health &&
+	GROVE_ADMIN_URL=$g1_ADMIN GROVE_ADMIN_TOKEN_FILE=$TRASH/g1/admin-token "$GROVE" app show web >show &&
+	tr -d " \n" <show >flat &&
+	test_grep "\"last_push\":{\"at\":\"[0-9T:Z-]*\",\"by\":\"alice\",\"ref\":\"refs/heads/main\",\"commit\":\"$(git -C src rev-parse main)\"}" flat &&
+	test_grep "\"last_deployment\":{\"id\":1,.*\"status\":\"succeeded\"" flat &&
+	test_grep "\"exists\":true,\"size_bytes\":[1-9]" flat &&
+	test_grep "\"default_branch\":\"refs/heads/main\"" flat &&
+	test $(grep -o "\"up_to_date\":true" flat | wc -l) = 3 &&
+	test $(grep -o "\"primary\":true" flat | wc -l) = 1
 '
 
 test_done
