@@ -28,6 +28,9 @@ int admin_call(const char *base, const char *token, const char *method, const ch
 /* `grove migrate --percent N …`: batch live migration between the routes. */
 int migrate_main(int argc, char **argv);
 
+/* `grove backup APP` and `grove restore APP`: an app's repository as a git bundle. */
+int backup_main(const char *verb, int argc, char **argv);
+
 /* `grove status`: the running stack (gate and cluster) in a few lines. */
 int status_main(int argc, char **argv);
 

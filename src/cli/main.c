@@ -30,6 +30,7 @@ static const char usage[] =
 	"\n"
 	"Operating the gate (its admin API):\n"
 	"  user, key, app, access, deploy    e.g. grove app create web; grove key add alice key.pub\n"
+	"  backup, restore    an app's repository as a git bundle: grove backup web > web.bundle\n"
 	"  migrate    move apps, live, until N % are on the cluster: grove migrate --percent 50\n"
 	"\n"
 	"Tools:\n"
@@ -70,6 +71,8 @@ int main(int argc, char **argv)
 	else if (!strcmp(argv[1], "user") || !strcmp(argv[1], "key") || !strcmp(argv[1], "app") ||
 		 !strcmp(argv[1], "access") || !strcmp(argv[1], "deploy"))
 		ret = admin_cli_main(argv[1], argc - 1, argv + 1);
+	else if (!strcmp(argv[1], "backup") || !strcmp(argv[1], "restore"))
+		ret = backup_main(argv[1], argc - 1, argv + 1);
 	else if (!strcmp(argv[1], "status"))
 		ret = status_main(argc - 1, argv + 1);
 	else if (!strcmp(argv[1], "migrate"))

@@ -153,12 +153,57 @@ static int remote_set_head(struct remote *r, const char *ref)
 }
 
 /* legacy → cluster: the bundle goes straight from git to the store, in chunks. */
+/* Streams a bundle read from fd into a new repository on the cluster (CreateRepositoryFromBundle). */
+static int send_bundle(struct remote *r, int fd)
+{
+	Grove__V1__CreateRepositoryFromBundleRequest req = GROVE__V1__CREATE_REPOSITORY_FROM_BUNDLE_REQUEST__INIT;
+	struct rpc_stream *st = NULL;
+	ProtobufCMessage *resp = NULL;
+	char *buf = xmalloc(RPC_CHUNK_MAX);
+	int ret;
+
+	if ((ret = rpc_stream_open(r->cl, "/grove.v1.RepositoryService/CreateRepositoryFromBundle", 0, &st)))
+		goto out;
+	req.repository = &r->repo;
+	for (;;) {
+		size_t got = 0;
+		while (got < RPC_CHUNK_MAX) {
+			ssize_t n = read(fd, buf + got, RPC_CHUNK_MAX - got);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break;
+			got += (size_t)n;
+		}
+		if (!got)
+			break;
+		req.data.data = (uint8_t *)buf;
+		req.data.len = got;
+		if ((ret = rpc_stream_send(st, &req.base)))
+			break;
+		req.repository = NULL;
+	}
+	if (ret) {
+		rpc_stream_cancel(st);
+		rpc_stream_finish(st);
+		goto out;
+	}
+	rpc_stream_close_send(st);
+	rpc_stream_recv(st, &grove__v1__create_repository_from_bundle_response__descriptor, &resp);
+	if (resp)
+		protobuf_c_message_free_unpacked(resp, NULL);
+	ret = rpc_stream_finish(st);
+out:
+	free(buf);
+	rpc_stream_free(st);
+	return ret;
+}
+
+/* legacy → cluster: git bundle create … | CreateRepositoryFromBundle, then HEAD. */
 static int copy_to_cluster(const char *src, struct remote *r, const char *head, uint64_t nrefs)
 {
-	struct rpc_stream *st = NULL;
 	struct proc p = { .pid = -1 };
 	struct strvec argv = STRVEC_INIT;
-	char *buf = NULL;
 	int ret;
 
 	if (nrefs <= 1) {
@@ -179,50 +224,16 @@ static int copy_to_cluster(const char *src, struct remote *r, const char *head, 
 	strvec_push(&argv, "--quiet");
 	strvec_push(&argv, "-");
 	strvec_push(&argv, "--all");
-	if ((ret = rpc_stream_open(r->cl, "/grove.v1.RepositoryService/CreateRepositoryFromBundle", 0, &st)) ||
-	    (ret = proc_start(&p, strvec_argv(&argv), NULL, NULL, PROC_STDOUT)))
+	if ((ret = proc_start(&p, strvec_argv(&argv), NULL, NULL, PROC_STDOUT)))
 		goto out;
-	buf = xmalloc(RPC_CHUNK_MAX);
-	Grove__V1__CreateRepositoryFromBundleRequest req = GROVE__V1__CREATE_REPOSITORY_FROM_BUNDLE_REQUEST__INIT;
-	req.repository = &r->repo;
-	for (;;) {
-		size_t got = 0;
-		while (got < RPC_CHUNK_MAX) {
-			ssize_t n = read(p.out, buf + got, RPC_CHUNK_MAX - got);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0)
-				break;
-			got += (size_t)n;
-		}
-		if (!got)
-			break;
-		req.data.data = (uint8_t *)buf;
-		req.data.len = got;
-		if ((ret = rpc_stream_send(st, &req.base)))
-			break;
-		req.repository = NULL;
-	}
+	ret = send_bundle(r, p.out);
 	int code = proc_wait(&p);
 	if (code && !ret)
 		ret = error_set(GROVE_EINTERNAL, "git bundle create failed (exit %d)", code);
-	if (ret) {
-		rpc_stream_cancel(st);
-		rpc_stream_finish(st);
-		goto out;
-	}
-	rpc_stream_close_send(st);
-	ProtobufCMessage *resp = NULL;
-	rpc_stream_recv(st, &grove__v1__create_repository_from_bundle_response__descriptor, &resp);
-	if (resp)
-		protobuf_c_message_free_unpacked(resp, NULL);
-	ret = rpc_stream_finish(st);
 	if (!ret)
 		ret = remote_set_head(r, head);
 out:
-	free(buf);
 	strvec_clear(&argv);
-	rpc_stream_free(st);
 	return ret;
 }
 
@@ -624,5 +635,253 @@ int app_migrate_recover(const struct migrate_env *env, struct db *db)
 		}
 	}
 	closedir(d);
+	return ret;
+}
+
+/* ---- backups ---- */
+
+static int remote_for(const struct migrate_env *env, const char *name, char *rel, size_t reln, struct remote *r)
+{
+	snprintf(rel, reln, "%s.git", name);
+	r->repo.storage_name = (char *)env->cluster_storage;
+	r->repo.relative_path = rel;
+	if (!env->cluster_address)
+		return error_set(GROVE_EPRECOND, "no cluster is configured ([route] cluster)");
+	return rpc_client_new(&r->cl, env->cluster_address, env->secret);
+}
+
+int app_backup(const struct migrate_env *env, struct db *db, const char *name, int out_fd)
+{
+	struct app app = { 0 };
+	struct remote r = { .repo = GROVE__V1__REPOSITORY__INIT };
+	struct rpc_stream *st = NULL;
+	char rel[128], legacy[4096];
+	int ret;
+
+	if ((ret = db_app_get(db, name, &app)))
+		goto out;
+	if (app.route == ROUTE_LEGACY) {
+		struct proc p = { .pid = -1 };
+		struct strvec argv = STRVEC_INIT;
+		snprintf(legacy, sizeof(legacy), "%s/%s.git", env->legacy_dir, name);
+		if (access(legacy, F_OK)) {
+			ret = error_set(GROVE_ENOTFOUND, "%s has no repository yet: nothing to back up", name);
+			goto out;
+		}
+		gitcmd_init(&argv, NULL, legacy);
+		strvec_push(&argv, "bundle");
+		strvec_push(&argv, "create");
+		strvec_push(&argv, "--quiet");
+		strvec_push(&argv, "-");
+		strvec_push(&argv, "--all");
+		ret = proc_start(&p, strvec_argv(&argv), NULL, NULL, PROC_STDOUT);
+		strvec_clear(&argv);
+		if (ret)
+			goto out;
+		for (;;) {
+			char buf[65536];
+			ssize_t n = read(p.out, buf, sizeof(buf));
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break;
+			if (!ret && write_all(out_fd, buf, (size_t)n))
+				ret = error_set(GROVE_EIO, "writing the bundle: %s", strerror(errno));
+		}
+		int code = proc_wait(&p);
+		if (code && !ret)
+			ret = error_set(GROVE_EINTERNAL, "git bundle create failed in %s (exit %d)", legacy, code);
+		goto out;
+	}
+	Grove__V1__CreateBundleRequest req = GROVE__V1__CREATE_BUNDLE_REQUEST__INIT;
+	if ((ret = remote_for(env, name, rel, sizeof(rel), &r)))
+		goto out;
+	req.repository = &r.repo;
+	if ((ret = rpc_stream_open(r.cl, "/grove.v1.RepositoryService/CreateBundle", 0, &st)) ||
+	    (ret = rpc_stream_send(st, &req.base)))
+		goto out;
+	rpc_stream_close_send(st);
+	for (;;) {
+		Grove__V1__CreateBundleResponse *resp = NULL;
+		int n = rpc_stream_recv(st, &grove__v1__create_bundle_response__descriptor, (ProtobufCMessage **)&resp);
+		if (n <= 0)
+			break;
+		ret = write_all(out_fd, resp->data.data, resp->data.len);
+		FREE_MSG(resp);
+		if (ret) {
+			error_set(GROVE_EIO, "writing the bundle: %s", strerror(errno));
+			rpc_stream_cancel(st);
+			break;
+		}
+	}
+	if (!ret)
+		ret = rpc_stream_finish(st);
+	if (ret == GROVE_EPRECOND)
+		error_wrap(ret, "backing up %s", name);
+out:
+	rpc_stream_free(st);
+	rpc_client_free(r.cl);
+	app_release(&app);
+	return ret;
+}
+
+/* The branch HEAD should name after a restore: from the bundle's list of heads. */
+static int bundle_head(const char *bundle, const char *deploy_branch, char *out, size_t n)
+{
+	const char *args[] = { "git", "bundle", "list-heads", bundle, NULL };
+	struct strbuf heads;
+	char head_oid[65] = "", want[300];
+	int ret;
+
+	strbuf_init(&heads, 4 << 20);
+	snprintf(want, sizeof(want), "refs/heads/%s", deploy_branch);
+	ret = proc_run(args, NULL, NULL, NULL, 0, &heads, NULL);
+	if (ret) {
+		strbuf_release(&heads);
+		return error_set(GROVE_EINVAL, "the input is not a git bundle (git bundle list-heads refused it)");
+	}
+	out[0] = '\0';
+	/* First HEAD's object, then a branch with it: the deploy branch first. */
+	for (int pass = 0; pass < 3 && !out[0]; pass++) {
+		char *save = NULL, *copy = xstrdup(heads.buf);
+		for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+			char *sp = strchr(line, ' ');
+			if (!sp)
+				continue;
+			*sp = '\0';
+			const char *ref = sp + 1;
+			if (pass == 0 && !strcmp(ref, "HEAD"))
+				strlcpy_(head_oid, line, sizeof(head_oid));
+			else if (pass == 1 && head_oid[0] && !strcmp(ref, want) && !strcmp(line, head_oid))
+				strlcpy_(out, ref, n);
+			else if (pass == 2 && skip_prefix(ref, "refs/heads/", NULL) && (!head_oid[0] || !strcmp(line, head_oid)))
+				strlcpy_(out, ref, n);
+			if (out[0])
+				break;
+		}
+		free(copy);
+	}
+	if (!out[0])
+		snprintf(out, n, "refs/heads/%s", deploy_branch);
+	strbuf_release(&heads);
+	return 0;
+}
+
+int app_restore(const struct migrate_env *env, struct db *db, const char *name, int in_fd, bool force,
+		struct strbuf *report)
+{
+	struct app app = { 0 };
+	struct remote r = { .repo = GROVE__V1__REPOSITORY__INIT };
+	char rel[128], legacy[4096], tmpl[4096], bundle[4200], staged[4200], head[300], sum[65] = "";
+	char *tmp = NULL;
+	bool locked_here = false, exists = false;
+	int lock_fd = -1, fd = -1, ret;
+	uint64_t nrefs = 0;
+
+	if ((ret = db_app_get(db, name, &app)))
+		goto out;
+	/* The bundle first, to a file: git needs to read it twice, and a broken
+	 * input must not cost the app its lock time. */
+	if ((ret = fs_mkdir_p(env->tmp_dir, 0700)))
+		goto out;
+	snprintf(tmpl, sizeof(tmpl), "%s/restore-XXXXXX", env->tmp_dir);
+	if (!(tmp = mkdtemp(tmpl))) {
+		ret = error_set(GROVE_EIO, "mkdtemp: %s", strerror(errno));
+		goto out;
+	}
+	snprintf(bundle, sizeof(bundle), "%s/in.bundle", tmp);
+	fd = open(bundle, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		ret = error_set(GROVE_EIO, "cannot create %s: %s", bundle, strerror(errno));
+		goto out;
+	}
+	for (;;) {
+		char buf[65536];
+		ssize_t n = read(in_fd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			ret = error_set(GROVE_EIO, "reading the bundle: %s", strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		if ((ret = write_all(fd, buf, (size_t)n))) {
+			error_set(GROVE_EIO, "writing %s: %s", bundle, strerror(errno));
+			goto out;
+		}
+	}
+	close(fd);
+	fd = -1;
+	if ((ret = bundle_head(bundle, app.deploy_branch, head, sizeof(head))))
+		goto out;
+
+	/* Locked as for a migration: new pushes wait, running ones finish. */
+	if (!app.locked) {
+		if ((ret = db_app_set_locked(db, name, true)))
+			goto out;
+		locked_here = true;
+	}
+	lock_fd = lock_open(env->locks_dir, name);
+	if (lock_fd < 0 || flock(lock_fd, LOCK_EX)) {
+		ret = error_set(GROVE_EIO, "cannot take the push lock of %s: %s", name, strerror(errno));
+		goto out;
+	}
+	snprintf(legacy, sizeof(legacy), "%s/%s.git", env->legacy_dir, name);
+	if (app.route == ROUTE_CLUSTER) {
+		if ((ret = remote_for(env, name, rel, sizeof(rel), &r)) || (ret = remote_exists(&r, &exists)))
+			goto out;
+		if (exists && !force) {
+			ret = error_set(GROVE_EEXISTS, "%s has a repository already: restore --force replaces it", name);
+			goto out;
+		}
+		if (exists && (ret = remote_remove(&r)))
+			goto out;
+		if ((fd = open(bundle, O_RDONLY | O_CLOEXEC)) < 0) {
+			ret = error_set(GROVE_EIO, "cannot read %s: %s", bundle, strerror(errno));
+			goto out;
+		}
+		if ((ret = send_bundle(&r, fd)) || (ret = remote_set_head(&r, head)) || (ret = remote_checksum(&r, sum)))
+			goto out;
+	} else {
+		exists = !access(legacy, F_OK);
+		if (exists && !force) {
+			ret = error_set(GROVE_EEXISTS, "%s has a repository already: restore --force replaces it", name);
+			goto out;
+		}
+		snprintf(staged, sizeof(staged), "%s/repo.git", tmp);
+		const char *init[] = { "init", "--bare", "--quiet", "--template=", "--", staged, NULL };
+		const char *fetch[] = { "fetch", "--quiet", "--no-write-fetch-head", "--", bundle, "+refs/*:refs/*", NULL };
+		const char *sym[] = { "symbolic-ref", "HEAD", head, NULL };
+		if ((ret = git(NULL, init)) || (ret = git(staged, fetch)) || (ret = git(staged, sym)) ||
+		    (ret = repo_checksum(staged, sum, &nrefs)))
+			goto out;
+		if (exists) {
+			char aside[4200];
+			snprintf(aside, sizeof(aside), "%s/replaced.git", tmp);
+			if (rename(legacy, aside)) {
+				ret = error_set(GROVE_EIO, "cannot move %s aside: %s", legacy, strerror(errno));
+				goto out;
+			}
+		}
+		if (rename(staged, legacy)) {
+			ret = error_set(GROVE_EIO, "cannot move the restored copy into %s: %s", legacy, strerror(errno));
+			goto out;
+		}
+	}
+	say(report, "restored %s on the %s route%s: HEAD %s, checksum %s", name, route_name(app.route),
+	    exists ? " (replacing its repository)" : "", head, sum);
+	log_info("gate.restored", "app=%s route=%s replaced=%b checksum=%s", name, route_name(app.route), exists, sum);
+out:
+	if (fd >= 0)
+		close(fd);
+	if (locked_here)
+		db_app_set_locked(db, name, false);
+	if (lock_fd >= 0)
+		close(lock_fd);
+	if (tmp)
+		fs_rmtree(tmp);
+	rpc_client_free(r.cl);
+	app_release(&app);
 	return ret;
 }

@@ -44,6 +44,18 @@ int app_migrate_recover(const struct migrate_env *env, struct db *db);
 int app_gc(const struct migrate_env *env, struct db *db, const char *app, struct strbuf *report);
 
 /*
+ * Backups: the app's repository as a git bundle (all refs and HEAD) written
+ * to out_fd, from where it lives; and back: a bundle read from in_fd becomes
+ * the app's repository, with the app locked meanwhile. A restore over an
+ * existing repository needs force (it replaces it). HEAD comes back as the
+ * branch the bundle's HEAD pointed at (the app's deploy branch when several
+ * match).
+ */
+int app_backup(const struct migrate_env *env, struct db *db, const char *app, int out_fd);
+int app_restore(const struct migrate_env *env, struct db *db, const char *app, int in_fd, bool force,
+		struct strbuf *report);
+
+/*
  * A push session's side of the push lock: shared, taken once the app is
  * seen unlocked. Returns the descriptor (close it to release) or -1.
  */

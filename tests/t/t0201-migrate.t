@@ -171,4 +171,33 @@ test_expect_success 'a migration cut by a crash is finished or rolled back at th
 '
 test -f "$TRASH/recovery" && echo "# the interrupted migration was: $(cat "$TRASH/recovery")"
 
+test_expect_success 'grove backup and grove restore, on both routes, across routes' '
+	export GROVE_GATE_CONFIG=$TRASH/g1/gate.conf &&
+	for app in bk-legacy:legacy bk-cluster:cluster rs-legacy:legacy rs-cluster:cluster; do
+		"$GROVE" app create ${app%%:*} --route ${app#*:} >/dev/null || return 1
+	done &&
+	(cd src && git push -q $REMOTE/bk-legacy.git main feature v1.0 && git push -q $REMOTE/bk-cluster.git main feature v1.0) &&
+	"$GROVE" backup bk-legacy >legacy.bundle &&
+	"$GROVE" backup bk-cluster >cluster.bundle &&
+	git bundle list-heads legacy.bundle >heads && test_grep "refs/heads/feature" heads && test_grep "refs/tags/v1.0" heads &&
+	git bundle list-heads cluster.bundle >heads && test_grep "refs/heads/main" heads &&
+	"$GROVE" restore rs-legacy <cluster.bundle 2>out &&
+	test_grep "restored rs-legacy on the legacy route: HEAD refs/heads/main" out &&
+	"$GROVE" restore rs-cluster <legacy.bundle 2>out &&
+	test_grep "restored rs-cluster on the cluster route: HEAD refs/heads/main" out &&
+	refs_of bk-legacy a && refs_of rs-cluster b && test_cmp a b && test_cmp a.head b.head &&
+	refs_of bk-cluster a && refs_of rs-legacy b && test_cmp a b && test_cmp a.head b.head &&
+	test_must_fail "$GROVE" restore rs-cluster <legacy.bundle 2>err &&
+	test_grep "rs-cluster has a repository already: restore --force replaces it" err &&
+	"$GROVE" restore rs-cluster --force <cluster.bundle 2>out &&
+	test_grep "(replacing its repository)" out &&
+	echo "not a bundle" >junk &&
+	test_must_fail "$GROVE" restore rs-legacy --force <junk 2>err &&
+	test_grep "not a git bundle" err &&
+	refs_of bk-cluster a && refs_of rs-legacy b && test_cmp a b &&
+	"$GROVE" app show rs-legacy >show && test_grep "\"locked\": false" show &&
+	test_must_fail "$GROVE" backup nosuch >x 2>err &&
+	test_grep "no app named nosuch" err
+'
+
 test_done
