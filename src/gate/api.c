@@ -19,6 +19,9 @@
 #include "lib/rpc.h"
 #include "lib/strbuf.h"
 #include "lib/strvec.h"
+
+#include <pthread.h>
+#include <time.h>
 #include "grove/v1/hook.pb-c.h"
 
 #include <fcntl.h>
@@ -406,6 +409,68 @@ out:
 	strbuf_release(&d.line);
 }
 
+/* ---- housekeeping: every app's repository optimized, one at a time ---- */
+
+struct housekeeper {
+	const struct gate_config *cfg;
+	const struct migrate_env *env;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool stop;
+};
+
+static int collect_name(void *ctx, int ncols, const char *const *names, const char *const *values)
+{
+	struct strvec *v = ctx;
+	if (values[0])
+		strvec_push(v, values[0]);
+	return 0;
+}
+
+static void *housekeeping_main(void *arg)
+{
+	struct housekeeper *hk = arg;
+	for (;;) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += hk->cfg->housekeeping;
+		pthread_mutex_lock(&hk->mu);
+		while (!hk->stop && pthread_cond_timedwait(&hk->cv, &hk->mu, &ts) != ETIMEDOUT)
+			;
+		bool stop = hk->stop;
+		pthread_mutex_unlock(&hk->mu);
+		if (stop)
+			break;
+		struct strvec apps = STRVEC_INIT;
+		struct db *db = NULL;
+		int64_t start = now_ms();
+		size_t done = 0, failed = 0;
+		if (db_open(&db, hk->cfg->db_path) ||
+		    db_query(db, "SELECT name FROM apps ORDER BY name", NULL, 0, collect_name, &apps)) {
+			log_warn("gate.housekeeping_failed", "error=%s", error_msg());
+		} else {
+			for (size_t i = 0; i < apps.n && !hk->stop; i++) {
+				struct strbuf report = STRBUF_INIT;
+				strbuf_init(&report, 4096);
+				int r = app_gc(hk->env, db, apps.v[i], &report);
+				/* An app without code yet has nothing to optimize. */
+				if (r && r != GROVE_ENOTFOUND) {
+					failed++;
+					log_warn("gate.housekeeping_app_failed", "app=%s error=%s", apps.v[i], error_msg());
+				} else if (!r) {
+					done++;
+				}
+				strbuf_release(&report);
+			}
+			log_info("gate.housekeeping", "apps=%zu optimized=%zu failed=%zu ms=%lld", apps.n, done, failed,
+				 (long long)(now_ms() - start));
+		}
+		db_close(db);
+		strvec_clear(&apps);
+	}
+	return NULL;
+}
+
 int api_run(const struct gate_config *cfg)
 {
 	struct rpc_server *srv = NULL;
@@ -454,8 +519,18 @@ int api_run(const struct gate_config *cfg)
 	if ((ret = admin_start(&admin, &aopts)))
 		goto out;
 	log_info("gate.api_started", "hook_listen=%s admin_listen=%s", cfg->hook_listen, cfg->admin_listen);
+	struct housekeeper hk = { .cfg = cfg, .env = &menv, .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+	pthread_t hk_tid;
+	bool hk_started = cfg->housekeeping > 0 && !pthread_create(&hk_tid, NULL, housekeeping_main, &hk);
 	while (sigwait(&sigs, &sig))
 		;
+	if (hk_started) {
+		pthread_mutex_lock(&hk.mu);
+		hk.stop = true;
+		pthread_cond_broadcast(&hk.cv);
+		pthread_mutex_unlock(&hk.mu);
+		pthread_join(hk_tid, NULL);
+	}
 	admin_set_draining(admin);
 	rpc_server_drain(srv, cfg->shutdown_grace * 1000);
 out:

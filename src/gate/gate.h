@@ -45,6 +45,7 @@ struct gate_config {
 	int shutdown_grace;        /* seconds SIGTERM waits for sessions */
 	int keepalive;             /* seconds between deploy keep-alive lines */
 	int lock_wait;             /* seconds a push waits for a locked app */
+	int housekeeping;          /* seconds between passes that optimize every repository; 0: off */
 	char *self_exe;
 	char *hooks_dir;           /* core.hooksPath for legacy pushes */
 	struct cidr *proxy_from;   /* load balancers that send (and must send) a PROXY header */

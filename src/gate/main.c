@@ -57,6 +57,9 @@ static const char usage[] =
 	"    legacyDir = legacy              bare repositories <app>.git (an NFS mount…)\n"
 	"    cluster = 127.0.0.1:8075        a store's or cluster's gRPC address\n"
 	"    storage = default               the storage name there\n"
+	"  [housekeeping]\n"
+	"    interval = 86400                seconds between passes that optimize every app's\n"
+	"                                    repository (grove app gc, one app at a time); 0: off\n"
 	"  [deploy]\n"
 	"    command = /path/to/deploy       run when an app's deploy branch moves\n"
 	"    keepalive = 30                  seconds between keep-alive lines\n";
@@ -113,6 +116,7 @@ int gate_config_load(struct gate_config *c, const char *path)
 	INT("gate.shutdownGrace", 60, 0, 86400, shutdown_grace)
 	INT("deploy.keepalive", 30, 1, 3600, keepalive)
 	INT("gate.lockWait", 60, 0, 3600, lock_wait)
+	INT("housekeeping.interval", 86400, 0, 30 * 86400, housekeeping)
 #undef INT
 	if ((ret = auth_secret_load(secret_file, &c->secret)) || (ret = auth_secret_load(token_file, &c->admin_token)))
 		goto out;

@@ -200,4 +200,14 @@ test_expect_success 'grove backup and grove restore, on both routes, across rout
 	test_grep "no app named nosuch" err
 '
 
+test_expect_success 'housekeeping optimizes every app on its schedule' '
+	start_gate g2 $s1_ADDR s1 housekeeping.interval=1 &&
+	GROVE_ADMIN_URL=$g2_ADMIN GROVE_ADMIN_TOKEN_FILE=$TRASH/g2/admin-token "$GROVE" app create hk --route legacy >/dev/null &&
+	GROVE_ADMIN_URL=$g2_ADMIN GROVE_ADMIN_TOKEN_FILE=$TRASH/g2/admin-token "$GROVE" app create hk-empty --route legacy >/dev/null &&
+	git clone -q --bare src "$TRASH/g2/legacy/hk.git" &&
+	for _ in $(seq 1 50); do grep -q "\"event\":\"gate.housekeeping\".*\"optimized\":1" g2/gate.log && break; sleep 0.2; done &&
+	test_grep "\"event\":\"gate.housekeeping\".*\"apps\":2,\"optimized\":1,\"failed\":0" g2/gate.log &&
+	test -f "$TRASH/g2/legacy/hk.git/packed-refs"
+'
+
 test_done
