@@ -31,7 +31,7 @@ static const char usage[] =
 	"       grove app set-branch APP BRANCH | route APP legacy|cluster\n"
 	"       grove app migrate APP --to cluster|legacy | import --legacy-scan | gc APP\n"
 	"       grove access grant USER APP [--read] | revoke USER APP\n"
-	"       grove deploy list APP | log ID\n"
+	"       grove deploy list APP | log ID [--follow]\n"
 	"\n"
 	"Drives the gate's admin API: $GROVE_ADMIN_URL (default http://127.0.0.1:8080),\n"
 	"token from $GROVE_ADMIN_TOKEN, $GROVE_ADMIN_TOKEN_FILE or ./grove-data/gate/admin-token.\n";
@@ -124,6 +124,54 @@ static int request(const char *method, const char *path, json_t *body, bool show
 	}
 out:
 	json_decref(j);
+	free(token);
+	return code;
+}
+
+/*
+ * grove deploy log ID --follow: the log as it grows, until the deployment
+ * ends (like tail -f): the API is asked twice a second and only the new
+ * bytes are printed. Exits 0 if the deployment succeeded, 1 otherwise.
+ */
+static int follow_log(const char *path)
+{
+	const char *base = getenv("GROVE_ADMIN_URL") ? getenv("GROVE_ADMIN_URL") : "http://127.0.0.1:8080";
+	char *token = NULL;
+	size_t shown = 0;
+	int code = 1;
+
+	if (getenv("GROVE_ADMIN_TOKEN"))
+		token = xstrdup(getenv("GROVE_ADMIN_TOKEN"));
+	else if (auth_secret_load(getenv("GROVE_ADMIN_TOKEN_FILE") ? getenv("GROVE_ADMIN_TOKEN_FILE")
+								   : "grove-data/gate/admin-token", &token)) {
+		fprintf(stderr, "grove: no admin token: set GROVE_ADMIN_TOKEN or GROVE_ADMIN_TOKEN_FILE (%s)\n", error_msg());
+		return 1;
+	}
+	for (;;) {
+		json_t *j = NULL;
+		long status = 0;
+		if (admin_call(base, token, "GET", path, NULL, &status, &j) || status >= 400) {
+			fprintf(stderr, "grove: %s\n", status ? json_string_value(json_object_get(j, "error")) ?: "error" : error_msg());
+			json_decref(j);
+			break;
+		}
+		const char *log = json_string_value(json_object_get(j, "log")) ?: "";
+		const char *st = json_string_value(json_object_get(j, "status")) ?: "";
+		size_t len = strlen(log);
+		/* A log cut to its tail restarts the count: show it whole again. */
+		if (len < shown)
+			shown = 0;
+		fwrite(log + shown, 1, len - shown, stdout);
+		fflush(stdout);
+		shown = len;
+		bool over = !strcmp(st, "succeeded") || !strcmp(st, "failed");
+		if (over)
+			code = strcmp(st, "succeeded") ? 1 : 0;
+		json_decref(j);
+		if (over)
+			break;
+		usleep(500 * 1000);
+	}
 	free(token);
 	return code;
 }
@@ -247,6 +295,9 @@ int admin_cli_main(const char *noun, int argc, char **argv)
 		if (!strcmp(verb, "list")) {
 			snprintf(path, sizeof(path), "/api/v1/apps/%s/deployments", ARG(2));
 			code = request("GET", path, NULL, false);
+		} else if (!strcmp(verb, "log") && argc > 3 && !strcmp(argv[3], "--follow")) {
+			snprintf(path, sizeof(path), "/api/v1/deployments/%s", ARG(2));
+			code = follow_log(path);
 		} else if (!strcmp(verb, "log")) {
 			snprintf(path, sizeof(path), "/api/v1/deployments/%s", ARG(2));
 			code = request("GET", path, NULL, true);

@@ -218,4 +218,25 @@ test_expect_success 'the grove CLI drives the admin API' '
 	test_grep "release done" log
 '
 
+test_expect_success 'grove deploy log --follow streams a running deployment to its end' '
+	touch "$TRASH/g1/slow" &&
+	(cd src && echo follow >follow && git add follow && git commit -q -m follow)
+	(cd src && GIT_SSH_COMMAND="$(ssh_as alice $GATE_SSH_PORT)" git push ssh://git@127.0.0.1:$GATE_SSH_PORT/web.git main 2>../pf.err) &
+	pusher=$!
+	id= &&
+	for _ in $(seq 1 100); do
+		api g1 GET /api/v1/apps/web/deployments | tr -d " \n" >list &&
+		id=$(sed -n "s/.*{\"id\":\([0-9]*\),[^}]*\"status\":\"running\".*/\1/p" list) &&
+		test -n "$id" && break
+		sleep 0.05
+	done &&
+	test -n "$id" &&
+	GROVE_ADMIN_URL=$g1_ADMIN GROVE_ADMIN_TOKEN_FILE=$TRASH/g1/admin-token "$GROVE" deploy log $id --follow >follow.out &&
+	wait $pusher &&
+	rm "$TRASH/g1/slow" &&
+	test_grep "^building web at $(git -C src rev-parse main)" follow.out &&
+	test_grep "^release done" follow.out &&
+	test $(grep -c "^release done" follow.out) = 1
+'
+
 test_done
