@@ -44,6 +44,8 @@
 #include <stdatomic.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #define ADMIN_BODY_MAX (1024 * 1024)
 /* A body without a length that outgrows the limit is read (and dropped) up
@@ -721,6 +723,55 @@ static int counts_row(void *ctx, int ncols, const char *const *names, const char
 	return 0;
 }
 
+/*
+ * GET /api/v1/migrations: where the move to the cluster stands — apps per
+ * route, the share on the cluster, and the migrations running now (from the
+ * journal, with when each began), for a dashboard or a script watching a
+ * `grove migrate` run.
+ */
+static int migrations_get(struct call *x)
+{
+	json_t *o = json_object(), *running = json_array();
+	const struct migrate_env *env = x->a->migrate;
+	int ret = db_query(x->db,
+			   "SELECT COUNT(*) AS apps,"
+			   " COALESCE(SUM(CASE WHEN route = 'cluster' THEN 1 ELSE 0 END), 0) AS cluster,"
+			   " COALESCE(SUM(CASE WHEN route = 'legacy' THEN 1 ELSE 0 END), 0) AS legacy FROM apps",
+			   NULL, 0, counts_row, o);
+	if (ret) {
+		json_decref(o);
+		json_decref(running);
+		return reply_grove_error(x->out, ret);
+	}
+	json_int_t apps = json_integer_value(json_object_get(o, "apps"));
+	json_int_t cl = json_integer_value(json_object_get(o, "cluster"));
+	json_object_set_new(o, "percent_on_cluster", json_real(apps ? 100.0 * (double)cl / (double)apps : 0.0));
+	DIR *d = env && env->journal_dir ? opendir(env->journal_dir) : NULL;
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		char path[4096], text[128] = "", when[32] = "";
+		struct stat sb;
+		FILE *f;
+		if (e->d_name[0] == '.' || strchr(e->d_name, '.'))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", env->journal_dir, e->d_name);
+		if (stat(path, &sb) || !(f = fopen(path, "r")))
+			continue;
+		size_t n = fread(text, 1, sizeof(text) - 1, f);
+		fclose(f);
+		text[n] = '\0';
+		struct tm tm;
+		gmtime_r(&sb.st_mtime, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		json_array_append_new(running, json_pack("{s:s, s:s, s:s}", "app", e->d_name, "to",
+							 strstr(text, "to=cluster") ? "cluster" : "legacy", "since", when));
+	}
+	if (d)
+		closedir(d);
+	json_object_set_new(o, "in_progress", running);
+	return answer(x, MHD_HTTP_OK, o);
+}
+
 /* GET /api/v1/status: what `grove status` shows of the gate. */
 static int status_get(struct call *x)
 {
@@ -1160,6 +1211,7 @@ static const struct route_def {
 	{ "POST", "users/*/keys", key_add, true },
 	{ "DELETE", "keys/**", key_remove, false },
 	{ "GET", "status", status_get, false },
+	{ "GET", "migrations", migrations_get, false },
 	{ "GET", "apps", apps_list, false },
 	{ "POST", "apps", app_create, true },
 	{ "GET", "apps/*", app_get, false },

@@ -65,10 +65,15 @@ test_expect_success 'every app moves to the cluster while pushes run; none fails
 		done
 	) &
 	loop=$!
+	( while ! test -e "$TRASH/stop-pushing"; do api g1 GET /api/v1/migrations | tr -d " \n" >>watch; echo >>watch; sleep 0.05; done ) &
+	watcher=$!
 	t0=$(date +%s%N) &&
 	"$GROVE" migrate --percent 100 >progress 2>err &&
 	t1=$(date +%s%N) &&
-	touch "$TRASH/stop-pushing" && wait $loop &&
+	touch "$TRASH/stop-pushing" && wait $loop && wait $watcher &&
+	test_grep "\"in_progress\":\[{\"app\":\"app[0-9]*\",\"to\":\"cluster\",\"since\":\"[0-9T:Z-]*\"}\]" watch &&
+	api g1 GET /api/v1/migrations | tr -d " \n" >final &&
+	test_grep "\"cluster\":$APPS,\"legacy\":0,\"percent_on_cluster\":100.0*,\"in_progress\":\[\]" final &&
 	test_grep "done: $APPS moved, 0 failed, 0 left of $APPS" err &&
 	test $(grep -c "\"ok\":true" progress) = $APPS &&
 	test_grep "\"done\":$APPS,\"failed\":0,\"total\":$APPS" progress &&
