@@ -1,10 +1,11 @@
 /*
  * `grove migrate --percent N [--batch K] [--rate R] [--dry-run] [--to cluster|legacy]`:
- * moves apps between the legacy directory and the cluster until N % of all
- * apps are on the cluster, one live migration at a time through the gate's
- * admin API (each: lock, copy, verify, switch, unlock; pushes wait, fetches go
- * on). Apps are taken in name order, so a run that stops (Ctrl-C, --batch)
- * and is started again goes on where it was.
+ * asks the gate (POST /api/v1/migrations) to move apps between the legacy
+ * directory and the cluster until N % of all apps are on the cluster, one live
+ * migration at a time (each: lock, copy, verify, switch, unlock; pushes wait,
+ * fetches go on), and follows the batch (GET /api/v1/migrations). The gate
+ * runs it, so closing this command does not stop it. Apps are taken in name
+ * order, so a batch that ended early and is asked again goes on where it was.
  *
  * Progress: on a terminal, a bar on stderr (apps done / to do, rate, ETA);
  * otherwise one JSON line per app on stdout, for scripts.
@@ -44,12 +45,18 @@ static void fmt_duration(double s, char *buf, size_t n)
 		snprintf(buf, n, "%ld:%02ld", t / 60, t % 60);
 }
 
-static void progress(bool tty, const char *app, bool ok, const char *err, int done, int failed, int total,
-		     int64_t start_ms)
+/* Failed apps among the first n results. */
+static int failed_before(json_t *results, size_t n)
 {
-	double el = (double)(now_ms() - start_ms) / 1000.0;
-	double rate = el > 0 ? (done + failed) / el * 60.0 : 0;
-	double eta = rate > 0 ? (total - done - failed) / rate * 60.0 : 0;
+	int f = 0;
+	for (size_t i = 0; i < n && i < json_array_size(results); i++)
+		f += !json_is_true(json_object_get(json_array_get(results, i), "ok"));
+	return f;
+}
+
+static void progress(bool tty, const char *app, bool ok, const char *err, int done, int failed, int total, double rate,
+		     double eta)
+{
 	if (tty) {
 		char e[32];
 		int width = 30, fill = total ? (done + failed) * width / total : width;
@@ -80,11 +87,10 @@ int migrate_main(int argc, char **argv)
 	long batch = -1, rate = 0;
 	bool dry = false, tty = isatty(2);
 	char *token = NULL;
-	json_t *apps = NULL;
-	const char **pick = NULL;
+	json_t *body = NULL, *resp = NULL;
 	long status = 0;
-	int total, on_cluster = 0, want, n = 0, done = 0, failed = 0, code = 1;
-	int64_t start;
+	size_t shown = 0, n = 0;
+	int code = 1;
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--percent") && i + 1 < argc)
@@ -120,78 +126,72 @@ int migrate_main(int argc, char **argv)
 			error_msg());
 		goto out;
 	}
-	if (admin_call(base, token, "GET", "/api/v1/apps", NULL, &status, &apps) || status != 200 || !json_is_array(apps)) {
-		fprintf(stderr, "grove migrate: cannot list the apps (HTTP %ld): %s\n", status,
-			status ? "see the gate's log" : error_msg());
+	/* The gate runs the batch: it goes on if this command is closed. */
+	body = json_pack("{s:f, s:s, s:b}", "percent", percent, "to", to, "dry_run", dry);
+	if (batch > 0)
+		json_object_set_new(body, "batch", json_integer(batch));
+	if (rate > 0)
+		json_object_set_new(body, "rate", json_integer(rate));
+	if (admin_call(base, token, "POST", "/api/v1/migrations", body, &status, &resp) || status >= 400) {
+		fprintf(stderr, "grove migrate: %s\n",
+			status ? json_string_value(json_object_get(resp, "error")) ?: "the gate refused" : error_msg());
 		goto out;
 	}
-	total = (int)json_array_size(apps);
-	for (int i = 0; i < total; i++)
-		on_cluster += !strcmp(json_string_value(json_object_get(json_array_get(apps, (size_t)i), "route")) ?: "",
-				      "cluster");
-	/* How many move: to reach ceil(N %) on the cluster, or to come down to floor(N %). */
-	if (!strcmp(to, "cluster"))
-		want = MAX(0, (int)ceil(total * percent / 100.0 - 1e-9) - on_cluster);
-	else
-		want = MAX(0, on_cluster - (int)floor(total * percent / 100.0 + 1e-9));
-	if (batch > 0)
-		want = (int)MIN((long)want, batch);
-	pick = xcalloc((size_t)want + 1, sizeof(*pick));
-	for (int i = 0; i < total && n < want; i++) {
-		json_t *a = json_array_get(apps, (size_t)i);
-		const char *route = json_string_value(json_object_get(a, "route"));
-		if (route && strcmp(route, to))
-			pick[n++] = json_string_value(json_object_get(a, "name"));
-	}
-	fprintf(stderr, "%d apps, %d on the cluster (%.1f %%); %s %d to the %s route%s\n", total, on_cluster,
-		total ? 100.0 * on_cluster / total : 0.0, dry ? "would move" : "moving", n, to,
-		dry ? "" : ", one at a time, live");
-	if (dry) {
-		for (int i = 0; i < n; i++)
-			puts(pick[i]);
+	json_t *moving = json_object_get(resp, "moving");
+	json_int_t total = json_integer_value(json_object_get(resp, "apps"));
+	json_int_t on_cluster = json_integer_value(json_object_get(resp, "on_cluster"));
+	n = json_array_size(moving);
+	fprintf(stderr, "%lld apps, %lld on the cluster (%.1f %%); %s %zu to the %s route%s\n", (long long)total,
+		(long long)on_cluster, total ? 100.0 * (double)on_cluster / (double)total : 0.0,
+		dry ? "would move" : "moving", n, to, dry ? "" : ", one at a time, live");
+	if (dry || !n) {
+		for (size_t i = 0; i < n; i++)
+			puts(json_string_value(json_array_get(moving, i)));
 		code = 0;
 		goto out;
 	}
-
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
-	start = now_ms();
-	for (int i = 0; i < n && !stop; i++) {
-		char path[256];
-		json_t *body = json_pack("{s:s}", "to", to), *resp = NULL;
-		const char *err = "";
-		/* --rate: the i-th app starts no sooner than i minutes / R after the first. */
-		if (rate > 0) {
-			int64_t at = start + (int64_t)i * 60000 / rate;
-			while (!stop && now_ms() < at)
-				usleep(100 * 1000);
-			if (stop)
-				break;
+	for (;;) {
+		json_t *st = NULL;
+		if (admin_call(base, token, "GET", "/api/v1/migrations", NULL, &status, &st) || status >= 400) {
+			fprintf(stderr, "\ngrove migrate: cannot follow the batch: %s\n", status ? "the gate refused" : error_msg());
+			json_decref(st);
+			goto out;
 		}
-		snprintf(path, sizeof(path), "/api/v1/apps/%s/migrate", pick[i]);
-		int r = admin_call(base, token, "POST", path, body, &status, &resp);
-		bool ok = !r && status < 400;
-		if (r)
-			err = error_msg();
-		else if (!ok)
-			err = json_is_string(json_object_get(resp, "error")) ? json_string_value(json_object_get(resp, "error"))
-									       : "no message";
-		if (ok)
-			done++;
-		else
-			failed++;
-		progress(tty, pick[i], ok, err, done, failed, n, start);
-		json_decref(body);
-		json_decref(resp);
+		json_t *b = json_object_get(st, "batch"), *results = json_object_get(b, "results");
+		int done = (int)json_integer_value(json_object_get(b, "done"));
+		int failed = (int)json_integer_value(json_object_get(b, "failed"));
+		int btotal = (int)json_integer_value(json_object_get(b, "total"));
+		/* Each app finished since the last look, in order. */
+		for (; shown < json_array_size(results); shown++) {
+			json_t *r = json_array_get(results, shown);
+			bool ok = json_is_true(json_object_get(r, "ok"));
+			const char *err = json_string_value(json_object_get(r, "error")) ?: "";
+			progress(tty, json_string_value(json_object_get(r, "app")) ?: "?", ok, err,
+				 (int)(shown + 1) - failed_before(results, shown + 1), failed_before(results, shown + 1),
+				 btotal, json_number_value(json_object_get(b, "rate_per_min")),
+				 json_number_value(json_object_get(b, "eta_s")));
+		}
+		bool running = json_is_true(json_object_get(b, "running"));
+		json_decref(st);
+		if (!running) {
+			if (tty)
+				fputc('\n', stderr);
+			fprintf(stderr, "done: %d moved, %d failed, %d left of %d\n", done, failed, btotal - done - failed, btotal);
+			code = failed || done + failed < btotal ? 1 : 0;
+			break;
+		}
+		if (stop) {
+			fprintf(stderr, "\nstopped watching: the batch goes on in the gate (GET /api/v1/migrations)\n");
+			code = 1;
+			break;
+		}
+		usleep(250 * 1000);
 	}
-	if (tty)
-		fputc('\n', stderr);
-	fprintf(stderr, "%s: %d moved, %d failed, %d left of %d\n", stop ? "stopped" : "done", done, failed,
-		n - done - failed, n);
-	code = failed || stop ? 1 : 0;
 out:
-	free(pick);
-	json_decref(apps);
+	json_decref(body);
+	json_decref(resp);
 	free(token);
 	return code;
 }

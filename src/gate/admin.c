@@ -35,7 +35,9 @@
 #include <ftw.h>
 #include <jansson.h>
 #include <libssh/libssh.h>
+#include <math.h>
 #include <microhttpd.h>
+#include <pthread.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <openssl/crypto.h>
@@ -58,6 +60,26 @@
 #define DEPLOY_LIST_DEFAULT 100
 #define DEPLOY_LIST_MAX 1000
 
+/*
+ * A batch migration (POST /api/v1/migrations) runs on a thread of the api
+ * process, one app after the other, so it goes on when the operator's
+ * `grove migrate` is closed; GET /api/v1/migrations shows its progress.
+ */
+struct batch {
+	pthread_mutex_t mu;
+	pthread_t tid;
+	bool started;            /* a thread was ever started (to join) */
+	bool running;
+	bool stop;
+	enum route to;
+	int rate;                /* apps a minute; 0: as fast as it goes */
+	char **apps;
+	size_t total, done, failed;
+	int64_t start_ms;
+	char current[GATE_APP_NAME_MAX + 1];
+	json_t *results;         /* [{app, ok, error?}], in order */
+};
+
 struct admin {
 	struct MHD_Daemon *daemon;
 	unsigned char token_hash[SHA256_DIGEST_LENGTH];
@@ -66,6 +88,7 @@ struct admin {
 	int canary_percent;
 	const struct migrate_env *migrate;
 	atomic_bool draining;
+	struct batch batch;
 };
 
 /* One HTTP request, from its headers to its completion. */
@@ -769,7 +792,177 @@ static int migrations_get(struct call *x)
 	if (d)
 		closedir(d);
 	json_object_set_new(o, "in_progress", running);
+	struct batch *b = &x->a->batch;
+	pthread_mutex_lock(&b->mu);
+	if (b->apps) {
+		double el = (double)(now_ms() - b->start_ms) / 1000.0;
+		size_t n = b->done + b->failed;
+		double rate = el > 0 ? (double)n / el * 60.0 : 0;
+		json_object_set_new(o, "batch",
+				    json_pack("{s:b, s:s, s:I, s:I, s:I, s:s, s:f, s:f, s:O}", "running", b->running, "to",
+					      route_name(b->to), "total", (json_int_t)b->total, "done", (json_int_t)b->done,
+					      "failed", (json_int_t)b->failed, "current", b->current, "rate_per_min", rate,
+					      "eta_s", rate > 0 ? (double)(b->total - n) / rate * 60.0 : 0.0, "results",
+					      b->results));
+	} else {
+		json_object_set_new(o, "batch", json_null());
+	}
+	pthread_mutex_unlock(&b->mu);
 	return answer(x, MHD_HTTP_OK, o);
+}
+
+static void *batch_main(void *arg)
+{
+	struct admin *a = arg;
+	struct batch *b = &a->batch;
+	struct db *db = NULL;
+	int ret = db_open(&db, a->db_path);
+
+	for (size_t i = 0; i < b->total; i++) {
+		struct strbuf report = STRBUF_INIT;
+		pthread_mutex_lock(&b->mu);
+		/* --rate: the i-th app starts no sooner than i minutes / rate after the first. */
+		while (b->rate > 0 && !b->stop && now_ms() < b->start_ms + (int64_t)i * 60000 / b->rate) {
+			pthread_mutex_unlock(&b->mu);
+			usleep(100 * 1000);
+			pthread_mutex_lock(&b->mu);
+		}
+		bool stop = b->stop;
+		strlcpy_(b->current, b->apps[i], sizeof(b->current));
+		enum route to = b->to;
+		pthread_mutex_unlock(&b->mu);
+		if (stop)
+			break;
+		strbuf_init(&report, 64 * 1024);
+		int r = ret ? ret : app_migrate(a->migrate, db, b->apps[i], to, &report);
+		pthread_mutex_lock(&b->mu);
+		if (r)
+			b->failed++;
+		else
+			b->done++;
+		json_array_append_new(b->results, r ? json_pack("{s:s, s:b, s:s}", "app", b->apps[i], "ok", 0, "error", error_msg())
+						     : json_pack("{s:s, s:b}", "app", b->apps[i], "ok", 1));
+		pthread_mutex_unlock(&b->mu);
+		strbuf_release(&report);
+	}
+	pthread_mutex_lock(&b->mu);
+	b->running = false;
+	b->current[0] = '\0';
+	pthread_mutex_unlock(&b->mu);
+	log_info("gate.batch_done", "to=%s total=%zu done=%zu failed=%zu ms=%lld", route_name(b->to), b->total, b->done,
+		 b->failed, (long long)(now_ms() - b->start_ms));
+	db_close(db);
+	return NULL;
+}
+
+static int name_row(void *ctx, int ncols, const char *const *names, const char *const *values)
+{
+	json_array_append_new(ctx, json_pack("{s:s?, s:s?}", "name", values[0], "route", values[1]));
+	return 0;
+}
+
+/*
+ * POST /api/v1/migrations {"percent": N, "to": "cluster"|"legacy", "batch": K,
+ * "rate": R, "dry_run": bool}: moves apps, in name order, until N % of all
+ * apps are on the cluster (or, to legacy, at most N % are left there).
+ */
+static int migrations_post(struct call *x)
+{
+	static const char *const fields[] = { "percent", "to", "batch", "rate", "dry_run", NULL };
+	struct batch *b = &x->a->batch;
+	json_t *pv = json_object_get(x->body, "percent"), *bv = json_object_get(x->body, "batch"),
+	       *rv = json_object_get(x->body, "rate"), *apps = NULL, *plan = NULL;
+	const char *to_s = NULL;
+	enum route to = ROUTE_CLUSTER;
+	bool dry = false, has_dry = false;
+	double percent;
+	json_int_t batch = -1, rate = 0, total, on_cluster = 0, want;
+	int ret;
+
+	if (check_fields(x, fields) || get_str(x, "to", false, &to_s) || get_bool(x, "dry_run", &has_dry, &dry))
+		return x->out->status;
+	if (to_s && route_parse(to_s, &to))
+		return reply_error(x->out, MHD_HTTP_BAD_REQUEST, "field \"to\" must be \"legacy\" or \"cluster\"");
+	if (!json_is_number(pv) || json_number_value(pv) < 0 || json_number_value(pv) > 100)
+		return reply_error(x->out, MHD_HTTP_BAD_REQUEST, "field \"percent\" must be a number from 0 to 100");
+	percent = json_number_value(pv);
+	if (bv && !json_is_null(bv) && (!json_is_integer(bv) || (batch = json_integer_value(bv)) < 1))
+		return reply_error(x->out, MHD_HTTP_BAD_REQUEST, "field \"batch\" must be a whole number above 0");
+	if (rv && !json_is_null(rv) && (!json_is_integer(rv) || (rate = json_integer_value(rv)) < 0 || rate > 100000))
+		return reply_error(x->out, MHD_HTTP_BAD_REQUEST, "field \"rate\" must be a whole number of apps a minute, 0 for no limit");
+	if (!x->a->migrate)
+		return reply_error(x->out, MHD_HTTP_CONFLICT, "this gate cannot migrate apps");
+	apps = json_array();
+	if ((ret = db_query(x->db, "SELECT name, route FROM apps ORDER BY name", NULL, 0, name_row, apps))) {
+		json_decref(apps);
+		return reply_grove_error(x->out, ret);
+	}
+	total = (json_int_t)json_array_size(apps);
+	for (size_t i = 0; i < json_array_size(apps); i++)
+		on_cluster += !strcmp(json_string_value(json_object_get(json_array_get(apps, i), "route")) ?: "", "cluster");
+	/* How many move: up to ceil(N %) on the cluster, or down to floor(N %). */
+	if (to == ROUTE_CLUSTER)
+		want = (json_int_t)ceil((double)total * percent / 100.0 - 1e-9) - on_cluster;
+	else
+		want = on_cluster - (json_int_t)floor((double)total * percent / 100.0 + 1e-9);
+	if (want < 0)
+		want = 0;
+	if (batch > 0 && want > batch)
+		want = batch;
+	plan = json_array();
+	for (size_t i = 0; i < json_array_size(apps) && (json_int_t)json_array_size(plan) < want; i++) {
+		json_t *a = json_array_get(apps, i);
+		if (strcmp(json_string_value(json_object_get(a, "route")) ?: "", route_name(to)))
+			json_array_append(plan, json_object_get(a, "name"));
+	}
+	json_decref(apps);
+	json_t *o = json_pack("{s:I, s:I, s:s, s:b, s:O}", "apps", total, "on_cluster", on_cluster, "to", route_name(to),
+			      "dry_run", dry, "moving", plan);
+	if (dry || !json_array_size(plan)) {
+		json_decref(plan);
+		return answer(x, MHD_HTTP_OK, o);
+	}
+	pthread_mutex_lock(&b->mu);
+	if (b->running) {
+		pthread_mutex_unlock(&b->mu);
+		json_decref(plan);
+		json_decref(o);
+		return reply_error(x->out, MHD_HTTP_CONFLICT,
+				   "a batch migration is running already: watch it with GET /api/v1/migrations");
+	}
+	if (b->started) {
+		/* The previous batch's thread has ended (running is false): collect it. */
+		pthread_join(b->tid, NULL);
+		b->started = false;
+	}
+	for (size_t i = 0; b->apps && b->apps[i]; i++)
+		free(b->apps[i]);
+	free(b->apps);
+	json_decref(b->results);
+	b->total = json_array_size(plan);
+	b->apps = xcalloc(b->total + 1, sizeof(*b->apps));
+	for (size_t i = 0; i < b->total; i++)
+		b->apps[i] = xstrdup(json_string_value(json_array_get(plan, i)));
+	b->results = json_array();
+	b->done = b->failed = 0;
+	b->to = to;
+	b->rate = (int)rate;
+	b->stop = false;
+	b->start_ms = now_ms();
+	b->running = true;
+	b->current[0] = '\0';
+	if (pthread_create(&b->tid, NULL, batch_main, x->a)) {
+		b->running = false;
+		pthread_mutex_unlock(&b->mu);
+		json_decref(plan);
+		json_decref(o);
+		return reply_error(x->out, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot start the batch");
+	}
+	b->started = true;
+	pthread_mutex_unlock(&b->mu);
+	json_decref(plan);
+	log_info("gate.batch_started", "to=%s apps=%zu rate=%lld", route_name(to), b->total, (long long)rate);
+	return answer(x, MHD_HTTP_ACCEPTED, o);
 }
 
 /* GET /api/v1/status: what `grove status` shows of the gate. */
@@ -1212,6 +1405,7 @@ static const struct route_def {
 	{ "DELETE", "keys/**", key_remove, false },
 	{ "GET", "status", status_get, false },
 	{ "GET", "migrations", migrations_get, false },
+	{ "POST", "migrations", migrations_post, true },
 	{ "GET", "apps", apps_list, false },
 	{ "POST", "apps", app_create, true },
 	{ "GET", "apps/*", app_get, false },
@@ -1666,6 +1860,7 @@ int admin_start(struct admin **out, const struct admin_opts *opts)
 	}
 
 	a = xcalloc(1, sizeof(*a));
+	pthread_mutex_init(&a->batch.mu, NULL);
 	SHA256((const unsigned char *)opts->token, strlen(opts->token), a->token_hash);
 	a->db_path = xstrdup(opts->db_path);
 	a->default_branch = xstrdup(short_branch(opts->default_deploy_branch ? opts->default_deploy_branch : "main"));
@@ -1716,6 +1911,17 @@ void admin_stop(struct admin *a)
 		return;
 	if (a->daemon)
 		MHD_stop_daemon(a->daemon);
+	/* A running batch stops after the app it is moving. */
+	pthread_mutex_lock(&a->batch.mu);
+	a->batch.stop = true;
+	pthread_mutex_unlock(&a->batch.mu);
+	if (a->batch.started)
+		pthread_join(a->batch.tid, NULL);
+	for (size_t i = 0; a->batch.apps && a->batch.apps[i]; i++)
+		free(a->batch.apps[i]);
+	free(a->batch.apps);
+	json_decref(a->batch.results);
+	pthread_mutex_destroy(&a->batch.mu);
 	free(a->db_path);
 	free(a->default_branch);
 	free(a);

@@ -127,6 +127,22 @@ test_expect_success 'grove app gc optimizes an app where it lives: every replica
 	test_grep "HTTP 404" err
 '
 
+test_expect_success 'the gate runs the batch: closing grove migrate does not stop it; one batch at a time' '
+	"$GROVE" migrate --percent 100 >progress 2>err &
+	cli=$!
+	for _ in $(seq 1 100); do grep -q "^.* apps, .*; moving" err 2>/dev/null && break; sleep 0.05; done
+	kill $cli; wait $cli;
+	test_must_fail "$GROVE" migrate --percent 100 2>err2 &&
+	test_grep "a batch migration is running already" err2 &&
+	for _ in $(seq 1 300); do
+		api g1 GET /api/v1/migrations | tr -d " \n" >st &&
+		grep -q "\"batch\":{\"running\":false" st && break
+		sleep 0.1
+	done &&
+	test_grep "\"batch\":{\"running\":false,\"to\":\"cluster\",\"total\":$((APPS / 2)),\"done\":$((APPS / 2)),\"failed\":0" st &&
+	test_grep "\"percent_on_cluster\":100" st
+'
+
 test_expect_success 'bad arguments are refused with the usage' '
 	test_expect_code 2 "$GROVE" migrate --percent 101 2>err &&
 	test_grep "give --percent from 0 to 100" err &&
