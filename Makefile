@@ -3,6 +3,7 @@
 #   make                          build build/grove
 #   make test                     install missing packages, build, run unit + end-to-end tests
 #   make SANITIZE=address,undefined test   the same, sanitized (in build/sanitize)
+#   make valgrind                 the unit tests under valgrind
 #   make fuzz                     build the libFuzzer targets (clang) in build/fuzz
 #   make fuzz-run FUZZ_SECONDS=N  run each fuzz target for N seconds
 #   make up                       install, build and start Grove on loopback (grove up)
@@ -44,7 +45,7 @@ TOOL_BIN := $(patsubst tests/tools/%.c,$(B)/tests/tools/%,$(TOOL_SRC))
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 
-.PHONY: all test unit e2e fuzz fuzz-run clean deps up bench
+.PHONY: all test unit valgrind e2e fuzz fuzz-run clean deps up bench
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -99,6 +100,12 @@ $(B)/tests/tools/%: tests/tools/%.c
 
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "# $$t"; $$t; done
+
+# The unit tests under valgrind: any invalid access, uninitialised use or
+# definite leak fails.
+valgrind: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "# valgrind $$t"; \
+		valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite $$t >/dev/null; done
 
 e2e: $(B)/grove $(TOOL_BIN)
 	GROVE_BIN=$(CURDIR)/$(B)/grove GROVE_TOOLS=$(CURDIR)/$(B)/tests/tools prove -j2 tests/t/
