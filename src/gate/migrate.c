@@ -237,13 +237,46 @@ out:
 	return ret;
 }
 
+/*
+ * The repository as a bundle from the cluster (CreateBundle), written to fd.
+ * GROVE_EPRECOND, as the store answers, for an empty repository (no bundle).
+ */
+static int receive_bundle(struct remote *r, int fd)
+{
+	Grove__V1__CreateBundleRequest req = GROVE__V1__CREATE_BUNDLE_REQUEST__INIT;
+	struct rpc_stream *st = NULL;
+	int ret;
+
+	req.repository = &r->repo;
+	if ((ret = rpc_stream_open(r->cl, "/grove.v1.RepositoryService/CreateBundle", 0, &st)) ||
+	    (ret = rpc_stream_send(st, &req.base)))
+		goto out;
+	rpc_stream_close_send(st);
+	for (;;) {
+		Grove__V1__CreateBundleResponse *resp = NULL;
+		int n = rpc_stream_recv(st, &grove__v1__create_bundle_response__descriptor, (ProtobufCMessage **)&resp);
+		if (n <= 0)
+			break;
+		ret = write_all(fd, resp->data.data, resp->data.len);
+		FREE_MSG(resp);
+		if (ret) {
+			ret = error_set(GROVE_EIO, "writing the bundle: %s", strerror(errno));
+			rpc_stream_cancel(st);
+			break;
+		}
+	}
+	if (!ret)
+		ret = rpc_stream_finish(st);
+out:
+	rpc_stream_free(st);
+	return ret;
+}
+
 /* cluster → legacy: the bundle to a file, applied in a staging repository. */
 static int copy_to_legacy(struct remote *r, const char *tmp, const char *staged)
 {
-	Grove__V1__CreateBundleRequest req = GROVE__V1__CREATE_BUNDLE_REQUEST__INIT;
 	Grove__V1__FindDefaultBranchRequest hreq = GROVE__V1__FIND_DEFAULT_BRANCH_REQUEST__INIT;
 	Grove__V1__FindDefaultBranchResponse *hresp = NULL;
-	struct rpc_stream *st = NULL;
 	char bundle[4200];
 	int fd = -1, ret;
 	bool empty = false;
@@ -259,22 +292,7 @@ static int copy_to_legacy(struct remote *r, const char *tmp, const char *staged)
 		ret = error_set(GROVE_EIO, "cannot create %s: %s", bundle, strerror(errno));
 		goto out;
 	}
-	req.repository = &r->repo;
-	if ((ret = rpc_stream_open(r->cl, "/grove.v1.RepositoryService/CreateBundle", 0, &st)) ||
-	    (ret = rpc_stream_send(st, &req.base)))
-		goto out;
-	rpc_stream_close_send(st);
-	for (;;) {
-		Grove__V1__CreateBundleResponse *resp = NULL;
-		int n = rpc_stream_recv(st, &grove__v1__create_bundle_response__descriptor, (ProtobufCMessage **)&resp);
-		if (n <= 0)
-			break;
-		ret = write_all(fd, resp->data.data, resp->data.len);
-		FREE_MSG(resp);
-		if (ret)
-			goto out;
-	}
-	ret = rpc_stream_finish(st);
+	ret = receive_bundle(r, fd);
 	if (ret == GROVE_EPRECOND) {
 		empty = true;   /* an empty repository has no bundle */
 		ret = 0;
@@ -301,7 +319,6 @@ out:
 	if (fd >= 0)
 		close(fd);
 	FREE_MSG(hresp);
-	rpc_stream_free(st);
 	return ret;
 }
 
@@ -654,7 +671,6 @@ int app_backup(const struct migrate_env *env, struct db *db, const char *name, i
 {
 	struct app app = { 0 };
 	struct remote r = { .repo = GROVE__V1__REPOSITORY__INIT };
-	struct rpc_stream *st = NULL;
 	char rel[128], legacy[4096];
 	int ret;
 
@@ -693,33 +709,11 @@ int app_backup(const struct migrate_env *env, struct db *db, const char *name, i
 			ret = error_set(GROVE_EINTERNAL, "git bundle create failed in %s (exit %d)", legacy, code);
 		goto out;
 	}
-	Grove__V1__CreateBundleRequest req = GROVE__V1__CREATE_BUNDLE_REQUEST__INIT;
-	if ((ret = remote_for(env, name, rel, sizeof(rel), &r)))
-		goto out;
-	req.repository = &r.repo;
-	if ((ret = rpc_stream_open(r.cl, "/grove.v1.RepositoryService/CreateBundle", 0, &st)) ||
-	    (ret = rpc_stream_send(st, &req.base)))
-		goto out;
-	rpc_stream_close_send(st);
-	for (;;) {
-		Grove__V1__CreateBundleResponse *resp = NULL;
-		int n = rpc_stream_recv(st, &grove__v1__create_bundle_response__descriptor, (ProtobufCMessage **)&resp);
-		if (n <= 0)
-			break;
-		ret = write_all(out_fd, resp->data.data, resp->data.len);
-		FREE_MSG(resp);
-		if (ret) {
-			error_set(GROVE_EIO, "writing the bundle: %s", strerror(errno));
-			rpc_stream_cancel(st);
-			break;
-		}
-	}
-	if (!ret)
-		ret = rpc_stream_finish(st);
+	if (!(ret = remote_for(env, name, rel, sizeof(rel), &r)))
+		ret = receive_bundle(&r, out_fd);
 	if (ret == GROVE_EPRECOND)
 		error_wrap(ret, "backing up %s", name);
 out:
-	rpc_stream_free(st);
 	rpc_client_free(r.cl);
 	app_release(&app);
 	return ret;
