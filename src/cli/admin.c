@@ -89,19 +89,35 @@ out:
 }
 
 /* One request; prints the answer (or the API's error) and returns the exit code. */
+const char *cli_admin_url(void)
+{
+	return getenv("GROVE_ADMIN_URL") ? getenv("GROVE_ADMIN_URL") : "http://127.0.0.1:8080";
+}
+
+int cli_admin_token(char **out)
+{
+	*out = NULL;
+	if (getenv("GROVE_ADMIN_TOKEN")) {
+		*out = xstrdup(getenv("GROVE_ADMIN_TOKEN"));
+		return 0;
+	}
+	if (auth_secret_load(getenv("GROVE_ADMIN_TOKEN_FILE") ? getenv("GROVE_ADMIN_TOKEN_FILE")
+							  : "grove-data/gate/admin-token",
+			     out))
+		return error_wrap(GROVE_EINVAL, "no admin token: set GROVE_ADMIN_TOKEN or GROVE_ADMIN_TOKEN_FILE");
+	return 0;
+}
+
 static int request(const char *method, const char *path, json_t *body, bool show_log)
 {
-	const char *base = getenv("GROVE_ADMIN_URL") ? getenv("GROVE_ADMIN_URL") : "http://127.0.0.1:8080";
+	const char *base = cli_admin_url();
 	char *token = NULL;
 	json_t *j = NULL;
 	long status = 0;
 	int code = 1;
 
-	if (getenv("GROVE_ADMIN_TOKEN"))
-		token = xstrdup(getenv("GROVE_ADMIN_TOKEN"));
-	else if (auth_secret_load(getenv("GROVE_ADMIN_TOKEN_FILE") ? getenv("GROVE_ADMIN_TOKEN_FILE")
-								   : "grove-data/gate/admin-token", &token)) {
-		fprintf(stderr, "grove: no admin token: set GROVE_ADMIN_TOKEN or GROVE_ADMIN_TOKEN_FILE (%s)\n", error_msg());
+	if (cli_admin_token(&token)) {
+		fprintf(stderr, "grove: %s\n", error_msg());
 		goto out;
 	}
 	if (admin_call(base, token, method, path, body, &status, &j)) {
@@ -135,16 +151,13 @@ out:
  */
 static int follow_log(const char *path)
 {
-	const char *base = getenv("GROVE_ADMIN_URL") ? getenv("GROVE_ADMIN_URL") : "http://127.0.0.1:8080";
+	const char *base = cli_admin_url();
 	char *token = NULL;
 	size_t shown = 0;
 	int code = 1;
 
-	if (getenv("GROVE_ADMIN_TOKEN"))
-		token = xstrdup(getenv("GROVE_ADMIN_TOKEN"));
-	else if (auth_secret_load(getenv("GROVE_ADMIN_TOKEN_FILE") ? getenv("GROVE_ADMIN_TOKEN_FILE")
-								   : "grove-data/gate/admin-token", &token)) {
-		fprintf(stderr, "grove: no admin token: set GROVE_ADMIN_TOKEN or GROVE_ADMIN_TOKEN_FILE (%s)\n", error_msg());
+	if (cli_admin_token(&token)) {
+		fprintf(stderr, "grove: %s\n", error_msg());
 		return 1;
 	}
 	for (;;) {

@@ -18,6 +18,15 @@ int rpc_main(int argc, char **argv);
 int admin_cli_main(const char *noun, int argc, char **argv);
 
 /*
+ * The gate's admin API for the operator's commands: the address from
+ * $GROVE_ADMIN_URL (default http://127.0.0.1:8080), the token from
+ * $GROVE_ADMIN_TOKEN, the file $GROVE_ADMIN_TOKEN_FILE names, or
+ * ./grove-data/gate/admin-token (an error saying so when none is there).
+ */
+const char *cli_admin_url(void);
+int cli_admin_token(char **out);
+
+/*
  * One admin API request: *status is the HTTP status, *resp the JSON answer
  * (or NULL). Returns non-zero only when the API cannot be reached.
  */

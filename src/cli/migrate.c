@@ -81,7 +81,7 @@ static void progress(bool tty, const char *app, bool ok, const char *err, int do
 
 int migrate_main(int argc, char **argv)
 {
-	const char *base = getenv("GROVE_ADMIN_URL") ? getenv("GROVE_ADMIN_URL") : "http://127.0.0.1:8080";
+	const char *base = cli_admin_url();
 	const char *to = "cluster";
 	double percent = -1;
 	long batch = -1, rate = 0;
@@ -117,13 +117,8 @@ int migrate_main(int argc, char **argv)
 		fprintf(stderr, usage);
 		return 2;
 	}
-	if (getenv("GROVE_ADMIN_TOKEN"))
-		token = xstrdup(getenv("GROVE_ADMIN_TOKEN"));
-	else if (auth_secret_load(getenv("GROVE_ADMIN_TOKEN_FILE") ? getenv("GROVE_ADMIN_TOKEN_FILE")
-								   : "grove-data/gate/admin-token",
-				  &token)) {
-		fprintf(stderr, "grove migrate: no admin token: set GROVE_ADMIN_TOKEN or GROVE_ADMIN_TOKEN_FILE (%s)\n",
-			error_msg());
+	if (cli_admin_token(&token)) {
+		fprintf(stderr, "grove migrate: %s\n", error_msg());
 		goto out;
 	}
 	/* The gate runs the batch: it goes on if this command is closed. */

@@ -27,17 +27,15 @@ static int64_t num(json_t *o, const char *k)
 	return json_integer_value(json_object_get(o, k));
 }
 
-static bool show_gate(const char *base, const char *token_file)
+static bool show_gate(const char *base)
 {
 	char *token = NULL;
 	json_t *st = NULL;
 	long status = 0;
 	bool ok = false;
 
-	if (getenv("GROVE_ADMIN_TOKEN"))
-		token = xstrdup(getenv("GROVE_ADMIN_TOKEN"));
-	else if (auth_secret_load(token_file, &token)) {
-		printf("gate      %-40s  no admin token (%s)\n", base, error_msg());
+	if (cli_admin_token(&token)) {
+		printf("gate      %-40s  %s\n", base, error_msg());
 		return false;
 	}
 	if (admin_call(base, token, "GET", "/api/v1/status", NULL, &status, &st) || status != 200) {
@@ -98,8 +96,8 @@ out:
 int status_main(int argc, char **argv)
 {
 	const char *data = "grove-data";
-	char token_file[4096], sock[4200], secret_file[4096];
-	const char *base = getenv("GROVE_ADMIN_URL") ? getenv("GROVE_ADMIN_URL") : "http://127.0.0.1:8080";
+	char sock[4200], secret_file[4096];
+	const char *base = cli_admin_url();
 	const char *addr = getenv("GROVE_CLUSTER_ADDRESS");
 	char *real;
 	bool ok;
@@ -117,12 +115,10 @@ int status_main(int argc, char **argv)
 	}
 	log_init("cli", LOG_ERROR, 2);
 	real = realpath(data, NULL);
-	snprintf(token_file, sizeof(token_file), "%s",
-		 getenv("GROVE_ADMIN_TOKEN_FILE") ? getenv("GROVE_ADMIN_TOKEN_FILE") : "grove-data/gate/admin-token");
 	snprintf(sock, sizeof(sock), "unix:%s/run/cluster.sock", real ? real : data);
 	snprintf(secret_file, sizeof(secret_file), "%s/secret", real ? real : data);
 	free(real);
-	ok = show_gate(base, token_file);
+	ok = show_gate(base);
 	ok = show_cluster(addr ? addr : sock, secret_file) && ok;
 	return ok ? 0 : 1;
 }
