@@ -86,13 +86,7 @@ static int check_once(struct cluster *c, struct node *n)
 static void wait_ms(struct cluster *c, int ms)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	deadline_after_ms(&ts, CLOCK_REALTIME, ms);
 	pthread_cond_timedwait(&check_now, &c->mu, &ts);
 }
 

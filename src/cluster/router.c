@@ -207,13 +207,7 @@ static void target_push(struct target *t, grpc_byte_buffer *bb)
 	struct timespec dl;
 	bool lagging = false;
 
-	clock_gettime(CLOCK_REALTIME, &dl);
-	dl.tv_sec += px->c->lag_timeout_ms / 1000;
-	dl.tv_nsec += (long)(px->c->lag_timeout_ms % 1000) * 1000000L;
-	if (dl.tv_nsec >= 1000000000L) {
-		dl.tv_sec++;
-		dl.tv_nsec -= 1000000000L;
-	}
+	deadline_after_ms(&dl, CLOCK_REALTIME, px->c->lag_timeout_ms);
 	pthread_mutex_lock(&px->mu);
 	if (t->closing) {
 		/* Its input was closed early (the primary ended): nothing more goes to it. */
@@ -277,13 +271,7 @@ static bool target_wait(struct target *t, int ms)
 {
 	struct proxy *px = t->px;
 	struct timespec dl;
-	clock_gettime(CLOCK_REALTIME, &dl);
-	dl.tv_sec += ms / 1000;
-	dl.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (dl.tv_nsec >= 1000000000L) {
-		dl.tv_sec++;
-		dl.tv_nsec -= 1000000000L;
-	}
+	deadline_after_ms(&dl, CLOCK_REALTIME, ms);
 	pthread_mutex_lock(&px->mu);
 	while (!t->finished) {
 		if (!ms)

@@ -223,13 +223,7 @@ static void vote_transaction(struct rpc_call *call, void *data)
 		ret = error_set(GROVE_EINVAL, "a vote is a SHA-256 hash of 32 bytes, not %zu", req->vote.len);
 		goto reply;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += c->vote_timeout_ms / 1000;
-	deadline.tv_nsec += (long)(c->vote_timeout_ms % 1000) * 1000000L;
-	if (deadline.tv_nsec >= 1000000000L) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000L;
-	}
+	deadline_after_ms(&deadline, CLOCK_MONOTONIC, c->vote_timeout_ms);
 
 	pthread_mutex_lock(&reg->mu);
 	for (t = reg->head; t && t->id != req->transaction_id; t = t->next)

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,8 @@ bool ends_with(const char *s, const char *suffix);
 
 /* Monotonic clock in milliseconds, for durations and deadlines. */
 int64_t now_ms(void);
+/* *ts = now on clock plus ms: the deadline of a pthread_cond_timedwait (or another wait). */
+void deadline_after_ms(struct timespec *ts, clockid_t clock, int64_t ms);
 
 /* Lowercase hex of n bytes into out (2n+1 bytes). */
 void hex_encode(const unsigned char *in, size_t n, char *out);

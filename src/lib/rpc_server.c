@@ -661,13 +661,7 @@ static void wait_inflight(struct rpc_server *s, int64_t deadline_ms)
 			if (left <= 0)
 				break;
 			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec += left / 1000;
-			ts.tv_nsec += (left % 1000) * 1000000;
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
+			deadline_after_ms(&ts, CLOCK_REALTIME, left);
 			pthread_cond_timedwait(&s->cv, &s->mu, &ts);
 		} else {
 			pthread_cond_wait(&s->cv, &s->mu);
