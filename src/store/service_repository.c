@@ -8,6 +8,7 @@
 #include "lib/strvec.h"
 #include "grove/v1/repository.pb-c.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -339,17 +340,21 @@ out:
 	strbuf_release(&err);
 }
 
-/* ---- bundles ---- */
+/* ---- bundles and archives: git's output streamed as it comes ---- */
 
-struct bundle_out {
+struct stream_out {
 	struct rpc_call *call;
 	struct strbuf err;
 	uint64_t bytes;
 };
 
-static int bundle_chunk(void *ctx, const char *data, size_t len)
+/*
+ * CreateBundleResponse and GetArchiveResponse are both `bytes data = 1`, the
+ * same bytes on the wire, so one sender serves both streams.
+ */
+static int stream_chunk(void *ctx, const char *data, size_t len)
 {
-	struct bundle_out *b = ctx;
+	struct stream_out *b = ctx;
 	Grove__V1__CreateBundleResponse resp = GROVE__V1__CREATE_BUNDLE_RESPONSE__INIT;
 	resp.data.data = (uint8_t *)data;
 	resp.data.len = len;
@@ -357,11 +362,29 @@ static int bundle_chunk(void *ctx, const char *data, size_t len)
 	return rpc_call_send(b->call, &resp.base);
 }
 
-static int bundle_err(void *ctx, const char *data, size_t len)
+static int stream_err(void *ctx, const char *data, size_t len)
 {
-	struct bundle_out *b = ctx;
+	struct stream_out *b = ctx;
 	strbuf_add(&b->err, data, len);   /* bounded: the rest is dropped */
 	return 0;
+}
+
+/* Runs argv, streaming its stdout; what names the command in errors. */
+static int stream_git(struct stream_out *b, const struct strvec *argv, const char *what)
+{
+	struct proc p = { .pid = -1 };
+	int ret = proc_start(&p, strvec_argv(argv), NULL, NULL, PROC_STDOUT | PROC_STDERR | PROC_NONBLOCK | PROC_NEWPGRP);
+	if (ret)
+		return ret;
+	ret = proc_pump_output(&p, stream_chunk, stream_err, b, RPC_CHUNK_MAX);
+	if (ret)
+		proc_kill(&p, SIGKILL);
+	int status = proc_wait(&p);
+	if (!ret && status) {
+		strbuf_rtrim(&b->err);
+		ret = error_set(GROVE_EINTERNAL, "%s failed (exit %d): %s", what, status, b->err.buf);
+	}
+	return ret;
 }
 
 static void create_bundle(struct rpc_call *call, void *data)
@@ -370,8 +393,7 @@ static void create_bundle(struct rpc_call *call, void *data)
 	Grove__V1__CreateBundleRequest *req = NULL;
 	struct strbuf path = STRBUF_INIT;
 	struct strvec argv = STRVEC_INIT;
-	struct bundle_out b = { call, STRBUF_INIT, 0 };
-	struct proc p = { .pid = -1 };
+	struct stream_out b = { call, STRBUF_INIT, 0 };
 	char sum[65];
 	uint64_t nrefs = 0;
 	int ret = rpc_call_recv_one(call, &grove__v1__create_bundle_request__descriptor, (ProtobufCMessage **)&req);
@@ -394,22 +416,92 @@ static void create_bundle(struct rpc_call *call, void *data)
 	strvec_push(&argv, "--quiet");
 	strvec_push(&argv, "-");
 	strvec_push(&argv, "--all");
-	ret = proc_start(&p, strvec_argv(&argv), NULL, NULL, PROC_STDOUT | PROC_STDERR | PROC_NONBLOCK | PROC_NEWPGRP);
-	if (ret)
-		goto out;
-	ret = proc_pump_output(&p, bundle_chunk, bundle_err, &b, RPC_CHUNK_MAX);
-	if (ret)
-		proc_kill(&p, SIGKILL);
-	int status = proc_wait(&p);
-	if (!ret && status) {
-		strbuf_rtrim(&b.err);
-		ret = error_set(GROVE_EINTERNAL, "git bundle create failed (exit %d): %s", status, b.err.buf);
-	}
+	ret = stream_git(&b, &argv, "git bundle create");
 	if (!ret)
 		log_info("repo.bundled", "repo=%s bytes=%llu", req->repository->relative_path,
 			 (unsigned long long)b.bytes);
 out:
 	rpc_call_done(call, ret);
+	FREE_MSG(req);
+	strvec_clear(&argv);
+	strbuf_release(&path);
+	strbuf_release(&b.err);
+}
+
+/* The archive formats git writes; tar.gz by its built-in gzip. */
+static bool archive_format_ok(const char *f)
+{
+	return !strcmp(f, "tar.gz") || !strcmp(f, "tar") || !strcmp(f, "zip");
+}
+
+static bool archive_prefix_ok(const char *p)
+{
+	size_t n = strlen(p);
+	if (n > 255 || !strcmp(p, ".") || !strcmp(p, ".."))
+		return false;
+	for (; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '.' && *p != '_' && *p != '-')
+			return false;
+	return true;
+}
+
+static void get_archive(struct rpc_call *call, void *data)
+{
+	struct store *st = data;
+	Grove__V1__GetArchiveRequest *req = NULL;
+	struct strbuf path = STRBUF_INIT;
+	struct strvec argv = STRVEC_INIT;
+	struct stream_out b = { call, STRBUF_INIT, 0 };
+	git_repository *repo = NULL;
+	git_commit *commit = NULL;
+	git_oid oid;
+	const char *format;
+	int ret = rpc_call_recv_one(call, &grove__v1__get_archive_request__descriptor, (ProtobufCMessage **)&req);
+
+	strbuf_init(&b.err, 64 * 1024);
+	if (!ret)
+		ret = store_repo_path(st, req->repository, true, &path);
+	if (ret)
+		goto out;
+	format = req->format && *req->format ? req->format : "tar.gz";
+	if (!req->commit_id || strlen(req->commit_id) != GIT_OID_HEXSZ ||
+	    strspn(req->commit_id, "0123456789abcdef") != GIT_OID_HEXSZ || git_oid_fromstr(&oid, req->commit_id) < 0) {
+		ret = error_set(GROVE_EINVAL, "commit_id must be a full object id of %d lowercase hex digits", GIT_OID_HEXSZ);
+		goto out;
+	}
+	if (!archive_format_ok(format)) {
+		ret = error_set(GROVE_EINVAL, "format \"%.32s\" is not one of tar.gz, tar, zip", format);
+		goto out;
+	}
+	if (req->prefix && !archive_prefix_ok(req->prefix)) {
+		ret = error_set(GROVE_EINVAL, "prefix may hold only letters, digits, '.', '_' and '-' (at most 255)");
+		goto out;
+	}
+	/* Checked here, not left to git archive, so a wrong id is NOT_FOUND
+	 * before a byte is sent rather than a stream cut short. */
+	if (git_repository_open_bare(&repo, path.buf) < 0) {
+		ret = error_set(GROVE_EIO, "cannot open repository: %s", git_error_last()->message);
+		goto out;
+	}
+	if (git_commit_lookup(&commit, repo, &oid) < 0) {
+		ret = error_set(GROVE_ENOTFOUND, "repository %s has no commit %s", req->repository->relative_path,
+				req->commit_id);
+		goto out;
+	}
+	gitcmd_init(&argv, &st->git_nohooks, path.buf);
+	strvec_push(&argv, "archive");
+	strvec_pushf(&argv, "--format=%s", format);
+	if (req->prefix && *req->prefix)
+		strvec_pushf(&argv, "--prefix=%s/", req->prefix);
+	strvec_push(&argv, req->commit_id);
+	ret = stream_git(&b, &argv, "git archive");
+	if (!ret)
+		log_info("repo.archived", "repo=%s commit=%s format=%s bytes=%llu", req->repository->relative_path,
+			 req->commit_id, format, (unsigned long long)b.bytes);
+out:
+	rpc_call_done(call, ret);
+	git_commit_free(commit);
+	git_repository_free(repo);
 	FREE_MSG(req);
 	strvec_clear(&argv);
 	strbuf_release(&path);
@@ -714,6 +806,7 @@ void store_register_repository_service(struct rpc_server *srv, struct store *st)
 		{ "OptimizeRepository", optimize_repository },
 		{ "Fsck", fsck },
 		{ "CreateBundle", create_bundle },
+		{ "GetArchive", get_archive },
 		{ "CreateRepositoryFromBundle", create_repository_from_bundle },
 		{ "ReplicateRepository", replicate_repository },
 	};

@@ -41,6 +41,39 @@ test_expect_success 'CreateBundle of an empty repository is FAILED_PRECONDITION 
 	test_grep "empty" err
 '
 
+test_expect_success 'GetArchive streams tar.gz, tar or zip of a commit, with a prefix' '
+	c=$(git -C src rev-parse main) &&
+	rpc $s1_ADDR --out-field data RepositoryService/GetArchive repository.storage_name=s1 \
+		repository.relative_path=app.git commit_id=$c >a.tgz &&
+	tar tzf a.tgz | sort >ga.actual &&
+	git -C src archive --format=tar main | tar tf - | sort >ga.expect &&
+	test_cmp ga.expect ga.actual &&
+	rpc $s1_ADDR --out-field data RepositoryService/GetArchive repository.storage_name=s1 \
+		repository.relative_path=app.git commit_id=$c format=tar prefix=app-1 >a.tar &&
+	tar tf a.tar | sort >ga.actual &&
+	sed "s|^|app-1/|" ga.expect | sort >ga.expect.prefixed && echo app-1/ >>ga.expect.prefixed &&
+	sort ga.expect.prefixed >ga.expect.sorted && test_cmp ga.expect.sorted ga.actual &&
+	rpc $s1_ADDR --out-field data RepositoryService/GetArchive repository.storage_name=s1 \
+		repository.relative_path=app.git commit_id=$c format=zip >a.zip &&
+	test "$(head -c 2 a.zip)" = PK
+'
+
+test_expect_success 'GetArchive refuses a bad id, format or prefix (3) and a missing commit (5)' '
+	test_expect_code 3 rpc $s1_ADDR RepositoryService/GetArchive repository.storage_name=s1 \
+		repository.relative_path=app.git commit_id=main >x 2>err &&
+	test_grep "full object id" err &&
+	c=$(git -C src rev-parse main) &&
+	test_expect_code 3 rpc $s1_ADDR RepositoryService/GetArchive repository.storage_name=s1 \
+		repository.relative_path=app.git commit_id=$c format=tar.xz >x 2>err &&
+	test_grep "not one of tar.gz, tar, zip" err &&
+	test_expect_code 3 rpc $s1_ADDR RepositoryService/GetArchive repository.storage_name=s1 \
+		repository.relative_path=app.git commit_id=$c prefix=../etc >x 2>err &&
+	test_grep "prefix may hold only" err &&
+	test_expect_code 5 rpc $s1_ADDR RepositoryService/GetArchive repository.storage_name=s1 \
+		repository.relative_path=app.git commit_id=0123456789abcdef0123456789abcdef01234567 >x 2>err &&
+	test_grep "has no commit" err
+'
+
 test_expect_success 'CreateRepositoryFromBundle restores refs and HEAD' '
 	rpc $s1_ADDR RepositoryService/SetDefaultBranch repository.storage_name=s1 \
 		repository.relative_path=app.git name=feature &&
