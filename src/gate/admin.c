@@ -18,6 +18,7 @@
  * connection is cut.
  */
 #include "gate/admin.h"
+#include "gate/archive.h"
 #include "gate/gate.h"
 #include <dirent.h>
 #include "gate/db.h"
@@ -87,6 +88,7 @@ struct admin {
 	char *default_branch;
 	int canary_percent;
 	const struct migrate_env *migrate;
+	char *secret;         /* signs archive URLs */
 	atomic_bool draining;
 	struct batch batch;
 };
@@ -1547,8 +1549,10 @@ static enum MHD_Result on_headers(struct admin *a, struct MHD_Connection *conn, 
 	const char *cl;
 	long long n;
 
-	/* Probes and Prometheus scrapes need no token: they reveal no app. */
-	if (!strcmp(url, "/health") || !strcmp(url, "/ready") || !strcmp(url, "/metrics"))
+	/* Probes and Prometheus scrapes need no token: they reveal no app. An
+	 * archive URL carries its own signature instead (checked with the rest). */
+	if (!strcmp(url, "/health") || !strcmp(url, "/ready") || !strcmp(url, "/metrics") ||
+	    !strncmp(url, ARCHIVE_PREFIX, strlen(ARCHIVE_PREFIX)))
 		return MHD_YES;
 	if (!token_ok(a, conn)) {
 		const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
@@ -1659,6 +1663,93 @@ not_found:
 	reply_error(out, MHD_HTTP_NOT_FOUND, "no such endpoint: %s %.200s (the API lives under /api/v1/)", method, url);
 }
 
+/* ---- archive downloads: /archive/APP/COMMIT.tar.gz?expires=…&signature=… ---- */
+
+static ssize_t archive_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	ssize_t n = archive_read(cls, buf, max);
+	(void)pos;
+	if (n > 0)
+		return n;
+	/* An error mid-stream cuts the connection: the client sees a broken
+	 * download, never a short archive that looks whole. */
+	return n == 0 ? MHD_CONTENT_READER_END_OF_STREAM : MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+static void archive_done(void *cls)
+{
+	archive_free(cls);
+}
+
+/* Streams the archive, or fills out with why not. */
+static enum MHD_Result archive_serve(struct admin *a, struct MHD_Connection *conn, struct request *r, const char *url,
+				     const char *method, struct reply *out)
+{
+	const char *rest = url + strlen(ARCHIVE_PREFIX), *slash = strchr(rest, '/');
+	char app_part[128], commit[41], name[GATE_APP_NAME_MAX + 1], disposition[160];
+	struct archive_src *src = NULL;
+	struct MHD_Response *resp;
+	struct db *db = NULL;
+	struct app app = { 0 };
+	enum MHD_Result res = MHD_YES;
+	int ret;
+
+	if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
+		reply_error(out, MHD_HTTP_METHOD_NOT_ALLOWED, "%s is not allowed on an archive URL: use GET", method);
+		goto out;
+	}
+	if (!slash || (size_t)(slash - rest) >= sizeof(app_part) || strlen(slash + 1) != 40 + 7 ||
+	    strcmp(slash + 41, ".tar.gz") || strspn(slash + 1, "0123456789abcdef") != 40) {
+		reply_error(out, MHD_HTTP_NOT_FOUND,
+			    "no such archive: the path is %sAPP/COMMIT.tar.gz with a full commit id", ARCHIVE_PREFIX);
+		goto out;
+	}
+	memcpy(app_part, rest, (size_t)(slash - rest));
+	app_part[slash - rest] = '\0';
+	memcpy(commit, slash + 1, 40);
+	commit[40] = '\0';
+	if (gate_app_from_path(app_part, name) || strcmp(name, app_part)) {
+		reply_error(out, MHD_HTTP_NOT_FOUND, "no such archive: \"%.64s\" is not an app name", app_part);
+		goto out;
+	}
+	if (!a->migrate || !a->secret) {
+		reply_error(out, MHD_HTTP_NOT_FOUND, "this gate serves no archives");
+		goto out;
+	}
+	ret = archive_url_check(a->secret, name, commit,
+				MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "expires"),
+				MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "signature"), time(NULL));
+	if (ret) {
+		reply_error(out, MHD_HTTP_FORBIDDEN, "%s", error_msg());
+		goto out;
+	}
+	if ((ret = db_open(&db, a->db_path)) || (ret = db_app_get(db, name, &app)) ||
+	    (ret = archive_open(&src, a->migrate, app.route, name, commit))) {
+		reply_grove_error(out, ret);
+		goto out;
+	}
+	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, archive_reader, src, archive_done);
+	if (!resp) {
+		archive_free(src);
+		res = MHD_NO;
+		goto out;
+	}
+	snprintf(disposition, sizeof(disposition), "attachment; filename=\"%s-%.12s.tar.gz\"", name, commit);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/gzip");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_DISPOSITION, disposition);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "private, max-age=0");
+	MHD_add_response_header(resp, "X-Correlation-Id", r->corr);
+	res = MHD_queue_response(conn, MHD_HTTP_OK, resp);
+	MHD_destroy_response(resp);
+	if (res == MHD_YES)
+		r->status = MHD_HTTP_OK;
+	log_info("archive.serving", "app=%s commit=%s route=%s", name, commit, route_name(app.route));
+out:
+	app_release(&app);
+	db_close(db);
+	return res;
+}
+
 static void set_correlation_id(struct MHD_Connection *conn, struct request *r)
 {
 	const char *id = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Correlation-Id");
@@ -1711,11 +1802,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	}
 	if (r->answered)
 		return MHD_YES;
-	if (r->too_big)
+	if (r->too_big) {
 		reply_error(&out, MHD_HTTP_CONTENT_TOO_LARGE, "request body is larger than the limit of %d bytes: send less",
 			    ADMIN_BODY_MAX);
-	else
+	} else if (!strncmp(url, ARCHIVE_PREFIX, strlen(ARCHIVE_PREFIX))) {
+		res = archive_serve(a, conn, r, url, method, &out);
+		if (!out.status)
+			return res;   /* streaming */
+	} else {
 		dispatch(a, conn, r, url, method, &out);
+	}
 	if (!out.status)
 		reply_error(&out, MHD_HTTP_INTERNAL_SERVER_ERROR, "the request was not answered (a bug)");
 	res = send_reply(conn, r, &out, r->too_big);
@@ -1866,6 +1962,7 @@ int admin_start(struct admin **out, const struct admin_opts *opts)
 	a->default_branch = xstrdup(short_branch(opts->default_deploy_branch ? opts->default_deploy_branch : "main"));
 	a->canary_percent = opts->canary_percent;
 	a->migrate = opts->migrate;
+	a->secret = opts->migrate && opts->migrate->secret ? xstrdup(opts->migrate->secret) : NULL;
 	atomic_init(&a->draining, false);
 
 	/* Open (and migrate) once here, so a bad path fails the start, not every request. */
@@ -1924,5 +2021,6 @@ void admin_stop(struct admin *a)
 	pthread_mutex_destroy(&a->batch.mu);
 	free(a->db_path);
 	free(a->default_branch);
+	free(a->secret);
 	free(a);
 }

@@ -7,12 +7,19 @@
  * running waits for it, and is told so; the deploy command's output reaches
  * the pusher line by line as "remote:" lines, with a keep-alive line when it
  * is quiet, and every deployment is recorded with its full log.
+ *
+ * A deployment is either the configured command (its exit status decides)
+ * or a POST of the deployment as JSON to the configured webhook (its HTTP
+ * status decides; the response body is streamed back like a command's
+ * output). Both get a signed, short-lived archive URL of the commit.
  */
 #include "gate/gate.h"
 #include "gate/admin.h"
+#include "gate/archive.h"
 #include "gate/db.h"
 #include "gate/metrics.h"
 #include "gate/migrate.h"
+#include "lib/auth.h"
 #include "lib/error.h"
 #include "lib/log.h"
 #include "lib/proc.h"
@@ -24,7 +31,9 @@
 #include <time.h>
 #include "grove/v1/hook.pb-c.h"
 
+#include <curl/curl.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -222,6 +231,9 @@ struct deploy_run {
 	int64_t id;
 	struct strbuf line;       /* a partial line, until its newline */
 	bool client_gone;
+	struct strbuf archive_url;
+	char failure[128];        /* why it failed, for the last line: "exit status 3" */
+	int64_t start, quiet_since;
 };
 
 /* Sends whole lines to the pusher and the log; keeps a partial line. */
@@ -248,6 +260,18 @@ static int deploy_output(void *ctx, const char *data, size_t len)
 	return 0;
 }
 
+/* A line every keepalive seconds of silence, so the pusher's SSH connection
+ * and any proxy in between stay open and the pusher sees it is alive. */
+static void deploy_keepalive(struct deploy_run *d)
+{
+	char ka[128];
+	if (now_ms() - d->quiet_since < (int64_t)api_cfg->keepalive * 1000)
+		return;
+	int kn = snprintf(ka, sizeof(ka), "-----> still deploying (%llds)\n", (long long)((now_ms() - d->start) / 1000));
+	deploy_output(d, ka, (size_t)kn);
+	d->quiet_since = now_ms();
+}
+
 static int run_deploy(struct deploy_run *d, const struct deploy_target *t, const char *pusher)
 {
 	struct strvec extra = STRVEC_INIT;
@@ -255,7 +279,6 @@ static int run_deploy(struct deploy_run *d, const struct deploy_target *t, const
 	const char *argv[] = { api_cfg->deploy_command, NULL };
 	char **env;
 	char *buf = xmalloc(65536);
-	int64_t quiet_since = now_ms(), start = now_ms();
 	int ret, code;
 
 	strvec_pushf(&extra, "GROVE_APP=%s", t->app->name);
@@ -265,6 +288,7 @@ static int run_deploy(struct deploy_run *d, const struct deploy_target *t, const
 	strvec_pushf(&extra, "GROVE_PUSHER=%s", pusher);
 	strvec_pushf(&extra, "GROVE_DEPLOY_ID=%lld", (long long)d->id);
 	strvec_pushf(&extra, "GROVE_CORRELATION_ID=%s", log_correlation_id());
+	strvec_pushf(&extra, "GROVE_ARCHIVE_URL=%s", d->archive_url.buf);
 	env = proc_env(strvec_argv(&extra));
 	ret = proc_start(&proc, argv, env, api_cfg->data_dir, PROC_STDOUT | PROC_STDERR | PROC_NONBLOCK | PROC_NEWPGRP);
 	proc_env_free(env);
@@ -280,12 +304,8 @@ static int run_deploy(struct deploy_run *d, const struct deploy_target *t, const
 		if (proc.out >= 0) { pfd[n].fd = proc.out; pfd[n++].events = POLLIN; }
 		if (proc.err >= 0) { pfd[n].fd = proc.err; pfd[n++].events = POLLIN; }
 		int r = poll(pfd, (nfds_t)n, 1000);
-		if (r == 0 && now_ms() - quiet_since >= (int64_t)api_cfg->keepalive * 1000) {
-			char ka[128];
-			int kn = snprintf(ka, sizeof(ka), "-----> still deploying (%llds)\n",
-					  (long long)((now_ms() - start) / 1000));
-			deploy_output(d, ka, (size_t)kn);
-			quiet_since = now_ms();
+		if (r == 0) {
+			deploy_keepalive(d);
 			continue;
 		}
 		for (int i = 0; i < n; i++) {
@@ -294,7 +314,7 @@ static int run_deploy(struct deploy_run *d, const struct deploy_target *t, const
 			ssize_t got = read(pfd[i].fd, buf, 65536);
 			if (got > 0) {
 				deploy_output(d, buf, (size_t)got);
-				quiet_since = now_ms();
+				d->quiet_since = now_ms();
 			} else if (got == 0 || (errno != EAGAIN && errno != EINTR)) {
 				if (pfd[i].fd == proc.out) {
 					close(proc.out);
@@ -307,12 +327,102 @@ static int run_deploy(struct deploy_run *d, const struct deploy_target *t, const
 		}
 	}
 	code = proc_wait(&proc);
-	if (d->line.len) {
-		strbuf_addch(&d->line, '\n');
-		deploy_output(d, "", 0);
-	}
+	if (code > 0)
+		snprintf(d->failure, sizeof(d->failure), "exit status %d", code);
 	free(buf);
 	return code;
+}
+
+/* ---- webhook deployments ---- */
+
+static size_t webhook_body(char *data, size_t size, size_t n, void *ctx)
+{
+	struct deploy_run *d = ctx;
+	deploy_output(d, data, size * n);
+	d->quiet_since = now_ms();
+	return size * n;
+}
+
+/* libcurl calls this about once a second while waiting: the keep-alive clock. */
+static int webhook_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+	(void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+	deploy_keepalive(ctx);
+	return 0;
+}
+
+/*
+ * POSTs the deployment as JSON; the response body streams to the pusher as
+ * it comes, a 2xx status is success. With deploy.webhookSecretFile, the body
+ * is signed (X-Grove-Signature: sha256=HMAC of the body) so the receiver can
+ * tell the gate sent it.
+ */
+static int run_webhook(struct deploy_run *d, const struct deploy_target *t, const char *pusher)
+{
+	struct curl_slist *hdrs = NULL;
+	char hdr[256], errbuf[CURL_ERROR_SIZE] = "";
+	char *body = NULL;
+	long status = 0;
+	int ret;
+	CURL *c = NULL;
+	json_t *j = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "id", (json_int_t)d->id, "app",
+			      t->app->name, "ref", t->ref, "old", t->old, "new", t->new, "pusher", pusher, "archive_url",
+			      d->archive_url.buf, "correlation_id", log_correlation_id());
+
+	body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	c = curl_easy_init();
+	if (!body || !c) {
+		ret = error_set(GROVE_EINTERNAL, "cannot prepare the webhook request");
+		goto out;
+	}
+	hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+	hdrs = curl_slist_append(hdrs, "Accept: text/plain, */*");
+	snprintf(hdr, sizeof(hdr), "X-Grove-Deployment: %lld", (long long)d->id);
+	hdrs = curl_slist_append(hdrs, hdr);
+	snprintf(hdr, sizeof(hdr), "X-Correlation-Id: %s", log_correlation_id());
+	hdrs = curl_slist_append(hdrs, hdr);
+	if (api_cfg->webhook_secret) {
+		char sig[65];
+		auth_hmac_hex(api_cfg->webhook_secret, body, sig);
+		snprintf(hdr, sizeof(hdr), "X-Grove-Signature: sha256=%s", sig);
+		hdrs = curl_slist_append(hdrs, hdr);
+	}
+	curl_easy_setopt(c, CURLOPT_URL, api_cfg->deploy_webhook);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, webhook_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, d);
+	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, webhook_progress);
+	curl_easy_setopt(c, CURLOPT_XFERINFODATA, d);
+	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);   /* threads: no SIGALRM for timeouts */
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)api_cfg->webhook_timeout);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c, CURLOPT_USERAGENT, "grove-gate");
+	CURLcode cr = curl_easy_perform(c);
+	if (cr != CURLE_OK) {
+		if (cr == CURLE_OPERATION_TIMEDOUT) {
+			snprintf(d->failure, sizeof(d->failure), "no answer from the webhook within %ds (deploy.webhookTimeout)",
+				 api_cfg->webhook_timeout);
+			ret = 1;
+		} else {
+			ret = error_set(GROVE_EUNAVAIL, "the deploy webhook %s cannot be reached: %s", api_cfg->deploy_webhook,
+					errbuf[0] ? errbuf : curl_easy_strerror(cr));
+		}
+		goto out;
+	}
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	ret = status >= 200 && status < 300 ? 0 : 1;
+	if (ret)
+		snprintf(d->failure, sizeof(d->failure), "the webhook answered HTTP %ld", status);
+out:
+	curl_slist_free_all(hdrs);
+	curl_easy_cleanup(c);
+	free(body);
+	return ret;
 }
 
 struct last_update {
@@ -344,6 +454,7 @@ static void post_receive(struct rpc_call *call, void *data)
 	char msg[256];
 
 	strbuf_init(&d.line, 64 * 1024);
+	strbuf_init(&d.archive_url, 4096);
 	if (!ret)
 		ret = db_open(&db, api_cfg->db_path);
 	if (ret)
@@ -356,7 +467,7 @@ static void post_receive(struct rpc_call *call, void *data)
 	if (lu.ref[0] && db_app_record_push(db, app.name, h.first->payload->user, lu.ref, lu.commit))
 		log_warn("gate.push_record_failed", "app=%s error=%s", app.name, error_msg());
 	each_update(&h.in, find_deploy, &t);
-	if (!t.found || !api_cfg->deploy_command)
+	if (!t.found || (!api_cfg->deploy_command && !api_cfg->deploy_webhook))
 		goto done;
 
 	pthread_mutex_lock(&slots_mu);
@@ -375,13 +486,22 @@ static void post_receive(struct rpc_call *call, void *data)
 	db_deploy_set_status(db, d.id, "running");
 	snprintf(msg, sizeof(msg), "-----> Deploying %s (%.7s) — deployment %lld\n", app.name, t.new, (long long)d.id);
 	deploy_output(&d, msg, strlen(msg));
-	int code = run_deploy(&d, &t, h.first->payload->user);
+	archive_url_make(api_cfg->archive_base, api_cfg->secret, app.name, t.new, time(NULL) + api_cfg->archive_ttl,
+			 &d.archive_url);
+	d.start = d.quiet_since = now_ms();
+	int code = api_cfg->deploy_webhook ? run_webhook(&d, &t, h.first->payload->user)
+					   : run_deploy(&d, &t, h.first->payload->user);
+	if (d.line.len) {
+		/* the output's last line had no newline */
+		strbuf_addch(&d.line, '\n');
+		deploy_output(&d, "", 0);
+	}
 	if (code == 0)
 		snprintf(msg, sizeof(msg), "-----> Deployed %s (%.7s) in %.1fs\n", app.name, t.new,
 			 (double)(now_ms() - start) / 1000.0);
 	else if (code > 0)
-		snprintf(msg, sizeof(msg), "!      Deployment of %s failed (exit status %d). See `grove deploy log %lld`.\n",
-			 app.name, code, (long long)d.id);
+		snprintf(msg, sizeof(msg), "!      Deployment of %s failed (%s). See `grove deploy log %lld`.\n",
+			 app.name, d.failure, (long long)d.id);
 	else
 		snprintf(msg, sizeof(msg), "!      Deployment of %s could not start: %s\n", app.name, error_msg());
 	deploy_output(&d, msg, strlen(msg));
@@ -407,6 +527,7 @@ out:
 	FREE_MSG(h.first);
 	strbuf_release(&h.in);
 	strbuf_release(&d.line);
+	strbuf_release(&d.archive_url);
 }
 
 /* ---- housekeeping: every app's repository optimized, one at a time ---- */
@@ -485,6 +606,8 @@ int api_run(const struct gate_config *cfg)
 
 	api_cfg = cfg;
 	log_init("gate-api", LOG_INFO, 2);
+	/* Before any thread: curl_global_init is not thread-safe. */
+	curl_global_init(CURL_GLOBAL_DEFAULT);
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);

@@ -20,6 +20,7 @@
 #define GATE_APP_NAME_MAX 63
 
 struct cidr;
+struct authz;
 
 struct gate_config {
 	char *conf_path;
@@ -36,6 +37,11 @@ struct gate_config {
 	char *cluster_storage;     /* the storage name there */
 	char *deploy_branch;       /* default for new apps */
 	char *deploy_command;      /* run when the deploy branch moves; NULL: none */
+	char *deploy_webhook;      /* or POSTed to when it moves; NULL: none */
+	char *webhook_secret;      /* signs webhook bodies; NULL: unsigned */
+	int webhook_timeout;       /* seconds a webhook deployment may take */
+	char *archive_base;        /* where builders reach the admin port: "http://host:port" */
+	int archive_ttl;           /* seconds an archive URL stays valid */
 	bool other_branches;       /* accept pushes to other branches */
 	int canary_percent;
 	int login_grace;           /* seconds to authenticate */
@@ -48,6 +54,11 @@ struct gate_config {
 	int housekeeping;          /* seconds between passes that optimize every repository; 0: off */
 	char *self_exe;
 	char *hooks_dir;           /* core.hooksPath for legacy pushes */
+	char *auth_url;            /* external authorization API; NULL: the gate's own tables */
+	char *auth_token;          /* bearer token for it; NULL: none */
+	int auth_timeout;          /* seconds per request to it */
+	int auth_cache_ttl;        /* seconds an answer is reused; 0: never */
+	int auth_cache_entries;
 	struct cidr *proxy_from;   /* load balancers that send (and must send) a PROXY header */
 	size_t nproxy_from;
 };
@@ -57,6 +68,9 @@ void gate_config_release(struct gate_config *cfg);
 
 /* App names: [a-z0-9][a-z0-9-]{0,62}, from "/name.git", "name.git" or "name". */
 int gate_app_from_path(const char *path, char out[GATE_APP_NAME_MAX + 1]);
+
+/* Set by the gate before it forks when auth.url is configured, else NULL. */
+extern struct authz *gate_authz;
 
 /* One SSH connection, in its forked child; returns the process exit code. */
 struct ssh_bind_struct;

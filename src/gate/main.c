@@ -3,6 +3,7 @@
  * loop that forks one process per SSH connection (see gate.h for why).
  */
 #include "gate/gate.h"
+#include "gate/authz.h"
 #include "gate/db.h"
 #include "gate/metrics.h"
 #include "lib/auth.h"
@@ -14,6 +15,7 @@
 #include "lib/proc.h"
 
 #include <arpa/inet.h>
+#include <curl/curl.h>
 #include <fcntl.h>
 #include <libssh/libssh.h>
 #include <libssh/server.h>
@@ -53,6 +55,14 @@ static const char usage[] =
 	"    lockWait = 60                   seconds a push waits for a locked app\n"
 	"    proxyProtocolFrom = 10.0.0.0/8  repeatable: load balancers that send a PROXY\n"
 	"                                    header (v1 or v2); from them it is required\n"
+	"  [auth]\n"
+	"    url = https://…/internal/allowed  the platform decides who a key is and what it may\n"
+	"                                    do (POST {fingerprint, action, app}); unset: the\n"
+	"                                    gate's own users, keys and collaborators\n"
+	"    tokenFile = FILE                bearer token sent to it\n"
+	"    timeout = 5                     seconds per request\n"
+	"    cacheTtl = 30                   seconds an answer is reused (refusals: 5 at most)\n"
+	"    cacheEntries = 4096             answers kept\n"
 	"  [route]\n"
 	"    legacyDir = legacy              bare repositories <app>.git (an NFS mount…)\n"
 	"    cluster = 127.0.0.1:8075        a store's or cluster's gRPC address\n"
@@ -62,12 +72,18 @@ static const char usage[] =
 	"                                    repository (grove app gc, one app at a time); 0: off\n"
 	"  [deploy]\n"
 	"    command = /path/to/deploy       run when an app's deploy branch moves\n"
-	"    keepalive = 30                  seconds between keep-alive lines\n";
+	"    webhook = https://…/deploys     or: POST the deployment to this URL (JSON) and\n"
+	"                                    stream the response body to the pusher\n"
+	"    webhookTimeout = 3600           seconds a webhook deployment may take\n"
+	"    webhookSecretFile = FILE        sign webhook bodies: X-Grove-Signature: sha256=HMAC\n"
+	"    keepalive = 30                  seconds between keep-alive lines\n"
+	"    archiveUrl = http://host:8080   where builders reach adminListen (default: it)\n"
+	"    archiveTtl = 900                seconds a deployment's archive URL is valid\n";
 
 int gate_config_load(struct gate_config *c, const char *path)
 {
 	struct config *cfg = NULL;
-	char *secret_file = NULL, *token_file = NULL, *level = NULL;
+	char *secret_file = NULL, *token_file = NULL, *level = NULL, *webhook_secret_file = NULL, *auth_token_file = NULL;
 	int64_t v;
 	int ret;
 	enum log_level lvl;
@@ -89,6 +105,11 @@ int gate_config_load(struct gate_config *c, const char *path)
 	    (ret = config_get_str(cfg, "route.cluster", NULL, &c->cluster_address)) ||
 	    (ret = config_get_str(cfg, "route.storage", "default", &c->cluster_storage)) ||
 	    (ret = config_get_path(cfg, "deploy.command", NULL, &c->deploy_command)) ||
+	    (ret = config_get_str(cfg, "deploy.webhook", NULL, &c->deploy_webhook)) ||
+	    (ret = config_get_str(cfg, "deploy.archiveUrl", NULL, &c->archive_base)) ||
+	    (ret = config_get_path(cfg, "deploy.webhookSecretFile", NULL, &webhook_secret_file)) ||
+	    (ret = config_get_str(cfg, "auth.url", NULL, &c->auth_url)) ||
+	    (ret = config_get_path(cfg, "auth.tokenFile", NULL, &auth_token_file)) ||
 	    (ret = config_get_str(cfg, "log.level", "info", &level)))
 		goto out;
 	if (log_level_parse(level, &lvl)) {
@@ -115,11 +136,24 @@ int gate_config_load(struct gate_config *c, const char *path)
 	INT("gate.idleTimeout", 600, 0, 86400, idle_timeout)
 	INT("gate.shutdownGrace", 60, 0, 86400, shutdown_grace)
 	INT("deploy.keepalive", 30, 1, 3600, keepalive)
+	INT("deploy.webhookTimeout", 3600, 1, 86400, webhook_timeout)
+	INT("deploy.archiveTtl", 900, 10, 7 * 86400, archive_ttl)
+	INT("auth.timeout", 5, 1, 120, auth_timeout)
+	INT("auth.cacheTtl", 30, 0, 3600, auth_cache_ttl)
+	INT("auth.cacheEntries", 4096, 16, 1 << 20, auth_cache_entries)
 	INT("gate.lockWait", 60, 0, 3600, lock_wait)
 	INT("housekeeping.interval", 86400, 0, 30 * 86400, housekeeping)
 #undef INT
 	if ((ret = auth_secret_load(secret_file, &c->secret)) || (ret = auth_secret_load(token_file, &c->admin_token)))
 		goto out;
+	if (webhook_secret_file && (ret = auth_secret_load(webhook_secret_file, &c->webhook_secret)))
+		goto out;
+	if (auth_token_file && (ret = auth_secret_load(auth_token_file, &c->auth_token)))
+		goto out;
+	if (c->auth_url && strncmp(c->auth_url, "http://", 7) && strncmp(c->auth_url, "https://", 8)) {
+		ret = error_set(GROVE_EINVAL, "%s: auth.url must be an http:// or https:// URL", path);
+		goto out;
+	}
 	{
 		char **from = NULL;
 		size_t n = 0;
@@ -133,6 +167,27 @@ int gate_config_load(struct gate_config *c, const char *path)
 		if (ret)
 			goto out;
 	}
+	if (c->deploy_command && c->deploy_webhook) {
+		ret = error_set(GROVE_EINVAL, "%s: deploy.command and deploy.webhook are both set: a deployment is one or the other",
+				path);
+		goto out;
+	}
+	if (c->deploy_webhook && strncmp(c->deploy_webhook, "http://", 7) && strncmp(c->deploy_webhook, "https://", 8)) {
+		ret = error_set(GROVE_EINVAL, "%s: deploy.webhook must be an http:// or https:// URL", path);
+		goto out;
+	}
+	if (!c->archive_base) {
+		/* Builders on this machine reach an any-address listener on loopback. */
+		const char *l = c->admin_listen;
+		if (!strncmp(l, "0.0.0.0:", 8))
+			c->archive_base = xasprintf("http://127.0.0.1%s", l + 7);
+		else if (!strncmp(l, "[::]:", 5))
+			c->archive_base = xasprintf("http://[::1]%s", l + 4);
+		else if (l[0] == ':')
+			c->archive_base = xasprintf("http://127.0.0.1%s", l);
+		else
+			c->archive_base = xasprintf("http://%s", l);
+	}
 	c->host_key_dir = xasprintf("%s/hostkeys", c->data_dir);
 	c->hooks_dir = xasprintf("%s/hooks", c->data_dir);
 	c->self_exe = realpath("/proc/self/exe", NULL);
@@ -141,6 +196,8 @@ int gate_config_load(struct gate_config *c, const char *path)
 out:
 	free(secret_file);
 	free(token_file);
+	free(webhook_secret_file);
+	free(auth_token_file);
 	free(level);
 	config_free(cfg);
 	return ret;
@@ -150,7 +207,8 @@ void gate_config_release(struct gate_config *c)
 {
 	char **fields[] = { &c->conf_path, &c->data_dir, &c->listen, &c->db_path, &c->host_key_dir, &c->secret,
 			    &c->hook_listen, &c->admin_listen, &c->admin_token, &c->legacy_dir, &c->cluster_address,
-			    &c->cluster_storage, &c->deploy_branch, &c->deploy_command, &c->self_exe, &c->hooks_dir };
+			    &c->cluster_storage, &c->deploy_branch, &c->deploy_command, &c->self_exe, &c->hooks_dir,
+			    &c->deploy_webhook, &c->archive_base, &c->webhook_secret, &c->auth_url, &c->auth_token };
 	for (size_t i = 0; i < ARRAY_SIZE(fields); i++)
 		FREE_AND_NULL(*fields[i]);
 	FREE_AND_NULL(c->proxy_from);
@@ -345,8 +403,16 @@ int gate_main(int argc, char **argv)
 		goto out;
 	if ((ret = fs_mkdir_p(cfg.legacy_dir, 0755)) || (ret = install_hook_links(&cfg)))
 		goto out;
-	/* Before any fork: sessions and the api process share the counters. */
+	/* Before any fork: sessions and the api process share the counters,
+	 * and the sessions the authorization cache. */
 	gate_metrics = metrics_create();
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (cfg.auth_url) {
+		struct authz_opts zo = { .url = cfg.auth_url, .token = cfg.auth_token, .timeout_s = cfg.auth_timeout,
+					 .cache_ttl_s = cfg.auth_cache_ttl, .cache_entries = cfg.auth_cache_entries };
+		if ((ret = authz_new(&gate_authz, &zo)))
+			goto out;
+	}
 	/* Migrations run once, here, before any child opens the database. */
 	if ((ret = db_open(&db, cfg.db_path)))
 		goto out;
@@ -505,6 +571,8 @@ out:
 	free(kids);
 	if (bind)
 		ssh_bind_free(bind);
+	authz_free(gate_authz);
+	gate_authz = NULL;
 	gate_config_release(&cfg);
 	return ret ? 1 : 0;
 }

@@ -10,6 +10,7 @@
  * record; all I/O happens in the loop after ssh_event_dopoll returns.
  */
 #include "gate/gate.h"
+#include "gate/authz.h"
 #include "gate/backend.h"
 #include "gate/db.h"
 #include "gate/metrics.h"
@@ -49,6 +50,7 @@ struct sess {
 	int auth_fd;
 	/* identity: only ever set from a key whose signature verified */
 	bool authed;
+	bool authz_pending;       /* external authorization could not be asked at login: ask per command */
 	struct user user;
 	char fingerprint[128];
 	int auth_tries;
@@ -80,6 +82,36 @@ static char *key_fingerprint(ssh_key key)
 	return fp;
 }
 
+/*
+ * With auth.url, the platform says whether a verified key is someone. A
+ * probe is answered "acceptable" without asking (the client then signs, and
+ * the signed key is asked about), so a probe costs the API nothing. When the
+ * API cannot be reached, the key is let in with no identity and every
+ * command asks again: the user then reads why nothing works, instead of a
+ * bare "Permission denied".
+ */
+static int auth_pubkey_external(struct sess *s, const char *fp, char state)
+{
+	struct authz_answer a;
+
+	if (state == SSH_PUBLICKEY_STATE_NONE)
+		return SSH_AUTH_SUCCESS;
+	if (state != SSH_PUBLICKEY_STATE_VALID)
+		return SSH_AUTH_DENIED;
+	strlcpy_(s->fingerprint, fp, sizeof(s->fingerprint));
+	if (authz_check(gate_authz, fp, "login", NULL, &a)) {
+		s->authz_pending = true;
+	} else if (!a.allowed) {
+		log_info("gate.auth_refused", "peer=%s fingerprint=%s message=%s", s->peer, fp, a.message);
+		return SSH_AUTH_DENIED;
+	}
+	user_release(&s->user);
+	s->user.name = xstrdup(s->authz_pending ? "-" : a.user);
+	s->user.admin = false;
+	s->authed = true;
+	return SSH_AUTH_SUCCESS;
+}
+
 static int auth_pubkey(ssh_session session, const char *user, struct ssh_key_struct *pubkey,
 		       char state, void *userdata)
 {
@@ -93,6 +125,10 @@ static int auth_pubkey(ssh_session session, const char *user, struct ssh_key_str
 	fp = key_fingerprint(pubkey);
 	if (!fp)
 		return SSH_AUTH_DENIED;
+	if (gate_authz) {
+		ret = auth_pubkey_external(s, fp, state);
+		goto out;
+	}
 	if (db_user_by_key(s->db, fp, &u)) {
 		/* Remembered for the one auth_failed line at the end, if no key of
 		 * this connection turns out to be known. */
@@ -234,10 +270,17 @@ static void finish(struct sess *s, int status, const char *fmt, ...)
 static void greet(struct sess *s)
 {
 	struct strbuf sb;
+	if (s->authz_pending) {
+		finish(s, 1, "ERROR: Grove cannot tell who you are right now: the authorization service is unavailable. "
+			     "Try again in a minute.\n");
+		return;
+	}
 	strbuf_init(&sb, 64 * 1024);
 	strbuf_addf(&sb, "Hi %s! You've successfully authenticated, but Grove does not provide shell access.\n",
 		    s->user.name);
-	if (s->user.admin) {
+	if (gate_authz) {
+		/* The platform knows which apps are theirs; the gate does not. */
+	} else if (s->user.admin) {
 		strbuf_addstr(&sb, "You are an administrator: you can push to every app.\n");
 	} else {
 		struct strbuf apps = STRBUF_INIT;
@@ -517,7 +560,31 @@ static void run_command(struct sess *s, ssh_event ev)
 		goto out;
 	}
 	need = cmd.service == GIT_SERVICE_RECEIVE_PACK ? ACCESS_WRITE : ACCESS_READ;
-	have = db_app_get(s->db, name, &app) ? ACCESS_NONE : db_access_get(s->db, name, &s->user);
+	if (gate_authz) {
+		struct authz_answer za;
+		if (authz_check(gate_authz, s->fingerprint, git_service_name(cmd.service), name, &za)) {
+			finish(s, 1, "ERROR: Grove cannot check your access to %s right now: the authorization service is "
+				     "unavailable. Try again in a minute.\n", name);
+			log_info("gate.refused", "user=%s fingerprint=%s app=%s what=%s reason=%s", s->user.name,
+				 s->fingerprint, name, "authz unavailable", error_msg());
+			goto out;
+		}
+		if (za.allowed) {
+			/* The answer names who this key is, for logs, hooks and deploys. */
+			free(s->user.name);
+			s->user.name = xstrdup(za.user);
+			s->authz_pending = false;
+		}
+		have = za.allowed && !db_app_get(s->db, name, &app) ? need : ACCESS_NONE;
+		if (!za.allowed && za.message[0]) {
+			finish(s, 1, "ERROR: %s\n", za.message);
+			log_info("gate.refused", "user=%s fingerprint=%s app=%s what=%s", s->user.name, s->fingerprint, name,
+				 "authz");
+			goto out;
+		}
+	} else {
+		have = db_app_get(s->db, name, &app) ? ACCESS_NONE : db_access_get(s->db, name, &s->user);
+	}
 	if (have < need) {
 		/* Unknown app and no access look the same: nothing tells a
 		 * stranger whether a private app exists. */

@@ -10,7 +10,7 @@
 #include <openssl/hmac.h>
 #include <sys/random.h>
 
-static void mac_hex(const char *secret, const char *msg, char out[65])
+void auth_hmac_hex(const char *secret, const char *msg, char out[65])
 {
 	unsigned char mac[EVP_MAX_MD_SIZE];
 	unsigned int len = 0;
@@ -22,7 +22,7 @@ void auth_token_make(const char *secret, const char *method, int64_t now, char *
 {
 	char msg[512], hex[65];
 	snprintf(msg, sizeof(msg), "v1.%lld.%s", (long long)now, method);
-	mac_hex(secret, msg, hex);
+	auth_hmac_hex(secret, msg, hex);
 	snprintf(out, AUTH_TOKEN_MAX, "v1.%lld.%s", (long long)now, hex);
 }
 
@@ -58,7 +58,7 @@ int auth_token_check(const char *secret, const char *method, const char *token, 
 				 skew, AUTH_MAX_SKEW);
 	}
 	snprintf(msg, sizeof(msg), "v1.%lld.%s", ts, method);
-	mac_hex(secret, msg, want);
+	auth_hmac_hex(secret, msg, want);
 	if (CRYPTO_memcmp(want, end + 1, 64))
 		return error_set(GROVE_EAUTH, "authentication token wrong: the caller's secret differs from this server's");
 	return 0;

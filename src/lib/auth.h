@@ -27,6 +27,11 @@ void auth_token_make(const char *secret, const char *method, int64_t now, char *
 int auth_token_check(const char *secret, const char *method, const char *token, size_t token_len,
 		     int64_t now);
 
+/* 64 lowercase hex of HMAC-SHA256(secret, msg): also what signs the gate's
+ * archive URLs (their messages start "archive.", never "v1.", so a URL's
+ * signature can never pass for a call token). */
+void auth_hmac_hex(const char *secret, const char *msg, char out[65]);
+
 /* Reads a secret from a file: its first line, at least 16 bytes. */
 int auth_secret_load(const char *path, char **out);
 /* A fresh random secret (64 hex characters). */
