@@ -22,6 +22,9 @@
  *   POST   /api/v1/import-legacy            apps found as <app>.git in the legacy directory → {"imported","skipped"}
  *   GET    /api/v1/apps/NAME/deployments    [deployment without log…]
  *   GET    /api/v1/deployments/ID           deployment with "log"
+ *   GET    /archive/APP/COMMIT.tar.gz?expires=T&signature=S   the commit as tar.gz,
+ *          streamed; no token: the URL's own signature (gate/archive.h), 403 when
+ *          it is wrong or expired, 404 for a commit the repository lacks
  * Status codes: 400 bad JSON or field (message says which), 401 missing or
  * wrong token, 404 unknown thing, 409 exists already, 413 body over 1 MiB.
  */

@@ -132,7 +132,12 @@ test_expect_success 'accessors, mutators and maintenance RPCs route without code
 	same_everywhere app.git &&
 	rpc $c_ADDR RepositoryService/OptimizeRepository repository.storage_name=default repository.relative_path=app.git >out &&
 	rpc $c_ADDR RepositoryService/RepositorySize repository.storage_name=default repository.relative_path=app.git >out &&
-	test_grep "\"bytes\":\"*[1-9]" out
+	test_grep "\"bytes\":\"*[1-9]" out &&
+	rpc $c_ADDR --out-field data RepositoryService/GetArchive repository.storage_name=default \
+		repository.relative_path=app.git commit_id=$new >feature.tgz &&
+	tar tzf feature.tgz | sort >archive.actual &&
+	git -C src archive --format=tar feature | tar tf - | sort >archive.expect &&
+	test_cmp archive.expect archive.actual
 '
 
 test_expect_success 'bad requests get clear errors' '
