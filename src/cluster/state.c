@@ -611,6 +611,16 @@ unlock:
 	return ret ? ret : found;
 }
 
+int state_job_renew(struct cluster *c, int64_t id, int64_t lease_ms)
+{
+	LOCK();
+	int ret = dbx_exec(c->db, NULL, "renewing a job's lease",
+			   "UPDATE jobs SET lease_until = ? WHERE id = ? AND state = 'in_progress' AND lease_owner = ?",
+			   "iis", wall_ms() + lease_ms, id, c->router);
+	UNLOCK();
+	return ret;
+}
+
 int state_job_done(struct cluster *c, const struct job *j)
 {
 	LOCK();
