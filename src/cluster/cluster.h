@@ -173,6 +173,12 @@ const char *job_kind_name(enum job_kind k);
 int state_job_add(struct cluster *c, enum job_kind kind, const char *path, const char *target);
 /* Leases the next runnable job whose target is healthy: 1 with *out, 0 none. */
 int state_job_lease(struct cluster *c, struct job *out, int64_t lease_ms);
+/*
+ * Extends the lease of job id, still held by this router, to now + lease_ms:
+ * a job that runs longer than jobLease is not taken up by another router
+ * meanwhile. A lease lost already (another router took the job) stays lost.
+ */
+int state_job_renew(struct cluster *c, int64_t id, int64_t lease_ms);
 int state_job_done(struct cluster *c, const struct job *j);
 int state_job_failed(struct cluster *c, const struct job *j, const char *error);
 int state_job_counts(struct cluster *c, uint64_t *ready, uint64_t *running, uint64_t *failed, uint64_t *dead);

@@ -3,7 +3,9 @@
  * healthy (state.c), runs it, and completes it or records the failure with a
  * backoff; after jobAttempts failures a job is dead and shows in
  * `grove cluster status`. Leases expire, so jobs of a router that died are
- * taken up by another (or by this one after a restart).
+ * taken up by another (or by this one after a restart). While a job runs, a
+ * renewer thread extends its lease every jobLease/3, so a long repair is not
+ * started a second time by another router while this one still runs it.
  *
  * A repair copies from an up-to-date replica with the target store's
  * ReplicateRepository and then records the generation the source held
@@ -282,9 +284,60 @@ static int run_job(struct cluster *c, const struct job *j)
 	return error_set(GROVE_EINTERNAL, "unknown job kind");
 }
 
-static void *worker_main(void *arg)
+/*
+ * The job each worker runs now (0: none), for the renewer. Slots are
+ * written by their worker and read by the renewer, under running_mu.
+ */
+static pthread_mutex_t running_mu = PTHREAD_MUTEX_INITIALIZER;
+static int64_t *running;
+
+struct worker_arg {
+	struct cluster *c;
+	int slot;
+};
+static struct worker_arg *worker_args;
+
+static void running_set(int slot, int64_t id)
+{
+	pthread_mutex_lock(&running_mu);
+	running[slot] = id;
+	pthread_mutex_unlock(&running_mu);
+}
+
+static void *renewer_main(void *arg)
 {
 	struct cluster *c = arg;
+	int64_t lease_ms = (int64_t)c->job_lease_s * 1000;
+	/* A third of the lease: two renewals may fail (a database restart)
+	 * before another router may take the job. */
+	int every_ms = (int)MAX(lease_ms / 3, 300);
+	int64_t *ids = xcalloc((size_t)c->workers, sizeof(*ids));
+
+	for (;;) {
+		struct timespec ts;
+		deadline_after_ms(&ts, CLOCK_REALTIME, every_ms);
+		pthread_mutex_lock(&c->mu);
+		if (!c->stopping)
+			pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+		bool stop = c->stopping;
+		pthread_mutex_unlock(&c->mu);
+		if (stop)
+			break;
+		pthread_mutex_lock(&running_mu);
+		memcpy(ids, running, (size_t)c->workers * sizeof(*ids));
+		pthread_mutex_unlock(&running_mu);
+		for (int i = 0; i < c->workers; i++)
+			if (ids[i] && state_job_renew(c, ids[i], lease_ms))
+				log_warn("cluster.lease_renew_failed", "job=%lld error=%s", (long long)ids[i], error_msg());
+	}
+	free(ids);
+	return NULL;
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker_arg *wa = arg;
+	struct cluster *c = wa->c;
 	struct job j;
 
 	for (;;) {
@@ -307,7 +360,9 @@ static void *worker_main(void *arg)
 			continue;
 		}
 		error_clear();
+		running_set(wa->slot, j.id);
 		int ret = run_job(c, &j);
+		running_set(wa->slot, 0);
 		if (ret) {
 			log_warn("cluster.job_failed", "job=%lld kind=%s repo=%s target=%s attempt=%d error=%s", (long long)j.id,
 				 job_kind_name(j.kind), j.path, j.target, j.attempts + 1, error_msg());
@@ -321,13 +376,22 @@ static void *worker_main(void *arg)
 
 static pthread_t *workers;
 static int nworkers;
+static pthread_t renewer;
+static bool renewer_started;
 
 int jobs_start(struct cluster *c)
 {
 	workers = xcalloc((size_t)c->workers, sizeof(*workers));
-	for (int i = 0; i < c->workers; i++, nworkers++)
-		if (pthread_create(&workers[i], NULL, worker_main, c))
+	worker_args = xcalloc((size_t)c->workers, sizeof(*worker_args));
+	running = xcalloc((size_t)c->workers, sizeof(*running));
+	if (pthread_create(&renewer, NULL, renewer_main, c))
+		return error_set(GROVE_EINTERNAL, "cannot start the lease renewer");
+	renewer_started = true;
+	for (int i = 0; i < c->workers; i++, nworkers++) {
+		worker_args[i] = (struct worker_arg){ .c = c, .slot = i };
+		if (pthread_create(&workers[i], NULL, worker_main, &worker_args[i]))
 			return error_set(GROVE_EINTERNAL, "cannot start replication workers");
+	}
 	return 0;
 }
 
@@ -336,7 +400,14 @@ void jobs_stop(struct cluster *c)
 	cluster_wake(c);
 	for (int i = 0; i < nworkers; i++)
 		pthread_join(workers[i], NULL);
+	if (renewer_started)
+		pthread_join(renewer, NULL);
+	renewer_started = false;
 	free(workers);
 	workers = NULL;
 	nworkers = 0;
+	free(worker_args);
+	worker_args = NULL;
+	free(running);
+	running = NULL;
 }

@@ -512,7 +512,7 @@ int state_record_health(struct cluster *c, struct node *n, bool healthy)
 	int ret = dbx_exec(c->db, NULL, "recording a health check",
 			    "INSERT INTO node_health (router, node, healthy, checked_at) VALUES (?1, ?2, ?3, ?4)"
 			    " ON CONFLICT (router, node) DO UPDATE SET healthy = ?3, checked_at = ?4",
-			    "ssbi", c->router, n->name, (int)healthy, now_ms());
+			    "ssbi", c->router, n->name, (int)healthy, wall_ms());
 	UNLOCK();
 	return ret;
 }
@@ -525,7 +525,7 @@ int state_health_votes(struct cluster *c, const char *node, uint32_t *healthy, u
 	LOCK();
 	ret = dbx_query(c->db, &st, "reading health votes",
 			    "SELECT COALESCE(SUM(healthy), 0), COUNT(*) FROM node_health WHERE node = ? AND checked_at > ?",
-			    "si", node, now_ms() - 10000);
+			    "si", node, wall_ms() - 10000);
 	if (!ret && (ret = dbx_next(st)) == 1) {
 		*healthy = (uint32_t)(int)dbx_int(st, 0);
 		*total = (uint32_t)(int)dbx_int(st, 1);
@@ -564,7 +564,7 @@ static int kind_parse(const char *s, enum job_kind *out)
 int state_job_lease(struct cluster *c, struct job *out, int64_t lease_ms)
 {
 	struct dbx_rows *st = NULL;
-	int64_t now = now_ms();
+	int64_t now = wall_ms();
 	int ret, found = 0;
 
 	LOCK();
@@ -611,6 +611,16 @@ unlock:
 	return ret ? ret : found;
 }
 
+int state_job_renew(struct cluster *c, int64_t id, int64_t lease_ms)
+{
+	LOCK();
+	int ret = dbx_exec(c->db, NULL, "renewing a job's lease",
+			   "UPDATE jobs SET lease_until = ? WHERE id = ? AND state = 'in_progress' AND lease_owner = ?",
+			   "iis", wall_ms() + lease_ms, id, c->router);
+	UNLOCK();
+	return ret;
+}
+
 int state_job_done(struct cluster *c, const struct job *j)
 {
 	LOCK();
@@ -635,7 +645,7 @@ int state_job_failed(struct cluster *c, const struct job *j, const char *error)
 		ret = dbx_exec(c->db, NULL, "recording a failed job",
 			       "UPDATE jobs SET state = ?, next_try = ?, last_error = ?, lease_owner = NULL,"
 			       " updated_at = " NOW " WHERE id = ?",
-			       "sisi", dead ? "dead" : "ready", now_ms() + MIN(backoff, 60000), error, j->id);
+			       "sisi", dead ? "dead" : "ready", wall_ms() + MIN(backoff, 60000), error, j->id);
 	UNLOCK();
 	if (dead)
 		log_error("cluster.job_dead", "job=%lld kind=%s repo=%s target=%s attempts=%d error=%s", (long long)j->id,

@@ -42,6 +42,13 @@ bool ends_with(const char *s, const char *suffix);
 
 /* Monotonic clock in milliseconds, for durations and deadlines. */
 int64_t now_ms(void);
+/*
+ * Wall clock in milliseconds since the epoch: for times other processes
+ * compare, through a shared database (job leases, health reports). A
+ * monotonic clock counts from each machine's boot, so two routers on two
+ * machines would disagree by their uptimes.
+ */
+int64_t wall_ms(void);
 /* *ts = now on clock plus ms: the deadline of a pthread_cond_timedwait (or another wait). */
 void deadline_after_ms(struct timespec *ts, clockid_t clock, int64_t ms);
 

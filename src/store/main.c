@@ -33,6 +33,7 @@ static const char usage[] =
 	"    maxMessage = 4m           largest gRPC message accepted\n"
 	"    shutdownGrace = 30        seconds SIGTERM waits for calls in flight\n"
 	"    fsckObjects = true        check every pushed object\n"
+	"    minFreeSpace = 16m        a push is refused when the root's disk has less free\n"
 	"    runtimeDir = …            where the hook socket lives (default root/+grove/run)\n"
 	"  [hooks]\n"
 	"    customDir = …             operator's pre-receive / post-receive programs\n"
@@ -156,6 +157,8 @@ static int store_setup(struct store *st, struct config *cfg, struct rpc_server_o
 	if ((ret = config_get_int(cfg, "store.maxMessage", RPC_DEFAULT_MAX_MESSAGE, 256 * 1024, 64 << 20, &v)))
 		goto out;
 	ropts->max_message = (size_t)v;
+	if ((ret = config_get_int(cfg, "store.minFreeSpace", 16 << 20, 0, INT64_MAX, &st->min_free)))
+		goto out;
 
 	st->state_dir = xasprintf("%s/+grove", st->root);
 	st->tmp_dir = xasprintf("%s/tmp", st->state_dir);

@@ -18,6 +18,7 @@
 #include <git2.h>
 #include <openssl/sha.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 int store_repo_path(struct store *st, const Grove__V1__Repository *repo, bool must_exist, struct strbuf *out)
 {
@@ -119,6 +120,26 @@ int store_repo_install(const char *staged, const char *path, const char *rel)
 		return error_set(GROVE_EIO, "rename into %s: %s", path, strerror(errno));
 	}
 	return 0;
+}
+
+int store_check_space(struct store *st)
+{
+	struct statvfs vfs;
+
+	if (!st->min_free)
+		return 0;
+	/* Not knowing is no reason to refuse: git reports a real ENOSPC. */
+	if (statvfs(st->root, &vfs))
+		return 0;
+	uint64_t free_bytes = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+	if (free_bytes >= (uint64_t)st->min_free)
+		return 0;
+	log_warn("store.disk_full", "root=%s free_bytes=%llu min_free=%lld", st->root, (unsigned long long)free_bytes,
+		 (long long)st->min_free);
+	return error_set(GROVE_ETOOBIG,
+			 "store %s: its disk is full (%llu KiB free under %s, store.minFreeSpace is %lld KiB): the push "
+			 "was refused before anything was written; free space on that disk (or grow it) and push again",
+			 st->name, (unsigned long long)(free_bytes >> 10), st->root, (long long)(st->min_free >> 10));
 }
 
 int store_repo_create(struct store *st, const char *path, const char *rel, const char *default_branch)

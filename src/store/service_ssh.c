@@ -146,6 +146,8 @@ static void ssh_serve(struct rpc_call *call, struct store *st, const char *servi
 		ret = store_repo_path(st, first->repository, true, &path);
 	if (!ret)
 		ret = check_protocol(first->git_protocol);
+	if (!ret && push)
+		ret = store_check_space(st);
 	if (!ret && first->stdin.len > RPC_CHUNK_MAX)
 		ret = error_set(GROVE_ETOOBIG, "stdin chunk of %zu bytes exceeds %d", first->stdin.len, RPC_CHUNK_MAX);
 	if (ret)

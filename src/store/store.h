@@ -35,6 +35,7 @@ struct store {
 	char *secret;
 	char *self_exe;
 	bool fsck_objects;     /* receive.fsckObjects for pushes */
+	int64_t min_free;      /* bytes the root's filesystem keeps free, or a push is refused */
 	struct gitcmd_opts git_nohooks;   /* git with no hooks at all */
 	struct gitcmd_opts git_hooks;     /* git with the store's hooks */
 };
@@ -45,6 +46,14 @@ struct store {
  */
 int store_repo_path(struct store *st, const Grove__V1__Repository *repo, bool must_exist, struct strbuf *out);
 bool store_repo_exists(const char *path);
+
+/*
+ * GROVE_ETOOBIG, with a message naming the store, its root and the free
+ * space, when the root's filesystem has less than st->min_free bytes free:
+ * a push refused before it starts says "disk full" instead of git's
+ * "unpacker error" halfway through.
+ */
+int store_check_space(struct store *st);
 
 /* Creates an empty bare repository at path, atomically (via tmp_dir). */
 int store_repo_create(struct store *st, const char *path, const char *rel, const char *default_branch);

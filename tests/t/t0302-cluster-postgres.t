@@ -82,6 +82,25 @@ test_expect_success 'kill -9 of a router mid-push: no acknowledged push is lost,
 	test "$a" = "$b" && test "$a" = "$d"
 '
 
+test_expect_success 'a job held by a router that died is taken up once its lease runs out' '
+	psql="$pgbin/psql -X -q -At -d $PG_URL" &&
+	now=$(date +%s%3N) &&
+	id=$($psql -c "INSERT INTO jobs (kind, virtual_storage, relative_path, target_node, state, attempts, lease_owner, lease_until)
+		VALUES ('"'"'update'"'"', '"'"'default'"'"', '"'"'app.git'"'"', '"'"'s3'"'"', '"'"'in_progress'"'"', 1, '"'"'r-dead'"'"', $((now + 3000))) RETURNING id" | head -n1) &&
+	test -n "$id" &&
+	sleep 1 &&
+	: still leased: no router takes a job whose lease runs &&
+	test "$($psql -c "SELECT state || '"'"' '"'"' || lease_owner FROM jobs WHERE id = $id")" = "in_progress r-dead" &&
+	for _ in $(seq 1 100); do
+		test -z "$($psql -c "SELECT id FROM jobs WHERE id = $id")" && break
+		sleep 0.1
+	done &&
+	done_at=$(date +%s%3N) &&
+	test -z "$($psql -c "SELECT id FROM jobs WHERE id = $id")" &&
+	echo "# a job leased by a dead router: run by another $((done_at - now - 3000)) ms after its lease ran out" >"$TRASH/report"
+'
+test -f "$TRASH/report" && cat "$TRASH/report"
+
 test_expect_success 'a restart of PostgreSQL: writes stop with a clear error, then resume by themselves' '
 	$as_pg "$pgbin/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null &&
 	test_must_fail push_via r2 app.git &&

@@ -50,8 +50,23 @@ test_cleanup_daemons() {
 	DAEMON_PIDS=""
 }
 
+# at_exit COMMAND: run COMMAND (a shell line) when the test ends, pass or
+# fail, after the daemons are stopped: to unmount a filesystem or delete a
+# network namespace the test made. Kept in a file, since test bodies run in
+# subshells.
+at_exit() {
+	echo "$*" >>"$TRASH/.at-exit"
+}
+
 test_exit() {
 	test_cleanup_daemons
+	if test -f "$TRASH/.at-exit"; then
+		# Last registered first, like a stack of undo steps.
+		tac "$TRASH/.at-exit" | while read -r line; do
+			sh -c "$line" || echo "# cleanup failed: $line"
+		done
+		rm -f "$TRASH/.at-exit"
+	fi
 	if test -z "${GROVE_TEST_KEEP:-}" && test "$test_failures" = 0; then
 		cd / && rm -rf "$TRASH"
 	else
@@ -60,6 +75,21 @@ test_exit() {
 }
 trap test_exit EXIT
 trap 'exit 130' INT TERM
+
+# skip_all REASON: the whole file is skipped (TAP "1..0 # SKIP"): for a
+# prerequisite the machine lacks (root, ip netns, tmpfs). Call it before the
+# first test.
+skip_all() {
+	echo "1..0 # SKIP $*"
+	trap - EXIT
+	test_exit >/dev/null
+	exit 0
+}
+
+# require_root WHAT: skip the file unless it runs as root (WHAT: what needs it).
+require_root() {
+	test "$(id -u)" = 0 || skip_all "needs root for $*"
+}
 
 test_expect_success() {
 	test_count=$((test_count + 1))
@@ -139,12 +169,15 @@ free_port() {
 
 # start_store NAME [config lines...]: a grove store in $TRASH/NAME, storage
 # name NAME. Sets NAME_ADDR and exports GROVE_SECRET_FILE (all stores of a
-# test share one secret, as all Grove parts of a deployment do).
+# test share one secret, as all Grove parts of a deployment do). It listens
+# on $STORE_HOST (default 127.0.0.1) and runs under $NAME_WRAP if set (e.g.
+# "ip netns exec NS" for a store in a network namespace).
 start_store() {
 	name=$1; shift
+	host=${STORE_HOST:-127.0.0.1}
 	port=$(free_port)
 	dir=$TRASH/$name
-	"$GROVE" store --init "$dir" --name "$name" --listen "127.0.0.1:$port" >/dev/null || return 1
+	"$GROVE" store --init "$dir" --name "$name" --listen "$host:$port" >/dev/null || return 1
 	if test -n "${SHARED_SECRET:-}"; then
 		cp "$SHARED_SECRET" "$dir/secret"
 	else
@@ -153,7 +186,7 @@ start_store() {
 	for line in "$@"; do
 		git config -f "$dir/store.conf" ${line%%=*} "${line#*=}" || return 1
 	done
-	eval "${name}_ADDR=127.0.0.1:$port"
+	eval "${name}_ADDR=$host:$port"
 	export GROVE_SECRET_FILE=$SHARED_SECRET
 	restart_store "$name"
 }
@@ -162,7 +195,8 @@ start_store() {
 # appended to) and waits until it answers; sets NAME_PID.
 restart_store() {
 	dir=$TRASH/$1
-	"$GROVE" store -c "$dir/store.conf" >>"$dir/store.log" 2>&1 &
+	eval "wrap=\${${1}_WRAP:-}"
+	$wrap "$GROVE" store -c "$dir/store.conf" >>"$dir/store.log" 2>&1 &
 	pid=$!
 	echo "$pid" >>"$TRASH/.daemons"
 	eval "${1}_PID=$pid"
@@ -180,14 +214,16 @@ restart_store() {
 # start_cluster NAME STORE… [-- key=value…]: a cluster router in $TRASH/NAME
 # in front of the named stores (started with start_store), sharing their
 # secret; sets NAME_ADDR and NAME_PID. Health checks are fast for tests.
+# It listens on $CLUSTER_HOST (default 127.0.0.1).
 start_cluster() {
 	cname=$1; shift
+	chost=${CLUSTER_HOST:-127.0.0.1}
 	port=$(free_port)
 	dir=$TRASH/$cname
 	mkdir -p "$dir" || return 1
 	cp "$SHARED_SECRET" "$dir/secret" || return 1
 	{
-		printf '[cluster]\n\tname = %s\n\tlisten = 127.0.0.1:%s\n\tsecretFile = secret\n' "$cname" "$port"
+		printf '[cluster]\n\tname = %s\n\tlisten = %s:%s\n\tsecretFile = secret\n' "$cname" "$chost" "$port"
 		printf '\tdatabase = cluster.db\n\thealthInterval = 300\n\thealthFailures = 2\n\treconcileInterval = 1\n'
 		printf '\tverifyInterval = 0\n\tlagTimeout = 5000\n\tvoteTimeout = 10000\n'
 	} >"$dir/cluster.conf"
@@ -200,7 +236,7 @@ start_cluster() {
 	for line in "$@"; do
 		git config -f "$dir/cluster.conf" ${line%%=*} "${line#*=}" || return 1
 	done
-	eval "${cname}_ADDR=127.0.0.1:$port"
+	eval "${cname}_ADDR=$chost:$port"
 	restart_cluster "$cname"
 }
 

@@ -1,0 +1,157 @@
+#!/bin/sh
+# A network cut of one store from the router, the hard way: the store runs
+# in a network namespace of its own, reached over a veth pair, and the test
+# takes the link down inside the namespace, so packets vanish (no RST, no
+# "connection refused"), the way a switch port or a cable dies. Pushes go on
+# meanwhile (several apps, several pushers at once). Checks: writes keep
+# being acknowledged on the majority, a refused push says why, no push
+# hangs (the longest is measured and printed), no acknowledged push is lost,
+# and once the link is back the cut store is repaired (all replicas up to
+# date, same checksums, `git fsck --strict` clean).
+#
+# Needs root (ip netns, veth); skipped otherwise.
+. "$(dirname "$0")/test-lib.sh"
+
+require_root "a network namespace and a veth pair"
+command -v ip >/dev/null || skip_all "no ip command (iproute2)"
+
+APPS=4 WORKERS=6 CUT_SECONDS=6
+
+# A /30 of 10.231.0.0/16 picked at random, so that two runs at once (CI runs
+# the suite plain and sanitized) do not clash; retried if a host address of
+# this machine is already in it.
+rand_byte() { od -An -N1 -tu1 /dev/urandom | tr -d " "; }
+for _ in 1 2 3 4 5 6 7 8; do
+	x=$(rand_byte) y=$(( $(rand_byte) / 4 * 4 ))
+	ip -o addr show | grep -q " 10\.231\.$x\.$((y + 1))/\| 10\.231\.$x\.$((y + 2))/" || break
+done
+HOST_IP=10.231.$x.$((y + 1)) NS_IP=10.231.$x.$((y + 2))
+NS=grove-t0303-$$ VH=gvh$$ VN=gvn$$
+ip netns add $NS 2>"$TRASH/netns.err" || skip_all "cannot make a network namespace: $(cat "$TRASH/netns.err")"
+at_exit "ip netns delete $NS"
+ip link add $VH type veth peer name $VN 2>"$TRASH/netns.err" || skip_all "cannot make a veth pair: $(cat "$TRASH/netns.err")"
+# Deleting one end deletes both; the namespace's end goes with the namespace.
+at_exit "ip link delete $VH 2>/dev/null || true"
+ip link set $VN netns $NS &&
+	ip addr add $HOST_IP/30 dev $VH && ip link set $VH up &&
+	ip -n $NS addr add $NS_IP/30 dev $VN && ip -n $NS link set $VN up && ip -n $NS link set lo up ||
+	skip_all "cannot set up the veth pair between the host and namespace $NS"
+
+repo_dir() {
+	h=$(printf "%s" "$2" | sha256sum | cut -c1-64)
+	echo "$TRASH/$1/repositories/@hashed/$(echo $h | cut -c1-2)/$(echo $h | cut -c3-4)/$h.git"
+}
+
+no_dataloss() {
+	for _ in $(seq 1 600); do
+		"$GROVE" cluster -a $c_ADDR dataloss >dl 2>&1 &&
+			grep -q "every repository has all its replicas up to date" dl && return 0
+		sleep 0.1
+	done
+	cat dl >&2
+	return 1
+}
+
+ms() { echo $(( $(date +%s%N) / 1000000 )); }
+
+# worker N: pushes one new commit at a time to branch wN of app (N % APPS)
+# until $TRASH/stop exists; records each push in $TRASH/pushes.N as
+# "acked|refused MS START_MS APP BRANCH COMMIT" (MS: how long it took), and
+# git's messages of a refused push in $TRASH/refused.N.
+worker() {
+	n=$1 app=app$(($1 % APPS)).git
+	git init -q w$n && cd w$n || return 1
+	i=0
+	while ! test -f "$TRASH/stop"; do
+		i=$((i + 1))
+		echo "$n $i" >f && git add f && git commit -q -m "w$n push $i" || return 1
+		sha=$(git rev-parse HEAD)
+		t0=$(ms)
+		if GIT_SSH_COMMAND="$GROVE connect $c_ADDR" timeout 120 git push -q ssh://default/$app HEAD:refs/heads/w$n 2>err; then
+			how=acked
+		else
+			how=refused
+			{ echo "$app w$n $sha after $(($(ms) - t0)) ms:"; cat err; } >>"$TRASH/refused.$n"
+			# Not acknowledged: the next push carries this commit again.
+		fi
+		echo "$how $(($(ms) - t0)) $t0 $app w$n $sha" >>"$TRASH/pushes.$n"
+	done
+}
+
+# The router and the other stores listen on the host's end of the veth, so
+# that the namespaced store can reach them (votes, and the peer it repairs
+# from); their traffic with each other stays on the host.
+test_setup 'two stores on the host, one in a network namespace, a router, four apps' '
+	STORE_HOST=$HOST_IP start_store s1 && STORE_HOST=$HOST_IP start_store s2 &&
+	s3_WRAP="ip netns exec $NS" && STORE_HOST=$NS_IP start_store s3 &&
+	CLUSTER_HOST=$HOST_IP start_cluster c s1 s2 s3 &&
+	for a in $(seq 0 $((APPS - 1))); do create_repo $c_ADDR default app$a.git >/dev/null || return 1; done
+'
+
+test_expect_success 'the namespaced store is reached over the veth only' '
+	test "${s3_ADDR%:*}" = $NS_IP &&
+	ip netns identify $s3_PID >ns && test "$(cat ns)" = $NS &&
+	"$GROVE" cluster -a $c_ADDR status >st &&
+	test $(grep -c "^  s[123] .* yes " st) = 3
+'
+
+test_expect_success 'a cut of s3 for several seconds during pushes: writes go on, nothing lost, s3 repaired' '
+	rm -f stop &&
+	pids= &&
+	for n in $(seq 1 $WORKERS); do
+		(worker $n) &
+		pids="$pids $!"
+	done
+	sleep 2 &&
+	cut=$(ms) &&
+	ip -n $NS link set $VN down &&
+	sleep $CUT_SECONDS &&
+	ip -n $NS link set $VN up &&
+	healed=$(ms) &&
+	sleep 2 &&
+	touch stop &&
+	wait $pids &&
+	stopped=$(ms) &&
+	no_dataloss &&
+	repaired=$(ms) &&
+	cat pushes.* >pushes.all &&
+	tried=$(wc -l <pushes.all) &&
+	acked=$(grep -c "^acked " pushes.all) &&
+	refused=$(grep -c "^refused " pushes.all) || refused=0
+	awk -v a=$cut -v b=$healed "\$3 >= a && \$3 < b" pushes.all >during &&
+	during=$(wc -l <during) &&
+	acked_during=$(grep -c "^acked " during) || acked_during=0
+	longest=$(sort -k2,2n pushes.all | tail -n1 | cut -d" " -f2) &&
+	grep "^acked " pushes.all | cut -d" " -f4- >acked.all &&
+	lost=0 &&
+	while read app branch sha; do
+		for s in s1 s2 s3; do
+			git --git-dir="$(repo_dir $s $app)" merge-base --is-ancestor $sha refs/heads/$branch ||
+				{ echo "lost on $s: $app $branch $sha" >&2; lost=$((lost + 1)); }
+		done
+	done <acked.all &&
+	for a in $(seq 0 $((APPS - 1))); do
+		a1=$(checksum $s1_ADDR s1 app$a.git) && a2=$(checksum $s2_ADDR s2 app$a.git) && a3=$(checksum $s3_ADDR s3 app$a.git) &&
+		test -n "$a1" && test "$a1" = "$a2" && test "$a1" = "$a3" ||
+			{ echo "app$a.git: checksums differ: $a1 $a2 $a3" >&2; return 1; }
+		for s in s1 s2 s3; do
+			git --git-dir="$(repo_dir $s app$a.git)" fsck --strict --no-progress >fsck.out 2>&1 ||
+				{ cat fsck.out >&2; return 1; }
+		done
+	done &&
+	echo "# network cut of s3 for ${CUT_SECONDS} s during pushes: tried $tried, acknowledged $acked, refused $refused, lost $lost; $during pushes started during the cut, $acked_during of them acknowledged; longest push $longest ms; every replica up to date $((repaired - healed)) ms after the link came back ($((repaired - stopped)) ms after the last push)" >"$TRASH/report" &&
+	if test "$refused" -gt 0; then cat refused.* | sed -e "s/^/#   refused: /" >>"$TRASH/report"; fi &&
+	test "$lost" = 0 &&
+	: the majority took writes while s3 was cut off &&
+	test "$acked_during" -gt 0 &&
+	test "$longest" -lt 30000 &&
+	test "$acked" -gt $((tried / 2)) &&
+	if test "$refused" -gt 0; then
+		grep -h -e "^fatal: grove connect: " -e "^error: grove: " -e "^fatal: grove: " refused.* >why &&
+		test $(wc -l <why) -ge "$refused" ||
+			{ cat refused.* >&2; false; }
+	fi
+'
+test -f "$TRASH/report" && cat "$TRASH/report"
+
+test_done
