@@ -113,8 +113,10 @@ int cluster_cli_main(int argc, char **argv)
 			const Grove__V1__NodeStatus *n = r->nodes[k];
 			char routers[32];
 			snprintf(routers, sizeof(routers), "%u/%u", n->routers_healthy, n->routers_total);
-			printf("  %-16s %-24s %-8s %-8s %s\n", n->name, n->address, n->healthy ? "yes" : "NO", routers,
-			       n->last_error);
+			printf("  %-16s %-24s %-8s %-8s %s\n", n->name, n->address,
+			       !n->healthy ? "NO" : n->writable ? "yes" : "DISKFULL", routers,
+			       n->healthy && !n->writable ? "disk below store.minFreeSpace: reads only, writes resume when it has room"
+							  : n->last_error);
 		}
 		printf("repositories %llu, with outdated or missing replicas %llu\n", (unsigned long long)r->repositories,
 		       (unsigned long long)r->dataloss);

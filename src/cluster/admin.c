@@ -106,6 +106,7 @@ static void get_status(struct rpc_call *call, void *data)
 		nodes[i].name = n->name;
 		nodes[i].address = n->address;
 		nodes[i].healthy = n->healthy;
+		nodes[i].writable = n->writable;
 		nodes[i].routers_healthy = n->routers_healthy;
 		nodes[i].routers_total = n->routers_total;
 		strlcpy_(errs[i], n->last_error, sizeof(errs[i]));

@@ -43,6 +43,7 @@ struct node {
 	/* Guarded by cluster.mu. */
 	bool healthy;           /* as the routers agree (one router: as this one sees it) */
 	bool seen_healthy;      /* this router's own last check */
+	bool writable;          /* it says it can take writes (its disk is not full) */
 	int failures;           /* consecutive failed checks */
 	char last_error[256];
 	uint32_t routers_healthy, routers_total;
@@ -187,12 +188,15 @@ int state_job_counts(struct cluster *c, uint64_t *ready, uint64_t *running, uint
 
 /* Up to date: holds the latest generation, on a healthy store. */
 bool replica_up_to_date(struct cluster *c, const struct repo_state *r, const struct replica *rep);
+/* Up to date, and its store can take writes (its disk is not full). */
+bool replica_writable(struct cluster *c, const struct repo_state *r, const struct replica *rep);
 /*
- * The repository's primary among its healthy up-to-date replicas: the
- * current one if it still qualifies, else a new one, elected and recorded.
- * NULL with an error when none qualifies.
+ * The repository's primary among its healthy up-to-date replicas (for a
+ * write: among those that can take writes): the current one if it still
+ * qualifies, else a new one, elected and recorded. NULL with an error when
+ * none qualifies.
  */
-struct node *cluster_primary(struct cluster *c, struct repo_state *r);
+struct node *cluster_primary(struct cluster *c, struct repo_state *r, bool for_write);
 
 void router_register(struct rpc_server *srv, struct cluster *c);
 

@@ -83,6 +83,26 @@ static int check_once(struct cluster *c, struct node *n)
 	return ret;
 }
 
+/*
+ * Whether a healthy store can take writes: its own answer for the
+ * "grove.v1.writes" health service (NOT_SERVING when its disk is below
+ * store.minFreeSpace). A store that does not know the service, or a check
+ * that fails, counts as writable: the write then fails on its own merits.
+ */
+static bool check_writable(struct cluster *c, struct node *n)
+{
+	Grpc__Health__V1__HealthCheckRequest req = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+	Grpc__Health__V1__HealthCheckResponse *resp = NULL;
+	bool w = true;
+	req.service = RPC_HEALTH_WRITES;
+	if (!rpc_unary(n->client, "/grpc.health.v1.Health/Check", &req.base,
+		       &grpc__health__v1__health_check_response__descriptor, (ProtobufCMessage **)&resp,
+		       MAX(500, MIN(c->health_interval_ms, 2000))))
+		w = resp->status == GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
+	FREE_MSG(resp);
+	return w;
+}
+
 static void wait_ms(struct cluster *c, int ms)
 {
 	struct timespec ts;
@@ -98,10 +118,19 @@ static void *checker_main(void *arg)
 
 	for (;;) {
 		int ret = check_once(c, n);
+		bool writable = !ret && check_writable(c, n);
 		uint32_t hv = 0, tv = 0;
 		bool seen;
 
 		pthread_mutex_lock(&c->mu);
+		if (!ret && writable != n->writable) {
+			if (writable)
+				log_info("cluster.node_writable", "node=%s address=%s", n->name, n->address);
+			else
+				log_warn("cluster.node_read_only", "node=%s address=%s reason=%s", n->name, n->address,
+					 "its disk is below store.minFreeSpace: it sits writes out until it has room");
+			n->writable = writable;
+		}
 		if (!ret) {
 			n->failures = 0;
 			n->seen_healthy = true;
@@ -218,6 +247,7 @@ int health_start(struct cluster *c)
 		 * is down at start. */
 		bool ok = !check_once(c, &c->nodes[i]);
 		c->nodes[i].healthy = c->nodes[i].seen_healthy = ok;
+		c->nodes[i].writable = ok && check_writable(c, &c->nodes[i]);
 		if (!ok) {
 			c->nodes[i].failures = c->health_failures;
 			snprintf(c->nodes[i].last_error, sizeof(c->nodes[i].last_error), "%s", error_msg());

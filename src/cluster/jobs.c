@@ -54,7 +54,7 @@ static int job_update(struct cluster *c, const struct job *j)
 	/* Gone, unassigned or already current: nothing left to do. */
 	if (!r->exists || !target || !target->node || !target->assigned || target->generation >= r->generation)
 		goto out;
-	if (!(source = cluster_primary(c, r))) {
+	if (!(source = cluster_primary(c, r, false))) {
 		ret = error_wrap(GROVE_EUNAVAIL, "no source to repair %s on %s from", j->path, j->target);
 		goto out;
 	}
@@ -169,7 +169,7 @@ static int compare_once(struct cluster *c, struct repo_state *r, Grove__V1__Veri
 			char bad[][65], size_t *nbad)
 {
 	char ref[128] = "", sum[128];
-	struct node *primary = cluster_primary(c, r);
+	struct node *primary = cluster_primary(c, r, false);
 	struct repo_state *again;
 	int ret;
 

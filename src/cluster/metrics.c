@@ -25,6 +25,10 @@ static void render(struct cluster *c, struct strbuf *sb)
 			  "# TYPE grove_cluster_store_healthy gauge\n");
 	for (size_t i = 0; i < c->nnodes; i++)
 		strbuf_addf(sb, "grove_cluster_store_healthy{store=\"%s\"} %d\n", c->nodes[i].name, c->nodes[i].healthy);
+	strbuf_addstr(sb, "# HELP grove_cluster_store_writable Whether the store can take writes (0: its disk is full).\n"
+			  "# TYPE grove_cluster_store_writable gauge\n");
+	for (size_t i = 0; i < c->nnodes; i++)
+		strbuf_addf(sb, "grove_cluster_store_writable{store=\"%s\"} %d\n", c->nodes[i].name, c->nodes[i].writable);
 	pthread_mutex_unlock(&c->mu);
 	state_job_counts(c, &ready, &running, &failed, &dead);
 	state_lag(c, &outdated, &behind);

@@ -441,22 +441,45 @@ bool replica_up_to_date(struct cluster *c, const struct repo_state *r, const str
 	return rep->node && rep->assigned && rep->generation == r->generation && cluster_node_healthy(c, rep->node);
 }
 
-struct node *cluster_primary(struct cluster *c, struct repo_state *r)
+bool replica_writable(struct cluster *c, const struct repo_state *r, const struct replica *rep)
 {
+	if (!replica_up_to_date(c, r, rep))
+		return false;
+	pthread_mutex_lock(&c->mu);
+	bool w = rep->node->writable;
+	pthread_mutex_unlock(&c->mu);
+	return w;
+}
+
+struct node *cluster_primary(struct cluster *c, struct repo_state *r, bool for_write)
+{
+	bool (*ok)(struct cluster *, const struct repo_state *, const struct replica *) =
+		for_write ? replica_writable : replica_up_to_date;
 	struct replica *cur = NULL, *pick = NULL;
 	size_t order[CLUSTER_NODES_MAX];
 	for (size_t i = 0; i < r->nreplicas; i++)
-		if (replica_up_to_date(c, r, &r->replicas[i]) && !strcmp(r->replicas[i].name, r->primary))
+		if (ok(c, r, &r->replicas[i]) && !strcmp(r->replicas[i].name, r->primary))
 			cur = &r->replicas[i];
-	/* A new primary: the first up-to-date replica in the path's node order,
-	 * so primaries spread over the stores. */
+	/* A new primary: the first qualifying replica in the path's node order,
+	 * so primaries spread over the stores. A primary whose disk filled up
+	 * hands the role over at the next write. */
 	cluster_node_order(c, r->path, order);
 	for (size_t k = 0; k < c->nnodes && !cur && !pick; k++)
 		for (size_t i = 0; i < r->nreplicas; i++)
-			if (r->replicas[i].node == &c->nodes[order[k]] && replica_up_to_date(c, r, &r->replicas[i]))
+			if (r->replicas[i].node == &c->nodes[order[k]] && ok(c, r, &r->replicas[i]))
 				pick = &r->replicas[i];
 	if (cur)
 		return cur->node;
+	if (!pick && for_write) {
+		for (size_t i = 0; i < r->nreplicas; i++)
+			if (replica_up_to_date(c, r, &r->replicas[i])) {
+				error_set(GROVE_EUNAVAIL,
+					  "no up-to-date replica of %s can take writes now: their stores' disks are full. "
+					  "Reads go on; writes resume when space is freed (see `grove cluster status`)",
+					  r->path);
+				return NULL;
+			}
+	}
 	if (!pick) {
 		error_set(GROVE_EUNAVAIL,
 			  "repository %s has no healthy up-to-date replica: it is unavailable until one of its stores comes back (see `grove cluster repo %s`)",
@@ -621,7 +644,7 @@ static void route_write(struct cluster *c, struct rpc_call *call, const struct r
 		ret = error_set(GROVE_ENOTFOUND, "repository %s does not exist in %s", path, c->virtual_storage);
 		goto fail;
 	}
-	if (!(primary = cluster_primary(c, r))) {
+	if (!(primary = cluster_primary(c, r, !maintenance))) {
 		ret = GROVE_EUNAVAIL;
 		if (!maintenance)
 			goto refuse;
@@ -634,8 +657,9 @@ static void route_write(struct cluster *c, struct rpc_call *call, const struct r
 		assigned += rep->assigned && rep->node;
 		if (rep->node == primary)
 			continue;
+		/* A store with a full disk sits a write out: it is repaired once it has room. */
 		if (maintenance ? (rep->node && rep->generation >= 0 && cluster_node_healthy(c, rep->node))
-				: replica_up_to_date(c, r, rep)) {
+				: replica_writable(c, r, rep)) {
 			px.t[px.n].node = rep->node;
 			px.t[px.n++].primary = false;
 		} else if (maintenance && rep->node && rep->generation >= 0) {

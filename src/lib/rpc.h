@@ -63,6 +63,17 @@ int rpc_server_start(struct rpc_server *s);
 /* Calls in flight now. */
 int rpc_server_inflight(struct rpc_server *s);
 /*
+ * A named service for grpc.health.v1.Health/Check: a check naming it
+ * answers SERVING when fn(data) is true, else NOT_SERVING (and
+ * NOT_SERVING while draining). The empty name is the server itself; any
+ * other unknown name is NOT_FOUND, as the health protocol says. Before
+ * rpc_server_start.
+ */
+typedef bool rpc_health_fn(void *data);
+/* A store that can take writes: not draining, and room on its disk. */
+#define RPC_HEALTH_WRITES "grove.v1.writes"
+int rpc_server_health_service(struct rpc_server *s, const char *name, rpc_health_fn *fn, void *data);
+/*
  * Stops accepting calls and reports NOT_SERVING to health checks, lets the
  * calls in flight finish for up to grace_ms, cancels the rest and waits for
  * their handlers to return. Then stops the pollers.

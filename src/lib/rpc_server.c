@@ -76,6 +76,12 @@ struct rpc_server {
 	bool draining;
 	bool shutdown_done;
 	enum tag_type shutdown_tag;
+	struct health_service {
+		char *name;
+		rpc_health_fn *fn;
+		void *data;
+	} health[4];
+	size_t nhealth;
 };
 
 static int post_request(struct rpc_server *s, struct rpc_handler *h);
@@ -264,20 +270,45 @@ void rpc_call_done(struct rpc_call *c, int err)
 static void health_check(struct rpc_call *c, void *data)
 {
 	struct rpc_server *s = data;
-	ProtobufCMessage *req = NULL;
+	Grpc__Health__V1__HealthCheckRequest *req = NULL;
 	Grpc__Health__V1__HealthCheckResponse resp = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
-	int ret = rpc_call_recv(c, &grpc__health__v1__health_check_request__descriptor, &req);
+	const struct health_service *svc = NULL;
+	bool serving;
+	int ret = rpc_call_recv(c, &grpc__health__v1__health_check_request__descriptor, (ProtobufCMessage **)&req);
 	if (ret < 0) {
 		rpc_call_fail(c, ret);
 		return;
 	}
-	if (req)
-		protobuf_c_message_free_unpacked(req, NULL);
+	if (req && req->service && *req->service) {
+		for (size_t i = 0; i < s->nhealth && !svc; i++)
+			if (!strcmp(s->health[i].name, req->service))
+				svc = &s->health[i];
+		if (!svc) {
+			ret = error_set(GROVE_ENOTFOUND, "no health service \"%.64s\" here", req->service);
+			FREE_MSG(req);
+			rpc_call_fail(c, ret);
+			return;
+		}
+	}
+	FREE_MSG(req);
 	pthread_mutex_lock(&s->mu);
-	resp.status = s->draining ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING
-				  : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
+	serving = !s->draining;
 	pthread_mutex_unlock(&s->mu);
+	if (serving && svc)
+		serving = svc->fn(svc->data);
+	resp.status = serving ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
+			      : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
 	rpc_call_reply(c, 0, &resp.base);
+}
+
+int rpc_server_health_service(struct rpc_server *s, const char *name, rpc_health_fn *fn, void *data)
+{
+	if (s->nhealth >= ARRAY_SIZE(s->health))
+		return error_set(GROVE_EINTERNAL, "too many health services");
+	s->health[s->nhealth].name = xstrdup(name);
+	s->health[s->nhealth].fn = fn;
+	s->health[s->nhealth++].data = data;
+	return 0;
 }
 
 /* ---- the life of one call, on its own thread ---- */
@@ -715,6 +746,8 @@ void rpc_server_free(struct rpc_server *s)
 		free(h->method);
 		free(h);
 	}
+	for (size_t i = 0; i < s->nhealth; i++)
+		free(s->health[i].name);
 	free(s->threads);
 	free(s->secret);
 	pthread_mutex_destroy(&s->mu);

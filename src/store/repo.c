@@ -122,24 +122,36 @@ int store_repo_install(const char *staged, const char *path, const char *rel)
 	return 0;
 }
 
-int store_check_space(struct store *st)
+/* Free bytes under the root, or -1 when statvfs cannot tell. */
+static int64_t free_space(const struct store *st)
 {
 	struct statvfs vfs;
-
-	if (!st->min_free)
-		return 0;
-	/* Not knowing is no reason to refuse: git reports a real ENOSPC. */
 	if (statvfs(st->root, &vfs))
+		return -1;
+	return (int64_t)((uint64_t)vfs.f_bavail * vfs.f_frsize);
+}
+
+bool store_writable(void *data)
+{
+	const struct store *st = data;
+	int64_t free_bytes;
+	/* Not knowing is no reason to refuse: git reports a real ENOSPC. */
+	return !st->min_free || (free_bytes = free_space(st)) < 0 || free_bytes >= st->min_free;
+}
+
+int store_check_space(struct store *st)
+{
+	int64_t free_bytes;
+
+	if (store_writable(st))
 		return 0;
-	uint64_t free_bytes = (uint64_t)vfs.f_bavail * vfs.f_frsize;
-	if (free_bytes >= (uint64_t)st->min_free)
-		return 0;
-	log_warn("store.disk_full", "root=%s free_bytes=%llu min_free=%lld", st->root, (unsigned long long)free_bytes,
+	free_bytes = free_space(st);
+	log_warn("store.disk_full", "root=%s free_bytes=%lld min_free=%lld", st->root, (long long)free_bytes,
 		 (long long)st->min_free);
 	return error_set(GROVE_ETOOBIG,
-			 "store %s: its disk is full (%llu KiB free under %s, store.minFreeSpace is %lld KiB): the push "
+			 "store %s: its disk is full (%lld KiB free under %s, store.minFreeSpace is %lld KiB): the push "
 			 "was refused before anything was written; free space on that disk (or grow it) and push again",
-			 st->name, (unsigned long long)(free_bytes >> 10), st->root, (long long)(st->min_free >> 10));
+			 st->name, (long long)(free_bytes >> 10), st->root, (long long)(st->min_free >> 10));
 }
 
 int store_repo_create(struct store *st, const char *path, const char *rel, const char *default_branch)

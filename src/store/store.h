@@ -54,6 +54,8 @@ bool store_repo_exists(const char *path);
  * "unpacker error" halfway through.
  */
 int store_check_space(struct store *st);
+/* Whether the root's filesystem has st->min_free bytes free (an rpc_health_fn). */
+bool store_writable(void *data);
 
 /* Creates an empty bare repository at path, atomically (via tmp_dir). */
 int store_repo_create(struct store *st, const char *path, const char *rel, const char *default_branch);

@@ -82,7 +82,8 @@ refusals_are_clear() {
 
 test_setup 'three stores (s3 on a 32 MiB tmpfs), a router, four apps with a first push' '
 	start_store s1 && start_store s2 && start_store s3 store.minFreeSpace=1m &&
-	start_cluster c s1 s2 s3 &&
+	METRICS_PORT=$(free_port) && echo $METRICS_PORT >metrics.port &&
+	start_cluster c s1 s2 s3 -- cluster.metricsListen=127.0.0.1:$METRICS_PORT &&
 	for a in $(seq 0 $((APPS - 1))); do
 		create_repo $c_ADDR default app$a.git >/dev/null &&
 		git init -q w$a && (cd w$a && echo $a >f && git add f && git commit -q -m "app$a" &&
@@ -107,14 +108,21 @@ test_expect_success 's3 fills up mid-push: pushes succeed on the majority or say
 	done
 '
 
-test_expect_success 's3 full to the last block: pushes succeed on the majority or are refused with "disk is full"' '
+test_expect_success 's3 full to the last block: the router sees it, s3 sits writes out, every push is acknowledged' '
 	fill s3 0 &&
+	for _ in $(seq 1 100); do
+		"$GROVE" cluster -a $c_ADDR status >st 2>&1 && grep -q "^  s3 .*DISKFULL" st && break
+		sleep 0.1
+	done &&
+	test_grep "^  s3 .*DISKFULL .*disk below store.minFreeSpace" st &&
+	curl -s "http://127.0.0.1:$(cat metrics.port)/metrics" | test_grep "grove_cluster_store_writable{store=\"s3\"} 0" &&
 	push_round full &&
 	tried=$(wc -l <pushes.full) && acked=$(grep -c "^acked " pushes.full) || acked=0
 	refused=$((tried - acked)) &&
 	echo "# s3 full (0 bytes free): tried $tried, acknowledged $acked, refused $refused" >>"$TRASH/report" &&
 	refusals_are_clear full &&
-	test "$acked" -gt 0 &&
+	test "$acked" = "$tried" &&
+	grep "cluster.node_read_only" c/cluster.log | test_grep "\"node\":\"s3\"" &&
 	"$GROVE" cluster -a $c_ADDR dataloss >dl &&
 	test_grep "s3" dl &&
 	test_grep "disk_full\|No space left" s3/store.log
