@@ -29,17 +29,6 @@ same_everywhere() {
 	return 1
 }
 
-# no_dataloss: up to 15 s for every replica to be up to date again.
-no_dataloss() {
-	for _ in $(seq 1 150); do
-		"$GROVE" cluster -a $c_ADDR dataloss >dl 2>&1 &&
-			grep -q "every repository has all its replicas up to date" dl && return 0
-		sleep 0.1
-	done
-	cat dl >&2
-	return 1
-}
-
 # all_healthy: up to 15 s for the router to see every store healthy again.
 all_healthy() {
 	for _ in $(seq 1 150); do
@@ -48,12 +37,6 @@ all_healthy() {
 	done
 	cat st >&2
 	return 1
-}
-
-# repo_dir STORE PATH: where the store keeps the repository (the @hashed layout).
-repo_dir() {
-	h=$(printf "%s" "$2" | sha256sum | cut -c1-64)
-	echo "$TRASH/$1/repositories/@hashed/$(echo $h | cut -c1-2)/$(echo $h | cut -c3-4)/$h.git"
 }
 
 # push_new REPO BRANCH: one more commit on src's BRANCH, pushed through the router.
@@ -171,7 +154,7 @@ test_expect_success 'a dead secondary: pushes go on, it is marked outdated, and 
 	test_grep "^  $victim .* NO " st &&
 	restart_store $victim &&
 	same_everywhere app.git &&
-	no_dataloss &&
+	no_dataloss 15 &&
 	test_grep "\"event\":\"cluster.repaired\".*\"target\":\"$victim\"" c/cluster.log
 '
 
@@ -192,7 +175,7 @@ test_expect_success 'kill -9 of the primary: a new one is elected and pushes are
 	git_on $c_ADDR ls-remote ssh://default/app.git refs/heads/main >ls &&
 	test_grep "^$(git -C src rev-parse main)" ls &&
 	restart_store $old &&
-	same_everywhere app.git && no_dataloss
+	same_everywhere app.git && no_dataloss 15
 '
 test -f "$TRASH/failover-ms" && echo "# failover: first accepted push $(cat "$TRASH/failover-ms") ms after kill -9 of the primary"
 
@@ -236,7 +219,7 @@ test_expect_success 'a repository whose only up-to-date replica is gone is unava
 '
 
 test_expect_success 'a replica changed behind the router is found by verify and repaired' '
-	no_dataloss &&
+	no_dataloss 15 &&
 	s=$(secondary_of app.git) &&
 	dir=$(repo_dir $s app.git) &&
 	git --git-dir="$dir" update-ref refs/heads/feature $(git --git-dir="$dir" rev-parse main) &&
@@ -260,7 +243,7 @@ test_expect_success 'a replica whose refs disagree with the primary is left out 
 '
 
 test_expect_success 'without a majority voting the same ref updates, the push aborts everywhere and says so' '
-	no_dataloss &&
+	no_dataloss 15 &&
 	p=$(primary_of app.git) &&
 	before=$(git --git-dir="$(repo_dir $p app.git)" rev-parse refs/heads/feature) &&
 	for s in s1 s2 s3; do

@@ -9,21 +9,6 @@
 
 APPS=5 WORKERS=8 PUSHES=25
 
-repo_dir() {
-	h=$(printf "%s" "$2" | sha256sum | cut -c1-64)
-	echo "$TRASH/$1/repositories/@hashed/$(echo $h | cut -c1-2)/$(echo $h | cut -c3-4)/$h.git"
-}
-
-no_dataloss() {
-	for _ in $(seq 1 300); do
-		"$GROVE" cluster -a $c_ADDR dataloss >dl 2>&1 &&
-			grep -q "every repository has all its replicas up to date" dl && return 0
-		sleep 0.1
-	done
-	cat dl >&2
-	return 1
-}
-
 # worker N: PUSHES pushes of one new commit each to branch wN of app (N % APPS),
 # recording "app branch commit" for each acknowledged push.
 worker() {

@@ -37,23 +37,6 @@ ip link set $VN netns $NS &&
 	ip -n $NS addr add $NS_IP/30 dev $VN && ip -n $NS link set $VN up && ip -n $NS link set lo up ||
 	skip_all "cannot set up the veth pair between the host and namespace $NS"
 
-repo_dir() {
-	h=$(printf "%s" "$2" | sha256sum | cut -c1-64)
-	echo "$TRASH/$1/repositories/@hashed/$(echo $h | cut -c1-2)/$(echo $h | cut -c3-4)/$h.git"
-}
-
-no_dataloss() {
-	for _ in $(seq 1 600); do
-		"$GROVE" cluster -a $c_ADDR dataloss >dl 2>&1 &&
-			grep -q "every repository has all its replicas up to date" dl && return 0
-		sleep 0.1
-	done
-	cat dl >&2
-	return 1
-}
-
-ms() { echo $(( $(date +%s%N) / 1000000 )); }
-
 # worker N: pushes one new commit at a time to branch wN of app (N % APPS)
 # until $TRASH/stop exists; records each push in $TRASH/pushes.N as
 # "acked|refused MS START_MS APP BRANCH COMMIT" (MS: how long it took), and
@@ -112,7 +95,7 @@ test_expect_success 'a cut of s3 for several seconds during pushes: writes go on
 	touch stop &&
 	wait $pids &&
 	stopped=$(ms) &&
-	no_dataloss &&
+	no_dataloss 60 &&
 	repaired=$(ms) &&
 	cat pushes.* >pushes.all &&
 	tried=$(wc -l <pushes.all) &&

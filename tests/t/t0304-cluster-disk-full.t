@@ -22,23 +22,6 @@ small_root() {
 small_root s3 32 || skip_all "cannot mount a tmpfs: $(cat "$TRASH/mount.err")"
 small_root s4 8 || skip_all "cannot mount a tmpfs: $(cat "$TRASH/mount.err")"
 
-repo_dir() {
-	h=$(printf "%s" "$2" | sha256sum | cut -c1-64)
-	echo "$TRASH/$1/repositories/@hashed/$(echo $h | cut -c1-2)/$(echo $h | cut -c3-4)/$h.git"
-}
-
-no_dataloss() {
-	for _ in $(seq 1 300); do
-		"$GROVE" cluster -a $c_ADDR dataloss >dl 2>&1 &&
-			grep -q "every repository has all its replicas up to date" dl && return 0
-		sleep 0.1
-	done
-	cat dl >&2
-	return 1
-}
-
-ms() { echo $(( $(date +%s%N) / 1000000 )); }
-
 # fill NAME KEEP_KiB: a filler file in NAME's storage root that leaves about
 # KEEP_KiB free (0: the disk is full to the last block).
 fill() {

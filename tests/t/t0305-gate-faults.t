@@ -10,23 +10,6 @@
 
 APPS=3 WORKERS=4
 
-repo_dir() {
-	h=$(printf "%s" "$2" | sha256sum | cut -c1-64)
-	echo "$TRASH/$1/repositories/@hashed/$(echo $h | cut -c1-2)/$(echo $h | cut -c3-4)/$h.git"
-}
-
-no_dataloss() {
-	for _ in $(seq 1 300); do
-		"$GROVE" cluster -a $c_ADDR dataloss >dl 2>&1 &&
-			grep -q "every repository has all its replicas up to date" dl && return 0
-		sleep 0.1
-	done
-	cat dl >&2
-	return 1
-}
-
-ms() { echo $(( $(date +%s%N) / 1000000 )); }
-
 # worker ROUND N: pushes through the gate, one new commit (with a 256 KiB
 # incompressible file, so that a push lasts long enough to be killed in
 # the middle) at a time to branch wN of web(N % APPS), until ROUND.stop

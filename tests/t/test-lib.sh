@@ -394,6 +394,27 @@ new_key() {
 	ssh-keygen -q -t ed25519 -N "" -C "$1@test" -f "$TRASH/keys/$1"
 }
 
+# repo_dir STORE PATH: where a store keeps a repository (its hashed layout).
+repo_dir() {
+	h=$(printf "%s" "$2" | sha256sum | cut -c1-64)
+	echo "$TRASH/$1/repositories/@hashed/$(echo $h | cut -c1-2)/$(echo $h | cut -c3-4)/$h.git"
+}
+
+# no_dataloss [SECONDS]: waits (30 s by default) until router $c_ADDR reports
+# every replica of every repository up to date; shows its report if not.
+no_dataloss() {
+	for _ in $(seq 1 $((${1:-30} * 10))); do
+		"$GROVE" cluster -a $c_ADDR dataloss >dl 2>&1 &&
+			grep -q "every repository has all its replicas up to date" dl && return 0
+		sleep 0.1
+	done
+	cat dl >&2
+	return 1
+}
+
+# ms: the wall clock in milliseconds.
+ms() { echo $(( $(date +%s%N) / 1000000 )); }
+
 # ssh_as KEY PORT: a GIT_SSH_COMMAND for the gate with that key only.
 ssh_as() {
 	echo "ssh -i $TRASH/keys/$1 -p $2 -o IdentitiesOnly=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes"
