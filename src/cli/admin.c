@@ -32,6 +32,7 @@ static const char usage[] =
 	"       grove app migrate APP --to cluster|legacy | import --legacy-scan | gc APP\n"
 	"       grove access grant USER APP [--read] | revoke USER APP\n"
 	"       grove deploy list APP | log ID [--follow]\n"
+	"       grove canary [PERCENT]      show, or set, the share of new apps put on the cluster route\n"
 	"\n"
 	"Drives the gate's admin API: $GROVE_ADMIN_URL (default http://127.0.0.1:8080),\n"
 	"token from $GROVE_ADMIN_TOKEN, $GROVE_ADMIN_TOKEN_FILE or ./grove-data/gate/admin-token.\n";
@@ -303,6 +304,21 @@ int admin_cli_main(const char *noun, int argc, char **argv)
 		} else if (!strcmp(verb, "revoke")) {
 			code = request("DELETE", path, NULL, false);
 		} else goto usage;
+	} else if (!strcmp(noun, "canary")) {
+		if (argc > 2)
+			goto usage;
+		if (argc == 2) {
+			char *end;
+			long pct = strtol(argv[1], &end, 10);
+			if (!*argv[1] || *end || pct < 0 || pct > 100) {
+				fprintf(stderr, "grove: canary: %s is not a percentage from 0 to 100\n", argv[1]);
+				return 2;
+			}
+			body = json_pack("{s:i}", "percent", (int)pct);
+			code = request("PUT", "/api/v1/canary", body, false);
+		} else {
+			code = request("GET", "/api/v1/canary", NULL, false);
+		}
 	} else if (!strcmp(noun, "deploy")) {
 		NEED(3);
 		if (!strcmp(verb, "list")) {

@@ -30,6 +30,7 @@ static const char usage[] =
 	"\n"
 	"Operating the gate (its admin API):\n"
 	"  user, key, app, access, deploy    e.g. grove app create web; grove key add alice key.pub\n"
+	"  canary     show or set the share of new apps put on the cluster route\n"
 	"  backup, restore    an app's repository as a git bundle: grove backup web > web.bundle\n"
 	"  migrate    move apps, live, until N % are on the cluster: grove migrate --percent 50\n"
 	"\n"
@@ -69,7 +70,7 @@ int main(int argc, char **argv)
 	else if (!strcmp(argv[1], "connect"))
 		ret = connect_main(argc - 1, argv + 1);
 	else if (!strcmp(argv[1], "user") || !strcmp(argv[1], "key") || !strcmp(argv[1], "app") ||
-		 !strcmp(argv[1], "access") || !strcmp(argv[1], "deploy"))
+		 !strcmp(argv[1], "access") || !strcmp(argv[1], "deploy") || !strcmp(argv[1], "canary"))
 		ret = admin_cli_main(argv[1], argc - 1, argv + 1);
 	else if (!strcmp(argv[1], "backup") || !strcmp(argv[1], "restore"))
 		ret = backup_main(argv[1], argc - 1, argv + 1);

@@ -126,6 +126,7 @@ struct call {
 /* ---- small helpers ---- */
 
 static json_t *jstr(const char *s);
+static bool parse_int(const char *s, long long min, long long max, long long *out);
 
 static int reply_error(struct reply *out, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
@@ -967,6 +968,59 @@ static int migrations_post(struct call *x)
 	return answer(x, MHD_HTTP_ACCEPTED, o);
 }
 
+/* ---- the canary: the share of new apps put on the cluster route ---- */
+
+#define CANARY_KEY "canary_percent"
+
+/* The share set at run time (shared by every gate on the database), else the config's. */
+static int canary_now(struct call *x, bool *set)
+{
+	char *v = NULL;
+	long long n;
+	int pct = x->a->canary_percent;
+	*set = false;
+	if (!db_setting_get(x->db, CANARY_KEY, &v) && v && parse_int(v, 0, 100, &n)) {
+		pct = (int)n;
+		*set = true;
+	}
+	free(v);
+	return pct;
+}
+
+static int canary_answer(struct call *x)
+{
+	bool set;
+	int pct = canary_now(x, &set);
+	return answer(x, MHD_HTTP_OK, json_pack("{s:i, s:s}", "percent", pct, "source", set ? "api" : "config"));
+}
+
+static int canary_get(struct call *x)
+{
+	return canary_answer(x);
+}
+
+/* PUT /api/v1/canary {"percent": N}: from now on, for every gate sharing the database. */
+static int canary_put(struct call *x)
+{
+	static const char *const fields[] = { "percent", NULL };
+	json_t *p;
+	char v[8];
+	int ret;
+
+	if (check_fields(x, fields))
+		return x->out->status;
+	p = json_object_get(x->body, "percent");
+	if (!json_is_integer(p) || json_integer_value(p) < 0 || json_integer_value(p) > 100)
+		return reply_error(x->out, MHD_HTTP_BAD_REQUEST,
+				   "field \"percent\" must be a whole number from 0 to 100: the share of new apps put on the cluster route");
+	snprintf(v, sizeof(v), "%d", (int)json_integer_value(p));
+	ret = db_setting_set(x->db, CANARY_KEY, v);
+	if (ret)
+		return reply_grove_error(x->out, ret);
+	log_info("gate.canary_set", "percent=%s", v);
+	return canary_answer(x);
+}
+
 /* GET /api/v1/status: what `grove status` shows of the gate. */
 static int status_get(struct call *x)
 {
@@ -987,7 +1041,8 @@ static int status_get(struct call *x)
 		json_decref(o);
 		return reply_grove_error(x->out, ret);
 	}
-	json_object_set_new(o, "canary_percent", json_integer(x->a->canary_percent));
+	bool set;
+	json_object_set_new(o, "canary_percent", json_integer(canary_now(x, &set)));
 	json_object_set_new(o, "draining", json_boolean(atomic_load(&x->a->draining)));
 	return answer(x, MHD_HTTP_OK, o);
 }
@@ -1139,8 +1194,10 @@ static int app_create(struct call *x)
 		if (route_parse(route_s, &route))
 			return reply_error(x->out, MHD_HTTP_BAD_REQUEST, "field \"route\" must be \"legacy\" or \"cluster\"");
 	} else {
-		/* The canary: a fixed share of new apps, chosen by a stable hash of the name. */
-		route = (int)(fnv1a(name) % 100) < x->a->canary_percent ? ROUTE_CLUSTER : ROUTE_LEGACY;
+		/* The canary: a fixed share of new apps, chosen by a stable hash of the
+		 * name, so raising the share only ever adds apps to the cluster side. */
+		bool set;
+		route = (int)(fnv1a(name) % 100) < canary_now(x, &set) ? ROUTE_CLUSTER : ROUTE_LEGACY;
 	}
 	ret = db_app_create(x->db, name, branch, route);
 	if (ret)
@@ -1406,6 +1463,8 @@ static const struct route_def {
 	{ "POST", "users/*/keys", key_add, true },
 	{ "DELETE", "keys/**", key_remove, false },
 	{ "GET", "status", status_get, false },
+	{ "GET", "canary", canary_get, false },
+	{ "PUT", "canary", canary_put, true },
 	{ "GET", "migrations", migrations_get, false },
 	{ "POST", "migrations", migrations_post, true },
 	{ "GET", "apps", apps_list, false },

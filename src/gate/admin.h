@@ -20,6 +20,9 @@
  *   DELETE /api/v1/apps/NAME/collaborators/USER                               → 204
  *   POST   /api/v1/apps/NAME/migrate        {"to":"cluster"|"legacy"} → 200 app + "report"
  *   POST   /api/v1/import-legacy            apps found as <app>.git in the legacy directory → {"imported","skipped"}
+ *   GET    /api/v1/canary                   {"percent", "source": "config"|"api"}
+ *   PUT    /api/v1/canary                   {"percent": 0-100}: the share of new apps on
+ *          the cluster route, from now on (stored: every gate on the database follows)
  *   GET    /api/v1/apps/NAME/deployments    [deployment without log…]
  *   GET    /api/v1/deployments/ID           deployment with "log"
  *   GET    /archive/APP/COMMIT.tar.gz?expires=T&signature=S   the commit as tar.gz,

@@ -578,6 +578,33 @@ int db_app_set_locked(struct db *db, const char *name, bool locked)
 			  "b", NULL, locked);
 }
 
+/* ---- settings: what an operator changes at run time, shared by every gate ---- */
+
+int db_setting_get(struct db *db, const char *key, char **out)
+{
+	struct dbx_rows *st = NULL;
+	int ret;
+
+	*out = NULL;
+	ret = dbx_query(db->x, &st, "reading a setting", "SELECT value FROM settings WHERE key = ?", "s", key);
+	if (ret)
+		return ret;
+	ret = dbx_next(st);
+	if (ret == 1) {
+		*out = dbx_dup(st, 0);
+		ret = 0;
+	}
+	dbx_rows_free(st);
+	return ret;
+}
+
+int db_setting_set(struct db *db, const char *key, const char *value)
+{
+	return dbx_exec(db->x, NULL, "changing a setting",
+			"INSERT INTO settings(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+			"ss", key, value);
+}
+
 /* ---- access ---- */
 
 /* The ids of an app and a user, each GROVE_ENOTFOUND with its own message. */

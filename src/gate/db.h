@@ -85,6 +85,10 @@ typedef int db_row_fn(void *ctx, int ncols, const char *const *names, const char
 int db_query(struct db *db, const char *sql, const char *const *params, size_t nparams, db_row_fn *fn, void *ctx);
 
 const char *access_name(enum access a);
+/* A run-time setting: *out is NULL (and 0 returned) when it was never set. */
+int db_setting_get(struct db *db, const char *key, char **out);
+int db_setting_set(struct db *db, const char *key, const char *value);
+
 const char *route_name(enum route r);
 int route_parse(const char *s, enum route *out);
 

@@ -218,6 +218,38 @@ test_expect_success 'the grove CLI drives the admin API' '
 	test_grep "release done" log
 '
 
+test_expect_success 'the canary: new apps on the cluster route by a stable share, pinned routes honoured' '
+	api g1 GET /api/v1/canary >out && test_grep "\"percent\":0,\"source\":\"config\"" out &&
+	api g1 PUT /api/v1/canary "{\"percent\":50}" >out && test_grep "^200$" out &&
+	test_grep "\"percent\":50,\"source\":\"api\"" out &&
+	for i in $(seq 1 40); do
+		api g1 POST /api/v1/apps "{\"name\":\"can$i\"}" | sed -n "s/.*\"route\":\"\([a-z]*\)\".*/can$i \1/p" || return 1
+	done >routes.50 &&
+	n=$(grep -c " cluster$" routes.50) && echo "# canary 50%: $n of 40 new apps on the cluster route" &&
+	test "$n" -ge 10 && test "$n" -le 30 &&
+	for i in $(seq 1 40); do api g1 DELETE /api/v1/apps/can$i >/dev/null || return 1; done &&
+	for i in $(seq 1 40); do
+		api g1 POST /api/v1/apps "{\"name\":\"can$i\"}" | sed -n "s/.*\"route\":\"\([a-z]*\)\".*/can$i \1/p" || return 1
+	done >routes.again &&
+	test_cmp routes.50 routes.again &&
+	for i in $(seq 1 40); do api g1 DELETE /api/v1/apps/can$i >/dev/null || return 1; done &&
+	GROVE_ADMIN_URL=$g1_ADMIN GROVE_ADMIN_TOKEN_FILE=$TRASH/g1/admin-token "$GROVE" canary 75 >out &&
+	test_grep "\"percent\": *75" out &&
+	for i in $(seq 1 40); do
+		api g1 POST /api/v1/apps "{\"name\":\"can$i\"}" | sed -n "s/.*\"route\":\"\([a-z]*\)\".*/can$i \1/p" || return 1
+	done >routes.75 &&
+	grep " cluster$" routes.50 | while read app r; do grep -q "^$app cluster$" routes.75 || { echo "$app left the cluster at 75%" >&2; exit 1; }; done &&
+	api g1 PUT /api/v1/canary "{\"percent\":100}" >/dev/null &&
+	api g1 POST /api/v1/apps "{\"name\":\"pinned\",\"route\":\"legacy\"}" >out && test_grep "\"route\":\"legacy\"" out &&
+	api g1 POST /api/v1/apps "{\"name\":\"all-in\"}" >out && test_grep "\"route\":\"cluster\"" out &&
+	api g1 GET /api/v1/status >out && test_grep "\"canary_percent\":100" out &&
+	api g1 PUT /api/v1/canary "{\"percent\":101}" >out && test_grep "^400$" out && test_grep "0 to 100" out &&
+	api g1 PUT /api/v1/canary "{\"percent\":\"10\"}" >out && test_grep "^400$" out &&
+	api g1 PUT /api/v1/canary "{\"pct\":10}" >out && test_grep "^400$" out &&
+	test_expect_code 2 "$GROVE" canary 150 2>err && test_grep "not a percentage" err &&
+	api g1 PUT /api/v1/canary "{\"percent\":0}" >/dev/null
+'
+
 test_expect_success 'grove deploy log --follow streams a running deployment to its end' '
 	touch "$TRASH/g1/slow" &&
 	(cd src && echo follow >follow && git add follow && git commit -q -m follow)

@@ -44,6 +44,15 @@ test_expect_success 'made through one gate, used through the other' '
 	test "$(git -C web rev-parse HEAD)" = "$(git -C src rev-parse main)"
 '
 
+test_expect_success 'the canary share set through one gate is the other gate'"'"'s too' '
+	api g1 PUT /api/v1/canary "{\"percent\":100}" >out && test_grep "^200$" out &&
+	api g2 GET /api/v1/canary >out && test_grep "\"percent\":100,\"source\":\"api\"" out &&
+	api g2 POST /api/v1/apps "{\"name\":\"canaried\"}" >out && test_grep "\"route\":\"cluster\"" out &&
+	api g2 PUT /api/v1/canary "{\"percent\":0}" >/dev/null &&
+	api g1 POST /api/v1/apps "{\"name\":\"not-canaried\"}" >out && test_grep "\"route\":\"legacy\"" out &&
+	api g1 DELETE /api/v1/apps/canaried >/dev/null && api g1 DELETE /api/v1/apps/not-canaried >/dev/null
+'
+
 test_expect_success 'a key removed through one gate is refused by both' '
 	fp=$(ssh-keygen -lf "$TRASH/keys/alice.pub" | cut -d" " -f2) &&
 	api g2 DELETE /api/v1/keys/$fp >out && test_grep "^204$" out &&
