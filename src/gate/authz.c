@@ -1,6 +1,7 @@
 /* External authorization with a shared answer cache: see authz.h. */
 #include "gate/authz.h"
 #include "gate/gate.h"
+#include "gate/metrics.h"
 #include "lib/error.h"
 #include "lib/log.h"
 #include "lib/strbuf.h"
@@ -301,9 +302,14 @@ int authz_check(struct authz *z, const char *fingerprint, const char *action, co
 	memset(out, 0, sizeof(*out));
 	snprintf(key, sizeof(key), "%s\n%s\n%s", fingerprint, action, app ? app : "");
 	h = fnv1a64(key);
-	if (cache_get(z, key, h, out))
+	if (cache_get(z, key, h, out)) {
+		if (gate_metrics)
+			atomic_fetch_add(&gate_metrics->authz[MA_CACHED], 1);
 		return 0;
+	}
 	ret = ask(z, fingerprint, action, app, out);
+	if (gate_metrics)
+		atomic_fetch_add(&gate_metrics->authz[ret ? MA_UNAVAILABLE : out->allowed ? MA_ALLOWED : MA_DENIED], 1);
 	if (ret) {
 		log_warn("gate.authz_unavailable", "url=%s action=%s app=%s error=%s", z->url, action, app ? app : "",
 			 error_msg());

@@ -72,6 +72,16 @@ void metrics_render(const struct gate_metrics *m, struct strbuf *out)
 			 "grove_gate_deploys_total{status=\"failed\"} %llu\n",
 		    (unsigned long long)atomic_load(&m->deploys_succeeded),
 		    (unsigned long long)atomic_load(&m->deploys_failed));
+	strbuf_addf(out, "# HELP grove_gate_authz_total Answers to the gate's questions to the authorization API (auth.url).\n"
+			 "# TYPE grove_gate_authz_total counter\n"
+			 "grove_gate_authz_total{result=\"allowed\"} %llu\n"
+			 "grove_gate_authz_total{result=\"denied\"} %llu\n"
+			 "grove_gate_authz_total{result=\"unavailable\"} %llu\n"
+			 "grove_gate_authz_total{result=\"cached\"} %llu\n",
+		    (unsigned long long)atomic_load(&m->authz[MA_ALLOWED]),
+		    (unsigned long long)atomic_load(&m->authz[MA_DENIED]),
+		    (unsigned long long)atomic_load(&m->authz[MA_UNAVAILABLE]),
+		    (unsigned long long)atomic_load(&m->authz[MA_CACHED]));
 	render_histogram(out, "grove_gate_push_duration_seconds", "Duration of git-receive-pack sessions.", &m->push_seconds);
 	render_histogram(out, "grove_gate_deploy_duration_seconds", "Duration of deployments.", &m->deploy_seconds);
 }

@@ -21,6 +21,8 @@ struct histogram {
 
 enum metrics_service { MS_UPLOAD_PACK, MS_RECEIVE_PACK, MS_UPLOAD_ARCHIVE, MS_NONE, MS_COUNT };
 enum metrics_result { MR_OK, MR_FAILED, MR_REFUSED, MR_COUNT };
+/* Answers of the external authorization API (auth.url). */
+enum metrics_authz { MA_ALLOWED, MA_DENIED, MA_UNAVAILABLE, MA_CACHED, MA_COUNT };
 
 struct gate_metrics {
 	atomic_llong sessions_in_flight;
@@ -30,6 +32,7 @@ struct gate_metrics {
 	atomic_ullong auth_failures;
 	atomic_ullong deploys_succeeded;
 	atomic_ullong deploys_failed;
+	atomic_ullong authz[MA_COUNT];
 	struct histogram push_seconds;
 	struct histogram deploy_seconds;
 };

@@ -6,6 +6,7 @@
  * character and fits its buffer.
  */
 #include "../../src/gate/authz.c"
+#include "../../src/gate/metrics.c"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

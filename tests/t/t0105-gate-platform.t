@@ -166,7 +166,12 @@ test_expect_success 'the platform down: a clear error, never "not found", and no
 	grep "gate.authz_unavailable" "$TRASH/g1/gate.log" | test_grep "HTTP 503" &&
 	rm "$P/down" &&
 	GIT_SSH_COMMAND="$(ssh_as alice $g1_SSH_PORT)" git ls-remote ssh://git@127.0.0.1:$g1_SSH_PORT/web.git >out &&
-	test_grep "refs/heads/main" out
+	test_grep "refs/heads/main" out &&
+	curl -s "$g1_ADMIN/metrics" >m &&
+	test_grep "grove_gate_authz_total{result=\"unavailable\"} [1-9]" m &&
+	test_grep "grove_gate_authz_total{result=\"cached\"} [1-9]" m &&
+	test_grep "grove_gate_authz_total{result=\"denied\"} [1-9]" m &&
+	test_grep "grove_gate_authz_total{result=\"allowed\"} [1-9]" m
 '
 
 test_expect_success 'a slow webhook gets keep-alive lines; a failing one says so with its body' '

@@ -5,6 +5,7 @@
  * so the modules are compiled into this test directly.
  */
 #include "../../src/gate/authz.c"
+#include "../../src/gate/metrics.c"
 #include "../../src/gate/archive.c"
 
 #include <setjmp.h>
