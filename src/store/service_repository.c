@@ -208,30 +208,51 @@ static void repo_stats(const char *path, struct repo_stats *s)
 	s->commit_graph = s->commit_graph || !stat(buf, &sb);
 }
 
-/*
- * Quarantine directories that a killed receive-pack left behind: git
- * removes its own on every normal exit, so one a day old is garbage.
- */
-static unsigned remove_stale_quarantines(const char *repo)
+/* Removes the entries of dir whose names start with prefix and that were
+ * last changed before cutoff: directories whole, files alone. */
+static unsigned remove_old(const char *dir, const char *prefix, time_t cutoff)
 {
-	char dir[4200], path[4500];
+	char path[4500];
 	struct dirent *e;
 	struct stat sb;
 	unsigned n = 0;
-	DIR *d;
-	snprintf(dir, sizeof(dir), "%s/objects", repo);
-	d = opendir(dir);
+	DIR *d = opendir(dir);
 	if (!d)
 		return 0;
 	while ((e = readdir(d))) {
-		if (strncmp(e->d_name, "tmp_objdir-", 11) && strncmp(e->d_name, "incoming-", 9))
+		if (strncmp(e->d_name, prefix, strlen(prefix)))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		if (!lstat(path, &sb) && S_ISDIR(sb.st_mode) && sb.st_mtime < time(NULL) - 24 * 3600 &&
-		    !fs_rmtree(path))
+		if (lstat(path, &sb) || sb.st_mtime >= cutoff)
+			continue;
+		if (S_ISDIR(sb.st_mode) ? !fs_rmtree(path) : S_ISREG(sb.st_mode) && !unlink(path))
 			n++;
 	}
 	closedir(d);
+	return n;
+}
+
+/*
+ * What a killed or failed git left behind. Quarantine directories: git
+ * removes its own on every normal exit, so one a day old is garbage.
+ * Temporary object and pack files (tmp_obj_*, tmp_pack_*, tmp_idx_*): a
+ * write that failed (a full disk) leaves them, and they hold the space it
+ * lacked; one an hour old is no write in progress.
+ */
+static unsigned remove_leftovers(const char *repo)
+{
+	char dir[4200];
+	time_t now = time(NULL);
+	unsigned n;
+
+	snprintf(dir, sizeof(dir), "%s/objects", repo);
+	n = remove_old(dir, "tmp_objdir-", now - 24 * 3600) + remove_old(dir, "incoming-", now - 24 * 3600);
+	for (int i = 0; i < 256; i++) {
+		snprintf(dir, sizeof(dir), "%s/objects/%02x", repo, i);
+		n += remove_old(dir, "tmp_obj_", now - 3600);
+	}
+	snprintf(dir, sizeof(dir), "%s/objects/pack", repo);
+	n += remove_old(dir, "tmp_", now - 3600);
 	return n;
 }
 
@@ -260,7 +281,7 @@ static void optimize_repository(struct rpc_call *call, void *data)
 	if (ret)
 		goto out;
 	eager = req->strategy == GROVE__V1__OPTIMIZE_REPOSITORY_REQUEST__STRATEGY__EAGER;
-	unsigned stale = remove_stale_quarantines(path.buf);
+	unsigned stale = remove_leftovers(path.buf);
 	repo_stats(path.buf, &s);
 
 	/* Many packs slow every object lookup: fold them into one, with a

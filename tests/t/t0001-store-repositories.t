@@ -90,6 +90,21 @@ test_expect_success 'Optimize and Fsck on an empty repository' '
 	test_grep "\"error\":\"\"" out
 '
 
+test_expect_success 'Optimize removes what a failed write left behind, once it is old, and nothing younger' '
+	d=$(repo_dir s1 apps/hello.git) &&
+	mkdir -p "$d/objects/ab" "$d/objects/incoming-old" "$d/objects/incoming-new" &&
+	head -c 4096 /dev/zero >"$d/objects/ab/tmp_obj_old" &&
+	head -c 4096 /dev/zero >"$d/objects/ab/tmp_obj_new" &&
+	head -c 4096 /dev/zero >"$d/objects/pack/tmp_pack_old" &&
+	touch -d "2 hours ago" "$d/objects/ab/tmp_obj_old" "$d/objects/pack/tmp_pack_old" &&
+	touch -d "2 days ago" "$d/objects/incoming-old" &&
+	rpc $s1_ADDR RepositoryService/OptimizeRepository repository.storage_name=s1 repository.relative_path=apps/hello.git >out &&
+	test ! -e "$d/objects/ab/tmp_obj_old" && test ! -e "$d/objects/pack/tmp_pack_old" &&
+	test ! -e "$d/objects/incoming-old" &&
+	test -e "$d/objects/ab/tmp_obj_new" && test -e "$d/objects/incoming-new" &&
+	grep "repo.optimized" s1/store.log | tail -n 1 | test_grep "\"stale_quarantines\":3"
+'
+
 test_expect_success 'SIGTERM stops the store cleanly (exit 0)' '
 	stop_store s1 &&
 	test_grep "store.stopped" "$TRASH/s1/store.log"
