@@ -2,9 +2,11 @@
 #include "lib/common.h"
 #include "lib/config.h"
 #include "lib/error.h"
+#include "lib/proc.h"
 
 #include <git2.h>
 #include <libgen.h>
+#include <sys/mman.h>
 
 struct config {
 	git_config *git;
@@ -18,7 +20,8 @@ static const char *git_errmsg(void)
 	return e && e->message ? e->message : "unknown error";
 }
 
-int config_open(struct config **out, const char *path)
+/* Reads the file at path; messages and relative paths go by name. */
+static int config_open_as(struct config **out, const char *path, const char *name)
 {
 	struct config *cfg = NULL;
 	char *copy = NULL;
@@ -27,19 +30,19 @@ int config_open(struct config **out, const char *path)
 	*out = NULL;
 	git_libgit2_init();
 	if (access(path, R_OK)) {
-		ret = error_set(GROVE_ENOTFOUND, "cannot read config file %s: %s", path, strerror(errno));
+		ret = error_set(GROVE_ENOTFOUND, "cannot read config file %s: %s", name, strerror(errno));
 		goto out;
 	}
 	cfg = xcalloc(1, sizeof(*cfg));
 	/* Absolute: a path taken from the config (a hooks folder, a root) must
 	 * not change meaning when the process or git runs elsewhere. */
-	cfg->path = realpath(path, NULL);
+	cfg->path = realpath(name, NULL);
 	if (!cfg->path)
-		cfg->path = xstrdup(path);
+		cfg->path = xstrdup(name);
 	copy = xstrdup(cfg->path);
 	cfg->dir = xstrdup(dirname(copy));
 	if (git_config_open_ondisk(&cfg->git, path) < 0) {
-		ret = error_set(GROVE_EINVAL, "config file %s: %s", path, git_errmsg());
+		ret = error_set(GROVE_EINVAL, "config file %s: %s", name, git_errmsg());
 		goto out;
 	}
 	*out = cfg;
@@ -47,6 +50,35 @@ int config_open(struct config **out, const char *path)
 out:
 	free(copy);
 	config_free(cfg);
+	return ret;
+}
+
+int config_open(struct config **out, const char *path)
+{
+	return config_open_as(out, path, path);
+}
+
+/*
+ * libgit2 (1.5) parses config only from files, so the text goes through an
+ * anonymous memory file: nothing is written to disk, nothing is left behind.
+ */
+int config_open_buffer(struct config **out, const char *name, const char *buf, size_t len)
+{
+	char path[64];
+	int fd, ret = 0;
+
+	*out = NULL;
+	fd = memfd_create("grove-config", MFD_CLOEXEC);
+	if (fd < 0)
+		return error_set(GROVE_EIO, "config %s: cannot make a memory file: %s", name, strerror(errno));
+	if (write_all(fd, buf, len)) {
+		ret = error_set(GROVE_EIO, "config %s: cannot fill a memory file: %s", name, strerror(errno));
+		goto out;
+	}
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	ret = config_open_as(out, path, name);
+out:
+	close(fd);
 	return ret;
 }
 

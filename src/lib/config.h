@@ -12,6 +12,9 @@
 struct config;
 
 int config_open(struct config **out, const char *path);
+/* The same from text in memory (tests, fuzzing); name stands for the file in
+ * messages, and relative paths are taken from its folder. */
+int config_open_buffer(struct config **out, const char *name, const char *buf, size_t len);
 void config_free(struct config *cfg);
 const char *config_file(const struct config *cfg);
 
