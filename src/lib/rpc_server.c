@@ -569,7 +569,7 @@ static int post_request(struct rpc_server *s, struct rpc_handler *h)
 int rpc_server_new(struct rpc_server **out, const struct rpc_server_opts *opts)
 {
 	struct rpc_server *s;
-	grpc_arg args[4];
+	grpc_arg args[5];
 	grpc_channel_args cargs;
 
 	*out = NULL;
@@ -604,6 +604,15 @@ int rpc_server_new(struct rpc_server **out, const struct rpc_server_opts *opts)
 	args[3].type = GRPC_ARG_INTEGER;
 	args[3].key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
 	args[3].value.integer = (int)s->opts.max_message;
+	/* Compressed requests are refused when their headers arrive: gRPC
+	 * core (1.51) inflates a whole gzip message before it compares the
+	 * result with the receive limit, so ~1 MiB of gzip took 1.1 GB of the
+	 * store's memory to answer "larger than max". No Grove part compresses
+	 * (packs are compressed already), and the server announces identity
+	 * only, so a well-behaved client never sends one. */
+	args[4].type = GRPC_ARG_INTEGER;
+	args[4].key = GRPC_COMPRESSION_CHANNEL_ENABLED_ALGORITHMS_BITSET;
+	args[4].value.integer = 1 << GRPC_COMPRESS_NONE;
 	cargs.num_args = ARRAY_SIZE(args);
 	cargs.args = args;
 	s->server = grpc_server_create(&cargs, NULL);
