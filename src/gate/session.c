@@ -267,6 +267,42 @@ static void finish(struct sess *s, int status, const char *fmt, ...)
 }
 
 
+/*
+ * The key is looked up again when the command arrives, not only at
+ * authentication: a connection can sit authenticated (an ssh ControlMaster,
+ * or a client that waits) while an operator deletes the key or its user,
+ * and that must take effect before anything runs. The user is reloaded too,
+ * so a changed admin flag counts and a key moved to another user does not
+ * keep the old user's access. With auth.url the gate keeps no keys: the
+ * platform is asked for each command in run_command instead. Returns 0, or
+ * ends the channel with why.
+ */
+static int recheck_identity(struct sess *s)
+{
+	struct user u = { 0 };
+	int ret;
+
+	if (gate_authz)
+		return 0;
+	ret = db_user_by_key(s->db, s->fingerprint, &u);
+	if (ret == 0 && u.id != s->user.id)
+		ret = GROVE_ENOTFOUND;
+	if (ret) {
+		log_info("gate.refused", "user=%s fingerprint=%s what=%s reason=%s", s->user.name, s->fingerprint,
+			 ret == GROVE_ENOTFOUND ? "revoked key" : "key lookup", error_msg());
+		if (ret == GROVE_ENOTFOUND)
+			finish(s, 1, "ERROR: This key (%s) was removed after the connection authenticated: connect again with a key that is registered.\n",
+			       s->fingerprint);
+		else
+			finish(s, 1, "ERROR: Your key could not be checked (the gate's database did not answer): try again in a moment.\n");
+		user_release(&u);
+		return ret;
+	}
+	user_release(&s->user);
+	s->user = u;
+	return 0;
+}
+
 static void greet(struct sess *s)
 {
 	struct strbuf sb;
@@ -772,10 +808,12 @@ int session_run(const struct gate_config *cfg, struct ssh_bind_struct *bind, int
 		if (s.chan && s.client_closed)
 			goto out;
 	}
-	if (s.shell)
-		greet(&s);
-	else
-		run_command(&s, ev);
+	if (recheck_identity(&s) == 0) {
+		if (s.shell)
+			greet(&s);
+		else
+			run_command(&s, ev);
+	}
 	/* Let the client read our close and hang up first: closing the socket
 	 * under it would lose the exit status. */
 	if (!s.dead) {
