@@ -228,7 +228,7 @@ int adminreq_parse_key(const char *text, struct adminreq_key *k)
 			known = true;
 	if (!known)
 		return error_set(GROVE_EINVAL, "unsupported key type \"%.63s\": use ssh-ed25519 (best), ecdsa-sha2-nistp256/384/521 or ssh-rsa, given as the first word of the line from the .pub file",
-				   k->type);
+				 k->type);
 
 	/* The base64 blob. */
 	while (q < end && is_space(*q))
@@ -252,12 +252,12 @@ int adminreq_parse_key(const char *text, struct adminreq_key *k)
 	if (ssh_pki_export_pubkey_base64(key, &b64_again) != SSH_OK || !actual || strcmp(actual, k->type) ||
 	    b64_len_unpadded(b64) != b64_len_unpadded(b64_again) || memcmp(b64, b64_again, b64_len_unpadded(b64))) {
 		ret = error_set(GROVE_EINVAL, "public_key's data is not the %s key its type says: copy the whole line from one .pub file",
-				  k->type);
+				 k->type);
 		goto out;
 	}
 	if (got == SSH_KEYTYPE_RSA && rsa_bits(b64) < 2048) {
 		ret = error_set(GROVE_EINVAL, "this RSA key has %d bits, fewer than the 2048 required: make a new key with \"ssh-keygen -t ed25519\"",
-				  rsa_bits(b64));
+				 rsa_bits(b64));
 		goto out;
 	}
 	if (ssh_get_publickey_hash(key, SSH_PUBLICKEY_HASH_SHA256, &hash, &hlen) != SSH_OK ||

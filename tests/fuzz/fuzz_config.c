@@ -30,7 +30,7 @@ static bool has_include(const uint8_t *data, size_t size)
 	return false;
 }
 
-/* A message is set and is one line of text. */
+/* A refusal always comes with a message. */
 static void check_refusal(void)
 {
 	const char *msg = error_msg();
