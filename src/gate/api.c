@@ -19,6 +19,7 @@
 #include "gate/db.h"
 #include "gate/metrics.h"
 #include "gate/migrate.h"
+#include "lib/adminreq.h"
 #include "lib/auth.h"
 #include "lib/error.h"
 #include "lib/log.h"
@@ -159,7 +160,20 @@ static int check_update(void *ctx, const char *old, const char *new, const char 
 	const char *branch;
 	if (skip_prefix(ref, "refs/heads/", &branch)) {
 		bool is_deploy = !strcmp(branch, p->app->deploy_branch);
-		if (is_deploy && !strcmp(new, ZERO_OID)) {
+		const char *why = strcmp(new, ZERO_OID) ? adminreq_branch_problem(branch) : NULL;
+		if (why) {
+			/* git refuses most of these itself, but only after this hook,
+			 * which would otherwise have said "Pushed to ../../config".
+			 * Control characters are not echoed to the user's terminal. */
+			char shown[256];
+			strlcpy_(shown, branch, sizeof(shown));
+			for (char *q = shown; *q; q++)
+				if ((unsigned char)*q < 0x20 || *q == 0x7f)
+					*q = '?';
+			say(p->call, true, "ERROR: \"%s\" is not a valid branch name (%s): nothing was pushed.\n", shown,
+			    why);
+			p->refused = 1;
+		} else if (is_deploy && !strcmp(new, ZERO_OID)) {
 			say(p->call, true, "ERROR: %s is the deploy branch of %s: it cannot be deleted.\n", branch,
 			    p->app->name);
 			p->refused = 1;

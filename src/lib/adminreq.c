@@ -80,7 +80,7 @@ int adminreq_get_bool(json_t *body, const char *name, bool *present, bool *out)
 }
 
 /* A branch name as git check-ref-format allows it under refs/heads/. */
-int adminreq_check_branch(const char *name)
+const char *adminreq_branch_problem(const char *name)
 {
 	const char *why = NULL;
 	size_t n = strlen(name);
@@ -106,6 +106,12 @@ int adminreq_check_branch(const char *name)
 	}
 	if (!why && (ends_with(name, ".lock") || strstr(name, ".lock/")))
 		why = "a part of it ends with \".lock\"";
+	return why;
+}
+
+int adminreq_check_branch(const char *name)
+{
+	const char *why = adminreq_branch_problem(name);
 	if (why)
 		return error_set(GROVE_EINVAL, "deploy_branch \"%.255s\" is not a valid branch name: %s", name, why);
 	return 0;

@@ -27,7 +27,12 @@ int adminreq_check_fields(json_t *body, const char *const *allowed);
 int adminreq_get_str(json_t *body, const char *name, bool required, const char **out);
 /* A boolean member: *present false when absent or null. */
 int adminreq_get_bool(json_t *body, const char *name, bool *present, bool *out);
-/* A branch name as git check-ref-format allows it under refs/heads/. */
+/* A branch name as git check-ref-format allows it under refs/heads/ (and
+ * no longer than ADMINREQ_BRANCH_MAX): NULL, or what is wrong with it. The
+ * gate's push policy uses it too, so a branch that could never be a deploy
+ * branch is never pushed. */
+const char *adminreq_branch_problem(const char *name);
+/* The same as a GROVE_EINVAL about the field deploy_branch. */
 int adminreq_check_branch(const char *name);
 
 struct adminreq_key {

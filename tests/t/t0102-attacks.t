@@ -156,6 +156,9 @@ for app in old web; do
 			test_grep "ng refs/heads/$r " report || return 1
 		done &&
 		test_must_fail grep "^....ok refs/" report &&
+		test_grep "ERROR: \"\.\./\.\./config\" is not a valid branch name (it holds \"\.\.\"" push.err &&
+		test_grep "ERROR: \"c?d\" is not a valid branch name (it holds a space, a control character" push.err &&
+		test_must_fail grep "Pushed to" push.err &&
 		test "$(snap | sha1sum)" = "$before" &&
 		as alice git ls-remote $(url $app) >refs &&
 		test $(wc -l <refs) = 2
