@@ -431,6 +431,34 @@ static void test_relative_config_path(void **state)
 	free(cwd);
 }
 
+/* Text in memory reads as the same text in a file would; messages and
+ * relative paths go by the name given, and no file is left behind. */
+static void test_open_buffer(void **state)
+{
+	static const char text[] = "[store]\n\tname = s1\n\troot = repos\n\tthreads = 2k\n";
+	static const char bad[] = "[store\n\tname = s1\n";
+	struct config *cfg = NULL;
+	char *s = NULL;
+	int64_t v = 0;
+
+	(void)state;
+	assert_int_equal(config_open_buffer(&cfg, "/etc/grove/mem.conf", text, sizeof(text) - 1), 0);
+	assert_int_equal(config_get_str(cfg, "store.name", NULL, &s), 0);
+	assert_string_equal(s, "s1");
+	free(s);
+	assert_int_equal(config_get_path(cfg, "store.root", NULL, &s), 0);
+	assert_string_equal(s, "/etc/grove/repos");
+	free(s);
+	assert_int_equal(config_get_int(cfg, "store.threads", 1, 1, 1 << 20, &v), 0);
+	assert_int_equal(v, 2048);
+	assert_string_equal(config_file(cfg), "/etc/grove/mem.conf");
+	config_free(cfg);
+
+	assert_int_equal(config_open_buffer(&cfg, "/etc/grove/bad.conf", bad, sizeof(bad) - 1), GROVE_EINVAL);
+	assert_null(cfg);
+	assert_non_null(strstr(error_msg(), "/etc/grove/bad.conf"));
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -449,6 +477,7 @@ int main(void)
 		T(test_malformed_file),
 		T(test_missing_file),
 		T(test_relative_config_path),
+		T(test_open_buffer),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
