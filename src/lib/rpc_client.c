@@ -35,7 +35,7 @@ int rpc_client_new(struct rpc_client **out, const char *addr, const char *secret
 {
 	struct rpc_client *cl;
 	grpc_channel_credentials *creds;
-	grpc_arg args[6];
+	grpc_arg args[7];
 	grpc_channel_args cargs;
 
 	*out = NULL;
@@ -72,6 +72,12 @@ int rpc_client_new(struct rpc_client **out, const char *addr, const char *secret
 	args[5].type = GRPC_ARG_INTEGER;
 	args[5].key = GRPC_ARG_MAX_RECONNECT_BACKOFF_MS;
 	args[5].value.integer = 1000;
+	/* Compressed answers are refused too, as rpc_server.c refuses compressed
+	 * requests: gRPC core inflates a whole message before it checks the
+	 * size, and no Grove server compresses. */
+	args[6].type = GRPC_ARG_INTEGER;
+	args[6].key = GRPC_COMPRESSION_CHANNEL_ENABLED_ALGORITHMS_BITSET;
+	args[6].value.integer = 1 << GRPC_COMPRESS_NONE;
 	cargs.num_args = ARRAY_SIZE(args);
 	cargs.args = args;
 	creds = grpc_insecure_credentials_create();
