@@ -259,16 +259,6 @@ static const char *short_branch(const char *name)
 	return skip_prefix(name, "refs/heads/", &rest) ? rest : name;
 }
 
-/* FNV-1a, 32 bits: a stable hash, so an app's canary bucket never moves. */
-static uint32_t fnv1a(const char *s)
-{
-	uint32_t h = 2166136261u;
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 16777619u;
-	}
-	return h;
-}
 
 /* ---- JSON documents from the database ---- */
 
@@ -952,7 +942,7 @@ static int app_create(struct call *x)
 		/* The canary: a fixed share of new apps, chosen by a stable hash of the
 		 * name, so raising the share only ever adds apps to the cluster side. */
 		bool set;
-		route = (int)(fnv1a(name) % 100) < canary_now(x, &set) ? ROUTE_CLUSTER : ROUTE_LEGACY;
+		route = (int)(fnv1a32(name) % 100) < canary_now(x, &set) ? ROUTE_CLUSTER : ROUTE_LEGACY;
 	}
 	ret = db_app_create(x->db, name, branch, route);
 	if (ret)

@@ -22,6 +22,7 @@
 #include "lib/adminreq.h"
 #include "lib/auth.h"
 #include "lib/error.h"
+#include "lib/httpc.h"
 #include "lib/log.h"
 #include "lib/proc.h"
 #include "lib/rpc.h"
@@ -385,37 +386,29 @@ static int run_webhook(struct deploy_run *d, const struct deploy_target *t, cons
 
 	body = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	json_decref(j);
-	c = curl_easy_init();
-	if (!body || !c) {
+	if (body) {
+		hdrs = curl_slist_append(hdrs, "Accept: text/plain, */*");
+		snprintf(hdr, sizeof(hdr), "X-Grove-Deployment: %lld", (long long)d->id);
+		hdrs = curl_slist_append(hdrs, hdr);
+		snprintf(hdr, sizeof(hdr), "X-Correlation-Id: %s", log_correlation_id());
+		hdrs = curl_slist_append(hdrs, hdr);
+		if (api_cfg->webhook_secret) {
+			char sig[65];
+			auth_hmac_hex(api_cfg->webhook_secret, body, sig);
+			snprintf(hdr, sizeof(hdr), "X-Grove-Signature: sha256=%s", sig);
+			hdrs = curl_slist_append(hdrs, hdr);
+		}
+		c = httpc_json_post(api_cfg->deploy_webhook, body, &hdrs, api_cfg->webhook_timeout, 10, errbuf);
+	}
+	if (!c) {
 		ret = error_set(GROVE_EINTERNAL, "cannot prepare the webhook request");
 		goto out;
 	}
-	hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
-	hdrs = curl_slist_append(hdrs, "Accept: text/plain, */*");
-	snprintf(hdr, sizeof(hdr), "X-Grove-Deployment: %lld", (long long)d->id);
-	hdrs = curl_slist_append(hdrs, hdr);
-	snprintf(hdr, sizeof(hdr), "X-Correlation-Id: %s", log_correlation_id());
-	hdrs = curl_slist_append(hdrs, hdr);
-	if (api_cfg->webhook_secret) {
-		char sig[65];
-		auth_hmac_hex(api_cfg->webhook_secret, body, sig);
-		snprintf(hdr, sizeof(hdr), "X-Grove-Signature: sha256=%s", sig);
-		hdrs = curl_slist_append(hdrs, hdr);
-	}
-	curl_easy_setopt(c, CURLOPT_URL, api_cfg->deploy_webhook);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, webhook_body);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, d);
 	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, webhook_progress);
 	curl_easy_setopt(c, CURLOPT_XFERINFODATA, d);
 	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);   /* threads: no SIGALRM for timeouts */
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)api_cfg->webhook_timeout);
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_USERAGENT, "grove-gate");
 	CURLcode cr = curl_easy_perform(c);
 	if (cr != CURLE_OK) {
 		if (cr == CURLE_OPERATION_TIMEDOUT) {

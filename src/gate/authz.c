@@ -3,6 +3,7 @@
 #include "gate/gate.h"
 #include "gate/metrics.h"
 #include "lib/error.h"
+#include "lib/httpc.h"
 #include "lib/log.h"
 #include "lib/strbuf.h"
 
@@ -93,16 +94,6 @@ void authz_free(struct authz *z)
 }
 
 /* ---- the cache ---- */
-
-static uint64_t fnv1a64(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL;
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ULL;
-	}
-	return h;
-}
 
 static void cache_lock(struct authz_shared *shm)
 {
@@ -240,32 +231,25 @@ static int ask(struct authz *z, const char *fingerprint, const char *action, con
 	char errbuf[CURL_ERROR_SIZE] = "", *req = NULL;
 	long status = 0;
 	int ret;
-	CURL *c = curl_easy_init();
+	CURL *c = NULL;
 	json_t *j = json_pack("{s:s, s:s, s:s?, s:s}", "fingerprint", fingerprint, "action", action, "app", app,
 			      "protocol", "ssh");
 
 	strbuf_init(&body, AUTHZ_BODY_MAX);
 	req = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	json_decref(j);
-	if (!c || !req) {
+	if (req) {
+		hdrs = curl_slist_append(hdrs, "Accept: application/json");
+		if (z->auth_header)
+			hdrs = curl_slist_append(hdrs, z->auth_header);
+		c = httpc_json_post(z->url, req, &hdrs, z->timeout_s, z->timeout_s, errbuf);
+	}
+	if (!c) {
 		ret = error_set(GROVE_EINTERNAL, "cannot prepare the authorization request");
 		goto out;
 	}
-	hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
-	hdrs = curl_slist_append(hdrs, "Accept: application/json");
-	if (z->auth_header)
-		hdrs = curl_slist_append(hdrs, z->auth_header);
-	curl_easy_setopt(c, CURLOPT_URL, z->url);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDS, req);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)z->timeout_s);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)z->timeout_s);
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_USERAGENT, "grove-gate");
 	CURLcode cr = curl_easy_perform(c);
 	if (cr != CURLE_OK) {
 		ret = error_set(GROVE_EUNAVAIL, "%s", errbuf[0] ? errbuf : curl_easy_strerror(cr));

@@ -55,6 +55,11 @@ void deadline_after_ms(struct timespec *ts, clockid_t clock, int64_t ms);
 /* Lowercase hex of n bytes into out (2n+1 bytes). */
 void hex_encode(const unsigned char *in, size_t n, char *out);
 
+/* FNV-1a of a string: stable across versions and machines (an app's canary
+ * bucket must never move), not for anything an attacker must not steer. */
+uint32_t fnv1a32(const char *s);
+uint64_t fnv1a64(const char *s);
+
 #include "lib/banned.h"
 
 #endif
