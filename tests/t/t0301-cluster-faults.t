@@ -34,11 +34,7 @@ test_setup 'three stores, a router and five apps' '
 '
 
 test_expect_success 'kill -9 of a store during 200 pushes: no acknowledged push lost, replicas whole after repair' '
-	pids= &&
-	for n in $(seq 1 $WORKERS); do
-		(worker $n) &
-		pids="$pids $!"
-	done
+	start_workers $WORKERS worker
 	sleep 3 &&
 	pkill -9 -f "store -c $TRASH/s2/store.conf" &&
 	killed=$(date +%s%N) &&

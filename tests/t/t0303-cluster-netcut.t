@@ -80,11 +80,7 @@ test_expect_success 'the namespaced store is reached over the veth only' '
 
 test_expect_success 'a cut of s3 for several seconds during pushes: writes go on, nothing lost, s3 repaired' '
 	rm -f stop &&
-	pids= &&
-	for n in $(seq 1 $WORKERS); do
-		(worker $n) &
-		pids="$pids $!"
-	done
+	start_workers $WORKERS worker
 	sleep 2 &&
 	cut=$(ms) &&
 	ip -n $NS link set $VN down &&

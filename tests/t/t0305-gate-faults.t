@@ -98,11 +98,7 @@ test_setup 'three stores, a router, a gate routing three apps to it' '
 '
 
 test_expect_success 'kill -9 of connection processes mid-push: nothing acknowledged is lost, the gate goes on' '
-	pids= &&
-	for n in $(seq 1 $WORKERS); do
-		(worker conn $n) &
-		pids="$pids $!"
-	done
+	start_workers $WORKERS worker conn
 	sleep 2 &&
 	killed=0 &&
 	for _ in $(seq 1 8); do
@@ -123,11 +119,7 @@ test_expect_success 'kill -9 of connection processes mid-push: nothing acknowled
 '
 
 test_expect_success 'kill -9 of the gate supervisor mid-push: nothing acknowledged is lost, a new gate serves' '
-	pids= &&
-	for n in $(seq 1 $WORKERS); do
-		(worker sup $n) &
-		pids="$pids $!"
-	done
+	start_workers $WORKERS worker sup
 	sleep 2 &&
 	kill -9 $(cat g1.pid) &&
 	killed=$(ms) &&

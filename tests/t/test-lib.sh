@@ -412,6 +412,17 @@ no_dataloss() {
 	return 1
 }
 
+# start_workers N CMD [ARGS]: runs "CMD [ARGS] I" in the background for
+# I = 1..N; their pids in $pids, for `wait $pids`.
+start_workers() {
+	nw=$1; shift
+	pids=
+	for i in $(seq 1 "$nw"); do
+		("$@" "$i") &
+		pids="$pids $!"
+	done
+}
+
 # ms: the wall clock in milliseconds.
 ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
