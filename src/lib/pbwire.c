@@ -24,6 +24,7 @@ struct field {
 	int type;
 	size_t start, end;
 	size_t vstart, vlen;
+	uint64_t varint;
 };
 
 static int next_field(const uint8_t *buf, size_t len, size_t *pos, struct field *f)
@@ -34,13 +35,17 @@ static int next_field(const uint8_t *buf, size_t len, size_t *pos, struct field 
 	f->start = *pos;
 	if ((ret = read_varint(buf, len, pos, &key)))
 		return ret;
+	/* A key is a 32-bit varint: protobuf-c, which decodes what this
+	 * accepts, refuses one padded beyond 5 bytes. */
+	if (*pos - f->start > 5)
+		return error_set(GROVE_EPROTO, "field key longer than 5 bytes");
 	if ((key >> 3) == 0 || (key >> 3) > 0x1fffffff)
 		return error_set(GROVE_EPROTO, "field number %llu is out of range", (unsigned long long)(key >> 3));
 	f->num = (uint32_t)(key >> 3);
 	f->type = (int)(key & 7);
 	switch (f->type) {
 	case 0:
-		if ((ret = read_varint(buf, len, pos, &n)))
+		if ((ret = read_varint(buf, len, pos, &f->varint)))
 			return ret;
 		break;
 	case 1:
@@ -51,9 +56,12 @@ static int next_field(const uint8_t *buf, size_t len, size_t *pos, struct field 
 		*pos += w;
 		break;
 	}
-	case 2:
+	case 2: {
+		size_t at = *pos;
 		if ((ret = read_varint(buf, len, pos, &n)))
 			return ret;
+		if (*pos - at > 5)
+			return error_set(GROVE_EPROTO, "field %u: length longer than 5 bytes", f->num);
 		if (n > len - *pos)
 			return error_set(GROVE_EPROTO, "field %u claims %llu bytes, %zu are left", f->num,
 					 (unsigned long long)n, len - *pos);
@@ -61,11 +69,29 @@ static int next_field(const uint8_t *buf, size_t len, size_t *pos, struct field 
 		f->vlen = (size_t)n;
 		*pos += (size_t)n;
 		break;
+	}
 	default:
 		return error_set(GROVE_EPROTO, "field %u has wire type %d, which Grove does not accept", f->num, f->type);
 	}
 	f->end = *pos;
 	return 0;
+}
+
+int pbwire_next(const uint8_t *buf, size_t len, size_t *pos, struct pbwire_field *out)
+{
+	struct field f = { 0 };
+	int ret;
+
+	if (*pos >= len)
+		return 0;
+	if ((ret = next_field(buf, len, pos, &f)))
+		return ret;
+	out->num = f.num;
+	out->type = f.type;
+	out->varint = f.type == 0 ? f.varint : 0;
+	out->val = f.type == 2 ? buf + f.vstart : NULL;
+	out->vlen = f.type == 2 ? f.vlen : 0;
+	return 1;
 }
 
 int pbwire_find(const uint8_t *buf, size_t len, uint32_t field, const uint8_t **val, size_t *vlen)

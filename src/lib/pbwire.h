@@ -16,6 +16,21 @@
 #include "lib/common.h"
 #include "lib/strbuf.h"
 
+/* One field as pbwire_next reads it: a varint's value, or a LEN's bytes (in the buffer). */
+struct pbwire_field {
+	uint32_t num;
+	int type;                 /* 0 varint, 1 fixed64, 2 length-delimited, 5 fixed32 */
+	uint64_t varint;
+	const uint8_t *val;
+	size_t vlen;
+};
+
+/*
+ * Reads the field at *pos of buf and moves *pos past it: 1 with f set, 0 at
+ * the end of buf, GROVE_EPROTO when buf is not well-formed there.
+ */
+int pbwire_next(const uint8_t *buf, size_t len, size_t *pos, struct pbwire_field *f);
+
 /*
  * Finds the length-delimited field number field: 1 with *val and *vlen set to
  * its last occurrence (protobuf's rule for a singular field), 0 when absent,

@@ -1,5 +1,7 @@
 /* SSHService input from a file descriptor: see sshstream.h. */
 #include "lib/common.h"
+#include "lib/error.h"
+#include "lib/pbwire.h"
 #include "lib/sshstream.h"
 #include "grove/v1/ssh.pb-c.h"
 
@@ -22,4 +24,51 @@ int ssh_stream_send_fd(struct rpc_stream *st, int fd)
 		rpc_stream_close_send(st);
 	free(buf);
 	return ret;
+}
+
+/* Field numbers of grove.v1.SSHResponse and grove.v1.ExitStatus (proto/grove/v1/ssh.proto). */
+enum { SSH_RESPONSE_STDOUT = 1, SSH_RESPONSE_STDERR = 2, SSH_RESPONSE_EXIT = 3, EXIT_STATUS_VALUE = 1 };
+
+static int exit_status_parse(const uint8_t *buf, size_t len, int32_t *value)
+{
+	struct pbwire_field f;
+	size_t pos = 0;
+	int r;
+	while ((r = pbwire_next(buf, len, &pos, &f)) == 1) {
+		if (f.num != EXIT_STATUS_VALUE)
+			continue;
+		if (f.type != 0)
+			return error_set(GROVE_EPROTO, "ExitStatus.value is not a varint");
+		*value = (int32_t)(uint32_t)f.varint;
+	}
+	return r;
+}
+
+int ssh_response_parse(const uint8_t *buf, size_t len, struct ssh_response_view *v)
+{
+	struct pbwire_field f;
+	size_t pos = 0;
+	int r;
+
+	memset(v, 0, sizeof(*v));
+	while ((r = pbwire_next(buf, len, &pos, &f)) == 1) {
+		if (f.num < SSH_RESPONSE_STDOUT || f.num > SSH_RESPONSE_EXIT)
+			continue;   /* a field this build does not know */
+		if (f.type != 2)
+			return error_set(GROVE_EPROTO, "SSHResponse field %u is not length-delimited", f.num);
+		if (f.num == SSH_RESPONSE_STDOUT) {
+			v->out = f.val;
+			v->outlen = f.vlen;
+		} else if (f.num == SSH_RESPONSE_STDERR) {
+			v->err = f.val;
+			v->errlen = f.vlen;
+		} else {
+			/* The last occurrence wins whole, as protobuf-c decodes it. */
+			v->has_exit = true;
+			v->exit = 0;
+			if ((r = exit_status_parse(f.val, f.vlen, &v->exit)))
+				return r;
+		}
+	}
+	return r;
 }

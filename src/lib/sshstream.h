@@ -1,5 +1,5 @@
 /*
- * The client side of an SSHService stream's input: what a git client writes
+ * The client side of an SSHService stream: its input: what a git client writes
  * (grove connect's stdin, or the gate's pipe from an SSH channel) sent as
  * SSHRequest messages of at most RPC_CHUNK_MAX bytes.
  */
@@ -13,5 +13,22 @@
  * Returns 0, or the error of the send that failed (the call is over then).
  */
 int ssh_stream_send_fd(struct rpc_stream *st, int fd);
+
+/*
+ * An SSHResponse read in place, without unpacking: the output a gate passes
+ * on points into the received buffer, which saves two copies of every byte
+ * of a clone. out and err point into buf; has_exit says whether exit_status
+ * was present (the last occurrence of a field wins, as protobuf-c decodes
+ * it; the fuzz target fuzz_sshresponse holds the two to the same answers).
+ */
+struct ssh_response_view {
+	const uint8_t *out, *err;
+	size_t outlen, errlen;
+	bool has_exit;
+	int32_t exit;
+};
+
+/* 0, or GROVE_EPROTO when buf is not a well-formed SSHResponse. */
+int ssh_response_parse(const uint8_t *buf, size_t len, struct ssh_response_view *v);
 
 #endif
