@@ -31,6 +31,7 @@ struct pending {
 	struct rpc_server *s;
 	struct rpc_handler *h;  /* NULL: the catch-all for unknown methods */
 	grpc_call *call;
+	grpc_completion_queue *cq;  /* the call's own (registered methods), else the server's */
 	gpr_timespec deadline;
 	grpc_metadata_array md;
 	grpc_call_details details;
@@ -47,9 +48,9 @@ struct rpc_call {
 	struct rpc_server *s;
 	struct rpc_handler *h;
 	grpc_call *call;
+	grpc_completion_queue *cq;  /* this call's completions, plucked by whoever waits */
 	grpc_metadata_array md;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
+	pthread_mutex_t mu;         /* close_op, which any thread may look at */
 	struct op recv_op, send_op, status_op, close_op;
 	grpc_byte_buffer *recv_buf;
 	int cancelled;          /* written by gRPC when close_op completes */
@@ -100,32 +101,43 @@ static int op_start(struct rpc_call *c, struct op *o, grpc_op *ops, size_t n)
 	return 0;
 }
 
+/*
+ * The waiting thread takes its completion from the call's queue itself: when
+ * the operation completed inside grpc_call_start_batch (a send usually does)
+ * it does not sleep at all, and otherwise it polls for it, so no pool thread
+ * has to wake it. Each of recv_op, send_op and status_op is waited on by one
+ * thread at a time (gRPC allows one of each outstanding).
+ */
 static bool op_wait(struct rpc_call *c, struct op *o)
 {
-	pthread_mutex_lock(&c->mu);
-	while (!o->done)
-		pthread_cond_wait(&c->cv, &c->mu);
-	bool ok = o->ok;
-	pthread_mutex_unlock(&c->mu);
-	return ok;
+	if (!o->done) {
+		grpc_event ev = grpc_completion_queue_pluck(c->cq, o, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+		o->ok = ev.type == GRPC_OP_COMPLETE && ev.success;
+		o->done = true;
+	}
+	return o->ok;
 }
 
-static void op_complete(struct op *o, bool ok)
+/* Whether the call is closed (the client half-closed and the status went, or
+ * it cancelled), waiting until deadline; safe from any thread. */
+static bool call_closed(struct rpc_call *c, gpr_timespec deadline)
 {
-	struct rpc_call *c = o->call;
 	pthread_mutex_lock(&c->mu);
-	o->ok = ok;
-	o->done = true;
-	pthread_cond_broadcast(&c->cv);
+	if (!c->close_op.done) {
+		grpc_event ev = grpc_completion_queue_pluck(c->cq, &c->close_op, deadline, NULL);
+		if (ev.type == GRPC_OP_COMPLETE) {
+			c->close_op.ok = ev.success;
+			c->close_op.done = true;
+		}
+	}
+	bool done = c->close_op.done;
 	pthread_mutex_unlock(&c->mu);
+	return done;
 }
 
 bool rpc_call_cancelled(struct rpc_call *c)
 {
-	pthread_mutex_lock(&c->mu);
-	bool r = c->close_op.done && c->cancelled;
-	pthread_mutex_unlock(&c->mu);
-	return r;
+	return call_closed(c, gpr_inf_past(GPR_CLOCK_MONOTONIC)) && c->cancelled;
 }
 
 const char *rpc_call_method(const struct rpc_call *c)
@@ -348,13 +360,22 @@ static int call_authenticate(struct rpc_call *c)
 	return ret;
 }
 
+/* A call's own queue, once the call is unreferenced (every operation was waited for). */
+static void cq_destroy(grpc_completion_queue *cq)
+{
+	grpc_completion_queue_shutdown(cq);
+	while (grpc_completion_queue_pluck(cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type != GRPC_QUEUE_SHUTDOWN)
+		;
+	grpc_completion_queue_destroy(cq);
+}
+
 static void call_free(struct rpc_call *c)
 {
 	grpc_metadata_array_destroy(&c->md);
 	if (c->call)
 		grpc_call_unref(c->call);
+	cq_destroy(c->cq);
 	pthread_mutex_destroy(&c->mu);
-	pthread_cond_destroy(&c->cv);
 	free(c);
 }
 
@@ -409,7 +430,7 @@ static void *call_main(void *arg)
 	if (!c->finished)
 		rpc_call_finish(c, GROVE_EINTERNAL, "handler for %s ended without a status", c->h->method);
 done:
-	op_wait(c, &c->close_op);
+	call_closed(c, gpr_inf_future(GPR_CLOCK_REALTIME));
 	if (strcmp(c->h->method, HEALTH_CHECK))
 		log_info("rpc.done", "method=%s code=%s cancelled=%b ms=%lld", c->h->method,
 			 rpc_status_name(c->status), c->cancelled, (long long)(now_ms() - c->start_ms));
@@ -433,10 +454,10 @@ static void start_call(struct pending *p)
 	c->s = s;
 	c->h = p->h;
 	c->call = p->call;
+	c->cq = p->cq;
 	c->md = p->md;
 	c->start_ms = now_ms();
 	pthread_mutex_init(&c->mu, NULL);
-	pthread_cond_init(&c->cv, NULL);
 
 	pthread_mutex_lock(&s->mu);
 	s->inflight++;
@@ -498,13 +519,14 @@ static void *poller_main(void *arg)
 		enum tag_type *tag = ev.tag;
 		switch (*tag) {
 		case TAG_OP:
-			op_complete((struct op *)tag, ev.success);
-			break;
+			break;   /* a call's operations complete on its own queue */
 		case TAG_NEW_CALL:
 		case TAG_NEW_UNKNOWN: {
 			struct pending *p = (struct pending *)tag;
 			if (!ev.success) {
 				/* The server is shutting down: nothing arrived. */
+				if (p->cq != s->cq)
+					cq_destroy(p->cq);
 				grpc_metadata_array_destroy(&p->md);
 				grpc_call_details_destroy(&p->details);
 				free(p);
@@ -548,14 +570,21 @@ static int post_request(struct rpc_server *s, struct rpc_handler *h)
 	grpc_metadata_array_init(&p->md);
 	grpc_call_details_init(&p->details);
 	if (h) {
+		/* The call's operations complete on a queue of its own, which its
+		 * handler's threads pluck (op_wait); only its arrival is
+		 * reported to the pool. */
 		p->tag = TAG_NEW_CALL;
+		p->cq = grpc_completion_queue_create_for_pluck(NULL);
 		e = grpc_server_request_registered_call(s->server, h->registered, &p->call, &p->deadline,
-							&p->md, NULL, s->cq, s->cq, p);
+							&p->md, NULL, p->cq, s->cq, p);
 	} else {
 		p->tag = TAG_NEW_UNKNOWN;
+		p->cq = s->cq;
 		e = grpc_server_request_call(s->server, &p->call, &p->details, &p->md, s->cq, s->cq, p);
 	}
 	if (e != GRPC_CALL_OK) {
+		if (p->cq != s->cq)
+			cq_destroy(p->cq);
 		grpc_metadata_array_destroy(&p->md);
 		grpc_call_details_destroy(&p->details);
 		free(p);
