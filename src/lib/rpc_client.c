@@ -35,7 +35,7 @@ int rpc_client_new(struct rpc_client **out, const char *addr, const char *secret
 {
 	struct rpc_client *cl;
 	grpc_channel_credentials *creds;
-	grpc_arg args[7];
+	grpc_arg args[9];
 	grpc_channel_args cargs;
 
 	*out = NULL;
@@ -78,6 +78,12 @@ int rpc_client_new(struct rpc_client **out, const char *addr, const char *secret
 	args[6].type = GRPC_ARG_INTEGER;
 	args[6].key = GRPC_COMPRESSION_CHANNEL_ENABLED_ALGORITHMS_BITSET;
 	args[6].value.integer = 1 << GRPC_COMPRESS_NONE;
+	args[7].type = GRPC_ARG_INTEGER;
+	args[7].key = GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES;
+	args[7].value.integer = 1 << 20;
+	args[8].type = GRPC_ARG_INTEGER;
+	args[8].key = GRPC_ARG_HTTP2_MAX_FRAME_SIZE;
+	args[8].value.integer = 1 << 20;
 	cargs.num_args = ARRAY_SIZE(args);
 	cargs.args = args;
 	creds = grpc_insecure_credentials_create();
