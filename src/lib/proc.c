@@ -297,10 +297,11 @@ static ssize_t read_ready(int *fd, char *buf, size_t max)
 	return (ssize_t)got;
 }
 
-int proc_pump_output(struct proc *p, proc_chunk_fn *on_out, proc_chunk_fn *on_err, void *ctx,
-		     size_t chunk_max)
+/* The pump of both: with on_buf, each chunk in a buffer of its own. */
+static int pump(struct proc *p, proc_chunk_fn *on_out, proc_chunk_fn *on_err, proc_buf_fn *on_buf, void *ctx,
+		size_t chunk_max, size_t headroom)
 {
-	char *buf = xmalloc(chunk_max);
+	char *buf = NULL;
 	int ret = 0;
 	while (!ret && (p->out >= 0 || p->err >= 0)) {
 		struct pollfd pfd[2];
@@ -313,17 +314,34 @@ int proc_pump_output(struct proc *p, proc_chunk_fn *on_out, proc_chunk_fn *on_er
 			ret = error_set(GROVE_EIO, "poll: %s", strerror(errno));
 			break;
 		}
-		if (oo >= 0 && pfd[oo].revents) {
-			ssize_t got = read_ready(&p->out, buf, chunk_max);
-			if (got > 0 && on_out)
-				ret = on_out(ctx, buf, (size_t)got);
-		}
-		if (!ret && eo >= 0 && pfd[eo].revents) {
-			ssize_t got = read_ready(&p->err, buf, chunk_max);
-			if (got > 0 && on_err)
-				ret = on_err(ctx, buf, (size_t)got);
+		for (int k = 0; k < 2 && !ret; k++) {
+			int i = k ? eo : oo;
+			if (i < 0 || !pfd[i].revents)
+				continue;
+			if (!buf)
+				buf = xmalloc(headroom + chunk_max);
+			ssize_t got = read_ready(k ? &p->err : &p->out, buf + headroom, chunk_max);
+			if (got <= 0)
+				continue;
+			if (on_buf) {
+				ret = on_buf(ctx, k, buf, headroom, (size_t)got);
+				buf = NULL;
+			} else if (k ? on_err : on_out) {
+				ret = (k ? on_err : on_out)(ctx, buf, (size_t)got);
+			}
 		}
 	}
 	free(buf);
 	return ret;
+}
+
+int proc_pump_output(struct proc *p, proc_chunk_fn *on_out, proc_chunk_fn *on_err, void *ctx,
+		     size_t chunk_max)
+{
+	return pump(p, on_out, on_err, NULL, ctx, chunk_max, 0);
+}
+
+int proc_pump_output_bufs(struct proc *p, proc_buf_fn *on_buf, void *ctx, size_t chunk_max, size_t headroom)
+{
+	return pump(p, NULL, NULL, on_buf, ctx, chunk_max, headroom);
 }

@@ -69,6 +69,15 @@ typedef int proc_chunk_fn(void *ctx, const char *data, size_t len);
 int proc_pump_output(struct proc *p, proc_chunk_fn *on_out, proc_chunk_fn *on_err, void *ctx,
 		     size_t chunk_max);
 
+/*
+ * The same, but each chunk is read into a buffer of its own, headroom bytes
+ * into it, and handed over: on_buf owns buf (to free()) and may write a
+ * header in front of the data. For a caller that sends every chunk on in a
+ * message, which then needs no copy of its own.
+ */
+typedef int proc_buf_fn(void *ctx, bool is_err, char *buf, size_t headroom, size_t len);
+int proc_pump_output_bufs(struct proc *p, proc_buf_fn *on_buf, void *ctx, size_t chunk_max, size_t headroom);
+
 /* Writes all of buf, retrying on EINTR and short writes (blocking fds). */
 int write_all(int fd, const void *buf, size_t len);
 

@@ -26,8 +26,8 @@ int ssh_stream_send_fd(struct rpc_stream *st, int fd)
 	return ret;
 }
 
-/* Field numbers of grove.v1.SSHResponse and grove.v1.ExitStatus (proto/grove/v1/ssh.proto). */
-enum { SSH_RESPONSE_STDOUT = 1, SSH_RESPONSE_STDERR = 2, SSH_RESPONSE_EXIT = 3, EXIT_STATUS_VALUE = 1 };
+/* Field number of grove.v1.ExitStatus.value (proto/grove/v1/ssh.proto). */
+enum { EXIT_STATUS_VALUE = 1 };
 
 static int exit_status_parse(const uint8_t *buf, size_t len, int32_t *value)
 {

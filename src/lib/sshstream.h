@@ -14,6 +14,9 @@
  */
 int ssh_stream_send_fd(struct rpc_stream *st, int fd);
 
+/* Field numbers of grove.v1.SSHResponse (proto/grove/v1/ssh.proto). */
+enum { SSH_RESPONSE_STDOUT = 1, SSH_RESPONSE_STDERR = 2, SSH_RESPONSE_EXIT = 3 };
+
 /*
  * An SSHResponse read in place, without unpacking: the output a gate passes
  * on points into the received buffer, which saves two copies of every byte
