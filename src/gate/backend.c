@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 
 /* ---- git run here ---- */
 
@@ -83,14 +84,34 @@ int backend_start_local(struct backend **out, const char *service, const char *d
 
 /* ---- a store or cluster over gRPC ---- */
 
+/* One received message's output, pointing into its slice. */
+struct chunk {
+	grpc_slice msg;
+	const uint8_t *data;
+	size_t len;
+	bool is_err;
+	struct chunk *next;
+};
+
+/* At most this much output waits for the client: beyond it the receiver
+ * stops receiving, and gRPC's flow control holds the store. */
+#define QUEUE_MAX (512 * 1024)
+
 struct grpc_backend {
 	struct backend base;
 	struct rpc_client *cl;
 	struct rpc_stream *st;
-	int in_r, out_w, err_w;    /* the threads' ends of the pipes */
+	int in_r;                  /* the sender's end of the stdin pipe */
 	pthread_t sender, receiver;
 	bool sender_started, receiver_started;
 	int code;
+	/* the queue, under mu; the eventfd (base.out) is written when it gets
+	 * its first chunk and at the end */
+	pthread_mutex_t mu;
+	pthread_cond_t room;
+	struct chunk *head, **tail;
+	size_t queued;
+	bool ended, stopped;
 };
 
 static void *sender_main(void *arg)
@@ -103,37 +124,156 @@ static void *sender_main(void *arg)
 	return NULL;
 }
 
+static void notify(struct grpc_backend *g)
+{
+	uint64_t one = 1;
+	if (write(g->base.out, &one, sizeof(one)) < 0) {
+		/* the counter is already non-zero: the loop will look */
+	}
+}
+
+/*
+ * Queues len bytes at data, which lies in *msg (a reference is taken),
+ * waiting for room. The chunk points into its own copy of the slice: a small
+ * slice keeps its bytes inline, in the grpc_slice itself.
+ */
+static void enqueue(struct grpc_backend *g, const grpc_slice *msg, const uint8_t *data, size_t len, bool is_err)
+{
+	if (!len)
+		return;
+	pthread_mutex_lock(&g->mu);
+	while (g->queued >= QUEUE_MAX && !g->stopped)
+		pthread_cond_wait(&g->room, &g->mu);
+	if (!g->stopped) {
+		struct chunk *c = xmalloc(sizeof(*c));
+		c->msg = grpc_slice_ref(*msg);
+		c->data = GRPC_SLICE_START_PTR(c->msg) + (data - GRPC_SLICE_START_PTR(*msg));
+		c->len = len;
+		c->is_err = is_err;
+		c->next = NULL;
+		bool was_empty = !g->head;
+		*g->tail = c;
+		g->tail = &c->next;
+		g->queued += len;
+		if (was_empty)
+			notify(g);
+	}
+	pthread_mutex_unlock(&g->mu);
+}
+
 static void *receiver_main(void *arg)
 {
 	struct grpc_backend *g = arg;
 	char msg[1200];
+	bool malformed = false;
+
 	g->code = 128;
 	for (;;) {
-		Grove__V1__SSHResponse *resp = NULL;
-		int r = rpc_stream_recv(g->st, &grove__v1__sshresponse__descriptor, (ProtobufCMessage **)&resp);
+		grpc_byte_buffer *bb = NULL;
+		grpc_slice all;
+		struct ssh_response_view v;
+		int r = rpc_stream_recv_bb(g->st, &bb);
 		if (r <= 0)
 			break;
-		/* Blocking writes: a client that does not read holds this thread,
-		 * and gRPC's flow control then holds the store. */
-		if (resp->stdout.len)
-			write_all(g->out_w, resp->stdout.data, resp->stdout.len);
-		if (resp->stderr.len)
-			write_all(g->err_w, resp->stderr.data, resp->stderr.len);
-		if (resp->exit_status)
-			g->code = resp->exit_status->value;
-		protobuf_c_message_free_unpacked(&resp->base, NULL);
+		r = rpc_bb_slice(bb, &all);
+		grpc_byte_buffer_destroy(bb);
+		if (r)
+			break;
+		if (ssh_response_parse(GRPC_SLICE_START_PTR(all), GRPC_SLICE_LENGTH(all), &v)) {
+			grpc_slice_unref(all);
+			rpc_stream_cancel(g->st);
+			malformed = true;
+			break;
+		}
+		enqueue(g, &all, v.out, v.outlen, false);
+		enqueue(g, &all, v.err, v.errlen, true);
+		if (v.has_exit)
+			g->code = v.exit;
+		grpc_slice_unref(all);
 	}
-	if (rpc_stream_finish(g->st)) {
+	int failed = rpc_stream_finish(g->st);
+	if (malformed)
+		failed = error_set(GROVE_EPROTO, "it sent a malformed SSHResponse");
+	if (failed) {
 		log_warn("gate.backend_error", "address=%s error=%s", rpc_client_address(g->cl), error_msg());
 		int n = snprintf(msg, sizeof(msg), "ERROR: the repository storage failed: %s. Try again; if it persists, tell the platform's operators.\n",
 				 error_msg());
-		write_all(g->err_w, msg, (size_t)MIN(n, (int)sizeof(msg) - 1));
+		grpc_slice s = grpc_slice_from_copied_buffer(msg, (size_t)MIN(n, (int)sizeof(msg) - 1));
+		enqueue(g, &s, GRPC_SLICE_START_PTR(s), GRPC_SLICE_LENGTH(s), true);
+		grpc_slice_unref(s);
 		g->code = 128;
 	}
-	close(g->out_w);
-	close(g->err_w);
-	g->out_w = g->err_w = -1;
+	pthread_mutex_lock(&g->mu);
+	g->ended = true;
+	notify(g);
+	pthread_mutex_unlock(&g->mu);
 	return NULL;
+}
+
+static int grpc_peek(struct backend *b, const uint8_t **data, size_t *len, bool *is_err)
+{
+	struct grpc_backend *g = (struct grpc_backend *)b;
+	int r;
+	pthread_mutex_lock(&g->mu);
+	if (g->head) {
+		*data = g->head->data;
+		*len = g->head->len;
+		*is_err = g->head->is_err;
+		r = 1;
+	} else {
+		r = g->ended ? -1 : 0;
+		if (!r) {
+			/* Empty: reset the eventfd, so the loop sleeps until the
+			 * next chunk (whose enqueue sees the queue empty and
+			 * writes it again). */
+			uint64_t n;
+			if (read(b->out, &n, sizeof(n)) < 0) {
+				/* EAGAIN: it was reset already */
+			}
+		}
+	}
+	pthread_mutex_unlock(&g->mu);
+	return r;
+}
+
+static void grpc_consume(struct backend *b, size_t n)
+{
+	struct grpc_backend *g = (struct grpc_backend *)b;
+	pthread_mutex_lock(&g->mu);
+	struct chunk *c = g->head;
+	if (c) {
+		n = MIN(n, c->len);
+		c->data += n;
+		c->len -= n;
+		g->queued -= n;
+		if (!c->len) {
+			g->head = c->next;
+			if (!g->head)
+				g->tail = &g->head;
+			grpc_slice_unref(c->msg);
+			free(c);
+		}
+		if (g->queued < QUEUE_MAX)
+			pthread_cond_signal(&g->room);
+	}
+	pthread_mutex_unlock(&g->mu);
+}
+
+/* Drops the queue and lets a receiver waiting for room go on (and drop). */
+static void queue_stop(struct grpc_backend *g)
+{
+	pthread_mutex_lock(&g->mu);
+	g->stopped = true;
+	while (g->head) {
+		struct chunk *c = g->head;
+		g->head = c->next;
+		grpc_slice_unref(c->msg);
+		free(c);
+	}
+	g->tail = &g->head;
+	g->queued = 0;
+	pthread_cond_broadcast(&g->room);
+	pthread_mutex_unlock(&g->mu);
 }
 
 static int grpc_wait(struct backend *b)
@@ -155,8 +295,10 @@ static int grpc_wait(struct backend *b)
 static void grpc_abort(struct backend *b)
 {
 	struct grpc_backend *g = (struct grpc_backend *)b;
-	/* Cancelling makes the store stop git; the threads then return. */
+	/* Cancelling makes the store stop git; the threads then return. What
+	 * is queued is dropped: nobody will read it. */
 	rpc_stream_cancel(g->st);
+	queue_stop(g);
 	if (b->in >= 0)
 		close(b->in);
 	b->in = -1;
@@ -165,13 +307,16 @@ static void grpc_abort(struct backend *b)
 static void grpc_free(struct backend *b)
 {
 	struct grpc_backend *g = (struct grpc_backend *)b;
+	queue_stop(g);
 	grpc_wait(b);
-	int fds[] = { b->in, b->out, b->err, g->in_r, g->out_w, g->err_w };
+	int fds[] = { b->in, b->out, g->in_r };
 	for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
 	rpc_stream_free(g->st);
 	rpc_client_free(g->cl);
+	pthread_mutex_destroy(&g->mu);
+	pthread_cond_destroy(&g->room);
 	free(g);
 }
 
@@ -179,29 +324,36 @@ int backend_start_grpc(struct backend **out, const char *addr, const char *secre
 		       const Grove__V1__SSHRequest *first)
 {
 	struct grpc_backend *g = xcalloc(1, sizeof(*g));
-	int in[2] = { -1, -1 }, o[2] = { -1, -1 }, e[2] = { -1, -1 };
+	int in[2] = { -1, -1 };
 	int ret;
 
 	*out = NULL;
-	g->in_r = g->out_w = g->err_w = -1;
+	g->in_r = -1;
 	g->base.in = g->base.out = g->base.err = -1;
 	g->base.wait = grpc_wait;
 	g->base.abort = grpc_abort;
 	g->base.free = grpc_free;
-	if (pipe2(in, O_CLOEXEC) || pipe2(o, O_CLOEXEC) || pipe2(e, O_CLOEXEC)) {
+	g->base.peek = grpc_peek;
+	g->base.consume = grpc_consume;
+	g->tail = &g->head;
+	pthread_mutex_init(&g->mu, NULL);
+	pthread_cond_init(&g->room, NULL);
+	if (pipe2(in, O_CLOEXEC)) {
 		ret = error_set(GROVE_EIO, "pipe: %s", strerror(errno));
 		goto fail;
 	}
 	g->base.in = in[1];
 	g->in_r = in[0];
-	g->base.out = o[0];
-	g->out_w = o[1];
-	g->base.err = e[0];
-	g->err_w = e[1];
-	in[0] = in[1] = o[0] = o[1] = e[0] = e[1] = -1;
+	in[0] = in[1] = -1;
 	fcntl(g->base.in, F_SETFL, O_NONBLOCK);
-	fcntl(g->base.out, F_SETFL, O_NONBLOCK);
-	fcntl(g->base.err, F_SETFL, O_NONBLOCK);
+	/* A push's pack crosses this pipe: a larger one wakes the sender
+	 * thread less often. Best effort. */
+	fcntl(g->base.in, F_SETPIPE_SZ, 1 << 20);
+	g->base.out = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (g->base.out < 0) {
+		ret = error_set(GROVE_EIO, "eventfd: %s", strerror(errno));
+		goto fail;
+	}
 	if ((ret = rpc_client_new(&g->cl, addr, secret)) || (ret = rpc_stream_open(g->cl, method, 0, &g->st)))
 		goto fail;
 	if (rpc_stream_send(g->st, &first->base)) {
@@ -222,11 +374,9 @@ int backend_start_grpc(struct backend **out, const char *addr, const char *secre
 	*out = &g->base;
 	return 0;
 fail:
-	for (int i = 0; i < 2; i++) {
-		if (in[i] >= 0) close(in[i]);
-		if (o[i] >= 0) close(o[i]);
-		if (e[i] >= 0) close(e[i]);
-	}
+	for (int i = 0; i < 2; i++)
+		if (in[i] >= 0)
+			close(in[i]);
 	if (g->sender_started) {
 		rpc_stream_cancel(g->st);
 		close(g->base.in);

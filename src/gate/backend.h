@@ -1,9 +1,16 @@
 /*
  * Where an SSH session's bytes go: git run by this process on a local
  * directory (legacy route), or a store's or cluster's SSHService stream
- * (cluster route) turned into three pipes by two threads, so the session
- * loop treats both alike: write stdin to in, read stdout and stderr from
- * out and err (all non-blocking), then ask for the exit code.
+ * (cluster route). The session loop writes stdin to in (non-blocking) and
+ * takes the output, then asks for the exit code.
+ *
+ * Output: git's stdout and stderr pipes (out and err, non-blocking), or, for
+ * a gRPC backend, the received messages themselves, queued by the thread that
+ * receives them and taken with peek/consume straight from gRPC's buffer into
+ * the SSH channel. Through pipes, every byte of a clone was copied twice more
+ * and each message woke two threads several times; the queue also lets the
+ * receiver go on receiving while the session loop encrypts. out is then an
+ * eventfd that is readable while there is something to peek (or the end).
  */
 #ifndef GROVE_GATE_BACKEND_H
 #define GROVE_GATE_BACKEND_H
@@ -13,6 +20,13 @@
 
 struct backend {
 	int in, out, err;
+	/*
+	 * Queued output (out is the eventfd, err is -1): 1 with the next chunk
+	 * (stderr when *is_err), 0 when nothing is queued right now, -1 at the
+	 * end. consume drops n bytes of that chunk. NULL for pipes.
+	 */
+	int (*peek)(struct backend *b, const uint8_t **data, size_t *len, bool *is_err);
+	void (*consume)(struct backend *b, size_t n);
 	/* After out and err hit EOF: git's exit code (128 for a backend failure,
 	 * with the reason already written to err). */
 	int (*wait)(struct backend *b);

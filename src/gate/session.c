@@ -503,7 +503,37 @@ static int pump(struct sess *s, ssh_event ev, struct backend *b)
 		/* backend → client, as far as the client's window allows */
 		uint32_t win = s->dead ? OUT_CHUNK : ssh_channel_window_size(s->chan);
 		bool window_shut = false;
-		for (int k = 0; k < 2; k++) {
+		if (b->peek && b->out >= 0) {
+			const uint8_t *data;
+			size_t len;
+			bool is_err;
+			int r;
+			while ((r = b->peek(b, &data, &len, &is_err)) == 1) {
+				if (s->dead) {
+					b->consume(b, len);   /* nobody to send it to: drain until the backend ends */
+					continue;
+				}
+				if (win == 0) {
+					window_shut = true;
+					break;
+				}
+				uint32_t n = (uint32_t)MIN(len, (size_t)win);
+				int w = is_err ? ssh_channel_write_stderr(s->chan, data, n) : ssh_channel_write(s->chan, data, n);
+				if (w == SSH_ERROR) {
+					b->abort(b);   /* drops the queue: peek says 0 until the end */
+					break;
+				}
+				b->consume(b, n);
+				s->bytes_out += n;
+				win = ssh_channel_window_size(s->chan);
+				last_activity = now_ms();
+			}
+			if (r < 0) {
+				close(b->out);
+				b->out = -1;
+			}
+		}
+		for (int k = 0; k < 2 && !b->peek; k++) {
 			int *fd = k ? &b->err : &b->out;
 			if (*fd < 0)
 				continue;
