@@ -95,7 +95,7 @@ struct chunk {
 
 /* At most this much output waits for the client: beyond it the receiver
  * stops receiving, and gRPC's flow control holds the store. */
-#define QUEUE_MAX (512 * 1024)
+#define QUEUE_MAX (256 * 1024)
 
 struct grpc_backend {
 	struct backend base;

@@ -78,12 +78,16 @@ int rpc_client_new(struct rpc_client **out, const char *addr, const char *secret
 	args[6].type = GRPC_ARG_INTEGER;
 	args[6].key = GRPC_COMPRESSION_CHANNEL_ENABLED_ALGORITHMS_BITSET;
 	args[6].value.integer = 1 << GRPC_COMPRESS_NONE;
+	/* Without BDP probing a stream's window stays at 64 KiB: a store
+	 * streaming a clone in 512 KiB messages would wait for a window update
+	 * every 64 KiB. 512 KiB ahead and frames as large bound what one stream
+	 * may hold unread (a gate with 40 clones: ~20 MiB). */
 	args[7].type = GRPC_ARG_INTEGER;
 	args[7].key = GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES;
-	args[7].value.integer = 1 << 20;
+	args[7].value.integer = 512 << 10;
 	args[8].type = GRPC_ARG_INTEGER;
 	args[8].key = GRPC_ARG_HTTP2_MAX_FRAME_SIZE;
-	args[8].value.integer = 1 << 20;
+	args[8].value.integer = 512 << 10;
 	cargs.num_args = ARRAY_SIZE(args);
 	cargs.args = args;
 	creds = grpc_insecure_credentials_create();

@@ -191,6 +191,40 @@ test_expect_success 'a large push arrives intact on both routes (flow control un
 	done
 '
 
+# The gate passes a store's output on as the client's SSH window allows: a
+# client that stops reading holds the store (gRPC flow control) instead of
+# the gate buffering the pack.
+test_expect_success 'a clone whose client stops reading is held, not buffered, and completes' '
+	# An ssh whose reader takes 1 MiB, then nothing until "go" exists:
+	# its output pipe fills, ssh stops granting window, the gate must wait.
+	cat >stallssh <<-EOF &&
+	#!/bin/sh
+	$(ssh_as alice $GATE_SSH_PORT) "\$@" | perl -e '"'"'
+		my (\$n, \$buf) = (0);
+		while (my \$r = sysread(STDIN, \$buf, 65536)) {
+			syswrite(STDOUT, \$buf) == \$r or exit 1;
+			next if (\$n += \$r) < (1 << 20) || -e "$TRASH/stalled";
+			open(my \$f, ">", "$TRASH/stalled");
+			select(undef, undef, undef, 0.1) until -e "$TRASH/go";
+		}
+	'"'"'
+	EOF
+	chmod +x stallssh &&
+	(GIT_SSH_COMMAND="$TRASH/stallssh" git clone -q --mirror \
+		ssh://git@127.0.0.1:$GATE_SSH_PORT/big-c.git held.git 2>held.err; echo $? >held.rc) &
+	for i in $(seq 300); do test -e stalled && break; sleep 0.1; done &&
+	test -e stalled &&
+	sleep 3 &&
+	conn=$(pgrep -n -P $g1_PID) &&
+	rss=$(awk "/^VmRSS:/ { print \$2 }" /proc/$conn/status) &&
+	touch go &&
+	echo "gate connection RSS while the client did not read: $rss KiB (64 MB pack)" &&
+	test "$rss" -lt 32768 &&
+	for i in $(seq 300); do test -s held.rc && break; sleep 0.1; done &&
+	test "$(cat held.rc)" = 0 &&
+	git -C held.git cat-file -p other:blob4 | cmp - big/blob4
+'
+
 test_expect_success '/metrics counts sessions, bytes, deploys and auth failures' '
 	curl -sf "$g1_ADMIN/metrics" >metrics &&
 	test_grep "^grove_gate_sessions_total{command=\"git-receive-pack\",result=\"ok\"} [1-9]" metrics &&

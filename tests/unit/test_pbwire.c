@@ -1,7 +1,8 @@
 /*
  * Unit tests for the descriptor-free protobuf reader the cluster router uses
- * on every request (lib/pbwire.h), and for the transaction metadata a router
- * hands a store (lib/hookpayload.h).
+ * on every request (lib/pbwire.h), the gate's in-place reading of a store's
+ * SSHResponse (lib/sshstream.h), and the transaction metadata a router hands
+ * a store (lib/hookpayload.h).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +13,7 @@
 #include "lib/error.h"
 #include "lib/hookpayload.h"
 #include "lib/pbwire.h"
+#include "lib/sshstream.h"
 #include "grove/v1/repository.pb-c.h"
 #include "grove/v1/ssh.pb-c.h"
 
@@ -127,6 +129,108 @@ static void test_malformed(void **state)
 	strbuf_release(&out);
 }
 
+static void test_padded_key_and_length(void **state)
+{
+	const uint8_t *val;
+	size_t vlen;
+	/* Field 1, LEN 1, with the key padded to 6 bytes: refused, as
+	 * protobuf-c refuses it (the fuzz target found the difference). */
+	const uint8_t key6[] = { 0x8a, 0x80, 0x80, 0x80, 0x80, 0x00, 0x01, 'a' };
+	assert_int_equal(pbwire_find(key6, sizeof(key6), 1, &val, &vlen), GROVE_EPROTO);
+	/* Padded to 5 bytes: a 32-bit varint, accepted. */
+	const uint8_t key5[] = { 0x8a, 0x80, 0x80, 0x80, 0x00, 0x01, 'a' };
+	assert_int_equal(pbwire_find(key5, sizeof(key5), 1, &val, &vlen), 1);
+	assert_int_equal(vlen, 1);
+	/* A length padded to 6 bytes. */
+	const uint8_t len6[] = { 0x0a, 0x81, 0x80, 0x80, 0x80, 0x80, 0x00, 'a' };
+	assert_int_equal(pbwire_find(len6, sizeof(len6), 1, &val, &vlen), GROVE_EPROTO);
+}
+
+static void test_next_walks_fields(void **state)
+{
+	const uint8_t msg[] = { 0x08, 0x96, 0x01, 0x12, 0x02, 'h', 'i', 0x1d, 1, 2, 3, 4 };
+	struct pbwire_field f;
+	size_t pos = 0;
+	assert_int_equal(pbwire_next(msg, sizeof(msg), &pos, &f), 1);
+	assert_int_equal(f.num, 1);
+	assert_int_equal(f.type, 0);
+	assert_int_equal(f.varint, 150);
+	assert_int_equal(pbwire_next(msg, sizeof(msg), &pos, &f), 1);
+	assert_int_equal(f.num, 2);
+	assert_int_equal(f.type, 2);
+	assert_int_equal(f.vlen, 2);
+	assert_memory_equal(f.val, "hi", 2);
+	assert_int_equal(pbwire_next(msg, sizeof(msg), &pos, &f), 1);
+	assert_int_equal(f.num, 3);
+	assert_int_equal(f.type, 5);
+	assert_int_equal(pbwire_next(msg, sizeof(msg), &pos, &f), 0);
+	assert_int_equal(pos, sizeof(msg));
+}
+
+static uint8_t *pack_response(const char *out, const char *err, bool has_exit, int exit_code, size_t *len)
+{
+	Grove__V1__SSHResponse r = GROVE__V1__SSHRESPONSE__INIT;
+	Grove__V1__ExitStatus st = GROVE__V1__EXIT_STATUS__INIT;
+	uint8_t *buf;
+	r.stdout.data = (uint8_t *)out;
+	r.stdout.len = out ? strlen(out) : 0;
+	r.stderr.data = (uint8_t *)err;
+	r.stderr.len = err ? strlen(err) : 0;
+	if (has_exit) {
+		st.value = exit_code;
+		r.exit_status = &st;
+	}
+	*len = grove__v1__sshresponse__get_packed_size(&r);
+	buf = xmalloc(*len ? *len : 1);
+	grove__v1__sshresponse__pack(&r, buf);
+	return buf;
+}
+
+static void test_ssh_response(void **state)
+{
+	struct ssh_response_view v;
+	size_t len;
+	uint8_t *buf = pack_response("0008NAK\n", "remote: counting\n", false, 0, &len);
+	assert_int_equal(ssh_response_parse(buf, len, &v), 0);
+	assert_int_equal(v.outlen, 8);
+	assert_memory_equal(v.out, "0008NAK\n", 8);
+	assert_int_equal(v.errlen, 17);
+	assert_memory_equal(v.err, "remote: counting\n", 17);
+	assert_false(v.has_exit);
+	/* The bytes are read in place, not copied. */
+	assert_true(v.out > buf && v.out < buf + len);
+	free(buf);
+
+	buf = pack_response(NULL, NULL, true, 0, &len);
+	assert_int_equal(ssh_response_parse(buf, len, &v), 0);
+	assert_true(v.has_exit);
+	assert_int_equal(v.exit, 0);
+	assert_int_equal(v.outlen + v.errlen, 0);
+	free(buf);
+	buf = pack_response(NULL, NULL, true, -1, &len);
+	assert_int_equal(ssh_response_parse(buf, len, &v), 0);
+	assert_int_equal(v.exit, -1);
+	free(buf);
+
+	/* A field a later store may add is skipped. */
+	const uint8_t unknown[] = { 0x22, 0x01, 'x', 0x0a, 0x01, 'y' };
+	assert_int_equal(ssh_response_parse(unknown, sizeof(unknown), &v), 0);
+	assert_int_equal(v.outlen, 1);
+	assert_int_equal(v.out[0], 'y');
+	/* stdout as a varint, a cut length, an exit status that is not a message. */
+	const uint8_t bad1[] = { 0x08, 0x01 };
+	const uint8_t bad2[] = { 0x0a, 0x05, 'a' };
+	const uint8_t bad3[] = { 0x1a, 0x02, 0x0a, 0x00, 0x1a, 0x01, 0x08 };
+	assert_int_equal(ssh_response_parse(bad1, sizeof(bad1), &v), GROVE_EPROTO);
+	assert_int_equal(ssh_response_parse(bad2, sizeof(bad2), &v), GROVE_EPROTO);
+	assert_int_equal(ssh_response_parse(bad3, sizeof(bad3), &v), GROVE_EPROTO);
+	/* The last exit_status wins whole, as protobuf-c decodes it. */
+	const uint8_t two[] = { 0x1a, 0x02, 0x08, 0x05, 0x1a, 0x00 };
+	assert_int_equal(ssh_response_parse(two, sizeof(two), &v), 0);
+	assert_true(v.has_exit);
+	assert_int_equal(v.exit, 0);
+}
+
 static void test_txn_roundtrip(void **state)
 {
 	struct txn_info t = { 0 }, back;
@@ -182,6 +286,9 @@ int main(void)
 		cmocka_unit_test(test_replace_keeps_the_rest),
 		cmocka_unit_test(test_last_occurrence_wins),
 		cmocka_unit_test(test_malformed),
+		cmocka_unit_test(test_padded_key_and_length),
+		cmocka_unit_test(test_next_walks_fields),
+		cmocka_unit_test(test_ssh_response),
 		cmocka_unit_test(test_txn_roundtrip),
 		cmocka_unit_test(test_txn_rejects),
 	};
