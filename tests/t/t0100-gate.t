@@ -219,7 +219,7 @@ test_expect_success 'a clone whose client stops reading is held, not buffered, a
 	rss=$(awk "/^VmRSS:/ { print \$2 }" /proc/$conn/status) &&
 	touch go &&
 	echo "gate connection RSS while the client did not read: $rss KiB (64 MB pack)" &&
-	test "$rss" -lt 32768 &&
+	{ test -n "$SANITIZED" || test "$rss" -lt 32768; } &&
 	for i in $(seq 300); do test -s held.rc && break; sleep 0.1; done &&
 	test "$(cat held.rc)" = 0 &&
 	git -C held.git cat-file -p other:blob4 | cmp - big/blob4

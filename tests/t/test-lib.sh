@@ -14,6 +14,10 @@ export LC_ALL=C
 TEST_NAME=$(basename "$0" .t)
 TEST_DIR=$(cd "$(dirname "$0")" && pwd)
 GROVE=${GROVE_BIN:-$TEST_DIR/../../build/grove}
+# Set when the daemons run under AddressSanitizer, which keeps freed memory
+# in quarantine: a test that bounds a daemon's memory cannot hold it then.
+SANITIZED=
+if ldd "$GROVE" 2>/dev/null | grep -q libasan; then SANITIZED=1; fi
 case "$GROVE" in /*) ;; *) GROVE=$(cd "$(dirname "$GROVE")" && pwd)/$(basename "$GROVE") ;; esac
 export GROVE
 if ! test -x "$GROVE"; then
