@@ -177,10 +177,13 @@ static void *receiver_main(void *arg)
 			break;
 		r = rpc_bb_slice(bb, &all);
 		grpc_byte_buffer_destroy(bb);
-		if (r)
-			break;
-		if (ssh_response_parse(GRPC_SLICE_START_PTR(all), GRPC_SLICE_LENGTH(all), &v)) {
+		if (!r && ssh_response_parse(GRPC_SLICE_START_PTR(all), GRPC_SLICE_LENGTH(all), &v)) {
 			grpc_slice_unref(all);
+			r = -1;
+		}
+		if (r) {
+			/* Cancelled, or the status would wait for a store that
+			 * waits for us to read on. */
 			rpc_stream_cancel(g->st);
 			malformed = true;
 			break;

@@ -118,7 +118,14 @@ test_expect_success 'grove app gc optimizes an app where it lives: every replica
 	test -n "$on_cluster" &&
 	"$GROVE" app gc $on_cluster >out &&
 	test_grep "optimized $on_cluster on the cluster (every replica): repacked fully" out &&
-	test $(grep -h "\"method\":\"/grove.v1.RepositoryService/OptimizeRepository\"" s1/store.log s2/store.log s3/store.log | grep -c "\"code\":\"OK\"") -ge 3 &&
+	# A store logs rpc.done once the call is closed, just after the
+	# router has its answer: wait for the three lines.
+	for i in $(seq 50); do
+		n=$(grep -h "\"method\":\"/grove.v1.RepositoryService/OptimizeRepository\"" s1/store.log s2/store.log s3/store.log | grep -c "\"code\":\"OK\"")
+		test "$n" -ge 3 && break
+		sleep 0.1
+	done &&
+	test "$n" -ge 3 &&
 	"$GROVE" app gc $FIRST >out &&
 	test_grep "optimized $FIRST in the legacy directory: repacked fully, refs packed" out &&
 	test -f "$TRASH/g1/legacy/$FIRST.git/packed-refs" &&
