@@ -88,7 +88,7 @@ int pbwire_next(const uint8_t *buf, size_t len, size_t *pos, struct pbwire_field
 		return ret;
 	out->num = f.num;
 	out->type = f.type;
-	out->varint = f.type == 0 ? f.varint : 0;
+	out->varint = f.varint;   /* 0 unless a varint */
 	out->val = f.type == 2 ? buf + f.vstart : NULL;
 	out->vlen = f.type == 2 ? f.vlen : 0;
 	return 1;
@@ -116,18 +116,23 @@ int pbwire_find(const uint8_t *buf, size_t len, uint32_t field, const uint8_t **
 	return found;
 }
 
-static int add_varint(struct strbuf *out, uint64_t v)
+size_t pbwire_put_varint(uint8_t out[PBWIRE_VARINT_MAX], uint64_t v)
 {
-	uint8_t b[10];
 	size_t n = 0;
 	do {
-		b[n] = v & 0x7f;
+		out[n] = v & 0x7f;
 		v >>= 7;
 		if (v)
-			b[n] |= 0x80;
+			out[n] |= 0x80;
 		n++;
 	} while (v);
-	return strbuf_add(out, b, n);
+	return n;
+}
+
+static int add_varint(struct strbuf *out, uint64_t v)
+{
+	uint8_t b[PBWIRE_VARINT_MAX];
+	return strbuf_add(out, b, pbwire_put_varint(b, v));
 }
 
 int pbwire_replace(const uint8_t *buf, size_t len, uint32_t field, const uint8_t *val, size_t vlen,

@@ -38,6 +38,12 @@ int pbwire_next(const uint8_t *buf, size_t len, size_t *pos, struct pbwire_field
  */
 int pbwire_find(const uint8_t *buf, size_t len, uint32_t field, const uint8_t **val, size_t *vlen);
 
+/* The longest varint: 64 bits, 7 per byte. */
+#define PBWIRE_VARINT_MAX 10
+
+/* Writes v as a varint into out; returns how many bytes it took. */
+size_t pbwire_put_varint(uint8_t out[PBWIRE_VARINT_MAX], uint64_t v);
+
 /*
  * Appends to out buf without any occurrence of field, then field as a
  * length-delimited value. GROVE_EPROTO when buf is malformed.

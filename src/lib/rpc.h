@@ -6,8 +6,8 @@
  * because handlers block on git, and has a completion queue of its own. A
  * handler reads and writes messages with rpc_call_recv/rpc_call_send, which
  * start one operation and pluck its completion from the call's queue (the
- * waiting thread polls for it itself: no other thread wakes it, which halved
- * the store's CPU per streamed message), and ends the call with
+ * waiting thread polls for it itself: no pool thread has to wake it, which
+ * halved the store's futex calls during a clone), and ends the call with
  * rpc_call_finish exactly once. At most one receive and one send are
  * outstanding per call, as gRPC requires; a receive and a send may be waited
  * on from two threads at once (one pumping git's stdin, one its stdout).

@@ -80,8 +80,8 @@ int rpc_client_new(struct rpc_client **out, const char *addr, const char *secret
 	args[6].value.integer = 1 << GRPC_COMPRESS_NONE;
 	/* Without BDP probing a stream's window stays at 64 KiB: a store
 	 * streaming a clone in 512 KiB messages would wait for a window update
-	 * every 64 KiB. 512 KiB ahead and frames as large bound what one stream
-	 * may hold unread (a gate with 40 clones: ~20 MiB). */
+	 * every 64 KiB. 512 KiB ahead and frames as large: what one stream may
+	 * hold unread stays bounded. */
 	args[7].type = GRPC_ARG_INTEGER;
 	args[7].key = GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES;
 	args[7].value.integer = 512 << 10;

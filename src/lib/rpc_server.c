@@ -13,7 +13,7 @@
 
 #define HEALTH_CHECK "/grpc.health.v1.Health/Check"
 
-enum tag_type { TAG_NEW_CALL = 1, TAG_NEW_UNKNOWN, TAG_UNKNOWN_DONE, TAG_OP, TAG_SHUTDOWN };
+enum tag_type { TAG_NEW_CALL = 1, TAG_NEW_UNKNOWN, TAG_UNKNOWN_DONE, TAG_SHUTDOWN };
 
 struct rpc_handler {
 	char *method;
@@ -37,9 +37,8 @@ struct pending {
 	grpc_call_details details;
 };
 
+/* One operation of a call; its address is the tag plucked from the call's queue. */
 struct op {
-	enum tag_type tag;
-	struct rpc_call *call;
 	bool done;
 	bool ok;
 };
@@ -91,8 +90,6 @@ static int post_request(struct rpc_server *s, struct rpc_handler *h);
 
 static int op_start(struct rpc_call *c, struct op *o, grpc_op *ops, size_t n)
 {
-	o->tag = TAG_OP;
-	o->call = c;
 	o->done = false;
 	o->ok = false;
 	grpc_call_error e = grpc_call_start_batch(c->call, ops, n, o, NULL);
@@ -518,8 +515,6 @@ static void *poller_main(void *arg)
 			continue;
 		enum tag_type *tag = ev.tag;
 		switch (*tag) {
-		case TAG_OP:
-			break;   /* a call's operations complete on its own queue */
 		case TAG_NEW_CALL:
 		case TAG_NEW_UNKNOWN: {
 			struct pending *p = (struct pending *)tag;

@@ -72,3 +72,9 @@ int ssh_response_parse(const uint8_t *buf, size_t len, struct ssh_response_view 
 	}
 	return r;
 }
+
+size_t ssh_response_header(uint8_t out[SSH_RESPONSE_HEADER_MAX], bool err, size_t len)
+{
+	out[0] = (uint8_t)(((err ? SSH_RESPONSE_STDERR : SSH_RESPONSE_STDOUT) << 3) | 2);   /* length-delimited */
+	return 1 + pbwire_put_varint(out + 1, len);
+}

@@ -34,4 +34,15 @@ struct ssh_response_view {
 /* 0, or GROVE_EPROTO when buf is not a well-formed SSHResponse. */
 int ssh_response_parse(const uint8_t *buf, size_t len, struct ssh_response_view *v);
 
+/* The most ssh_response_header writes: a one-byte key and a length. */
+#define SSH_RESPONSE_HEADER_MAX 11
+
+/*
+ * Writes the start of an SSHResponse whose only field is stdout (stderr when
+ * err) of len bytes: followed by those bytes, it is the whole message. So a
+ * store sends git's output without packing it into a message of its own.
+ * Returns the header's length.
+ */
+size_t ssh_response_header(uint8_t out[SSH_RESPONSE_HEADER_MAX], bool err, size_t len);
+
 #endif

@@ -98,7 +98,7 @@ static void *stdin_main(void *arg)
 }
 
 /* Room for an SSHResponse's key and length in front of a chunk of output. */
-#define RESPONSE_HEADROOM 16
+#define RESPONSE_HEADROOM SSH_RESPONSE_HEADER_MAX
 /*
  * The most of git's output one message carries: as much as git wrote since
  * the last send went, so on an idle machine messages stay small (latency),
@@ -116,9 +116,7 @@ static void *stdin_main(void *arg)
 static int on_output(void *ctx, bool is_err, char *buf, size_t headroom, size_t len)
 {
 	struct ssh_session *s = ctx;
-	uint8_t hdr[RESPONSE_HEADROOM];
-	size_t n = 0;
-	uint64_t v = len;
+	uint8_t hdr[SSH_RESPONSE_HEADER_MAX];
 
 	/* Once the client is gone, git's last words go nowhere; the stdin
 	 * thread stops git, and this thread reads until git's pipes close. */
@@ -126,14 +124,7 @@ static int on_output(void *ctx, bool is_err, char *buf, size_t headroom, size_t 
 		free(buf);
 		return 0;
 	}
-	hdr[n++] = (uint8_t)(((is_err ? SSH_RESPONSE_STDERR : SSH_RESPONSE_STDOUT) << 3) | 2);   /* length-delimited */
-	do {
-		hdr[n] = v & 0x7f;
-		v >>= 7;
-		if (v)
-			hdr[n] |= 0x80;
-		n++;
-	} while (v);
+	size_t n = ssh_response_header(hdr, is_err, len);
 	char *start = buf + headroom - n;
 	memcpy(start, hdr, n);
 	grpc_slice slice = grpc_slice_new_with_user_data(start, n + len, free, buf);

@@ -231,6 +231,35 @@ static void test_ssh_response(void **state)
 	assert_int_equal(v.exit, 0);
 }
 
+static void test_ssh_response_header(void **state)
+{
+	/* A header followed by the bytes is the message protobuf-c would pack. */
+	static const size_t lens[] = { 0, 1, 127, 128, 16383, 16384, 512 * 1024 };
+	uint8_t *msg = xmalloc(SSH_RESPONSE_HEADER_MAX + 512 * 1024);
+	struct ssh_response_view v;
+	for (size_t i = 0; i < ARRAY_SIZE(lens); i++) {
+		for (int err = 0; err < 2; err++) {
+			size_t n = ssh_response_header(msg, err, lens[i]);
+			memset(msg + n, 'x', lens[i]);
+			assert_int_equal(ssh_response_parse(msg, n + lens[i], &v), 0);
+			assert_int_equal(err ? v.errlen : v.outlen, lens[i]);
+			assert_int_equal(err ? v.outlen : v.errlen, 0);
+			Grove__V1__SSHResponse r = GROVE__V1__SSHRESPONSE__INIT;
+			ProtobufCBinaryData *field = err ? &r.stderr : &r.stdout;
+			field->data = msg + n;
+			field->len = lens[i];
+			if (lens[i]) {
+				assert_int_equal(grove__v1__sshresponse__get_packed_size(&r), n + lens[i]);
+				uint8_t *packed = xmalloc(n + lens[i]);
+				grove__v1__sshresponse__pack(&r, packed);
+				assert_memory_equal(packed, msg, n + lens[i]);
+				free(packed);
+			}
+		}
+	}
+	free(msg);
+}
+
 static void test_txn_roundtrip(void **state)
 {
 	struct txn_info t = { 0 }, back;
@@ -289,6 +318,7 @@ int main(void)
 		cmocka_unit_test(test_padded_key_and_length),
 		cmocka_unit_test(test_next_walks_fields),
 		cmocka_unit_test(test_ssh_response),
+		cmocka_unit_test(test_ssh_response_header),
 		cmocka_unit_test(test_txn_roundtrip),
 		cmocka_unit_test(test_txn_rejects),
 	};
