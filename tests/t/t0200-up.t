@@ -9,7 +9,7 @@ up_start() {
 	echo $! >"$TRASH/up.pid"
 	echo $! >>"$TRASH/.daemons"
 	for i in $(seq 1 150); do
-		n=$(cat "$TRASH/up.out" 2>/dev/null | grep -c "Ctrl-C stops everything")
+		n=$(cat "$TRASH/up.out" 2>/dev/null | grep -c "Ctrl-C stops everything" || true)
 		test "$n" -ge "$1" && return 0
 		sleep 0.1
 	done

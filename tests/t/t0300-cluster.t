@@ -302,7 +302,7 @@ test_expect_success '/metrics counts elections, votes, refused writes, mismatche
 
 test_expect_success 'the router keeps its state across a restart' '
 	before=$("$GROVE" cluster -a $c_ADDR repo app.git) &&
-	kill -TERM $c_PID && wait $c_PID;
+	kill -TERM $c_PID && for _ in $(seq 1 100); do kill -0 $c_PID 2>/dev/null || break; sleep 0.1; done &&
 	restart_cluster c &&
 	after=$("$GROVE" cluster -a $c_ADDR repo app.git) &&
 	test "$before" = "$after" &&

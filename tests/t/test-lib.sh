@@ -42,14 +42,14 @@ DAEMON_PIDS=""
 test_cleanup_daemons() {
 	DAEMON_PIDS="$DAEMON_PIDS $(cat "$TRASH/.daemons" 2>/dev/null)"
 	for pid in $DAEMON_PIDS; do
-		kill -TERM "$pid" 2>/dev/null
+		kill -TERM "$pid" 2>/dev/null || true
 	done
 	for pid in $DAEMON_PIDS; do
 		for _ in $(seq 1 25); do
 			kill -0 "$pid" 2>/dev/null || break
 			sleep 0.2
 		done
-		kill -KILL "$pid" 2>/dev/null
+		kill -KILL "$pid" 2>/dev/null || true
 	done
 	DAEMON_PIDS=""
 }
@@ -63,6 +63,14 @@ at_exit() {
 }
 
 test_exit() {
+	set +e
+	if test -n "${_setup_name:-}"; then
+		test_failures=$((test_failures + 1))
+		echo "not ok $test_count - $_setup_name"
+		{ echo "# $TEST_NAME: not ok $test_count - $_setup_name"; sed -e 's/^/#    /' "$TRASH/.test-out" | tail -n 60; } >&2
+		echo "Bail out! setup failed: $_setup_name"
+		_setup_name=
+	fi
 	test_cleanup_daemons
 	if test -f "$TRASH/.at-exit"; then
 		# Last registered first, like a stack of undo steps.
@@ -97,7 +105,12 @@ require_root() {
 
 test_expect_success() {
 	test_count=$((test_count + 1))
-	if (set -e; eval "$2") >"$TRASH/.test-out" 2>&1 </dev/null; then
+	# Not as the condition of an `if` (nor left of || or &&): there the
+	# shell ignores set -e, in the subshell too, and only the body's last
+	# command would decide.
+	(set -e; eval "$2") >"$TRASH/.test-out" 2>&1 </dev/null
+	_rc=$?
+	if test "$_rc" = 0; then
 		echo "ok $test_count - $1"
 	else
 		test_failures=$((test_failures + 1))
@@ -108,17 +121,15 @@ test_expect_success() {
 }
 
 # Like test_expect_success, but in this shell: for setup that sets variables.
+# Under set -e, so any failing command stops the file; test_exit reports it.
 test_setup() {
 	test_count=$((test_count + 1))
-	if eval "$2" >"$TRASH/.test-out" 2>&1 </dev/null; then
-		echo "ok $test_count - $1"
-	else
-		test_failures=$((test_failures + 1))
-		echo "not ok $test_count - $1"
-		sed -e 's/^/#    /' "$TRASH/.test-out" | tail -n 60
-		echo "Bail out! setup failed: $1"
-		exit 1
-	fi
+	_setup_name=$1
+	set -e
+	eval "$2" >"$TRASH/.test-out" 2>&1 </dev/null
+	set +e
+	_setup_name=
+	echo "ok $test_count - $1"
 }
 
 test_done() {
@@ -136,8 +147,8 @@ test_done() {
 # test_expect_code CODE command...: the command exits with CODE.
 test_expect_code() {
 	want=$1; shift
-	"$@"
-	got=$?
+	got=0
+	"$@" || got=$?
 	if test "$got" != "$want"; then
 		echo "expected exit code $want, got $got: $*" >&2
 		return 1
