@@ -1,14 +1,19 @@
 /*
  * The operator's commands that drive the gate's admin HTTP API:
  *
- *   grove user create alice [--admin]      grove user list | delete NAME
+ *   grove user create alice [--admin]      grove user list | show NAME | delete NAME
  *   grove key add alice ~/.ssh/id_ed25519.pub      grove key remove SHA256:…
  *   grove app create web [--deploy-branch B] [--route legacy|cluster]
  *   grove app list | show APP | delete APP | lock APP | unlock APP
- *   grove app set-branch APP BRANCH | route APP legacy|cluster
+ *   grove app set-branch APP BRANCH | route APP legacy|cluster | max-push APP MIB
  *   grove app migrate APP --to cluster|legacy      grove app gc APP
  *   grove access grant USER APP [--read] | revoke USER APP
- *   grove deploy list APP | log ID
+ *   grove deploy list APP | log ID [--follow]      grove canary [PERCENT]
+ *
+ * Every verb is a row of one table (verbs[] below) with its operands, its
+ * options and its help, so `grove NOUN VERB --help`, the checks of the
+ * arguments and `grove NOUN --help` all come from the same place, and a
+ * mistyped command is refused before anything is sent to the API.
  *
  * The API's address comes from $GROVE_ADMIN_URL (default
  * http://127.0.0.1:8080), the token from $GROVE_ADMIN_TOKEN, the file named
@@ -22,20 +27,6 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
-
-static const char usage[] =
-	"usage: grove user create NAME [--admin] | list | delete NAME\n"
-	"       grove key add USER PUBKEY_FILE | remove FINGERPRINT\n"
-	"       grove app create NAME [--deploy-branch B] [--route legacy|cluster]\n"
-	"       grove app list | show APP | delete APP | lock APP | unlock APP\n"
-	"       grove app set-branch APP BRANCH | route APP legacy|cluster\n"
-	"       grove app migrate APP --to cluster|legacy | import --legacy-scan | gc APP\n"
-	"       grove access grant USER APP [--read] | revoke USER APP\n"
-	"       grove deploy list APP | log ID [--follow]\n"
-	"       grove canary [PERCENT]      show, or set, the share of new apps put on the cluster route\n"
-	"\n"
-	"Drives the gate's admin API: $GROVE_ADMIN_URL (default http://127.0.0.1:8080),\n"
-	"token from $GROVE_ADMIN_TOKEN, $GROVE_ADMIN_TOKEN_FILE or ./grove-data/gate/admin-token.\n";
 
 static size_t collect(char *ptr, size_t size, size_t n, void *ctx)
 {
@@ -89,7 +80,6 @@ out:
 	return ret;
 }
 
-/* One request; prints the answer (or the API's error) and returns the exit code. */
 const char *cli_admin_url(void)
 {
 	return getenv("GROVE_ADMIN_URL") ? getenv("GROVE_ADMIN_URL") : "http://127.0.0.1:8080";
@@ -109,6 +99,10 @@ int cli_admin_token(char **out)
 	return 0;
 }
 
+/*
+ * One request; prints the answer (or the API's error) and returns the exit
+ * code. Takes body over (NULL for none).
+ */
 static int request(const char *method, const char *path, json_t *body, bool show_log)
 {
 	const char *base = cli_admin_url();
@@ -140,6 +134,7 @@ static int request(const char *method, const char *path, json_t *body, bool show
 		}
 	}
 out:
+	json_decref(body);
 	json_decref(j);
 	free(token);
 	return code;
@@ -206,140 +201,564 @@ static char *read_file(const char *path)
 	return strbuf_detach(&sb, NULL);
 }
 
+/* ---- the verbs ---- */
+
+#define ADMIN_OPERANDS_MAX 2
+#define ADMIN_OPTS_MAX 2
+
+struct admin_verb;
+
+/*
+ * What one command line gave a verb: its operands in order (n of them) and,
+ * for each of the verb's options, the value given ("" for a flag, NULL when
+ * absent). Everything points into argv.
+ */
+struct admin_args {
+	const struct admin_verb *verb;
+	const char *operand[ADMIN_OPERANDS_MAX];
+	int n;
+	const char *opt[ADMIN_OPTS_MAX];
+};
+
+/*
+ * A verb of a noun, with all `grove NOUN VERB --help` prints. The first
+ * `required` of operand[] must be given, the others may be; an option
+ * written with a trailing '=' ("--route=") takes a value, given as
+ * "--route R" or "--route=R". run returns the exit code, or a negative
+ * GROVE_E* code with the message set for arguments it refuses (the usage
+ * error the caller prints).
+ */
+struct admin_verb {
+	const char *noun;
+	const char *name;       /* NULL: the noun alone is the command (grove canary) */
+	const char *operand[ADMIN_OPERANDS_MAX];
+	int required;
+	const char *opts[ADMIN_OPTS_MAX];
+	const char *synopsis;   /* what follows "grove NOUN VERB" */
+	const char *help;       /* what it does, then a line for each argument */
+	const char *example;
+	int (*run)(const struct admin_args *a);
+};
+
+/* Where the option named by name's first len bytes is in v->opts, or -1. */
+static int verb_opt_index(const struct admin_verb *v, const char *name, size_t len)
+{
+	for (int o = 0; o < ADMIN_OPTS_MAX && v->opts[o]; o++)
+		if (!strncmp(v->opts[o], name, len) && (!v->opts[o][len] || !strcmp(v->opts[o] + len, "=")))
+			return o;
+	return -1;
+}
+
+/* The value given for option name ("--route"), "" for a flag, or NULL. */
+static const char *admin_args_opt(const struct admin_args *a, const char *name)
+{
+	int o = verb_opt_index(a->verb, name, strlen(name));
+	return o < 0 ? NULL : a->opt[o];
+}
+
+/*
+ * fmt with its %s filled by the operands, URL-escaped, so that what the user
+ * typed reaches the API as the name it is: "web?x" is refused as a name
+ * instead of showing the app web, and a fingerprint's '+' stays a '+'.
+ */
+static char *api_path(const char *fmt, const char *a, const char *b)
+{
+	char *ea = curl_easy_escape(NULL, a ? a : "", 0);
+	char *eb = curl_easy_escape(NULL, b ? b : "", 0);
+	char *path = xasprintf(fmt, ea, eb);
+	curl_free(ea);
+	curl_free(eb);
+	return path;
+}
+
+/* A request on the path fmt names with the operands a and b; takes body over. */
+static int request_on(const char *method, const char *fmt, const char *a, const char *b, json_t *body,
+		      bool show_log)
+{
+	char *path = api_path(fmt, a, b);
+	int code = request(method, path, body, show_log);
+	free(path);
+	return code;
+}
+
+static int user_create(const struct admin_args *a)
+{
+	return request("POST", "/api/v1/users",
+		       json_pack("{s:s, s:b}", "name", a->operand[0], "admin", admin_args_opt(a, "--admin") != NULL),
+		       false);
+}
+
+static int user_list(const struct admin_args *a)
+{
+	return request("GET", "/api/v1/users", NULL, false);
+}
+
+static int user_show(const struct admin_args *a)
+{
+	return request_on("GET", "/api/v1/users/%s", a->operand[0], NULL, NULL, false);
+}
+
+static int user_delete(const struct admin_args *a)
+{
+	return request_on("DELETE", "/api/v1/users/%s", a->operand[0], NULL, NULL, false);
+}
+
+static int key_add(const struct admin_args *a)
+{
+	char *key = read_file(a->operand[1]);
+	if (!key) {
+		fprintf(stderr, "grove: cannot read %s: %s\n", a->operand[1], strerror(errno));
+		return 1;
+	}
+	json_t *body = json_pack("{s:s}", "public_key", key);
+	free(key);
+	return request_on("POST", "/api/v1/users/%s/keys", a->operand[0], NULL, body, false);
+}
+
+static int key_remove(const struct admin_args *a)
+{
+	return request_on("DELETE", "/api/v1/keys/%s", a->operand[0], NULL, NULL, false);
+}
+
+static int app_create(const struct admin_args *a)
+{
+	const char *branch = admin_args_opt(a, "--deploy-branch"), *route = admin_args_opt(a, "--route");
+	json_t *body = json_pack("{s:s}", "name", a->operand[0]);
+	if (branch)
+		json_object_set_new(body, "deploy_branch", json_string(branch));
+	if (route)
+		json_object_set_new(body, "route", json_string(route));
+	return request("POST", "/api/v1/apps", body, false);
+}
+
+static int app_list(const struct admin_args *a)
+{
+	return request("GET", "/api/v1/apps", NULL, false);
+}
+
+static int app_show(const struct admin_args *a)
+{
+	return request_on("GET", "/api/v1/apps/%s", a->operand[0], NULL, NULL, false);
+}
+
+static int app_delete(const struct admin_args *a)
+{
+	return request_on("DELETE", "/api/v1/apps/%s", a->operand[0], NULL, NULL, false);
+}
+
+static int app_lock(const struct admin_args *a)
+{
+	return request_on("PATCH", "/api/v1/apps/%s", a->operand[0], NULL, json_pack("{s:b}", "locked", 1), false);
+}
+
+static int app_unlock(const struct admin_args *a)
+{
+	return request_on("PATCH", "/api/v1/apps/%s", a->operand[0], NULL, json_pack("{s:b}", "locked", 0), false);
+}
+
+static int app_set_branch(const struct admin_args *a)
+{
+	return request_on("PATCH", "/api/v1/apps/%s", a->operand[0], NULL,
+			  json_pack("{s:s}", "deploy_branch", a->operand[1]), false);
+}
+
+static int app_max_push(const struct admin_args *a)
+{
+	char *end;
+	errno = 0;
+	long long mb = strtoll(a->operand[1], &end, 10);
+	if (!*a->operand[1] || *end || errno || mb < 0) {
+		fprintf(stderr, "grove app max-push: '%s' is not a number of MiB. See 'grove app max-push --help'.\n",
+			a->operand[1]);
+		return 2;
+	}
+	return request_on("PATCH", "/api/v1/apps/%s", a->operand[0], NULL, json_pack("{s:I}", "max_push_mb", (json_int_t)mb),
+			  false);
+}
+
+static int app_route(const struct admin_args *a)
+{
+	return request_on("PATCH", "/api/v1/apps/%s", a->operand[0], NULL, json_pack("{s:s}", "route", a->operand[1]),
+			  false);
+}
+
+static int app_migrate(const struct admin_args *a)
+{
+	const char *to = admin_args_opt(a, "--to");
+	if (!to)
+		return error_set(GROVE_EINVAL, "missing --to cluster or --to legacy");
+	return request_on("POST", "/api/v1/apps/%s/migrate", a->operand[0], NULL, json_pack("{s:s}", "to", to), false);
+}
+
+static int app_import(const struct admin_args *a)
+{
+	/* The flag says where the apps come from: the only source there is, today. */
+	if (!admin_args_opt(a, "--legacy-scan"))
+		return error_set(GROVE_EINVAL, "missing --legacy-scan");
+	return request("POST", "/api/v1/import-legacy", NULL, false);
+}
+
+static int app_gc(const struct admin_args *a)
+{
+	return request_on("POST", "/api/v1/apps/%s/gc", a->operand[0], NULL, NULL, false);
+}
+
+static int access_grant(const struct admin_args *a)
+{
+	const char *access = admin_args_opt(a, "--read") ? "read" : "write";
+	return request_on("PUT", "/api/v1/apps/%s/collaborators/%s", a->operand[1], a->operand[0],
+			  json_pack("{s:s}", "access", access), false);
+}
+
+static int access_revoke(const struct admin_args *a)
+{
+	return request_on("DELETE", "/api/v1/apps/%s/collaborators/%s", a->operand[1], a->operand[0], NULL, false);
+}
+
+static int deploy_list(const struct admin_args *a)
+{
+	return request_on("GET", "/api/v1/apps/%s/deployments", a->operand[0], NULL, NULL, false);
+}
+
+static int deploy_log(const struct admin_args *a)
+{
+	char *path = api_path("/api/v1/deployments/%s", a->operand[0], NULL);
+	int code = admin_args_opt(a, "--follow") ? follow_log(path) : request("GET", path, NULL, true);
+	free(path);
+	return code;
+}
+
+static int canary(const struct admin_args *a)
+{
+	char *end;
+	long pct;
+
+	if (!a->n)
+		return request("GET", "/api/v1/canary", NULL, false);
+	pct = strtol(a->operand[0], &end, 10);
+	if (!*a->operand[0] || *end || pct < 0 || pct > 100)
+		return error_set(GROVE_EINVAL, "%s is not a percentage from 0 to 100", a->operand[0]);
+	return request("PUT", "/api/v1/canary", json_pack("{s:i}", "percent", (int)pct), false);
+}
+
+/*
+ * Nouns in the order `grove --help` gives them; each noun's verbs in the
+ * order of a day's work (create, look, change, delete).
+ */
+static const struct admin_verb verbs[] = {
+	{ "user", "create", { "NAME" }, 1, { "--admin" }, "NAME [--admin]",
+	  "Adds a user, who can then be given SSH keys (grove key add) and access to\n"
+	  "apps (grove access grant).\n"
+	  "\n"
+	  "  NAME     1 to 64 of A-Z, a-z, 0-9, '.', '_' and '-', starting with a letter or digit\n"
+	  "  --admin  an administrator: may fetch and push every app, without grants\n",
+	  "grove user create alice", user_create },
+	{ "user", "list", { NULL }, 0, { NULL }, "",
+	  "Lists every user: name, whether an administrator, and the fingerprints of\n"
+	  "their SSH keys.\n",
+	  "grove user list", user_list },
+	{ "user", "show", { "NAME" }, 1, { NULL }, "NAME",
+	  "Shows one user: whether an administrator, and the fingerprints of their SSH\n"
+	  "keys (what grove key remove takes).\n"
+	  "\n"
+	  "  NAME  the user\n",
+	  "grove user show alice", user_show },
+	{ "user", "delete", { "NAME" }, 1, { NULL }, "NAME",
+	  "Deletes a user with their SSH keys and their access to apps: their keys no\n"
+	  "longer open the gate.\n"
+	  "\n"
+	  "  NAME  the user\n",
+	  "grove user delete alice", user_delete },
+
+	{ "key", "add", { "USER", "PUBKEY_FILE" }, 2, { NULL }, "USER PUBKEY_FILE",
+	  "Gives a user an SSH public key: whoever holds its private key reaches the\n"
+	  "gate as that user. Prints the key's fingerprint, which grove key remove takes.\n"
+	  "\n"
+	  "  USER         an existing user (grove user create)\n"
+	  "  PUBKEY_FILE  a public key file, the one line ssh-keygen writes (a .pub file)\n",
+	  "grove key add alice ~/.ssh/id_ed25519.pub", key_add },
+	{ "key", "remove", { "FINGERPRINT" }, 1, { NULL }, "FINGERPRINT",
+	  "Removes an SSH key from its user: new connections with it are refused.\n"
+	  "\n"
+	  "  FINGERPRINT  the key's SHA256:… fingerprint, as grove key add and grove user show print it\n",
+	  "grove key remove SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s", key_remove },
+
+	{ "app", "create", { "NAME" }, 1, { "--deploy-branch=", "--route=" },
+	  "NAME [--deploy-branch BRANCH] [--route legacy|cluster]",
+	  "Registers a new app: a repository git pushes to as ssh://git@GATE/NAME.git,\n"
+	  "which a push to its deploy branch deploys.\n"
+	  "\n"
+	  "  NAME                    lowercase letters, digits and '-' (not first), up to 63\n"
+	  "  --deploy-branch BRANCH  the branch that deploys (default: the gate's gate.deployBranch)\n"
+	  "  --route legacy|cluster  where the repository lives (default: the canary decides,\n"
+	  "                          see grove canary --help)\n",
+	  "grove app create web --deploy-branch main", app_create },
+	{ "app", "list", { NULL }, 0, { NULL }, "",
+	  "Lists every app: route, deploy branch, whether it is locked, when it was made\n"
+	  "and last changed.\n",
+	  "grove app list", app_list },
+	{ "app", "show", { "APP" }, 1, { NULL }, "APP",
+	  "Shows one app: route, deploy branch, lock, collaborators, the last push and\n"
+	  "deployment, and its repository where it lives (size, default branch; on the\n"
+	  "cluster route its replicas).\n"
+	  "\n"
+	  "  APP  the app\n",
+	  "grove app show web", app_show },
+	{ "app", "delete", { "APP" }, 1, { NULL }, "APP",
+	  "Deletes an app from the gate, with its collaborators: fetches and pushes of it\n"
+	  "are refused from then on. The repository itself is left where it is.\n"
+	  "\n"
+	  "  APP  the app\n",
+	  "grove app delete web", app_delete },
+	{ "app", "lock", { "APP" }, 1, { NULL }, "APP",
+	  "Locks an app: pushes wait (up to gate.lockWait seconds) for grove app unlock,\n"
+	  "then fail with a message that says so; fetches go on.\n"
+	  "\n"
+	  "  APP  the app\n",
+	  "grove app lock web", app_lock },
+	{ "app", "unlock", { "APP" }, 1, { NULL }, "APP",
+	  "Unlocks an app that grove app lock locked: pushes go through again.\n"
+	  "\n"
+	  "  APP  the app\n",
+	  "grove app unlock web", app_unlock },
+	{ "app", "set-branch", { "APP", "BRANCH" }, 2, { NULL }, "APP BRANCH",
+	  "Sets the branch whose pushes deploy the app.\n"
+	  "\n"
+	  "  APP     the app\n"
+	  "  BRANCH  a branch name (main, or refs/heads/main)\n",
+	  "grove app set-branch web production", app_set_branch },
+	{ "app", "max-push", { "APP", "MIB" }, 2, { NULL }, "APP MIB",
+	  "Sets the largest push the app accepts: git refuses a larger pack as it arrives\n"
+	  "(\"[remote rejected] (unpacker error)\") and keeps nothing of it.\n"
+	  "\n"
+	  "  APP  the app\n"
+	  "  MIB  the limit in MiB; 0: the gate's gate.maxPushSize (2048 unless set)\n",
+	  "grove app max-push web 500", app_max_push },
+	{ "app", "route", { "APP", "ROUTE" }, 2, { NULL }, "APP ROUTE",
+	  "Pins the route the gate sends the app's fetches and pushes to. It does not\n"
+	  "move the repository: use it for an app with no code yet, or whose repository\n"
+	  "is already there; grove app migrate moves one.\n"
+	  "\n"
+	  "  APP    the app\n"
+	  "  ROUTE  legacy or cluster\n",
+	  "grove app route web cluster", app_route },
+	{ "app", "migrate", { "APP" }, 1, { "--to=" }, "APP --to cluster|legacy",
+	  "Moves an app's repository to the other route, live: the app is locked (pushes\n"
+	  "wait), the repository copied and its checksum compared, the route switched,\n"
+	  "the old copy removed and the app unlocked. On a failure nothing changes.\n"
+	  "\n"
+	  "  APP                    the app\n"
+	  "  --to cluster|legacy    the route to move it to\n",
+	  "grove app migrate web --to cluster", app_migrate },
+	{ "app", "import", { NULL }, 0, { "--legacy-scan" }, "--legacy-scan",
+	  "Registers every <app>.git in the gate's legacy directory that the gate does not\n"
+	  "know yet, as an app on the legacy route deploying its HEAD's branch. Prints the\n"
+	  "apps imported and the names skipped (with why).\n"
+	  "\n"
+	  "  --legacy-scan  look in the legacy directory (the one source there is)\n",
+	  "grove app import --legacy-scan", app_import },
+	{ "app", "gc", { "APP" }, 1, { NULL }, "APP",
+	  "Optimizes an app's repository where it lives: every replica through the\n"
+	  "cluster router, or git repack and pack-refs in the legacy directory.\n"
+	  "\n"
+	  "  APP  the app\n",
+	  "grove app gc web", app_gc },
+
+	{ "access", "grant", { "USER", "APP" }, 2, { "--read" }, "USER APP [--read]",
+	  "Lets a user push to an app (and fetch it); with --read, only fetch it. Granting\n"
+	  "again replaces the access given before.\n"
+	  "\n"
+	  "  USER    the user\n"
+	  "  APP     the app\n"
+	  "  --read  fetch and clone only\n",
+	  "grove access grant alice web", access_grant },
+	{ "access", "revoke", { "USER", "APP" }, 2, { NULL }, "USER APP",
+	  "Takes a user's access to an app away: they can no longer fetch or push it\n"
+	  "(unless they are an administrator).\n"
+	  "\n"
+	  "  USER  the user\n"
+	  "  APP   the app\n",
+	  "grove access revoke alice web", access_revoke },
+
+	{ "deploy", "list", { "APP" }, 1, { NULL }, "APP",
+	  "Lists an app's last 100 deployments, newest first: id, ref, old and new\n"
+	  "commit, pusher, status, start and end. grove deploy log ID shows one's output.\n"
+	  "\n"
+	  "  APP  the app\n",
+	  "grove deploy list web", deploy_list },
+	{ "deploy", "log", { "ID" }, 1, { "--follow" }, "ID [--follow]",
+	  "Prints a deployment's output (its last MiB).\n"
+	  "\n"
+	  "  ID        the deployment's id, from grove deploy list\n"
+	  "  --follow  print the output as it grows until the deployment ends, like\n"
+	  "            tail -f; exit 0 if it succeeded, 1 if it failed\n",
+	  "grove deploy log 12 --follow", deploy_log },
+
+	{ "canary", NULL, { "PERCENT" }, 0, { NULL }, "[PERCENT]",
+	  "Shows, or with PERCENT sets, the share of new apps put on the cluster route.\n"
+	  "A new app created without --route goes to the cluster when a stable hash of\n"
+	  "its name falls under the share, so raising it only ever adds apps; apps that\n"
+	  "exist stay where they are. Set here, it holds for every gate on the database\n"
+	  "and overrides gate.canaryPercent.\n"
+	  "\n"
+	  "  PERCENT  a whole number from 0 to 100\n",
+	  "grove canary 10", canary },
+};
+
+static bool is_help(const char *arg)
+{
+	return !strcmp(arg, "-h") || !strcmp(arg, "--help");
+}
+
+/* "grove app create", or "grove canary" for a noun without verbs. */
+static void verb_print_name(const struct admin_verb *v, FILE *f)
+{
+	fprintf(f, "grove %s%s%s", v->noun, v->name ? " " : "", v->name ? v->name : "");
+}
+
+static void verb_usage(const struct admin_verb *v)
+{
+	fputs("usage: ", stdout);
+	verb_print_name(v, stdout);
+	printf("%s%s\n\n%s\nexample: %s\n", *v->synopsis ? " " : "", v->synopsis, v->help, v->example);
+}
+
+static void noun_usage(const char *noun)
+{
+	bool first = true;
+	for (size_t i = 0; i < ARRAY_SIZE(verbs); i++) {
+		if (strcmp(verbs[i].noun, noun))
+			continue;
+		printf("%s grove %s %s%s%s\n", first ? "usage:" : "   or:", noun, verbs[i].name,
+		       *verbs[i].synopsis ? " " : "", verbs[i].synopsis);
+		first = false;
+	}
+	printf("\n"
+	       "`grove %s VERB --help` tells more about one verb. Each drives the gate's admin\n"
+	       "API: $GROVE_ADMIN_URL (default http://127.0.0.1:8080), with the token from\n"
+	       "$GROVE_ADMIN_TOKEN, the file $GROVE_ADMIN_TOKEN_FILE names, or\n"
+	       "./grove-data/gate/admin-token.\n",
+	       noun);
+}
+
+/* "create, list, show": the verbs of noun, for an error message. */
+static void noun_print_verbs(const char *noun, FILE *f)
+{
+	const char *sep = "";
+	for (size_t i = 0; i < ARRAY_SIZE(verbs); i++) {
+		if (strcmp(verbs[i].noun, noun))
+			continue;
+		fprintf(f, "%s%s", sep, verbs[i].name);
+		sep = ", ";
+	}
+}
+
+/* The row for noun and name (NULL: the noun's row when it has no verbs). */
+static const struct admin_verb *verb_find(const char *noun, const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(verbs); i++) {
+		if (strcmp(verbs[i].noun, noun))
+			continue;
+		if (!verbs[i].name || (name && !strcmp(verbs[i].name, name)))
+			return &verbs[i];
+	}
+	return NULL;
+}
+
+static bool noun_known(const char *noun)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(verbs); i++)
+		if (!strcmp(verbs[i].noun, noun))
+			return true;
+	return false;
+}
+
+/*
+ * Sorts argv into v's operands and options, refusing (GROVE_EINVAL, with a
+ * message naming the culprit) an unknown option, an option without its
+ * value, a missing operand or one too many. "--" ends the options.
+ */
+static int admin_args_parse(struct admin_args *a, const struct admin_verb *v, int argc, char **argv)
+{
+	int nops = 0, i;
+	bool options = true;
+
+	memset(a, 0, sizeof(*a));
+	a->verb = v;
+	while (nops < ADMIN_OPERANDS_MAX && v->operand[nops])
+		nops++;
+	for (i = 0; i < argc; i++) {
+		const char *arg = argv[i];
+		if (options && !strcmp(arg, "--")) {
+			options = false;
+			continue;
+		}
+		if (!options || arg[0] != '-' || !arg[1]) {
+			if (a->n == nops)
+				return error_set(GROVE_EINVAL, "'%s' is one argument too many", arg);
+			a->operand[a->n++] = arg;
+			continue;
+		}
+		const char *eq = strchr(arg, '=');
+		size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
+		int o = verb_opt_index(v, arg, len);
+		if (o < 0)
+			return error_set(GROVE_EINVAL, "unknown option '%.*s'", (int)len, arg);
+		bool takes_value = v->opts[o][len] == '=';
+		if (!takes_value && eq)
+			return error_set(GROVE_EINVAL, "%.*s takes no value", (int)len, arg);
+		if (takes_value && !eq && i + 1 == argc)
+			return error_set(GROVE_EINVAL, "%s needs a value", arg);
+		a->opt[o] = !takes_value ? "" : eq ? eq + 1 : argv[++i];
+	}
+	if (a->n < v->required)
+		return error_set(GROVE_EINVAL, "missing %s", v->operand[a->n]);
+	return 0;
+}
+
 int admin_cli_main(const char *noun, int argc, char **argv)
 {
-	const char *verb = argc > 1 ? argv[1] : "";
-	char path[512];
-	json_t *body = NULL;
-	int code = 2;
+	const struct admin_verb *v;
+	struct admin_args a;
+	int first = 2, ret;
 
-#define ARG(i) (argc > (i) ? argv[i] : NULL)
-#define NEED(n) if (argc < (n)) goto usage
-	if (!strcmp(verb, "-h") || !strcmp(verb, "--help")) {
-		fputs(usage, stdout);
+	if (!noun_known(noun)) {
+		fprintf(stderr, "grove: '%s' is not a grove command. See 'grove --help'.\n", noun);
+		return 2;
+	}
+	v = verb_find(noun, NULL);
+	if (v) {
+		first = 1;
+	} else if (argc < 2) {
+		fprintf(stderr, "grove %s: missing a verb: one of ", noun);
+		noun_print_verbs(noun, stderr);
+		fprintf(stderr, ". See 'grove %s --help'.\n", noun);
+		return 2;
+	} else if (is_help(argv[1])) {
+		noun_usage(noun);
 		return 0;
+	} else if (!(v = verb_find(noun, argv[1]))) {
+		fprintf(stderr, "grove %s: '%s' is not a verb: use one of ", noun, argv[1]);
+		noun_print_verbs(noun, stderr);
+		fprintf(stderr, ". See 'grove %s --help'.\n", noun);
+		return 2;
 	}
-	if (!strcmp(noun, "user")) {
-		if (!strcmp(verb, "create")) {
-			NEED(3);
-			bool admin = argc > 3 && !strcmp(argv[3], "--admin");
-			body = json_pack("{s:s, s:b}", "name", ARG(2), "admin", admin);
-			code = request("POST", "/api/v1/users", body, false);
-		} else if (!strcmp(verb, "list")) {
-			code = request("GET", "/api/v1/users", NULL, false);
-		} else if (!strcmp(verb, "delete")) {
-			NEED(3);
-			snprintf(path, sizeof(path), "/api/v1/users/%s", ARG(2));
-			code = request("DELETE", path, NULL, false);
-		} else goto usage;
-	} else if (!strcmp(noun, "key")) {
-		if (!strcmp(verb, "add")) {
-			NEED(4);
-			char *key = read_file(ARG(3));
-			if (!key) {
-				fprintf(stderr, "grove: cannot read %s: %s\n", ARG(3), strerror(errno));
-				return 1;
-			}
-			body = json_pack("{s:s}", "public_key", key);
-			free(key);
-			snprintf(path, sizeof(path), "/api/v1/users/%s/keys", ARG(2));
-			code = request("POST", path, body, false);
-		} else if (!strcmp(verb, "remove")) {
-			NEED(3);
-			char *esc = curl_easy_escape(NULL, ARG(2), 0);
-			snprintf(path, sizeof(path), "/api/v1/keys/%s", esc);
-			curl_free(esc);
-			code = request("DELETE", path, NULL, false);
-		} else goto usage;
-	} else if (!strcmp(noun, "app")) {
-		if (!strcmp(verb, "create")) {
-			NEED(3);
-			body = json_pack("{s:s}", "name", ARG(2));
-			for (int i = 3; i + 1 < argc; i += 2) {
-				if (!strcmp(argv[i], "--deploy-branch"))
-					json_object_set_new(body, "deploy_branch", json_string(argv[i + 1]));
-				else if (!strcmp(argv[i], "--route"))
-					json_object_set_new(body, "route", json_string(argv[i + 1]));
-				else goto usage;
-			}
-			code = request("POST", "/api/v1/apps", body, false);
-		} else if (!strcmp(verb, "list")) {
-			code = request("GET", "/api/v1/apps", NULL, false);
-		} else if (!strcmp(verb, "show") || !strcmp(verb, "delete")) {
-			NEED(3);
-			snprintf(path, sizeof(path), "/api/v1/apps/%s", ARG(2));
-			code = request(!strcmp(verb, "show") ? "GET" : "DELETE", path, NULL, false);
-		} else if (!strcmp(verb, "lock") || !strcmp(verb, "unlock")) {
-			NEED(3);
-			body = json_pack("{s:b}", "locked", !strcmp(verb, "lock"));
-			snprintf(path, sizeof(path), "/api/v1/apps/%s", ARG(2));
-			code = request("PATCH", path, body, false);
-		} else if (!strcmp(verb, "import")) {
-			if (argc < 3 || strcmp(argv[2], "--legacy-scan"))
-				goto usage;
-			code = request("POST", "/api/v1/import-legacy", NULL, false);
-		} else if (!strcmp(verb, "gc")) {
-			NEED(3);
-			snprintf(path, sizeof(path), "/api/v1/apps/%s/gc", ARG(2));
-			code = request("POST", path, NULL, false);
-		} else if (!strcmp(verb, "migrate")) {
-			if (argc < 5 || strcmp(argv[3], "--to"))
-				goto usage;
-			body = json_pack("{s:s}", "to", argv[4]);
-			snprintf(path, sizeof(path), "/api/v1/apps/%s/migrate", ARG(2));
-			code = request("POST", path, body, false);
-		} else if (!strcmp(verb, "set-branch") || !strcmp(verb, "route")) {
-			NEED(4);
-			body = json_pack("{s:s}", !strcmp(verb, "route") ? "route" : "deploy_branch", ARG(3));
-			snprintf(path, sizeof(path), "/api/v1/apps/%s", ARG(2));
-			code = request("PATCH", path, body, false);
-		} else goto usage;
-	} else if (!strcmp(noun, "access")) {
-		NEED(4);
-		snprintf(path, sizeof(path), "/api/v1/apps/%s/collaborators/%s", ARG(3), ARG(2));
-		if (!strcmp(verb, "grant")) {
-			bool ro = argc > 4 && !strcmp(argv[4], "--read");
-			body = json_pack("{s:s}", "access", ro ? "read" : "write");
-			code = request("PUT", path, body, false);
-		} else if (!strcmp(verb, "revoke")) {
-			code = request("DELETE", path, NULL, false);
-		} else goto usage;
-	} else if (!strcmp(noun, "canary")) {
-		if (argc > 2)
-			goto usage;
-		if (argc == 2) {
-			char *end;
-			long pct = strtol(argv[1], &end, 10);
-			if (!*argv[1] || *end || pct < 0 || pct > 100) {
-				fprintf(stderr, "grove: canary: %s is not a percentage from 0 to 100\n", argv[1]);
-				return 2;
-			}
-			body = json_pack("{s:i}", "percent", (int)pct);
-			code = request("PUT", "/api/v1/canary", body, false);
-		} else {
-			code = request("GET", "/api/v1/canary", NULL, false);
+	/* Anywhere on the line, even after other arguments: help is all it asks. */
+	for (int i = first; i < argc && strcmp(argv[i], "--"); i++) {
+		if (is_help(argv[i])) {
+			verb_usage(v);
+			return 0;
 		}
-	} else if (!strcmp(noun, "deploy")) {
-		NEED(3);
-		if (!strcmp(verb, "list")) {
-			snprintf(path, sizeof(path), "/api/v1/apps/%s/deployments", ARG(2));
-			code = request("GET", path, NULL, false);
-		} else if (!strcmp(verb, "log") && argc > 3 && !strcmp(argv[3], "--follow")) {
-			snprintf(path, sizeof(path), "/api/v1/deployments/%s", ARG(2));
-			code = follow_log(path);
-		} else if (!strcmp(verb, "log")) {
-			snprintf(path, sizeof(path), "/api/v1/deployments/%s", ARG(2));
-			code = request("GET", path, NULL, true);
-		} else goto usage;
-	} else {
-		goto usage;
 	}
-	json_decref(body);
-	return code;
-usage:
-	json_decref(body);
-	fputs(usage, stderr);
-	return 2;
-#undef ARG
-#undef NEED
+	ret = admin_args_parse(&a, v, argc - first, argv + first);
+	if (!ret)
+		ret = v->run(&a);
+	if (ret < 0) {
+		verb_print_name(v, stderr);
+		fprintf(stderr, ": %s. See '", error_msg());
+		verb_print_name(v, stderr);
+		fputs(" --help'.\n", stderr);
+		return 2;
+	}
+	return ret;
 }

@@ -14,7 +14,10 @@ int cli_load_secret(const char *file, char **out);
 /* `grove rpc`: call any grove.v1 method with fields given as path=value. */
 int rpc_main(int argc, char **argv);
 
-/* `grove user|key|app|access|deploy …`: the gate's admin API from the shell. */
+/*
+ * `grove user|key|app|access|deploy VERB …` and `grove canary`: the gate's
+ * admin API from the shell; argv[0] is the noun.
+ */
 int admin_cli_main(const char *noun, int argc, char **argv);
 
 /*

@@ -40,7 +40,8 @@ static const char usage[] =
 	"  hook       what git runs as a hook in a store's repositories\n"
 	"  version    print the version\n"
 	"\n"
-	"`grove <command> --help` tells more.\n";
+	"`grove <command> --help` tells more; for the admin commands, `grove app --help`\n"
+	"lists the verbs and `grove app create --help` tells about one.\n";
 
 int main(int argc, char **argv)
 {
