@@ -246,6 +246,12 @@ static int get_bool(struct call *x, const char *name, bool *present, bool *out)
 	return ret ? reply_grove_error(x->out, ret) : 0;
 }
 
+static int get_int(struct call *x, const char *name, int64_t min, int64_t max, bool *present, int64_t *out)
+{
+	int ret = adminreq_get_int(x->body, name, min, max, present, out);
+	return ret ? reply_grove_error(x->out, ret) : 0;
+}
+
 static int check_branch(struct reply *out, const char *name)
 {
 	int ret = adminreq_check_branch(name);
@@ -319,7 +325,7 @@ static int users_json(struct db *db, const char *name, json_t **out)
 	return 0;
 }
 
-/* Rows of (name, deploy_branch, route, locked, created_at, updated_at). */
+/* Rows of (name, deploy_branch, route, locked, created_at, updated_at, max_push_mb). */
 static int app_row(void *ctx, int ncols, const char *const *names, const char *const *values)
 {
 	json_t *o = json_object();
@@ -329,6 +335,7 @@ static int app_row(void *ctx, int ncols, const char *const *names, const char *c
 	json_object_set_new(o, "locked", json_boolean(values[3] && strcmp(values[3], "0")));
 	json_object_set_new(o, "created_at", jstr(values[4]));
 	json_object_set_new(o, "updated_at", jstr(values[5]));
+	json_object_set_new(o, "max_push_mb", json_integer(values[6] ? strtoll(values[6], NULL, 10) : 0));
 	json_array_append_new(ctx, o);
 	return 0;
 }
@@ -339,7 +346,7 @@ static int collaborator_row(void *ctx, int ncols, const char *const *names, cons
 	return 0;
 }
 
-#define APP_COLUMNS "name, deploy_branch, route, locked, created_at, updated_at"
+#define APP_COLUMNS "name, deploy_branch, route, locked, created_at, updated_at, max_push_mb"
 
 /* One app with its collaborators. */
 static int app_json(struct db *db, const char *name, json_t **out)
@@ -924,13 +931,15 @@ static int app_get(struct call *x)
 
 static int app_create(struct call *x)
 {
-	static const char *const fields[] = { "name", "deploy_branch", "route", NULL };
+	static const char *const fields[] = { "name", "deploy_branch", "route", "max_push_mb", NULL };
 	const char *name, *branch, *route_s;
 	enum route route;
+	bool has_max = false;
+	int64_t max_mb = 0;
 	int ret;
 
 	if (check_fields(x, fields) || get_str(x, "name", true, &name) || get_str(x, "deploy_branch", false, &branch) ||
-	    get_str(x, "route", false, &route_s))
+	    get_str(x, "route", false, &route_s) || get_int(x, "max_push_mb", 0, GATE_MAX_PUSH_MB, &has_max, &max_mb))
 		return x->out->status;
 	branch = short_branch(branch ? branch : x->a->default_branch);
 	if (check_branch(x->out, branch))
@@ -944,9 +953,18 @@ static int app_create(struct call *x)
 		bool set;
 		route = (int)(fnv1a32(name) % 100) < canary_now(x, &set) ? ROUTE_CLUSTER : ROUTE_LEGACY;
 	}
-	ret = db_app_create(x->db, name, branch, route);
-	if (ret)
-		return reply_grove_error(x->out, ret);
+	ret = db_begin(x->db, "creating an app");
+	if (!ret)
+		ret = db_app_create(x->db, name, branch, route);
+	if (!ret && has_max)
+		ret = db_app_set_max_push(x->db, name, max_mb);
+	if (!ret)
+		ret = db_commit(x->db, "creating an app");
+	if (ret) {
+		reply_grove_error(x->out, ret);
+		db_rollback(x->db);
+		return x->out->status;
+	}
 	x->arg[0] = name;
 	if (app_get(x) == MHD_HTTP_OK)
 		x->out->status = MHD_HTTP_CREATED;
@@ -1011,14 +1029,16 @@ static int apps_import_legacy(struct call *x)
 
 static int app_patch(struct call *x)
 {
-	static const char *const fields[] = { "deploy_branch", "route", "locked", NULL };
+	static const char *const fields[] = { "deploy_branch", "route", "locked", "max_push_mb", NULL };
 	const char *branch, *route_s;
 	enum route route = ROUTE_LEGACY;
-	bool has_locked = false, locked = false;
+	bool has_locked = false, locked = false, has_max = false;
+	int64_t max_mb = 0;
 	int ret;
 
 	if (check_fields(x, fields) || get_str(x, "deploy_branch", false, &branch) ||
-	    get_str(x, "route", false, &route_s) || get_bool(x, "locked", &has_locked, &locked))
+	    get_str(x, "route", false, &route_s) || get_bool(x, "locked", &has_locked, &locked) ||
+	    get_int(x, "max_push_mb", 0, GATE_MAX_PUSH_MB, &has_max, &max_mb))
 		return x->out->status;
 	if (branch) {
 		branch = short_branch(branch);
@@ -1035,6 +1055,8 @@ static int app_patch(struct call *x)
 		ret = db_app_set_route(x->db, x->arg[0], route);
 	if (!ret && has_locked)
 		ret = db_app_set_locked(x->db, x->arg[0], locked);
+	if (!ret && has_max)
+		ret = db_app_set_max_push(x->db, x->arg[0], max_mb);
 	if (!ret)
 		ret = db_commit(x->db, "changing an app");
 	if (ret) {

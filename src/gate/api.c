@@ -287,8 +287,17 @@ static void deploy_keepalive(struct deploy_run *d)
 	d->quiet_since = now_ms();
 }
 
+/* Set once the api process is told to stop, after the gate's shutdown grace:
+ * deployments still running are interrupted (and recorded so), so that the
+ * gate stops when its operator expects and not when the slowest build ends. */
+static atomic_bool api_stopping;
+/* Seconds an interrupted deploy command has between SIGTERM and SIGKILL. */
+#define DEPLOY_KILL_GRACE_MS 5000
+#define DEPLOY_INTERRUPTED "interrupted: the gate was stopped; push again to deploy"
+
 static int run_deploy(struct deploy_run *d, const struct deploy_target *t, const char *pusher)
 {
+	int64_t term_at = 0;
 	struct strvec extra = STRVEC_INIT;
 	struct proc proc = { .pid = -1 };
 	const char *argv[] = { api_cfg->deploy_command, NULL };
@@ -319,6 +328,15 @@ static int run_deploy(struct deploy_run *d, const struct deploy_target *t, const
 		if (proc.out >= 0) { pfd[n].fd = proc.out; pfd[n++].events = POLLIN; }
 		if (proc.err >= 0) { pfd[n].fd = proc.err; pfd[n++].events = POLLIN; }
 		int r = poll(pfd, (nfds_t)n, 1000);
+		if (atomic_load(&api_stopping)) {
+			/* Its whole process group: a build's children too. */
+			if (!term_at) {
+				kill(-proc.pid, SIGTERM);
+				term_at = now_ms();
+			} else if (now_ms() - term_at > DEPLOY_KILL_GRACE_MS) {
+				kill(-proc.pid, SIGKILL);
+			}
+		}
 		if (r == 0) {
 			deploy_keepalive(d);
 			continue;
@@ -342,8 +360,12 @@ static int run_deploy(struct deploy_run *d, const struct deploy_target *t, const
 		}
 	}
 	code = proc_wait(&proc);
-	if (code > 0)
+	if (term_at) {
+		snprintf(d->failure, sizeof(d->failure), "%s", DEPLOY_INTERRUPTED);
+		code = code ? code : 1;
+	} else if (code > 0) {
 		snprintf(d->failure, sizeof(d->failure), "exit status %d", code);
+	}
 	free(buf);
 	return code;
 }
@@ -363,7 +385,7 @@ static int webhook_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, cur
 {
 	(void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
 	deploy_keepalive(ctx);
-	return 0;
+	return atomic_load(&api_stopping) ? 1 : 0;   /* non-zero: curl gives up the request */
 }
 
 /*
@@ -411,7 +433,10 @@ static int run_webhook(struct deploy_run *d, const struct deploy_target *t, cons
 	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
 	CURLcode cr = curl_easy_perform(c);
 	if (cr != CURLE_OK) {
-		if (cr == CURLE_OPERATION_TIMEDOUT) {
+		if (cr == CURLE_ABORTED_BY_CALLBACK) {
+			snprintf(d->failure, sizeof(d->failure), "%s", DEPLOY_INTERRUPTED);
+			ret = 1;
+		} else if (cr == CURLE_OPERATION_TIMEDOUT) {
 			snprintf(d->failure, sizeof(d->failure), "no answer from the webhook within %ds (deploy.webhookTimeout)",
 				 api_cfg->webhook_timeout);
 			ret = 1;
@@ -618,6 +643,7 @@ int api_run(const struct gate_config *cfg)
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, GATE_SIG_DRAINING);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	if ((ret = rpc_server_new(&srv, &ropts)))
 		goto out;
@@ -652,8 +678,17 @@ int api_run(const struct gate_config *cfg)
 	struct housekeeper hk = { .cfg = cfg, .env = &menv, .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
 	pthread_t hk_tid;
 	bool hk_started = cfg->housekeeping > 0 && !pthread_create(&hk_tid, NULL, housekeeping_main, &hk);
-	while (sigwait(&sigs, &sig))
-		;
+	/* The acceptor says when it starts draining: /ready turns 503 at once,
+	 * while the hooks of the pushes still running are served on until
+	 * SIGTERM comes, once they are done. */
+	for (;;) {
+		if (sigwait(&sigs, &sig))
+			continue;
+		if (sig != GATE_SIG_DRAINING)
+			break;
+		admin_set_draining(admin);
+		log_info("gate.api_draining", NULL);
+	}
 	if (hk_started) {
 		pthread_mutex_lock(&hk.mu);
 		hk.stop = true;
@@ -661,6 +696,7 @@ int api_run(const struct gate_config *cfg)
 		pthread_mutex_unlock(&hk.mu);
 		pthread_join(hk_tid, NULL);
 	}
+	atomic_store(&api_stopping, true);
 	admin_set_draining(admin);
 	rpc_server_drain(srv, cfg->shutdown_grace * 1000);
 out:

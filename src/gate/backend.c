@@ -8,6 +8,7 @@
 #include "lib/sshstream.h"
 #include "lib/strvec.h"
 
+#include <inttypes.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -48,7 +49,7 @@ static void local_free(struct backend *b)
 }
 
 int backend_start_local(struct backend **out, const char *service, const char *dir, const char *hooks_dir,
-			char **env)
+			char **env, uint64_t max_input_size)
 {
 	struct local_backend *l = xcalloc(1, sizeof(*l));
 	struct strvec argv = STRVEC_INIT;
@@ -62,6 +63,10 @@ int backend_start_local(struct backend **out, const char *service, const char *d
 		strvec_push(&argv, "receive.fsckObjects=true");
 		strvec_push(&argv, "-c");
 		strvec_push(&argv, "receive.advertisePushOptions=true");
+		if (max_input_size) {
+			strvec_push(&argv, "-c");
+			strvec_pushf(&argv, "receive.maxInputSize=%" PRIu64, max_input_size);
+		}
 	}
 	strvec_push(&argv, service);
 	strvec_push(&argv, dir);

@@ -35,9 +35,10 @@ struct backend {
 	void (*free)(struct backend *b);
 };
 
-/* git <service> <dir> with env; hooks_dir is core.hooksPath (NULL: none). */
+/* git <service> <dir> with env; hooks_dir is core.hooksPath (NULL: none);
+ * receive-pack refuses a pack larger than max_input_size bytes (0: any). */
 int backend_start_local(struct backend **out, const char *service, const char *dir, const char *hooks_dir,
-			char **env);
+			char **env, uint64_t max_input_size);
 /* method: "/grove.v1.SSHService/SSHReceivePack", …; first: repository, protocol, payload. */
 int backend_start_grpc(struct backend **out, const char *addr, const char *secret, const char *method,
 		       const Grove__V1__SSHRequest *first);

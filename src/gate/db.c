@@ -90,6 +90,8 @@ static const char *const migrations[] = {
 	"ALTER TABLE apps ADD COLUMN last_push_by TEXT;"
 	"ALTER TABLE apps ADD COLUMN last_push_ref TEXT;"
 	"ALTER TABLE apps ADD COLUMN last_push_commit TEXT;",
+	/* 3: a push size limit per app (0: the gate's gate.maxPushSize). */
+	"ALTER TABLE apps ADD COLUMN max_push_mb INTEGER NOT NULL DEFAULT 0;",
 };
 
 /* The same schema for PostgreSQL, where several gates share it. */
@@ -141,6 +143,7 @@ static const char *const pg_migrations[] = {
 	"ALTER TABLE apps ADD COLUMN last_push_by TEXT;"
 	"ALTER TABLE apps ADD COLUMN last_push_ref TEXT;"
 	"ALTER TABLE apps ADD COLUMN last_push_commit TEXT;",
+	"ALTER TABLE apps ADD COLUMN max_push_mb INTEGER NOT NULL DEFAULT 0;",
 };
 
 /* ---- validation ---- */
@@ -497,7 +500,7 @@ int db_app_get(struct db *db, const char *name, struct app *out)
 	if (ret)
 		return ret;
 	ret = dbx_query(db->x, &st, "looking up an app",
-			   "SELECT id, name, deploy_branch, route, locked, created_at, updated_at FROM apps WHERE name = ?",
+			   "SELECT id, name, deploy_branch, route, locked, created_at, updated_at, max_push_mb FROM apps WHERE name = ?",
 			   "s", name);
 	if (ret)
 		return ret;
@@ -511,6 +514,7 @@ int db_app_get(struct db *db, const char *name, struct app *out)
 		out->locked = (int)dbx_int(st, 4) != 0;
 		out->created_at = dbx_dup(st, 5);
 		out->updated_at = dbx_dup(st, 6);
+		out->max_push_mb = dbx_int(st, 7);
 		ret = 0;
 	} else if (ret == 0) {
 		ret = error_set(GROVE_ENOTFOUND, "no app named %s", name);
@@ -528,6 +532,8 @@ static int app_update(struct db *db, const char *name, const char *sql, const ch
 		return ret;
 	if (types[0] == 's')
 		ret = dbx_query(db->x, &st, "updating an app", sql, "ss", sval, name);
+	else if (types[0] == 'i')
+		ret = dbx_query(db->x, &st, "updating an app", sql, "is", (int64_t)ival, name);
 	else
 		ret = dbx_query(db->x, &st, "updating an app", sql, "bs", ival, name);
 	if (ret)
@@ -554,6 +560,15 @@ int db_app_set_route(struct db *db, const char *name, enum route route)
 		return error_set(GROVE_EINVAL, "route %d is neither legacy nor cluster", (int)route);
 	return app_update(db, name, "UPDATE apps SET route = ?, updated_at = " STMT_NOW " WHERE name = ?",
 			  "s", route_name(route), 0);
+}
+
+int db_app_set_max_push(struct db *db, const char *name, int64_t mb)
+{
+	if (mb < 0 || mb > GATE_MAX_PUSH_MB)
+		return error_set(GROVE_EINVAL, "max_push_mb must be from 0 (the gate's default) to %d, not %lld",
+				 GATE_MAX_PUSH_MB, (long long)mb);
+	return app_update(db, name, "UPDATE apps SET max_push_mb = ?, updated_at = " STMT_NOW " WHERE name = ?",
+			  "i", NULL, (int)mb);
 }
 
 int db_app_record_push(struct db *db, const char *name, const char *user, const char *ref, const char *commit)

@@ -20,8 +20,12 @@ struct app {
 	char *deploy_branch;   /* "main" */
 	enum route route;
 	bool locked;
+	int64_t max_push_mb;   /* 0: the gate's gate.maxPushSize */
 	char *created_at, *updated_at;
 };
+
+/* The largest push limit an app or the gate may set: 1 TiB. */
+#define GATE_MAX_PUSH_MB (1024 * 1024)
 
 struct user {
 	int64_t id;
@@ -58,6 +62,7 @@ int db_app_get(struct db *db, const char *name, struct app *out);
 int db_app_set_deploy_branch(struct db *db, const char *name, const char *branch);
 int db_app_set_route(struct db *db, const char *name, enum route route);
 int db_app_set_locked(struct db *db, const char *name, bool locked);
+int db_app_set_max_push(struct db *db, const char *name, int64_t mb);
 /* The last push to an app: who, which ref, which commit (now). */
 int db_app_record_push(struct db *db, const char *name, const char *user, const char *ref, const char *commit);
 void app_release(struct app *a);

@@ -51,6 +51,7 @@ struct gate_config {
 	int shutdown_grace;        /* seconds SIGTERM waits for sessions */
 	int keepalive;             /* seconds between deploy keep-alive lines */
 	int lock_wait;             /* seconds a push waits for a locked app */
+	int max_push_mb;           /* the largest push of an app without its own limit; 0: none */
 	int housekeeping;          /* seconds between passes that optimize every repository; 0: off */
 	char *self_exe;
 	char *hooks_dir;           /* core.hooksPath for legacy pushes */
@@ -76,7 +77,10 @@ extern struct authz *gate_authz;
 struct ssh_bind_struct;
 int session_run(const struct gate_config *cfg, struct ssh_bind_struct *bind, int fd, const char *peer, int auth_fd);
 
-/* The api process: HookService and admin API until SIGTERM. */
+/* The api process: HookService and admin API until SIGTERM. The acceptor
+ * sends it GATE_SIG_DRAINING when it stops accepting: /ready then says 503
+ * while the hooks of running pushes are still served. */
+#define GATE_SIG_DRAINING SIGUSR1
 int api_run(const struct gate_config *cfg);
 
 int gate_main(int argc, char **argv);

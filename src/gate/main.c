@@ -53,6 +53,9 @@ static const char usage[] =
 	"    idleTimeout = 600               seconds without traffic\n"
 	"    shutdownGrace = 60              seconds SIGTERM waits for sessions\n"
 	"    lockWait = 60                   seconds a push waits for a locked app\n"
+	"    maxPushSize = 2048              MiB: the largest pack a push may send (git's\n"
+	"                                    receive.maxInputSize), unless the app sets its\n"
+	"                                    own max_push_mb; 0: no limit\n"
 	"    proxyProtocolFrom = 10.0.0.0/8  repeatable: load balancers that send a PROXY\n"
 	"                                    header (v1 or v2); from them it is required\n"
 	"  [auth]\n"
@@ -142,6 +145,7 @@ int gate_config_load(struct gate_config *c, const char *path)
 	INT("auth.cacheTtl", 30, 0, 3600, auth_cache_ttl)
 	INT("auth.cacheEntries", 4096, 16, 1 << 20, auth_cache_entries)
 	INT("gate.lockWait", 60, 0, 3600, lock_wait)
+	INT("gate.maxPushSize", 2048, 0, GATE_MAX_PUSH_MB, max_push_mb)
 	INT("housekeeping.interval", 86400, 0, 30 * 86400, housekeeping)
 #undef INT
 	if ((ret = auth_secret_load(secret_file, &c->secret)) || (ret = auth_secret_load(token_file, &c->admin_token)))
@@ -477,6 +481,8 @@ int gate_main(int argc, char **argv)
 					close(lfd);
 					lfd = -1;
 					log_info("gate.draining", "sessions=%zu grace_s=%d", nkids, cfg.shutdown_grace);
+					if (api_pid > 0)
+						kill(api_pid, GATE_SIG_DRAINING);
 				}
 			}
 		}

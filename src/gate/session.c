@@ -42,6 +42,9 @@
 #define IN_BUF_MAX (2 * 1024 * 1024)
 #define OUT_CHUNK (64 * 1024)
 #define MAX_AUTH_TRIES 6
+/* What a push sends besides its pack (its ref commands, push options), at
+ * most: past max_push by more, the pack itself was too large. */
+#define PUSH_COMMANDS_SLACK (64 * 1024)
 
 struct sess {
 	const struct gate_config *cfg;
@@ -703,6 +706,12 @@ static void run_command(struct sess *s, ssh_event ev)
 	payload.hook_address = s->cfg->hook_listen;
 	const char *service = cmd.service == GIT_SERVICE_RECEIVE_PACK ? "receive-pack" :
 			      cmd.service == GIT_SERVICE_UPLOAD_ARCHIVE ? "upload-archive" : "upload-pack";
+	/* The push's size limit is git's own (receive.maxInputSize): a larger
+	 * pack is refused as it arrives, nothing of it is kept, and the pusher
+	 * sees git's "[remote rejected] (unpacker error)". */
+	uint64_t max_push = 0;
+	if (cmd.service == GIT_SERVICE_RECEIVE_PACK)
+		max_push = (uint64_t)(app.max_push_mb ? app.max_push_mb : s->cfg->max_push_mb) << 20;
 	int ret;
 	if (app.route == ROUTE_LEGACY) {
 		Grove__V1__Repository repo = GROVE__V1__REPOSITORY__INIT;
@@ -712,7 +721,8 @@ static void run_command(struct sess *s, ssh_event ev)
 		snprintf(dir, sizeof(dir), "%s/%s", s->cfg->legacy_dir, rel);
 		env = hook_env_build(&payload, &repo, s->cfg->hook_listen, s->cfg->secret,
 				     "pre-receive,post-receive,", s->git_protocol);
-		ret = backend_start_local(&b, service, dir, need == ACCESS_WRITE ? s->cfg->hooks_dir : NULL, env);
+		ret = backend_start_local(&b, service, dir, need == ACCESS_WRITE ? s->cfg->hooks_dir : NULL, env,
+					  max_push);
 	} else {
 		Grove__V1__Repository repo = GROVE__V1__REPOSITORY__INIT;
 		Grove__V1__SSHRequest first = GROVE__V1__SSHREQUEST__INIT;
@@ -723,6 +733,7 @@ static void run_command(struct sess *s, ssh_event ev)
 		first.git_protocol = s->git_protocol;
 		if (need == ACCESS_WRITE)
 			first.hook_payload = &payload;
+		first.max_input_size = max_push;
 		snprintf(method, sizeof(method), "/grove.v1.SSHService/SSH%s",
 			 cmd.service == GIT_SERVICE_RECEIVE_PACK ? "ReceivePack" :
 			 cmd.service == GIT_SERVICE_UPLOAD_ARCHIVE ? "UploadArchive" : "UploadPack");
@@ -738,6 +749,22 @@ static void run_command(struct sess *s, ssh_event ev)
 	if (gate_metrics)
 		atomic_fetch_sub(&gate_metrics->sessions_in_flight, 1);
 	result = code == 0 ? "ok" : "failed";
+	/* git's own words ("pack exceeds maximum allowed size") do not say whose
+	 * limit it is or what to do. receive-pack exits 0 either way, so the
+	 * sign is the size: past the limit by more than the ref commands could
+	 * take, the pack was over it. */
+	if (max_push && s->bytes_in > max_push + PUSH_COMMANDS_SLACK && !s->dead) {
+		char msg[512];
+		int n = snprintf(msg, sizeof(msg),
+				 "ERROR: This push sent %.1f MiB; %s accepts at most %llu MiB: git refused the pack and "
+				 "nothing of it was kept. Remove large files from the history (or keep them out of git), "
+				 "or ask the platform to raise the app's max_push_mb.\n",
+				 (double)s->bytes_in / (1 << 20), name, (unsigned long long)(max_push >> 20));
+		ssh_channel_write_stderr(s->chan, msg, (uint32_t)MIN(n, (int)sizeof(msg) - 1));
+		log_info("gate.push_too_large", "user=%s app=%s bytes_in=%llu max_push_mb=%llu", s->user.name, name,
+			 (unsigned long long)s->bytes_in, (unsigned long long)(max_push >> 20));
+		result = "refused";
+	}
 	if (!s->dead && (!s->client_closed || code == 0)) {
 		ssh_channel_request_send_exit_status(s->chan, code);
 		ssh_channel_send_eof(s->chan);

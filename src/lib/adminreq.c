@@ -79,6 +79,20 @@ int adminreq_get_bool(json_t *body, const char *name, bool *present, bool *out)
 	return 0;
 }
 
+int adminreq_get_int(json_t *body, const char *name, int64_t min, int64_t max, bool *present, int64_t *out)
+{
+	json_t *v = json_object_get(body, name);
+	*present = false;
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
+		return error_set(GROVE_EINVAL, "field \"%s\" must be a whole number from %lld to %lld", name,
+				 (long long)min, (long long)max);
+	*present = true;
+	*out = json_integer_value(v);
+	return 0;
+}
+
 /* A branch name as git check-ref-format allows it under refs/heads/. */
 const char *adminreq_branch_problem(const char *name)
 {

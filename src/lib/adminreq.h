@@ -27,6 +27,8 @@ int adminreq_check_fields(json_t *body, const char *const *allowed);
 int adminreq_get_str(json_t *body, const char *name, bool required, const char **out);
 /* A boolean member: *present false when absent or null. */
 int adminreq_get_bool(json_t *body, const char *name, bool *present, bool *out);
+/* An optional integer field within [min, max]; *present says whether it was given. */
+int adminreq_get_int(json_t *body, const char *name, int64_t min, int64_t max, bool *present, int64_t *out);
 /* A branch name as git check-ref-format allows it under refs/heads/ (and
  * no longer than ADMINREQ_BRANCH_MAX): NULL, or what is wrong with it. The
  * gate's push policy uses it too, so a branch that could never be a deploy

@@ -18,6 +18,7 @@
 #include "grove/v1/ssh.pb-c.h"
 
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
 
@@ -190,6 +191,10 @@ static void ssh_serve(struct rpc_call *call, struct store *st, const char *servi
 		/* gc.auto=0 does not stop receive-pack from starting `gc --auto`. */
 		strvec_push(&argv, "-c");
 		strvec_push(&argv, "receive.autogc=false");
+		if (first->max_input_size) {
+			strvec_push(&argv, "-c");
+			strvec_pushf(&argv, "receive.maxInputSize=%" PRIu64, (uint64_t)first->max_input_size);
+		}
 	}
 	strvec_push(&argv, service);
 	strvec_push(&argv, path.buf);

@@ -191,6 +191,35 @@ test_expect_success 'a large push arrives intact on both routes (flow control un
 	done
 '
 
+test_expect_success 'a push over the app'"'"'s max_push_mb is refused on both routes, nothing kept; raised, it lands' '
+	(cd big && head -c 3000000 /dev/urandom >blob5 && git add blob5 && git commit -q -m "blob 5") &&
+	for app in big-c big-l; do
+		api g1 PATCH /api/v1/apps/$app "{\"max_push_mb\":1}" >out && test_grep "\"max_push_mb\":1" out || return 1
+		GIT_SSH_COMMAND="$(ssh_as alice $GATE_SSH_PORT)" git ls-remote ssh://git@127.0.0.1:$GATE_SSH_PORT/$app.git >before || return 1
+		(cd big && test_must_fail env GIT_SSH_COMMAND="$(ssh_as alice $GATE_SSH_PORT)" git -c pack.compression=0 \
+			push ssh://git@127.0.0.1:$GATE_SSH_PORT/$app.git HEAD:refs/heads/other 2>../toobig.err) || return 1
+		test_grep "\[remote rejected\] HEAD -> other (unpacker error)" toobig.err || return 1
+		test_grep "pack exceeds maximum allowed size" toobig.err || return 1
+		test_grep "^ERROR: This push sent .* MiB; $app accepts at most 1 MiB: git refused the pack and nothing of it was kept" toobig.err || return 1
+		GIT_SSH_COMMAND="$(ssh_as alice $GATE_SSH_PORT)" git ls-remote ssh://git@127.0.0.1:$GATE_SSH_PORT/$app.git >after || return 1
+		test_cmp before after || return 1
+	done &&
+	blob5=$(git -C big rev-parse HEAD:blob5) &&
+	test_must_fail git --git-dir="$TRASH/g1/legacy/big-l.git" cat-file -e $blob5 &&
+	test_must_fail git --git-dir="$(repo_dir s1 big-c.git)" cat-file -e $blob5 &&
+	git --git-dir="$(repo_dir s1 big-c.git)" rev-parse --verify -q refs/heads/other >/dev/null &&
+	test_grep "\"event\":\"gate.push_too_large\".*\"app\":\"big-l\"" "$TRASH/g1/gate.log" &&
+	api g1 PATCH /api/v1/apps/big-c "{\"max_push_mb\":-1}" >out && test_grep "^400$" out &&
+	test_grep "max_push_mb.*must be a whole number from 0 to" out &&
+	for app in big-c big-l; do
+		api g1 PATCH /api/v1/apps/$app "{\"max_push_mb\":0}" >out && test_grep "\"max_push_mb\":0" out || return 1
+		(cd big && GIT_SSH_COMMAND="$(ssh_as alice $GATE_SSH_PORT)" git push -q \
+			ssh://git@127.0.0.1:$GATE_SSH_PORT/$app.git HEAD:refs/heads/other 2>../ok.err) || return 1
+		GIT_SSH_COMMAND="$(ssh_as alice $GATE_SSH_PORT)" git ls-remote ssh://git@127.0.0.1:$GATE_SSH_PORT/$app.git >after || return 1
+		test_grep "^$(git -C big rev-parse HEAD)	refs/heads/other" after || return 1
+	done
+'
+
 # The gate passes a store's output on as the client's SSH window allows: a
 # client that stops reading holds the store (gRPC flow control) instead of
 # the gate buffering the pack.

@@ -1,0 +1,104 @@
+#!/bin/sh
+# grove gate stopped with SIGTERM while a push deploys: /ready turns 503 at
+# once, new connections are refused, the running push finishes and deploys,
+# then the gate exits; past its grace period a push that still runs is cut
+# and its deploy command stopped.
+. "$(dirname "$0")/test-lib.sh"
+
+write_deploy() {
+	cat >"$TRASH/deploy" <<-\EOF
+	#!/bin/sh
+	echo "building $GROVE_APP"
+	echo $$ >"$PWD/deploy.pid"
+	touch "$PWD/deploying"
+	sleep "$(cat "$PWD/deploy-seconds")"
+	echo "release done"
+	EOF
+	chmod +x "$TRASH/deploy"
+}
+
+# gate_up NAME GRACE: a gate in front of s1 with that shutdown grace, the
+# user alice and the app web she can push to.
+gate_up() {
+	start_gate "$1" $s1_ADDR s1 deploy.command=$TRASH/deploy gate.shutdownGrace=$2 &&
+	api "$1" POST /api/v1/users "{\"name\":\"alice\"}" >out && test_grep "^201$" out &&
+	key=$(cat "$TRASH/keys/alice.pub") &&
+	api "$1" POST /api/v1/users/alice/keys "{\"public_key\":\"$key\"}" >out && test_grep "^201$" out &&
+	api "$1" POST /api/v1/apps "{\"name\":\"web\",\"route\":\"cluster\"}" >out && test_grep "^201$" out &&
+	api "$1" PUT /api/v1/apps/web/collaborators/alice "{\"access\":\"write\"}" >out && test_grep "^200$" out
+}
+
+# push_bg GATE N: a commit, pushed in the background; its exit status lands
+# in pN.rc, its output in pN.err.
+push_bg() {
+	eval "port=\$${1}_SSH_PORT"
+	(cd src && echo "$2" >"f$2" && git add "f$2" && git commit -q -m "change $2") &&
+	(cd src && GIT_SSH_COMMAND="$(ssh_as alice $port)" git push ssh://git@127.0.0.1:$port/web.git main 2>../p$2.err &&
+	 echo 0 >../p$2.rc || echo $? >../p$2.rc) &
+}
+
+# wait_file FILE [TENTHS]: until FILE exists (10 s by default).
+wait_file() {
+	for _ in $(seq 1 "${2:-100}"); do
+		test -e "$1" && return 0
+		sleep 0.1
+	done
+	echo "no $1" >&2
+	return 1
+}
+
+# ready GATE: the HTTP status of /ready.
+ready() {
+	eval "base=\$${1}_ADMIN"
+	curl -s -o /dev/null -w '%{http_code}' "$base/ready"
+}
+
+test_setup 'a store, a deploy command that takes its time, a repository' '
+	start_store s1 &&
+	write_deploy &&
+	new_key alice &&
+	make_history src
+'
+
+test_expect_success 'SIGTERM during a deploy: not ready, no new connection, the push deploys, then the gate exits' '
+	gate_up g1 20 &&
+	test "$(ready g1)" = 200 &&
+	echo 3 >g1/deploy-seconds &&
+	push_bg g1 1 &&
+	wait_file g1/deploying &&
+	kill -TERM $g1_PID &&
+	for _ in $(seq 1 20); do test "$(ready g1)" = 503 && break; sleep 0.1; done &&
+	test "$(ready g1)" = 503 &&
+	! GIT_SSH_COMMAND="$(ssh_as alice $g1_SSH_PORT)" git ls-remote ssh://git@127.0.0.1:$g1_SSH_PORT/web.git 2>ls.err &&
+	test_grep "Connection refused" ls.err &&
+	wait_file p1.rc 100 &&
+	test "$(cat p1.rc)" = 0 &&
+	test_grep "^remote: release done" p1.err &&
+	test_grep "^remote: -----> Deployed web" p1.err &&
+	for _ in $(seq 1 50); do kill -0 $g1_PID 2>/dev/null || break; sleep 0.1; done &&
+	! kill -0 $g1_PID 2>/dev/null &&
+	test_grep "\"event\":\"gate.draining\"" g1/gate.log &&
+	test_grep "\"event\":\"gate.api_draining\"" g1/gate.log &&
+	test_grep "\"event\":\"gate.stopped\"" g1/gate.log
+'
+
+test_expect_success 'past the grace period a push still deploying is cut, its deploy stopped, and the gate exits' '
+	rm -f g2/deploying &&
+	gate_up g2 1 &&
+	echo 30 >g2/deploy-seconds &&
+	push_bg g2 2 &&
+	wait_file g2/deploying &&
+	t0=$(ms) &&
+	kill -TERM $g2_PID &&
+	for _ in $(seq 1 100); do kill -0 $g2_PID 2>/dev/null || break; sleep 0.1; done &&
+	! kill -0 $g2_PID 2>/dev/null &&
+	t1=$(ms) &&
+	echo "# gate with a 1 s grace exited $((t1 - t0)) ms after SIGTERM" &&
+	test $((t1 - t0)) -lt 20000 &&
+	wait_file p2.rc 100 &&
+	test "$(cat p2.rc)" != 0 &&
+	! grep "^remote: -----> Deployed web" p2.err &&
+	! kill -0 "$(cat g2/deploy.pid)" 2>/dev/null
+'
+
+test_done
