@@ -52,6 +52,8 @@ struct gate_config {
 	int keepalive;             /* seconds between deploy keep-alive lines */
 	int lock_wait;             /* seconds a push waits for a locked app */
 	int max_push_mb;           /* the largest push of an app without its own limit; 0: none */
+	int keepalive_s;           /* TCP keepalive: seconds of silence before probes; 0: off */
+	int keepalive_count;       /* unanswered probes before the connection is dead */
 	int housekeeping;          /* seconds between passes that optimize every repository; 0: off */
 	char *self_exe;
 	char *hooks_dir;           /* core.hooksPath for legacy pushes */

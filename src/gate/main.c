@@ -53,6 +53,10 @@ static const char usage[] =
 	"    idleTimeout = 600               seconds without traffic\n"
 	"    shutdownGrace = 60              seconds SIGTERM waits for sessions\n"
 	"    lockWait = 60                   seconds a push waits for a locked app\n"
+	"    keepalive = 15                  seconds of silence from a client before TCP\n"
+	"                                    keepalive probes, one per interval; 0: off\n"
+	"    keepaliveCount = 4              unanswered probes (or seconds x this of unacked\n"
+	"                                    data) after which the connection is dead\n"
 	"    maxPushSize = 2048              MiB: the largest pack a push may send (git's\n"
 	"                                    receive.maxInputSize), unless the app sets its\n"
 	"                                    own max_push_mb; 0: no limit\n"
@@ -146,6 +150,8 @@ int gate_config_load(struct gate_config *c, const char *path)
 	INT("auth.cacheEntries", 4096, 16, 1 << 20, auth_cache_entries)
 	INT("gate.lockWait", 60, 0, 3600, lock_wait)
 	INT("gate.maxPushSize", 2048, 0, GATE_MAX_PUSH_MB, max_push_mb)
+	INT("gate.keepalive", 15, 0, 3600, keepalive_s)
+	INT("gate.keepaliveCount", 4, 1, 100, keepalive_count)
 	INT("housekeeping.interval", 86400, 0, 30 * 86400, housekeeping)
 #undef INT
 	if ((ret = auth_secret_load(secret_file, &c->secret)) || (ret = auth_secret_load(token_file, &c->admin_token)))
@@ -331,6 +337,29 @@ struct child {
 };
 
 /* In the freshly forked api process: drop what belongs to the acceptor. */
+/*
+ * A client whose network died (a cable, a laptop lid, a NAT that forgot the
+ * connection) sends no FIN: without probes its session, and the app lock of
+ * a push, would stay until idleTimeout. TCP keepalive probes after `secs` of
+ * silence, `count` times; TCP_USER_TIMEOUT bounds the same way how long data
+ * sent may stay unacknowledged (else ~15 min of retransmissions). Best
+ * effort: a socket that refuses an option keeps the kernel's defaults.
+ */
+static void keepalive_set(int fd, int secs, int count)
+{
+	int on = 1;
+	unsigned int user_timeout;
+
+	if (secs <= 0)
+		return;
+	user_timeout = (unsigned int)(secs + secs * count) * 1000u;
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &secs, sizeof(secs));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &secs, sizeof(secs));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof(count));
+	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof(user_timeout));
+}
+
 static int api_child(struct gate_config *cfg, ssh_bind bind, const sigset_t *sigs, int lfd, int sfd,
 		     const int auth_pipe[2])
 {
@@ -536,6 +565,7 @@ int gate_main(int argc, char **argv)
 		}
 		int one = 1;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		keepalive_set(fd, cfg.keepalive_s, cfg.keepalive_count);
 		pid_t pid = fork();
 		if (pid == 0) {
 			close(lfd);

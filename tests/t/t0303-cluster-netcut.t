@@ -12,30 +12,9 @@
 # Needs root (ip netns, veth); skipped otherwise.
 . "$(dirname "$0")/test-lib.sh"
 
-require_root "a network namespace and a veth pair"
-command -v ip >/dev/null || skip_all "no ip command (iproute2)"
+netns_pair
 
 APPS=4 WORKERS=6 CUT_SECONDS=6
-
-# A /30 of 10.231.0.0/16 picked at random, so that two runs at once (CI runs
-# the suite plain and sanitized) do not clash; retried if a host address of
-# this machine is already in it.
-rand_byte() { od -An -N1 -tu1 /dev/urandom | tr -d " "; }
-for _ in 1 2 3 4 5 6 7 8; do
-	x=$(rand_byte) y=$(( $(rand_byte) / 4 * 4 ))
-	ip -o addr show | grep -q " 10\.231\.$x\.$((y + 1))/\| 10\.231\.$x\.$((y + 2))/" || break
-done
-HOST_IP=10.231.$x.$((y + 1)) NS_IP=10.231.$x.$((y + 2))
-NS=grove-t0303-$$ VH=gvh$$ VN=gvn$$
-ip netns add $NS 2>"$TRASH/netns.err" || skip_all "cannot make a network namespace: $(cat "$TRASH/netns.err")"
-at_exit "ip netns delete $NS"
-ip link add $VH type veth peer name $VN 2>"$TRASH/netns.err" || skip_all "cannot make a veth pair: $(cat "$TRASH/netns.err")"
-# Deleting one end deletes both; the namespace's end goes with the namespace.
-at_exit "ip link delete $VH 2>/dev/null || true"
-ip link set $VN netns $NS &&
-	ip addr add $HOST_IP/30 dev $VH && ip link set $VH up &&
-	ip -n $NS addr add $NS_IP/30 dev $VN && ip -n $NS link set $VN up && ip -n $NS link set lo up ||
-	skip_all "cannot set up the veth pair between the host and namespace $NS"
 
 # worker N: pushes one new commit at a time to branch wN of app (N % APPS)
 # until $TRASH/stop exists; records each push in $TRASH/pushes.N as

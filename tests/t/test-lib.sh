@@ -177,6 +177,33 @@ test_grep() {
 	fi
 }
 
+# netns_pair: a network namespace $NS joined to this host by a veth pair
+# ($VH here, $VN inside), HOST_IP here and NS_IP inside: a /30 of
+# 10.231.0.0/16 picked at random, so that two runs at once (CI runs the suite
+# plain and sanitized) do not clash, retried if this machine already has an
+# address in it. `ip -n $NS link set $VN down` cuts the link: packets vanish
+# (no RST, no "connection refused"), as when a cable or a switch port dies.
+# Skips the file without root or iproute2. Call it before the first test.
+netns_pair() {
+	require_root "a network namespace and a veth pair"
+	command -v ip >/dev/null || skip_all "no ip command (iproute2)"
+	for _ in 1 2 3 4 5 6 7 8; do
+		x=$(od -An -N1 -tu1 /dev/urandom | tr -d " ") y=$(( $(od -An -N1 -tu1 /dev/urandom | tr -d " ") / 4 * 4 ))
+		ip -o addr show | grep -q " 10\.231\.$x\.$((y + 1))/\| 10\.231\.$x\.$((y + 2))/" || break
+	done
+	HOST_IP=10.231.$x.$((y + 1)) NS_IP=10.231.$x.$((y + 2))
+	NS=grove-$TEST_NAME-$$ VH=gvh$$ VN=gvn$$
+	ip netns add $NS 2>"$TRASH/netns.err" || skip_all "cannot make a network namespace: $(cat "$TRASH/netns.err")"
+	at_exit "ip netns delete $NS"
+	ip link add $VH type veth peer name $VN 2>"$TRASH/netns.err" || skip_all "cannot make a veth pair: $(cat "$TRASH/netns.err")"
+	# Deleting one end deletes both; the namespace's end goes with the namespace.
+	at_exit "ip link delete $VH 2>/dev/null || true"
+	ip link set $VN netns $NS &&
+		ip addr add $HOST_IP/30 dev $VH && ip link set $VH up &&
+		ip -n $NS addr add $NS_IP/30 dev $VN && ip -n $NS link set $VN up && ip -n $NS link set lo up ||
+		skip_all "cannot set up the veth pair between the host and namespace $NS"
+}
+
 # A free TCP port on 127.0.0.1.
 free_port() {
 	perl -MIO::Socket::INET -e 'my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => 0, Listen => 1) or die; print $s->sockport, "\n"'

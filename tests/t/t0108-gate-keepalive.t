@@ -1,0 +1,64 @@
+#!/bin/sh
+# A client whose network dies sends nothing more, not even a FIN. With
+# gate.keepalive the gate's TCP probes find it out and the session ends in
+# seconds; without, it would wait for gate.idleTimeout (10 minutes). The
+# client runs in a network namespace and the test takes the link down.
+#
+# Needs root (ip netns, veth); skipped otherwise.
+. "$(dirname "$0")/test-lib.sh"
+
+netns_pair
+
+# session_ended GATE: the gate logged the end of alice's upload-pack session.
+session_ended() {
+	grep -q '"event":"gate.session".*"user":"alice".*"command":"git-upload-pack"' "$TRASH/$1/gate.log"
+}
+
+# idle_fetch GATE PORT: from inside the namespace, an upload-pack session that
+# reads the refs and then waits (its stdin stays open and silent); its output
+# in GATE.out.
+idle_fetch() {
+	(sleep 60 | ip netns exec $NS ssh -i "$TRASH/keys/alice" -p $2 -o IdentitiesOnly=yes \
+		-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes \
+		git@$HOST_IP "git-upload-pack 'web.git'" >"$TRASH/$1.out" 2>"$TRASH/$1.err" || true) &
+}
+
+test_setup 'a store; two gates on the host end of the veth pair, with keepalive and without' '
+	start_store s1 &&
+	new_key alice &&
+	make_history src &&
+	p1=$(free_port) && p2=$(free_port) &&
+	start_gate g1 $s1_ADDR s1 gate.listen=$HOST_IP:$p1 gate.keepalive=1 gate.keepaliveCount=2 &&
+	start_gate g2 $s1_ADDR s1 gate.listen=$HOST_IP:$p2 gate.keepalive=0 &&
+	key=$(cat "$TRASH/keys/alice.pub") &&
+	for g in g1 g2; do
+		api $g POST /api/v1/users "{\"name\":\"alice\"}" >out && test_grep "^201$" out &&
+		api $g POST /api/v1/users/alice/keys "{\"public_key\":\"$key\"}" >out && test_grep "^201$" out &&
+		api $g POST /api/v1/apps "{\"name\":\"web\",\"route\":\"cluster\"}" >out && test_grep "^201$" out &&
+		api $g PUT /api/v1/apps/web/collaborators/alice "{\"access\":\"write\"}" >out && test_grep "^200$" out
+	done &&
+	(cd src && GIT_SSH_COMMAND="$(ssh_as alice $p1)" git push -q ssh://git@$HOST_IP:$p1/web.git main)
+'
+
+test_expect_success 'a client cut off the network: its session ends within seconds with keepalive, not without' '
+	idle_fetch g1 $p1 &&
+	idle_fetch g2 $p2 &&
+	for _ in $(seq 1 100); do
+		grep -q "refs/heads/main" g1.out 2>/dev/null && grep -q "refs/heads/main" g2.out 2>/dev/null && break
+		sleep 0.1
+	done &&
+	test_grep "refs/heads/main" g1.out &&
+	test_grep "refs/heads/main" g2.out &&
+	! session_ended g1 && ! session_ended g2 &&
+	t0=$(ms) &&
+	ip -n $NS link set $VN down &&
+	at_exit "ip -n $NS link set $VN up 2>/dev/null || true" &&
+	for _ in $(seq 1 150); do session_ended g1 && break; sleep 0.1; done &&
+	t1=$(ms) &&
+	session_ended g1 &&
+	echo "# keepalive 1 s x 2: the dead client'"'"'s session ended $((t1 - t0)) ms after the cut" &&
+	! session_ended g2 &&
+	ip -n $NS link set $VN up
+'
+
+test_done
