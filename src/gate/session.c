@@ -210,8 +210,8 @@ static int on_shell(ssh_session session, ssh_channel channel, void *userdata)
 static int on_env(ssh_session session, ssh_channel channel, const char *name, const char *value, void *userdata)
 {
 	struct sess *s = userdata;
-	if (!strcmp(name, "GIT_PROTOCOL") &&
-	    (!strcmp(value, "version=0") || !strcmp(value, "version=1") || !strcmp(value, "version=2"))) {
+	/* What git sends, nothing else (version 0 is what it means by sending none). */
+	if (!strcmp(name, "GIT_PROTOCOL") && (!strcmp(value, "version=1") || !strcmp(value, "version=2"))) {
 		strlcpy_(s->git_protocol, value, sizeof(s->git_protocol));
 		return 0;
 	}

@@ -32,7 +32,7 @@ gate_up() {
 # in pN.rc, its output in pN.err.
 push_bg() {
 	eval "port=\$${1}_SSH_PORT"
-	(cd src && echo "$2" >"f$2" && git add "f$2" && git commit -q -m "change $2") &&
+	(cd src && echo "$2" >"f$2" && git add "f$2" && git commit -q -m "change $2") || return 1
 	(cd src && GIT_SSH_COMMAND="$(ssh_as alice $port)" git push ssh://git@127.0.0.1:$port/web.git main 2>../p$2.err &&
 	 echo 0 >../p$2.rc || echo $? >../p$2.rc) &
 }
