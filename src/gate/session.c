@@ -220,22 +220,79 @@ static int on_env(ssh_session session, ssh_channel channel, const char *name, co
 	return 1;
 }
 
+/* One log line per refused request, as for commands and env (what: its kind). */
+static void log_refused(const struct sess *s, const char *what)
+{
+	log_info("gate.refused", "peer=%s user=%s what=%s", s->peer, s->user.name ? s->user.name : "", what);
+}
+
 static int deny_pty(ssh_session session, ssh_channel channel, const char *term, int w, int h, int pw, int ph,
 		    void *userdata)
 {
+	log_refused(userdata, "pty");
 	return 1;
 }
 
 static int deny_subsystem(ssh_session session, ssh_channel channel, const char *sub, void *userdata)
 {
+	log_refused(userdata, "subsystem");
+	return 1;
+}
+
+/* Asked without wanting an answer: libssh would drop it silently; no agent
+ * channel is ever opened back. */
+static void deny_agent(ssh_session session, ssh_channel channel, void *userdata)
+{
+	log_refused(userdata, "agent forwarding");
+}
+
+/*
+ * What no callback takes reaches here: channels other than "session"
+ * (port forwarding, X11, agent), channel requests such as x11-req and
+ * auth-agent-req, global requests such as tcpip-forward. libssh refuses them
+ * (returning 1 asks for its default answer, a failure); this only logs those
+ * a user asked for. Authentication messages pass through unlogged: every
+ * OpenSSH client tries "none" first.
+ */
+static int on_message(ssh_session session, ssh_message msg, void *userdata)
+{
+	const char *what = NULL;
+
+	switch (ssh_message_type(msg)) {
+	case SSH_REQUEST_CHANNEL_OPEN:
+		switch (ssh_message_subtype(msg)) {
+		case SSH_CHANNEL_DIRECT_TCPIP: what = "port forwarding"; break;
+		case SSH_CHANNEL_X11: what = "x11 channel"; break;
+		case SSH_CHANNEL_AUTH_AGENT: what = "agent channel"; break;
+		default: what = "channel"; break;
+		}
+		break;
+	case SSH_REQUEST_CHANNEL:
+		if (ssh_message_subtype(msg) == SSH_CHANNEL_REQUEST_X11)
+			what = "x11 forwarding";
+		else if (ssh_message_subtype(msg) != SSH_CHANNEL_REQUEST_WINDOW_CHANGE)
+			what = "channel request";
+		break;
+	case SSH_REQUEST_GLOBAL:
+		if (ssh_message_subtype(msg) == SSH_GLOBAL_REQUEST_TCPIP_FORWARD)
+			what = "remote port forwarding";
+		break;
+	default:
+		break;
+	}
+	if (what)
+		log_refused(userdata, what);
 	return 1;
 }
 
 static ssh_channel open_session(ssh_session session, void *userdata)
 {
 	struct sess *s = userdata;
-	if (s->chan || !s->authed)
-		return NULL;   /* one channel per connection */
+	if (s->chan || !s->authed) {
+		if (s->chan)
+			log_refused(s, "second session");   /* one channel per connection */
+		return NULL;
+	}
 	s->chan = ssh_channel_new(session);
 	memset(&s->chan_cb, 0, sizeof(s->chan_cb));
 	s->chan_cb.userdata = s;
@@ -247,7 +304,8 @@ static ssh_channel open_session(ssh_session session, void *userdata)
 	s->chan_cb.channel_env_request_function = on_env;
 	s->chan_cb.channel_pty_request_function = deny_pty;
 	s->chan_cb.channel_subsystem_request_function = deny_subsystem;
-	/* No x11 or agent callbacks: libssh then refuses those requests. */
+	s->chan_cb.channel_auth_agent_req_function = deny_agent;
+	/* No x11 callback: libssh refuses it (on_message logs it). */
 	ssh_callbacks_init(&s->chan_cb);
 	ssh_set_channel_callbacks(s->chan, &s->chan_cb);
 	return s->chan;
@@ -612,6 +670,13 @@ static int pump(struct sess *s, ssh_event ev, struct backend *b)
 		}
 		if (s->cfg->idle_timeout > 0 && now_ms() - last_activity > (int64_t)s->cfg->idle_timeout * 1000) {
 			log_info("gate.idle_timeout", "user=%s", s->user.name);
+			if (!s->dead) {
+				char msg[160];
+				int len = snprintf(msg, sizeof(msg),
+						 "ERROR: Nothing came or went for %d s: Grove closed the session (gate.idleTimeout).\n",
+						 s->cfg->idle_timeout);
+				ssh_channel_write_stderr(s->chan, msg, (uint32_t)MIN(len, (int)sizeof(msg) - 1));
+			}
 			b->abort(b);
 			s->cfg = s->cfg;   /* keep going until the backend's pipes close */
 			last_activity = now_ms();
@@ -857,6 +922,7 @@ int session_run(const struct gate_config *cfg, struct ssh_bind_struct *bind, int
 	cb.channel_open_request_session_function = open_session;
 	ssh_callbacks_init(&cb);
 	ssh_set_server_callbacks(s.ssh, &cb);
+	ssh_set_message_callback(s.ssh, on_message, &s);
 	ssh_set_auth_methods(s.ssh, SSH_AUTH_METHOD_PUBLICKEY);
 	if (ssh_handle_key_exchange(s.ssh) != SSH_OK) {
 		log_info("gate.kex_failed", "peer=%s error=%s", peer, ssh_get_error(s.ssh));

@@ -8,6 +8,7 @@ write_deploy() {
 	cat >"$TRASH/deploy" <<-\EOF
 	#!/bin/sh
 	echo "building $GROVE_APP at $GROVE_NEW for $GROVE_PUSHER"
+	echo "$GROVE_REF $GROVE_OLD $GROVE_NEW $GROVE_ARCHIVE_URL" >>"$PWD/env.$GROVE_APP"
 	echo "$(date +%s.%N) start $GROVE_APP $GROVE_NEW" >>"$PWD/deploys.log"
 	case "$(git --version)" in *) ;; esac
 	test -e "$PWD/slow" && sleep 2
@@ -79,7 +80,25 @@ test_expect_success 'legacy route: push creates <app>.git in the legacy director
 	test_cmp expect actual &&
 	GIT_SSH_COMMAND="$(ssh_as alice $GATE_SSH_PORT)" git clone -q ssh://git@127.0.0.1:$GATE_SSH_PORT/old-web old &&
 	git -C old rev-parse HEAD >actual &&
-	test_cmp expect actual
+	test_cmp expect actual &&
+	# The annotated tag came along: the tag object, and the commit it peels to.
+	test_grep "\[new tag\] *v1.0 -> v1.0" push.err &&
+	GIT_SSH_COMMAND="$(ssh_as alice $GATE_SSH_PORT)" git ls-remote ssh://git@127.0.0.1:$GATE_SSH_PORT/old-web.git >ls &&
+	test_grep "^$(git -C src rev-parse v1.0)	refs/tags/v1.0$" ls &&
+	test_grep "^$(git -C src rev-parse "v1.0^{commit}")	refs/tags/v1.0^{}$" ls
+'
+
+test_expect_success 'tags pushed on the cluster route arrive and deploy nothing' '
+	(cd src && GIT_SSH_COMMAND="$(ssh_as alice $GATE_SSH_PORT)" \
+		git push ssh://git@127.0.0.1:$GATE_SSH_PORT/web.git light v1.0 2>../tags.err) &&
+	test_grep "\[new tag\] *light -> light" tags.err &&
+	test_grep "\[new tag\] *v1.0 -> v1.0" tags.err &&
+	! grep "Deploy" tags.err &&
+	GIT_SSH_COMMAND="$(ssh_as alice $GATE_SSH_PORT)" git ls-remote ssh://git@127.0.0.1:$GATE_SSH_PORT/web.git >ls &&
+	test_grep "^$(git -C src rev-parse light)	refs/tags/light$" ls &&
+	! grep "refs/tags/light^{}" ls &&
+	test_grep "^$(git -C src rev-parse v1.0)	refs/tags/v1.0$" ls &&
+	test_grep "^$(git -C src rev-parse "v1.0^{commit}")	refs/tags/v1.0^{}$" ls
 '
 
 test_expect_success 'a push to another branch is accepted and says it does not deploy' '
@@ -89,11 +108,48 @@ test_expect_success 'a push to another branch is accepted and says it does not d
 	test_must_fail grep "Deploying" push.err
 '
 
+test_expect_success 'with gate.otherBranches=false a push to another branch is refused in one line' '
+	start_gate g2 $s1_ADDR s1 gate.otherBranches=false &&
+	api g2 POST /api/v1/users "{\"name\":\"alice\"}" >out && test_grep "^201$" out &&
+	key=$(cat "$TRASH/keys/alice.pub") &&
+	api g2 POST /api/v1/users/alice/keys "{\"public_key\":\"$key\"}" >out && test_grep "^201$" out &&
+	for route in cluster legacy; do
+		app=strict-$route &&
+		url=ssh://git@127.0.0.1:$g2_SSH_PORT/$app.git &&
+		api g2 POST /api/v1/apps "{\"name\":\"$app\",\"route\":\"$route\"}" >out && test_grep "^201$" out &&
+		api g2 PUT /api/v1/apps/$app/collaborators/alice "{\"access\":\"write\"}" >out && test_grep "^200$" out &&
+		(cd src && GIT_SSH_COMMAND="$(ssh_as alice $g2_SSH_PORT)" git push -q $url main) &&
+		(cd src && test_must_fail env GIT_SSH_COMMAND="$(ssh_as alice $g2_SSH_PORT)" \
+			git push $url main:feature 2>../strict.err) &&
+		test $(grep -c "^remote: ERROR:" strict.err) = 1 &&
+		test_grep "^remote: ERROR: $app only accepts pushes to main (not feature)." strict.err &&
+		test_grep "! \[remote rejected\] *main -> feature (pre-receive hook declined)" strict.err &&
+		GIT_SSH_COMMAND="$(ssh_as alice $g2_SSH_PORT)" git ls-remote $url >ls &&
+		test_grep "refs/heads/main$" ls &&
+		! grep "refs/heads/feature" ls || return 1
+	done
+'
+
 test_expect_success 'deleting the deploy branch is refused' '
 	(cd src && test_must_fail env GIT_SSH_COMMAND="$(ssh_as alice $GATE_SSH_PORT)" \
 		git push ssh://git@127.0.0.1:$GATE_SSH_PORT/web.git :main 2>../push.err) &&
 	test_grep "^remote: ERROR: main is the deploy branch of web: it cannot be deleted." push.err &&
 	test_grep "\[remote rejected\] main (pre-receive hook declined)" push.err
+'
+
+test_expect_success 'an app whose deploy branch is trunk deploys pushes to trunk only' '
+	api g1 POST /api/v1/apps "{\"name\":\"trunk-app\",\"route\":\"cluster\",\"deploy_branch\":\"trunk\"}" >out &&
+	test_grep "^201$" out && test_grep "\"deploy_branch\":\"trunk\"" out &&
+	api g1 PUT /api/v1/apps/trunk-app/collaborators/alice "{\"access\":\"write\"}" >out && test_grep "^200$" out &&
+	(cd src && GIT_SSH_COMMAND="$(ssh_as alice $GATE_SSH_PORT)" \
+		git push ssh://git@127.0.0.1:$GATE_SSH_PORT/trunk-app.git main:trunk 2>../trunk.err) &&
+	test_grep "^remote: -----> Deployed trunk-app" trunk.err &&
+	test_grep "^refs/heads/trunk " "$TRASH/g1/env.trunk-app" &&
+	(cd src && GIT_SSH_COMMAND="$(ssh_as alice $GATE_SSH_PORT)" \
+		git push ssh://git@127.0.0.1:$GATE_SSH_PORT/trunk-app.git main:main 2>../main.err) &&
+	test_grep "^remote: Pushed to main: only trunk deploys." main.err &&
+	! grep "Deploy" main.err &&
+	test $(wc -l <"$TRASH/g1/env.trunk-app") = 1
 '
 
 test_expect_success 'a read-only collaborator cannot push; a stranger cannot see the app' '
@@ -121,6 +177,22 @@ test_expect_success 'a failing deploy says so; the push itself stands' '
 	rm "$TRASH/g1/fail" &&
 	test_grep "^remote: compilation failed" push.err &&
 	test_grep "^remote: !      Deployment of web failed (exit status 3)" push.err
+'
+
+test_expect_success 'the deploy command gets the ref, the old and new commits and a working archive URL' '
+	zeros=0000000000000000000000000000000000000000 &&
+	first=$(git -C src rev-parse main~1) && second=$(git -C src rev-parse main) &&
+	# Two deployments of web so far: the first push (which created main)
+	# and the failing one.
+	test $(wc -l <"$TRASH/g1/env.web") = 2 &&
+	head -n1 "$TRASH/g1/env.web" >first.env &&
+	test_grep "^refs/heads/main $zeros $first http" first.env &&
+	sed -n 2p "$TRASH/g1/env.web" >second.env &&
+	test_grep "^refs/heads/main $first $second $g1_ADMIN/archive/web/$second.tar.gz?expires=[0-9]*&signature=[0-9a-f]\{64\}$" second.env &&
+	curl -sf -o web.tar.gz "$(cut -d" " -f4 second.env)" &&
+	tar tzf web.tar.gz >listing &&
+	test_grep "^f$" listing &&
+	test_grep "^file1.txt$" listing
 '
 
 test_expect_success 'two pushes at once to one app deploy one after the other' '

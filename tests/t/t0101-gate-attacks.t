@@ -3,16 +3,54 @@
 # valid app name, for a key it knows, and stays up whatever is thrown at it.
 . "$(dirname "$0")/test-lib.sh"
 
+# alice_on GATE: user alice (key $TRASH/keys/alice) with write access to
+# app web (cluster route) on that gate.
+alice_on() {
+	api $1 POST /api/v1/users "{\"name\":\"alice\"}" >out && test_grep "^201$" out &&
+	key=$(cat "$TRASH/keys/alice.pub") &&
+	api $1 POST /api/v1/users/alice/keys "{\"public_key\":\"$key\"}" >out && test_grep "^201$" out &&
+	api $1 POST /api/v1/apps "{\"name\":\"web\",\"route\":\"cluster\"}" >out && test_grep "^201$" out &&
+	api $1 PUT /api/v1/apps/web/collaborators/alice "{\"access\":\"write\"}" >out && test_grep "^200$" out
+}
+
+# wait_grep PATTERN FILE: up to 10 s for PATTERN to appear in FILE.
+wait_grep() {
+	for _ in $(seq 100); do
+		grep -q "$1" "$2" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	test_grep "$1" "$2"
+}
+
+# listen_on PORT FILE: a listener on 127.0.0.1:PORT that appends a line to
+# FILE for each connection it accepts, so that a forward that reached it
+# shows; returns once it listens. Its pid in $listener (stopped with the
+# daemons at the end, whatever happens).
+listen_on() {
+	perl -MIO::Socket::INET -e '
+		my ($port, $file) = @ARGV;
+		my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => $port,
+			Listen => 5, ReuseAddr => 1) or die "listen $port: $!";
+		open(my $r, ">", "$file.ready") or die; close $r;
+		while (my $c = $s->accept) { open(my $f, ">>", $file) or die; print $f "connection\n"; close $f; close $c }
+	' "$1" "$2" &
+	listener=$!
+	echo $listener >>"$TRASH/.daemons"
+	for _ in $(seq 50); do
+		test -e "$2.ready" && return 0
+		sleep 0.1
+	done
+	echo "listener on $1 did not start" >&2
+	return 1
+}
+
 test_setup 'a gate with one user and one app' '
 	start_store s1 &&
 	start_gate g1 $s1_ADDR s1 gate.maxStartups=20 &&
 	new_key alice &&
-	api g1 POST /api/v1/users "{\"name\":\"alice\"}" >/dev/null &&
-	key=$(cat "$TRASH/keys/alice.pub") &&
-	api g1 POST /api/v1/users/alice/keys "{\"public_key\":\"$key\"}" >/dev/null &&
-	api g1 POST /api/v1/apps "{\"name\":\"web\",\"route\":\"cluster\"}" >/dev/null &&
-	api g1 PUT /api/v1/apps/web/collaborators/alice "{\"access\":\"write\"}" >/dev/null &&
+	alice_on g1 &&
 	SSH="$(ssh_as alice $g1_SSH_PORT) git@127.0.0.1" &&
+	UPLOAD_WEB="git-upload-pack '"'"'web.git'"'"'" &&
 	make_history src &&
 	(cd src && GIT_SSH_COMMAND="$(ssh_as alice $g1_SSH_PORT)" git push -q ssh://git@127.0.0.1:$g1_SSH_PORT/web.git main)
 '
@@ -51,22 +89,131 @@ test_expect_success 'an oversized command line is refused' '
 '
 
 test_expect_success 'a pty request is refused' '
-	test_must_fail $SSH -tt git-upload-pack web.git </dev/null >out 2>err
+	test_must_fail $SSH -tt "$UPLOAD_WEB" </dev/null >out 2>err &&
+	test_grep "^PTY allocation request failed on channel 0" err &&
+	test_grep "\"event\":\"gate.refused\".*\"what\":\"pty\"" "$TRASH/g1/gate.log"
 '
 
-test_expect_success 'port forwarding is refused' '
-	port=$(free_port)
-	$SSH -N -o ExitOnForwardFailure=yes -L $port:127.0.0.1:22 </dev/null >out 2>err &
-	pid=$! &&
-	sleep 1 &&
-	test_must_fail curl -s -m 2 http://127.0.0.1:$port/ &&
-	kill $pid 2>/dev/null; true
+test_expect_success 'a subsystem request (sftp) is refused' '
+	test_expect_code 255 $SSH -s sftp </dev/null >out 2>err &&
+	test_grep "^subsystem request failed on channel 0" err &&
+	test ! -s out &&
+	test_grep "\"event\":\"gate.refused\".*\"what\":\"subsystem\"" "$TRASH/g1/gate.log"
+'
+
+# The client reports a refused forward only at info level: hence -v, which
+# also overrides ssh_as's LogLevel=ERROR.
+test_expect_success 'local port forwarding (-L) is refused: nothing reaches the target' '
+	target=$(free_port) && lport=$(free_port) &&
+	listen_on $target hits
+	$SSH -v -N -o ExitOnForwardFailure=yes -L $lport:127.0.0.1:$target </dev/null 2>fwd.err &
+	client=$!
+	echo $client >>"$TRASH/.daemons" &&
+	wait_grep "Local forwarding listening on 127.0.0.1 port $lport" fwd.err &&
+	# Connect through the forward and wait until ssh closes it.
+	perl -MIO::Socket::INET -e "alarm 10; my \$c = IO::Socket::INET->new(q(127.0.0.1:$lport)) or die; sysread(\$c, my \$b, 1)" &&
+	wait_grep "open failed: administratively prohibited" fwd.err &&
+	kill $client $listener &&
+	test ! -e hits &&
+	test_grep "\"event\":\"gate.refused\".*\"what\":\"port forwarding\"" "$TRASH/g1/gate.log"
+'
+
+test_expect_success 'remote port forwarding (-R) is refused' '
+	rport=$(free_port) &&
+	# Bounded: a gate that accepted would keep this -N client connected.
+	test_expect_code 255 timeout 20 $SSH -N -o ExitOnForwardFailure=yes -R $rport:127.0.0.1:1 </dev/null 2>err &&
+	test_grep "remote port forwarding failed for listen port $rport" err &&
+	test_grep "\"event\":\"gate.refused\".*\"what\":\"remote port forwarding\"" "$TRASH/g1/gate.log"
+'
+
+# printf 0000: a flush-pkt, upload-pack is asked for nothing and exits 0, so
+# the git command runs to its end beside the refused request.
+test_expect_success 'X11 forwarding is refused; the git command runs on without it' '
+	# -Y (trusted): without an X server ssh still asks, with fake data.
+	printf 0000 | DISPLAY=127.0.0.1:0 $SSH -Y "$UPLOAD_WEB" >out 2>err &&
+	test_grep "^X11 forwarding request failed on channel 0" err &&
+	test_grep "refs/heads/main" out &&
+	test_grep "\"event\":\"gate.refused\".*\"what\":\"x11 forwarding\"" "$TRASH/g1/gate.log"
+'
+
+test_expect_success 'agent forwarding gives the session no agent' '
+	# OpenSSH asks for it without wanting an answer, so the client is never
+	# told; what would show is the gate opening an agent channel back.
+	eval "$(ssh-agent -s)" >/dev/null &&
+	echo $SSH_AGENT_PID >>"$TRASH/.daemons" &&
+	printf 0000 | $SSH -v -A "$UPLOAD_WEB" >out 2>err &&
+	kill $SSH_AGENT_PID &&
+	test_grep "Requesting authentication agent forwarding" err &&
+	test_grep "refs/heads/main" out &&
+	! grep "auth-agent@openssh.com" err &&
+	test_grep "\"event\":\"gate.refused\".*\"what\":\"agent forwarding\"" "$TRASH/g1/gate.log"
 '
 
 test_expect_success 'environment other than GIT_PROTOCOL is refused' '
 	$SSH -o "SetEnv=LD_PRELOAD=/tmp/evil.so GIT_CONFIG_COUNT=1" "git-upload-pack '"'"'web.git'"'"'" </dev/null >out 2>err || true
 	test_grep "\"event\":\"gate.refused\".*\"what\":\"env\".*\"name\":\"LD_PRELOAD\"" "$TRASH/g1/gate.log" &&
 	test_grep "\"name\":\"GIT_CONFIG_COUNT\"" "$TRASH/g1/gate.log"
+'
+
+test_expect_success 'GIT_PROTOCOL=version=2 is taken, version=3 and version=0 are refused' '
+	refusals() { grep -c "\"what\":\"env\",\"name\":\"GIT_PROTOCOL\"" "$TRASH/g1/gate.log" || true; } &&
+	n0=$(refusals) &&
+	printf 0000 | $SSH -o SetEnv=GIT_PROTOCOL=version=2 "$UPLOAD_WEB" >v2.out 2>err &&
+	test_grep "^000eversion 2$" v2.out &&
+	test "$(refusals)" = $n0 &&
+	# git would ignore these values itself: the log says the gate refused
+	# them, and the command runs on in protocol v0.
+	for v in 3 0; do
+		printf 0000 | $SSH -o SetEnv=GIT_PROTOCOL=version=$v "$UPLOAD_WEB" >v$v.out 2>err &&
+		test_grep "refs/heads/main" v$v.out &&
+		! grep "version 2" v$v.out || return 1
+	done &&
+	test "$(refusals)" = $((n0 + 2))
+'
+
+test_expect_success 'a session silent for gate.idleTimeout seconds is ended' '
+	start_gate g3 $s1_ADDR s1 gate.idleTimeout=2 &&
+	alice_on g3 &&
+	mkfifo idle.in
+	# Holds the client'"'"'s stdin open and silent for 20 s.
+	sleep 20 >idle.in &
+	holder=$!
+	start=$(ms)
+	(rc=0; $(ssh_as alice $g3_SSH_PORT) git@127.0.0.1 "$UPLOAD_WEB" <idle.in >idle.out 2>idle.err || rc=$?
+	 echo $rc >idle.rc) &
+	for _ in $(seq 100); do test -s idle.rc && break; sleep 0.1; done &&
+	elapsed=$(($(ms) - start)) &&
+	kill $holder &&
+	echo "session ended after $elapsed ms, exit $(cat idle.rc)" &&
+	test -s idle.rc &&
+	test "$(cat idle.rc)" != 0 &&
+	test $elapsed -ge 1500 && test $elapsed -lt 10000 &&
+	test_grep "refs/heads/main" idle.out &&
+	test_grep "^ERROR: Nothing came or went for 2 s: Grove closed the session (gate.idleTimeout)." idle.err &&
+	test_grep "\"event\":\"gate.idle_timeout\".*\"user\":\"alice\"" "$TRASH/g3/gate.log"
+'
+
+test_expect_success 'one session per connection: a second one over a ControlMaster is refused' '
+	sock=$TRASH/cm-alice &&
+	$(ssh_as alice $g1_SSH_PORT) -o ControlMaster=yes -o ControlPath=$sock -o ControlPersist=no \
+		-N -f git@127.0.0.1 &&
+	# ProxyCommand=false: a refused mux session must not fall back to a
+	# connection of its own.
+	mux="ssh -o ControlPath=$sock -o ControlMaster=no -o BatchMode=yes -o ProxyCommand=false git@127.0.0.1" &&
+	mkfifo first.in
+	# The first session stays open until "release" exists, then asks for
+	# nothing (a flush-pkt) and ends well.
+	(while ! test -e release; do sleep 0.1; done; printf 0000) >first.in &
+	(rc=0; $mux "$UPLOAD_WEB" <first.in >first.out 2>first.err || rc=$?; echo $rc >first.rc) &
+	wait_grep refs/heads/main first.out &&
+	test_expect_code 255 $mux "$UPLOAD_WEB" </dev/null >second.out 2>second.err &&
+	test_grep "session request failed: Session open refused by peer" second.err &&
+	test ! -s second.out &&
+	test_grep "\"event\":\"gate.refused\".*\"what\":\"second session\"" "$TRASH/g1/gate.log" &&
+	touch release &&
+	for _ in $(seq 100); do test -s first.rc && break; sleep 0.1; done &&
+	test "$(cat first.rc)" = 0 &&
+	ssh -o ControlPath=$sock -O exit git@127.0.0.1 2>/dev/null
 '
 
 test_expect_success 'offering one key and signing with another never grants the offered key' '

@@ -292,6 +292,96 @@ test_expect_success 'a 100 MB admin request body is refused at once; the api pro
 	api g1 GET /api/v1/apps >out && test_grep "^200$" out
 '
 
+# state: what the admin API shows of apps, users and the canary.
+state() {
+	for path in apps users canary apps/web apps/bobs; do
+		api g1 GET /api/v1/$path || return 1
+	done
+}
+
+test_expect_success 'malformed JSON bodies are 400 with a message naming JSON; nothing changes' '
+	state >before &&
+	# Deep nesting just under the size limit: a parser that recursed
+	# without bound would fall over here.
+	head -c 1000000 /dev/zero | tr "\0" "[" >deep.body &&
+	for endpoint in "POST /api/v1/apps" "POST /api/v1/users" "PATCH /api/v1/apps/web" \
+			"PUT /api/v1/apps/web/collaborators/bob" "PUT /api/v1/canary"; do
+		for body in "{\"name\":" "[]" "\"x\"" "{\"name\":\"a\",\"name\":\"b\"}" "@deep.body"; do
+			curl -s -X ${endpoint% *} -H "Authorization: Bearer $g1_TOKEN" -H "Content-Type: application/json" \
+				--data-binary "$body" -w "\n%{http_code}\n" "$g1_ADMIN${endpoint#* }" >out || return 1
+			test_grep "^400$" out || return 1
+			test_grep "\"error\": *\"request body \(is not valid JSON\|must be a JSON object\)" out || return 1
+		done
+	done &&
+	# 2 MB is past the 1 MiB limit: refused as too large before any parsing.
+	{ printf "{\"name\":\""; head -c 2097152 /dev/zero | tr "\0" a; printf "\"}"; } >big2.body &&
+	curl -s -H "Authorization: Bearer $g1_TOKEN" -H "Content-Type: application/json" \
+		--data-binary @big2.body -w "\n%{http_code}\n" $g1_ADMIN/api/v1/apps >out &&
+	test_grep "^413$" out && test_grep "larger than the limit of 1048576 bytes" out &&
+	state >after &&
+	test_cmp before after
+'
+
+test_expect_success 'GET and DELETE /api/v1/users/NAME: shown with its key, then gone, key and access too' '
+	new_key dave && add_user dave &&
+	api g1 PUT /api/v1/apps/web/collaborators/dave "{\"access\":\"read\"}" >out && test_grep "^200$" out &&
+	fp=$(ssh-keygen -l -E sha256 -f "$TRASH/keys/dave.pub" | cut -d" " -f2) &&
+	api g1 GET /api/v1/users/dave >out &&
+	test_grep "^200$" out &&
+	test_grep "\"name\": *\"dave\"" out &&
+	test_grep "\"keys\": *\[\"$fp\"\]" out &&
+	as dave git ls-remote $(url web) >refs && test_grep refs/heads/main refs &&
+	api g1 DELETE /api/v1/users/dave >out && test_grep "^204$" out &&
+	api g1 GET /api/v1/users/dave >out && test_grep "^404$" out && test_grep "no user named dave" out &&
+	api g1 DELETE /api/v1/users/dave >out && test_grep "^404$" out &&
+	api g1 GET /api/v1/apps/web >out && ! grep "dave" out &&
+	test_must_fail as dave git ls-remote $(url web) 2>err &&
+	test_grep "Permission denied (publickey)" err
+'
+
+test_expect_success 'DELETE a collaborator: refused like a stranger from then on, the others go on' '
+	api g1 PUT /api/v1/apps/web/collaborators/bob "{\"access\":\"read\"}" >out && test_grep "^200$" out &&
+	as bob git ls-remote $(url web) >refs && test_grep refs/heads/main refs &&
+	api g1 DELETE /api/v1/apps/web/collaborators/bob >out && test_grep "^204$" out &&
+	api g1 GET /api/v1/apps/web >out && ! grep "\"user\": *\"bob\"" out &&
+	test_must_fail as bob git ls-remote $(url web) 2>err &&
+	test_grep "^ERROR: Repository not found: web. Check the name, or ask its owner for access." err &&
+	api g1 DELETE /api/v1/apps/web/collaborators/bob >out && test_grep "^404$" out &&
+	test_grep "bob is no collaborator on app web" out &&
+	as alice git ls-remote $(url web) >refs && test_grep refs/heads/main refs
+'
+
+test_expect_success 'PATCH deploy_branch: answered, and the push policy follows it' '
+	api g1 PATCH /api/v1/apps/bobs "{\"deploy_branch\":\"refs/heads/trunk\"}" >out &&
+	test_grep "^200$" out && test_grep "\"deploy_branch\": *\"trunk\"" out &&
+	(cd src && as bob git push $(url bobs) main:trunk 2>../trunk.err &&
+	 as bob git push $(url bobs) main:other 2>../other.err) &&
+	! grep "Pushed to trunk" trunk.err &&
+	test_grep "^remote: Pushed to other: only trunk deploys." other.err &&
+	api g1 PATCH /api/v1/apps/bobs "{\"deploy_branch\":\"a..b\"}" >out &&
+	test_grep "^400$" out && test_grep "\"error\"" out &&
+	api g1 GET /api/v1/apps/bobs >out && test_grep "\"deploy_branch\": *\"trunk\"" out
+'
+
+test_expect_success 'PATCH route: answered, and git is served from the other route' '
+	add_app moving cluster alice &&
+	(cd src && as alice git push -q $(url moving) main) &&
+	api g1 PATCH /api/v1/apps/moving "{\"route\":\"legacy\"}" >out &&
+	test_grep "^200$" out && test_grep "\"route\": *\"legacy\"" out &&
+	test_grep "\"repository\": *{\"exists\": *false" out &&
+	# Pinned without a migration: the legacy directory has no code of it yet.
+	test_must_fail as alice git ls-remote $(url moving) 2>err &&
+	test_grep "^ERROR: app moving has no code yet: push to it first." err &&
+	(cd src && as alice git push -q $(url moving) main~1:refs/heads/main) &&
+	test "$(git --git-dir="$TRASH/g1/legacy/moving.git" rev-parse main)" = "$(git -C src rev-parse main~1)" &&
+	api g1 PATCH /api/v1/apps/moving "{\"route\":\"cluster\"}" >out &&
+	test_grep "^200$" out && test_grep "\"route\": *\"cluster\"" out &&
+	as alice git ls-remote $(url moving) >refs &&
+	test_grep "^$MAIN	refs/heads/main$" refs &&
+	api g1 PATCH /api/v1/apps/moving "{\"route\":\"nfs\"}" >out &&
+	test_grep "^400$" out && test_grep "route.* must be .*legacy.* or .*cluster" out
+'
+
 test_expect_success 'after all that the gate and the store are unharmed and serve a clone' '
 	kill -0 $g1_PID && kill -0 $s1_PID &&
 	as alice git clone -q $(url web) final-web &&
