@@ -336,7 +336,17 @@ test_expect_success '/metrics counts sessions, bytes, deploys and auth failures'
 	test_grep "^grove_gate_deploys_total{status=\"succeeded\"} [1-9]" metrics &&
 	test_grep "^grove_gate_auth_failures_total [1-9]" metrics &&
 	test_grep "^grove_gate_push_duration_seconds_count [1-9]" metrics &&
-	test_grep "^grove_gate_sessions_in_flight 0$" metrics
+	test_grep "^grove_gate_sessions_in_flight 0$" metrics &&
+	# Histograms: cumulative buckets ending in +Inf = _count; every deploy
+	# (succeeded or failed) is one observation.
+	for h in push deploy; do
+		n=$(sed -n "s/^grove_gate_${h}_duration_seconds_count //p" metrics) &&
+		test_grep "^grove_gate_${h}_duration_seconds_bucket{le=\"+Inf\"} $n$" metrics &&
+		test_grep "^grove_gate_${h}_duration_seconds_sum [0-9.e+-]*$" metrics &&
+		grep "^grove_gate_${h}_duration_seconds_bucket" metrics | awk "{ if (\$2 < prev) exit 1; prev = \$2 }" || return 1
+	done &&
+	deploys=$(($(sed -n "s/^grove_gate_deploys_total{status=\"succeeded\"} //p" metrics) + 1)) &&
+	test_grep "^grove_gate_deploy_duration_seconds_count $deploys$" metrics
 '
 
 test_expect_success 'the grove CLI drives the admin API' '
