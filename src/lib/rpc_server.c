@@ -8,6 +8,7 @@
 
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
+#include <openssl/crypto.h>
 #include <pthread.h>
 #include <time.h>
 
@@ -434,6 +435,12 @@ done:
 out:
 	call_free(c);
 	log_set_correlation_id(NULL);
+	/* OpenSSL's state of this thread (its error queue, from the HMAC of the
+	 * call's credentials) is freed now, not by a destructor after the
+	 * thread ends: once inflight says 0 the process may exit, and a state
+	 * caught half-freed then is a leak to LeakSanitizer (904 bytes, seen
+	 * once in CI's sanitized run). */
+	OPENSSL_thread_stop();
 	pthread_mutex_lock(&s->mu);
 	s->inflight--;
 	pthread_cond_broadcast(&s->cv);
