@@ -13,15 +13,6 @@ alice_on() {
 	api $1 PUT /api/v1/apps/web/collaborators/alice "{\"access\":\"write\"}" >out && test_grep "^200$" out
 }
 
-# wait_grep PATTERN FILE: up to 10 s for PATTERN to appear in FILE.
-wait_grep() {
-	for _ in $(seq 100); do
-		grep -q "$1" "$2" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	test_grep "$1" "$2"
-}
-
 # listen_on PORT FILE: a listener on 127.0.0.1:PORT that appends a line to
 # FILE for each connection it accepts, so that a forward that reached it
 # shows; returns once it listens. Its pid in $listener (stopped with the

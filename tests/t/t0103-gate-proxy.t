@@ -29,13 +29,13 @@ test_expect_success 'PROXY v1: the push works and the log names the client, not 
 	(cd src && GIT_SSH_COMMAND="$(via_balancer v1 203.0.113.7 40001)" \
 		git push -q ssh://git@127.0.0.1/web.git main) &&
 	test_grep "\"event\":\"gate.proxied\",.*\"peer\":\"203.0.113.7:40001\",\"balancer\":\"127.0.0.1:" g1/gate.log &&
-	test_grep "\"event\":\"gate.session\".*\"peer\":\"203.0.113.7:40001\"" g1/gate.log
+	wait_grep "\"event\":\"gate.session\".*\"peer\":\"203.0.113.7:40001\"" g1/gate.log
 '
 
 test_expect_success 'PROXY v2 (binary): the clone works, with the client in the log' '
 	GIT_SSH_COMMAND="$(via_balancer v2 198.51.100.9 40002)" git clone -q ssh://git@127.0.0.1/web.git web &&
 	test "$(git -C web rev-parse HEAD)" = "$(git -C src rev-parse main)" &&
-	test_grep "\"event\":\"gate.session\".*\"peer\":\"198.51.100.9:40002\"" g1/gate.log
+	wait_grep "\"event\":\"gate.session\".*\"peer\":\"198.51.100.9:40002\"" g1/gate.log
 '
 
 test_expect_success 'from the balancer, a connection without a PROXY header is dropped' '
@@ -68,7 +68,7 @@ test_expect_success 'from an address not in gate.proxyProtocolFrom a header is n
 	! grep "\"event\":\"gate.proxied\"" g2/gate.log &&
 	GIT_SSH_COMMAND="$(ssh_as alice $g2_SSH_PORT)" git ls-remote ssh://git@127.0.0.1:$g2_SSH_PORT/web.git >ls &&
 	test_grep refs/heads/main ls &&
-	test_grep "\"event\":\"gate.session\".*\"peer\":\"127.0.0.1:" g2/gate.log
+	wait_grep "\"event\":\"gate.session\".*\"peer\":\"127.0.0.1:" g2/gate.log
 '
 
 test_done

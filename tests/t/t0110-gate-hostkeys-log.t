@@ -49,6 +49,8 @@ test_expect_success 'a client that only knows RSA host keys gets in' '
 
 test_expect_success 'one JSON line per session: user, key, app, command, route, result, bytes, duration, peer, correlation id' '
 	GIT_SSH_COMMAND="$(ssh_as alice $g1_SSH_PORT)" git clone -q ssh://git@127.0.0.1:$g1_SSH_PORT/web.git back &&
+	# The session logs its line once the client has all it asked for.
+	wait_grep "\"event\":\"gate.session\".*\"command\":\"git-upload-pack\"" g1/gate.log &&
 	grep "\"event\":\"gate.session\"" g1/gate.log | grep "\"command\":\"git-upload-pack\"" | tail -n1 >line &&
 	fp=$(ssh-keygen -l -E sha256 -f "$TRASH/keys/alice.pub" | cut -d" " -f2) &&
 	for field in "\"user\":\"alice\"" "\"fingerprint\":\"$fp\"" "\"app\":\"web\"" "\"route\":\"cluster\"" \

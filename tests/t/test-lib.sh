@@ -204,6 +204,17 @@ netns_pair() {
 		skip_all "cannot set up the veth pair between the host and namespace $NS"
 }
 
+# wait_grep PATTERN FILE: up to 10 s for PATTERN to appear in FILE (a
+# daemon's log line written just after the client has its answer, e.g. the
+# gate's gate.session line); then test_grep shows the file if it did not.
+wait_grep() {
+	for _ in $(seq 100); do
+		grep -q "$1" "$2" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	test_grep "$1" "$2"
+}
+
 # A free TCP port on 127.0.0.1.
 free_port() {
 	perl -MIO::Socket::INET -e 'my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => 0, Listen => 1) or die; print $s->sockport, "\n"'
