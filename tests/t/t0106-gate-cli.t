@@ -11,9 +11,19 @@ VERBS="user:create user:list user:show user:delete key:add key:remove
 	app:create app:list app:show app:delete app:lock app:unlock app:set-branch app:route app:max-push
 	app:migrate app:import app:gc access:grant access:revoke deploy:list deploy:log"
 
-# The requests the gate's admin API has answered so far (one log line each).
+# The requests the gate's admin API has answered so far (one log line each,
+# written just after the answer is sent: counted once it has not changed
+# for 0.1 s, so that a late line of an earlier request is not taken for one
+# made since).
 admin_requests() {
-	grep -c '"admin.request"' "$TRASH/g1/gate.log" || true
+	n=$(grep -c '"admin.request"' "$TRASH/g1/gate.log" || true)
+	for _ in $(seq 50); do
+		sleep 0.1
+		m=$(grep -c '"admin.request"' "$TRASH/g1/gate.log" || true)
+		test "$m" = "$n" && break
+		n=$m
+	done
+	echo "$n"
 }
 
 test_setup 'a store and a gate; the CLI pointed at its admin API' '
