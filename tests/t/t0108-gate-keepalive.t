@@ -23,6 +23,9 @@ idle_fetch() {
 		git@$HOST_IP "git-upload-pack 'web.git'" >"$TRASH/$1.out" 2>"$TRASH/$1.err" || true) &
 }
 
+# The clients whose server end is gone would wait on forever.
+at_exit "pkill -f '$TRASH/keys/alice -p' || true"
+
 test_setup 'a store; two gates on the host end of the veth pair, with keepalive and without' '
 	start_store s1 &&
 	new_key alice &&
