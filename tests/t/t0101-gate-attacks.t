@@ -3,16 +3,6 @@
 # valid app name, for a key it knows, and stays up whatever is thrown at it.
 . "$(dirname "$0")/test-lib.sh"
 
-# alice_on GATE: user alice (key $TRASH/keys/alice) with write access to
-# app web (cluster route) on that gate.
-alice_on() {
-	api $1 POST /api/v1/users "{\"name\":\"alice\"}" >out && test_grep "^201$" out &&
-	key=$(cat "$TRASH/keys/alice.pub") &&
-	api $1 POST /api/v1/users/alice/keys "{\"public_key\":\"$key\"}" >out && test_grep "^201$" out &&
-	api $1 POST /api/v1/apps "{\"name\":\"web\",\"route\":\"cluster\"}" >out && test_grep "^201$" out &&
-	api $1 PUT /api/v1/apps/web/collaborators/alice "{\"access\":\"write\"}" >out && test_grep "^200$" out
-}
-
 # listen_on PORT FILE: a listener on 127.0.0.1:PORT that appends a line to
 # FILE for each connection it accepts, so that a forward that reached it
 # shows; returns once it listens. Its pid in $listener (stopped with the
@@ -39,7 +29,7 @@ test_setup 'a gate with one user and one app' '
 	start_store s1 &&
 	start_gate g1 $s1_ADDR s1 gate.maxStartups=20 &&
 	new_key alice &&
-	alice_on g1 &&
+	user_app g1 alice web &&
 	SSH="$(ssh_as alice $g1_SSH_PORT) git@127.0.0.1" &&
 	UPLOAD_WEB="git-upload-pack '"'"'web.git'"'"'" &&
 	make_history src &&
@@ -164,7 +154,7 @@ test_expect_success 'GIT_PROTOCOL=version=2 is taken, version=3 and version=0 ar
 
 test_expect_success 'a session silent for gate.idleTimeout seconds is ended' '
 	start_gate g3 $s1_ADDR s1 gate.idleTimeout=2 &&
-	alice_on g3 &&
+	user_app g3 alice web &&
 	mkfifo idle.in
 	# Holds the client'"'"'s stdin open and silent for 20 s.
 	sleep 20 >idle.in &

@@ -55,11 +55,7 @@ test_expect_success 'a malformed PROXY header is dropped, and the gate goes on' 
 
 test_expect_success 'from an address not in gate.proxyProtocolFrom a header is not believed' '
 	start_gate g2 $s1_ADDR s1 gate.proxyProtocolFrom=10.0.0.0/8 &&
-	api g2 POST /api/v1/users "{\"name\":\"alice\"}" >/dev/null &&
-	key=$(cat "$TRASH/keys/alice.pub") &&
-	api g2 POST /api/v1/users/alice/keys "{\"public_key\":\"$key\"}" >/dev/null &&
-	api g2 POST /api/v1/apps "{\"name\":\"web\",\"route\":\"cluster\"}" >/dev/null &&
-	api g2 PUT /api/v1/apps/web/collaborators/alice "{\"access\":\"read\"}" >/dev/null &&
+	user_app g2 alice web read &&
 	# A client claiming to be 203.0.113.66: the header is no SSH banner,
 	# so the connection fails, and nothing takes the claim as the peer.
 	test_must_fail env GIT_SSH_COMMAND="ssh -i $TRASH/keys/alice -o IdentitiesOnly=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes -o ProxyCommand=\"$TOOL 127.0.0.1 $g2_SSH_PORT v1 203.0.113.66 40009\"" \

@@ -21,11 +21,7 @@ write_deploy() {
 # user alice and the app web she can push to.
 gate_up() {
 	start_gate "$1" $s1_ADDR s1 deploy.command=$TRASH/deploy gate.shutdownGrace=$2 &&
-	api "$1" POST /api/v1/users "{\"name\":\"alice\"}" >out && test_grep "^201$" out &&
-	key=$(cat "$TRASH/keys/alice.pub") &&
-	api "$1" POST /api/v1/users/alice/keys "{\"public_key\":\"$key\"}" >out && test_grep "^201$" out &&
-	api "$1" POST /api/v1/apps "{\"name\":\"web\",\"route\":\"cluster\"}" >out && test_grep "^201$" out &&
-	api "$1" PUT /api/v1/apps/web/collaborators/alice "{\"access\":\"write\"}" >out && test_grep "^200$" out
+	user_app "$1" alice web
 }
 
 # push_bg GATE N: a commit, pushed in the background; its exit status lands

@@ -33,13 +33,8 @@ test_setup 'a store; two gates on the host end of the veth pair, with keepalive 
 	p1=$(free_port) && p2=$(free_port) &&
 	start_gate g1 $s1_ADDR s1 gate.listen=$HOST_IP:$p1 gate.keepalive=1 gate.keepaliveCount=2 &&
 	start_gate g2 $s1_ADDR s1 gate.listen=$HOST_IP:$p2 gate.keepalive=0 &&
-	key=$(cat "$TRASH/keys/alice.pub") &&
-	for g in g1 g2; do
-		api $g POST /api/v1/users "{\"name\":\"alice\"}" >out && test_grep "^201$" out &&
-		api $g POST /api/v1/users/alice/keys "{\"public_key\":\"$key\"}" >out && test_grep "^201$" out &&
-		api $g POST /api/v1/apps "{\"name\":\"web\",\"route\":\"cluster\"}" >out && test_grep "^201$" out &&
-		api $g PUT /api/v1/apps/web/collaborators/alice "{\"access\":\"write\"}" >out && test_grep "^200$" out
-	done &&
+	user_app g1 alice web &&
+	user_app g2 alice web &&
 	(cd src && GIT_SSH_COMMAND="$(ssh_as alice $p1)" git push -q ssh://git@$HOST_IP:$p1/web.git main)
 '
 

@@ -15,11 +15,7 @@ test_setup 'a store and a gate; alice may push to web' '
 	start_store s1 &&
 	start_gate g1 $s1_ADDR s1 &&
 	new_key alice &&
-	api g1 POST /api/v1/users "{\"name\":\"alice\"}" >out && test_grep "^201$" out &&
-	key=$(cat "$TRASH/keys/alice.pub") &&
-	api g1 POST /api/v1/users/alice/keys "{\"public_key\":\"$key\"}" >out && test_grep "^201$" out &&
-	api g1 POST /api/v1/apps "{\"name\":\"web\",\"route\":\"cluster\"}" >out && test_grep "^201$" out &&
-	api g1 PUT /api/v1/apps/web/collaborators/alice "{\"access\":\"write\"}" >out && test_grep "^200$" out &&
+	user_app g1 alice web &&
 	make_history src
 '
 

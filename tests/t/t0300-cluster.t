@@ -319,11 +319,7 @@ test_expect_success 'a gate in front of the router: push deploys once, clone wor
 	chmod +x "$TRASH/deploy" &&
 	start_gate g1 $c_ADDR default deploy.command=$TRASH/deploy &&
 	new_key alice &&
-	api g1 POST /api/v1/users "{\"name\":\"alice\"}" >out && test_grep "^201$" out &&
-	key=$(cat "$TRASH/keys/alice.pub") &&
-	api g1 POST /api/v1/users/alice/keys "{\"public_key\":\"$key\"}" >out && test_grep "^201$" out &&
-	api g1 POST /api/v1/apps "{\"name\":\"web\",\"route\":\"cluster\"}" >out && test_grep "^201$" out &&
-	api g1 PUT /api/v1/apps/web/collaborators/alice "{\"access\":\"write\"}" >out && test_grep "^200$" out &&
+	user_app g1 alice web &&
 	(cd src && GIT_SSH_COMMAND="$(ssh_as alice $g1_SSH_PORT)" \
 		git push ssh://git@127.0.0.1:$g1_SSH_PORT/web.git main 2>../push.err) &&
 	test_grep "^remote: deploying web at $(git -C src rev-parse main)" push.err &&

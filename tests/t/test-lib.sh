@@ -441,6 +441,18 @@ api() {
 	fi
 }
 
+# user_app GATE USER APP [ACCESS]: on that gate, USER with the key
+# $TRASH/keys/USER.pub (new_key), the app APP on the cluster route, and
+# USER's ACCESS to it (write unless given); fails on any answer but success.
+user_app() {
+	api $1 POST /api/v1/users "{\"name\":\"$2\"}" >"$TRASH/.api" && test_grep "^201$" "$TRASH/.api" &&
+	key=$(cat "$TRASH/keys/$2.pub") &&
+	api $1 POST /api/v1/users/$2/keys "{\"public_key\":\"$key\"}" >"$TRASH/.api" && test_grep "^201$" "$TRASH/.api" &&
+	api $1 POST /api/v1/apps "{\"name\":\"$3\",\"route\":\"cluster\"}" >"$TRASH/.api" && test_grep "^201$" "$TRASH/.api" &&
+	api $1 PUT /api/v1/apps/$3/collaborators/$2 "{\"access\":\"${4:-write}\"}" >"$TRASH/.api" &&
+	test_grep "^200$" "$TRASH/.api"
+}
+
 # new_key NAME: an ed25519 key pair in $TRASH/keys/NAME(.pub).
 new_key() {
 	mkdir -p "$TRASH/keys" &&
