@@ -367,11 +367,8 @@ static int app_max_push(const struct admin_args *a)
 	char *end;
 	errno = 0;
 	long long mb = strtoll(a->operand[1], &end, 10);
-	if (!*a->operand[1] || *end || errno || mb < 0) {
-		fprintf(stderr, "grove app max-push: '%s' is not a number of MiB. See 'grove app max-push --help'.\n",
-			a->operand[1]);
-		return 2;
-	}
+	if (!*a->operand[1] || *end || errno || mb < 0)
+		return error_set(GROVE_EINVAL, "'%s' is not a number of MiB", a->operand[1]);
 	return request_on("PATCH", "/api/v1/apps/%s", a->operand[0], NULL, json_pack("{s:I}", "max_push_mb", (json_int_t)mb),
 			  false);
 }

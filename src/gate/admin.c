@@ -252,6 +252,19 @@ static int get_int(struct call *x, const char *name, int64_t min, int64_t max, b
 	return ret ? reply_grove_error(x->out, ret) : 0;
 }
 
+/* Ends a handler's transaction: committed if all went well (0), else rolled
+ * back and the error answered (the reply's status). */
+static int txn_end(struct call *x, int ret, const char *what)
+{
+	if (!ret)
+		ret = db_commit(x->db, what);
+	if (!ret)
+		return 0;
+	reply_grove_error(x->out, ret);
+	db_rollback(x->db);
+	return x->out->status;
+}
+
 static int check_branch(struct reply *out, const char *name)
 {
 	int ret = adminreq_check_branch(name);
@@ -958,13 +971,8 @@ static int app_create(struct call *x)
 		ret = db_app_create(x->db, name, branch, route);
 	if (!ret && has_max)
 		ret = db_app_set_max_push(x->db, name, max_mb);
-	if (!ret)
-		ret = db_commit(x->db, "creating an app");
-	if (ret) {
-		reply_grove_error(x->out, ret);
-		db_rollback(x->db);
+	if (txn_end(x, ret, "creating an app"))
 		return x->out->status;
-	}
 	x->arg[0] = name;
 	if (app_get(x) == MHD_HTTP_OK)
 		x->out->status = MHD_HTTP_CREATED;
@@ -1057,13 +1065,8 @@ static int app_patch(struct call *x)
 		ret = db_app_set_locked(x->db, x->arg[0], locked);
 	if (!ret && has_max)
 		ret = db_app_set_max_push(x->db, x->arg[0], max_mb);
-	if (!ret)
-		ret = db_commit(x->db, "changing an app");
-	if (ret) {
-		reply_grove_error(x->out, ret);
-		db_rollback(x->db);
+	if (txn_end(x, ret, "changing an app"))
 		return x->out->status;
-	}
 	if (route_s || has_locked)
 		log_info("admin.app_changed", "app=%s route=%s locked=%s", x->arg[0], route_s ? route_s : "",
 			 has_locked ? (locked ? "true" : "false") : "");

@@ -311,18 +311,33 @@ static ssh_channel open_session(ssh_session session, void *userdata)
 	return s->chan;
 }
 
+/* A message on the client's stderr (ssh prints it as it is). */
+static void vsay(struct sess *s, const char *fmt, va_list ap)
+{
+	char msg[2048];
+	int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (n > 0)
+		ssh_channel_write_stderr(s->chan, msg, (uint32_t)MIN(n, (int)sizeof(msg) - 1));
+}
+
+static void say(struct sess *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(struct sess *s, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsay(s, fmt, ap);
+	va_end(ap);
+}
+
 /* Ends the channel with a message on stderr and an exit status. */
 static void finish(struct sess *s, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void finish(struct sess *s, int status, const char *fmt, ...)
 {
-	char msg[2048];
 	va_list ap;
 	if (fmt) {
 		va_start(ap, fmt);
-		int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+		vsay(s, fmt, ap);
 		va_end(ap);
-		if (n > 0)
-			ssh_channel_write_stderr(s->chan, msg, (uint32_t)MIN(n, (int)sizeof(msg) - 1));
 	}
 	ssh_channel_request_send_exit_status(s->chan, status);
 	ssh_channel_send_eof(s->chan);
@@ -504,10 +519,7 @@ static int take_push_lock(struct sess *s, struct app *app, const char *name)
 			return -1;
 		}
 		if (!told) {
-			char msg[256];
-			int n = snprintf(msg, sizeof(msg), "%s is locked (maintenance or migration): waiting up to %ds…\n",
-					 name, s->cfg->lock_wait);
-			ssh_channel_write_stderr(s->chan, msg, (uint32_t)n);
+			say(s, "%s is locked (maintenance or migration): waiting up to %ds…\n", name, s->cfg->lock_wait);
 			told = true;
 		}
 		if (now_ms() >= deadline || !ssh_is_connected(s->ssh))
@@ -670,13 +682,9 @@ static int pump(struct sess *s, ssh_event ev, struct backend *b)
 		}
 		if (s->cfg->idle_timeout > 0 && now_ms() - last_activity > (int64_t)s->cfg->idle_timeout * 1000) {
 			log_info("gate.idle_timeout", "user=%s", s->user.name);
-			if (!s->dead) {
-				char msg[160];
-				int len = snprintf(msg, sizeof(msg),
-						 "ERROR: Nothing came or went for %d s: Grove closed the session (gate.idleTimeout).\n",
-						 s->cfg->idle_timeout);
-				ssh_channel_write_stderr(s->chan, msg, (uint32_t)MIN(len, (int)sizeof(msg) - 1));
-			}
+			if (!s->dead)
+				say(s, "ERROR: Nothing came or went for %d s: Grove closed the session (gate.idleTimeout).\n",
+				    s->cfg->idle_timeout);
 			b->abort(b);
 			s->cfg = s->cfg;   /* keep going until the backend's pipes close */
 			last_activity = now_ms();
@@ -819,13 +827,10 @@ static void run_command(struct sess *s, ssh_event ev)
 	 * sign is the size: past the limit by more than the ref commands could
 	 * take, the pack was over it. */
 	if (max_push && s->bytes_in > max_push + PUSH_COMMANDS_SLACK && !s->dead) {
-		char msg[512];
-		int n = snprintf(msg, sizeof(msg),
-				 "ERROR: This push sent %.1f MiB; %s accepts at most %llu MiB: git refused the pack and "
-				 "nothing of it was kept. Remove large files from the history (or keep them out of git), "
-				 "or ask the platform to raise the app's max_push_mb.\n",
-				 (double)s->bytes_in / (1 << 20), name, (unsigned long long)(max_push >> 20));
-		ssh_channel_write_stderr(s->chan, msg, (uint32_t)MIN(n, (int)sizeof(msg) - 1));
+		say(s, "ERROR: This push sent %.1f MiB; %s accepts at most %llu MiB: git refused the pack and nothing "
+		    "of it was kept. Remove large files from the history (or keep them out of git), or ask the "
+		    "platform to raise the app's max_push_mb.\n",
+		    (double)s->bytes_in / (1 << 20), name, (unsigned long long)(max_push >> 20));
 		log_info("gate.push_too_large", "user=%s app=%s bytes_in=%llu max_push_mb=%llu", s->user.name, name,
 			 (unsigned long long)s->bytes_in, (unsigned long long)(max_push >> 20));
 		result = "refused";
