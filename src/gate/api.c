@@ -291,7 +291,7 @@ static void deploy_keepalive(struct deploy_run *d)
  * deployments still running are interrupted (and recorded so), so that the
  * gate stops when its operator expects and not when the slowest build ends. */
 static atomic_bool api_stopping;
-/* Seconds an interrupted deploy command has between SIGTERM and SIGKILL. */
+/* How long an interrupted deploy command has between SIGTERM and SIGKILL. */
 #define DEPLOY_KILL_GRACE_MS 5000
 #define DEPLOY_INTERRUPTED "interrupted: the gate was stopped; push again to deploy"
 
