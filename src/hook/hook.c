@@ -148,7 +148,13 @@ static int transaction_hook(const char *state, Grove__V1__HookPayload *payload, 
 				TXN_VOTE_TIMEOUT_MS + 5000);
 	rpc_client_free(cl);
 	if (ret) {
-		fprintf(stderr, "error: grove: the ref update vote failed: %s\n", error_msg());
+		/* Only a failed "prepared" vote stops git; later ones come after
+		 * the refs moved and git ignores the hook's status. */
+		if (req.state == GROVE__V1__REFERENCE_TRANSACTION_HOOK_REQUEST__STATE__PREPARED)
+			fprintf(stderr, "error: grove: the ref update vote failed, so no ref was updated: %s; "
+				"push again\n", error_msg());
+		else
+			fprintf(stderr, "error: grove: the ref update vote failed: %s\n", error_msg());
 		return 1;
 	}
 	ret = resp->commit ? 0 : 1;

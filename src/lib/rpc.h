@@ -138,6 +138,13 @@ void rpc_client_free(struct rpc_client *cl);
 /* Sends token instead of one made from the secret: for diagnostics and tests. */
 void rpc_client_set_token(struct rpc_client *cl, const char *token);
 const char *rpc_client_address(const struct rpc_client *cl);
+/*
+ * Calls wait (up to their deadline) for a connection instead of failing at
+ * once when one attempt failed: for a caller whose failure costs a push,
+ * such as a store's vote to the router, where a busy router's slow accept
+ * is not a reason to refuse the write.
+ */
+void rpc_client_set_wait_for_ready(struct rpc_client *cl, bool on);
 
 /* timeout_ms 0: no deadline. */
 int rpc_stream_open(struct rpc_client *cl, const char *method, int64_t timeout_ms, struct rpc_stream **out);

@@ -14,6 +14,7 @@ struct rpc_client {
 	char *addr;
 	char *secret;
 	char *token;   /* fixed token, or NULL */
+	bool wait_for_ready;
 };
 
 struct rpc_stream {
@@ -121,6 +122,11 @@ void rpc_client_set_token(struct rpc_client *cl, const char *token)
 	cl->token = token ? xstrdup(token) : NULL;
 }
 
+void rpc_client_set_wait_for_ready(struct rpc_client *cl, bool on)
+{
+	cl->wait_for_ready = on;
+}
+
 const char *rpc_client_address(const struct rpc_client *cl)
 {
 	return cl->addr;
@@ -191,6 +197,8 @@ int rpc_stream_open_md(struct rpc_client *cl, const char *method, int64_t timeou
 		md[nmd++].value = grpc_slice_from_copied_string(extra[i].value);
 	}
 	op.op = GRPC_OP_SEND_INITIAL_METADATA;
+	if (cl->wait_for_ready)
+		op.flags = GRPC_INITIAL_METADATA_WAIT_FOR_READY;
 	op.data.send_initial_metadata.count = nmd;
 	op.data.send_initial_metadata.metadata = md;
 	grpc_call_error e = grpc_call_start_batch(st->call, &op, 1, &st->send_tag, NULL);

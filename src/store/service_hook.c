@@ -259,10 +259,14 @@ static int txn_vote(struct store *st, const Grove__V1__ReferenceTransactionHookR
 		v.phase = GROVE__V1__VOTE_TRANSACTION_REQUEST__PHASE__PREPARED;
 	}
 	ret = rpc_client_new(&cl, p->transaction_address, st->secret);
-	if (!ret)
+	if (!ret) {
+		/* A connection the router was slow to accept must not abort the
+		 * push: the vote waits for one as it waits for a quorum. */
+		rpc_client_set_wait_for_ready(cl, true);
 		ret = rpc_unary(cl, "/grove.v1.TransactionService/VoteTransaction", &v.base,
 				&grove__v1__vote_transaction_response__descriptor, (ProtobufCMessage **)&r,
 				TXN_VOTE_TIMEOUT_MS);
+	}
 	if (ret) {
 		error_wrap(ret, "voting transaction %llu at %s", (unsigned long long)p->transaction_id,
 			   p->transaction_address);

@@ -112,7 +112,7 @@ test_expect_success 'a store started with a relative config path still runs its 
 	cp "$SHARED_SECRET" rel/secret &&
 	git config -f rel/store.conf hooks.customDir ../hooks1
 	"$GROVE" store -c rel/store.conf >rel.log 2>&1 &
-	echo $! >>"$TRASH/.daemons"
+	record_daemon $!
 	for i in $(seq 1 50); do rpc 127.0.0.1:$port /grpc.health.v1.Health/Check >/dev/null 2>&1 && break; sleep 0.1; done &&
 	create_repo 127.0.0.1:$port rel app.git &&
 	(cd src && test_must_fail git_on 127.0.0.1:$port push ssh://rel/app.git main:denied 2>../err) &&

@@ -16,7 +16,7 @@ listen_on() {
 		while (my $c = $s->accept) { open(my $f, ">>", $file) or die; print $f "connection\n"; close $f; close $c }
 	' "$1" "$2" &
 	listener=$!
-	echo $listener >>"$TRASH/.daemons"
+	record_daemon $listener
 	for _ in $(seq 50); do
 		test -e "$2.ready" && return 0
 		sleep 0.1
@@ -89,7 +89,7 @@ test_expect_success 'local port forwarding (-L) is refused: nothing reaches the 
 	listen_on $target hits
 	$SSH -v -N -o ExitOnForwardFailure=yes -L $lport:127.0.0.1:$target </dev/null 2>fwd.err &
 	client=$!
-	echo $client >>"$TRASH/.daemons" &&
+	record_daemon $client &&
 	wait_grep "Local forwarding listening on 127.0.0.1 port $lport" fwd.err &&
 	# Connect through the forward and wait until ssh closes it.
 	perl -MIO::Socket::INET -e "alarm 10; my \$c = IO::Socket::INET->new(q(127.0.0.1:$lport)) or die; sysread(\$c, my \$b, 1)" &&
@@ -121,7 +121,7 @@ test_expect_success 'agent forwarding gives the session no agent' '
 	# OpenSSH asks for it without wanting an answer, so the client is never
 	# told; what would show is the gate opening an agent channel back.
 	eval "$(ssh-agent -s)" >/dev/null &&
-	echo $SSH_AGENT_PID >>"$TRASH/.daemons" &&
+	record_daemon $SSH_AGENT_PID &&
 	printf 0000 | $SSH -v -A "$UPLOAD_WEB" >out 2>err &&
 	kill $SSH_AGENT_PID &&
 	test_grep "Requesting authentication agent forwarding" err &&

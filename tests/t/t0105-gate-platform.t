@@ -26,7 +26,7 @@ push_as() {
 
 test_setup 'a store, the platform and a gate that asks it' '
 	mkdir -p "$P" &&
-	{ perl "$TEST_DIR/../tools/platform.pl" "$P" >"$P/platform.log" 2>&1 & echo $! >>"$TRASH/.daemons"; } &&
+	{ perl "$TEST_DIR/../tools/platform.pl" "$P" >"$P/platform.log" 2>&1 & record_daemon $!; } &&
 	for _ in $(seq 1 50); do test -s "$P/port" && break; sleep 0.1; done &&
 	PORT=$(cat "$P/port") &&
 	start_store s1 &&

@@ -30,7 +30,7 @@ test_expect_success 'ed25519 and RSA host keys, kept across a restart' '
 	# The same data directory, started again (a line of its own: & would
 	# send the whole && chain before it to the background).
 	"$GROVE" gate -c g1/gate.conf >>g1/gate.log 2>&1 &
-	echo $! >>"$TRASH/.daemons"
+	record_daemon $!
 	for _ in $(seq 1 100); do curl -sf "$g1_ADMIN/health" >/dev/null 2>&1 && break; sleep 0.1; done
 	curl -sf "$g1_ADMIN/health" >/dev/null &&
 	scan $g1_SSH_PORT >keys.after &&

@@ -7,7 +7,7 @@
 up_start() {
 	"$GROVE" up --data "$TRASH/gd" --ssh-port $SSH_PORT --http-port $HTTP_PORT >>"$TRASH/up.out" 2>>"$TRASH/up.err" &
 	echo $! >"$TRASH/up.pid"
-	echo $! >>"$TRASH/.daemons"
+	record_daemon $!
 	for i in $(seq 1 150); do
 		n=$(cat "$TRASH/up.out" 2>/dev/null | grep -c "Ctrl-C stops everything" || true)
 		test "$n" -ge "$1" && return 0

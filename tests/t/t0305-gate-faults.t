@@ -69,7 +69,7 @@ check_round() {
 
 restart_gate() {
 	"$GROVE" gate -c "$TRASH/g1/gate.conf" >>"$TRASH/g1/gate.log" 2>&1 &
-	echo $! >>"$TRASH/.daemons"
+	record_daemon $!
 	echo $! >"$TRASH/g1.pid"
 	for _ in $(seq 1 100); do
 		curl -sf "$g1_ADMIN/health" >/dev/null 2>&1 && return 0

@@ -37,21 +37,41 @@ cd "$TRASH" || exit 1
 
 test_count=0
 test_failures=0
-DAEMON_PIDS=""
+
+# pid_start PID: when the process started (clock ticks since boot), or
+# nothing if there is no such process (or only its zombie). A pid with its start time names one
+# process; a pid alone may by now be another's (pids are recycled: pid_max
+# is 32768 on many machines and a test file starts thousands of processes).
+pid_start() {
+	sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '$1 != "Z" { print $20 }'
+}
+
+# record_daemon PID: PID is one of this test's daemons, stopped (SIGTERM,
+# then SIGKILL) when the test ends, if it is still that same process: a
+# daemon that died long ago must not take with it a process of a test file
+# running alongside (prove -j2) that was given its pid.
+record_daemon() {
+	echo "$1 $(pid_start "$1")" >>"$TRASH/.daemons"
+}
 
 test_cleanup_daemons() {
-	DAEMON_PIDS="$DAEMON_PIDS $(cat "$TRASH/.daemons" 2>/dev/null)"
-	for pid in $DAEMON_PIDS; do
-		kill -TERM "$pid" 2>/dev/null || true
+	test -f "$TRASH/.daemons" || return 0
+	live=
+	while read -r pid start; do
+		test -n "$start" && test "$(pid_start "$pid")" = "$start" && live="$live $pid:$start"
+	done <"$TRASH/.daemons"
+	rm -f "$TRASH/.daemons"
+	for p in $live; do
+		kill -TERM "${p%%:*}" 2>/dev/null || true
 	done
-	for pid in $DAEMON_PIDS; do
+	for p in $live; do
 		for _ in $(seq 1 25); do
-			kill -0 "$pid" 2>/dev/null || break
+			test "$(pid_start "${p%%:*}")" = "${p#*:}" || break
 			sleep 0.2
 		done
-		kill -KILL "$pid" 2>/dev/null || true
+		test "$(pid_start "${p%%:*}")" = "${p#*:}" && kill -KILL "${p%%:*}" 2>/dev/null
 	done
-	DAEMON_PIDS=""
+	return 0
 }
 
 # at_exit COMMAND: run COMMAND (a shell line) when the test ends, pass or
@@ -251,7 +271,7 @@ restart_store() {
 	eval "wrap=\${${1}_WRAP:-}"
 	$wrap "$GROVE" store -c "$dir/store.conf" >>"$dir/store.log" 2>&1 &
 	pid=$!
-	echo "$pid" >>"$TRASH/.daemons"
+	record_daemon "$pid"
 	eval "${1}_PID=$pid"
 	eval "addr=\$${1}_ADDR"
 	for _ in $(seq 1 50); do
@@ -317,7 +337,7 @@ pg_ctl_start() {
 	$as_pg "$pgbin/pg_ctl" -D "$PG_DATA" -l "$TRASH/pg/server.out" -w \
 		-o "-p $PG_PORT -k $TRASH/pg -c listen_addresses=127.0.0.1" start >/dev/null ||
 		{ cat "$TRASH/pg/server.out" >&2; return 1; }
-	head -n1 "$PG_DATA/postmaster.pid" >>"$TRASH/.daemons"
+	record_daemon "$(head -n1 "$PG_DATA/postmaster.pid")"
 }
 
 # restart_postgres: a fast stop and a start of the same server.
@@ -330,7 +350,7 @@ restart_cluster() {
 	dir=$TRASH/$1
 	"$GROVE" cluster -c "$dir/cluster.conf" >>"$dir/cluster.log" 2>&1 &
 	pid=$!
-	echo "$pid" >>"$TRASH/.daemons"
+	record_daemon "$pid"
 	eval "${1}_PID=$pid"
 	eval "addr=\$${1}_ADDR"
 	for _ in $(seq 1 50); do
@@ -417,7 +437,7 @@ start_gate() {
 		git config -f "$dir/gate.conf" ${line%%=*} "${line#*=}" || return 1
 	done
 	"$GROVE" gate -c "$dir/gate.conf" >"$dir/gate.log" 2>&1 &
-	echo $! >>"$TRASH/.daemons"
+	record_daemon $!
 	eval "${name}_PID=$! ${name}_SSH_PORT=$ssh_port ${name}_ADMIN=http://127.0.0.1:$admin_port"
 	eval "${name}_TOKEN=\$(cat \"$dir/admin-token\")"
 	for _ in $(seq 1 100); do
