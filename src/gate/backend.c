@@ -166,6 +166,36 @@ static void enqueue(struct grpc_backend *g, const grpc_slice *msg, const uint8_t
 	pthread_mutex_unlock(&g->mu);
 }
 
+/*
+ * A message of one stdout or stderr field, as a store sends git's output,
+ * queued where gRPC received it, slice by slice: flattening it first would
+ * copy every byte of a clone once more. Anything else (an exit status, a
+ * message a store packed differently) is left to the general path: false.
+ */
+static bool enqueue_in_place(struct grpc_backend *g, grpc_byte_buffer *bb)
+{
+	grpc_slice_buffer *sb;
+	const uint8_t *p;
+	size_t n, hdr;
+	uint64_t vlen;
+	bool is_err;
+
+	if (bb->type != GRPC_BB_RAW || bb->data.raw.compression != GRPC_COMPRESS_NONE)
+		return false;
+	sb = &bb->data.raw.slice_buffer;
+	if (!sb->count)
+		return false;
+	p = GRPC_SLICE_START_PTR(sb->slices[0]);
+	n = GRPC_SLICE_LENGTH(sb->slices[0]);
+	if (!ssh_response_head(p, n, &is_err, &hdr, &vlen) || vlen != sb->length - hdr)
+		return false;
+	enqueue(g, &sb->slices[0], p + hdr, n - hdr, is_err);
+	for (size_t i = 1; i < sb->count; i++)
+		enqueue(g, &sb->slices[i], GRPC_SLICE_START_PTR(sb->slices[i]), GRPC_SLICE_LENGTH(sb->slices[i]),
+			is_err);
+	return true;
+}
+
 static void *receiver_main(void *arg)
 {
 	struct grpc_backend *g = arg;
@@ -180,6 +210,10 @@ static void *receiver_main(void *arg)
 		int r = rpc_stream_recv_bb(g->st, &bb);
 		if (r <= 0)
 			break;
+		if (enqueue_in_place(g, bb)) {
+			grpc_byte_buffer_destroy(bb);
+			continue;
+		}
 		r = rpc_bb_slice(bb, &all);
 		grpc_byte_buffer_destroy(bb);
 		if (!r && ssh_response_parse(GRPC_SLICE_START_PTR(all), GRPC_SLICE_LENGTH(all), &v)) {

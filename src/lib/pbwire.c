@@ -18,6 +18,11 @@ static int read_varint(const uint8_t *buf, size_t len, size_t *pos, uint64_t *ou
 	return error_set(GROVE_EPROTO, "varint longer than 10 bytes");
 }
 
+int pbwire_get_varint(const uint8_t *buf, size_t len, size_t *pos, uint64_t *out)
+{
+	return read_varint(buf, len, pos, out);
+}
+
 /* Reads one field's key and skips its value: start and end of the whole field, and of a LEN value. */
 struct field {
 	uint32_t num;

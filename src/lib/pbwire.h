@@ -44,6 +44,9 @@ int pbwire_find(const uint8_t *buf, size_t len, uint32_t field, const uint8_t **
 /* Writes v as a varint into out; returns how many bytes it took. */
 size_t pbwire_put_varint(uint8_t out[PBWIRE_VARINT_MAX], uint64_t v);
 
+/* Reads a varint at buf[*pos], advancing *pos: 0, or GROVE_EPROTO. */
+int pbwire_get_varint(const uint8_t *buf, size_t len, size_t *pos, uint64_t *out);
+
 /*
  * Appends to out buf without any occurrence of field, then field as a
  * length-delimited value. GROVE_EPROTO when buf is malformed.

@@ -34,6 +34,15 @@ struct ssh_response_view {
 /* 0, or GROVE_EPROTO when buf is not a well-formed SSHResponse. */
 int ssh_response_parse(const uint8_t *buf, size_t len, struct ssh_response_view *v);
 
+/*
+ * Whether buf starts with the key and length of a stdout or stderr field
+ * (then *err, the header's length and the field's length are set): enough
+ * to tell, from the first of the slices a message arrived in, that it is a
+ * single such field, as a store sends git's output, and to pass the rest on
+ * slice by slice without flattening it first. 1 if so, else 0.
+ */
+int ssh_response_head(const uint8_t *buf, size_t len, bool *err, size_t *hdrlen, uint64_t *vlen);
+
 /* The most ssh_response_header writes: a one-byte key and a length. */
 #define SSH_RESPONSE_HEADER_MAX 11
 

@@ -3,7 +3,9 @@
  * every SSHResponse a store or router sends in place instead of unpacking
  * it. Differential: whatever it accepts, protobuf-c must decode to the same
  * stdout, stderr and exit status (the two may differ only in what they
- * refuse: Grove also refuses deprecated groups).
+ * refuse: Grove also refuses deprecated groups). ssh_response_head, the
+ * gate's fast path for a message of one output field, must agree with both
+ * about any input it claims: the same field, bytes and length.
  */
 #include "lib/common.h"
 #include "lib/sshstream.h"
@@ -17,8 +19,18 @@ static bool same(const uint8_t *a, size_t alen, const ProtobufCBinaryData *b)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct ssh_response_view v;
-	if (ssh_response_parse(data, size, &v))
+	bool head_err;
+	size_t hdr;
+	uint64_t vlen;
+	bool head = ssh_response_head(data, size, &head_err, &hdr, &vlen) && hdr <= size && vlen == size - hdr;
+	if (ssh_response_parse(data, size, &v)) {
+		if (head)
+			abort();   /* the fast path took what the parser refuses */
 		return 0;
+	}
+	if (head && (v.has_exit || (head_err ? v.err != data + hdr || v.errlen != vlen || v.outlen
+				       : v.out != data + hdr || v.outlen != vlen || v.errlen)))
+		abort();
 	if (v.outlen && (v.out < data || v.out + v.outlen > data + size))
 		abort();
 	if (v.errlen && (v.err < data || v.err + v.errlen > data + size))

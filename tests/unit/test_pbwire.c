@@ -244,6 +244,17 @@ static void test_ssh_response_header(void **state)
 			assert_int_equal(ssh_response_parse(msg, n + lens[i], &v), 0);
 			assert_int_equal(err ? v.errlen : v.outlen, lens[i]);
 			assert_int_equal(err ? v.outlen : v.errlen, 0);
+			/* The gate's fast path reads the same header, even from a
+			 * first slice that holds only the header. */
+			bool head_err = !err;
+			size_t hdr = 0;
+			uint64_t vlen = 0;
+			assert_int_equal(ssh_response_head(msg, n, &head_err, &hdr, &vlen), 1);
+			assert_int_equal(head_err, err);
+			assert_int_equal(hdr, n);
+			assert_int_equal(vlen, lens[i]);
+			/* A header cut inside its length is not taken. */
+			assert_int_equal(ssh_response_head(msg, n - 1, &head_err, &hdr, &vlen), 0);
 			Grove__V1__SSHResponse r = GROVE__V1__SSHRESPONSE__INIT;
 			ProtobufCBinaryData *field = err ? &r.stderr : &r.stdout;
 			field->data = msg + n;
@@ -258,6 +269,15 @@ static void test_ssh_response_header(void **state)
 		}
 	}
 	free(msg);
+	/* Not an output field: an exit status, an unknown field, nothing. */
+	static const uint8_t exit_first[] = { 0x1a, 0x02, 0x08, 0x00 };
+	static const uint8_t unknown[] = { 0x22, 0x01, 'x' };
+	bool e;
+	size_t h;
+	uint64_t l;
+	assert_int_equal(ssh_response_head(exit_first, sizeof(exit_first), &e, &h, &l), 0);
+	assert_int_equal(ssh_response_head(unknown, sizeof(unknown), &e, &h, &l), 0);
+	assert_int_equal(ssh_response_head(unknown, 0, &e, &h, &l), 0);
 }
 
 static void test_txn_roundtrip(void **state)
