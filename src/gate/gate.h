@@ -54,6 +54,8 @@ struct gate_config {
 	int max_push_mb;           /* the largest push of an app without its own limit; 0: none */
 	int keepalive_s;           /* TCP keepalive: seconds of silence before probes; 0: off */
 	int keepalive_count;       /* unanswered probes before the connection is dead */
+	int client_alive_s;        /* SSH keepalive@openssh.com after this much silence; 0: off */
+	int client_alive_count;    /* unanswered ones before the session ends */
 	int housekeeping;          /* seconds between passes that optimize every repository; 0: off */
 	char *self_exe;
 	char *hooks_dir;           /* core.hooksPath for legacy pushes */

@@ -57,6 +57,11 @@ static const char usage[] =
 	"                                    keepalive probes, one per interval; 0: off\n"
 	"    keepaliveCount = 4              unanswered probes (or seconds x this of unacked\n"
 	"                                    data) after which the connection is dead\n"
+	"    clientAliveInterval = 30        seconds of silence from a client's SSH before\n"
+	"                                    a keepalive@openssh.com request it must answer;\n"
+	"                                    reaches clients behind a load balancer, where\n"
+	"                                    TCP probes stop at the balancer; 0: off\n"
+	"    clientAliveCountMax = 3         unanswered requests after which the session ends\n"
 	"    maxPushSize = 2048              MiB: the largest pack a push may send (git's\n"
 	"                                    receive.maxInputSize), unless the app sets its\n"
 	"                                    own max_push_mb; 0: no limit\n"
@@ -152,6 +157,8 @@ int gate_config_load(struct gate_config *c, const char *path)
 	INT("gate.maxPushSize", 2048, 0, GATE_MAX_PUSH_MB, max_push_mb)
 	INT("gate.keepalive", 15, 0, 3600, keepalive_s)
 	INT("gate.keepaliveCount", 4, 1, 100, keepalive_count)
+	INT("gate.clientAliveInterval", 30, 0, 3600, client_alive_s)
+	INT("gate.clientAliveCountMax", 3, 1, 100, client_alive_count)
 	INT("housekeeping.interval", 86400, 0, 30 * 86400, housekeeping)
 #undef INT
 	if ((ret = auth_secret_load(secret_file, &c->secret)) || (ret = auth_secret_load(token_file, &c->admin_token)))

@@ -547,12 +547,66 @@ static int cork(struct sess *s, bool on)
 	return setsockopt(ssh_get_fd(s->ssh), IPPROTO_TCP, TCP_CORK, &v, sizeof(v));
 }
 
+/*
+ * SSH-level keepalive, as OpenSSH's ClientAliveInterval: after
+ * gate.clientAliveInterval of silence from the client, a keepalive@openssh.com
+ * request it must answer; gate.clientAliveCountMax of them unanswered and
+ * the client is given up (about interval x (count + 1) after it went quiet).
+ * TCP keepalive cannot tell this: behind a load balancer its probes stop at
+ * the balancer, and a client whose ssh hangs (stopped, stuck) still has a
+ * kernel that acks them. What the client last sent is what the kernel says
+ * (TCP_INFO): an answer, a window adjust, pushed data alike.
+ */
+struct client_alive {
+	int64_t next_check;
+	int64_t asked_at;         /* when the last request went */
+	int unanswered;
+};
+
+/* Returns true when the client is to be given up. */
+static bool client_alive_check(struct sess *s, struct client_alive *ca)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+	int64_t interval = (int64_t)s->cfg->client_alive_s * 1000;
+	int64_t now = now_ms(), heard_ago;
+
+	if (interval <= 0 || s->dead || now < ca->next_check)
+		return false;
+	if (getsockopt(ssh_get_fd(s->ssh), IPPROTO_TCP, TCP_INFO, &ti, &len))
+		return false;   /* not TCP (a test's socketpair): nothing to ask */
+	heard_ago = ti.tcpi_last_data_recv;
+	/* Anything since the last request answers it. A request goes only
+	 * after a whole interval of silence, so what the kernel's clock (in
+	 * jiffies) puts a few ms before it cannot be older news. */
+	if (heard_ago < interval || now - heard_ago >= ca->asked_at - 10)
+		ca->unanswered = 0;
+	if (heard_ago < interval) {
+		ca->next_check = now + interval - heard_ago;
+		return false;
+	}
+	if (ca->unanswered >= s->cfg->client_alive_count)
+		return true;
+	/* libssh sends a new request only once the answer to the last one is
+	 * taken, which the first call does if it came; not blocking, so that
+	 * neither call waits for the client. */
+	ssh_set_blocking(s->ssh, 0);
+	ssh_send_keepalive(s->ssh);
+	ssh_send_keepalive(s->ssh);
+	ssh_set_blocking(s->ssh, 1);
+	ca->unanswered++;
+	ca->asked_at = now;
+	ca->next_check = now + interval;
+	return false;
+}
+
 /* Moves bytes until the backend's output ends; returns its exit code. */
 static int pump(struct sess *s, ssh_event ev, struct backend *b)
 {
 	char *buf = xmalloc(OUT_CHUNK);
 	int code = -1;
 	int64_t last_activity = now_ms();
+	struct client_alive ca = { .next_check = now_ms() + (int64_t)s->cfg->client_alive_s * 1000, .asked_at = INT64_MAX };
 
 	for (;;) {
 		/* client → backend */
@@ -676,6 +730,14 @@ static int pump(struct sess *s, ssh_event ev, struct backend *b)
 		if (!s->dead && ssh_event_dopoll(ev, 0) == SSH_ERROR) {
 			/* The session is broken: no ssh_channel_* call may follow
 			 * (libssh crashes on a dead channel's buffers). */
+			s->dead = true;
+			s->client_closed = true;
+			s->client_eof = true;
+		}
+		if (client_alive_check(s, &ca)) {
+			log_warn("gate.client_unresponsive", "user=%s unanswered=%d interval_s=%d", s->user.name,
+				 ca.unanswered, s->cfg->client_alive_s);
+			/* As if the connection broke: nothing more is sent to it. */
 			s->dead = true;
 			s->client_closed = true;
 			s->client_eof = true;
