@@ -242,7 +242,28 @@ test_expect_success 'deployments are recorded with their log' '
 	test_grep "\"status\": *\"failed\"" out &&
 	test_grep "\"status\": *\"succeeded\"" out &&
 	api g1 GET /api/v1/deployments/1 >one &&
-	test_grep "release done" one
+	test_grep "release done" one &&
+	# Every record whole: ids, web, main, old and new ids (the newest one is
+	# what main is now), alice, a final status, start <= end (UTC, ISO 8601).
+	GIT_SSH_COMMAND="$(ssh_as alice $GATE_SSH_PORT)" git ls-remote ssh://git@127.0.0.1:$GATE_SSH_PORT/web.git refs/heads/main >ls &&
+	sed "\$d" out | perl -MJSON::PP -e '"'"'
+		my ($main) = split /\s+/, $ARGV[0];
+		my $list = decode_json(join "", <STDIN>);
+		$list = $list->{deployments} if ref $list eq "HASH";
+		my $ts = qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/;
+		my ($newest, $n) = (undef, 0);
+		for my $d (@$list) {
+			$n++;
+			$d->{id} =~ /^\d+$/ && $d->{app} eq "web" && $d->{ref} eq "refs/heads/main" or die "record: @{[%$d]}\n";
+			$d->{old_oid} =~ /^[0-9a-f]{40}$/ && $d->{new_oid} =~ /^[0-9a-f]{40}$/ or die "ids: @{[%$d]}\n";
+			$d->{pusher} eq "alice" && $d->{status} =~ /^(succeeded|failed)$/ or die "who/status: @{[%$d]}\n";
+			$d->{started_at} =~ $ts && $d->{finished_at} =~ $ts && $d->{started_at} le $d->{finished_at}
+				or die "times: $d->{started_at} .. $d->{finished_at}\n";
+			$newest = $d if !$newest || $d->{id} > $newest->{id};
+		}
+		$n >= 2 or die "$n deployments\n";
+		$newest->{new_oid} eq $main or die "newest deployed $newest->{new_oid}, main is $main\n";
+	'"'"' "$(cat ls)"
 '
 
 test_expect_success 'a large push arrives intact on both routes (flow control under load)' '
