@@ -20,6 +20,7 @@
 #include "lib/gitcmd.h"
 #include "lib/hookpayload.h"
 #include "lib/log.h"
+#include "lib/pktline.h"
 #include "lib/proxyproto.h"
 #include "lib/proc.h"
 #include "lib/rpc.h"
@@ -42,9 +43,6 @@
 #define IN_BUF_MAX (2 * 1024 * 1024)
 #define OUT_CHUNK (64 * 1024)
 #define MAX_AUTH_TRIES 6
-/* What a push sends besides its pack (its ref commands, push options), at
- * most: past max_push by more, the pack itself was too large. */
-#define PUSH_COMMANDS_SLACK (64 * 1024)
 
 struct sess {
 	const struct gate_config *cfg;
@@ -71,6 +69,7 @@ struct sess {
 	bool dead;                /* libssh reported the session broken */
 	bool client_eof, client_closed;
 	uint64_t bytes_in, bytes_out;
+	struct push_head *push_head;  /* a push with a size limit: where its pack starts */
 	char peer[64];
 	int push_lock;            /* the app's push lock, held shared by a push */
 };
@@ -158,6 +157,14 @@ out:
 	return ret;
 }
 
+/* Counts what the client sent; a push's first bytes also say where its pack starts. */
+static void took_input(struct sess *s, const void *data, size_t n)
+{
+	s->bytes_in += n;
+	if (s->push_head)
+		push_head_feed(s->push_head, data, n);
+}
+
 static int on_data(ssh_session session, ssh_channel channel, void *data, uint32_t len, int is_stderr,
 		   void *userdata)
 {
@@ -171,7 +178,7 @@ static int on_data(ssh_session session, ssh_channel channel, void *data, uint32_
 	memcpy(s->inbuf, data, n);
 	s->inlen = n;
 	s->inoff = 0;
-	s->bytes_in += n;
+	took_input(s, data, n);
 	return (int)n;
 }
 
@@ -629,7 +636,7 @@ static int pump(struct sess *s, ssh_event ev, struct backend *b)
 			s->reading = false;
 			if (n > 0) {
 				s->inlen = (size_t)n;
-				s->bytes_in += (uint64_t)n;
+				took_input(s, s->inbuf, (size_t)n);
 				continue;
 			}
 		}
@@ -770,6 +777,8 @@ static void run_command(struct sess *s, ssh_event ev)
 	const char *result = "refused";
 	int code = 1;
 	int64_t start = now_ms();
+	struct push_head ph = { 0 };
+	char *ph_buf = NULL;
 
 	log_new_correlation_id(corr);
 	log_set_correlation_id(corr);
@@ -847,6 +856,11 @@ static void run_command(struct sess *s, ssh_event ev)
 	uint64_t max_push = 0;
 	if (cmd.service == GIT_SERVICE_RECEIVE_PACK)
 		max_push = (uint64_t)(app.max_push_mb ? app.max_push_mb : s->cfg->max_push_mb) << 20;
+	if (max_push) {
+		ph_buf = xmalloc(PKT_MAX);
+		push_head_init(&ph, ph_buf);
+		s->push_head = &ph;
+	}
 	int ret;
 	if (app.route == ROUTE_LEGACY) {
 		Grove__V1__Repository repo = GROVE__V1__REPOSITORY__INIT;
@@ -886,9 +900,9 @@ static void run_command(struct sess *s, ssh_event ev)
 	result = code == 0 ? "ok" : "failed";
 	/* git's own words ("pack exceeds maximum allowed size") do not say whose
 	 * limit it is or what to do. receive-pack exits 0 either way, so the
-	 * sign is the size: past the limit by more than the ref commands could
-	 * take, the pack was over it. */
-	if (max_push && s->bytes_in > max_push + PUSH_COMMANDS_SLACK && !s->dead) {
+	 * sign is the size of the pack: git refused it once it had read more
+	 * than max_push of it, all of which came through here. */
+	if (max_push && ph.done && s->bytes_in - ph.hdr_len > max_push && !s->dead) {
 		say(s, "ERROR: This push sent %.1f MiB; %s accepts at most %llu MiB: git refused the pack and nothing "
 		    "of it was kept. Remove large files from the history (or keep them out of git), or ask the "
 		    "platform to raise the app's max_push_mb.\n",
@@ -925,6 +939,8 @@ out:
 		b->free(b);
 	proc_env_free(env);
 	app_release(&app);
+	s->push_head = NULL;
+	free(ph_buf);
 }
 
 /*

@@ -92,3 +92,67 @@ int pkt_add_sideband(struct strbuf *sb, int band, const void *data, size_t len)
 	}
 	return 0;
 }
+
+void push_head_init(struct push_head *ph, char *buf)
+{
+	memset(ph, 0, sizeof(*ph));
+	ph->buf = buf;
+	ph->flushes = 1;
+}
+
+/* Whether the capability list of a first command line names push-options. */
+static bool asks_push_options(const char *data, size_t len)
+{
+	const char *nul = memchr(data, '\0', len);
+	if (!nul)
+		return false;
+	for (const char *p = nul + 1, *end = data + len; p < end;) {
+		const char *sp = memchr(p, ' ', (size_t)(end - p));
+		const char *e = sp ? sp : end;
+		size_t n = (size_t)(e - p);
+		while (n && (p[n - 1] == '\n'))
+			n--;
+		if (n == strlen("push-options") && !memcmp(p, "push-options", n))
+			return true;
+		p = e + 1;
+	}
+	return false;
+}
+
+void push_head_feed(struct push_head *ph, const void *data, size_t len)
+{
+	const char *in = data;
+	while (len && !ph->done && !ph->failed) {
+		size_t take = MIN(len, (size_t)PKT_MAX - ph->have);
+		size_t pos = 0;
+		memcpy(ph->buf + ph->have, in, take);
+		ph->have += take;
+		in += take;
+		len -= take;
+		for (;;) {
+			struct pkt p;
+			long r = pkt_parse(ph->buf + pos, ph->have - pos, &p);
+			if (r < 0) {
+				ph->failed = true;
+				return;
+			}
+			if (r == 0)
+				break;
+			if (p.type == PKT_DATA && !ph->first_seen) {
+				ph->first_seen = true;
+				if (asks_push_options(p.data, p.len))
+					ph->flushes = 2;
+			}
+			pos += (size_t)r;
+			if (p.type == PKT_FLUSH && --ph->flushes == 0) {
+				ph->done = true;
+				ph->hdr_len = ph->consumed + pos;
+				return;
+			}
+		}
+		/* A packet is never longer than PKT_MAX: what is left fits. */
+		memmove(ph->buf, ph->buf + pos, ph->have - pos);
+		ph->have -= pos;
+		ph->consumed += pos;
+	}
+}

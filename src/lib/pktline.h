@@ -34,4 +34,27 @@ int pkt_add_flush(struct strbuf *sb);
 /* Appends data as side-band packets of band 1, 2 or 3, split as needed. */
 int pkt_add_sideband(struct strbuf *sb, int band, const void *data, size_t len);
 
+/*
+ * Where a push's pack starts in what its client sends: after the commands
+ * (pkt-lines up to a flush) and, when the first command line asks for
+ * push-options, after those (up to a second flush). Fed the client's bytes
+ * as they come, in pieces of any size; once done, the pack is everything
+ * past hdr_len. A gate that limits the size of a push counts the pack itself
+ * this way, not the pack plus a guess at the commands. Holds at most one
+ * packet (PKT_MAX); buf is the caller's, of PKT_MAX bytes.
+ */
+struct push_head {
+	char *buf;
+	size_t have;          /* bytes of an unfinished packet in buf */
+	uint64_t consumed;    /* bytes parsed before buf[0] */
+	int flushes;          /* flushes still to come before the pack */
+	bool first_seen;
+	bool done;            /* hdr_len is known */
+	bool failed;          /* not pkt-lines: hdr_len stays unknown */
+	uint64_t hdr_len;
+};
+
+void push_head_init(struct push_head *ph, char *buf);
+void push_head_feed(struct push_head *ph, const void *data, size_t len);
+
 #endif

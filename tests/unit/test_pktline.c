@@ -361,6 +361,56 @@ static void test_roundtrip_lengths(void **state)
 	strbuf_release(&sb);
 }
 
+/* A push as git sends it: commands, [push options], then the pack. */
+static void build_push(struct strbuf *sb, bool options)
+{
+	char line[256];
+	int n = snprintf(line, sizeof(line), "%s %s refs/heads/main%creport-status side-band-64k%s agent=git/2.39.5\n",
+			 "0000000000000000000000000000000000000000", "1111111111111111111111111111111111111111", '\0',
+			 options ? " push-options" : "");
+	pkt_add(sb, line, (size_t)n);
+	pkt_add(sb, "refs/heads/x is here too\n", 25);
+	pkt_add_flush(sb);
+	if (options) {
+		pkt_add(sb, "ci.skip", 7);
+		pkt_add_flush(sb);
+	}
+}
+
+static void test_push_head(void **state)
+{
+	static char buf[PKT_MAX];
+	for (int options = 0; options < 2; options++) {
+		struct strbuf sb = STRBUF_INIT;
+		struct push_head ph;
+		build_push(&sb, options);
+		size_t hdr = sb.len;
+		strbuf_add(&sb, "PACK\0\0\0\2\0\0\0\1", 12);
+		/* At once, and one byte at a time: the same answer. */
+		push_head_init(&ph, buf);
+		push_head_feed(&ph, sb.buf, sb.len);
+		assert_true(ph.done);
+		assert_int_equal(ph.hdr_len, hdr);
+		push_head_init(&ph, buf);
+		for (size_t i = 0; i < sb.len; i++)
+			push_head_feed(&ph, sb.buf + i, 1);
+		assert_true(ph.done);
+		assert_int_equal(ph.hdr_len, hdr);
+		/* Before the last flush: not known yet. */
+		push_head_init(&ph, buf);
+		push_head_feed(&ph, sb.buf, hdr - 1);
+		assert_false(ph.done);
+		assert_false(ph.failed);
+		strbuf_release(&sb);
+	}
+	/* Not pkt-lines: given up, never a made-up length. */
+	struct push_head ph;
+	push_head_init(&ph, buf);
+	push_head_feed(&ph, "PACK\0\0\0\2", 8);
+	assert_true(ph.failed);
+	assert_false(ph.done);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -383,6 +433,7 @@ int main(void)
 		cmocka_unit_test(test_sideband_bad_band),
 		cmocka_unit_test(test_sideband_split),
 		cmocka_unit_test(test_roundtrip_lengths),
+		cmocka_unit_test(test_push_head),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
