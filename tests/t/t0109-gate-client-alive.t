@@ -70,7 +70,7 @@ test_expect_success 'a stopped ssh client: its session ends within seconds with 
 	session_ended g1 &&
 	test_grep "\"event\":\"gate.client_unresponsive\".*\"user\":\"alice\".*\"unanswered\":2" g1/gate.log &&
 	test "$(in_flight g1)" = 0 &&
-	echo "# client-alive 1 s x 2: the stopped client'"'"'s session ended $((t1 - t0)) ms after it stopped" &&
+	echo "# client-alive 1 s x 2: the stopped client'"'"'s session ended $((t1 - t0)) ms after it stopped" >"$TRASH/report" &&
 	sleep 3 &&
 	! session_ended g2 &&
 	test "$(in_flight g2)" = 1 &&
@@ -80,5 +80,6 @@ test_expect_success 'a stopped ssh client: its session ends within seconds with 
 	session_ended g2 &&
 	test "$(in_flight g2)" = 0
 '
+test -f "$TRASH/report" && cat "$TRASH/report"
 
 test_done
