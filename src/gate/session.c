@@ -613,7 +613,10 @@ static int pump(struct sess *s, ssh_event ev, struct backend *b)
 	char *buf = xmalloc(OUT_CHUNK);
 	int code = -1;
 	int64_t last_activity = now_ms();
-	struct client_alive ca = { .next_check = now_ms() + (int64_t)s->cfg->client_alive_s * 1000, .asked_at = INT64_MAX };
+	struct client_alive ca = {
+		.next_check = now_ms() + (int64_t)s->cfg->client_alive_s * 1000,
+		.asked_at = INT64_MAX,   /* nothing asked yet */
+	};
 
 	for (;;) {
 		/* client → backend */
