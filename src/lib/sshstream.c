@@ -73,17 +73,20 @@ int ssh_response_parse(const uint8_t *buf, size_t len, struct ssh_response_view 
 	return r;
 }
 
+/* The key of a length-delimited field: its number and wire type 2. */
+#define LEN_KEY(field) ((uint8_t)(((field) << 3) | 2))
+
 int ssh_response_head(const uint8_t *buf, size_t len, bool *err, size_t *hdrlen, uint64_t *vlen)
 {
 	size_t pos = 1;
-	if (!len || (buf[0] != ((SSH_RESPONSE_STDOUT << 3) | 2) && buf[0] != ((SSH_RESPONSE_STDERR << 3) | 2)))
+	if (!len || (buf[0] != LEN_KEY(SSH_RESPONSE_STDOUT) && buf[0] != LEN_KEY(SSH_RESPONSE_STDERR)))
 		return 0;
 	/* Whether the length fits is known from its bytes: no error to set. */
 	for (size_t i = 1; i < len && i <= PBWIRE_VARINT_MAX; i++)
 		if (!(buf[i] & 0x80)) {
 			if (pbwire_get_varint(buf, len, &pos, vlen))
 				return 0;
-			*err = buf[0] == ((SSH_RESPONSE_STDERR << 3) | 2);
+			*err = buf[0] == LEN_KEY(SSH_RESPONSE_STDERR);
 			*hdrlen = pos;
 			return 1;
 		}
@@ -92,6 +95,6 @@ int ssh_response_head(const uint8_t *buf, size_t len, bool *err, size_t *hdrlen,
 
 size_t ssh_response_header(uint8_t out[SSH_RESPONSE_HEADER_MAX], bool err, size_t len)
 {
-	out[0] = (uint8_t)(((err ? SSH_RESPONSE_STDERR : SSH_RESPONSE_STDOUT) << 3) | 2);   /* length-delimited */
+	out[0] = LEN_KEY(err ? SSH_RESPONSE_STDERR : SSH_RESPONSE_STDOUT);
 	return 1 + pbwire_put_varint(out + 1, len);
 }
