@@ -39,11 +39,17 @@ test_count=0
 test_failures=0
 
 # pid_start PID: when the process started (clock ticks since boot), or
-# nothing if there is no such process (or only its zombie). A pid with its start time names one
-# process; a pid alone may by now be another's (pids are recycled: pid_max
-# is 32768 on many machines and a test file starts thousands of processes).
+# nothing if there is no such process (or only its zombie). A pid with its
+# start time names one process; a pid alone may by now be another's (pids
+# are recycled: pid_max is 32768 on many machines and a test file starts
+# thousands of processes).
 pid_start() {
 	sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '$1 != "Z" { print $20 }'
+}
+
+# same_process PID START: PID is still the process that started at START.
+same_process() {
+	test -n "$2" && test "$(pid_start "$1")" = "$2"
 }
 
 # record_daemon PID: PID is one of this test's daemons, stopped (SIGTERM,
@@ -58,7 +64,7 @@ test_cleanup_daemons() {
 	test -f "$TRASH/.daemons" || return 0
 	live=
 	while read -r pid start; do
-		test -n "$start" && test "$(pid_start "$pid")" = "$start" && live="$live $pid:$start"
+		same_process "$pid" "$start" && live="$live $pid:$start"
 	done <"$TRASH/.daemons"
 	rm -f "$TRASH/.daemons"
 	for p in $live; do
@@ -66,10 +72,10 @@ test_cleanup_daemons() {
 	done
 	for p in $live; do
 		for _ in $(seq 1 25); do
-			test "$(pid_start "${p%%:*}")" = "${p#*:}" || break
+			same_process "${p%%:*}" "${p#*:}" || break
 			sleep 0.2
 		done
-		test "$(pid_start "${p%%:*}")" = "${p#*:}" && kill -KILL "${p%%:*}" 2>/dev/null
+		same_process "${p%%:*}" "${p#*:}" && kill -KILL "${p%%:*}" 2>/dev/null
 	done
 	return 0
 }
