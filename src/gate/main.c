@@ -46,6 +46,10 @@ static const char usage[] =
 	"    database = gate.db              SQLite file, or postgres://… shared by several gates\n"
 	"    deployBranch = main             default deploy branch of new apps\n"
 	"    otherBranches = true            accept pushes to other branches\n"
+	"    paceOutput = true               send a clone's output only as far ahead of the\n"
+	"                                    client as it keeps up (from 256 KiB, growing on\n"
+	"                                    long links), not its whole window; false: the\n"
+	"                                    window alone\n"
 	"    canaryPercent = 0               share of new apps on the cluster route\n"
 	"    loginGraceTime = 30             seconds to authenticate\n"
 	"    maxStartups = 100               unauthenticated connections at once\n"
@@ -113,6 +117,7 @@ int gate_config_load(struct gate_config *c, const char *path)
 	    (ret = config_get_str(cfg, "gate.database", "gate.db", &c->db_path)) ||
 	    (ret = config_get_str(cfg, "gate.deployBranch", "main", &c->deploy_branch)) ||
 	    (ret = config_get_bool(cfg, "gate.otherBranches", true, &c->other_branches)) ||
+	    (ret = config_get_bool(cfg, "gate.paceOutput", true, &c->pace_output)) ||
 	    (ret = config_get_path(cfg, "route.legacyDir", "legacy", &c->legacy_dir)) ||
 	    (ret = config_get_str(cfg, "route.cluster", NULL, &c->cluster_address)) ||
 	    (ret = config_get_str(cfg, "route.storage", "default", &c->cluster_storage)) ||

@@ -12,6 +12,7 @@
 #include "gate/gate.h"
 #include "gate/authz.h"
 #include "gate/backend.h"
+#include "gate/pace.h"
 #include "gate/db.h"
 #include "gate/metrics.h"
 #include "gate/migrate.h"
@@ -69,6 +70,7 @@ struct sess {
 	bool dead;                /* libssh reported the session broken */
 	bool client_eof, client_closed;
 	uint64_t bytes_in, bytes_out;
+	struct pace pace;          /* how far ahead of the client output goes */
 	struct push_head *push_head;  /* a push with a size limit: where its pack starts */
 	char peer[64];
 	int push_lock;            /* the app's push lock, held shared by a push */
@@ -607,6 +609,13 @@ static bool client_alive_check(struct sess *s, struct client_alive *ca)
 	return false;
 }
 
+/* What may go to the client now: its window, paced (pace.h) unless off. */
+static uint32_t send_room(struct sess *s, struct pace *pace)
+{
+	uint32_t w = ssh_channel_window_size(s->chan);
+	return pace ? pace_room(pace, w, now_us()) : w;
+}
+
 /* Moves bytes until the backend's output ends; returns its exit code. */
 static int pump(struct sess *s, ssh_event ev, struct backend *b)
 {
@@ -617,6 +626,10 @@ static int pump(struct sess *s, ssh_event ev, struct backend *b)
 		.next_check = now_ms() + (int64_t)s->cfg->client_alive_s * 1000,
 		.asked_at = INT64_MAX,   /* nothing asked yet */
 	};
+	struct pace *pace = s->cfg->pace_output ? &s->pace : NULL;
+
+	if (pace)
+		pace_init(pace, ssh_channel_window_size(s->chan), now_us());
 
 	for (;;) {
 		/* client → backend */
@@ -653,8 +666,8 @@ static int pump(struct sess *s, ssh_event ev, struct backend *b)
 			s->inlen = s->inoff = 0;
 		}
 
-		/* backend → client, as far as the client's window allows */
-		uint32_t win = s->dead ? OUT_CHUNK : ssh_channel_window_size(s->chan);
+		/* backend → client, as far as the client's window and the pacer allow */
+		uint32_t win = s->dead ? OUT_CHUNK : send_room(s, pace);
 		bool window_shut = false;
 		if (b->peek && b->out >= 0) {
 			const uint8_t *data;
@@ -681,7 +694,9 @@ static int pump(struct sess *s, ssh_event ev, struct backend *b)
 				}
 				b->consume(b, n);
 				s->bytes_out += n;
-				win = ssh_channel_window_size(s->chan);
+				if (pace)
+					pace_sent(pace, n, now_us());
+				win = send_room(s, pace);
 				last_activity = now_ms();
 			}
 			if (corked)
@@ -712,7 +727,9 @@ static int pump(struct sess *s, ssh_event ev, struct backend *b)
 					continue;
 				}
 				s->bytes_out += (uint64_t)r;
-				win = ssh_channel_window_size(s->chan);
+				if (pace)
+					pace_sent(pace, (uint32_t)r, now_us());
+				win = send_room(s, pace);
 				last_activity = now_ms();
 			} else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
 				close(*fd);
@@ -736,6 +753,9 @@ static int pump(struct sess *s, ssh_event ev, struct backend *b)
 			pfd[n++].events = POLLOUT;
 		}
 		int timeout = window_shut ? 50 : 1000;
+		int64_t held = pace ? pace_wait(pace, now_us()) : -1;
+		if (held >= 0)
+			timeout = (int)MIN((int64_t)timeout, held / 1000 + 1);   /* its stall rule */
 		poll(pfd, (nfds_t)n, timeout);
 		if (!s->dead && ssh_event_dopoll(ev, 0) == SSH_ERROR) {
 			/* The session is broken: no ssh_channel_* call may follow
@@ -934,10 +954,13 @@ out:
 			atomic_fetch_add(&gate_metrics->bytes_fetched, s->bytes_out);
 		}
 	}
-	log_info("gate.session", "user=%s fingerprint=%s app=%s command=%s route=%s result=%s exit=%d bytes_in=%llu bytes_out=%llu ms=%lld peer=%s",
+	/* send_ahead: the pacer's last limit (0: output not paced), with its
+	 * smallest round trip and how often it grew on a stall. */
+	log_info("gate.session", "user=%s fingerprint=%s app=%s command=%s route=%s result=%s exit=%d bytes_in=%llu bytes_out=%llu ms=%lld peer=%s send_ahead=%llu min_rtt_us=%lld pace_stalls=%u",
 		 s->user.name, s->fingerprint, name, git_service_name(cmd.service), route_name(app.route), result,
 		 code, (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out,
-		 (long long)(now_ms() - start), s->peer);
+		 (long long)(now_ms() - start), s->peer, (unsigned long long)s->pace.limit, (long long)s->pace.min_rtt,
+		 s->pace.stalls);
 	if (b)
 		b->free(b);
 	proc_env_free(env);

@@ -42,6 +42,8 @@ bool ends_with(const char *s, const char *suffix);
 
 /* Monotonic clock in milliseconds, for durations and deadlines. */
 int64_t now_ms(void);
+/* The same in microseconds. */
+int64_t now_us(void);
 /*
  * Wall clock in milliseconds since the epoch: for times other processes
  * compare, through a shared database (job leases, health reports). A

@@ -1,0 +1,118 @@
+/* The send-ahead limit: see pace.h. */
+#include "gate/pace.h"
+
+#include <string.h>
+
+void pace_init(struct pace *p, uint32_t window, int64_t now)
+{
+	memset(p, 0, sizeof(*p));
+	p->limit = p->floor = PACE_FLOOR;
+	p->win_max = window;
+	p->progress_at = now;
+}
+
+/*
+ * The adjusts covered everything up to p->acked, delta of it new: the
+ * newest send they covered whole gives a round trip. A send covered only in
+ * part gives none yet (its bytes are not all taken).
+ */
+static void take_sample(struct pace *p, uint64_t delta, int64_t now)
+{
+	int64_t at = -1;
+	while (p->count && p->mark[p->head].end <= p->acked) {
+		at = p->mark[p->head].at;
+		p->head = (p->head + 1) % PACE_MARKS;
+		p->count--;
+	}
+	if (at < 0)
+		return;
+	int64_t rtt = now - at > 0 ? now - at : 1;
+	if (!p->min_rtt || rtt < p->min_rtt)
+		p->min_rtt = rtt;
+	/* A queue worth more than a round trip (and more than a millisecond:
+	 * on loopback the round trip is scheduling noise) means the client
+	 * takes the bytes in slower than they come. */
+	int64_t allowed = p->min_rtt > 1000 ? p->min_rtt : 1000;
+	if (rtt - p->min_rtt > allowed) {
+		uint64_t l = p->limit - p->limit / 4;
+		if (l < p->floor)
+			l = p->floor;
+		if (l < p->limit)
+			p->shrunk++;
+		p->limit = l;
+	} else if (p->held_since_sample && p->limit < p->win_max) {
+		p->limit += delta;
+		p->grown++;
+	}
+	p->held_since_sample = false;
+}
+
+uint32_t pace_room(struct pace *p, uint32_t window, int64_t now)
+{
+	if (window > p->win_max)
+		p->win_max = window;
+	uint64_t outstanding = p->win_max - window;
+	if (outstanding > p->sent)
+		outstanding = p->sent;   /* a window that shrank by itself */
+	uint64_t acked = p->sent - outstanding;
+	if (acked > p->acked) {
+		uint64_t delta = acked - p->acked;
+		p->acked = acked;
+		p->progress_at = now;
+		take_sample(p, delta, now);
+	}
+
+	for (;;) {
+		if (p->limit >= p->win_max || !window) {
+			p->holding = false;   /* the window rules */
+			return window;
+		}
+		uint64_t room = p->limit > outstanding ? p->limit - outstanding : 0;
+		if (room) {
+			p->holding = false;
+			return room < window ? (uint32_t)room : window;
+		}
+		p->held_since_sample = true;
+		if (!p->holding) {
+			p->holding = true;
+			p->progress_at = now;
+			return 0;
+		}
+		if (now - p->progress_at < PACE_STALL_US)
+			return 0;
+		/* Held back, and nothing came: below this limit the client
+		 * grants nothing, or the link is longer than the limit. Either
+		 * way it is not to shrink back there (where it would stall
+		 * again, each time for PACE_STALL_US). */
+		p->limit *= 2;
+		p->floor = p->limit;
+		p->stalls++;
+		p->progress_at = now;
+	}
+}
+
+void pace_sent(struct pace *p, uint32_t n, int64_t now)
+{
+	if (!n)
+		return;
+	p->sent += n;
+	if (p->count == PACE_MARKS) {
+		/* Full (many small sends): the newest mark covers these too,
+		 * with its earlier time, so a round trip is overstated, never
+		 * understated. */
+		p->mark[(p->head + p->count - 1) % PACE_MARKS].end = p->sent;
+		return;
+	}
+	struct pace_mark *m = &p->mark[(p->head + p->count) % PACE_MARKS];
+	m->end = p->sent;
+	m->at = now;
+	p->count++;
+}
+
+int64_t pace_wait(const struct pace *p, int64_t now)
+{
+	if (!p->holding)
+		return -1;
+	int64_t left = p->progress_at + PACE_STALL_US - now;
+	return left > 0 ? left : 0;
+}
