@@ -3,12 +3,19 @@
 
 #include <string.h>
 
-void pace_init(struct pace *p, uint32_t window, int64_t now)
+void pace_init(struct pace *p, uint32_t window, uint32_t grant_step, int64_t now)
 {
 	memset(p, 0, sizeof(*p));
 	p->limit = p->floor = PACE_FLOOR;
 	p->win_max = window;
+	p->grant_step = grant_step;
 	p->progress_at = now;
+}
+
+/* How long held back without an adjust is a stall. */
+static int64_t stall_after(const struct pace *p)
+{
+	return p->grant_step && p->grant_step < p->limit ? PACE_STALL_KNOWN_US : PACE_STALL_US;
 }
 
 /*
@@ -29,18 +36,25 @@ static void take_sample(struct pace *p, uint64_t delta, int64_t now)
 	int64_t rtt = now - at > 0 ? now - at : 1;
 	if (!p->min_rtt || rtt < p->min_rtt)
 		p->min_rtt = rtt;
-	/* A queue worth more than a round trip (and more than a millisecond:
-	 * on loopback the round trip is scheduling noise) means the client
-	 * takes the bytes in slower than they come. */
+	/* The round trip above the smallest is the queue at the client.
+	 * Worth more than a round trip (and more than a millisecond: on
+	 * loopback the round trip is scheduling noise), the client takes
+	 * bytes in slower than they come: a quarter off. Near none, and the
+	 * limit held the output back: it grows by what the round trip
+	 * delivered (doubling per round trip). In between it stays: growth
+	 * on a queue already building would overshoot by the time its round
+	 * trips tell. */
+	int64_t queue = rtt - p->min_rtt;
 	int64_t allowed = p->min_rtt > 1000 ? p->min_rtt : 1000;
-	if (rtt - p->min_rtt > allowed) {
+	int64_t clean = p->min_rtt / 8 > 250 ? p->min_rtt / 8 : 250;
+	if (queue > allowed) {
 		uint64_t l = p->limit - p->limit / 4;
 		if (l < p->floor)
 			l = p->floor;
 		if (l < p->limit)
 			p->shrunk++;
 		p->limit = l;
-	} else if (p->held_since_sample && p->limit < p->win_max) {
+	} else if (queue <= clean && p->held_since_sample && p->limit < p->win_max) {
 		p->limit += delta;
 		p->grown++;
 	}
@@ -78,7 +92,7 @@ uint32_t pace_room(struct pace *p, uint32_t window, int64_t now)
 			p->progress_at = now;
 			return 0;
 		}
-		if (now - p->progress_at < PACE_STALL_US)
+		if (now - p->progress_at < stall_after(p))
 			return 0;
 		/* Held back, and nothing came: below this limit the client
 		 * grants nothing, or the link is longer than the limit. Either
@@ -113,6 +127,6 @@ int64_t pace_wait(const struct pace *p, int64_t now)
 {
 	if (!p->holding)
 		return -1;
-	int64_t left = p->progress_at + PACE_STALL_US - now;
+	int64_t left = p->progress_at + stall_after(p) - now;
 	return left > 0 ? left : 0;
 }

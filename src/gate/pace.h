@@ -20,13 +20,17 @@
  *  - it starts at PACE_FLOOR;
  *  - held back and no adjust for PACE_STALL_US: the client will not grant
  *    more below this limit, or the link is long: it doubles, and it will
- *    not shrink below that again;
+ *    not shrink below that again. A client known to grant below the limit
+ *    (OpenSSH, after every 3 packets taken in: the caller tells, from its
+ *    version string, as OpenSSH's own compat.c knows its peers' quirks) is
+ *    only slow when it does not, and sending it more would only queue
+ *    more: for it the wait is PACE_STALL_KNOWN_US, a safety net;
  *  - held back and a round trip near the smallest seen (nothing queued at
  *    the client): it grows by what that round trip delivered (doubling per
  *    round trip, as TCP's slow start);
- *  - a round trip well above the smallest (bytes queue at the client, which
- *    takes them slower than they come): it shrinks by a quarter, not below
- *    the floor.
+ *  - a round trip above the smallest by more than the smallest (bytes
+ *    queue at the client, which takes them slower than they come): it
+ *    shrinks by a quarter, not below the floor; in between it stays.
  *
  * It never exceeds the window, so a client's flow control still holds. The
  * functions take the time (microseconds, monotonic) from the caller, which
@@ -41,12 +45,14 @@
 /* Above OpenSSH's own adjust threshold (3 packets of 32 KiB). */
 #define PACE_FLOOR (256 * 1024)
 #define PACE_STALL_US 10000
+#define PACE_STALL_KNOWN_US 500000
 #define PACE_MARKS 64
 
 struct pace {
 	uint64_t limit;           /* bytes the client may have outstanding */
 	uint64_t floor;           /* not below: PACE_FLOOR, raised by each stall */
 	uint32_t win_max;         /* the largest window seen: outstanding = win_max - window */
+	uint32_t grant_step;      /* the client grants once this much is taken in; 0: not known */
 	uint64_t sent;            /* bytes sent so far */
 	uint64_t acked;           /* bytes the client's adjusts covered so far */
 	int64_t min_rtt;          /* smallest round trip seen, 0 before the first */
@@ -63,7 +69,9 @@ struct pace {
 	unsigned grown, shrunk, stalls;
 };
 
-void pace_init(struct pace *p, uint32_t window, int64_t now);
+/* grant_step: what the client is known to take in before it grants more
+ * window (OpenSSH: 3 x 32 KiB); 0 when not known. */
+void pace_init(struct pace *p, uint32_t window, uint32_t grant_step, int64_t now);
 
 /*
  * What may be sent now, given the client's window as it is now (libssh's

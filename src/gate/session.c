@@ -628,8 +628,13 @@ static int pump(struct sess *s, ssh_event ev, struct backend *b)
 	};
 	struct pace *pace = s->cfg->pace_output ? &s->pace : NULL;
 
-	if (pace)
-		pace_init(pace, ssh_channel_window_size(s->chan), now_us());
+	if (pace) {
+		/* OpenSSH grants more window once 3 packets of its 32 KiB are
+		 * taken in (channels.c, channel_check_window, for two decades). */
+		const char *banner = ssh_get_clientbanner(s->ssh);
+		uint32_t step = banner && skip_prefix(banner, "SSH-2.0-OpenSSH_", NULL) ? 3 * 32768 : 0;
+		pace_init(pace, ssh_channel_window_size(s->chan), step, now_us());
+	}
 
 	for (;;) {
 		/* client → backend */
