@@ -27,7 +27,8 @@
  *    more: for it the wait is PACE_STALL_KNOWN_US, a safety net;
  *  - held back and a round trip near the smallest seen (nothing queued at
  *    the client): it grows by what that round trip delivered (doubling per
- *    round trip, as TCP's slow start);
+ *    round trip, as TCP's slow start); over a long link (PACE_LONG_RTT_US,
+ *    and the kernel's TCP round trip says so too) straight to the window;
  *  - a round trip above the smallest by more than the smallest (bytes
  *    queue at the client, which takes them slower than they come): it
  *    shrinks by a quarter, not below the floor; in between it stays.
@@ -46,6 +47,8 @@
 #define PACE_FLOOR (256 * 1024)
 #define PACE_STALL_US 10000
 #define PACE_STALL_KNOWN_US 500000
+/* A smallest round trip this long is a network's, not scheduling's. */
+#define PACE_LONG_RTT_US 5000
 #define PACE_MARKS 64
 
 struct pace {
@@ -53,6 +56,7 @@ struct pace {
 	uint64_t floor;           /* not below: PACE_FLOOR, raised by each stall */
 	uint32_t win_max;         /* the largest window seen: outstanding = win_max - window */
 	uint32_t grant_step;      /* the client grants once this much is taken in; 0: not known */
+	int64_t net_rtt;          /* the TCP connection's round trip (to a load balancer, if one) */
 	uint64_t sent;            /* bytes sent so far */
 	uint64_t acked;           /* bytes the client's adjusts covered so far */
 	int64_t min_rtt;          /* smallest round trip seen, 0 before the first */
@@ -70,8 +74,9 @@ struct pace {
 };
 
 /* grant_step: what the client is known to take in before it grants more
- * window (OpenSSH: 3 x 32 KiB); 0 when not known. */
-void pace_init(struct pace *p, uint32_t window, uint32_t grant_step, int64_t now);
+ * window (OpenSSH: 3 x 32 KiB); 0 when not known. net_rtt: the kernel's
+ * round trip of the connection (TCP_INFO), microseconds. */
+void pace_init(struct pace *p, uint32_t window, uint32_t grant_step, int64_t net_rtt, int64_t now);
 
 /*
  * What may be sent now, given the client's window as it is now (libssh's

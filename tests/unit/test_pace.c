@@ -20,7 +20,7 @@ static void test_starts_at_floor(void **state)
 {
 	struct pace p;
 	(void)state;
-	pace_init(&p, 2 * MIB, 0, 0);
+	pace_init(&p, 2 * MIB, 0, 50, 0);
 	assert_int_equal(pace_room(&p, 2 * MIB, 0), PACE_FLOOR);
 	assert_int_equal(pace_wait(&p, 0), -1);
 	pace_sent(&p, PACE_FLOOR, 0);
@@ -35,7 +35,7 @@ static void test_window_rules(void **state)
 	struct pace p;
 	(void)state;
 	/* a window below the limit: the window is what may go */
-	pace_init(&p, 64 * KIB, 0, 0);
+	pace_init(&p, 64 * KIB, 0, 50, 0);
 	assert_int_equal(pace_room(&p, 64 * KIB, 0), 64 * KIB);
 	pace_sent(&p, 64 * KIB, 0);
 	assert_int_equal(pace_room(&p, 0, 1), 0);
@@ -44,7 +44,7 @@ static void test_window_rules(void **state)
 	assert_int_equal(pace_room(&p, 0, 1000000), 0);
 	assert_int_equal(p.stalls, 0);
 	/* a limit of the whole window (or more) leaves the window alone */
-	pace_init(&p, 2 * MIB, 0, 0);
+	pace_init(&p, 2 * MIB, 0, 50, 0);
 	p.limit = 2 * MIB;
 	assert_int_equal(pace_room(&p, 2 * MIB, 0), 2 * MIB);
 }
@@ -53,7 +53,7 @@ static void test_stall_doubles_and_raises_floor(void **state)
 {
 	struct pace p;
 	(void)state;
-	pace_init(&p, 2 * MIB, 0, 0);
+	pace_init(&p, 2 * MIB, 0, 50, 0);
 	pace_sent(&p, PACE_FLOOR, 0);
 	assert_int_equal(pace_room(&p, 2 * MIB - PACE_FLOOR, 100), 0);
 	/* not yet */
@@ -71,7 +71,7 @@ static void test_known_granter_stalls_late(void **state)
 	(void)state;
 	/* OpenSSH grants every 96 KiB: held back, it is slow, not waiting
 	 * for more; only the safety net applies */
-	pace_init(&p, 2 * MIB, 96 * KIB, 0);
+	pace_init(&p, 2 * MIB, 96 * KIB, 50, 0);
 	pace_sent(&p, PACE_FLOOR, 0);
 	assert_int_equal(pace_room(&p, 2 * MIB - PACE_FLOOR, 0), 0);
 	assert_int_equal(pace_wait(&p, 0), PACE_STALL_KNOWN_US);
@@ -80,7 +80,7 @@ static void test_known_granter_stalls_late(void **state)
 	assert_int_equal(pace_room(&p, 2 * MIB - PACE_FLOOR, PACE_STALL_KNOWN_US), PACE_FLOOR);
 	assert_int_equal(p.stalls, 1);
 	/* a step above the limit is as good as unknown */
-	pace_init(&p, 2 * MIB, 1 * MIB, 0);
+	pace_init(&p, 2 * MIB, 1 * MIB, 50, 0);
 	pace_sent(&p, PACE_FLOOR, 0);
 	assert_int_equal(pace_room(&p, 2 * MIB - PACE_FLOOR, 0), 0);
 	assert_int_equal(pace_room(&p, 2 * MIB - PACE_FLOOR, PACE_STALL_US), PACE_FLOOR);
@@ -91,7 +91,7 @@ static void test_grant_resets_stall_clock(void **state)
 {
 	struct pace p;
 	(void)state;
-	pace_init(&p, 2 * MIB, 0, 0);
+	pace_init(&p, 2 * MIB, 0, 50, 0);
 	pace_sent(&p, PACE_FLOOR, 0);
 	assert_int_equal(pace_room(&p, 2 * MIB - PACE_FLOOR, 0), 0);
 	/* 64 KiB granted back at 8 ms: room for 64 KiB, and the clock restarts */
@@ -107,7 +107,7 @@ static void test_clean_round_trip_grows(void **state)
 	struct pace p;
 	uint32_t w = 2 * MIB;
 	(void)state;
-	pace_init(&p, w, 0, 0);
+	pace_init(&p, w, 0, 50, 0);
 	pace_sent(&p, PACE_FLOOR, 0);
 	w -= PACE_FLOOR;
 	assert_int_equal(pace_room(&p, w, 10), 0);   /* held: the limit binds */
@@ -121,11 +121,28 @@ static void test_clean_round_trip_grows(void **state)
 	assert_int_equal(p.floor, PACE_FLOOR);   /* growth is not a stall */
 }
 
+static void test_long_link_goes_to_window(void **state)
+{
+	struct pace p;
+	(void)state;
+	/* a 50 ms round trip, the kernel's TCP one as long: the window */
+	pace_init(&p, 2 * MIB, 96 * KIB, 50000, 0);
+	pace_sent(&p, PACE_FLOOR, 0);
+	assert_int_equal(pace_room(&p, 2 * MIB - PACE_FLOOR, 10), 0);
+	assert_int_equal(pace_room(&p, 2 * MIB, 50000), 2 * MIB);
+	assert_int_equal(p.limit, 2 * MIB);
+	/* as long on loopback (a client slow to start): slow start only */
+	pace_init(&p, 2 * MIB, 96 * KIB, 50, 0);
+	pace_sent(&p, PACE_FLOOR, 0);
+	assert_int_equal(pace_room(&p, 2 * MIB - PACE_FLOOR, 10), 0);
+	assert_int_equal(pace_room(&p, 2 * MIB, 50000), 2 * PACE_FLOOR);
+}
+
 static void test_not_held_does_not_grow(void **state)
 {
 	struct pace p;
 	(void)state;
-	pace_init(&p, 2 * MIB, 0, 0);
+	pace_init(&p, 2 * MIB, 0, 50, 0);
 	pace_sent(&p, 100 * KIB, 0);
 	/* granted back, never held: the limit was not what slowed anything */
 	assert_int_equal(pace_room(&p, 2 * MIB, 300), PACE_FLOOR);
@@ -139,7 +156,7 @@ static void test_queue_shrinks_to_floor(void **state)
 	uint32_t w = 2 * MIB;
 	int64_t t = 0;
 	(void)state;
-	pace_init(&p, w, 0, 0);
+	pace_init(&p, w, 0, 50, 0);
 	p.limit = 1 * MIB;
 	/* a first round trip of 200 us, then ones of 5 ms: bytes queue at the
 	 * client; each sample takes a quarter off, down to the floor */
@@ -165,7 +182,7 @@ static void test_partly_granted_send_gives_no_sample(void **state)
 {
 	struct pace p;
 	(void)state;
-	pace_init(&p, 2 * MIB, 0, 0);
+	pace_init(&p, 2 * MIB, 0, 50, 0);
 	pace_sent(&p, 200 * KIB, 0);
 	pace_room(&p, 2 * MIB - 100 * KIB, 50);   /* half of it granted */
 	assert_int_equal(p.min_rtt, 0);
@@ -178,7 +195,7 @@ static void test_many_small_sends(void **state)
 	struct pace p;
 	uint32_t w = 2 * MIB;
 	(void)state;
-	pace_init(&p, w, 0, 0);
+	pace_init(&p, w, 0, 50, 0);
 	/* more sends than marks: the newest mark absorbs the rest with its
 	 * earlier time, so the round trip is overstated, never understated */
 	for (int i = 0; i < 3 * PACE_MARKS; i++) {
@@ -220,7 +237,7 @@ static int64_t transfer(uint64_t total, uint32_t window, int64_t rtt, double rat
 	int64_t t = 0, limit_t = 600 * 1000 * 1000LL;
 
 	*ahead = 0;
-	pace_init(p, window, grant_step, 0);
+	pace_init(p, window, grant_step, rtt, 0);
 	if (!paced)
 		p->limit = window;   /* never binds: the window alone */
 	while (taken < total) {
@@ -327,6 +344,7 @@ int main(void)
 		cmocka_unit_test(test_known_granter_stalls_late),
 		cmocka_unit_test(test_grant_resets_stall_clock),
 		cmocka_unit_test(test_clean_round_trip_grows),
+		cmocka_unit_test(test_long_link_goes_to_window),
 		cmocka_unit_test(test_not_held_does_not_grow),
 		cmocka_unit_test(test_queue_shrinks_to_floor),
 		cmocka_unit_test(test_partly_granted_send_gives_no_sample),
