@@ -3,13 +3,12 @@
 
 #include <string.h>
 
-void pace_init(struct pace *p, uint32_t window, uint32_t grant_step, int64_t net_rtt, int64_t now)
+void pace_init(struct pace *p, uint32_t window, uint32_t grant_step, int64_t now)
 {
 	memset(p, 0, sizeof(*p));
 	p->limit = p->floor = PACE_FLOOR;
 	p->win_max = window;
 	p->grant_step = grant_step;
-	p->net_rtt = net_rtt;
 	p->progress_at = now;
 }
 
@@ -58,11 +57,12 @@ static void take_sample(struct pace *p, uint64_t delta, int64_t now)
 	} else if (queue <= clean && p->held_since_sample && p->limit < p->win_max) {
 		/* Over a long link the window is what the client asked for,
 		 * and a queue at the client would show: no need to find the
-		 * limit a round trip at a time. Long by the network's own
-		 * measure too: a client that starts slow (a busy machine)
-		 * makes the first round trips long on loopback as well. */
-		bool long_link = p->min_rtt >= PACE_LONG_RTT_US && p->net_rtt * 2 >= p->min_rtt;
-		p->limit = long_link ? p->win_max : p->limit + delta;
+		 * limit a round trip at a time. (The TCP round trip cannot
+		 * tell a long link: behind a load balancer it is the hop to
+		 * the balancer. A client slow to start on loopback looks
+		 * long at first; its later round trips bring the smallest
+		 * down and the queue rule takes the limit back.) */
+		p->limit = p->min_rtt >= PACE_LONG_RTT_US ? p->win_max : p->limit + delta;
 		p->grown++;
 	}
 	p->held_since_sample = false;

@@ -12,7 +12,7 @@
  *
  * A fixed small limit is wrong elsewhere: over a link with a round trip of
  * 50 ms, 256 KiB in flight is 5 MiB/s; and a client that grants window
- * only when half of it is used (PuTTY, libssh, Apache MINA) would never
+ * only when a large part of it is used (libssh: half of it) would never
  * grant any below that, and the session would hang. So the limit adapts,
  * from what the client's window adjusts tell (the time from sending a byte
  * to the adjust that covers it is the round trip, client's queue included):
@@ -27,8 +27,8 @@
  *    more: for it the wait is PACE_STALL_KNOWN_US, a safety net;
  *  - held back and a round trip near the smallest seen (nothing queued at
  *    the client): it grows by what that round trip delivered (doubling per
- *    round trip, as TCP's slow start); over a long link (PACE_LONG_RTT_US,
- *    and the kernel's TCP round trip says so too) straight to the window;
+ *    round trip, as TCP's slow start); over a long link (PACE_LONG_RTT_US)
+ *    straight to the window;
  *  - a round trip above the smallest by more than the smallest (bytes
  *    queue at the client, which takes them slower than they come): it
  *    shrinks by a quarter, not below the floor; in between it stays.
@@ -56,7 +56,6 @@ struct pace {
 	uint64_t floor;           /* not below: PACE_FLOOR, raised by each stall */
 	uint32_t win_max;         /* the largest window seen: outstanding = win_max - window */
 	uint32_t grant_step;      /* the client grants once this much is taken in; 0: not known */
-	int64_t net_rtt;          /* the TCP connection's round trip (to a load balancer, if one) */
 	uint64_t sent;            /* bytes sent so far */
 	uint64_t acked;           /* bytes the client's adjusts covered so far */
 	int64_t min_rtt;          /* smallest round trip seen, 0 before the first */
@@ -74,9 +73,8 @@ struct pace {
 };
 
 /* grant_step: what the client is known to take in before it grants more
- * window (OpenSSH: 3 x 32 KiB); 0 when not known. net_rtt: the kernel's
- * round trip of the connection (TCP_INFO), microseconds. */
-void pace_init(struct pace *p, uint32_t window, uint32_t grant_step, int64_t net_rtt, int64_t now);
+ * window (OpenSSH: 3 x 32 KiB); 0 when not known. */
+void pace_init(struct pace *p, uint32_t window, uint32_t grant_step, int64_t now);
 
 /*
  * What may be sent now, given the client's window as it is now (libssh's

@@ -633,10 +633,7 @@ static int pump(struct sess *s, ssh_event ev, struct backend *b)
 		 * taken in (channels.c, channel_check_window, for two decades). */
 		const char *banner = ssh_get_clientbanner(s->ssh);
 		uint32_t step = banner && skip_prefix(banner, "SSH-2.0-OpenSSH_", NULL) ? 3 * 32768 : 0;
-		struct tcp_info ti;
-		socklen_t len = sizeof(ti);
-		int64_t net_rtt = getsockopt(ssh_get_fd(s->ssh), IPPROTO_TCP, TCP_INFO, &ti, &len) ? 0 : ti.tcpi_rtt;
-		pace_init(pace, ssh_channel_window_size(s->chan), step, net_rtt, now_us());
+		pace_init(pace, ssh_channel_window_size(s->chan), step, now_us());
 	}
 
 	for (;;) {

@@ -2,8 +2,8 @@
 # The gate paces a clone's output (src/gate/pace.h): it sends ahead of the
 # client only as far as the client keeps up, starting at 256 KiB, not the
 # whole window the client grants. Clients differ in when they grant more
-# window: OpenSSH after every 96 KiB it takes in, libssh (like PuTTY and
-# JGit's Apache MINA) only once half its window is used. Every client gets
+# window: OpenSSH after every 96 KiB it takes in, libssh only once half its
+# window is used (other clients have other rules). Every client gets
 # the whole clone, none waits for a grant that never comes, on both routes;
 # the session's log line tells what the pacer did (send_ahead, pace_stalls).
 . "$(dirname "$0")/test-lib.sh"

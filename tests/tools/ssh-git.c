@@ -2,9 +2,9 @@
  * Test tool: an ssh client built on libssh, which git can run as its ssh
  * (GIT_SSH_COMMAND, with GIT_SSH_VARIANT=ssh). Its flow control is libssh's,
  * not OpenSSH's: it grants the server more window only once half of it is
- * used, as PuTTY and Apache MINA (JGit) do, where OpenSSH grants it after
- * every 96 KiB. A server that holds its output back below that half waits
- * for a grant that never comes; the gate's pacer must notice (pace.h).
+ * used, where OpenSSH grants it after every 96 KiB. A server that holds its
+ * output back below that half waits for a grant that never comes; the
+ * gate's pacer must notice (pace.h).
  *
  * usage: ssh-git [-p PORT] [-i KEY] [-o OPTION]... [USER@]HOST COMMAND
  * (-o is accepted and ignored: git passes -o SendEnv=GIT_PROTOCOL.)
