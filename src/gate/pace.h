@@ -8,7 +8,7 @@
  * the client pays for it: its ssh process copies, grows and shrinks its
  * buffers and works on cache-cold bytes. Measured on loopback (a 100 MiB
  * clone, bench/README.md): the OpenSSH client's CPU 550 ms with the whole
- * window outstanding, 280 ms with 256 KiB, and the clone ~20 % faster.
+ * window outstanding, 280 ms with 256 KiB, and the clone 10-20 % faster.
  *
  * A fixed small limit is wrong elsewhere: over a link with a round trip of
  * 50 ms, 256 KiB in flight is 5 MiB/s; and a client that grants window
