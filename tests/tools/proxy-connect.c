@@ -14,18 +14,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static int write_all(int fd, const void *p, size_t n)
-{
-	const char *c = p;
-	while (n) {
-		ssize_t w = write(fd, c, n);
-		if (w <= 0)
-			return -1;
-		c += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
+#include "tool.h"
+
 
 int main(int argc, char **argv)
 {
