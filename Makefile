@@ -94,7 +94,7 @@ $(B)/tests/%: tests/unit/%.c $(B)/libgrove.a
 	@$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(B)/libgrove.a $(LIBS) -lcmocka
 
 # Programs the end-to-end tests drive (clients that misbehave on purpose).
-$(B)/tests/tools/%: tests/tools/%.c
+$(B)/tests/tools/%: tests/tools/%.c tests/tools/tool.h
 	@mkdir -p $(dir $@)
 	@echo "  LINK $@"
 	@$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(LIBS)

@@ -43,7 +43,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Above OpenSSH's own adjust threshold (3 packets of 32 KiB). */
+/* OpenSSH grants more window once 3 packets of its 32 KiB are taken in
+ * (channels.c, channel_check_window, for two decades). */
+#define PACE_OPENSSH_STEP (3 * 32 * 1024)
+/* Above that step. */
 #define PACE_FLOOR (256 * 1024)
 #define PACE_STALL_US 10000
 #define PACE_STALL_KNOWN_US 500000
@@ -68,7 +71,8 @@ struct pace {
 		int64_t at;
 	} mark[PACE_MARKS];
 	unsigned head, count;
-	/* what the adaptation did, for the session's log line */
+	/* what the adaptation did: stalls for the session's log line, all
+	 * three for the tests */
 	unsigned grown, shrunk, stalls;
 };
 

@@ -616,6 +616,15 @@ static uint32_t send_room(struct sess *s, struct pace *pace)
 	return pace ? pace_room(pace, w, now_us()) : w;
 }
 
+/* Counts n bytes sent to the client; returns what may go now. */
+static uint32_t took_output(struct sess *s, struct pace *pace, uint32_t n)
+{
+	s->bytes_out += n;
+	if (pace)
+		pace_sent(pace, n, now_us());
+	return send_room(s, pace);
+}
+
 /* Moves bytes until the backend's output ends; returns its exit code. */
 static int pump(struct sess *s, ssh_event ev, struct backend *b)
 {
@@ -629,10 +638,8 @@ static int pump(struct sess *s, ssh_event ev, struct backend *b)
 	struct pace *pace = s->cfg->pace_output ? &s->pace : NULL;
 
 	if (pace) {
-		/* OpenSSH grants more window once 3 packets of its 32 KiB are
-		 * taken in (channels.c, channel_check_window, for two decades). */
 		const char *banner = ssh_get_clientbanner(s->ssh);
-		uint32_t step = banner && skip_prefix(banner, "SSH-2.0-OpenSSH_", NULL) ? 3 * 32768 : 0;
+		uint32_t step = banner && skip_prefix(banner, "SSH-2.0-OpenSSH_", NULL) ? PACE_OPENSSH_STEP : 0;
 		pace_init(pace, ssh_channel_window_size(s->chan), step, now_us());
 	}
 
@@ -698,10 +705,7 @@ static int pump(struct sess *s, ssh_event ev, struct backend *b)
 					break;
 				}
 				b->consume(b, n);
-				s->bytes_out += n;
-				if (pace)
-					pace_sent(pace, n, now_us());
-				win = send_room(s, pace);
+				win = took_output(s, pace, n);
 				last_activity = now_ms();
 			}
 			if (corked)
@@ -731,10 +735,7 @@ static int pump(struct sess *s, ssh_event ev, struct backend *b)
 					*fd = -1;
 					continue;
 				}
-				s->bytes_out += (uint64_t)r;
-				if (pace)
-					pace_sent(pace, (uint32_t)r, now_us());
-				win = send_room(s, pace);
+				win = took_output(s, pace, (uint32_t)r);
 				last_activity = now_ms();
 			} else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
 				close(*fd);

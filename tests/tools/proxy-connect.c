@@ -16,7 +16,6 @@
 
 #include "tool.h"
 
-
 int main(int argc, char **argv)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai;

@@ -16,6 +16,15 @@
 #define KIB 1024u
 #define MIB (1024u * 1024u)
 
+/* A pacer for a 2 MiB window that sent its whole first limit and is held
+ * back at time t (the limit, not the window, binds). */
+static void held_at_floor(struct pace *p, uint32_t step, int64_t t)
+{
+	pace_init(p, 2 * MIB, step, 0);
+	pace_sent(p, PACE_FLOOR, 0);
+	assert_int_equal(pace_room(p, 2 * MIB - PACE_FLOOR, t), 0);
+}
+
 static void test_starts_at_floor(void **state)
 {
 	struct pace p;
@@ -53,9 +62,7 @@ static void test_stall_doubles_and_raises_floor(void **state)
 {
 	struct pace p;
 	(void)state;
-	pace_init(&p, 2 * MIB, 0, 0);
-	pace_sent(&p, PACE_FLOOR, 0);
-	assert_int_equal(pace_room(&p, 2 * MIB - PACE_FLOOR, 100), 0);
+	held_at_floor(&p, 0, 100);
 	/* not yet */
 	assert_int_equal(pace_room(&p, 2 * MIB - PACE_FLOOR, 100 + PACE_STALL_US - 1), 0);
 	/* no grant for PACE_STALL_US: the limit doubles */
@@ -71,18 +78,14 @@ static void test_known_granter_stalls_late(void **state)
 	(void)state;
 	/* OpenSSH grants every 96 KiB: held back, it is slow, not waiting
 	 * for more; only the safety net applies */
-	pace_init(&p, 2 * MIB, 96 * KIB, 0);
-	pace_sent(&p, PACE_FLOOR, 0);
-	assert_int_equal(pace_room(&p, 2 * MIB - PACE_FLOOR, 0), 0);
+	held_at_floor(&p, PACE_OPENSSH_STEP, 0);
 	assert_int_equal(pace_wait(&p, 0), PACE_STALL_KNOWN_US);
 	assert_int_equal(pace_room(&p, 2 * MIB - PACE_FLOOR, 100000), 0);
 	assert_int_equal(p.stalls, 0);
 	assert_int_equal(pace_room(&p, 2 * MIB - PACE_FLOOR, PACE_STALL_KNOWN_US), PACE_FLOOR);
 	assert_int_equal(p.stalls, 1);
 	/* a step above the limit is as good as unknown */
-	pace_init(&p, 2 * MIB, 1 * MIB, 0);
-	pace_sent(&p, PACE_FLOOR, 0);
-	assert_int_equal(pace_room(&p, 2 * MIB - PACE_FLOOR, 0), 0);
+	held_at_floor(&p, 1 * MIB, 0);
 	assert_int_equal(pace_room(&p, 2 * MIB - PACE_FLOOR, PACE_STALL_US), PACE_FLOOR);
 	assert_int_equal(p.stalls, 1);
 }
@@ -91,9 +94,7 @@ static void test_grant_resets_stall_clock(void **state)
 {
 	struct pace p;
 	(void)state;
-	pace_init(&p, 2 * MIB, 0, 0);
-	pace_sent(&p, PACE_FLOOR, 0);
-	assert_int_equal(pace_room(&p, 2 * MIB - PACE_FLOOR, 0), 0);
+	held_at_floor(&p, 0, 0);
 	/* 64 KiB granted back at 8 ms: room for 64 KiB, and the clock restarts */
 	assert_int_equal(pace_room(&p, 2 * MIB - PACE_FLOOR + 64 * KIB, 8000), 64 * KIB);
 	pace_sent(&p, 64 * KIB, 8000);
@@ -126,9 +127,7 @@ static void test_long_link_goes_to_window(void **state)
 	struct pace p;
 	(void)state;
 	/* a first round trip of 50 ms: the window */
-	pace_init(&p, 2 * MIB, 96 * KIB, 0);
-	pace_sent(&p, PACE_FLOOR, 0);
-	assert_int_equal(pace_room(&p, 2 * MIB - PACE_FLOOR, 10), 0);
+	held_at_floor(&p, PACE_OPENSSH_STEP, 10);
 	assert_int_equal(pace_room(&p, 2 * MIB, 50000), 2 * MIB);
 	assert_int_equal(p.limit, 2 * MIB);
 	/* later round trips of 300 us: it was the client, slow to start; the
@@ -307,11 +306,11 @@ static void test_transfers(void **state)
 		uint32_t step;          /* what the gate knows of it (OpenSSH's banner) */
 		int64_t pause;          /* us of every 100 ms it takes nothing in */
 	} c[] = {
-		{ "OpenSSH, loopback", 100, 150, 96 * KIB, 96 * KIB, 0 },
-		{ "OpenSSH, loopback, busy machine", 100, 150, 96 * KIB, 96 * KIB, 40000 },
-		{ "OpenSSH, loopback, instant client", 100, 0, 96 * KIB, 96 * KIB, 0 },
-		{ "OpenSSH, 20 ms", 20000, 0, 96 * KIB, 96 * KIB, 0 },
-		{ "OpenSSH, 100 ms, slow client", 100000, 15, 96 * KIB, 96 * KIB, 0 },
+		{ "OpenSSH, loopback", 100, 150, 96 * KIB, PACE_OPENSSH_STEP, 0 },
+		{ "OpenSSH, loopback, busy machine", 100, 150, 96 * KIB, PACE_OPENSSH_STEP, 40000 },
+		{ "OpenSSH, loopback, instant client", 100, 0, 96 * KIB, PACE_OPENSSH_STEP, 0 },
+		{ "OpenSSH, 20 ms", 20000, 0, 96 * KIB, PACE_OPENSSH_STEP, 0 },
+		{ "OpenSSH, 100 ms, slow client", 100000, 15, 96 * KIB, PACE_OPENSSH_STEP, 0 },
 		{ "unknown 96 KiB granter, 20 ms", 20000, 0, 96 * KIB, 0, 0 },
 		{ "half-window client, loopback", 100, 150, 1 * MIB, 0, 0 },
 		{ "half-window client, 50 ms", 50000, 0, 1 * MIB, 0, 0 },
