@@ -66,4 +66,33 @@ test_expect_success 'a recorded daemon is stopped at the end; a recycled pid is 
 	kill $bystander
 '
 
+test_expect_success 'wait_for waits for a condition, and says which one never came' '
+	(sleep 0.3; touch later) &
+	wait_for 20 "the file later" test -e later &&
+	TEST_SCALE=1 &&
+	test_must_fail wait_for 1 "a file never made" test -e never 2>never.err &&
+	test_grep "^waited 1s for a file never made; it never came (test -e never)" never.err
+'
+
+test_expect_success 'wait_for gives up at once on 125 (it can never come)' '
+	start=$(date +%s) &&
+	test_must_fail wait_for 60 "a dead daemon" sh -c "exit 125" 2>dead.err &&
+	test_grep "^gave up waiting for a dead daemon" dead.err &&
+	test $(($(date +%s) - start)) -lt 30
+'
+
+test_expect_success 'a failed test shows its output, the log lines of its correlation ids and the logs it wrote' '
+	inner saw "test_expect_success \"fails\" \"
+		mkdir -p d && echo old line >d/old.log && echo unrelated >d/x.log &&
+		echo {\\\"correlation_id\\\":\\\"0123456789abcdef0123456789abcdef\\\",\\\"msg\\\":\\\"what the daemon did\\\"} >>d/x.log &&
+		echo ERROR: failed, id 0123456789abcdef0123456789abcdef &&
+		false
+	\"" &&
+	test_grep "^not ok 1 - fails" saw.out &&
+	test_grep "^#    ERROR: failed, id 0123456789abcdef0123456789abcdef" saw.err &&
+	test_grep "^#  -- log lines of correlation id 0123456789abcdef0123456789abcdef:" saw.err &&
+	test_grep "^#    .*what the daemon did" saw.err &&
+	test_grep "^#  -- last lines of d/x.log:" saw.err
+'
+
 test_done

@@ -19,6 +19,14 @@ GROVE=${GROVE_BIN:-$TEST_DIR/../../build/grove}
 SANITIZED=
 if ldd "$GROVE" 2>/dev/null | grep -q libasan; then SANITIZED=1; fi
 case "$GROVE" in /*) ;; *) GROVE=$(cd "$(dirname "$GROVE")" && pwd)/$(basename "$GROVE") ;; esac
+# TEST_SCALE: how many times longer than on an idle machine anything may
+# take before a test gives up waiting for it. Every deadline of this library
+# is multiplied by it: sanitized daemons are 2-5 times slower, and CI's
+# machine may be busy (`make test-loaded`). GROVE_TEST_SCALE overrides.
+TEST_SCALE=${GROVE_TEST_SCALE:-}
+if test -z "$TEST_SCALE"; then
+	if test -n "$SANITIZED"; then TEST_SCALE=3; else TEST_SCALE=1; fi
+fi
 export GROVE
 if ! test -x "$GROVE"; then
 	echo "1..0 # SKIP grove binary not built: $GROVE"
@@ -93,7 +101,7 @@ test_exit() {
 	if test -n "${_setup_name:-}"; then
 		test_failures=$((test_failures + 1))
 		echo "not ok $test_count - $_setup_name"
-		{ echo "# $TEST_NAME: not ok $test_count - $_setup_name"; sed -e 's/^/#    /' "$TRASH/.test-out" | tail -n 60; } >&2
+		{ echo "# $TEST_NAME: not ok $test_count - $_setup_name"; test_saw; } >&2
 		echo "Bail out! setup failed: $_setup_name"
 		_setup_name=
 	fi
@@ -129,8 +137,29 @@ require_root() {
 	test "$(id -u)" = 0 || skip_all "needs root for $*"
 }
 
+# test_saw: what a failed test saw, for a red CI to be understood from its
+# log alone: the body's output (the clients' stderr among it), the log lines
+# of every daemon that carry a correlation id the output names, and the last
+# lines of each log written to during the test.
+test_saw() {
+	sed -e 's/^/#    /' "$TRASH/.test-out" | tail -n 60
+	logs=$(find "$TRASH" -maxdepth 3 \( -name '*.log' -o -name '*.err' -o -name 'server.out' \) \
+		-newer "$TRASH/.test-start" -type f 2>/dev/null | sort)
+	test -n "$logs" || return 0
+	for id in $(grep -o '[0-9a-f]\{32\}' "$TRASH/.test-out" | sort -u | head -n 5); do
+		echo "#  -- log lines of correlation id $id:"
+		# shellcheck disable=SC2086
+		grep -h "$id" $logs | tail -n 20 | sed -e 's/^/#    /'
+	done
+	for f in $logs; do
+		echo "#  -- last lines of ${f#"$TRASH"/}:"
+		tail -n 12 "$f" | sed -e 's/^/#    /'
+	done
+}
+
 test_expect_success() {
 	test_count=$((test_count + 1))
+	touch "$TRASH/.test-start"
 	# Not as the condition of an `if` (nor left of || or &&): there the
 	# shell ignores set -e, in the subshell too, and only the body's last
 	# command would decide.
@@ -142,8 +171,31 @@ test_expect_success() {
 		test_failures=$((test_failures + 1))
 		echo "not ok $test_count - $1"
 		# On stderr too, so that prove shows why without -v (in CI logs).
-		{ echo "# $TEST_NAME: not ok $test_count - $1"; sed -e 's/^/#    /' "$TRASH/.test-out" | tail -n 60; } >&2
+		{ echo "# $TEST_NAME: not ok $test_count - $1"; test_saw; } >&2
 	fi
+}
+
+# wait_for SECONDS WHAT COMMAND [ARGS...]: runs COMMAND (its output thrown
+# away) every 0.1 s until it succeeds, for at most SECONDS x TEST_SCALE;
+# then says which condition never came and fails. A COMMAND that exits 125
+# says it can never come (the daemon died): no more waiting. Tests wait on conditions,
+# never on the clock: SECONDS is how long to wait for something that must
+# come, generous, not how long a step takes. A compound condition:
+# wait_for 10 "the deploy to start" eval 'grep -q start log && test -e x'.
+wait_for() {
+	_wf_limit=$(($1 * TEST_SCALE)) _wf_what=$2
+	shift 2
+	_wf_end=$(($(date +%s) + _wf_limit))
+	while :; do
+		_wf_rc=0
+		"$@" >/dev/null 2>&1 || _wf_rc=$?
+		test "$_wf_rc" = 0 && return 0
+		test "$_wf_rc" != 125 || { echo "gave up waiting for $_wf_what: it can never come ($*)" >&2; return 1; }
+		test "$(date +%s)" -lt "$_wf_end" || break
+		sleep 0.1
+	done
+	echo "waited ${_wf_limit}s for $_wf_what; it never came ($*)" >&2
+	return 1
 }
 
 # Like test_expect_success, but in this shell: for setup that sets variables.
@@ -151,6 +203,7 @@ test_expect_success() {
 test_setup() {
 	test_count=$((test_count + 1))
 	_setup_name=$1
+	touch "$TRASH/.test-start"
 	set -e
 	eval "$2" >"$TRASH/.test-out" 2>&1 </dev/null
 	set +e
@@ -230,15 +283,11 @@ netns_pair() {
 		skip_all "cannot set up the veth pair between the host and namespace $NS"
 }
 
-# wait_grep PATTERN FILE: up to 10 s for PATTERN to appear in FILE (a
-# daemon's log line written just after the client has its answer, e.g. the
-# gate's gate.session line); then test_grep shows the file if it did not.
+# wait_grep PATTERN FILE: up to 20 s (scaled) for PATTERN to appear in FILE
+# (a daemon's log line written just after the client has its answer, e.g.
+# the gate's gate.session line); then test_grep shows the file if it did not.
 wait_grep() {
-	for _ in $(seq 100); do
-		grep -q "$1" "$2" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	test_grep "$1" "$2"
+	wait_for 20 "'$1' in $2" grep -q "$1" "$2" || test_grep "$1" "$2"
 }
 
 # A free TCP port on 127.0.0.1.
@@ -270,6 +319,14 @@ start_store() {
 	restart_store "$name"
 }
 
+# serving ADDR PID: the daemon PID answers gRPC health checks at ADDR; 125
+# (give up waiting) once it has exited.
+serving() {
+	"$GROVE" rpc -a "$1" /grpc.health.v1.Health/Check >/dev/null 2>&1 && return 0
+	kill -0 "$2" 2>/dev/null || return 125
+	return 1
+}
+
 # restart_store NAME: starts NAME's store again with its config (the log is
 # appended to) and waits until it answers; sets NAME_PID.
 restart_store() {
@@ -280,11 +337,7 @@ restart_store() {
 	record_daemon "$pid"
 	eval "${1}_PID=$pid"
 	eval "addr=\$${1}_ADDR"
-	for _ in $(seq 1 50); do
-		"$GROVE" rpc -a "$addr" /grpc.health.v1.Health/Check >/dev/null 2>&1 && return 0
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
+	wait_for 30 "store $1 to answer" serving "$addr" "$pid" && return 0
 	echo "store $1 did not start:" >&2
 	cat "$dir/store.log" >&2
 	return 1
@@ -359,37 +412,33 @@ restart_cluster() {
 	record_daemon "$pid"
 	eval "${1}_PID=$pid"
 	eval "addr=\$${1}_ADDR"
-	for _ in $(seq 1 50); do
-		"$GROVE" rpc -a "$addr" /grpc.health.v1.Health/Check >/dev/null 2>&1 && return 0
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
+	wait_for 30 "router $1 to answer" serving "$addr" "$pid" && return 0
 	echo "cluster $1 did not start:" >&2
 	cat "$dir/cluster.log" >&2
 	return 1
 }
 
-# wait_for_log NAME PATTERN: up to 10 s for PATTERN to appear in NAME's log.
+# wait_for_log NAME PATTERN: up to 20 s (scaled) for PATTERN to appear in
+# store NAME's log.
 wait_for_log() {
-	for _ in $(seq 1 100); do
-		grep -q "$2" "$TRASH/$1/store.log" && return 0
-		sleep 0.1
-	done
+	wait_for 20 "'$2' in store $1's log" grep -q "$2" "$TRASH/$1/store.log" && return 0
 	echo "no '$2' in $1's log:" >&2
 	cat "$TRASH/$1/store.log" >&2
 	return 1
 }
 
-# stop_store NAME: SIGTERM, then wait (up to 30 s) until the process is gone.
+# stop_store NAME: SIGTERM, then wait (up to 30 s, scaled) until the
+# process is gone.
 stop_store() {
 	eval "pid=\$${1}_PID"
 	kill -TERM "$pid" || return 1
-	for _ in $(seq 1 300); do
-		kill -0 "$pid" 2>/dev/null || return 0
-		sleep 0.1
-	done
-	echo "store $1 did not stop" >&2
-	return 1
+	wait_for 30 "store $1 to stop" gone "$pid"
+}
+
+# gone PID: no process PID any more (or only its zombie, which a test's
+# subshell that started it may never reap).
+gone() {
+	test -z "$(pid_start "$1")"
 }
 
 # rpc ADDR METHOD fields...: grove rpc against a store.
@@ -446,10 +495,7 @@ start_gate() {
 	record_daemon $!
 	eval "${name}_PID=$! ${name}_SSH_PORT=$ssh_port ${name}_ADMIN=http://127.0.0.1:$admin_port"
 	eval "${name}_TOKEN=\$(cat \"$dir/admin-token\")"
-	for _ in $(seq 1 100); do
-		curl -sf "http://127.0.0.1:$admin_port/health" >/dev/null 2>&1 && return 0
-		sleep 0.1
-	done
+	wait_for 30 "gate $name to answer /health" curl -sf "http://127.0.0.1:$admin_port/health" && return 0
 	echo "gate $name did not start:" >&2
 	cat "$dir/gate.log" >&2
 	return 1
@@ -494,11 +540,9 @@ repo_dir() {
 # no_dataloss [SECONDS]: waits (30 s by default) until router $c_ADDR reports
 # every replica of every repository up to date; shows its report if not.
 no_dataloss() {
-	for _ in $(seq 1 $((${1:-30} * 10))); do
-		"$GROVE" cluster -a $c_ADDR dataloss >dl 2>&1 &&
-			grep -q "every repository has all its replicas up to date" dl && return 0
-		sleep 0.1
-	done
+	wait_for "${1:-30}" "every replica to be up to date" eval \
+		'"$GROVE" cluster -a $c_ADDR dataloss >dl 2>&1 && grep -q "every repository has all its replicas up to date" dl' &&
+		return 0
 	cat dl >&2
 	return 1
 }
