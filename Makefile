@@ -2,6 +2,7 @@
 #
 #   make                          build build/grove
 #   make test                     install missing packages, build, run unit + end-to-end tests
+#   make test-loaded              the same with two CPU-bound processes beside it (a busy CI machine)
 #   make SANITIZE=address,undefined test   the same, sanitized (in build/sanitize)
 #   make valgrind                 the unit tests under valgrind
 #   make test-chaos               only the fault tests (kill -9, network cut, full disk, …)
@@ -46,7 +47,7 @@ TOOL_BIN := $(patsubst tests/tools/%.c,$(B)/tests/tools/%,$(TOOL_SRC))
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 
-.PHONY: all test test-chaos unit valgrind e2e fuzz fuzz-run clean deps up bench
+.PHONY: all test test-loaded test-chaos unit valgrind e2e fuzz fuzz-run clean deps up bench
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -108,8 +109,11 @@ valgrind: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "# valgrind $$t"; \
 		valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite $$t >/dev/null; done
 
+# tests/run: prove in a run directory and a process group of its own, so
+# that an interrupted or finished run leaves no daemon behind.
+# GROVE_TEST_JOBS sets prove's -j (default: twice the CPUs).
 e2e: $(B)/grove $(TOOL_BIN)
-	GROVE_BIN=$(CURDIR)/$(B)/grove GROVE_TOOLS=$(CURDIR)/$(B)/tests/tools prove -j2 tests/t/
+	GROVE_BIN=$(CURDIR)/$(B)/grove GROVE_TOOLS=$(CURDIR)/$(B)/tests/tools tests/run
 
 # The fault suite (issue 6): stores, routers and gates killed, stopped, cut
 # off the network or out of disk under concurrent pushes. Each file prints
@@ -118,12 +122,19 @@ e2e: $(B)/grove $(TOOL_BIN)
 # and skip themselves without it. They run in `make test` too.
 CHAOS_TESTS := $(sort $(wildcard tests/t/t030[1-9]-*.t))
 test-chaos: $(B)/grove $(TOOL_BIN)
-	GROVE_BIN=$(CURDIR)/$(B)/grove GROVE_TOOLS=$(CURDIR)/$(B)/tests/tools prove -v $(CHAOS_TESTS)
+	GROVE_BIN=$(CURDIR)/$(B)/grove GROVE_TOOLS=$(CURDIR)/$(B)/tests/tools tests/run -v $(CHAOS_TESTS)
 
 test: deps
 	@$(MAKE) --no-print-directory all $(UNIT_BIN) $(TOOL_BIN)
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory e2e
+
+# `make test` on a busy machine: two CPU-bound processes run beside it,
+# started and stopped by scripts/with-load. Tests wait on conditions, never
+# on the clock, so they pass here too (with SANITIZE=… as well).
+test-loaded: deps
+	@$(MAKE) --no-print-directory all $(UNIT_BIN) $(TOOL_BIN)
+	@scripts/with-load $(MAKE) --no-print-directory unit e2e
 
 # libFuzzer targets: the library built again with clang and the fuzzer
 # instrumentation, one binary per target.

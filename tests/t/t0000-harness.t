@@ -95,4 +95,32 @@ test_expect_success 'a failed test shows its output, the log lines of its correl
 	test_grep "^#  -- last lines of d/x.log:" saw.err
 '
 
+# inner_run NAME BODY: a test file NAME.t of one test with BODY (which may
+# write to $OUT, this test's trash), to run with tests/run.
+inner_run() {
+	{ printf '#!/bin/sh\n. "$LIB"\ntest_expect_success %s '"'"'\n' "$1"; printf '%s\n' "$2"; printf "'\ntest_done\n"; } >"$1.t"
+}
+RUNNER=$TEST_DIR/../run
+
+test_expect_success 'tests/run: an interrupted run leaves no daemon running' '
+	inner_run hang "start_store s1 && echo \$s1_PID >\$OUT/hang.store
+	{ setsid sleep 300 & echo \$! >\$OUT/hang.setsid; }
+	touch \$OUT/hang.started && sleep 300" &&
+	{ LIB=$TEST_DIR/test-lib.sh OUT=$TRASH GROVE_BIN=$GROVE "$RUNNER" hang.t >hang.out 2>&1 & } &&
+	runner=$! &&
+	wait_for 60 "the inner test to start its daemons" test -e hang.started &&
+	kill -TERM $runner &&
+	wait_for 60 "tests/run to end" gone $runner &&
+	test_grep "interrupted (SIGTERM)" hang.out &&
+	test_grep "sleep 300" hang.out &&
+	gone "$(cat hang.store)" && gone "$(cat hang.setsid)"
+'
+
+test_expect_success 'tests/run: what a passing test left running is named and stopped' '
+	inner_run forgot "{ setsid sleep 300 & echo \$! >\$OUT/forgot.pid; }" &&
+	LIB=$TEST_DIR/test-lib.sh OUT=$TRASH GROVE_BIN=$GROVE "$RUNNER" forgot.t >forgot.out 2>&1 &&
+	test_grep "the tests left these running" forgot.out &&
+	gone "$(cat forgot.pid)"
+'
+
 test_done

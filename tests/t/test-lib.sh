@@ -140,7 +140,9 @@ require_root() {
 # test_saw: what a failed test saw, for a red CI to be understood from its
 # log alone: the body's output (the clients' stderr among it), the log lines
 # of every daemon that carry a correlation id the output names, and the last
-# lines of each log written to during the test.
+# lines of each log written to during the test (.test-start is dated a
+# second early: file times are coarser than the clock, and a log written
+# at once must count).
 test_saw() {
 	sed -e 's/^/#    /' "$TRASH/.test-out" | tail -n 60
 	logs=$(find "$TRASH" -maxdepth 3 \( -name '*.log' -o -name '*.err' -o -name 'server.out' \) \
@@ -159,7 +161,7 @@ test_saw() {
 
 test_expect_success() {
 	test_count=$((test_count + 1))
-	touch "$TRASH/.test-start"
+	touch -d "1 second ago" "$TRASH/.test-start"
 	# Not as the condition of an `if` (nor left of || or &&): there the
 	# shell ignores set -e, in the subshell too, and only the body's last
 	# command would decide.
@@ -203,7 +205,7 @@ wait_for() {
 test_setup() {
 	test_count=$((test_count + 1))
 	_setup_name=$1
-	touch "$TRASH/.test-start"
+	touch -d "1 second ago" "$TRASH/.test-start"
 	set -e
 	eval "$2" >"$TRASH/.test-out" 2>&1 </dev/null
 	set +e
