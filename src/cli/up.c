@@ -279,8 +279,8 @@ int up_main(int argc, char **argv)
 			if ((ret = run(init)))
 				goto out;
 		}
-		snprintf(path, sizeof(path), "%s/secret", sdir);
-		if ((ret = copy_file(secret_path, path)) || (ret = set_conf(p->conf, "store.listen", p->addr)))
+		if ((ret = fs_pathf(path, sizeof(path), "%s/secret", sdir)) || (ret = copy_file(secret_path, path)) ||
+		    (ret = set_conf(p->conf, "store.listen", p->addr)))
 			goto out;
 	}
 

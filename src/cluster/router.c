@@ -21,6 +21,7 @@
 #include "lib/repopath.h"
 #include "grove/v1/shared.pb-c.h"
 
+#include <assert.h>
 #include <time.h>
 
 #define TARGET_QUEUE_MAX 32     /* messages: 4 MiB of 128 KiB chunks */
@@ -568,6 +569,8 @@ static void after_write(struct cluster *c, struct proxy *px, struct repo_state *
 	for (size_t i = 0; i < px->n; i++)
 		if (px->t[i].primary)
 			pt = &px->t[i];
+	/* A write always has its primary among the targets (proxy_start). */
+	assert(pt);
 	txn_node_agreed(c, px->txn, pt->node->name, &rounds);
 	/* With votes: a committed round changed refs. Without: the call's success did. */
 	changed = rounds > 0 || (pt->code == GRPC_STATUS_OK && !is_method(px->info, "SSHReceivePack"));

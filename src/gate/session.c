@@ -783,8 +783,8 @@ static int pump(struct sess *s, ssh_event ev, struct backend *b)
 			if (!s->dead)
 				say(s, "ERROR: Nothing came or went for %d s: Grove closed the session (gate.idleTimeout).\n",
 				    s->cfg->idle_timeout);
+			/* Keep pumping until the backend's pipes close. */
 			b->abort(b);
-			s->cfg = s->cfg;   /* keep going until the backend's pipes close */
 			last_activity = now_ms();
 		}
 	}

@@ -4,11 +4,19 @@
 
 static _Thread_local char err_buf[1024];
 
+/* n: what (v)snprintf into err_buf returned. A message that did not fit
+ * ends in "..." to show it was cut. */
+static void mark_cut(int n)
+{
+	if (n < 0 || (size_t)n >= sizeof(err_buf))
+		memcpy(err_buf + sizeof(err_buf) - 4, "...", 4);
+}
+
 int error_set(int code, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(err_buf, sizeof(err_buf), fmt, ap);
+	mark_cut(vsnprintf(err_buf, sizeof(err_buf), fmt, ap));
 	va_end(ap);
 	return code;
 }
@@ -22,7 +30,7 @@ int error_wrap(int code, const char *fmt, ...)
 	va_end(ap);
 	strlcpy_(old, err_buf, sizeof(old));
 	if (old[0])
-		snprintf(err_buf, sizeof(err_buf), "%s: %s", prefix, old);
+		mark_cut(snprintf(err_buf, sizeof(err_buf), "%s: %s", prefix, old));
 	else
 		strlcpy_(err_buf, prefix, sizeof(err_buf));
 	return code;

@@ -7,6 +7,19 @@
 #include <ftw.h>
 #include <sys/stat.h>
 
+int fs_pathf(char *buf, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+	va_start(ap, fmt);
+	n = vsnprintf(buf, size, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= size)
+		return error_set(GROVE_ETOOBIG, "a path longer than %zu bytes (starting %.64s): use shorter folder names",
+				 size - 1, buf);
+	return 0;
+}
+
 int fs_mkdir_p(const char *path, mode_t mode)
 {
 	char buf[4096];

@@ -4,6 +4,13 @@
 
 #include <sys/types.h>
 
+/*
+ * snprintf of a path into a fixed buffer: 0, or GROVE_ETOOBIG with a message
+ * saying what did not fit when the whole path does not. A cut path names
+ * another file, so it is never used.
+ */
+int fs_pathf(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* mkdir -p: every missing component of path, with mode. */
 int fs_mkdir_p(const char *path, mode_t mode);
 /* rm -rf without following symlinks; a missing path is not an error. */

@@ -27,7 +27,19 @@ const char *log_correlation_id(void);
 /* Fills out (33 bytes) with a fresh random id. */
 void log_new_correlation_id(char out[33]);
 
-void log_event(enum log_level level, const char *event, const char *fmt, ...);
+/*
+ * The fields are checked by the compiler like printf's: GCC (12 and later)
+ * knows %b as C2x's binary conversion of an unsigned int, which is what a
+ * bool is passed as. Clang 14 does not know %b, so only GCC checks (it
+ * builds every object but the fuzz targets').
+ */
+#if defined(__clang__)
+#define LOG_FORMAT_CHECK(f, a)
+#else
+#define LOG_FORMAT_CHECK(f, a) __attribute__((format(printf, f, a)))
+#endif
+
+void log_event(enum log_level level, const char *event, const char *fmt, ...) LOG_FORMAT_CHECK(3, 4);
 
 #define log_debug(event, ...) log_event(LOG_DEBUG, event, __VA_ARGS__)
 #define log_info(event, ...) log_event(LOG_INFO, event, __VA_ARGS__)

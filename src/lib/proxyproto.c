@@ -112,7 +112,7 @@ int proxy_parse(const uint8_t *buf, size_t len, struct proxy_addr *out)
 
 int proxy_read(int fd, int timeout_ms, struct proxy_addr *out)
 {
-	uint8_t buf[PROXY_V2_MAX];
+	uint8_t buf[PROXY_V2_MAX] = {0};   /* proxy_parse compares even when len is 0 */
 	size_t len = 0, want = 1;
 	int64_t deadline = now_ms() + timeout_ms;
 

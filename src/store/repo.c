@@ -93,8 +93,9 @@ static int set_grove_path(const char *repo, const char *rel)
 {
 	git_config *cfg = NULL;
 	char path[4096];
-	int ret = 0;
-	snprintf(path, sizeof(path), "%s/config", repo);
+	int ret;
+	if ((ret = fs_pathf(path, sizeof(path), "%s/config", repo)))
+		return ret;
 	/* Operators can map a hashed directory back to its name. */
 	if (git_config_open_ondisk(&cfg, path) < 0 || git_config_set_string(cfg, "grove.relativepath", rel) < 0)
 		ret = error_set(GROVE_EIO, "cannot write %s: %s", path,

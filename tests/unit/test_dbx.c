@@ -56,7 +56,7 @@ static void test_sqlite(void **state)
 	assert_false(dbx_is_pg(db));
 	assert_string_equal(dbx_display_name(db), file);
 	assert_int_equal(dbx_exec(db, &changes, "insert", "INSERT INTO kv (k, v, note) VALUES (?, ?, ?)", "sis", "a",
-				  (int64_t)5, NULL),
+				  (int64_t)5, (const char *)NULL),
 			 0);
 	assert_int_equal(changes, 1);
 	assert_int_equal(dbx_exec(db, &changes, "insert", "INSERT INTO kv (k, v) VALUES (?, ?) ON CONFLICT DO NOTHING",
