@@ -39,7 +39,7 @@ PROTO_H := $(PROTO_C:.c=.h)
 GEN_C := $(PROTO_C) $(B)/gen/methods.c
 
 LIB_SRC := $(wildcard src/lib/*.c)
-ROLE_SRC := $(wildcard src/store/*.c src/gate/*.c src/cluster/*.c src/hook/*.c src/cli/*.c)
+ROLE_SRC := $(wildcard src/store/*.c src/gate/*.c src/gate/admin/*.c src/cluster/*.c src/hook/*.c src/cli/*.c)
 LIB_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRC)) $(patsubst $(B)/gen/%.c,$(B)/obj/gen/%.o,$(GEN_C))
 ROLE_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(ROLE_SRC))
 

@@ -1,7 +1,7 @@
 /*
  * The admin API's request parsing: a body into a JSON object, its fields
  * into values, a branch name and an SSH public key line checked. It lives
- * here, out of the HTTP server (src/gate/admin.c), so that the fuzzer
+ * here, out of the HTTP server (src/gate/admin/), so that the fuzzer
  * (tests/fuzz/fuzz_adminjson.c) runs the very code the server runs.
  *
  * Every function returns 0 or a negative GROVE_E* code (GROVE_EINVAL for

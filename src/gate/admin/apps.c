@@ -1,0 +1,388 @@
+/*
+ * The admin API's apps and who may use them: /api/v1/apps, their
+ * collaborators, housekeeping, and the apps found in the legacy directory.
+ */
+#include "gate/admin/admin_int.h"
+#include "gate/gate.h"
+#include "gate/migrate.h"
+#include "lib/error.h"
+#include "lib/log.h"
+#include "lib/rpc.h"
+#include "lib/strbuf.h"
+#include "grove/v1/cluster.pb-c.h"
+#include "grove/v1/repository.pb-c.h"
+
+#include <dirent.h>
+#include <ftw.h>
+#include <sys/stat.h>
+
+#define APP_COLUMNS "name, deploy_branch, route, locked, created_at, updated_at, max_push_mb"
+
+/* Rows of (name, deploy_branch, route, locked, created_at, updated_at, max_push_mb). */
+static int app_row(void *ctx, int ncols, const char *const *names, const char *const *values)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "name", jstr(values[0]));
+	json_object_set_new(o, "deploy_branch", jstr(values[1]));
+	json_object_set_new(o, "route", jstr(values[2]));
+	json_object_set_new(o, "locked", json_boolean(values[3] && strcmp(values[3], "0")));
+	json_object_set_new(o, "created_at", jstr(values[4]));
+	json_object_set_new(o, "updated_at", jstr(values[5]));
+	json_object_set_new(o, "max_push_mb", json_integer(values[6] ? strtoll(values[6], NULL, 10) : 0));
+	json_array_append_new(ctx, o);
+	return 0;
+}
+
+static int collaborator_row(void *ctx, int ncols, const char *const *names, const char *const *values)
+{
+	json_array_append_new(ctx, json_pack("{s:o,s:o}", "user", jstr(values[0]), "access", jstr(values[1])));
+	return 0;
+}
+
+/* One app with its collaborators. */
+static int app_json(struct db *db, const char *name, json_t **out)
+{
+	json_t *list = json_array(), *collab = json_array();
+	const char *params[] = { name };
+	int ret;
+
+	*out = NULL;
+	ret = db_query(db, "SELECT " APP_COLUMNS " FROM apps WHERE name = ?", params, 1, app_row, list);
+	if (!ret && !json_array_size(list))
+		ret = error_set(GROVE_ENOTFOUND, "no app named %s", name);
+	if (!ret)
+		ret = db_query(db,
+			       "SELECT u.name, c.access FROM collaborators c JOIN apps a ON a.id = c.app_id"
+			       " JOIN users u ON u.id = c.user_id WHERE a.name = ? ORDER BY u.name",
+			       params, 1, collaborator_row, collab);
+	if (!ret) {
+		*out = json_incref(json_array_get(list, 0));
+		json_object_set(*out, "collaborators", collab);
+	}
+	json_decref(list);
+	json_decref(collab);
+	return ret;
+}
+
+static int last_push_row(void *ctx, int ncols, const char *const *names, const char *const *values)
+{
+	json_object_set_new(ctx, "last_push",
+			    values[0] ? json_pack("{s:s?, s:s?, s:s?, s:s?}", "at", values[0], "by", values[1], "ref",
+						  values[2], "commit", values[3])
+				      : json_null());
+	return 0;
+}
+
+static int last_deployment_row(void *ctx, int ncols, const char *const *names, const char *const *values)
+{
+	json_object_set_new(ctx, "last_deployment", deployment_object(values));
+	return 0;
+}
+
+static _Thread_local uint64_t du_bytes;
+
+static int du_add(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+	if (type == FTW_F)
+		du_bytes += (uint64_t)sb->st_size;
+	return 0;
+}
+
+/* Size and default branch where the repository lives; replicas on a cluster. */
+static void repository_info(struct call *x, const char *name, const char *route, json_t *o)
+{
+	const struct migrate_env *env = x->a->migrate;
+	json_t *repo = json_object();
+	char rel[128], path[4096], head[256] = "";
+
+	snprintf(rel, sizeof(rel), "%s.git", name);
+	if (!env) {
+		json_decref(repo);
+		return;
+	}
+	if (!strcmp(route, "legacy")) {
+		FILE *f;
+		snprintf(path, sizeof(path), "%s/%s", env->legacy_dir, rel);
+		if (access(path, F_OK)) {
+			json_object_set_new(repo, "exists", json_false());
+		} else {
+			du_bytes = 0;
+			nftw(path, du_add, 16, FTW_PHYS);
+			json_object_set_new(repo, "exists", json_true());
+			json_object_set_new(repo, "size_bytes", json_integer((json_int_t)du_bytes));
+			snprintf(path, sizeof(path), "%s/%s/HEAD", env->legacy_dir, rel);
+			if ((f = fopen(path, "r"))) {
+				if (fgets(head, sizeof(head), f) && !strncmp(head, "ref: ", 5)) {
+					head[strcspn(head, "\n")] = '\0';
+					json_object_set_new(repo, "default_branch", json_string(head + 5));
+				}
+				fclose(f);
+			}
+		}
+	} else if (env->cluster_address) {
+		Grove__V1__Repository r = GROVE__V1__REPOSITORY__INIT;
+		Grove__V1__RepositorySizeRequest sreq = GROVE__V1__REPOSITORY_SIZE_REQUEST__INIT;
+		Grove__V1__FindDefaultBranchRequest breq = GROVE__V1__FIND_DEFAULT_BRANCH_REQUEST__INIT;
+		Grove__V1__GetRepositoryRequest greq = GROVE__V1__GET_REPOSITORY_REQUEST__INIT;
+		Grove__V1__RepositorySizeResponse *sresp = NULL;
+		Grove__V1__FindDefaultBranchResponse *bresp = NULL;
+		Grove__V1__GetRepositoryResponse *gresp = NULL;
+		struct rpc_client *cl = NULL;
+		r.storage_name = (char *)env->cluster_storage;
+		r.relative_path = rel;
+		sreq.repository = breq.repository = &r;
+		greq.relative_path = rel;
+		int rc = rpc_client_new(&cl, env->cluster_address, env->secret);
+		if (!rc)
+			rc = rpc_unary(cl, "/grove.v1.RepositoryService/RepositorySize", &sreq.base,
+				       &grove__v1__repository_size_response__descriptor, (ProtobufCMessage **)&sresp, 10000);
+		if (rc) {
+			json_object_set_new(repo, "exists", json_false());
+			if (rc != GROVE_ENOTFOUND)
+				json_object_set_new(repo, "error", json_string(error_msg()));
+		} else {
+			json_object_set_new(repo, "exists", json_true());
+			json_object_set_new(repo, "size_bytes", json_integer((json_int_t)sresp->bytes));
+			if (!rpc_unary(cl, "/grove.v1.RepositoryService/FindDefaultBranch", &breq.base,
+				       &grove__v1__find_default_branch_response__descriptor, (ProtobufCMessage **)&bresp, 10000))
+				json_object_set_new(repo, "default_branch", json_string(bresp->name ? bresp->name : ""));
+			/* A cluster router says where the copies are; a lone store does not know the method. */
+			if (!rpc_unary(cl, "/grove.v1.ClusterService/GetRepository", &greq.base,
+				       &grove__v1__get_repository_response__descriptor, (ProtobufCMessage **)&gresp, 10000) &&
+			    gresp->repository) {
+				json_t *reps = json_array();
+				for (size_t i = 0; i < gresp->repository->n_replicas; i++) {
+					Grove__V1__ReplicaInfo *ri = gresp->repository->replicas[i];
+					json_array_append_new(reps, json_pack("{s:s, s:I, s:b, s:b, s:b}", "store", ri->node,
+									      "generation", (json_int_t)ri->generation,
+									      "healthy", ri->healthy, "up_to_date", ri->up_to_date,
+									      "primary", ri->primary));
+				}
+				json_object_set_new(repo, "generation", json_integer((json_int_t)gresp->repository->generation));
+				json_object_set_new(repo, "replicas", reps);
+			}
+		}
+		FREE_MSG(sresp);
+		FREE_MSG(bresp);
+		FREE_MSG(gresp);
+		rpc_client_free(cl);
+	}
+	json_object_set_new(o, "repository", repo);
+}
+
+/* ---- handlers ---- */
+
+int apps_list(struct call *x)
+{
+	json_t *list = json_array();
+	int ret = db_query(x->db, "SELECT " APP_COLUMNS " FROM apps ORDER BY name", NULL, 0, app_row, list);
+	if (ret) {
+		json_decref(list);
+		return reply_grove_error(x->out, ret);
+	}
+	return call_answer(x, MHD_HTTP_OK, list);
+}
+
+int app_get(struct call *x)
+{
+	json_t *j = NULL;
+	const char *params[] = { x->arg[0] };
+	int ret = app_json(x->db, x->arg[0], &j);
+	if (ret)
+		return reply_grove_error(x->out, ret);
+	json_object_set_new(j, "last_push", json_null());
+	json_object_set_new(j, "last_deployment", json_null());
+	ret = db_query(x->db, "SELECT last_push_at, last_push_by, last_push_ref, last_push_commit FROM apps WHERE name = ?",
+		       params, 1, last_push_row, j);
+	if (!ret)
+		ret = db_query(x->db,
+			       "SELECT id, app, ref, old_oid, new_oid, pusher, status, started_at, finished_at FROM deployments"
+			       " WHERE app = ? ORDER BY id DESC LIMIT 1",
+			       params, 1, last_deployment_row, j);
+	if (ret) {
+		json_decref(j);
+		return reply_grove_error(x->out, ret);
+	}
+	repository_info(x, x->arg[0], json_string_value(json_object_get(j, "route")) ?: "", j);
+	return call_answer(x, MHD_HTTP_OK, j);
+}
+
+int app_create(struct call *x)
+{
+	static const char *const fields[] = { "name", "deploy_branch", "route", "max_push_mb", NULL };
+	const char *name, *branch, *route_s;
+	enum route route;
+	bool has_max = false;
+	int64_t max_mb = 0;
+	int ret;
+
+	if (call_check_fields(x, fields) || call_get_str(x, "name", true, &name) || call_get_str(x, "deploy_branch", false, &branch) ||
+	    call_get_str(x, "route", false, &route_s) || call_get_int(x, "max_push_mb", 0, GATE_MAX_PUSH_MB, &has_max, &max_mb))
+		return x->out->status;
+	branch = short_branch(branch ? branch : x->a->default_branch);
+	if (check_branch(x->out, branch))
+		return x->out->status;
+	if (route_s) {
+		if (route_parse(route_s, &route))
+			return reply_error(x->out, MHD_HTTP_BAD_REQUEST, "field \"route\" must be \"legacy\" or \"cluster\"");
+	} else {
+		/* The canary: a fixed share of new apps, chosen by a stable hash of the
+		 * name, so raising the share only ever adds apps to the cluster side. */
+		bool set;
+		route = (int)(fnv1a32(name) % 100) < canary_now(x, &set) ? ROUTE_CLUSTER : ROUTE_LEGACY;
+	}
+	ret = db_begin(x->db, "creating an app");
+	if (!ret)
+		ret = db_app_create(x->db, name, branch, route);
+	if (!ret && has_max)
+		ret = db_app_set_max_push(x->db, name, max_mb);
+	if (call_txn_end(x, ret, "creating an app"))
+		return x->out->status;
+	x->arg[0] = name;
+	if (app_get(x) == MHD_HTTP_OK)
+		x->out->status = MHD_HTTP_CREATED;
+	return x->out->status;
+}
+
+/*
+ * Apps found in the legacy directory (an existing NFS folder of a platform,
+ * `<app>.git` each) but unknown to the gate become apps on the legacy route,
+ * with HEAD's branch as their deploy branch. Names that are not app names
+ * are listed, not imported.
+ */
+int apps_import_legacy(struct call *x)
+{
+	json_t *imported = json_array(), *skipped = json_array();
+	DIR *d = x->a->migrate ? opendir(x->a->migrate->legacy_dir) : NULL;
+	struct dirent *e;
+
+	if (!d) {
+		json_decref(imported);
+		json_decref(skipped);
+		return reply_error(x->out, MHD_HTTP_CONFLICT, "the legacy directory cannot be read: %s",
+				   x->a->migrate ? strerror(errno) : "no legacy directory configured");
+	}
+	while ((e = readdir(d))) {
+		char name[GATE_APP_NAME_MAX + 1], head[1100] = "", path[4200];
+		struct app existing = { 0 };
+		if (e->d_name[0] == '.' || !ends_with(e->d_name, ".git"))
+			continue;
+		if (gate_app_from_path(e->d_name, name)) {
+			json_array_append_new(skipped, json_pack("{s:s, s:s}", "name", e->d_name, "reason", error_msg()));
+			continue;
+		}
+		if (!db_app_get(x->db, name, &existing)) {
+			app_release(&existing);
+			continue;
+		}
+		snprintf(path, sizeof(path), "%s/%s/HEAD", x->a->migrate->legacy_dir, e->d_name);
+		FILE *f = fopen(path, "r");
+		if (!f) {
+			json_array_append_new(skipped, json_pack("{s:s, s:s}", "name", e->d_name, "reason", "not a bare repository (no HEAD)"));
+			continue;
+		}
+		if (!fgets(head, sizeof(head), f))
+			head[0] = '\0';
+		fclose(f);
+		head[strcspn(head, "\n")] = '\0';
+		const char *branch = x->a->default_branch;
+		const char *ref;
+		if (skip_prefix(head, "ref: refs/heads/", &ref) && *ref)
+			branch = ref;
+		int ret = db_app_create(x->db, name, branch, ROUTE_LEGACY);
+		if (ret)
+			json_array_append_new(skipped, json_pack("{s:s, s:s}", "name", e->d_name, "reason", error_msg()));
+		else
+			json_array_append_new(imported, json_pack("{s:s, s:s}", "name", name, "deploy_branch", branch));
+	}
+	closedir(d);
+	log_info("admin.import_legacy", "imported=%zu skipped=%zu", json_array_size(imported), json_array_size(skipped));
+	return call_answer(x, MHD_HTTP_OK, json_pack("{s:o, s:o}", "imported", imported, "skipped", skipped));
+}
+
+int app_patch(struct call *x)
+{
+	static const char *const fields[] = { "deploy_branch", "route", "locked", "max_push_mb", NULL };
+	const char *branch, *route_s;
+	enum route route = ROUTE_LEGACY;
+	bool has_locked = false, locked = false, has_max = false;
+	int64_t max_mb = 0;
+	int ret;
+
+	if (call_check_fields(x, fields) || call_get_str(x, "deploy_branch", false, &branch) ||
+	    call_get_str(x, "route", false, &route_s) || call_get_bool(x, "locked", &has_locked, &locked) ||
+	    call_get_int(x, "max_push_mb", 0, GATE_MAX_PUSH_MB, &has_max, &max_mb))
+		return x->out->status;
+	if (branch) {
+		branch = short_branch(branch);
+		if (check_branch(x->out, branch))
+			return x->out->status;
+	}
+	if (route_s && route_parse(route_s, &route))
+		return reply_error(x->out, MHD_HTTP_BAD_REQUEST, "field \"route\" must be \"legacy\" or \"cluster\"");
+	/* All the changes or none. */
+	ret = db_begin(x->db, "changing an app");
+	if (!ret && branch)
+		ret = db_app_set_deploy_branch(x->db, x->arg[0], branch);
+	if (!ret && route_s)
+		ret = db_app_set_route(x->db, x->arg[0], route);
+	if (!ret && has_locked)
+		ret = db_app_set_locked(x->db, x->arg[0], locked);
+	if (!ret && has_max)
+		ret = db_app_set_max_push(x->db, x->arg[0], max_mb);
+	if (call_txn_end(x, ret, "changing an app"))
+		return x->out->status;
+	if (route_s || has_locked)
+		log_info("admin.app_changed", "app=%s route=%s locked=%s", x->arg[0], route_s ? route_s : "",
+			 has_locked ? (locked ? "true" : "false") : "");
+	return app_get(x);
+}
+
+int app_gc_post(struct call *x)
+{
+	struct strbuf report;
+	int ret;
+	if (!x->a->migrate)
+		return reply_error(x->out, MHD_HTTP_CONFLICT, "this gate cannot reach the repositories");
+	strbuf_init(&report, 16 * 1024);
+	ret = app_gc(x->a->migrate, x->db, x->arg[0], &report);
+	if (!ret)
+		call_answer(x, MHD_HTTP_OK, json_pack("{s:s, s:s}", "name", x->arg[0], "report", report.buf));
+	strbuf_release(&report);
+	return ret ? reply_grove_error(x->out, ret) : x->out->status;
+}
+
+int app_delete(struct call *x)
+{
+	int ret = db_app_delete(x->db, x->arg[0]);
+	return ret ? reply_grove_error(x->out, ret) : call_answer(x, MHD_HTTP_NO_CONTENT, NULL);
+}
+
+int collaborator_put(struct call *x)
+{
+	static const char *const fields[] = { "access", NULL };
+	const char *access_s;
+	enum access access;
+	int ret;
+
+	if (call_check_fields(x, fields) || call_get_str(x, "access", true, &access_s))
+		return x->out->status;
+	if (!strcmp(access_s, "read"))
+		access = ACCESS_READ;
+	else if (!strcmp(access_s, "write"))
+		access = ACCESS_WRITE;
+	else
+		return reply_error(x->out, MHD_HTTP_BAD_REQUEST,
+				   "field \"access\" must be \"read\" or \"write\"; to take access away, DELETE the collaborator");
+	ret = db_access_grant(x->db, x->arg[0], x->arg[1], access);
+	if (ret)
+		return reply_grove_error(x->out, ret);
+	return call_answer(x, MHD_HTTP_OK,
+		      json_pack("{s:s,s:s,s:s}", "app", x->arg[0], "user", x->arg[1], "access", access_name(access)));
+}
+
+int collaborator_delete(struct call *x)
+{
+	int ret = db_access_revoke(x->db, x->arg[0], x->arg[1]);
+	return ret ? reply_grove_error(x->out, ret) : call_answer(x, MHD_HTTP_NO_CONTENT, NULL);
+}
