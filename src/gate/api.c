@@ -599,7 +599,7 @@ static void *housekeeping_main(void *arg)
 		int64_t start = now_ms();
 		size_t done = 0, failed = 0;
 		if (db_open(&db, hk->cfg->db_path) ||
-		    db_query(db, "SELECT name FROM apps ORDER BY name", NULL, 0, collect_name, &apps)) {
+		    db_apps_each(db, NULL, collect_name, &apps)) {
 			log_warn("gate.housekeeping_failed", "error=%s", error_msg());
 		} else {
 			for (size_t i = 0; i < apps.n && !hk->stop; i++) {

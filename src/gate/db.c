@@ -935,9 +935,9 @@ int db_deploy_get(struct db *db, int64_t id, struct deployment *out)
 	return ret;
 }
 
-/* ---- generic queries ---- */
+/* ---- listings ---- */
 
-int db_query(struct db *db, const char *sql, const char *const *params, size_t nparams, db_row_fn *fn, void *ctx)
+static int db_query(struct db *db, const char *sql, const char *const *params, size_t nparams, db_row_fn *fn, void *ctx)
 {
 	struct dbx_rows *st = NULL;
 	const char **names = NULL, **values = NULL;
@@ -976,4 +976,101 @@ out:
 	free(values);
 	dbx_rows_free(st);
 	return ret;
+}
+
+int db_users_each(struct db *db, const char *name, db_row_fn *fn, void *ctx)
+{
+	const char *params[] = { name };
+	return db_query(db,
+			name ? "SELECT name, admin, created_at FROM users WHERE name = ?"
+			     : "SELECT name, admin, created_at FROM users ORDER BY name",
+			params, name ? 1 : 0, fn, ctx);
+}
+
+int db_user_keys_each(struct db *db, const char *name, db_row_fn *fn, void *ctx)
+{
+	const char *params[] = { name };
+	return db_query(db,
+			name ? "SELECT u.name, k.fingerprint FROM keys k JOIN users u ON u.id = k.user_id"
+			       " WHERE u.name = ? ORDER BY k.id"
+			     : "SELECT u.name, k.fingerprint FROM keys k JOIN users u ON u.id = k.user_id"
+			       " ORDER BY u.name, k.id",
+			params, name ? 1 : 0, fn, ctx);
+}
+
+int db_apps_each(struct db *db, const char *name, db_row_fn *fn, void *ctx)
+{
+	const char *params[] = { name };
+	return db_query(db,
+			name ? "SELECT " DB_APP_COLUMNS " FROM apps WHERE name = ?"
+			     : "SELECT " DB_APP_COLUMNS " FROM apps ORDER BY name",
+			params, name ? 1 : 0, fn, ctx);
+}
+
+int db_writable_apps_each(struct db *db, const char *user, db_row_fn *fn, void *ctx)
+{
+	const char *params[] = { user };
+	return db_query(db,
+			"SELECT a.name FROM apps a JOIN collaborators c ON c.app_id = a.id JOIN users u ON u.id = c.user_id "
+			"WHERE u.name = ?1 AND c.access = 'write' ORDER BY a.name",
+			params, 1, fn, ctx);
+}
+
+int db_collaborators_each(struct db *db, const char *app, db_row_fn *fn, void *ctx)
+{
+	const char *params[] = { app };
+	return db_query(db,
+			"SELECT u.name, c.access FROM collaborators c JOIN apps a ON a.id = c.app_id"
+			" JOIN users u ON u.id = c.user_id WHERE a.name = ? ORDER BY u.name",
+			params, 1, fn, ctx);
+}
+
+int db_app_last_push(struct db *db, const char *app, db_row_fn *fn, void *ctx)
+{
+	const char *params[] = { app };
+	return db_query(db, "SELECT last_push_at, last_push_by, last_push_ref, last_push_commit FROM apps WHERE name = ?",
+			params, 1, fn, ctx);
+}
+
+int db_deploys_each(struct db *db, const char *app, int64_t limit, db_row_fn *fn, void *ctx)
+{
+	char limit_buf[24];
+	snprintf(limit_buf, sizeof(limit_buf), "%lld", (long long)limit);
+	const char *params[] = { app, limit_buf };
+	return db_query(db,
+			"SELECT " DB_DEPLOY_COLUMNS " FROM deployments WHERE app = ? ORDER BY id DESC"
+			" LIMIT CAST(? AS INTEGER)",
+			params, 2, fn, ctx);
+}
+
+/* One row of integer columns into int64_t *ctx[i]. */
+static int counts_row(void *ctx, int ncols, const char *const *names, const char *const *values)
+{
+	int64_t *const *out = ctx;
+	for (int i = 0; i < ncols; i++)
+		*out[i] = values[i] ? strtoll(values[i], NULL, 10) : 0;
+	return 0;
+}
+
+int db_app_counts(struct db *db, struct app_counts *out)
+{
+	int64_t *cols[] = { &out->apps, &out->legacy, &out->cluster, &out->locked };
+	memset(out, 0, sizeof(*out));
+	return db_query(db,
+			"SELECT COUNT(*),"
+			" COALESCE(SUM(CASE WHEN route = 'legacy' THEN 1 ELSE 0 END), 0),"
+			" COALESCE(SUM(CASE WHEN route = 'cluster' THEN 1 ELSE 0 END), 0),"
+			" COALESCE(SUM(locked), 0) FROM apps",
+			NULL, 0, counts_row, cols);
+}
+
+int db_deploy_counts(struct db *db, struct deploy_counts *out)
+{
+	int64_t *cols[] = { &out->running, &out->queued, &out->users };
+	memset(out, 0, sizeof(*out));
+	return db_query(db,
+			"SELECT COALESCE(SUM(CASE WHEN status = 'running' THEN 1 ELSE 0 END), 0),"
+			" COALESCE(SUM(CASE WHEN status = 'queued' THEN 1 ELSE 0 END), 0),"
+			" (SELECT COUNT(*) FROM users) FROM deployments",
+			NULL, 0, counts_row, cols);
 }

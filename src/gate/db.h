@@ -80,14 +80,45 @@ int db_deploy_append_log(struct db *db, int64_t id, const char *text, size_t len
 int db_deploy_get(struct db *db, int64_t id, struct deployment *out);
 void deployment_release(struct deployment *d);
 
-/* Runs fn(row, ctx) over query results as JSON-ready columns; for the admin API. */
 /* Transactions (IMMEDIATE on SQLite): for a few statements that go together. */
 int db_begin(struct db *db, const char *what);
 int db_commit(struct db *db, const char *what);
 void db_rollback(struct db *db);
 
+/*
+ * Listings, for the admin API's JSON and the gate's messages: fn(ctx,
+ * ncols, names, values) for each row, its columns as text (NULL for SQL
+ * NULL), in the order each function names; a non-zero return from fn stops
+ * the walk and is returned.
+ */
 typedef int db_row_fn(void *ctx, int ncols, const char *const *names, const char *const *values);
-int db_query(struct db *db, const char *sql, const char *const *params, size_t nparams, db_row_fn *fn, void *ctx);
+/* Users, by name (only the one named, if name): name, admin, created_at. */
+int db_users_each(struct db *db, const char *name, db_row_fn *fn, void *ctx);
+/* Their keys, by user name then age: user, fingerprint. */
+int db_user_keys_each(struct db *db, const char *name, db_row_fn *fn, void *ctx);
+/* Apps, by name (only the one named, if name): DB_APP_COLUMNS. */
+#define DB_APP_COLUMNS "name, deploy_branch, route, locked, created_at, updated_at, max_push_mb"
+int db_apps_each(struct db *db, const char *name, db_row_fn *fn, void *ctx);
+/* The names of the apps user may push to (write access), by name: name. */
+int db_writable_apps_each(struct db *db, const char *user, db_row_fn *fn, void *ctx);
+/* An app's collaborators, by user name: user, access. */
+int db_collaborators_each(struct db *db, const char *app, db_row_fn *fn, void *ctx);
+/* The app's last push, one row: last_push_at, last_push_by, last_push_ref, last_push_commit. */
+int db_app_last_push(struct db *db, const char *app, db_row_fn *fn, void *ctx);
+/* An app's deployments, newest first, at most limit: DB_DEPLOY_COLUMNS. */
+#define DB_DEPLOY_COLUMNS "id, app, ref, old_oid, new_oid, pusher, status, started_at, finished_at"
+int db_deploys_each(struct db *db, const char *app, int64_t limit, db_row_fn *fn, void *ctx);
+
+/* How many apps, and on which route. */
+struct app_counts {
+	int64_t apps, legacy, cluster, locked;
+};
+int db_app_counts(struct db *db, struct app_counts *out);
+/* Deployments running and queued, and users. */
+struct deploy_counts {
+	int64_t running, queued, users;
+};
+int db_deploy_counts(struct db *db, struct deploy_counts *out);
 
 const char *access_name(enum access a);
 /* A run-time setting: *out is NULL (and 0 returned) when it was never set. */

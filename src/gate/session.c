@@ -390,6 +390,18 @@ static int recheck_identity(struct sess *s)
 	return 0;
 }
 
+/* A db row function: column 0 of each row into a strbuf, as "a, b, c". */
+static int collect_names(void *ctx, int n, const char *const *names, const char *const *values)
+{
+	struct strbuf *sb = ctx;
+	if (n > 0 && values[0]) {
+		if (sb->len)
+			strbuf_addstr(sb, ", ");
+		strbuf_addstr(sb, values[0]);
+	}
+	return 0;
+}
+
 static void greet(struct sess *s)
 {
 	struct strbuf sb;
@@ -407,12 +419,7 @@ static void greet(struct sess *s)
 		strbuf_addstr(&sb, "You are an administrator: you can push to every app.\n");
 	} else {
 		struct strbuf apps = STRBUF_INIT;
-		const char *params[] = { s->user.name };
-		extern int gate_collect_names(void *ctx, int n, const char *const *names, const char *const *values);
-		db_query(s->db,
-			 "SELECT a.name FROM apps a JOIN collaborators c ON c.app_id = a.id JOIN users u ON u.id = c.user_id "
-			 "WHERE u.name = ?1 AND c.access = 'write' ORDER BY a.name",
-			 params, 1, gate_collect_names, &apps);
+		db_writable_apps_each(s->db, s->user.name, collect_names, &apps);
 		if (apps.len)
 			strbuf_addf(&sb, "You can push to: %s\n", apps.buf);
 		else
@@ -422,17 +429,6 @@ static void greet(struct sess *s)
 	ssh_channel_write(s->chan, sb.buf, (uint32_t)sb.len);
 	strbuf_release(&sb);
 	finish(s, 1, NULL);
-}
-
-int gate_collect_names(void *ctx, int n, const char *const *names, const char *const *values)
-{
-	struct strbuf *sb = ctx;
-	if (n > 0 && values[0]) {
-		if (sb->len)
-			strbuf_addstr(sb, ", ");
-		strbuf_addstr(sb, values[0]);
-	}
-	return 0;
 }
 
 /* Makes sure the app's repository exists where its route says. */

@@ -556,6 +556,67 @@ static void test_query(void **state)
 	assert_int_equal(n, 3);
 }
 
+/* The listings the admin API and the gate's greeting read. */
+static void test_listings(void **state)
+{
+	struct fixture *f = *state;
+	struct strbuf sb = STRBUF_INIT;
+	struct app_counts apps;
+	struct deploy_counts deploys;
+	int64_t id;
+
+	assert_ok(db_user_create(f->db, "bob", false));
+	assert_ok(db_user_create(f->db, "alice", true));
+	assert_ok(db_key_add(f->db, "alice", FP_A, KEY_A));
+	assert_ok(db_app_create(f->db, "web", "main", ROUTE_CLUSTER));
+	assert_ok(db_app_create(f->db, "api", "main", ROUTE_LEGACY));
+	assert_ok(db_app_create(f->db, "db", "main", ROUTE_LEGACY));
+	assert_ok(db_app_set_locked(f->db, "db", true));
+	assert_ok(db_access_grant(f->db, "web", "bob", ACCESS_WRITE));
+	assert_ok(db_access_grant(f->db, "api", "bob", ACCESS_READ));
+	assert_ok(db_access_grant(f->db, "db", "bob", ACCESS_WRITE));
+
+	assert_ok(db_users_each(f->db, NULL, collect_first, &sb));
+	assert_string_equal(sb.buf, "alice,bob");
+	strbuf_reset(&sb);
+	assert_ok(db_users_each(f->db, "bob", collect_first, &sb));
+	assert_string_equal(sb.buf, "bob");
+	strbuf_reset(&sb);
+	assert_ok(db_user_keys_each(f->db, "alice", collect_first, &sb));
+	assert_string_equal(sb.buf, "alice");
+	strbuf_reset(&sb);
+	assert_ok(db_apps_each(f->db, NULL, collect_first, &sb));
+	assert_string_equal(sb.buf, "api,db,web");
+	strbuf_reset(&sb);
+	/* Only what bob may push to. */
+	assert_ok(db_writable_apps_each(f->db, "bob", collect_first, &sb));
+	assert_string_equal(sb.buf, "db,web");
+	strbuf_reset(&sb);
+	assert_ok(db_collaborators_each(f->db, "web", collect_first, &sb));
+	assert_string_equal(sb.buf, "bob");
+	strbuf_reset(&sb);
+
+	assert_ok(db_app_counts(f->db, &apps));
+	assert_int_equal(apps.apps, 3);
+	assert_int_equal(apps.legacy, 2);
+	assert_int_equal(apps.cluster, 1);
+	assert_int_equal(apps.locked, 1);
+
+	for (int i = 0; i < 3; i++)
+		assert_ok(db_deploy_create(f->db, "web", "refs/heads/main", "0", "1", "bob", &id));
+	assert_ok(db_deploy_set_status(f->db, id, "running"));
+	/* Newest first, at most the limit. */
+	assert_ok(db_deploys_each(f->db, "web", 2, collect_first, &sb));
+	char want[64];
+	snprintf(want, sizeof(want), "%lld,%lld", (long long)id, (long long)id - 1);
+	assert_string_equal(sb.buf, want);
+	assert_ok(db_deploy_counts(f->db, &deploys));
+	assert_int_equal(deploys.running, 1);
+	assert_int_equal(deploys.queued, 2);
+	assert_int_equal(deploys.users, 2);
+	strbuf_release(&sb);
+}
+
 static void test_names(void **state)
 {
 	enum route r = ROUTE_LEGACY;
@@ -585,6 +646,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_deploy_log_bound, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migrations, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_query, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_listings, setup, teardown),
 		cmocka_unit_test(test_names),
 	};
 	log_init("test", LOG_WARN, 2);

@@ -113,8 +113,6 @@ int call_txn_end(struct call *x, int ret, const char *what);
 int check_branch(struct reply *out, const char *name);
 const char *short_branch(const char *name);
 bool parse_int(const char *s, long long min, long long max, long long *out);
-/* db_query's row of integer columns into a JSON object, named as the columns. */
-int counts_row(void *ctx, int ncols, const char *const *names, const char *const *values);
 
 /* ---- routes.c ---- */
 

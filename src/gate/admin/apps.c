@@ -16,8 +16,6 @@
 #include <ftw.h>
 #include <sys/stat.h>
 
-#define APP_COLUMNS "name, deploy_branch, route, locked, created_at, updated_at, max_push_mb"
-
 /* Rows of (name, deploy_branch, route, locked, created_at, updated_at, max_push_mb). */
 static int app_row(void *ctx, int ncols, const char *const *names, const char *const *values)
 {
@@ -43,18 +41,14 @@ static int collaborator_row(void *ctx, int ncols, const char *const *names, cons
 static int app_json(struct db *db, const char *name, json_t **out)
 {
 	json_t *list = json_array(), *collab = json_array();
-	const char *params[] = { name };
 	int ret;
 
 	*out = NULL;
-	ret = db_query(db, "SELECT " APP_COLUMNS " FROM apps WHERE name = ?", params, 1, app_row, list);
+	ret = db_apps_each(db, name, app_row, list);
 	if (!ret && !json_array_size(list))
 		ret = error_set(GROVE_ENOTFOUND, "no app named %s", name);
 	if (!ret)
-		ret = db_query(db,
-			       "SELECT u.name, c.access FROM collaborators c JOIN apps a ON a.id = c.app_id"
-			       " JOIN users u ON u.id = c.user_id WHERE a.name = ? ORDER BY u.name",
-			       params, 1, collaborator_row, collab);
+		ret = db_collaborators_each(db, name, collaborator_row, collab);
 	if (!ret) {
 		*out = json_incref(json_array_get(list, 0));
 		json_object_set(*out, "collaborators", collab);
@@ -175,7 +169,7 @@ static void repository_info(struct call *x, const char *name, const char *route,
 int apps_list(struct call *x)
 {
 	json_t *list = json_array();
-	int ret = db_query(x->db, "SELECT " APP_COLUMNS " FROM apps ORDER BY name", NULL, 0, app_row, list);
+	int ret = db_apps_each(x->db, NULL, app_row, list);
 	if (ret) {
 		json_decref(list);
 		return reply_grove_error(x->out, ret);
@@ -186,19 +180,14 @@ int apps_list(struct call *x)
 int app_get(struct call *x)
 {
 	json_t *j = NULL;
-	const char *params[] = { x->arg[0] };
 	int ret = app_json(x->db, x->arg[0], &j);
 	if (ret)
 		return reply_grove_error(x->out, ret);
 	json_object_set_new(j, "last_push", json_null());
 	json_object_set_new(j, "last_deployment", json_null());
-	ret = db_query(x->db, "SELECT last_push_at, last_push_by, last_push_ref, last_push_commit FROM apps WHERE name = ?",
-		       params, 1, last_push_row, j);
+	ret = db_app_last_push(x->db, x->arg[0], last_push_row, j);
 	if (!ret)
-		ret = db_query(x->db,
-			       "SELECT id, app, ref, old_oid, new_oid, pusher, status, started_at, finished_at FROM deployments"
-			       " WHERE app = ? ORDER BY id DESC LIMIT 1",
-			       params, 1, last_deployment_row, j);
+		ret = db_deploys_each(x->db, x->arg[0], 1, last_deployment_row, j);
 	if (ret) {
 		json_decref(j);
 		return reply_grove_error(x->out, ret);

@@ -5,7 +5,7 @@
 #define DEPLOY_LIST_DEFAULT 100
 #define DEPLOY_LIST_MAX 1000
 
-/* Rows of (id, app, ref, old_oid, new_oid, pusher, status, started_at, finished_at). */
+/* A row of DB_DEPLOY_COLUMNS. */
 json_t *deployment_object(const char *const *v)
 {
 	json_t *o = json_object();
@@ -31,7 +31,6 @@ int app_deployments(struct call *x)
 {
 	const char *limit_s = MHD_lookup_connection_value(x->conn, MHD_GET_ARGUMENT_KIND, "limit");
 	long long limit = DEPLOY_LIST_DEFAULT;
-	char limit_buf[24];
 	struct app app;
 	json_t *list;
 	int ret;
@@ -42,13 +41,8 @@ int app_deployments(struct call *x)
 	if (ret)
 		return reply_grove_error(x->out, ret);
 	app_release(&app);
-	snprintf(limit_buf, sizeof(limit_buf), "%lld", limit);
-	const char *params[] = { x->arg[0], limit_buf };
 	list = json_array();
-	ret = db_query(x->db,
-		       "SELECT id, app, ref, old_oid, new_oid, pusher, status, started_at, finished_at FROM deployments"
-		       " WHERE app = ? ORDER BY id DESC LIMIT CAST(? AS INTEGER)",
-		       params, 2, deployment_row, list);
+	ret = db_deploys_each(x->db, x->arg[0], limit, deployment_row, list);
 	if (ret) {
 		json_decref(list);
 		return reply_grove_error(x->out, ret);

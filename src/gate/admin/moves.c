@@ -22,21 +22,16 @@
  */
 int migrations_get(struct call *x)
 {
-	json_t *o = json_object(), *running = json_array();
 	const struct migrate_env *env = x->a->migrate;
-	int ret = db_query(x->db,
-			   "SELECT COUNT(*) AS apps,"
-			   " COALESCE(SUM(CASE WHEN route = 'cluster' THEN 1 ELSE 0 END), 0) AS cluster,"
-			   " COALESCE(SUM(CASE WHEN route = 'legacy' THEN 1 ELSE 0 END), 0) AS legacy FROM apps",
-			   NULL, 0, counts_row, o);
-	if (ret) {
-		json_decref(o);
-		json_decref(running);
+	struct app_counts counts;
+	json_t *o, *running;
+	int ret = db_app_counts(x->db, &counts);
+	if (ret)
 		return reply_grove_error(x->out, ret);
-	}
-	json_int_t apps = json_integer_value(json_object_get(o, "apps"));
-	json_int_t cl = json_integer_value(json_object_get(o, "cluster"));
-	json_object_set_new(o, "percent_on_cluster", json_real(apps ? 100.0 * (double)cl / (double)apps : 0.0));
+	o = json_pack("{s:I, s:I, s:I, s:f}", "apps", (json_int_t)counts.apps, "cluster", (json_int_t)counts.cluster,
+		      "legacy", (json_int_t)counts.legacy, "percent_on_cluster",
+		      counts.apps ? 100.0 * (double)counts.cluster / (double)counts.apps : 0.0);
+	running = json_array();
 	DIR *d = env && env->journal_dir ? opendir(env->journal_dir) : NULL;
 	struct dirent *e;
 	while (d && (e = readdir(d))) {
@@ -123,9 +118,10 @@ static void *batch_main(void *arg)
 	return NULL;
 }
 
+/* A row of DB_APP_COLUMNS: its name and route. */
 static int name_row(void *ctx, int ncols, const char *const *names, const char *const *values)
 {
-	json_array_append_new(ctx, json_pack("{s:s?, s:s?}", "name", values[0], "route", values[1]));
+	json_array_append_new(ctx, json_pack("{s:s?, s:s?}", "name", values[0], "route", values[2]));
 	return 0;
 }
 
@@ -161,7 +157,7 @@ int migrations_post(struct call *x)
 	if (!x->a->migrate)
 		return reply_error(x->out, MHD_HTTP_CONFLICT, "this gate cannot migrate apps");
 	apps = json_array();
-	if ((ret = db_query(x->db, "SELECT name, route FROM apps ORDER BY name", NULL, 0, name_row, apps))) {
+	if ((ret = db_apps_each(x->db, NULL, name_row, apps))) {
 		json_decref(apps);
 		return reply_grove_error(x->out, ret);
 	}

@@ -181,11 +181,3 @@ bool parse_int(const char *s, long long min, long long max, long long *out)
 	*out = v;
 	return true;
 }
-
-/* One row of integer columns into a JSON object, named as the columns. */
-int counts_row(void *ctx, int ncols, const char *const *names, const char *const *values)
-{
-	for (int i = 0; i < ncols; i++)
-		json_object_set_new(ctx, names[i], json_integer(values[i] ? strtoll(values[i], NULL, 10) : 0));
-	return 0;
-}

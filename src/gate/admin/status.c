@@ -4,25 +4,18 @@
 /* GET /api/v1/status: what `grove status` shows of the gate. */
 int status_get(struct call *x)
 {
-	json_t *o = json_object();
-	int ret = db_query(x->db,
-			   "SELECT COUNT(*) AS apps,"
-			   " COALESCE(SUM(CASE WHEN route = 'legacy' THEN 1 ELSE 0 END), 0) AS legacy,"
-			   " COALESCE(SUM(CASE WHEN route = 'cluster' THEN 1 ELSE 0 END), 0) AS cluster,"
-			   " COALESCE(SUM(locked), 0) AS locked FROM apps",
-			   NULL, 0, counts_row, o);
-	if (!ret)
-		ret = db_query(x->db,
-			       "SELECT COALESCE(SUM(CASE WHEN status = 'running' THEN 1 ELSE 0 END), 0) AS deployments_running,"
-			       " COALESCE(SUM(CASE WHEN status = 'queued' THEN 1 ELSE 0 END), 0) AS deployments_queued,"
-			       " (SELECT COUNT(*) FROM users) AS users FROM deployments",
-			       NULL, 0, counts_row, o);
-	if (ret) {
-		json_decref(o);
-		return reply_grove_error(x->out, ret);
-	}
+	struct app_counts apps;
+	struct deploy_counts deploys;
 	bool set;
-	json_object_set_new(o, "canary_percent", json_integer(canary_now(x, &set)));
-	json_object_set_new(o, "draining", json_boolean(atomic_load(&x->a->draining)));
-	return call_answer(x, MHD_HTTP_OK, o);
+	int ret = db_app_counts(x->db, &apps);
+	if (!ret)
+		ret = db_deploy_counts(x->db, &deploys);
+	if (ret)
+		return reply_grove_error(x->out, ret);
+	return call_answer(x, MHD_HTTP_OK,
+			   json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:b}", "apps", (json_int_t)apps.apps,
+				     "legacy", (json_int_t)apps.legacy, "cluster", (json_int_t)apps.cluster, "locked",
+				     (json_int_t)apps.locked, "deployments_running", (json_int_t)deploys.running,
+				     "deployments_queued", (json_int_t)deploys.queued, "users", (json_int_t)deploys.users,
+				     "canary_percent", canary_now(x, &set), "draining", atomic_load(&x->a->draining)));
 }

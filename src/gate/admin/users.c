@@ -37,22 +37,12 @@ static int user_key_row(void *ctx, int ncols, const char *const *names, const ch
 static int users_json(struct db *db, const char *name, json_t **out)
 {
 	struct users_ctx u = { json_array(), json_object() };
-	const char *params[] = { name };
-	size_t np = name ? 1 : 0;
 	int ret;
 
 	*out = NULL;
-	ret = db_query(db,
-		       name ? "SELECT name, admin, created_at FROM users WHERE name = ?"
-			    : "SELECT name, admin, created_at FROM users ORDER BY name",
-		       params, np, user_row, &u);
+	ret = db_users_each(db, name, user_row, &u);
 	if (!ret)
-		ret = db_query(db,
-			       name ? "SELECT u.name, k.fingerprint FROM keys k JOIN users u ON u.id = k.user_id"
-				      " WHERE u.name = ? ORDER BY k.id"
-				    : "SELECT u.name, k.fingerprint FROM keys k JOIN users u ON u.id = k.user_id"
-				      " ORDER BY u.name, k.id",
-			       params, np, user_key_row, &u);
+		ret = db_user_keys_each(db, name, user_key_row, &u);
 	json_decref(u.by_name);
 	if (ret) {
 		json_decref(u.list);
