@@ -29,7 +29,7 @@
 
 #include <pthread.h>
 
-struct dbx;
+struct sqldb;
 
 #define CLUSTER_NODES_MAX 64
 #define CLUSTER_PATH_MAX 1024
@@ -79,7 +79,7 @@ struct cluster {
 	size_t nnodes;
 
 	pthread_mutex_t db_mu;    /* one database handle, one user at a time */
-	struct dbx *db;
+	struct sqldb *db;
 
 	pthread_mutex_t mu;       /* node health, metrics, the worker wake-up */
 	pthread_cond_t cv;

@@ -3,7 +3,7 @@
 #include "cluster/main.h"
 #include "lib/auth.h"
 #include "lib/config.h"
-#include "lib/dbx.h"
+#include "lib/sqldb.h"
 #include "lib/error.h"
 #include "lib/hookpayload.h"
 #include "lib/log.h"
@@ -267,7 +267,7 @@ int cluster_main(int argc, char **argv)
 	if (metrics_listen && (ret = metrics_start(&c, metrics_listen, &metrics)))
 		goto out;
 	log_info("cluster.started", "router=%s virtual_storage=%s listen=%s stores=%zu replication_factor=%d database=%s",
-		 c.router, c.virtual_storage, listen[0], c.nnodes, c.replication_factor, dbx_display_name(c.db));
+		 c.router, c.virtual_storage, listen[0], c.nnodes, c.replication_factor, sqldb_display_name(c.db));
 
 	for (;;) {
 		if (sigwait(&sigs, &sig))

@@ -8,7 +8,6 @@
 #include "cluster/cluster.h"
 #include "lib/error.h"
 #include "lib/log.h"
-#include "lib/dbx.h"
 #include "lib/sqldb.h"
 #include "lib/strbuf.h"
 
@@ -25,8 +24,8 @@ static const char *const migrations[] = {
 	"  generation INTEGER NOT NULL DEFAULT -1,"
 	"  primary_node TEXT,"
 	"  replication_factor INTEGER NOT NULL,"
-	"  created_at TEXT NOT NULL DEFAULT (" SQLDB_NOW "),"
-	"  updated_at TEXT NOT NULL DEFAULT (" SQLDB_NOW "),"
+	"  created_at TEXT NOT NULL DEFAULT (" SQLDB_SQLITE_NOW "),"
+	"  updated_at TEXT NOT NULL DEFAULT (" SQLDB_SQLITE_NOW "),"
 	"  PRIMARY KEY (virtual_storage, relative_path));"
 	"CREATE TABLE replicas ("
 	"  virtual_storage TEXT NOT NULL,"
@@ -34,7 +33,7 @@ static const char *const migrations[] = {
 	"  node TEXT NOT NULL,"
 	"  generation INTEGER NOT NULL DEFAULT -1,"
 	"  assigned INTEGER NOT NULL DEFAULT 1 CHECK (assigned IN (0, 1)),"
-	"  updated_at TEXT NOT NULL DEFAULT (" SQLDB_NOW "),"
+	"  updated_at TEXT NOT NULL DEFAULT (" SQLDB_SQLITE_NOW "),"
 	"  PRIMARY KEY (virtual_storage, relative_path, node),"
 	"  FOREIGN KEY (virtual_storage, relative_path) REFERENCES repositories ON DELETE CASCADE);"
 	"CREATE TABLE jobs ("
@@ -49,8 +48,8 @@ static const char *const migrations[] = {
 	"  lease_until INTEGER NOT NULL DEFAULT 0,"
 	"  next_try INTEGER NOT NULL DEFAULT 0,"
 	"  last_error TEXT,"
-	"  created_at TEXT NOT NULL DEFAULT (" SQLDB_NOW "),"
-	"  updated_at TEXT NOT NULL DEFAULT (" SQLDB_NOW "));"
+	"  created_at TEXT NOT NULL DEFAULT (" SQLDB_SQLITE_NOW "),"
+	"  updated_at TEXT NOT NULL DEFAULT (" SQLDB_SQLITE_NOW "));"
 	/* One waiting job per (kind, repository, target): a second request is the same work. */
 	"CREATE UNIQUE INDEX jobs_dedup ON jobs(kind, virtual_storage, relative_path, target_node)"
 	"  WHERE state = 'ready';"
@@ -118,14 +117,14 @@ const char *job_kind_name(enum job_kind k)
 
 int state_open(struct cluster *c, const char *name)
 {
-	const struct dbx_schema schema = { migrations, ARRAY_SIZE(migrations), pg_migrations, ARRAY_SIZE(pg_migrations),
+	const struct sqldb_schema schema = { migrations, ARRAY_SIZE(migrations), pg_migrations, ARRAY_SIZE(pg_migrations),
 					   "cluster" };
-	return dbx_open(&c->db, name, &schema);
+	return sqldb_open(&c->db, name, &schema);
 }
 
 void state_close(struct cluster *c)
 {
-	dbx_close(c->db);
+	sqldb_close(c->db);
 	c->db = NULL;
 }
 
@@ -134,7 +133,7 @@ void state_close(struct cluster *c)
 
 static int repo_read(struct cluster *c, const char *path, struct repo_state *out)
 {
-	struct dbx_rows *st = NULL;
+	struct sqldb_rows *st = NULL;
 	char copy[CLUSTER_PATH_MAX + 1];
 	int ret;
 
@@ -144,37 +143,37 @@ static int repo_read(struct cluster *c, const char *path, struct repo_state *out
 	memset(out, 0, sizeof(*out));
 	strlcpy_(out->path, path, sizeof(out->path));
 	out->generation = -1;
-	ret = dbx_query(c->db, &st, "reading a repository",
+	ret = sqldb_query(c->db, &st, "reading a repository",
 			    "SELECT generation, primary_node, replication_factor FROM repositories"
 			    " WHERE virtual_storage = ? AND relative_path = ?",
 			    "ss", c->virtual_storage, path);
-	if (!ret && (ret = dbx_next(st)) == 1) {
-		const char *p = dbx_text(st, 1);
+	if (!ret && (ret = sqldb_next(st)) == 1) {
+		const char *p = sqldb_text(st, 1);
 		out->exists = true;
-		out->generation = dbx_int(st, 0);
+		out->generation = sqldb_int(st, 0);
 		strlcpy_(out->primary, p ? p : "", sizeof(out->primary));
-		out->replication_factor = (int)dbx_int(st, 2);
+		out->replication_factor = (int)sqldb_int(st, 2);
 		ret = 0;
 	}
-	dbx_rows_free(st);
+	sqldb_rows_free(st);
 	if (ret || !out->exists)
 		return ret;
-	ret = dbx_query(c->db, &st, "reading replicas",
+	ret = sqldb_query(c->db, &st, "reading replicas",
 			    "SELECT node, generation, assigned FROM replicas"
 			    " WHERE virtual_storage = ? AND relative_path = ? ORDER BY node",
 			    "ss", c->virtual_storage, path);
-	while (!ret && (ret = dbx_next(st)) == 1) {
+	while (!ret && (ret = sqldb_next(st)) == 1) {
 		struct replica *rep;
 		ret = 0;
 		if (out->nreplicas == CLUSTER_NODES_MAX)
 			break;
 		rep = &out->replicas[out->nreplicas++];
-		strlcpy_(rep->name, dbx_text(st, 0), sizeof(rep->name));
-		rep->generation = dbx_int(st, 1);
-		rep->assigned = (int)dbx_int(st, 2) != 0;
+		strlcpy_(rep->name, sqldb_text(st, 0), sizeof(rep->name));
+		rep->generation = sqldb_int(st, 1);
+		rep->assigned = (int)sqldb_int(st, 2) != 0;
 		rep->node = cluster_node(c, rep->name);
 	}
-	dbx_rows_free(st);
+	sqldb_rows_free(st);
 	return ret;
 }
 
@@ -233,12 +232,12 @@ static int assign_more(struct cluster *c, struct repo_state *r, int rf)
 			if (assigned)
 				continue;
 			if (known)
-				ret = dbx_exec(c->db, NULL, "assigning a replica",
+				ret = sqldb_exec(c->db, NULL, "assigning a replica",
 						"UPDATE replicas SET assigned = 1, updated_at = " NOW
 						" WHERE virtual_storage = ? AND relative_path = ? AND node = ?",
 						"sss", c->virtual_storage, r->path, n->name);
 			else
-				ret = dbx_exec(c->db, NULL, "assigning a replica",
+				ret = sqldb_exec(c->db, NULL, "assigning a replica",
 						"INSERT INTO replicas (virtual_storage, relative_path, node, generation, assigned)"
 						" VALUES (?, ?, ?, -1, 1) ON CONFLICT DO NOTHING",
 						"sss", c->virtual_storage, r->path, n->name);
@@ -263,13 +262,13 @@ int state_repo_assign(struct cluster *c, const char *path, struct repo_state *ou
 {
 	int ret;
 	LOCK();
-	ret = dbx_begin(c->db, "registering a repository");
+	ret = sqldb_begin(c->db, "registering a repository");
 	if (ret)
 		goto out;
 	ret = repo_read(c, path, out);
 	if (!ret && !out->exists) {
 		/* Another router may register it at the same moment: one row wins. */
-		ret = dbx_exec(c->db, NULL, "registering a repository",
+		ret = sqldb_exec(c->db, NULL, "registering a repository",
 				"INSERT INTO repositories (virtual_storage, relative_path, generation, replication_factor)"
 				" VALUES (?, ?, -1, ?) ON CONFLICT DO NOTHING",
 				"ssi", c->virtual_storage, path, (int64_t)c->replication_factor);
@@ -281,9 +280,9 @@ int state_repo_assign(struct cluster *c, const char *path, struct repo_state *ou
 			ret = repo_read(c, path, out);
 	}
 	if (!ret)
-		ret = dbx_commit(c->db, "registering a repository");
+		ret = sqldb_commit(c->db, "registering a repository");
 	if (ret)
-		dbx_rollback(c->db);
+		sqldb_rollback(c->db);
 out:
 	UNLOCK();
 	return ret;
@@ -292,7 +291,7 @@ out:
 int state_repo_delete(struct cluster *c, const char *path)
 {
 	LOCK();
-	int ret = dbx_exec(c->db, NULL, "forgetting a repository",
+	int ret = sqldb_exec(c->db, NULL, "forgetting a repository",
 			    "DELETE FROM repositories WHERE virtual_storage = ? AND relative_path = ?", "ss",
 			    c->virtual_storage, path);
 	UNLOCK();
@@ -302,7 +301,7 @@ int state_repo_delete(struct cluster *c, const char *path)
 int state_set_primary(struct cluster *c, const char *path, const char *node)
 {
 	LOCK();
-	int ret = dbx_exec(c->db, NULL, "recording a primary",
+	int ret = sqldb_exec(c->db, NULL, "recording a primary",
 			    "UPDATE repositories SET primary_node = ?, updated_at = " NOW
 			    " WHERE virtual_storage = ? AND relative_path = ?",
 			    "sss", node, c->virtual_storage, path);
@@ -312,17 +311,17 @@ int state_set_primary(struct cluster *c, const char *path, const char *node)
 
 static int read_generation(struct cluster *c, const char *path, int64_t *out)
 {
-	struct dbx_rows *st = NULL;
-	int ret = dbx_query(c->db, &st, "reading a generation",
+	struct sqldb_rows *st = NULL;
+	int ret = sqldb_query(c->db, &st, "reading a generation",
 				"SELECT generation FROM repositories WHERE virtual_storage = ? AND relative_path = ?{FOR_UPDATE}", "ss",
 				c->virtual_storage, path);
-	if (!ret && (ret = dbx_next(st)) == 1) {
-		*out = dbx_int(st, 0);
+	if (!ret && (ret = sqldb_next(st)) == 1) {
+		*out = sqldb_int(st, 0);
 		ret = 0;
 	} else if (!ret) {
 		ret = error_set(GROVE_ENOTFOUND, "repository %s is not known to the cluster", path);
 	}
-	dbx_rows_free(st);
+	sqldb_rows_free(st);
 	return ret;
 }
 
@@ -331,26 +330,26 @@ int state_write_done(struct cluster *c, const char *path, char *const *nodes, si
 	int64_t cur = -1;
 	int ret;
 	LOCK();
-	ret = dbx_begin(c->db, "recording a write");
+	ret = sqldb_begin(c->db, "recording a write");
 	if (ret)
 		goto out;
 	/* Writes to one repository may run at once: each takes the next
 	 * generation, and only replicas that held every earlier one move up. */
 	ret = read_generation(c, path, &cur);
 	if (!ret)
-		ret = dbx_exec(c->db, NULL, "recording a write",
+		ret = sqldb_exec(c->db, NULL, "recording a write",
 				"UPDATE repositories SET generation = ?, updated_at = " NOW
 				" WHERE virtual_storage = ? AND relative_path = ?",
 				"iss", cur + 1, c->virtual_storage, path);
 	for (size_t i = 0; i < n && !ret; i++)
-		ret = dbx_exec(c->db, NULL, "recording a write",
+		ret = sqldb_exec(c->db, NULL, "recording a write",
 				"UPDATE replicas SET generation = ?, updated_at = " NOW
 				" WHERE virtual_storage = ? AND relative_path = ? AND node = ? AND generation = ?",
 				"isssi", cur + 1, c->virtual_storage, path, nodes[i], cur);
 	if (!ret)
-		ret = dbx_commit(c->db, "recording a write");
+		ret = sqldb_commit(c->db, "recording a write");
 	if (ret)
-		dbx_rollback(c->db);
+		sqldb_rollback(c->db);
 	else if (new_gen)
 		*new_gen = cur + 1;
 out:
@@ -362,21 +361,21 @@ int state_force_generation(struct cluster *c, const char *path, const char *node
 {
 	int ret;
 	LOCK();
-	ret = dbx_begin(c->db, "accepting data loss");
+	ret = sqldb_begin(c->db, "accepting data loss");
 	if (!ret)
-		ret = dbx_exec(c->db, NULL, "accepting data loss",
+		ret = sqldb_exec(c->db, NULL, "accepting data loss",
 				"UPDATE repositories SET generation = ?, primary_node = ?, updated_at = " NOW
 				" WHERE virtual_storage = ? AND relative_path = ?",
 				"isss", gen, node, c->virtual_storage, path);
 	if (!ret)
-		ret = dbx_exec(c->db, NULL, "accepting data loss",
+		ret = sqldb_exec(c->db, NULL, "accepting data loss",
 				"UPDATE replicas SET generation = ?, updated_at = " NOW
 				" WHERE virtual_storage = ? AND relative_path = ? AND node = ?",
 				"isss", gen, c->virtual_storage, path, node);
 	if (!ret)
-		ret = dbx_commit(c->db, "accepting data loss");
+		ret = sqldb_commit(c->db, "accepting data loss");
 	if (ret)
-		dbx_rollback(c->db);
+		sqldb_rollback(c->db);
 	UNLOCK();
 	return ret;
 }
@@ -386,12 +385,12 @@ int state_replica_set(struct cluster *c, const char *path, const char *node, int
 	int ret;
 	LOCK();
 	if (only_raise)
-		ret = dbx_exec(c->db, NULL, "recording a replica's generation",
+		ret = sqldb_exec(c->db, NULL, "recording a replica's generation",
 				"UPDATE replicas SET generation = {GREATEST}(generation, ?), updated_at = " NOW
 				" WHERE virtual_storage = ? AND relative_path = ? AND node = ?",
 				"isss", gen, c->virtual_storage, path, node);
 	else
-		ret = dbx_exec(c->db, NULL, "recording a replica's generation",
+		ret = sqldb_exec(c->db, NULL, "recording a replica's generation",
 				"UPDATE replicas SET generation = ?, updated_at = " NOW
 				" WHERE virtual_storage = ? AND relative_path = ? AND node = ?",
 				"isss", gen, c->virtual_storage, path, node);
@@ -402,7 +401,7 @@ int state_replica_set(struct cluster *c, const char *path, const char *node, int
 int state_replica_assign(struct cluster *c, const char *path, const char *node, bool assigned)
 {
 	LOCK();
-	int ret = dbx_exec(c->db, NULL, "assigning a replica",
+	int ret = sqldb_exec(c->db, NULL, "assigning a replica",
 			    "INSERT INTO replicas (virtual_storage, relative_path, node, generation, assigned)"
 			    " VALUES (?1, ?2, ?3, -1, ?4)"
 			    " ON CONFLICT (virtual_storage, relative_path, node) DO UPDATE SET assigned = ?4,"
@@ -416,7 +415,7 @@ int state_replica_forget(struct cluster *c, const char *path, const char *node)
 {
 	LOCK();
 	/* Only while unassigned: assigned again meanwhile, it stays (at -1, so it gets repaired). */
-	int ret = dbx_exec(c->db, NULL, "forgetting a replica",
+	int ret = sqldb_exec(c->db, NULL, "forgetting a replica",
 			    "DELETE FROM replicas WHERE virtual_storage = ? AND relative_path = ? AND node = ? AND assigned = 0",
 			    "sss",
 			    c->virtual_storage, path, node);
@@ -429,14 +428,14 @@ int state_set_replication_factor(struct cluster *c, const char *path, int rf)
 	struct repo_state *r = xcalloc(1, sizeof(*r));
 	int ret;
 	LOCK();
-	ret = dbx_begin(c->db, "setting the replication factor");
+	ret = sqldb_begin(c->db, "setting the replication factor");
 	if (ret)
 		goto out;
 	ret = repo_read(c, path, r);
 	if (!ret && !r->exists)
 		ret = error_set(GROVE_ENOTFOUND, "repository %s is not known to the cluster", path);
 	if (!ret)
-		ret = dbx_exec(c->db, NULL, "setting the replication factor",
+		ret = sqldb_exec(c->db, NULL, "setting the replication factor",
 				"UPDATE repositories SET replication_factor = ?, updated_at = " NOW
 				" WHERE virtual_storage = ? AND relative_path = ?",
 				"iss", (int64_t)rf, c->virtual_storage, path);
@@ -457,7 +456,7 @@ int state_set_replication_factor(struct cluster *c, const char *path, int rf)
 			if (!worst)
 				break;
 			worst->assigned = false;
-			ret = dbx_exec(c->db, NULL, "unassigning a replica",
+			ret = sqldb_exec(c->db, NULL, "unassigning a replica",
 					"UPDATE replicas SET assigned = 0, updated_at = " NOW
 					" WHERE virtual_storage = ? AND relative_path = ? AND node = ?",
 					"sss", c->virtual_storage, path, worst->name);
@@ -467,9 +466,9 @@ int state_set_replication_factor(struct cluster *c, const char *path, int rf)
 			ret = assign_more(c, r, rf);
 	}
 	if (!ret)
-		ret = dbx_commit(c->db, "setting the replication factor");
+		ret = sqldb_commit(c->db, "setting the replication factor");
 	if (ret)
-		dbx_rollback(c->db);
+		sqldb_rollback(c->db);
 out:
 	UNLOCK();
 	free(r);
@@ -480,23 +479,23 @@ int state_repo_each(struct cluster *c, int (*fn)(struct cluster *c, const char *
 {
 	char **paths = NULL;
 	size_t n = 0, alloc = 0;
-	struct dbx_rows *st = NULL;
+	struct sqldb_rows *st = NULL;
 	int ret;
 
 	/* Collected first: fn takes the lock again. */
 	LOCK();
-	ret = dbx_query(c->db, &st, "listing repositories",
+	ret = sqldb_query(c->db, &st, "listing repositories",
 			    "SELECT relative_path FROM repositories WHERE virtual_storage = ? ORDER BY relative_path", "s",
 			    c->virtual_storage);
-	while (!ret && (ret = dbx_next(st)) == 1) {
+	while (!ret && (ret = sqldb_next(st)) == 1) {
 		ret = 0;
 		if (n == alloc) {
 			alloc = alloc ? alloc * 2 : 64;
 			paths = xrealloc(paths, alloc * sizeof(*paths));
 		}
-		paths[n++] = xstrdup(dbx_text(st, 0));
+		paths[n++] = xstrdup(sqldb_text(st, 0));
 	}
-	dbx_rows_free(st);
+	sqldb_rows_free(st);
 	UNLOCK();
 	for (size_t i = 0; i < n && !ret && !c->stopping; i++)
 		ret = fn(c, paths[i], ctx);
@@ -509,7 +508,7 @@ int state_repo_each(struct cluster *c, int (*fn)(struct cluster *c, const char *
 int state_record_health(struct cluster *c, struct node *n, bool healthy)
 {
 	LOCK();
-	int ret = dbx_exec(c->db, NULL, "recording a health check",
+	int ret = sqldb_exec(c->db, NULL, "recording a health check",
 			    "INSERT INTO node_health (router, node, healthy, checked_at) VALUES (?1, ?2, ?3, ?4)"
 			    " ON CONFLICT (router, node) DO UPDATE SET healthy = ?3, checked_at = ?4",
 			    "ssbi", c->router, n->name, (int)healthy, wall_ms());
@@ -519,19 +518,19 @@ int state_record_health(struct cluster *c, struct node *n, bool healthy)
 
 int state_health_votes(struct cluster *c, const char *node, uint32_t *healthy, uint32_t *total)
 {
-	struct dbx_rows *st = NULL;
+	struct sqldb_rows *st = NULL;
 	int ret;
 	*healthy = *total = 0;
 	LOCK();
-	ret = dbx_query(c->db, &st, "reading health votes",
+	ret = sqldb_query(c->db, &st, "reading health votes",
 			    "SELECT COALESCE(SUM(healthy), 0), COUNT(*) FROM node_health WHERE node = ? AND checked_at > ?",
 			    "si", node, wall_ms() - 10000);
-	if (!ret && (ret = dbx_next(st)) == 1) {
-		*healthy = (uint32_t)(int)dbx_int(st, 0);
-		*total = (uint32_t)(int)dbx_int(st, 1);
+	if (!ret && (ret = sqldb_next(st)) == 1) {
+		*healthy = (uint32_t)(int)sqldb_int(st, 0);
+		*total = (uint32_t)(int)sqldb_int(st, 1);
 		ret = 0;
 	}
-	dbx_rows_free(st);
+	sqldb_rows_free(st);
 	UNLOCK();
 	return ret;
 }
@@ -541,7 +540,7 @@ int state_health_votes(struct cluster *c, const char *node, uint32_t *healthy, u
 int state_job_add(struct cluster *c, enum job_kind kind, const char *path, const char *target)
 {
 	LOCK();
-	int ret = dbx_exec(c->db, NULL, "queueing a replication job",
+	int ret = sqldb_exec(c->db, NULL, "queueing a replication job",
 			    "INSERT INTO jobs (kind, virtual_storage, relative_path, target_node)"
 			    " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
 			    "ssss", job_kind_name(kind), c->virtual_storage, path, target);
@@ -563,16 +562,16 @@ static int kind_parse(const char *s, enum job_kind *out)
 
 int state_job_lease(struct cluster *c, struct job *out, int64_t lease_ms)
 {
-	struct dbx_rows *st = NULL;
+	struct sqldb_rows *st = NULL;
 	int64_t now = wall_ms();
 	int ret, found = 0;
 
 	LOCK();
-	ret = dbx_begin(c->db, "leasing a job");
+	ret = sqldb_begin(c->db, "leasing a job");
 	if (ret)
 		goto unlock;
 	/* Ready jobs, and jobs whose router's lease ran out (it died). */
-	ret = dbx_query(c->db, &st, "leasing a job",
+	ret = sqldb_query(c->db, &st, "leasing a job",
 			    "SELECT id, kind, relative_path, target_node, attempts FROM jobs"
 			    " WHERE virtual_storage = ?1 AND ((state = 'ready' AND next_try <= ?2)"
 			    "   OR (state = 'in_progress' AND lease_until < ?2))"
@@ -583,29 +582,29 @@ int state_job_lease(struct cluster *c, struct job *out, int64_t lease_ms)
 			    "   AND busy.lease_until >= ?2 AND busy.id != jobs.id)"
 			    " ORDER BY id LIMIT 200{SKIP_LOCKED}",
 			    "si", c->virtual_storage, now);
-	while (!ret && !found && (ret = dbx_next(st)) == 1) {
-		const char *target = dbx_text(st, 3);
+	while (!ret && !found && (ret = sqldb_next(st)) == 1) {
+		const char *target = sqldb_text(st, 3);
 		struct node *n = cluster_node(c, target);
 		ret = 0;
 		if (strcmp(target, "*") && (!n || !cluster_node_healthy(c, n)))
 			continue;   /* waits for its store to come back */
-		out->id = dbx_int(st, 0);
-		ret = kind_parse(dbx_text(st, 1), &out->kind);
-		strlcpy_(out->path, dbx_text(st, 2), sizeof(out->path));
+		out->id = sqldb_int(st, 0);
+		ret = kind_parse(sqldb_text(st, 1), &out->kind);
+		strlcpy_(out->path, sqldb_text(st, 2), sizeof(out->path));
 		strlcpy_(out->target, target, sizeof(out->target));
-		out->attempts = (int)dbx_int(st, 4);
+		out->attempts = (int)sqldb_int(st, 4);
 		found = !ret;
 	}
-	dbx_rows_free(st);
+	sqldb_rows_free(st);
 	if (!ret && found)
-		ret = dbx_exec(c->db, NULL, "leasing a job",
+		ret = sqldb_exec(c->db, NULL, "leasing a job",
 				"UPDATE jobs SET state = 'in_progress', lease_owner = ?, lease_until = ?,"
 				" attempts = attempts + 1, updated_at = " NOW " WHERE id = ?",
 				"sii", c->router, now + lease_ms, out->id);
 	if (!ret)
-		ret = dbx_commit(c->db, "leasing a job");
+		ret = sqldb_commit(c->db, "leasing a job");
 	if (ret)
-		dbx_rollback(c->db);
+		sqldb_rollback(c->db);
 unlock:
 	UNLOCK();
 	return ret ? ret : found;
@@ -614,7 +613,7 @@ unlock:
 int state_job_renew(struct cluster *c, int64_t id, int64_t lease_ms)
 {
 	LOCK();
-	int ret = dbx_exec(c->db, NULL, "renewing a job's lease",
+	int ret = sqldb_exec(c->db, NULL, "renewing a job's lease",
 			   "UPDATE jobs SET lease_until = ? WHERE id = ? AND state = 'in_progress' AND lease_owner = ?",
 			   "iis", wall_ms() + lease_ms, id, c->router);
 	UNLOCK();
@@ -624,7 +623,7 @@ int state_job_renew(struct cluster *c, int64_t id, int64_t lease_ms)
 int state_job_done(struct cluster *c, const struct job *j)
 {
 	LOCK();
-	int ret = dbx_exec(c->db, NULL, "completing a job", "DELETE FROM jobs WHERE id = ?", "i", j->id);
+	int ret = sqldb_exec(c->db, NULL, "completing a job", "DELETE FROM jobs WHERE id = ?", "i", j->id);
 	UNLOCK();
 	return ret;
 }
@@ -637,12 +636,12 @@ int state_job_failed(struct cluster *c, const struct job *j, const char *error)
 	bool dead = attempts >= c->job_attempts;
 	LOCK();
 	/* A same job queued meanwhile makes this one redundant. */
-	int ret = dbx_exec(c->db, NULL, "recording a failed job",
+	int ret = sqldb_exec(c->db, NULL, "recording a failed job",
 			   "DELETE FROM jobs WHERE state = 'ready' AND id <> ?1 AND (kind, virtual_storage, relative_path, target_node) ="
 			   " (SELECT kind, virtual_storage, relative_path, target_node FROM jobs WHERE id = ?1)",
 			   "i", j->id);
 	if (!ret)
-		ret = dbx_exec(c->db, NULL, "recording a failed job",
+		ret = sqldb_exec(c->db, NULL, "recording a failed job",
 			       "UPDATE jobs SET state = ?, next_try = ?, last_error = ?, lease_owner = NULL,"
 			       " updated_at = " NOW " WHERE id = ?",
 			       "sisi", dead ? "dead" : "ready", wall_ms() + MIN(backoff, 60000), error, j->id);
@@ -655,45 +654,45 @@ int state_job_failed(struct cluster *c, const struct job *j, const char *error)
 
 int state_job_counts(struct cluster *c, uint64_t *ready, uint64_t *running, uint64_t *failed, uint64_t *dead)
 {
-	struct dbx_rows *st = NULL;
+	struct sqldb_rows *st = NULL;
 	int ret;
 	*ready = *running = *failed = *dead = 0;
 	LOCK();
-	ret = dbx_query(c->db, &st, "counting jobs",
+	ret = sqldb_query(c->db, &st, "counting jobs",
 			    "SELECT COALESCE(SUM(CASE WHEN state = 'ready' AND attempts = 0 THEN 1 ELSE 0 END), 0),"
 			    " COALESCE(SUM(CASE WHEN state = 'in_progress' THEN 1 ELSE 0 END), 0),"
 			    " COALESCE(SUM(CASE WHEN state = 'ready' AND attempts > 0 THEN 1 ELSE 0 END), 0),"
 			    " COALESCE(SUM(CASE WHEN state = 'dead' THEN 1 ELSE 0 END), 0) FROM jobs WHERE virtual_storage = ?",
 			    "s", c->virtual_storage);
-	if (!ret && (ret = dbx_next(st)) == 1) {
-		*ready = (uint64_t)dbx_int(st, 0);
-		*running = (uint64_t)dbx_int(st, 1);
-		*failed = (uint64_t)dbx_int(st, 2);
-		*dead = (uint64_t)dbx_int(st, 3);
+	if (!ret && (ret = sqldb_next(st)) == 1) {
+		*ready = (uint64_t)sqldb_int(st, 0);
+		*running = (uint64_t)sqldb_int(st, 1);
+		*failed = (uint64_t)sqldb_int(st, 2);
+		*dead = (uint64_t)sqldb_int(st, 3);
 		ret = 0;
 	}
-	dbx_rows_free(st);
+	sqldb_rows_free(st);
 	UNLOCK();
 	return ret;
 }
 
 int state_lag(struct cluster *c, uint64_t *outdated, uint64_t *behind)
 {
-	struct dbx_rows *st = NULL;
+	struct sqldb_rows *st = NULL;
 	int ret;
 	*outdated = *behind = 0;
 	LOCK();
-	ret = dbx_query(c->db, &st, "measuring replication lag",
+	ret = sqldb_query(c->db, &st, "measuring replication lag",
 			    "SELECT COUNT(*), COALESCE(SUM(r.generation - p.generation), 0) FROM replicas AS p"
 			    " JOIN repositories AS r USING (virtual_storage, relative_path)"
 			    " WHERE p.virtual_storage = ? AND p.assigned = 1 AND p.generation < r.generation",
 			    "s", c->virtual_storage);
-	if (!ret && (ret = dbx_next(st)) == 1) {
-		*outdated = (uint64_t)dbx_int(st, 0);
-		*behind = (uint64_t)dbx_int(st, 1);
+	if (!ret && (ret = sqldb_next(st)) == 1) {
+		*outdated = (uint64_t)sqldb_int(st, 0);
+		*behind = (uint64_t)sqldb_int(st, 1);
 		ret = 0;
 	}
-	dbx_rows_free(st);
+	sqldb_rows_free(st);
 	UNLOCK();
 	return ret;
 }

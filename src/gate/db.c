@@ -14,7 +14,7 @@
 #include "gate/db.h"
 #include "lib/error.h"
 #include "lib/log.h"
-#include "lib/dbx.h"
+#include "lib/sqldb.h"
 #include "lib/sqldb.h"
 #include "lib/strbuf.h"
 
@@ -30,10 +30,10 @@
 #define FIELD_MAX 1024
 
 struct db {
-	struct dbx *x;
+	struct sqldb *x;
 };
 
-#define NOW_SQL SQLDB_NOW
+#define NOW_SQL SQLDB_SQLITE_NOW
 #define STMT_NOW "{NOW}"
 
 /*
@@ -263,15 +263,15 @@ int route_parse(const char *s, enum route *out)
 
 int db_open(struct db **out, const char *path)
 {
-	const struct dbx_schema schema = { migrations, ARRAY_SIZE(migrations), pg_migrations, ARRAY_SIZE(pg_migrations),
+	const struct sqldb_schema schema = { migrations, ARRAY_SIZE(migrations), pg_migrations, ARRAY_SIZE(pg_migrations),
 					   "gate" };
-	struct dbx *x = NULL;
+	struct sqldb *x = NULL;
 	int ret;
 
 	*out = NULL;
 	if (!path || !*path)
 		return error_set(GROVE_EINVAL, "no database path given");
-	ret = dbx_open(&x, path, &schema);
+	ret = sqldb_open(&x, path, &schema);
 	if (ret)
 		return ret;
 	*out = xcalloc(1, sizeof(**out));
@@ -283,23 +283,23 @@ void db_close(struct db *db)
 {
 	if (!db)
 		return;
-	dbx_close(db->x);
+	sqldb_close(db->x);
 	free(db);
 }
 
 int db_begin(struct db *db, const char *what)
 {
-	return dbx_begin(db->x, what);
+	return sqldb_begin(db->x, what);
 }
 
 int db_commit(struct db *db, const char *what)
 {
-	return dbx_commit(db->x, what);
+	return sqldb_commit(db->x, what);
 }
 
 void db_rollback(struct db *db)
 {
-	dbx_rollback(db->x);
+	sqldb_rollback(db->x);
 }
 
 void user_release(struct user *u)
@@ -313,129 +313,129 @@ void user_release(struct user *u)
 
 int db_user_create(struct db *db, const char *name, bool admin)
 {
-	struct dbx_rows *st = NULL;
+	struct sqldb_rows *st = NULL;
 	int ret = check_user_name(name);
 	if (ret)
 		return ret;
-	ret = dbx_query(db->x, &st, "creating a user", "INSERT INTO users(name, admin) VALUES (?, ?)", "sb", name, (int)admin);
+	ret = sqldb_query(db->x, &st, "creating a user", "INSERT INTO users(name, admin) VALUES (?, ?)", "sb", name, (int)admin);
 	if (ret)
 		return ret;
-	ret = dbx_next(st);
+	ret = sqldb_next(st);
 	if (ret == GROVE_EEXISTS)
 		ret = error_set(GROVE_EEXISTS, "user %s exists already", name);
-	dbx_rows_free(st);
+	sqldb_rows_free(st);
 	return ret < 0 ? ret : 0;
 }
 
 int db_user_delete(struct db *db, const char *name)
 {
-	struct dbx_rows *st = NULL;
+	struct sqldb_rows *st = NULL;
 	int ret = check_user_name(name);
 	if (ret)
 		return ret;
-	ret = dbx_query(db->x, &st, "deleting a user", "DELETE FROM users WHERE name = ?", "s", name);
+	ret = sqldb_query(db->x, &st, "deleting a user", "DELETE FROM users WHERE name = ?", "s", name);
 	if (ret)
 		return ret;
-	ret = dbx_next(st);
-	if (!ret && !dbx_changes(db->x))
+	ret = sqldb_next(st);
+	if (!ret && !sqldb_changes(db->x))
 		ret = error_set(GROVE_ENOTFOUND, "no user named %s", name);
-	dbx_rows_free(st);
+	sqldb_rows_free(st);
 	return ret < 0 ? ret : 0;
 }
 
 /* Fills out from a row of (id, name, admin). */
-static void user_from_row(struct dbx_rows *st, struct user *out)
+static void user_from_row(struct sqldb_rows *st, struct user *out)
 {
-	out->id = dbx_int(st, 0);
-	out->name = dbx_dup(st, 1);
-	out->admin = (int)dbx_int(st, 2) != 0;
+	out->id = sqldb_int(st, 0);
+	out->name = sqldb_dup(st, 1);
+	out->admin = (int)sqldb_int(st, 2) != 0;
 }
 
 int db_user_get(struct db *db, const char *name, struct user *out)
 {
-	struct dbx_rows *st = NULL;
+	struct sqldb_rows *st = NULL;
 	int ret;
 
 	memset(out, 0, sizeof(*out));
 	ret = check_user_name(name);
 	if (ret)
 		return ret;
-	ret = dbx_query(db->x, &st, "looking up a user", "SELECT id, name, admin FROM users WHERE name = ?", "s", name);
+	ret = sqldb_query(db->x, &st, "looking up a user", "SELECT id, name, admin FROM users WHERE name = ?", "s", name);
 	if (ret)
 		return ret;
-	ret = dbx_next(st);
+	ret = sqldb_next(st);
 	if (ret == 1) {
 		user_from_row(st, out);
 		ret = 0;
 	} else if (ret == 0) {
 		ret = error_set(GROVE_ENOTFOUND, "no user named %s", name);
 	}
-	dbx_rows_free(st);
+	sqldb_rows_free(st);
 	return ret;
 }
 
 int db_key_add(struct db *db, const char *user, const char *fingerprint, const char *public_key)
 {
-	struct dbx_rows *st = NULL;
+	struct sqldb_rows *st = NULL;
 	int ret;
 
 	if ((ret = check_user_name(user)) || (ret = check_fingerprint(fingerprint)) ||
 	    (ret = check_text("public key", public_key, KEY_TEXT_MAX)))
 		return ret;
 	/* One statement, so a user deleted meanwhile cannot end up with a key. */
-	ret = dbx_query(db->x, &st, "adding a key",
+	ret = sqldb_query(db->x, &st, "adding a key",
 			   "INSERT INTO keys(user_id, fingerprint, public_key) SELECT id, ?, ? FROM users WHERE name = ?",
 			   "sss", fingerprint, public_key, user);
 	if (ret)
 		return ret;
-	ret = dbx_next(st);
+	ret = sqldb_next(st);
 	if (ret == GROVE_EEXISTS)
 		ret = error_set(GROVE_EEXISTS, "key %s is registered already: a key identifies one user, so remove it there first",
 				fingerprint);
-	else if (!ret && !dbx_changes(db->x))
+	else if (!ret && !sqldb_changes(db->x))
 		ret = error_set(GROVE_ENOTFOUND, "no user named %s: create the user first", user);
-	dbx_rows_free(st);
+	sqldb_rows_free(st);
 	return ret < 0 ? ret : 0;
 }
 
 int db_key_remove(struct db *db, const char *fingerprint)
 {
-	struct dbx_rows *st = NULL;
+	struct sqldb_rows *st = NULL;
 	int ret = check_fingerprint(fingerprint);
 	if (ret)
 		return ret;
-	ret = dbx_query(db->x, &st, "removing a key", "DELETE FROM keys WHERE fingerprint = ?", "s", fingerprint);
+	ret = sqldb_query(db->x, &st, "removing a key", "DELETE FROM keys WHERE fingerprint = ?", "s", fingerprint);
 	if (ret)
 		return ret;
-	ret = dbx_next(st);
-	if (!ret && !dbx_changes(db->x))
+	ret = sqldb_next(st);
+	if (!ret && !sqldb_changes(db->x))
 		ret = error_set(GROVE_ENOTFOUND, "no key with fingerprint %s", fingerprint);
-	dbx_rows_free(st);
+	sqldb_rows_free(st);
 	return ret < 0 ? ret : 0;
 }
 
 int db_user_by_key(struct db *db, const char *fingerprint, struct user *out)
 {
-	struct dbx_rows *st = NULL;
+	struct sqldb_rows *st = NULL;
 	int ret;
 
 	memset(out, 0, sizeof(*out));
 	ret = check_fingerprint(fingerprint);
 	if (ret)
 		return ret;
-	ret = dbx_query(db->x, &st, "looking up a key",
+	ret = sqldb_query(db->x, &st, "looking up a key",
 			   "SELECT u.id, u.name, u.admin FROM keys k JOIN users u ON u.id = k.user_id WHERE k.fingerprint = ?",
 			   "s", fingerprint);
 	if (ret)
 		return ret;
-	ret = dbx_next(st);
+	ret = sqldb_next(st);
 	if (ret == 1) {
 		user_from_row(st, out);
 		ret = 0;
 	} else if (ret == 0) {
 		ret = error_set(GROVE_ENOTFOUND, "no user has the key %s", fingerprint);
 	}
-	dbx_rows_free(st);
+	sqldb_rows_free(st);
 	return ret;
 }
 
@@ -456,92 +456,92 @@ void app_release(struct app *a)
 
 int db_app_create(struct db *db, const char *name, const char *deploy_branch, enum route route)
 {
-	struct dbx_rows *st = NULL;
+	struct sqldb_rows *st = NULL;
 	int ret;
 
 	if ((ret = check_app_name(name)) || (ret = check_text("deploy branch", deploy_branch, BRANCH_MAX)))
 		return ret;
 	if (route != ROUTE_LEGACY && route != ROUTE_CLUSTER)
 		return error_set(GROVE_EINVAL, "route %d is neither legacy nor cluster", (int)route);
-	ret = dbx_query(db->x, &st, "creating an app", "INSERT INTO apps(name, deploy_branch, route) VALUES (?, ?, ?)",
+	ret = sqldb_query(db->x, &st, "creating an app", "INSERT INTO apps(name, deploy_branch, route) VALUES (?, ?, ?)",
 			   "sss", name, deploy_branch, route_name(route));
 	if (ret)
 		return ret;
-	ret = dbx_next(st);
+	ret = sqldb_next(st);
 	if (ret == GROVE_EEXISTS)
 		ret = error_set(GROVE_EEXISTS, "app %s exists already", name);
-	dbx_rows_free(st);
+	sqldb_rows_free(st);
 	return ret < 0 ? ret : 0;
 }
 
 int db_app_delete(struct db *db, const char *name)
 {
-	struct dbx_rows *st = NULL;
+	struct sqldb_rows *st = NULL;
 	int ret = check_app_name(name);
 	if (ret)
 		return ret;
-	ret = dbx_query(db->x, &st, "deleting an app", "DELETE FROM apps WHERE name = ?", "s", name);
+	ret = sqldb_query(db->x, &st, "deleting an app", "DELETE FROM apps WHERE name = ?", "s", name);
 	if (ret)
 		return ret;
-	ret = dbx_next(st);
-	if (!ret && !dbx_changes(db->x))
+	ret = sqldb_next(st);
+	if (!ret && !sqldb_changes(db->x))
 		ret = error_set(GROVE_ENOTFOUND, "no app named %s", name);
-	dbx_rows_free(st);
+	sqldb_rows_free(st);
 	return ret < 0 ? ret : 0;
 }
 
 int db_app_get(struct db *db, const char *name, struct app *out)
 {
-	struct dbx_rows *st = NULL;
+	struct sqldb_rows *st = NULL;
 	int ret;
 
 	memset(out, 0, sizeof(*out));
 	ret = check_app_name(name);
 	if (ret)
 		return ret;
-	ret = dbx_query(db->x, &st, "looking up an app",
+	ret = sqldb_query(db->x, &st, "looking up an app",
 			   "SELECT id, name, deploy_branch, route, locked, created_at, updated_at, max_push_mb FROM apps WHERE name = ?",
 			   "s", name);
 	if (ret)
 		return ret;
-	ret = dbx_next(st);
+	ret = sqldb_next(st);
 	if (ret == 1) {
-		const char *route = dbx_text(st, 3);
-		out->id = dbx_int(st, 0);
-		out->name = dbx_dup(st, 1);
-		out->deploy_branch = dbx_dup(st, 2);
+		const char *route = sqldb_text(st, 3);
+		out->id = sqldb_int(st, 0);
+		out->name = sqldb_dup(st, 1);
+		out->deploy_branch = sqldb_dup(st, 2);
 		out->route = route && !strcmp(route, "cluster") ? ROUTE_CLUSTER : ROUTE_LEGACY;
-		out->locked = (int)dbx_int(st, 4) != 0;
-		out->created_at = dbx_dup(st, 5);
-		out->updated_at = dbx_dup(st, 6);
-		out->max_push_mb = dbx_int(st, 7);
+		out->locked = (int)sqldb_int(st, 4) != 0;
+		out->created_at = sqldb_dup(st, 5);
+		out->updated_at = sqldb_dup(st, 6);
+		out->max_push_mb = sqldb_int(st, 7);
 		ret = 0;
 	} else if (ret == 0) {
 		ret = error_set(GROVE_ENOTFOUND, "no app named %s", name);
 	}
-	dbx_rows_free(st);
+	sqldb_rows_free(st);
 	return ret;
 }
 
 /* Sets one column of an app (column is one of ours, never input) and updated_at. */
 static int app_update(struct db *db, const char *name, const char *sql, const char *types, const char *sval, int ival)
 {
-	struct dbx_rows *st = NULL;
+	struct sqldb_rows *st = NULL;
 	int ret = check_app_name(name);
 	if (ret)
 		return ret;
 	if (types[0] == 's')
-		ret = dbx_query(db->x, &st, "updating an app", sql, "ss", sval, name);
+		ret = sqldb_query(db->x, &st, "updating an app", sql, "ss", sval, name);
 	else if (types[0] == 'i')
-		ret = dbx_query(db->x, &st, "updating an app", sql, "is", (int64_t)ival, name);
+		ret = sqldb_query(db->x, &st, "updating an app", sql, "is", (int64_t)ival, name);
 	else
-		ret = dbx_query(db->x, &st, "updating an app", sql, "bs", ival, name);
+		ret = sqldb_query(db->x, &st, "updating an app", sql, "bs", ival, name);
 	if (ret)
 		return ret;
-	ret = dbx_next(st);
-	if (!ret && !dbx_changes(db->x))
+	ret = sqldb_next(st);
+	if (!ret && !sqldb_changes(db->x))
 		ret = error_set(GROVE_ENOTFOUND, "no app named %s", name);
-	dbx_rows_free(st);
+	sqldb_rows_free(st);
 	return ret < 0 ? ret : 0;
 }
 
@@ -578,7 +578,7 @@ int db_app_record_push(struct db *db, const char *name, const char *user, const 
 	if ((ret = check_app_name(name)) || (ret = check_text("pusher", user, FIELD_MAX)) ||
 	    (ret = check_text("ref", ref, FIELD_MAX)) || (ret = check_text("commit", commit, 64)))
 		return ret;
-	ret = dbx_exec(db->x, &changes, "recording a push",
+	ret = sqldb_exec(db->x, &changes, "recording a push",
 		       "UPDATE apps SET last_push_at = " STMT_NOW ", last_push_by = ?, last_push_ref = ?, last_push_commit = ?"
 		       " WHERE name = ?",
 		       "ssss", user, ref, commit, name);
@@ -597,25 +597,25 @@ int db_app_set_locked(struct db *db, const char *name, bool locked)
 
 int db_setting_get(struct db *db, const char *key, char **out)
 {
-	struct dbx_rows *st = NULL;
+	struct sqldb_rows *st = NULL;
 	int ret;
 
 	*out = NULL;
-	ret = dbx_query(db->x, &st, "reading a setting", "SELECT value FROM settings WHERE key = ?", "s", key);
+	ret = sqldb_query(db->x, &st, "reading a setting", "SELECT value FROM settings WHERE key = ?", "s", key);
 	if (ret)
 		return ret;
-	ret = dbx_next(st);
+	ret = sqldb_next(st);
 	if (ret == 1) {
-		*out = dbx_dup(st, 0);
+		*out = sqldb_dup(st, 0);
 		ret = 0;
 	}
-	dbx_rows_free(st);
+	sqldb_rows_free(st);
 	return ret;
 }
 
 int db_setting_set(struct db *db, const char *key, const char *value)
 {
-	return dbx_exec(db->x, NULL, "changing a setting",
+	return sqldb_exec(db->x, NULL, "changing a setting",
 			"INSERT INTO settings(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
 			"ss", key, value);
 }
@@ -642,69 +642,69 @@ static int app_user_ids(struct db *db, const char *app, const char *user, int64_
 
 int db_access_grant(struct db *db, const char *app, const char *user, enum access access)
 {
-	struct dbx_rows *st = NULL;
+	struct sqldb_rows *st = NULL;
 	int64_t app_id = 0, user_id = 0;
 	int ret;
 
 	if (access != ACCESS_READ && access != ACCESS_WRITE)
 		return error_set(GROVE_EINVAL, "access must be read or write; to take access away, revoke it");
-	ret = dbx_begin(db->x, "granting access");
+	ret = sqldb_begin(db->x, "granting access");
 	if (ret)
 		return ret;
 	ret = app_user_ids(db, app, user, &app_id, &user_id);
 	if (ret)
 		goto out;
-	ret = dbx_query(db->x, &st, "granting access",
+	ret = sqldb_query(db->x, &st, "granting access",
 			   "INSERT INTO collaborators(app_id, user_id, access) VALUES (?, ?, ?)"
 			   " ON CONFLICT(app_id, user_id) DO UPDATE SET access = excluded.access",
 			   "iis", app_id, user_id, access_name(access));
 	if (ret)
 		goto out;
-	ret = dbx_next(st);
+	ret = sqldb_next(st);
 	if (ret)
 		goto out;
-	ret = dbx_commit(db->x, "granting access");
+	ret = sqldb_commit(db->x, "granting access");
 out:
-	dbx_rows_free(st);
+	sqldb_rows_free(st);
 	if (ret)
-		dbx_rollback(db->x);
+		sqldb_rollback(db->x);
 	return ret;
 }
 
 int db_access_revoke(struct db *db, const char *app, const char *user)
 {
-	struct dbx_rows *st = NULL;
+	struct sqldb_rows *st = NULL;
 	int64_t app_id = 0, user_id = 0;
 	int ret;
 
-	ret = dbx_begin(db->x, "revoking access");
+	ret = sqldb_begin(db->x, "revoking access");
 	if (ret)
 		return ret;
 	ret = app_user_ids(db, app, user, &app_id, &user_id);
 	if (ret)
 		goto out;
-	ret = dbx_query(db->x, &st, "revoking access", "DELETE FROM collaborators WHERE app_id = ? AND user_id = ?",
+	ret = sqldb_query(db->x, &st, "revoking access", "DELETE FROM collaborators WHERE app_id = ? AND user_id = ?",
 			   "ii", app_id, user_id);
 	if (ret)
 		goto out;
-	ret = dbx_next(st);
+	ret = sqldb_next(st);
 	if (ret)
 		goto out;
-	if (!dbx_changes(db->x)) {
+	if (!sqldb_changes(db->x)) {
 		ret = error_set(GROVE_ENOTFOUND, "user %s is no collaborator on app %s", user, app);
 		goto out;
 	}
-	ret = dbx_commit(db->x, "revoking access");
+	ret = sqldb_commit(db->x, "revoking access");
 out:
-	dbx_rows_free(st);
+	sqldb_rows_free(st);
 	if (ret)
-		dbx_rollback(db->x);
+		sqldb_rollback(db->x);
 	return ret;
 }
 
 enum access db_access_get(struct db *db, const char *app, const struct user *user)
 {
-	struct dbx_rows *st = NULL;
+	struct sqldb_rows *st = NULL;
 	enum access access = ACCESS_NONE;
 	const char *s;
 	int ret;
@@ -715,14 +715,14 @@ enum access db_access_get(struct db *db, const char *app, const struct user *use
 		return ACCESS_WRITE;
 	if (check_app_name(app))
 		return ACCESS_NONE;
-	ret = dbx_query(db->x, &st, "checking access",
+	ret = sqldb_query(db->x, &st, "checking access",
 			   "SELECT c.access FROM collaborators c JOIN apps a ON a.id = c.app_id"
 			   " WHERE a.name = ? AND c.user_id = ?",
 			   "si", app, user->id);
 	if (!ret)
-		ret = dbx_next(st);
+		ret = sqldb_next(st);
 	if (ret == 1) {
-		s = dbx_text(st, 0);
+		s = sqldb_text(st, 0);
 		if (s && !strcmp(s, "write"))
 			access = ACCESS_WRITE;
 		else if (s && !strcmp(s, "read"))
@@ -731,7 +731,7 @@ enum access db_access_get(struct db *db, const char *app, const struct user *use
 		/* Fail closed, but leave a trace: a locked database looks like "no access". */
 		log_warn("db.access_failed", "app=%s user=%s error=%s", app, user->name, error_msg());
 	}
-	dbx_rows_free(st);
+	sqldb_rows_free(st);
 	return access;
 }
 
@@ -756,7 +756,7 @@ void deployment_release(struct deployment *d)
 int db_deploy_create(struct db *db, const char *app, const char *ref, const char *old_oid, const char *new_oid,
 		     const char *pusher, int64_t *id)
 {
-	struct dbx_rows *st = NULL;
+	struct sqldb_rows *st = NULL;
 	int ret;
 
 	*id = 0;
@@ -764,43 +764,43 @@ int db_deploy_create(struct db *db, const char *app, const char *ref, const char
 	    (ret = check_text("old object id", old_oid, 64)) || (ret = check_text("new object id", new_oid, 64)) ||
 	    (ret = check_text("pusher", pusher, FIELD_MAX)))
 		return ret;
-	ret = dbx_query(db->x, &st, "recording a deployment",
+	ret = sqldb_query(db->x, &st, "recording a deployment",
 			   "INSERT INTO deployments(app, ref, old_oid, new_oid, pusher) VALUES (?, ?, ?, ?, ?) RETURNING id",
 			   "sssss", app, ref, old_oid, new_oid, pusher);
 	if (ret)
 		return ret;
-	ret = dbx_next(st);
+	ret = sqldb_next(st);
 	if (ret == 1) {
-		*id = dbx_int(st, 0);
+		*id = sqldb_int(st, 0);
 		ret = 0;
 		/* SQLite runs the insert to its end on the next step. */
-		while (ret == 0 && dbx_next(st) == 1)
+		while (ret == 0 && sqldb_next(st) == 1)
 			;
 	} else if (ret == 0) {
 		ret = error_set(GROVE_EINTERNAL, "recording a deployment: no id came back");
 	}
-	dbx_rows_free(st);
+	sqldb_rows_free(st);
 	return ret < 0 ? ret : 0;
 }
 
 int db_deploy_set_status(struct db *db, int64_t id, const char *status)
 {
-	struct dbx_rows *st = NULL;
+	struct sqldb_rows *st = NULL;
 	int ret = check_status(status);
 	if (ret)
 		return ret;
 	/* A finished deployment gets its finish time; one set running again loses it. */
-	ret = dbx_query(db->x, &st, "updating a deployment",
+	ret = sqldb_query(db->x, &st, "updating a deployment",
 			   "UPDATE deployments SET status = ?1,"
 			   " finished_at = CASE WHEN ?1 IN ('succeeded', 'failed') THEN " STMT_NOW " ELSE NULL END"
 			   " WHERE id = ?2",
 			   "si", status, id);
 	if (ret)
 		return ret;
-	ret = dbx_next(st);
-	if (!ret && !dbx_changes(db->x))
+	ret = sqldb_next(st);
+	if (!ret && !sqldb_changes(db->x))
 		ret = error_set(GROVE_ENOTFOUND, "no deployment with id %lld", (long long)id);
-	dbx_rows_free(st);
+	sqldb_rows_free(st);
 	return ret < 0 ? ret : 0;
 }
 
@@ -822,7 +822,7 @@ static size_t tail_start(const char *buf, size_t len)
 
 int db_deploy_append_log(struct db *db, int64_t id, const char *text, size_t len)
 {
-	struct dbx_rows *st = NULL;
+	struct sqldb_rows *st = NULL;
 	struct strbuf sb = STRBUF_INIT, tail = STRBUF_INIT, piece = STRBUF_INIT;
 	const size_t cutlen = strlen(DEPLOY_LOG_CUT);
 	size_t oldlen;
@@ -837,64 +837,64 @@ int db_deploy_append_log(struct db *db, int64_t id, const char *text, size_t len
 		if (!piece.buf[i])
 			piece.buf[i] = '?';
 	text = piece.buf;
-	ret = dbx_begin(db->x, "appending to a deployment log");
+	ret = sqldb_begin(db->x, "appending to a deployment log");
 	if (ret)
 		goto out_nolock;
 	/* In bytes: length() of TEXT would count characters. */
-	ret = dbx_query(db->x, &st, "appending to a deployment log",
-			dbx_is_pg(db->x) ? "SELECT octet_length(log) FROM deployments WHERE id = ?{FOR_UPDATE}"
+	ret = sqldb_query(db->x, &st, "appending to a deployment log",
+			sqldb_is_pg(db->x) ? "SELECT octet_length(log) FROM deployments WHERE id = ?{FOR_UPDATE}"
 					 : "SELECT length(CAST(log AS BLOB)) FROM deployments WHERE id = ?",
 			"i", id);
 	if (ret)
 		goto out;
-	ret = dbx_next(st);
+	ret = sqldb_next(st);
 	if (ret == 0)
 		ret = error_set(GROVE_ENOTFOUND, "no deployment with id %lld", (long long)id);
 	if (ret < 0)
 		goto out;
-	oldlen = (size_t)dbx_int(st, 0);
-	dbx_rows_free(st);
+	oldlen = (size_t)sqldb_int(st, 0);
+	sqldb_rows_free(st);
 	st = NULL;
 
 	if (len <= DEPLOY_LOG_MAX && oldlen + len <= DEPLOY_LOG_MAX) {
 		/* The common case: the database appends, the old text never comes here. */
-		ret = dbx_exec(db->x, NULL, "appending to a deployment log", "UPDATE deployments SET log = log || ? WHERE id = ?",
+		ret = sqldb_exec(db->x, NULL, "appending to a deployment log", "UPDATE deployments SET log = log || ? WHERE id = ?",
 			       "si", text, id);
 	} else {
 		/* Over the bound: the note, then the newest bytes of old and new text. */
 		size_t keep = DEPLOY_LOG_MAX - cutlen, start;
 		if (len < keep) {
 			const char *old;
-			ret = dbx_query(db->x, &st, "cutting a deployment log", "SELECT log FROM deployments WHERE id = ?", "i",
+			ret = sqldb_query(db->x, &st, "cutting a deployment log", "SELECT log FROM deployments WHERE id = ?", "i",
 					id);
 			if (ret)
 				goto out;
-			ret = dbx_next(st);
+			ret = sqldb_next(st);
 			if (ret == 0)
 				ret = error_set(GROVE_ENOTFOUND, "no deployment with id %lld", (long long)id);
 			if (ret < 0)
 				goto out;
-			old = dbx_text(st, 0);
+			old = sqldb_text(st, 0);
 			oldlen = old ? strlen(old) : 0;
 			if (old)
 				strbuf_add(&tail, old + oldlen - MIN(oldlen, keep - len), MIN(oldlen, keep - len));
-			dbx_rows_free(st);
+			sqldb_rows_free(st);
 			st = NULL;
 		}
 		strbuf_add(&tail, len > keep ? text + len - keep : text, MIN(len, keep));
 		start = tail_start(tail.buf, tail.len);
 		strbuf_addstr(&sb, DEPLOY_LOG_CUT);
 		strbuf_add(&sb, tail.buf + start, tail.len - start);
-		ret = dbx_exec(db->x, NULL, "cutting a deployment log", "UPDATE deployments SET log = ? WHERE id = ?", "si",
+		ret = sqldb_exec(db->x, NULL, "cutting a deployment log", "UPDATE deployments SET log = ? WHERE id = ?", "si",
 			       sb.buf, id);
 	}
 	if (!ret)
-		ret = dbx_commit(db->x, "appending to a deployment log");
+		ret = sqldb_commit(db->x, "appending to a deployment log");
 out:
 	if (ret)
-		dbx_rollback(db->x);
+		sqldb_rollback(db->x);
 out_nolock:
-	dbx_rows_free(st);
+	sqldb_rows_free(st);
 	strbuf_release(&sb);
 	strbuf_release(&tail);
 	strbuf_release(&piece);
@@ -903,35 +903,35 @@ out_nolock:
 
 int db_deploy_get(struct db *db, int64_t id, struct deployment *out)
 {
-	struct dbx_rows *st = NULL;
+	struct sqldb_rows *st = NULL;
 	int ret;
 
 	memset(out, 0, sizeof(*out));
-	ret = dbx_query(db->x, &st, "looking up a deployment",
+	ret = sqldb_query(db->x, &st, "looking up a deployment",
 			   "SELECT id, app, ref, old_oid, new_oid, pusher, status, started_at, finished_at, log"
 			   " FROM deployments WHERE id = ?",
 			   "i", id);
 	if (ret)
 		return ret;
-	ret = dbx_next(st);
+	ret = sqldb_next(st);
 	if (ret == 1) {
-		out->id = dbx_int(st, 0);
-		out->app = dbx_dup(st, 1);
-		out->ref = dbx_dup(st, 2);
-		out->old_oid = dbx_dup(st, 3);
-		out->new_oid = dbx_dup(st, 4);
-		out->pusher = dbx_dup(st, 5);
-		out->status = dbx_dup(st, 6);
-		out->started_at = dbx_dup(st, 7);
-		out->finished_at = dbx_dup(st, 8);
-		out->log = dbx_dup(st, 9);
+		out->id = sqldb_int(st, 0);
+		out->app = sqldb_dup(st, 1);
+		out->ref = sqldb_dup(st, 2);
+		out->old_oid = sqldb_dup(st, 3);
+		out->new_oid = sqldb_dup(st, 4);
+		out->pusher = sqldb_dup(st, 5);
+		out->status = sqldb_dup(st, 6);
+		out->started_at = sqldb_dup(st, 7);
+		out->finished_at = sqldb_dup(st, 8);
+		out->log = sqldb_dup(st, 9);
 		if (!out->log)
 			out->log = xstrdup("");
 		ret = 0;
 	} else if (ret == 0) {
 		ret = error_set(GROVE_ENOTFOUND, "no deployment with id %lld", (long long)id);
 	}
-	dbx_rows_free(st);
+	sqldb_rows_free(st);
 	return ret;
 }
 
@@ -939,7 +939,7 @@ int db_deploy_get(struct db *db, int64_t id, struct deployment *out)
 
 static int db_query(struct db *db, const char *sql, const char *const *params, size_t nparams, db_row_fn *fn, void *ctx)
 {
-	struct dbx_rows *st = NULL;
+	struct sqldb_rows *st = NULL;
 	const char **names = NULL, **values = NULL;
 	const char *semi = strchr(sql, ';');
 	int ret, ncols;
@@ -954,16 +954,16 @@ static int db_query(struct db *db, const char *sql, const char *const *params, s
 		nmarks += *c == '?';
 	if ((size_t)nmarks != nparams)
 		return error_set(GROVE_EINTERNAL, "query has %d parameters but %zu values were given", nmarks, nparams);
-	ret = dbx_query_strv(db->x, &st, "running a query", sql, params, nparams);
+	ret = sqldb_query_strv(db->x, &st, "running a query", sql, params, nparams);
 	if (ret)
 		return ret;
-	ncols = dbx_ncols(st);
+	ncols = sqldb_ncols(st);
 	names = xcalloc((size_t)ncols + 1, sizeof(*names));
 	values = xcalloc((size_t)ncols + 1, sizeof(*values));
-	while ((ret = dbx_next(st)) == 1) {
+	while ((ret = sqldb_next(st)) == 1) {
 		for (int i = 0; i < ncols; i++) {
-			values[i] = dbx_text(st, i);
-			names[i] = dbx_colname(st, i);
+			values[i] = sqldb_text(st, i);
+			names[i] = sqldb_colname(st, i);
 		}
 		if (fn) {
 			ret = fn(ctx, ncols, names, values);
@@ -974,7 +974,7 @@ static int db_query(struct db *db, const char *sql, const char *const *params, s
 out:
 	free(names);
 	free(values);
-	dbx_rows_free(st);
+	sqldb_rows_free(st);
 	return ret;
 }
 
