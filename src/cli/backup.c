@@ -11,7 +11,7 @@
 #include "cli/cli.h"
 #include "gate/gate.h"
 #include "gate/db.h"
-#include "gate/migrate.h"
+#include "gate/backup.h"
 #include "lib/error.h"
 #include "lib/log.h"
 
@@ -29,7 +29,7 @@ int backup_main(const char *verb, int argc, char **argv)
 	const char *app = NULL;
 	bool restore = !strcmp(verb, "restore"), force = false;
 	struct gate_config cfg = { 0 };
-	struct migrate_env env = { 0 };
+	struct repo_env env = { 0 };
 	struct db *db = NULL;
 	struct strbuf report = STRBUF_INIT;
 	char *locks = NULL, *tmp = NULL;

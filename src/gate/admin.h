@@ -37,7 +37,7 @@
 #include "lib/common.h"
 
 struct admin;
-struct migrate_env;
+struct repo_env;
 
 struct admin_opts {
 	const char *listen;     /* "127.0.0.1:8080" */
@@ -45,7 +45,7 @@ struct admin_opts {
 	const char *db_path;    /* the gate's SQLite file */
 	const char *default_deploy_branch;
 	int canary_percent;     /* share of new apps routed to the cluster */
-	const struct migrate_env *migrate;   /* for POST /api/v1/apps/NAME/migrate */
+	const struct repo_env *repos;   /* where the apps' repositories are: for moves, housekeeping, archives */
 };
 
 int admin_start(struct admin **out, const struct admin_opts *opts);

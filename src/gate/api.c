@@ -18,7 +18,8 @@
 #include "gate/archive.h"
 #include "gate/db.h"
 #include "gate/metrics.h"
-#include "gate/migrate.h"
+#include "gate/housekeeping.h"
+#include "gate/move.h"
 #include "lib/adminreq.h"
 #include "lib/auth.h"
 #include "lib/error.h"
@@ -566,7 +567,7 @@ out:
 
 struct housekeeper {
 	const struct gate_config *cfg;
-	const struct migrate_env *env;
+	const struct repo_env *env;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	bool stop;
@@ -630,7 +631,7 @@ int api_run(const struct gate_config *cfg)
 	struct rpc_server_opts ropts = { .role = "gate", .secret = cfg->secret, .threads = 2 };
 	struct admin *admin = NULL;
 	struct admin_opts aopts = { 0 };
-	struct migrate_env menv = { 0 };
+	struct repo_env menv = { 0 };
 	char *locks = xasprintf("%s/locks", cfg->data_dir), *tmp = xasprintf("%s/tmp", cfg->data_dir);
 	char *journal = xasprintf("%s/migrations", cfg->data_dir);
 	sigset_t sigs;
@@ -664,12 +665,12 @@ int api_run(const struct gate_config *cfg)
 	menv.tmp_dir = tmp;
 	menv.journal_dir = journal;
 	menv.lock_timeout = 600;
-	aopts.migrate = &menv;
+	aopts.repos = &menv;
 	/* Before the API takes requests: no migration stays half-done after a crash. */
 	{
 		struct db *db = NULL;
 		if (!db_open(&db, cfg->db_path))
-			app_migrate_recover(&menv, db);
+			app_move_recover(&menv, db);
 		db_close(db);
 	}
 	if ((ret = admin_start(&admin, &aopts)))

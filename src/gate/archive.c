@@ -1,7 +1,7 @@
 /* Signed archive URLs and the archive streams behind them: see archive.h. */
 #include "gate/archive.h"
 #include "gate/gate.h"
-#include "gate/migrate.h"
+#include "gate/repos.h"
 #include "lib/auth.h"
 #include "lib/error.h"
 #include "lib/log.h"
@@ -76,7 +76,7 @@ int archive_url_check(const char *secret, const char *app, const char *commit, c
 
 /* ---- legacy route: git archive, run here ---- */
 
-static int open_legacy(struct archive_src *a, const struct migrate_env *env)
+static int open_legacy(struct archive_src *a, const struct repo_env *env)
 {
 	git_repository *repo = NULL;
 	git_commit *commit = NULL;
@@ -159,7 +159,7 @@ static int next_message(struct archive_src *a)
 	return rpc_stream_finish(a->st);
 }
 
-static int open_cluster(struct archive_src *a, const struct migrate_env *env)
+static int open_cluster(struct archive_src *a, const struct repo_env *env)
 {
 	Grove__V1__Repository r = GROVE__V1__REPOSITORY__INIT;
 	Grove__V1__GetArchiveRequest req = GROVE__V1__GET_ARCHIVE_REQUEST__INIT;
@@ -202,7 +202,7 @@ static ssize_t read_cluster(struct archive_src *a, char *buf, size_t max)
 	return (ssize_t)n;
 }
 
-int archive_open(struct archive_src **out, const struct migrate_env *env, enum route route, const char *app,
+int archive_open(struct archive_src **out, const struct repo_env *env, enum route route, const char *app,
 		 const char *commit)
 {
 	struct archive_src *a = xcalloc(1, sizeof(*a));

@@ -18,7 +18,7 @@
 #include "lib/common.h"
 #include "lib/strbuf.h"
 
-struct migrate_env;
+struct repo_env;
 struct archive_src;
 
 #define ARCHIVE_PREFIX "/archive/"
@@ -39,7 +39,7 @@ int archive_url_check(const char *secret, const char *app, const char *commit, c
  * first bytes, so a missing repository or commit is an error here
  * (GROVE_ENOTFOUND, GROVE_EUNAVAIL…) and not a cut download.
  */
-int archive_open(struct archive_src **out, const struct migrate_env *env, enum route route, const char *app,
+int archive_open(struct archive_src **out, const struct repo_env *env, enum route route, const char *app,
 		 const char *commit);
 /* Copies up to max bytes into buf: >0 bytes, 0 at the end, <0 on error (logged). */
 ssize_t archive_read(struct archive_src *a, char *buf, size_t max);

@@ -15,7 +15,7 @@
 #include "gate/pace.h"
 #include "gate/db.h"
 #include "gate/metrics.h"
-#include "gate/migrate.h"
+#include "gate/pushlock.h"
 #include "lib/error.h"
 #include "lib/fs.h"
 #include "lib/gitcmd.h"

@@ -56,7 +56,7 @@ struct admin {
 	char *db_path;
 	char *default_branch;
 	int canary_percent;
-	const struct migrate_env *migrate;
+	const struct repo_env *repos;
 	char *secret;         /* signs archive URLs */
 	atomic_bool draining;
 	struct batch batch;

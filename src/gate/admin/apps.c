@@ -4,7 +4,7 @@
  */
 #include "gate/admin/admin_int.h"
 #include "gate/gate.h"
-#include "gate/migrate.h"
+#include "gate/housekeeping.h"
 #include "lib/error.h"
 #include "lib/log.h"
 #include "lib/rpc.h"
@@ -85,7 +85,7 @@ static int du_add(const char *path, const struct stat *sb, int type, struct FTW 
 /* Size and default branch where the repository lives; replicas on a cluster. */
 static void repository_info(struct call *x, const char *name, const char *route, json_t *o)
 {
-	const struct migrate_env *env = x->a->migrate;
+	const struct repo_env *env = x->a->repos;
 	json_t *repo = json_object();
 	char rel[128], path[4096], head[256] = "";
 
@@ -242,14 +242,14 @@ int app_create(struct call *x)
 int apps_import_legacy(struct call *x)
 {
 	json_t *imported = json_array(), *skipped = json_array();
-	DIR *d = x->a->migrate ? opendir(x->a->migrate->legacy_dir) : NULL;
+	DIR *d = x->a->repos ? opendir(x->a->repos->legacy_dir) : NULL;
 	struct dirent *e;
 
 	if (!d) {
 		json_decref(imported);
 		json_decref(skipped);
 		return reply_error(x->out, MHD_HTTP_CONFLICT, "the legacy directory cannot be read: %s",
-				   x->a->migrate ? strerror(errno) : "no legacy directory configured");
+				   x->a->repos ? strerror(errno) : "no legacy directory configured");
 	}
 	while ((e = readdir(d))) {
 		char name[GATE_APP_NAME_MAX + 1], head[1100] = "", path[4200];
@@ -264,7 +264,7 @@ int apps_import_legacy(struct call *x)
 			app_release(&existing);
 			continue;
 		}
-		snprintf(path, sizeof(path), "%s/%s/HEAD", x->a->migrate->legacy_dir, e->d_name);
+		snprintf(path, sizeof(path), "%s/%s/HEAD", x->a->repos->legacy_dir, e->d_name);
 		FILE *f = fopen(path, "r");
 		if (!f) {
 			json_array_append_new(skipped, json_pack("{s:s, s:s}", "name", e->d_name, "reason", "not a bare repository (no HEAD)"));
@@ -331,10 +331,10 @@ int app_gc_post(struct call *x)
 {
 	struct strbuf report;
 	int ret;
-	if (!x->a->migrate)
+	if (!x->a->repos)
 		return reply_error(x->out, MHD_HTTP_CONFLICT, "this gate cannot reach the repositories");
 	strbuf_init(&report, 16 * 1024);
-	ret = app_gc(x->a->migrate, x->db, x->arg[0], &report);
+	ret = app_gc(x->a->repos, x->db, x->arg[0], &report);
 	if (!ret)
 		call_answer(x, MHD_HTTP_OK, json_pack("{s:s, s:s}", "name", x->arg[0], "report", report.buf));
 	strbuf_release(&report);

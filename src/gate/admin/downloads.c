@@ -56,7 +56,7 @@ enum MHD_Result archive_serve(struct admin *a, struct MHD_Connection *conn, stru
 		reply_error(out, MHD_HTTP_NOT_FOUND, "no such archive: \"%.64s\" is not an app name", app_part);
 		goto out;
 	}
-	if (!a->migrate || !a->secret) {
+	if (!a->repos || !a->secret) {
 		reply_error(out, MHD_HTTP_NOT_FOUND, "this gate serves no archives");
 		goto out;
 	}
@@ -68,7 +68,7 @@ enum MHD_Result archive_serve(struct admin *a, struct MHD_Connection *conn, stru
 		goto out;
 	}
 	if ((ret = db_open(&db, a->db_path)) || (ret = db_app_get(db, name, &app)) ||
-	    (ret = archive_open(&src, a->migrate, app.route, name, commit))) {
+	    (ret = archive_open(&src, a->repos, app.route, name, commit))) {
 		reply_grove_error(out, ret);
 		goto out;
 	}

@@ -5,7 +5,7 @@
  * apps put on the cluster route (/api/v1/canary).
  */
 #include "gate/admin/admin_int.h"
-#include "gate/migrate.h"
+#include "gate/move.h"
 #include "lib/error.h"
 #include "lib/log.h"
 #include "lib/strbuf.h"
@@ -22,7 +22,7 @@
  */
 int migrations_get(struct call *x)
 {
-	const struct migrate_env *env = x->a->migrate;
+	const struct repo_env *env = x->a->repos;
 	struct app_counts counts;
 	json_t *o, *running;
 	int ret = db_app_counts(x->db, &counts);
@@ -97,7 +97,7 @@ static void *batch_main(void *arg)
 		if (stop)
 			break;
 		strbuf_init(&report, 64 * 1024);
-		int r = ret ? ret : app_migrate(a->migrate, db, b->apps[i], to, &report);
+		int r = ret ? ret : app_move(a->repos, db, b->apps[i], to, &report);
 		pthread_mutex_lock(&b->mu);
 		if (r)
 			b->failed++;
@@ -154,7 +154,7 @@ int migrations_post(struct call *x)
 		return reply_error(x->out, MHD_HTTP_BAD_REQUEST, "field \"batch\" must be a whole number above 0");
 	if (rv && !json_is_null(rv) && (!json_is_integer(rv) || (rate = json_integer_value(rv)) < 0 || rate > 100000))
 		return reply_error(x->out, MHD_HTTP_BAD_REQUEST, "field \"rate\" must be a whole number of apps a minute, 0 for no limit");
-	if (!x->a->migrate)
+	if (!x->a->repos)
 		return reply_error(x->out, MHD_HTTP_CONFLICT, "this gate cannot migrate apps");
 	apps = json_array();
 	if ((ret = db_apps_each(x->db, NULL, name_row, apps))) {
@@ -241,10 +241,10 @@ int app_migrate_post(struct call *x)
 		return x->out->status;
 	if (route_parse(to_s, &to))
 		return reply_error(x->out, MHD_HTTP_BAD_REQUEST, "field \"to\" must be \"legacy\" or \"cluster\"");
-	if (!x->a->migrate)
+	if (!x->a->repos)
 		return reply_error(x->out, MHD_HTTP_CONFLICT, "this gate cannot migrate apps");
 	strbuf_init(&report, 64 * 1024);
-	ret = app_migrate(x->a->migrate, x->db, x->arg[0], to, &report);
+	ret = app_move(x->a->repos, x->db, x->arg[0], to, &report);
 	if (ret) {
 		strbuf_release(&report);
 		return reply_grove_error(x->out, ret);

@@ -21,7 +21,7 @@
 #include "gate/admin/admin_int.h"
 #include "gate/archive.h"
 #include "gate/metrics.h"
-#include "gate/migrate.h"
+#include "gate/repos.h"
 #include "lib/adminreq.h"
 #include "lib/error.h"
 #include "lib/log.h"
@@ -429,8 +429,8 @@ int admin_start(struct admin **out, const struct admin_opts *opts)
 	a->db_path = xstrdup(opts->db_path);
 	a->default_branch = xstrdup(short_branch(opts->default_deploy_branch ? opts->default_deploy_branch : "main"));
 	a->canary_percent = opts->canary_percent;
-	a->migrate = opts->migrate;
-	a->secret = opts->migrate && opts->migrate->secret ? xstrdup(opts->migrate->secret) : NULL;
+	a->repos = opts->repos;
+	a->secret = opts->repos && opts->repos->secret ? xstrdup(opts->repos->secret) : NULL;
 	atomic_init(&a->draining, false);
 
 	/* Open (and migrate) once here, so a bad path fails the start, not every request. */
