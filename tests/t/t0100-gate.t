@@ -11,7 +11,12 @@ write_deploy() {
 	echo "$GROVE_REF $GROVE_OLD $GROVE_NEW $GROVE_ARCHIVE_URL" >>"$PWD/env.$GROVE_APP"
 	echo "$(date +%s.%N) start $GROVE_APP $GROVE_NEW" >>"$PWD/deploys.log"
 	case "$(git --version)" in *) ;; esac
-	test -e "$PWD/slow" && sleep 2
+	# While "hold" exists, a deploy waits for the test to create "release"
+	# (10 minutes at most): the test decides when it ends, not the clock.
+	if test -e "$PWD/hold"; then
+		i=0
+		while ! test -e "$PWD/release" && test $i -lt 6000; do sleep 0.1; i=$((i + 1)); done
+	fi
 	echo "$(date +%s.%N) end $GROVE_APP $GROVE_NEW" >>"$PWD/deploys.log"
 	test -e "$PWD/fail" && { echo "compilation failed" >&2; exit 3; }
 	echo "release done"
@@ -19,10 +24,44 @@ write_deploy() {
 	chmod +x "$TRASH/deploy"
 }
 
+# hold_deploys / release_deploys: deploys of g1 wait from now on, until
+# released; released, they run through (and so do the next ones).
+hold_deploys() {
+	rm -f "$TRASH/g1/release" && touch "$TRASH/g1/hold"
+}
+release_deploys() {
+	touch "$TRASH/g1/release"
+}
+end_hold() {
+	rm -f "$TRASH/g1/hold" "$TRASH/g1/release"
+}
+
+# running_deployment: a deployment of web is running; its id in $id.
+running_deployment() {
+	api g1 GET /api/v1/apps/web/deployments | tr -d " \n" >list &&
+	id=$(sed -n "s/.*{\"id\":\([0-9]*\),[^}]*\"status\":\"running\".*/\1/p" list) &&
+	test -n "$id"
+}
+
+# reads_settled PID: the TCP sockets of process PID (a gate connection)
+# received nothing more for 10 looks in a row (about a second): it holds
+# what it has, or has all there is. 125 once the process is gone.
+reads_settled() {
+	kill -0 "$1" 2>/dev/null || return 125
+	: "${_rs_same:=0}"
+	_rs=$(ss -tnpiH | grep -A1 "pid=$1," | grep -o "bytes_received:[0-9]*" | awk -F: "{ s += \$2 } END { print s + 0 }")
+	if test "$_rs" = "${_rs_last:-}"; then _rs_same=$((_rs_same + 1)); else _rs_same=0 _rs_last=$_rs; fi
+	test "$_rs_same" -ge 10
+}
+
+# How long a push waits for a locked app: longer than any step of a test
+# takes on a busy machine (scaled), and what the messages say.
+LOCK_WAIT=$((10 * TEST_SCALE))
+
 test_setup 'a store and a gate routing to it' '
 	start_store s1 &&
 	write_deploy &&
-	start_gate g1 $s1_ADDR s1 deploy.command=$TRASH/deploy gate.lockWait=4 &&
+	start_gate g1 $s1_ADDR s1 deploy.command=$TRASH/deploy gate.lockWait=$LOCK_WAIT &&
 	new_key alice && new_key bob && new_key mallory &&
 	GATE_SSH_PORT=$g1_SSH_PORT &&
 	make_history src
@@ -195,16 +234,22 @@ test_expect_success 'the deploy command gets the ref, the old and new commits an
 	test_grep "^file1.txt$" listing
 '
 
+# Push 1 is held inside its deploy until push 2 said it waits for it.
 test_expect_success 'two pushes at once to one app deploy one after the other' '
-	touch "$TRASH/g1/slow" && : >"$TRASH/g1/deploys.log" &&
+	hold_deploys && : >"$TRASH/g1/deploys.log" &&
 	git clone -q src src2 &&
 	(cd src && echo a >a && git add a && git commit -q -m a) &&
 	(cd src2 && git fetch -q ../src main && git reset -q --hard FETCH_HEAD && echo b >b && git add b && git commit -q -m b)
 	(cd src && GIT_SSH_COMMAND="$(ssh_as alice $GATE_SSH_PORT)" git push ssh://git@127.0.0.1:$GATE_SSH_PORT/web.git main:main 2>../p1.err && echo 0 >../p1.rc || echo 1 >../p1.rc) &
-	sleep 0.5 &&
-	(cd src2 && GIT_SSH_COMMAND="$(ssh_as alice $GATE_SSH_PORT)" git push -f ssh://git@127.0.0.1:$GATE_SSH_PORT/web.git main:main 2>../p2.err && echo 0 >../p2.rc || echo 1 >../p2.rc) &&
+	ordered=1
+	if wait_for 30 "push 1 to deploy" grep -q " start " "$TRASH/g1/deploys.log"; then
+		(cd src2 && GIT_SSH_COMMAND="$(ssh_as alice $GATE_SSH_PORT)" git push -f ssh://git@127.0.0.1:$GATE_SSH_PORT/web.git main:main 2>../p2.err && echo 0 >../p2.rc || echo 1 >../p2.rc) &
+		wait_grep "Another deployment of web is running: this one waits for it." p2.err && ordered=0
+	fi
+	release_deploys &&
 	wait &&
-	rm "$TRASH/g1/slow" &&
+	end_hold &&
+	test $ordered = 0 &&
 	test "$(cat p1.rc)" = 0 && test "$(cat p2.rc)" = 0 &&
 	test_grep "Another deployment of web is running: this one waits for it." p2.err &&
 	test $(grep -c " start " "$TRASH/g1/deploys.log") = 2 &&
@@ -213,17 +258,22 @@ test_expect_success 'two pushes at once to one app deploy one after the other' '
 	test_cmp expect order
 '
 
+# The app is unlocked once the push said it waits, and whatever happens.
 test_expect_success 'a locked app: fetches go on, a push waits and succeeds after unlock' '
 	api g1 PATCH /api/v1/apps/web "{\"locked\":true}" >out && test_grep "^200$" out &&
 	GIT_SSH_COMMAND="$(ssh_as alice $GATE_SSH_PORT)" git ls-remote ssh://git@127.0.0.1:$GATE_SSH_PORT/web.git >ls &&
 	test_grep refs/heads/main ls &&
 	(cd src && echo l >l && git add l && git commit -q -m locked)
-	(sleep 1.5; api g1 PATCH /api/v1/apps/web "{\"locked\":false}" >unlock.out) &
 	(cd src && GIT_SSH_COMMAND="$(ssh_as alice $GATE_SSH_PORT)" \
-		git push -f ssh://git@127.0.0.1:$GATE_SSH_PORT/web.git main 2>../lock.err) &&
-	wait &&
+		git push -f ssh://git@127.0.0.1:$GATE_SSH_PORT/web.git main 2>../lock.err) &
+	pusher=$!
+	waited=0
+	wait_grep "web is locked (maintenance or migration): waiting up to ${LOCK_WAIT}s" lock.err || waited=1
+	api g1 PATCH /api/v1/apps/web "{\"locked\":false}" >unlock.out &&
+	wait $pusher &&
+	test $waited = 0 &&
 	test_grep "^200$" unlock.out &&
-	test_grep "web is locked (maintenance or migration): waiting up to 4s" lock.err &&
+	test_grep "web is locked (maintenance or migration): waiting up to ${LOCK_WAIT}s" lock.err &&
 	test_grep "Deployed web" lock.err
 '
 
@@ -233,7 +283,7 @@ test_expect_success 'a push to an app that stays locked fails with a clear messa
 	 test_must_fail env GIT_SSH_COMMAND="$(ssh_as alice $GATE_SSH_PORT)" \
 		git push -f ssh://git@127.0.0.1:$GATE_SSH_PORT/web.git main 2>../lock2.err) &&
 	api g1 PATCH /api/v1/apps/web "{\"locked\":false}" >out &&
-	test_grep "ERROR: web is locked (maintenance or migration) and stayed locked for 4s: push again later." lock2.err
+	test_grep "ERROR: web is locked (maintenance or migration) and stayed locked for ${LOCK_WAIT}s: push again later." lock2.err
 '
 
 test_expect_success 'deployments are recorded with their log' '
@@ -334,15 +384,16 @@ test_expect_success 'a clone whose client stops reading is held, not buffered, a
 	chmod +x stallssh &&
 	(GIT_SSH_COMMAND="$TRASH/stallssh" git clone -q --mirror \
 		ssh://git@127.0.0.1:$GATE_SSH_PORT/big-c.git held.git 2>held.err; echo $? >held.rc) &
-	for i in $(seq 300); do test -e stalled && break; sleep 0.1; done &&
-	test -e stalled &&
-	sleep 3 &&
+	wait_for 60 "the client to stop reading" test -e stalled &&
+	# Measured once the gate took in all it would from the store: what it
+	# holds, or (if it buffered) the whole pack.
 	conn=$(pgrep -n -P $g1_PID) &&
+	wait_for 60 "the gate connection to stop receiving" reads_settled $conn &&
 	rss=$(awk "/^VmRSS:/ { print \$2 }" /proc/$conn/status) &&
 	touch go &&
 	echo "gate connection RSS while the client did not read: $rss KiB (64 MB pack)" &&
 	{ test -n "$SANITIZED" || test "$rss" -lt 32768; } &&
-	for i in $(seq 300); do test -s held.rc && break; sleep 0.1; done &&
+	wait_for 120 "the held clone to complete" test -s held.rc &&
 	test "$(cat held.rc)" = 0 &&
 	git -C held.git cat-file -p other:blob4 | cmp - big/blob4
 '
@@ -416,22 +467,24 @@ test_expect_success 'the canary: new apps on the cluster route by a stable share
 	api g1 PUT /api/v1/canary "{\"percent\":0}" >/dev/null
 '
 
+# The deployment is held until --follow showed its first line: what comes
+# after that was streamed while it ran.
 test_expect_success 'grove deploy log --follow streams a running deployment to its end' '
-	touch "$TRASH/g1/slow" &&
+	hold_deploys &&
 	(cd src && echo follow >follow && git add follow && git commit -q -m follow)
 	(cd src && GIT_SSH_COMMAND="$(ssh_as alice $GATE_SSH_PORT)" git push ssh://git@127.0.0.1:$GATE_SSH_PORT/web.git main 2>../pf.err) &
 	pusher=$!
-	id= &&
-	for _ in $(seq 1 100); do
-		api g1 GET /api/v1/apps/web/deployments | tr -d " \n" >list &&
-		id=$(sed -n "s/.*{\"id\":\([0-9]*\),[^}]*\"status\":\"running\".*/\1/p" list) &&
-		test -n "$id" && break
-		sleep 0.05
-	done &&
-	test -n "$id" &&
-	GROVE_ADMIN_URL=$g1_ADMIN GROVE_ADMIN_TOKEN_FILE=$TRASH/g1/admin-token "$GROVE" deploy log $id --follow >follow.out &&
+	streamed=1 follower=
+	if wait_for 30 "the deployment to run" running_deployment; then
+		GROVE_ADMIN_URL=$g1_ADMIN GROVE_ADMIN_TOKEN_FILE=$TRASH/g1/admin-token "$GROVE" deploy log $id --follow >follow.out &
+		follower=$!
+		wait_grep "^building web at" follow.out && streamed=0
+	fi
+	release_deploys &&
 	wait $pusher &&
-	rm "$TRASH/g1/slow" &&
+	end_hold &&
+	test $streamed = 0 &&
+	wait $follower &&
 	test_grep "^building web at $(git -C src rev-parse main)" follow.out &&
 	test_grep "^release done" follow.out &&
 	test $(grep -c "^release done" follow.out) = 1

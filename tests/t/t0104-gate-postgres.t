@@ -6,6 +6,12 @@
 # restart of PostgreSQL is survived.
 . "$(dirname "$0")/test-lib.sh"
 
+# ls_remote_web PORT: alice lists web through the gate on PORT, into ls
+# (what git said into ls.err).
+ls_remote_web() {
+	GIT_SSH_COMMAND="$(ssh_as alice $1)" git ls-remote ssh://git@127.0.0.1:$1/web.git >ls 2>ls.err
+}
+
 test_setup 'PostgreSQL, a store and two gates sharing the database' '
 	start_postgres &&
 	start_store s1 &&
@@ -68,12 +74,9 @@ test_expect_success 'a restart of PostgreSQL is survived by both gates' '
 	restart_postgres &&
 	for g in g1 g2; do
 		eval "port=\$${g}_SSH_PORT" &&
-		ok= &&
-		for _ in $(seq 1 30); do
-			GIT_SSH_COMMAND="$(ssh_as alice $port)" git ls-remote ssh://git@127.0.0.1:$port/web.git >ls 2>/dev/null && ok=1 && break
-			sleep 0.2
-		done &&
-		test -n "$ok" && test_grep refs/heads/main ls || return 1
+		{ wait_for 30 "gate $g to serve alice again after the restart" ls_remote_web $port ||
+			{ cat ls.err >&2; false; }; } &&
+		test_grep refs/heads/main ls || return 1
 	done &&
 	api g1 GET /api/v1/apps >out && test_grep "^200$" out &&
 	api g2 GET /api/v1/status >out && test_grep "\"apps\":1," out

@@ -19,6 +19,29 @@ sign() {
 		openssl dgst -sha256 -hmac "$(head -n 1 "$TRASH/g1/secret")" | sed "s/^.*= //"
 }
 
+# platform_up PID: the platform (PID) wrote its port; 125 once it exited.
+platform_up() {
+	test -s "$P/port" && return 0
+	kill -0 "$1" 2>/dev/null || return 125
+	return 1
+}
+
+# new_platform_user NAME ACCESS: a new key NAME that the platform knows as the
+# user NAME, with ACCESS (read or write) to web. New to the gate, so nothing
+# of it is in the gate's answer cache.
+new_platform_user() {
+	new_key $1 &&
+	printf "%s %s\n" "$(fingerprint $1)" $1 >>"$P/keys" &&
+	printf "%s web %s\n" $1 $2 >>"$P/access"
+}
+
+# refused_on GATE USER: USER's ls-remote of web through GATE fails (its
+# stderr in err).
+refused_on() {
+	eval "port=\$${1}_SSH_PORT"
+	! GIT_SSH_COMMAND="$(ssh_as $2 $port)" git ls-remote ssh://git@127.0.0.1:$port/web.git >/dev/null 2>err
+}
+
 push_as() {
 	who=$1; shift
 	(cd src && GIT_SSH_COMMAND="$(ssh_as $who $g1_SSH_PORT)" git push "$@")
@@ -26,12 +49,12 @@ push_as() {
 
 test_setup 'a store, the platform and a gate that asks it' '
 	mkdir -p "$P" &&
-	{ perl "$TEST_DIR/../tools/platform.pl" "$P" >"$P/platform.log" 2>&1 & record_daemon $!; } &&
-	for _ in $(seq 1 50); do test -s "$P/port" && break; sleep 0.1; done &&
+	{ perl "$TEST_DIR/../tools/platform.pl" "$P" >"$P/platform.log" 2>&1 & platform=$!; record_daemon $platform; } &&
+	wait_for 20 "the platform to listen" platform_up $platform &&
 	PORT=$(cat "$P/port") &&
 	start_store s1 &&
 	echo "webhook-signing-secret-0123456789" >"$TRASH/webhook-secret" &&
-	start_gate g1 $s1_ADDR s1 auth.url=http://127.0.0.1:$PORT/allowed auth.cacheTtl=3 \
+	start_gate g1 $s1_ADDR s1 auth.url=http://127.0.0.1:$PORT/allowed auth.cacheTtl=$((30 * TEST_SCALE)) \
 		deploy.webhook=http://127.0.0.1:$PORT/deploy deploy.webhookSecretFile=$TRASH/webhook-secret \
 		deploy.keepalive=1 &&
 	new_key alice && new_key bob && new_key eve &&
@@ -138,34 +161,45 @@ test_expect_success 'an app the platform does not list for the user: its message
 	test_grep "ERROR: Repository not found: nosuchapp" err
 '
 
+# g1 keeps answers for 30 s (scaled): two fetches one after the other come
+# within it however busy the machine.
 test_expect_success 'answers are cached for auth.cacheTtl: a second fetch at once does not ask again' '
-	sleep 3.2 &&
+	new_platform_user carol read &&
 	: >"$P/requests.log" &&
-	GIT_SSH_COMMAND="$(ssh_as alice $g1_SSH_PORT)" git ls-remote ssh://git@127.0.0.1:$g1_SSH_PORT/web.git >/dev/null &&
-	GIT_SSH_COMMAND="$(ssh_as alice $g1_SSH_PORT)" git ls-remote ssh://git@127.0.0.1:$g1_SSH_PORT/web.git >/dev/null &&
+	GIT_SSH_COMMAND="$(ssh_as carol $g1_SSH_PORT)" git ls-remote ssh://git@127.0.0.1:$g1_SSH_PORT/web.git >/dev/null &&
+	GIT_SSH_COMMAND="$(ssh_as carol $g1_SSH_PORT)" git ls-remote ssh://git@127.0.0.1:$g1_SSH_PORT/web.git >/dev/null &&
 	test "$(grep -c "git-upload-pack" "$P/requests.log")" = 1 &&
 	test "$(grep -c "\"login\"" "$P/requests.log")" = 1
 '
 
+# On a gate that keeps answers for 1 s: alice'"'"'s access, asked and cached,
+# then revoked on the platform, ends once the answer expired. The line is
+# put back whatever happens: later tests push as alice.
 test_expect_success 'access revoked on the platform ends within the cache time' '
+	start_gate g2 $s1_ADDR s1 auth.url=http://127.0.0.1:$PORT/allowed auth.cacheTtl=1 &&
+	api g2 POST /api/v1/apps "{\"name\":\"web\",\"route\":\"cluster\"}" | tail -n 1 | grep -q 201 &&
+	GIT_SSH_COMMAND="$(ssh_as alice $g2_SSH_PORT)" git ls-remote ssh://git@127.0.0.1:$g2_SSH_PORT/web.git >ls &&
+	test_grep "refs/heads/main" ls &&
 	sed -i "/^alice web write$/d" "$P/access" &&
-	sleep 3.2 &&
-	test_must_fail env GIT_SSH_COMMAND="$(ssh_as alice $g1_SSH_PORT)" \
-		git ls-remote ssh://git@127.0.0.1:$g1_SSH_PORT/web.git 2>err &&
-	test_grep "ERROR: You are not a collaborator of web." err &&
-	echo "alice web write" >>"$P/access"
+	ended=0
+	wait_for 30 "alice'"'"'s access to web through g2 to end" refused_on g2 alice || ended=1
+	echo "alice web write" >>"$P/access" &&
+	test $ended = 0 &&
+	test_grep "ERROR: You are not a collaborator of web." err
 '
 
+# dave is new to g1: nothing of his is cached, so the gate must ask.
 test_expect_success 'the platform down: a clear error, never "not found", and nothing cached' '
-	sleep 3.2 && touch "$P/down" &&
-	test_must_fail env GIT_SSH_COMMAND="$(ssh_as alice $g1_SSH_PORT)" \
+	new_platform_user dave read &&
+	touch "$P/down" &&
+	test_must_fail env GIT_SSH_COMMAND="$(ssh_as dave $g1_SSH_PORT)" \
 		git ls-remote ssh://git@127.0.0.1:$g1_SSH_PORT/web.git 2>err &&
 	test_grep "ERROR: Grove cannot check your access to web right now: the authorization service is unavailable. Try again in a minute." err &&
-	test_expect_code 1 $(ssh_as alice $g1_SSH_PORT) git@127.0.0.1 </dev/null >out 2>&1 &&
+	test_expect_code 1 $(ssh_as dave $g1_SSH_PORT) git@127.0.0.1 </dev/null >out 2>&1 &&
 	test_grep "authorization service is unavailable" out &&
 	grep "gate.authz_unavailable" "$TRASH/g1/gate.log" | test_grep "HTTP 503" &&
 	rm "$P/down" &&
-	GIT_SSH_COMMAND="$(ssh_as alice $g1_SSH_PORT)" git ls-remote ssh://git@127.0.0.1:$g1_SSH_PORT/web.git >out &&
+	GIT_SSH_COMMAND="$(ssh_as dave $g1_SSH_PORT)" git ls-remote ssh://git@127.0.0.1:$g1_SSH_PORT/web.git >out &&
 	test_grep "refs/heads/main" out &&
 	curl -s "$g1_ADMIN/metrics" >m &&
 	test_grep "grove_gate_authz_total{result=\"unavailable\"} [1-9]" m &&

@@ -11,19 +11,20 @@ VERBS="user:create user:list user:show user:delete key:add key:remove
 	app:create app:list app:show app:delete app:lock app:unlock app:set-branch app:route app:max-push
 	app:migrate app:import app:gc access:grant access:revoke deploy:list deploy:log"
 
-# The requests the gate's admin API has answered so far (one log line each,
-# written just after the answer is sent: counted once it has not changed
-# for 0.1 s, so that a late line of an earlier request is not taken for one
-# made since).
+# The requests the gate's admin API has answered so far: one log line each,
+# written just after the answer is sent, by the thread that served the
+# connection (libmicrohttpd names it MHD-connection and ends it after the
+# line). Counted once the api process has no such thread left: then every
+# request made so far has its line, and none is late to be taken for one
+# made since.
+admin_idle() {
+	api=$(sed -n 's/.*"pid":\([0-9]*\),"event":"gate.api_started".*/\1/p' "$TRASH/g1/gate.log" | tail -n 1)
+	test -n "$api" && test -d "/proc/$api" || return 125
+	! cat /proc/$api/task/*/comm 2>/dev/null | grep -qx MHD-connection
+}
 admin_requests() {
-	n=$(grep -c '"admin.request"' "$TRASH/g1/gate.log" || true)
-	for _ in $(seq 50); do
-		sleep 0.1
-		m=$(grep -c '"admin.request"' "$TRASH/g1/gate.log" || true)
-		test "$m" = "$n" && break
-		n=$m
-	done
-	echo "$n"
+	wait_for 20 "the gate's admin API to be done with its connections" admin_idle || return 1
+	grep -c '"admin.request"' "$TRASH/g1/gate.log" || true
 }
 
 test_setup 'a store and a gate; the CLI pointed at its admin API' '
