@@ -7,6 +7,9 @@
 #include "lib/log.h"
 #include "lib/strvec.h"
 
+#include <pthread.h>
+#include <time.h>
+
 #include <sys/stat.h>
 
 int app_gc(const struct repo_env *env, struct db *db, const char *name, struct strbuf *report)
@@ -64,4 +67,78 @@ int app_gc(const struct repo_env *env, struct db *db, const char *name, struct s
 out:
 	app_release(&app);
 	return ret;
+}
+
+/* ---- every app's repository optimized, one at a time, now and then ---- */
+
+static int collect_name(void *ctx, int ncols, const char *const *names, const char *const *values)
+{
+	struct strvec *v = ctx;
+	if (values[0])
+		strvec_push(v, values[0]);
+	return 0;
+}
+
+static void *housekeeping_main(void *arg)
+{
+	struct housekeeper *hk = arg;
+	for (;;) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += hk->cfg->housekeeping;
+		pthread_mutex_lock(&hk->mu);
+		while (!hk->stop && pthread_cond_timedwait(&hk->cv, &hk->mu, &ts) != ETIMEDOUT)
+			;
+		bool stop = hk->stop;
+		pthread_mutex_unlock(&hk->mu);
+		if (stop)
+			break;
+		struct strvec apps = STRVEC_INIT;
+		struct db *db = NULL;
+		int64_t start = now_ms();
+		size_t done = 0, failed = 0;
+		if (db_open(&db, hk->cfg->db_path) ||
+		    db_apps_each(db, NULL, collect_name, &apps)) {
+			log_warn("gate.housekeeping_failed", "error=%s", error_msg());
+		} else {
+			for (size_t i = 0; i < apps.n && !hk->stop; i++) {
+				struct strbuf report = STRBUF_INIT;
+				strbuf_init(&report, 4096);
+				int r = app_gc(hk->env, db, apps.v[i], &report);
+				/* An app without code yet has nothing to optimize. */
+				if (r && r != GROVE_ENOTFOUND) {
+					failed++;
+					log_warn("gate.housekeeping_app_failed", "app=%s error=%s", apps.v[i], error_msg());
+				} else if (!r) {
+					done++;
+				}
+				strbuf_release(&report);
+			}
+			log_info("gate.housekeeping", "apps=%zu optimized=%zu failed=%zu ms=%lld", apps.n, done, failed,
+				 (long long)(now_ms() - start));
+		}
+		db_close(db);
+		strvec_clear(&apps);
+	}
+	return NULL;
+}
+
+void housekeeping_start(struct housekeeper *hk, const struct gate_config *cfg, const struct repo_env *env)
+{
+	*hk = (struct housekeeper){ .cfg = cfg, .env = env };
+	pthread_mutex_init(&hk->mu, NULL);
+	pthread_cond_init(&hk->cv, NULL);
+	hk->started = cfg->housekeeping > 0 && !pthread_create(&hk->tid, NULL, housekeeping_main, hk);
+}
+
+void housekeeping_stop(struct housekeeper *hk)
+{
+	if (!hk->started)
+		return;
+	pthread_mutex_lock(&hk->mu);
+	hk->stop = true;
+	pthread_cond_broadcast(&hk->cv);
+	pthread_mutex_unlock(&hk->mu);
+	pthread_join(hk->tid, NULL);
+	hk->started = false;
 }
