@@ -211,10 +211,13 @@ test_expect_success 'the platform down: a clear error, never "not found", and no
 test_expect_success 'a slow webhook gets keep-alive lines; a failing one says so with its body' '
 	touch "$P/deploy-slow" &&
 	(cd src && git commit -q --allow-empty -m slow) &&
-	push_as alice ssh://git@127.0.0.1:$g1_SSH_PORT/web.git main 2>push.err &&
-	test_grep "^remote: -----> still deploying ([0-9]*s)" push.err &&
+	{ push_as alice ssh://git@127.0.0.1:$g1_SSH_PORT/web.git main 2>push.err; echo $? >push.rc; } &
+	{ wait_grep "^remote: -----> still deploying ([0-9]*s)" push.err || { rm -f "$P/deploy-slow"; false; }; } &&
+	rm "$P/deploy-slow" &&
+	wait_for 60 "the slow push to end" test -s push.rc &&
+	test "$(cat push.rc)" = 0 &&
 	test_grep "^remote: -----> Deployed web" push.err &&
-	rm "$P/deploy-slow" && touch "$P/deploy-fail" &&
+	touch "$P/deploy-fail" &&
 	(cd src && git commit -q --allow-empty -m fail) &&
 	push_as alice ssh://git@127.0.0.1:$g1_SSH_PORT/web.git main 2>push.err &&
 	test_grep "^remote: build failed: no Procfile" push.err &&

@@ -8,7 +8,8 @@
 #   DIR/access    lines "USER APP read|write"
 #   DIR/down      exists: /allowed answers 503 (the API is down)
 #   DIR/deploy-fail     exists: /deploy answers 500 after some output
-#   DIR/deploy-slow     exists: /deploy is quiet for 3 s mid-way
+#   DIR/deploy-slow     exists: /deploy goes quiet mid-way until it is removed
+#                       (10 minutes at most): the test decides how long
 #   DIR/deploy-hangup   exists: /deploy closes the connection unanswered
 #
 # Every request is appended to DIR/requests.log ("METHOD PATH BODY"); the
@@ -82,7 +83,9 @@ sub deploy {
 	} else {
 		print $c "-----> archive download failed: $r->{status} $r->{content}\n";
 	}
-	sleep 3 if -e "$dir/deploy-slow";
+	for (my $t = 0; -e "$dir/deploy-slow" && $t < 6000; $t++) {
+		select(undef, undef, undef, 0.1);
+	}
 	if ($fail) {
 		print $c "build failed: no Procfile\n";
 	} else {
