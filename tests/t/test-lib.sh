@@ -32,7 +32,14 @@ if ! test -x "$GROVE"; then
 	echo "1..0 # SKIP grove binary not built: $GROVE"
 	exit 0
 fi
-TRASH=$(mktemp -d "${TMPDIR:-/tmp}/grove-$TEST_NAME.XXXXXX")
+# Under tests/run, in its run directory and named by the test's number only:
+# a unix socket's path must stay under 108 bytes, and daemons put theirs
+# deep in the trash (repositories/+grove/run/hook.sock).
+if test -n "${GROVE_TEST_RUN:-}"; then
+	TRASH=$(mktemp -d "$GROVE_TEST_RUN/${TEST_NAME%%-*}.XXXXXX")
+else
+	TRASH=$(mktemp -d "${TMPDIR:-/tmp}/grove-$TEST_NAME.XXXXXX")
+fi
 HOME=$TRASH/home
 mkdir -p "$HOME"
 export HOME
