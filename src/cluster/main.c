@@ -198,6 +198,42 @@ static void cluster_release(struct cluster *c)
 	free(c->txn_address);
 }
 
+/* The daemon's arguments: -1 to go on with *conf, else the exit code. */
+static int parse_args(int argc, char **argv, const char **conf)
+{
+	for (int i = 1; i < argc; i++) {
+		if ((!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) && i + 1 < argc)
+			*conf = argv[++i];
+		else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			fputs(usage, stdout);
+			return 0;
+		} else {
+			fprintf(stderr, "grove cluster: unknown argument '%s'\n%s", argv[i], usage);
+			return 2;
+		}
+	}
+	if (!*conf) {
+		fprintf(stderr, "grove cluster: no config file given\n%s", usage);
+		return 2;
+	}
+	return -1;
+}
+
+/* Until SIGTERM or SIGINT: the signal. SIGHUP is only noted. */
+static int wait_for_stop(const sigset_t *sigs)
+{
+	int sig = 0;
+	for (;;) {
+		if (sigwait(sigs, &sig))
+			continue;
+		if (sig == SIGHUP) {
+			log_info("cluster.sighup", "note=%s", "configuration is read at start; restart to apply changes");
+			continue;
+		}
+		return sig;
+	}
+}
+
 int cluster_main(int argc, char **argv)
 {
 	struct cluster c = { 0 };
@@ -219,21 +255,9 @@ int cluster_main(int argc, char **argv)
 		daemon |= !strcmp(argv[i], "-c") || !strcmp(argv[i], "--config") || !strcmp(argv[i], "--help");
 	if (!daemon && argc >= 2)
 		return cluster_cli_main(argc, argv);
-	for (int i = 1; i < argc; i++) {
-		if ((!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) && i + 1 < argc)
-			conf = argv[++i];
-		else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-			fputs(usage, stdout);
-			return 0;
-		} else {
-			fprintf(stderr, "grove cluster: unknown argument '%s'\n%s", argv[i], usage);
-			return 2;
-		}
-	}
-	if (!conf) {
-		fprintf(stderr, "grove cluster: no config file given\n%s", usage);
-		return 2;
-	}
+	if ((ret = parse_args(argc, argv, &conf)) >= 0)
+		return ret;
+	ret = 0;
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
@@ -269,15 +293,7 @@ int cluster_main(int argc, char **argv)
 	log_info("cluster.started", "router=%s virtual_storage=%s listen=%s stores=%zu replication_factor=%d database=%s",
 		 c.router, c.virtual_storage, listen[0], c.nnodes, c.replication_factor, sqldb_display_name(c.db));
 
-	for (;;) {
-		if (sigwait(&sigs, &sig))
-			continue;
-		if (sig == SIGHUP) {
-			log_info("cluster.sighup", "note=%s", "configuration is read at start; restart to apply changes");
-			continue;
-		}
-		break;
-	}
+	sig = wait_for_stop(&sigs);
 	log_info("cluster.draining", "signal=%d inflight=%d grace_s=%lld", sig, rpc_server_inflight(srv),
 		 (long long)grace);
 	rpc_server_drain(srv, (int)grace * 1000);

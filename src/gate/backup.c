@@ -109,16 +109,89 @@ static int bundle_head(const char *bundle, const char *deploy_branch, char *out,
 	return 0;
 }
 
+/* in_fd's bytes into the file bundle: git needs to read a bundle twice. */
+static int save_bundle(int in_fd, const char *bundle)
+{
+	int fd = open(bundle, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600), ret = 0;
+	if (fd < 0)
+		return error_set(GROVE_EIO, "cannot create %s: %s", bundle, strerror(errno));
+	for (;;) {
+		char buf[65536];
+		ssize_t n = read(in_fd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			ret = error_set(GROVE_EIO, "reading the bundle: %s", strerror(errno));
+			break;
+		}
+		if (n == 0)
+			break;
+		if ((ret = write_all(fd, buf, (size_t)n))) {
+			error_set(GROVE_EIO, "writing %s: %s", bundle, strerror(errno));
+			break;
+		}
+	}
+	close(fd);
+	return ret;
+}
+
+/* The bundle becomes the app's repository on the cluster; *exists: it replaced one. */
+static int restore_cluster(const struct repo_env *env, const char *name, const char *bundle, const char *head,
+			   bool force, struct repo_remote *r, bool *exists, char sum[65])
+{
+	char rel[128];
+	int fd, ret;
+	if ((ret = repo_remote_open(env, name, rel, sizeof(rel), r)) || (ret = repo_remote_exists(r, exists)))
+		return ret;
+	if (*exists && !force)
+		return error_set(GROVE_EEXISTS, "%s has a repository already: restore --force replaces it", name);
+	if (*exists && (ret = repo_remote_remove(r)))
+		return ret;
+	if ((fd = open(bundle, O_RDONLY | O_CLOEXEC)) < 0)
+		return error_set(GROVE_EIO, "cannot read %s: %s", bundle, strerror(errno));
+	if (!(ret = repo_send_bundle(r, fd)) && !(ret = repo_remote_set_head(r, head)))
+		ret = repo_remote_checksum(r, sum);
+	close(fd);
+	return ret;
+}
+
+/* The bundle becomes the bare repository legacy, staged in tmp first; *exists: it replaced one. */
+static int restore_legacy(const char *name, const char *tmp, const char *legacy, const char *bundle,
+			  const char *head, bool force, bool *exists, char sum[65])
+{
+	char staged[4200], aside[4200];
+	uint64_t nrefs = 0;
+	int ret;
+
+	*exists = !access(legacy, F_OK);
+	if (*exists && !force)
+		return error_set(GROVE_EEXISTS, "%s has a repository already: restore --force replaces it", name);
+	snprintf(staged, sizeof(staged), "%s/repo.git", tmp);
+	const char *init[] = { "init", "--bare", "--quiet", "--template=", "--", staged, NULL };
+	const char *fetch[] = { "fetch", "--quiet", "--no-write-fetch-head", "--", bundle, "+refs/*:refs/*", NULL };
+	const char *sym[] = { "symbolic-ref", "HEAD", head, NULL };
+	if ((ret = repo_git(NULL, init)) || (ret = repo_git(staged, fetch)) || (ret = repo_git(staged, sym)) ||
+	    (ret = repo_checksum(staged, sum, &nrefs)))
+		return ret;
+	if (*exists) {
+		snprintf(aside, sizeof(aside), "%s/replaced.git", tmp);
+		if (rename(legacy, aside))
+			return error_set(GROVE_EIO, "cannot move %s aside: %s", legacy, strerror(errno));
+	}
+	if (rename(staged, legacy))
+		return error_set(GROVE_EIO, "cannot move the restored copy into %s: %s", legacy, strerror(errno));
+	return 0;
+}
+
 int app_restore(const struct repo_env *env, struct db *db, const char *name, int in_fd, bool force,
 		struct strbuf *report)
 {
 	struct app app = { 0 };
 	struct repo_remote r = { .repo = GROVE__V1__REPOSITORY__INIT };
-	char rel[128], legacy[4096], tmpl[4096], bundle[4200], staged[4200], head[300], sum[65] = "";
+	char legacy[4096], tmpl[4096], bundle[4200], head[300], sum[65] = "";
 	char *tmp = NULL;
 	bool locked_here = false, exists = false;
-	int lock_fd = -1, fd = -1, ret;
-	uint64_t nrefs = 0;
+	int lock_fd = -1, ret;
 
 	if ((ret = db_app_get(db, name, &app)))
 		goto out;
@@ -132,30 +205,7 @@ int app_restore(const struct repo_env *env, struct db *db, const char *name, int
 		goto out;
 	}
 	snprintf(bundle, sizeof(bundle), "%s/in.bundle", tmp);
-	fd = open(bundle, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		ret = error_set(GROVE_EIO, "cannot create %s: %s", bundle, strerror(errno));
-		goto out;
-	}
-	for (;;) {
-		char buf[65536];
-		ssize_t n = read(in_fd, buf, sizeof(buf));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			ret = error_set(GROVE_EIO, "reading the bundle: %s", strerror(errno));
-			goto out;
-		}
-		if (n == 0)
-			break;
-		if ((ret = write_all(fd, buf, (size_t)n))) {
-			error_set(GROVE_EIO, "writing %s: %s", bundle, strerror(errno));
-			goto out;
-		}
-	}
-	close(fd);
-	fd = -1;
-	if ((ret = bundle_head(bundle, app.deploy_branch, head, sizeof(head))))
+	if ((ret = save_bundle(in_fd, bundle)) || (ret = bundle_head(bundle, app.deploy_branch, head, sizeof(head))))
 		goto out;
 
 	/* Locked as for a migration: new pushes wait, running ones finish. */
@@ -170,53 +220,14 @@ int app_restore(const struct repo_env *env, struct db *db, const char *name, int
 		goto out;
 	}
 	snprintf(legacy, sizeof(legacy), "%s/%s.git", env->legacy_dir, name);
-	if (app.route == ROUTE_CLUSTER) {
-		if ((ret = repo_remote_open(env, name, rel, sizeof(rel), &r)) || (ret = repo_remote_exists(&r, &exists)))
-			goto out;
-		if (exists && !force) {
-			ret = error_set(GROVE_EEXISTS, "%s has a repository already: restore --force replaces it", name);
-			goto out;
-		}
-		if (exists && (ret = repo_remote_remove(&r)))
-			goto out;
-		if ((fd = open(bundle, O_RDONLY | O_CLOEXEC)) < 0) {
-			ret = error_set(GROVE_EIO, "cannot read %s: %s", bundle, strerror(errno));
-			goto out;
-		}
-		if ((ret = repo_send_bundle(&r, fd)) || (ret = repo_remote_set_head(&r, head)) || (ret = repo_remote_checksum(&r, sum)))
-			goto out;
-	} else {
-		exists = !access(legacy, F_OK);
-		if (exists && !force) {
-			ret = error_set(GROVE_EEXISTS, "%s has a repository already: restore --force replaces it", name);
-			goto out;
-		}
-		snprintf(staged, sizeof(staged), "%s/repo.git", tmp);
-		const char *init[] = { "init", "--bare", "--quiet", "--template=", "--", staged, NULL };
-		const char *fetch[] = { "fetch", "--quiet", "--no-write-fetch-head", "--", bundle, "+refs/*:refs/*", NULL };
-		const char *sym[] = { "symbolic-ref", "HEAD", head, NULL };
-		if ((ret = repo_git(NULL, init)) || (ret = repo_git(staged, fetch)) || (ret = repo_git(staged, sym)) ||
-		    (ret = repo_checksum(staged, sum, &nrefs)))
-			goto out;
-		if (exists) {
-			char aside[4200];
-			snprintf(aside, sizeof(aside), "%s/replaced.git", tmp);
-			if (rename(legacy, aside)) {
-				ret = error_set(GROVE_EIO, "cannot move %s aside: %s", legacy, strerror(errno));
-				goto out;
-			}
-		}
-		if (rename(staged, legacy)) {
-			ret = error_set(GROVE_EIO, "cannot move the restored copy into %s: %s", legacy, strerror(errno));
-			goto out;
-		}
-	}
+	ret = app.route == ROUTE_CLUSTER ? restore_cluster(env, name, bundle, head, force, &r, &exists, sum)
+					 : restore_legacy(name, tmp, legacy, bundle, head, force, &exists, sum);
+	if (ret)
+		goto out;
 	repo_report(report, "restored %s on the %s route%s: HEAD %s, checksum %s", name, route_name(app.route),
 	    exists ? " (replacing its repository)" : "", head, sum);
 	log_info("gate.restored", "app=%s route=%s replaced=%b checksum=%s", name, route_name(app.route), exists, sum);
 out:
-	if (fd >= 0)
-		close(fd);
 	if (locked_here)
 		db_app_set_locked(db, name, false);
 	if (lock_fd >= 0)

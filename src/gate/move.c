@@ -136,22 +136,172 @@ static void journal_remove(const struct repo_env *env, const char *name)
 	unlink(path);
 }
 
+/* One move of an app between the routes, from its lock to its cleanup. */
+struct move {
+	const struct repo_env *env;
+	struct db *db;
+	const char *name;
+	enum route to;
+	struct strbuf *report;
+	struct app app;
+	struct repo_remote r;
+	char rel[128], legacy[4096], tmpl[4096], staged[4200], head[1024];
+	char sum_src[65], sum_dst[65];
+	char *tmp;               /* the staging folder of a move to legacy */
+	bool locked_here, copied, exists, journaled;
+	int lock_fd;
+	uint64_t nrefs;
+};
+
+/* 1. Lock: new pushes wait at the gate; running ones finish first. */
+static int move_lock(struct move *m)
+{
+	int ret;
+	if ((ret = journal_write(m->env, m->name, m->to, !m->app.locked)))
+		return ret;
+	m->journaled = true;
+	log_info("gate.migrating", "app=%s to=%s", m->name, route_name(m->to));
+	if (!m->app.locked) {
+		if ((ret = db_app_set_locked(m->db, m->name, true)))
+			return ret;
+		m->locked_here = true;
+	}
+	m->lock_fd = push_lock_open(m->env->locks_dir, m->name);
+	if (m->lock_fd < 0)
+		return error_set(GROVE_EIO, "cannot open the push lock of %s: %s", m->name, strerror(errno));
+	for (int waited = 0; flock(m->lock_fd, LOCK_EX | LOCK_NB); waited += 100) {
+		if (waited >= m->env->lock_timeout * 1000)
+			return error_set(GROVE_ETIMEOUT, "pushes to %s still running after %ds: try again later", m->name,
+					 m->env->lock_timeout);
+		usleep(100 * 1000);
+	}
+	repo_report(m->report, "locked %s: pushes wait, fetches go on", m->name);
+	return 0;
+}
+
+/* 2. Copy, to the cluster: the legacy repository, if there is one. */
+static int move_copy_to_cluster(struct move *m)
+{
+	struct stat sb;
+	int ret;
+	if (stat(m->legacy, &sb)) {
+		repo_report(m->report, "%s has no repository in the legacy directory yet: nothing to copy", m->name);
+		return 0;
+	}
+	if ((ret = repo_checksum(m->legacy, m->sum_src, &m->nrefs)) ||
+	    (ret = repo_local_head(m->legacy, m->head, sizeof(m->head))))
+		return ret;
+	if ((ret = repo_remote_exists(&m->r, &m->exists)))
+		return ret;
+	if (m->exists && (ret = repo_remote_remove(&m->r)))   /* a stale copy of an earlier migration */
+		return ret;
+	m->copied = true;
+	if ((ret = copy_to_cluster(m->legacy, &m->r, m->head, m->nrefs)))
+		return ret;
+	return repo_remote_checksum(&m->r, m->sum_dst);
+}
+
+/* 2. Copy, to legacy: the cluster's repository, if there is one, into a staging folder. */
+static int move_copy_to_legacy(struct move *m)
+{
+	int ret;
+	if ((ret = repo_remote_exists(&m->r, &m->exists)))
+		return ret;
+	if (!m->exists) {
+		repo_report(m->report, "%s has no repository on the cluster yet: nothing to copy", m->name);
+		return 0;
+	}
+	if ((ret = fs_mkdir_p(m->env->tmp_dir, 0700)))
+		return ret;
+	snprintf(m->tmpl, sizeof(m->tmpl), "%s/migrate-XXXXXX", m->env->tmp_dir);
+	if (!(m->tmp = mkdtemp(m->tmpl)))
+		return error_set(GROVE_EIO, "mkdtemp: %s", strerror(errno));
+	snprintf(m->staged, sizeof(m->staged), "%s/repo.git", m->tmp);
+	if ((ret = repo_remote_checksum(&m->r, m->sum_src)) || (ret = copy_to_legacy(&m->r, m->tmp, m->staged)))
+		return ret;
+	return repo_checksum(m->staged, m->sum_dst, &m->nrefs);
+}
+
+/* 3. Verify: the copy has exactly the source's refs and HEAD; a copy to
+ * legacy is put in place. */
+static int move_verify(struct move *m)
+{
+	struct stat sb;
+	if (strcmp(m->sum_src, m->sum_dst))
+		return error_set(GROVE_EPRECOND, "checksums differ after the copy (source %s, copy %s)", m->sum_src,
+				 m->sum_dst);
+	if (m->sum_src[0])
+		repo_report(m->report, "copied %s: %llu refs, checksum %s on both sides", m->name,
+			    (unsigned long long)m->nrefs, m->sum_src);
+	if (m->to != ROUTE_LEGACY || !m->tmp)
+		return 0;
+	if (!stat(m->legacy, &sb)) {
+		/* a stale copy of an earlier migration */
+		char aside[4200];
+		snprintf(aside, sizeof(aside), "%s/stale.git", m->tmp);
+		if (rename(m->legacy, aside))
+			return error_set(GROVE_EIO, "cannot move the stale %s aside: %s", m->legacy, strerror(errno));
+	}
+	if (rename(m->staged, m->legacy))
+		return error_set(GROVE_EIO, "cannot move the copy into %s: %s", m->legacy, strerror(errno));
+	m->copied = true;
+	return 0;
+}
+
+/* 4. Switch; the source copy goes. */
+static int move_switch(struct move *m)
+{
+	struct stat sb;
+	int ret;
+	if ((ret = db_app_set_route(m->db, m->name, m->to)))
+		return ret;
+	m->copied = false;
+	repo_report(m->report, "switched %s to the %s route", m->name, route_name(m->to));
+	if (m->to == ROUTE_CLUSTER && !stat(m->legacy, &sb)) {
+		char aside[4096];
+		snprintf(aside, sizeof(aside), "%s/%s.migrated-%lld", m->env->legacy_dir, m->name, (long long)time(NULL));
+		if (!rename(m->legacy, aside))
+			fs_rmtree(aside);
+	} else if (m->to == ROUTE_LEGACY && m->exists) {
+		repo_remote_remove(&m->r);
+	}
+	return 0;
+}
+
+/* Whatever the outcome: nothing half-done stays behind, the lock goes. */
+static void move_finish(struct move *m, int ret)
+{
+	if (ret && m->copied) {
+		/* The copy goes, the route stays. */
+		if (m->to == ROUTE_CLUSTER)
+			repo_remote_remove(&m->r);
+		else
+			fs_rmtree(m->legacy);
+	}
+	if (m->locked_here)
+		db_app_set_locked(m->db, m->name, false);
+	if (m->lock_fd >= 0)
+		close(m->lock_fd);
+	if (m->tmp)
+		fs_rmtree(m->tmp);
+	if (m->journaled)
+		journal_remove(m->env, m->name);
+	if (ret)
+		log_warn("gate.migrate_failed", "app=%s to=%s error=%s", m->name, route_name(m->to), error_msg());
+	rpc_client_free(m->r.cl);
+	app_release(&m->app);
+}
+
 int app_move(const struct repo_env *env, struct db *db, const char *name, enum route to, struct strbuf *report)
 {
-	struct app app = { 0 };
-	struct repo_remote r = { .repo = GROVE__V1__REPOSITORY__INIT };
-	char rel[128], legacy[4096], tmpl[4096], staged[4200], head[1024] = "refs/heads/main";
-	char sum_src[65] = "", sum_dst[65] = "";
-	char *tmp = NULL;
-	bool locked_here = false, copied = false, exists = false, journaled = false;
-	int lock_fd = -1, ret;
-	uint64_t nrefs = 0;
+	struct move m = { .env = env, .db = db, .name = name, .to = to, .report = report,
+			  .r = { .repo = GROVE__V1__REPOSITORY__INIT }, .head = "refs/heads/main", .lock_fd = -1 };
 	int64_t start = now_ms();
-	struct stat sb;
+	int ret;
 
-	if ((ret = db_app_get(db, name, &app)))
+	if ((ret = db_app_get(db, name, &m.app)))
 		goto out;
-	if (app.route == to) {
+	if (m.app.route == to) {
 		repo_report(report, "%s is on the %s route already: nothing to do.", name, route_name(to));
 		goto out;
 	}
@@ -159,132 +309,20 @@ int app_move(const struct repo_env *env, struct db *db, const char *name, enum r
 		ret = error_set(GROVE_EPRECOND, "no cluster is configured ([route] cluster): there is nowhere to migrate to or from");
 		goto out;
 	}
-	snprintf(rel, sizeof(rel), "%s.git", name);
-	snprintf(legacy, sizeof(legacy), "%s/%s", env->legacy_dir, rel);
-	r.repo.storage_name = (char *)env->cluster_storage;
-	r.repo.relative_path = rel;
-	if ((ret = rpc_client_new(&r.cl, env->cluster_address, env->secret)))
+	snprintf(m.rel, sizeof(m.rel), "%s.git", name);
+	snprintf(m.legacy, sizeof(m.legacy), "%s/%s", env->legacy_dir, m.rel);
+	m.r.repo.storage_name = (char *)env->cluster_storage;
+	m.r.repo.relative_path = m.rel;
+	if ((ret = rpc_client_new(&m.r.cl, env->cluster_address, env->secret)))
 		goto out;
-
-	/* 1. Lock: new pushes wait at the gate; running ones finish first. */
-	if ((ret = journal_write(env, name, to, !app.locked)))
+	if ((ret = move_lock(&m)) ||
+	    (ret = to == ROUTE_CLUSTER ? move_copy_to_cluster(&m) : move_copy_to_legacy(&m)) ||
+	    (ret = move_verify(&m)) || (ret = move_switch(&m)))
 		goto out;
-	journaled = true;
-	log_info("gate.migrating", "app=%s to=%s", name, route_name(to));
-	if (!app.locked) {
-		if ((ret = db_app_set_locked(db, name, true)))
-			goto out;
-		locked_here = true;
-	}
-	lock_fd = push_lock_open(env->locks_dir, name);
-	if (lock_fd < 0) {
-		ret = error_set(GROVE_EIO, "cannot open the push lock of %s: %s", name, strerror(errno));
-		goto out;
-	}
-	for (int waited = 0; flock(lock_fd, LOCK_EX | LOCK_NB); waited += 100) {
-		if (waited >= env->lock_timeout * 1000) {
-			ret = error_set(GROVE_ETIMEOUT, "pushes to %s still running after %ds: try again later", name,
-					env->lock_timeout);
-			goto out;
-		}
-		usleep(100 * 1000);
-	}
-	repo_report(report, "locked %s: pushes wait, fetches go on", name);
-
-	/* 2. Copy. */
-	if (to == ROUTE_CLUSTER) {
-		if (stat(legacy, &sb)) {
-			repo_report(report, "%s has no repository in the legacy directory yet: nothing to copy", name);
-		} else {
-			if ((ret = repo_checksum(legacy, sum_src, &nrefs)) || (ret = repo_local_head(legacy, head, sizeof(head))))
-				goto out;
-			if ((ret = repo_remote_exists(&r, &exists)))
-				goto out;
-			if (exists && (ret = repo_remote_remove(&r)))   /* a stale copy of an earlier migration */
-				goto out;
-			copied = true;
-			if ((ret = copy_to_cluster(legacy, &r, head, nrefs)) || (ret = repo_remote_checksum(&r, sum_dst)))
-				goto out;
-		}
-	} else {
-		if ((ret = repo_remote_exists(&r, &exists)))
-			goto out;
-		if (!exists) {
-			repo_report(report, "%s has no repository on the cluster yet: nothing to copy", name);
-		} else {
-			if ((ret = fs_mkdir_p(env->tmp_dir, 0700)))
-				goto out;
-			snprintf(tmpl, sizeof(tmpl), "%s/migrate-XXXXXX", env->tmp_dir);
-			if (!(tmp = mkdtemp(tmpl))) {
-				ret = error_set(GROVE_EIO, "mkdtemp: %s", strerror(errno));
-				goto out;
-			}
-			snprintf(staged, sizeof(staged), "%s/repo.git", tmp);
-			if ((ret = repo_remote_checksum(&r, sum_src)) || (ret = copy_to_legacy(&r, tmp, staged)) ||
-			    (ret = repo_checksum(staged, sum_dst, &nrefs)))
-				goto out;
-		}
-	}
-
-	/* 3. Verify: the copy has exactly the source's refs and HEAD. */
-	if (strcmp(sum_src, sum_dst)) {
-		ret = error_set(GROVE_EPRECOND, "checksums differ after the copy (source %s, copy %s)", sum_src, sum_dst);
-		goto out;
-	}
-	if (sum_src[0])
-		repo_report(report, "copied %s: %llu refs, checksum %s on both sides", name, (unsigned long long)nrefs, sum_src);
-	if (to == ROUTE_LEGACY && tmp) {
-		if (!stat(legacy, &sb)) {
-			/* a stale copy of an earlier migration */
-			char aside[4200];
-			snprintf(aside, sizeof(aside), "%s/stale.git", tmp);
-			if (rename(legacy, aside)) {
-				ret = error_set(GROVE_EIO, "cannot move the stale %s aside: %s", legacy, strerror(errno));
-				goto out;
-			}
-		}
-		if (rename(staged, legacy)) {
-			ret = error_set(GROVE_EIO, "cannot move the copy into %s: %s", legacy, strerror(errno));
-			goto out;
-		}
-		copied = true;
-	}
-
-	/* 4. Switch; the source copy goes. */
-	if ((ret = db_app_set_route(db, name, to)))
-		goto out;
-	copied = false;
-	repo_report(report, "switched %s to the %s route", name, route_name(to));
-	if (to == ROUTE_CLUSTER && !stat(legacy, &sb)) {
-		char aside[4096];
-		snprintf(aside, sizeof(aside), "%s/%s.migrated-%lld", env->legacy_dir, name, (long long)time(NULL));
-		if (!rename(legacy, aside))
-			fs_rmtree(aside);
-	} else if (to == ROUTE_LEGACY && exists) {
-		repo_remote_remove(&r);
-	}
-	log_info("gate.migrated", "app=%s to=%s checksum=%s ms=%lld", name, route_name(to), sum_src,
+	log_info("gate.migrated", "app=%s to=%s checksum=%s ms=%lld", name, route_name(to), m.sum_src,
 		 (long long)(now_ms() - start));
 out:
-	if (ret && copied) {
-		/* Nothing half-done stays behind: the copy goes, the route stays. */
-		if (to == ROUTE_CLUSTER)
-			repo_remote_remove(&r);
-		else
-			fs_rmtree(legacy);
-	}
-	if (locked_here)
-		db_app_set_locked(db, name, false);
-	if (lock_fd >= 0)
-		close(lock_fd);
-	if (tmp)
-		fs_rmtree(tmp);
-	if (journaled)
-		journal_remove(env, name);
-	if (ret)
-		log_warn("gate.migrate_failed", "app=%s to=%s error=%s", name, route_name(to), error_msg());
-	rpc_client_free(r.cl);
-	app_release(&app);
+	move_finish(&m, ret);
 	return ret;
 }
 

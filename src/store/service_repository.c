@@ -705,26 +705,10 @@ static int address_validate(const char *addr)
 	return 0;
 }
 
-static void replicate_repository(struct rpc_call *call, void *data)
+/* What is wrong with a replication request before anything runs. */
+static int replicate_check(struct store *st, const Grove__V1__ReplicateRepositoryRequest *req, struct strbuf *path)
 {
-	struct store *st = data;
-	Grove__V1__ReplicateRepositoryRequest *req = NULL;
-	Grove__V1__ReplicateRepositoryResponse resp = GROVE__V1__REPLICATE_REPOSITORY_RESPONSE__INIT;
-	Grove__V1__FindDefaultBranchRequest hreq = GROVE__V1__FIND_DEFAULT_BRANCH_REQUEST__INIT;
-	Grove__V1__FindDefaultBranchResponse *hresp = NULL;
-	Grove__V1__CalculateChecksumRequest creq = GROVE__V1__CALCULATE_CHECKSUM_REQUEST__INIT;
-	Grove__V1__CalculateChecksumResponse *cresp = NULL;
-	struct rpc_client *src = NULL;
-	struct strbuf path = STRBUF_INIT;
-	struct strvec argv = STRVEC_INIT, extra = STRVEC_INIT;
-	char **env = NULL;
-	char sum[65];
-	uint64_t nrefs;
-	int ret;
-
-	ret = rpc_call_recv_one(call, &grove__v1__replicate_repository_request__descriptor, (ProtobufCMessage **)&req);
-	if (!ret)
-		ret = store_repo_path(st, req->repository, false, &path);
+	int ret = store_repo_path(st, req->repository, false, path);
 	if (!ret)
 		ret = address_validate(req->source_address);
 	if (!ret && !req->source)
@@ -733,6 +717,82 @@ static void replicate_repository(struct rpc_call *call, void *data)
 		ret = storage_name_validate(req->source->storage_name);
 	if (!ret)
 		ret = repopath_validate(req->source->relative_path);
+	return ret;
+}
+
+/*
+ * git fetches through grove-connect, which speaks SSHService to the
+ * source: objects and refs exactly as the source has them, refs it no
+ * longer has pruned. GIT_SSH_COMMAND (it beats core.sshCommand) names
+ * only our own program, quoted; the address, which came from the
+ * request, travels in the environment and never meets a shell.
+ */
+static int replicate_fetch(struct store *st, const Grove__V1__ReplicateRepositoryRequest *req, const char *path)
+{
+	struct strvec argv = STRVEC_INIT, extra = STRVEC_INIT;
+	char **env;
+	int ret;
+
+	gitcmd_init(&argv, &st->git_nohooks, path);
+	strvec_push(&argv, "-c");
+	strvec_push(&argv, "protocol.version=2");
+	strvec_push(&argv, "fetch");
+	strvec_push(&argv, "--quiet");
+	strvec_push(&argv, "--prune");
+	strvec_push(&argv, "--no-tags");
+	strvec_push(&argv, "--no-write-fetch-head");
+	strvec_push(&argv, "--");
+	strvec_pushf(&argv, "ssh://%s/%s", req->source->storage_name, req->source->relative_path);
+	strvec_push(&argv, "+refs/*:refs/*");
+	strvec_pushf(&extra, "GIT_SSH_COMMAND='%s'", st->connect_bin);
+	strvec_push(&extra, "GIT_SSH_VARIANT=ssh");
+	strvec_pushf(&extra, "GROVE_CONNECT_ADDRESS=%s", req->source_address);
+	strvec_pushf(&extra, "GROVE_SECRET=%s", st->secret);
+	strvec_pushf(&extra, "GROVE_CORRELATION_ID=%s", log_correlation_id());
+	env = proc_env(strvec_argv(&extra));
+	ret = store_git(st, &argv, env, NULL);
+	proc_env_free(env);
+	strvec_clear(&argv);
+	strvec_clear(&extra);
+	return ret;
+}
+
+/* The copy at path must have the source's checksum now; sum gets it. */
+static int replicate_verify(struct rpc_client *src, const Grove__V1__ReplicateRepositoryRequest *req, const char *path,
+			    char sum[65])
+{
+	Grove__V1__CalculateChecksumRequest creq = GROVE__V1__CALCULATE_CHECKSUM_REQUEST__INIT;
+	Grove__V1__CalculateChecksumResponse *cresp = NULL;
+	uint64_t nrefs;
+	int ret;
+
+	creq.repository = req->source;
+	ret = rpc_unary(src, "/grove.v1.RepositoryService/CalculateChecksum", &creq.base,
+			&grove__v1__calculate_checksum_response__descriptor, (ProtobufCMessage **)&cresp, 30000);
+	if (!ret)
+		ret = store_repo_checksum(path, sum, &nrefs);
+	if (!ret && strcmp(sum, cresp->checksum))
+		ret = error_set(GROVE_EPRECOND, "checksums differ after replication (source %s, copy %s): the source changed during the copy; retry",
+				cresp->checksum, sum);
+	FREE_MSG(cresp);
+	return ret;
+}
+
+static void replicate_repository(struct rpc_call *call, void *data)
+{
+	struct store *st = data;
+	Grove__V1__ReplicateRepositoryRequest *req = NULL;
+	Grove__V1__ReplicateRepositoryResponse resp = GROVE__V1__REPLICATE_REPOSITORY_RESPONSE__INIT;
+	Grove__V1__FindDefaultBranchRequest hreq = GROVE__V1__FIND_DEFAULT_BRANCH_REQUEST__INIT;
+	Grove__V1__FindDefaultBranchResponse *hresp = NULL;
+	struct rpc_client *src = NULL;
+	struct strbuf path = STRBUF_INIT;
+	char sum[65];
+	int ret;
+
+	ret = rpc_call_recv_one(call, &grove__v1__replicate_repository_request__descriptor, (ProtobufCMessage **)&req);
+	if (!ret)
+		ret = replicate_check(st, req, &path);
 	if (ret)
 		goto out;
 	ret = rpc_client_new(&src, req->source_address, st->secret);
@@ -752,50 +812,12 @@ static void replicate_repository(struct rpc_call *call, void *data)
 			goto out;
 		resp.created = !ret;
 	}
-
-	/* git fetches through grove-connect, which speaks SSHService to the
-	 * source: objects and refs exactly as the source has them, refs it no
-	 * longer has pruned. GIT_SSH_COMMAND (it beats core.sshCommand) names
-	 * only our own program, quoted; the address, which came from the
-	 * request, travels in the environment and never meets a shell. */
-	gitcmd_init(&argv, &st->git_nohooks, path.buf);
-	strvec_push(&argv, "-c");
-	strvec_push(&argv, "protocol.version=2");
-	strvec_push(&argv, "fetch");
-	strvec_push(&argv, "--quiet");
-	strvec_push(&argv, "--prune");
-	strvec_push(&argv, "--no-tags");
-	strvec_push(&argv, "--no-write-fetch-head");
-	strvec_push(&argv, "--");
-	strvec_pushf(&argv, "ssh://%s/%s", req->source->storage_name, req->source->relative_path);
-	strvec_push(&argv, "+refs/*:refs/*");
-	strvec_pushf(&extra, "GIT_SSH_COMMAND='%s'", st->connect_bin);
-	strvec_push(&extra, "GIT_SSH_VARIANT=ssh");
-	strvec_pushf(&extra, "GROVE_CONNECT_ADDRESS=%s", req->source_address);
-	strvec_pushf(&extra, "GROVE_SECRET=%s", st->secret);
-	strvec_pushf(&extra, "GROVE_CORRELATION_ID=%s", log_correlation_id());
-	env = proc_env(strvec_argv(&extra));
-	ret = store_git(st, &argv, env, NULL);
-	if (ret)
+	if ((ret = replicate_fetch(st, req, path.buf)))
 		goto out;
-	if (skip_prefix(hresp->name, "refs/", NULL))
-		ret = store_repo_set_head(path.buf, hresp->name);
-	if (ret)
+	if (skip_prefix(hresp->name, "refs/", NULL) && (ret = store_repo_set_head(path.buf, hresp->name)))
 		goto out;
-
-	creq.repository = req->source;
-	ret = rpc_unary(src, "/grove.v1.RepositoryService/CalculateChecksum", &creq.base,
-			&grove__v1__calculate_checksum_response__descriptor, (ProtobufCMessage **)&cresp, 30000);
-	if (ret)
+	if ((ret = replicate_verify(src, req, path.buf, sum)))
 		goto out;
-	ret = store_repo_checksum(path.buf, sum, &nrefs);
-	if (ret)
-		goto out;
-	if (strcmp(sum, cresp->checksum)) {
-		ret = error_set(GROVE_EPRECOND, "checksums differ after replication (source %s, copy %s): the source changed during the copy; retry",
-				cresp->checksum, sum);
-		goto out;
-	}
 	resp.checksum = sum;
 	log_info("repo.replicated", "repo=%s source=%s created=%b checksum=%s", req->repository->relative_path,
 		 req->source_address, resp.created, sum);
@@ -803,11 +825,7 @@ out:
 	rpc_call_reply(call, ret, &resp.base);
 	FREE_MSG(req);
 	FREE_MSG(hresp);
-	FREE_MSG(cresp);
 	rpc_client_free(src);
-	proc_env_free(env);
-	strvec_clear(&argv);
-	strvec_clear(&extra);
 	strbuf_release(&path);
 }
 

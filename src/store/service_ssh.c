@@ -145,11 +145,98 @@ static int check_protocol(const char *p)
 	return error_set(GROVE_EINVAL, "git_protocol must be empty, \"version=1\" or \"version=2\", not \"%.64s\"", p);
 }
 
+/* What is wrong with a request before anything runs: the repository, the
+ * protocol, the disk for a push, the first chunk's size. */
+static int ssh_check(struct store *st, const Grove__V1__SSHRequest *first, bool push, struct strbuf *path)
+{
+	int ret = store_repo_path(st, first->repository, true, path);
+	if (!ret)
+		ret = check_protocol(first->git_protocol);
+	if (!ret && push)
+		ret = store_check_space(st);
+	if (!ret && first->stdin.len > RPC_CHUNK_MAX)
+		ret = error_set(GROVE_ETOOBIG, "stdin chunk of %zu bytes exceeds %d", first->stdin.len, RPC_CHUNK_MAX);
+	return ret;
+}
+
+/* git's command line for service in the repository at path. */
+static void ssh_git_argv(struct store *st, const Grove__V1__SSHRequest *first, const char *service, const char *path,
+			 bool push, bool hooks, struct strvec *argv)
+{
+	/* Each hook is a process start and a round trip: a push with nothing
+	 * to check, deploy or vote on runs none. */
+	gitcmd_init(argv, push && hooks ? &st->git_hooks : &st->git_nohooks, NULL);
+	if (push) {
+		/* Objects are checked as they arrive: a pack with a malformed tree,
+		 * a .gitmodules attack or a bad name never lands on the disk. */
+		strvec_push(argv, "-c");
+		strvec_pushf(argv, "receive.fsckObjects=%s", st->fsck_objects ? "true" : "false");
+		strvec_push(argv, "-c");
+		strvec_push(argv, "receive.advertisePushOptions=true");
+		/* gc.auto=0 does not stop receive-pack from starting `gc --auto`. */
+		strvec_push(argv, "-c");
+		strvec_push(argv, "receive.autogc=false");
+		if (first->max_input_size) {
+			strvec_push(argv, "-c");
+			strvec_pushf(argv, "receive.maxInputSize=%" PRIu64, (uint64_t)first->max_input_size);
+		}
+	}
+	strvec_push(argv, service);
+	strvec_push(argv, path);
+}
+
+/* Starts git with its output non-blocking, and gives it the first message's stdin. */
+static int ssh_start_git(struct ssh_session *s, struct strvec *argv, char **env, const Grove__V1__SSHRequest *first)
+{
+	int ret = proc_start(&s->proc, strvec_argv(argv), env, NULL,
+			     PROC_STDIN | PROC_STDOUT | PROC_STDERR | PROC_NEWPGRP);
+	if (ret)
+		return ret;
+	fcntl(s->proc.out, F_SETFL, fcntl(s->proc.out, F_GETFL) | O_NONBLOCK);
+	fcntl(s->proc.err, F_SETFL, fcntl(s->proc.err, F_GETFL) | O_NONBLOCK);
+	/* A larger pipe: fewer wake-ups per MiB of pack. Best effort. */
+	fcntl(s->proc.out, F_SETPIPE_SZ, 1 << 20);
+	s->stdin_fd = s->proc.in;
+	s->proc.in = -1;
+	if (first->stdin.len) {
+		s->bytes_in += first->stdin.len;
+		if (write_all(s->stdin_fd, first->stdin.data, first->stdin.len)) {
+			close(s->stdin_fd);
+			s->stdin_fd = -1;
+		}
+	}
+	return 0;
+}
+
+/* After git exited with code (ret: how the pump went): the call's outcome,
+ * and the exit status sent if all went well. */
+static int ssh_finish(struct ssh_session *s, int ret, int code)
+{
+	Grove__V1__SSHResponse done = GROVE__V1__SSHRESPONSE__INIT;
+	Grove__V1__ExitStatus status = GROVE__V1__EXIT_STATUS__INIT;
+
+	if (!ret)
+		ret = s->send_err;
+	__atomic_store_n(&s->reaped, 1, __ATOMIC_SEQ_CST);
+	/* A cancel can look like a half-close to the receiving thread; by now
+	 * gRPC has said which it was. */
+	if (rpc_call_cancelled(s->call) || s->send_err == GROVE_ECANCELLED)
+		s->client_cancelled = true;
+	if (!ret && s->recv_err && !s->client_cancelled)
+		ret = s->recv_err;
+	if (!ret && s->client_cancelled)
+		ret = error_set(GROVE_ECANCELLED, "the client cancelled");
+	if (!ret) {
+		status.value = code;
+		done.exit_status = &status;
+		ret = rpc_call_send(s->call, &done.base);
+	}
+	return ret;
+}
+
 static void ssh_serve(struct rpc_call *call, struct store *st, const char *service)
 {
 	Grove__V1__SSHRequest *first = NULL;
-	Grove__V1__SSHResponse done = GROVE__V1__SSHRESPONSE__INIT;
-	Grove__V1__ExitStatus status = GROVE__V1__EXIT_STATUS__INIT;
 	struct ssh_session s = { .call = call, .proc = { .pid = -1 }, .stdin_fd = -1 };
 	struct strbuf path = STRBUF_INIT;
 	struct strvec argv = STRVEC_INIT;
@@ -162,13 +249,7 @@ static void ssh_serve(struct rpc_call *call, struct store *st, const char *servi
 
 	ret = rpc_call_recv_one(call, &grove__v1__sshrequest__descriptor, (ProtobufCMessage **)&first);
 	if (!ret)
-		ret = store_repo_path(st, first->repository, true, &path);
-	if (!ret)
-		ret = check_protocol(first->git_protocol);
-	if (!ret && push)
-		ret = store_check_space(st);
-	if (!ret && first->stdin.len > RPC_CHUNK_MAX)
-		ret = error_set(GROVE_ETOOBIG, "stdin chunk of %zu bytes exceeds %d", first->stdin.len, RPC_CHUNK_MAX);
+		ret = ssh_check(st, first, push, &path);
 	if (ret)
 		goto out;
 
@@ -178,43 +259,9 @@ static void ssh_serve(struct rpc_call *call, struct store *st, const char *servi
 	if (push && (ret = store_write_payload(call, first->hook_payload, &payload, &txn)))
 		goto out;
 	env = store_hook_env(st, push ? &payload : NULL, first->repository, first->git_protocol, &hooks);
-	/* Each hook is a process start and a round trip: a push with nothing
-	 * to check, deploy or vote on runs none. */
-	gitcmd_init(&argv, push && hooks ? &st->git_hooks : &st->git_nohooks, NULL);
-	if (push) {
-		/* Objects are checked as they arrive: a pack with a malformed tree,
-		 * a .gitmodules attack or a bad name never lands on the disk. */
-		strvec_push(&argv, "-c");
-		strvec_pushf(&argv, "receive.fsckObjects=%s", st->fsck_objects ? "true" : "false");
-		strvec_push(&argv, "-c");
-		strvec_push(&argv, "receive.advertisePushOptions=true");
-		/* gc.auto=0 does not stop receive-pack from starting `gc --auto`. */
-		strvec_push(&argv, "-c");
-		strvec_push(&argv, "receive.autogc=false");
-		if (first->max_input_size) {
-			strvec_push(&argv, "-c");
-			strvec_pushf(&argv, "receive.maxInputSize=%" PRIu64, (uint64_t)first->max_input_size);
-		}
-	}
-	strvec_push(&argv, service);
-	strvec_push(&argv, path.buf);
-	ret = proc_start(&s.proc, strvec_argv(&argv), env, NULL,
-			 PROC_STDIN | PROC_STDOUT | PROC_STDERR | PROC_NEWPGRP);
-	if (ret)
+	ssh_git_argv(st, first, service, path.buf, push, hooks, &argv);
+	if ((ret = ssh_start_git(&s, &argv, env, first)))
 		goto out;
-	fcntl(s.proc.out, F_SETFL, fcntl(s.proc.out, F_GETFL) | O_NONBLOCK);
-	fcntl(s.proc.err, F_SETFL, fcntl(s.proc.err, F_GETFL) | O_NONBLOCK);
-	/* A larger pipe: fewer wake-ups per MiB of pack. Best effort. */
-	fcntl(s.proc.out, F_SETPIPE_SZ, 1 << 20);
-	s.stdin_fd = s.proc.in;
-	s.proc.in = -1;
-	if (first->stdin.len) {
-		s.bytes_in += first->stdin.len;
-		if (write_all(s.stdin_fd, first->stdin.data, first->stdin.len)) {
-			close(s.stdin_fd);
-			s.stdin_fd = -1;
-		}
-	}
 	if (pthread_create(&tid, NULL, stdin_main, &s)) {
 		ret = error_set(GROVE_EINTERNAL, "cannot start a thread");
 		proc_kill(&s.proc, SIGKILL);
@@ -227,22 +274,7 @@ static void ssh_serve(struct rpc_call *call, struct store *st, const char *servi
 	if (ret)
 		proc_kill(&s.proc, SIGKILL);
 	code = proc_wait(&s.proc);
-	if (!ret)
-		ret = s.send_err;
-	__atomic_store_n(&s.reaped, 1, __ATOMIC_SEQ_CST);
-	/* A cancel can look like a half-close to the receiving thread; by now
-	 * gRPC has said which it was. */
-	if (rpc_call_cancelled(call) || s.send_err == GROVE_ECANCELLED)
-		s.client_cancelled = true;
-	if (!ret && s.recv_err && !s.client_cancelled)
-		ret = s.recv_err;
-	if (!ret && s.client_cancelled)
-		ret = error_set(GROVE_ECANCELLED, "the client cancelled");
-	if (!ret) {
-		status.value = code;
-		done.exit_status = &status;
-		ret = rpc_call_send(call, &done.base);
-	}
+	ret = ssh_finish(&s, ret, code);
 out:
 	rpc_call_done(call, ret);
 	/* Finishing the call ends a receive still pending, so the thread returns. */
