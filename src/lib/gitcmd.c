@@ -1,5 +1,45 @@
 /* Safe git command lines: see gitcmd.h. */
 #include "lib/gitcmd.h"
+#include "lib/error.h"
+
+static const char *const fsck_ignore_default[] = { "zeroPaddedFilemode", "badTimezone", "missingSpaceBeforeDate",
+						   NULL };
+
+int gitcmd_fsck_ignore_parse(const char *list, struct strvec *out)
+{
+	strvec_clear(out);
+	for (const char *p = list ? list : ""; *p;) {
+		size_t n = strcspn(p, " ,\t");
+		if (n) {
+			char id[64];
+			if (n >= sizeof(id))
+				return error_set(GROVE_EINVAL, "fsck message id \"%.*s\" is too long", (int)MIN(n, 64), p);
+			memcpy(id, p, n);
+			id[n] = '\0';
+			for (size_t i = 0; i < n; i++)
+				if (!((id[i] >= 'a' && id[i] <= 'z') || (id[i] >= 'A' && id[i] <= 'Z')))
+					return error_set(GROVE_EINVAL,
+							 "\"%s\" is not an fsck message id (letters only, like badTimezone)", id);
+			strvec_push(out, id);
+		}
+		p += n;
+		p += strspn(p, " ,\t");
+	}
+	return 0;
+}
+
+/* An ignored id for each place git checks objects: fsck itself, pushes
+ * received (receive.fsckObjects) and fetches (transfer.fsckObjects). */
+static void push_fsck_ignore(struct strvec *argv, const char *const *ids)
+{
+	static const char *const sections[] = { "fsck", "receive.fsck", "fetch.fsck" };
+	for (; *ids; ids++) {
+		for (size_t i = 0; i < ARRAY_SIZE(sections); i++) {
+			strvec_push(argv, "-c");
+			strvec_pushf(argv, "%s.%s=ignore", sections[i], *ids);
+		}
+	}
+}
 
 void gitcmd_init(struct strvec *argv, const struct gitcmd_opts *o, const char *git_dir)
 {
@@ -20,6 +60,7 @@ void gitcmd_init(struct strvec *argv, const struct gitcmd_opts *o, const char *g
 	strvec_push(argv, "gc.auto=0");
 	strvec_push(argv, "-c");
 	strvec_push(argv, "maintenance.auto=false");
+	push_fsck_ignore(argv, o && o->fsck_ignore ? o->fsck_ignore : fsck_ignore_default);
 	if (git_dir)
 		strvec_pushf(argv, "--git-dir=%s", git_dir);
 }

@@ -12,7 +12,24 @@
 struct gitcmd_opts {
 	const char *git;        /* the git binary; NULL: "git" from PATH */
 	const char *hooks_dir;  /* core.hooksPath; NULL: no hooks at all */
+	/* fsck message ids let through (NULL-terminated); NULL: GITCMD_FSCK_IGNORE */
+	const char *const *fsck_ignore;
 };
+
+/*
+ * The historic quirks of real histories that GitHub and GitLab (Gitaly)
+ * accept although fsck calls them errors: file modes written with a leading
+ * zero (old git on some platforms), a malformed time zone, no space before
+ * the date. Every other fsck error still refuses a push. Separated by
+ * spaces, as the store.fsckIgnore and gate.fsckIgnore settings take them.
+ */
+#define GITCMD_FSCK_IGNORE "zeroPaddedFilemode badTimezone missingSpaceBeforeDate"
+
+/*
+ * Parses a list of fsck message ids separated by spaces or commas into out
+ * (cleared first); each must be letters only, like "badTimezone".
+ */
+int gitcmd_fsck_ignore_parse(const char *list, struct strvec *out);
 
 /*
  * Starts argv with git and the safety options; git_dir, when not NULL, is

@@ -33,6 +33,8 @@ static const char usage[] =
 	"    maxMessage = 4m           largest gRPC message accepted\n"
 	"    shutdownGrace = 30        seconds SIGTERM waits for calls in flight\n"
 	"    fsckObjects = true        check every pushed object\n"
+	"    fsckIgnore = " GITCMD_FSCK_IGNORE "\n"
+	"                              fsck message ids let through: historic quirks\n"
 	"    minFreeSpace = 16m        a push is refused when the root's disk has less free\n"
 	"    runtimeDir = …            where the hook socket lives (default root/+grove/run)\n"
 	"  [hooks]\n"
@@ -108,7 +110,7 @@ static int install_links(struct store *st)
 static int store_setup(struct store *st, struct config *cfg, struct rpc_server_opts *ropts, char ***listen,
 		       size_t *nlisten)
 {
-	char *secret_file = NULL, *level = NULL, *runtime = NULL;
+	char *secret_file = NULL, *level = NULL, *runtime = NULL, *fsck_ignore = NULL;
 	char buf[4200];
 	int64_t v;
 	enum log_level lvl;
@@ -120,9 +122,14 @@ static int store_setup(struct store *st, struct config *cfg, struct rpc_server_o
 	    (ret = config_get_path(cfg, "hooks.customDir", NULL, &st->custom_hooks)) ||
 	    (ret = config_get_path(cfg, "store.runtimeDir", NULL, &runtime)) ||
 	    (ret = config_get_bool(cfg, "store.fsckObjects", true, &st->fsck_objects)) ||
+	    (ret = config_get_str(cfg, "store.fsckIgnore", GITCMD_FSCK_IGNORE, &fsck_ignore)) ||
 	    (ret = config_get_str(cfg, "log.level", "info", &level)) ||
 	    (ret = config_get_all(cfg, "store.listen", listen, nlisten)))
 		goto out;
+	if ((ret = gitcmd_fsck_ignore_parse(fsck_ignore, &st->fsck_ignore))) {
+		ret = error_wrap(ret, "%s: store.fsckIgnore", config_file(cfg));
+		goto out;
+	}
 	if (log_level_parse(level, &lvl)) {
 		ret = error_set(GROVE_EINVAL, "%s: log.level must be debug, info, warn or error", config_file(cfg));
 		goto out;
@@ -198,7 +205,12 @@ static int store_setup(struct store *st, struct config *cfg, struct rpc_server_o
 	ret = install_links(st);
 	st->git_nohooks.hooks_dir = NULL;
 	st->git_hooks.hooks_dir = st->hooks_dir;
+	/* An empty setting lets nothing through (NULL would mean the defaults). */
+	static const char *const none[] = { NULL };
+	st->git_nohooks.fsck_ignore = st->git_hooks.fsck_ignore =
+		st->fsck_ignore.n ? strvec_argv(&st->fsck_ignore) : none;
 out:
+	free(fsck_ignore);
 	free(secret_file);
 	free(level);
 	free(runtime);
@@ -216,6 +228,7 @@ static void store_release(struct store *st)
 	free(st->connect_bin);
 	free(st->hook_address);
 	free(st->custom_hooks);
+	strvec_clear(&st->fsck_ignore);
 	if (st->secret)
 		explicit_bzero(st->secret, strlen(st->secret));
 	free(st->secret);

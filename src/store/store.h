@@ -35,6 +35,7 @@ struct store {
 	char *secret;
 	char *self_exe;
 	bool fsck_objects;     /* receive.fsckObjects for pushes */
+	struct strvec fsck_ignore;   /* fsck message ids let through (store.fsckIgnore) */
 	int64_t min_free;      /* bytes the root's filesystem keeps free, or a push is refused */
 	struct gitcmd_opts git_nohooks;   /* git with no hooks at all */
 	struct gitcmd_opts git_hooks;     /* git with the store's hooks */

@@ -1,10 +1,13 @@
 /*
  * Unit tests for the small shared pieces of src/lib/: bounded strbufs and
  * their JSON escaping, the hook payload's base64 encoding, the generated
- * RPC method table and the per-thread error messages.
+ * RPC method table, the per-thread error messages, fixed-size paths and
+ * the fsck ids git command lines let through.
  */
 #include "lib/common.h"
 #include "lib/error.h"
+#include "lib/fs.h"
+#include "lib/gitcmd.h"
 #include "lib/hookpayload.h"
 #include "lib/methods.h"
 #include "lib/strbuf.h"
@@ -554,6 +557,8 @@ static void test_error_truncation(void **state)
 	error_set(GROVE_EINVAL, "%s", big);
 	size_t len = strlen(error_msg());
 	assert_true(len > 500 && len < sizeof(big));
+	/* A message that did not fit shows it was cut. */
+	assert_true(ends_with(error_msg(), "..."));
 	error_wrap(GROVE_EINVAL, "%s", big);
 	assert_true(strlen(error_msg()) <= len);
 	assert_int_equal(error_msg()[0], 'e');
@@ -599,9 +604,67 @@ static void test_error_per_thread(void **state)
 	error_clear();
 }
 
+/* ---- fs_pathf and gitcmd ---- */
+
+static void test_pathf(void **state)
+{
+	char buf[16];
+	assert_int_equal(fs_pathf(buf, sizeof(buf), "%s/%s", "/a", "b"), 0);
+	assert_string_equal(buf, "/a/b");
+	/* A path that does not fit is refused, never used cut. */
+	assert_int_equal(fs_pathf(buf, sizeof(buf), "%s/secret", "/a/long/folder"), GROVE_ETOOBIG);
+	assert_non_null(strstr(error_msg(), "longer than 15 bytes"));
+}
+
+/* The argv's "-c" values that let fsck id through. */
+static size_t count_ignored(const struct strvec *argv, const char *id)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < argv->n; i++)
+		if (strstr(argv->v[i], id) && ends_with(argv->v[i], "=ignore"))
+			n++;
+	return n;
+}
+
+static void test_fsck_ignore(void **state)
+{
+	struct strvec ids = STRVEC_INIT, argv = STRVEC_INIT;
+	struct gitcmd_opts o = { 0 };
+	static const char *const none[] = { NULL };
+
+	assert_int_equal(gitcmd_fsck_ignore_parse(" badTimezone,zeroPaddedFilemode\tmissingEmail ", &ids), 0);
+	assert_int_equal(ids.n, 3);
+	assert_string_equal(ids.v[2], "missingEmail");
+	assert_int_equal(gitcmd_fsck_ignore_parse("", &ids), 0);
+	assert_int_equal(ids.n, 0);
+	/* Nothing that could change another setting: letters only. */
+	assert_int_equal(gitcmd_fsck_ignore_parse("badTimezone core.hooksPath=/tmp", &ids), GROVE_EINVAL);
+	assert_non_null(strstr(error_msg(), "is not an fsck message id"));
+
+	/* Default: the historic quirks, for fsck, pushes and fetches alike. */
+	gitcmd_init(&argv, NULL, NULL);
+	assert_int_equal(count_ignored(&argv, "zeroPaddedFilemode"), 3);
+	assert_int_equal(count_ignored(&argv, "badTimezone"), 3);
+	assert_int_equal(count_ignored(&argv, "missingSpaceBeforeDate"), 3);
+	strvec_clear(&argv);
+	o.fsck_ignore = none;
+	gitcmd_init(&argv, &o, NULL);
+	assert_int_equal(count_ignored(&argv, "Filemode"), 0);
+	strvec_clear(&argv);
+	assert_int_equal(gitcmd_fsck_ignore_parse("missingEmail", &ids), 0);
+	o.fsck_ignore = strvec_argv(&ids);
+	gitcmd_init(&argv, &o, NULL);
+	assert_int_equal(count_ignored(&argv, "missingEmail"), 3);
+	assert_int_equal(count_ignored(&argv, "badTimezone"), 0);
+	strvec_clear(&argv);
+	strvec_clear(&ids);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_pathf),
+		cmocka_unit_test(test_fsck_ignore),
 		cmocka_unit_test(test_strbuf_basic),
 		cmocka_unit_test(test_strbuf_empty_is_string),
 		cmocka_unit_test(test_strbuf_binary),
