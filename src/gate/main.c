@@ -96,24 +96,28 @@ static const char usage[] =
 	"    archiveUrl = http://host:8080   where builders reach adminListen (default: it)\n"
 	"    archiveTtl = 900                seconds a deployment's archive URL is valid\n";
 
-int gate_config_load(struct gate_config *c, const char *path)
-{
-	struct config *cfg = NULL;
-	char *secret_file = NULL, *token_file = NULL, *level = NULL, *webhook_secret_file = NULL, *auth_token_file = NULL;
-	int64_t v;
-	int ret;
-	enum log_level lvl;
+/* gate_config_load's state: the config being read, and what is read on the
+ * way to the gate_config (files to load secrets from, the log level). */
+struct config_load {
+	struct gate_config *c;
+	struct config *cfg;
+	const char *path;
+	char *secret_file, *token_file, *level, *webhook_secret_file, *auth_token_file;
+};
 
-	memset(c, 0, sizeof(*c));
-	if ((ret = config_open(&cfg, path)))
-		return ret;
-	c->conf_path = xstrdup(path);
+/* The settings that are strings, file names and flags. */
+static int gate_config_read_strings(struct config_load *l)
+{
+	struct gate_config *c = l->c;
+	struct config *cfg = l->cfg;
+	int ret;
+
 	if ((ret = config_get_path(cfg, "gate.dataDir", ".", &c->data_dir)) ||
 	    (ret = config_get_str(cfg, "gate.listen", "127.0.0.1:2222", &c->listen)) ||
 	    (ret = config_get_str(cfg, "gate.hookListen", "127.0.0.1:2223", &c->hook_listen)) ||
 	    (ret = config_get_str(cfg, "gate.adminListen", "127.0.0.1:8080", &c->admin_listen)) ||
-	    (ret = config_get_path(cfg, "gate.adminTokenFile", "admin-token", &token_file)) ||
-	    (ret = config_get_path(cfg, "gate.secretFile", "secret", &secret_file)) ||
+	    (ret = config_get_path(cfg, "gate.adminTokenFile", "admin-token", &l->token_file)) ||
+	    (ret = config_get_path(cfg, "gate.secretFile", "secret", &l->secret_file)) ||
 	    (ret = config_get_str(cfg, "gate.database", "gate.db", &c->db_path)) ||
 	    (ret = config_get_str(cfg, "gate.deployBranch", "main", &c->deploy_branch)) ||
 	    (ret = config_get_bool(cfg, "gate.otherBranches", true, &c->other_branches)) ||
@@ -124,26 +128,26 @@ int gate_config_load(struct gate_config *c, const char *path)
 	    (ret = config_get_path(cfg, "deploy.command", NULL, &c->deploy_command)) ||
 	    (ret = config_get_str(cfg, "deploy.webhook", NULL, &c->deploy_webhook)) ||
 	    (ret = config_get_str(cfg, "deploy.archiveUrl", NULL, &c->archive_base)) ||
-	    (ret = config_get_path(cfg, "deploy.webhookSecretFile", NULL, &webhook_secret_file)) ||
+	    (ret = config_get_path(cfg, "deploy.webhookSecretFile", NULL, &l->webhook_secret_file)) ||
 	    (ret = config_get_str(cfg, "auth.url", NULL, &c->auth_url)) ||
-	    (ret = config_get_path(cfg, "auth.tokenFile", NULL, &auth_token_file)) ||
-	    (ret = config_get_str(cfg, "log.level", "info", &level)))
-		goto out;
-	if (log_level_parse(level, &lvl)) {
-		ret = error_set(GROVE_EINVAL, "%s: log.level must be debug, info, warn or error", path);
-		goto out;
-	}
-	log_init("gate", lvl, 2);
-	/* A file is taken from the config's folder; a postgres:// URL as it is. */
-	if (!skip_prefix(c->db_path, "postgres://", NULL) && !skip_prefix(c->db_path, "postgresql://", NULL)) {
-		FREE_AND_NULL(c->db_path);
-		if ((ret = config_get_path(cfg, "gate.database", "gate.db", &c->db_path)))
-			goto out;
-	}
+	    (ret = config_get_path(cfg, "auth.tokenFile", NULL, &l->auth_token_file)) ||
+	    (ret = config_get_str(cfg, "log.level", "info", &l->level)))
+		return ret;
+	return 0;
+}
+
+/* The settings that are numbers, each within its bounds. */
+static int gate_config_read_ints(struct config_load *l)
+{
+	struct gate_config *c = l->c;
+	struct config *cfg = l->cfg;
+	int64_t v;
+	int ret;
+
 #define INT(key, def, min, max, field)                                       \
 	do {                                                                 \
 		if ((ret = config_get_int(cfg, key, def, min, max, &v)))     \
-			goto out;                                            \
+			return ret;                                          \
 		c->field = (int)v;                                           \
 	} while (0);
 	INT("gate.canaryPercent", 0, 0, 100, canary_percent)
@@ -166,62 +170,114 @@ int gate_config_load(struct gate_config *c, const char *path)
 	INT("gate.clientAliveCountMax", 3, 1, 100, client_alive_count)
 	INT("housekeeping.interval", 86400, 0, 30 * 86400, housekeeping)
 #undef INT
-	if ((ret = auth_secret_load(secret_file, &c->secret)) || (ret = auth_secret_load(token_file, &c->admin_token)))
+	return 0;
+}
+
+/* The secrets, from the files the config names. */
+static int gate_config_read_secrets(struct config_load *l)
+{
+	struct gate_config *c = l->c;
+	int ret;
+
+	if ((ret = auth_secret_load(l->secret_file, &c->secret)) ||
+	    (ret = auth_secret_load(l->token_file, &c->admin_token)))
+		return ret;
+	if (l->webhook_secret_file && (ret = auth_secret_load(l->webhook_secret_file, &c->webhook_secret)))
+		return ret;
+	if (l->auth_token_file && (ret = auth_secret_load(l->auth_token_file, &c->auth_token)))
+		return ret;
+	return 0;
+}
+
+/* gate.proxyProtocolFrom: the load balancers that send a PROXY header. */
+static int gate_config_read_proxy_from(struct config_load *l)
+{
+	struct gate_config *c = l->c;
+	char **from = NULL;
+	size_t n = 0;
+	int ret;
+
+	if ((ret = config_get_all(l->cfg, "gate.proxyProtocolFrom", &from, &n)))
+		return ret;
+	c->proxy_from = xcalloc(n + 1, sizeof(*c->proxy_from));
+	for (size_t i = 0; i < n && !ret; i++)
+		if ((ret = cidr_parse(from[i], &c->proxy_from[c->nproxy_from++])))
+			error_wrap(ret, "%s: gate.proxyProtocolFrom", l->path);
+	config_strv_free(from, n);
+	return ret;
+}
+
+/* A deployment is a command or a webhook, and a webhook is a URL. */
+static int gate_config_check_deploy(struct config_load *l)
+{
+	struct gate_config *c = l->c;
+
+	if (c->deploy_command && c->deploy_webhook)
+		return error_set(GROVE_EINVAL, "%s: deploy.command and deploy.webhook are both set: a deployment is one or the other",
+				 l->path);
+	if (c->deploy_webhook && strncmp(c->deploy_webhook, "http://", 7) && strncmp(c->deploy_webhook, "https://", 8))
+		return error_set(GROVE_EINVAL, "%s: deploy.webhook must be an http:// or https:// URL", l->path);
+	return 0;
+}
+
+/* deploy.archiveUrl when unset: the admin API's address. Builders on this
+ * machine reach an any-address listener on loopback. */
+static char *archive_base_default(const char *l)
+{
+	if (!strncmp(l, "0.0.0.0:", 8))
+		return xasprintf("http://127.0.0.1%s", l + 7);
+	if (!strncmp(l, "[::]:", 5))
+		return xasprintf("http://[::1]%s", l + 4);
+	if (l[0] == ':')
+		return xasprintf("http://127.0.0.1%s", l);
+	return xasprintf("http://%s", l);
+}
+
+int gate_config_load(struct gate_config *c, const char *path)
+{
+	struct config_load l = { .c = c, .path = path };
+	int ret;
+	enum log_level lvl;
+
+	memset(c, 0, sizeof(*c));
+	if ((ret = config_open(&l.cfg, path)))
+		return ret;
+	c->conf_path = xstrdup(path);
+	if ((ret = gate_config_read_strings(&l)))
 		goto out;
-	if (webhook_secret_file && (ret = auth_secret_load(webhook_secret_file, &c->webhook_secret)))
+	if (log_level_parse(l.level, &lvl)) {
+		ret = error_set(GROVE_EINVAL, "%s: log.level must be debug, info, warn or error", path);
 		goto out;
-	if (auth_token_file && (ret = auth_secret_load(auth_token_file, &c->auth_token)))
+	}
+	log_init("gate", lvl, 2);
+	/* A file is taken from the config's folder; a postgres:// URL as it is. */
+	if (!skip_prefix(c->db_path, "postgres://", NULL) && !skip_prefix(c->db_path, "postgresql://", NULL)) {
+		FREE_AND_NULL(c->db_path);
+		if ((ret = config_get_path(l.cfg, "gate.database", "gate.db", &c->db_path)))
+			goto out;
+	}
+	if ((ret = gate_config_read_ints(&l)) || (ret = gate_config_read_secrets(&l)))
 		goto out;
 	if (c->auth_url && strncmp(c->auth_url, "http://", 7) && strncmp(c->auth_url, "https://", 8)) {
 		ret = error_set(GROVE_EINVAL, "%s: auth.url must be an http:// or https:// URL", path);
 		goto out;
 	}
-	{
-		char **from = NULL;
-		size_t n = 0;
-		if ((ret = config_get_all(cfg, "gate.proxyProtocolFrom", &from, &n)))
-			goto out;
-		c->proxy_from = xcalloc(n + 1, sizeof(*c->proxy_from));
-		for (size_t i = 0; i < n && !ret; i++)
-			if ((ret = cidr_parse(from[i], &c->proxy_from[c->nproxy_from++])))
-				error_wrap(ret, "%s: gate.proxyProtocolFrom", path);
-		config_strv_free(from, n);
-		if (ret)
-			goto out;
-	}
-	if (c->deploy_command && c->deploy_webhook) {
-		ret = error_set(GROVE_EINVAL, "%s: deploy.command and deploy.webhook are both set: a deployment is one or the other",
-				path);
+	if ((ret = gate_config_read_proxy_from(&l)) || (ret = gate_config_check_deploy(&l)))
 		goto out;
-	}
-	if (c->deploy_webhook && strncmp(c->deploy_webhook, "http://", 7) && strncmp(c->deploy_webhook, "https://", 8)) {
-		ret = error_set(GROVE_EINVAL, "%s: deploy.webhook must be an http:// or https:// URL", path);
-		goto out;
-	}
-	if (!c->archive_base) {
-		/* Builders on this machine reach an any-address listener on loopback. */
-		const char *l = c->admin_listen;
-		if (!strncmp(l, "0.0.0.0:", 8))
-			c->archive_base = xasprintf("http://127.0.0.1%s", l + 7);
-		else if (!strncmp(l, "[::]:", 5))
-			c->archive_base = xasprintf("http://[::1]%s", l + 4);
-		else if (l[0] == ':')
-			c->archive_base = xasprintf("http://127.0.0.1%s", l);
-		else
-			c->archive_base = xasprintf("http://%s", l);
-	}
+	if (!c->archive_base)
+		c->archive_base = archive_base_default(c->admin_listen);
 	c->host_key_dir = xasprintf("%s/hostkeys", c->data_dir);
 	c->hooks_dir = xasprintf("%s/hooks", c->data_dir);
 	c->self_exe = realpath("/proc/self/exe", NULL);
 	if (!c->self_exe)
 		ret = error_set(GROVE_EIO, "cannot find my own executable: %s", strerror(errno));
 out:
-	free(secret_file);
-	free(token_file);
-	free(webhook_secret_file);
-	free(auth_token_file);
-	free(level);
-	config_free(cfg);
+	free(l.secret_file);
+	free(l.token_file);
+	free(l.webhook_secret_file);
+	free(l.auth_token_file);
+	free(l.level);
+	config_free(l.cfg);
 	return ret;
 }
 
@@ -390,33 +446,39 @@ static int api_child(struct gate_config *cfg, ssh_bind bind, const sigset_t *sig
 	return ret;
 }
 
-int gate_main(int argc, char **argv)
-{
-	struct gate_config cfg = { 0 };
-	const char *conf = NULL, *init = NULL, *listen_addr = "127.0.0.1:2222", *store = NULL, *storage = "default";
-	struct child *kids = NULL;
-	size_t nkids = 0;
-	int unauth = 0;
-	ssh_bind bind = NULL;
-	int lfd = -1, sfd = -1, auth_pipe[2] = { -1, -1 };
-	pid_t api_pid = -1;
+/* The acceptor's state, shared by the steps of gate_main. */
+struct gate {
+	struct gate_config cfg;
+	ssh_bind bind;
+	int lfd, sfd, auth_pipe[2];
 	sigset_t sigs;
-	bool draining = false;
-	int64_t drain_deadline = 0;
-	int ret = 0;
-	struct db *db = NULL;
+	pid_t api_pid;
+	struct child *kids;
+	size_t nkids;
+	int unauth;               /* children not yet authenticated */
+	bool draining;
+	int64_t drain_deadline;
+};
 
+/* The command line of `grove gate`. */
+struct gate_args {
+	const char *conf, *init, *listen_addr, *store, *storage;
+};
+
+/* Returns -1 to go on, or the exit code (help, or a wrong argument). */
+static int gate_parse_args(struct gate_args *a, int argc, char **argv)
+{
 	for (int i = 1; i < argc; i++) {
 		if ((!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) && i + 1 < argc)
-			conf = argv[++i];
+			a->conf = argv[++i];
 		else if (!strcmp(argv[i], "--init") && i + 1 < argc)
-			init = argv[++i];
+			a->init = argv[++i];
 		else if (!strcmp(argv[i], "--listen") && i + 1 < argc)
-			listen_addr = argv[++i];
+			a->listen_addr = argv[++i];
 		else if (!strcmp(argv[i], "--store") && i + 1 < argc)
-			store = argv[++i];
+			a->store = argv[++i];
 		else if (!strcmp(argv[i], "--storage") && i + 1 < argc)
-			storage = argv[++i];
+			a->storage = argv[++i];
 		else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
 			fputs(usage, stdout);
 			return 0;
@@ -425,186 +487,276 @@ int gate_main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (init) {
-		if (gate_init_dir(init, listen_addr, store, storage)) {
+	return -1;
+}
+
+/* The acceptor reads its signals from a signalfd (a forked child unblocks
+ * them again); a write to a closed connection fails instead of killing. */
+static void gate_block_signals(struct gate *g)
+{
+	sigemptyset(&g->sigs);
+	sigaddset(&g->sigs, SIGTERM);
+	sigaddset(&g->sigs, SIGINT);
+	sigaddset(&g->sigs, SIGCHLD);
+	sigaddset(&g->sigs, SIGHUP);
+	sigprocmask(SIG_BLOCK, &g->sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+/* The configuration, and what is shared or done once before any fork. */
+static int gate_prepare(struct gate *g, const char *conf)
+{
+	struct db *db = NULL;
+	int ret;
+
+	if ((ret = gate_config_load(&g->cfg, conf)))
+		return ret;
+	if ((ret = fs_mkdir_p(g->cfg.legacy_dir, 0755)) || (ret = install_hook_links(&g->cfg)))
+		return ret;
+	/* Before any fork: sessions and the api process share the counters,
+	 * and the sessions the authorization cache. */
+	gate_metrics = metrics_create();
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (g->cfg.auth_url) {
+		struct authz_opts zo = { .url = g->cfg.auth_url, .token = g->cfg.auth_token,
+					 .timeout_s = g->cfg.auth_timeout, .cache_ttl_s = g->cfg.auth_cache_ttl,
+					 .cache_entries = g->cfg.auth_cache_entries };
+		if ((ret = authz_new(&gate_authz, &zo)))
+			return ret;
+	}
+	/* Migrations run once, here, before any child opens the database. */
+	if ((ret = db_open(&db, g->cfg.db_path)))
+		return ret;
+	db_close(db);
+	return 0;
+}
+
+/* The SSH server with its host keys, the listening socket, and the pipe on
+ * which sessions tell the acceptor they authenticated. */
+static int gate_start_listeners(struct gate *g)
+{
+	int ret;
+
+	g->bind = ssh_bind_new();
+	int no = 0;
+	ssh_bind_options_set(g->bind, SSH_BIND_OPTIONS_PROCESS_CONFIG, &no);
+	if ((ret = host_keys(&g->cfg, g->bind)))
+		return ret;
+	if ((g->lfd = listen_tcp(g->cfg.listen)) < 0)
+		return g->lfd;
+	if (pipe2(g->auth_pipe, O_CLOEXEC))
+		return error_set(GROVE_EIO, "pipe: %s", strerror(errno));
+	fcntl(g->auth_pipe[0], F_SETFL, O_NONBLOCK);
+	return 0;
+}
+
+/* SIGCHLD: forgets the children that ended; the api process is noticed gone. */
+static void gate_reap(struct gate *g)
+{
+	pid_t pid;
+	int status;
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (pid == g->api_pid) {
+			g->api_pid = -1;
+			if (!g->draining)
+				log_error("gate.api_died", "status=%d", status);
+			continue;
+		}
+		for (size_t i = 0; i < g->nkids; i++) {
+			if (g->kids[i].pid != pid)
+				continue;
+			if (!g->kids[i].authed)
+				g->unauth--;
+			g->kids[i] = g->kids[--g->nkids];
+			break;
+		}
+	}
+}
+
+/* SIGTERM, SIGINT: no new connections; the sessions get shutdownGrace. */
+static void gate_start_draining(struct gate *g)
+{
+	g->draining = true;
+	g->drain_deadline = now_ms() + (int64_t)g->cfg.shutdown_grace * 1000;
+	close(g->lfd);
+	g->lfd = -1;
+	log_info("gate.draining", "sessions=%zu grace_s=%d", g->nkids, g->cfg.shutdown_grace);
+	if (g->api_pid > 0)
+		kill(g->api_pid, GATE_SIG_DRAINING);
+}
+
+/* What the signalfd has: children that ended, SIGHUP, or the order to stop. */
+static void gate_take_signals(struct gate *g)
+{
+	struct signalfd_siginfo si;
+	while (read(g->sfd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGCHLD) {
+			gate_reap(g);
+		} else if (si.ssi_signo == SIGHUP) {
+			log_info("gate.sighup", "note=%s", "configuration is read at start; restart to apply changes");
+		} else if (!g->draining) {
+			gate_start_draining(g);
+		}
+	}
+}
+
+/* Sessions that authenticated no longer count as unauthenticated. */
+static void gate_take_authed(struct gate *g)
+{
+	pid_t pid;
+	while (read(g->auth_pipe[0], &pid, sizeof(pid)) == sizeof(pid)) {
+		for (size_t i = 0; i < g->nkids; i++) {
+			if (g->kids[i].pid == pid && !g->kids[i].authed) {
+				g->kids[i].authed = true;
+				g->unauth--;
+			}
+		}
+	}
+}
+
+/* Forks the api process again. Returns true in it, with its exit code in *child_ret. */
+static bool gate_restart_api(struct gate *g, int *child_ret)
+{
+	g->api_pid = fork();
+	if (g->api_pid == 0) {
+		free(g->kids);   /* the acceptor's, not the api process's */
+		*child_ret = api_child(&g->cfg, g->bind, &g->sigs, g->lfd, g->sfd, g->auth_pipe);
+		return true;
+	}
+	log_warn("gate.api_restarted", "pid=%d", (int)g->api_pid);
+	return false;
+}
+
+/* In the freshly forked session process: drop what belongs to the acceptor. */
+static int session_child(struct gate *g, int fd, const char *peer)
+{
+	int ret;
+	close(g->lfd);
+	close(g->sfd);
+	close(g->auth_pipe[0]);
+	free(g->kids);
+	signal(SIGCHLD, SIG_DFL);
+	sigprocmask(SIG_UNBLOCK, &g->sigs, NULL);
+	ret = session_run(&g->cfg, g->bind, fd, peer, g->auth_pipe[1]);
+	ssh_bind_free(g->bind);
+	gate_config_release(&g->cfg);
+	return ret;
+}
+
+/* Takes one connection and forks its session process. Returns true in that
+ * process, with its exit code in *child_ret. */
+static bool gate_accept(struct gate *g, int *child_ret)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int fd = accept4(g->lfd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
+	if (fd < 0)
+		return false;
+	char peer[64] = "?";
+	if (ss.ss_family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+		char ip[INET_ADDRSTRLEN];
+		inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip));
+		snprintf(peer, sizeof(peer), "%s:%u", ip, ntohs(sin->sin_port));
+	}
+	if (g->unauth >= g->cfg.max_startups || g->nkids >= (size_t)g->cfg.max_connections) {
+		/* Like sshd's MaxStartups: refuse before any work is done. */
+		log_warn("gate.too_many", "peer=%s unauthenticated=%d connections=%zu", peer, g->unauth, g->nkids);
+		close(fd);
+		return false;
+	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	keepalive_set(fd, g->cfg.keepalive_s, g->cfg.keepalive_count);
+	pid_t pid = fork();
+	if (pid == 0) {
+		*child_ret = session_child(g, fd, peer);
+		return true;
+	}
+	close(fd);
+	if (pid < 0) {
+		log_error("gate.fork_failed", "error=%s", strerror(errno));
+		return false;
+	}
+	g->kids = xrealloc(g->kids, (g->nkids + 1) * sizeof(*g->kids));
+	g->kids[g->nkids].pid = pid;
+	g->kids[g->nkids].authed = false;
+	g->nkids++;
+	g->unauth++;
+	return false;
+}
+
+/* The accept loop, until drained (or poll fails). Returns true in a forked
+ * child, with its exit code in *child_ret. */
+static bool gate_serve(struct gate *g, int *child_ret)
+{
+	for (;;) {
+		struct pollfd pfd[3] = { { g->sfd, POLLIN, 0 }, { g->auth_pipe[0], POLLIN, 0 }, { g->lfd, POLLIN, 0 } };
+		int n = g->draining ? 2 : 3;
+		if (poll(pfd, (nfds_t)n, g->draining ? 200 : -1) < 0 && errno != EINTR)
+			break;
+		if (pfd[0].revents)
+			gate_take_signals(g);
+		if (pfd[1].revents)
+			gate_take_authed(g);
+		if (g->draining) {
+			if (g->nkids == 0 || now_ms() > g->drain_deadline) {
+				for (size_t i = 0; i < g->nkids; i++)
+					kill(g->kids[i].pid, SIGTERM);
+				break;
+			}
+			continue;
+		}
+		if (g->api_pid < 0) {
+			/* The api process serves every push's hooks: bring it back. */
+			if (gate_restart_api(g, child_ret))
+				return true;
+		}
+		if (!(pfd[2].revents & POLLIN))
+			continue;
+		if (gate_accept(g, child_ret))
+			return true;
+	}
+	return false;
+}
+
+int gate_main(int argc, char **argv)
+{
+	struct gate g = { .lfd = -1, .sfd = -1, .auth_pipe = { -1, -1 }, .api_pid = -1 };
+	struct gate_args a = { .listen_addr = "127.0.0.1:2222", .storage = "default" };
+	int ret;
+
+	if ((ret = gate_parse_args(&a, argc, argv)) >= 0)
+		return ret;
+	if (a.init) {
+		if (gate_init_dir(a.init, a.listen_addr, a.store, a.storage)) {
 			fprintf(stderr, "grove gate: %s\n", error_msg());
 			return 1;
 		}
 		return 0;
 	}
-	if (!conf) {
+	if (!a.conf) {
 		fprintf(stderr, "grove gate: no config file given\n%s", usage);
 		return 2;
 	}
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGCHLD);
-	sigaddset(&sigs, SIGHUP);
-	sigprocmask(SIG_BLOCK, &sigs, NULL);
-	signal(SIGPIPE, SIG_IGN);
-
-	if ((ret = gate_config_load(&cfg, conf)))
+	gate_block_signals(&g);
+	if ((ret = gate_prepare(&g, a.conf)) || (ret = gate_start_listeners(&g)))
 		goto out;
-	if ((ret = fs_mkdir_p(cfg.legacy_dir, 0755)) || (ret = install_hook_links(&cfg)))
-		goto out;
-	/* Before any fork: sessions and the api process share the counters,
-	 * and the sessions the authorization cache. */
-	gate_metrics = metrics_create();
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-	if (cfg.auth_url) {
-		struct authz_opts zo = { .url = cfg.auth_url, .token = cfg.auth_token, .timeout_s = cfg.auth_timeout,
-					 .cache_ttl_s = cfg.auth_cache_ttl, .cache_entries = cfg.auth_cache_entries };
-		if ((ret = authz_new(&gate_authz, &zo)))
-			goto out;
-	}
-	/* Migrations run once, here, before any child opens the database. */
-	if ((ret = db_open(&db, cfg.db_path)))
-		goto out;
-	db_close(db);
-	db = NULL;
-	bind = ssh_bind_new();
-	int no = 0;
-	ssh_bind_options_set(bind, SSH_BIND_OPTIONS_PROCESS_CONFIG, &no);
-	if ((ret = host_keys(&cfg, bind)))
-		goto out;
-	if ((lfd = listen_tcp(cfg.listen)) < 0) {
-		ret = lfd;
-		goto out;
-	}
-	if (pipe2(auth_pipe, O_CLOEXEC)) {
-		ret = error_set(GROVE_EIO, "pipe: %s", strerror(errno));
-		goto out;
-	}
-	fcntl(auth_pipe[0], F_SETFL, O_NONBLOCK);
 
 	/* The api process first, before this process could ever touch gRPC. */
-	api_pid = fork();
-	if (api_pid == 0)
-		return api_child(&cfg, bind, &sigs, lfd, -1, auth_pipe);
-	sfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
+	g.api_pid = fork();
+	if (g.api_pid == 0)
+		return api_child(&g.cfg, g.bind, &g.sigs, g.lfd, -1, g.auth_pipe);
+	g.sfd = signalfd(-1, &g.sigs, SFD_CLOEXEC | SFD_NONBLOCK);
 	log_info("gate.started", "listen=%s hook_listen=%s admin_listen=%s route_cluster=%s legacy_dir=%s",
-		 cfg.listen, cfg.hook_listen, cfg.admin_listen, cfg.cluster_address ? cfg.cluster_address : "",
-		 cfg.legacy_dir);
+		 g.cfg.listen, g.cfg.hook_listen, g.cfg.admin_listen,
+		 g.cfg.cluster_address ? g.cfg.cluster_address : "", g.cfg.legacy_dir);
 
-	for (;;) {
-		struct pollfd pfd[3] = { { sfd, POLLIN, 0 }, { auth_pipe[0], POLLIN, 0 }, { lfd, POLLIN, 0 } };
-		int n = draining ? 2 : 3;
-		if (poll(pfd, (nfds_t)n, draining ? 200 : -1) < 0 && errno != EINTR)
-			break;
-		if (pfd[0].revents) {
-			struct signalfd_siginfo si;
-			while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
-				if (si.ssi_signo == SIGCHLD) {
-					pid_t pid;
-					int status;
-					while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-						if (pid == api_pid) {
-							api_pid = -1;
-							if (!draining)
-								log_error("gate.api_died", "status=%d", status);
-							continue;
-						}
-						for (size_t i = 0; i < nkids; i++) {
-							if (kids[i].pid != pid)
-								continue;
-							if (!kids[i].authed)
-								unauth--;
-							kids[i] = kids[--nkids];
-							break;
-						}
-					}
-				} else if (si.ssi_signo == SIGHUP) {
-					log_info("gate.sighup", "note=%s", "configuration is read at start; restart to apply changes");
-				} else if (!draining) {
-					draining = true;
-					drain_deadline = now_ms() + (int64_t)cfg.shutdown_grace * 1000;
-					close(lfd);
-					lfd = -1;
-					log_info("gate.draining", "sessions=%zu grace_s=%d", nkids, cfg.shutdown_grace);
-					if (api_pid > 0)
-						kill(api_pid, GATE_SIG_DRAINING);
-				}
-			}
-		}
-		if (pfd[1].revents) {
-			pid_t pid;
-			while (read(auth_pipe[0], &pid, sizeof(pid)) == sizeof(pid)) {
-				for (size_t i = 0; i < nkids; i++) {
-					if (kids[i].pid == pid && !kids[i].authed) {
-						kids[i].authed = true;
-						unauth--;
-					}
-				}
-			}
-		}
-		if (draining) {
-			if (nkids == 0 || now_ms() > drain_deadline) {
-				for (size_t i = 0; i < nkids; i++)
-					kill(kids[i].pid, SIGTERM);
-				break;
-			}
-			continue;
-		}
-		if (api_pid < 0) {
-			/* The api process serves every push's hooks: bring it back. */
-			api_pid = fork();
-			if (api_pid == 0) {
-				free(kids);   /* the acceptor's, not the api process's */
-				return api_child(&cfg, bind, &sigs, lfd, sfd, auth_pipe);
-			}
-			log_warn("gate.api_restarted", "pid=%d", (int)api_pid);
-		}
-		if (!(pfd[2].revents & POLLIN))
-			continue;
-		struct sockaddr_storage ss;
-		socklen_t sl = sizeof(ss);
-		int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
-		if (fd < 0)
-			continue;
-		char peer[64] = "?";
-		if (ss.ss_family == AF_INET) {
-			struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-			char ip[INET_ADDRSTRLEN];
-			inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip));
-			snprintf(peer, sizeof(peer), "%s:%u", ip, ntohs(sin->sin_port));
-		}
-		if (unauth >= cfg.max_startups || nkids >= (size_t)cfg.max_connections) {
-			/* Like sshd's MaxStartups: refuse before any work is done. */
-			log_warn("gate.too_many", "peer=%s unauthenticated=%d connections=%zu", peer, unauth, nkids);
-			close(fd);
-			continue;
-		}
-		int one = 1;
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		keepalive_set(fd, cfg.keepalive_s, cfg.keepalive_count);
-		pid_t pid = fork();
-		if (pid == 0) {
-			close(lfd);
-			close(sfd);
-			close(auth_pipe[0]);
-			free(kids);
-			signal(SIGCHLD, SIG_DFL);
-			sigprocmask(SIG_UNBLOCK, &sigs, NULL);
-			ret = session_run(&cfg, bind, fd, peer, auth_pipe[1]);
-			ssh_bind_free(bind);
-			gate_config_release(&cfg);
-			return ret;
-		}
-		close(fd);
-		if (pid < 0) {
-			log_error("gate.fork_failed", "error=%s", strerror(errno));
-			continue;
-		}
-		kids = xrealloc(kids, (nkids + 1) * sizeof(*kids));
-		kids[nkids].pid = pid;
-		kids[nkids].authed = false;
-		nkids++;
-		unauth++;
-	}
-	if (api_pid > 0) {
-		kill(api_pid, SIGTERM);
-		waitpid(api_pid, NULL, 0);
+	if (gate_serve(&g, &ret))
+		return ret;   /* a forked child, done */
+	if (g.api_pid > 0) {
+		kill(g.api_pid, SIGTERM);
+		waitpid(g.api_pid, NULL, 0);
 	}
 	log_info("gate.stopped", NULL);
 out:
@@ -612,15 +764,15 @@ out:
 		log_error("gate.failed", "error=%s", error_msg());
 		fprintf(stderr, "grove gate: %s\n", error_msg());
 	}
-	if (lfd >= 0)
-		close(lfd);
-	if (sfd >= 0)
-		close(sfd);
-	free(kids);
-	if (bind)
-		ssh_bind_free(bind);
+	if (g.lfd >= 0)
+		close(g.lfd);
+	if (g.sfd >= 0)
+		close(g.sfd);
+	free(g.kids);
+	if (g.bind)
+		ssh_bind_free(g.bind);
 	authz_free(gate_authz);
 	gate_authz = NULL;
-	gate_config_release(&cfg);
+	gate_config_release(&g.cfg);
 	return ret ? 1 : 0;
 }

@@ -621,354 +621,471 @@ static uint32_t took_output(struct sess *s, struct pace *pace, uint32_t n)
 	return send_room(s, pace);
 }
 
-/* Moves bytes until the backend's output ends; returns its exit code. */
-static int pump(struct sess *s, ssh_event ev, struct backend *b)
+/* The pump's state, shared by its steps. */
+struct pump {
+	struct sess *s;
+	ssh_event ev;
+	struct backend *b;
+	struct pace *pace;        /* NULL: output not paced */
+	char *buf;                /* OUT_CHUNK: what is read from the backend's pipes */
+	int64_t last_activity;
+	struct client_alive ca;
+	uint32_t win;             /* what may go to the client now */
+	bool window_shut;         /* output waits for the client's window (or the pacer) */
+};
+
+/*
+ * client → backend. Returns true when it took more from libssh: the loop
+ * then starts over with it.
+ */
+static bool pump_client_input(struct pump *p)
 {
-	char *buf = xmalloc(OUT_CHUNK);
-	int code = -1;
-	int64_t last_activity = now_ms();
-	struct client_alive ca = {
-		.next_check = now_ms() + (int64_t)s->cfg->client_alive_s * 1000,
-		.asked_at = INT64_MAX,   /* nothing asked yet */
-	};
-	struct pace *pace = s->cfg->pace_output ? &s->pace : NULL;
+	struct sess *s = p->s;
+	struct backend *b = p->b;
 
-	if (pace) {
-		const char *banner = ssh_get_clientbanner(s->ssh);
-		uint32_t step = banner && skip_prefix(banner, "SSH-2.0-OpenSSH_", NULL) ? PACE_OPENSSH_STEP : 0;
-		pace_init(pace, ssh_channel_window_size(s->chan), step, now_us());
-	}
-
-	for (;;) {
-		/* client → backend */
-		if (s->inlen > s->inoff && b->in >= 0) {
-			ssize_t w = write(b->in, s->inbuf + s->inoff, s->inlen - s->inoff);
-			if (w > 0) {
-				s->inoff += (size_t)w;
-				last_activity = now_ms();
-			} else if (w < 0 && errno != EAGAIN && errno != EINTR) {
-				/* The backend stopped reading (it exited): drop the rest. */
-				close(b->in);
-				b->in = -1;
-			}
-		}
-		if (s->inoff == s->inlen && !s->dead) {
-			s->inlen = s->inoff = 0;
-			/* Take what libssh kept while our buffer was full. */
-			s->reading = true;
-			int n = ssh_channel_read_nonblocking(s->chan, s->inbuf, IN_BUF_MAX, 0);
-			s->reading = false;
-			if (n > 0) {
-				s->inlen = (size_t)n;
-				took_input(s, s->inbuf, (size_t)n);
-				continue;
-			}
-		}
-		if (s->client_eof && s->inlen == 0 && b->in >= 0 && ssh_channel_poll(s->chan, 0) <= 0) {
+	if (s->inlen > s->inoff && b->in >= 0) {
+		ssize_t w = write(b->in, s->inbuf + s->inoff, s->inlen - s->inoff);
+		if (w > 0) {
+			s->inoff += (size_t)w;
+			p->last_activity = now_ms();
+		} else if (w < 0 && errno != EAGAIN && errno != EINTR) {
+			/* The backend stopped reading (it exited): drop the rest. */
 			close(b->in);
 			b->in = -1;
 		}
-		if (s->client_closed && (b->out >= 0 || b->err >= 0)) {
-			b->abort(b);
-			s->client_closed = false;   /* once */
-			s->inlen = s->inoff = 0;
+	}
+	if (s->inoff == s->inlen && !s->dead) {
+		s->inlen = s->inoff = 0;
+		/* Take what libssh kept while our buffer was full. */
+		s->reading = true;
+		int n = ssh_channel_read_nonblocking(s->chan, s->inbuf, IN_BUF_MAX, 0);
+		s->reading = false;
+		if (n > 0) {
+			s->inlen = (size_t)n;
+			took_input(s, s->inbuf, (size_t)n);
+			return true;
 		}
+	}
+	if (s->client_eof && s->inlen == 0 && b->in >= 0 && ssh_channel_poll(s->chan, 0) <= 0) {
+		close(b->in);
+		b->in = -1;
+	}
+	if (s->client_closed && (b->out >= 0 || b->err >= 0)) {
+		b->abort(b);
+		s->client_closed = false;   /* once */
+		s->inlen = s->inoff = 0;
+	}
+	return false;
+}
 
-		/* backend → client, as far as the client's window and the pacer allow */
-		uint32_t win = s->dead ? OUT_CHUNK : send_room(s, pace);
-		bool window_shut = false;
-		if (b->peek && b->out >= 0) {
-			const uint8_t *data;
-			size_t len;
-			bool is_err;
-			bool corked = false;
-			int r;
-			while ((r = b->peek(b, &data, &len, &is_err)) == 1) {
-				if (s->dead) {
-					b->consume(b, len);   /* nobody to send it to: drain until the backend ends */
-					continue;
-				}
-				if (win == 0) {
-					window_shut = true;
-					break;
-				}
-				uint32_t n = (uint32_t)MIN(len, (size_t)win);
-				if (!corked)
-					corked = !cork(s, true);
-				int w = is_err ? ssh_channel_write_stderr(s->chan, data, n) : ssh_channel_write(s->chan, data, n);
-				if (w == SSH_ERROR) {
-					b->abort(b);   /* drops the queue: peek says 0 until the end */
-					break;
-				}
-				b->consume(b, n);
-				win = took_output(s, pace, n);
-				last_activity = now_ms();
-			}
-			if (corked)
-				cork(s, false);
-			if (r < 0) {
-				close(b->out);
-				b->out = -1;
-			}
+/* backend → client, from a backend that queues its output (peek/consume). */
+static void pump_output_queue(struct pump *p)
+{
+	struct sess *s = p->s;
+	struct backend *b = p->b;
+	const uint8_t *data;
+	size_t len;
+	bool is_err;
+	bool corked = false;
+	int r;
+
+	while ((r = b->peek(b, &data, &len, &is_err)) == 1) {
+		if (s->dead) {
+			b->consume(b, len);   /* nobody to send it to: drain until the backend ends */
+			continue;
 		}
-		for (int k = 0; k < 2 && !b->peek; k++) {
-			int *fd = k ? &b->err : &b->out;
-			if (*fd < 0)
-				continue;
-			if (win == 0) {
-				window_shut = true;
-				continue;
-			}
-			ssize_t r = read(*fd, buf, MIN((size_t)win, (size_t)OUT_CHUNK));
-			if (r > 0 && s->dead) {
-				continue;   /* nobody to send it to: drain until the backend ends */
-			} else if (r > 0) {
-				int w = k ? ssh_channel_write_stderr(s->chan, buf, (uint32_t)r)
-					  : ssh_channel_write(s->chan, buf, (uint32_t)r);
-				if (w == SSH_ERROR) {
-					b->abort(b);
-					close(*fd);
-					*fd = -1;
-					continue;
-				}
-				win = took_output(s, pace, (uint32_t)r);
-				last_activity = now_ms();
-			} else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+		if (p->win == 0) {
+			p->window_shut = true;
+			break;
+		}
+		uint32_t n = (uint32_t)MIN(len, (size_t)p->win);
+		if (!corked)
+			corked = !cork(s, true);
+		int w = is_err ? ssh_channel_write_stderr(s->chan, data, n) : ssh_channel_write(s->chan, data, n);
+		if (w == SSH_ERROR) {
+			b->abort(b);   /* drops the queue: peek says 0 until the end */
+			break;
+		}
+		b->consume(b, n);
+		p->win = took_output(s, p->pace, n);
+		p->last_activity = now_ms();
+	}
+	if (corked)
+		cork(s, false);
+	if (r < 0) {
+		close(b->out);
+		b->out = -1;
+	}
+}
+
+/* backend → client, from a backend's stdout and stderr pipes. */
+static void pump_output_fds(struct pump *p)
+{
+	struct sess *s = p->s;
+	struct backend *b = p->b;
+
+	for (int k = 0; k < 2 && !b->peek; k++) {
+		int *fd = k ? &b->err : &b->out;
+		if (*fd < 0)
+			continue;
+		if (p->win == 0) {
+			p->window_shut = true;
+			continue;
+		}
+		ssize_t r = read(*fd, p->buf, MIN((size_t)p->win, (size_t)OUT_CHUNK));
+		if (r > 0 && s->dead) {
+			continue;   /* nobody to send it to: drain until the backend ends */
+		} else if (r > 0) {
+			int w = k ? ssh_channel_write_stderr(s->chan, p->buf, (uint32_t)r)
+				  : ssh_channel_write(s->chan, p->buf, (uint32_t)r);
+			if (w == SSH_ERROR) {
+				b->abort(b);
 				close(*fd);
 				*fd = -1;
+				continue;
 			}
+			p->win = took_output(s, p->pace, (uint32_t)r);
+			p->last_activity = now_ms();
+		} else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+			close(*fd);
+			*fd = -1;
 		}
+	}
+}
+
+/* Wait for the backend (when the window is open) or the client. */
+static void pump_poll(struct pump *p)
+{
+	struct sess *s = p->s;
+	struct backend *b = p->b;
+	struct pollfd pfd[4];
+	int n = 0;
+	pfd[n].fd = ssh_get_fd(s->ssh);
+	pfd[n++].events = POLLIN;
+	if (!p->window_shut) {
+		if (b->out >= 0) { pfd[n].fd = b->out; pfd[n++].events = POLLIN; }
+		if (b->err >= 0) { pfd[n].fd = b->err; pfd[n++].events = POLLIN; }
+	}
+	if (s->inlen > s->inoff && b->in >= 0) {
+		pfd[n].fd = b->in;
+		pfd[n++].events = POLLOUT;
+	}
+	int timeout = p->window_shut ? 50 : 1000;
+	int64_t held = p->pace ? pace_wait(p->pace, now_us()) : -1;
+	if (held >= 0)
+		timeout = (int)MIN((int64_t)timeout, held / 1000 + 1);   /* its stall rule */
+	poll(pfd, (nfds_t)n, timeout);
+	if (!s->dead && ssh_event_dopoll(p->ev, 0) == SSH_ERROR) {
+		/* The session is broken: no ssh_channel_* call may follow
+		 * (libssh crashes on a dead channel's buffers). */
+		s->dead = true;
+		s->client_closed = true;
+		s->client_eof = true;
+	}
+}
+
+/* A client that stopped answering is given up; a session where nothing
+ * moves is ended. */
+static void pump_check_timeouts(struct pump *p)
+{
+	struct sess *s = p->s;
+
+	if (client_alive_check(s, &p->ca)) {
+		log_warn("gate.client_unresponsive", "user=%s unanswered=%d interval_s=%d", s->user.name,
+			 p->ca.unanswered, s->cfg->client_alive_s);
+		/* As if the connection broke: nothing more is sent to it. */
+		s->dead = true;
+		s->client_closed = true;
+		s->client_eof = true;
+	}
+	if (s->cfg->idle_timeout > 0 && now_ms() - p->last_activity > (int64_t)s->cfg->idle_timeout * 1000) {
+		log_info("gate.idle_timeout", "user=%s", s->user.name);
+		if (!s->dead)
+			say(s, "ERROR: Nothing came or went for %d s: Grove closed the session (gate.idleTimeout).\n",
+			    s->cfg->idle_timeout);
+		/* Keep pumping until the backend's pipes close. */
+		p->b->abort(p->b);
+		p->last_activity = now_ms();
+	}
+}
+
+/* Moves bytes until the backend's output ends; returns its exit code. */
+static int pump(struct sess *s, ssh_event ev, struct backend *b)
+{
+	struct pump p = {
+		.s = s,
+		.ev = ev,
+		.b = b,
+		.buf = xmalloc(OUT_CHUNK),
+		.last_activity = now_ms(),
+		.ca = {
+			.next_check = now_ms() + (int64_t)s->cfg->client_alive_s * 1000,
+			.asked_at = INT64_MAX,   /* nothing asked yet */
+		},
+		.pace = s->cfg->pace_output ? &s->pace : NULL,
+	};
+	int code;
+
+	if (p.pace) {
+		const char *banner = ssh_get_clientbanner(s->ssh);
+		uint32_t step = banner && skip_prefix(banner, "SSH-2.0-OpenSSH_", NULL) ? PACE_OPENSSH_STEP : 0;
+		pace_init(p.pace, ssh_channel_window_size(s->chan), step, now_us());
+	}
+
+	for (;;) {
+		if (pump_client_input(&p))
+			continue;
+
+		/* backend → client, as far as the client's window and the pacer allow */
+		p.win = s->dead ? OUT_CHUNK : send_room(s, p.pace);
+		p.window_shut = false;
+		if (b->peek && b->out >= 0)
+			pump_output_queue(&p);
+		pump_output_fds(&p);
 		if (b->out < 0 && b->err < 0)
 			break;
 
-		/* Wait for the backend (when the window is open) or the client. */
-		struct pollfd pfd[4];
-		int n = 0;
-		pfd[n].fd = ssh_get_fd(s->ssh);
-		pfd[n++].events = POLLIN;
-		if (!window_shut) {
-			if (b->out >= 0) { pfd[n].fd = b->out; pfd[n++].events = POLLIN; }
-			if (b->err >= 0) { pfd[n].fd = b->err; pfd[n++].events = POLLIN; }
-		}
-		if (s->inlen > s->inoff && b->in >= 0) {
-			pfd[n].fd = b->in;
-			pfd[n++].events = POLLOUT;
-		}
-		int timeout = window_shut ? 50 : 1000;
-		int64_t held = pace ? pace_wait(pace, now_us()) : -1;
-		if (held >= 0)
-			timeout = (int)MIN((int64_t)timeout, held / 1000 + 1);   /* its stall rule */
-		poll(pfd, (nfds_t)n, timeout);
-		if (!s->dead && ssh_event_dopoll(ev, 0) == SSH_ERROR) {
-			/* The session is broken: no ssh_channel_* call may follow
-			 * (libssh crashes on a dead channel's buffers). */
-			s->dead = true;
-			s->client_closed = true;
-			s->client_eof = true;
-		}
-		if (client_alive_check(s, &ca)) {
-			log_warn("gate.client_unresponsive", "user=%s unanswered=%d interval_s=%d", s->user.name,
-				 ca.unanswered, s->cfg->client_alive_s);
-			/* As if the connection broke: nothing more is sent to it. */
-			s->dead = true;
-			s->client_closed = true;
-			s->client_eof = true;
-		}
-		if (s->cfg->idle_timeout > 0 && now_ms() - last_activity > (int64_t)s->cfg->idle_timeout * 1000) {
-			log_info("gate.idle_timeout", "user=%s", s->user.name);
-			if (!s->dead)
-				say(s, "ERROR: Nothing came or went for %d s: Grove closed the session (gate.idleTimeout).\n",
-				    s->cfg->idle_timeout);
-			/* Keep pumping until the backend's pipes close. */
-			b->abort(b);
-			last_activity = now_ms();
-		}
+		pump_poll(&p);
+		pump_check_timeouts(&p);
 	}
 	code = b->wait(b);
-	free(buf);
+	free(p.buf);
 	return code;
+}
+
+/* One command's state, shared by the steps of run_command. */
+struct command {
+	struct sshcmd cmd;
+	struct app app;
+	char name[GATE_APP_NAME_MAX + 1];
+	char rel[GATE_APP_NAME_MAX + 8];
+	char corr[33];
+	enum access need;
+	uint64_t max_push;        /* a push's size limit in bytes; 0: none */
+	struct push_head ph;
+	char *ph_buf;
+	struct backend *b;
+	char **env;
+	const char *result;       /* "ok", "failed" or "refused" */
+	int code;
+	int64_t start;
+};
+
+/* The command line and the app it names. Returns 0, or ends the channel with why. */
+static int command_parse(struct sess *s, struct command *c)
+{
+	if (sshcmd_parse(s->command, &c->cmd)) {
+		log_info("gate.refused", "user=%s what=%s reason=%s", s->user.name, "command", error_msg());
+		finish(s, 1, "ERROR: Grove only runs git-upload-pack, git-receive-pack and git-upload-archive (%s).\n",
+		       error_msg());
+		return -1;
+	}
+	if (gate_app_from_path(c->cmd.path, c->name)) {
+		finish(s, 1, "ERROR: %s.\n", error_msg());
+		log_info("gate.refused", "user=%s what=%s reason=%s", s->user.name, "app name", error_msg());
+		return -1;
+	}
+	return 0;
+}
+
+/* With auth.url: the platform's answer for this key, command and app, in
+ * *have. Returns 0, or ends the channel with why. */
+static int command_authorize_external(struct sess *s, struct command *c, enum access *have)
+{
+	struct authz_answer za;
+
+	if (authz_check(gate_authz, s->fingerprint, git_service_name(c->cmd.service), c->name, &za)) {
+		finish(s, 1, "ERROR: Grove cannot check your access to %s right now: the authorization service is "
+			     "unavailable. Try again in a minute.\n", c->name);
+		log_info("gate.refused", "user=%s fingerprint=%s app=%s what=%s reason=%s", s->user.name,
+			 s->fingerprint, c->name, "authz unavailable", error_msg());
+		return -1;
+	}
+	if (za.allowed) {
+		/* The answer names who this key is, for logs, hooks and deploys. */
+		free(s->user.name);
+		s->user.name = xstrdup(za.user);
+		s->authz_pending = false;
+	}
+	*have = za.allowed && !db_app_get(s->db, c->name, &c->app) ? c->need : ACCESS_NONE;
+	if (!za.allowed && za.message[0]) {
+		finish(s, 1, "ERROR: %s\n", za.message);
+		log_info("gate.refused", "user=%s fingerprint=%s app=%s what=%s", s->user.name, s->fingerprint, c->name,
+			 "authz");
+		return -1;
+	}
+	return 0;
+}
+
+/* Whether the user may run the command on the app, which is read into
+ * c->app. Returns 0, or ends the channel with why. */
+static int command_authorize(struct sess *s, struct command *c)
+{
+	enum access have = ACCESS_NONE;
+
+	c->need = c->cmd.service == GIT_SERVICE_RECEIVE_PACK ? ACCESS_WRITE : ACCESS_READ;
+	if (gate_authz) {
+		if (command_authorize_external(s, c, &have))
+			return -1;
+	} else {
+		have = db_app_get(s->db, c->name, &c->app) ? ACCESS_NONE : db_access_get(s->db, c->name, &s->user);
+	}
+	if (have < c->need) {
+		/* Unknown app and no access look the same: nothing tells a
+		 * stranger whether a private app exists. */
+		if (have == ACCESS_READ)
+			finish(s, 1, "ERROR: You can fetch %s but not push to it: ask its owner for write access.\n",
+			       c->name);
+		else
+			finish(s, 1, "ERROR: Repository not found: %s. Check the name, or ask its owner for access.\n",
+			       c->name);
+		log_info("gate.refused", "user=%s fingerprint=%s app=%s what=%s", s->user.name, s->fingerprint, c->name,
+			 "access");
+		return -1;
+	}
+	return 0;
+}
+
+/* The push's size limit is git's own (receive.maxInputSize): a larger
+ * pack is refused as it arrives, nothing of it is kept, and the pusher
+ * sees git's "[remote rejected] (unpacker error)". */
+static void command_push_limit(struct sess *s, struct command *c)
+{
+	if (c->cmd.service == GIT_SERVICE_RECEIVE_PACK)
+		c->max_push = (uint64_t)(c->app.max_push_mb ? c->app.max_push_mb : s->cfg->max_push_mb) << 20;
+	if (c->max_push) {
+		c->ph_buf = xmalloc(PKT_MAX);
+		push_head_init(&c->ph, c->ph_buf);
+		s->push_head = &c->ph;
+	}
+}
+
+/* The git service behind the command: a local git on the legacy route, the
+ * cluster's SSHService on the other. Returns 0, or an error. */
+static int command_start_backend(struct sess *s, struct command *c)
+{
+	Grove__V1__HookPayload payload = GROVE__V1__HOOK_PAYLOAD__INIT;
+	payload.app = c->name;
+	payload.user = s->user.name;
+	payload.key_fingerprint = s->fingerprint;
+	payload.correlation_id = c->corr;
+	payload.hook_address = s->cfg->hook_listen;
+	const char *service = c->cmd.service == GIT_SERVICE_RECEIVE_PACK ? "receive-pack" :
+			      c->cmd.service == GIT_SERVICE_UPLOAD_ARCHIVE ? "upload-archive" : "upload-pack";
+	if (c->app.route == ROUTE_LEGACY) {
+		Grove__V1__Repository repo = GROVE__V1__REPOSITORY__INIT;
+		char dir[4096];
+		repo.storage_name = "legacy";
+		repo.relative_path = c->rel;
+		snprintf(dir, sizeof(dir), "%s/%s", s->cfg->legacy_dir, c->rel);
+		c->env = hook_env_build(&payload, &repo, s->cfg->hook_listen, s->cfg->secret,
+					"pre-receive,post-receive,", s->git_protocol);
+		return backend_start_local(&c->b, service, dir, c->need == ACCESS_WRITE ? s->cfg->hooks_dir : NULL,
+					   c->env, c->max_push);
+	}
+	Grove__V1__Repository repo = GROVE__V1__REPOSITORY__INIT;
+	Grove__V1__SSHRequest first = GROVE__V1__SSHREQUEST__INIT;
+	char method[64];
+	repo.storage_name = s->cfg->cluster_storage;
+	repo.relative_path = c->rel;
+	first.repository = &repo;
+	first.git_protocol = s->git_protocol;
+	if (c->need == ACCESS_WRITE)
+		first.hook_payload = &payload;
+	first.max_input_size = c->max_push;
+	snprintf(method, sizeof(method), "/grove.v1.SSHService/SSH%s",
+		 c->cmd.service == GIT_SERVICE_RECEIVE_PACK ? "ReceivePack" :
+		 c->cmd.service == GIT_SERVICE_UPLOAD_ARCHIVE ? "UploadArchive" : "UploadPack");
+	return backend_start_grpc(&c->b, s->cfg->cluster_address, s->cfg->secret, method, &first);
+}
+
+/* git's own words ("pack exceeds maximum allowed size") do not say whose
+ * limit it is or what to do. receive-pack exits 0 either way, so the
+ * sign is the size of the pack: git refused it once it had read more
+ * than max_push of it, all of which came through here. */
+static void command_push_too_large(struct sess *s, struct command *c)
+{
+	if (c->max_push && c->ph.done && s->bytes_in - c->ph.hdr_len > c->max_push && !s->dead) {
+		say(s, "ERROR: This push sent %.1f MiB; %s accepts at most %llu MiB: git refused the pack and nothing "
+		    "of it was kept. Remove large files from the history (or keep them out of git), or ask the "
+		    "platform to raise the app's max_push_mb.\n",
+		    (double)s->bytes_in / (1 << 20), c->name, (unsigned long long)(c->max_push >> 20));
+		log_info("gate.push_too_large", "user=%s app=%s bytes_in=%llu max_push_mb=%llu", s->user.name, c->name,
+			 (unsigned long long)s->bytes_in, (unsigned long long)(c->max_push >> 20));
+		c->result = "refused";
+	}
+}
+
+/* The finished command in the metrics: by service and result, and its bytes. */
+static void command_count(const struct sess *s, const struct command *c)
+{
+	if (!gate_metrics)
+		return;
+	enum metrics_service ms = c->cmd.service == GIT_SERVICE_RECEIVE_PACK ? MS_RECEIVE_PACK :
+				  c->cmd.service == GIT_SERVICE_UPLOAD_PACK ? MS_UPLOAD_PACK :
+				  c->cmd.service == GIT_SERVICE_UPLOAD_ARCHIVE ? MS_UPLOAD_ARCHIVE : MS_NONE;
+	enum metrics_result mr = !strcmp(c->result, "ok") ? MR_OK : !strcmp(c->result, "failed") ? MR_FAILED : MR_REFUSED;
+	atomic_fetch_add(&gate_metrics->sessions[ms][mr], 1);
+	if (ms == MS_RECEIVE_PACK) {
+		atomic_fetch_add(&gate_metrics->bytes_pushed, s->bytes_in);
+		if (mr != MR_REFUSED)
+			metrics_observe(&gate_metrics->push_seconds, now_ms() - c->start);
+	} else {
+		atomic_fetch_add(&gate_metrics->bytes_fetched, s->bytes_out);
+	}
 }
 
 static void run_command(struct sess *s, ssh_event ev)
 {
-	struct sshcmd cmd;
-	struct app app = { 0 };
-	char name[GATE_APP_NAME_MAX + 1] = "";
-	char rel[GATE_APP_NAME_MAX + 8];
-	char corr[33];
-	struct backend *b = NULL;
-	char **env = NULL;
-	enum access need, have;
-	const char *result = "refused";
-	int code = 1;
-	int64_t start = now_ms();
-	struct push_head ph = { 0 };
-	char *ph_buf = NULL;
+	struct command c = { .result = "refused", .code = 1, .start = now_ms() };
 
-	log_new_correlation_id(corr);
-	log_set_correlation_id(corr);
-	if (sshcmd_parse(s->command, &cmd)) {
-		log_info("gate.refused", "user=%s what=%s reason=%s", s->user.name, "command", error_msg());
-		finish(s, 1, "ERROR: Grove only runs git-upload-pack, git-receive-pack and git-upload-archive (%s).\n",
-		       error_msg());
+	log_new_correlation_id(c.corr);
+	log_set_correlation_id(c.corr);
+	if (command_parse(s, &c) || command_authorize(s, &c))
 		goto out;
-	}
-	if (gate_app_from_path(cmd.path, name)) {
-		finish(s, 1, "ERROR: %s.\n", error_msg());
-		log_info("gate.refused", "user=%s what=%s reason=%s", s->user.name, "app name", error_msg());
-		goto out;
-	}
-	need = cmd.service == GIT_SERVICE_RECEIVE_PACK ? ACCESS_WRITE : ACCESS_READ;
-	if (gate_authz) {
-		struct authz_answer za;
-		if (authz_check(gate_authz, s->fingerprint, git_service_name(cmd.service), name, &za)) {
-			finish(s, 1, "ERROR: Grove cannot check your access to %s right now: the authorization service is "
-				     "unavailable. Try again in a minute.\n", name);
-			log_info("gate.refused", "user=%s fingerprint=%s app=%s what=%s reason=%s", s->user.name,
-				 s->fingerprint, name, "authz unavailable", error_msg());
-			goto out;
-		}
-		if (za.allowed) {
-			/* The answer names who this key is, for logs, hooks and deploys. */
-			free(s->user.name);
-			s->user.name = xstrdup(za.user);
-			s->authz_pending = false;
-		}
-		have = za.allowed && !db_app_get(s->db, name, &app) ? need : ACCESS_NONE;
-		if (!za.allowed && za.message[0]) {
-			finish(s, 1, "ERROR: %s\n", za.message);
-			log_info("gate.refused", "user=%s fingerprint=%s app=%s what=%s", s->user.name, s->fingerprint, name,
-				 "authz");
-			goto out;
-		}
-	} else {
-		have = db_app_get(s->db, name, &app) ? ACCESS_NONE : db_access_get(s->db, name, &s->user);
-	}
-	if (have < need) {
-		/* Unknown app and no access look the same: nothing tells a
-		 * stranger whether a private app exists. */
-		if (have == ACCESS_READ)
-			finish(s, 1, "ERROR: You can fetch %s but not push to it: ask its owner for write access.\n", name);
-		else
-			finish(s, 1, "ERROR: Repository not found: %s. Check the name, or ask its owner for access.\n", name);
-		log_info("gate.refused", "user=%s fingerprint=%s app=%s what=%s", s->user.name, s->fingerprint, name,
-			 "access");
-		goto out;
-	}
-	if (need == ACCESS_WRITE && take_push_lock(s, &app, name)) {
+	if (c.need == ACCESS_WRITE && take_push_lock(s, &c.app, c.name)) {
 		finish(s, 1, "ERROR: %s is locked (maintenance or migration) and stayed locked for %ds: push again later.\n",
-		       name, s->cfg->lock_wait);
-		log_info("gate.refused", "user=%s app=%s what=%s", s->user.name, name, "locked");
+		       c.name, s->cfg->lock_wait);
+		log_info("gate.refused", "user=%s app=%s what=%s", s->user.name, c.name, "locked");
 		goto out;
 	}
-	snprintf(rel, sizeof(rel), "%s.git", name);
-	if (ensure_repo(s, &app, rel, need == ACCESS_WRITE)) {
+	snprintf(c.rel, sizeof(c.rel), "%s.git", c.name);
+	if (ensure_repo(s, &c.app, c.rel, c.need == ACCESS_WRITE)) {
 		finish(s, 1, "ERROR: %s.\n", error_msg());
 		goto out;
 	}
-
-	Grove__V1__HookPayload payload = GROVE__V1__HOOK_PAYLOAD__INIT;
-	payload.app = name;
-	payload.user = s->user.name;
-	payload.key_fingerprint = s->fingerprint;
-	payload.correlation_id = corr;
-	payload.hook_address = s->cfg->hook_listen;
-	const char *service = cmd.service == GIT_SERVICE_RECEIVE_PACK ? "receive-pack" :
-			      cmd.service == GIT_SERVICE_UPLOAD_ARCHIVE ? "upload-archive" : "upload-pack";
-	/* The push's size limit is git's own (receive.maxInputSize): a larger
-	 * pack is refused as it arrives, nothing of it is kept, and the pusher
-	 * sees git's "[remote rejected] (unpacker error)". */
-	uint64_t max_push = 0;
-	if (cmd.service == GIT_SERVICE_RECEIVE_PACK)
-		max_push = (uint64_t)(app.max_push_mb ? app.max_push_mb : s->cfg->max_push_mb) << 20;
-	if (max_push) {
-		ph_buf = xmalloc(PKT_MAX);
-		push_head_init(&ph, ph_buf);
-		s->push_head = &ph;
-	}
-	int ret;
-	if (app.route == ROUTE_LEGACY) {
-		Grove__V1__Repository repo = GROVE__V1__REPOSITORY__INIT;
-		char dir[4096];
-		repo.storage_name = "legacy";
-		repo.relative_path = rel;
-		snprintf(dir, sizeof(dir), "%s/%s", s->cfg->legacy_dir, rel);
-		env = hook_env_build(&payload, &repo, s->cfg->hook_listen, s->cfg->secret,
-				     "pre-receive,post-receive,", s->git_protocol);
-		ret = backend_start_local(&b, service, dir, need == ACCESS_WRITE ? s->cfg->hooks_dir : NULL, env,
-					  max_push);
-	} else {
-		Grove__V1__Repository repo = GROVE__V1__REPOSITORY__INIT;
-		Grove__V1__SSHRequest first = GROVE__V1__SSHREQUEST__INIT;
-		char method[64];
-		repo.storage_name = s->cfg->cluster_storage;
-		repo.relative_path = rel;
-		first.repository = &repo;
-		first.git_protocol = s->git_protocol;
-		if (need == ACCESS_WRITE)
-			first.hook_payload = &payload;
-		first.max_input_size = max_push;
-		snprintf(method, sizeof(method), "/grove.v1.SSHService/SSH%s",
-			 cmd.service == GIT_SERVICE_RECEIVE_PACK ? "ReceivePack" :
-			 cmd.service == GIT_SERVICE_UPLOAD_ARCHIVE ? "UploadArchive" : "UploadPack");
-		ret = backend_start_grpc(&b, s->cfg->cluster_address, s->cfg->secret, method, &first);
-	}
-	if (ret) {
+	command_push_limit(s, &c);
+	if (command_start_backend(s, &c)) {
 		finish(s, 1, "ERROR: %s.\n", error_msg());
 		goto out;
 	}
 	if (gate_metrics)
 		atomic_fetch_add(&gate_metrics->sessions_in_flight, 1);
-	code = pump(s, ev, b);
+	c.code = pump(s, ev, c.b);
 	if (gate_metrics)
 		atomic_fetch_sub(&gate_metrics->sessions_in_flight, 1);
-	result = code == 0 ? "ok" : "failed";
-	/* git's own words ("pack exceeds maximum allowed size") do not say whose
-	 * limit it is or what to do. receive-pack exits 0 either way, so the
-	 * sign is the size of the pack: git refused it once it had read more
-	 * than max_push of it, all of which came through here. */
-	if (max_push && ph.done && s->bytes_in - ph.hdr_len > max_push && !s->dead) {
-		say(s, "ERROR: This push sent %.1f MiB; %s accepts at most %llu MiB: git refused the pack and nothing "
-		    "of it was kept. Remove large files from the history (or keep them out of git), or ask the "
-		    "platform to raise the app's max_push_mb.\n",
-		    (double)s->bytes_in / (1 << 20), name, (unsigned long long)(max_push >> 20));
-		log_info("gate.push_too_large", "user=%s app=%s bytes_in=%llu max_push_mb=%llu", s->user.name, name,
-			 (unsigned long long)s->bytes_in, (unsigned long long)(max_push >> 20));
-		result = "refused";
-	}
-	if (!s->dead && (!s->client_closed || code == 0)) {
-		ssh_channel_request_send_exit_status(s->chan, code);
+	c.result = c.code == 0 ? "ok" : "failed";
+	command_push_too_large(s, &c);
+	if (!s->dead && (!s->client_closed || c.code == 0)) {
+		ssh_channel_request_send_exit_status(s->chan, c.code);
 		ssh_channel_send_eof(s->chan);
 		ssh_channel_close(s->chan);
 	}
 out:
-	if (gate_metrics) {
-		enum metrics_service ms = cmd.service == GIT_SERVICE_RECEIVE_PACK ? MS_RECEIVE_PACK :
-					  cmd.service == GIT_SERVICE_UPLOAD_PACK ? MS_UPLOAD_PACK :
-					  cmd.service == GIT_SERVICE_UPLOAD_ARCHIVE ? MS_UPLOAD_ARCHIVE : MS_NONE;
-		enum metrics_result mr = !strcmp(result, "ok") ? MR_OK : !strcmp(result, "failed") ? MR_FAILED : MR_REFUSED;
-		atomic_fetch_add(&gate_metrics->sessions[ms][mr], 1);
-		if (ms == MS_RECEIVE_PACK) {
-			atomic_fetch_add(&gate_metrics->bytes_pushed, s->bytes_in);
-			if (mr != MR_REFUSED)
-				metrics_observe(&gate_metrics->push_seconds, now_ms() - start);
-		} else {
-			atomic_fetch_add(&gate_metrics->bytes_fetched, s->bytes_out);
-		}
-	}
+	command_count(s, &c);
 	/* send_ahead: the pacer's last limit (0: output not paced), with its
 	 * smallest round trip and how often it grew on a stall. */
 	log_info("gate.session", "user=%s fingerprint=%s app=%s command=%s route=%s result=%s exit=%d bytes_in=%llu bytes_out=%llu ms=%lld peer=%s send_ahead=%llu min_rtt_us=%lld pace_stalls=%u",
-		 s->user.name, s->fingerprint, name, git_service_name(cmd.service), route_name(app.route), result,
-		 code, (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out,
-		 (long long)(now_ms() - start), s->peer, (unsigned long long)s->pace.limit, (long long)s->pace.min_rtt,
-		 s->pace.stalls);
-	if (b)
-		b->free(b);
-	proc_env_free(env);
-	app_release(&app);
+		 s->user.name, s->fingerprint, c.name, git_service_name(c.cmd.service), route_name(c.app.route),
+		 c.result, c.code, (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out,
+		 (long long)(now_ms() - c.start), s->peer, (unsigned long long)s->pace.limit,
+		 (long long)s->pace.min_rtt, s->pace.stalls);
+	if (c.b)
+		c.b->free(c.b);
+	proc_env_free(c.env);
+	app_release(&c.app);
 	s->push_head = NULL;
-	free(ph_buf);
+	free(c.ph_buf);
 }
 
 /*
