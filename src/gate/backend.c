@@ -49,11 +49,11 @@ static void local_free(struct backend *b)
 }
 
 int backend_start_local(struct backend **out, const char *service, const char *dir, const char *hooks_dir,
-			char **env, uint64_t max_input_size)
+			const char *const *fsck_ignore, char **env, uint64_t max_input_size)
 {
 	struct local_backend *l = xcalloc(1, sizeof(*l));
 	struct strvec argv = STRVEC_INIT;
-	struct gitcmd_opts o = { .hooks_dir = hooks_dir };
+	struct gitcmd_opts o = { .hooks_dir = hooks_dir, .fsck_ignore = fsck_ignore };
 	int ret;
 
 	*out = NULL;

@@ -16,6 +16,7 @@
 #define GROVE_GATE_H
 
 #include "lib/common.h"
+#include "lib/strvec.h"
 
 #define GATE_APP_NAME_MAX 63
 
@@ -35,6 +36,7 @@ struct gate_config {
 	char *legacy_dir;          /* bare repositories <app>.git */
 	char *cluster_address;     /* a store's or a cluster's gRPC address */
 	char *cluster_storage;     /* the storage name there */
+	struct strvec fsck_ignore; /* fsck ids the legacy route lets through (gate.fsckIgnore) */
 	char *deploy_branch;       /* default for new apps */
 	char *deploy_command;      /* run when the deploy branch moves; NULL: none */
 	char *deploy_webhook;      /* or POSTed to when it moves; NULL: none */

@@ -10,6 +10,7 @@
 #include "lib/config.h"
 #include "lib/proxyproto.h"
 #include "lib/error.h"
+#include "lib/gitcmd.h"
 #include "lib/fs.h"
 #include "lib/log.h"
 #include "lib/proc.h"
@@ -102,7 +103,7 @@ struct config_load {
 	struct gate_config *c;
 	struct config *cfg;
 	const char *path;
-	char *secret_file, *token_file, *level, *webhook_secret_file, *auth_token_file;
+	char *secret_file, *token_file, *level, *webhook_secret_file, *auth_token_file, *fsck_ignore;
 };
 
 /* The settings that are strings, file names and flags. */
@@ -131,8 +132,11 @@ static int gate_config_read_strings(struct config_load *l)
 	    (ret = config_get_path(cfg, "deploy.webhookSecretFile", NULL, &l->webhook_secret_file)) ||
 	    (ret = config_get_str(cfg, "auth.url", NULL, &c->auth_url)) ||
 	    (ret = config_get_path(cfg, "auth.tokenFile", NULL, &l->auth_token_file)) ||
-	    (ret = config_get_str(cfg, "log.level", "info", &l->level)))
+	    (ret = config_get_str(cfg, "log.level", "info", &l->level)) ||
+	    (ret = config_get_str(cfg, "gate.fsckIgnore", GITCMD_FSCK_IGNORE, &l->fsck_ignore)))
 		return ret;
+	if ((ret = gitcmd_fsck_ignore_parse(l->fsck_ignore, &c->fsck_ignore)))
+		return error_wrap(ret, "%s: gate.fsckIgnore", l->path);
 	return 0;
 }
 
@@ -277,6 +281,7 @@ out:
 	free(l.webhook_secret_file);
 	free(l.auth_token_file);
 	free(l.level);
+	free(l.fsck_ignore);
 	config_free(l.cfg);
 	return ret;
 }
@@ -291,6 +296,7 @@ void gate_config_release(struct gate_config *c)
 		FREE_AND_NULL(*fields[i]);
 	FREE_AND_NULL(c->proxy_from);
 	c->nproxy_from = 0;
+	strvec_clear(&c->fsck_ignore);
 }
 
 static int gate_init_dir(const char *dir, const char *listen, const char *store, const char *storage)

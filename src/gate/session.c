@@ -981,7 +981,7 @@ static int command_start_backend(struct sess *s, struct command *c)
 		c->env = hook_env_build(&payload, &repo, s->cfg->hook_listen, s->cfg->secret,
 					"pre-receive,post-receive,", s->git_protocol);
 		return backend_start_local(&c->b, service, dir, c->need == ACCESS_WRITE ? s->cfg->hooks_dir : NULL,
-					   c->env, c->max_push);
+					   gitcmd_fsck_ignore_ids(&s->cfg->fsck_ignore), c->env, c->max_push);
 	}
 	Grove__V1__Repository repo = GROVE__V1__REPOSITORY__INIT;
 	Grove__V1__SSHRequest first = GROVE__V1__SSHREQUEST__INIT;

@@ -28,6 +28,12 @@ int gitcmd_fsck_ignore_parse(const char *list, struct strvec *out)
 	return 0;
 }
 
+const char *const *gitcmd_fsck_ignore_ids(const struct strvec *ids)
+{
+	static const char *const none[] = { NULL };
+	return ids->n ? strvec_argv(ids) : none;
+}
+
 /* An ignored id for each place git checks objects: fsck itself, pushes
  * received (receive.fsckObjects) and fetches (transfer.fsckObjects). */
 static void push_fsck_ignore(struct strvec *argv, const char *const *ids)

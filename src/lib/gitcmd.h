@@ -30,6 +30,9 @@ struct gitcmd_opts {
  * (cleared first); each must be letters only, like "badTimezone".
  */
 int gitcmd_fsck_ignore_parse(const char *list, struct strvec *out);
+/* The parsed ids for struct gitcmd_opts: an empty list lets nothing through
+ * (where NULL would mean GITCMD_FSCK_IGNORE). */
+const char *const *gitcmd_fsck_ignore_ids(const struct strvec *ids);
 
 /*
  * Starts argv with git and the safety options; git_dir, when not NULL, is

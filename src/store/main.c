@@ -205,10 +205,7 @@ static int store_setup(struct store *st, struct config *cfg, struct rpc_server_o
 	ret = install_links(st);
 	st->git_nohooks.hooks_dir = NULL;
 	st->git_hooks.hooks_dir = st->hooks_dir;
-	/* An empty setting lets nothing through (NULL would mean the defaults). */
-	static const char *const none[] = { NULL };
-	st->git_nohooks.fsck_ignore = st->git_hooks.fsck_ignore =
-		st->fsck_ignore.n ? strvec_argv(&st->fsck_ignore) : none;
+	st->git_nohooks.fsck_ignore = st->git_hooks.fsck_ignore = gitcmd_fsck_ignore_ids(&st->fsck_ignore);
 out:
 	free(fsck_ignore);
 	free(secret_file);

@@ -92,6 +92,18 @@ test_expect_success 'a store with store.fsckIgnore empty refuses the quirks' '
 	test_grep "remote rejected" strict.err
 '
 
+test_expect_success 'a gate with gate.fsckIgnore empty refuses the quirks on the legacy route' '
+	start_gate g2 $s1_ADDR s1 gate.fsckIgnore= &&
+	api g2 POST /api/v1/users "{\"name\":\"alice\"}" >out && test_grep "^201$" out &&
+	api g2 POST /api/v1/users/alice/keys "{\"public_key\":\"$(cat "$TRASH/keys/alice.pub")\"}" >out &&
+	test_grep "^201$" out &&
+	api g2 POST /api/v1/apps "{\"name\":\"strict\",\"route\":\"legacy\"}" >out && test_grep "^201$" out &&
+	api g2 PUT /api/v1/apps/strict/collaborators/alice "{\"access\":\"write\"}" >out && test_grep "^200$" out &&
+	(cd src && test_must_fail env GIT_SSH_COMMAND="$(ssh_as alice $g2_SSH_PORT)" \
+		git push ssh://git@127.0.0.1:$g2_SSH_PORT/strict.git main 2>../gstrict.err) &&
+	test_grep -E "zeroPaddedFilemode|badTimezone|missingSpaceBeforeDate" gstrict.err
+'
+
 test_expect_success 'store.fsckIgnore takes fsck message ids only' '
 	git config -f "$TRASH/s2/store.conf" store.fsckIgnore "badTimezone core.hooksPath=/tmp" &&
 	test_must_fail "$GROVE" store -c "$TRASH/s2/store.conf" 2>bad.err &&
