@@ -546,6 +546,9 @@ static int gate_start_listeners(struct gate *g)
 	g->bind = ssh_bind_new();
 	int no = 0;
 	ssh_bind_options_set(g->bind, SSH_BIND_OPTIONS_PROCESS_CONFIG, &no);
+	/* "SSH-2.0-Grove": the library's name and version would tell an
+	 * attacker which advisories to try. */
+	ssh_bind_options_set(g->bind, SSH_BIND_OPTIONS_BANNER, "Grove");
 	if ((ret = host_keys(&g->cfg, g->bind)))
 		return ret;
 	if ((g->lfd = listen_tcp(g->cfg.listen)) < 0)

@@ -224,6 +224,10 @@ static int on_env(ssh_session session, ssh_channel channel, const char *name, co
 		strlcpy_(s->git_protocol, value, sizeof(s->git_protocol));
 		return 0;
 	}
+	/* The locale OpenSSH clients send by default (SendEnv LANG LC_*): not
+	 * taken either, but not worth a log line on every session. */
+	if (!strcmp(name, "LANG") || skip_prefix(name, "LC_", NULL))
+		return 1;
 	log_info("gate.refused", "peer=%s user=%s what=%s name=%.*s", s->peer, s->user.name ? s->user.name : "",
 		 "env", (int)strnlen(name, 64), name);
 	return 1;
