@@ -15,16 +15,17 @@ session_ended() {
 }
 
 # idle_fetch GATE PORT: from inside the namespace, an upload-pack session that
-# reads the refs and then waits (its stdin stays open and silent); its output
-# in GATE.out.
+# reads the refs and then waits: its stdin is a FIFO it holds open itself
+# (opened read-write), open and silent for as long as the client runs,
+# whatever the clock. Its output in GATE.out; the client (ip netns exec
+# execs ssh: one pid) is stopped when the test ends, as a daemon is.
 idle_fetch() {
-	(sleep 60 | ip netns exec $NS ssh -i "$TRASH/keys/alice" -p $2 -o IdentitiesOnly=yes \
+	mkfifo "$TRASH/$1.in" &&
+	ip netns exec $NS ssh -i "$TRASH/keys/alice" -p $2 -o IdentitiesOnly=yes \
 		-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes \
-		git@$HOST_IP "git-upload-pack 'web.git'" >"$TRASH/$1.out" 2>"$TRASH/$1.err" || true) &
+		git@$HOST_IP "git-upload-pack 'web.git'" <>"$TRASH/$1.in" >"$TRASH/$1.out" 2>"$TRASH/$1.err" &
+	record_daemon $!
 }
-
-# The clients whose server end is gone would wait on forever.
-at_exit "pkill -f '$TRASH/keys/alice -p' || true"
 
 test_setup 'a store; two gates on the host end of the veth pair, with keepalive and without' '
 	start_store s1 &&
@@ -41,19 +42,14 @@ test_setup 'a store; two gates on the host end of the veth pair, with keepalive 
 test_expect_success 'a client cut off the network: its session ends within seconds with keepalive, not without' '
 	idle_fetch g1 $p1 &&
 	idle_fetch g2 $p2 &&
-	for _ in $(seq 1 100); do
-		grep -q "refs/heads/main" g1.out 2>/dev/null && grep -q "refs/heads/main" g2.out 2>/dev/null && break
-		sleep 0.1
-	done &&
-	test_grep "refs/heads/main" g1.out &&
-	test_grep "refs/heads/main" g2.out &&
+	wait_grep "refs/heads/main" g1.out &&
+	wait_grep "refs/heads/main" g2.out &&
 	! session_ended g1 && ! session_ended g2 &&
 	t0=$(ms) &&
 	ip -n $NS link set $VN down &&
 	at_exit "ip -n $NS link set $VN up 2>/dev/null || true" &&
-	for _ in $(seq 1 150); do session_ended g1 && break; sleep 0.1; done &&
+	wait_for 60 "the cut client'"'"'s session to end on g1 (keepalive)" session_ended g1 &&
 	t1=$(ms) &&
-	session_ended g1 &&
 	echo "# keepalive 1 s x 2: the dead client'"'"'s session ended $((t1 - t0)) ms after the cut" &&
 	! session_ended g2 &&
 	ip -n $NS link set $VN up

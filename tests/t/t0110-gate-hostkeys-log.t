@@ -4,11 +4,21 @@
 # And the one JSON line per session an operator greps: every field there.
 . "$(dirname "$0")/test-lib.sh"
 
-# scan PORT: the host keys the gate at PORT shows, "type key" per line.
+# scan PORT: the host keys the gate at PORT shows, "type key" per line
+# (ssh-keyscan gives up on a host after -T seconds, 5 by default: a
+# sanitized gate on a busy machine may need more to make an RSA signature).
 scan() {
 	for t in ed25519 rsa; do
-		ssh-keyscan -t $t -p $1 127.0.0.1 2>/dev/null | awk "{ print \$2, \$3 }" | grep . || return 1
+		ssh-keyscan -T $((30 * TEST_SCALE)) -t $t -p $1 127.0.0.1 2>/dev/null | awk "{ print \$2, \$3 }" | grep . || return 1
 	done
+}
+
+# answering PID: the gate PID answers /health on g1's admin address; 125
+# (give up waiting) once it has exited.
+answering() {
+	curl -sf "$g1_ADMIN/health" >/dev/null && return 0
+	gone "$1" && return 125
+	return 1
 }
 
 test_setup 'a store and a gate; alice may push to web' '
@@ -25,14 +35,13 @@ test_expect_success 'ed25519 and RSA host keys, kept across a restart' '
 	test_grep "^ssh-rsa " keys.before &&
 	test $(grep -c "\"event\":\"gate.host_key_generated\"" g1/gate.log) = 2 &&
 	kill -TERM $g1_PID &&
-	for _ in $(seq 1 100); do kill -0 $g1_PID 2>/dev/null || break; sleep 0.1; done &&
-	! kill -0 $g1_PID 2>/dev/null
-	# The same data directory, started again (a line of its own: & would
+	wait_for 30 "gate g1 to stop" gone $g1_PID &&
+	# The same data directory, started again (in braces: a bare & would
 	# send the whole && chain before it to the background).
-	"$GROVE" gate -c g1/gate.conf >>g1/gate.log 2>&1 &
-	record_daemon $!
-	for _ in $(seq 1 100); do curl -sf "$g1_ADMIN/health" >/dev/null 2>&1 && break; sleep 0.1; done
-	curl -sf "$g1_ADMIN/health" >/dev/null &&
+	{ "$GROVE" gate -c g1/gate.conf >>g1/gate.log 2>&1 & } &&
+	pid=$! &&
+	record_daemon $pid &&
+	wait_for 30 "gate g1 to answer /health again" answering $pid &&
 	scan $g1_SSH_PORT >keys.after &&
 	test_cmp keys.before keys.after &&
 	test $(grep -c "\"event\":\"gate.host_key_generated\"" g1/gate.log) = 2

@@ -20,16 +20,31 @@ field() {
 	echo "$1" | sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p"
 }
 
+# sessions GATE APP: how many session lines the gate logged for APP.
+sessions() {
+	grep -c "\"event\":\"gate.session\".*\"app\":\"$2\"" "$TRASH/$1/gate.log" || true
+}
+
+# more_sessions GATE APP N: the gate logged more than N session lines for APP.
+more_sessions() {
+	test "$(sessions $1 $2)" -gt "$3"
+}
+
 # clone_with CLIENT GATE APP DIR: a bare clone with OpenSSH ("ssh") or the
-# libssh client ("libssh"), given a minute at most.
+# libssh client ("libssh"); a hang (a grant that never comes) fails it after
+# two minutes (scaled). Then waits for the clone's session line, which the
+# gate logs just after the client has had all it asked for: last_session
+# is this clone's.
 clone_with() {
 	eval "port=\$${2}_SSH_PORT"
+	before=$(sessions $2 $3)
 	if test "$1" = libssh; then
 		GIT_SSH_VARIANT=ssh GIT_SSH_COMMAND="$TOOL -i $TRASH/keys/alice" \
-			timeout 60 git clone -q --bare "ssh://git@127.0.0.1:$port/$3.git" "$4"
+			timeout $((120 * TEST_SCALE)) git clone -q --bare "ssh://git@127.0.0.1:$port/$3.git" "$4"
 	else
-		GIT_SSH_COMMAND="$(ssh_as alice $port)" timeout 60 git clone -q --bare "ssh://git@127.0.0.1:$port/$3.git" "$4"
-	fi
+		GIT_SSH_COMMAND="$(ssh_as alice $port)" timeout $((120 * TEST_SCALE)) git clone -q --bare "ssh://git@127.0.0.1:$port/$3.git" "$4"
+	fi &&
+	wait_for 20 "the session line of the clone of $3 on $2" more_sessions $2 $3 $before
 }
 
 # same_as_src DIR: the clone has the source's branches and tags, and every

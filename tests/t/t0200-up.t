@@ -4,24 +4,34 @@
 # and a part that dies and comes back.
 . "$(dirname "$0")/test-lib.sh"
 
+# up_said N: grove up has told "Ctrl-C stops everything" N times (once per
+# start: it is up); 125 (give up waiting) once it has exited.
+up_said() {
+	test "$(grep -c "Ctrl-C stops everything" "$TRASH/up.out" 2>/dev/null)" -ge "$1" && return 0
+	gone "$(cat "$TRASH/up.pid")" && return 125
+	return 1
+}
+
+# up_start N: starts grove up and waits until it is up (its Nth start).
 up_start() {
 	"$GROVE" up --data "$TRASH/gd" --ssh-port $SSH_PORT --http-port $HTTP_PORT >>"$TRASH/up.out" 2>>"$TRASH/up.err" &
 	echo $! >"$TRASH/up.pid"
 	record_daemon $!
-	for i in $(seq 1 150); do
-		n=$(cat "$TRASH/up.out" 2>/dev/null | grep -c "Ctrl-C stops everything" || true)
-		test "$n" -ge "$1" && return 0
-		sleep 0.1
-	done
+	wait_for 60 "grove up to be up" up_said "$1" && return 0
 	cat "$TRASH/up.out" "$TRASH/up.err" >&2
 	return 1
 }
 
 up_stop() {
 	pid=$(cat "$TRASH/up.pid")
-	kill -TERM $pid
-	for i in $(seq 1 100); do kill -0 $pid 2>/dev/null || return 0; sleep 0.1; done
-	return 1
+	kill -TERM $pid &&
+	wait_for 60 "grove up to stop" gone $pid
+}
+
+# restarted: grove up said it restarts both parts the test killed.
+restarted() {
+	grep -q "grove up: the store s1 exited (status 9); restarting it" "$TRASH/up.err" &&
+	grep -q "grove up: the cluster exited (status 9); restarting it" "$TRASH/up.err"
 }
 
 test_setup 'grove up on a fresh data directory, with your SSH key' '
@@ -76,10 +86,12 @@ test_expect_success 'grove status sums up the running stack' '
 test_expect_success 'a part that dies is restarted, and said so' '
 	pkill -9 -f "grove store -c $TRASH/gd/stores/s1/store.conf" &&
 	pkill -9 -f "grove cluster -c $TRASH/gd/cluster/cluster.conf" &&
-	for i in $(seq 1 50); do grep -q "the cluster exited" up.err && break; sleep 0.1; done &&
+	# Each said once grove up has found it dead, in whichever order.
+	wait_for 30 "grove up to say it restarts the store and the cluster" restarted &&
 	test_grep "grove up: the store s1 exited (status 9); restarting it" up.err &&
 	test_grep "grove up: the cluster exited (status 9); restarting it" up.err &&
-	for i in $(seq 1 50); do git ls-remote ssh://git@localhost:$SSH_PORT/hello.git >ls 2>/dev/null && break; sleep 0.2; done &&
+	wait_for 60 "a fetch through the restarted parts" eval \
+		"git ls-remote ssh://git@localhost:$SSH_PORT/hello.git >ls 2>ls.err" &&
 	test_grep refs/heads/main ls
 '
 

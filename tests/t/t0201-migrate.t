@@ -30,6 +30,35 @@ refs_of() {
 	git ls-remote --symref $REMOTE/$1.git HEAD | sed -n "s/^ref: \([^	]*\)	HEAD$/\1/p" >"$2.head"
 }
 
+# hold_push_lock GATE APP: holds APP's push lock on GATE (shared), as a push
+# running there does, until release_push_lock GATE APP: a migration of APP
+# waits for it, with APP locked, and pushes to APP wait for the migration.
+# Returns once the lock is held.
+hold_push_lock() {
+	mkdir -p "$TRASH/$1/locks" &&
+	rm -f "$TRASH/held-$1-$2" "$TRASH/release-$1-$2" &&
+	{ (flock -s 9 && touch "$TRASH/held-$1-$2" && until test -e "$TRASH/release-$1-$2"; do sleep 0.1; done) \
+		9>"$TRASH/$1/locks/$2.lock" & } &&
+	record_daemon $! &&
+	wait_for 20 "the push lock of $2 on $1" test -e "$TRASH/held-$1-$2"
+}
+
+release_push_lock() {
+	touch "$TRASH/release-$1-$2"
+}
+
+# migration_waits APP: a migration of APP on g1 has begun and locked APP (it
+# waits for the pushes running, if any).
+migration_waits() {
+	grep -q "\"event\":\"gate.migrating\".*\"app\":\"$1\"" "$TRASH/g1/gate.log" &&
+	"$GROVE" app show "$1" | grep -q "\"locked\": true"
+}
+
+# pushed_beyond N: the push loop has had a push accepted after its Nth.
+pushed_beyond() {
+	test "$(cat "$TRASH/last-ok")" -gt "$1"
+}
+
 test_expect_success 'migrate legacy → cluster: same refs and HEAD, route switched, old copy gone' '
 	refs_of one before &&
 	"$GROVE" app migrate one --to cluster >out &&
@@ -87,19 +116,30 @@ test_expect_success 'an app without code yet migrates too' '
 
 test_expect_success 'pushes during migrations wait and succeed: none fails, none is lost' '
 	git clone -q $REMOTE/two.git pusher &&
-	echo 0 >last-ok
-	(cd pusher && i=0 && : >../push-failures &&
+	echo 0 >last-ok &&
+	# A push of the test itself, running (its hold on the push lock), keeps
+	# the first migration waiting with two locked: the pushes of the loop
+	# wait for it then, for sure.
+	hold_push_lock g1 two &&
+	{ (cd pusher && i=0 && : >../push-failures &&
 	 while test ! -e ../stop-pushing; do
 		i=$((i + 1)) && echo $i >count && git add count && git commit -q -m "push $i" &&
 		if git push -q origin main 2>>../push.log; then echo $i >../last-ok; else echo $i >>../push-failures; fi
-	 done) &
-	sleep 1 &&
-	"$GROVE" app migrate two --to cluster >m1 &&
+	 done) & } &&
+	loop=$! &&
+	wait_for 60 "a first push of the loop" pushed_beyond 0 &&
+	{ "$GROVE" app migrate two --to cluster >m1 & } &&
+	m1=$! &&
+	wait_for 30 "the migration of two to lock it" migration_waits two &&
+	wait_grep "two is locked (maintenance or migration): waiting" push.log &&
+	release_push_lock g1 two &&
+	wait $m1 &&
+	test_grep "switched two to the cluster route" m1 &&
 	"$GROVE" app migrate two --to legacy >m2 &&
 	"$GROVE" app migrate two --to cluster >m3 &&
 	after=$(cat last-ok) &&
-	for i in $(seq 1 300); do test "$(cat last-ok)" -gt "$after" && break; sleep 0.1; done &&
-	touch stop-pushing && wait &&
+	wait_for 60 "a push accepted after the last migration" pushed_beyond $after &&
+	touch stop-pushing && wait $loop &&
 	test_grep "switched two to the cluster route" m3 &&
 	test ! -s push-failures &&
 	test "$(cat last-ok)" -gt "$after" &&
@@ -146,17 +186,21 @@ test_expect_success 'a migration cut by a crash is finished or rolled back at th
 		{ git init -q --bare "$TRASH/g1/legacy/big.git" && git push -q "$TRASH/g1/legacy/big.git" main; }) &&
 	"$GROVE" app import --legacy-scan >/dev/null &&
 	refs_of big before &&
+	# What a copy cut short leaves on the cluster, for the recovery to clean.
+	create_repo $s1_ADDR s1 big.git >/dev/null &&
 	api_pid=$(sed -n "s/.*\"role\":\"gate-api\",\"pid\":\([0-9]*\),\"event\":\"gate.api_started\".*/\1/p" g1/gate.log | tail -n1) &&
-	test -n "$api_pid" || exit 1
-	"$GROVE" app migrate big --to cluster >mig.out 2>&1 &
-	for _ in $(seq 1 500); do grep -q "\"event\":\"gate.migrating\".*\"app\":\"big\"" g1/gate.log && break; sleep 0.01; done
+	test -n "$api_pid" &&
+	# The crash comes at a known point, not at a time: while the migration
+	# waits for a push (the hold of the test on the push lock), journaled,
+	# with big locked.
+	hold_push_lock g1 big &&
+	{ "$GROVE" app migrate big --to cluster >mig.out 2>&1 & } &&
+	wait_for 30 "the migration of big to lock it" migration_waits big &&
 	kill -9 $api_pid &&
-	for _ in $(seq 1 100); do
-		grep -q "\"event\":\"gate.migration_\(rolled_back\|finished\)\".*\"app\":\"big\"" g1/gate.log && break
-		sleep 0.1
-	done &&
-	test_grep "\"event\":\"gate.migration_\(rolled_back\|finished\)\".*\"app\":\"big\"" g1/gate.log &&
-	for _ in $(seq 1 100); do "$GROVE" app show big >show 2>/dev/null && break; sleep 0.1; done &&
+	wait_for 60 "the restarted API to finish or roll back the migration of big" \
+		grep -q "\"event\":\"gate.migration_\(rolled_back\|finished\)\".*\"app\":\"big\"" g1/gate.log &&
+	release_push_lock g1 big &&
+	wait_for 30 "the restarted API to show big" eval "\"\$GROVE\" app show big >show" &&
 	test_grep "\"locked\": false" show &&
 	rpc $s1_ADDR RepositoryService/RepositoryExists repository.storage_name=s1 repository.relative_path=big.git >ex &&
 	if grep -q "\"route\": \"cluster\"" show; then
@@ -204,8 +248,10 @@ test_expect_success 'housekeeping optimizes every app on its schedule' '
 	start_gate g2 $s1_ADDR s1 housekeeping.interval=1 &&
 	GROVE_ADMIN_URL=$g2_ADMIN GROVE_ADMIN_TOKEN_FILE=$TRASH/g2/admin-token "$GROVE" app create hk --route legacy >/dev/null &&
 	GROVE_ADMIN_URL=$g2_ADMIN GROVE_ADMIN_TOKEN_FILE=$TRASH/g2/admin-token "$GROVE" app create hk-empty --route legacy >/dev/null &&
-	git clone -q --bare src "$TRASH/g2/legacy/hk.git" &&
-	for _ in $(seq 1 50); do grep -q "\"event\":\"gate.housekeeping\".*\"optimized\":1" g2/gate.log && break; sleep 0.2; done &&
+	# Into place at once: a pass never finds it half-copied.
+	git clone -q --bare src "$TRASH/g2/hk.git.new" && mkdir -p "$TRASH/g2/legacy" &&
+	mv "$TRASH/g2/hk.git.new" "$TRASH/g2/legacy/hk.git" &&
+	wait_for 30 "a housekeeping pass that optimized hk" grep -q "\"event\":\"gate.housekeeping\".*\"optimized\":1" g2/gate.log &&
 	test_grep "\"event\":\"gate.housekeeping\".*\"apps\":2,\"optimized\":1,\"failed\":0" g2/gate.log &&
 	test -f "$TRASH/g2/legacy/hk.git/packed-refs"
 '

@@ -10,6 +10,7 @@ APPS=${GROVE_TEST_MIGRATE_APPS:-60}
 # The apps the push loop uses: the first three (names are zero-padded: app01 or app001).
 LOOP_APPS=$(for i in $(seq -w 1 $APPS | head -n3); do printf "app%s " $i; done)
 FIRST=app$(seq -w 1 $APPS | head -n1)
+LAST=app$(seq -w 1 $APPS | tail -n1)
 
 # all_refs FILE: every app's refs and HEAD, as a client sees them through the gate.
 all_refs() {
@@ -18,6 +19,44 @@ all_refs() {
 		echo "== app$i" >>"$1" &&
 		git ls-remote --symref $REMOTE/app$i.git >>"$1" || return 1
 	done
+}
+
+# hold_push_lock GATE APP: holds APP's push lock on GATE (shared), as a push
+# running there does, until release_push_lock GATE APP: a migration of APP
+# waits for it (journaled: in progress), with APP locked. Returns once the
+# lock is held.
+hold_push_lock() {
+	mkdir -p "$TRASH/$1/locks" &&
+	rm -f "$TRASH/held-$1-$2" "$TRASH/release-$1-$2" &&
+	{ (flock -s 9 && touch "$TRASH/held-$1-$2" && until test -e "$TRASH/release-$1-$2"; do sleep 0.1; done) \
+		9>"$TRASH/$1/locks/$2.lock" & } &&
+	record_daemon $! &&
+	wait_for 20 "the push lock of $2 on $1" test -e "$TRASH/held-$1-$2"
+}
+
+release_push_lock() {
+	touch "$TRASH/release-$1-$2"
+}
+
+# in_progress APP: the admin API shows the migration of APP in progress
+# (its answer, without blanks, in watch).
+in_progress() {
+	api g1 GET /api/v1/migrations | tr -d " \n" >"$TRASH/watch" &&
+	grep -q "\"in_progress\":\[{\"app\":\"$1\"" "$TRASH/watch"
+}
+
+# batch_ended: the admin API says the batch runs no more (its answer in st).
+batch_ended() {
+	api g1 GET /api/v1/migrations | tr -d " \n" >"$TRASH/st" &&
+	grep -q "\"batch\":{\"running\":false" "$TRASH/st"
+}
+
+# optimized_everywhere: the three stores logged an OptimizeRepository that
+# ended OK (rpc.done, logged once the call is closed, just after the router
+# has its answer).
+optimized_everywhere() {
+	test "$(grep -h "\"method\":\"/grove.v1.RepositoryService/OptimizeRepository\"" \
+		"$TRASH/s1/store.log" "$TRASH/s2/store.log" "$TRASH/s3/store.log" | grep -c "\"code\":\"OK\"")" -ge 3
 }
 
 test_setup 'three stores, a router, a gate, and apps in the legacy directory' '
@@ -50,7 +89,11 @@ test_expect_success '--dry-run lists what would move, and moves nothing' '
 
 test_expect_success 'every app moves to the cluster while pushes run; none fails, nothing changes' '
 	: >push.log &&
-	(
+	# A push of the test itself, running on the last app (its hold on the
+	# push lock), keeps the batch there, its migration in progress, until
+	# the API has been seen to say so.
+	hold_push_lock g1 $LAST &&
+	{ (
 		cd src && n=0 &&
 		while ! test -e "$TRASH/stop-pushing"; do
 			n=$((n + 1)) &&
@@ -63,14 +106,16 @@ test_expect_success 'every app moves to the cluster while pushes run; none fails
 				fi
 			done
 		done
-	) &
-	loop=$!
-	( while ! test -e "$TRASH/stop-pushing"; do api g1 GET /api/v1/migrations | tr -d " \n" >>watch; echo >>watch; sleep 0.05; done ) &
-	watcher=$!
+	) & } &&
+	loop=$! &&
 	t0=$(date +%s%N) &&
-	"$GROVE" migrate --percent 100 >progress 2>err &&
+	{ "$GROVE" migrate --percent 100 >progress 2>err & } &&
+	cli=$! &&
+	wait_for 120 "the batch to reach $LAST, its migration in progress" in_progress $LAST &&
+	release_push_lock g1 $LAST &&
+	wait $cli &&
 	t1=$(date +%s%N) &&
-	touch "$TRASH/stop-pushing" && wait $loop && wait $watcher &&
+	touch "$TRASH/stop-pushing" && wait $loop &&
 	test_grep "\"in_progress\":\[{\"app\":\"app[0-9]*\",\"to\":\"cluster\",\"since\":\"[0-9T:Z-]*\"}\]" watch &&
 	api g1 GET /api/v1/migrations | tr -d " \n" >final &&
 	test_grep "\"cluster\":$APPS,\"legacy\":0,\"percent_on_cluster\":100.0*,\"in_progress\":\[\]" final &&
@@ -120,12 +165,7 @@ test_expect_success 'grove app gc optimizes an app where it lives: every replica
 	test_grep "optimized $on_cluster on the cluster (every replica): repacked fully" out &&
 	# A store logs rpc.done once the call is closed, just after the
 	# router has its answer: wait for the three lines.
-	for i in $(seq 50); do
-		n=$(grep -h "\"method\":\"/grove.v1.RepositoryService/OptimizeRepository\"" s1/store.log s2/store.log s3/store.log | grep -c "\"code\":\"OK\"" || true)
-		test "$n" -ge 3 && break
-		sleep 0.1
-	done &&
-	test "$n" -ge 3 &&
+	wait_for 20 "the three stores to log their OptimizeRepository" optimized_everywhere &&
 	"$GROVE" app gc $FIRST >out &&
 	test_grep "optimized $FIRST in the legacy directory: repacked fully, refs packed" out &&
 	test -f "$TRASH/g1/legacy/$FIRST.git/packed-refs" &&
@@ -135,17 +175,18 @@ test_expect_success 'grove app gc optimizes an app where it lives: every replica
 '
 
 test_expect_success 'the gate runs the batch: closing grove migrate does not stop it; one batch at a time' '
-	"$GROVE" migrate --percent 100 >progress 2>err &
-	cli=$!
-	for _ in $(seq 1 100); do grep -q "^.* apps, .*; moving" err 2>/dev/null && break; sleep 0.05; done
+	# A push of the test itself, running on the first app of the batch (its
+	# hold on the push lock), keeps the batch running until the test has
+	# seen all it needs to.
+	hold_push_lock g1 $FIRST &&
+	{ "$GROVE" migrate --percent 100 >progress 2>err & } &&
+	cli=$! &&
+	wait_grep "^.* apps, .*; moving" err &&
 	kill $cli && { wait $cli || true; } &&
 	test_must_fail "$GROVE" migrate --percent 100 2>err2 &&
 	test_grep "a batch migration is running already" err2 &&
-	for _ in $(seq 1 300); do
-		api g1 GET /api/v1/migrations | tr -d " \n" >st &&
-		grep -q "\"batch\":{\"running\":false" st && break
-		sleep 0.1
-	done &&
+	release_push_lock g1 $FIRST &&
+	wait_for 120 "the batch to end" batch_ended &&
 	test_grep "\"batch\":{\"running\":false,\"to\":\"cluster\",\"total\":$((APPS / 2)),\"done\":$((APPS / 2)),\"failed\":0" st &&
 	test_grep "\"percent_on_cluster\":100" st
 '
