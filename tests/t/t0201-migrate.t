@@ -30,23 +30,6 @@ refs_of() {
 	git ls-remote --symref $REMOTE/$1.git HEAD | sed -n "s/^ref: \([^	]*\)	HEAD$/\1/p" >"$2.head"
 }
 
-# hold_push_lock GATE APP: holds APP's push lock on GATE (shared), as a push
-# running there does, until release_push_lock GATE APP: a migration of APP
-# waits for it, with APP locked, and pushes to APP wait for the migration.
-# Returns once the lock is held.
-hold_push_lock() {
-	mkdir -p "$TRASH/$1/locks" &&
-	rm -f "$TRASH/held-$1-$2" "$TRASH/release-$1-$2" &&
-	{ (flock -s 9 && touch "$TRASH/held-$1-$2" && until test -e "$TRASH/release-$1-$2"; do sleep 0.1; done) \
-		9>"$TRASH/$1/locks/$2.lock" & } &&
-	record_daemon $! &&
-	wait_for 20 "the push lock of $2 on $1" test -e "$TRASH/held-$1-$2"
-}
-
-release_push_lock() {
-	touch "$TRASH/release-$1-$2"
-}
-
 # migration_waits APP: a migration of APP on g1 has begun and locked APP (it
 # waits for the pushes running, if any).
 migration_waits() {

@@ -21,23 +21,6 @@ all_refs() {
 	done
 }
 
-# hold_push_lock GATE APP: holds APP's push lock on GATE (shared), as a push
-# running there does, until release_push_lock GATE APP: a migration of APP
-# waits for it (journaled: in progress), with APP locked. Returns once the
-# lock is held.
-hold_push_lock() {
-	mkdir -p "$TRASH/$1/locks" &&
-	rm -f "$TRASH/held-$1-$2" "$TRASH/release-$1-$2" &&
-	{ (flock -s 9 && touch "$TRASH/held-$1-$2" && until test -e "$TRASH/release-$1-$2"; do sleep 0.1; done) \
-		9>"$TRASH/$1/locks/$2.lock" & } &&
-	record_daemon $! &&
-	wait_for 20 "the push lock of $2 on $1" test -e "$TRASH/held-$1-$2"
-}
-
-release_push_lock() {
-	touch "$TRASH/release-$1-$2"
-}
-
 # in_progress APP: the admin API shows the migration of APP in progress
 # (its answer, without blanks, in watch).
 in_progress() {
