@@ -60,161 +60,234 @@ static const char *opt(int argc, char **argv, const char *name)
 	return NULL;
 }
 
-int cluster_cli_main(int argc, char **argv)
-{
-	const char *addr = getenv("GROVE_CLUSTER_ADDRESS"), *secret_file = NULL;
-	struct rpc_client *cl = NULL;
-	ProtobufCMessage *resp = NULL;
-	char *secret = NULL;
-	int i, ret = 0;
+/* One run of an operator's command, shared by the command's steps. */
+struct cluster_cli {
+	const char *addr, *secret_file;
+	int argc;
+	char **argv;               /* the command and its arguments */
+	struct rpc_client *cl;
+	ProtobufCMessage *resp;    /* the router's answer, freed at the end */
+};
 
-	log_init("cli", LOG_WARN, 2);
-	if (!addr)
-		addr = getenv("GROVE_ADDRESS");
+/* Returns the exit code when the command line says to stop here (help, a mistake), else -1. */
+static int cluster_cli_parse_args(struct cluster_cli *c, int argc, char **argv)
+{
+	int i;
+
+	c->addr = getenv("GROVE_CLUSTER_ADDRESS");
+	if (!c->addr)
+		c->addr = getenv("GROVE_ADDRESS");
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
 		if (!strcmp(argv[i], "-a") && i + 1 < argc)
-			addr = argv[++i];
+			c->addr = argv[++i];
 		else if (!strcmp(argv[i], "--secret-file") && i + 1 < argc)
-			secret_file = argv[++i];
+			c->secret_file = argv[++i];
 		else {
 			fprintf(stderr, "grove cluster: unknown option %s\n%s", argv[i], usage);
 			return 2;
 		}
 	}
-	argc -= i;
-	argv += i;
-	if (argc < 1 || !strcmp(argv[0], "help") || !strcmp(argv[0], "-h") || !strcmp(argv[0], "--help")) {
-		fputs(usage, argc < 1 ? stderr : stdout);
-		return argc < 1 ? 2 : 0;
+	c->argc = argc - i;
+	c->argv = argv + i;
+	if (c->argc < 1 || !strcmp(c->argv[0], "help") || !strcmp(c->argv[0], "-h") || !strcmp(c->argv[0], "--help")) {
+		fputs(usage, c->argc < 1 ? stderr : stdout);
+		return c->argc < 1 ? 2 : 0;
 	}
-	if (!addr) {
+	if (!c->addr) {
 		fprintf(stderr, "grove cluster: no router address: give -a ADDRESS or set GROVE_CLUSTER_ADDRESS\n");
 		return 2;
 	}
-	if ((ret = cli_load_secret(secret_file, &secret)))
+	return -1;
+}
+
+static int cluster_cli_status(struct cluster_cli *c)
+{
+	Grove__V1__GetStatusRequest req = GROVE__V1__GET_STATUS_REQUEST__INIT;
+	Grove__V1__GetStatusResponse *r;
+	int ret;
+
+	if ((ret = rpc_unary(c->cl, "/grove.v1.ClusterService/GetStatus", &req.base,
+			     &grove__v1__get_status_response__descriptor, &c->resp, 30000)))
+		return ret;
+	r = (Grove__V1__GetStatusResponse *)c->resp;
+	printf("router %s, virtual storage %s\n", r->router, r->virtual_storage);
+	printf("  %-16s %-24s %-8s %-8s %s\n", "STORE", "ADDRESS", "HEALTHY", "ROUTERS", "LAST ERROR");
+	for (size_t k = 0; k < r->n_nodes; k++) {
+		const Grove__V1__NodeStatus *n = r->nodes[k];
+		char routers[32];
+		snprintf(routers, sizeof(routers), "%u/%u", n->routers_healthy, n->routers_total);
+		printf("  %-16s %-24s %-8s %-8s %s\n", n->name, n->address,
+		       !n->healthy ? "NO" : n->writable ? "yes" : "DISKFULL", routers,
+		       n->healthy && !n->writable ? "disk below store.minFreeSpace: reads only, writes resume when it has room"
+						  : n->last_error);
+	}
+	printf("repositories %llu, with outdated or missing replicas %llu\n", (unsigned long long)r->repositories,
+	       (unsigned long long)r->dataloss);
+	printf("replication queue: ready %llu, running %llu, retrying %llu, dead %llu\n",
+	       (unsigned long long)r->jobs_ready, (unsigned long long)r->jobs_in_progress,
+	       (unsigned long long)r->jobs_failed, (unsigned long long)r->jobs_dead);
+	return 0;
+}
+
+static int cluster_cli_repo(struct cluster_cli *c)
+{
+	Grove__V1__GetRepositoryRequest req = GROVE__V1__GET_REPOSITORY_REQUEST__INIT;
+	int ret;
+
+	if ((ret = need(c->argc, c->argv, 2, "PATH")))
+		return ret;
+	req.relative_path = c->argv[1];
+	if ((ret = rpc_unary(c->cl, "/grove.v1.ClusterService/GetRepository", &req.base,
+			     &grove__v1__get_repository_response__descriptor, &c->resp, 30000)))
+		return ret;
+	print_repo(((Grove__V1__GetRepositoryResponse *)c->resp)->repository);
+	return 0;
+}
+
+static int cluster_cli_dataloss(struct cluster_cli *c)
+{
+	Grove__V1__ListDatalossRequest req = GROVE__V1__LIST_DATALOSS_REQUEST__INIT;
+	Grove__V1__ListDatalossResponse *r;
+	int ret;
+
+	if ((ret = rpc_unary(c->cl, "/grove.v1.ClusterService/ListDataloss", &req.base,
+			     &grove__v1__list_dataloss_response__descriptor, &c->resp, 60000)))
+		return ret;
+	r = (Grove__V1__ListDatalossResponse *)c->resp;
+	if (!r->n_repositories)
+		printf("every repository has all its replicas up to date\n");
+	for (size_t k = 0; k < r->n_repositories; k++)
+		print_repo(r->repositories[k]);
+	return 0;
+}
+
+static int cluster_cli_accept_dataloss(struct cluster_cli *c)
+{
+	Grove__V1__AcceptDatalossRequest req = GROVE__V1__ACCEPT_DATALOSS_REQUEST__INIT;
+	int ret;
+
+	if ((ret = need(c->argc, c->argv, 2, "PATH")))
+		return ret;
+	req.relative_path = c->argv[1];
+	req.authoritative = (char *)opt(c->argc, c->argv, "--authoritative");
+	if (!req.authoritative)
+		return error_set(GROVE_EINVAL, "accept-dataloss: name the copy to keep with --authoritative STORE");
+	if ((ret = rpc_unary(c->cl, "/grove.v1.ClusterService/AcceptDataloss", &req.base,
+			     &grove__v1__accept_dataloss_response__descriptor, &c->resp, 30000)))
+		return ret;
+	printf("%s: %s's copy is now generation %lld; the other replicas are being repaired from it\n", c->argv[1],
+	       req.authoritative, (long long)((Grove__V1__AcceptDatalossResponse *)c->resp)->generation);
+	return 0;
+}
+
+static int cluster_cli_set_replication_factor(struct cluster_cli *c)
+{
+	Grove__V1__SetReplicationFactorRequest req = GROVE__V1__SET_REPLICATION_FACTOR_REQUEST__INIT;
+	Grove__V1__SetReplicationFactorResponse *r;
+	int ret;
+
+	if ((ret = need(c->argc, c->argv, 3, "PATH and N")))
+		return ret;
+	req.relative_path = c->argv[1];
+	req.replication_factor = (uint32_t)strtoul(c->argv[2], NULL, 10);
+	if ((ret = rpc_unary(c->cl, "/grove.v1.ClusterService/SetReplicationFactor", &req.base,
+			     &grove__v1__set_replication_factor_response__descriptor, &c->resp, 30000)))
+		return ret;
+	r = (Grove__V1__SetReplicationFactorResponse *)c->resp;
+	printf("%s: assigned to", c->argv[1]);
+	for (size_t k = 0; k < r->n_assigned; k++)
+		printf(" %s", r->assigned[k]);
+	printf("\n");
+	return 0;
+}
+
+static int cluster_cli_verify(struct cluster_cli *c)
+{
+	Grove__V1__VerifyRepositoryRequest req = GROVE__V1__VERIFY_REPOSITORY_REQUEST__INIT;
+	Grove__V1__VerifyRepositoryResponse *r;
+	int ret;
+
+	if ((ret = need(c->argc, c->argv, 2, "PATH")))
+		return ret;
+	req.relative_path = c->argv[1];
+	if ((ret = rpc_unary(c->cl, "/grove.v1.ClusterService/VerifyRepository", &req.base,
+			     &grove__v1__verify_repository_response__descriptor, &c->resp, 120000)))
+		return ret;
+	r = (Grove__V1__VerifyRepositoryResponse *)c->resp;
+	for (size_t k = 0; k < r->n_replicas; k++)
+		printf("  %-16s %-66s %s%s\n", r->replicas[k]->node, r->replicas[k]->checksum,
+		       r->replicas[k]->matches ? "ok" : "DIFFERS", r->replicas[k]->error);
+	printf("%s: %u replica(s) differ%s\n", c->argv[1], r->mismatches,
+	       r->mismatches ? ": marked outdated, repair queued" : "");
+	return 0;
+}
+
+static int cluster_cli_failover(struct cluster_cli *c)
+{
+	Grove__V1__FailoverRequest req = GROVE__V1__FAILOVER_REQUEST__INIT;
+	Grove__V1__FailoverResponse *r;
+	int ret;
+
+	if ((ret = need(c->argc, c->argv, 2, "PATH")))
+		return ret;
+	req.relative_path = c->argv[1];
+	req.to = (char *)opt(c->argc, c->argv, "--to");
+	if (!req.to)
+		return error_set(GROVE_EINVAL, "failover: name the new primary with --to STORE");
+	if ((ret = rpc_unary(c->cl, "/grove.v1.ClusterService/Failover", &req.base,
+			     &grove__v1__failover_response__descriptor, &c->resp, 30000)))
+		return ret;
+	r = (Grove__V1__FailoverResponse *)c->resp;
+	printf("%s: primary %s (was %s)\n", c->argv[1], r->primary, *r->previous ? r->previous : "-");
+	return 0;
+}
+
+static const struct cluster_cli_cmd {
+	const char *name;
+	int (*fn)(struct cluster_cli *c);
+} cluster_cli_cmds[] = {
+	{ "status", cluster_cli_status },
+	{ "repo", cluster_cli_repo },
+	{ "dataloss", cluster_cli_dataloss },
+	{ "accept-dataloss", cluster_cli_accept_dataloss },
+	{ "set-replication-factor", cluster_cli_set_replication_factor },
+	{ "verify", cluster_cli_verify },
+	{ "failover", cluster_cli_failover },
+};
+
+int cluster_cli_main(int argc, char **argv)
+{
+	struct cluster_cli c = { 0 };
+	const struct cluster_cli_cmd *cmd = NULL;
+	char *secret = NULL;
+	int code, ret = 0;
+
+	log_init("cli", LOG_WARN, 2);
+	if ((code = cluster_cli_parse_args(&c, argc, argv)) >= 0)
+		return code;
+	if ((ret = cli_load_secret(c.secret_file, &secret)))
 		goto out;
 	if (!secret) {
 		ret = error_set(GROVE_EINVAL, "no shared secret: give --secret-file or set GROVE_SECRET_FILE");
 		goto out;
 	}
-	if ((ret = rpc_client_new(&cl, addr, secret)))
+	if ((ret = rpc_client_new(&c.cl, c.addr, secret)))
 		goto out;
-
-	if (!strcmp(argv[0], "status")) {
-		Grove__V1__GetStatusRequest req = GROVE__V1__GET_STATUS_REQUEST__INIT;
-		Grove__V1__GetStatusResponse *r;
-		if ((ret = rpc_unary(cl, "/grove.v1.ClusterService/GetStatus", &req.base,
-				     &grove__v1__get_status_response__descriptor, &resp, 30000)))
-			goto out;
-		r = (Grove__V1__GetStatusResponse *)resp;
-		printf("router %s, virtual storage %s\n", r->router, r->virtual_storage);
-		printf("  %-16s %-24s %-8s %-8s %s\n", "STORE", "ADDRESS", "HEALTHY", "ROUTERS", "LAST ERROR");
-		for (size_t k = 0; k < r->n_nodes; k++) {
-			const Grove__V1__NodeStatus *n = r->nodes[k];
-			char routers[32];
-			snprintf(routers, sizeof(routers), "%u/%u", n->routers_healthy, n->routers_total);
-			printf("  %-16s %-24s %-8s %-8s %s\n", n->name, n->address,
-			       !n->healthy ? "NO" : n->writable ? "yes" : "DISKFULL", routers,
-			       n->healthy && !n->writable ? "disk below store.minFreeSpace: reads only, writes resume when it has room"
-							  : n->last_error);
-		}
-		printf("repositories %llu, with outdated or missing replicas %llu\n", (unsigned long long)r->repositories,
-		       (unsigned long long)r->dataloss);
-		printf("replication queue: ready %llu, running %llu, retrying %llu, dead %llu\n",
-		       (unsigned long long)r->jobs_ready, (unsigned long long)r->jobs_in_progress,
-		       (unsigned long long)r->jobs_failed, (unsigned long long)r->jobs_dead);
-	} else if (!strcmp(argv[0], "repo")) {
-		Grove__V1__GetRepositoryRequest req = GROVE__V1__GET_REPOSITORY_REQUEST__INIT;
-		if ((ret = need(argc, argv, 2, "PATH")))
-			goto out;
-		req.relative_path = argv[1];
-		if ((ret = rpc_unary(cl, "/grove.v1.ClusterService/GetRepository", &req.base,
-				     &grove__v1__get_repository_response__descriptor, &resp, 30000)))
-			goto out;
-		print_repo(((Grove__V1__GetRepositoryResponse *)resp)->repository);
-	} else if (!strcmp(argv[0], "dataloss")) {
-		Grove__V1__ListDatalossRequest req = GROVE__V1__LIST_DATALOSS_REQUEST__INIT;
-		Grove__V1__ListDatalossResponse *r;
-		if ((ret = rpc_unary(cl, "/grove.v1.ClusterService/ListDataloss", &req.base,
-				     &grove__v1__list_dataloss_response__descriptor, &resp, 60000)))
-			goto out;
-		r = (Grove__V1__ListDatalossResponse *)resp;
-		if (!r->n_repositories)
-			printf("every repository has all its replicas up to date\n");
-		for (size_t k = 0; k < r->n_repositories; k++)
-			print_repo(r->repositories[k]);
-	} else if (!strcmp(argv[0], "accept-dataloss")) {
-		Grove__V1__AcceptDatalossRequest req = GROVE__V1__ACCEPT_DATALOSS_REQUEST__INIT;
-		if ((ret = need(argc, argv, 2, "PATH")))
-			goto out;
-		req.relative_path = argv[1];
-		req.authoritative = (char *)opt(argc, argv, "--authoritative");
-		if (!req.authoritative) {
-			ret = error_set(GROVE_EINVAL, "accept-dataloss: name the copy to keep with --authoritative STORE");
-			goto out;
-		}
-		if ((ret = rpc_unary(cl, "/grove.v1.ClusterService/AcceptDataloss", &req.base,
-				     &grove__v1__accept_dataloss_response__descriptor, &resp, 30000)))
-			goto out;
-		printf("%s: %s's copy is now generation %lld; the other replicas are being repaired from it\n", argv[1],
-		       req.authoritative, (long long)((Grove__V1__AcceptDatalossResponse *)resp)->generation);
-	} else if (!strcmp(argv[0], "set-replication-factor")) {
-		Grove__V1__SetReplicationFactorRequest req = GROVE__V1__SET_REPLICATION_FACTOR_REQUEST__INIT;
-		Grove__V1__SetReplicationFactorResponse *r;
-		if ((ret = need(argc, argv, 3, "PATH and N")))
-			goto out;
-		req.relative_path = argv[1];
-		req.replication_factor = (uint32_t)strtoul(argv[2], NULL, 10);
-		if ((ret = rpc_unary(cl, "/grove.v1.ClusterService/SetReplicationFactor", &req.base,
-				     &grove__v1__set_replication_factor_response__descriptor, &resp, 30000)))
-			goto out;
-		r = (Grove__V1__SetReplicationFactorResponse *)resp;
-		printf("%s: assigned to", argv[1]);
-		for (size_t k = 0; k < r->n_assigned; k++)
-			printf(" %s", r->assigned[k]);
-		printf("\n");
-	} else if (!strcmp(argv[0], "verify")) {
-		Grove__V1__VerifyRepositoryRequest req = GROVE__V1__VERIFY_REPOSITORY_REQUEST__INIT;
-		Grove__V1__VerifyRepositoryResponse *r;
-		if ((ret = need(argc, argv, 2, "PATH")))
-			goto out;
-		req.relative_path = argv[1];
-		if ((ret = rpc_unary(cl, "/grove.v1.ClusterService/VerifyRepository", &req.base,
-				     &grove__v1__verify_repository_response__descriptor, &resp, 120000)))
-			goto out;
-		r = (Grove__V1__VerifyRepositoryResponse *)resp;
-		for (size_t k = 0; k < r->n_replicas; k++)
-			printf("  %-16s %-66s %s%s\n", r->replicas[k]->node, r->replicas[k]->checksum,
-			       r->replicas[k]->matches ? "ok" : "DIFFERS", r->replicas[k]->error);
-		printf("%s: %u replica(s) differ%s\n", argv[1], r->mismatches,
-		       r->mismatches ? ": marked outdated, repair queued" : "");
-	} else if (!strcmp(argv[0], "failover")) {
-		Grove__V1__FailoverRequest req = GROVE__V1__FAILOVER_REQUEST__INIT;
-		Grove__V1__FailoverResponse *r;
-		if ((ret = need(argc, argv, 2, "PATH")))
-			goto out;
-		req.relative_path = argv[1];
-		req.to = (char *)opt(argc, argv, "--to");
-		if (!req.to) {
-			ret = error_set(GROVE_EINVAL, "failover: name the new primary with --to STORE");
-			goto out;
-		}
-		if ((ret = rpc_unary(cl, "/grove.v1.ClusterService/Failover", &req.base,
-				     &grove__v1__failover_response__descriptor, &resp, 30000)))
-			goto out;
-		r = (Grove__V1__FailoverResponse *)resp;
-		printf("%s: primary %s (was %s)\n", argv[1], r->primary, *r->previous ? r->previous : "-");
-	} else {
-		fprintf(stderr, "grove cluster: unknown command '%s'\n%s", argv[0], usage);
+	for (size_t k = 0; k < ARRAY_SIZE(cluster_cli_cmds) && !cmd; k++)
+		if (!strcmp(c.argv[0], cluster_cli_cmds[k].name))
+			cmd = &cluster_cli_cmds[k];
+	if (!cmd) {
+		fprintf(stderr, "grove cluster: unknown command '%s'\n%s", c.argv[0], usage);
 		ret = -1;
 		goto out;
 	}
+	ret = cmd->fn(&c);
 out:
 	if (ret > 0 || (ret < 0 && ret != -1))
 		fprintf(stderr, "grove cluster: %s\n", error_msg());
-	if (resp)
-		protobuf_c_message_free_unpacked(resp, NULL);
-	rpc_client_free(cl);
+	if (c.resp)
+		protobuf_c_message_free_unpacked(c.resp, NULL);
+	rpc_client_free(c.cl);
 	free(secret);
 	return ret ? 1 : 0;
 }

@@ -54,31 +54,35 @@ static void *sender_main(void *arg)
 	return NULL;
 }
 
-int connect_main(int argc, char **argv)
-{
-	const char *addr = getenv("GROVE_CONNECT_ADDRESS");
-	const char *host = NULL;
-	char *secret = NULL;
-	struct strbuf cmdline = STRBUF_INIT;
+/* One git command relayed to a store: what git asked for, and the call that carries it. */
+struct connect {
+	const char *addr;
+	const char *host;                     /* the storage name */
+	struct strbuf cmdline;                /* the command git wants run there */
+	char *secret;
 	struct sshcmd cmd;
-	struct rpc_client *cl = NULL;
-	struct rpc_stream *st = NULL;
-	Grove__V1__Repository repo = GROVE__V1__REPOSITORY__INIT;
-	Grove__V1__SSHRequest first = GROVE__V1__SSHREQUEST__INIT;
-	pthread_t tid;
 	const char *method;
 	char corr[65];
-	int code = 128, ret, i = 1;
+	Grove__V1__Repository repo;
+	Grove__V1__HookPayload payload;
+	Grove__V1__SSHRequest first;          /* points at repo, and at payload if given */
+	struct rpc_client *cl;
+	struct rpc_stream *st;
+	int code;                             /* git's exit code */
+};
 
-	log_init("connect", LOG_WARN, 2);
-	signal(SIGPIPE, SIG_IGN);
+/* Returns the exit code when the command line says to stop here (help, git's probe, a mistake), else -1. */
+static int connect_parse_args(struct connect *c, int argc, char **argv)
+{
+	int i = 1;
+
 	if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
 		fputs(usage, stdout);
 		return 0;
 	}
 	/* The address comes first unless the environment gave it. */
-	if (!addr && i < argc && argv[i][0] != '-')
-		addr = argv[i++];
+	if (!c->addr && i < argc && argv[i][0] != '-')
+		c->addr = argv[i++];
 	for (; i < argc; i++) {
 		if (!strcmp(argv[i], "-G"))
 			return 0;   /* git's "are you OpenSSH?" probe: yes */
@@ -86,100 +90,143 @@ int connect_main(int argc, char **argv)
 			i++;
 			continue;
 		}
-		if (argv[i][0] == '-' && !host)
+		if (argv[i][0] == '-' && !c->host)
 			continue;   /* -4, -6, -T, …: nothing to do for them */
-		if (!host) {
-			host = argv[i];
+		if (!c->host) {
+			c->host = argv[i];
 			continue;
 		}
-		if (cmdline.len)
-			strbuf_addch(&cmdline, ' ');
-		strbuf_addstr(&cmdline, argv[i]);
+		if (c->cmdline.len)
+			strbuf_addch(&c->cmdline, ' ');
+		strbuf_addstr(&c->cmdline, argv[i]);
 	}
-	if (!addr || !host || !cmdline.len) {
+	if (!c->addr || !c->host || !c->cmdline.len) {
 		fputs(usage, stderr);
-		strbuf_release(&cmdline);
 		return 128;
 	}
+	return -1;
+}
+
+static int connect_load_secret(struct connect *c)
+{
 	if (getenv("GROVE_SECRET"))
-		secret = xstrdup(getenv("GROVE_SECRET"));
-	else if (getenv("GROVE_SECRET_FILE") && auth_secret_load(getenv("GROVE_SECRET_FILE"), &secret))
-		goto fail;
-	if (!secret) {
-		error_set(GROVE_EAUTH, "no shared secret: set GROVE_SECRET or GROVE_SECRET_FILE");
-		goto fail;
-	}
-	if (sshcmd_parse(cmdline.buf, &cmd))
-		goto fail;
-	switch (cmd.service) {
-	case GIT_SERVICE_RECEIVE_PACK: method = "/grove.v1.SSHService/SSHReceivePack"; break;
-	case GIT_SERVICE_UPLOAD_ARCHIVE: method = "/grove.v1.SSHService/SSHUploadArchive"; break;
-	default: method = "/grove.v1.SSHService/SSHUploadPack"; break;
+		c->secret = xstrdup(getenv("GROVE_SECRET"));
+	else if (getenv("GROVE_SECRET_FILE") && auth_secret_load(getenv("GROVE_SECRET_FILE"), &c->secret))
+		return -1;
+	if (!c->secret)
+		return error_set(GROVE_EAUTH, "no shared secret: set GROVE_SECRET or GROVE_SECRET_FILE");
+	return 0;
+}
+
+/* The method for git's command, and the call's first message: the repository and who pushes. */
+static int connect_prepare(struct connect *c)
+{
+	if (sshcmd_parse(c->cmdline.buf, &c->cmd))
+		return -1;
+	switch (c->cmd.service) {
+	case GIT_SERVICE_RECEIVE_PACK: c->method = "/grove.v1.SSHService/SSHReceivePack"; break;
+	case GIT_SERVICE_UPLOAD_ARCHIVE: c->method = "/grove.v1.SSHService/SSHUploadArchive"; break;
+	default: c->method = "/grove.v1.SSHService/SSHUploadPack"; break;
 	}
 	if (getenv("GROVE_CORRELATION_ID"))
 		log_set_correlation_id(getenv("GROVE_CORRELATION_ID"));
 	else {
-		log_new_correlation_id(corr);
-		log_set_correlation_id(corr);
+		log_new_correlation_id(c->corr);
+		log_set_correlation_id(c->corr);
 	}
 
-	repo.storage_name = (char *)host;
+	c->repo.storage_name = (char *)c->host;
 	/* ssh://host/app.git sends '/app.git'; host:app.git sends 'app.git'. */
-	repo.relative_path = cmd.path[0] == '/' ? cmd.path + 1 : cmd.path;
-	first.repository = &repo;
+	c->repo.relative_path = c->cmd.path[0] == '/' ? c->cmd.path + 1 : c->cmd.path;
+	c->first.repository = &c->repo;
 	/* A trusted caller (it holds the secret) may say who pushes and whom the
 	 * store's hooks call back, as the gate does in its requests. */
-	Grove__V1__HookPayload payload = GROVE__V1__HOOK_PAYLOAD__INIT;
 	if (getenv("GROVE_PUSH_APP") || getenv("GROVE_PUSH_USER") || getenv("GROVE_PUSH_HOOK_ADDRESS")) {
-		payload.app = getenv("GROVE_PUSH_APP") ? getenv("GROVE_PUSH_APP") : "";
-		payload.user = getenv("GROVE_PUSH_USER") ? getenv("GROVE_PUSH_USER") : "";
-		payload.hook_address = getenv("GROVE_PUSH_HOOK_ADDRESS") ? getenv("GROVE_PUSH_HOOK_ADDRESS") : "";
-		payload.correlation_id = (char *)log_correlation_id();
-		first.hook_payload = &payload;
+		c->payload.app = getenv("GROVE_PUSH_APP") ? getenv("GROVE_PUSH_APP") : "";
+		c->payload.user = getenv("GROVE_PUSH_USER") ? getenv("GROVE_PUSH_USER") : "";
+		c->payload.hook_address = getenv("GROVE_PUSH_HOOK_ADDRESS") ? getenv("GROVE_PUSH_HOOK_ADDRESS") : "";
+		c->payload.correlation_id = (char *)log_correlation_id();
+		c->first.hook_payload = &c->payload;
 	}
-	first.git_protocol = getenv("GIT_PROTOCOL") ? getenv("GIT_PROTOCOL") : "";
-	if ((ret = rpc_client_new(&cl, addr, secret)) || (ret = rpc_stream_open(cl, method, 0, &st)))
-		goto fail;
-	snd.st = st;
+	c->first.git_protocol = getenv("GIT_PROTOCOL") ? getenv("GIT_PROTOCOL") : "";
+	return 0;
+}
+
+/* Opens the call, sends the first message and hands stdin to the sender thread. */
+static int connect_open(struct connect *c)
+{
+	pthread_t tid;
+	int ret;
+
+	if ((ret = rpc_client_new(&c->cl, c->addr, c->secret)) || (ret = rpc_stream_open(c->cl, c->method, 0, &c->st)))
+		return ret;
+	snd.st = c->st;
 	/* If even the first message cannot go, the call's status says why. */
-	if (!rpc_stream_send(st, &first.base)) {
-		if (pthread_create(&tid, NULL, sender_main, &snd)) {
-			error_set(GROVE_EINTERNAL, "cannot start a thread");
-			goto fail;
-		}
+	if (!rpc_stream_send(c->st, &c->first.base)) {
+		if (pthread_create(&tid, NULL, sender_main, &snd))
+			return error_set(GROVE_EINTERNAL, "cannot start a thread");
 		pthread_detach(tid);
 	}
+	return 0;
+}
+
+/* The store's answers → stdout and stderr, until the call ends or git hangs up. */
+static void connect_relay(struct connect *c)
+{
 	for (;;) {
 		Grove__V1__SSHResponse *resp = NULL;
-		int r = rpc_stream_recv(st, &grove__v1__sshresponse__descriptor, (ProtobufCMessage **)&resp);
+		int r = rpc_stream_recv(c->st, &grove__v1__sshresponse__descriptor, (ProtobufCMessage **)&resp);
 		if (r <= 0)
 			break;
 		if (resp->stdout.len && write_all(1, resp->stdout.data, resp->stdout.len)) {
 			/* git hung up on us: nothing more to deliver. */
 			protobuf_c_message_free_unpacked(&resp->base, NULL);
-			rpc_stream_cancel(st);
+			rpc_stream_cancel(c->st);
 			break;
 		}
 		if (resp->stderr.len)
 			write_all(2, resp->stderr.data, resp->stderr.len);
 		if (resp->exit_status)
-			code = resp->exit_status->value;
+			c->code = resp->exit_status->value;
 		protobuf_c_message_free_unpacked(&resp->base, NULL);
 	}
-	if (rpc_stream_finish(st)) {
-		code = 128;
+}
+
+int connect_main(int argc, char **argv)
+{
+	struct connect c = {
+		.addr = getenv("GROVE_CONNECT_ADDRESS"),
+		.cmdline = STRBUF_INIT,
+		.repo = GROVE__V1__REPOSITORY__INIT,
+		.payload = GROVE__V1__HOOK_PAYLOAD__INIT,
+		.first = GROVE__V1__SSHREQUEST__INIT,
+		.code = 128,
+	};
+	int code;
+
+	log_init("connect", LOG_WARN, 2);
+	signal(SIGPIPE, SIG_IGN);
+	if ((code = connect_parse_args(&c, argc, argv)) >= 0) {
+		strbuf_release(&c.cmdline);
+		return code;
+	}
+	if (connect_load_secret(&c) || connect_prepare(&c) || connect_open(&c))
+		goto fail;
+	connect_relay(&c);
+	if (rpc_stream_finish(c.st)) {
+		c.code = 128;
 		goto fail;
 	}
 	goto out;
 fail:
 	fprintf(stderr, "fatal: grove connect: %s\n", error_msg());
-	code = 128;
+	c.code = 128;
 out:
 	/* The sender may be blocked reading stdin; returning from main ends it. */
-	if (secret)
-		explicit_bzero(secret, strlen(secret));
-	free(secret);
-	strbuf_release(&cmdline);
+	if (c.secret)
+		explicit_bzero(c.secret, strlen(c.secret));
+	free(c.secret);
+	strbuf_release(&c.cmdline);
 	fflush(stdout);
-	return code;
+	return c.code;
 }

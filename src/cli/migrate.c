@@ -79,30 +79,32 @@ static void progress(bool tty, const char *app, bool ok, const char *err, int do
 	}
 }
 
-int migrate_main(int argc, char **argv)
-{
-	const char *base = cli_admin_url();
-	const char *to = "cluster";
-	double percent = -1;
-	long batch = -1, rate = 0;
-	bool dry = false, tty = isatty(2);
-	char *token = NULL;
-	json_t *body = NULL, *resp = NULL;
-	long status = 0;
-	size_t shown = 0, n = 0;
-	int code = 1;
+/* One `grove migrate`: what it asks the gate for, and how far it has followed the batch. */
+struct migrate {
+	const char *base, *to;
+	double percent;
+	long batch, rate;
+	bool dry, tty;
+	char *token;
+	json_t *body, *resp;       /* the request, and the gate's answer: the apps it moves */
+	size_t n;                  /* how many it moves */
+	size_t shown;              /* results already shown */
+};
 
+/* Returns the exit code when the command line says to stop here (help, a mistake), else -1. */
+static int migrate_parse_args(struct migrate *m, int argc, char **argv)
+{
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--percent") && i + 1 < argc)
-			percent = strtod(argv[++i], NULL);
+			m->percent = strtod(argv[++i], NULL);
 		else if (!strcmp(argv[i], "--batch") && i + 1 < argc)
-			batch = strtol(argv[++i], NULL, 10);
+			m->batch = strtol(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "--rate") && i + 1 < argc)
-			rate = strtol(argv[++i], NULL, 10);
+			m->rate = strtol(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "--to") && i + 1 < argc)
-			to = argv[++i];
+			m->to = argv[++i];
 		else if (!strcmp(argv[i], "--dry-run"))
-			dry = true;
+			m->dry = true;
 		else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
 			printf(usage);
 			return 0;
@@ -112,81 +114,117 @@ int migrate_main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (percent < 0 || percent > 100 || (strcmp(to, "cluster") && strcmp(to, "legacy")) || batch == 0 || rate < 0) {
+	if (m->percent < 0 || m->percent > 100 || (strcmp(m->to, "cluster") && strcmp(m->to, "legacy")) ||
+	    m->batch == 0 || m->rate < 0) {
 		fprintf(stderr, "grove migrate: give --percent from 0 to 100, --to cluster or legacy, --batch > 0, --rate >= 0\n");
 		fprintf(stderr, usage);
 		return 2;
 	}
-	if (cli_admin_token(&token)) {
-		fprintf(stderr, "grove migrate: %s\n", error_msg());
-		goto out;
-	}
-	/* The gate runs the batch: it goes on if this command is closed. */
-	body = json_pack("{s:f, s:s, s:b}", "percent", percent, "to", to, "dry_run", dry);
-	if (batch > 0)
-		json_object_set_new(body, "batch", json_integer(batch));
-	if (rate > 0)
-		json_object_set_new(body, "rate", json_integer(rate));
-	if (admin_call(base, token, "POST", "/api/v1/migrations", body, &status, &resp) || status >= 400) {
+	return -1;
+}
+
+/* The gate runs the batch: it goes on if this command is closed. */
+static int migrate_ask(struct migrate *m)
+{
+	long status = 0;
+
+	m->body = json_pack("{s:f, s:s, s:b}", "percent", m->percent, "to", m->to, "dry_run", m->dry);
+	if (m->batch > 0)
+		json_object_set_new(m->body, "batch", json_integer(m->batch));
+	if (m->rate > 0)
+		json_object_set_new(m->body, "rate", json_integer(m->rate));
+	if (admin_call(m->base, m->token, "POST", "/api/v1/migrations", m->body, &status, &m->resp) || status >= 400) {
 		fprintf(stderr, "grove migrate: %s\n",
-			status ? json_string_value(json_object_get(resp, "error")) ?: "the gate refused" : error_msg());
-		goto out;
+			status ? json_string_value(json_object_get(m->resp, "error")) ?: "the gate refused" : error_msg());
+		return -1;
 	}
-	json_t *moving = json_object_get(resp, "moving");
-	json_int_t total = json_integer_value(json_object_get(resp, "apps"));
-	json_int_t on_cluster = json_integer_value(json_object_get(resp, "on_cluster"));
-	n = json_array_size(moving);
+	json_t *moving = json_object_get(m->resp, "moving");
+	json_int_t total = json_integer_value(json_object_get(m->resp, "apps"));
+	json_int_t on_cluster = json_integer_value(json_object_get(m->resp, "on_cluster"));
+	m->n = json_array_size(moving);
 	fprintf(stderr, "%lld apps, %lld on the cluster (%.1f %%); %s %zu to the %s route%s\n", (long long)total,
 		(long long)on_cluster, total ? 100.0 * (double)on_cluster / (double)total : 0.0,
-		dry ? "would move" : "moving", n, to, dry ? "" : ", one at a time, live");
-	if (dry || !n) {
-		for (size_t i = 0; i < n; i++)
-			puts(json_string_value(json_array_get(moving, i)));
-		code = 0;
-		goto out;
+		m->dry ? "would move" : "moving", m->n, m->to, m->dry ? "" : ", one at a time, live");
+	return 0;
+}
+
+/* Each app finished since the last look, in order. */
+static void migrate_show_results(struct migrate *m, json_t *b)
+{
+	json_t *results = json_object_get(b, "results");
+	int btotal = (int)json_integer_value(json_object_get(b, "total"));
+
+	for (; m->shown < json_array_size(results); m->shown++) {
+		json_t *r = json_array_get(results, m->shown);
+		bool ok = json_is_true(json_object_get(r, "ok"));
+		const char *err = json_string_value(json_object_get(r, "error")) ?: "";
+		progress(m->tty, json_string_value(json_object_get(r, "app")) ?: "?", ok, err,
+			 (int)(m->shown + 1) - failed_before(results, m->shown + 1), failed_before(results, m->shown + 1),
+			 btotal, json_number_value(json_object_get(b, "rate_per_min")),
+			 json_number_value(json_object_get(b, "eta_s")));
 	}
+}
+
+/* Follows the batch until it ends or we are told to stop watching; returns the exit code. */
+static int migrate_follow(struct migrate *m)
+{
+	long status = 0;
+
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	for (;;) {
 		json_t *st = NULL;
-		if (admin_call(base, token, "GET", "/api/v1/migrations", NULL, &status, &st) || status >= 400) {
+		if (admin_call(m->base, m->token, "GET", "/api/v1/migrations", NULL, &status, &st) || status >= 400) {
 			fprintf(stderr, "\ngrove migrate: cannot follow the batch: %s\n", status ? "the gate refused" : error_msg());
 			json_decref(st);
-			goto out;
+			return 1;
 		}
-		json_t *b = json_object_get(st, "batch"), *results = json_object_get(b, "results");
+		json_t *b = json_object_get(st, "batch");
 		int done = (int)json_integer_value(json_object_get(b, "done"));
 		int failed = (int)json_integer_value(json_object_get(b, "failed"));
 		int btotal = (int)json_integer_value(json_object_get(b, "total"));
-		/* Each app finished since the last look, in order. */
-		for (; shown < json_array_size(results); shown++) {
-			json_t *r = json_array_get(results, shown);
-			bool ok = json_is_true(json_object_get(r, "ok"));
-			const char *err = json_string_value(json_object_get(r, "error")) ?: "";
-			progress(tty, json_string_value(json_object_get(r, "app")) ?: "?", ok, err,
-				 (int)(shown + 1) - failed_before(results, shown + 1), failed_before(results, shown + 1),
-				 btotal, json_number_value(json_object_get(b, "rate_per_min")),
-				 json_number_value(json_object_get(b, "eta_s")));
-		}
+		migrate_show_results(m, b);
 		bool running = json_is_true(json_object_get(b, "running"));
 		json_decref(st);
 		if (!running) {
-			if (tty)
+			if (m->tty)
 				fputc('\n', stderr);
 			fprintf(stderr, "done: %d moved, %d failed, %d left of %d\n", done, failed, btotal - done - failed, btotal);
-			code = failed || done + failed < btotal ? 1 : 0;
-			break;
+			return failed || done + failed < btotal ? 1 : 0;
 		}
 		if (stop) {
 			fprintf(stderr, "\nstopped watching: the batch goes on in the gate (GET /api/v1/migrations)\n");
-			code = 1;
-			break;
+			return 1;
 		}
 		usleep(250 * 1000);
 	}
+}
+
+int migrate_main(int argc, char **argv)
+{
+	struct migrate m = { .base = cli_admin_url(), .to = "cluster", .percent = -1, .batch = -1, .tty = isatty(2) };
+	int code;
+
+	if ((code = migrate_parse_args(&m, argc, argv)) >= 0)
+		return code;
+	code = 1;
+	if (cli_admin_token(&m.token)) {
+		fprintf(stderr, "grove migrate: %s\n", error_msg());
+		goto out;
+	}
+	if (migrate_ask(&m))
+		goto out;
+	if (m.dry || !m.n) {
+		json_t *moving = json_object_get(m.resp, "moving");
+		for (size_t i = 0; i < m.n; i++)
+			puts(json_string_value(json_array_get(moving, i)));
+		code = 0;
+		goto out;
+	}
+	code = migrate_follow(&m);
 out:
-	json_decref(body);
-	json_decref(resp);
-	free(token);
+	json_decref(m.body);
+	json_decref(m.resp);
+	free(m.token);
 	return code;
 }

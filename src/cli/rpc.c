@@ -281,131 +281,163 @@ int cli_load_secret(const char *file, char **out)
 	return 0;
 }
 
-int rpc_main(int argc, char **argv)
-{
-	const char *addr = getenv("GROVE_ADDRESS"), *in_field = NULL, *out_field = NULL, *raw_hex = NULL;
-	const char *method_arg = NULL, *token = NULL, *secret_file = NULL;
-	char *secret = NULL, path[256];
-	int64_t timeout = 60000;
-	const ProtobufCMethodDescriptor *md;
+/* One call of `grove rpc`: what the command line asks for, and what it takes to make it. */
+struct rpc_cli {
+	const char *addr, *in_field, *out_field, *raw_hex;
+	const char *method_arg, *token, *secret_file;
+	int64_t timeout;
+	int fields;                                 /* argv[fields..]: the field=value arguments */
+	char *secret, path[256];
+	const ProtobufCMethodDescriptor *md;        /* NULL: unknown, called with --raw-hex */
 	const struct rpc_method_info *info;
-	ProtobufCMessage *req = NULL;
-	struct rpc_client *cl = NULL;
-	struct rpc_stream *st = NULL;
-	int i, ret = 0, code = 0;
+	ProtobufCMessage *req;
+	struct rpc_client *cl;
+	struct rpc_stream *st;
+};
 
-	log_init("rpc", LOG_WARN, 2);
-	signal(SIGPIPE, SIG_IGN);
+/* Returns the exit code when the command line says to stop here (help, a mistake), else -1. */
+static int rpc_cli_parse_args(struct rpc_cli *c, int argc, char **argv)
+{
+	int i;
+
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
 			fputs(usage, stdout);
 			return 0;
 		} else if (!strcmp(argv[i], "-a") && i + 1 < argc) {
-			addr = argv[++i];
+			c->addr = argv[++i];
 		} else if (!strcmp(argv[i], "--secret-file") && i + 1 < argc) {
-			secret_file = argv[++i];
+			c->secret_file = argv[++i];
 		} else if (!strcmp(argv[i], "--timeout") && i + 1 < argc) {
-			timeout = atoll(argv[++i]);
+			c->timeout = atoll(argv[++i]);
 		} else if (!strcmp(argv[i], "--in-field") && i + 1 < argc) {
-			in_field = argv[++i];
+			c->in_field = argv[++i];
 		} else if (!strcmp(argv[i], "--out-field") && i + 1 < argc) {
-			out_field = argv[++i];
+			c->out_field = argv[++i];
 		} else if (!strcmp(argv[i], "--token") && i + 1 < argc) {
-			token = argv[++i];
+			c->token = argv[++i];
 		} else if (!strcmp(argv[i], "--raw-hex") && i + 1 < argc) {
-			raw_hex = argv[++i];
+			c->raw_hex = argv[++i];
 		} else if (argv[i][0] == '-') {
 			fprintf(stderr, "grove rpc: unknown option %s\n%s", argv[i], usage);
 			return 2;
 		} else {
-			method_arg = argv[i++];
+			c->method_arg = argv[i++];
 			break;
 		}
 	}
-	if (!method_arg || !addr) {
+	c->fields = i;
+	if (!c->method_arg || !c->addr) {
 		fputs(usage, stderr);
 		return 2;
 	}
-	if (cli_load_secret(secret_file, &secret))
-		goto fail;
-	if (!secret)
-		secret = xstrdup("-");
-	if (method_arg[0] == '/')
-		snprintf(path, sizeof(path), "%s", method_arg);
+	return -1;
+}
+
+/* The method's full path and descriptor, and the request from the field=value arguments. */
+static int rpc_cli_build_request(struct rpc_cli *c, int argc, char **argv)
+{
+	int ret;
+
+	if (c->method_arg[0] == '/')
+		snprintf(c->path, sizeof(c->path), "%s", c->method_arg);
 	else
-		snprintf(path, sizeof(path), "/grove.v1.%s", method_arg);
-	md = find_method(path);
-	info = rpc_method_find(path);
-	if (!md && !raw_hex) {
-		error_set(GROVE_EINVAL, "unknown method %s (use --raw-hex to call it anyway)", path);
-		goto fail;
+		snprintf(c->path, sizeof(c->path), "/grove.v1.%s", c->method_arg);
+	c->md = find_method(c->path);
+	c->info = rpc_method_find(c->path);
+	if (!c->md && !c->raw_hex)
+		return error_set(GROVE_EINVAL, "unknown method %s (use --raw-hex to call it anyway)", c->path);
+	if (!c->md)
+		return 0;
+	c->req = xcalloc(1, c->md->input->sizeof_message);
+	protobuf_c_message_init(c->md->input, c->req);
+	for (int i = c->fields; i < argc; i++) {
+		char *eq = strchr(argv[i], '=');
+		if (!eq)
+			return error_set(GROVE_EINVAL, "argument \"%s\" is not field=value", argv[i]);
+		*eq = '\0';
+		ret = set_field(c->req, argv[i], eq + 1);
+		*eq = '=';
+		if (ret)
+			return ret;
 	}
-	if (md) {
-		req = xcalloc(1, md->input->sizeof_message);
-		protobuf_c_message_init(md->input, req);
-		for (; i < argc; i++) {
-			char *eq = strchr(argv[i], '=');
-			if (!eq) {
-				error_set(GROVE_EINVAL, "argument \"%s\" is not field=value", argv[i]);
-				goto fail;
-			}
-			*eq = '\0';
-			ret = set_field(req, argv[i], eq + 1);
-			*eq = '=';
-			if (ret)
-				goto fail;
-		}
-	}
-	if ((ret = rpc_client_new(&cl, addr, secret)))
-		goto fail;
-	if (token)
-		rpc_client_set_token(cl, token);
-	if ((ret = rpc_stream_open(cl, path, timeout, &st)))
-		goto fail;
-	if (raw_hex) {
-		size_t n = strlen(raw_hex) / 2;
+	return 0;
+}
+
+/* Opens the call and sends its first message: the request, or the raw bytes of --raw-hex. */
+static int rpc_cli_open(struct rpc_cli *c)
+{
+	int ret;
+
+	if ((ret = rpc_client_new(&c->cl, c->addr, c->secret)))
+		return ret;
+	if (c->token)
+		rpc_client_set_token(c->cl, c->token);
+	if ((ret = rpc_stream_open(c->cl, c->path, c->timeout, &c->st)))
+		return ret;
+	if (c->raw_hex) {
+		size_t n = strlen(c->raw_hex) / 2;
 		unsigned char *raw = xmalloc(n + 1);
 		for (size_t k = 0; k < n; k++)
-			raw[k] = (unsigned char)(hexval(raw_hex[2 * k]) << 4 | hexval(raw_hex[2 * k + 1]));
-		rpc_stream_send_raw(st, raw, n);
+			raw[k] = (unsigned char)(hexval(c->raw_hex[2 * k]) << 4 | hexval(c->raw_hex[2 * k + 1]));
+		rpc_stream_send_raw(c->st, raw, n);
 		free(raw);
 	} else {
-		rpc_stream_send(st, req);
+		rpc_stream_send(c->st, c->req);
 	}
-	if (in_field && md) {
-		/* The rest of the request streams from stdin, one chunk a message. */
-		const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(md->input, in_field);
-		char *buf = xmalloc(RPC_CHUNK_MAX);
-		if (!f || f->type != PROTOBUF_C_TYPE_BYTES) {
-			error_set(GROVE_EINVAL, "--in-field %s is not a bytes field of %s", in_field, md->input->name);
-			free(buf);
-			goto fail;
-		}
-		for (;;) {
-			ssize_t n = read(0, buf, RPC_CHUNK_MAX);
-			if (n <= 0)
-				break;
-			ProtobufCMessage *chunk = xcalloc(1, md->input->sizeof_message);
-			protobuf_c_message_init(md->input, chunk);
-			ProtobufCBinaryData *b = (ProtobufCBinaryData *)((char *)chunk + f->offset);
-			b->data = (uint8_t *)buf;
-			b->len = (size_t)n;
-			ret = rpc_stream_send(st, chunk);
-			free(chunk);
-			if (ret)
-				break;
-		}
+	return 0;
+}
+
+/*
+ * With --in-field, the rest of the request streams from stdin, one chunk a
+ * message. A send that fails ends the stream early; the call's status then
+ * says why, so only a wrong --in-field is an error here.
+ */
+static int rpc_cli_send_stdin(struct rpc_cli *c)
+{
+	const ProtobufCMessageDescriptor *in;
+	const ProtobufCFieldDescriptor *f;
+	char *buf;
+
+	if (!c->in_field || !c->md)
+		return 0;
+	in = c->md->input;
+	f = protobuf_c_message_descriptor_get_field_by_name(in, c->in_field);
+	buf = xmalloc(RPC_CHUNK_MAX);
+	if (!f || f->type != PROTOBUF_C_TYPE_BYTES) {
 		free(buf);
+		return error_set(GROVE_EINVAL, "--in-field %s is not a bytes field of %s", c->in_field, in->name);
 	}
-	rpc_stream_close_send(st);
+	for (;;) {
+		ssize_t n = read(0, buf, RPC_CHUNK_MAX);
+		if (n <= 0)
+			break;
+		ProtobufCMessage *chunk = xcalloc(1, in->sizeof_message);
+		protobuf_c_message_init(in, chunk);
+		ProtobufCBinaryData *b = (ProtobufCBinaryData *)((char *)chunk + f->offset);
+		b->data = (uint8_t *)buf;
+		b->len = (size_t)n;
+		int ret = rpc_stream_send(c->st, chunk);
+		free(chunk);
+		if (ret)
+			break;
+	}
+	free(buf);
+	return 0;
+}
+
+/* Each response as a JSON line, or with --out-field that field's bytes, raw. */
+static void rpc_cli_print_responses(struct rpc_cli *c)
+{
 	for (;;) {
 		ProtobufCMessage *resp = NULL;
-		int r = rpc_stream_recv(st, md ? md->output : &grove__v1__repository_exists_response__descriptor, &resp);
+		int r = rpc_stream_recv(c->st, c->md ? c->md->output : &grove__v1__repository_exists_response__descriptor,
+					&resp);
 		if (r <= 0)
 			break;
-		if (out_field) {
+		if (c->out_field) {
 			const ProtobufCFieldDescriptor *f =
-				protobuf_c_message_descriptor_get_field_by_name(resp->descriptor, out_field);
+				protobuf_c_message_descriptor_get_field_by_name(resp->descriptor, c->out_field);
 			if (f && f->type == PROTOBUF_C_TYPE_BYTES) {
 				const ProtobufCBinaryData *b = (const void *)((const char *)resp + f->offset);
 				write_all(1, b->data, b->len);
@@ -418,23 +450,45 @@ int rpc_main(int argc, char **argv)
 			strbuf_release(&sb);
 		}
 		protobuf_c_message_free_unpacked(resp, NULL);
-		if (info && !info->server_streaming)
+		if (c->info && !c->info->server_streaming)
 			break;
 	}
-	ret = rpc_stream_finish(st);
-	if (ret) {
-		code = (int)rpc_stream_status(st);
-		fprintf(stderr, "grove rpc: %s: %s\n", rpc_status_name(rpc_stream_status(st)), error_msg());
+}
+
+int rpc_main(int argc, char **argv)
+{
+	struct rpc_cli c;
+	int code;
+
+	memset(&c, 0, sizeof(c));
+	c.addr = getenv("GROVE_ADDRESS");
+	c.timeout = 60000;
+	log_init("rpc", LOG_WARN, 2);
+	signal(SIGPIPE, SIG_IGN);
+	if ((code = rpc_cli_parse_args(&c, argc, argv)) >= 0)
+		return code;
+	code = 0;
+	if (cli_load_secret(c.secret_file, &c.secret))
+		goto fail;
+	if (!c.secret)
+		c.secret = xstrdup("-");
+	if (rpc_cli_build_request(&c, argc, argv) || rpc_cli_open(&c) || rpc_cli_send_stdin(&c))
+		goto fail;
+	rpc_stream_close_send(c.st);
+	rpc_cli_print_responses(&c);
+	if (rpc_stream_finish(c.st)) {
+		code = (int)rpc_stream_status(c.st);
+		fprintf(stderr, "grove rpc: %s: %s\n", rpc_status_name(rpc_stream_status(c.st)), error_msg());
 	}
 	goto out;
 fail:
 	fprintf(stderr, "grove rpc: %s\n", error_msg());
 	code = 2;
 out:
-	if (req)
-		protobuf_c_message_free_unpacked(req, NULL);
-	rpc_stream_free(st);
-	rpc_client_free(cl);
-	free(secret);
+	if (c.req)
+		protobuf_c_message_free_unpacked(c.req, NULL);
+	rpc_stream_free(c.st);
+	rpc_client_free(c.cl);
+	free(c.secret);
 	return code;
 }

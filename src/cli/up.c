@@ -190,27 +190,34 @@ static void default_user(const char *base, const char *token, char *who, size_t 
 	json_decref(j);
 }
 
-int up_main(int argc, char **argv)
-{
-	const char *data = "grove-data";
-	int ssh_port = 2222, http_port = 8080;
-	bool want_user = true;
-	char *dir = NULL, *self = NULL, *secret = NULL, *token = NULL;
-	char path[4096], store_sock[4096], hook_sock[4096], base[128], buf[64];
+/* Everything `grove up` makes, finds and runs, shared by its steps. */
+struct up {
+	const char *data;           /* --data, as given */
+	int ssh_port, http_port;
+	bool want_user;
+	char *dir;                  /* data, absolute */
+	char *self;                 /* this program: every part is one of its subcommands */
+	char *secret, *token;
+	char secret_path[4096];
+	char store_sock[4096];      /* the cluster router, the gate's store */
+	char hook_sock[4096];
+	char base[128];             /* the gate's admin API */
 	struct part parts[UP_PARTS];
-	sigset_t sigs;
-	int ret = 0, sig;
+	sigset_t sigs;              /* SIGINT and SIGTERM: blocked, waited for */
+};
 
-	memset(parts, 0, sizeof(parts));
+/* Returns the exit code when the command line says to stop here (help, a mistake), else -1. */
+static int up_parse_args(struct up *u, int argc, char **argv)
+{
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--data") && i + 1 < argc)
-			data = argv[++i];
+			u->data = argv[++i];
 		else if (!strcmp(argv[i], "--ssh-port") && i + 1 < argc)
-			ssh_port = atoi(argv[++i]);
+			u->ssh_port = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--http-port") && i + 1 < argc)
-			http_port = atoi(argv[++i]);
+			u->http_port = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--no-default-user"))
-			want_user = false;
+			u->want_user = false;
 		else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
 			fputs(usage, stdout);
 			return 0;
@@ -219,84 +226,101 @@ int up_main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (ssh_port <= 0 || ssh_port > 65535 || http_port <= 0 || http_port > 65535) {
+	if (u->ssh_port <= 0 || u->ssh_port > 65535 || u->http_port <= 0 || u->http_port > 65535) {
 		fprintf(stderr, "grove up: ports must be between 1 and 65535\n");
 		return 2;
 	}
-	log_init("up", LOG_INFO, 2);
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGTERM);
-	sigprocmask(SIG_BLOCK, &sigs, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	return -1;
+}
 
-	if ((ret = fs_mkdir_p(data, 0700)))
-		goto out;
-	dir = realpath(data, NULL);
-	self = realpath("/proc/self/exe", NULL);
-	snprintf(path, sizeof(path), "%s/run", dir);
+/* The data folder with its run and logs folders, and the sockets' paths in it. */
+static int up_make_dirs(struct up *u)
+{
+	char path[4096];
+	int ret;
+
+	if ((ret = fs_mkdir_p(u->data, 0700)))
+		return ret;
+	u->dir = realpath(u->data, NULL);
+	u->self = realpath("/proc/self/exe", NULL);
+	snprintf(path, sizeof(path), "%s/run", u->dir);
 	if ((ret = fs_mkdir_p(path, 0700)))
-		goto out;
-	snprintf(path, sizeof(path), "%s/logs", dir);
+		return ret;
+	snprintf(path, sizeof(path), "%s/logs", u->dir);
 	if ((ret = fs_mkdir_p(path, 0700)))
-		goto out;
+		return ret;
 	/* The gate reaches the cluster here; the cluster the stores next to it. */
-	snprintf(store_sock, sizeof(store_sock), "unix:%s/run/cluster.sock", dir);
-	snprintf(hook_sock, sizeof(hook_sock), "unix:%s/run/gate-hooks.sock", dir);
-	if (strlen(store_sock) > 100) {
-		ret = error_set(GROVE_EINVAL, "the data folder %s is too deep for unix sockets: use a shorter --data", dir);
-		goto out;
-	}
+	snprintf(u->store_sock, sizeof(u->store_sock), "unix:%s/run/cluster.sock", u->dir);
+	snprintf(u->hook_sock, sizeof(u->hook_sock), "unix:%s/run/gate-hooks.sock", u->dir);
+	if (strlen(u->store_sock) > 100)
+		return error_set(GROVE_EINVAL, "the data folder %s is too deep for unix sockets: use a shorter --data",
+				 u->dir);
+	return 0;
+}
 
-	/* One secret for every part, made once. */
-	snprintf(path, sizeof(path), "%s/secret", dir);
-	if (access(path, F_OK)) {
+/* One secret for every part, made once. */
+static int up_make_secret(struct up *u)
+{
+	int ret;
+
+	snprintf(u->secret_path, sizeof(u->secret_path), "%s/secret", u->dir);
+	if (access(u->secret_path, F_OK)) {
 		char *s = auth_secret_generate(), *line = xasprintf("%s\n", s);
-		ret = fs_write_new(path, line, 0600);
+		ret = fs_write_new(u->secret_path, line, 0600);
 		free(s);
 		free(line);
 		if (ret)
-			goto out;
+			return ret;
 	}
-	if ((ret = auth_secret_load(path, &secret)))
-		goto out;
-	char secret_path[4096];
-	strlcpy_(secret_path, path, sizeof(secret_path));
+	return auth_secret_load(u->secret_path, &u->secret);
+}
 
-	/* The stores: s1, s2, s3, each in its own folder. */
+/* The stores: s1, s2, s3, each in its own folder. */
+static int up_prepare_stores(struct up *u)
+{
+	char path[4096];
+	int ret;
+
 	for (int i = 0; i < UP_STORES; i++) {
-		struct part *p = &parts[i];
+		struct part *p = &u->parts[i];
 		char sdir[4096], sname[8];
 		snprintf(sname, sizeof(sname), "s%d", i + 1);
 		snprintf(p->name, sizeof(p->name), "store %s", sname);
 		p->role = "store";
-		p->addr = xasprintf("unix:%s/run/%s.sock", dir, sname);
-		snprintf(sdir, sizeof(sdir), "%s/stores/%s", dir, sname);
+		p->addr = xasprintf("unix:%s/run/%s.sock", u->dir, sname);
+		snprintf(sdir, sizeof(sdir), "%s/stores/%s", u->dir, sname);
 		p->conf = xasprintf("%s/store.conf", sdir);
-		p->log = xasprintf("%s/logs/%s.log", dir, sname);
+		p->log = xasprintf("%s/logs/%s.log", u->dir, sname);
 		if (access(p->conf, F_OK)) {
-			const char *init[] = { self, "store", "--init", sdir, "--name", sname, "--listen", p->addr, NULL };
+			const char *init[] = { u->self, "store", "--init", sdir, "--name", sname, "--listen", p->addr, NULL };
 			if ((ret = run(init)))
-				goto out;
+				return ret;
 		}
-		if ((ret = fs_pathf(path, sizeof(path), "%s/secret", sdir)) || (ret = copy_file(secret_path, path)) ||
+		if ((ret = fs_pathf(path, sizeof(path), "%s/secret", sdir)) || (ret = copy_file(u->secret_path, path)) ||
 		    (ret = set_conf(p->conf, "store.listen", p->addr)))
-			goto out;
+			return ret;
 	}
+	return 0;
+}
 
-	/* The cluster router in front of them. */
-	struct part *cp = &parts[UP_STORES];
+/* The cluster router in front of them. */
+static int up_prepare_cluster(struct up *u)
+{
+	struct part *cp = &u->parts[UP_STORES];
+	char path[4096];
+	int ret;
+
 	snprintf(cp->name, sizeof(cp->name), "cluster");
 	cp->role = "cluster";
-	cp->addr = xasprintf("%s", store_sock);
-	cp->conf = xasprintf("%s/cluster/cluster.conf", dir);
-	cp->log = xasprintf("%s/logs/cluster.log", dir);
-	snprintf(path, sizeof(path), "%s/cluster", dir);
+	cp->addr = xasprintf("%s", u->store_sock);
+	cp->conf = xasprintf("%s/cluster/cluster.conf", u->dir);
+	cp->log = xasprintf("%s/logs/cluster.log", u->dir);
+	snprintf(path, sizeof(path), "%s/cluster", u->dir);
 	if ((ret = fs_mkdir_p(path, 0700)))
-		goto out;
-	snprintf(path, sizeof(path), "%s/cluster/secret", dir);
-	if ((ret = copy_file(secret_path, path)))
-		goto out;
+		return ret;
+	snprintf(path, sizeof(path), "%s/cluster/secret", u->dir);
+	if ((ret = copy_file(u->secret_path, path)))
+		return ret;
 	if (access(cp->conf, F_OK)) {
 		char *text = xasprintf("# the cluster router of `grove up`; see `grove cluster --help`.\n"
 				       "[cluster]\n\tname = up\n\tvirtualStorage = default\n\tsecretFile = secret\n"
@@ -305,147 +329,197 @@ int up_main(int argc, char **argv)
 		ret = fs_write_new(cp->conf, text, 0644);
 		free(text);
 		if (ret)
-			goto out;
+			return ret;
 	}
-	if ((ret = set_conf(cp->conf, "cluster.listen", store_sock)))
-		goto out;
+	if ((ret = set_conf(cp->conf, "cluster.listen", u->store_sock)))
+		return ret;
 	for (int i = 0; i < UP_STORES; i++) {
 		char key[64];
 		snprintf(key, sizeof(key), "store.s%d.address", i + 1);
-		if ((ret = set_conf(cp->conf, key, parts[i].addr)))
-			goto out;
+		if ((ret = set_conf(cp->conf, key, u->parts[i].addr)))
+			return ret;
 	}
+	return 0;
+}
 
-	/* The gate. */
-	struct part *gp = &parts[UP_PARTS - 1];
+/* The gate, with the demo deploy script; then its admin token. */
+static int up_prepare_gate(struct up *u)
+{
+	struct part *gp = &u->parts[UP_PARTS - 1];
+	char path[4096], buf[64];
+	int ret;
+
 	snprintf(gp->name, sizeof(gp->name), "gate");
 	gp->role = "gate";
-	gp->conf = xasprintf("%s/gate/gate.conf", dir);
-	gp->log = xasprintf("%s/logs/gate.log", dir);
-	snprintf(path, sizeof(path), "%s/deploy.sh", dir);
+	gp->conf = xasprintf("%s/gate/gate.conf", u->dir);
+	gp->log = xasprintf("%s/logs/gate.log", u->dir);
+	snprintf(path, sizeof(path), "%s/deploy.sh", u->dir);
 	if ((ret = fs_write_new(path, demo_deploy, 0755)))
-		goto out;
+		return ret;
 	if (access(gp->conf, F_OK)) {
 		char gdir[4096], listen[64];
-		snprintf(gdir, sizeof(gdir), "%s/gate", dir);
-		snprintf(listen, sizeof(listen), "127.0.0.1:%d", ssh_port);
-		const char *init[] = { self, "gate", "--init", gdir, "--listen", listen, "--store", store_sock,
+		snprintf(gdir, sizeof(gdir), "%s/gate", u->dir);
+		snprintf(listen, sizeof(listen), "127.0.0.1:%d", u->ssh_port);
+		const char *init[] = { u->self, "gate", "--init", gdir, "--listen", listen, "--store", u->store_sock,
 				       "--storage", "default", NULL };
 		if ((ret = run(init)))
-			goto out;
+			return ret;
 		if ((ret = set_conf(gp->conf, "gate.canaryPercent", "100")) ||
 		    (ret = set_conf(gp->conf, "deploy.command", path)))
-			goto out;
+			return ret;
 	}
-	snprintf(path, sizeof(path), "%s/gate/secret", dir);
-	if ((ret = copy_file(secret_path, path)))
-		goto out;
-	snprintf(buf, sizeof(buf), "127.0.0.1:%d", ssh_port);
+	snprintf(path, sizeof(path), "%s/gate/secret", u->dir);
+	if ((ret = copy_file(u->secret_path, path)))
+		return ret;
+	snprintf(buf, sizeof(buf), "127.0.0.1:%d", u->ssh_port);
 	if ((ret = set_conf(gp->conf, "gate.listen", buf)))
-		goto out;
-	snprintf(buf, sizeof(buf), "127.0.0.1:%d", http_port);
+		return ret;
+	snprintf(buf, sizeof(buf), "127.0.0.1:%d", u->http_port);
 	if ((ret = set_conf(gp->conf, "gate.adminListen", buf)) ||
-	    (ret = set_conf(gp->conf, "gate.hookListen", hook_sock)) ||
-	    (ret = set_conf(gp->conf, "route.cluster", store_sock)))
-		goto out;
-	snprintf(path, sizeof(path), "%s/gate/admin-token", dir);
-	if ((ret = auth_secret_load(path, &token)))
-		goto out;
-	snprintf(base, sizeof(base), "http://127.0.0.1:%d", http_port);
+	    (ret = set_conf(gp->conf, "gate.hookListen", u->hook_sock)) ||
+	    (ret = set_conf(gp->conf, "route.cluster", u->store_sock)))
+		return ret;
+	snprintf(path, sizeof(path), "%s/gate/admin-token", u->dir);
+	if ((ret = auth_secret_load(path, &u->token)))
+		return ret;
+	snprintf(u->base, sizeof(u->base), "http://127.0.0.1:%d", u->http_port);
+	return 0;
+}
 
-	/* The stores, then the router (it checks them at start), then the gate. */
+/* The stores, then the router (it checks them at start), then the gate. */
+static int up_start(struct up *u)
+{
+	struct part *parts = u->parts, *cp = &u->parts[UP_STORES], *gp = &u->parts[UP_PARTS - 1];
+	int ret;
+
 	for (int i = 0; i <= UP_STORES; i++) {
 		if (i == UP_STORES)
 			for (int k = 0; k < UP_STORES; k++)
-				if (!wait_until(store_ready, parts[k].addr, secret, &parts[k])) {
-					ret = error_set(GROVE_EUNAVAIL, "the %s did not start: see %s", parts[k].name,
-							parts[k].log);
-					goto out;
-				}
-		if ((ret = start_part(&parts[i], self)))
-			goto out;
+				if (!wait_until(store_ready, parts[k].addr, u->secret, &parts[k]))
+					return error_set(GROVE_EUNAVAIL, "the %s did not start: see %s", parts[k].name,
+							 parts[k].log);
+		if ((ret = start_part(&parts[i], u->self)))
+			return ret;
 	}
-	if (!wait_until(store_ready, cp->addr, secret, cp)) {
-		ret = error_set(GROVE_EUNAVAIL, "the cluster router did not start: see %s", cp->log);
-		goto out;
-	}
-	if ((ret = start_part(gp, self)))
-		goto out;
-	if (!wait_until(gate_ready2, base, NULL, gp)) {
-		ret = error_set(GROVE_EUNAVAIL, "the gate did not start (ports %d and %d free?): see %s", ssh_port,
-				http_port, gp->log);
-		goto out;
-	}
+	if (!wait_until(store_ready, cp->addr, u->secret, cp))
+		return error_set(GROVE_EUNAVAIL, "the cluster router did not start: see %s", cp->log);
+	if ((ret = start_part(gp, u->self)))
+		return ret;
+	if (!wait_until(gate_ready2, u->base, NULL, gp))
+		return error_set(GROVE_EUNAVAIL, "the gate did not start (ports %d and %d free?): see %s", u->ssh_port,
+				 u->http_port, gp->log);
+	return 0;
+}
 
+/* The banner: what runs where and what to try next, with you as its user if we could. */
+static void up_announce(struct up *u)
+{
 	char who[128], keyfile[4096];
-	if (want_user)
-		default_user(base, token, who, sizeof(who), keyfile, sizeof(keyfile));
+
+	if (u->want_user)
+		default_user(u->base, u->token, who, sizeof(who), keyfile, sizeof(keyfile));
 	else
 		who[0] = keyfile[0] = '\0';
-	printf("Grove is up: a gate, a cluster router and %d stores (data in %s, logs in %s/logs).\n", UP_STORES, dir,
-	       dir);
-	printf("  git remote:  ssh://git@localhost:%d/<app>.git\n", ssh_port);
-	printf("  admin API:   %s  (token in %s/gate/admin-token)\n", base, dir);
-	printf("  cluster:     grove cluster -a %s --secret-file %s/secret status\n", store_sock, dir);
+	printf("Grove is up: a gate, a cluster router and %d stores (data in %s, logs in %s/logs).\n", UP_STORES, u->dir,
+	       u->dir);
+	printf("  git remote:  ssh://git@localhost:%d/<app>.git\n", u->ssh_port);
+	printf("  admin API:   %s  (token in %s/gate/admin-token)\n", u->base, u->dir);
+	printf("  cluster:     grove cluster -a %s --secret-file %s/secret status\n", u->store_sock, u->dir);
 	if (who[0])
 		printf("  you:         user %s, key %s, administrator\n", who, keyfile);
 	printf("Next:\n");
-	printf("  export GROVE_ADMIN_URL=%s GROVE_ADMIN_TOKEN_FILE=%s/gate/admin-token\n", base, dir);
+	printf("  export GROVE_ADMIN_URL=%s GROVE_ADMIN_TOKEN_FILE=%s/gate/admin-token\n", u->base, u->dir);
 	if (!who[0])
 		printf("  grove user create me --admin && grove key add me ~/.ssh/id_ed25519.pub\n");
 	printf("  grove app create hello\n");
-	printf("  git push ssh://git@localhost:%d/hello.git main\n", ssh_port);
+	printf("  git push ssh://git@localhost:%d/hello.git main\n", u->ssh_port);
 	printf("Ctrl-C stops everything.\n");
 	fflush(stdout);
-	log_info("up.started", "data=%s ssh_port=%d http_port=%d", dir, ssh_port, http_port);
+	log_info("up.started", "data=%s ssh_port=%d http_port=%d", u->dir, u->ssh_port, u->http_port);
+}
 
-	/* Supervise: a part that dies comes back, at most once a second. */
+/* Supervise: a part that dies comes back, at most once a second. Returns on SIGINT or SIGTERM. */
+static void up_supervise(struct up *u)
+{
 	for (;;) {
 		struct timespec ts = { 1, 0 };
-		sig = sigtimedwait(&sigs, NULL, &ts);
+		int sig = sigtimedwait(&u->sigs, NULL, &ts);
 		if (sig == SIGINT || sig == SIGTERM)
-			break;
-		for (size_t i = 0; i < ARRAY_SIZE(parts); i++) {
+			return;
+		for (size_t i = 0; i < ARRAY_SIZE(u->parts); i++) {
+			struct part *p = &u->parts[i];
 			int status;
-			if (waitpid(parts[i].proc.pid, &status, WNOHANG) != parts[i].proc.pid)
+			if (waitpid(p->proc.pid, &status, WNOHANG) != p->proc.pid)
 				continue;
-			log_warn("up.part_died", "part=%s status=%d log=%s", parts[i].name, status, parts[i].log);
-			fprintf(stderr, "grove up: the %s exited (status %d); restarting it (see %s)\n", parts[i].name, status,
-				parts[i].log);
-			if (now_ms() - parts[i].started_ms < 1000)
+			log_warn("up.part_died", "part=%s status=%d log=%s", p->name, status, p->log);
+			fprintf(stderr, "grove up: the %s exited (status %d); restarting it (see %s)\n", p->name, status,
+				p->log);
+			if (now_ms() - p->started_ms < 1000)
 				sleep(1);
-			if (start_part(&parts[i], self))
-				log_error("up.restart_failed", "part=%s error=%s", parts[i].name, error_msg());
+			if (start_part(p, u->self))
+				log_error("up.restart_failed", "part=%s error=%s", p->name, error_msg());
 		}
 	}
-	fprintf(stderr, "grove up: stopping\n");
-	/* The gate first: its sessions may still need the router and the stores. */
+}
+
+/* The gate first: its sessions may still need the router and the stores. */
+static void up_stop_parts(struct up *u)
+{
 	for (int i = UP_PARTS - 1; i >= 0; i--) {
-		if (parts[i].proc.pid <= 0)
+		struct part *p = &u->parts[i];
+		if (p->proc.pid <= 0)
 			continue;
-		kill(parts[i].proc.pid, SIGTERM);
-		waitpid(parts[i].proc.pid, NULL, 0);
-		parts[i].proc.pid = -1;
+		kill(p->proc.pid, SIGTERM);
+		waitpid(p->proc.pid, NULL, 0);
+		p->proc.pid = -1;
 	}
+}
+
+static void up_release(struct up *u)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(u->parts); i++) {
+		free(u->parts[i].addr);
+		free(u->parts[i].conf);
+		free(u->parts[i].log);
+	}
+	free(u->dir);
+	free(u->self);
+	free(u->secret);
+	free(u->token);
+}
+
+int up_main(int argc, char **argv)
+{
+	struct up u;
+	int code, ret;
+
+	memset(&u, 0, sizeof(u));
+	u.data = "grove-data";
+	u.ssh_port = 2222;
+	u.http_port = 8080;
+	u.want_user = true;
+	if ((code = up_parse_args(&u, argc, argv)) >= 0)
+		return code;
+	log_init("up", LOG_INFO, 2);
+	sigemptyset(&u.sigs);
+	sigaddset(&u.sigs, SIGINT);
+	sigaddset(&u.sigs, SIGTERM);
+	sigprocmask(SIG_BLOCK, &u.sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if ((ret = up_make_dirs(&u)) || (ret = up_make_secret(&u)) || (ret = up_prepare_stores(&u)) ||
+	    (ret = up_prepare_cluster(&u)) || (ret = up_prepare_gate(&u)) || (ret = up_start(&u)))
+		goto out;
+	up_announce(&u);
+	up_supervise(&u);
+	fprintf(stderr, "grove up: stopping\n");
+	up_stop_parts(&u);
 	log_info("up.stopped", NULL);
 out:
 	if (ret) {
 		fprintf(stderr, "grove up: %s\n", error_msg());
-		for (int i = UP_PARTS - 1; i >= 0; i--) {
-			if (parts[i].proc.pid > 0) {
-				kill(parts[i].proc.pid, SIGTERM);
-				waitpid(parts[i].proc.pid, NULL, 0);
-			}
-		}
+		up_stop_parts(&u);
 	}
-	for (size_t i = 0; i < ARRAY_SIZE(parts); i++) {
-		free(parts[i].addr);
-		free(parts[i].conf);
-		free(parts[i].log);
-	}
-	free(dir);
-	free(self);
-	free(secret);
-	free(token);
+	up_release(&u);
 	return ret ? 1 : 0;
 }
