@@ -107,12 +107,63 @@ static int install_links(struct store *st)
 	return 0;
 }
 
+/* The settings that are numbers, each within its bounds. */
+static int store_setup_limits(struct store *st, struct config *cfg, struct rpc_server_opts *ropts)
+{
+	int64_t v;
+	int ret;
+	if ((ret = config_get_int(cfg, "store.threads", 2, 1, 64, &v)))
+		return ret;
+	ropts->threads = (int)v;
+	if ((ret = config_get_int(cfg, "store.maxCalls", 1024, 1, 100000, &v)))
+		return ret;
+	ropts->max_calls = (int)v;
+	if ((ret = config_get_int(cfg, "store.maxMessage", RPC_DEFAULT_MAX_MESSAGE, 256 * 1024, 64 << 20, &v)))
+		return ret;
+	ropts->max_message = (size_t)v;
+	return config_get_int(cfg, "store.minFreeSpace", 16 << 20, 0, INT64_MAX, &st->min_free);
+}
+
+/* The store's own folders under its root, and its hook socket in runtime
+ * (NULL: root/+grove/run). */
+static int store_setup_dirs(struct store *st, struct config *cfg, const char *runtime)
+{
+	char buf[4200], *run = NULL;
+	int ret;
+
+	st->state_dir = xasprintf("%s/+grove", st->root);
+	st->tmp_dir = xasprintf("%s/tmp", st->state_dir);
+	st->trash_dir = xasprintf("%s/trash", st->state_dir);
+	st->hooks_dir = xasprintf("%s/hooks", st->state_dir);
+	snprintf(buf, sizeof(buf), "%s/bin", st->state_dir);
+	st->connect_bin = xasprintf("%s/grove-connect", buf);
+	if (!runtime)
+		runtime = run = xasprintf("%s/run", st->state_dir);
+	if (strchr(st->root, '\'')) {
+		ret = error_set(GROVE_EINVAL, "%s: store.root must not contain a quote (\"'\")", config_file(cfg));
+		goto out;
+	}
+	if ((ret = mkdirs(st->root, 0755)) || (ret = mkdirs(st->state_dir, 0700)) ||
+	    (ret = mkdirs(st->tmp_dir, 0700)) || (ret = mkdirs(st->trash_dir, 0700)) ||
+	    (ret = mkdirs(st->hooks_dir, 0700)) || (ret = mkdirs(buf, 0700)) || (ret = mkdirs(runtime, 0700)))
+		goto out;
+	snprintf(buf, sizeof(buf), "%s/hook.sock", runtime);
+	if (strlen(buf) >= 100) {
+		ret = error_set(GROVE_EINVAL, "%s: the hook socket path %s is too long for a unix socket: set store.runtimeDir to a shorter directory",
+				config_file(cfg), buf);
+		goto out;
+	}
+	unlink(buf);
+	st->hook_address = xasprintf("unix:%s", buf);
+out:
+	free(run);
+	return ret;
+}
+
 static int store_setup(struct store *st, struct config *cfg, struct rpc_server_opts *ropts, char ***listen,
 		       size_t *nlisten)
 {
 	char *secret_file = NULL, *level = NULL, *runtime = NULL, *fsck_ignore = NULL;
-	char buf[4200];
-	int64_t v;
 	enum log_level lvl;
 	int ret;
 
@@ -153,44 +204,9 @@ static int store_setup(struct store *st, struct config *cfg, struct rpc_server_o
 		ret = error_set(GROVE_EINVAL, "%s: no store.listen address", config_file(cfg));
 		goto out;
 	}
-	if ((ret = auth_secret_load(secret_file, &st->secret)))
+	if ((ret = auth_secret_load(secret_file, &st->secret)) || (ret = store_setup_limits(st, cfg, ropts)) ||
+	    (ret = store_setup_dirs(st, cfg, runtime)))
 		goto out;
-	if ((ret = config_get_int(cfg, "store.threads", 2, 1, 64, &v)))
-		goto out;
-	ropts->threads = (int)v;
-	if ((ret = config_get_int(cfg, "store.maxCalls", 1024, 1, 100000, &v)))
-		goto out;
-	ropts->max_calls = (int)v;
-	if ((ret = config_get_int(cfg, "store.maxMessage", RPC_DEFAULT_MAX_MESSAGE, 256 * 1024, 64 << 20, &v)))
-		goto out;
-	ropts->max_message = (size_t)v;
-	if ((ret = config_get_int(cfg, "store.minFreeSpace", 16 << 20, 0, INT64_MAX, &st->min_free)))
-		goto out;
-
-	st->state_dir = xasprintf("%s/+grove", st->root);
-	st->tmp_dir = xasprintf("%s/tmp", st->state_dir);
-	st->trash_dir = xasprintf("%s/trash", st->state_dir);
-	st->hooks_dir = xasprintf("%s/hooks", st->state_dir);
-	snprintf(buf, sizeof(buf), "%s/bin", st->state_dir);
-	st->connect_bin = xasprintf("%s/grove-connect", buf);
-	if (!runtime)
-		runtime = xasprintf("%s/run", st->state_dir);
-	if (strchr(st->root, '\'')) {
-		ret = error_set(GROVE_EINVAL, "%s: store.root must not contain a quote (\"'\")", config_file(cfg));
-		goto out;
-	}
-	if ((ret = mkdirs(st->root, 0755)) || (ret = mkdirs(st->state_dir, 0700)) ||
-	    (ret = mkdirs(st->tmp_dir, 0700)) || (ret = mkdirs(st->trash_dir, 0700)) ||
-	    (ret = mkdirs(st->hooks_dir, 0700)) || (ret = mkdirs(buf, 0700)) || (ret = mkdirs(runtime, 0700)))
-		goto out;
-	snprintf(buf, sizeof(buf), "%s/hook.sock", runtime);
-	if (strlen(buf) >= 100) {
-		ret = error_set(GROVE_EINVAL, "%s: the hook socket path %s is too long for a unix socket: set store.runtimeDir to a shorter directory",
-				config_file(cfg), buf);
-		goto out;
-	}
-	unlink(buf);
-	st->hook_address = xasprintf("unix:%s", buf);
 	st->self_exe = realpath("/proc/self/exe", NULL);
 	if (!st->self_exe) {
 		ret = error_set(GROVE_EIO, "cannot find my own executable: %s", strerror(errno));
