@@ -3,6 +3,7 @@
 #include "cluster/main.h"
 #include "lib/auth.h"
 #include "lib/config.h"
+#include "lib/daemon.h"
 #include "lib/sqldb.h"
 #include "lib/error.h"
 #include "lib/hookpayload.h"
@@ -219,21 +220,6 @@ static int parse_args(int argc, char **argv, const char **conf)
 	return -1;
 }
 
-/* Until SIGTERM or SIGINT: the signal. SIGHUP is only noted. */
-static int wait_for_stop(const sigset_t *sigs)
-{
-	int sig = 0;
-	for (;;) {
-		if (sigwait(sigs, &sig))
-			continue;
-		if (sig == SIGHUP) {
-			log_info("cluster.sighup", "note=%s", "configuration is read at start; restart to apply changes");
-			continue;
-		}
-		return sig;
-	}
-}
-
 int cluster_main(int argc, char **argv)
 {
 	struct cluster c = { 0 };
@@ -245,25 +231,20 @@ int cluster_main(int argc, char **argv)
 	struct MHD_Daemon *metrics = NULL;
 	size_t nlisten = 0;
 	bool started = false;
-	sigset_t sigs;
+	struct daemon d;
 	int ret = 0, sig = 0;
 	int64_t grace = 30;
 
 	/* Without -c it is the operator's command line. */
-	bool daemon = false;
+	bool is_daemon = false;
 	for (int i = 1; i < argc; i++)
-		daemon |= !strcmp(argv[i], "-c") || !strcmp(argv[i], "--config") || !strcmp(argv[i], "--help");
-	if (!daemon && argc >= 2)
+		is_daemon |= !strcmp(argv[i], "-c") || !strcmp(argv[i], "--config") || !strcmp(argv[i], "--help");
+	if (!is_daemon && argc >= 2)
 		return cluster_cli_main(argc, argv);
 	if ((ret = parse_args(argc, argv, &conf)) >= 0)
 		return ret;
 	ret = 0;
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	daemon_init(&d, "cluster", NULL);
 	pthread_mutex_init(&c.mu, NULL);
 	pthread_mutex_init(&c.db_mu, NULL);
 	pthread_cond_init(&c.cv, NULL);
@@ -293,7 +274,9 @@ int cluster_main(int argc, char **argv)
 	log_info("cluster.started", "router=%s virtual_storage=%s listen=%s stores=%zu replication_factor=%d database=%s",
 		 c.router, c.virtual_storage, listen[0], c.nnodes, c.replication_factor, sqldb_display_name(c.db));
 
-	sig = wait_for_stop(&sigs);
+	daemon_ready(&d);
+	sig = daemon_wait_stop(&d);
+	daemon_stopping(&d);
 	log_info("cluster.draining", "signal=%d inflight=%d grace_s=%lld", sig, rpc_server_inflight(srv),
 		 (long long)grace);
 	rpc_server_drain(srv, (int)grace * 1000);

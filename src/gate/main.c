@@ -9,6 +9,7 @@
 #include "lib/auth.h"
 #include "lib/config.h"
 #include "lib/proxyproto.h"
+#include "lib/daemon.h"
 #include "lib/error.h"
 #include "lib/gitcmd.h"
 #include "lib/fs.h"
@@ -457,7 +458,7 @@ struct gate {
 	struct gate_config cfg;
 	ssh_bind bind;
 	int lfd, sfd, auth_pipe[2];
-	sigset_t sigs;
+	struct daemon d;          /* its signals, and systemd's notify socket */
 	pid_t api_pid;
 	struct child *kids;
 	size_t nkids;
@@ -500,13 +501,8 @@ static int gate_parse_args(struct gate_args *a, int argc, char **argv)
  * them again); a write to a closed connection fails instead of killing. */
 static void gate_block_signals(struct gate *g)
 {
-	sigemptyset(&g->sigs);
-	sigaddset(&g->sigs, SIGTERM);
-	sigaddset(&g->sigs, SIGINT);
-	sigaddset(&g->sigs, SIGCHLD);
-	sigaddset(&g->sigs, SIGHUP);
-	sigprocmask(SIG_BLOCK, &g->sigs, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	static const int children[] = { SIGCHLD, 0 };
+	daemon_init(&g->d, "gate", children);
 }
 
 /* The configuration, and what is shared or done once before any fork. */
@@ -590,6 +586,7 @@ static void gate_start_draining(struct gate *g)
 	close(g->lfd);
 	g->lfd = -1;
 	log_info("gate.draining", "sessions=%zu grace_s=%d", g->nkids, g->cfg.shutdown_grace);
+	daemon_stopping(&g->d);
 	if (g->api_pid > 0)
 		kill(g->api_pid, GATE_SIG_DRAINING);
 }
@@ -599,13 +596,10 @@ static void gate_take_signals(struct gate *g)
 {
 	struct signalfd_siginfo si;
 	while (read(g->sfd, &si, sizeof(si)) == sizeof(si)) {
-		if (si.ssi_signo == SIGCHLD) {
+		if (si.ssi_signo == SIGCHLD)
 			gate_reap(g);
-		} else if (si.ssi_signo == SIGHUP) {
-			log_info("gate.sighup", "note=%s", "configuration is read at start; restart to apply changes");
-		} else if (!g->draining) {
+		else if (daemon_signal_stops(&g->d, (int)si.ssi_signo) && !g->draining)
 			gate_start_draining(g);
-		}
 	}
 }
 
@@ -629,7 +623,7 @@ static bool gate_restart_api(struct gate *g, int *child_ret)
 	g->api_pid = fork();
 	if (g->api_pid == 0) {
 		free(g->kids);   /* the acceptor's, not the api process's */
-		*child_ret = api_child(&g->cfg, g->bind, &g->sigs, g->lfd, g->sfd, g->auth_pipe);
+		*child_ret = api_child(&g->cfg, g->bind, &g->d.sigs, g->lfd, g->sfd, g->auth_pipe);
 		return true;
 	}
 	log_warn("gate.api_restarted", "pid=%d", (int)g->api_pid);
@@ -645,7 +639,7 @@ static int session_child(struct gate *g, int fd, const char *peer)
 	close(g->auth_pipe[0]);
 	free(g->kids);
 	signal(SIGCHLD, SIG_DFL);
-	sigprocmask(SIG_UNBLOCK, &g->sigs, NULL);
+	sigprocmask(SIG_UNBLOCK, &g->d.sigs, NULL);
 	ret = session_run(&g->cfg, g->bind, fd, peer, g->auth_pipe[1]);
 	ssh_bind_free(g->bind);
 	gate_config_release(&g->cfg);
@@ -755,11 +749,12 @@ int gate_main(int argc, char **argv)
 	/* The api process first, before this process could ever touch gRPC. */
 	g.api_pid = fork();
 	if (g.api_pid == 0)
-		return api_child(&g.cfg, g.bind, &g.sigs, g.lfd, -1, g.auth_pipe);
-	g.sfd = signalfd(-1, &g.sigs, SFD_CLOEXEC | SFD_NONBLOCK);
+		return api_child(&g.cfg, g.bind, &g.d.sigs, g.lfd, -1, g.auth_pipe);
+	g.sfd = signalfd(-1, &g.d.sigs, SFD_CLOEXEC | SFD_NONBLOCK);
 	log_info("gate.started", "listen=%s hook_listen=%s admin_listen=%s route_cluster=%s legacy_dir=%s",
 		 g.cfg.listen, g.cfg.hook_listen, g.cfg.admin_listen,
 		 g.cfg.cluster_address ? g.cfg.cluster_address : "", g.cfg.legacy_dir);
+	daemon_ready(&g.d);
 
 	if (gate_serve(&g, &ret))
 		return ret;   /* a forked child, done */

@@ -3,6 +3,7 @@
 #include "store/main.h"
 #include "lib/auth.h"
 #include "lib/config.h"
+#include "lib/daemon.h"
 #include "lib/error.h"
 #include "lib/fs.h"
 #include "lib/log.h"
@@ -257,7 +258,7 @@ int store_main(int argc, char **argv)
 	const char *conf = NULL, *init = NULL, *name = "default", *listen_addr = "127.0.0.1:8075";
 	char **listen = NULL;
 	size_t nlisten = 0;
-	sigset_t sigs;
+	struct daemon d;
 	int ret = 0, sig = 0;
 	int64_t grace;
 
@@ -291,12 +292,7 @@ int store_main(int argc, char **argv)
 	}
 
 	/* Signals are taken synchronously by this thread, never by a worker. */
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	daemon_init(&d, "store", NULL);
 	git_libgit2_init();
 
 	if ((ret = config_open(&cfg, conf)) || (ret = store_setup(&st, cfg, &ropts, &listen, &nlisten)) ||
@@ -319,16 +315,10 @@ int store_main(int argc, char **argv)
 		goto out;
 	log_info("store.started", "name=%s root=%s listen=%s hook_socket=%s", st.name, st.root, listen[0],
 		 st.hook_address);
+	daemon_ready(&d);
 
-	for (;;) {
-		if (sigwait(&sigs, &sig))
-			continue;
-		if (sig == SIGHUP) {
-			log_info("store.sighup", "note=%s", "configuration is read at start; restart to apply changes");
-			continue;
-		}
-		break;
-	}
+	sig = daemon_wait_stop(&d);
+	daemon_stopping(&d);
 	log_info("store.draining", "signal=%d inflight=%d grace_s=%lld", sig, rpc_server_inflight(srv),
 		 (long long)grace);
 	rpc_server_drain(srv, (int)grace * 1000);
