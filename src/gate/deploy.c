@@ -210,8 +210,9 @@ static int webhook_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, cur
 /*
  * POSTs the deployment as JSON; the response body streams to the pusher as
  * it comes, a 2xx status is success. With deploy.webhookSecretFile, the body
- * is signed (X-Grove-Signature: sha256=HMAC of the body) so the receiver can
- * tell the gate sent it.
+ * is signed with the time (X-Grove-Timestamp: T, X-Grove-Signature:
+ * sha256=HMAC of "T.body") so the receiver can tell the gate sent it, and
+ * when.
  */
 static int run_webhook(struct deploy_run *d, const struct deploy_target *t, const char *pusher)
 {
@@ -234,8 +235,14 @@ static int run_webhook(struct deploy_run *d, const struct deploy_target *t, cons
 		snprintf(hdr, sizeof(hdr), "X-Correlation-Id: %s", log_correlation_id());
 		hdrs = curl_slist_append(hdrs, hdr);
 		if (d->cfg->webhook_secret) {
-			char sig[65];
-			auth_hmac_hex(d->cfg->webhook_secret, body, sig);
+			/* The time is signed with the body: a receiver that refuses a
+			 * timestamp older than its window cannot be fed a replay. */
+			long long now = (long long)time(NULL);
+			char sig[65], *msg = xasprintf("%lld.%s", now, body);
+			auth_hmac_hex(d->cfg->webhook_secret, msg, sig);
+			free(msg);
+			snprintf(hdr, sizeof(hdr), "X-Grove-Timestamp: %lld", now);
+			hdrs = curl_slist_append(hdrs, hdr);
 			snprintf(hdr, sizeof(hdr), "X-Grove-Signature: sha256=%s", sig);
 			hdrs = curl_slist_append(hdrs, hdr);
 		}

@@ -97,8 +97,12 @@ test_expect_success 'the webhook got the deployment as JSON, signed with the web
 	test_grep "\"pusher\":\"alice\"" "$P/webhook.json" &&
 	test_grep "\"archive_url\":\"http://127.0.0.1:[0-9]*/archive/web/$new.tar.gz?expires=[0-9]*&signature=[0-9a-f]\{64\}\"" "$P/webhook.json" &&
 	test_grep -i "^X-Grove-Deployment: [0-9]" "$P/webhook.headers" &&
-	want=$(openssl dgst -sha256 -hmac "$(cat "$TRASH/webhook-secret")" <"$P/webhook.json" | sed "s/^.*= //") &&
+	ts=$(sed -n "s/^X-Grove-Timestamp: \([0-9]*\).*/\1/ip" "$P/webhook.headers") &&
+	test -n "$ts" && test $(( $(date +%s) - ts )) -lt 3600 && test $(( ts - $(date +%s) )) -lt 60 &&
+	want=$( { printf "%s." $ts; cat "$P/webhook.json"; } | openssl dgst -sha256 -hmac "$(cat "$TRASH/webhook-secret")" | sed "s/^.*= //") &&
 	test_grep -i "^X-Grove-Signature: sha256=$want" "$P/webhook.headers" &&
+	body_only=$(openssl dgst -sha256 -hmac "$(cat "$TRASH/webhook-secret")" <"$P/webhook.json" | sed "s/^.*= //") &&
+	! grep -i "sha256=$body_only" "$P/webhook.headers" &&
 	api g1 GET /api/v1/apps/web/deployments >out && test_grep "\"status\":\"succeeded\"" out
 '
 
