@@ -112,8 +112,9 @@ test_expect_success 'a store started with a relative config path still runs its 
 	cp "$SHARED_SECRET" rel/secret &&
 	git config -f rel/store.conf hooks.customDir ../hooks1
 	"$GROVE" store -c rel/store.conf >rel.log 2>&1 &
-	record_daemon $!
-	for i in $(seq 1 50); do rpc 127.0.0.1:$port /grpc.health.v1.Health/Check >/dev/null 2>&1 && break; sleep 0.1; done &&
+	rel_pid=$!
+	record_daemon $rel_pid
+	wait_for 30 "store rel to answer" serving 127.0.0.1:$port $rel_pid &&
 	create_repo 127.0.0.1:$port rel app.git &&
 	(cd src && test_must_fail git_on 127.0.0.1:$port push ssh://rel/app.git main:denied 2>../err) &&
 	test_grep "^remote: denied: pushes to branch denied are not allowed here" err
@@ -123,6 +124,8 @@ test_expect_success 'without custom hooks or payload, pushes need no hook round 
 	start_store s3 &&
 	create_repo $s3_ADDR s3 plain.git &&
 	(cd src && git_on $s3_ADDR push -q ssh://s3/plain.git main) &&
+	: the store logs the push once it is over: a hook would have run before &&
+	wait_for_log s3 "\"event\":\"ssh.push\".*\"repo\":\"plain.git\"" &&
 	test_must_fail grep "hook.done" "$TRASH/s3/store.log"
 '
 

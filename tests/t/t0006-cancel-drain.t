@@ -4,7 +4,9 @@
 . "$(dirname "$0")/test-lib.sh"
 
 # held_connect: a GIT_SSH_COMMAND that passes the first $HOLD_BYTES bytes of
-# git's data to grove connect, waits $HOLD_SECONDS, then passes the rest.
+# git's data to grove connect, creates the file $TRASH/held, and holds the
+# rest until the file $TRASH/release exists (the test says when, not the
+# clock; or until $TRASH/held is gone, or 10 minutes, after a failed test).
 # It writes grove connect's pid to $HOLD_PIDFILE.
 write_held_connect() {
 	cat >"$TRASH/held-connect" <<-\EOF
@@ -12,16 +14,26 @@ write_held_connect() {
 	test "$1" = -G && exit 0
 	# An asynchronous list reads /dev/null unless told otherwise.
 	exec 3<&0
-	perl -e '
+	HOLD_MARK=__TRASH__/held HOLD_UNTIL=__TRASH__/release perl -e '
 		$| = 1; my ($n, $left, $buf) = ($ENV{HOLD_BYTES}, $ENV{HOLD_BYTES}, "");
 		while ($left > 0) { my $r = sysread(STDIN, $buf, $left > 65536 ? 65536 : $left); last if !$r; syswrite(STDOUT, $buf); $left -= $r; }
-		sleep $ENV{HOLD_SECONDS};
+		open(my $m, ">", $ENV{HOLD_MARK}) and close($m);
+		for (1 .. 6000) { last if -e $ENV{HOLD_UNTIL} || !-e $ENV{HOLD_MARK}; select(undef, undef, undef, 0.1); }
 		while (sysread(STDIN, $buf, 65536)) { syswrite(STDOUT, $buf); }
 	' <&3 | "$GROVE" connect "$HOLD_ADDR" "$@" &
 	echo $! >"$HOLD_PIDFILE"
 	wait $!
 	EOF
+	sed -i "s|__TRASH__|$TRASH|g" "$TRASH/held-connect" &&
 	chmod +x "$TRASH/held-connect"
+}
+
+# holding REPO [quarantine]: a push through held-connect is held mid-pack:
+# its first bytes passed and receive-pack of REPO running (and, with
+# "quarantine", receiving the pack into its quarantine directory).
+holding() {
+	test -s pid && test -e held && pgrep -f "receive-pack $1" >/dev/null || return 1
+	test "${2:-}" != quarantine || ls "$1/objects" | grep -q incoming
 }
 
 test_setup 'a store, a repository and a big commit to push' '
@@ -36,14 +48,15 @@ test_setup 'a store, a repository and a big commit to push' '
 test_expect_success 'killing the client mid-pack leaves refs unchanged and git gone' '
 	before=$(checksum $s1_ADDR s1 app.git) &&
 	repo=$(ls -d "$TRASH"/s1/repositories/@hashed/*/*/*.git) &&
-	(cd src && HOLD_ADDR=$s1_ADDR HOLD_BYTES=500000 HOLD_SECONDS=60 HOLD_PIDFILE=$TRASH/pid \
+	rm -f pid held release &&
+	(cd src && HOLD_ADDR=$s1_ADDR HOLD_BYTES=500000 HOLD_PIDFILE=$TRASH/pid \
 		GIT_SSH_COMMAND="$TRASH/held-connect" git push ssh://s1/app.git main >../push.out 2>&1 &) &&
-	for i in $(seq 1 100); do test -s pid && pgrep -f "receive-pack $repo" >/dev/null && break; sleep 0.1; done &&
-	sleep 0.5 &&
+	wait_for 30 "the push to be held mid-pack, receive-pack receiving it" holding "$repo" quarantine &&
 	pgrep -f "receive-pack $repo" &&
 	kill -9 $(cat pid) &&
-	for i in $(seq 1 100); do pgrep -f "receive-pack $repo" >/dev/null || break; sleep 0.1; done &&
+	wait_for 30 "receive-pack to end once its client is gone" eval "! pgrep -f \"receive-pack $repo\"" &&
 	test_must_fail pgrep -f "receive-pack $repo" &&
+	touch release &&
 	test "$before" = "$(checksum $s1_ADDR s1 app.git)" &&
 	wait_for_log s1 "\"event\":\"ssh.push\".*\"bytes_in\":[1-9][0-9]*.*\"cancelled\":true" &&
 	test -z "$(ls "$repo/objects" | grep incoming)"
@@ -69,18 +82,20 @@ test_expect_success 'the push goes through afterwards' '
 test_expect_success 'SIGTERM lets a push in flight finish, then the store exits' '
 	(cd src && echo 1 >next && git add next && git commit -q -m next && head -c 3000000 /dev/urandom >blob2 &&
 	 git add blob2 && git commit -q -m blob2) &&
-	rm -f pid &&
-	(cd src && HOLD_ADDR=$s1_ADDR HOLD_BYTES=200000 HOLD_SECONDS=2 HOLD_PIDFILE=$TRASH/pid \
+	rm -f pid held release &&
+	(set +e; cd src && HOLD_ADDR=$s1_ADDR HOLD_BYTES=200000 HOLD_PIDFILE=$TRASH/pid \
 		GIT_SSH_COMMAND="$TRASH/held-connect" git push ssh://s1/app.git main >../push2.out 2>&1; echo $? >../push2.rc) &
 	repo=$(ls -d "$TRASH"/s1/repositories/@hashed/*/*/*.git) &&
-	for i in $(seq 1 100); do test -s pid && pgrep -f "receive-pack $repo" >/dev/null && break; sleep 0.1; done &&
+	wait_for 30 "the push to be held mid-pack" holding "$repo" &&
 	pgrep -f "receive-pack $repo" &&
 	kill -TERM $s1_PID &&
-	for i in $(seq 1 100); do test -s push2.rc && break; sleep 0.1; done &&
+	: the store drains with the push in flight, then the push goes on &&
+	wait_for_log s1 "\"event\":\"store.draining\".*\"inflight\":[1-9]" &&
+	touch release &&
+	wait_for 60 "the push to end" test -s push2.rc &&
 	cat push2.out &&
 	test "$(cat push2.rc)" = 0 &&
-	for i in $(seq 1 100); do kill -0 $s1_PID 2>/dev/null || break; sleep 0.1; done &&
-	test_must_fail kill -0 $s1_PID 2>/dev/null &&
+	wait_for 30 "store s1 to exit" gone $s1_PID &&
 	test_grep "store.draining" "$TRASH/s1/store.log" &&
 	test_grep "store.stopped" "$TRASH/s1/store.log"
 '
@@ -98,13 +113,15 @@ test_expect_success 'past the grace period a held push is cancelled and changes 
 	before=$(checksum $s1_ADDR s1 app.git) &&
 	(cd src && echo 2 >next && git commit -q -am next2 && head -c 3000000 /dev/urandom >blob3 &&
 	 git add blob3 && git commit -q -m blob3) &&
-	rm -f pid &&
-	(cd src && HOLD_ADDR=$s1_ADDR HOLD_BYTES=200000 HOLD_SECONDS=10 HOLD_PIDFILE=$TRASH/pid \
+	rm -f pid held release &&
+	(cd src && HOLD_ADDR=$s1_ADDR HOLD_BYTES=200000 HOLD_PIDFILE=$TRASH/pid \
 		GIT_SSH_COMMAND="$TRASH/held-connect" git push ssh://s1/app.git main >../push3.out 2>&1 &) &&
 	repo=$(ls -d "$TRASH"/s1/repositories/@hashed/*/*/*.git) &&
-	for i in $(seq 1 100); do test -s pid && pgrep -f "receive-pack $repo" >/dev/null && break; sleep 0.1; done &&
+	wait_for 30 "the push to be held mid-pack" holding "$repo" &&
 	pgrep -f "receive-pack $repo" &&
+	: held until the store is gone: past any grace period &&
 	stop_store s1 &&
+	touch release &&
 	test_grep "rpc.drain_cancel" "$TRASH/s1/store.log" &&
 	restart_store s1 &&
 	test "$before" = "$(checksum $s1_ADDR s1 app.git)" &&

@@ -17,24 +17,50 @@ secondary_of() {
 	for s in s1 s2 s3; do test "$s" != "$p" && echo $s && return 0; done
 }
 
-# same_everywhere PATH: the three stores hold the same refs (up to 15 s for repairs).
+# replicas_same PATH: the three stores hold the same refs now.
+replicas_same() {
+	a=$(checksum $s1_ADDR s1 "$1") b=$(checksum $s2_ADDR s2 "$1") d=$(checksum $s3_ADDR s3 "$1")
+	test -n "$a" && test "$a" = "$b" && test "$a" = "$d"
+}
+
+# same_everywhere PATH: waits (30 s, scaled) until the three stores hold the
+# same refs (repairs included).
 same_everywhere() {
-	for _ in $(seq 1 150); do
-		a=$(checksum $s1_ADDR s1 "$1") b=$(checksum $s2_ADDR s2 "$1") d=$(checksum $s3_ADDR s3 "$1")
-		test -n "$a" && test "$a" = "$b" && test "$a" = "$d" && return 0
-		sleep 0.1
-	done
+	wait_for 30 "the replicas of $1 to hold the same refs" replicas_same "$1" && return 0
 	echo "replicas differ: s1=$a s2=$b s3=$d" >&2
 	"$GROVE" cluster -a $c_ADDR repo "$1" >&2
 	return 1
 }
 
-# all_healthy: up to 15 s for the router to see every store healthy again.
+# store_is NAME yes|NO: the router's status shows store NAME healthy (yes)
+# or down (NO) now.
+store_is() {
+	"$GROVE" cluster -a $c_ADDR status >st 2>&1 && grep -q "^  $1 .* $2 " st
+}
+
+# wait_store NAME yes|NO: waits (30 s, scaled) until the router's status
+# shows store NAME so.
+wait_store() {
+	wait_for 30 "the router to show store $1 as $2" store_is "$1" "$2" && return 0
+	cat st >&2
+	return 1
+}
+
+# queue_idle: waits (60 s, scaled: a failed job retries after a backoff)
+# until the router has no replication job left to run: a verification
+# queued by an earlier write no longer runs, so a replica changed by hand
+# next is found by the test's own verify or push.
+queue_idle() {
+	wait_for 60 "the replication queue to be empty" eval \
+		'"$GROVE" cluster -a $c_ADDR status >st 2>&1 && grep -q "replication queue: ready 0, running 0, retrying 0, dead 0" st' && return 0
+	cat st >&2
+	return 1
+}
+
+# all_healthy: waits (30 s, scaled) for the router to see every store healthy again.
 all_healthy() {
-	for _ in $(seq 1 150); do
-		"$GROVE" cluster -a $c_ADDR status >st 2>&1 && test $(grep -c "^  s[123] .* yes " st) = 3 && return 0
-		sleep 0.1
-	done
+	wait_for 30 "the router to see every store healthy" eval \
+		'"$GROVE" cluster -a $c_ADDR status >st 2>&1 && test $(grep -c "^  s[123] .* yes " st) = 3' && return 0
 	cat st >&2
 	return 1
 }
@@ -46,17 +72,45 @@ push_new() {
 		git_on $c_ADDR push -q ssh://default/"$1" "$2" 2>../push.err)
 }
 
+# push_or_undo REPO BRANCH: push_new, and when the push is refused, the
+# commit it made undone (the next try makes another).
+push_or_undo() {
+	push_new "$@" && return 0
+	git -C src reset -q --hard HEAD~1
+	return 1
+}
+
 # kill_store NAME: kill -9 of the store, found by its config (a store restarted
-# inside an earlier test has a pid this shell never saw).
+# inside an earlier test has a pid this shell never saw); waits until it is gone.
 kill_store() {
 	pkill -9 -f "store -c $TRASH/$1/store.conf" || return 1
-	while pgrep -f "store -c $TRASH/$1/store.conf" >/dev/null; do sleep 0.05; done
+	wait_for 30 "store $1 to be gone after kill -9" eval "! pgrep -f 'store -c $TRASH/$1/store.conf'"
+}
+
+# served_by_secondary: a store other than the primary $p logged an upload-pack
+# it served (the log line comes after the client has its answer).
+served_by_secondary() {
+	for s in s1 s2 s3; do
+		test $s = $p && continue
+		grep -q "\"method\":\"/grove.v1.SSHService/SSHUploadPack\",\"code\":\"OK\"" $s/store.log && return 0
+	done
+	return 1
+}
+
+# copy_gone STORE PATH: STORE says it has no copy of PATH (any more).
+copy_gone() {
+	eval "addr=\$${1}_ADDR"
+	rpc $addr RepositoryService/RepositoryExists repository.storage_name=$1 repository.relative_path=$2 >ex &&
+		! grep -q "\"exists\":true" ex
 }
 
 test_setup 'three stores and a router' '
 	start_store s1 && start_store s2 && start_store s3 &&
 	METRICS_PORT=$(free_port) &&
-	start_cluster c s1 s2 s3 -- cluster.metricsListen=127.0.0.1:$METRICS_PORT &&
+	: bounds scaled, so that a slow healthy store is not taken for a dead one &&
+	start_cluster c s1 s2 s3 -- cluster.metricsListen=127.0.0.1:$METRICS_PORT \
+		cluster.healthInterval=$((300 * TEST_SCALE)) cluster.lagTimeout=$((5000 * TEST_SCALE)) \
+		cluster.voteTimeout=$((10000 * TEST_SCALE)) &&
 	make_history src
 '
 
@@ -91,12 +145,8 @@ test_expect_success 'clone through the router, protocols v0 and v2; reads are sp
 	git_on $c_ADDR ls-remote ssh://default/app.git >/dev/null &&
 	git_on $c_ADDR ls-remote ssh://default/app.git >/dev/null &&
 	p=$(primary_of app.git) &&
-	served=0 &&
-	for s in s1 s2 s3; do
-		test $s = $p && continue
-		grep -q "\"method\":\"/grove.v1.SSHService/SSHUploadPack\",\"code\":\"OK\"" $s/store.log && served=$((served + 1))
-	done &&
-	test $served -ge 1
+	: a store logs the call after its client has the answer &&
+	wait_for 20 "a replica other than the primary $p to log a clone it served" served_by_secondary
 '
 
 test_expect_success 'accessors, mutators and maintenance RPCs route without code of their own' '
@@ -144,7 +194,7 @@ test_expect_success 'bad requests get clear errors' '
 test_expect_success 'a dead secondary: pushes go on, it is marked outdated, and repaired when it is back' '
 	victim=$(secondary_of app.git) &&
 	kill_store $victim &&
-	sleep 1 &&
+	wait_store $victim NO &&
 	push_new app.git main &&
 	"$GROVE" cluster -a $c_ADDR repo app.git >repo &&
 	test_grep "^  $victim .* no  *no " repo &&
@@ -154,20 +204,15 @@ test_expect_success 'a dead secondary: pushes go on, it is marked outdated, and 
 	test_grep "^  $victim .* NO " st &&
 	restart_store $victim &&
 	same_everywhere app.git &&
-	no_dataloss 15 &&
-	test_grep "\"event\":\"cluster.repaired\".*\"target\":\"$victim\"" c/cluster.log
+	no_dataloss &&
+	wait_grep "\"event\":\"cluster.repaired\".*\"target\":\"$victim\"" c/cluster.log
 '
 
 test_expect_success 'kill -9 of the primary: a new one is elected and pushes are accepted again' '
 	old=$(primary_of app.git) &&
 	kill_store $old &&
-	start=$(date +%s%N) && ok= &&
-	for _ in $(seq 1 100); do
-		if push_new app.git main; then ok=1; break; fi
-		git -C src reset -q --hard HEAD~1
-		sleep 0.1
-	done &&
-	test -n "$ok" &&
+	start=$(date +%s%N) &&
+	wait_for 60 "a push to be accepted after kill -9 of the primary $old" push_or_undo app.git main &&
 	echo "$(( ($(date +%s%N) - start) / 1000000 ))" >"$TRASH/failover-ms" &&
 	new=$(primary_of app.git) &&
 	test -n "$new" && test "$new" != "$old" &&
@@ -175,7 +220,7 @@ test_expect_success 'kill -9 of the primary: a new one is elected and pushes are
 	git_on $c_ADDR ls-remote ssh://default/app.git refs/heads/main >ls &&
 	test_grep "^$(git -C src rev-parse main)" ls &&
 	restart_store $old &&
-	same_everywhere app.git && no_dataloss 15
+	same_everywhere app.git && no_dataloss
 '
 test -f "$TRASH/failover-ms" && echo "# failover: first accepted push $(cat "$TRASH/failover-ms") ms after kill -9 of the primary"
 
@@ -184,8 +229,7 @@ test_expect_success 'without a majority of replicas, writes are refused clearly;
 	(cd src && git_on $c_ADDR push -q ssh://default/two.git main) &&
 	p=$(primary_of two.git) &&
 	down=$(for s in s1 s2 s3; do test $s != $p && echo $s; done) &&
-	for s in $down; do kill_store $s; done &&
-	sleep 1 &&
+	for s in $down; do kill_store $s && wait_store $s NO || return 1; done &&
 	test_must_fail push_new two.git main &&
 	test_grep "only 1 of the 3 replicas of two.git are healthy and up to date; a write needs 2" push.err &&
 	git -C src reset -q --hard HEAD~1 &&
@@ -200,10 +244,13 @@ test_expect_success 'a repository whose only up-to-date replica is gone is unava
 	(cd src && git_on $c_ADDR push -q ssh://default/three.git main) &&
 	p=$(primary_of three.git) &&
 	lag=$(for s in s1 s2 s3; do test $s != $p && echo $s; done | head -n1) &&
-	kill_store $lag && sleep 1 &&
+	kill_store $lag && wait_store $lag NO &&
 	push_new three.git main &&
 	for s in s1 s2 s3; do test $s != $lag && kill_store $s; done &&
-	restart_store $lag && sleep 1 &&
+	restart_store $lag &&
+	for s in s1 s2 s3; do
+		if test $s = $lag; then wait_store $s yes; else wait_store $s NO; fi || return 1
+	done &&
 	test_must_fail git_on $c_ADDR ls-remote ssh://default/three.git 2>err &&
 	test_grep "has no healthy up-to-date replica" err &&
 	"$GROVE" cluster -a $c_ADDR repo three.git >repo &&
@@ -219,7 +266,7 @@ test_expect_success 'a repository whose only up-to-date replica is gone is unava
 '
 
 test_expect_success 'a replica changed behind the router is found by verify and repaired' '
-	no_dataloss 15 &&
+	no_dataloss && queue_idle &&
 	s=$(secondary_of app.git) &&
 	dir=$(repo_dir $s app.git) &&
 	git --git-dir="$dir" update-ref refs/heads/feature $(git --git-dir="$dir" rev-parse main) &&
@@ -243,7 +290,7 @@ test_expect_success 'a replica whose refs disagree with the primary is left out 
 '
 
 test_expect_success 'without a majority voting the same ref updates, the push aborts everywhere and says so' '
-	no_dataloss 15 &&
+	no_dataloss && queue_idle &&
 	p=$(primary_of app.git) &&
 	before=$(git --git-dir="$(repo_dir $p app.git)" rev-parse refs/heads/feature) &&
 	for s in s1 s2 s3; do
@@ -267,16 +314,13 @@ test_expect_success 'set-replication-factor removes and adds replicas; failover 
 	"$GROVE" cluster -a $c_ADDR set-replication-factor app.git 2 >out &&
 	test_grep "assigned to s[123] s[123]$" out &&
 	gone=$(for s in s1 s2 s3; do grep -q " $s" out || echo $s; done) &&
-	eval "addr=\$${gone}_ADDR" &&
-	for _ in $(seq 1 100); do
-		rpc $addr RepositoryService/RepositoryExists repository.storage_name=$gone repository.relative_path=app.git >ex &&
-		grep -q "\"exists\":true" ex || break
-		sleep 0.1
-	done &&
+	wait_for 30 "the copy of app.git on $gone to be deleted" copy_gone $gone app.git &&
 	test_must_fail grep "\"exists\":true" ex &&
 	"$GROVE" cluster -a $c_ADDR set-replication-factor app.git 3 >out &&
 	test_grep "assigned to s1 s2 s3$" out &&
 	same_everywhere app.git &&
+	: the replica added again is up to date once its repair is recorded &&
+	no_dataloss &&
 	to=$(secondary_of app.git) &&
 	"$GROVE" cluster -a $c_ADDR failover app.git --to $to >out &&
 	test_grep "app.git: primary $to" out &&
@@ -302,7 +346,7 @@ test_expect_success '/metrics counts elections, votes, refused writes, mismatche
 
 test_expect_success 'the router keeps its state across a restart' '
 	before=$("$GROVE" cluster -a $c_ADDR repo app.git) &&
-	kill -TERM $c_PID && for _ in $(seq 1 100); do kill -0 $c_PID 2>/dev/null || break; sleep 0.1; done &&
+	kill -TERM $c_PID && wait_for 30 "router c to stop" gone $c_PID &&
 	restart_cluster c &&
 	after=$("$GROVE" cluster -a $c_ADDR repo app.git) &&
 	test "$before" = "$after" &&

@@ -5,6 +5,10 @@
 # (`git fsck --strict`) once repaired; a stopped (SIGSTOP) store does not
 # make pushes hang, whether it is a secondary or the primary. Prints, for the kill: pushes tried, acknowledged,
 # refused, lost (must be 0), and the time to full repair.
+#
+# No step waits on the clock: the kill lands once 40 pushes were acknowledged,
+# the store comes back once 24 more were tried, and a store is stopped while
+# a push is known to be in its hands (held-connect).
 . "$(dirname "$0")/test-lib.sh"
 
 APPS=5 WORKERS=8 PUSHES=25
@@ -17,7 +21,8 @@ worker() {
 	for i in $(seq 1 $PUSHES); do
 		echo "$n $i" >f && git add f && git commit -q -m "w$n push $i" || return 1
 		sha=$(git rev-parse HEAD)
-		if GIT_SSH_COMMAND="$GROVE connect $c_ADDR" git push -q ssh://default/$app HEAD:refs/heads/w$n 2>err; then
+		if GIT_SSH_COMMAND="$GROVE connect $c_ADDR" timeout $((120 * TEST_SCALE)) \
+			git push -q ssh://default/$app HEAD:refs/heads/w$n 2>err; then
 			echo "$app w$n $sha" >>"$TRASH/acked.$n"
 		else
 			{ echo "$app w$n $sha"; cat err; } >>"$TRASH/refused.$n"
@@ -27,19 +32,72 @@ worker() {
 	done
 }
 
+# pushes_at_least KIND N: the workers recorded at least N pushes of KIND
+# (tried, acked, refused); 125 (no use waiting) once every worker is done.
+pushes_at_least() {
+	test "$(cat "$TRASH"/$1.* 2>/dev/null | grep -c "^app")" -ge "$2" && return 0
+	for w in $pids; do gone $w || return 1; done
+	return 125
+}
+
+# held-connect: a GIT_SSH_COMMAND that starts the call at once (grove
+# connect to $HOLD_ADDR) but holds what git sends until the file
+# $TRASH/release exists (at most 10 minutes); $TRASH/held says it started.
+# So a test knows a push is in the stores' hands before it stops one. The
+# holder feeds grove connect through a FIFO, so that the command ends when
+# grove connect does (a shell waits for every process of a pipeline).
+write_held_connect() {
+	cat >"$TRASH/held-connect" <<-EOF &&
+	#!/bin/sh
+	test "\$1" = -G && exit 0
+	fifo="$TRASH/hold.\$\$"
+	rm -f "\$fifo" && mkfifo "\$fifo" || exit 1
+	# An asynchronous list reads /dev/null unless told otherwise.
+	exec 3<&0
+	{
+		rm -f "\$fifo"
+		touch "$TRASH/held"
+		i=0
+		while ! test -e "$TRASH/release" && test \$i -lt 6000; do sleep 0.1; i=\$((i + 1)); done
+		exec cat
+	} <&3 >"\$fifo" &
+	exec "\$GROVE" connect "\$HOLD_ADDR" "\$@" <"\$fifo"
+	EOF
+	chmod +x "$TRASH/held-connect"
+}
+
+# push_held STORE: one more commit on w1 pushed to app1.git through
+# held-connect, in the background (exit code in push.rc, stderr in err);
+# returns once the push reached STORE (its receive-pack runs), git's data
+# still held.
+push_held() {
+	rm -f held release push.rc err &&
+	(cd w1 && echo "$1 $(date +%s%N)" >f && git commit -q -am "while $1 is stopped") || return 1
+	# set +e: the exit code of a failed push is written too.
+	(set +e; cd w1 && HOLD_ADDR=$c_ADDR GIT_SSH_COMMAND="$TRASH/held-connect" timeout $((60 * TEST_SCALE)) \
+		git push -q ssh://default/app1.git HEAD:refs/heads/w1 2>../err; echo $? >../push.rc) &
+	wait_for 30 "the push to reach $1" eval "test -e held && pgrep -f 'receive-pack $(repo_dir $1 app1.git)'"
+}
+
 test_setup 'three stores, a router and five apps' '
 	start_store s1 && start_store s2 && start_store s3 &&
-	start_cluster c s1 s2 s3 &&
+	: bounds scaled, so that a slow healthy store is not taken for a dead one &&
+	start_cluster c s1 s2 s3 -- cluster.healthInterval=$((300 * TEST_SCALE)) \
+		cluster.lagTimeout=$((5000 * TEST_SCALE)) cluster.voteTimeout=$((10000 * TEST_SCALE)) &&
+	write_held_connect &&
 	for a in $(seq 0 $((APPS - 1))); do create_repo $c_ADDR default app$a.git >/dev/null || return 1; done
 '
 
 test_expect_success 'kill -9 of a store during 200 pushes: no acknowledged push lost, replicas whole after repair' '
 	start_workers $WORKERS worker
-	sleep 3 &&
+	wait_for 120 "40 pushes to be acknowledged before the kill" pushes_at_least acked 40 &&
+	at_kill=$(cat tried.* | wc -l) &&
 	pkill -9 -f "store -c $TRASH/s2/store.conf" &&
 	killed=$(date +%s%N) &&
-	sleep 3 &&
+	wait_for 120 "24 more pushes to be tried after the kill of s2" pushes_at_least tried $((at_kill + 24)) &&
+	at_restart=$(cat tried.* | wc -l) &&
 	restart_store s2 &&
+	restarted=$(date +%s%N) &&
 	wait $pids &&
 	done_ms=$(date +%s%N) &&
 	no_dataloss &&
@@ -60,7 +118,7 @@ test_expect_success 'kill -9 of a store during 200 pushes: no acknowledged push 
 				{ cat fsck.out >&2; return 1; }
 		done
 	done &&
-	echo "# kill -9 of s2 during pushes: tried $tried, acknowledged $acked, refused $refused, lost $lost; pushes ran $(( (done_ms - killed) / 1000000 )) ms past the kill (s2 down for 3 s of it); every replica up to date $(( (repaired - done_ms) / 1000000 )) ms after the last push" >"$TRASH/report" &&
+	echo "# kill -9 of s2 during pushes: tried $tried, acknowledged $acked, refused $refused, lost $lost; pushes ran $(( (done_ms - killed) / 1000000 )) ms past the kill (s2 down for $(( (restarted - killed) / 1000000 )) ms of it, while pushes $((at_kill + 1))-$at_restart ended); every replica up to date $(( (repaired - done_ms) / 1000000 )) ms after the last push" >"$TRASH/report" &&
 	test "$tried" = $((WORKERS * PUSHES)) &&
 	test "$lost" = 0 &&
 	test "$acked" -gt 0 &&
@@ -79,9 +137,12 @@ test_expect_success 'a stopped secondary does not make a push hang; it is repair
 	p=$("$GROVE" cluster -a $c_ADDR repo app1.git | sed -n "s/.*primary \([^,]*\),.*/\1/p") &&
 	victim=$(for s in s1 s2 s3; do test $s != $p && echo $s; done | head -n1) &&
 	pid=$(pgrep -f "store -c $TRASH/$victim/store.conf") &&
+	push_held $victim &&
 	kill -STOP $pid &&
-	(cd w1 && echo stopped >f && git commit -q -am "while $victim is stopped" &&
-		GIT_SSH_COMMAND="$GROVE connect $c_ADDR" timeout 60 git push -q ssh://default/app1.git HEAD:refs/heads/w1) &&
+	touch release &&
+	wait_for 90 "the push to end (it may not hang)" test -s push.rc &&
+	cat err &&
+	test "$(cat push.rc)" = 0 &&
 	kill -CONT $pid &&
 	no_dataloss &&
 	git --git-dir="$(repo_dir $victim app1.git)" merge-base --is-ancestor $(git -C w1 rev-parse HEAD) refs/heads/w1
@@ -90,11 +151,14 @@ test_expect_success 'a stopped secondary does not make a push hang; it is repair
 test_expect_success 'a stopped primary: the push ends with a clear error, the next one goes to a new primary' '
 	p=$("$GROVE" cluster -a $c_ADDR repo app1.git | sed -n "s/.*primary \([^,]*\),.*/\1/p") &&
 	pid=$(pgrep -f "store -c $TRASH/$p/store.conf") &&
+	: stopped while the push is in its hands, not before the push reached the router &&
+	push_held $p &&
 	kill -STOP $pid &&
-	(cd w1 && echo stopped-primary >f && git commit -q -am "while the primary $p is stopped" &&
-		! GIT_SSH_COMMAND="$GROVE connect $c_ADDR" timeout 60 git push -q ssh://default/app1.git HEAD:refs/heads/w1 2>../err) &&
+	touch release &&
+	wait_for 90 "the push to end (it may not hang)" test -s push.rc &&
+	test "$(cat push.rc)" != 0 &&
 	test_grep "store $p, the primary replica, .*stopped answering health checks mid-call" err &&
-	(cd w1 && GIT_SSH_COMMAND="$GROVE connect $c_ADDR" timeout 60 git push -q ssh://default/app1.git HEAD:refs/heads/w1) &&
+	(cd w1 && GIT_SSH_COMMAND="$GROVE connect $c_ADDR" timeout $((60 * TEST_SCALE)) git push -q ssh://default/app1.git HEAD:refs/heads/w1) &&
 	kill -CONT $pid &&
 	no_dataloss &&
 	git --git-dir="$(repo_dir $p app1.git)" merge-base --is-ancestor $(git -C w1 rev-parse HEAD) refs/heads/w1

@@ -13,11 +13,71 @@ push_via() {
 		git_on $addr push -q ssh://default/"$2" main 2>../push.err)
 }
 
+# push_via_or_undo ROUTER REPO: push_via, and when the push is refused, the
+# commit it made undone (the next try makes another).
+push_via_or_undo() {
+	push_via "$@" && return 0
+	git -C src reset -q --hard HEAD~1
+	return 1
+}
+
+# status_shows ROUTER PATTERN: ROUTER's `grove cluster status` (in st) has a
+# line matching PATTERN now.
+status_shows() {
+	eval "addr=\$${1}_ADDR"
+	"$GROVE" cluster -a $addr status >st 2>&1 && grep -q "$2" st
+}
+
+# replicas_same PATH: the three stores hold the same refs now.
+replicas_same() {
+	a=$(checksum $s1_ADDR s1 "$1") b=$(checksum $s2_ADDR s2 "$1") d=$(checksum $s3_ADDR s3 "$1")
+	test -n "$a" && test "$a" = "$b" && test "$a" = "$d"
+}
+
+# held-connect: a GIT_SSH_COMMAND that passes the first $HOLD_BYTES bytes of
+# git's data to grove connect $HOLD_ADDR, creates $TRASH/held, and holds the
+# rest until $TRASH/release exists (or $TRASH/held is gone, or 10 minutes).
+write_held_connect() {
+	cat >"$TRASH/held-connect" <<-\EOF &&
+	#!/bin/sh
+	test "$1" = -G && exit 0
+	# An asynchronous list reads /dev/null unless told otherwise.
+	exec 3<&0
+	HOLD_MARK=__TRASH__/held HOLD_UNTIL=__TRASH__/release perl -e '
+		$| = 1; my ($left, $buf) = ($ENV{HOLD_BYTES}, "");
+		while ($left > 0) { my $r = sysread(STDIN, $buf, $left > 65536 ? 65536 : $left); last if !$r; syswrite(STDOUT, $buf); $left -= $r; }
+		open(my $m, ">", $ENV{HOLD_MARK}) and close($m);
+		for (1 .. 6000) { last if -e $ENV{HOLD_UNTIL} || !-e $ENV{HOLD_MARK}; select(undef, undef, undef, 0.1); }
+		while (sysread(STDIN, $buf, 65536)) { syswrite(STDOUT, $buf); }
+	' <&3 | "$GROVE" connect "$HOLD_ADDR" "$@"
+	EOF
+	sed -i "s|__TRASH__|$TRASH|g" "$TRASH/held-connect" &&
+	chmod +x "$TRASH/held-connect"
+}
+
+# job_gone ID: no job ID in the database (done), asked with $psql.
+job_gone() {
+	test -z "$($psql -c "SELECT id FROM jobs WHERE id = $1")"
+}
+
+# receiving PATH: a store is receiving a pack into PATH (its quarantine
+# directory exists).
+receiving() {
+	for s in s1 s2 s3; do
+		ls "$(repo_dir $s "$1")/objects" 2>/dev/null | grep -q incoming && return 0
+	done
+	return 1
+}
+
 test_setup 'PostgreSQL, three stores and two routers sharing the database' '
 	start_postgres &&
 	start_store s1 && start_store s2 && start_store s3 &&
-	start_cluster r1 s1 s2 s3 -- cluster.database=$PG_URL cluster.jobLease=3 &&
-	start_cluster r2 s1 s2 s3 -- cluster.database=$PG_URL cluster.jobLease=3 &&
+	: bounds scaled, so that a slow healthy store or router is not taken for a dead one &&
+	scaled="cluster.jobLease=$((3 * TEST_SCALE)) cluster.healthInterval=$((300 * TEST_SCALE))
+		cluster.lagTimeout=$((5000 * TEST_SCALE)) cluster.voteTimeout=$((10000 * TEST_SCALE))" &&
+	start_cluster r1 s1 s2 s3 -- cluster.database=$PG_URL $scaled &&
+	start_cluster r2 s1 s2 s3 -- cluster.database=$PG_URL $scaled &&
+	write_held_connect &&
 	make_history src
 '
 
@@ -41,20 +101,17 @@ test_expect_success 'a repository made and pushed through one router is served b
 '
 
 test_expect_success 'both routers record what they see; a store is down when the majority say so' '
-	"$GROVE" cluster -a $r1_ADDR status >st &&
+	: both routers report each store healthy once their first checks are in &&
+	wait_for 30 "r1 to see every store healthy by both routers" eval \
+		'"'"'"$GROVE" cluster -a $r1_ADDR status >st && test $(grep -c "^  s[123] .* yes  *2/2 " st) = 3'"'"' &&
 	test $(grep -c "^  s[123] .* yes  *2/2 " st) = 3 &&
 	pkill -9 -f "store -c $TRASH/s3/store.conf" &&
-	for _ in $(seq 1 100); do
-		"$GROVE" cluster -a $r2_ADDR status >st && grep -q "^  s3 .* NO  *0/2 " st && break
-		sleep 0.1
-	done &&
+	wait_for 30 "r2 to show s3 down by both routers" status_shows r2 "^  s3 .* NO  *0/2 " &&
 	test_grep "^  s3 .* NO  *0/2 " st &&
 	push_via r1 app.git &&
 	restart_store s3 &&
-	for _ in $(seq 1 150); do
-		"$GROVE" cluster -a $r2_ADDR repo app.git >repo && test $(grep -c " 3 *yes *yes *yes" repo) = 3 && break
-		sleep 0.1
-	done &&
+	wait_for 30 "r2 to show every replica of app.git at generation 3" eval \
+		'"'"'"$GROVE" cluster -a $r2_ADDR repo app.git >repo && test $(grep -c " 3 *yes *yes *yes" repo) = 3'"'"' &&
 	test $(grep -c " 3 *yes *yes *yes" repo) = 3
 '
 
@@ -62,10 +119,14 @@ test_expect_success 'kill -9 of a router mid-push: no acknowledged push is lost,
 	acked=$(git -C src rev-parse main) &&
 	(cd src && dd if=/dev/urandom of=big.bin bs=1M count=20 2>/dev/null && git add big.bin &&
 		git commit -q -m big)
-	(cd src && git_on $r1_ADDR push -q ssh://default/app.git main 2>../big.err) &
+	rm -f held release &&
+	(cd src && HOLD_ADDR=$r1_ADDR HOLD_BYTES=2000000 GIT_SSH_COMMAND="$TRASH/held-connect" \
+		git push -q ssh://default/app.git main 2>../big.err) &
 	pusher=$!
-	sleep 0.3 &&
+	: mid-push: part of the pack went through r1, a store is receiving it &&
+	wait_for 30 "the push to be held mid-pack through r1" eval "test -e held && receiving app.git" &&
 	kill -9 $r1_PID &&
+	touch release &&
 	{ wait $pusher || true; } &&
 	git_on $r2_ADDR ls-remote ssh://default/app.git refs/heads/main >ls &&
 	cur=$(cut -f1 ls) &&
@@ -74,30 +135,32 @@ test_expect_success 'kill -9 of a router mid-push: no acknowledged push is lost,
 	git_on $r2_ADDR ls-remote ssh://default/app.git refs/heads/main >ls &&
 	test_grep "^$(git -C src rev-parse main)" ls &&
 	restart_cluster r1 &&
-	for _ in $(seq 1 150); do
-		a=$(checksum $s1_ADDR s1 app.git) b=$(checksum $s2_ADDR s2 app.git) d=$(checksum $s3_ADDR s3 app.git)
-		test -n "$a" && test "$a" = "$b" && test "$a" = "$d" && break
-		sleep 0.1
-	done &&
+	wait_for 30 "the replicas of app.git to hold the same refs" replicas_same app.git &&
 	test "$a" = "$b" && test "$a" = "$d"
 '
 
 test_expect_success 'a job held by a router that died is taken up once its lease runs out' '
 	psql="$pgbin/psql -X -q -At -d $PG_URL" &&
+	create_repo $r2_ADDR default probe.git &&
 	now=$(date +%s%3N) &&
+	: a lease that runs for an hour: the test ends it, not the clock &&
 	id=$($psql -c "INSERT INTO jobs (kind, virtual_storage, relative_path, target_node, state, attempts, lease_owner, lease_until)
-		VALUES ('"'"'update'"'"', '"'"'default'"'"', '"'"'app.git'"'"', '"'"'s3'"'"', '"'"'in_progress'"'"', 1, '"'"'r-dead'"'"', $((now + 3000))) RETURNING id" | head -n1) &&
+		VALUES ('"'"'update'"'"', '"'"'default'"'"', '"'"'app.git'"'"', '"'"'s3'"'"', '"'"'in_progress'"'"', 1, '"'"'r-dead'"'"', $((now + 3600000))) RETURNING id" | head -n1) &&
 	test -n "$id" &&
-	sleep 1 &&
+	: a job queued after it, of another repository: once a router ran it, the routers looked at the leased one too &&
+	probe=$($psql -c "INSERT INTO jobs (kind, virtual_storage, relative_path, target_node)
+		VALUES ('"'"'verify'"'"', '"'"'default'"'"', '"'"'probe.git'"'"', '"'"'*'"'"') RETURNING id" | head -n1) &&
+	test -n "$probe" &&
+	wait_for 30 "a router to run the job queued after the leased one" job_gone $probe &&
 	: still leased: no router takes a job whose lease runs &&
 	test "$($psql -c "SELECT state || '"'"' '"'"' || lease_owner FROM jobs WHERE id = $id")" = "in_progress r-dead" &&
-	for _ in $(seq 1 100); do
-		test -z "$($psql -c "SELECT id FROM jobs WHERE id = $id")" && break
-		sleep 0.1
-	done &&
+	: the lease runs out &&
+	expired=$(date +%s%3N) &&
+	$psql -c "UPDATE jobs SET lease_until = $((expired - 1)) WHERE id = $id" &&
+	wait_for 30 "a router to take up the job whose lease ran out" job_gone $id &&
 	done_at=$(date +%s%3N) &&
 	test -z "$($psql -c "SELECT id FROM jobs WHERE id = $id")" &&
-	echo "# a job leased by a dead router: run by another $((done_at - now - 3000)) ms after its lease ran out" >"$TRASH/report"
+	echo "# a job leased by a dead router: run by another $((done_at - expired)) ms after its lease ran out" >"$TRASH/report"
 '
 test -f "$TRASH/report" && cat "$TRASH/report"
 
@@ -107,15 +170,10 @@ test_expect_success 'a restart of PostgreSQL: writes stop with a clear error, th
 	test_grep "database .* is unreachable\|cannot connect to database" push.err &&
 	git -C src reset -q --hard HEAD~1 &&
 	pg_ctl_start &&
-	ok= &&
-	for _ in $(seq 1 50); do
-		if push_via r2 app.git; then ok=1; break; fi
-		git -C src reset -q --hard HEAD~1
-		sleep 0.2
-	done &&
-	test -n "$ok" &&
+	wait_for 30 "writes through r2 to resume" push_via_or_undo r2 app.git &&
 	push_via r1 app.git &&
-	"$GROVE" cluster -a $r1_ADDR status >st &&
+	: the jobs the writes queued run, and none fails &&
+	wait_for 30 "the replication queue to be empty" status_shows r1 "replication queue: ready 0, running 0, retrying 0, dead 0" &&
 	test_grep "replication queue: ready 0, running 0, retrying 0, dead 0" st
 '
 

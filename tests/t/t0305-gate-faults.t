@@ -6,6 +6,12 @@
 # on every replica, every replica passes `git fsck --strict`, and a gate
 # started again serves pushes. Prints pushes tried, acknowledged, refused,
 # lost (must be 0) and the time to recover.
+#
+# No step waits on the clock: the kills land once pushes are being
+# acknowledged, each kill of a connection process waits for one to exist and
+# for another push to end after the one before, and the gate is started
+# again once the killed one's api process is gone and pushes were tried
+# while it was down.
 . "$(dirname "$0")/test-lib.sh"
 
 APPS=3 WORKERS=4
@@ -25,7 +31,7 @@ worker() {
 		dd if=/dev/urandom of=f bs=1k count=256 2>/dev/null && git add f && git commit -q -m "$round w$n push $i" || return 1
 		sha=$(git rev-parse HEAD)
 		t0=$(ms)
-		if GIT_SSH_COMMAND="$ssh_cmd" timeout 120 git push -q ssh://git@127.0.0.1:$g1_SSH_PORT/$app.git HEAD:refs/heads/w$n 2>err; then
+		if GIT_SSH_COMMAND="$ssh_cmd" timeout $((120 * TEST_SCALE)) git push -q ssh://git@127.0.0.1:$g1_SSH_PORT/$app.git HEAD:refs/heads/w$n 2>err; then
 			how=acked
 		else
 			how=refused
@@ -71,13 +77,37 @@ restart_gate() {
 	"$GROVE" gate -c "$TRASH/g1/gate.conf" >>"$TRASH/g1/gate.log" 2>&1 &
 	record_daemon $!
 	echo $! >"$TRASH/g1.pid"
-	for _ in $(seq 1 100); do
-		curl -sf "$g1_ADMIN/health" >/dev/null 2>&1 && return 0
-		sleep 0.1
-	done
+	wait_for 30 "the gate started again to answer /health" curl -sf "$g1_ADMIN/health" && return 0
 	echo "gate did not start again:" >&2
 	tail -n 20 "$TRASH/g1/gate.log" >&2
 	return 1
+}
+
+# records ROUND [KIND]: how many pushes of ROUND the workers recorded (of
+# KIND: acked, refused; all by default).
+records() {
+	cat "$TRASH"/$1.pushes.* 2>/dev/null | grep -c "^${2:-[a-z]}" || :
+}
+
+# at_least ROUND KIND N: the workers recorded at least N pushes of ROUND of
+# KIND ("" for all); 125 (no use waiting) once every worker is done.
+at_least() {
+	test "$(records $1 $2)" -ge "$3" && return 0
+	workers_running
+}
+
+# workers_running: 1 (wait on) while a worker runs, 125 once all are done.
+workers_running() {
+	for w in $pids; do gone $w || return 1; done
+	return 125
+}
+
+# connection_process: sets victim to a process of the gate carrying a
+# connection (a live child of the supervisor that is not its api process).
+connection_process() {
+	victim=$(ps -o pid=,stat= --ppid $g1_PID | awk '$2 !~ /^Z/ { print $1 }' | grep -vxF -f g1.idle | head -n1)
+	test -n "$victim" && return 0
+	workers_running
 }
 
 test_setup 'three stores, a router, a gate routing three apps to it' '
@@ -93,19 +123,23 @@ test_setup 'three stores, a router, a gate routing three apps to it' '
 		api g1 POST /api/v1/apps "{\"name\":\"web$a\",\"route\":\"cluster\"}" >out && test_grep "^201$" out &&
 		api g1 PUT /api/v1/apps/web$a/collaborators/alice "{\"access\":\"write\"}" >out && test_grep "^200$" out || return 1
 	done &&
-	: the processes the gate runs before any connection: its api process &&
-	sleep 0.5 && pgrep -P $g1_PID >g1.idle
+	: the processes the gate runs before any connection: its api process, there once /health answered &&
+	pgrep -P $g1_PID >g1.idle &&
+	test $(wc -l <g1.idle) = 1
 '
 
 test_expect_success 'kill -9 of connection processes mid-push: nothing acknowledged is lost, the gate goes on' '
 	start_workers $WORKERS worker conn
-	sleep 2 &&
+	wait_for 60 "$WORKERS pushes through the gate to be acknowledged" at_least conn acked $WORKERS &&
 	killed=0 &&
 	for _ in $(seq 1 8); do
-		victim=$(pgrep -P $g1_PID | grep -vxF -f g1.idle | head -n1) &&
-		if test -n "$victim"; then kill -9 $victim && killed=$((killed + 1)); fi
-		sleep 0.4
-	done
+		wait_for 60 "a connection process of the gate" connection_process || return 1
+		ended=$(records conn)
+		: it may have ended meanwhile &&
+		if kill -9 $victim 2>/dev/null; then killed=$((killed + 1)); fi
+		wait_for 60 "another push to end after kill -9 of connection process $victim" at_least conn "" $((ended + 1)) ||
+			return 1
+	done &&
 	touch conn.stop &&
 	wait $pids &&
 	stopped=$(ms) &&
@@ -120,20 +154,25 @@ test_expect_success 'kill -9 of connection processes mid-push: nothing acknowled
 
 test_expect_success 'kill -9 of the gate supervisor mid-push: nothing acknowledged is lost, a new gate serves' '
 	start_workers $WORKERS worker sup
-	sleep 2 &&
+	wait_for 60 "$WORKERS pushes through the gate to be acknowledged" at_least sup acked $WORKERS &&
+	api=$(cat g1.idle) &&
+	ended=$(records sup) &&
 	kill -9 $(cat g1.pid) &&
 	killed=$(ms) &&
-	sleep 1 &&
+	: its api process follows it, and frees the ports the new gate listens on &&
+	wait_for 90 "the killed gate'"'"'s api process $api to exit" gone $api &&
+	wait_for 60 "$WORKERS pushes to end while the gate is down" at_least sup "" $((ended + WORKERS)) &&
 	restart_gate &&
 	restarted=$(ms) &&
-	sleep 2 &&
+	acked_before=$(records sup acked) &&
+	wait_for 60 "$WORKERS pushes through the new gate to be acknowledged" at_least sup acked $((acked_before + WORKERS)) &&
 	touch sup.stop &&
 	wait $pids &&
 	no_dataloss &&
 	check_round sup &&
 	(cd w2 && GIT_SSH_COMMAND="$(ssh_as alice $g1_SSH_PORT)" git push -q ssh://git@127.0.0.1:$g1_SSH_PORT/web2.git HEAD:refs/heads/w2) &&
 	grep -c "^acked " sup.all >/dev/null &&
-	echo "# kill -9 of the gate supervisor during pushes: $(cat sup.report); the gate served again $((restarted - killed)) ms after the kill (1 s of it waiting)" >>"$TRASH/report"
+	echo "# kill -9 of the gate supervisor during pushes: $(cat sup.report); the gate served again $((restarted - killed)) ms after the kill (its old api process gone, $WORKERS pushes tried meanwhile)" >>"$TRASH/report"
 '
 test -f "$TRASH/report" && cat "$TRASH/report"
 test -f "$TRASH/details" && cat "$TRASH/details"
