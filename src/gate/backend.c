@@ -117,6 +117,7 @@ struct grpc_backend {
 	struct chunk *head, **tail;
 	size_t queued;
 	bool ended, stopped;
+	char corr[65];             /* the session's correlation id, for the receiver's log lines */
 };
 
 static void *sender_main(void *arg)
@@ -196,12 +197,35 @@ static bool enqueue_in_place(struct grpc_backend *g, grpc_byte_buffer *bb)
 	return true;
 }
 
+/*
+ * What a git user is told when the storage failed: what happened, in words
+ * of their own, and the correlation id; the storage's own words (addresses,
+ * store names, gRPC text) go to the log under that id.
+ */
+static int storage_failure(char *msg, size_t size, int err, const char *corr)
+{
+	const char *what;
+	switch (err) {
+	case GROVE_EUNAVAIL: what = "it cannot be reached right now (a store may be restarting or failing over)"; break;
+	case GROVE_ETIMEOUT: what = "it did not answer in time"; break;
+	case GROVE_ETOOBIG: what = "the request was larger than it accepts"; break;
+	case GROVE_EPRECOND: what = "the copies of the repository did not agree on the change, so it was not made"; break;
+	case GROVE_ENOTFOUND: what = "the repository is missing there"; break;
+	case GROVE_EPROTO: what = "it answered something Grove could not read"; break;
+	default: what = "it failed"; break;
+	}
+	return snprintf(msg, size,
+			"ERROR: Grove's repository storage could not finish this: %s. Try again in a minute; if it keeps "
+			"failing, give the platform's operators this id: %s.\n", what, corr[0] ? corr : "none");
+}
+
 static void *receiver_main(void *arg)
 {
 	struct grpc_backend *g = arg;
 	char msg[1200];
 	bool malformed = false;
 
+	log_set_correlation_id(g->corr[0] ? g->corr : NULL);
 	g->code = 128;
 	for (;;) {
 		grpc_byte_buffer *bb = NULL;
@@ -238,8 +262,7 @@ static void *receiver_main(void *arg)
 		failed = error_set(GROVE_EPROTO, "it sent a malformed SSHResponse");
 	if (failed) {
 		log_warn("gate.backend_error", "address=%s error=%s", rpc_client_address(g->cl), error_msg());
-		int n = snprintf(msg, sizeof(msg), "ERROR: the repository storage failed: %s. Try again; if it persists, tell the platform's operators.\n",
-				 error_msg());
+		int n = storage_failure(msg, sizeof(msg), failed, g->corr);
 		grpc_slice s = grpc_slice_from_copied_buffer(msg, (size_t)MIN(n, (int)sizeof(msg) - 1));
 		enqueue(g, &s, GRPC_SLICE_START_PTR(s), GRPC_SLICE_LENGTH(s), true);
 		grpc_slice_unref(s);
@@ -366,6 +389,7 @@ int backend_start_grpc(struct backend **out, const char *addr, const char *secre
 		       const Grove__V1__SSHRequest *first)
 {
 	struct grpc_backend *g = xcalloc(1, sizeof(*g));
+	strlcpy_(g->corr, log_correlation_id() ? log_correlation_id() : "", sizeof(g->corr));
 	int in[2] = { -1, -1 };
 	int ret;
 

@@ -1020,6 +1020,22 @@ static void command_push_too_large(struct sess *s, struct command *c)
 	}
 }
 
+/*
+ * A command that could not start: "no code yet" is said as it is; anything
+ * else (a store's address, a path, gRPC's words) goes to the log, and the
+ * user gets what happened in their words with the correlation id.
+ */
+static void command_fail(struct sess *s, const struct command *c, int err, const char *what)
+{
+	if (err == GROVE_ENOTFOUND) {
+		finish(s, 1, "ERROR: %s.\n", error_msg());
+		return;
+	}
+	log_warn("gate.command_failed", "user=%s app=%s error=%s", s->user.name, c->name, error_msg());
+	finish(s, 1, "ERROR: %s: %s. Try again in a minute; if it keeps failing, give the platform's operators this id: "
+		     "%s.\n", c->name, what, c->corr);
+}
+
 /* The finished command in the metrics: by service and result, and its bytes. */
 static void command_count(const struct sess *s, const struct command *c)
 {
@@ -1042,6 +1058,7 @@ static void command_count(const struct sess *s, const struct command *c)
 static void run_command(struct sess *s, ssh_event ev)
 {
 	struct command c = { .result = "refused", .code = 1, .start = now_ms() };
+	int ret;
 
 	log_new_correlation_id(c.corr);
 	log_set_correlation_id(c.corr);
@@ -1054,13 +1071,13 @@ static void run_command(struct sess *s, ssh_event ev)
 		goto out;
 	}
 	snprintf(c.rel, sizeof(c.rel), "%s.git", c.name);
-	if (ensure_repo(s, &c.app, c.rel, c.need == ACCESS_WRITE)) {
-		finish(s, 1, "ERROR: %s.\n", error_msg());
+	if ((ret = ensure_repo(s, &c.app, c.rel, c.need == ACCESS_WRITE))) {
+		command_fail(s, &c, ret, "its repository cannot be reached right now");
 		goto out;
 	}
 	command_push_limit(s, &c);
-	if (command_start_backend(s, &c)) {
-		finish(s, 1, "ERROR: %s.\n", error_msg());
+	if ((ret = command_start_backend(s, &c))) {
+		command_fail(s, &c, ret, "git could not be started for it");
 		goto out;
 	}
 	if (gate_metrics)
