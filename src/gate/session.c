@@ -19,6 +19,7 @@
 #include "lib/error.h"
 #include "lib/fs.h"
 #include "lib/gitcmd.h"
+#include "lib/repohead.h"
 #include "lib/hookpayload.h"
 #include "lib/log.h"
 #include "lib/pktline.h"
@@ -1036,6 +1037,19 @@ static void command_fail(struct sess *s, const struct command *c, int err, const
 		     "%s.\n", c->name, what, c->corr);
 }
 
+/* After a push on the legacy route: a HEAD naming no branch moves to one
+ * that exists (lib/repohead.h), as a store does on the cluster route. */
+static void command_settle_head(struct sess *s, const struct command *c)
+{
+	char dir[4096], chosen[1024];
+	int moved;
+	snprintf(dir, sizeof(dir), "%s/%s", s->cfg->legacy_dir, c->rel);
+	if (repo_head_settle(dir, chosen, sizeof(chosen), &moved))
+		log_warn("gate.head_failed", "app=%s error=%s", c->name, error_msg());
+	else if (moved)
+		log_info("gate.head_set", "app=%s head=%s", c->name, chosen);
+}
+
 /* The finished command in the metrics: by service and result, and its bytes. */
 static void command_count(const struct sess *s, const struct command *c)
 {
@@ -1087,6 +1101,8 @@ static void run_command(struct sess *s, ssh_event ev)
 		atomic_fetch_sub(&gate_metrics->sessions_in_flight, 1);
 	c.result = c.code == 0 ? "ok" : "failed";
 	command_push_too_large(s, &c);
+	if (c.code == 0 && c.cmd.service == GIT_SERVICE_RECEIVE_PACK && c.app.route == ROUTE_LEGACY)
+		command_settle_head(s, &c);
 	if (!s->dead && (!s->client_closed || c.code == 0)) {
 		ssh_channel_request_send_exit_status(s->chan, c.code);
 		ssh_channel_send_eof(s->chan);

@@ -11,6 +11,7 @@
  */
 #include "store/store.h"
 #include "lib/error.h"
+#include "lib/repohead.h"
 #include "lib/log.h"
 #include "lib/proc.h"
 #include "lib/sshstream.h"
@@ -208,6 +209,18 @@ static int ssh_start_git(struct ssh_session *s, struct strvec *argv, char **env,
 	return 0;
 }
 
+/* After a push: a HEAD naming no branch moves to one that exists (repohead.h),
+ * before the router hears the push is done, so every replica has moved. */
+static void ssh_settle_head(const char *path, const Grove__V1__SSHRequest *first)
+{
+	char chosen[1024];
+	int moved;
+	if (repo_head_settle(path, chosen, sizeof(chosen), &moved))
+		log_warn("repo.head_failed", "repo=%s error=%s", first->repository->relative_path, error_msg());
+	else if (moved)
+		log_info("repo.head_set", "repo=%s head=%s", first->repository->relative_path, chosen);
+}
+
 /* After git exited with code (ret: how the pump went): the call's outcome,
  * and the exit status sent if all went well. */
 static int ssh_finish(struct ssh_session *s, int ret, int code)
@@ -274,6 +287,8 @@ static void ssh_serve(struct rpc_call *call, struct store *st, const char *servi
 	if (ret)
 		proc_kill(&s.proc, SIGKILL);
 	code = proc_wait(&s.proc);
+	if (push && !ret && code == 0)
+		ssh_settle_head(path.buf, first);
 	ret = ssh_finish(&s, ret, code);
 out:
 	rpc_call_done(call, ret);
