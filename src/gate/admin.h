@@ -14,7 +14,8 @@
  *   GET    /api/v1/apps                     [app…]
  *   POST   /api/v1/apps                     {"name","deploy_branch"?,"route"?} → 201 app
  *   GET    /api/v1/apps/NAME                app with "collaborators"
- *   PATCH  /api/v1/apps/NAME                {"deploy_branch"?,"route"?,"locked"?} → 200 app
+ *   PATCH  /api/v1/apps/NAME                {"deploy_branch"?,"default_branch"?,"route"?,"locked"?,"max_push_mb"?} → 200 app
+ *          (default_branch: HEAD of its repository, a branch that exists; 404 otherwise)
  *   DELETE /api/v1/apps/NAME                                                   → 204
  *   PUT    /api/v1/apps/NAME/collaborators/USER   {"access":"read"|"write"}  → 200
  *   DELETE /api/v1/apps/NAME/collaborators/USER                               → 204

@@ -1,11 +1,15 @@
 /* An app's repository where it lives, for the gate's operations on it: see repos.h. */
 #include "gate/repos.h"
 #include "lib/error.h"
+#include "lib/fs.h"
 #include "lib/gitcmd.h"
 #include "lib/proc.h"
 #include "lib/strvec.h"
 
+#include "grove/v1/ref.pb-c.h"
+
 #include <fcntl.h>
+#include <git2.h>
 
 void repo_report(struct strbuf *r, const char *fmt, ...)
 {
@@ -194,4 +198,74 @@ int repo_remote_open(const struct repo_env *env, const char *name, char *rel, si
 	if (!env->cluster_address)
 		return error_set(GROVE_EPRECOND, "no cluster is configured ([route] cluster)");
 	return rpc_client_new(&r->cl, env->cluster_address, env->secret);
+}
+
+/* ---- the default branch (HEAD) ---- */
+
+static int legacy_set_default_branch(const struct repo_env *env, const char *app, const char *ref)
+{
+	git_repository *repo = NULL;
+	git_reference *r = NULL, *head = NULL;
+	char dir[4096];
+	int ret = 0;
+
+	if ((ret = fs_pathf(dir, sizeof(dir), "%s/%s.git", env->legacy_dir, app)))
+		return ret;
+	if (git_repository_open_bare(&repo, dir) < 0) {
+		ret = error_set(GROVE_ENOTFOUND, "app %s has no code yet: push to it first", app);
+		goto out;
+	}
+	if (git_reference_lookup(&r, repo, ref) < 0) {
+		ret = error_set(GROVE_ENOTFOUND, "app %s has no branch %s: push it first", app, ref + strlen("refs/heads/"));
+		goto out;
+	}
+	if (git_reference_symbolic_create(&head, repo, "HEAD", ref, 1, "grove: set default branch") < 0)
+		ret = error_set(GROVE_EIO, "cannot set HEAD of %s: %s", app, git_error_last()->message);
+out:
+	git_reference_free(head);
+	git_reference_free(r);
+	git_repository_free(repo);
+	return ret;
+}
+
+static int cluster_set_default_branch(const struct repo_env *env, const char *app, const char *ref)
+{
+	Grove__V1__FindCommitRequest freq = GROVE__V1__FIND_COMMIT_REQUEST__INIT;
+	Grove__V1__FindCommitResponse *fresp = NULL;
+	Grove__V1__SetDefaultBranchRequest sreq = GROVE__V1__SET_DEFAULT_BRANCH_REQUEST__INIT;
+	Grove__V1__SetDefaultBranchResponse *sresp = NULL;
+	struct repo_remote r = { .repo = GROVE__V1__REPOSITORY__INIT };
+	char rel[128];
+	int ret;
+
+	if ((ret = repo_remote_open(env, app, rel, sizeof(rel), &r)))
+		goto out;
+	/* The whole ref: a bare "main" could also name a tag. */
+	freq.repository = sreq.repository = &r.repo;
+	freq.revision = (char *)ref;
+	ret = rpc_unary(r.cl, "/grove.v1.RefService/FindCommit", &freq.base, &grove__v1__find_commit_response__descriptor,
+			(ProtobufCMessage **)&fresp, 10000);
+	if (ret == GROVE_ENOTFOUND || (!ret && !fresp->commit)) {
+		ret = error_set(GROVE_ENOTFOUND, "app %s has no branch %s: push it first", app, ref + strlen("refs/heads/"));
+		goto out;
+	}
+	if (ret)
+		goto out;
+	sreq.name = (char *)ref;
+	ret = rpc_unary(r.cl, "/grove.v1.RepositoryService/SetDefaultBranch", &sreq.base,
+			&grove__v1__set_default_branch_response__descriptor, (ProtobufCMessage **)&sresp, 10000);
+out:
+	FREE_MSG(fresp);
+	FREE_MSG(sresp);
+	rpc_client_free(r.cl);
+	return ret;
+}
+
+int repo_set_default_branch(const struct repo_env *env, enum route route, const char *app, const char *branch)
+{
+	char ref[300];
+	int ret = fs_pathf(ref, sizeof(ref), "refs/heads/%s", branch);
+	if (ret)
+		return ret;
+	return route == ROUTE_LEGACY ? legacy_set_default_branch(env, app, ref) : cluster_set_default_branch(env, app, ref);
 }

@@ -48,4 +48,11 @@ int repo_remote_set_head(struct repo_remote *r, const char *ref);
 int repo_send_bundle(struct repo_remote *r, int fd);
 int repo_receive_bundle(struct repo_remote *r, int fd);
 
+/*
+ * HEAD of the app's repository where it lives names branch (a short name,
+ * already checked as a branch name) from now on: what a clone checks out.
+ * GROVE_ENOTFOUND when the repository or that branch does not exist.
+ */
+int repo_set_default_branch(const struct repo_env *env, enum route route, const char *app, const char *branch);
+
 #endif

@@ -61,4 +61,27 @@ test_expect_success 'several branches in a first push: main, else master, else t
 	test "$(head_of three)" = refs/heads/beta
 '
 
+test_expect_success 'the admin API changes the default branch, on both routes, to a branch that exists' '
+	for app in web old; do
+		api g1 PATCH /api/v1/apps/$app "{\"default_branch\":\"main\"}" >out && test_grep "^200$" out &&
+		test "$(head_of $app)" = refs/heads/main || return 1
+	done &&
+	test_grep "\"default_branch\":\"refs/heads/main\"" out &&
+	no_dataloss &&
+	for s in s1 s2 s3; do
+		test "$(git --git-dir="$(repo_dir $s web.git)" symbolic-ref HEAD)" = refs/heads/main || return 1
+	done
+'
+
+test_expect_success 'a default branch that does not exist is refused, and nothing changes' '
+	for app in web old; do
+		api g1 PATCH /api/v1/apps/$app "{\"default_branch\":\"nope\",\"locked\":true}" >out &&
+		test_grep "^404$" out &&
+		test_grep "app $app has no branch nope: push it first" out &&
+		test "$(head_of $app)" = refs/heads/main &&
+		api g1 GET /api/v1/apps/$app >out && test_grep "\"locked\":false" out || return 1
+	done &&
+	api g1 PATCH /api/v1/apps/web "{\"default_branch\":\"../x\"}" >out && test_grep "^400$" out
+'
+
 test_done

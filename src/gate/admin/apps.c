@@ -289,17 +289,37 @@ int apps_import_legacy(struct call *x)
 	return call_answer(x, MHD_HTTP_OK, json_pack("{s:o, s:o}", "imported", imported, "skipped", skipped));
 }
 
+/* HEAD of the app's repository, where it lives, names branch from now on. */
+static int app_set_default_branch(struct call *x, const char *branch)
+{
+	struct app app = { 0 };
+	int ret;
+	if (check_branch(x->out, branch))
+		return x->out->status;
+	if (!x->a->repos)
+		return reply_error(x->out, MHD_HTTP_CONFLICT, "this gate cannot reach the repositories");
+	ret = db_app_get(x->db, x->arg[0], &app);
+	if (!ret)
+		ret = repo_set_default_branch(x->a->repos, app.route, app.name, branch);
+	app_release(&app);
+	if (ret)
+		return reply_grove_error(x->out, ret);
+	log_info("admin.default_branch", "app=%s branch=%s", x->arg[0], branch);
+	return 0;
+}
+
 int app_patch(struct call *x)
 {
-	static const char *const fields[] = { "deploy_branch", "route", "locked", "max_push_mb", NULL };
-	const char *branch, *route_s;
+	static const char *const fields[] = { "deploy_branch", "default_branch", "route", "locked", "max_push_mb", NULL };
+	const char *branch, *head, *route_s;
 	enum route route = ROUTE_LEGACY;
 	bool has_locked = false, locked = false, has_max = false;
 	int64_t max_mb = 0;
 	int ret;
 
 	if (call_check_fields(x, fields) || call_get_str(x, "deploy_branch", false, &branch) ||
-	    call_get_str(x, "route", false, &route_s) || call_get_bool(x, "locked", &has_locked, &locked) ||
+	    call_get_str(x, "default_branch", false, &head) || call_get_str(x, "route", false, &route_s) ||
+	    call_get_bool(x, "locked", &has_locked, &locked) ||
 	    call_get_int(x, "max_push_mb", 0, GATE_MAX_PUSH_MB, &has_max, &max_mb))
 		return x->out->status;
 	if (branch) {
@@ -309,6 +329,10 @@ int app_patch(struct call *x)
 	}
 	if (route_s && route_parse(route_s, &route))
 		return reply_error(x->out, MHD_HTTP_BAD_REQUEST, "field \"route\" must be \"legacy\" or \"cluster\"");
+	/* The repository's HEAD first: it refuses a branch that does not exist,
+	 * and then nothing else has changed. */
+	if (head && app_set_default_branch(x, short_branch(head)))
+		return x->out->status;
 	/* All the changes or none. */
 	ret = db_begin(x->db, "changing an app");
 	if (!ret && branch)
