@@ -73,6 +73,11 @@ struct sess {
 	uint64_t bytes_in, bytes_out;
 	struct pace pace;          /* how far ahead of the client output goes */
 	struct push_head *push_head;  /* a push with a size limit: where its pack starts */
+	/* A push's output is watched for git's word that another push moved a
+	 * ref under it (watch_race), keeping the last bytes across chunks. */
+	bool watch_race, lost_race;
+	char race_tail[24];
+	size_t race_tail_len;
 	char peer[64];
 	int push_lock;            /* the app's push lock, held shared by a push */
 };
@@ -618,8 +623,37 @@ static uint32_t send_room(struct sess *s, struct pace *pace)
 }
 
 /* Counts n bytes sent to the client; returns what may go now. */
-static uint32_t took_output(struct sess *s, struct pace *pace, uint32_t n)
+/* git's words when a ref changed between the advertisement and the update. */
+#define LOST_RACE "cannot lock ref '"
+
+/* Whether git said, in this chunk or across its start, that another push
+ * moved a ref this one updates. */
+static void watch_lost_race(struct sess *s, const uint8_t *data, uint32_t n)
 {
+	char edge[2 * sizeof(s->race_tail)];
+	size_t k = MIN((size_t)n, sizeof(s->race_tail));
+
+	memcpy(edge, s->race_tail, s->race_tail_len);
+	memcpy(edge + s->race_tail_len, data, k);
+	if (memmem(edge, s->race_tail_len + k, LOST_RACE, strlen(LOST_RACE)) ||
+	    memmem(data, n, LOST_RACE, strlen(LOST_RACE)))
+		s->lost_race = true;
+	/* The last bytes seen, for a match that a chunk boundary splits. */
+	if (n >= sizeof(s->race_tail)) {
+		memcpy(s->race_tail, data + n - sizeof(s->race_tail), sizeof(s->race_tail));
+		s->race_tail_len = sizeof(s->race_tail);
+	} else {
+		size_t keep = MIN(s->race_tail_len, sizeof(s->race_tail) - n);
+		memmove(s->race_tail, s->race_tail + s->race_tail_len - keep, keep);
+		memcpy(s->race_tail + keep, data, n);
+		s->race_tail_len = keep + n;
+	}
+}
+
+static uint32_t took_output(struct sess *s, struct pace *pace, const uint8_t *data, uint32_t n)
+{
+	if (s->watch_race && !s->lost_race)
+		watch_lost_race(s, data, n);
 	s->bytes_out += n;
 	if (pace)
 		pace_sent(pace, n, now_us());
@@ -712,7 +746,7 @@ static void pump_output_queue(struct pump *p)
 			break;
 		}
 		b->consume(b, n);
-		p->win = took_output(s, p->pace, n);
+		p->win = took_output(s, p->pace, data, n);
 		p->last_activity = now_ms();
 	}
 	if (corked)
@@ -749,7 +783,7 @@ static void pump_output_fds(struct pump *p)
 				*fd = -1;
 				continue;
 			}
-			p->win = took_output(s, p->pace, (uint32_t)r);
+			p->win = took_output(s, p->pace, (const uint8_t *)p->buf, (uint32_t)r);
 			p->last_activity = now_ms();
 		} else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
 			close(*fd);
@@ -1037,6 +1071,17 @@ static void command_fail(struct sess *s, const struct command *c, int err, const
 		     "%s.\n", c->name, what, c->corr);
 }
 
+/* git's own words for a ref that another push moved meanwhile ("cannot lock
+ * ref …: is at X but expected Y") are true but cryptic: say what it means. */
+static void command_lost_race(struct sess *s, struct command *c)
+{
+	if (!s->lost_race || s->dead)
+		return;
+	say(s, "ERROR: Another push to %s was in progress and updated a branch this push updates first: that branch "
+	       "was not changed by this push. Fetch, merge or rebase, and push again.\n", c->name);
+	log_info("gate.push_lost_race", "user=%s app=%s", s->user.name, c->name);
+}
+
 /* After a push on the legacy route: a HEAD naming no branch moves to one
  * that exists (lib/repohead.h), as a store does on the cluster route. */
 static void command_settle_head(struct sess *s, const struct command *c)
@@ -1094,6 +1139,7 @@ static void run_command(struct sess *s, ssh_event ev)
 		command_fail(s, &c, ret, "git could not be started for it");
 		goto out;
 	}
+	s->watch_race = c.cmd.service == GIT_SERVICE_RECEIVE_PACK;
 	if (gate_metrics)
 		atomic_fetch_add(&gate_metrics->sessions_in_flight, 1);
 	c.code = pump(s, ev, c.b);
@@ -1101,6 +1147,7 @@ static void run_command(struct sess *s, ssh_event ev)
 		atomic_fetch_sub(&gate_metrics->sessions_in_flight, 1);
 	c.result = c.code == 0 ? "ok" : "failed";
 	command_push_too_large(s, &c);
+	command_lost_race(s, &c);
 	if (c.code == 0 && c.cmd.service == GIT_SERVICE_RECEIVE_PACK && c.app.route == ROUTE_LEGACY)
 		command_settle_head(s, &c);
 	if (!s->dead && (!s->client_closed || c.code == 0)) {
