@@ -17,11 +17,22 @@ test_setup 'a store, a gate, an app with code on each route, two clones' '
 	make_history src &&
 	(cd src && GIT_SSH_COMMAND="$SSH" git push -q $REMOTE/web.git main && GIT_SSH_COMMAND="$SSH" git push -q $REMOTE/old.git main) &&
 	git clone -q src one && git clone -q src two &&
-	# heldssh: an ssh that passes git nothing until the file go exists (git
-	# must not probe it with -G: GIT_SSH_VARIANT=ssh).
+	# heldssh: an ssh that connects at once but passes it nothing of what
+	# git writes until the file go exists, and ends when ssh ends (git must
+	# not probe it with -G: GIT_SSH_VARIANT=ssh).
 	cat >heldssh <<-EOF &&
-	#!/bin/sh
-	{ until test -e "$TRASH/go"; do sleep 0.1; done; exec cat; } | $SSH "\$@"
+	#!/usr/bin/perl
+	use POSIX ();
+	pipe(my \$r, my \$w) or die "pipe: \$!";
+	my \$pid = fork() // die "fork: \$!";
+	if (!\$pid) { close \$w; open(STDIN, "<&", \$r) or die; exec(qw($SSH), @ARGV) or die "exec: \$!"; }
+	close \$r;
+	\$SIG{CHLD} = sub { exit(\$? >> 8) if waitpid(\$pid, POSIX::WNOHANG()) == \$pid };
+	select(undef, undef, undef, 0.1) until -e "$TRASH/go";
+	while (sysread(STDIN, my \$b, 65536)) { syswrite(\$w, \$b) }
+	close \$w;
+	waitpid(\$pid, 0);
+	exit(\$? >> 8);
 	EOF
 	chmod +x heldssh
 '
@@ -34,7 +45,7 @@ receiving() {
 for app in web old; do
 	test_expect_success "$app: the push that lost the race is told what happened" "
 		rm -f go &&
-		(cd two && echo two >two-$app && git add . && git commit -q -m two &&
+		(set +e; cd two && echo two >two-$app && git add . && git commit -q -m two &&
 		 GIT_SSH_VARIANT=ssh GIT_SSH_COMMAND=\$TRASH/heldssh git push $REMOTE/$app.git main 2>../lost-$app.err; echo \$? >../lost-$app.rc) &
 		wait_for 30 'the held push to be receiving' receiving \$(test $app = web && repo_dir s1 web.git || echo legacy/old.git) &&
 		(cd one && echo one >one-$app && git add . && git commit -q -m one &&
