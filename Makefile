@@ -6,6 +6,7 @@
 #   make SANITIZE=address,undefined test   the same, sanitized (in build/sanitize)
 #   make valgrind                 the unit tests under valgrind
 #   make lint                     static analysis (cppcheck), clean
+#   make completion               regenerate contrib/bash-completion/grove
 #   make test-chaos               only the fault tests (kill -9, network cut, full disk, …)
 #   make fuzz                     build the libFuzzer targets (clang) in build/fuzz
 #   make fuzz-run FUZZ_SECONDS=N  run each fuzz target for N seconds
@@ -48,7 +49,7 @@ TOOL_BIN := $(patsubst tests/tools/%.c,$(B)/tests/tools/%,$(TOOL_SRC))
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 
-.PHONY: all lint test test-loaded test-chaos unit valgrind e2e fuzz fuzz-run clean deps up bench
+.PHONY: all completion lint test test-loaded test-chaos unit valgrind e2e fuzz fuzz-run clean deps up bench
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -150,6 +151,12 @@ LINT_FLAGS := --quiet --error-exitcode=1 --std=c11 --inline-suppr \
 	-D_GNU_SOURCE --include=/usr/include/protobuf-c/protobuf-c.h -Isrc -I$(B)/gen
 lint: $(PROTO_H)
 	cppcheck $(LINT_FLAGS) -j2 src tests/unit tests/tools tests/fuzz
+
+# contrib/bash-completion/grove: what `grove completion bash` prints, made
+# from the tables the commands parse their arguments with.
+completion: $(B)/grove
+	@mkdir -p contrib/bash-completion
+	$(B)/grove completion bash > contrib/bash-completion/grove
 
 # libFuzzer targets: the library built again with clang and the fuzzer
 # instrumentation, one binary per target.

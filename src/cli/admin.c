@@ -21,6 +21,7 @@
  */
 #include "lib/common.h"
 #include "cli/cli.h"
+#include "cli/opt.h"
 #include "lib/auth.h"
 #include "lib/error.h"
 #include "lib/strbuf.h"
@@ -222,9 +223,9 @@ struct admin_args {
 
 /*
  * A verb of a noun, with all `grove NOUN VERB --help` prints. The first
- * `required` of operand[] must be given, the others may be; an option
- * written with a trailing '=' ("--route=") takes a value, given as
- * "--route R" or "--route=R". run returns the exit code, or a negative
+ * `required` of operand[] must be given, the others may be; the n-th of
+ * opts has the val CLI_OPT_LONG + n, and takes a value if it names one
+ * ("--route R" or "--route=R"). run returns the exit code, or a negative
  * GROVE_E* code with the message set for arguments it refuses (the usage
  * error the caller prints).
  */
@@ -233,27 +234,20 @@ struct admin_verb {
 	const char *name;       /* NULL: the noun alone is the command (grove canary) */
 	const char *operand[ADMIN_OPERANDS_MAX];
 	int required;
-	const char *opts[ADMIN_OPTS_MAX];
+	struct cli_option opts[ADMIN_OPTS_MAX + 1];
 	const char *synopsis;   /* what follows "grove NOUN VERB" */
 	const char *help;       /* what it does, then a line for each argument */
 	const char *example;
 	int (*run)(const struct admin_args *a);
 };
 
-/* Where the option named by name's first len bytes is in v->opts, or -1. */
-static int verb_opt_index(const struct admin_verb *v, const char *name, size_t len)
-{
-	for (int o = 0; o < ADMIN_OPTS_MAX && v->opts[o]; o++)
-		if (!strncmp(v->opts[o], name, len) && (!v->opts[o][len] || !strcmp(v->opts[o] + len, "=")))
-			return o;
-	return -1;
-}
-
 /* The value given for option name ("--route"), "" for a flag, or NULL. */
 static const char *admin_args_opt(const struct admin_args *a, const char *name)
 {
-	int o = verb_opt_index(a->verb, name, strlen(name));
-	return o < 0 ? NULL : a->opt[o];
+	for (int o = 0; o < ADMIN_OPTS_MAX && a->verb->opts[o].name; o++)
+		if (!strcmp(a->verb->opts[o].name, name + 2))
+			return a->opt[o];
+	return NULL;
 }
 
 /*
@@ -443,44 +437,45 @@ static int canary(const struct admin_args *a)
  * order of a day's work (create, look, change, delete).
  */
 static const struct admin_verb verbs[] = {
-	{ "user", "create", { "NAME" }, 1, { "--admin" }, "NAME [--admin]",
+	{ "user", "create", { "NAME" }, 1, { { "admin", CLI_OPT_LONG } }, "NAME [--admin]",
 	  "Adds a user, who can then be given SSH keys (grove key add) and access to\n"
 	  "apps (grove access grant).\n"
 	  "\n"
 	  "  NAME     1 to 64 of A-Z, a-z, 0-9, '.', '_' and '-', starting with a letter or digit\n"
 	  "  --admin  an administrator: may fetch and push every app, without grants\n",
 	  "grove user create alice", user_create },
-	{ "user", "list", { NULL }, 0, { NULL }, "",
+	{ "user", "list", { NULL }, 0, { { NULL } }, "",
 	  "Lists every user: name, whether an administrator, and the fingerprints of\n"
 	  "their SSH keys.\n",
 	  "grove user list", user_list },
-	{ "user", "show", { "NAME" }, 1, { NULL }, "NAME",
+	{ "user", "show", { "NAME" }, 1, { { NULL } }, "NAME",
 	  "Shows one user: whether an administrator, and the fingerprints of their SSH\n"
 	  "keys (what grove key remove takes).\n"
 	  "\n"
 	  "  NAME  the user\n",
 	  "grove user show alice", user_show },
-	{ "user", "delete", { "NAME" }, 1, { NULL }, "NAME",
+	{ "user", "delete", { "NAME" }, 1, { { NULL } }, "NAME",
 	  "Deletes a user with their SSH keys and their access to apps: their keys no\n"
 	  "longer open the gate.\n"
 	  "\n"
 	  "  NAME  the user\n",
 	  "grove user delete alice", user_delete },
 
-	{ "key", "add", { "USER", "PUBKEY_FILE" }, 2, { NULL }, "USER PUBKEY_FILE",
+	{ "key", "add", { "USER", "PUBKEY_FILE" }, 2, { { NULL } }, "USER PUBKEY_FILE",
 	  "Gives a user an SSH public key: whoever holds its private key reaches the\n"
 	  "gate as that user. Prints the key's fingerprint, which grove key remove takes.\n"
 	  "\n"
 	  "  USER         an existing user (grove user create)\n"
 	  "  PUBKEY_FILE  a public key file, the one line ssh-keygen writes (a .pub file)\n",
 	  "grove key add alice ~/.ssh/id_ed25519.pub", key_add },
-	{ "key", "remove", { "FINGERPRINT" }, 1, { NULL }, "FINGERPRINT",
+	{ "key", "remove", { "FINGERPRINT" }, 1, { { NULL } }, "FINGERPRINT",
 	  "Removes an SSH key from its user: new connections with it are refused.\n"
 	  "\n"
 	  "  FINGERPRINT  the key's SHA256:… fingerprint, as grove key add and grove user show print it\n",
 	  "grove key remove SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s", key_remove },
 
-	{ "app", "create", { "NAME" }, 1, { "--deploy-branch=", "--route=" },
+	{ "app", "create", { "NAME" }, 1,
+	  { { "deploy-branch", CLI_OPT_LONG, "BRANCH" }, { "route", CLI_OPT_LONG + 1, "legacy|cluster" } },
 	  "NAME [--deploy-branch BRANCH] [--route legacy|cluster]",
 	  "Registers a new app: a repository git pushes to as ssh://git@GATE/NAME.git,\n"
 	  "which a push to its deploy branch deploys.\n"
@@ -490,48 +485,48 @@ static const struct admin_verb verbs[] = {
 	  "  --route legacy|cluster  where the repository lives (default: the canary decides,\n"
 	  "                          see grove canary --help)\n",
 	  "grove app create web --deploy-branch main", app_create },
-	{ "app", "list", { NULL }, 0, { NULL }, "",
+	{ "app", "list", { NULL }, 0, { { NULL } }, "",
 	  "Lists every app: route, deploy branch, whether it is locked, when it was made\n"
 	  "and last changed.\n",
 	  "grove app list", app_list },
-	{ "app", "show", { "APP" }, 1, { NULL }, "APP",
+	{ "app", "show", { "APP" }, 1, { { NULL } }, "APP",
 	  "Shows one app: route, deploy branch, lock, collaborators, the last push and\n"
 	  "deployment, and its repository where it lives (size, default branch; on the\n"
 	  "cluster route its replicas).\n"
 	  "\n"
 	  "  APP  the app\n",
 	  "grove app show web", app_show },
-	{ "app", "delete", { "APP" }, 1, { NULL }, "APP",
+	{ "app", "delete", { "APP" }, 1, { { NULL } }, "APP",
 	  "Deletes an app from the gate, with its collaborators: fetches and pushes of it\n"
 	  "are refused from then on. The repository itself is left where it is.\n"
 	  "\n"
 	  "  APP  the app\n",
 	  "grove app delete web", app_delete },
-	{ "app", "lock", { "APP" }, 1, { NULL }, "APP",
+	{ "app", "lock", { "APP" }, 1, { { NULL } }, "APP",
 	  "Locks an app: pushes wait (up to gate.lockWait seconds) for grove app unlock,\n"
 	  "then fail with a message that says so; fetches go on.\n"
 	  "\n"
 	  "  APP  the app\n",
 	  "grove app lock web", app_lock },
-	{ "app", "unlock", { "APP" }, 1, { NULL }, "APP",
+	{ "app", "unlock", { "APP" }, 1, { { NULL } }, "APP",
 	  "Unlocks an app that grove app lock locked: pushes go through again.\n"
 	  "\n"
 	  "  APP  the app\n",
 	  "grove app unlock web", app_unlock },
-	{ "app", "set-branch", { "APP", "BRANCH" }, 2, { NULL }, "APP BRANCH",
+	{ "app", "set-branch", { "APP", "BRANCH" }, 2, { { NULL } }, "APP BRANCH",
 	  "Sets the branch whose pushes deploy the app.\n"
 	  "\n"
 	  "  APP     the app\n"
 	  "  BRANCH  a branch name (main, or refs/heads/main)\n",
 	  "grove app set-branch web production", app_set_branch },
-	{ "app", "max-push", { "APP", "MIB" }, 2, { NULL }, "APP MIB",
+	{ "app", "max-push", { "APP", "MIB" }, 2, { { NULL } }, "APP MIB",
 	  "Sets the largest push the app accepts: git refuses a larger pack as it arrives\n"
 	  "(\"[remote rejected] (unpacker error)\") and keeps nothing of it.\n"
 	  "\n"
 	  "  APP  the app\n"
 	  "  MIB  the limit in MiB; 0: the gate's gate.maxPushSize (2048 unless set)\n",
 	  "grove app max-push web 500", app_max_push },
-	{ "app", "route", { "APP", "ROUTE" }, 2, { NULL }, "APP ROUTE",
+	{ "app", "route", { "APP", "ROUTE" }, 2, { { NULL } }, "APP ROUTE",
 	  "Pins the route the gate sends the app's fetches and pushes to. It does not\n"
 	  "move the repository: use it for an app with no code yet, or whose repository\n"
 	  "is already there; grove app migrate moves one.\n"
@@ -539,7 +534,7 @@ static const struct admin_verb verbs[] = {
 	  "  APP    the app\n"
 	  "  ROUTE  legacy or cluster\n",
 	  "grove app route web cluster", app_route },
-	{ "app", "migrate", { "APP" }, 1, { "--to=" }, "APP --to cluster|legacy",
+	{ "app", "migrate", { "APP" }, 1, { { "to", CLI_OPT_LONG, "cluster|legacy" } }, "APP --to cluster|legacy",
 	  "Moves an app's repository to the other route, live: the app is locked (pushes\n"
 	  "wait), the repository copied and its checksum compared, the route switched,\n"
 	  "the old copy removed and the app unlocked. On a failure nothing changes.\n"
@@ -547,21 +542,21 @@ static const struct admin_verb verbs[] = {
 	  "  APP                    the app\n"
 	  "  --to cluster|legacy    the route to move it to\n",
 	  "grove app migrate web --to cluster", app_migrate },
-	{ "app", "import", { NULL }, 0, { "--legacy-scan" }, "--legacy-scan",
+	{ "app", "import", { NULL }, 0, { { "legacy-scan", CLI_OPT_LONG } }, "--legacy-scan",
 	  "Registers every <app>.git in the gate's legacy directory that the gate does not\n"
 	  "know yet, as an app on the legacy route deploying its HEAD's branch. Prints the\n"
 	  "apps imported and the names skipped (with why).\n"
 	  "\n"
 	  "  --legacy-scan  look in the legacy directory (the one source there is)\n",
 	  "grove app import --legacy-scan", app_import },
-	{ "app", "gc", { "APP" }, 1, { NULL }, "APP",
+	{ "app", "gc", { "APP" }, 1, { { NULL } }, "APP",
 	  "Optimizes an app's repository where it lives: every replica through the\n"
 	  "cluster router, or git repack and pack-refs in the legacy directory.\n"
 	  "\n"
 	  "  APP  the app\n",
 	  "grove app gc web", app_gc },
 
-	{ "access", "grant", { "USER", "APP" }, 2, { "--read" }, "USER APP [--read]",
+	{ "access", "grant", { "USER", "APP" }, 2, { { "read", CLI_OPT_LONG } }, "USER APP [--read]",
 	  "Lets a user push to an app (and fetch it); with --read, only fetch it. Granting\n"
 	  "again replaces the access given before.\n"
 	  "\n"
@@ -569,7 +564,7 @@ static const struct admin_verb verbs[] = {
 	  "  APP     the app\n"
 	  "  --read  fetch and clone only\n",
 	  "grove access grant alice web", access_grant },
-	{ "access", "revoke", { "USER", "APP" }, 2, { NULL }, "USER APP",
+	{ "access", "revoke", { "USER", "APP" }, 2, { { NULL } }, "USER APP",
 	  "Takes a user's access to an app away: they can no longer fetch or push it\n"
 	  "(unless they are an administrator).\n"
 	  "\n"
@@ -577,13 +572,13 @@ static const struct admin_verb verbs[] = {
 	  "  APP   the app\n",
 	  "grove access revoke alice web", access_revoke },
 
-	{ "deploy", "list", { "APP" }, 1, { NULL }, "APP",
+	{ "deploy", "list", { "APP" }, 1, { { NULL } }, "APP",
 	  "Lists an app's last 100 deployments, newest first: id, ref, old and new\n"
 	  "commit, pusher, status, start and end. grove deploy log ID shows one's output.\n"
 	  "\n"
 	  "  APP  the app\n",
 	  "grove deploy list web", deploy_list },
-	{ "deploy", "log", { "ID" }, 1, { "--follow" }, "ID [--follow]",
+	{ "deploy", "log", { "ID" }, 1, { { "follow", CLI_OPT_LONG } }, "ID [--follow]",
 	  "Prints a deployment's output (its last MiB).\n"
 	  "\n"
 	  "  ID        the deployment's id, from grove deploy list\n"
@@ -591,7 +586,7 @@ static const struct admin_verb verbs[] = {
 	  "            tail -f; exit 0 if it succeeded, 1 if it failed\n",
 	  "grove deploy log 12 --follow", deploy_log },
 
-	{ "canary", NULL, { "PERCENT" }, 0, { NULL }, "[PERCENT]",
+	{ "canary", NULL, { "PERCENT" }, 0, { { NULL } }, "[PERCENT]",
 	  "Shows, or with PERCENT sets, the share of new apps put on the cluster route.\n"
 	  "A new app created without --route goes to the cluster when a stable hash of\n"
 	  "its name falls under the share, so raising it only ever adds apps; apps that\n"
@@ -671,53 +666,49 @@ static bool noun_known(const char *noun)
 }
 
 /*
- * Sorts argv into v's operands and options, refusing (GROVE_EINVAL, with a
- * message naming the culprit) an unknown option, an option without its
- * value, a missing operand or one too many. "--" ends the options.
+ * Sorts argv (argv[0] the verb) into v's operands and options, refusing
+ * (GROVE_EINVAL, with a message naming the culprit) an unknown option, an
+ * option without its value, a missing operand or one too many. "--" ends
+ * the options. *help tells whether -h or --help was anywhere among them.
  */
-static int admin_args_parse(struct admin_args *a, const struct admin_verb *v, int argc, char **argv)
+static int admin_args_parse(struct admin_args *a, const struct admin_verb *v, int argc, char **argv, bool *help)
 {
-	int nops = 0, i;
-	bool options = true;
+	struct cli_command cmd = { .name = v->name ? v->name : v->noun, .opts = v->opts };
+	struct cli_parse p;
+	int nops = 0, o;
 
 	memset(a, 0, sizeof(*a));
 	a->verb = v;
 	while (nops < ADMIN_OPERANDS_MAX && v->operand[nops])
 		nops++;
-	for (i = 0; i < argc; i++) {
-		const char *arg = argv[i];
-		if (options && !strcmp(arg, "--")) {
-			options = false;
-			continue;
-		}
-		if (!options || arg[0] != '-' || !arg[1]) {
-			if (a->n == nops)
-				return error_set(GROVE_EINVAL, "'%s' is one argument too many", arg);
-			a->operand[a->n++] = arg;
-			continue;
-		}
-		const char *eq = strchr(arg, '=');
-		size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
-		int o = verb_opt_index(v, arg, len);
-		if (o < 0)
-			return error_set(GROVE_EINVAL, "unknown option '%.*s'", (int)len, arg);
-		bool takes_value = v->opts[o][len] == '=';
-		if (!takes_value && eq)
-			return error_set(GROVE_EINVAL, "%.*s takes no value", (int)len, arg);
-		if (takes_value && !eq && i + 1 == argc)
-			return error_set(GROVE_EINVAL, "%s needs a value", arg);
-		a->opt[o] = !takes_value ? "" : eq ? eq + 1 : argv[++i];
-	}
+	cli_parse_init(&p, &cmd, argc, argv);
+	while ((o = cli_parse_next(&p)) != -1)
+		if (o >= CLI_OPT_LONG && o < CLI_OPT_LONG + ADMIN_OPTS_MAX)
+			a->opt[o - CLI_OPT_LONG] = v->opts[o - CLI_OPT_LONG].arg ? optarg : "";
+	*help = p.help;
+	if (*p.err)
+		return error_set(GROVE_EINVAL, "%s", p.err);
+	if (p.nargs > nops)
+		return error_set(GROVE_EINVAL, "'%s' is one argument too many", p.args[nops]);
+	for (a->n = 0; a->n < p.nargs; a->n++)
+		a->operand[a->n] = p.args[a->n];
 	if (a->n < v->required)
 		return error_set(GROVE_EINVAL, "missing %s", v->operand[a->n]);
 	return 0;
+}
+
+void admin_cli_complete(struct completion *c)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(verbs); i++)
+		completion_add(c, verbs[i].noun, verbs[i].name, verbs[i].opts);
 }
 
 int admin_cli_main(const char *noun, int argc, char **argv)
 {
 	const struct admin_verb *v;
 	struct admin_args a;
-	int first = 2, ret;
+	int first = 1, ret;       /* argv[first]: the verb, getopt's argv[0] */
+	bool help;
 
 	if (!noun_known(noun)) {
 		fprintf(stderr, "grove: '%s' is not a grove command. See 'grove --help'.\n", noun);
@@ -725,7 +716,7 @@ int admin_cli_main(const char *noun, int argc, char **argv)
 	}
 	v = verb_find(noun, NULL);
 	if (v) {
-		first = 1;
+		first = 0;
 	} else if (argc < 2) {
 		fprintf(stderr, "grove %s: missing a verb: one of ", noun);
 		noun_print_verbs(noun, stderr);
@@ -740,14 +731,12 @@ int admin_cli_main(const char *noun, int argc, char **argv)
 		fprintf(stderr, ". See 'grove %s --help'.\n", noun);
 		return 2;
 	}
-	/* Anywhere on the line, even after other arguments: help is all it asks. */
-	for (int i = first; i < argc && strcmp(argv[i], "--"); i++) {
-		if (is_help(argv[i])) {
-			verb_usage(v);
-			return 0;
-		}
+	ret = admin_args_parse(&a, v, argc - first, argv + first, &help);
+	/* Anywhere on the line, even among mistakes: help is all it asks. */
+	if (help) {
+		verb_usage(v);
+		return 0;
 	}
-	ret = admin_args_parse(&a, v, argc - first, argv + first);
 	if (!ret)
 		ret = v->run(&a);
 	if (ret < 0) {

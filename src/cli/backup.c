@@ -9,19 +9,61 @@
  */
 #include "lib/common.h"
 #include "cli/cli.h"
+#include "cli/opt.h"
 #include "gate/gate.h"
 #include "gate/db.h"
 #include "gate/backup.h"
 #include "lib/error.h"
 #include "lib/log.h"
 
-static const char usage[] =
-	"usage: grove backup APP [-c GATE_CONFIG] > APP.bundle\n"
-	"       grove restore APP [--force] [-c GATE_CONFIG] < APP.bundle\n"
-	"\n"
-	"The app's repository as a git bundle (all refs and HEAD), from where it lives,\n"
-	"and back; --force replaces an existing repository. GATE_CONFIG defaults to\n"
-	"$GROVE_GATE_CONFIG, then ./grove-data/gate/gate.conf.\n";
+enum { OPT_FORCE = CLI_OPT_LONG };
+
+static const struct cli_option backup_options[] = {
+	{ "config", 'c', "GATE_CONFIG", "the gate's config (default: $GROVE_GATE_CONFIG, ./grove-data/gate/gate.conf)" },
+	{ NULL },
+};
+
+static const struct cli_option restore_options[] = {
+	{ "config", 'c', "GATE_CONFIG", "the gate's config (default: $GROVE_GATE_CONFIG, ./grove-data/gate/gate.conf)" },
+	{ "force", OPT_FORCE, NULL, "replace an existing repository" },
+	{ NULL },
+};
+
+const struct cli_command backup_command = {
+	"backup", "APP [-c GATE_CONFIG] > APP.bundle",
+	"Writes the app's repository, from where it lives, as a git bundle (all refs and HEAD).",
+	backup_options, "`grove restore APP < APP.bundle` puts it back.\n", false,
+};
+
+const struct cli_command restore_command = {
+	"restore", "APP [--force] [-c GATE_CONFIG] < APP.bundle",
+	"Puts back an app's repository from a git bundle that grove backup wrote.",
+	restore_options, "The app is locked meanwhile, as for a migration: pushes wait, fetches go on.\n", false,
+};
+
+/* Returns the exit code when the command line says to stop here (help, a mistake), else -1. */
+static int backup_parse_args(const struct cli_command *cmd, int argc, char **argv, const char **conf,
+			     const char **app, bool *force)
+{
+	struct cli_parse p;
+	int o, code;
+
+	cli_parse_init(&p, cmd, argc, argv);
+	while ((o = cli_parse_next(&p)) != -1) {
+		if (o == 'c')
+			*conf = optarg;
+		else if (o == OPT_FORCE)
+			*force = true;
+	}
+	if ((code = cli_parse_end(&p)) >= 0)
+		return code;
+	if (!p.nargs)
+		return cli_usage_error(cmd, "missing APP");
+	if (p.nargs > 1)
+		return cli_usage_error(cmd, "unknown argument '%s'", p.args[1]);
+	*app = p.args[0];
+	return -1;
+}
 
 int backup_main(const char *verb, int argc, char **argv)
 {
@@ -35,25 +77,9 @@ int backup_main(const char *verb, int argc, char **argv)
 	char *locks = NULL, *tmp = NULL;
 	int ret = 0;
 
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "-c") && i + 1 < argc)
-			conf = argv[++i];
-		else if (restore && !strcmp(argv[i], "--force"))
-			force = true;
-		else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-			fputs(usage, stdout);
-			return 0;
-		} else if (argv[i][0] != '-' && !app)
-			app = argv[i];
-		else {
-			fprintf(stderr, "grove %s: unknown argument '%s'\n%s", verb, argv[i], usage);
-			return 2;
-		}
-	}
-	if (!app) {
-		fputs(usage, stderr);
-		return 2;
-	}
+	if ((ret = backup_parse_args(restore ? &restore_command : &backup_command, argc, argv, &conf, &app, &force)) >= 0)
+		return ret;
+	ret = 0;
 	if (!restore && isatty(1)) {
 		fprintf(stderr, "grove backup: the bundle goes to standard output: redirect it to a file\n");
 		return 2;

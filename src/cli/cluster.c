@@ -5,26 +5,25 @@
  */
 #include "lib/common.h"
 #include "cli/cli.h"
+#include "cli/opt.h"
 #include "cluster/main.h"
 #include "lib/error.h"
 #include "lib/log.h"
 #include "lib/rpc.h"
 #include "grove/v1/cluster.pb-c.h"
 
-static const char usage[] =
-	"usage: grove cluster [-a ADDRESS] [--secret-file F] COMMAND\n"
-	"\n"
-	"  status                               stores and their health, queue depth, dataloss count\n"
-	"  repo PATH                            replicas, generations and primary of a repository\n"
-	"  dataloss                             repositories with outdated or missing replicas\n"
-	"  accept-dataloss PATH --authoritative STORE\n"
-	"                                       make STORE's copy the latest; repair the others from it\n"
-	"  set-replication-factor PATH N        add or remove replicas\n"
-	"  verify PATH                          compare the replicas' checksums now\n"
-	"  failover PATH --to STORE             make STORE the repository's primary\n"
-	"\n"
-	"ADDRESS defaults to $GROVE_CLUSTER_ADDRESS, then $GROVE_ADDRESS; the secret\n"
-	"to $GROVE_SECRET or $GROVE_SECRET_FILE.\n";
+static const struct cli_option cluster_cli_options[] = {
+	{ "address", 'a', "ADDRESS", "the router (default: $GROVE_CLUSTER_ADDRESS, then $GROVE_ADDRESS)" },
+	{ "secret-file", CLI_OPT_LONG, "F", "the shared secret (default: $GROVE_SECRET, $GROVE_SECRET_FILE)" },
+	{ NULL },
+};
+
+/* The options before the command; the command's own follow it. */
+static const struct cli_command cluster_cli_command = {
+	"cluster", "[-a ADDRESS] [--secret-file F] COMMAND [ARGS]",
+	"Asks a running cluster router: its stores, repositories and replicas.",
+	cluster_cli_options, NULL, true,
+};
 
 static void print_repo(const Grove__V1__RepositoryInfo *r)
 {
@@ -45,60 +44,14 @@ static void print_repo(const Grove__V1__RepositoryInfo *r)
 	}
 }
 
-static int need(int argc, char **argv, int n, const char *what)
-{
-	if (argc < n)
-		return error_set(GROVE_EINVAL, "%s: missing %s (see `grove cluster help`)", argv[0], what);
-	return 0;
-}
-
-static const char *opt(int argc, char **argv, const char *name)
-{
-	for (int i = 1; i + 1 < argc; i++)
-		if (!strcmp(argv[i], name))
-			return argv[i + 1];
-	return NULL;
-}
-
 /* One run of an operator's command, shared by the command's steps. */
 struct cluster_cli {
 	const char *addr, *secret_file;
-	int argc;
-	char **argv;               /* the command and its arguments */
+	char *path, *number;       /* the command's operands: PATH, and N of set-replication-factor */
+	const char *to, *authoritative;
 	struct rpc_client *cl;
 	ProtobufCMessage *resp;    /* the router's answer, freed at the end */
 };
-
-/* Returns the exit code when the command line says to stop here (help, a mistake), else -1. */
-static int cluster_cli_parse_args(struct cluster_cli *c, int argc, char **argv)
-{
-	int i;
-
-	c->addr = getenv("GROVE_CLUSTER_ADDRESS");
-	if (!c->addr)
-		c->addr = getenv("GROVE_ADDRESS");
-	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
-		if (!strcmp(argv[i], "-a") && i + 1 < argc)
-			c->addr = argv[++i];
-		else if (!strcmp(argv[i], "--secret-file") && i + 1 < argc)
-			c->secret_file = argv[++i];
-		else {
-			fprintf(stderr, "grove cluster: unknown option %s\n%s", argv[i], usage);
-			return 2;
-		}
-	}
-	c->argc = argc - i;
-	c->argv = argv + i;
-	if (c->argc < 1 || !strcmp(c->argv[0], "help") || !strcmp(c->argv[0], "-h") || !strcmp(c->argv[0], "--help")) {
-		fputs(usage, c->argc < 1 ? stderr : stdout);
-		return c->argc < 1 ? 2 : 0;
-	}
-	if (!c->addr) {
-		fprintf(stderr, "grove cluster: no router address: give -a ADDRESS or set GROVE_CLUSTER_ADDRESS\n");
-		return 2;
-	}
-	return -1;
-}
 
 static int cluster_cli_status(struct cluster_cli *c)
 {
@@ -134,9 +87,7 @@ static int cluster_cli_repo(struct cluster_cli *c)
 	Grove__V1__GetRepositoryRequest req = GROVE__V1__GET_REPOSITORY_REQUEST__INIT;
 	int ret;
 
-	if ((ret = need(c->argc, c->argv, 2, "PATH")))
-		return ret;
-	req.relative_path = c->argv[1];
+	req.relative_path = c->path;
 	if ((ret = rpc_unary(c->cl, "/grove.v1.ClusterService/GetRepository", &req.base,
 			     &grove__v1__get_repository_response__descriptor, &c->resp, 30000)))
 		return ret;
@@ -166,16 +117,14 @@ static int cluster_cli_accept_dataloss(struct cluster_cli *c)
 	Grove__V1__AcceptDatalossRequest req = GROVE__V1__ACCEPT_DATALOSS_REQUEST__INIT;
 	int ret;
 
-	if ((ret = need(c->argc, c->argv, 2, "PATH")))
-		return ret;
-	req.relative_path = c->argv[1];
-	req.authoritative = (char *)opt(c->argc, c->argv, "--authoritative");
+	req.relative_path = c->path;
+	req.authoritative = (char *)c->authoritative;
 	if (!req.authoritative)
 		return error_set(GROVE_EINVAL, "accept-dataloss: name the copy to keep with --authoritative STORE");
 	if ((ret = rpc_unary(c->cl, "/grove.v1.ClusterService/AcceptDataloss", &req.base,
 			     &grove__v1__accept_dataloss_response__descriptor, &c->resp, 30000)))
 		return ret;
-	printf("%s: %s's copy is now generation %lld; the other replicas are being repaired from it\n", c->argv[1],
+	printf("%s: %s's copy is now generation %lld; the other replicas are being repaired from it\n", c->path,
 	       req.authoritative, (long long)((Grove__V1__AcceptDatalossResponse *)c->resp)->generation);
 	return 0;
 }
@@ -186,15 +135,13 @@ static int cluster_cli_set_replication_factor(struct cluster_cli *c)
 	Grove__V1__SetReplicationFactorResponse *r;
 	int ret;
 
-	if ((ret = need(c->argc, c->argv, 3, "PATH and N")))
-		return ret;
-	req.relative_path = c->argv[1];
-	req.replication_factor = (uint32_t)strtoul(c->argv[2], NULL, 10);
+	req.relative_path = c->path;
+	req.replication_factor = (uint32_t)strtoul(c->number, NULL, 10);
 	if ((ret = rpc_unary(c->cl, "/grove.v1.ClusterService/SetReplicationFactor", &req.base,
 			     &grove__v1__set_replication_factor_response__descriptor, &c->resp, 30000)))
 		return ret;
 	r = (Grove__V1__SetReplicationFactorResponse *)c->resp;
-	printf("%s: assigned to", c->argv[1]);
+	printf("%s: assigned to", c->path);
 	for (size_t k = 0; k < r->n_assigned; k++)
 		printf(" %s", r->assigned[k]);
 	printf("\n");
@@ -207,9 +154,7 @@ static int cluster_cli_verify(struct cluster_cli *c)
 	Grove__V1__VerifyRepositoryResponse *r;
 	int ret;
 
-	if ((ret = need(c->argc, c->argv, 2, "PATH")))
-		return ret;
-	req.relative_path = c->argv[1];
+	req.relative_path = c->path;
 	if ((ret = rpc_unary(c->cl, "/grove.v1.ClusterService/VerifyRepository", &req.base,
 			     &grove__v1__verify_repository_response__descriptor, &c->resp, 120000)))
 		return ret;
@@ -217,7 +162,7 @@ static int cluster_cli_verify(struct cluster_cli *c)
 	for (size_t k = 0; k < r->n_replicas; k++)
 		printf("  %-16s %-66s %s%s\n", r->replicas[k]->node, r->replicas[k]->checksum,
 		       r->replicas[k]->matches ? "ok" : "DIFFERS", r->replicas[k]->error);
-	printf("%s: %u replica(s) differ%s\n", c->argv[1], r->mismatches,
+	printf("%s: %u replica(s) differ%s\n", c->path, r->mismatches,
 	       r->mismatches ? ": marked outdated, repair queued" : "");
 	return 0;
 }
@@ -228,32 +173,148 @@ static int cluster_cli_failover(struct cluster_cli *c)
 	Grove__V1__FailoverResponse *r;
 	int ret;
 
-	if ((ret = need(c->argc, c->argv, 2, "PATH")))
-		return ret;
-	req.relative_path = c->argv[1];
-	req.to = (char *)opt(c->argc, c->argv, "--to");
+	req.relative_path = c->path;
+	req.to = (char *)c->to;
 	if (!req.to)
 		return error_set(GROVE_EINVAL, "failover: name the new primary with --to STORE");
 	if ((ret = rpc_unary(c->cl, "/grove.v1.ClusterService/Failover", &req.base,
 			     &grove__v1__failover_response__descriptor, &c->resp, 30000)))
 		return ret;
 	r = (Grove__V1__FailoverResponse *)c->resp;
-	printf("%s: primary %s (was %s)\n", c->argv[1], r->primary, *r->previous ? r->previous : "-");
+	printf("%s: primary %s (was %s)\n", c->path, r->primary, *r->previous ? r->previous : "-");
 	return 0;
 }
 
+enum { OPT_TO = CLI_OPT_LONG, OPT_AUTHORITATIVE };
+
+static const struct cli_option accept_dataloss_options[] = {
+	{ "authoritative", OPT_AUTHORITATIVE, "STORE", "the store whose copy is kept" },
+	{ NULL },
+};
+
+static const struct cli_option failover_options[] = {
+	{ "to", OPT_TO, "STORE", "the new primary" },
+	{ NULL },
+};
+
+/* A command of `grove cluster`: its help, how many operands it takes, and what it does. */
 static const struct cluster_cli_cmd {
-	const char *name;
+	struct cli_command cmd;
+	int operands;             /* PATH, then N */
 	int (*fn)(struct cluster_cli *c);
 } cluster_cli_cmds[] = {
-	{ "status", cluster_cli_status },
-	{ "repo", cluster_cli_repo },
-	{ "dataloss", cluster_cli_dataloss },
-	{ "accept-dataloss", cluster_cli_accept_dataloss },
-	{ "set-replication-factor", cluster_cli_set_replication_factor },
-	{ "verify", cluster_cli_verify },
-	{ "failover", cluster_cli_failover },
+	{ { "cluster status", "", "Stores and their health, queue depth, dataloss count" }, 0, cluster_cli_status },
+	{ { "cluster repo", "PATH", "Replicas, generations and primary of a repository" }, 1, cluster_cli_repo },
+	{ { "cluster dataloss", "", "Repositories with outdated or missing replicas" }, 0, cluster_cli_dataloss },
+	{ { "cluster accept-dataloss", "PATH --authoritative STORE",
+	    "Makes STORE's copy the latest and repairs the others from it", accept_dataloss_options },
+	  1, cluster_cli_accept_dataloss },
+	{ { "cluster set-replication-factor", "PATH N", "Adds or removes replicas" }, 2,
+	  cluster_cli_set_replication_factor },
+	{ { "cluster verify", "PATH", "Compares the replicas' checksums now" }, 1, cluster_cli_verify },
+	{ { "cluster failover", "PATH --to STORE", "Makes STORE the repository's primary", failover_options }, 1,
+	  cluster_cli_failover },
 };
+
+/* The verb of a row: "repo" of "cluster repo". */
+static const char *cmd_verb(const struct cluster_cli_cmd *cmd)
+{
+	return cmd->cmd.name + strlen("cluster ");
+}
+
+static const struct cluster_cli_cmd *cluster_cli_find(const char *verb)
+{
+	for (size_t k = 0; k < ARRAY_SIZE(cluster_cli_cmds); k++)
+		if (!strcmp(verb, cmd_verb(&cluster_cli_cmds[k])))
+			return &cluster_cli_cmds[k];
+	return NULL;
+}
+
+/* The usage, the options and a line for each command, aligned. */
+static void cluster_cli_usage(FILE *f)
+{
+	cli_command_usage(&cluster_cli_command, f, true);
+	fputs("\ncommands:\n", f);
+	for (size_t k = 0; k < ARRAY_SIZE(cluster_cli_cmds); k++) {
+		const struct cli_command *cmd = &cluster_cli_cmds[k].cmd;
+		char left[128];
+		snprintf(left, sizeof(left), "%s%s%s", cmd->name + strlen("cluster "), *cmd->synopsis ? " " : "",
+			 cmd->synopsis);
+		fprintf(f, "  %-42s %s\n", left, cmd->what);
+	}
+	fputs("\n`grove cluster COMMAND --help` tells about one.\n", f);
+}
+
+void cluster_cli_complete(struct completion *comp)
+{
+	completion_add(comp, "cluster", NULL, cluster_cli_options);
+	for (size_t k = 0; k < ARRAY_SIZE(cluster_cli_cmds); k++)
+		completion_add(comp, "cluster", cmd_verb(&cluster_cli_cmds[k]), cluster_cli_cmds[k].cmd.opts);
+}
+
+/* The options and operands of one command (args[0] is its name). */
+static int cluster_cli_parse_cmd(struct cluster_cli *c, const struct cluster_cli_cmd *cmd, int argc, char **argv)
+{
+	static const char *const names[] = { "PATH", "N" };
+	struct cli_parse p;
+	int o, code;
+
+	cli_parse_init(&p, &cmd->cmd, argc, argv);
+	while ((o = cli_parse_next(&p)) != -1) {
+		if (o == OPT_TO)
+			c->to = optarg;
+		else if (o == OPT_AUTHORITATIVE)
+			c->authoritative = optarg;
+	}
+	if ((code = cli_parse_end(&p)) >= 0)
+		return code;
+	if (p.nargs < cmd->operands)
+		return cli_usage_error(&cmd->cmd, "missing %s", names[p.nargs]);
+	if (p.nargs > cmd->operands)
+		return cli_usage_error(&cmd->cmd, "'%s' is one argument too many", p.args[cmd->operands]);
+	c->path = p.nargs > 0 ? p.args[0] : NULL;
+	c->number = p.nargs > 1 ? p.args[1] : NULL;
+	return -1;
+}
+
+/*
+ * Returns the exit code when the command line says to stop here (help, a
+ * mistake), else -1 with *cmd the command to run.
+ */
+static int cluster_cli_parse_args(struct cluster_cli *c, int argc, char **argv, const struct cluster_cli_cmd **cmd)
+{
+	struct cli_parse p;
+	int o;
+
+	c->addr = getenv("GROVE_CLUSTER_ADDRESS");
+	if (!c->addr)
+		c->addr = getenv("GROVE_ADDRESS");
+	cli_parse_init(&p, &cluster_cli_command, argc, argv);
+	while ((o = cli_parse_next(&p)) != -1) {
+		if (o == 'a')
+			c->addr = optarg;
+		else if (o == CLI_OPT_LONG)
+			c->secret_file = optarg;
+	}
+	if (p.help || (p.nargs && !*p.err && !strcmp(p.args[0], "help"))) {
+		cluster_cli_usage(stdout);
+		return 0;
+	}
+	if (*p.err)
+		return cli_usage_error(&cluster_cli_command, "%s", p.err);
+	if (!p.nargs)
+		return cli_usage_error(&cluster_cli_command, "missing a command: see `grove cluster help`");
+	if (!(*cmd = cluster_cli_find(p.args[0])))
+		return cli_usage_error(&cluster_cli_command, "unknown command '%s'", p.args[0]);
+	/* The command's arguments, with its name where getopt expects the program's. */
+	if ((o = cluster_cli_parse_cmd(c, *cmd, p.nargs, p.args)) >= 0)
+		return o;
+	if (!c->addr) {
+		fprintf(stderr, "grove cluster: no router address: give -a ADDRESS or set GROVE_CLUSTER_ADDRESS\n");
+		return 2;
+	}
+	return -1;
+}
 
 int cluster_cli_main(int argc, char **argv)
 {
@@ -263,7 +324,7 @@ int cluster_cli_main(int argc, char **argv)
 	int code, ret = 0;
 
 	log_init("cli", LOG_WARN, 2);
-	if ((code = cluster_cli_parse_args(&c, argc, argv)) >= 0)
+	if ((code = cluster_cli_parse_args(&c, argc, argv, &cmd)) >= 0)
 		return code;
 	if ((ret = cli_load_secret(c.secret_file, &secret)))
 		goto out;
@@ -273,17 +334,9 @@ int cluster_cli_main(int argc, char **argv)
 	}
 	if ((ret = rpc_client_new(&c.cl, c.addr, secret)))
 		goto out;
-	for (size_t k = 0; k < ARRAY_SIZE(cluster_cli_cmds) && !cmd; k++)
-		if (!strcmp(c.argv[0], cluster_cli_cmds[k].name))
-			cmd = &cluster_cli_cmds[k];
-	if (!cmd) {
-		fprintf(stderr, "grove cluster: unknown command '%s'\n%s", c.argv[0], usage);
-		ret = -1;
-		goto out;
-	}
 	ret = cmd->fn(&c);
 out:
-	if (ret > 0 || (ret < 0 && ret != -1))
+	if (ret)
 		fprintf(stderr, "grove cluster: %s\n", error_msg());
 	if (c.resp)
 		protobuf_c_message_free_unpacked(c.resp, NULL);

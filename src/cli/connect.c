@@ -15,6 +15,7 @@
  */
 #include "lib/common.h"
 #include "cli/cli.h"
+#include "cli/opt.h"
 #include "lib/auth.h"
 #include "lib/error.h"
 #include "lib/log.h"
@@ -28,13 +29,25 @@
 #include <pthread.h>
 #include <signal.h>
 
-static const char usage[] =
-	"usage: grove connect [ADDRESS] [ssh options] STORAGE COMMAND\n"
-	"\n"
-	"Used by git as its ssh program:\n"
+/* What git passes ssh; other ssh options (-4, -6, -T, …) are let by. */
+static const struct cli_option connect_options[] = {
+	{ "", 'G', NULL, "git's \"are you OpenSSH?\" probe: answers yes (exit 0)" },
+	{ "", 'o', "OPTION", "ignored (git sends SendEnv=GIT_PROTOCOL; GIT_PROTOCOL is passed on)" },
+	{ "", 'p', "PORT", "ignored" },
+	{ "", 'l', "USER", "ignored" },
+	{ NULL },
+};
+
+/* In order: what follows the storage name is git's command, options or not. */
+const struct cli_command connect_command = {
+	"connect", "[ADDRESS] [ssh options] STORAGE COMMAND",
+	"Lets git use a store or cluster as if over SSH: git runs it as its ssh program.",
+	connect_options,
 	"  GIT_SSH_COMMAND='grove connect 127.0.0.1:8075' GROVE_SECRET_FILE=secret \\\n"
 	"      git clone ssh://default/my-app.git\n"
-	"The URL's host is the storage name, its path the repository.\n";
+	"The URL's host is the storage name, its path the repository.\n",
+	true,
+};
 
 /*
  * What the sender thread uses lives as long as the process: when the main
@@ -71,37 +84,41 @@ struct connect {
 	int code;                             /* git's exit code */
 };
 
-/* Returns the exit code when the command line says to stop here (help, git's probe, a mistake), else -1. */
+/*
+ * Returns the exit code when the command line says to stop here (help,
+ * git's probe, a mistake), else -1. As ssh would, it takes options only
+ * before the storage name; unknown ones are let by, as before.
+ */
 static int connect_parse_args(struct connect *c, int argc, char **argv)
 {
-	int i = 1;
+	struct cli_parse p;
+	bool probe = false;
+	int o;
 
-	if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
-		fputs(usage, stdout);
+	/* The address comes first unless the environment gave it; the options follow it. */
+	if (!c->addr && argc > 1 && argv[1][0] != '-') {
+		c->addr = argv[1];
+		argc--;
+		argv++;
+	}
+	cli_parse_init(&p, &connect_command, argc, argv);
+	while ((o = cli_parse_next(&p)) != -1)
+		probe |= o == 'G';
+	if (p.help) {
+		cli_command_usage(&connect_command, stdout, true);
 		return 0;
 	}
-	/* The address comes first unless the environment gave it. */
-	if (!c->addr && i < argc && argv[i][0] != '-')
-		c->addr = argv[i++];
-	for (; i < argc; i++) {
-		if (!strcmp(argv[i], "-G"))
-			return 0;   /* git's "are you OpenSSH?" probe: yes */
-		if (!strcmp(argv[i], "-o") || !strcmp(argv[i], "-p") || !strcmp(argv[i], "-l")) {
-			i++;
-			continue;
-		}
-		if (argv[i][0] == '-' && !c->host)
-			continue;   /* -4, -6, -T, …: nothing to do for them */
-		if (!c->host) {
-			c->host = argv[i];
-			continue;
-		}
+	if (probe)
+		return 0;
+	if (p.nargs)
+		c->host = p.args[0];
+	for (int i = 1; i < p.nargs; i++) {
 		if (c->cmdline.len)
 			strbuf_addch(&c->cmdline, ' ');
-		strbuf_addstr(&c->cmdline, argv[i]);
+		strbuf_addstr(&c->cmdline, p.args[i]);
 	}
 	if (!c->addr || !c->host || !c->cmdline.len) {
-		fputs(usage, stderr);
+		cli_command_usage(&connect_command, stderr, false);
 		return 128;
 	}
 	return -1;

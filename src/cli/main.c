@@ -4,6 +4,7 @@
  */
 #include "lib/common.h"
 #include "cli/cli.h"
+#include "cli/opt.h"
 #include "hook/hook.h"
 #include "store/main.h"
 #include "gate/gate.h"
@@ -38,6 +39,7 @@ static const char usage[] =
 	"  connect    use a store from git: GIT_SSH_COMMAND='grove connect ADDRESS'\n"
 	"  rpc        call any grove.v1 method: grove rpc -a ADDRESS Service/Method field=value…\n"
 	"  hook       what git runs as a hook in a store's repositories\n"
+	"  completion bash completion: source <(grove completion bash)\n"
 	"  version    print the version\n"
 	"\n"
 	"`grove <command> --help` tells more; for the admin commands, `grove app --help`\n"
@@ -83,6 +85,8 @@ int main(int argc, char **argv)
 		ret = up_main(argc - 1, argv + 1);
 	else if (!strcmp(argv[1], "rpc"))
 		ret = rpc_main(argc - 1, argv + 1);
+	else if (!strcmp(argv[1], "completion"))
+		ret = completion_main(argc - 1, argv + 1);
 	else if (!strcmp(argv[1], "hook"))
 		ret = hook_main(argc > 2 ? argv[2] : NULL, argc - 2, argv + 2);
 	else if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {

@@ -12,6 +12,7 @@
  */
 #include "lib/common.h"
 #include "cli/cli.h"
+#include "cli/opt.h"
 #include "lib/auth.h"
 #include "lib/error.h"
 
@@ -19,14 +20,26 @@
 #include <math.h>
 #include <signal.h>
 
-static const char usage[] =
-	"usage: grove migrate --percent N [--batch K] [--rate R] [--dry-run] [--to cluster|legacy]\n"
-	"\n"
-	"Moves apps, live, until N %% of all apps are on the cluster route: legacy\n"
-	"apps to the cluster (--to cluster, the default) or, with --to legacy, cluster\n"
-	"apps back until at most N %% are left there. At most K apps this run\n"
-	"(--batch), at most R apps a minute (--rate). --dry-run lists what would move.\n"
-	"Uses the gate's admin API like `grove app` ($GROVE_ADMIN_URL, $GROVE_ADMIN_TOKEN_FILE).\n";
+enum { OPT_PERCENT = CLI_OPT_LONG, OPT_BATCH, OPT_RATE, OPT_TO, OPT_DRY_RUN };
+
+static const struct cli_option migrate_options[] = {
+	{ "percent", OPT_PERCENT, "N", "the share of all apps to have on the cluster route, 0 to 100" },
+	{ "batch", OPT_BATCH, "K", "move at most K apps this run" },
+	{ "rate", OPT_RATE, "R", "move at most R apps a minute" },
+	{ "dry-run", OPT_DRY_RUN, NULL, "list what would move, and move nothing" },
+	{ "to", OPT_TO, "cluster|legacy", "the direction (default: cluster)" },
+	{ NULL },
+};
+
+const struct cli_command migrate_command = {
+	"migrate", "--percent N [--batch K] [--rate R] [--dry-run] [--to cluster|legacy]",
+	"Moves apps, live, until N % of all apps are on the cluster route.",
+	migrate_options,
+	"Legacy apps go to the cluster (--to cluster, the default) or, with --to legacy,\n"
+	"cluster apps back until at most N % are left there. Uses the gate's admin API\n"
+	"like `grove app` ($GROVE_ADMIN_URL, $GROVE_ADMIN_TOKEN_FILE).\n",
+	false,
+};
 
 static volatile sig_atomic_t stop;
 
@@ -94,32 +107,27 @@ struct migrate {
 /* Returns the exit code when the command line says to stop here (help, a mistake), else -1. */
 static int migrate_parse_args(struct migrate *m, int argc, char **argv)
 {
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--percent") && i + 1 < argc)
-			m->percent = strtod(argv[++i], NULL);
-		else if (!strcmp(argv[i], "--batch") && i + 1 < argc)
-			m->batch = strtol(argv[++i], NULL, 10);
-		else if (!strcmp(argv[i], "--rate") && i + 1 < argc)
-			m->rate = strtol(argv[++i], NULL, 10);
-		else if (!strcmp(argv[i], "--to") && i + 1 < argc)
-			m->to = argv[++i];
-		else if (!strcmp(argv[i], "--dry-run"))
-			m->dry = true;
-		else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-			printf(usage);
-			return 0;
-		} else {
-			fprintf(stderr, "grove migrate: unknown argument '%s'\n", argv[i]);
-			fprintf(stderr, usage);
-			return 2;
+	struct cli_parse p;
+	int o, code;
+
+	cli_parse_init(&p, &migrate_command, argc, argv);
+	while ((o = cli_parse_next(&p)) != -1) {
+		switch (o) {
+		case OPT_PERCENT: m->percent = strtod(optarg, NULL); break;
+		case OPT_BATCH: m->batch = strtol(optarg, NULL, 10); break;
+		case OPT_RATE: m->rate = strtol(optarg, NULL, 10); break;
+		case OPT_TO: m->to = optarg; break;
+		case OPT_DRY_RUN: m->dry = true; break;
 		}
 	}
+	if ((code = cli_parse_end(&p)) >= 0)
+		return code;
+	if (p.nargs)
+		return cli_usage_error(&migrate_command, "unknown argument '%s'", p.args[0]);
 	if (m->percent < 0 || m->percent > 100 || (strcmp(m->to, "cluster") && strcmp(m->to, "legacy")) ||
-	    m->batch == 0 || m->rate < 0) {
-		fprintf(stderr, "grove migrate: give --percent from 0 to 100, --to cluster or legacy, --batch > 0, --rate >= 0\n");
-		fprintf(stderr, usage);
-		return 2;
-	}
+	    m->batch == 0 || m->rate < 0)
+		return cli_usage_error(&migrate_command,
+				       "give --percent from 0 to 100, --to cluster or legacy, --batch > 0, --rate >= 0");
 	return -1;
 }
 

@@ -13,6 +13,7 @@
  */
 #include "lib/common.h"
 #include "cli/cli.h"
+#include "cli/opt.h"
 #include "lib/auth.h"
 #include "lib/error.h"
 #include "lib/log.h"
@@ -32,12 +33,27 @@
 #include <signal.h>
 #include <sys/stat.h>
 
-static const char usage[] =
-	"usage: grove rpc [-a ADDRESS] [--secret-file F] [--timeout MS] [--in-field F] [--out-field F]\n"
-	"                 [--raw-hex HEX] [--token TOKEN] METHOD [field.path=value ...]\n"
-	"\n"
+enum { OPT_SECRET_FILE = CLI_OPT_LONG, OPT_TIMEOUT, OPT_IN_FIELD, OPT_OUT_FIELD, OPT_TOKEN, OPT_RAW_HEX };
+
+static const struct cli_option rpc_options[] = {
+	{ "address", 'a', "ADDRESS", "the store's or router's address (default: $GROVE_ADDRESS)" },
+	{ "secret-file", OPT_SECRET_FILE, "F", "the shared secret (default: $GROVE_SECRET, $GROVE_SECRET_FILE)" },
+	{ "timeout", OPT_TIMEOUT, "MS", "the call's deadline (default: 60000)" },
+	{ "in-field", OPT_IN_FIELD, "F", "stream stdin as messages that set only the bytes field F" },
+	{ "out-field", OPT_OUT_FIELD, "F", "write field F of each response to stdout, raw" },
+	{ "raw-hex", OPT_RAW_HEX, "HEX", "send these bytes as the request (any method, even unknown)" },
+	{ "token", OPT_TOKEN, "TOKEN", "send this token instead of one made from the secret" },
+	{ NULL },
+};
+
+const struct cli_command rpc_command = {
+	"rpc", "[options] METHOD [field.path=value ...]",
+	"Calls a grove.v1 method with the request's fields given as path=value.",
+	rpc_options,
 	"METHOD is \"Service/Method\" (grove.v1) or a full \"/pkg.Service/Method\".\n"
-	"ADDRESS defaults to $GROVE_ADDRESS; the secret to $GROVE_SECRET or $GROVE_SECRET_FILE.\n";
+	"A value \"@FILE\" reads the file.\n",
+	true,
+};
 
 static const ProtobufCServiceDescriptor *const services[] = {
 	&grove__v1__repository_service__descriptor, &grove__v1__ref_service__descriptor,
@@ -286,7 +302,8 @@ struct rpc_cli {
 	const char *addr, *in_field, *out_field, *raw_hex;
 	const char *method_arg, *token, *secret_file;
 	int64_t timeout;
-	int fields;                                 /* argv[fields..]: the field=value arguments */
+	char **fields;                              /* the field=value arguments */
+	int nfields;
 	char *secret, path[256];
 	const ProtobufCMethodDescriptor *md;        /* NULL: unknown, called with --raw-hex */
 	const struct rpc_method_info *info;
@@ -298,44 +315,35 @@ struct rpc_cli {
 /* Returns the exit code when the command line says to stop here (help, a mistake), else -1. */
 static int rpc_cli_parse_args(struct rpc_cli *c, int argc, char **argv)
 {
-	int i;
+	struct cli_parse p;
+	int o, code;
 
-	for (i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-			fputs(usage, stdout);
-			return 0;
-		} else if (!strcmp(argv[i], "-a") && i + 1 < argc) {
-			c->addr = argv[++i];
-		} else if (!strcmp(argv[i], "--secret-file") && i + 1 < argc) {
-			c->secret_file = argv[++i];
-		} else if (!strcmp(argv[i], "--timeout") && i + 1 < argc) {
-			c->timeout = atoll(argv[++i]);
-		} else if (!strcmp(argv[i], "--in-field") && i + 1 < argc) {
-			c->in_field = argv[++i];
-		} else if (!strcmp(argv[i], "--out-field") && i + 1 < argc) {
-			c->out_field = argv[++i];
-		} else if (!strcmp(argv[i], "--token") && i + 1 < argc) {
-			c->token = argv[++i];
-		} else if (!strcmp(argv[i], "--raw-hex") && i + 1 < argc) {
-			c->raw_hex = argv[++i];
-		} else if (argv[i][0] == '-') {
-			fprintf(stderr, "grove rpc: unknown option %s\n%s", argv[i], usage);
-			return 2;
-		} else {
-			c->method_arg = argv[i++];
-			break;
+	cli_parse_init(&p, &rpc_command, argc, argv);
+	while ((o = cli_parse_next(&p)) != -1) {
+		switch (o) {
+		case 'a': c->addr = optarg; break;
+		case OPT_SECRET_FILE: c->secret_file = optarg; break;
+		case OPT_TIMEOUT: c->timeout = atoll(optarg); break;
+		case OPT_IN_FIELD: c->in_field = optarg; break;
+		case OPT_OUT_FIELD: c->out_field = optarg; break;
+		case OPT_TOKEN: c->token = optarg; break;
+		case OPT_RAW_HEX: c->raw_hex = optarg; break;
 		}
 	}
-	c->fields = i;
-	if (!c->method_arg || !c->addr) {
-		fputs(usage, stderr);
-		return 2;
-	}
+	if ((code = cli_parse_end(&p)) >= 0)
+		return code;
+	if (!p.nargs)
+		return cli_usage_error(&rpc_command, "missing METHOD");
+	if (!c->addr)
+		return cli_usage_error(&rpc_command, "no address: give -a ADDRESS or set GROVE_ADDRESS");
+	c->method_arg = p.args[0];
+	c->fields = p.args + 1;
+	c->nfields = p.nargs - 1;
 	return -1;
 }
 
 /* The method's full path and descriptor, and the request from the field=value arguments. */
-static int rpc_cli_build_request(struct rpc_cli *c, int argc, char **argv)
+static int rpc_cli_build_request(struct rpc_cli *c)
 {
 	int ret;
 
@@ -351,12 +359,12 @@ static int rpc_cli_build_request(struct rpc_cli *c, int argc, char **argv)
 		return 0;
 	c->req = xcalloc(1, c->md->input->sizeof_message);
 	protobuf_c_message_init(c->md->input, c->req);
-	for (int i = c->fields; i < argc; i++) {
-		char *eq = strchr(argv[i], '=');
+	for (int i = 0; i < c->nfields; i++) {
+		char *eq = strchr(c->fields[i], '=');
 		if (!eq)
-			return error_set(GROVE_EINVAL, "argument \"%s\" is not field=value", argv[i]);
+			return error_set(GROVE_EINVAL, "argument \"%s\" is not field=value", c->fields[i]);
 		*eq = '\0';
-		ret = set_field(c->req, argv[i], eq + 1);
+		ret = set_field(c->req, c->fields[i], eq + 1);
 		*eq = '=';
 		if (ret)
 			return ret;
@@ -472,7 +480,7 @@ int rpc_main(int argc, char **argv)
 		goto fail;
 	if (!c.secret)
 		c.secret = xstrdup("-");
-	if (rpc_cli_build_request(&c, argc, argv) || rpc_cli_open(&c) || rpc_cli_send_stdin(&c))
+	if (rpc_cli_build_request(&c) || rpc_cli_open(&c) || rpc_cli_send_stdin(&c))
 		goto fail;
 	rpc_stream_close_send(c.st);
 	rpc_cli_print_responses(&c);

@@ -12,6 +12,7 @@
  */
 #include "lib/common.h"
 #include "cli/cli.h"
+#include "cli/opt.h"
 #include "lib/auth.h"
 #include "lib/error.h"
 #include "lib/log.h"
@@ -20,7 +21,20 @@
 
 #include <jansson.h>
 
-static const char usage[] = "usage: grove status [--data DIR]\n";
+enum { OPT_DATA = CLI_OPT_LONG };
+
+static const struct cli_option status_options[] = {
+	{ "data", OPT_DATA, "DIR", "the data of `grove up` (default: ./grove-data)" },
+	{ NULL },
+};
+
+const struct cli_command status_command = {
+	"status", "[--data DIR]",
+	"The running stack in a few lines: gate, apps per route, cluster and stores, queue.",
+	status_options,
+	"Exit status 0 when every part answers and every store is healthy, 1 otherwise.\n",
+	false,
+};
 
 static int64_t num(json_t *o, const char *k)
 {
@@ -93,6 +107,23 @@ out:
 	return ok;
 }
 
+/* Returns the exit code when the command line says to stop here (help, a mistake), else -1. */
+static int status_parse_args(int argc, char **argv, const char **data)
+{
+	struct cli_parse p;
+	int o, code;
+
+	cli_parse_init(&p, &status_command, argc, argv);
+	while ((o = cli_parse_next(&p)) != -1)
+		if (o == OPT_DATA)
+			*data = optarg;
+	if ((code = cli_parse_end(&p)) >= 0)
+		return code;
+	if (p.nargs)
+		return cli_usage_error(&status_command, "unknown argument '%s'", p.args[0]);
+	return -1;
+}
+
 int status_main(int argc, char **argv)
 {
 	const char *data = "grove-data";
@@ -101,18 +132,10 @@ int status_main(int argc, char **argv)
 	const char *addr = getenv("GROVE_CLUSTER_ADDRESS");
 	char *real;
 	bool ok;
+	int code;
 
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--data") && i + 1 < argc)
-			data = argv[++i];
-		else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-			fputs(usage, stdout);
-			return 0;
-		} else {
-			fprintf(stderr, "grove status: unknown argument '%s'\n%s", argv[i], usage);
-			return 2;
-		}
-	}
+	if ((code = status_parse_args(argc, argv, &data)) >= 0)
+		return code;
 	log_init("cli", LOG_ERROR, 2);
 	real = realpath(data, NULL);
 	snprintf(sock, sizeof(sock), "unix:%s/run/cluster.sock", real ? real : data);

@@ -12,6 +12,7 @@
  */
 #include "lib/common.h"
 #include "cli/cli.h"
+#include "cli/opt.h"
 #include "lib/auth.h"
 #include "lib/error.h"
 #include "lib/fs.h"
@@ -28,13 +29,24 @@
 #include <sys/wait.h>
 #include <time.h>
 
-static const char usage[] =
-	"usage: grove up [--data DIR] [--ssh-port N] [--http-port N] [--no-default-user]\n"
-	"\n"
-	"Starts three stores, a cluster router and a gate on loopback (data in DIR,\n"
-	"default ./grove-data).\n"
+enum { OPT_DATA = CLI_OPT_LONG, OPT_SSH_PORT, OPT_HTTP_PORT, OPT_NO_DEFAULT_USER };
+
+static const struct cli_option up_options[] = {
+	{ "data", OPT_DATA, "DIR", "where the stack keeps everything (default: ./grove-data)" },
+	{ "ssh-port", OPT_SSH_PORT, "N", "the gate's SSH port on 127.0.0.1" },
+	{ "http-port", OPT_HTTP_PORT, "N", "the gate's admin API port on 127.0.0.1" },
+	{ "no-default-user", OPT_NO_DEFAULT_USER, NULL, "make no administrator user from your SSH key" },
+	{ NULL },
+};
+
+const struct cli_command up_command = {
+	"up", "[--data DIR] [--ssh-port N] [--http-port N] [--no-default-user]",
+	"Starts three stores, a cluster router and a gate on loopback.",
+	up_options,
 	"With ~/.ssh/id_ed25519.pub (or id_ecdsa.pub, id_rsa.pub) it also makes you\n"
-	"an administrator user with that key, so you can push at once.\n";
+	"an administrator user with that key, so you can push at once.\n",
+	false,
+};
 
 static const char demo_deploy[] =
 	"#!/bin/sh\n"
@@ -209,23 +221,22 @@ struct up {
 /* Returns the exit code when the command line says to stop here (help, a mistake), else -1. */
 static int up_parse_args(struct up *u, int argc, char **argv)
 {
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--data") && i + 1 < argc)
-			u->data = argv[++i];
-		else if (!strcmp(argv[i], "--ssh-port") && i + 1 < argc)
-			u->ssh_port = atoi(argv[++i]);
-		else if (!strcmp(argv[i], "--http-port") && i + 1 < argc)
-			u->http_port = atoi(argv[++i]);
-		else if (!strcmp(argv[i], "--no-default-user"))
-			u->want_user = false;
-		else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-			fputs(usage, stdout);
-			return 0;
-		} else {
-			fprintf(stderr, "grove up: unknown argument '%s'\n%s", argv[i], usage);
-			return 2;
+	struct cli_parse p;
+	int o, code;
+
+	cli_parse_init(&p, &up_command, argc, argv);
+	while ((o = cli_parse_next(&p)) != -1) {
+		switch (o) {
+		case OPT_DATA: u->data = optarg; break;
+		case OPT_SSH_PORT: u->ssh_port = atoi(optarg); break;
+		case OPT_HTTP_PORT: u->http_port = atoi(optarg); break;
+		case OPT_NO_DEFAULT_USER: u->want_user = false; break;
 		}
 	}
+	if ((code = cli_parse_end(&p)) >= 0)
+		return code;
+	if (p.nargs)
+		return cli_usage_error(&up_command, "unknown argument '%s'", p.args[0]);
 	if (u->ssh_port <= 0 || u->ssh_port > 65535 || u->http_port <= 0 || u->http_port > 65535) {
 		fprintf(stderr, "grove up: ports must be between 1 and 65535\n");
 		return 2;

@@ -1,6 +1,7 @@
 /* `grove cluster -c FILE`: configuration, start-up, and a clean drain on SIGTERM. */
 #include "cluster/cluster.h"
 #include "cluster/main.h"
+#include "cli/opt.h"
 #include "lib/auth.h"
 #include "lib/config.h"
 #include "lib/daemon.h"
@@ -13,12 +14,18 @@
 #include <microhttpd.h>
 #include <signal.h>
 
-static const char usage[] =
-	"usage: grove cluster -c FILE\n"
-	"       grove cluster (status|repo|dataloss|accept-dataloss|set-replication-factor|verify|failover) …\n"
-	"\n"
-	"Runs the cluster router: the grove.v1 API of a store, with every repository\n"
-	"kept on several stores. `grove cluster help` lists the operator commands.\n"
+static const struct cli_option cluster_options[] = {
+	{ "config", 'c', "FILE", "run the router this configuration describes" },
+	{ NULL },
+};
+
+const struct cli_command cluster_command = {
+	"cluster",
+	"-c FILE\n"
+	"[-a ADDRESS] [--secret-file F] (status|repo|dataloss|accept-dataloss|set-replication-factor|verify|failover) …",
+	"Runs the cluster router: the grove.v1 API of a store, every repository on several stores.",
+	cluster_options,
+	"`grove cluster help` lists the operator commands.\n"
 	"\n"
 	"Config (git-config syntax):\n"
 	"  [cluster]\n"
@@ -46,7 +53,9 @@ static const char usage[] =
 	"    storage = NAME              the store's storage name (store.name)\n"
 	"    secretFile = …              its secret (default: the cluster's)\n"
 	"  [log]\n"
-	"    level = info\n";
+	"    level = info\n",
+	false,
+};
 
 static int load_nodes(struct cluster *c, struct config *cfg)
 {
@@ -199,24 +208,36 @@ static void cluster_release(struct cluster *c)
 	free(c->txn_address);
 }
 
+/*
+ * Without -c it is the operator's command line; `grove cluster --help` (and
+ * bare `grove cluster`) are the daemon's, `grove cluster repo --help` a command's.
+ */
+static bool is_daemon_args(int argc, char **argv)
+{
+	if (argc < 2 || !strcmp(argv[1], "--help"))
+		return true;
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config") || !strncmp(argv[i], "--config=", 9))
+			return true;
+	return false;
+}
+
 /* The daemon's arguments: -1 to go on with *conf, else the exit code. */
 static int parse_args(int argc, char **argv, const char **conf)
 {
-	for (int i = 1; i < argc; i++) {
-		if ((!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) && i + 1 < argc)
-			*conf = argv[++i];
-		else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-			fputs(usage, stdout);
-			return 0;
-		} else {
-			fprintf(stderr, "grove cluster: unknown argument '%s'\n%s", argv[i], usage);
-			return 2;
-		}
-	}
-	if (!*conf) {
-		fprintf(stderr, "grove cluster: no config file given\n%s", usage);
-		return 2;
-	}
+	struct cli_parse p;
+	int o, code;
+
+	cli_parse_init(&p, &cluster_command, argc, argv);
+	while ((o = cli_parse_next(&p)) != -1)
+		if (o == 'c')
+			*conf = optarg;
+	if ((code = cli_parse_end(&p)) >= 0)
+		return code;
+	if (p.nargs)
+		return cli_usage_error(&cluster_command, "unknown argument '%s'", p.args[0]);
+	if (!*conf)
+		return cli_usage_error(&cluster_command, "no config file given");
 	return -1;
 }
 
@@ -235,11 +256,7 @@ int cluster_main(int argc, char **argv)
 	int ret = 0, sig = 0;
 	int64_t grace = 30;
 
-	/* Without -c it is the operator's command line. */
-	bool is_daemon = false;
-	for (int i = 1; i < argc; i++)
-		is_daemon |= !strcmp(argv[i], "-c") || !strcmp(argv[i], "--config") || !strcmp(argv[i], "--help");
-	if (!is_daemon && argc >= 2)
+	if (!is_daemon_args(argc, argv))
 		return cluster_cli_main(argc, argv);
 	if ((ret = parse_args(argc, argv, &conf)) >= 0)
 		return ret;

@@ -6,6 +6,7 @@
 #include "gate/authz.h"
 #include "gate/db.h"
 #include "gate/metrics.h"
+#include "cli/opt.h"
 #include "lib/auth.h"
 #include "lib/config.h"
 #include "lib/proxyproto.h"
@@ -31,13 +32,21 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-static const char usage[] =
-	"usage: grove gate -c FILE\n"
-	"       grove gate --init DIR [--listen ADDR] [--store ADDR] [--storage NAME]\n"
-	"\n"
-	"Runs the SSH front door. --init writes DIR/gate.conf, a shared secret and\n"
-	"an admin token (if they do not exist) and prints the config's path.\n"
-	"\n"
+enum { OPT_INIT = CLI_OPT_LONG, OPT_LISTEN, OPT_STORE, OPT_STORAGE };
+
+static const struct cli_option gate_options[] = {
+	{ "config", 'c', "FILE", "run the gate this configuration describes" },
+	{ "init", OPT_INIT, "DIR", "write DIR/gate.conf, a secret and an admin token (if missing); print the path" },
+	{ "listen", OPT_LISTEN, "ADDR", "with --init: the SSH address (default: 127.0.0.1:2222)" },
+	{ "store", OPT_STORE, "ADDR", "with --init: the gRPC address of the store or cluster" },
+	{ "storage", OPT_STORAGE, "NAME", "with --init: the storage name there (default: default)" },
+	{ NULL },
+};
+
+const struct cli_command gate_command = {
+	"gate", "-c FILE\n--init DIR [--listen ADDR] [--store ADDR] [--storage NAME]",
+	"Runs the SSH front door: keys, apps, access, routing, push policy, deploys.",
+	gate_options,
 	"Config (git-config syntax):\n"
 	"  [gate]\n"
 	"    listen = 127.0.0.1:2222         SSH address\n"
@@ -96,7 +105,9 @@ static const char usage[] =
 	"    webhookSecretFile = FILE        sign webhook bodies: X-Grove-Signature: sha256=HMAC\n"
 	"    keepalive = 30                  seconds between keep-alive lines\n"
 	"    archiveUrl = http://host:8080   where builders reach adminListen (default: it)\n"
-	"    archiveTtl = 900                seconds a deployment's archive URL is valid\n";
+	"    archiveTtl = 900                seconds a deployment's archive URL is valid\n",
+	false,
+};
 
 /* gate_config_load's state: the config being read, and what is read on the
  * way to the gate_config (files to load secrets from, the log level). */
@@ -475,25 +486,25 @@ struct gate_args {
 /* Returns -1 to go on, or the exit code (help, or a wrong argument). */
 static int gate_parse_args(struct gate_args *a, int argc, char **argv)
 {
-	for (int i = 1; i < argc; i++) {
-		if ((!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) && i + 1 < argc)
-			a->conf = argv[++i];
-		else if (!strcmp(argv[i], "--init") && i + 1 < argc)
-			a->init = argv[++i];
-		else if (!strcmp(argv[i], "--listen") && i + 1 < argc)
-			a->listen_addr = argv[++i];
-		else if (!strcmp(argv[i], "--store") && i + 1 < argc)
-			a->store = argv[++i];
-		else if (!strcmp(argv[i], "--storage") && i + 1 < argc)
-			a->storage = argv[++i];
-		else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-			fputs(usage, stdout);
-			return 0;
-		} else {
-			fprintf(stderr, "grove gate: unknown argument '%s'\n%s", argv[i], usage);
-			return 2;
+	struct cli_parse p;
+	int o, code;
+
+	cli_parse_init(&p, &gate_command, argc, argv);
+	while ((o = cli_parse_next(&p)) != -1) {
+		switch (o) {
+		case 'c': a->conf = optarg; break;
+		case OPT_INIT: a->init = optarg; break;
+		case OPT_LISTEN: a->listen_addr = optarg; break;
+		case OPT_STORE: a->store = optarg; break;
+		case OPT_STORAGE: a->storage = optarg; break;
 		}
 	}
+	if ((code = cli_parse_end(&p)) >= 0)
+		return code;
+	if (p.nargs)
+		return cli_usage_error(&gate_command, "unknown argument '%s'", p.args[0]);
+	if (!a->init && !a->conf)
+		return cli_usage_error(&gate_command, "no config file given");
 	return -1;
 }
 
@@ -737,10 +748,6 @@ int gate_main(int argc, char **argv)
 			return 1;
 		}
 		return 0;
-	}
-	if (!a.conf) {
-		fprintf(stderr, "grove gate: no config file given\n%s", usage);
-		return 2;
 	}
 	gate_block_signals(&g);
 	if ((ret = gate_prepare(&g, a.conf)) || (ret = gate_start_listeners(&g)))

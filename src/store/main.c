@@ -1,6 +1,7 @@
 /* `grove store`: configuration, start-up, and a clean drain on SIGTERM. */
 #include "store/store.h"
 #include "store/main.h"
+#include "cli/opt.h"
 #include "lib/auth.h"
 #include "lib/config.h"
 #include "lib/daemon.h"
@@ -15,14 +16,20 @@
 #include <signal.h>
 #include <sys/stat.h>
 
-static const char usage[] =
-	"usage: grove store -c FILE\n"
-	"       grove store --init DIR [--name NAME] [--listen ADDR]\n"
-	"\n"
-	"Runs a storage node: bare repositories under the configured root, served\n"
-	"over gRPC (grove.v1). --init writes DIR/store.conf and DIR/secret for a\n"
-	"node on loopback (if they do not exist) and prints the config's path.\n"
-	"\n"
+enum { OPT_INIT = CLI_OPT_LONG, OPT_NAME, OPT_LISTEN };
+
+static const struct cli_option store_options[] = {
+	{ "config", 'c', "FILE", "run the node this configuration describes" },
+	{ "init", OPT_INIT, "DIR", "write DIR/store.conf and DIR/secret (if missing) and print the config's path" },
+	{ "name", OPT_NAME, "NAME", "with --init: the storage name (default: default)" },
+	{ "listen", OPT_LISTEN, "ADDR", "with --init: the address to serve (default: 127.0.0.1:8075)" },
+	{ NULL },
+};
+
+const struct cli_command store_command = {
+	"store", "-c FILE\n--init DIR [--name NAME] [--listen ADDR]",
+	"Runs a storage node: bare repositories under its root, served over gRPC (grove.v1).",
+	store_options,
 	"Config (git-config syntax):\n"
 	"  [store]\n"
 	"    name = default            storage name requests must use\n"
@@ -41,7 +48,38 @@ static const char usage[] =
 	"  [hooks]\n"
 	"    customDir = …             operator's pre-receive / post-receive programs\n"
 	"  [log]\n"
-	"    level = info              debug, info, warn, error\n";
+	"    level = info              debug, info, warn, error\n",
+	false,
+};
+
+/* The command line of `grove store`. */
+struct store_args {
+	const char *conf, *init, *name, *listen_addr;
+};
+
+/* Returns -1 to go on, or the exit code (help, or a wrong argument). */
+static int store_parse_args(struct store_args *a, int argc, char **argv)
+{
+	struct cli_parse p;
+	int o, code;
+
+	cli_parse_init(&p, &store_command, argc, argv);
+	while ((o = cli_parse_next(&p)) != -1) {
+		switch (o) {
+		case 'c': a->conf = optarg; break;
+		case OPT_INIT: a->init = optarg; break;
+		case OPT_NAME: a->name = optarg; break;
+		case OPT_LISTEN: a->listen_addr = optarg; break;
+		}
+	}
+	if ((code = cli_parse_end(&p)) >= 0)
+		return code;
+	if (p.nargs)
+		return cli_usage_error(&store_command, "unknown argument '%s'", p.args[0]);
+	if (!a->init && !a->conf)
+		return cli_usage_error(&store_command, "no config file given");
+	return -1;
+}
 
 static int store_init_dir(const char *dir, const char *name, const char *listen)
 {
@@ -255,41 +293,25 @@ int store_main(int argc, char **argv)
 	struct config *cfg = NULL;
 	struct rpc_server *srv = NULL;
 	struct rpc_server_opts ropts = { .role = "store" };
-	const char *conf = NULL, *init = NULL, *name = "default", *listen_addr = "127.0.0.1:8075";
+	struct store_args args = { .name = "default", .listen_addr = "127.0.0.1:8075" };
+	const char *conf;
 	char **listen = NULL;
 	size_t nlisten = 0;
 	struct daemon d;
 	int ret = 0, sig = 0;
 	int64_t grace;
 
-	for (int i = 1; i < argc; i++) {
-		if ((!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) && i + 1 < argc)
-			conf = argv[++i];
-		else if (!strcmp(argv[i], "--init") && i + 1 < argc)
-			init = argv[++i];
-		else if (!strcmp(argv[i], "--name") && i + 1 < argc)
-			name = argv[++i];
-		else if (!strcmp(argv[i], "--listen") && i + 1 < argc)
-			listen_addr = argv[++i];
-		else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-			fputs(usage, stdout);
-			return 0;
-		} else {
-			fprintf(stderr, "grove store: unknown argument '%s'\n%s", argv[i], usage);
-			return 2;
-		}
-	}
-	if (init) {
-		if (storage_name_validate(name) || store_init_dir(init, name, listen_addr)) {
+	if ((ret = store_parse_args(&args, argc, argv)) >= 0)
+		return ret;
+	if (args.init) {
+		if (storage_name_validate(args.name) || store_init_dir(args.init, args.name, args.listen_addr)) {
 			fprintf(stderr, "grove store: %s\n", error_msg());
 			return 1;
 		}
 		return 0;
 	}
-	if (!conf) {
-		fprintf(stderr, "grove store: no config file given\n%s", usage);
-		return 2;
-	}
+	conf = args.conf;
+	ret = 0;
 
 	/* Signals are taken synchronously by this thread, never by a worker. */
 	daemon_init(&d, "store", NULL);
