@@ -26,21 +26,12 @@ int app_backup(const struct repo_env *env, struct db *db, const char *name, int 
 		goto out;
 	if (app.route == ROUTE_LEGACY) {
 		struct proc p = { .pid = -1 };
-		struct strvec argv = STRVEC_INIT;
 		snprintf(legacy, sizeof(legacy), "%s/%s.git", env->legacy_dir, name);
 		if (access(legacy, F_OK)) {
 			ret = error_set(GROVE_ENOTFOUND, "%s has no repository yet: nothing to back up", name);
 			goto out;
 		}
-		gitcmd_init(&argv, NULL, legacy);
-		strvec_push(&argv, "bundle");
-		strvec_push(&argv, "create");
-		strvec_push(&argv, "--quiet");
-		strvec_push(&argv, "-");
-		strvec_push(&argv, "--all");
-		ret = proc_start(&p, strvec_argv(&argv), NULL, NULL, PROC_STDOUT);
-		strvec_clear(&argv);
-		if (ret)
+		if ((ret = repo_bundle_start(legacy, &p)))
 			goto out;
 		for (;;) {
 			char buf[65536];

@@ -21,8 +21,7 @@
 static int copy_to_cluster(const char *src, struct repo_remote *r, const char *head, uint64_t nrefs)
 {
 	struct proc p = { .pid = -1 };
-	struct strvec argv = STRVEC_INIT;
-	int ret;
+	int ret, code;
 
 	if (nrefs <= 1) {
 		Grove__V1__CreateRepositoryRequest req = GROVE__V1__CREATE_REPOSITORY_REQUEST__INIT;
@@ -36,22 +35,14 @@ static int copy_to_cluster(const char *src, struct repo_remote *r, const char *h
 		FREE_MSG(resp);
 		return ret;
 	}
-	gitcmd_init(&argv, NULL, src);
-	strvec_push(&argv, "bundle");
-	strvec_push(&argv, "create");
-	strvec_push(&argv, "--quiet");
-	strvec_push(&argv, "-");
-	strvec_push(&argv, "--all");
-	if ((ret = proc_start(&p, strvec_argv(&argv), NULL, NULL, PROC_STDOUT)))
-		goto out;
+	if ((ret = repo_bundle_start(src, &p)))
+		return ret;
 	ret = repo_send_bundle(r, p.out);
-	int code = proc_wait(&p);
+	code = proc_wait(&p);
 	if (code && !ret)
 		ret = error_set(GROVE_EINTERNAL, "git bundle create failed (exit %d)", code);
 	if (!ret)
 		ret = repo_remote_set_head(r, head);
-out:
-	strvec_clear(&argv);
 	return ret;
 }
 

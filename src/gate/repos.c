@@ -40,6 +40,21 @@ int repo_git(const char *dir, const char *const *args)
 	return ret;
 }
 
+int repo_bundle_start(const char *dir, struct proc *p)
+{
+	struct strvec argv = STRVEC_INIT;
+	int ret;
+	gitcmd_init(&argv, NULL, dir);
+	strvec_push(&argv, "bundle");
+	strvec_push(&argv, "create");
+	strvec_push(&argv, "--quiet");
+	strvec_push(&argv, "-");
+	strvec_push(&argv, "--all");
+	ret = proc_start(p, strvec_argv(&argv), NULL, NULL, PROC_STDOUT);
+	strvec_clear(&argv);
+	return ret;
+}
+
 /* HEAD's target ("refs/heads/main") of a local bare repository. */
 int repo_local_head(const char *dir, char *out, size_t n)
 {

@@ -35,6 +35,9 @@ struct repo_remote {
 void repo_report(struct strbuf *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* git ARGS in dir (NULL: none); its stderr becomes the error message. */
 int repo_git(const char *dir, const char *const *args);
+/* git bundle create of every ref of the bare repository dir, to p->out. */
+struct proc;
+int repo_bundle_start(const char *dir, struct proc *p);
 /* HEAD's target ("refs/heads/main") of a local bare repository. */
 int repo_local_head(const char *dir, char *out, size_t n);
 
