@@ -745,8 +745,9 @@ static void pump_output_queue(struct pump *p)
 			b->abort(b);   /* drops the queue: peek says 0 until the end */
 			break;
 		}
-		b->consume(b, n);
+		/* data is the backend's until consumed: look at it first. */
 		p->win = took_output(s, p->pace, data, n);
+		b->consume(b, n);
 		p->last_activity = now_ms();
 	}
 	if (corked)
