@@ -5,7 +5,8 @@
 . "$(dirname "$0")/test-lib.sh"
 
 # inner NAME BODY: a test file NAME.t of one test with BODY, run through the
-# library; its TAP output in NAME.out, its exit status in NAME.rc.
+# library; its TAP output in NAME.out, its exit status in NAME.rc. Its trash
+# (kept when it fails, as some do on purpose) goes inside this test's.
 inner() {
 	cat >"$1.t" <<-EOF
 	#!/bin/sh
@@ -13,7 +14,7 @@ inner() {
 	$2
 	test_done
 	EOF
-	GROVE_BIN=$GROVE sh "./$1.t" >"$1.out" 2>"$1.err" && echo 0 >"$1.rc" || echo $? >"$1.rc"
+	GROVE_TEST_RUN=$TRASH GROVE_BIN=$GROVE sh "./$1.t" >"$1.out" 2>"$1.err" && echo 0 >"$1.rc" || echo $? >"$1.rc"
 }
 
 test_expect_success 'a failing command before the last one fails the test' '
