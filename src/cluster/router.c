@@ -44,6 +44,7 @@ struct target {
 	grpc_status_code code;
 	char details[1024];
 	int64_t responses;
+	char checksum[65];       /* a voted push's refs_checksum, "" if none */
 };
 
 struct proxy {
@@ -117,6 +118,13 @@ static grpc_byte_buffer *first_for(const grpc_slice *first, const struct node *n
 
 /* ---- targets ---- */
 
+static bool is_method(const struct rpc_method_info *info, const char *name)
+{
+	const char *slash = strrchr(info->path, '/');
+	return slash && !strcmp(slash + 1, name);
+}
+
+
 static void *sender_main(void *arg)
 {
 	struct target *t = arg;
@@ -149,15 +157,36 @@ static void *sender_main(void *arg)
 	return NULL;
 }
 
+/* A voted push's last answer carries the store's checksum (ssh.proto): a
+ * small message, looked at before it is relayed (sending takes its bytes). */
+static void target_note_checksum(struct target *t, grpc_byte_buffer *bb)
+{
+	grpc_slice sl;
+	const uint8_t *val;
+	size_t vlen;
+
+	if (grpc_byte_buffer_length(bb) > 256 || rpc_bb_slice(bb, &sl))
+		return;
+	if (pbwire_find(GRPC_SLICE_START_PTR(sl), GRPC_SLICE_LENGTH(sl), 4, &val, &vlen) == 1 &&
+	    vlen < sizeof(t->checksum)) {
+		memcpy(t->checksum, val, vlen);
+		t->checksum[vlen] = '\0';
+	}
+	grpc_slice_unref(sl);
+}
+
 static void *reader_main(void *arg)
 {
 	struct target *t = arg;
 	struct proxy *px = t->px;
 	grpc_byte_buffer *bb = NULL;
+	bool voted_push = px->txn && is_method(px->info, "SSHReceivePack");
 	int r;
 
 	while ((r = rpc_stream_recv_bb(t->st, &bb)) == 1) {
 		t->responses++;
+		if (voted_push)
+			target_note_checksum(t, bb);
 		if (t->primary) {
 			pthread_mutex_lock(&px->mu);
 			bool gone = px->client_gone;
@@ -552,10 +581,42 @@ fail:
 
 /* ---- mutators and maintenance ---- */
 
-static bool is_method(const struct rpc_method_info *info, const char *name)
+/*
+ * A push is voted once, before any ref moves (store/service_hook.c), and
+ * git then updates each ref on its own: a replica that failed one the
+ * primary made (or the other way round) ends with other refs. It has
+ * not taken the write, and is repaired.
+ */
+static bool same_refs(const struct proxy *px, const char *want, const struct target *t)
 {
-	const char *slash = strrchr(info->path, '/');
-	return slash && !strcmp(slash + 1, name);
+	if (!is_method(px->info, "SSHReceivePack") || (want[0] && !strcmp(t->checksum, want)))
+		return true;
+	log_warn("cluster.diverged", "node=%s checksum=%s expected=%s", t->node->name,
+		 t->checksum[0] ? t->checksum : "-", want[0] ? want : "-");
+	return false;
+}
+
+/* The refs a voted push should have left: the primary's; if it ended
+ * without a checksum (it died after the vote), the one most of the
+ * others ended with. */
+static const char *expected_checksum(const struct proxy *px, const struct target *pt)
+{
+	const char *best = "";
+	int best_n = 0;
+	if (pt->code == GRPC_STATUS_OK && pt->checksum[0])
+		return pt->checksum;
+	for (size_t i = 0; i < px->n; i++) {
+		int n = 0;
+		if (px->t[i].code != GRPC_STATUS_OK || !px->t[i].checksum[0])
+			continue;
+		for (size_t k = 0; k < px->n; k++)
+			n += px->t[k].code == GRPC_STATUS_OK && !strcmp(px->t[k].checksum, px->t[i].checksum);
+		if (n > best_n) {
+			best = px->t[i].checksum;
+			best_n = n;
+		}
+	}
+	return best;
 }
 
 static void after_write(struct cluster *c, struct proxy *px, struct repo_state *r)
@@ -592,14 +653,18 @@ static void after_write(struct cluster *c, struct proxy *px, struct repo_state *
 			state_repo_delete(c, r->path);   /* nothing was created */
 		return;
 	}
-	/* Took the write: ended well, and with votes, agreed in every round.
-	 * A primary that voted and then died may not have written its refs:
-	 * it is repaired rather than trusted. */
+	/* Took the write: ended well, and with votes, agreed in every round
+	 * (and a push: ended with the expected refs). A primary that voted
+	 * and then died may not have written its refs: it is repaired rather
+	 * than trusted. */
+	const char *want = expected_checksum(px, pt);
 	for (size_t i = 0; i < px->n; i++) {
 		struct target *t = &px->t[i];
 		bool ok = t->code == GRPC_STATUS_OK;
 		if (rounds > 0)
 			ok = ok && txn_node_agreed(c, px->txn, t->node->name, NULL);
+		if (ok && !same_refs(px, want, t))
+			ok = false;
 		if (ok)
 			took[ntook++] = t->node->name;
 	}

@@ -129,14 +129,12 @@ static int transaction_hook(const char *state, Grove__V1__HookPayload *payload, 
 	unsigned char vote[SHA256_DIGEST_LENGTH];
 	int ret;
 
-	if (!strcmp(state, "prepared"))
-		req.state = GROVE__V1__REFERENCE_TRANSACTION_HOOK_REQUEST__STATE__PREPARED;
-	else if (!strcmp(state, "committed"))
-		req.state = GROVE__V1__REFERENCE_TRANSACTION_HOOK_REQUEST__STATE__COMMITTED;
-	else if (!strcmp(state, "aborted"))
-		req.state = GROVE__V1__REFERENCE_TRANSACTION_HOOK_REQUEST__STATE__ABORTED;
-	else
-		return 0;   /* a state this version does not know: not ours to block */
+	/* Only "prepared" is voted: git ignores the hook's answer once the
+	 * refs moved ("committed", "aborted"), and so does the router; a
+	 * state this version does not know is not ours to block either. */
+	if (strcmp(state, "prepared"))
+		return 0;
+	req.state = GROVE__V1__REFERENCE_TRANSACTION_HOOK_REQUEST__STATE__PREPARED;
 	SHA256((const unsigned char *)in->buf, in->len, vote);
 	req.payload = payload;
 	req.vote.data = vote;
@@ -148,13 +146,8 @@ static int transaction_hook(const char *state, Grove__V1__HookPayload *payload, 
 				TXN_VOTE_TIMEOUT_MS + 5000);
 	rpc_client_free(cl);
 	if (ret) {
-		/* Only a failed "prepared" vote stops git; later ones come after
-		 * the refs moved and git ignores the hook's status. */
-		if (req.state == GROVE__V1__REFERENCE_TRANSACTION_HOOK_REQUEST__STATE__PREPARED)
-			fprintf(stderr, "error: grove: the ref update vote failed, so no ref was updated: %s; "
-				"push again\n", error_msg());
-		else
-			fprintf(stderr, "error: grove: the ref update vote failed: %s\n", error_msg());
+		fprintf(stderr, "error: grove: the ref update vote failed, so no ref was updated: %s; "
+			"push again\n", error_msg());
 		return 1;
 	}
 	ret = resp->commit ? 0 : 1;
@@ -198,7 +191,9 @@ int hook_main(const char *name, int argc, char **argv)
 			code = transaction_hook(argc > 1 ? argv[1] : "", payload, &in);
 		goto out;
 	}
-	if (payload->secondary || !active(name))
+	/* The store says which hooks have someone to answer: on a secondary
+	 * of a voted push only pre-receive, which votes there. */
+	if (!active(name))
 		goto out;
 	code = receive_hook(name, payload, &in);
 out:

@@ -129,16 +129,28 @@ static int mkdirs(const char *path, mode_t mode)
 	return 0;
 }
 
-/* (Re)creates the symlinks git runs as hooks, and grove-connect. */
+/*
+ * (Re)creates the symlinks git runs as hooks, and grove-connect.
+ *
+ * receive-pack gets a folder without reference-transaction: git 2.39 opens
+ * one reference transaction per ref of a push (two hook runs each, and a
+ * vote round across the replicas), which made a push of 200 tags take
+ * 24 s instead of 0.15 s. A push is voted once instead, in pre-receive,
+ * and the router compares the replicas' checksums afterwards (txn.c).
+ */
 static int install_links(struct store *st)
 {
-	static const char *const hooks[] = { "pre-receive", "post-receive", "reference-transaction" };
+	static const struct { const char *name; bool push; } hooks[] = {
+		{ "pre-receive", true }, { "post-receive", true }, { "reference-transaction", false },
+	};
 	char link[4200];
 	for (size_t i = 0; i < ARRAY_SIZE(hooks); i++) {
-		snprintf(link, sizeof(link), "%s/%s", st->hooks_dir, hooks[i]);
-		unlink(link);
-		if (symlink(st->self_exe, link))
-			return error_set(GROVE_EIO, "cannot link %s: %s", link, strerror(errno));
+		for (int push = 0; push <= hooks[i].push; push++) {
+			snprintf(link, sizeof(link), "%s/%s", push ? st->push_hooks_dir : st->hooks_dir, hooks[i].name);
+			unlink(link);
+			if (symlink(st->self_exe, link))
+				return error_set(GROVE_EIO, "cannot link %s: %s", link, strerror(errno));
+		}
 	}
 	unlink(st->connect_bin);
 	if (symlink(st->self_exe, st->connect_bin))
@@ -174,6 +186,7 @@ static int store_setup_dirs(struct store *st, struct config *cfg, const char *ru
 	st->tmp_dir = xasprintf("%s/tmp", st->state_dir);
 	st->trash_dir = xasprintf("%s/trash", st->state_dir);
 	st->hooks_dir = xasprintf("%s/hooks", st->state_dir);
+	st->push_hooks_dir = xasprintf("%s/hooks-push", st->state_dir);
 	snprintf(buf, sizeof(buf), "%s/bin", st->state_dir);
 	st->connect_bin = xasprintf("%s/grove-connect", buf);
 	if (!runtime)
@@ -184,7 +197,8 @@ static int store_setup_dirs(struct store *st, struct config *cfg, const char *ru
 	}
 	if ((ret = mkdirs(st->root, 0755)) || (ret = mkdirs(st->state_dir, 0700)) ||
 	    (ret = mkdirs(st->tmp_dir, 0700)) || (ret = mkdirs(st->trash_dir, 0700)) ||
-	    (ret = mkdirs(st->hooks_dir, 0700)) || (ret = mkdirs(buf, 0700)) || (ret = mkdirs(runtime, 0700)))
+	    (ret = mkdirs(st->hooks_dir, 0700)) || (ret = mkdirs(st->push_hooks_dir, 0700)) ||
+	    (ret = mkdirs(buf, 0700)) || (ret = mkdirs(runtime, 0700)))
 		goto out;
 	snprintf(buf, sizeof(buf), "%s/hook.sock", runtime);
 	if (strlen(buf) >= 100) {
@@ -260,7 +274,9 @@ static int store_setup(struct store *st, struct config *cfg, struct rpc_server_o
 	ret = install_links(st);
 	st->git_nohooks.hooks_dir = NULL;
 	st->git_hooks.hooks_dir = st->hooks_dir;
-	st->git_nohooks.fsck_ignore = st->git_hooks.fsck_ignore = gitcmd_fsck_ignore_ids(&st->fsck_ignore);
+	st->git_push.hooks_dir = st->push_hooks_dir;
+	st->git_nohooks.fsck_ignore = st->git_hooks.fsck_ignore = st->git_push.fsck_ignore =
+		gitcmd_fsck_ignore_ids(&st->fsck_ignore);
 out:
 	free(fsck_ignore);
 	free(secret_file);
@@ -277,6 +293,7 @@ static void store_release(struct store *st)
 	free(st->tmp_dir);
 	free(st->trash_dir);
 	free(st->hooks_dir);
+	free(st->push_hooks_dir);
 	free(st->connect_bin);
 	free(st->hook_address);
 	free(st->custom_hooks);

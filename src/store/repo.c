@@ -235,6 +235,40 @@ int store_repo_checksum(const char *path, char out[65], uint64_t *nrefs)
 	return repo_checksum(path, out, nrefs);
 }
 
+int store_repo_ref_updates(const char *path, const char *in, size_t len, struct strbuf *out)
+{
+	git_repository *repo = NULL;
+	const char *end = in + len;
+	int ret = open_repo(path, &repo);
+
+	while (!ret && in < end) {
+		const char *nl = memchr(in, '\n', (size_t)(end - in));
+		size_t n = nl ? (size_t)(nl - in) : (size_t)(end - in);
+		char line[1200], cur[GIT_OID_HEXSZ + 1];
+		const char *sp1, *sp2;
+		git_oid oid;
+		int r;
+
+		if (n >= sizeof(line) || !(sp1 = memchr(in, ' ', n)) || !(sp2 = memchr(sp1 + 1, ' ', (size_t)(in + n - sp1 - 1)))) {
+			ret = error_set(GROVE_EINVAL, "a malformed ref update line");
+			break;
+		}
+		memcpy(line, sp2 + 1, (size_t)(in + n - sp2 - 1));
+		line[in + n - sp2 - 1] = '\0';
+		r = git_reference_name_to_id(&oid, repo, line);
+		if (r == GIT_ENOTFOUND)
+			memset(cur, '0', GIT_OID_HEXSZ), cur[GIT_OID_HEXSZ] = '\0';
+		else if (r < 0)
+			snprintf(cur, sizeof(cur), "unreadable");
+		else
+			git_oid_tostr(cur, sizeof(cur), &oid);
+		strbuf_addf(out, "%s %.*s\n", cur, (int)(in + n - sp1 - 1), sp1 + 1);
+		in += n + (nl != NULL);
+	}
+	git_repository_free(repo);
+	return ret;
+}
+
 int store_repo_head(const char *path, struct strbuf *out)
 {
 	git_repository *repo = NULL;
@@ -280,13 +314,18 @@ char **store_hook_env(struct store *st, const Grove__V1__HookPayload *payload,
 	char custom_pre[4096], custom_post[4096], active[128];
 	bool remote = payload && payload->hook_address && *payload->hook_address;
 	bool vote = payload && payload->transaction_address && *payload->transaction_address;
+	/* The push's checks and its deploy are the primary's; a secondary
+	 * only votes (in pre-receive, see service_hook.c). */
+	bool primary = !payload || !payload->secondary;
 
 	/* Tell the hook which callbacks have someone to answer them, so that a
 	 * push with nothing to check costs no round trip. */
 	snprintf(custom_pre, sizeof(custom_pre), "%s/pre-receive", st->custom_hooks ? st->custom_hooks : "/nonexistent");
 	snprintf(custom_post, sizeof(custom_post), "%s/post-receive", st->custom_hooks ? st->custom_hooks : "/nonexistent");
-	snprintf(active, sizeof(active), "%s%s%s", remote || !access(custom_pre, X_OK) ? "pre-receive," : "",
-		 remote || !access(custom_post, X_OK) ? "post-receive," : "", vote ? "reference-transaction," : "");
+	snprintf(active, sizeof(active), "%s%s%s",
+		 vote || (primary && (remote || !access(custom_pre, X_OK))) ? "pre-receive," : "",
+		 primary && (remote || !access(custom_post, X_OK)) ? "post-receive," : "",
+		 vote ? "reference-transaction," : "");
 	if (any_active)
 		*any_active = active[0] != '\0';
 	return hook_env_build(payload, repo, st->hook_address, st->secret, active, git_protocol);

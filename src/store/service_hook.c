@@ -17,6 +17,7 @@
 #include "grove/v1/hook.pb-c.h"
 
 #include <fcntl.h>
+#include <openssl/sha.h>
 #include <signal.h>
 
 #define HOOK_STDIN_MAX (16 << 20)
@@ -169,6 +170,92 @@ out:
 	return ret;
 }
 
+/*
+ * Votes a store's ref updates to the cluster router that sent the write and
+ * relays its answer: git commits the updates only on COMMIT. The router
+ * holds the answer until a quorum agreed, so this call may wait.
+ */
+static int txn_vote(struct store *st, const Grove__V1__HookPayload *p, Grove__V1__VoteTransactionRequest__Phase phase,
+		    ProtobufCBinaryData vote, bool *commit, char *msg, size_t msgsize)
+{
+	Grove__V1__VoteTransactionRequest v = GROVE__V1__VOTE_TRANSACTION_REQUEST__INIT;
+	Grove__V1__VoteTransactionResponse *r = NULL;
+	struct rpc_client *cl = NULL;
+	int ret;
+
+	v.transaction_id = p->transaction_id;
+	v.node = p->node;
+	v.vote = vote;
+	v.phase = phase;
+	ret = rpc_client_new(&cl, p->transaction_address, st->secret);
+	if (!ret) {
+		/* A connection the router was slow to accept must not abort the
+		 * push: the vote waits for one as it waits for a quorum. */
+		rpc_client_set_wait_for_ready(cl, true);
+		ret = rpc_unary(cl, "/grove.v1.TransactionService/VoteTransaction", &v.base,
+				&grove__v1__vote_transaction_response__descriptor, (ProtobufCMessage **)&r,
+				TXN_VOTE_TIMEOUT_MS);
+	}
+	if (ret) {
+		error_wrap(ret, "voting transaction %llu at %s", (unsigned long long)p->transaction_id,
+			   p->transaction_address);
+		goto out;
+	}
+	*commit = r->outcome == GROVE__V1__VOTE_TRANSACTION_RESPONSE__OUTCOME__COMMIT;
+	strlcpy_(msg, r->message ? r->message : "", msgsize);
+	log_info("txn.voted", "txn=%llu node=%s phase=%d commit=%b", (unsigned long long)p->transaction_id, p->node,
+		 (int)v.phase, *commit);
+out:
+	FREE_MSG(r);
+	rpc_client_free(cl);
+	return ret;
+}
+
+/*
+ * A push's one vote (txn.c): every replica of a voted push votes the hash of
+ * its ref updates once its pack is in and checked and the primary's checks
+ * passed, before any ref moves. git then makes the updates with no vote per
+ * ref; the router compares the replicas' checksums once git is done.
+ */
+static int push_vote(struct store *st, struct hook_run *h, int *code)
+{
+	const Grove__V1__HookPayload *p = h->first->payload;
+	unsigned char hash[SHA256_DIGEST_LENGTH];
+	ProtobufCBinaryData vote = { sizeof(hash), hash };
+	struct strbuf path = STRBUF_INIT, updates = STRBUF_INIT;
+	char msg[1024] = "", line[1200];
+	bool commit = false;
+	int ret;
+
+	if (!p->transaction_address || !*p->transaction_address)
+		return 0;
+	/* As git's "prepared" vote would: what this replica's refs are now,
+	 * so that a replica that drifted does not agree with the others. */
+	ret = store_repo_path(st, p->repository, true, &path);
+	if (!ret)
+		ret = store_repo_ref_updates(path.buf, h->in.buf, h->in.len, &updates);
+	if (!ret) {
+		SHA256((const unsigned char *)updates.buf, updates.len, hash);
+		ret = txn_vote(st, p, GROVE__V1__VOTE_TRANSACTION_REQUEST__PHASE__PREPARED, vote, &commit, msg,
+			       sizeof(msg));
+	}
+	strbuf_release(&path);
+	strbuf_release(&updates);
+	if (ret) {
+		/* The pusher sees a generic line; the detail is in this log. */
+		log_warn("txn.vote_failed", "repo=%s error=%s", p->repository->relative_path, error_msg());
+		snprintf(msg, sizeof(msg), "the replicas could not agree in time");
+	}
+	if (!ret && commit)
+		store_push_refs_put(p->transaction_id, p->node, h->in.buf, h->in.len);
+	if (ret || !commit) {
+		*code = 1;
+		snprintf(line, sizeof(line), "error: grove: ref update not committed: %s; no ref was updated, push again\n", msg);
+		relay_err(h, line, strlen(line));
+	}
+	return 0;
+}
+
 static void hook_serve(struct rpc_call *call, struct store *st, const char *name, const char *method)
 {
 	struct hook_run h = { .call = call, .name = name };
@@ -197,7 +284,7 @@ static void hook_serve(struct rpc_call *call, struct store *st, const char *name
 	if (ret)
 		goto out;
 
-	if (st->custom_hooks) {
+	if (st->custom_hooks && !h.first->payload->secondary) {
 		strbuf_addf(&prog, "%s/%s", st->custom_hooks, name);
 		if (!access(prog.buf, X_OK)) {
 			ret = run_custom(st, &h, prog.buf, &code);
@@ -205,11 +292,13 @@ static void hook_serve(struct rpc_call *call, struct store *st, const char *name
 				goto out;
 		}
 	}
-	if (!code && h.first->payload->hook_address && *h.first->payload->hook_address) {
+	if (!code && !h.first->payload->secondary && h.first->payload->hook_address && *h.first->payload->hook_address) {
 		ret = forward(st, &h, method, &code);
 		if (ret)
 			goto out;
 	}
+	if (!code && !strcmp(name, "pre-receive") && (ret = push_vote(st, &h, &code)))
+		goto out;
 	status.value = code;
 	done.exit_status = &status;
 	ret = rpc_call_send(call, &done.base);
@@ -231,58 +320,6 @@ static void post_receive(struct rpc_call *call, void *data)
 	hook_serve(call, data, "post-receive", "/grove.v1.HookService/PostReceiveHook");
 }
 
-/*
- * Votes a store's ref updates to the cluster router that sent the write and
- * relays its answer: git commits the updates only on COMMIT. The router
- * holds the answer until a quorum agreed, so this call may wait.
- */
-static int txn_vote(struct store *st, const Grove__V1__ReferenceTransactionHookRequest *req,
-		    Grove__V1__ReferenceTransactionHookResponse *resp, char *msg, size_t msgsize)
-{
-	const Grove__V1__HookPayload *p = req->payload;
-	Grove__V1__VoteTransactionRequest v = GROVE__V1__VOTE_TRANSACTION_REQUEST__INIT;
-	Grove__V1__VoteTransactionResponse *r = NULL;
-	struct rpc_client *cl = NULL;
-	int ret;
-
-	v.transaction_id = p->transaction_id;
-	v.node = p->node;
-	v.vote = req->vote;
-	switch (req->state) {
-	case GROVE__V1__REFERENCE_TRANSACTION_HOOK_REQUEST__STATE__COMMITTED:
-		v.phase = GROVE__V1__VOTE_TRANSACTION_REQUEST__PHASE__COMMITTED;
-		break;
-	case GROVE__V1__REFERENCE_TRANSACTION_HOOK_REQUEST__STATE__ABORTED:
-		v.phase = GROVE__V1__VOTE_TRANSACTION_REQUEST__PHASE__ABORTED;
-		break;
-	default:
-		v.phase = GROVE__V1__VOTE_TRANSACTION_REQUEST__PHASE__PREPARED;
-	}
-	ret = rpc_client_new(&cl, p->transaction_address, st->secret);
-	if (!ret) {
-		/* A connection the router was slow to accept must not abort the
-		 * push: the vote waits for one as it waits for a quorum. */
-		rpc_client_set_wait_for_ready(cl, true);
-		ret = rpc_unary(cl, "/grove.v1.TransactionService/VoteTransaction", &v.base,
-				&grove__v1__vote_transaction_response__descriptor, (ProtobufCMessage **)&r,
-				TXN_VOTE_TIMEOUT_MS);
-	}
-	if (ret) {
-		error_wrap(ret, "voting transaction %llu at %s", (unsigned long long)p->transaction_id,
-			   p->transaction_address);
-		goto out;
-	}
-	resp->commit = r->outcome == GROVE__V1__VOTE_TRANSACTION_RESPONSE__OUTCOME__COMMIT;
-	strlcpy_(msg, r->message ? r->message : "", msgsize);
-	resp->message = msg;
-	log_info("txn.voted", "txn=%llu node=%s phase=%d commit=%b", (unsigned long long)p->transaction_id, p->node,
-		 (int)v.phase, resp->commit);
-out:
-	FREE_MSG(r);
-	rpc_client_free(cl);
-	return ret;
-}
-
 static void reference_transaction(struct rpc_call *call, void *data)
 {
 	struct store *st = data;
@@ -292,8 +329,17 @@ static void reference_transaction(struct rpc_call *call, void *data)
 	int ret = rpc_call_recv_one(call, &grove__v1__reference_transaction_hook_request__descriptor,
 				    (ProtobufCMessage **)&req);
 	resp.commit = true;
-	if (!ret && req->payload && req->payload->transaction_address && *req->payload->transaction_address)
-		ret = txn_vote(st, req, &resp, msg, sizeof(msg));
+	if (!ret && req->payload && req->payload->transaction_address && *req->payload->transaction_address) {
+		Grove__V1__VoteTransactionRequest__Phase phase = GROVE__V1__VOTE_TRANSACTION_REQUEST__PHASE__PREPARED;
+		if (req->state == GROVE__V1__REFERENCE_TRANSACTION_HOOK_REQUEST__STATE__COMMITTED)
+			phase = GROVE__V1__VOTE_TRANSACTION_REQUEST__PHASE__COMMITTED;
+		else if (req->state == GROVE__V1__REFERENCE_TRANSACTION_HOOK_REQUEST__STATE__ABORTED)
+			phase = GROVE__V1__VOTE_TRANSACTION_REQUEST__PHASE__ABORTED;
+		bool commit = false;
+		ret = txn_vote(st, req->payload, phase, req->vote, &commit, msg, sizeof(msg));
+		resp.commit = commit;
+		resp.message = msg;
+	}
 	rpc_call_reply(call, ret, &resp.base);
 	FREE_MSG(req);
 }

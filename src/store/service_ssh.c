@@ -162,16 +162,19 @@ static int ssh_check(struct store *st, const Grove__V1__SSHRequest *first, bool 
 
 /* git's command line for service in the repository at path. */
 static void ssh_git_argv(struct store *st, const Grove__V1__SSHRequest *first, const char *service, const char *path,
-			 bool push, bool hooks, struct strvec *argv)
+			 bool push, bool hooks, bool secondary, struct strvec *argv)
 {
 	/* Each hook is a process start and a round trip: a push with nothing
 	 * to check, deploy or vote on runs none. */
-	gitcmd_init(argv, push && hooks ? &st->git_hooks : &st->git_nohooks, NULL);
+	gitcmd_init(argv, push && hooks ? &st->git_push : &st->git_nohooks, NULL);
 	if (push) {
 		/* Objects are checked as they arrive: a pack with a malformed tree,
-		 * a .gitmodules attack or a bad name never lands on the disk. */
+		 * a .gitmodules attack or a bad name never lands on the disk. A
+		 * secondary of a voted write leaves that to the primary: it gets
+		 * the same bytes, and no replica moves a ref before the primary
+		 * voted, which it does only once its own checks passed. */
 		strvec_push(argv, "-c");
-		strvec_pushf(argv, "receive.fsckObjects=%s", st->fsck_objects ? "true" : "false");
+		strvec_pushf(argv, "receive.fsckObjects=%s", st->fsck_objects && !secondary ? "true" : "false");
 		strvec_push(argv, "-c");
 		strvec_push(argv, "receive.advertisePushOptions=true");
 		/* gc.auto=0 does not stop receive-pack from starting `gc --auto`. */
@@ -221,9 +224,21 @@ static void ssh_settle_head(const char *path, const Grove__V1__SSHRequest *first
 		log_info("repo.head_set", "repo=%s head=%s", first->repository->relative_path, chosen);
 }
 
+/* After a voted push: the hash of its refs the router compares with the
+ * primary's (pushrefs.c; empty if they cannot be read: the replica then
+ * counts as not agreeing). */
+static void ssh_checksum(const char *path, const Grove__V1__SSHRequest *first, const Grove__V1__HookPayload *p,
+			 char out[65])
+{
+	if (store_push_refs_checksum(p->transaction_id, p->node, path, out)) {
+		log_warn("repo.checksum_failed", "repo=%s error=%s", first->repository->relative_path, error_msg());
+		out[0] = '\0';
+	}
+}
+
 /* After git exited with code (ret: how the pump went): the call's outcome,
  * and the exit status sent if all went well. */
-static int ssh_finish(struct ssh_session *s, int ret, int code)
+static int ssh_finish(struct ssh_session *s, int ret, int code, char *checksum)
 {
 	Grove__V1__SSHResponse done = GROVE__V1__SSHRESPONSE__INIT;
 	Grove__V1__ExitStatus status = GROVE__V1__EXIT_STATUS__INIT;
@@ -242,6 +257,7 @@ static int ssh_finish(struct ssh_session *s, int ret, int code)
 	if (!ret) {
 		status.value = code;
 		done.exit_status = &status;
+		done.refs_checksum = checksum;
 		ret = rpc_call_send(s->call, &done.base);
 	}
 	return ret;
@@ -257,6 +273,7 @@ static void ssh_serve(struct rpc_call *call, struct store *st, const char *servi
 	pthread_t tid;
 	bool thread_started = false;
 	bool push = !strcmp(service, "receive-pack");
+	char checksum[65] = "";
 	int64_t start = now_ms();
 	int ret, code = -1;
 
@@ -267,12 +284,12 @@ static void ssh_serve(struct rpc_call *call, struct store *st, const char *servi
 		goto out;
 
 	bool hooks = false;
-	Grove__V1__HookPayload payload;
+	Grove__V1__HookPayload payload = GROVE__V1__HOOK_PAYLOAD__INIT;
 	struct txn_info txn;
 	if (push && (ret = store_write_payload(call, first->hook_payload, &payload, &txn)))
 		goto out;
 	env = store_hook_env(st, push ? &payload : NULL, first->repository, first->git_protocol, &hooks);
-	ssh_git_argv(st, first, service, path.buf, push, hooks, &argv);
+	ssh_git_argv(st, first, service, path.buf, push, hooks, push && payload.secondary, &argv);
 	if ((ret = ssh_start_git(&s, &argv, env, first)))
 		goto out;
 	if (pthread_create(&tid, NULL, stdin_main, &s)) {
@@ -289,7 +306,11 @@ static void ssh_serve(struct rpc_call *call, struct store *st, const char *servi
 	code = proc_wait(&s.proc);
 	if (push && !ret && code == 0)
 		ssh_settle_head(path.buf, first);
-	ret = ssh_finish(&s, ret, code);
+	if (push && !ret && code == 0 && payload.transaction_address && *payload.transaction_address)
+		ssh_checksum(path.buf, first, &payload, checksum);
+	if (push)
+		store_push_refs_drop(payload.transaction_id, payload.node);
+	ret = ssh_finish(&s, ret, code, checksum);
 out:
 	rpc_call_done(call, ret);
 	/* Finishing the call ends a receive still pending, so the thread returns. */

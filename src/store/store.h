@@ -29,6 +29,7 @@ struct store {
 	char *tmp_dir;
 	char *trash_dir;
 	char *hooks_dir;
+	char *push_hooks_dir;  /* pre-receive and post-receive only: for receive-pack */
 	char *connect_bin;     /* state_dir/bin/grove-connect */
 	char *hook_address;    /* "unix:…": where `grove hook` calls back */
 	char *custom_hooks;    /* operator's pre-receive/post-receive, or NULL */
@@ -39,6 +40,7 @@ struct store {
 	int64_t min_free;      /* bytes the root's filesystem keeps free, or a push is refused */
 	struct gitcmd_opts git_nohooks;   /* git with no hooks at all */
 	struct gitcmd_opts git_hooks;     /* git with the store's hooks */
+	struct gitcmd_opts git_push;      /* receive-pack: voted once, in pre-receive */
 };
 
 /*
@@ -69,7 +71,22 @@ int store_branch_ref(const char *name, struct strbuf *out);
 /* The checksum of refs and HEAD as defined in repository.proto. */
 int store_repo_checksum(const char *path, char out[65], uint64_t *nrefs);
 /* HEAD's symbolic target into out. */
+/*
+ * A push's ref update lines ("OLD NEW REF", as pre-receive reads them) as
+ * this repository would make them: each with the ref's value here in
+ * place of OLD (zeros: no such ref). Replicas that vote these agree on
+ * where each ref is now, not only on what the pusher asked.
+ */
+int store_repo_ref_updates(const char *path, const char *in, size_t len, struct strbuf *out);
 int store_repo_head(const char *path, struct strbuf *out);
+
+/* pushrefs.c: a voted push's refs, from its vote to its end. put keeps the
+ * voted lines; checksum (after git) hashes what those refs are now into
+ * out (64 hex digits, "" if the push voted nothing) and forgets them;
+ * drop forgets them. */
+void store_push_refs_put(uint64_t txn, const char *node, const char *lines, size_t len);
+int store_push_refs_checksum(uint64_t txn, const char *node, const char *path, char out[65]);
+void store_push_refs_drop(uint64_t txn, const char *node);
 int store_repo_set_head(const char *path, const char *ref);
 
 /*

@@ -289,6 +289,34 @@ test_expect_success 'a replica whose refs disagree with the primary is left out 
 	same_everywhere app.git
 '
 
+test_expect_success 'a push of 300 new tags is voted once, and every replica ends with them' '
+	no_dataloss && queue_idle &&
+	(cd src && for i in $(seq 300); do echo "create refs/tags/many-$i HEAD"; done | git update-ref --stdin) &&
+	before=$(grep -c "\"event\":\"cluster.vote\"" c/cluster.log) &&
+	(cd src && git_on $c_ADDR push -q ssh://default/app.git "refs/tags/many-*:refs/tags/many-*") &&
+	after=$(grep -c "\"event\":\"cluster.vote\"" c/cluster.log) &&
+	test $((after - before)) = 3 &&
+	for s in s1 s2 s3; do
+		test "$(git --git-dir="$(repo_dir $s app.git)" tag -l "many-*" | wc -l)" = 300 || return 1
+	done &&
+	replicas_same app.git
+'
+
+test_expect_success 'a replica that cannot make an update after the vote is not counted, and is repaired' '
+	no_dataloss && queue_idle &&
+	s=$(secondary_of app.git) &&
+	dir=$(repo_dir $s app.git) &&
+	: a lock git does not take away: the update of that ref fails on $s only &&
+	touch "$dir/refs/heads/locked.lock" &&
+	(cd src && git branch -f locked HEAD && git_on $c_ADDR push -q ssh://default/app.git locked) &&
+	test_grep "\"event\":\"cluster.diverged\".*\"node\":\"$s\"" c/cluster.log &&
+	test_grep "\"event\":\"cluster.outdated\".*\"node\":\"$s\"" c/cluster.log &&
+	git_on $c_ADDR ls-remote ssh://default/app.git refs/heads/locked >ls &&
+	test_grep "^$(git -C src rev-parse locked)" ls &&
+	rm -f "$dir/refs/heads/locked.lock" &&
+	same_everywhere app.git
+'
+
 test_expect_success 'without a majority voting the same ref updates, the push aborts everywhere and says so' '
 	no_dataloss && queue_idle &&
 	p=$(primary_of app.git) &&
