@@ -55,6 +55,10 @@ int main(int argc, char **argv)
 		ret = hook_main(self, argc, argv);
 		goto out;
 	}
+	if (!strcmp(self, "grove-pack-objects")) {
+		ret = packobjects_main(argc, argv);
+		goto out;
+	}
 	if (!strcmp(self, "grove-connect")) {
 		ret = connect_main(argc, argv);
 		goto out;

@@ -304,7 +304,9 @@ static int up_prepare_stores(struct up *u)
 		p->log = xasprintf("%s/logs/%s.log", u->dir, sname);
 		if (access(p->conf, F_OK)) {
 			const char *init[] = { u->self, "store", "--init", sdir, "--name", sname, "--listen", p->addr, NULL };
-			if ((ret = run(init)))
+			/* CI clones one commit again and again: the pack-objects
+			 * cache is on in the one-command stack (off by default). */
+			if ((ret = run(init)) || (ret = set_conf(p->conf, "packCache.enabled", "true")))
 				return ret;
 		}
 		if ((ret = fs_pathf(path, sizeof(path), "%s/secret", sdir)) || (ret = copy_file(u->secret_path, path)) ||

@@ -225,9 +225,9 @@ int jobs_verify(struct cluster *c, const char *path, void *resp /* Grove__V1__Ve
 void admin_register(struct rpc_server *srv, struct cluster *c);
 /* Assigned replicas behind their repository, and by how many generations in all. */
 int state_lag(struct cluster *c, uint64_t *outdated, uint64_t *behind);
-struct MHD_Daemon;
-/* GET /metrics on listen ("127.0.0.1:9236"); stop with MHD_stop_daemon. */
-int metrics_start(struct cluster *c, const char *listen, struct MHD_Daemon **out);
+/* GET /metrics on listen ("127.0.0.1:9236"); stop with metricsd_stop. */
+struct metricsd;
+int metrics_start(struct cluster *c, const char *listen, struct metricsd **out);
 
 /* Writes need a majority of the assigned replicas. */
 static inline int quorum_of(int assigned)

@@ -11,7 +11,7 @@
 #include "lib/log.h"
 #include "lib/repopath.h"
 
-#include <microhttpd.h>
+#include "lib/metricsd.h"
 #include <signal.h>
 
 static const struct cli_option cluster_options[] = {
@@ -249,7 +249,7 @@ int cluster_main(int argc, char **argv)
 	struct rpc_server_opts ropts = { .role = "cluster" };
 	const char *conf = NULL;
 	char **listen = NULL, *db_path = NULL, *metrics_listen = NULL;
-	struct MHD_Daemon *metrics = NULL;
+	struct metricsd *metrics = NULL;
 	size_t nlisten = 0;
 	bool started = false;
 	struct daemon d;
@@ -303,8 +303,7 @@ out:
 		log_error("cluster.failed", "error=%s", error_msg());
 		fprintf(stderr, "grove cluster: %s\n", error_msg());
 	}
-	if (metrics)
-		MHD_stop_daemon(metrics);
+	metricsd_stop(metrics);
 	free(metrics_listen);
 	if (started) {
 		health_stop(&c);

@@ -9,10 +9,7 @@
 #include "lib/log.h"
 #include "lib/strbuf.h"
 
-#include <arpa/inet.h>
-#include <microhttpd.h>
-
-#define METRICS_MAX (1 << 20)
+#include "lib/metricsd.h"
 
 static void render(struct cluster *c, struct strbuf *sb)
 {
@@ -68,61 +65,12 @@ static void render(struct cluster *c, struct strbuf *sb)
 		    (unsigned long long)outdated, (unsigned long long)behind);
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
-				  const char *version, const char *upload_data, size_t *upload_size, void **ptr)
+static void render_cb(void *ctx, struct strbuf *sb)
 {
-	struct cluster *c = cls;
-	struct MHD_Response *resp;
-	struct strbuf sb;
-	enum MHD_Result res;
-	unsigned status = MHD_HTTP_OK;
-	size_t len;
-	char *body;
-
-	/* No body is read: a request with one is answered before it is taken. */
-	if (*upload_size) {
-		*upload_size = 0;
-		return MHD_YES;
-	}
-	strbuf_init(&sb, METRICS_MAX);
-	if (strcmp(method, "GET")) {
-		status = MHD_HTTP_METHOD_NOT_ALLOWED;
-		strbuf_addstr(&sb, "only GET /metrics is served here\n");
-	} else if (strcmp(url, "/metrics")) {
-		status = MHD_HTTP_NOT_FOUND;
-		strbuf_addstr(&sb, "not found: the router serves GET /metrics only\n");
-	} else {
-		render(c, &sb);
-	}
-	body = strbuf_detach(&sb, &len);
-	resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
-	MHD_add_response_header(resp, "Content-Type", "text/plain; version=0.0.4");
-	res = MHD_queue_response(conn, status, resp);
-	MHD_destroy_response(resp);
-	return res;
+	render(ctx, sb);
 }
 
-int metrics_start(struct cluster *c, const char *listen, struct MHD_Daemon **out)
+int metrics_start(struct cluster *c, const char *listen, struct metricsd **out)
 {
-	struct sockaddr_in sa = { 0 };
-	char host[64];
-	const char *colon = strrchr(listen, ':');
-	long port;
-
-	*out = NULL;
-	if (!colon || (size_t)(colon - listen) >= sizeof(host))
-		return error_set(GROVE_EINVAL, "cluster.metricsListen \"%s\" is not IPv4-ADDRESS:PORT", listen);
-	memcpy(host, listen, (size_t)(colon - listen));
-	host[colon - listen] = '\0';
-	port = strtol(colon + 1, NULL, 10);
-	sa.sin_family = AF_INET;
-	sa.sin_port = htons((uint16_t)port);
-	if (port <= 0 || port > 65535 || inet_pton(AF_INET, host, &sa.sin_addr) != 1)
-		return error_set(GROVE_EINVAL, "cluster.metricsListen \"%s\" is not IPv4-ADDRESS:PORT", listen);
-	*out = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, c,
-				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT, 64U,
-				MHD_OPTION_CONNECTION_TIMEOUT, 10U, MHD_OPTION_END);
-	if (!*out)
-		return error_set(GROVE_EUNAVAIL, "cannot serve metrics on %s (address in use?)", listen);
-	return 0;
+	return metricsd_start(listen, "cluster.metricsListen", render_cb, c, out);
 }

@@ -9,6 +9,8 @@
 
 /* name: "pre-receive", "post-receive" or "reference-transaction". */
 int hook_main(const char *name, int argc, char **argv);
+/* grove-pack-objects: git's uploadpack.packObjectsHook (hook/packobjects.c). */
+int packobjects_main(int argc, char **argv);
 /* Whether name is a hook grove answers. */
 int hook_is_hook_name(const char *name);
 

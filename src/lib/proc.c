@@ -40,6 +40,17 @@ char **proc_env(const char *const *extra)
 	return env;
 }
 
+char **proc_env_push(char **env, const char *kv)
+{
+	size_t n = 0;
+	while (env[n])
+		n++;
+	env = xrealloc(env, (n + 2) * sizeof(*env));
+	env[n] = xstrdup(kv);
+	env[n + 1] = NULL;
+	return env;
+}
+
 void proc_env_free(char **env)
 {
 	for (char **e = env; e && *e; e++)

@@ -34,6 +34,8 @@ struct proc {
  * Free with proc_env_free.
  */
 char **proc_env(const char *const *extra);
+/* Appends one NAME=VALUE to an environment from proc_env (which it may move). */
+char **proc_env_push(char **env, const char *kv);
 void proc_env_free(char **env);
 
 /* Starts argv[0] (looked up in PATH). env NULL means proc_env(NULL). */

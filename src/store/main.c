@@ -1,5 +1,6 @@
 /* `grove store`: configuration, start-up, and a clean drain on SIGTERM. */
 #include "store/store.h"
+#include "lib/metricsd.h"
 #include "store/main.h"
 #include "cli/opt.h"
 #include "lib/auth.h"
@@ -45,6 +46,12 @@ const struct cli_command store_command = {
 	"                              fsck message ids let through: historic quirks\n"
 	"    minFreeSpace = 16m        a push is refused when the root's disk has less free\n"
 	"    runtimeDir = …            where the hook socket lives (default root/+grove/run)\n"
+	"    metricsListen = …         IPv4 host:port for GET /metrics (Prometheus)\n"
+	"  [packCache]                  the pack-objects cache: repeated clones from a file\n"
+	"    enabled = false           on: upload-pack's pack-objects runs go through it\n"
+	"    dir = …                   default root/+grove/pack-cache\n"
+	"    maxBytes = 1g             disk it may use; the oldest entries go first\n"
+	"    maxAge = 300              seconds an entry is served\n"
 	"  [hooks]\n"
 	"    customDir = …             operator's pre-receive / post-receive programs\n"
 	"  [log]\n"
@@ -225,6 +232,7 @@ static int store_setup(struct store *st, struct config *cfg, struct rpc_server_o
 	    (ret = config_get_path(cfg, "store.secretFile", NULL, &secret_file)) ||
 	    (ret = config_get_path(cfg, "hooks.customDir", NULL, &st->custom_hooks)) ||
 	    (ret = config_get_path(cfg, "store.runtimeDir", NULL, &runtime)) ||
+	    (ret = config_get_str(cfg, "store.metricsListen", NULL, &st->metrics_listen)) ||
 	    (ret = config_get_bool(cfg, "store.fsckObjects", true, &st->fsck_objects)) ||
 	    (ret = config_get_str(cfg, "store.fsckIgnore", GITCMD_FSCK_IGNORE, &fsck_ignore)) ||
 	    (ret = config_get_str(cfg, "log.level", "info", &level)) ||
@@ -272,6 +280,8 @@ static int store_setup(struct store *st, struct config *cfg, struct rpc_server_o
 		goto out;
 	}
 	ret = install_links(st);
+	if (!ret)
+		ret = store_pack_cache_setup(st, cfg);
 	st->git_nohooks.hooks_dir = NULL;
 	st->git_hooks.hooks_dir = st->hooks_dir;
 	st->git_push.hooks_dir = st->push_hooks_dir;
@@ -294,6 +304,8 @@ static void store_release(struct store *st)
 	free(st->trash_dir);
 	free(st->hooks_dir);
 	free(st->push_hooks_dir);
+	free(st->pack_objects_hook);
+	free(st->metrics_listen);
 	free(st->connect_bin);
 	free(st->hook_address);
 	free(st->custom_hooks);
@@ -315,6 +327,7 @@ int store_main(int argc, char **argv)
 	char **listen = NULL;
 	size_t nlisten = 0;
 	struct daemon d;
+	struct metricsd *metrics = NULL;
 	int ret = 0, sig = 0;
 	int64_t grace;
 
@@ -350,7 +363,8 @@ int store_main(int argc, char **argv)
 	for (size_t i = 0; i < nlisten; i++)
 		if ((ret = rpc_server_listen(srv, listen[i])))
 			goto out;
-	if ((ret = rpc_server_listen(srv, st.hook_address)) || (ret = rpc_server_start(srv)))
+	if ((ret = rpc_server_listen(srv, st.hook_address)) || (ret = rpc_server_start(srv)) ||
+	    (ret = store_metrics_start(&st, &metrics)))
 		goto out;
 	log_info("store.started", "name=%s root=%s listen=%s hook_socket=%s", st.name, st.root, listen[0],
 		 st.hook_address);
@@ -367,6 +381,7 @@ out:
 		log_error("store.failed", "error=%s", error_msg());
 		fprintf(stderr, "grove store: %s\n", error_msg());
 	}
+	metricsd_stop(metrics);
 	rpc_server_free(srv);
 	config_strv_free(listen, nlisten);
 	config_free(cfg);

@@ -184,6 +184,8 @@ static void ssh_git_argv(struct store *st, const Grove__V1__SSHRequest *first, c
 			strvec_push(argv, "-c");
 			strvec_pushf(argv, "receive.maxInputSize=%" PRIu64, (uint64_t)first->max_input_size);
 		}
+	} else if (!strcmp(service, "upload-pack")) {
+		store_pack_cache_argv(st, argv);
 	}
 	strvec_push(argv, service);
 	strvec_push(argv, path);
@@ -289,6 +291,8 @@ static void ssh_serve(struct rpc_call *call, struct store *st, const char *servi
 	if (push && (ret = store_write_payload(call, first->hook_payload, &payload, &txn)))
 		goto out;
 	env = store_hook_env(st, push ? &payload : NULL, first->repository, first->git_protocol, &hooks);
+	if (!strcmp(service, "upload-pack"))
+		env = store_pack_cache_env(st, env);
 	ssh_git_argv(st, first, service, path.buf, push, hooks, push && payload.secondary, &argv);
 	if ((ret = ssh_start_git(&s, &argv, env, first)))
 		goto out;

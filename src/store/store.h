@@ -9,6 +9,8 @@
  *   +grove/tmp/     repositories being created, bundles being received
  *   +grove/trash/   repositories being removed
  *   +grove/hooks/   core.hooksPath for git: links to this grove binary
+ *   +grove/hooks-push/  the same for receive-pack (no reference-transaction)
+ *   +grove/pack-cache/  the pack-objects cache, when on (packcache.c)
  *   +grove/bin/     grove-connect, the ssh stand-in git uses to replicate
  * The "+grove" name cannot collide with "@hashed".
  */
@@ -18,6 +20,9 @@
 #include "lib/common.h"
 #include "lib/gitcmd.h"
 #include "lib/hookpayload.h"
+#include "lib/config.h"
+#include "lib/fs.h"
+#include "lib/packcache.h"
 #include "lib/rpc.h"
 #include "lib/strbuf.h"
 #include "grove/v1/shared.pb-c.h"
@@ -41,6 +46,9 @@ struct store {
 	struct gitcmd_opts git_nohooks;   /* git with no hooks at all */
 	struct gitcmd_opts git_hooks;     /* git with the store's hooks */
 	struct gitcmd_opts git_push;      /* receive-pack: voted once, in pre-receive */
+	struct packcache pack_cache;      /* packCache.*; used when pack_objects_hook is set */
+	char *pack_objects_hook;          /* hooks/grove-pack-objects, or NULL: no cache */
+	char *metrics_listen;             /* store.metricsListen, or NULL */
 };
 
 /*
@@ -79,6 +87,16 @@ int store_repo_checksum(const char *path, char out[65], uint64_t *nrefs);
  */
 int store_repo_ref_updates(const char *path, const char *in, size_t len, struct strbuf *out);
 int store_repo_head(const char *path, struct strbuf *out);
+
+/* packcache.c: the pack-objects cache's settings (packCache.*); the git
+ * options and environment upload-pack gets to use it (none when off). */
+int store_pack_cache_setup(struct store *st, struct config *cfg);
+void store_pack_cache_argv(const struct store *st, struct strvec *argv);
+char **store_pack_cache_env(const struct store *st, char **env);
+
+/* metrics.c: GET /metrics on store.metricsListen, if set. */
+struct metricsd;
+int store_metrics_start(struct store *st, struct metricsd **out);
 
 /* pushrefs.c: a voted push's refs, from its vote to its end. put keeps the
  * voted lines; checksum (after git) hashes what those refs are now into

@@ -1,0 +1,45 @@
+/*
+ * The store's Prometheus metrics on store.metricsListen (GET /metrics): the
+ * pack-objects cache's counters, which its hook processes keep in the
+ * cache folder (lib/packcache.h), read at each scrape.
+ */
+#include "store/store.h"
+#include "lib/metricsd.h"
+
+static void render(void *ctx, struct strbuf *sb)
+{
+	const struct store *st = ctx;
+	struct packcache_stats s;
+
+	strbuf_addf(sb, "# HELP grove_store_pack_cache_enabled Whether the pack-objects cache is on.\n"
+			"# TYPE grove_store_pack_cache_enabled gauge\n"
+			"grove_store_pack_cache_enabled{store=\"%s\"} %d\n", st->name, st->pack_objects_hook != NULL);
+	if (!st->pack_objects_hook || packcache_stats_read(st->pack_cache.dir, &s))
+		return;
+	strbuf_addf(sb,
+		    "# HELP grove_store_pack_cache_requests_total Fetches and clones the pack-objects cache answered, by result.\n"
+		    "# TYPE grove_store_pack_cache_requests_total counter\n"
+		    "grove_store_pack_cache_requests_total{store=\"%s\",result=\"hit\"} %llu\n"
+		    "grove_store_pack_cache_requests_total{store=\"%s\",result=\"miss\"} %llu\n"
+		    "grove_store_pack_cache_requests_total{store=\"%s\",result=\"error\"} %llu\n"
+		    "# HELP grove_store_pack_cache_served_bytes_total Pack bytes sent from the cache.\n"
+		    "# TYPE grove_store_pack_cache_served_bytes_total counter\n"
+		    "grove_store_pack_cache_served_bytes_total{store=\"%s\"} %llu\n"
+		    "# HELP grove_store_pack_cache_written_bytes_total Pack bytes written into the cache.\n"
+		    "# TYPE grove_store_pack_cache_written_bytes_total counter\n"
+		    "grove_store_pack_cache_written_bytes_total{store=\"%s\"} %llu\n"
+		    "# HELP grove_store_pack_cache_evictions_total Entries removed for age or to stay within maxBytes.\n"
+		    "# TYPE grove_store_pack_cache_evictions_total counter\n"
+		    "grove_store_pack_cache_evictions_total{store=\"%s\"} %llu\n",
+		    st->name, (unsigned long long)s.hits, st->name, (unsigned long long)s.misses, st->name,
+		    (unsigned long long)s.errors, st->name, (unsigned long long)s.bytes_served, st->name,
+		    (unsigned long long)s.bytes_written, st->name, (unsigned long long)s.evictions);
+}
+
+int store_metrics_start(struct store *st, struct metricsd **out)
+{
+	*out = NULL;
+	if (!st->metrics_listen)
+		return 0;
+	return metricsd_start(st->metrics_listen, "store.metricsListen", render, st, out);
+}
