@@ -339,7 +339,7 @@ static int up_prepare_cluster(struct up *u)
 				       "[cluster]\n\tname = up\n\tvirtualStorage = default\n\tsecretFile = secret\n"
 				       "\tdatabase = cluster.db\n\treplicationFactor = %d\n",
 				       UP_STORES);
-		ret = fs_write_new(cp->conf, text, 0644);
+		ret = fs_write_new(cp->conf, text, 0640);
 		free(text);
 		if (ret)
 			return ret;

@@ -337,7 +337,7 @@ static int gate_init_dir(const char *dir, const char *listen, const char *store,
 			 "[log]\n\tlevel = info\n",
 			 listen, route);
 	free(route);
-	if ((ret = fs_write_new(path, text, 0644)))
+	if ((ret = fs_write_new(path, text, 0640)))
 		goto out;
 	char *real = realpath(path, NULL);
 	printf("%s\n", real ? real : path);
@@ -524,7 +524,7 @@ static int gate_prepare(struct gate *g, const char *conf)
 
 	if ((ret = gate_config_load(&g->cfg, conf)))
 		return ret;
-	if ((ret = fs_mkdir_p(g->cfg.legacy_dir, 0755)) || (ret = install_hook_links(&g->cfg)))
+	if ((ret = fs_mkdir_p(g->cfg.legacy_dir, 0750)) || (ret = install_hook_links(&g->cfg)))
 		return ret;
 	/* Before any fork: sessions and the api process share the counters,
 	 * and the sessions the authorization cache. */

@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 
 void daemon_init(struct daemon *d, const char *role, const int *extra)
@@ -11,6 +12,10 @@ void daemon_init(struct daemon *d, const char *role, const int *extra)
 	const char *ns = getenv("NOTIFY_SOCKET");
 
 	d->role = role;
+	/* Repositories, logs and state are the daemon's and its group's: git
+	 * and every file the daemon makes inherit this (DESIGN: who owns what,
+	 * docs/security.md). */
+	umask(027);
 	sigemptyset(&d->sigs);
 	sigaddset(&d->sigs, SIGTERM);
 	sigaddset(&d->sigs, SIGINT);

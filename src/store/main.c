@@ -116,7 +116,7 @@ static int store_init_dir(const char *dir, const char *name, const char *listen)
 				 "[log]\n"
 				 "\tlevel = info\n",
 				 name, listen);
-		ret = fs_write_new(conf, text, 0644);
+		ret = fs_write_new(conf, text, 0640);
 		if (ret)
 			goto out;
 	}
@@ -202,7 +202,7 @@ static int store_setup_dirs(struct store *st, struct config *cfg, const char *ru
 		ret = error_set(GROVE_EINVAL, "%s: store.root must not contain a quote (\"'\")", config_file(cfg));
 		goto out;
 	}
-	if ((ret = mkdirs(st->root, 0755)) || (ret = mkdirs(st->state_dir, 0700)) ||
+	if ((ret = mkdirs(st->root, 0750)) || (ret = mkdirs(st->state_dir, 0700)) ||
 	    (ret = mkdirs(st->tmp_dir, 0700)) || (ret = mkdirs(st->trash_dir, 0700)) ||
 	    (ret = mkdirs(st->hooks_dir, 0700)) || (ret = mkdirs(st->push_hooks_dir, 0700)) ||
 	    (ret = mkdirs(buf, 0700)) || (ret = mkdirs(runtime, 0700)))

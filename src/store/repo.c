@@ -110,7 +110,7 @@ int store_repo_install(const char *staged, const char *path, const char *rel)
 	int ret;
 	strlcpy_(parent, path, sizeof(parent));
 	*strrchr(parent, '/') = '\0';
-	ret = fs_mkdir_p(parent, 0755);
+	ret = fs_mkdir_p(parent, 0750);
 	if (ret)
 		return ret;
 	/* rename(2) makes the repository appear whole or not at all; a racing
