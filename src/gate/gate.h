@@ -45,6 +45,7 @@ struct gate_config {
 	char *archive_base;        /* where builders reach the admin port: "http://host:port" */
 	int archive_ttl;           /* seconds an archive URL stays valid */
 	bool other_branches;       /* accept pushes to other branches */
+	struct strvec ref_namespaces; /* where a push may put refs (gate.refNamespaces, refpolicy.h) */
 	bool pace_output;          /* send ahead of the client only as far as it keeps up (pace.h) */
 	int canary_percent;
 	int login_grace;           /* seconds to authenticate */

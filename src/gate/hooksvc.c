@@ -4,6 +4,7 @@
  * as the app's last and its deploy branch deployed (deploy.c).
  */
 #include "gate/hooksvc.h"
+#include "gate/refpolicy.h"
 #include "gate/deploy.h"
 #include "lib/adminreq.h"
 #include "lib/error.h"
@@ -99,10 +100,31 @@ struct policy {
 	int refused;
 };
 
+/* A ref outside gate.refNamespaces (refpolicy.h): refused, and said so. */
+static void refuse_namespace(struct policy *p, const char *ref)
+{
+	struct strbuf list = STRBUF_INIT;
+	char shown[256];
+	strlcpy_(shown, ref, sizeof(shown));
+	for (char *q = shown; *q; q++)
+		if ((unsigned char)*q < 0x20 || *q == 0x7f)
+			*q = '?';
+	for (size_t i = 0; i < hook_cfg->ref_namespaces.n; i++)
+		strbuf_addf(&list, "%s%s", i ? ", " : "", hook_cfg->ref_namespaces.v[i]);
+	hook_say(p->call, true, "ERROR: %s was not pushed: %s takes refs only under %s.\n", shown, p->app->name,
+	    list.buf);
+	strbuf_release(&list);
+	p->refused = 1;
+}
+
 static int check_update(void *ctx, const char *old, const char *new, const char *ref)
 {
 	struct policy *p = ctx;
 	const char *branch;
+	if (!refpolicy_allows(&hook_cfg->ref_namespaces, ref)) {
+		refuse_namespace(p, ref);
+		return 0;
+	}
 	if (skip_prefix(ref, "refs/heads/", &branch)) {
 		bool is_deploy = !strcmp(branch, p->app->deploy_branch);
 		const char *why = strcmp(new, ZERO_OID) ? adminreq_branch_problem(branch) : NULL;

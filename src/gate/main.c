@@ -3,6 +3,7 @@
  * loop that forks one process per SSH connection (see gate.h for why).
  */
 #include "gate/gate.h"
+#include "gate/refpolicy.h"
 #include "gate/authz.h"
 #include "gate/db.h"
 #include "gate/metrics.h"
@@ -57,6 +58,8 @@ const struct cli_command gate_command = {
 	"    database = gate.db              SQLite file, or postgres://… shared by several gates\n"
 	"    deployBranch = main             default deploy branch of new apps\n"
 	"    otherBranches = true            accept pushes to other branches\n"
+	"    refNamespaces = " REFPOLICY_DEFAULT "\n"
+	"                                    where else a push may put refs (tags, notes…)\n"
 	"    paceOutput = true               send a clone's output only as far ahead of the\n"
 	"                                    client as it keeps up (from 256 KiB, growing on\n"
 	"                                    long links), not its whole window; false: the\n"
@@ -115,7 +118,7 @@ struct config_load {
 	struct gate_config *c;
 	struct config *cfg;
 	const char *path;
-	char *secret_file, *token_file, *level, *webhook_secret_file, *auth_token_file, *fsck_ignore;
+	char *secret_file, *token_file, *level, *webhook_secret_file, *auth_token_file, *fsck_ignore, *ref_namespaces;
 };
 
 /* The settings that are strings, file names and flags. */
@@ -145,10 +148,13 @@ static int gate_config_read_strings(struct config_load *l)
 	    (ret = config_get_str(cfg, "auth.url", NULL, &c->auth_url)) ||
 	    (ret = config_get_path(cfg, "auth.tokenFile", NULL, &l->auth_token_file)) ||
 	    (ret = config_get_str(cfg, "log.level", "info", &l->level)) ||
-	    (ret = config_get_str(cfg, "gate.fsckIgnore", GITCMD_FSCK_IGNORE, &l->fsck_ignore)))
+	    (ret = config_get_str(cfg, "gate.fsckIgnore", GITCMD_FSCK_IGNORE, &l->fsck_ignore)) ||
+	    (ret = config_get_str(cfg, "gate.refNamespaces", REFPOLICY_DEFAULT, &l->ref_namespaces)))
 		return ret;
 	if ((ret = gitcmd_fsck_ignore_parse(l->fsck_ignore, &c->fsck_ignore)))
 		return error_wrap(ret, "%s: gate.fsckIgnore", l->path);
+	if ((ret = refpolicy_parse(l->ref_namespaces, &c->ref_namespaces)))
+		return error_wrap(ret, "%s: gate.refNamespaces", l->path);
 	return 0;
 }
 
@@ -294,6 +300,7 @@ out:
 	free(l.auth_token_file);
 	free(l.level);
 	free(l.fsck_ignore);
+	free(l.ref_namespaces);
 	config_free(l.cfg);
 	return ret;
 }
@@ -309,6 +316,7 @@ void gate_config_release(struct gate_config *c)
 	FREE_AND_NULL(c->proxy_from);
 	c->nproxy_from = 0;
 	strvec_clear(&c->fsck_ignore);
+	strvec_clear(&c->ref_namespaces);
 }
 
 static int gate_init_dir(const char *dir, const char *listen, const char *store, const char *storage)

@@ -169,6 +169,41 @@ test_expect_success 'with gate.otherBranches=false a push to another branch is r
 	done
 '
 
+test_expect_success 'refs outside gate.refNamespaces are refused on both routes; the list decides' '
+	(cd src && git notes add -m "a note" main) &&
+	: the default gate: branches and tags, no notes &&
+	for route in cluster legacy; do
+		app=ns-$route &&
+		url=ssh://git@127.0.0.1:$GATE_SSH_PORT/$app.git &&
+		api g1 POST /api/v1/apps "{\"name\":\"$app\",\"route\":\"$route\"}" >out && test_grep "^201$" out &&
+		api g1 PUT /api/v1/apps/$app/collaborators/alice "{\"access\":\"write\"}" >out && test_grep "^200$" out &&
+		(cd src && GIT_SSH_COMMAND="$(ssh_as alice $GATE_SSH_PORT)" git push -q $url main v1.0) &&
+		(cd src && test_must_fail env GIT_SSH_COMMAND="$(ssh_as alice $GATE_SSH_PORT)" \
+			git push $url refs/notes/commits 2>../ns.err) &&
+		test_grep "^remote: ERROR: refs/notes/commits was not pushed: $app takes refs only under refs/heads/, refs/tags/." ns.err &&
+		test_grep "\[remote rejected\] *refs/notes/commits -> refs/notes/commits (pre-receive hook declined)" ns.err &&
+		GIT_SSH_COMMAND="$(ssh_as alice $GATE_SSH_PORT)" git ls-remote $url >ls &&
+		test_grep "refs/tags/v1.0$" ls &&
+		! grep "refs/notes" ls || return 1
+	done &&
+	: a gate that takes notes but not tags &&
+	start_gate g3 $s1_ADDR s1 "gate.refNamespaces=refs/heads/ refs/notes/" &&
+	api g3 POST /api/v1/users "{\"name\":\"alice\"}" >out && test_grep "^201$" out &&
+	key=$(cat "$TRASH/keys/alice.pub") &&
+	api g3 POST /api/v1/users/alice/keys "{\"public_key\":\"$key\"}" >out && test_grep "^201$" out &&
+	api g3 POST /api/v1/apps "{\"name\":\"notes\",\"route\":\"legacy\"}" >out && test_grep "^201$" out &&
+	api g3 PUT /api/v1/apps/notes/collaborators/alice "{\"access\":\"write\"}" >out && test_grep "^200$" out &&
+	url=ssh://git@127.0.0.1:$g3_SSH_PORT/notes.git &&
+	(cd src && GIT_SSH_COMMAND="$(ssh_as alice $g3_SSH_PORT)" git push -q $url main refs/notes/commits) &&
+	(cd src && test_must_fail env GIT_SSH_COMMAND="$(ssh_as alice $g3_SSH_PORT)" git push $url v1.0 2>../ns.err) &&
+	test_grep "^remote: ERROR: refs/tags/v1.0 was not pushed: notes takes refs only under refs/heads/, refs/notes/." ns.err &&
+	: a list without refs/heads/ is a configuration error that names the setting &&
+	cp g3/gate.conf g3/bad.conf &&
+	git config -f g3/bad.conf gate.refNamespaces refs/tags/ &&
+	test_must_fail "$GROVE" gate -c g3/bad.conf 2>bad.err &&
+	test_grep "bad.conf: gate.refNamespaces: the list must name refs/heads/" bad.err
+'
+
 test_expect_success 'deleting the deploy branch is refused' '
 	(cd src && test_must_fail env GIT_SSH_COMMAND="$(ssh_as alice $GATE_SSH_PORT)" \
 		git push ssh://git@127.0.0.1:$GATE_SSH_PORT/web.git :main 2>../push.err) &&
