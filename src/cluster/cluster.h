@@ -70,6 +70,7 @@ struct cluster {
 	int health_failures;
 	int vote_timeout_ms;
 	int lag_timeout_ms;       /* a secondary this far behind the push is dropped */
+	int primary_answer_ms;    /* a push's primary silent this long (others answered) is skipped */
 	int workers;
 	int job_attempts;
 	int job_lease_s;          /* a job's router has this long before another takes it up */
@@ -197,6 +198,8 @@ bool replica_writable(struct cluster *c, const struct repo_state *r, const struc
  * none qualifies.
  */
 struct node *cluster_primary(struct cluster *c, struct repo_state *r, bool for_write);
+/* The same, never skip (a store that just failed to answer a write). */
+struct node *cluster_primary_but(struct cluster *c, struct repo_state *r, bool for_write, const struct node *skip);
 
 void router_register(struct rpc_server *srv, struct cluster *c);
 

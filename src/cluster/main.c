@@ -41,6 +41,8 @@ const struct cli_command cluster_command = {
 	"    healthFailures = 3          failed checks in a row before a store is down\n"
 	"    voteTimeout = 30000         ms a vote waits for the other replicas\n"
 	"    lagTimeout = 10000          ms a secondary may lag a push before it is dropped\n"
+	"    primaryAnswerTimeout = 3000 ms a push's primary may stay silent while the other\n"
+	"                                replicas answered; then the push goes to another\n"
 	"    workers = 2                 replication jobs run at once\n"
 	"    jobAttempts = 10            tries before a job is dead\n"
 	"    jobLease = 1800             s a router holds a job before another may take it up\n"
@@ -173,6 +175,7 @@ static int cluster_setup(struct cluster *c, struct config *cfg, struct rpc_serve
 	INT_OPT("cluster.healthFailures", c->health_failures, 3, 1, 100);
 	INT_OPT("cluster.voteTimeout", c->vote_timeout_ms, 30000, 100, 600000);
 	INT_OPT("cluster.lagTimeout", c->lag_timeout_ms, 10000, 100, 600000);
+	INT_OPT("cluster.primaryAnswerTimeout", c->primary_answer_ms, 3000, 100, 600000);
 	INT_OPT("cluster.workers", c->workers, 2, 1, 64);
 	INT_OPT("cluster.jobAttempts", c->job_attempts, 10, 1, 1000);
 	INT_OPT("cluster.jobLease", c->job_lease_s, 1800, 1, 7 * 86400);

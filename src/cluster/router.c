@@ -40,6 +40,7 @@ struct target {
 	bool closing;            /* the client ended its stream */
 	bool dropped;            /* cancelled: lagging, or the client went away */
 	bool finished;           /* the reader has the store's status */
+	bool answered;           /* the store sent a first message */
 
 	grpc_status_code code;
 	char details[1024];
@@ -184,7 +185,12 @@ static void *reader_main(void *arg)
 	int r;
 
 	while ((r = rpc_stream_recv_bb(t->st, &bb)) == 1) {
-		t->responses++;
+		if (!t->responses++) {
+			pthread_mutex_lock(&px->mu);
+			t->answered = true;
+			pthread_cond_broadcast(&px->cv);
+			pthread_mutex_unlock(&px->mu);
+		}
 		if (voted_push)
 			target_note_checksum(t, bb);
 		if (t->primary) {
@@ -343,54 +349,71 @@ static void *client_reader_main(void *arg)
 	return NULL;
 }
 
-/*
- * Relays the call to the proxy's targets: firsts[i] is target i's first
- * message (taken). Returns when every target ended; the primary's status is
- * in its target. The client's side may still be open: it ends when the
- * caller finishes the call, and proxy_release waits for it.
- */
-static void proxy_run(struct proxy *px, grpc_byte_buffer **firsts)
+/* Drops the primary, whose store stopped answering health checks. */
+static void primary_lost(struct proxy *px, struct target *pt)
 {
-	size_t primary = 0;
-	int ret = 0;
+	log_warn("cluster.primary_lost", "node=%s method=%s", pt->node->name, px->info->path);
+	target_drop(pt);
+	target_wait(pt, 0);
+	pt->code = GRPC_STATUS_UNAVAILABLE;
+	snprintf(pt->details, sizeof(pt->details), "it stopped answering health checks mid-call");
+}
 
-	for (size_t i = 0; i < px->n; i++) {
-		struct target *t = &px->t[i];
-		t->px = px;
-		if (t->primary)
-			primary = i;
-		if (!ret && !firsts[i])
-			ret = error_set(GROVE_EINTERNAL, "cannot rewrite the request for %s", t->node->name);
-		if (!ret)
-			ret = target_start(px, t, firsts[i]);
-		else if (firsts[i])
-			grpc_byte_buffer_destroy(firsts[i]);
-		firsts[i] = NULL;
-		if (ret) {
-			t->code = GRPC_STATUS_INTERNAL;
-			snprintf(t->details, sizeof(t->details), "%s", error_msg());
-			t->finished = true;
+/* Whether a replica other than pt said its first word. */
+static bool others_answered(struct proxy *px, const struct target *pt)
+{
+	bool any = false;
+	pthread_mutex_lock(&px->mu);
+	for (size_t i = 0; i < px->n; i++)
+		any |= &px->t[i] != pt && px->t[i].answered;
+	pthread_mutex_unlock(&px->mu);
+	return any;
+}
+
+/*
+ * Whether the primary of a call whose server speaks first (receive-pack)
+ * answers: false if its store is dead (the call ended without a word) or
+ * hung (it stopped answering health checks first). The client has then
+ * been sent nothing, and has sent nothing but the first message: the
+ * write can go to another primary as if this one had not been asked.
+ */
+static bool primary_answers(struct proxy *px, struct target *pt)
+{
+	int64_t give_up = now_ms() + px->c->primary_answer_ms;
+	for (;;) {
+		struct timespec dl;
+		deadline_after_ms(&dl, CLOCK_REALTIME, 250);
+		pthread_mutex_lock(&px->mu);
+		while (!pt->answered && !pt->finished && pthread_cond_timedwait(&px->cv, &px->mu, &dl) != ETIMEDOUT)
+			;
+		bool answered = pt->answered, finished = pt->finished;
+		pthread_mutex_unlock(&px->mu);
+		if (answered)
+			return true;
+		/* Another end (the repository missing there, say) is its answer. */
+		if (finished)
+			return pt->code != GRPC_STATUS_UNAVAILABLE;
+		if (!cluster_node_healthy(px->c, pt->node)) {
+			primary_lost(px, pt);
+			return pt->responses > 0;
+		}
+		/* Hung (stopped, stuck on its disk) while the others answered:
+		 * the health checks would say so only later. */
+		if (now_ms() >= give_up && others_answered(px, pt)) {
+			log_warn("cluster.primary_silent", "node=%s method=%s ms=%d", pt->node->name, px->info->path,
+				 px->c->primary_answer_ms);
+			target_drop(pt);
+			target_wait(pt, 0);
+			return pt->responses > 0;
 		}
 	}
-	if (!ret && !pthread_create(&px->client_reader, NULL, client_reader_main, px))
-		px->client_reader_started = true;
+}
 
-	/* The primary answers the client; when it ends, so does the call. */
-	/* A primary whose store stops answering (stopped, cut off) is found by
-	 * the health checks; the call then ends instead of hanging. */
-	while (!target_wait(&px->t[primary], 250))
-		if (!cluster_node_healthy(px->c, px->t[primary].node)) {
-			log_warn("cluster.primary_lost", "node=%s method=%s", px->t[primary].node->name, px->info->path);
-			target_drop(&px->t[primary]);
-			target_wait(&px->t[primary], 0);
-			px->t[primary].code = GRPC_STATUS_UNAVAILABLE;
-			snprintf(px->t[primary].details, sizeof(px->t[primary].details),
-				 "it stopped answering health checks mid-call");
-			break;
-		}
-	/* The others end their input now (they have what the client sent so
-	 * far: after a failed primary, votes that committed stand) and get
-	 * lagTimeout to finish. */
+/* Ends every target: the others' input is closed (they have what the
+ * client sent so far: after a failed primary, votes that committed stand)
+ * and they get lagTimeout to finish; then their threads are joined. */
+static void proxy_end_targets(struct proxy *px, size_t primary)
+{
 	pthread_mutex_lock(&px->mu);
 	for (size_t i = 0; i < px->n; i++)
 		px->t[i].closing = true;
@@ -426,6 +449,59 @@ static void proxy_run(struct proxy *px, grpc_byte_buffer **firsts)
 		if (cut && t->code == GRPC_STATUS_OK)
 			t->code = GRPC_STATUS_CANCELLED;
 	}
+}
+
+/*
+ * Relays the call to the proxy's targets: firsts[i] is target i's first
+ * message (taken). Returns when every target ended; the primary's status is
+ * in its target. The client's side may still be open: it ends when the
+ * caller finishes the call, and proxy_release waits for it.
+ *
+ * Returns true, having relayed nothing either way, when the primary of a
+ * push never answered (primary_answers): the caller may send the write to
+ * another primary.
+ */
+static bool proxy_run(struct proxy *px, grpc_byte_buffer **firsts)
+{
+	size_t primary = 0;
+	int ret = 0;
+
+	for (size_t i = 0; i < px->n; i++) {
+		struct target *t = &px->t[i];
+		t->px = px;
+		if (t->primary)
+			primary = i;
+		if (!ret && !firsts[i])
+			ret = error_set(GROVE_EINTERNAL, "cannot rewrite the request for %s", t->node->name);
+		if (!ret)
+			ret = target_start(px, t, firsts[i]);
+		else if (firsts[i])
+			grpc_byte_buffer_destroy(firsts[i]);
+		firsts[i] = NULL;
+		if (ret) {
+			t->code = GRPC_STATUS_INTERNAL;
+			snprintf(t->details, sizeof(t->details), "%s", error_msg());
+			t->finished = true;
+		}
+	}
+	/* receive-pack speaks first: until the primary did, the client waits,
+	 * so its messages are not read yet (see primary_answers). */
+	if (!ret && px->txn && is_method(px->info, "SSHReceivePack") && !primary_answers(px, &px->t[primary])) {
+		proxy_end_targets(px, primary);
+		return true;
+	}
+	if (!ret && !pthread_create(&px->client_reader, NULL, client_reader_main, px))
+		px->client_reader_started = true;
+
+	/* The primary answers the client; when it ends, so does the call. */
+	/* A primary whose store stops answering (stopped, cut off) is found by
+	 * the health checks; the call then ends instead of hanging. */
+	while (!target_wait(&px->t[primary], 250))
+		if (!cluster_node_healthy(px->c, px->t[primary].node)) {
+			primary_lost(px, &px->t[primary]);
+			break;
+		}
+	proxy_end_targets(px, primary);
 	/* A primary that could not be reached: say which, and that a retry helps. */
 	struct target *pt = &px->t[primary];
 	if (pt->code == GRPC_STATUS_UNAVAILABLE) {
@@ -435,6 +511,7 @@ static void proxy_run(struct proxy *px, grpc_byte_buffer **firsts)
 			 "store %s, the primary replica, %s (%.300s): a new primary is elected within seconds; retry",
 			 pt->node->name, pt->responses ? "failed during the call" : "did not answer", was);
 	}
+	return false;
 }
 
 static void proxy_init(struct proxy *px, struct cluster *c, struct rpc_call *call, const struct rpc_method_info *info)
@@ -483,12 +560,17 @@ bool replica_writable(struct cluster *c, const struct repo_state *r, const struc
 
 struct node *cluster_primary(struct cluster *c, struct repo_state *r, bool for_write)
 {
+	return cluster_primary_but(c, r, for_write, NULL);
+}
+
+struct node *cluster_primary_but(struct cluster *c, struct repo_state *r, bool for_write, const struct node *skip)
+{
 	bool (*ok)(struct cluster *, const struct repo_state *, const struct replica *) =
 		for_write ? replica_writable : replica_up_to_date;
 	struct replica *cur = NULL, *pick = NULL;
 	size_t order[CLUSTER_NODES_MAX];
 	for (size_t i = 0; i < r->nreplicas; i++)
-		if (ok(c, r, &r->replicas[i]) && !strcmp(r->replicas[i].name, r->primary))
+		if (ok(c, r, &r->replicas[i]) && r->replicas[i].node != skip && !strcmp(r->replicas[i].name, r->primary))
 			cur = &r->replicas[i];
 	/* A new primary: the first qualifying replica in the path's node order,
 	 * so primaries spread over the stores. A primary whose disk filled up
@@ -496,7 +578,8 @@ struct node *cluster_primary(struct cluster *c, struct repo_state *r, bool for_w
 	cluster_node_order(c, r->path, order);
 	for (size_t k = 0; k < c->nnodes && !cur && !pick; k++)
 		for (size_t i = 0; i < r->nreplicas; i++)
-			if (r->replicas[i].node == &c->nodes[order[k]] && ok(c, r, &r->replicas[i]))
+			if (r->replicas[i].node == &c->nodes[order[k]] && r->replicas[i].node != skip &&
+			    ok(c, r, &r->replicas[i]))
 				pick = &r->replicas[i];
 	if (cur)
 		return cur->node;
@@ -693,14 +776,62 @@ static void after_write(struct cluster *c, struct proxy *px, struct repo_state *
 		 (long long)gen, ntook, rounds);
 }
 
+/*
+ * The targets of a write into px: its primary (never skip) first, then every
+ * replica that can take it. 0, or an error and whether the write is refused
+ * (too few replicas: counted) rather than failed.
+ */
+static int write_targets(struct cluster *c, struct repo_state *r, bool maintenance, const struct node *skip,
+			 struct proxy *px, int *assigned, bool *refused)
+{
+	struct node *primary;
+
+	*assigned = 0;
+	*refused = false;
+	if (!(primary = cluster_primary_but(c, r, !maintenance, skip))) {
+		*refused = !maintenance;
+		return GROVE_EUNAVAIL;
+	}
+	px->t[px->n].node = primary;
+	px->t[px->n++].primary = true;
+	for (size_t i = 0; i < r->nreplicas; i++) {
+		struct replica *rep = &r->replicas[i];
+		*assigned += rep->assigned && rep->node;
+		if (rep->node == primary || (skip && rep->node == skip))
+			continue;
+		/* A store with a full disk sits a write out: it is repaired once it has room. */
+		if (maintenance ? (rep->node && rep->generation >= 0 && cluster_node_healthy(c, rep->node))
+				: replica_writable(c, r, rep)) {
+			px->t[px->n].node = rep->node;
+			px->t[px->n++].primary = false;
+		} else if (maintenance && rep->node && rep->generation >= 0) {
+			state_job_add(c, JOB_OPTIMIZE, r->path, rep->name);
+		}
+	}
+	if (!maintenance && (int)px->n < quorum_of(*assigned)) {
+		*refused = true;
+		return error_set(GROVE_EUNAVAIL,
+				 "only %zu of the %d replicas of %s are healthy and up to date; a write needs %d: "
+				 "it is refused rather than kept on too few disks. Retry when the stores are back (see `grove cluster repo %s`)",
+				 px->n, *assigned, r->path, quorum_of(*assigned), r->path);
+	}
+	return 0;
+}
+
+/*
+ * A write goes to its primary and every replica that can take it. A push
+ * whose primary's store turns out dead or hung before it said a word
+ * (proxy_run) goes once more, to another primary: the client saw nothing,
+ * and the push is taken by the others instead of refused.
+ */
 static void route_write(struct cluster *c, struct rpc_call *call, const struct rpc_method_info *info,
 			grpc_slice *first, const char *path)
 {
-	bool maintenance = info->kind == RPC_KIND_MAINTENANCE;
+	bool maintenance = info->kind == RPC_KIND_MAINTENANCE, refused = false, again;
 	struct repo_state *r = xcalloc(1, sizeof(*r));
 	char *voters[CLUSTER_NODES_MAX];
 	grpc_byte_buffer *firsts[CLUSTER_NODES_MAX];
-	struct node *primary;
+	struct node *skip = NULL;
 	struct proxy px;
 	int assigned = 0, ret;
 
@@ -712,42 +843,25 @@ static void route_write(struct cluster *c, struct rpc_call *call, const struct r
 		ret = error_set(GROVE_ENOTFOUND, "repository %s does not exist in %s", path, c->virtual_storage);
 		goto fail;
 	}
-	if (!(primary = cluster_primary(c, r, !maintenance))) {
-		ret = GROVE_EUNAVAIL;
-		if (!maintenance)
-			goto refuse;
-		goto fail;
-	}
-	px.t[px.n].node = primary;
-	px.t[px.n++].primary = true;
-	for (size_t i = 0; i < r->nreplicas; i++) {
-		struct replica *rep = &r->replicas[i];
-		assigned += rep->assigned && rep->node;
-		if (rep->node == primary)
-			continue;
-		/* A store with a full disk sits a write out: it is repaired once it has room. */
-		if (maintenance ? (rep->node && rep->generation >= 0 && cluster_node_healthy(c, rep->node))
-				: replica_writable(c, r, rep)) {
-			px.t[px.n].node = rep->node;
-			px.t[px.n++].primary = false;
-		} else if (maintenance && rep->node && rep->generation >= 0) {
-			state_job_add(c, JOB_OPTIMIZE, path, rep->name);
+	do {
+		if ((ret = write_targets(c, r, maintenance, skip, &px, &assigned, &refused)))
+			goto fail;
+		for (size_t i = 0; i < px.n; i++) {
+			voters[i] = px.t[i].node->name;
+			firsts[i] = first_for(first, px.t[i].node, path);
 		}
-	}
-	if (!maintenance && (int)px.n < quorum_of(assigned)) {
-		ret = error_set(GROVE_EUNAVAIL,
-				"only %zu of the %d replicas of %s are healthy and up to date; a write needs %d: "
-				"it is refused rather than kept on too few disks. Retry when the stores are back (see `grove cluster repo %s`)",
-				px.n, assigned, path, quorum_of(assigned), path);
-		goto refuse;
-	}
-	for (size_t i = 0; i < px.n; i++) {
-		voters[i] = px.t[i].node->name;
-		firsts[i] = first_for(first, px.t[i].node, path);
-	}
-	if (!maintenance)
-		px.txn = txn_begin(c, voters, px.n, quorum_of(assigned));
-	proxy_run(&px, firsts);
+		if (!maintenance)
+			px.txn = txn_begin(c, voters, px.n, quorum_of(assigned));
+		again = proxy_run(&px, firsts) && !skip;
+		if (again) {
+			skip = px.t[0].node;
+			log_warn("cluster.write_rerouted", "repo=%s method=%s silent_primary=%s", path, info->path, skip->name);
+			cluster_node_suspect(c, skip);
+			txn_end(c, px.txn);
+			proxy_release(&px);
+			proxy_init(&px, c, call, info);
+		}
+	} while (again);
 	if (!maintenance)
 		after_write(c, &px, r);
 	finish_as(call, &px.t[0]);
@@ -755,12 +869,13 @@ static void route_write(struct cluster *c, struct rpc_call *call, const struct r
 	proxy_release(&px);
 	free(r);
 	return;
-refuse:
-	pthread_mutex_lock(&c->mu);
-	c->m.writes_refused++;
-	pthread_mutex_unlock(&c->mu);
-	log_warn("cluster.write_refused", "repo=%s method=%s reason=%s", path, info->path, error_msg());
 fail:
+	if (refused) {
+		pthread_mutex_lock(&c->mu);
+		c->m.writes_refused++;
+		pthread_mutex_unlock(&c->mu);
+		log_warn("cluster.write_refused", "repo=%s method=%s reason=%s", path, info->path, error_msg());
+	}
 	rpc_call_fail(call, ret);
 	proxy_release(&px);
 	free(r);

@@ -3,7 +3,9 @@
 # the middle of 200 pushes (eight at a time, several to the same app) loses
 # no push that git reported as accepted, and every replica is whole
 # (`git fsck --strict`) once repaired; a stopped (SIGSTOP) store does not
-# make pushes hang, whether it is a secondary or the primary. Prints, for the kill: pushes tried, acknowledged,
+# make pushes hang, whether it is a secondary or the primary; a primary that
+# is dead or hung when a push arrives (before the health checks know) does
+# not cost the push: it goes to the others. Prints, for the kill: pushes tried, acknowledged,
 # refused, lost (must be 0), and the time to full repair.
 #
 # No step waits on the clock: the kill lands once 40 pushes were acknowledged,
@@ -85,8 +87,43 @@ test_setup 'three stores, a router and five apps' '
 	start_cluster c s1 s2 s3 -- cluster.healthInterval=$((300 * TEST_SCALE)) \
 		cluster.lagTimeout=$((5000 * TEST_SCALE)) cluster.voteTimeout=$((10000 * TEST_SCALE)) &&
 	write_held_connect &&
-	for a in $(seq 0 $((APPS - 1))); do create_repo $c_ADDR default app$a.git >/dev/null || return 1; done
+	for a in $(seq 0 $((APPS - 1))); do create_repo $c_ADDR default app$a.git >/dev/null || return 1; done &&
+	: a second router whose health checks come once a minute and need 100 &&
+	: failures in a row: it learns of a dead or hung primary only from the push &&
+	start_cluster c2 s1 s2 s3 -- cluster.healthInterval=60000 cluster.healthFailures=100 \
+		cluster.primaryAnswerTimeout=$((1000 * TEST_SCALE)) cluster.lagTimeout=$((5000 * TEST_SCALE)) &&
+	create_repo $c2_ADDR default fo.git >/dev/null &&
+	git init -q fo && (cd fo && echo 0 >f && git add f && git commit -q -m 0 &&
+		GIT_SSH_COMMAND="$GROVE connect $c2_ADDR" git push -q ssh://default/fo.git HEAD:refs/heads/main)
 '
+
+# primary2_of PATH: the repository's primary on the second router.
+primary2_of() {
+	"$GROVE" cluster -a $c2_ADDR repo "$1" | sed -n "s/.*primary \([^,]*\),.*/\1/p"
+}
+
+# push_fo: one more commit pushed to fo.git through the second router.
+push_fo() {
+	(cd fo && echo "$(date +%s%N)" >f && git commit -q -am "after $1" &&
+		GIT_SSH_COMMAND="$GROVE connect $c2_ADDR" timeout $((120 * TEST_SCALE)) \
+		git push -q ssh://default/fo.git HEAD:refs/heads/main 2>../fo.err)
+}
+
+# fo_whole: waits until the second router has every replica of fo.git up to date.
+fo_whole() {
+	wait_for 60 "every replica of fo.git to be up to date" eval \
+		'"$GROVE" cluster -a $c2_ADDR dataloss >dl2 2>&1 && grep -q "every repository has all its replicas up to date" dl2' &&
+		return 0
+	cat dl2 >&2
+	return 1
+}
+
+# on_stores STORE...: the last commit of fo is on each STORE's fo.git.
+on_stores() {
+	for s in "$@"; do
+		test "$(git --git-dir="$(repo_dir $s fo.git)" rev-parse refs/heads/main)" = "$(git -C fo rev-parse HEAD)" || return 1
+	done
+}
 
 test_expect_success 'kill -9 of a store during 200 pushes: no acknowledged push lost, replicas whole after repair' '
 	start_workers $WORKERS worker
@@ -132,6 +169,30 @@ test_expect_success 'kill -9 of a store during 200 pushes: no acknowledged push 
 	fi
 '
 test -f "$TRASH/report" && cat "$TRASH/report"
+
+test_expect_success 'kill -9 of the primary just before a push: the push is taken by the others' '
+	p=$(primary2_of fo.git) && test -n "$p" &&
+	pid=$(pgrep -f "store -c $TRASH/$p/store.conf") &&
+	kill -9 $pid &&
+	wait_for 30 "store $p to be gone" gone $pid &&
+	push_fo "kill of $p" &&
+	test_grep "\"event\":\"cluster.write_rerouted\".*\"silent_primary\":\"$p\"" c2/cluster.log &&
+	on_stores $(for s in s1 s2 s3; do test $s != $p && echo $s; done) &&
+	test "$(primary2_of fo.git)" != "$p" &&
+	restart_store $p &&
+	fo_whole && no_dataloss
+'
+
+test_expect_success 'a hung (SIGSTOP) primary just before a push: the push completes on the others' '
+	p=$(primary2_of fo.git) && test -n "$p" &&
+	pid=$(pgrep -f "store -c $TRASH/$p/store.conf") &&
+	kill -STOP $pid &&
+	{ push_fo "stop of $p"; rc=$?; kill -CONT $pid; test $rc = 0; } &&
+	test_grep "\"event\":\"cluster.primary_silent\".*\"node\":\"$p\"" c2/cluster.log &&
+	test_grep "\"event\":\"cluster.write_rerouted\".*\"silent_primary\":\"$p\"" c2/cluster.log &&
+	on_stores $(for s in s1 s2 s3; do test $s != $p && echo $s; done) &&
+	fo_whole && no_dataloss
+'
 
 test_expect_success 'a stopped secondary does not make a push hang; it is repaired when it runs again' '
 	p=$("$GROVE" cluster -a $c_ADDR repo app1.git | sed -n "s/.*primary \([^,]*\),.*/\1/p") &&
