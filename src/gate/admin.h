@@ -47,6 +47,9 @@ struct admin_opts {
 	const char *default_deploy_branch;
 	int canary_percent;     /* share of new apps routed to the cluster */
 	const struct repo_env *repos;   /* where the apps' repositories are: for moves, housekeeping, archives */
+	/* Bounds, so that slow or many clients from one address cannot make
+	 * the port unreachable for the others (0: the defaults). */
+	unsigned max_conns, max_per_addr, timeout_s;
 };
 
 int admin_start(struct admin **out, const struct admin_opts *opts);

@@ -50,6 +50,9 @@ int api_run(const struct gate_config *cfg)
 	aopts.db_path = cfg->db_path;
 	aopts.default_deploy_branch = cfg->deploy_branch;
 	aopts.canary_percent = cfg->canary_percent;
+	aopts.max_conns = (unsigned)cfg->admin_max_conns;
+	aopts.max_per_addr = (unsigned)cfg->admin_max_per_addr;
+	aopts.timeout_s = (unsigned)cfg->admin_timeout;
 	menv.legacy_dir = cfg->legacy_dir;
 	menv.cluster_address = cfg->cluster_address;
 	menv.cluster_storage = cfg->cluster_storage;

@@ -51,6 +51,9 @@ struct gate_config {
 	int login_grace;           /* seconds to authenticate */
 	int max_startups;          /* unauthenticated connections at once */
 	int max_connections;
+	int admin_max_conns;       /* admin HTTP connections at once (gate.adminMaxConnections) */
+	int admin_max_per_addr;    /* of them from one address (gate.adminMaxPerAddress) */
+	int admin_timeout;         /* seconds an admin connection may stay silent (gate.adminTimeout) */
 	int idle_timeout;          /* seconds without traffic */
 	int shutdown_grace;        /* seconds SIGTERM waits for sessions */
 	int keepalive;             /* seconds between deploy keep-alive lines */

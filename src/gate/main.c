@@ -53,6 +53,9 @@ const struct cli_command gate_command = {
 	"    listen = 127.0.0.1:2222         SSH address\n"
 	"    hookListen = 127.0.0.1:2223     gRPC HookService the stores call back\n"
 	"    adminListen = 127.0.0.1:8080    admin HTTP API\n"
+	"    adminMaxConnections = 128       admin HTTP connections at once\n"
+	"    adminMaxPerAddress = 16         of them from one client address\n"
+	"    adminTimeout = 15               seconds an admin connection may send nothing\n"
 	"    adminTokenFile = admin-token    bearer token of the admin API\n"
 	"    secretFile = secret             shared secret of all Grove parts\n"
 	"    database = gate.db              SQLite file, or postgres://… shared by several gates\n"
@@ -176,6 +179,9 @@ static int gate_config_read_ints(struct config_load *l)
 	INT("gate.loginGraceTime", 30, 1, 600, login_grace)
 	INT("gate.maxStartups", 100, 1, 100000, max_startups)
 	INT("gate.maxConnections", 1000, 1, 100000, max_connections)
+	INT("gate.adminMaxConnections", 128, 2, 10000, admin_max_conns)
+	INT("gate.adminMaxPerAddress", 16, 1, 10000, admin_max_per_addr)
+	INT("gate.adminTimeout", 15, 1, 3600, admin_timeout)
 	INT("gate.idleTimeout", 600, 0, 86400, idle_timeout)
 	INT("gate.shutdownGrace", 60, 0, 86400, shutdown_grace)
 	INT("deploy.keepalive", 30, 1, 3600, keepalive)

@@ -264,6 +264,45 @@ test_expect_success 'a client that does not authenticate within the grace time i
 	test_grep "^closed" grace.out
 '
 
+# hold_admin PORT N FILE: N connections to the admin port from 127.0.0.2,
+# each sending half a request's headers and then nothing; FILE says how many
+# the gate closed ("closed K") each time that changes. Runs until stopped.
+hold_admin() {
+	perl -MIO::Socket::INET -MIO::Select -e '
+		my ($port, $n, $file) = @ARGV;
+		my $sel = IO::Select->new;
+		for (1 .. $n) {
+			my $c = IO::Socket::INET->new(PeerAddr => "127.0.0.1", PeerPort => $port, LocalAddr => "127.0.0.2")
+				or next;
+			print $c "GET /api/v1/apps HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+			$sel->add($c);
+		}
+		my $closed = 0;
+		while (1) {
+			open(my $f, ">", "$file.tmp") or die; print $f "closed $closed\n"; close $f; rename "$file.tmp", $file;
+			for my $c ($sel->can_read(60)) {
+				my $got = sysread($c, my $buf, 4096);
+				next if $got;
+				$sel->remove($c); close $c; $closed++;
+			}
+		}
+	' "$@" &
+	record_daemon $!
+}
+
+test_expect_success 'connections held open on the admin port take one address'"'"'s share only' '
+	start_gate g5 $s1_ADDR s1 gate.adminMaxPerAddress=4 gate.adminTimeout=600 &&
+	port=${g5_ADMIN##*:} &&
+	hold_admin $port 10 held &&
+	wait_for 30 "the gate to close the 6 connections over the share" eval "grep -q \"^closed 6$\" held" &&
+	: another address is served while the 4 are held &&
+	curl -sf --max-time $((60 * TEST_SCALE)) "$g5_ADMIN/health" >health &&
+	api g5 GET /api/v1/apps >out && test_grep "^200$" out &&
+	: the same address is not, until its connections end &&
+	test_must_fail curl -sf --max-time $((60 * TEST_SCALE)) --interface 127.0.0.2 "$g5_ADMIN/health" &&
+	test_grep "^closed 6$" held
+'
+
 test_expect_success 'the gate is still up and every session was logged' '
 	kill -0 $g1_PID &&
 	test_grep "\"event\":\"gate.session\"" "$TRASH/g1/gate.log"

@@ -3,7 +3,11 @@
  * admin_int.h for where each lives.
  *
  * libmicrohttpd runs one thread per connection (polled with poll(2), so a
- * process with many descriptors is fine), at most ADMIN_MAX_CONNS at once.
+ * process with many descriptors is fine), at most gate.adminMaxConnections
+ * at once and gate.adminMaxPerAddress from one client address (more are
+ * closed as they come), each closed after gate.adminTimeout seconds without
+ * a byte: a client that holds connections open, or trickles its headers,
+ * holds its own address's share only.
  * Each request opens its own database handle, because SQLite handles are
  * not to be shared between threads without a lock and opening one is cheap
  * next to an HTTP round trip.
@@ -37,8 +41,9 @@
 /* A body without a length that outgrows the limit is read (and dropped) up
  * to this much, so its sender gets a 413; past that the connection is cut. */
 #define ADMIN_DISCARD_MAX (8 * 1024 * 1024)
-#define ADMIN_MAX_CONNS 128
-#define ADMIN_TIMEOUT_S 60
+#define ADMIN_MAX_CONNS 128U
+#define ADMIN_MAX_PER_ADDR 16U
+#define ADMIN_TIMEOUT_S 15U
 
 static bool token_ok(const struct admin *a, struct MHD_Connection *conn)
 {
@@ -447,8 +452,10 @@ int admin_start(struct admin **out, const struct admin_opts *opts)
 				     MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
 				     MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
 				     MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
-				     MHD_OPTION_CONNECTION_LIMIT, (unsigned)ADMIN_MAX_CONNS,
-				     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)ADMIN_TIMEOUT_S,
+				     MHD_OPTION_CONNECTION_LIMIT, opts->max_conns ? opts->max_conns : ADMIN_MAX_CONNS,
+				     MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+				     opts->max_per_addr ? opts->max_per_addr : ADMIN_MAX_PER_ADDR,
+				     MHD_OPTION_CONNECTION_TIMEOUT, opts->timeout_s ? opts->timeout_s : ADMIN_TIMEOUT_S,
 				     MHD_OPTION_END);
 	if (!a->daemon) {
 		ret = error_set(GROVE_EINTERNAL, "cannot start the admin HTTP server on %.200s", opts->listen);
