@@ -356,6 +356,20 @@ static int app_set_branch(const struct admin_args *a)
 			  json_pack("{s:s}", "deploy_branch", a->operand[1]), false);
 }
 
+static int app_update(const struct admin_args *a)
+{
+	const char *head = admin_args_opt(a, "--default-branch"), *deploy = admin_args_opt(a, "--deploy-branch");
+	json_t *body;
+	if (!head && !deploy)
+		return error_set(GROVE_EINVAL, "nothing to update: give --default-branch or --deploy-branch");
+	body = json_object();
+	if (head)
+		json_object_set_new(body, "default_branch", json_string(head));
+	if (deploy)
+		json_object_set_new(body, "deploy_branch", json_string(deploy));
+	return request_on("PATCH", "/api/v1/apps/%s", a->operand[0], NULL, body, false);
+}
+
 static int app_max_push(const struct admin_args *a)
 {
 	char *end;
@@ -519,6 +533,16 @@ static const struct admin_verb verbs[] = {
 	  "  APP     the app\n"
 	  "  BRANCH  a branch name (main, or refs/heads/main)\n",
 	  "grove app set-branch web production", app_set_branch },
+	{ "app", "update", { "APP" }, 1,
+	  { { "default-branch", CLI_OPT_LONG, "BRANCH" }, { "deploy-branch", CLI_OPT_LONG + 1, "BRANCH" } },
+	  "APP [--default-branch BRANCH] [--deploy-branch BRANCH]",
+	  "Changes an app. The default branch is what a clone checks out (the repository's\n"
+	  "HEAD, on every replica); a new app takes it from its first push.\n"
+	  "\n"
+	  "  APP                      the app\n"
+	  "  --default-branch BRANCH  a branch the repository has\n"
+	  "  --deploy-branch BRANCH   the branch whose pushes deploy (as grove app set-branch)\n",
+	  "grove app update web --default-branch main", app_update },
 	{ "app", "max-push", { "APP", "MIB" }, 2, { { NULL } }, "APP MIB",
 	  "Sets the largest push the app accepts: git refuses a larger pack as it arrives\n"
 	  "(\"[remote rejected] (unpacker error)\") and keeps nothing of it.\n"

@@ -84,4 +84,17 @@ test_expect_success 'a default branch that does not exist is refused, and nothin
 	api g1 PATCH /api/v1/apps/web "{\"default_branch\":\"../x\"}" >out && test_grep "^400$" out
 '
 
+test_expect_success 'grove app update --default-branch changes it from the shell; a wrong one says why' '
+	export GROVE_ADMIN_URL=$g1_ADMIN GROVE_ADMIN_TOKEN=$g1_TOKEN &&
+	for app in two three; do
+		"$GROVE" app update $app --default-branch zeta >out &&
+		test "$(head_of $app)" = refs/heads/zeta || return 1
+	done &&
+	test_must_fail "$GROVE" app update two --default-branch nope 2>err &&
+	test_grep "app two has no branch nope: push it first" err &&
+	test "$(head_of two)" = refs/heads/zeta &&
+	test_expect_code 2 "$GROVE" app update two 2>err &&
+	test_grep "nothing to update: give --default-branch or --deploy-branch" err
+'
+
 test_done
