@@ -225,7 +225,8 @@ int jobs_start(struct cluster *c);
 void jobs_stop(struct cluster *c);
 /* Compares the checksums of a repository's up-to-date replicas; marks and repairs those that differ. */
 int jobs_verify(struct cluster *c, const char *path, void *resp /* Grove__V1__VerifyRepositoryResponse or NULL */);
-void admin_register(struct rpc_server *srv, struct cluster *c);
+/* ClusterService (clustersvc.c): the operator's view of the router, for `grove cluster …`. */
+void clustersvc_register(struct rpc_server *srv, struct cluster *c);
 /* Assigned replicas behind their repository, and by how many generations in all. */
 int state_lag(struct cluster *c, uint64_t *outdated, uint64_t *behind);
 /* GET /metrics on listen ("127.0.0.1:9236"); stop with metricsd_stop. */

@@ -282,7 +282,7 @@ int cluster_main(int argc, char **argv)
 	c.srv = srv;
 	router_register(srv, &c);
 	txn_register(srv, &c);
-	admin_register(srv, &c);
+	clustersvc_register(srv, &c);
 	for (size_t i = 0; i < nlisten; i++)
 		if ((ret = rpc_server_listen(srv, listen[i])))
 			goto out;

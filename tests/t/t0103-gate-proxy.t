@@ -61,7 +61,9 @@ test_expect_success 'from an address not in gate.proxyProtocolFrom a header is n
 	# The gate is done with that connection once it logged its end: only
 	# then does the absence of the claim from the log mean something.
 	wait_grep "\"event\":\"gate.kex_failed\"" g2/gate.log &&
-	! grep "203.0.113.66" g2/gate.log &&
+	: libssh may quote the banner it got in its error, claim and all: what &&
+	: matters is that no line takes the claim for the peer &&
+	! grep "\"peer\":\"203.0.113.66" g2/gate.log &&
 	! grep "\"event\":\"gate.proxied\"" g2/gate.log &&
 	GIT_SSH_COMMAND="$(ssh_as alice $g2_SSH_PORT)" git ls-remote ssh://git@127.0.0.1:$g2_SSH_PORT/web.git >ls &&
 	test_grep refs/heads/main ls &&

@@ -8,7 +8,7 @@
 
 # Every noun:verb the CLI has; `grove NOUN --help` must list the same.
 VERBS="user:create user:list user:show user:delete key:add key:remove
-	app:create app:list app:show app:delete app:lock app:unlock app:set-branch app:route app:max-push
+	app:create app:list app:show app:delete app:lock app:unlock app:set-branch app:update app:route app:max-push
 	app:migrate app:import app:gc access:grant access:revoke deploy:list deploy:log"
 
 # The requests the gate's admin API has answered so far: one log line each,

@@ -307,7 +307,7 @@ static void failover(struct rpc_call *call, void *data)
 	free(r);
 }
 
-void admin_register(struct rpc_server *srv, struct cluster *c)
+void clustersvc_register(struct rpc_server *srv, struct cluster *c)
 {
 	rpc_server_handle(srv, "/grove.v1.ClusterService/GetStatus", get_status, c);
 	rpc_server_handle(srv, "/grove.v1.ClusterService/GetRepository", get_repository, c);
