@@ -261,7 +261,7 @@ int route_parse(const char *s, enum route *out)
 
 /* ---- open, close ---- */
 
-int db_open(struct db **out, const char *path)
+static int db_open_as(struct db **out, const char *path, bool migrate)
 {
 	const struct sqldb_schema schema = { migrations, ARRAY_SIZE(migrations), pg_migrations, ARRAY_SIZE(pg_migrations),
 					   "gate" };
@@ -271,12 +271,22 @@ int db_open(struct db **out, const char *path)
 	*out = NULL;
 	if (!path || !*path)
 		return error_set(GROVE_EINVAL, "no database path given");
-	ret = sqldb_open(&x, path, &schema);
+	ret = migrate ? sqldb_open(&x, path, &schema) : sqldb_attach(&x, path, &schema);
 	if (ret)
 		return ret;
 	*out = xcalloc(1, sizeof(**out));
 	(*out)->x = x;
 	return 0;
+}
+
+int db_open(struct db **out, const char *path)
+{
+	return db_open_as(out, path, true);
+}
+
+int db_attach(struct db **out, const char *path)
+{
+	return db_open_as(out, path, false);
 }
 
 void db_close(struct db *db)

@@ -40,8 +40,11 @@ struct deployment {
 	char *log;
 };
 
-/* Opens (creating and migrating) the database file. */
+/* Opens (creating and migrating) the database: at a daemon's start. */
 int db_open(struct db **out, const char *path);
+/* Opens it without migrating: per session and per request, after the
+ * daemon's start made the schema current. */
+int db_attach(struct db **out, const char *path);
 void db_close(struct db *db);
 
 /* Users and keys. A key is stored by its SHA256 fingerprint ("SHA256:…"),

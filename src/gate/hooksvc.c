@@ -165,7 +165,7 @@ static void pre_receive(struct rpc_call *call, void *data)
 	struct policy p = { call, &app, 0 };
 	int ret = read_request(&h);
 	if (!ret)
-		ret = db_open(&db, hook_cfg->db_path);
+		ret = db_attach(&db, hook_cfg->db_path);
 	if (!ret && db_app_get(db, h.first->payload->app, &app)) {
 		hook_say(call, true, "ERROR: app %s no longer exists.\n", h.first->payload->app);
 		p.refused = 1;
@@ -227,7 +227,7 @@ static void post_receive(struct rpc_call *call, void *data)
 	int64_t start = now_ms();
 
 	if (!ret)
-		ret = db_open(&db, hook_cfg->db_path);
+		ret = db_attach(&db, hook_cfg->db_path);
 	if (ret)
 		goto out;
 	if (db_app_get(db, h.first->payload->app, &app))

@@ -97,7 +97,7 @@ static void *housekeeping_main(void *arg)
 		struct db *db = NULL;
 		int64_t start = now_ms();
 		size_t done = 0, failed = 0;
-		if (db_open(&db, hk->cfg->db_path) ||
+		if (db_attach(&db, hk->cfg->db_path) ||
 		    db_apps_each(db, NULL, collect_name, &apps)) {
 			log_warn("gate.housekeeping_failed", "error=%s", error_msg());
 		} else {

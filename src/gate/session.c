@@ -82,6 +82,16 @@ struct sess {
 	int push_lock;            /* the app's push lock, held shared by a push */
 };
 
+/* The database, opened at its first use (a key to look up): a connection
+ * that never offers one costs no database work (NULL: it cannot be opened,
+ * logged). */
+static struct db *sess_db(struct sess *s)
+{
+	if (!s->db && db_attach(&s->db, s->cfg->db_path))
+		log_error("gate.db", "error=%s", error_msg());
+	return s->db;
+}
+
 static char *key_fingerprint(ssh_key key)
 {
 	unsigned char *hash = NULL;
@@ -141,7 +151,7 @@ static int auth_pubkey(ssh_session session, const char *user, struct ssh_key_str
 		ret = auth_pubkey_external(s, fp, state);
 		goto out;
 	}
-	if (db_user_by_key(s->db, fp, &u)) {
+	if (!sess_db(s) || db_user_by_key(s->db, fp, &u)) {
 		/* Remembered for the one auth_failed line at the end, if no key of
 		 * this connection turns out to be known. */
 		strlcpy_(s->fingerprint, fp, sizeof(s->fingerprint));
@@ -381,7 +391,7 @@ static int recheck_identity(struct sess *s)
 
 	if (gate_authz)
 		return 0;
-	ret = db_user_by_key(s->db, s->fingerprint, &u);
+	ret = sess_db(s) ? db_user_by_key(s->db, s->fingerprint, &u) : GROVE_EUNAVAIL;
 	if (ret == 0 && u.id != s->user.id)
 		ret = GROVE_ENOTFOUND;
 	if (ret) {
@@ -429,7 +439,8 @@ static void greet(struct sess *s)
 		strbuf_addstr(&sb, "You are an administrator: you can push to every app.\n");
 	} else {
 		struct strbuf apps = STRBUF_INIT;
-		db_writable_apps_each(s->db, s->user.name, collect_names, &apps);
+		if (sess_db(s))
+			db_writable_apps_each(s->db, s->user.name, collect_names, &apps);
 		if (apps.len)
 			strbuf_addf(&sb, "You can push to: %s\n", apps.buf);
 		else
@@ -517,7 +528,7 @@ static int take_push_lock(struct sess *s, struct app *app, const char *name)
 		int fd = app->locked ? -2 : push_lock_try_shared(locks, name);
 		if (fd >= 0) {
 			struct app fresh = { 0 };
-			if (db_app_get(s->db, name, &fresh)) {
+			if (!sess_db(s) || db_app_get(s->db, name, &fresh)) {
 				close(fd);
 				return -1;
 			}
@@ -541,7 +552,7 @@ static int take_push_lock(struct sess *s, struct app *app, const char *name)
 			return -1;
 		usleep(250 * 1000);
 		struct app fresh = { 0 };
-		if (db_app_get(s->db, name, &fresh))
+		if (!sess_db(s) || db_app_get(s->db, name, &fresh))
 			return -1;
 		app->locked = fresh.locked;
 		app_release(&fresh);
@@ -947,7 +958,7 @@ static int command_authorize_external(struct sess *s, struct command *c, enum ac
 		s->user.name = xstrdup(za.user);
 		s->authz_pending = false;
 	}
-	*have = za.allowed && !db_app_get(s->db, c->name, &c->app) ? c->need : ACCESS_NONE;
+	*have = za.allowed && sess_db(s) && !db_app_get(s->db, c->name, &c->app) ? c->need : ACCESS_NONE;
 	if (!za.allowed && za.message[0]) {
 		finish(s, 1, "ERROR: %s\n", za.message);
 		log_info("gate.refused", "user=%s fingerprint=%s app=%s what=%s", s->user.name, s->fingerprint, c->name,
@@ -968,7 +979,8 @@ static int command_authorize(struct sess *s, struct command *c)
 		if (command_authorize_external(s, c, &have))
 			return -1;
 	} else {
-		have = db_app_get(s->db, c->name, &c->app) ? ACCESS_NONE : db_access_get(s->db, c->name, &s->user);
+		have = !sess_db(s) || db_app_get(s->db, c->name, &c->app) ? ACCESS_NONE
+								     : db_access_get(s->db, c->name, &s->user);
 	}
 	if (have < c->need) {
 		/* Unknown app and no access look the same: nothing tells a
@@ -1215,11 +1227,6 @@ int session_run(const struct gate_config *cfg, struct ssh_bind_struct *bind, int
 
 	strlcpy_(s.peer, peer, sizeof(s.peer));
 	s.inbuf = xmalloc(IN_BUF_MAX);
-	if (db_open(&s.db, cfg->db_path)) {
-		log_error("gate.db", "error=%s", error_msg());
-		close(fd);
-		goto out;
-	}
 	s.ssh = ssh_new();
 	/* A client that has not authenticated within the grace time is cut off
 	 * by the kernel, whatever state libssh is in. */

@@ -210,7 +210,8 @@ fail:
 	return ret;
 }
 
-static int lite_open(struct lite **out, const char *path, const char *const *migrations, size_t n)
+/* n < 0: no migration (the daemon made the schema current when it started). */
+static int lite_open(struct lite **out, const char *path, const char *const *migrations, ssize_t n)
 {
 	struct lite *db = NULL;
 	int ret = 0, fd;
@@ -248,8 +249,8 @@ static int lite_open(struct lite **out, const char *path, const char *const *mig
 	/* WAL makes NORMAL durable across application crashes; a power cut may lose the last commit. */
 	if (!ret)
 		ret = lite_exec(db, "PRAGMA synchronous = NORMAL", "setting synchronous mode");
-	if (!ret)
-		ret = migrate(db, migrations, n);
+	if (!ret && n >= 0)
+		ret = migrate(db, migrations, (size_t)n);
 	if (ret) {
 		error_wrap(ret, "opening database %s", path);
 		goto out;
@@ -507,7 +508,7 @@ static bool is_pg_name(const char *name)
 	return skip_prefix(name, "postgres://", NULL) || skip_prefix(name, "postgresql://", NULL);
 }
 
-int sqldb_open(struct sqldb **out, const char *name, const struct sqldb_schema *schema)
+static int sqldb_open_as(struct sqldb **out, const char *name, const struct sqldb_schema *schema, bool migrate)
 {
 	struct sqldb *db = xcalloc(1, sizeof(*db));
 	int ret;
@@ -516,7 +517,7 @@ int sqldb_open(struct sqldb **out, const char *name, const struct sqldb_schema *
 	db->pg = is_pg_name(name);
 	if (!db->pg) {
 		db->display = xstrdup(name);
-		ret = lite_open(&db->lite, name, schema->sqlite, schema->nsqlite);
+		ret = lite_open(&db->lite, name, schema->sqlite, migrate ? (ssize_t)schema->nsqlite : -1);
 	} else {
 		/* Shown without the password: postgres://user:secret@host → postgres://user:…@host. */
 		const char *at = strchr(name, '@'), *scheme_end = strstr(name, "://") + 3;
@@ -524,7 +525,7 @@ int sqldb_open(struct sqldb **out, const char *name, const struct sqldb_schema *
 		db->display = colon ? xasprintf("%.*s:…%s", (int)(colon - name), name, at) : xstrdup(name);
 		db->conninfo = xstrdup(name);
 		ret = pg_connect(db);
-		if (!ret)
+		if (!ret && migrate)
 			ret = pg_migrate(db, schema);
 	}
 	if (ret) {
@@ -534,6 +535,16 @@ int sqldb_open(struct sqldb **out, const char *name, const struct sqldb_schema *
 	}
 	*out = db;
 	return 0;
+}
+
+int sqldb_open(struct sqldb **out, const char *name, const struct sqldb_schema *schema)
+{
+	return sqldb_open_as(out, name, schema, true);
+}
+
+int sqldb_attach(struct sqldb **out, const char *name, const struct sqldb_schema *schema)
+{
+	return sqldb_open_as(out, name, schema, false);
 }
 
 void sqldb_close(struct sqldb *db)

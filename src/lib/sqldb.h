@@ -47,6 +47,10 @@ struct sqldb_schema {
 };
 
 int sqldb_open(struct sqldb **out, const char *name, const struct sqldb_schema *schema);
+/* As sqldb_open, without the migration: for the handles a daemon opens per
+ * request or per session, once it migrated at its start (a lock and three
+ * round trips to PostgreSQL saved each time). */
+int sqldb_attach(struct sqldb **out, const char *name, const struct sqldb_schema *schema);
 void sqldb_close(struct sqldb *db);
 bool sqldb_is_pg(const struct sqldb *db);
 /* The name with any password cut out: for logs. */

@@ -67,7 +67,7 @@ enum MHD_Result archive_serve(struct admin *a, struct MHD_Connection *conn, stru
 		reply_error(out, MHD_HTTP_FORBIDDEN, "%s", error_msg());
 		goto out;
 	}
-	if ((ret = db_open(&db, a->db_path)) || (ret = db_app_get(db, name, &app)) ||
+	if ((ret = db_attach(&db, a->db_path)) || (ret = db_app_get(db, name, &app)) ||
 	    (ret = archive_open(&src, a->repos, app.route, name, commit))) {
 		reply_grove_error(out, ret);
 		goto out;

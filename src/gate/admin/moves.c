@@ -79,7 +79,7 @@ static void *batch_main(void *arg)
 	struct admin *a = arg;
 	struct batch *b = &a->batch;
 	struct db *db = NULL;
-	int ret = db_open(&db, a->db_path);
+	int ret = db_attach(&db, a->db_path);
 
 	for (size_t i = 0; i < b->total; i++) {
 		struct strbuf report = STRBUF_INIT;

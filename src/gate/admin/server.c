@@ -204,7 +204,7 @@ static void dispatch(struct admin *a, struct MHD_Connection *conn, struct reques
 			return;
 		}
 	}
-	ret = db_open(&x.db, a->db_path);
+	ret = db_attach(&x.db, a->db_path);
 	if (ret) {
 		reply_grove_error(out, ret);
 		goto out;
