@@ -5,6 +5,7 @@
  */
 #include "gate/hooksvc.h"
 #include "gate/refpolicy.h"
+#include "gate/metrics.h"
 #include "gate/deploy.h"
 #include "lib/adminreq.h"
 #include "lib/error.h"
@@ -115,6 +116,7 @@ static void refuse_namespace(struct policy *p, const char *ref)
 	    list.buf);
 	strbuf_release(&list);
 	p->refused = 1;
+	metrics_refusal(RR_NAMESPACE);
 }
 
 static int check_update(void *ctx, const char *old, const char *new, const char *ref)
@@ -140,10 +142,12 @@ static int check_update(void *ctx, const char *old, const char *new, const char 
 			hook_say(p->call, true, "ERROR: \"%s\" is not a valid branch name (%s): nothing was pushed.\n", shown,
 			    why);
 			p->refused = 1;
+			metrics_refusal(RR_REF_NAME);
 		} else if (is_deploy && !strcmp(new, ZERO_OID)) {
 			hook_say(p->call, true, "ERROR: %s is the deploy branch of %s: it cannot be deleted.\n", branch,
 			    p->app->name);
 			p->refused = 1;
+			metrics_refusal(RR_DEPLOY_DELETE);
 		} else if (!is_deploy && strcmp(new, ZERO_OID)) {
 			if (hook_cfg->other_branches) {
 				hook_say(p->call, false, "Pushed to %s: only %s deploys.\n", branch, p->app->deploy_branch);
@@ -151,6 +155,7 @@ static int check_update(void *ctx, const char *old, const char *new, const char 
 				hook_say(p->call, true, "ERROR: %s only accepts pushes to %s (not %s).\n", p->app->name,
 				    p->app->deploy_branch, branch);
 				p->refused = 1;
+				metrics_refusal(RR_BRANCH);
 			}
 		}
 	}
@@ -169,6 +174,7 @@ static void pre_receive(struct rpc_call *call, void *data)
 	if (!ret && db_app_get(db, h.first->payload->app, &app)) {
 		hook_say(call, true, "ERROR: app %s no longer exists.\n", h.first->payload->app);
 		p.refused = 1;
+		metrics_refusal(RR_APP_GONE);
 	} else if (!ret) {
 		each_update(&h.in, check_update, &p);
 	}

@@ -42,10 +42,18 @@ static void render_histogram(struct strbuf *out, const char *name, const char *h
 		    (unsigned long long)atomic_load(&h->count));
 }
 
+void metrics_refusal(enum metrics_refusal why)
+{
+	if (gate_metrics && why < RR_COUNT)
+		atomic_fetch_add(&gate_metrics->refusals[why], 1);
+}
+
 void metrics_render(const struct gate_metrics *m, struct strbuf *out)
 {
 	static const char *const services[MS_COUNT] = { "git-upload-pack", "git-receive-pack", "git-upload-archive", "none" };
-	static const char *const results[MR_COUNT] = { "ok", "failed", "refused" };
+	static const char *const results[MR_COUNT] = { "ok", "rejected", "failed", "refused" };
+	static const char *const reasons[RR_COUNT] = { "access", "locked", "too_large", "branch", "namespace",
+							"ref_name", "deploy_branch_delete", "app_gone", "lost_race" };
 	if (!m)
 		return;
 	strbuf_addf(out, "# HELP grove_gate_sessions_in_flight SSH sessions running a git command now.\n"
@@ -82,6 +90,11 @@ void metrics_render(const struct gate_metrics *m, struct strbuf *out)
 		    (unsigned long long)atomic_load(&m->authz[MA_DENIED]),
 		    (unsigned long long)atomic_load(&m->authz[MA_UNAVAILABLE]),
 		    (unsigned long long)atomic_load(&m->authz[MA_CACHED]));
+	strbuf_addstr(out, "# HELP grove_gate_push_refusals_total Pushes (or ref updates of one) refused, by reason.\n"
+			   "# TYPE grove_gate_push_refusals_total counter\n");
+	for (int r = 0; r < RR_COUNT; r++)
+		strbuf_addf(out, "grove_gate_push_refusals_total{reason=\"%s\"} %llu\n", reasons[r],
+			    (unsigned long long)atomic_load(&m->refusals[r]));
 	render_histogram(out, "grove_gate_push_duration_seconds", "Duration of git-receive-pack sessions.", &m->push_seconds);
 	render_histogram(out, "grove_gate_deploy_duration_seconds", "Duration of deployments.", &m->deploy_seconds);
 }

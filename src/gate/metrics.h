@@ -20,7 +20,23 @@ struct histogram {
 };
 
 enum metrics_service { MS_UPLOAD_PACK, MS_RECEIVE_PACK, MS_UPLOAD_ARCHIVE, MS_NONE, MS_COUNT };
-enum metrics_result { MR_OK, MR_FAILED, MR_REFUSED, MR_COUNT };
+/* ok; rejected: git ran, and refused one ref update or more (the push
+ * policy, a lost race: "ng" in its report); failed: an error; refused: the
+ * gate ran no git (no access, locked, …). */
+enum metrics_result { MR_OK, MR_REJECTED, MR_FAILED, MR_REFUSED, MR_COUNT };
+/* Why a push (or a part of it) was refused, one counter each. */
+enum metrics_refusal {
+	RR_ACCESS,        /* no write access (or no such app) */
+	RR_LOCKED,        /* the app stayed locked for gate.lockWait */
+	RR_TOO_LARGE,     /* over the app's max push size */
+	RR_BRANCH,        /* another branch with gate.otherBranches = false */
+	RR_NAMESPACE,     /* a ref outside gate.refNamespaces */
+	RR_REF_NAME,      /* an invalid branch name */
+	RR_DEPLOY_DELETE, /* deleting the deploy branch */
+	RR_APP_GONE,      /* the app was deleted meanwhile */
+	RR_LOST_RACE,     /* another push moved the ref first */
+	RR_COUNT
+};
 /* Answers of the external authorization API (auth.url). */
 enum metrics_authz { MA_ALLOWED, MA_DENIED, MA_UNAVAILABLE, MA_CACHED, MA_COUNT };
 
@@ -33,6 +49,7 @@ struct gate_metrics {
 	atomic_ullong deploys_succeeded;
 	atomic_ullong deploys_failed;
 	atomic_ullong authz[MA_COUNT];
+	atomic_ullong refusals[RR_COUNT];
 	struct histogram push_seconds;
 	struct histogram deploy_seconds;
 };
@@ -40,6 +57,8 @@ struct gate_metrics {
 /* The shared region (NULL if it cannot be mapped: metrics are then off). */
 struct gate_metrics *metrics_create(void);
 void metrics_observe(struct histogram *h, int64_t ms);
+/* Counts one refusal (NULL-safe: nothing without metrics). */
+void metrics_refusal(enum metrics_refusal why);
 void metrics_render(const struct gate_metrics *m, struct strbuf *out);
 
 /* Set once by the gate before it forks; NULL-safe helpers use it. */

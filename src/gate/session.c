@@ -31,6 +31,7 @@
 #include "lib/strvec.h"
 #include "grove/v1/repository.pb-c.h"
 
+#include <ctype.h>
 #include <libssh/callbacks.h>
 #include <libssh/libssh.h>
 #include <libssh/server.h>
@@ -76,6 +77,7 @@ struct sess {
 	/* A push's output is watched for git's word that another push moved a
 	 * ref under it (watch_race), keeping the last bytes across chunks. */
 	bool watch_race, lost_race;
+	bool rejected;            /* git reported a ref update it refused ("ng") */
 	char race_tail[24];
 	size_t race_tail_len;
 	char peer[64];
@@ -637,8 +639,24 @@ static uint32_t send_room(struct sess *s, struct pace *pace)
 /* git's words when a ref changed between the advertisement and the update. */
 #define LOST_RACE "cannot lock ref '"
 
+/* A refused ref in git's report-status: a pkt-line "XXXXng refs/…", its
+ * four hex digits of length just before (progress text saying "Pushing
+ * refs/…" has none). */
+static bool has_ng(const char *buf, size_t len)
+{
+	static const char ng[] = "ng refs/";
+	for (const char *p = buf; (p = memmem(p, len - (size_t)(p - buf), ng, strlen(ng))); p++) {
+		if (p - buf >= 4 && isxdigit((unsigned char)p[-1]) && isxdigit((unsigned char)p[-2]) &&
+		    isxdigit((unsigned char)p[-3]) && isxdigit((unsigned char)p[-4]))
+			return true;
+		if ((size_t)(p - buf) + strlen(ng) >= len)
+			break;
+	}
+	return false;
+}
+
 /* Whether git said, in this chunk or across its start, that another push
- * moved a ref this one updates. */
+ * moved a ref this one updates, or that it refused a ref update. */
 static void watch_lost_race(struct sess *s, const uint8_t *data, uint32_t n)
 {
 	char edge[2 * sizeof(s->race_tail)];
@@ -649,6 +667,8 @@ static void watch_lost_race(struct sess *s, const uint8_t *data, uint32_t n)
 	if (memmem(edge, s->race_tail_len + k, LOST_RACE, strlen(LOST_RACE)) ||
 	    memmem(data, n, LOST_RACE, strlen(LOST_RACE)))
 		s->lost_race = true;
+	if (has_ng(edge, s->race_tail_len + k) || has_ng((const char *)data, n))
+		s->rejected = true;
 	/* The last bytes seen, for a match that a chunk boundary splits. */
 	if (n >= sizeof(s->race_tail)) {
 		memcpy(s->race_tail, data + n - sizeof(s->race_tail), sizeof(s->race_tail));
@@ -663,7 +683,7 @@ static void watch_lost_race(struct sess *s, const uint8_t *data, uint32_t n)
 
 static uint32_t took_output(struct sess *s, struct pace *pace, const uint8_t *data, uint32_t n)
 {
-	if (s->watch_race && !s->lost_race)
+	if (s->watch_race && (!s->lost_race || !s->rejected))
 		watch_lost_race(s, data, n);
 	s->bytes_out += n;
 	if (pace)
@@ -993,6 +1013,8 @@ static int command_authorize(struct sess *s, struct command *c)
 			       c->name);
 		log_info("gate.refused", "user=%s fingerprint=%s app=%s what=%s", s->user.name, s->fingerprint, c->name,
 			 "access");
+		if (c->need == ACCESS_WRITE)
+			metrics_refusal(RR_ACCESS);
 		return -1;
 	}
 	return 0;
@@ -1065,6 +1087,7 @@ static void command_push_too_large(struct sess *s, struct command *c)
 		log_info("gate.push_too_large", "user=%s app=%s bytes_in=%llu max_push_mb=%llu", s->user.name, c->name,
 			 (unsigned long long)s->bytes_in, (unsigned long long)(c->max_push >> 20));
 		c->result = "refused";
+		metrics_refusal(RR_TOO_LARGE);
 	}
 }
 
@@ -1092,6 +1115,7 @@ static void command_lost_race(struct sess *s, struct command *c)
 		return;
 	say(s, "ERROR: Another push to %s was in progress and updated a branch this push updates first: that branch "
 	       "was not changed by this push. Fetch, merge or rebase, and push again.\n", c->name);
+	metrics_refusal(RR_LOST_RACE);
 	log_info("gate.push_lost_race", "user=%s app=%s", s->user.name, c->name);
 }
 
@@ -1116,7 +1140,10 @@ static void command_count(const struct sess *s, const struct command *c)
 	enum metrics_service ms = c->cmd.service == GIT_SERVICE_RECEIVE_PACK ? MS_RECEIVE_PACK :
 				  c->cmd.service == GIT_SERVICE_UPLOAD_PACK ? MS_UPLOAD_PACK :
 				  c->cmd.service == GIT_SERVICE_UPLOAD_ARCHIVE ? MS_UPLOAD_ARCHIVE : MS_NONE;
-	enum metrics_result mr = !strcmp(c->result, "ok") ? MR_OK : !strcmp(c->result, "failed") ? MR_FAILED : MR_REFUSED;
+	enum metrics_result mr = !strcmp(c->result, "ok")	    ? MR_OK
+				 : !strcmp(c->result, "rejected") ? MR_REJECTED
+				 : !strcmp(c->result, "failed")   ? MR_FAILED
+								  : MR_REFUSED;
 	atomic_fetch_add(&gate_metrics->sessions[ms][mr], 1);
 	if (ms == MS_RECEIVE_PACK) {
 		atomic_fetch_add(&gate_metrics->bytes_pushed, s->bytes_in);
@@ -1140,6 +1167,7 @@ static void run_command(struct sess *s, ssh_event ev)
 		finish(s, 1, "ERROR: %s is locked (maintenance or migration) and stayed locked for %ds: push again later.\n",
 		       c.name, s->cfg->lock_wait);
 		log_info("gate.refused", "user=%s app=%s what=%s", s->user.name, c.name, "locked");
+		metrics_refusal(RR_LOCKED);
 		goto out;
 	}
 	snprintf(c.rel, sizeof(c.rel), "%s.git", c.name);
@@ -1158,7 +1186,7 @@ static void run_command(struct sess *s, ssh_event ev)
 	c.code = pump(s, ev, c.b);
 	if (gate_metrics)
 		atomic_fetch_sub(&gate_metrics->sessions_in_flight, 1);
-	c.result = c.code == 0 ? "ok" : "failed";
+	c.result = c.code != 0 ? "failed" : s->rejected ? "rejected" : "ok";
 	command_push_too_large(s, &c);
 	command_lost_race(s, &c);
 	if (c.code == 0 && c.cmd.service == GIT_SERVICE_RECEIVE_PACK && c.app.route == ROUTE_LEGACY)

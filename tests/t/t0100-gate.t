@@ -186,6 +186,10 @@ test_expect_success 'refs outside gate.refNamespaces are refused on both routes;
 		test_grep "refs/tags/v1.0$" ls &&
 		! grep "refs/notes" ls || return 1
 	done &&
+	: /metrics counts those pushes as rejected, not ok, and says why &&
+	curl -sf "$g1_ADMIN/metrics" >metrics &&
+	test_grep "^grove_gate_sessions_total{command=\"git-receive-pack\",result=\"rejected\"} [2-9]" metrics &&
+	test_grep "^grove_gate_push_refusals_total{reason=\"namespace\"} 2$" metrics &&
 	: a gate that takes notes but not tags &&
 	start_gate g3 $s1_ADDR s1 "gate.refNamespaces=refs/heads/ refs/notes/" &&
 	api g3 POST /api/v1/users "{\"name\":\"alice\"}" >out && test_grep "^201$" out &&
