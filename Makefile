@@ -11,8 +11,17 @@
 #   make fuzz                     build the libFuzzer targets (clang) in build/fuzz
 #   make fuzz-run FUZZ_SECONDS=N  run each fuzz target for N seconds
 #   make up                       install, build and start Grove on loopback (grove up)
+#   make install [PREFIX=/usr/local] [DESTDIR=]   the binary, systemd units, completion, docs
+#   make uninstall [PREFIX=…] [DESTDIR=]          what make install put there
 
 CC ?= cc
+# The version outside a git checkout; inside one, `git describe` says.
+VERSION := 0.2.0
+GROVE_VERSION := $(or $(shell git describe --tags --dirty 2>/dev/null),\
+	$(shell h=$$(git rev-parse --short HEAD 2>/dev/null) && \
+		echo "$(VERSION)-g$$h$$(git diff --quiet HEAD 2>/dev/null || echo -dirty)"),$(VERSION))
+PREFIX ?= /usr/local
+DESTDIR ?=
 PKGS := grpc libprotobuf-c libgit2 openssl sqlite3 libpq libssh libmicrohttpd jansson libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -49,7 +58,8 @@ TOOL_BIN := $(patsubst tests/tools/%.c,$(B)/tests/tools/%,$(TOOL_SRC))
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 
-.PHONY: all completion lint test test-loaded test-chaos unit valgrind e2e fuzz fuzz-run clean deps up bench
+.PHONY: all completion lint test test-loaded test-chaos unit valgrind e2e fuzz fuzz-run clean deps up bench \
+	install uninstall FORCE
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -72,6 +82,13 @@ $(B)/gen/methods.c: scripts/gen-methods.awk $(PROTOS)
 
 # Every object may include any generated header.
 $(LIB_OBJ) $(ROLE_OBJ): | $(PROTO_H)
+
+# Rewritten only when the version changes: one object is rebuilt, not all.
+$(B)/gen/grove-version.h: FORCE
+	@mkdir -p $(B)/gen
+	@v='#define GROVE_VERSION "$(GROVE_VERSION)"'; \
+	if [ "$$(cat $@ 2>/dev/null)" != "$$v" ]; then echo "$$v" >$@; fi
+$(B)/obj/src/lib/version.o: $(B)/gen/grove-version.h
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -191,6 +208,27 @@ up: deps all
 bench: all
 	scripts/install-deps --bench
 	bench/run
+
+# The units and docs name /usr/local/bin/grove and /usr/share/doc/grove: the
+# installed copies name PREFIX's. It builds nothing (as root, a build would
+# leave root-owned objects): `make && sudo make install`.
+install:
+	@test -x $(B)/grove || { echo "make install: no $(B)/grove: run make first" >&2; exit 1; }
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/systemd/system \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions $(DESTDIR)$(PREFIX)/share/doc/grove
+	install -m 0755 $(B)/grove $(DESTDIR)$(PREFIX)/bin/grove
+	for u in contrib/systemd/*.service; do \
+		sed -e 's|/usr/local/bin/grove|$(PREFIX)/bin/grove|g' \
+		    -e 's|/usr/share/doc/grove|$(PREFIX)/share/doc/grove|g' $$u \
+		    >$(DESTDIR)$(PREFIX)/lib/systemd/system/$$(basename $$u) || exit 1; \
+	done
+	install -m 0644 contrib/bash-completion/grove $(DESTDIR)$(PREFIX)/share/bash-completion/completions/grove
+	install -m 0644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/grove/
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/grove $(DESTDIR)$(PREFIX)/share/bash-completion/completions/grove
+	for u in contrib/systemd/*.service; do rm -f $(DESTDIR)$(PREFIX)/lib/systemd/system/$$(basename $$u); done
+	rm -rf $(DESTDIR)$(PREFIX)/share/doc/grove
 
 clean:
 	rm -rf build

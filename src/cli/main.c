@@ -10,11 +10,9 @@
 #include "gate/gate.h"
 #include "cluster/main.h"
 
-#include <libgen.h>
+#include "lib/version.h"
 
-#ifndef GROVE_VERSION
-#define GROVE_VERSION "0.1.0"
-#endif
+#include <libgen.h>
 
 static const char usage[] =
 	"usage: grove <command> [<args>]\n"
@@ -94,7 +92,7 @@ int main(int argc, char **argv)
 	else if (!strcmp(argv[1], "hook"))
 		ret = hook_main(argc > 2 ? argv[2] : NULL, argc - 2, argv + 2);
 	else if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
-		printf("grove %s\n", GROVE_VERSION);
+		printf("grove %s\n", grove_version());
 		ret = 0;
 	} else {
 		fprintf(stderr, "grove: '%s' is not a grove command. See 'grove --help'.\n", argv[1]);

@@ -2,6 +2,7 @@
 #include "cluster/cluster.h"
 #include "cluster/main.h"
 #include "cli/opt.h"
+#include "lib/version.h"
 #include "lib/auth.h"
 #include "lib/config.h"
 #include "lib/daemon.h"
@@ -291,7 +292,8 @@ int cluster_main(int argc, char **argv)
 		goto out;
 	if (metrics_listen && (ret = metrics_start(&c, metrics_listen, &metrics)))
 		goto out;
-	log_info("cluster.started", "router=%s virtual_storage=%s listen=%s stores=%zu replication_factor=%d database=%s",
+	log_info("cluster.started", "version=%s router=%s virtual_storage=%s listen=%s stores=%zu replication_factor=%d database=%s",
+		 grove_version(),
 		 c.router, c.virtual_storage, listen[0], c.nnodes, c.replication_factor, sqldb_display_name(c.db));
 
 	daemon_ready(&d);

@@ -8,6 +8,7 @@
 #include "gate/db.h"
 #include "gate/metrics.h"
 #include "cli/opt.h"
+#include "lib/version.h"
 #include "lib/auth.h"
 #include "lib/config.h"
 #include "lib/proxyproto.h"
@@ -772,7 +773,8 @@ int gate_main(int argc, char **argv)
 	if (g.api_pid == 0)
 		return api_child(&g.cfg, g.bind, &g.d.sigs, g.lfd, -1, g.auth_pipe);
 	g.sfd = signalfd(-1, &g.d.sigs, SFD_CLOEXEC | SFD_NONBLOCK);
-	log_info("gate.started", "listen=%s hook_listen=%s admin_listen=%s route_cluster=%s legacy_dir=%s",
+	log_info("gate.started", "version=%s listen=%s hook_listen=%s admin_listen=%s route_cluster=%s legacy_dir=%s",
+		 grove_version(),
 		 g.cfg.listen, g.cfg.hook_listen, g.cfg.admin_listen,
 		 g.cfg.cluster_address ? g.cfg.cluster_address : "", g.cfg.legacy_dir);
 	daemon_ready(&g.d);

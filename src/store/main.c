@@ -1,5 +1,6 @@
 /* `grove store`: configuration, start-up, and a clean drain on SIGTERM. */
 #include "store/store.h"
+#include "lib/version.h"
 #include "lib/metricsd.h"
 #include "store/main.h"
 #include "cli/opt.h"
@@ -366,7 +367,8 @@ int store_main(int argc, char **argv)
 	if ((ret = rpc_server_listen(srv, st.hook_address)) || (ret = rpc_server_start(srv)) ||
 	    (ret = store_metrics_start(&st, &metrics)))
 		goto out;
-	log_info("store.started", "name=%s root=%s listen=%s hook_socket=%s", st.name, st.root, listen[0],
+	log_info("store.started", "version=%s name=%s root=%s listen=%s hook_socket=%s", grove_version(), st.name, st.root,
+		 listen[0],
 		 st.hook_address);
 	daemon_ready(&d);
 
