@@ -153,8 +153,9 @@ static int install_links(struct store *st)
 	};
 	char link[4200];
 	for (size_t i = 0; i < ARRAY_SIZE(hooks); i++) {
-		for (int push = 0; push <= hooks[i].push; push++) {
-			snprintf(link, sizeof(link), "%s/%s", push ? st->push_hooks_dir : st->hooks_dir, hooks[i].name);
+		const char *dirs[] = { st->hooks_dir, hooks[i].push ? st->push_hooks_dir : NULL };
+		for (size_t d = 0; d < ARRAY_SIZE(dirs) && dirs[d]; d++) {
+			snprintf(link, sizeof(link), "%s/%s", dirs[d], hooks[i].name);
 			unlink(link);
 			if (symlink(st->self_exe, link))
 				return error_set(GROVE_EIO, "cannot link %s: %s", link, strerror(errno));

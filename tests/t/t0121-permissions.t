@@ -13,12 +13,7 @@ up_start() {
 }
 
 test_setup 'grove up with an app on each route, pushed to' '
-	mkdir -p "$HOME/.ssh" &&
-	ssh-keygen -q -t ed25519 -N "" -C me@test -f "$HOME/.ssh/id_ed25519" &&
-	SSH_PORT=$(free_port) && HTTP_PORT=$(free_port) &&
-	export USER=tester GROVE_ADMIN_URL=http://127.0.0.1:$HTTP_PORT GROVE_ADMIN_TOKEN_FILE=$TRASH/gd/gate/admin-token &&
-	GIT_SSH_COMMAND="ssh -i $HOME/.ssh/id_ed25519 -p $SSH_PORT -o IdentitiesOnly=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes" &&
-	export GIT_SSH_COMMAND &&
+	up_env &&
 	up_start &&
 	wait_for 60 "grove up to be up" grep -q "Ctrl-C stops everything" up.out &&
 	"$GROVE" app create onc --route cluster >/dev/null &&

@@ -35,12 +35,7 @@ restarted() {
 }
 
 test_setup 'grove up on a fresh data directory, with your SSH key' '
-	mkdir -p "$HOME/.ssh" &&
-	ssh-keygen -q -t ed25519 -N "" -C me@test -f "$HOME/.ssh/id_ed25519" &&
-	SSH_PORT=$(free_port) && HTTP_PORT=$(free_port) &&
-	export USER=tester GROVE_ADMIN_URL=http://127.0.0.1:$HTTP_PORT GROVE_ADMIN_TOKEN_FILE=$TRASH/gd/gate/admin-token &&
-	GIT_SSH_COMMAND="ssh -i $HOME/.ssh/id_ed25519 -p $SSH_PORT -o IdentitiesOnly=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes" &&
-	export GIT_SSH_COMMAND &&
+	up_env &&
 	up_start 1
 '
 

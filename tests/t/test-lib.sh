@@ -575,6 +575,19 @@ ssh_as() {
 	echo "ssh -i $TRASH/keys/$1 -p $2 -o IdentitiesOnly=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes"
 }
 
+# up_env: what a user of `grove up` in $TRASH/gd has: an SSH key in $HOME,
+# two free ports for the gate (SSH_PORT, HTTP_PORT), the admin CLI pointed at
+# the gate, and GIT_SSH_COMMAND with that key. Call it from test_setup (whose
+# body runs in the test's own shell, so the exports stay).
+up_env() {
+	mkdir -p "$HOME/.ssh" &&
+	ssh-keygen -q -t ed25519 -N "" -C me@test -f "$HOME/.ssh/id_ed25519" &&
+	SSH_PORT=$(free_port) && HTTP_PORT=$(free_port) &&
+	export USER=tester GROVE_ADMIN_URL=http://127.0.0.1:$HTTP_PORT GROVE_ADMIN_TOKEN_FILE=$TRASH/gd/gate/admin-token &&
+	GIT_SSH_COMMAND="ssh -i $HOME/.ssh/id_ed25519 -p $SSH_PORT -o IdentitiesOnly=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes" &&
+	export GIT_SSH_COMMAND
+}
+
 # hold_push_lock GATE APP: holds APP's push lock on GATE (shared), as a push
 # running there does, until release_push_lock GATE APP: a migration of APP
 # waits for it (journaled: in progress) with APP locked, and pushes to APP
