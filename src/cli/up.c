@@ -22,6 +22,7 @@
 #include "lib/strvec.h"
 #include "grpc/health/v1/health.pb-c.h"
 
+#include <limits.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <signal.h>
@@ -424,28 +425,67 @@ static int up_start(struct up *u)
 	return 0;
 }
 
-/* The banner: what runs where and what to try next, with you as its user if we could. */
+/* How to run this grove as typed: "grove" when that is what PATH finds,
+ * else the path of this binary (a build not installed). */
+static const char *up_grove_cmd(const struct up *u)
+{
+	const char *path = getenv("PATH");
+	char *copy = xstrdup(path ? path : ""), *save = NULL, cand[4096], real[PATH_MAX];
+	const char *cmd = u->self;
+
+	for (char *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save))
+		if (!fs_pathf(cand, sizeof(cand), "%s/grove", *d ? d : ".") && !access(cand, X_OK)) {
+			if (realpath(cand, real) && !strcmp(real, u->self))
+				cmd = "grove";
+			break;   /* the first grove PATH finds is the one that would run */
+		}
+	free(copy);
+	return cmd;
+}
+
+/* The refspec of the example push: the branch checked out where grove up
+ * was started (pushed to main, the deploy branch, if it has another name),
+ * else main. */
+static void up_push_refspec(char *out, size_t size)
+{
+	const char *argv[] = { "git", "symbolic-ref", "--short", "-q", "HEAD", NULL };
+	struct strbuf b;
+
+	strbuf_init(&b, 4096);
+	snprintf(out, size, "main");
+	if (proc_run(argv, NULL, NULL, NULL, 0, &b, NULL) == 0) {
+		strbuf_rtrim(&b);
+		if (b.len && strcmp(b.buf, "main") && !strpbrk(b.buf, " \t\n\"'\\"))
+			snprintf(out, size, "%s:main", b.buf);
+	}
+	strbuf_release(&b);
+}
+
+/* The banner: what runs where and what to try next, with you as its user if
+ * we could; every command in it works as printed. */
 static void up_announce(struct up *u)
 {
-	char who[128], keyfile[4096];
+	char who[128], keyfile[4096], refspec[300];
+	const char *grove = up_grove_cmd(u);
 
 	if (u->want_user)
 		default_user(u->base, u->token, who, sizeof(who), keyfile, sizeof(keyfile));
 	else
 		who[0] = keyfile[0] = '\0';
+	up_push_refspec(refspec, sizeof(refspec));
 	printf("Grove is up: a gate, a cluster router and %d stores (data in %s, logs in %s/logs).\n", UP_STORES, u->dir,
 	       u->dir);
-	printf("  git remote:  ssh://git@localhost:%d/<app>.git\n", u->ssh_port);
+	printf("  git remote:  ssh://git@127.0.0.1:%d/<app>.git\n", u->ssh_port);
 	printf("  admin API:   %s  (token in %s/gate/admin-token)\n", u->base, u->dir);
-	printf("  cluster:     grove cluster -a %s --secret-file %s/secret status\n", u->store_sock, u->dir);
+	printf("  cluster:     %s cluster -a %s --secret-file %s/secret status\n", grove, u->store_sock, u->dir);
 	if (who[0])
 		printf("  you:         user %s, key %s, administrator\n", who, keyfile);
 	printf("Next:\n");
 	printf("  export GROVE_ADMIN_URL=%s GROVE_ADMIN_TOKEN_FILE=%s/gate/admin-token\n", u->base, u->dir);
 	if (!who[0])
-		printf("  grove user create me --admin && grove key add me ~/.ssh/id_ed25519.pub\n");
-	printf("  grove app create hello\n");
-	printf("  git push ssh://git@localhost:%d/hello.git main\n", u->ssh_port);
+		printf("  %s user create me --admin && %s key add me ~/.ssh/id_ed25519.pub\n", grove, grove);
+	printf("  %s app create hello\n", grove);
+	printf("  git push ssh://git@127.0.0.1:%d/hello.git %s\n", u->ssh_port, refspec);
 	printf("Ctrl-C stops everything.\n");
 	fflush(stdout);
 	log_info("up.started", "data=%s ssh_port=%d http_port=%d", u->dir, u->ssh_port, u->http_port);

@@ -39,8 +39,11 @@ test_setup 'grove up on a fresh data directory, with your SSH key' '
 	up_start 1
 '
 
-test_expect_success 'it says how to use it' '
-	test_grep "git remote:  ssh://git@localhost:$SSH_PORT/<app>.git" up.out &&
+test_expect_success 'it says how to use it, in commands that work as printed' '
+	test_grep "git remote:  ssh://git@127.0.0.1:$SSH_PORT/<app>.git" up.out &&
+	: grove is not on PATH here: the banner names this binary &&
+	test_grep "^  $(realpath "$GROVE") app create hello$" up.out &&
+	test_grep "^  git push ssh://git@127.0.0.1:$SSH_PORT/hello.git main$" up.out &&
 	test_grep "you:         user tester, key $HOME/.ssh/id_ed25519.pub, administrator" up.out &&
 	test_grep "grove app create hello" up.out
 '
