@@ -51,6 +51,7 @@ struct gate_config {
 	int login_grace;           /* seconds to authenticate */
 	int max_startups;          /* unauthenticated connections at once */
 	int max_connections;
+	int max_per_addr;          /* SSH connections from one client address (gate.maxConnectionsPerAddress) */
 	int admin_max_conns;       /* admin HTTP connections at once (gate.adminMaxConnections) */
 	int admin_max_per_addr;    /* of them from one address (gate.adminMaxPerAddress) */
 	int admin_timeout;         /* seconds an admin connection may stay silent (gate.adminTimeout) */

@@ -53,6 +53,7 @@ const struct cli_command gate_command = {
 	"  [gate]\n"
 	"    listen = 127.0.0.1:2222         SSH address\n"
 	"    hookListen = 127.0.0.1:2223     gRPC HookService the stores call back\n"
+	"    maxConnectionsPerAddress = 50   SSH connections at once from one client address\n"
 	"    adminListen = 127.0.0.1:8080    admin HTTP API\n"
 	"    adminMaxConnections = 128       admin HTTP connections at once\n"
 	"    adminMaxPerAddress = 16         of them from one client address\n"
@@ -180,6 +181,7 @@ static int gate_config_read_ints(struct config_load *l)
 	INT("gate.loginGraceTime", 30, 1, 600, login_grace)
 	INT("gate.maxStartups", 100, 1, 100000, max_startups)
 	INT("gate.maxConnections", 1000, 1, 100000, max_connections)
+	INT("gate.maxConnectionsPerAddress", 50, 1, 100000, max_per_addr)
 	INT("gate.adminMaxConnections", 128, 2, 10000, admin_max_conns)
 	INT("gate.adminMaxPerAddress", 16, 1, 10000, admin_max_per_addr)
 	INT("gate.adminTimeout", 15, 1, 3600, admin_timeout)
@@ -435,6 +437,7 @@ static int listen_tcp(const char *addr)
 struct child {
 	pid_t pid;
 	bool authed;
+	char addr[INET6_ADDRSTRLEN];   /* the client's address ("" behind a PROXY load balancer) */
 };
 
 /* In the freshly forked api process: drop what belongs to the acceptor. */
@@ -581,6 +584,36 @@ static int gate_start_listeners(struct gate *g)
 	return 0;
 }
 
+/* The client's address (addr, "" when it is a load balancer that sends a
+ * PROXY header: the real client is known only later) and "ip:port" (peer). */
+static void gate_peer(const struct gate *g, const struct sockaddr_storage *ss, char *addr, char *peer, size_t size)
+{
+	bool balancer = false;
+	addr[0] = '\0';
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
+		inet_ntop(AF_INET, &sin->sin_addr, addr, INET6_ADDRSTRLEN);
+		snprintf(peer, size, "%s:%u", addr, ntohs(sin->sin_port));
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
+		inet_ntop(AF_INET6, &sin6->sin6_addr, addr, INET6_ADDRSTRLEN);
+		snprintf(peer, size, "[%s]:%u", addr, ntohs(sin6->sin6_port));
+	}
+	for (size_t i = 0; i < g->cfg.nproxy_from && !balancer; i++)
+		balancer = cidr_match(&g->cfg.proxy_from[i], (const struct sockaddr *)ss);
+	if (balancer)
+		addr[0] = '\0';
+}
+
+/* Connections open now from addr. */
+static int gate_count_addr(const struct gate *g, const char *addr)
+{
+	int n = 0;
+	for (size_t i = 0; i < g->nkids; i++)
+		n += !strcmp(g->kids[i].addr, addr);
+	return n;
+}
+
 /* SIGCHLD: forgets the children that ended; the api process is noticed gone. */
 static void gate_reap(struct gate *g)
 {
@@ -681,16 +714,19 @@ static bool gate_accept(struct gate *g, int *child_ret)
 	int fd = accept4(g->lfd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
 	if (fd < 0)
 		return false;
-	char peer[64] = "?";
-	if (ss.ss_family == AF_INET) {
-		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-		char ip[INET_ADDRSTRLEN];
-		inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip));
-		snprintf(peer, sizeof(peer), "%s:%u", ip, ntohs(sin->sin_port));
-	}
+	char peer[64] = "?", addr[INET6_ADDRSTRLEN] = "";
+	gate_peer(g, &ss, addr, peer, sizeof(peer));
 	if (g->unauth >= g->cfg.max_startups || g->nkids >= (size_t)g->cfg.max_connections) {
 		/* Like sshd's MaxStartups: refuse before any work is done. */
 		log_warn("gate.too_many", "peer=%s unauthenticated=%d connections=%zu", peer, g->unauth, g->nkids);
+		close(fd);
+		return false;
+	}
+	if (addr[0] && gate_count_addr(g, addr) >= g->cfg.max_per_addr) {
+		/* One client (one tenant's CI, a script gone wild) holds its own
+		 * share of the connections, never all of them. */
+		log_warn("gate.too_many_from", "peer=%s connections=%d max=%d", peer, gate_count_addr(g, addr),
+			 g->cfg.max_per_addr);
 		close(fd);
 		return false;
 	}
@@ -710,6 +746,7 @@ static bool gate_accept(struct gate *g, int *child_ret)
 	g->kids = xrealloc(g->kids, (g->nkids + 1) * sizeof(*g->kids));
 	g->kids[g->nkids].pid = pid;
 	g->kids[g->nkids].authed = false;
+	strlcpy_(g->kids[g->nkids].addr, addr, sizeof(g->kids[g->nkids].addr));
 	g->nkids++;
 	g->unauth++;
 	return false;

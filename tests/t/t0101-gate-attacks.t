@@ -303,6 +303,48 @@ test_expect_success 'connections held open on the admin port take one address'"'
 	test_grep "^closed 6$" held
 '
 
+# hold_ssh FROM PORT N FILE: N connections to the SSH port from address FROM
+# that read the gate's banner and then send nothing; FILE once all have it.
+# In the background until stopped.
+hold_ssh() {
+	perl -MIO::Socket::INET -e '
+		my ($from, $port, $n, $file) = @ARGV;
+		my @c;
+		for (1 .. $n) {
+			my $c = IO::Socket::INET->new(PeerAddr => "127.0.0.1", PeerPort => $port, LocalAddr => $from)
+				or die "connect: $!";
+			my $banner = <$c>;
+			die "no banner" unless $banner && $banner =~ /^SSH-2.0-/;
+			push @c, $c;
+		}
+		open(my $f, ">", $file) or die; close $f;
+		sleep 600;
+	' "$@" &
+	record_daemon $!
+}
+
+# banner_from FROM PORT: what the gate says first to a connection from FROM:
+# its banner, or "closed".
+banner_from() {
+	perl -MIO::Socket::INET -e '
+		my ($from, $port) = @ARGV;
+		my $c = IO::Socket::INET->new(PeerAddr => "127.0.0.1", PeerPort => $port, LocalAddr => $from) or die "connect: $!";
+		my $line = <$c>;
+		print defined $line ? $line : "closed\n";
+	' "$@"
+}
+
+test_expect_success 'one client address holds gate.maxConnectionsPerAddress SSH connections, not all' '
+	start_gate g6 $s1_ADDR s1 gate.maxConnectionsPerAddress=3 gate.loginGraceTime=600 &&
+	hold_ssh 127.0.0.2 $g6_SSH_PORT 3 held3 &&
+	wait_for 30 "three connections from 127.0.0.2 to get the banner" test -e held3 &&
+	banner_from 127.0.0.2 $g6_SSH_PORT >fourth &&
+	test_grep "^closed$" fourth &&
+	banner_from 127.0.0.1 $g6_SSH_PORT >other &&
+	test_grep "^SSH-2.0-" other &&
+	wait_grep "\"event\":\"gate.too_many_from\".*\"peer\":\"127.0.0.2:" g6/gate.log
+'
+
 test_expect_success 'the gate is still up and every session was logged' '
 	kill -0 $g1_PID &&
 	test_grep "\"event\":\"gate.session\"" "$TRASH/g1/gate.log"
