@@ -42,6 +42,9 @@ struct repo_env;
 
 struct admin_opts {
 	const char *listen;     /* "127.0.0.1:8080" */
+	/* Where /health, /ready, /metrics and archive downloads are served
+	 * too, without the admin API (NULL: on listen only). */
+	const char *public_listen;
 	const char *token;      /* bearer token */
 	const char *db_path;    /* the gate's SQLite file */
 	const char *default_deploy_branch;

@@ -46,6 +46,7 @@ int api_run(const struct gate_config *cfg)
 	if ((ret = rpc_server_listen(srv, cfg->hook_listen)) || (ret = rpc_server_start(srv)))
 		goto out;
 	aopts.listen = cfg->admin_listen;
+	aopts.public_listen = cfg->public_listen;
 	aopts.token = cfg->admin_token;
 	aopts.db_path = cfg->db_path;
 	aopts.default_deploy_branch = cfg->deploy_branch;

@@ -32,6 +32,7 @@ struct gate_config {
 	char *secret;
 	char *hook_listen;         /* gRPC HookService the stores call back */
 	char *admin_listen;        /* admin HTTP API */
+	char *public_listen;       /* health, metrics, archives without the API (gate.publicListen), or NULL */
 	char *admin_token;
 	char *legacy_dir;          /* bare repositories <app>.git */
 	char *cluster_address;     /* a store's or a cluster's gRPC address */

@@ -55,6 +55,7 @@ const struct cli_command gate_command = {
 	"    hookListen = 127.0.0.1:2223     gRPC HookService the stores call back\n"
 	"    maxConnectionsPerAddress = 50   SSH connections at once from one client address\n"
 	"    adminListen = 127.0.0.1:8080    admin HTTP API\n"
+	"    publicListen = …                /health, /ready, /metrics, archives, without the API\n"
 	"    adminMaxConnections = 128       admin HTTP connections at once\n"
 	"    adminMaxPerAddress = 16         of them from one client address\n"
 	"    adminTimeout = 15               seconds an admin connection may send nothing\n"
@@ -137,6 +138,7 @@ static int gate_config_read_strings(struct config_load *l)
 	    (ret = config_get_str(cfg, "gate.listen", "127.0.0.1:2222", &c->listen)) ||
 	    (ret = config_get_str(cfg, "gate.hookListen", "127.0.0.1:2223", &c->hook_listen)) ||
 	    (ret = config_get_str(cfg, "gate.adminListen", "127.0.0.1:8080", &c->admin_listen)) ||
+	    (ret = config_get_str(cfg, "gate.publicListen", NULL, &c->public_listen)) ||
 	    (ret = config_get_path(cfg, "gate.adminTokenFile", "admin-token", &l->token_file)) ||
 	    (ret = config_get_path(cfg, "gate.secretFile", "secret", &l->secret_file)) ||
 	    (ret = config_get_str(cfg, "gate.database", "gate.db", &c->db_path)) ||
@@ -317,7 +319,7 @@ out:
 void gate_config_release(struct gate_config *c)
 {
 	char **fields[] = { &c->conf_path, &c->data_dir, &c->listen, &c->db_path, &c->host_key_dir, &c->secret,
-			    &c->hook_listen, &c->admin_listen, &c->admin_token, &c->legacy_dir, &c->cluster_address,
+			    &c->hook_listen, &c->admin_listen, &c->public_listen, &c->admin_token, &c->legacy_dir, &c->cluster_address,
 			    &c->cluster_storage, &c->deploy_branch, &c->deploy_command, &c->self_exe, &c->hooks_dir,
 			    &c->deploy_webhook, &c->archive_base, &c->webhook_secret, &c->auth_url, &c->auth_token };
 	for (size_t i = 0; i < ARRAY_SIZE(fields); i++)

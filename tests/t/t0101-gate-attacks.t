@@ -345,6 +345,18 @@ test_expect_success 'one client address holds gate.maxConnectionsPerAddress SSH 
 	wait_grep "\"event\":\"gate.too_many_from\".*\"peer\":\"127.0.0.2:" g6/gate.log
 '
 
+test_expect_success 'gate.publicListen serves probes, metrics and archives there, never the admin API' '
+	pub=127.0.0.1:$(free_port) &&
+	start_gate g7 $s1_ADDR s1 gate.publicListen=$pub &&
+	wait_for 30 "the public listener" curl -sf "http://$pub/health" &&
+	curl -sf "http://$pub/ready" >ready && test_grep "\"ready\":true" ready &&
+	curl -sf "http://$pub/metrics" >m && test_grep "^grove_gate_sessions_total" m &&
+	curl -s -o body -w "%{http_code}\n" -H "Authorization: Bearer $g7_TOKEN" "http://$pub/api/v1/apps" >code &&
+	test_grep "^404$" code &&
+	test_grep "the admin API is not served on this address (gate.publicListen)" body &&
+	api g7 GET /api/v1/apps >out && test_grep "^200$" out
+'
+
 test_expect_success 'the gate is still up and every session was logged' '
 	kill -0 $g1_PID &&
 	test_grep "\"event\":\"gate.session\"" "$TRASH/g1/gate.log"

@@ -50,8 +50,17 @@ struct batch {
 	json_t *results;         /* [{app, ok, error?}], in order */
 };
 
+/* One listener of the API: the admin one, or the public one
+ * (gate.publicListen) that serves the endpoints needing no token only. */
+struct admin_side {
+	struct admin *a;
+	bool public_only;
+};
+
 struct admin {
 	struct MHD_Daemon *daemon;
+	struct MHD_Daemon *public_daemon;   /* gate.publicListen, or NULL */
+	struct admin_side side, public_side;
 	unsigned char token_hash[SHA256_DIGEST_LENGTH];
 	char *db_path;
 	char *default_branch;

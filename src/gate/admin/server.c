@@ -121,8 +121,16 @@ static enum MHD_Result answer_early(struct MHD_Connection *conn, struct request 
 	return res;
 }
 
+/* What needs no admin token, and is all gate.publicListen serves. */
+static bool is_public(const char *url)
+{
+	return !strcmp(url, "/health") || !strcmp(url, "/ready") || !strcmp(url, "/metrics") ||
+	       !strncmp(url, ARCHIVE_PREFIX, strlen(ARCHIVE_PREFIX));
+}
+
 /* The first call, with the headers: what can be refused before any body. */
-static enum MHD_Result on_headers(struct admin *a, struct MHD_Connection *conn, struct request *r, const char *url)
+static enum MHD_Result on_headers(struct admin *a, bool public_only, struct MHD_Connection *conn, struct request *r,
+				  const char *url)
 {
 	struct reply out = { 0, NULL };
 	const char *cl;
@@ -130,9 +138,13 @@ static enum MHD_Result on_headers(struct admin *a, struct MHD_Connection *conn, 
 
 	/* Probes and Prometheus scrapes need no token: they reveal no app. An
 	 * archive URL carries its own signature instead (checked with the rest). */
-	if (!strcmp(url, "/health") || !strcmp(url, "/ready") || !strcmp(url, "/metrics") ||
-	    !strncmp(url, ARCHIVE_PREFIX, strlen(ARCHIVE_PREFIX)))
+	if (is_public(url))
 		return MHD_YES;
+	if (public_only) {
+		reply_error(&out, MHD_HTTP_NOT_FOUND,
+			    "the admin API is not served on this address (gate.publicListen): use the gate's adminListen");
+		return answer_early(conn, r, &out);
+	}
 	if (!token_ok(a, conn)) {
 		const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 		if (!h)
@@ -239,7 +251,8 @@ static void set_correlation_id(struct MHD_Connection *conn, struct request *r)
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
 				  const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
-	struct admin *a = cls;
+	const struct admin_side *side = cls;
+	struct admin *a = side->a;
 	struct request *r = *con_cls;
 	struct reply out = { 0, NULL };
 	enum MHD_Result res;
@@ -252,7 +265,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		strlcpy_(r->path, url, sizeof(r->path));
 		*con_cls = r;
 		set_correlation_id(conn, r);
-		return on_headers(a, conn, r, url);
+		return on_headers(a, side->public_only, conn, r, url);
 	}
 	log_set_correlation_id(r->corr);
 	if (*upload_data_size) {
@@ -407,6 +420,31 @@ static int open_listener(const char *listen_addr, int *out)
 	return 0;
 }
 
+/* One listener on listen_addr, serving side's share of the endpoints. */
+static int admin_listen(struct admin *a, const struct admin_opts *opts, const char *listen_addr,
+			struct admin_side *side, struct MHD_Daemon **out)
+{
+	int fd = -1, ret = open_listener(listen_addr, &fd);
+	if (ret)
+		return ret;
+	*out = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ITC |
+					MHD_USE_ERROR_LOG,
+				0, NULL, NULL, on_request, side,
+				MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+				MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+				MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
+				MHD_OPTION_CONNECTION_LIMIT, opts->max_conns ? opts->max_conns : ADMIN_MAX_CONNS,
+				MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+				opts->max_per_addr ? opts->max_per_addr : ADMIN_MAX_PER_ADDR,
+				MHD_OPTION_CONNECTION_TIMEOUT, opts->timeout_s ? opts->timeout_s : ADMIN_TIMEOUT_S,
+				MHD_OPTION_END);
+	if (!*out) {
+		close(fd);
+		return error_set(GROVE_EINTERNAL, "cannot start the HTTP server on %.200s", listen_addr);
+	}
+	return 0;   /* the daemon closes fd */
+}
+
 int admin_start(struct admin **out, const struct admin_opts *opts)
 {
 	struct admin *a = NULL;
@@ -443,25 +481,13 @@ int admin_start(struct admin **out, const struct admin_opts *opts)
 	db_close(db);
 	if (ret)
 		goto out;
-	ret = open_listener(opts->listen, &fd);
-	if (ret)
+	a->side = (struct admin_side){ a, false };
+	a->public_side = (struct admin_side){ a, true };
+	if ((ret = admin_listen(a, opts, opts->listen, &a->side, &a->daemon)))
 		goto out;
-	a->daemon = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ITC |
-					     MHD_USE_ERROR_LOG,
-				     0, NULL, NULL, on_request, a,
-				     MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-				     MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
-				     MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
-				     MHD_OPTION_CONNECTION_LIMIT, opts->max_conns ? opts->max_conns : ADMIN_MAX_CONNS,
-				     MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-				     opts->max_per_addr ? opts->max_per_addr : ADMIN_MAX_PER_ADDR,
-				     MHD_OPTION_CONNECTION_TIMEOUT, opts->timeout_s ? opts->timeout_s : ADMIN_TIMEOUT_S,
-				     MHD_OPTION_END);
-	if (!a->daemon) {
-		ret = error_set(GROVE_EINTERNAL, "cannot start the admin HTTP server on %.200s", opts->listen);
+	if (opts->public_listen && *opts->public_listen &&
+	    (ret = admin_listen(a, opts, opts->public_listen, &a->public_side, &a->public_daemon)))
 		goto out;
-	}
-	fd = -1;   /* the daemon closes it */
 	*out = a;
 	a = NULL;
 out:
@@ -481,6 +507,8 @@ void admin_stop(struct admin *a)
 {
 	if (!a)
 		return;
+	if (a->public_daemon)
+		MHD_stop_daemon(a->public_daemon);
 	if (a->daemon)
 		MHD_stop_daemon(a->daemon);
 	/* A running batch stops after the app it is moving. */
