@@ -53,6 +53,8 @@ struct gate_config {
 	int max_startups;          /* unauthenticated connections at once */
 	int max_connections;
 	int max_per_addr;          /* SSH connections from one client address (gate.maxConnectionsPerAddress) */
+	int max_ops_per_app;       /* git commands at once on one app (gate.maxOpsPerApp) */
+	int ops_queue_wait;        /* seconds a command waits for one of them (gate.opsQueueWait) */
 	int admin_max_conns;       /* admin HTTP connections at once (gate.adminMaxConnections) */
 	int admin_max_per_addr;    /* of them from one address (gate.adminMaxPerAddress) */
 	int admin_timeout;         /* seconds an admin connection may stay silent (gate.adminTimeout) */

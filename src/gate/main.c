@@ -54,6 +54,8 @@ const struct cli_command gate_command = {
 	"    listen = 127.0.0.1:2222         SSH address\n"
 	"    hookListen = 127.0.0.1:2223     gRPC HookService the stores call back\n"
 	"    maxConnectionsPerAddress = 50   SSH connections at once from one client address\n"
+	"    maxOpsPerApp = 32               git commands at once on one app; more wait\n"
+	"    opsQueueWait = 30               seconds one waits for a slot before it is refused\n"
 	"    adminListen = 127.0.0.1:8080    admin HTTP API\n"
 	"    publicListen = …                /health, /ready, /metrics, archives, without the API\n"
 	"    adminMaxConnections = 128       admin HTTP connections at once\n"
@@ -184,6 +186,8 @@ static int gate_config_read_ints(struct config_load *l)
 	INT("gate.maxStartups", 100, 1, 100000, max_startups)
 	INT("gate.maxConnections", 1000, 1, 100000, max_connections)
 	INT("gate.maxConnectionsPerAddress", 50, 1, 100000, max_per_addr)
+	INT("gate.maxOpsPerApp", 32, 1, 10000, max_ops_per_app)
+	INT("gate.opsQueueWait", 30, 0, 3600, ops_queue_wait)
 	INT("gate.adminMaxConnections", 128, 2, 10000, admin_max_conns)
 	INT("gate.adminMaxPerAddress", 16, 1, 10000, admin_max_per_addr)
 	INT("gate.adminTimeout", 15, 1, 3600, admin_timeout)

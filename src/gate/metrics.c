@@ -53,7 +53,7 @@ void metrics_render(const struct gate_metrics *m, struct strbuf *out)
 	static const char *const services[MS_COUNT] = { "git-upload-pack", "git-receive-pack", "git-upload-archive", "none" };
 	static const char *const results[MR_COUNT] = { "ok", "rejected", "failed", "refused" };
 	static const char *const reasons[RR_COUNT] = { "access", "locked", "too_large", "branch", "namespace",
-							"ref_name", "deploy_branch_delete", "app_gone", "lost_race" };
+							"ref_name", "deploy_branch_delete", "app_gone", "lost_race", "busy" };
 	if (!m)
 		return;
 	strbuf_addf(out, "# HELP grove_gate_sessions_in_flight SSH sessions running a git command now.\n"
@@ -97,4 +97,6 @@ void metrics_render(const struct gate_metrics *m, struct strbuf *out)
 			    (unsigned long long)atomic_load(&m->refusals[r]));
 	render_histogram(out, "grove_gate_push_duration_seconds", "Duration of git-receive-pack sessions.", &m->push_seconds);
 	render_histogram(out, "grove_gate_deploy_duration_seconds", "Duration of deployments.", &m->deploy_seconds);
+	render_histogram(out, "grove_gate_queue_wait_seconds",
+			 "Time git commands waited for one of gate.maxOpsPerApp slots of their app.", &m->queue_seconds);
 }

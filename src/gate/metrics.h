@@ -35,6 +35,7 @@ enum metrics_refusal {
 	RR_DEPLOY_DELETE, /* deleting the deploy branch */
 	RR_APP_GONE,      /* the app was deleted meanwhile */
 	RR_LOST_RACE,     /* another push moved the ref first */
+	RR_BUSY,          /* gate.maxOpsPerApp commands ran on the app for gate.opsQueueWait */
 	RR_COUNT
 };
 /* Answers of the external authorization API (auth.url). */
@@ -51,6 +52,7 @@ struct gate_metrics {
 	atomic_ullong authz[MA_COUNT];
 	atomic_ullong refusals[RR_COUNT];
 	struct histogram push_seconds;
+	struct histogram queue_seconds;   /* waits for a slot of gate.maxOpsPerApp */
 	struct histogram deploy_seconds;
 };
 

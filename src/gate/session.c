@@ -15,6 +15,7 @@
 #include "gate/pace.h"
 #include "gate/db.h"
 #include "gate/metrics.h"
+#include "gate/opslots.h"
 #include "gate/pushlock.h"
 #include "lib/error.h"
 #include "lib/fs.h"
@@ -82,6 +83,7 @@ struct sess {
 	size_t race_tail_len;
 	char peer[64];
 	int push_lock;            /* the app's push lock, held shared by a push */
+	int op_slot;              /* one of the app's gate.maxOpsPerApp slots (opslots.h), or -1 */
 };
 
 /* The database, opened at its first use (a key to look up): a connection
@@ -512,6 +514,44 @@ static int ensure_repo(struct sess *s, const struct app *app, const char *rel, b
 		protobuf_c_message_free_unpacked(&eresp->base, NULL);
 	rpc_client_free(cl);
 	return ret;
+}
+
+/*
+ * One of the app's gate.maxOpsPerApp slots, waited for up to
+ * gate.opsQueueWait seconds (said once to the user), for the session's
+ * life. Returns 0, or -1 when none came free (or on error: logged).
+ */
+static int take_op_slot(struct sess *s, const char *name)
+{
+	char locks[4096];
+	int64_t start = now_ms(), deadline = start + (int64_t)s->cfg->ops_queue_wait * 1000;
+	bool told = false;
+
+	snprintf(locks, sizeof(locks), "%s/locks", s->cfg->data_dir);
+	for (;;) {
+		int fd = op_slot_try(locks, name, s->cfg->max_ops_per_app);
+		if (fd >= 0) {
+			s->op_slot = fd;
+			if (told && gate_metrics)
+				metrics_observe(&gate_metrics->queue_seconds, now_ms() - start);
+			return 0;
+		}
+		if (fd == -1) {
+			log_warn("gate.op_slot_failed", "app=%s error=%s", name, error_msg());
+			return -1;
+		}
+		if (now_ms() >= deadline || !ssh_is_connected(s->ssh)) {
+			if (told && gate_metrics)
+				metrics_observe(&gate_metrics->queue_seconds, now_ms() - start);
+			return -1;
+		}
+		if (!told) {
+			say(s, "%s is busy (%d git operations running): waiting up to %ds…\n", name,
+			    s->cfg->max_ops_per_app, s->cfg->ops_queue_wait);
+			told = true;
+		}
+		usleep(100 * 1000);
+	}
 }
 
 /*
@@ -1170,6 +1210,13 @@ static void run_command(struct sess *s, ssh_event ev)
 		metrics_refusal(RR_LOCKED);
 		goto out;
 	}
+	if (take_op_slot(s, c.name)) {
+		finish(s, 1, "ERROR: %s had %d git operations running and none ended within %ds: try again in a minute.\n",
+		       c.name, s->cfg->max_ops_per_app, s->cfg->ops_queue_wait);
+		log_info("gate.refused", "user=%s app=%s what=%s", s->user.name, c.name, "busy");
+		metrics_refusal(RR_BUSY);
+		goto out;
+	}
 	snprintf(c.rel, sizeof(c.rel), "%s.git", c.name);
 	if ((ret = ensure_repo(s, &c.app, c.rel, c.need == ACCESS_WRITE))) {
 		command_fail(s, &c, ret, "its repository cannot be reached right now");
@@ -1247,7 +1294,7 @@ static int proxy_header(const struct gate_config *cfg, int fd, struct sess *s)
 
 int session_run(const struct gate_config *cfg, struct ssh_bind_struct *bind, int fd, const char *peer, int auth_fd)
 {
-	struct sess s = { .cfg = cfg, .auth_fd = auth_fd, .push_lock = -1 };
+	struct sess s = { .cfg = cfg, .auth_fd = auth_fd, .push_lock = -1, .op_slot = -1 };
 	struct ssh_server_callbacks_struct cb = { 0 };
 	ssh_event ev = NULL;
 	int ret = 1;
@@ -1329,6 +1376,8 @@ out:
 	}
 	if (s.push_lock >= 0)
 		close(s.push_lock);
+	if (s.op_slot >= 0)
+		close(s.op_slot);
 	user_release(&s.user);
 	free(s.command);
 	free(s.inbuf);

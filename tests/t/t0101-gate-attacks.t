@@ -357,6 +357,37 @@ test_expect_success 'gate.publicListen serves probes, metrics and archives there
 	api g7 GET /api/v1/apps >out && test_grep "^200$" out
 '
 
+test_expect_success 'gate.maxOpsPerApp: a command over an app'"'"'s share waits, then is refused; other apps go on' '
+	start_gate g8 $s1_ADDR s1 gate.maxOpsPerApp=1 gate.opsQueueWait=1 &&
+	user_app g8 alice busy &&
+	api g8 POST /api/v1/apps "{\"name\":\"calm\",\"route\":\"cluster\"}" >out && test_grep "^201$" out &&
+	api g8 PUT /api/v1/apps/calm/collaborators/alice "{\"access\":\"write\"}" >out && test_grep "^200$" out &&
+	make_history h8 &&
+	for a in busy calm; do
+		(cd h8 && GIT_SSH_COMMAND="$(ssh_as alice $g8_SSH_PORT)" git push -q ssh://git@127.0.0.1:$g8_SSH_PORT/$a.git main) ||
+			return 1
+	done &&
+	: a fetch that took the one slot of busy and waits for its client &&
+	mkfifo hold.in &&
+	{ $(ssh_as alice $g8_SSH_PORT) git@127.0.0.1 "git-upload-pack '"'"'busy.git'"'"'" <hold.in >hold.out 2>hold.err & } &&
+	exec 7>hold.in &&
+	wait_for 30 "the held fetch to get its advertisement" test -s hold.out &&
+	test_must_fail env GIT_SSH_COMMAND="$(ssh_as alice $g8_SSH_PORT)" \
+		git ls-remote ssh://git@127.0.0.1:$g8_SSH_PORT/busy.git 2>busy.err &&
+	test_grep "busy is busy (1 git operations running): waiting up to 1s" busy.err &&
+	test_grep "ERROR: busy had 1 git operations running and none ended within 1s: try again in a minute." busy.err &&
+	GIT_SSH_COMMAND="$(ssh_as alice $g8_SSH_PORT)" git ls-remote ssh://git@127.0.0.1:$g8_SSH_PORT/calm.git >calm.ls &&
+	test_grep "refs/heads/main$" calm.ls &&
+	: the held fetch ends: the slot is free again &&
+	exec 7>&- &&
+	wait_grep "\"event\":\"gate.session\".*\"app\":\"busy\",\"command\":\"git-upload-pack\".*\"result\":\"failed\|\"event\":\"gate.session\".*\"app\":\"busy\",\"command\":\"git-upload-pack\".*\"result\":\"ok" g8/gate.log &&
+	GIT_SSH_COMMAND="$(ssh_as alice $g8_SSH_PORT)" git ls-remote ssh://git@127.0.0.1:$g8_SSH_PORT/busy.git >busy.ls &&
+	test_grep "refs/heads/main$" busy.ls &&
+	curl -sf "$g8_ADMIN/metrics" >m &&
+	test_grep "^grove_gate_push_refusals_total{reason=\"busy\"} 1$" m &&
+	test_grep "^grove_gate_queue_wait_seconds_count" m
+'
+
 test_expect_success 'the gate is still up and every session was logged' '
 	kill -0 $g1_PID &&
 	test_grep "\"event\":\"gate.session\"" "$TRASH/g1/gate.log"
