@@ -4,6 +4,7 @@
  */
 #include "gate/gate.h"
 #include "gate/refpolicy.h"
+#include "gate/ratelimit.h"
 #include "gate/authz.h"
 #include "gate/db.h"
 #include "gate/metrics.h"
@@ -56,6 +57,7 @@ const struct cli_command gate_command = {
 	"    maxConnectionsPerAddress = 50   SSH connections at once from one client address\n"
 	"    maxOpsPerApp = 32               git commands at once on one app; more wait\n"
 	"    opsQueueWait = 30               seconds one waits for a slot before it is refused\n"
+	"    pushesPerMinute = 0             pushes one user may make per minute (0: no limit)\n"
 	"    adminListen = 127.0.0.1:8080    admin HTTP API\n"
 	"    publicListen = …                /health, /ready, /metrics, archives, without the API\n"
 	"    adminMaxConnections = 128       admin HTTP connections at once\n"
@@ -188,6 +190,7 @@ static int gate_config_read_ints(struct config_load *l)
 	INT("gate.maxConnectionsPerAddress", 50, 1, 100000, max_per_addr)
 	INT("gate.maxOpsPerApp", 32, 1, 10000, max_ops_per_app)
 	INT("gate.opsQueueWait", 30, 0, 3600, ops_queue_wait)
+	INT("gate.pushesPerMinute", 0, 0, 100000, pushes_per_minute)
 	INT("gate.adminMaxConnections", 128, 2, 10000, admin_max_conns)
 	INT("gate.adminMaxPerAddress", 16, 1, 10000, admin_max_per_addr)
 	INT("gate.adminTimeout", 15, 1, 3600, admin_timeout)
@@ -553,6 +556,7 @@ static int gate_prepare(struct gate *g, const char *conf)
 	/* Before any fork: sessions and the api process share the counters,
 	 * and the sessions the authorization cache. */
 	gate_metrics = metrics_create();
+	gate_ratelimit = ratelimit_create();
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (g->cfg.auth_url) {
 		struct authz_opts zo = { .url = g->cfg.auth_url, .token = g->cfg.auth_token,

@@ -36,6 +36,7 @@ enum metrics_refusal {
 	RR_APP_GONE,      /* the app was deleted meanwhile */
 	RR_LOST_RACE,     /* another push moved the ref first */
 	RR_BUSY,          /* gate.maxOpsPerApp commands ran on the app for gate.opsQueueWait */
+	RR_RATE,          /* the user's gate.pushesPerMinute was used up */
 	RR_COUNT
 };
 /* Answers of the external authorization API (auth.url). */

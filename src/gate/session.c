@@ -16,6 +16,7 @@
 #include "gate/db.h"
 #include "gate/metrics.h"
 #include "gate/opslots.h"
+#include "gate/ratelimit.h"
 #include "gate/pushlock.h"
 #include "lib/error.h"
 #include "lib/fs.h"
@@ -1172,6 +1173,19 @@ static void command_settle_head(struct sess *s, const struct command *c)
 		log_info("gate.head_set", "app=%s head=%s", c->name, chosen);
 }
 
+/* A push over its user's gate.pushesPerMinute: refused with when to come back. */
+static bool command_rate_limited(struct sess *s, const struct command *c)
+{
+	int wait_s = ratelimit_take(gate_ratelimit, s->user.name, s->cfg->pushes_per_minute, now_ms());
+	if (!wait_s)
+		return false;
+	finish(s, 1, "ERROR: %s has pushed %d times in the last minute, the most this platform takes: push again in %d s.\n",
+	       s->user.name, s->cfg->pushes_per_minute, wait_s);
+	log_info("gate.refused", "user=%s app=%s what=%s wait_s=%d", s->user.name, c->name, "rate", wait_s);
+	metrics_refusal(RR_RATE);
+	return true;
+}
+
 /* The finished command in the metrics: by service and result, and its bytes. */
 static void command_count(const struct sess *s, const struct command *c)
 {
@@ -1202,6 +1216,8 @@ static void run_command(struct sess *s, ssh_event ev)
 	log_new_correlation_id(c.corr);
 	log_set_correlation_id(c.corr);
 	if (command_parse(s, &c) || command_authorize(s, &c))
+		goto out;
+	if (c.need == ACCESS_WRITE && command_rate_limited(s, &c))
 		goto out;
 	if (c.need == ACCESS_WRITE && take_push_lock(s, &c.app, c.name)) {
 		finish(s, 1, "ERROR: %s is locked (maintenance or migration) and stayed locked for %ds: push again later.\n",

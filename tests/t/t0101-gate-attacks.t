@@ -388,6 +388,21 @@ test_expect_success 'gate.maxOpsPerApp: a command over an app'"'"'s share waits,
 	test_grep "^grove_gate_queue_wait_seconds_count" m
 '
 
+test_expect_success 'gate.pushesPerMinute: a user over it is refused with when to push again; fetches go on' '
+	start_gate g9 $s1_ADDR s1 gate.pushesPerMinute=1 &&
+	user_app g9 alice rated &&
+	make_history h9 &&
+	url=ssh://git@127.0.0.1:$g9_SSH_PORT/rated.git &&
+	(cd h9 && GIT_SSH_COMMAND="$(ssh_as alice $g9_SSH_PORT)" git push -q $url main) &&
+	(cd h9 && echo more >more && git add more && git commit -q -m more &&
+		test_must_fail env GIT_SSH_COMMAND="$(ssh_as alice $g9_SSH_PORT)" git push $url main 2>../rate.err) &&
+	test_grep "^ERROR: alice has pushed 1 times in the last minute, the most this platform takes: push again in [0-9]* s.$" rate.err &&
+	GIT_SSH_COMMAND="$(ssh_as alice $g9_SSH_PORT)" git ls-remote $url >ls &&
+	test "$(grep refs/heads/main ls | cut -f1)" != "$(git -C h9 rev-parse main)" &&
+	curl -sf "$g9_ADMIN/metrics" >m &&
+	test_grep "^grove_gate_push_refusals_total{reason=\"rate\"} 1$" m
+'
+
 test_expect_success 'the gate is still up and every session was logged' '
 	kill -0 $g1_PID &&
 	test_grep "\"event\":\"gate.session\"" "$TRASH/g1/gate.log"
