@@ -56,6 +56,7 @@ struct gate_config {
 	int max_ops_per_app;       /* git commands at once on one app (gate.maxOpsPerApp) */
 	int ops_queue_wait;        /* seconds a command waits for one of them (gate.opsQueueWait) */
 	int pushes_per_minute;     /* per user (gate.pushesPerMinute), 0: no limit */
+	int64_t max_ref_list;      /* bytes of a push's ref list and options (gate.maxRefListSize) */
 	int admin_max_conns;       /* admin HTTP connections at once (gate.adminMaxConnections) */
 	int admin_max_per_addr;    /* of them from one address (gate.adminMaxPerAddress) */
 	int admin_timeout;         /* seconds an admin connection may stay silent (gate.adminTimeout) */

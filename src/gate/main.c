@@ -58,6 +58,7 @@ const struct cli_command gate_command = {
 	"    maxOpsPerApp = 32               git commands at once on one app; more wait\n"
 	"    opsQueueWait = 30               seconds one waits for a slot before it is refused\n"
 	"    pushesPerMinute = 0             pushes one user may make per minute (0: no limit)\n"
+	"    maxRefListSize = 4m             bytes of a push's list of refs (and push options)\n"
 	"    adminListen = 127.0.0.1:8080    admin HTTP API\n"
 	"    publicListen = …                /health, /ready, /metrics, archives, without the API\n"
 	"    adminMaxConnections = 128       admin HTTP connections at once\n"
@@ -191,6 +192,7 @@ static int gate_config_read_ints(struct config_load *l)
 	INT("gate.maxOpsPerApp", 32, 1, 10000, max_ops_per_app)
 	INT("gate.opsQueueWait", 30, 0, 3600, ops_queue_wait)
 	INT("gate.pushesPerMinute", 0, 0, 100000, pushes_per_minute)
+	INT("gate.maxRefListSize", 4 << 20, 64 << 10, 1 << 30, max_ref_list)
 	INT("gate.adminMaxConnections", 128, 2, 10000, admin_max_conns)
 	INT("gate.adminMaxPerAddress", 16, 1, 10000, admin_max_per_addr)
 	INT("gate.adminTimeout", 15, 1, 3600, admin_timeout)

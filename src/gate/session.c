@@ -80,6 +80,7 @@ struct sess {
 	 * ref under it (watch_race), keeping the last bytes across chunks. */
 	bool watch_race, lost_race;
 	bool rejected;            /* git reported a ref update it refused ("ng") */
+	bool head_refused;        /* the push's ref list went past gate.maxRefListSize */
 	char race_tail[24];
 	size_t race_tail_len;
 	char peer[64];
@@ -774,6 +775,13 @@ static bool pump_client_input(struct pump *p)
 		if (n > 0) {
 			s->inlen = (size_t)n;
 			took_input(s, s->inbuf, (size_t)n);
+			if (s->push_head && s->push_head->too_big && !s->head_refused) {
+				/* Nothing of it reaches git (or a store) any more. */
+				s->head_refused = true;
+				b->abort(b);
+			}
+			if (s->head_refused)
+				s->inlen = s->inoff = 0;
 			return true;
 		}
 	}
@@ -1066,13 +1074,13 @@ static int command_authorize(struct sess *s, struct command *c)
  * sees git's "[remote rejected] (unpacker error)". */
 static void command_push_limit(struct sess *s, struct command *c)
 {
-	if (c->cmd.service == GIT_SERVICE_RECEIVE_PACK)
-		c->max_push = (uint64_t)(c->app.max_push_mb ? c->app.max_push_mb : s->cfg->max_push_mb) << 20;
-	if (c->max_push) {
-		c->ph_buf = xmalloc(PKT_MAX);
-		push_head_init(&c->ph, c->ph_buf);
-		s->push_head = &c->ph;
-	}
+	if (c->cmd.service != GIT_SERVICE_RECEIVE_PACK)
+		return;
+	c->max_push = (uint64_t)(c->app.max_push_mb ? c->app.max_push_mb : s->cfg->max_push_mb) << 20;
+	c->ph_buf = xmalloc(PKT_MAX);
+	push_head_init(&c->ph, c->ph_buf);
+	c->ph.max_head = (uint64_t)s->cfg->max_ref_list;
+	s->push_head = &c->ph;
 }
 
 /* The git service behind the command: a local git on the legacy route, the
@@ -1130,6 +1138,21 @@ static void command_push_too_large(struct sess *s, struct command *c)
 		c->result = "refused";
 		metrics_refusal(RR_TOO_LARGE);
 	}
+}
+
+/* A push whose ref list (and push options) outgrew gate.maxRefListSize:
+ * ended before git took it whole; say what to do instead. */
+static void command_ref_list_too_big(struct sess *s, struct command *c)
+{
+	if (!s->head_refused || s->dead)
+		return;
+	say(s, "ERROR: This push updates more refs at once than %s takes (its list of refs is over %lld KiB): nothing "
+	       "was pushed. Push them in batches, for example git push origin 'refs/tags/v1.*'.\n",
+	    c->name, (long long)s->cfg->max_ref_list / 1024);
+	log_info("gate.push_ref_list_too_big", "user=%s app=%s max=%lld", s->user.name, c->name,
+		 (long long)s->cfg->max_ref_list);
+	c->result = "refused";
+	metrics_refusal(RR_TOO_LARGE);
 }
 
 /*
@@ -1251,6 +1274,7 @@ static void run_command(struct sess *s, ssh_event ev)
 		atomic_fetch_sub(&gate_metrics->sessions_in_flight, 1);
 	c.result = c.code != 0 ? "failed" : s->rejected ? "rejected" : "ok";
 	command_push_too_large(s, &c);
+	command_ref_list_too_big(s, &c);
 	command_lost_race(s, &c);
 	if (c.code == 0 && c.cmd.service == GIT_SERVICE_RECEIVE_PACK && c.app.route == ROUTE_LEGACY)
 		command_settle_head(s, &c);

@@ -122,7 +122,7 @@ static bool asks_push_options(const char *data, size_t len)
 void push_head_feed(struct push_head *ph, const void *data, size_t len)
 {
 	const char *in = data;
-	while (len && !ph->done && !ph->failed) {
+	while (len && !ph->done && !ph->failed && !ph->too_big) {
 		size_t take = MIN(len, (size_t)PKT_MAX - ph->have);
 		size_t pos = 0;
 		memcpy(ph->buf + ph->have, in, take);
@@ -154,5 +154,11 @@ void push_head_feed(struct push_head *ph, const void *data, size_t len)
 		memmove(ph->buf, ph->buf + pos, ph->have - pos);
 		ph->have -= pos;
 		ph->consumed += pos;
+		/* The ref list and push options, which every replica's git
+		 * holds in memory whole: bounded, unlike a pack, by count. */
+		if (ph->max_head && ph->consumed + ph->have > ph->max_head) {
+			ph->too_big = true;
+			return;
+		}
 	}
 }

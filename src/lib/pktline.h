@@ -52,6 +52,8 @@ struct push_head {
 	bool done;            /* hdr_len is known */
 	bool failed;          /* not pkt-lines: hdr_len stays unknown */
 	uint64_t hdr_len;
+	uint64_t max_head;    /* 0, or the most the part before the pack may be */
+	bool too_big;         /* it went past max_head */
 };
 
 void push_head_init(struct push_head *ph, char *buf);

@@ -52,10 +52,18 @@ int ssh_response_parse(const uint8_t *buf, size_t len, struct ssh_response_view 
 
 	memset(v, 0, sizeof(*v));
 	while ((r = pbwire_next(buf, len, &pos, &f)) == 1) {
-		if (f.num < SSH_RESPONSE_STDOUT || f.num > SSH_RESPONSE_EXIT)
+		if (f.num < SSH_RESPONSE_STDOUT || f.num > SSH_RESPONSE_REFS_CHECKSUM)
 			continue;   /* a field this build does not know */
 		if (f.type != 2)
 			return error_set(GROVE_EPROTO, "SSHResponse field %u is not length-delimited", f.num);
+		if (f.num == SSH_RESPONSE_REFS_CHECKSUM) {
+			/* Not the gate's business (the router reads it), but a
+			 * string as protobuf-c checks one: hex digits are. */
+			for (size_t i = 0; i < f.vlen; i++)
+				if (f.val[i] < 0x20 || f.val[i] > 0x7e)
+					return error_set(GROVE_EPROTO, "SSHResponse refs_checksum is not text");
+			continue;
+		}
 		if (f.num == SSH_RESPONSE_STDOUT) {
 			v->out = f.val;
 			v->outlen = f.vlen;

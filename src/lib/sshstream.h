@@ -15,7 +15,7 @@
 int ssh_stream_send_fd(struct rpc_stream *st, int fd);
 
 /* Field numbers of grove.v1.SSHResponse (proto/grove/v1/ssh.proto). */
-enum { SSH_RESPONSE_STDOUT = 1, SSH_RESPONSE_STDERR = 2, SSH_RESPONSE_EXIT = 3 };
+enum { SSH_RESPONSE_STDOUT = 1, SSH_RESPONSE_STDERR = 2, SSH_RESPONSE_EXIT = 3, SSH_RESPONSE_REFS_CHECKSUM = 4 };
 
 /*
  * An SSHResponse read in place, without unpacking: the output a gate passes

@@ -403,6 +403,24 @@ test_expect_success 'gate.pushesPerMinute: a user over it is refused with when t
 	test_grep "^grove_gate_push_refusals_total{reason=\"rate\"} 1$" m
 '
 
+test_expect_success 'a push whose ref list outgrows gate.maxRefListSize is cut off in the gate; nothing is pushed' '
+	start_gate g10 $s1_ADDR s1 gate.maxRefListSize=64k &&
+	user_app g10 alice many &&
+	make_history h10 &&
+	url=ssh://git@127.0.0.1:$g10_SSH_PORT/many.git &&
+	(cd h10 && GIT_SSH_COMMAND="$(ssh_as alice $g10_SSH_PORT)" git push -q $url main &&
+		for i in $(seq 2000); do echo "create refs/tags/a-rather-long-tag-name-$i HEAD"; done | git update-ref --stdin &&
+		test_must_fail env GIT_SSH_COMMAND="$(ssh_as alice $g10_SSH_PORT)" git push $url "refs/tags/*" 2>../many.err) &&
+	test_grep "ERROR: This push updates more refs at once than many takes (its list of refs is over 64 KiB): nothing was pushed." many.err &&
+	GIT_SSH_COMMAND="$(ssh_as alice $g10_SSH_PORT)" git ls-remote $url >ls &&
+	! grep refs/tags/ ls &&
+	: the same in batches goes through &&
+	(cd h10 && GIT_SSH_COMMAND="$(ssh_as alice $g10_SSH_PORT)" git push -q $url \
+		$(for i in $(seq 10); do echo refs/tags/a-rather-long-tag-name-$i; done)) &&
+	GIT_SSH_COMMAND="$(ssh_as alice $g10_SSH_PORT)" git ls-remote $url >ls &&
+	test $(grep -c refs/tags/ ls) = 10
+'
+
 test_expect_success 'the gate is still up and every session was logged' '
 	kill -0 $g1_PID &&
 	test_grep "\"event\":\"gate.session\"" "$TRASH/g1/gate.log"

@@ -411,6 +411,28 @@ static void test_push_head(void **state)
 	assert_false(ph.done);
 }
 
+static void test_push_head_bounded(void **state)
+{
+	static char buf[PKT_MAX];
+	struct strbuf sb = STRBUF_INIT;
+	struct push_head ph;
+	build_push(&sb, 0);
+	/* Within the bound: the end is found as without one. */
+	push_head_init(&ph, buf);
+	ph.max_head = sb.len;
+	push_head_feed(&ph, sb.buf, sb.len);
+	assert_true(ph.done);
+	assert_false(ph.too_big);
+	/* A byte past it, before the last flush: too big, fed or not. */
+	push_head_init(&ph, buf);
+	ph.max_head = 40;
+	for (size_t i = 0; i < sb.len; i++)
+		push_head_feed(&ph, sb.buf + i, 1);
+	assert_true(ph.too_big);
+	assert_false(ph.done);
+	strbuf_release(&sb);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -434,6 +456,7 @@ int main(void)
 		cmocka_unit_test(test_sideband_split),
 		cmocka_unit_test(test_roundtrip_lengths),
 		cmocka_unit_test(test_push_head),
+		cmocka_unit_test(test_push_head_bounded),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
