@@ -144,6 +144,13 @@ void push_head_feed(struct push_head *ph, const void *data, size_t len)
 					ph->flushes = 2;
 			}
 			pos += (size_t)r;
+			/* The ref list and push options, which every replica's git
+			 * holds in memory whole: bounded, unlike a pack, by count;
+			 * checked per packet, however the bytes came in. */
+			if (ph->max_head && ph->consumed + pos > ph->max_head) {
+				ph->too_big = true;
+				return;
+			}
 			if (p.type == PKT_FLUSH && --ph->flushes == 0) {
 				ph->done = true;
 				ph->hdr_len = ph->consumed + pos;
@@ -154,8 +161,6 @@ void push_head_feed(struct push_head *ph, const void *data, size_t len)
 		memmove(ph->buf, ph->buf + pos, ph->have - pos);
 		ph->have -= pos;
 		ph->consumed += pos;
-		/* The ref list and push options, which every replica's git
-		 * holds in memory whole: bounded, unlike a pack, by count. */
 		if (ph->max_head && ph->consumed + ph->have > ph->max_head) {
 			ph->too_big = true;
 			return;

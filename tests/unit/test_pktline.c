@@ -423,11 +423,17 @@ static void test_push_head_bounded(void **state)
 	push_head_feed(&ph, sb.buf, sb.len);
 	assert_true(ph.done);
 	assert_false(ph.too_big);
-	/* A byte past it, before the last flush: too big, fed or not. */
+	/* Past it, before the last flush: too big, one byte at a time or
+	 * all at once (the whole list in one read). */
 	push_head_init(&ph, buf);
 	ph.max_head = 40;
 	for (size_t i = 0; i < sb.len; i++)
 		push_head_feed(&ph, sb.buf + i, 1);
+	assert_true(ph.too_big);
+	assert_false(ph.done);
+	push_head_init(&ph, buf);
+	ph.max_head = sb.len - 1;
+	push_head_feed(&ph, sb.buf, sb.len);
 	assert_true(ph.too_big);
 	assert_false(ph.done);
 	strbuf_release(&sb);
