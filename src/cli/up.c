@@ -23,6 +23,9 @@
 #include "grpc/health/v1/health.pb-c.h"
 
 #include <limits.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <signal.h>
@@ -215,6 +218,7 @@ struct up {
 	char store_sock[4096];      /* the cluster router, the gate's store */
 	char hook_sock[4096];
 	char base[128];             /* the gate's admin API */
+	char router_metrics[64];    /* the router's /metrics, "127.0.0.1:PORT" */
 	struct part parts[UP_PARTS];
 	sigset_t sigs;              /* SIGINT and SIGTERM: blocked, waited for */
 };
@@ -318,6 +322,39 @@ static int up_prepare_stores(struct up *u)
 }
 
 /* The cluster router in front of them. */
+/*
+ * The router's /metrics address: the one its config has, else a port free
+ * now on 127.0.0.1, written there so that it stays the same on restarts.
+ */
+static int up_router_metrics(struct up *u, const char *conf)
+{
+	const char *get[] = { "git", "config", "-f", conf, "--get", "cluster.metricsListen", NULL };
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof(sa);
+	struct strbuf b;
+	int fd, ret = 0;
+
+	strbuf_init(&b, 256);
+	if (proc_run(get, NULL, NULL, NULL, 0, &b, NULL) == 0 && (strbuf_rtrim(&b), b.len) &&
+	    b.len < sizeof(u->router_metrics)) {
+		strlcpy_(u->router_metrics, b.buf, sizeof(u->router_metrics));
+		goto out;
+	}
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || getsockname(fd, (struct sockaddr *)&sa, &sl)) {
+		ret = error_set(GROVE_EIO, "cannot find a free port for the router's metrics: %s", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		goto out;
+	}
+	close(fd);
+	snprintf(u->router_metrics, sizeof(u->router_metrics), "127.0.0.1:%d", ntohs(sa.sin_port));
+	ret = set_conf(conf, "cluster.metricsListen", u->router_metrics);
+out:
+	strbuf_release(&b);
+	return ret;
+}
+
 static int up_prepare_cluster(struct up *u)
 {
 	struct part *cp = &u->parts[UP_STORES];
@@ -345,7 +382,7 @@ static int up_prepare_cluster(struct up *u)
 		if (ret)
 			return ret;
 	}
-	if ((ret = set_conf(cp->conf, "cluster.listen", u->store_sock)))
+	if ((ret = set_conf(cp->conf, "cluster.listen", u->store_sock)) || (ret = up_router_metrics(u, cp->conf)))
 		return ret;
 	for (int i = 0; i < UP_STORES; i++) {
 		char key[64];
@@ -477,6 +514,7 @@ static void up_announce(struct up *u)
 	       u->dir);
 	printf("  git remote:  ssh://git@127.0.0.1:%d/<app>.git\n", u->ssh_port);
 	printf("  admin API:   %s  (token in %s/gate/admin-token)\n", u->base, u->dir);
+	printf("  metrics:     %s/metrics (gate), http://%s/metrics (router)\n", u->base, u->router_metrics);
 	printf("  cluster:     %s cluster -a %s --secret-file %s/secret status\n", grove, u->store_sock, u->dir);
 	if (who[0])
 		printf("  you:         user %s, key %s, administrator\n", who, keyfile);

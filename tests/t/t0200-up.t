@@ -44,6 +44,11 @@ test_expect_success 'it says how to use it, in commands that work as printed' '
 	: grove is not on PATH here: the banner names this binary &&
 	test_grep "^  $(realpath "$GROVE") app create hello$" up.out &&
 	test_grep "^  git push ssh://git@127.0.0.1:$SSH_PORT/hello.git main$" up.out &&
+	: both /metrics it names answer &&
+	router=$(sed -n "s|^  metrics: .*(gate), http://\(.*\)/metrics (router)$|\1|p" up.out) &&
+	test -n "$router" &&
+	curl -sf "http://$router/metrics" >rm && test_grep "^grove_cluster_store_healthy" rm &&
+	curl -sf "http://127.0.0.1:$HTTP_PORT/metrics" >gm && test_grep "^grove_gate_sessions_total" gm &&
 	test_grep "you:         user tester, key $HOME/.ssh/id_ed25519.pub, administrator" up.out &&
 	test_grep "grove app create hello" up.out
 '
