@@ -48,6 +48,7 @@ const struct cli_command store_command = {
 	"    minFreeSpace = 16m        a push is refused when the root's disk has less free\n"
 	"    runtimeDir = …            where the hook socket lives (default root/+grove/run)\n"
 	"    metricsListen = …         IPv4 host:port for GET /metrics (Prometheus)\n"
+	"    maxRefListSize = 16m      bytes of a push's list of refs and push options\n"
 	"  [packCache]                  the pack-objects cache: repeated clones from a file\n"
 	"    enabled = false           on: upload-pack's pack-objects runs go through it\n"
 	"    dir = …                   default root/+grove/pack-cache\n"
@@ -181,6 +182,8 @@ static int store_setup_limits(struct store *st, struct config *cfg, struct rpc_s
 	if ((ret = config_get_int(cfg, "store.maxMessage", RPC_DEFAULT_MAX_MESSAGE, 256 * 1024, 64 << 20, &v)))
 		return ret;
 	ropts->max_message = (size_t)v;
+	if ((ret = config_get_int(cfg, "store.maxRefListSize", 16 << 20, 64 << 10, 1 << 30, &st->max_ref_list)))
+		return ret;
 	return config_get_int(cfg, "store.minFreeSpace", 16 << 20, 0, INT64_MAX, &st->min_free);
 }
 

@@ -10,6 +10,7 @@
  * whole.
  */
 #include "store/store.h"
+#include "lib/pktline.h"
 #include "lib/error.h"
 #include "lib/repohead.h"
 #include "lib/log.h"
@@ -33,7 +34,25 @@ struct ssh_session {
 	int recv_err;
 	int reaped;               /* set (atomically) once git has been waited for */
 	int send_err;             /* the first failed send: output is dropped after it */
+	struct push_head *ph;     /* a push: its ref list, counted against store.maxRefListSize */
+	int64_t max_ref_list;
+	char recv_msg[256];       /* why the stdin thread ended the call (its errors are its own) */
 };
+
+/* Counts a push's bytes into its ref list: false once that is too long (the
+ * gate bounds it first; this is the store's own line, for any client). */
+static bool ref_list_ok(struct ssh_session *s, const void *data, size_t len)
+{
+	if (!s->ph)
+		return true;
+	push_head_feed(s->ph, data, len);
+	if (!s->ph->too_big)
+		return true;
+	snprintf(s->recv_msg, sizeof(s->recv_msg),
+		 "the push's list of refs and push options is over %lld bytes (store.maxRefListSize): push the refs in batches",
+		 (long long)s->max_ref_list);
+	return false;
+}
 
 /*
  * Stops git because the client is gone. EOF on its stdin comes first (the
@@ -79,6 +98,12 @@ static void *stdin_main(void *arg)
 			break;
 		if (req->stdin.len > RPC_CHUNK_MAX) {
 			s->recv_err = error_set(GROVE_ETOOBIG, "stdin chunk of %zu bytes exceeds %d", req->stdin.len, RPC_CHUNK_MAX);
+			proc_kill(&s->proc, SIGKILL);
+			FREE_MSG(req);
+			break;
+		}
+		if (req->stdin.len && !ref_list_ok(s, req->stdin.data, req->stdin.len)) {
+			s->recv_err = GROVE_ETOOBIG;
 			proc_kill(&s->proc, SIGKILL);
 			FREE_MSG(req);
 			break;
@@ -194,8 +219,10 @@ static void ssh_git_argv(struct store *st, const Grove__V1__SSHRequest *first, c
 /* Starts git with its output non-blocking, and gives it the first message's stdin. */
 static int ssh_start_git(struct ssh_session *s, struct strvec *argv, char **env, const Grove__V1__SSHRequest *first)
 {
-	int ret = proc_start(&s->proc, strvec_argv(argv), env, NULL,
-			     PROC_STDIN | PROC_STDOUT | PROC_STDERR | PROC_NEWPGRP);
+	int ret;
+	if (first->stdin.len && !ref_list_ok(s, first->stdin.data, first->stdin.len))
+		return error_set(GROVE_ETOOBIG, "%s", s->recv_msg);
+	ret = proc_start(&s->proc, strvec_argv(argv), env, NULL, PROC_STDIN | PROC_STDOUT | PROC_STDERR | PROC_NEWPGRP);
 	if (ret)
 		return ret;
 	fcntl(s->proc.out, F_SETFL, fcntl(s->proc.out, F_GETFL) | O_NONBLOCK);
@@ -253,7 +280,7 @@ static int ssh_finish(struct ssh_session *s, int ret, int code, char *checksum)
 	if (rpc_call_cancelled(s->call) || s->send_err == GROVE_ECANCELLED)
 		s->client_cancelled = true;
 	if (!ret && s->recv_err && !s->client_cancelled)
-		ret = s->recv_err;
+		ret = s->recv_msg[0] ? error_set(s->recv_err, "%s", s->recv_msg) : s->recv_err;
 	if (!ret && s->client_cancelled)
 		ret = error_set(GROVE_ECANCELLED, "the client cancelled");
 	if (!ret) {
@@ -275,7 +302,8 @@ static void ssh_serve(struct rpc_call *call, struct store *st, const char *servi
 	pthread_t tid;
 	bool thread_started = false;
 	bool push = !strcmp(service, "receive-pack");
-	char checksum[65] = "";
+	struct push_head ph;
+	char checksum[65] = "", *ph_buf = NULL;
 	int64_t start = now_ms();
 	int ret, code = -1;
 
@@ -294,6 +322,13 @@ static void ssh_serve(struct rpc_call *call, struct store *st, const char *servi
 	if (!strcmp(service, "upload-pack"))
 		env = store_pack_cache_env(st, env);
 	ssh_git_argv(st, first, service, path.buf, push, hooks, push && payload.secondary, &argv);
+	if (push) {
+		ph_buf = xmalloc(PKT_MAX);
+		push_head_init(&ph, ph_buf);
+		ph.max_head = (uint64_t)st->max_ref_list;
+		s.ph = &ph;
+		s.max_ref_list = st->max_ref_list;
+	}
 	if ((ret = ssh_start_git(&s, &argv, env, first)))
 		goto out;
 	if (pthread_create(&tid, NULL, stdin_main, &s)) {
@@ -325,6 +360,7 @@ out:
 			 service, first->repository->relative_path ? first->repository->relative_path : "",
 			 code, (unsigned long long)s.bytes_in, (unsigned long long)s.bytes_out,
 			 (unsigned long long)s.messages_out, (long long)(now_ms() - start), s.client_cancelled);
+	free(ph_buf);
 	proc_env_free(env);
 	strvec_clear(&argv);
 	strbuf_release(&path);

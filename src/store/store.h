@@ -49,6 +49,7 @@ struct store {
 	struct packcache pack_cache;      /* packCache.*; used when pack_objects_hook is set */
 	char *pack_objects_hook;          /* hooks/grove-pack-objects, or NULL: no cache */
 	char *metrics_listen;             /* store.metricsListen, or NULL */
+	int64_t max_ref_list;             /* bytes of a push's ref list (store.maxRefListSize) */
 };
 
 /*

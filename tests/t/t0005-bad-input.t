@@ -158,4 +158,19 @@ test_expect_success 'after all that the store is unharmed and serves' '
 	test $(wc -l <log) = 3
 '
 
+test_expect_success 'a push whose ref list outgrows store.maxRefListSize is refused by the store itself' '
+	start_store s2 store.maxRefListSize=64k &&
+	create_repo $s2_ADDR s2 many.git &&
+	make_history h2 &&
+	(cd h2 && git_on $s2_ADDR push -q ssh://s2/many.git main &&
+		for i in $(seq 2000); do echo "create refs/tags/a-rather-long-tag-name-$i HEAD"; done | git update-ref --stdin &&
+		test_must_fail git_on $s2_ADDR push ssh://s2/many.git "refs/tags/*" 2>../many.err) &&
+	test_grep "the push.s list of refs and push options is over 65536 bytes (store.maxRefListSize): push the refs in batches" many.err &&
+	git_on $s2_ADDR ls-remote ssh://s2/many.git >ls &&
+	! grep refs/tags/ ls &&
+	(cd h2 && git_on $s2_ADDR push -q ssh://s2/many.git refs/tags/v1.0) &&
+	git_on $s2_ADDR ls-remote ssh://s2/many.git >ls &&
+	test_grep "refs/tags/v1.0$" ls
+'
+
 test_done
