@@ -43,6 +43,42 @@ static const char usage[] =
 	"`grove <command> --help` tells more; for the admin commands, `grove app --help`\n"
 	"lists the verbs and `grove app create --help` tells about one.\n";
 
+/* The commands that take the rest of the line as theirs (argv[0]: the
+ * command's name). */
+static int run_admin(int argc, char **argv)
+{
+	return admin_cli_main(argv[0], argc, argv);
+}
+
+static int run_backup(int argc, char **argv)
+{
+	return backup_main(argv[0], argc, argv);
+}
+
+static int run_hook(int argc, char **argv)
+{
+	return hook_main(argc > 1 ? argv[1] : NULL, argc - 1, argv + 1);
+}
+
+static int run_version(int argc, char **argv)
+{
+	printf("grove %s\n", grove_version());
+	return 0;
+}
+
+static const struct {
+	const char *name;
+	int (*run)(int argc, char **argv);
+} commands[] = {
+	{ "store", store_main },     { "cluster", cluster_main }, { "gate", gate_main },
+	{ "connect", connect_main }, { "user", run_admin },       { "key", run_admin },
+	{ "app", run_admin },        { "access", run_admin },     { "deploy", run_admin },
+	{ "canary", run_admin },     { "backup", run_backup },    { "restore", run_backup },
+	{ "status", status_main },   { "migrate", migrate_main }, { "up", up_main },
+	{ "rpc", rpc_main },         { "completion", completion_main }, { "hook", run_hook },
+	{ "version", run_version },  { "--version", run_version },
+};
+
 int main(int argc, char **argv)
 {
 	char *copy = xstrdup(argv[0]);
@@ -66,38 +102,13 @@ int main(int argc, char **argv)
 		ret = argc < 2 ? 2 : 0;
 		goto out;
 	}
-	if (!strcmp(argv[1], "store"))
-		ret = store_main(argc - 1, argv + 1);
-	else if (!strcmp(argv[1], "cluster"))
-		ret = cluster_main(argc - 1, argv + 1);
-	else if (!strcmp(argv[1], "gate"))
-		ret = gate_main(argc - 1, argv + 1);
-	else if (!strcmp(argv[1], "connect"))
-		ret = connect_main(argc - 1, argv + 1);
-	else if (!strcmp(argv[1], "user") || !strcmp(argv[1], "key") || !strcmp(argv[1], "app") ||
-		 !strcmp(argv[1], "access") || !strcmp(argv[1], "deploy") || !strcmp(argv[1], "canary"))
-		ret = admin_cli_main(argv[1], argc - 1, argv + 1);
-	else if (!strcmp(argv[1], "backup") || !strcmp(argv[1], "restore"))
-		ret = backup_main(argv[1], argc - 1, argv + 1);
-	else if (!strcmp(argv[1], "status"))
-		ret = status_main(argc - 1, argv + 1);
-	else if (!strcmp(argv[1], "migrate"))
-		ret = migrate_main(argc - 1, argv + 1);
-	else if (!strcmp(argv[1], "up"))
-		ret = up_main(argc - 1, argv + 1);
-	else if (!strcmp(argv[1], "rpc"))
-		ret = rpc_main(argc - 1, argv + 1);
-	else if (!strcmp(argv[1], "completion"))
-		ret = completion_main(argc - 1, argv + 1);
-	else if (!strcmp(argv[1], "hook"))
-		ret = hook_main(argc > 2 ? argv[2] : NULL, argc - 2, argv + 2);
-	else if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
-		printf("grove %s\n", grove_version());
-		ret = 0;
-	} else {
-		fprintf(stderr, "grove: '%s' is not a grove command. See 'grove --help'.\n", argv[1]);
-		ret = 2;
-	}
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		if (!strcmp(argv[1], commands[i].name)) {
+			ret = commands[i].run(argc - 1, argv + 1);
+			goto out;
+		}
+	fprintf(stderr, "grove: '%s' is not a grove command. See 'grove --help'.\n", argv[1]);
+	ret = 2;
 out:
 	free(copy);
 	return ret;
