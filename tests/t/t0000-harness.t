@@ -103,9 +103,23 @@ inner_run() {
 }
 RUNNER=$TEST_DIR/../run
 
+# write_detach: $TRASH/detach.sh, which (run under setsid) writes its pid to
+# $OUT/hang.setsid once it is in a session of its own, then sleeps: a
+# daemon the process-group kill cannot reach. Written before the pid is
+# known to be out of the group, hang.started would let the kill race it.
+write_detach() {
+	cat >"$TRASH/detach.sh" <<-\EOF &&
+	#!/bin/sh
+	echo $$ >"$OUT/hang.setsid.tmp" && mv "$OUT/hang.setsid.tmp" "$OUT/hang.setsid" && exec sleep 300
+	EOF
+	chmod +x "$TRASH/detach.sh"
+}
+
 test_expect_success 'tests/run: an interrupted run leaves no daemon running' '
+	write_detach &&
 	inner_run hang "start_store s1 && echo \$s1_PID >\$OUT/hang.store
-	{ setsid sleep 300 & echo \$! >\$OUT/hang.setsid; }
+	{ setsid \$OUT/detach.sh & }
+	while ! test -e \$OUT/hang.setsid; do sleep 0.1; done
 	touch \$OUT/hang.started && sleep 300" &&
 	{ LIB=$TEST_DIR/test-lib.sh OUT=$TRASH GROVE_BIN=$GROVE "$RUNNER" hang.t >hang.out 2>&1 & } &&
 	runner=$! &&
