@@ -11,8 +11,9 @@
 
 #include "lib/metricsd.h"
 
-static void render(struct cluster *c, struct strbuf *sb)
+static void render(void *ctx, struct strbuf *sb)
 {
+	struct cluster *c = ctx;
 	struct cluster_metrics m;
 	uint64_t ready = 0, running = 0, failed = 0, dead = 0, outdated = 0, behind = 0;
 
@@ -65,12 +66,7 @@ static void render(struct cluster *c, struct strbuf *sb)
 		    (unsigned long long)outdated, (unsigned long long)behind);
 }
 
-static void render_cb(void *ctx, struct strbuf *sb)
-{
-	render(ctx, sb);
-}
-
 int metrics_start(struct cluster *c, const char *listen, struct metricsd **out)
 {
-	return metricsd_start(listen, "cluster.metricsListen", render_cb, c, out);
+	return metricsd_start(listen, "cluster.metricsListen", render, c, out);
 }

@@ -101,15 +101,22 @@ struct policy {
 	int refused;
 };
 
+/* A name from the client as it may be echoed: control characters never
+ * reach the user's terminal. */
+static void shown_name(char *out, size_t size, const char *name)
+{
+	strlcpy_(out, name, size);
+	for (char *q = out; *q; q++)
+		if ((unsigned char)*q < 0x20 || *q == 0x7f)
+			*q = '?';
+}
+
 /* A ref outside gate.refNamespaces (refpolicy.h): refused, and said so. */
 static void refuse_namespace(struct policy *p, const char *ref)
 {
 	struct strbuf list = STRBUF_INIT;
 	char shown[256];
-	strlcpy_(shown, ref, sizeof(shown));
-	for (char *q = shown; *q; q++)
-		if ((unsigned char)*q < 0x20 || *q == 0x7f)
-			*q = '?';
+	shown_name(shown, sizeof(shown), ref);
 	for (size_t i = 0; i < hook_cfg->ref_namespaces.n; i++)
 		strbuf_addf(&list, "%s%s", i ? ", " : "", hook_cfg->ref_namespaces.v[i]);
 	hook_say(p->call, true, "ERROR: %s was not pushed: %s takes refs only under %s.\n", shown, p->app->name,
@@ -132,13 +139,9 @@ static int check_update(void *ctx, const char *old, const char *new, const char 
 		const char *why = strcmp(new, ZERO_OID) ? adminreq_branch_problem(branch) : NULL;
 		if (why) {
 			/* git refuses most of these itself, but only after this hook,
-			 * which would otherwise have said "Pushed to ../../config".
-			 * Control characters are not echoed to the user's terminal. */
+			 * which would otherwise have said "Pushed to ../../config". */
 			char shown[256];
-			strlcpy_(shown, branch, sizeof(shown));
-			for (char *q = shown; *q; q++)
-				if ((unsigned char)*q < 0x20 || *q == 0x7f)
-					*q = '?';
+			shown_name(shown, sizeof(shown), branch);
 			hook_say(p->call, true, "ERROR: \"%s\" is not a valid branch name (%s): nothing was pushed.\n", shown,
 			    why);
 			p->refused = 1;

@@ -600,7 +600,6 @@ static int gate_start_listeners(struct gate *g)
  * PROXY header: the real client is known only later) and "ip:port" (peer). */
 static void gate_peer(const struct gate *g, const struct sockaddr_storage *ss, char *addr, char *peer, size_t size)
 {
-	bool balancer = false;
 	addr[0] = '\0';
 	if (ss->ss_family == AF_INET) {
 		const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
@@ -611,9 +610,7 @@ static void gate_peer(const struct gate *g, const struct sockaddr_storage *ss, c
 		inet_ntop(AF_INET6, &sin6->sin6_addr, addr, INET6_ADDRSTRLEN);
 		snprintf(peer, size, "[%s]:%u", addr, ntohs(sin6->sin6_port));
 	}
-	for (size_t i = 0; i < g->cfg.nproxy_from && !balancer; i++)
-		balancer = cidr_match(&g->cfg.proxy_from[i], (const struct sockaddr *)ss);
-	if (balancer)
+	if (cidr_match_any(g->cfg.proxy_from, g->cfg.nproxy_from, (const struct sockaddr *)ss))
 		addr[0] = '\0';
 }
 

@@ -1311,14 +1311,10 @@ static int proxy_header(const struct gate_config *cfg, int fd, struct sess *s)
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 	struct proxy_addr pa;
-	bool from_balancer = false;
 	char balancer[sizeof(s->peer)];
 
-	if (getpeername(fd, (struct sockaddr *)&ss, &sl))
-		return 0;
-	for (size_t i = 0; i < cfg->nproxy_from && !from_balancer; i++)
-		from_balancer = cidr_match(&cfg->proxy_from[i], (struct sockaddr *)&ss);
-	if (!from_balancer)
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) ||
+	    !cidr_match_any(cfg->proxy_from, cfg->nproxy_from, (struct sockaddr *)&ss))
 		return 0;
 	if (proxy_read(fd, cfg->login_grace * 1000, &pa)) {
 		log_warn("gate.proxy_refused", "peer=%s reason=%s", s->peer, error_msg());

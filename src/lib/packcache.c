@@ -17,12 +17,6 @@
 #define TRAILER_LEN (8 + 8 + SHA256_DIGEST_LENGTH)
 #define EVICT_MAX_ENTRIES 100000
 
-static void hex(const unsigned char *b, size_t n, char *out)
-{
-	for (size_t i = 0; i < n; i++)
-		snprintf(out + 2 * i, 3, "%02x", b[i]);
-}
-
 void packcache_key(const char *repo, char *const *argv, const void *in, size_t inlen,
 		   char key[PACKCACHE_KEY_HEX + 1])
 {
@@ -37,7 +31,7 @@ void packcache_key(const char *repo, char *const *argv, const void *in, size_t i
 	EVP_DigestUpdate(c, in, inlen);
 	EVP_DigestFinal_ex(c, h, NULL);
 	EVP_MD_CTX_free(c);
-	hex(h, sizeof(h), key);
+	hex_encode(h, sizeof(h), key);
 }
 
 int packcache_prepare(const struct packcache *pc)

@@ -201,3 +201,11 @@ bool cidr_match(const struct cidr *c, const struct sockaddr *sa)
 	}
 	return true;
 }
+
+bool cidr_match_any(const struct cidr *list, size_t n, const struct sockaddr *sa)
+{
+	for (size_t i = 0; i < n; i++)
+		if (cidr_match(&list[i], sa))
+			return true;
+	return false;
+}

@@ -44,5 +44,7 @@ struct cidr {
 
 int cidr_parse(const char *s, struct cidr *out);
 bool cidr_match(const struct cidr *c, const struct sockaddr *sa);
+/* Whether sa is in any of the n ranges of list. */
+bool cidr_match_any(const struct cidr *list, size_t n, const struct sockaddr *sa);
 
 #endif

@@ -78,8 +78,7 @@ int store_push_refs_checksum(uint64_t txn, const char *node, const char *path, c
 	ret = store_repo_ref_updates(path, p->lines.buf, p->lines.len, &now);
 	if (!ret) {
 		SHA256((const unsigned char *)now.buf, now.len, hash);
-		for (size_t i = 0; i < sizeof(hash); i++)
-			snprintf(out + 2 * i, 3, "%02x", hash[i]);
+		hex_encode(hash, sizeof(hash), out);
 	}
 	strbuf_release(&now);
 	strbuf_release(&p->lines);

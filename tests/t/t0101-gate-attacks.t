@@ -303,26 +303,6 @@ test_expect_success 'connections held open on the admin port take one address'"'
 	test_grep "^closed 6$" held
 '
 
-# hold_ssh FROM PORT N FILE: N connections to the SSH port from address FROM
-# that read the gate's banner and then send nothing; FILE once all have it.
-# In the background until stopped.
-hold_ssh() {
-	perl -MIO::Socket::INET -e '
-		my ($from, $port, $n, $file) = @ARGV;
-		my @c;
-		for (1 .. $n) {
-			my $c = IO::Socket::INET->new(PeerAddr => "127.0.0.1", PeerPort => $port, LocalAddr => $from)
-				or die "connect: $!";
-			my $banner = <$c>;
-			die "no banner" unless $banner && $banner =~ /^SSH-2.0-/;
-			push @c, $c;
-		}
-		open(my $f, ">", $file) or die; close $f;
-		sleep 600;
-	' "$@" &
-	record_daemon $!
-}
-
 # banner_from FROM PORT: what the gate says first to a connection from FROM:
 # its banner, or "closed".
 banner_from() {

@@ -37,28 +37,9 @@ pg_clients() {
 	psql "$PG_URL" -Atc "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
 }
 
-# hold_banners PORT N FILE: N connections to the SSH port that read the
-# gate's banner and then send nothing (no key is ever offered); FILE once all
-# have it. In the background until stopped.
-hold_banners() {
-	perl -MIO::Socket::INET -e '
-		my ($port, $n, $file) = @ARGV;
-		my @c;
-		for (1 .. $n) {
-			my $c = IO::Socket::INET->new(PeerAddr => "127.0.0.1", PeerPort => $port) or die "connect: $!";
-			my $banner = <$c>;
-			die "no banner" unless $banner && $banner =~ /^SSH-2.0-/;
-			push @c, $c;
-		}
-		open(my $f, ">", $file) or die; close $f;
-		sleep 600;
-	' "$@" &
-	record_daemon $!
-}
-
 test_expect_success 'connections that offer no key cost no database work' '
 	base=$(pg_clients) && test -n "$base" &&
-	hold_banners $g1_SSH_PORT 5 banners &&
+	hold_ssh 127.0.0.1 $g1_SSH_PORT 5 banners &&
 	wait_for 30 "five connections to get the banner" test -e banners &&
 	test "$(pg_clients)" = "$base"
 '

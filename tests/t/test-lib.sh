@@ -588,6 +588,26 @@ up_env() {
 	export GIT_SSH_COMMAND
 }
 
+# hold_ssh FROM PORT N FILE: N connections to the SSH port from address FROM
+# that read the gate's banner and then send nothing; FILE once all have it.
+# In the background until stopped.
+hold_ssh() {
+	perl -MIO::Socket::INET -e '
+		my ($from, $port, $n, $file) = @ARGV;
+		my @c;
+		for (1 .. $n) {
+			my $c = IO::Socket::INET->new(PeerAddr => "127.0.0.1", PeerPort => $port, LocalAddr => $from)
+				or die "connect: $!";
+			my $banner = <$c>;
+			die "no banner" unless $banner && $banner =~ /^SSH-2.0-/;
+			push @c, $c;
+		}
+		open(my $f, ">", $file) or die; close $f;
+		sleep 600;
+	' "$@" &
+	record_daemon $!
+}
+
 # hold_push_lock GATE APP: holds APP's push lock on GATE (shared), as a push
 # running there does, until release_push_lock GATE APP: a migration of APP
 # waits for it (journaled: in progress) with APP locked, and pushes to APP
