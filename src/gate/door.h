@@ -1,0 +1,95 @@
+/*
+ * A door: the way one client's git command came in. The gate's own SSH
+ * server (session.c) is one; OpenSSH running `grove shell` as a forced
+ * command (shell.c) is another. What a command does is the same behind
+ * every door (command.c): the identity checked again, the access, the
+ * route, the push policy and its limits, the backend, the words the user
+ * reads, the log line and the metrics. A door only carries bytes and words
+ * between the client and that logic (its ops), and says what it saw.
+ */
+#ifndef GROVE_GATE_DOOR_H
+#define GROVE_GATE_DOOR_H
+
+#include "gate/db.h"
+#include "gate/pace.h"
+#include "lib/common.h"
+
+struct backend;
+struct door;
+struct gate_config;
+struct push_head;
+
+struct door_ops {
+	/* Text for the client's stderr (ssh prints it as it is). */
+	void (*say)(struct door *d, const char *msg, size_t len);
+	/* Text for its stdout: the greeting of a login without a command. */
+	void (*write_out)(struct door *d, const char *msg, size_t len);
+	/* Ends the command with an exit status: nothing follows. */
+	void (*finish)(struct door *d, int status);
+	/* Whether the client is still there: a wait for a slot or a lock
+	 * gives up when it is not. */
+	bool (*connected)(struct door *d);
+	/* Moves bytes between the client and the backend until the backend's
+	 * output ends (door_took_input and door_took_output on the way);
+	 * returns its exit code. */
+	int (*pump)(struct door *d, struct backend *b);
+};
+
+struct door {
+	const struct door_ops *ops;
+	const struct gate_config *cfg;
+	struct db *db;            /* opened at its first use (door_db) */
+	/* identity: set by the door from a verified key */
+	bool authz_pending;       /* external authorization could not be asked at login: ask per command */
+	struct user user;
+	char fingerprint[128];
+	char peer[64];
+	/* the request */
+	char *command;
+	char git_protocol[16];
+	/* what the pump saw */
+	bool dead;                /* the client is gone: nothing more can be said to it */
+	bool client_closed;       /* it closed its side before the command ended */
+	uint64_t bytes_in, bytes_out;
+	struct pace pace;         /* how far ahead of the client output went (zero: not paced) */
+	struct push_head *push_head;  /* a push: where its pack starts, and its ref list's size */
+	/* A push's output is watched for git's word that another push moved a
+	 * ref under it, keeping the last bytes across chunks. */
+	bool watch_race, lost_race;
+	bool rejected;            /* git reported a ref update it refused ("ng") */
+	bool head_refused;        /* the push's ref list went past gate.maxRefListSize */
+	char race_tail[24];
+	size_t race_tail_len;
+	/* held for the command's life */
+	int push_lock;            /* the app's push lock, shared, or -1 */
+	int op_slot;              /* one of the app's gate.maxOpsPerApp slots (opslots.h), or -1 */
+};
+
+void door_init(struct door *d, const struct door_ops *ops, const struct gate_config *cfg);
+void door_release(struct door *d);
+
+/* The database, opened at its first use: a connection that never offers a
+ * key costs no database work. NULL when it cannot be opened (logged). */
+struct db *door_db(struct door *d);
+
+void door_say(struct door *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A message (fmt may be NULL) and the end of the command with status. */
+void door_finish(struct door *d, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/*
+ * The key is looked up again when the command arrives, not only when it
+ * authenticated. Returns 0, or ends the command with why.
+ */
+int door_recheck_identity(struct door *d);
+/* A login without a command: who they are and where they can push. */
+void door_greet(struct door *d);
+/* d->command, from its parsing to its log line. */
+void door_run_command(struct door *d);
+
+/* For the pump: what the client sent (counted; a push's head watched for
+ * its limits) and what went to it (counted; a push's output watched for a
+ * lost race or a refused ref). */
+void door_took_input(struct door *d, const void *data, size_t n);
+void door_took_output(struct door *d, const void *data, size_t n);
+
+#endif
