@@ -9,6 +9,7 @@
  */
 #include "lib/common.h"
 #include "cli/opt.h"
+#include "gate/openssh.h"
 #include "lib/strbuf.h"
 
 #define COMPLETION_MAX 96
@@ -183,6 +184,7 @@ int completion_main(int argc, char **argv)
 	static struct completion c;
 	const struct cli_command *const cmds[] = {
 		&up_command, &status_command, &store_command, &gate_command, &cluster_command,
+		&authorized_keys_command, &shell_command,
 	};
 	const struct cli_command *const tools[] = {
 		&migrate_command, &backup_command, &restore_command, &connect_command, &rpc_command,

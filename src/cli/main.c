@@ -8,6 +8,7 @@
 #include "hook/hook.h"
 #include "store/main.h"
 #include "gate/gate.h"
+#include "gate/openssh.h"
 #include "cluster/main.h"
 
 #include "lib/version.h"
@@ -26,6 +27,10 @@ static const char usage[] =
 	"  gate       the SSH front door: keys, apps, access, routing, push policy, deploys\n"
 	"  cluster    the router in front of the stores: every repository on several stores;\n"
 	"             `grove cluster status|repo|dataloss|…` asks a running one\n"
+	"\n"
+	"Behind the system's OpenSSH (docs/openssh.md):\n"
+	"  authorized-keys    sshd's AuthorizedKeysCommand: the line for a key Grove knows\n"
+	"  shell      the forced command that line gives: one git command, as the gate runs it\n"
 	"\n"
 	"Operating the gate (its admin API):\n"
 	"  user, key, app, access, deploy    e.g. grove app create web; grove key add alice key.pub\n"
@@ -77,6 +82,7 @@ static const struct {
 	{ "status", status_main },   { "migrate", migrate_main }, { "up", up_main },
 	{ "rpc", rpc_main },         { "completion", completion_main }, { "hook", run_hook },
 	{ "version", run_version },  { "--version", run_version },
+	{ "authorized-keys", authorized_keys_main }, { "shell", shell_main },
 };
 
 int main(int argc, char **argv)

@@ -77,6 +77,8 @@ struct gate_config {
 	int auth_timeout;          /* seconds per request to it */
 	int auth_cache_ttl;        /* seconds an answer is reused; 0: never */
 	int auth_cache_entries;
+	char *openssh_user;        /* the account whose sshd logins are Grove's (openssh.user) */
+	char *openssh_log;         /* where grove shell and authorized-keys log (openssh.logFile) */
 	struct cidr *proxy_from;   /* load balancers that send (and must send) a PROXY header */
 	size_t nproxy_from;
 };
@@ -89,6 +91,16 @@ int gate_app_from_path(const char *path, char out[GATE_APP_NAME_MAX + 1]);
 
 /* Set by the gate before it forks when auth.url is configured, else NULL. */
 extern struct authz *gate_authz;
+/* Sets gate_authz when cfg has auth.url (its cache is shared with the
+ * processes forked after). */
+int gate_authz_open(const struct gate_config *cfg);
+/*
+ * gate_metrics and gate_ratelimit, in files under dataDir/run: made anew by
+ * the gate (create), mapped by each `grove shell`, so that pushes through
+ * sshd count in the gate's /metrics and share its rate limits. Either
+ * stays NULL when it cannot be mapped (logged): that one is then off.
+ */
+void gate_shared_open(const struct gate_config *cfg, bool create);
 
 /* One SSH connection, in its forked child; returns the process exit code. */
 struct ssh_bind_struct;

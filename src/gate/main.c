@@ -108,6 +108,9 @@ const struct cli_command gate_command = {
 	"    legacyDir = legacy              bare repositories <app>.git (an NFS mount…)\n"
 	"    cluster = 127.0.0.1:8075        a store's or cluster's gRPC address\n"
 	"    storage = default               the storage name there\n"
+	"  [openssh]                         behind the system's sshd (docs/openssh.md)\n"
+	"    user = git                      the account whose logins are Grove's\n"
+	"    logFile = openssh.log           where grove shell and grove authorized-keys log\n"
 	"  [housekeeping]\n"
 	"    interval = 86400                seconds between passes that optimize every app's\n"
 	"                                    repository (grove app gc, one app at a time); 0: off\n"
@@ -160,6 +163,8 @@ static int gate_config_read_strings(struct config_load *l)
 	    (ret = config_get_str(cfg, "auth.url", NULL, &c->auth_url)) ||
 	    (ret = config_get_path(cfg, "auth.tokenFile", NULL, &l->auth_token_file)) ||
 	    (ret = config_get_str(cfg, "log.level", "info", &l->level)) ||
+	    (ret = config_get_str(cfg, "openssh.user", "git", &c->openssh_user)) ||
+	    (ret = config_get_path(cfg, "openssh.logFile", "openssh.log", &c->openssh_log)) ||
 	    (ret = config_get_str(cfg, "gate.fsckIgnore", GITCMD_FSCK_IGNORE, &l->fsck_ignore)) ||
 	    (ret = config_get_str(cfg, "gate.refNamespaces", REFPOLICY_DEFAULT, &l->ref_namespaces)))
 		return ret;
@@ -330,7 +335,8 @@ void gate_config_release(struct gate_config *c)
 	char **fields[] = { &c->conf_path, &c->data_dir, &c->listen, &c->db_path, &c->host_key_dir, &c->secret,
 			    &c->hook_listen, &c->admin_listen, &c->public_listen, &c->admin_token, &c->legacy_dir, &c->cluster_address,
 			    &c->cluster_storage, &c->deploy_branch, &c->deploy_command, &c->self_exe, &c->hooks_dir,
-			    &c->deploy_webhook, &c->archive_base, &c->webhook_secret, &c->auth_url, &c->auth_token };
+			    &c->deploy_webhook, &c->archive_base, &c->webhook_secret, &c->auth_url, &c->auth_token,
+			    &c->openssh_user, &c->openssh_log };
 	for (size_t i = 0; i < ARRAY_SIZE(fields); i++)
 		FREE_AND_NULL(*fields[i]);
 	FREE_AND_NULL(c->proxy_from);
@@ -545,6 +551,30 @@ static void gate_block_signals(struct gate *g)
 	daemon_init(&g->d, "gate", children);
 }
 
+int gate_authz_open(const struct gate_config *cfg)
+{
+	struct authz_opts zo = { .url = cfg->auth_url, .token = cfg->auth_token, .timeout_s = cfg->auth_timeout,
+				 .cache_ttl_s = cfg->auth_cache_ttl, .cache_entries = cfg->auth_cache_entries };
+	return cfg->auth_url ? authz_new(&gate_authz, &zo) : 0;
+}
+
+void gate_shared_open(const struct gate_config *cfg, bool create)
+{
+	char run[4096], path[4200];
+
+	snprintf(run, sizeof(run), "%s/run", cfg->data_dir);
+	if (create && fs_mkdir_p(run, 0750))
+		goto out;
+	snprintf(path, sizeof(path), "%s/metrics", run);
+	gate_metrics = metrics_create(path, create);
+	snprintf(path, sizeof(path), "%s/ratelimit", run);
+	gate_ratelimit = ratelimit_create(path, create);
+out:
+	if (!gate_metrics || !gate_ratelimit)
+		log_warn("gate.shared_memory", "metrics=%b ratelimit=%b error=%s", gate_metrics != NULL,
+			 gate_ratelimit != NULL, error_msg());
+}
+
 /* The configuration, and what is shared or done once before any fork. */
 static int gate_prepare(struct gate *g, const char *conf)
 {
@@ -557,16 +587,10 @@ static int gate_prepare(struct gate *g, const char *conf)
 		return ret;
 	/* Before any fork: sessions and the api process share the counters,
 	 * and the sessions the authorization cache. */
-	gate_metrics = metrics_create();
-	gate_ratelimit = ratelimit_create();
+	gate_shared_open(&g->cfg, true);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	if (g->cfg.auth_url) {
-		struct authz_opts zo = { .url = g->cfg.auth_url, .token = g->cfg.auth_token,
-					 .timeout_s = g->cfg.auth_timeout, .cache_ttl_s = g->cfg.auth_cache_ttl,
-					 .cache_entries = g->cfg.auth_cache_entries };
-		if ((ret = authz_new(&gate_authz, &zo)))
-			return ret;
-	}
+	if ((ret = gate_authz_open(&g->cfg)))
+		return ret;
 	/* Migrations run once, here, before any child opens the database. */
 	if ((ret = db_open(&db, g->cfg.db_path)))
 		return ret;

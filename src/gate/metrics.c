@@ -1,20 +1,17 @@
 /* Shared-memory Prometheus metrics: see metrics.h. */
 #include "lib/common.h"
 #include "gate/metrics.h"
+#include "lib/fs.h"
 
-#include <sys/mman.h>
 
 struct gate_metrics *gate_metrics;
 
 static const double bucket_le[METRICS_BUCKETS] = { 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300 };
 
-struct gate_metrics *metrics_create(void)
+struct gate_metrics *metrics_create(const char *path, bool create)
 {
-	void *p = mmap(NULL, sizeof(struct gate_metrics), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED)
-		return NULL;
-	memset(p, 0, sizeof(struct gate_metrics));
-	return p;
+	/* A new mapping is zeroes: counters start from nothing. */
+	return fs_map_shared(path, sizeof(struct gate_metrics), create);
 }
 
 void metrics_observe(struct histogram *h, int64_t ms)

@@ -57,8 +57,12 @@ struct gate_metrics {
 	struct histogram deploy_seconds;
 };
 
-/* The shared region (NULL if it cannot be mapped: metrics are then off). */
-struct gate_metrics *metrics_create(void);
+/*
+ * The shared region (NULL if it cannot be mapped: metrics are then off):
+ * the gate makes it (create) in a file that `grove shell` processes, which
+ * sshd starts and no gate forks, map too (fs_map_shared).
+ */
+struct gate_metrics *metrics_create(const char *path, bool create);
 void metrics_observe(struct histogram *h, int64_t ms);
 /* Counts one refusal (NULL-safe: nothing without metrics). */
 void metrics_refusal(enum metrics_refusal why);

@@ -1,9 +1,9 @@
 /* Pushes per user per minute: see ratelimit.h. */
 #include "lib/common.h"
 #include "gate/ratelimit.h"
+#include "lib/fs.h"
 
 #include <pthread.h>
-#include <sys/mman.h>
 
 #define RL_SLOTS 4096   /* users tracked at once; the least recent gives way */
 #define RL_PROBE 16
@@ -21,13 +21,12 @@ struct ratelimit {
 
 struct ratelimit *gate_ratelimit;
 
-struct ratelimit *ratelimit_create(void)
+struct ratelimit *ratelimit_create(const char *path, bool create)
 {
 	pthread_mutexattr_t a;
-	struct ratelimit *rl = mmap(NULL, sizeof(*rl), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (rl == MAP_FAILED)
-		return NULL;
-	memset(rl, 0, sizeof(*rl));
+	struct ratelimit *rl = fs_map_shared(path, sizeof(*rl), create);
+	if (!rl || (path && !create))
+		return rl;   /* its maker set the mutex up */
 	pthread_mutexattr_init(&a);
 	pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
 	pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);

@@ -7,12 +7,14 @@
 #ifndef GROVE_GATE_RATELIMIT_H
 #define GROVE_GATE_RATELIMIT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct ratelimit;
 
-/* The shared table (NULL if it cannot be made: no limit is then kept). */
-struct ratelimit *ratelimit_create(void);
+/* The shared table (NULL if it cannot be made: no limit is then kept),
+ * made by the gate (create) or mapped by `grove shell`, as the metrics. */
+struct ratelimit *ratelimit_create(const char *path, bool create);
 /*
  * Takes one push of user at now_ms with per_minute allowed: 0 when it may
  * go, else the seconds until it may (at least 1).

@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <ftw.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 int fs_pathf(char *buf, size_t size, const char *fmt, ...)
@@ -75,4 +76,47 @@ int fs_write_new(const char *path, const char *text, mode_t mode)
 	if (close(fd))
 		return error_set(GROVE_EIO, "cannot write %s: %s", path, strerror(errno));
 	return 0;
+}
+
+void *fs_map_shared(const char *path, size_t size, bool create)
+{
+	char tmp[4200];
+	struct stat st;
+	void *p = MAP_FAILED;
+	int fd;
+
+	if (!path) {
+		p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		if (p == MAP_FAILED)
+			error_set(GROVE_EIO, "mmap: %s", strerror(errno));
+		return p == MAP_FAILED ? NULL : p;
+	}
+	/* Made aside and renamed: a process that opens path sees the old
+	 * file or the whole new one, never one still being sized. */
+	if (create && fs_pathf(tmp, sizeof(tmp), "%s.%d", path, (int)getpid()))
+		return NULL;
+	fd = create ? open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) : open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		error_set(GROVE_EIO, "%s: %s", create ? tmp : path, strerror(errno));
+		return NULL;
+	}
+	if (create ? ftruncate(fd, (off_t)size) : fstat(fd, &st)) {
+		error_set(GROVE_EIO, "%s: %s", path, strerror(errno));
+	} else if (!create && (size_t)st.st_size != size) {
+		error_set(GROVE_EPROTO, "%s holds %lld bytes, not %zu: it was made by another version of grove", path,
+			  (long long)st.st_size, size);
+	} else {
+		p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		if (p == MAP_FAILED)
+			error_set(GROVE_EIO, "mmap %s: %s", path, strerror(errno));
+	}
+	if (create && p != MAP_FAILED && rename(tmp, path)) {
+		error_set(GROVE_EIO, "rename %s: %s", path, strerror(errno));
+		munmap(p, size);
+		p = MAP_FAILED;
+	}
+	if (create && p == MAP_FAILED)
+		unlink(tmp);
+	close(fd);
+	return p == MAP_FAILED ? NULL : p;
 }

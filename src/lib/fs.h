@@ -2,6 +2,7 @@
 #ifndef GROVE_FS_H
 #define GROVE_FS_H
 
+#include <stdbool.h>
 #include <sys/types.h>
 
 /*
@@ -18,5 +19,14 @@ int fs_rmtree(const char *path);
 
 /* Writes text to a new file with mode; an existing file is left as it is (0). */
 int fs_write_new(const char *path, const char *text, mode_t mode);
+
+/*
+ * A MAP_SHARED mapping of size bytes that processes share: anonymous when
+ * path is NULL (only children forked later see it); else the file at path,
+ * made anew and zeroed when create (whoever mapped the old one keeps it),
+ * or, without create, one that exists with exactly that size (one another
+ * process made). NULL on failure, with the error set.
+ */
+void *fs_map_shared(const char *path, size_t size, bool create);
 
 #endif

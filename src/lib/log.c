@@ -21,6 +21,12 @@ void log_init(const char *role, enum log_level min_level, int fd)
 	log_fd = fd;
 }
 
+void log_set_output(const char *role, int fd)
+{
+	log_role = role;
+	log_fd = fd;
+}
+
 int log_level_parse(const char *name, enum log_level *out)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(level_names); i++) {

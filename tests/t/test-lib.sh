@@ -251,6 +251,14 @@ test_must_fail() {
 	return 0
 }
 
+# test_must_be_empty FILE: fails, showing it, unless FILE is empty.
+test_must_be_empty() {
+	test -f "$1" && ! test -s "$1" && return 0
+	echo "expected $1 to be empty, it holds:" >&2
+	cat "$1" >&2
+	return 1
+}
+
 test_cmp() {
 	diff -u "$1" "$2"
 }
