@@ -24,7 +24,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <syslog.h>
 
 #define SHELL_CHUNK (64 * 1024)
 /* The most a message to the client may wait for room on its stderr. */
@@ -387,7 +386,7 @@ int shell_main(int argc, char **argv)
 	 * goes to syslog, the user reads no paths and no library words. */
 	log_set_output("gate-shell", -1);
 	if (openssh_load(&cfg, conf, "gate-shell")) {
-		syslog(LOG_ERR, "grove shell: %s", error_msg());
+		error_to_syslog("grove shell");
 		fprintf(stderr, "ERROR: Grove is not set up right on this server: tell the platform's operators.\n");
 		gate_config_release(&cfg);
 		return 1;

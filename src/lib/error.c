@@ -2,6 +2,8 @@
 #include "lib/common.h"
 #include "lib/error.h"
 
+#include <syslog.h>
+
 static _Thread_local char err_buf[1024];
 
 /* n: what (v)snprintf into err_buf returned. A message that did not fit
@@ -64,4 +66,9 @@ const char *error_code_name(int code)
 	case GROVE_EPROTO: return "protocol error";
 	default: return "internal error";
 	}
+}
+
+void error_to_syslog(const char *prefix)
+{
+	syslog(LOG_ERR, "%s: %s", prefix, error_msg());
 }

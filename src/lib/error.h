@@ -34,4 +34,10 @@ void error_clear(void);
 /* A short name for a code, like "not found". */
 const char *error_code_name(int code);
 
+/* The current error to syslog (LOG_ERR), prefixed: for a process whose
+ * stderr is a user's and that has no log file yet. Kept here, apart from
+ * log.h: <syslog.h>'s LOG_INFO and the like are macros that would replace
+ * log.h's levels in any file that includes both. */
+void error_to_syslog(const char *prefix);
+
 #endif
