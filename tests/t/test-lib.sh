@@ -139,6 +139,14 @@ skip_all() {
 	exit 0
 }
 
+# artifacts_dir: where a test leaves what outlives its trash (a browser's
+# screenshot): tests/artifacts/TEST_NAME, or $GROVE_TEST_ARTIFACTS/TEST_NAME
+# (CI uploads that directory). Made empty first, so it holds this run's only.
+artifacts_dir() {
+	_ad=${GROVE_TEST_ARTIFACTS:-$TEST_DIR/../artifacts}/$TEST_NAME
+	rm -rf "$_ad" && mkdir -p "$_ad" && (cd "$_ad" && pwd)
+}
+
 # require_root WHAT: skip the file unless it runs as root (WHAT: what needs it).
 require_root() {
 	test "$(id -u)" = 0 || skip_all "needs root for $*"
