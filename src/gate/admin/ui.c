@@ -167,9 +167,7 @@ static json_t *ui_fetch(struct ui_req *u, handler_fn *fn, const char *arg0, json
 	u->api.json = NULL;
 	if (u->api.status >= 200 && u->api.status < 300)
 		return j ? j : json_object();
-	html_raw(&u->page, "<p class=\"msg\">");
-	html_text(&u->page, json_string_value(json_object_get(j, "error")));
-	html_raw(&u->page, "</p>\n");
+	html_around(&u->page, "<p class=\"msg\">", json_string_value(json_object_get(j, "error")), "</p>\n");
 	json_decref(j);
 	return NULL;
 }
@@ -235,6 +233,18 @@ static void deploy_link(struct html *h, json_t *d)
 
 /* ---- the overview ---- */
 
+/* A row's cells up to its detail: the part (kind and name), its address,
+ * its state (good, or NULL for bad), its version. */
+static void part_cells(struct html *h, const char *kind, const char *name, const char *address, const char *good,
+		       const char *bad, const char *version)
+{
+	html_raw(h, "<tr><td>%s", kind);
+	html_around(h, "", name, "</td>");
+	html_cell(h, "td", address);
+	status_word(h, good != NULL, good, bad);
+	html_cell(h, "td", version);
+}
+
 static void parts_gate(struct ui_req *u, json_t *st)
 {
 	struct html *h = &u->page;
@@ -242,9 +252,7 @@ static void parts_gate(struct ui_req *u, json_t *st)
 	char detail[256];
 	snprintf(detail, sizeof(detail), "%lld apps, %lld users, deployments: %lld running, %lld queued",
 		 jint(st, "apps"), jint(st, "users"), jint(st, "deployments_running"), jint(st, "deployments_queued"));
-	html_raw(h, "<tr><td>gate</td><td>this admin port</td>");
-	status_word(h, !draining, "up", "draining");
-	html_cell(h, "td", grove_version());
+	part_cells(h, "gate", "", "this admin port", !draining ? "up" : NULL, "draining", grove_version());
 	html_cell(h, "td", detail);
 	html_raw(h, "</tr>\n");
 }
@@ -263,12 +271,7 @@ static void parts_cluster(struct ui_req *u, json_t *cl)
 			 "%lld retrying, %lld dead",
 			 jint(cl, "repositories"), jint(cl, "dataloss"), jint(cl, "jobs_ready"), jint(cl, "jobs_in_progress"),
 			 jint(cl, "jobs_failed"), jint(cl, "jobs_dead"));
-	html_raw(h, "<tr><td>cluster router ");
-	html_text(h, jget(cl, "router"));
-	html_raw(h, "</td>");
-	html_cell(h, "td", jget(cl, "address"));
-	status_word(h, up, "up", "down");
-	html_cell(h, "td", "");
+	part_cells(h, "cluster router ", jget(cl, "router"), jget(cl, "address"), up ? "up" : NULL, "down", "");
 	html_cell(h, "td", up ? detail : jget(cl, "error"));
 	html_raw(h, "</tr>\n");
 	json_array_foreach(stores, i, s) {
@@ -276,14 +279,8 @@ static void parts_cluster(struct ui_req *u, json_t *cl)
 		snprintf(detail, sizeof(detail), "%s; healthy for %lld of %lld routers",
 			 json_is_true(json_object_get(s, "writable")) ? "takes writes" : "refuses writes (disk low)",
 			 jint(s, "routers_healthy"), jint(s, "routers_total"));
-		html_raw(h, "<tr><td>store ");
-		html_text(h, jget(s, "name"));
-		html_raw(h, "</td>");
-		html_cell(h, "td", jget(s, "address"));
-		status_word(h, healthy, "up", "down");
-		html_cell(h, "td", "");
-		html_raw(h, "<td>");
-		html_text(h, detail);
+		part_cells(h, "store ", jget(s, "name"), jget(s, "address"), healthy ? "up" : NULL, "down", "");
+		html_around(h, "<td>", detail, "");
 		if (jget(s, "last_error") && *jget(s, "last_error")) {
 			html_raw(h, "<br><span class=\"bad\">");
 			html_text(h, jget(s, "last_error"));
@@ -583,9 +580,7 @@ static void page_app(struct ui_req *u)
 	ret = app_describe(&u->x, u->arg[0], true, &app);
 	if (ret) {
 		u->out->status = ret == GROVE_ENOTFOUND ? MHD_HTTP_NOT_FOUND : MHD_HTTP_INTERNAL_SERVER_ERROR;
-		html_raw(&u->page, "<p class=\"msg\">");
-		html_text(&u->page, error_msg());
-		html_raw(&u->page, "</p>\n");
+		html_around(&u->page, "<p class=\"msg\">", error_msg(), "</p>\n");
 		return;
 	}
 	app_facts(u, app);
@@ -609,23 +604,14 @@ static void page_deploy(struct ui_req *u)
 	}
 	html_raw(h, "<section><p>App <a href=\"/ui/apps/");
 	html_url_part(h, jget(d, "app"));
-	html_raw(h, "\">");
-	html_text(h, jget(d, "app"));
-	html_raw(h, "</a>, ");
-	html_text(h, jget(d, "ref"));
-	html_raw(h, " <code>");
-	html_text(h, jget(d, "new_oid"));
-	html_raw(h, "</code> pushed by ");
-	html_text(h, jget(d, "pusher"));
-	html_raw(h, ": ");
+	html_around(h, "\">", jget(d, "app"), "</a>, ");
+	html_around(h, "", jget(d, "ref"), " <code>");
+	html_around(h, "", jget(d, "new_oid"), "</code> pushed by ");
+	html_around(h, "", jget(d, "pusher"), ": ");
 	deploy_status(h, jget(d, "status"));
-	html_raw(h, ", started ");
-	html_text(h, jget(d, "started_at"));
-	html_raw(h, ", finished ");
-	html_text(h, jget(d, "finished_at") ?: "-");
-	html_raw(h, "</p>\n<pre>");
-	html_text(h, jget(d, "log"));
-	html_raw(h, "</pre></section>\n");
+	html_around(h, ", started ", jget(d, "started_at"), ", finished ");
+	html_around(h, "", jget(d, "finished_at") ?: "-", "</p>\n<pre>");
+	html_around(h, "", jget(d, "log"), "</pre></section>\n");
 	json_decref(d);
 }
 
@@ -650,9 +636,7 @@ static void page_move_confirm(struct ui_req *u)
 	}
 	if (app_describe(&u->x, u->arg[0], false, &app)) {
 		u->out->status = MHD_HTTP_NOT_FOUND;
-		html_raw(h, "<p class=\"msg\">");
-		html_text(h, error_msg());
-		html_raw(h, "</p>\n");
+		html_around(h, "<p class=\"msg\">", error_msg(), "</p>\n");
 		return;
 	}
 	html_raw(h, "<section><p>Move <b>");
@@ -753,9 +737,7 @@ static void login_form(struct ui_req *u, const char *problem)
 	struct html *h = &u->page;
 	page_header(u, "Sign in");
 	if (problem) {
-		html_raw(h, "<p class=\"msg\">");
-		html_text(h, problem);
-		html_raw(h, "</p>\n");
+		html_around(h, "<p class=\"msg\">", problem, "</p>\n");
 	}
 	html_raw(h, "<section><form method=\"post\" action=\"/ui/login\"><p>The gate's admin token "
 		    "(the file admin-token in its directory):</p><p><input type=\"password\" name=\"token\" "
@@ -866,9 +848,7 @@ static void ui_run(struct ui_req *u, const struct ui_route *route)
 	if (ret) {
 		u->out->status = MHD_HTTP_SERVICE_UNAVAILABLE;
 		page_header(u, "Unavailable");
-		html_raw(&u->page, "<p class=\"msg\">");
-		html_text(&u->page, error_msg());
-		html_raw(&u->page, "</p>\n");
+		html_around(&u->page, "<p class=\"msg\">", error_msg(), "</p>\n");
 		return;
 	}
 	route->fn(u);
@@ -880,9 +860,7 @@ static void ui_refuse(struct ui_req *u, int status, const char *title, const cha
 {
 	u->out->status = status;
 	page_header(u, title);
-	html_raw(&u->page, "<p class=\"msg\">");
-	html_text(&u->page, why);
-	html_raw(&u->page, "</p>\n");
+	html_around(&u->page, "<p class=\"msg\">", why, "</p>\n");
 }
 
 void ui_serve(struct admin *a, struct MHD_Connection *conn, const struct strbuf *body, const char *url,

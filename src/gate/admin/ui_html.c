@@ -88,6 +88,13 @@ void html_url_part(struct html *h, const char *s)
 	}
 }
 
+void html_around(struct html *h, const char *open, const char *s, const char *close)
+{
+	html_raw(h, "%s", open);
+	html_text(h, s);
+	html_raw(h, "%s", close);
+}
+
 void html_cell(struct html *h, const char *tag, const char *s)
 {
 	html_raw(h, "<%s>", tag);

@@ -34,6 +34,8 @@ void html_raw(struct html *h, const char *fmt, ...) __attribute__((format(printf
 void html_text(struct html *h, const char *s);
 /* Data as one part of a URL path or query, percent-encoded. */
 void html_url_part(struct html *h, const char *s);
+/* open, s escaped, close: markup around data (open and close are constants). */
+void html_around(struct html *h, const char *open, const char *s, const char *close);
 /* <tag>s</tag>, s escaped; "-" for NULL or "". */
 void html_cell(struct html *h, const char *tag, const char *s);
 /* The page's head and the opening of its body, and its end; refresh_to:
