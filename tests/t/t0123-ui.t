@@ -38,25 +38,9 @@ sign_in_page() {
 		"<input type=\"hidden\" name=\"token\" value=\"$(cat "$GROVE_ADMIN_TOKEN_FILE")\"></form></body></html>" >"$1"
 }
 
-# up_said N: grove up has told "Ctrl-C stops everything" N times; 125 once it exited.
-up_said() {
-	test "$(grep -c "Ctrl-C stops everything" "$TRASH/up.out" 2>/dev/null)" -ge "$1" && return 0
-	gone "$(cat "$TRASH/up.pid")" && return 125
-	return 1
-}
-
-up_start() {
-	"$GROVE" up --data "$TRASH/gd" --ssh-port $SSH_PORT --http-port $HTTP_PORT >>"$TRASH/up.out" 2>>"$TRASH/up.err" &
-	echo $! >"$TRASH/up.pid"
-	record_daemon $!
-	wait_for 60 "grove up to be up" up_said 1 && return 0
-	cat "$TRASH/up.out" "$TRASH/up.err" >&2
-	return 1
-}
-
 test_setup 'grove up; an app with a push that deployed, its deploy log holding markup' '
 	up_env &&
-	up_start &&
+	up_start 1 &&
 	TOKEN=$(cat "$GROVE_ADMIN_TOKEN_FILE") &&
 	echo "echo \"<b>built</b> <script>alert(1)</script>\"" >>"$TRASH/gd/deploy.sh" &&
 	"$GROVE" app create dash-app >/dev/null &&
