@@ -50,6 +50,10 @@ test_setup 'grove up; an app with a push that deployed, its deploy log holding m
 	ART=$(artifacts_dir)
 '
 
+test_expect_success 'grove up names the dashboard' '
+	test_grep "^  dashboard:   $GROVE_ADMIN_URL/ui/  (sign in with the admin token)$" up.out
+'
+
 test_expect_success 'without signing in: the login form, no data, and actions refused' '
 	curl -s -o page -w "%{http_code}\n" "$GROVE_ADMIN_URL/ui/" >code &&
 	test_grep "^401$" code &&
