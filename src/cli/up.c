@@ -515,6 +515,7 @@ static void up_announce(struct up *u)
 	printf("  git remote:  ssh://git@127.0.0.1:%d/<app>.git\n", u->ssh_port);
 	printf("  admin API:   %s  (token in %s/gate/admin-token)\n", u->base, u->dir);
 	printf("  metrics:     %s/metrics (gate), http://%s/metrics (router)\n", u->base, u->router_metrics);
+	printf("  dashboard:   %s/ui/  (sign in with the admin token)\n", u->base);
 	printf("  cluster:     %s cluster -a %s --secret-file %s/secret status\n", grove, u->store_sock, u->dir);
 	if (who[0])
 		printf("  you:         user %s, key %s, administrator\n", who, keyfile);

@@ -6,6 +6,12 @@
  * Endpoints (all bodies and answers JSON; errors {"error": "what and what to do"}):
  *   GET    /health                          {"status":"ok"}
  *   GET    /ready                           {"ready":true|false}  (false while draining)
+ *   GET    /api/v1/status                   the gate at a glance (apps per route, deployments, canary)
+ *   GET    /api/v1/cluster                  the cluster router and its stores as it sees them:
+ *          {"address","up","router","stores":[{"name","address","healthy","writable",…}],
+ *          "repositories","dataloss","jobs_ready",…}; {"address","up":false,"error"} when down
+ *   GET    /ui/                             the operator's dashboard (HTML; gate/admin/ui.c),
+ *          with this token as a bearer or a login form's session cookie
  *   GET    /api/v1/users                    [{"name","admin","keys":[fingerprint…]}…]
  *   POST   /api/v1/users                    {"name","admin"?}                → 201 user
  *   DELETE /api/v1/users/NAME                                                 → 204

@@ -4,24 +4,6 @@
 # and a part that dies and comes back.
 . "$(dirname "$0")/test-lib.sh"
 
-# up_said N: grove up has told "Ctrl-C stops everything" N times (once per
-# start: it is up); 125 (give up waiting) once it has exited.
-up_said() {
-	test "$(grep -c "Ctrl-C stops everything" "$TRASH/up.out" 2>/dev/null)" -ge "$1" && return 0
-	gone "$(cat "$TRASH/up.pid")" && return 125
-	return 1
-}
-
-# up_start N: starts grove up and waits until it is up (its Nth start).
-up_start() {
-	"$GROVE" up --data "$TRASH/gd" --ssh-port $SSH_PORT --http-port $HTTP_PORT >>"$TRASH/up.out" 2>>"$TRASH/up.err" &
-	echo $! >"$TRASH/up.pid"
-	record_daemon $!
-	wait_for 60 "grove up to be up" up_said "$1" && return 0
-	cat "$TRASH/up.out" "$TRASH/up.err" >&2
-	return 1
-}
-
 up_stop() {
 	pid=$(cat "$TRASH/up.pid")
 	kill -TERM $pid &&

@@ -139,6 +139,14 @@ skip_all() {
 	exit 0
 }
 
+# artifacts_dir: where a test leaves what outlives its trash (a browser's
+# screenshot): tests/artifacts/TEST_NAME, or $GROVE_TEST_ARTIFACTS/TEST_NAME
+# (CI uploads that directory). Made empty first, so it holds this run's only.
+artifacts_dir() {
+	_ad=${GROVE_TEST_ARTIFACTS:-$TEST_DIR/../artifacts}/$TEST_NAME
+	rm -rf "$_ad" && mkdir -p "$_ad" && (cd "$_ad" && pwd)
+}
+
 # require_root WHAT: skip the file unless it runs as root (WHAT: what needs it).
 require_root() {
 	test "$(id -u)" = 0 || skip_all "needs root for $*"
@@ -594,6 +602,25 @@ up_env() {
 	export USER=tester GROVE_ADMIN_URL=http://127.0.0.1:$HTTP_PORT GROVE_ADMIN_TOKEN_FILE=$TRASH/gd/gate/admin-token &&
 	GIT_SSH_COMMAND="ssh -i $HOME/.ssh/id_ed25519 -p $SSH_PORT -o IdentitiesOnly=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes" &&
 	export GIT_SSH_COMMAND
+}
+
+# up_said N: grove up has told "Ctrl-C stops everything" N times (once per
+# start: it is up); 125 (give up waiting) once it has exited.
+up_said() {
+	test "$(grep -c "Ctrl-C stops everything" "$TRASH/up.out" 2>/dev/null)" -ge "$1" && return 0
+	gone "$(cat "$TRASH/up.pid")" && return 125
+	return 1
+}
+
+# up_start N: starts grove up on $TRASH/gd with up_env's ports and waits
+# until it is up (its Nth start).
+up_start() {
+	"$GROVE" up --data "$TRASH/gd" --ssh-port $SSH_PORT --http-port $HTTP_PORT >>"$TRASH/up.out" 2>>"$TRASH/up.err" &
+	echo $! >"$TRASH/up.pid"
+	record_daemon $!
+	wait_for 60 "grove up to be up" up_said "$1" && return 0
+	cat "$TRASH/up.out" "$TRASH/up.err" >&2
+	return 1
 }
 
 # hold_ssh FROM PORT N FILE: N connections to the SSH port from address FROM

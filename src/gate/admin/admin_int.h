@@ -11,6 +11,10 @@
  *   moves.c      moves between the routes: one app, a batch, the canary
  *   status.c     the gate at a glance
  *   downloads.c  signed archive downloads
+ *   ui.c         the operator's dashboard at /ui/: its pages and actions
+ *   ui_html.c    building its HTML: escaping, tables, bars, charts
+ *   ui_session.c its logins: sessions in memory, their cookies and CSRF tokens
+ *   ui_history.c the counters of /metrics sampled each minute, for its charts
  *
  * A handler gets a struct call (the request's database handle, the path's
  * '*' parts, the parsed body) and fills call->out; it returns the status.
@@ -57,6 +61,9 @@ struct admin_side {
 	bool public_only;
 };
 
+struct ui_sessions;
+struct ui_history;
+
 struct admin {
 	struct MHD_Daemon *daemon;
 	struct MHD_Daemon *public_daemon;   /* gate.publicListen, or NULL */
@@ -69,6 +76,8 @@ struct admin {
 	char *secret;         /* signs archive URLs */
 	atomic_bool draining;
 	struct batch batch;
+	struct ui_sessions *ui_sessions;   /* the dashboard's logins */
+	struct ui_history *ui_history;     /* the counters, a sample a minute */
 };
 
 /* One HTTP request, from its headers to its completion. */
@@ -88,7 +97,10 @@ struct request {
 struct reply {
 	int status;
 	json_t *json;
-	char *text;     /* a plain-text body instead (/metrics); freed after sending */
+	char *text;     /* a plain-text body instead (/metrics, pages); freed after sending */
+	const char *content_type;   /* text's; NULL: Prometheus's text format */
+	char *set_cookie;           /* a Set-Cookie header; freed after sending */
+	const char *location;       /* a Location header (a constant) */
 };
 
 /* A handler's view of one request. */
@@ -123,7 +135,21 @@ int check_branch(struct reply *out, const char *name);
 const char *short_branch(const char *name);
 bool parse_int(const char *s, long long min, long long max, long long *out);
 
+/* ---- server.c ---- */
+
+/* Whether token is the admin token, compared in constant time. */
+bool admin_token_matches(const struct admin *a, const char *token);
+/* Whether the request carries "Authorization: Bearer <the admin token>". */
+bool admin_bearer_ok(const struct admin *a, struct MHD_Connection *conn);
+
 /* ---- routes.c ---- */
+
+/*
+ * Matches path against pattern, part by part: a '*' part takes one part of
+ * the path, "**" the rest; the '*' parts are copied into buf, arg points at
+ * them.
+ */
+bool route_match(const char *pattern, const char *path, char *buf, size_t bufsz, const char *arg[2]);
 
 /*
  * The handler for METHOD on path (after "/api/v1/"), with the path's '*'
@@ -142,13 +168,33 @@ handler_fn apps_list, app_get, app_create, apps_import_legacy, app_patch, app_gc
 handler_fn collaborator_put, collaborator_delete;
 handler_fn app_deployments, deployment_get;
 handler_fn migrations_get, migrations_post, app_migrate_post, canary_get, canary_put;
-handler_fn status_get;
+handler_fn status_get, cluster_get;
 
+/*
+ * apps.c: an app as GET /api/v1/apps/NAME shows it: its row, collaborators,
+ * last push and last deployment, and with repository its repository where
+ * it lives (size, and on a cluster its replicas: calls to the router).
+ */
+int app_describe(struct call *x, const char *name, bool repository, json_t **out);
+/* status.c: the cluster router's GET /api/v1/cluster (NULL without one). */
+json_t *cluster_status(const struct admin *a);
 /* apps.c and deploys.c: a deployment row (id, app, ref, old_oid, new_oid,
  * pusher, status, started_at, finished_at) as JSON. */
 json_t *deployment_object(const char *const *v);
 /* moves.c: the canary share now (*set: from the API rather than the config). */
 int canary_now(struct call *x, bool *set);
+
+/* ---- ui.c ---- */
+
+/* Whether url is the dashboard's (/ui/ and under). */
+bool ui_path(const char *url);
+/* With the headers: a stranger's action (anything but GET and the login
+ * form) is refused before its body is read. True when out was filled. */
+bool ui_refuse_early(struct admin *a, struct MHD_Connection *conn, const char *url, const char *method,
+		     struct reply *out);
+/* Answers a request of the dashboard, its form (if any) in body. */
+void ui_serve(struct admin *a, struct MHD_Connection *conn, const struct strbuf *body, const char *url,
+	      const char *method, struct reply *out);
 
 /* ---- downloads.c ---- */
 

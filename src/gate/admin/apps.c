@@ -177,23 +177,34 @@ int apps_list(struct call *x)
 	return call_answer(x, MHD_HTTP_OK, list);
 }
 
+int app_describe(struct call *x, const char *name, bool repository, json_t **out)
+{
+	json_t *j = NULL;
+	int ret = app_json(x->db, name, &j);
+
+	*out = NULL;
+	if (ret)
+		return ret;
+	json_object_set_new(j, "last_push", json_null());
+	json_object_set_new(j, "last_deployment", json_null());
+	ret = db_app_last_push(x->db, name, last_push_row, j);
+	if (!ret)
+		ret = db_deploys_each(x->db, name, 1, last_deployment_row, j);
+	if (ret) {
+		json_decref(j);
+		return ret;
+	}
+	if (repository)
+		repository_info(x, name, json_string_value(json_object_get(j, "route")) ?: "", j);
+	*out = j;
+	return 0;
+}
+
 int app_get(struct call *x)
 {
 	json_t *j = NULL;
-	int ret = app_json(x->db, x->arg[0], &j);
-	if (ret)
-		return reply_grove_error(x->out, ret);
-	json_object_set_new(j, "last_push", json_null());
-	json_object_set_new(j, "last_deployment", json_null());
-	ret = db_app_last_push(x->db, x->arg[0], last_push_row, j);
-	if (!ret)
-		ret = db_deploys_each(x->db, x->arg[0], 1, last_deployment_row, j);
-	if (ret) {
-		json_decref(j);
-		return reply_grove_error(x->out, ret);
-	}
-	repository_info(x, x->arg[0], json_string_value(json_object_get(j, "route")) ?: "", j);
-	return call_answer(x, MHD_HTTP_OK, j);
+	int ret = app_describe(x, x->arg[0], true, &j);
+	return ret ? reply_grove_error(x->out, ret) : call_answer(x, MHD_HTTP_OK, j);
 }
 
 int app_create(struct call *x)

@@ -20,6 +20,7 @@ static const struct route_def routes[] = {
 	{ "POST", "users/*/keys", key_add, true },
 	{ "DELETE", "keys/**", key_remove, false },
 	{ "GET", "status", status_get, false },
+	{ "GET", "cluster", cluster_get, false },
 	{ "GET", "canary", canary_get, false },
 	{ "PUT", "canary", canary_put, true },
 	{ "GET", "migrations", migrations_get, false },
@@ -38,11 +39,8 @@ static const struct route_def routes[] = {
 	{ "GET", "deployments/*", deployment_get, false },
 };
 
-/*
- * Matches path against pattern, copying the '*' parts into buf (NUL-separated)
- * and pointing arg at them.
- */
-static bool route_match(const char *pattern, const char *path, char *buf, size_t bufsz, const char *arg[2])
+/* The '*' parts go into buf NUL-separated. */
+bool route_match(const char *pattern, const char *path, char *buf, size_t bufsz, const char *arg[2])
 {
 	const char *p = pattern, *s = path;
 	size_t used = 0;

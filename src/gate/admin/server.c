@@ -23,6 +23,8 @@
  * connection is cut.
  */
 #include "gate/admin/admin_int.h"
+#include "gate/admin/ui_history.h"
+#include "gate/admin/ui_session.h"
 #include "gate/archive.h"
 #include "gate/metrics.h"
 #include "gate/repos.h"
@@ -45,18 +47,35 @@
 #define ADMIN_MAX_PER_ADDR 16U
 #define ADMIN_TIMEOUT_S 15U
 
-static bool token_ok(const struct admin *a, struct MHD_Connection *conn)
+bool admin_token_matches(const struct admin *a, const char *token)
+{
+	unsigned char got[SHA256_DIGEST_LENGTH];
+	/* Hashing first makes the comparison independent of the lengths too. */
+	SHA256((const unsigned char *)token, strlen(token), got);
+	return CRYPTO_memcmp(got, a->token_hash, sizeof(got)) == 0;
+}
+
+bool admin_bearer_ok(const struct admin *a, struct MHD_Connection *conn)
 {
 	const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-	unsigned char got[SHA256_DIGEST_LENGTH];
 	if (!h || strncasecmp(h, "Bearer ", 7))
 		return false;
 	h += 7;
 	while (*h == ' ')
 		h++;
-	/* Hashing first makes the comparison independent of the lengths too. */
-	SHA256((const unsigned char *)h, strlen(h), got);
-	return CRYPTO_memcmp(got, a->token_hash, sizeof(got)) == 0;
+	return admin_token_matches(a, h);
+}
+
+/* What a browser gets with every page of /ui/: nothing but the gate's own
+ * styles and forms, never in a frame, no referrer (paths name apps). */
+static void add_page_headers(struct MHD_Response *resp)
+{
+	MHD_add_response_header(resp, "Content-Security-Policy",
+				"default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+				"frame-ancestors 'none'; base-uri 'none'");
+	MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
 }
 
 /* Sends out's JSON (or no body) with status; frees nothing of out. */
@@ -87,13 +106,20 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, struct request *r
 		return MHD_NO;
 	}
 	if (out->text)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; version=0.0.4");
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+					out->content_type ? out->content_type : "text/plain; version=0.0.4");
 	else if (out->json)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	MHD_add_response_header(resp, "X-Correlation-Id", r->corr);
 	if (out->status == MHD_HTTP_UNAUTHORIZED)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"grove\"");
+	if (out->content_type && !strncmp(out->content_type, "text/html", 9))
+		add_page_headers(resp);
+	if (out->set_cookie)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_SET_COOKIE, out->set_cookie);
+	if (out->location)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, out->location);
 	if (close)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
 	res = MHD_queue_response(conn, (unsigned)out->status, resp);
@@ -117,7 +143,10 @@ static enum MHD_Result answer_early(struct MHD_Connection *conn, struct request 
 	enum MHD_Result res = send_reply(conn, r, out, has_body(conn));
 	r->answered = true;
 	json_decref(out->json);
+	free(out->text);
+	free(out->set_cookie);
 	out->json = NULL;
+	out->text = out->set_cookie = NULL;
 	return res;
 }
 
@@ -145,7 +174,12 @@ static enum MHD_Result on_headers(struct admin *a, bool public_only, struct MHD_
 			    "the admin API is not served on this address (gate.publicListen): use the gate's adminListen");
 		return answer_early(conn, r, &out);
 	}
-	if (!token_ok(a, conn)) {
+	/* The dashboard takes its session cookie as well as the token, and
+	 * shows its login form to a stranger: it says itself whom it refuses. */
+	if (ui_path(url)) {
+		if (ui_refuse_early(a, conn, url, r->method, &out))
+			return answer_early(conn, r, &out);
+	} else if (!admin_bearer_ok(a, conn)) {
 		const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 		if (!h)
 			reply_error(&out, MHD_HTTP_UNAUTHORIZED,
@@ -295,6 +329,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		res = archive_serve(a, conn, r, url, method, &out);
 		if (!out.status)
 			return res;   /* streaming */
+	} else if (ui_path(url)) {
+		ui_serve(a, conn, &r->body, url, method, &out);
 	} else {
 		dispatch(a, conn, r, url, method, &out);
 	}
@@ -303,6 +339,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	res = send_reply(conn, r, &out, r->too_big);
 	json_decref(out.json);
 	free(out.text);
+	free(out.set_cookie);
 	return res;
 }
 
@@ -476,6 +513,9 @@ int admin_start(struct admin **out, const struct admin_opts *opts)
 	a->secret = opts->repos && opts->repos->secret ? xstrdup(opts->repos->secret) : NULL;
 	atomic_init(&a->draining, false);
 
+	ui_sessions_new(&a->ui_sessions, UI_SESSION_LIFETIME_MS);
+	if ((ret = ui_history_start(&a->ui_history)))
+		goto out;
 	/* Open (and migrate) once here, so a bad path fails the start, not every request. */
 	ret = db_open(&db, a->db_path);
 	db_close(db);
@@ -522,6 +562,8 @@ void admin_stop(struct admin *a)
 	free(a->batch.apps);
 	json_decref(a->batch.results);
 	pthread_mutex_destroy(&a->batch.mu);
+	ui_history_stop(a->ui_history);
+	ui_sessions_free(a->ui_sessions);
 	free(a->db_path);
 	free(a->default_branch);
 	free(a->secret);

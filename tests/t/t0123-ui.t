@@ -1,0 +1,126 @@
+#!/bin/sh
+# The operator's dashboard at /ui/ on the gate's admin port, against a
+# running stack (grove up: a gate, a cluster router, three stores) and in a
+# real browser: Debian's headless Chromium loads it, signs in through the
+# login form, sees the stack's state, and leaves a screenshot in
+# tests/artifacts/t0123-ui/ (kept after the run; see artifacts_dir).
+. "$(dirname "$0")/test-lib.sh"
+
+# The browser is a prerequisite like root or netns are for other files, but
+# CI installs it (scripts/install-deps): there, its absence is a failure.
+CHROMIUM=$(command -v chromium || true)
+if test -z "$CHROMIUM"; then
+	test -z "${CI:-}" && skip_all "chromium is not installed (scripts/install-deps installs it; under CI this fails)"
+	echo "1..1"
+	echo "not ok 1 - chromium is installed (CI=$CI: scripts/install-deps should have installed it)"
+	exit 1
+fi
+
+# browse ARGS...: headless Chromium with a profile of its own in the trash,
+# given virtual time to follow the login page on to the dashboard. Its own
+# deadline only bounds a browser that hangs.
+browse() {
+	timeout $((120 * TEST_SCALE)) "$CHROMIUM" --headless=new --no-sandbox --disable-gpu \
+		--user-data-dir="$TRASH/chromium-$$" --no-first-run --virtual-time-budget=5000 "$@" 2>>"$TRASH/chromium.err"
+}
+
+# sign_in_page FILE: a page that posts the admin token to the login form as
+# soon as it loads. Chromium cannot be given a header or an HttpOnly cookie
+# on its command line, and the token must not travel in a URL (logs keep
+# URLs): so the browser submits the form itself, as an operator would, from
+# a file (the login form takes posts from any origin: see ui.c) and follows
+# the signed-in page on to /ui/ with its new cookie. The file is the
+# trash's, readable by this user only.
+sign_in_page() {
+	umask 077 &&
+	printf '%s\n' '<!DOCTYPE html><html><body onload="document.forms[0].submit()">' \
+		"<form method=\"post\" action=\"$GROVE_ADMIN_URL/ui/login\">" \
+		"<input type=\"hidden\" name=\"token\" value=\"$(cat "$GROVE_ADMIN_TOKEN_FILE")\"></form></body></html>" >"$1"
+}
+
+test_setup 'grove up; an app with a push that deployed, its deploy log holding markup' '
+	up_env &&
+	up_start 1 &&
+	TOKEN=$(cat "$GROVE_ADMIN_TOKEN_FILE") &&
+	echo "echo \"<b>built</b> <script>alert(1)</script>\"" >>"$TRASH/gd/deploy.sh" &&
+	"$GROVE" app create dash-app >/dev/null &&
+	make_history src &&
+	(cd src && git push ssh://git@localhost:$SSH_PORT/dash-app.git main 2>../push.err) &&
+	test_grep "^remote: -----> Deployed dash-app" push.err &&
+	ART=$(artifacts_dir)
+'
+
+test_expect_success 'grove up names the dashboard' '
+	test_grep "^  dashboard:   $GROVE_ADMIN_URL/ui/  (sign in with the admin token)$" up.out
+'
+
+test_expect_success 'without signing in: the login form, no data, and actions refused' '
+	curl -s -o page -w "%{http_code}\n" "$GROVE_ADMIN_URL/ui/" >code &&
+	test_grep "^401$" code &&
+	test_grep "name=\"token\"" page &&
+	! grep -q dash-app page &&
+	curl -s -o /dev/null -w "%{http_code}\n" -d to=legacy "$GROVE_ADMIN_URL/ui/apps/dash-app/move" >code &&
+	test_grep "^401$" code &&
+	curl -s -o page -w "%{http_code}\n" -d token=not-the-token "$GROVE_ADMIN_URL/ui/login" >code &&
+	test_grep "^401$" code && ! grep -q dash-app page
+'
+
+test_expect_success 'the bearer token shows the app, its route, the stores and the escaped deploy log' '
+	curl -sf -H "Authorization: Bearer $TOKEN" "$GROVE_ADMIN_URL/ui/" >page &&
+	test_grep ">dash-app</a>" page &&
+	test_grep "<td>cluster</td>" page &&
+	for s in s1 s2 s3; do test_grep "store $s" page || return 1; done &&
+	id=$(sed -n "s|.*href=\"/ui/deploys/\([0-9]*\)\".*|\1|p" page | head -n 1) &&
+	curl -sf -H "Authorization: Bearer $TOKEN" "$GROVE_ADMIN_URL/ui/deploys/$id" >log &&
+	test_grep "&lt;script&gt;alert(1)&lt;/script&gt;" log &&
+	! grep -q "<script>" log
+'
+
+test_expect_success 'the login form sets an HttpOnly, SameSite=Strict session cookie that is not the token' '
+	curl -s -D headers -o page -c jar -d "token=$TOKEN" "$GROVE_ADMIN_URL/ui/login" &&
+	test_grep "^Set-Cookie: grove_ui=[0-9a-f]\{64\}; Path=/ui/; HttpOnly; SameSite=Strict" headers &&
+	! grep -q "$TOKEN" headers &&
+	curl -sf -b jar "$GROVE_ADMIN_URL/ui/apps/dash-app" >page &&
+	test_grep "<td>primary</td>" page
+'
+
+test_expect_success 'an action needs its confirmation page'"'"'s CSRF token' '
+	curl -sf -b jar "$GROVE_ADMIN_URL/ui/apps/dash-app/move?to=legacy" >confirm &&
+	csrf=$(sed -n "s|.*name=\"csrf\" value=\"\([0-9a-f]*\)\".*|\1|p" confirm | head -n 1) &&
+	test -n "$csrf" &&
+	curl -s -b jar -o /dev/null -w "%{http_code}\n" -d "to=legacy" "$GROVE_ADMIN_URL/ui/apps/dash-app/move" >code &&
+	test_grep "^403$" code &&
+	curl -s -b jar -o /dev/null -w "%{http_code}\n" -d "to=legacy&csrf=0$(echo $csrf | cut -c2-)" \
+		"$GROVE_ADMIN_URL/ui/apps/dash-app/move" >code &&
+	test_grep "^403$" code &&
+	"$GROVE" app show dash-app >show && test_grep "cluster" show &&
+	curl -sf -b jar -d "to=legacy&csrf=$csrf" "$GROVE_ADMIN_URL/ui/apps/dash-app/move" >done &&
+	test_grep "Moved to the legacy route" done &&
+	curl -sf -b jar -d "to=cluster&csrf=$csrf" "$GROVE_ADMIN_URL/ui/apps/dash-app/move" >done &&
+	test_grep "Moved to the cluster route" done
+'
+
+test_expect_success 'Chromium, not signed in, sees the login form and no app' '
+	browse --dump-dom "$GROVE_ADMIN_URL/ui/" >dom &&
+	test_grep "name=\"token\"" dom &&
+	! grep -q dash-app dom
+'
+
+test_expect_success 'Chromium signs in with the form and sees the app, its route and the stores' '
+	sign_in_page "$TRASH/sign-in.html" &&
+	browse --dump-dom "file://$TRASH/sign-in.html" >dom &&
+	test_grep "<h1>Overview</h1>" dom &&
+	test_grep ">dash-app</a>" dom &&
+	test_grep "<td>cluster</td>" dom &&
+	test_grep "store s3" dom
+'
+
+test_expect_success 'Chromium takes a screenshot of the dashboard, kept in the artifacts' '
+	rm -rf "$TRASH/chromium-$$" &&
+	browse --window-size=1280,1400 --screenshot="$ART/dashboard.png" "file://$TRASH/sign-in.html" >/dev/null &&
+	test -s "$ART/dashboard.png" &&
+	test "$(head -c 8 "$ART/dashboard.png" | od -An -tx1 | tr -d " ")" = 89504e470d0a1a0a &&
+	echo "# screenshot: $ART/dashboard.png"
+'
+
+test_done
