@@ -44,6 +44,40 @@ struct db *door_db(struct door *d)
 	return d->db;
 }
 
+/* GIT_PROTOCOL as a client sent it: taken only when it is what git sends
+ * ("version=1" or "version=2"); anything else is the default protocol. */
+bool door_take_git_protocol(struct door *d, const char *value)
+{
+	if (!value || (strcmp(value, "version=1") && strcmp(value, "version=2")))
+		return false;
+	strlcpy_(d->git_protocol, value, sizeof(d->git_protocol));
+	return true;
+}
+
+/*
+ * With auth.url, the platform says who a verified key is. When it cannot be
+ * asked, the key is let in with no identity and every command asks again:
+ * the user then reads why nothing works, instead of a bare refusal.
+ * Returns 0 (d->user set), or -1 with the platform's words in why.
+ */
+int door_login_external(struct door *d, const char *fp, char *why, size_t why_size)
+{
+	struct authz_answer a;
+
+	strlcpy_(d->fingerprint, fp, sizeof(d->fingerprint));
+	if (authz_check(gate_authz, fp, "login", NULL, &a)) {
+		d->authz_pending = true;
+	} else if (!a.allowed) {
+		log_info("gate.auth_refused", "peer=%s fingerprint=%s message=%s", d->peer, fp, a.message);
+		strlcpy_(why, a.message[0] ? a.message : "This key is not allowed in.", why_size);
+		return -1;
+	}
+	user_release(&d->user);
+	d->user.name = xstrdup(d->authz_pending ? "-" : a.user);
+	d->user.admin = false;
+	return 0;
+}
+
 /* Counts what the client sent; a push's first bytes also say where its pack starts. */
 void door_took_input(struct door *d, const void *data, size_t n)
 {

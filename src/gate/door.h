@@ -76,6 +76,13 @@ void door_say(struct door *d, const char *fmt, ...) __attribute__((format(printf
 /* A message (fmt may be NULL) and the end of the command with status. */
 void door_finish(struct door *d, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* GIT_PROTOCOL from the client: kept (true) only if it is what git sends. */
+bool door_take_git_protocol(struct door *d, const char *value);
+/* With auth.url: who the platform says the verified key fp is (d->user; no
+ * one yet, d->authz_pending, when it cannot be asked). 0, or -1 with the
+ * platform's reason for the user in why. */
+int door_login_external(struct door *d, const char *fp, char *why, size_t why_size);
+
 /*
  * The key is looked up again when the command arrives, not only when it
  * authenticated. Returns 0, or ends the command with why.

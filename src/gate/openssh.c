@@ -128,23 +128,35 @@ static int authorized_keys_print(const struct gate_config *cfg, const char *user
 	return ret;
 }
 
+int openssh_parse_args(struct cli_parse *p, const struct cli_command *cmd, int argc, char **argv, int nargs,
+		       const char *operands, const char **conf)
+{
+	int o, code;
+
+	*conf = NULL;
+	cli_parse_init(p, cmd, argc, argv);
+	while ((o = cli_parse_next(p)) != -1)
+		if (o == 'c')
+			*conf = optarg;
+	if ((code = cli_parse_end(p)) >= 0)
+		return code;
+	if (!*conf)
+		return cli_usage_error(cmd, "no config file given: give --config and %s", operands);
+	if (p->nargs != nargs)
+		return cli_usage_error(cmd, "give --config and %s", operands);
+	return -1;
+}
+
 int authorized_keys_main(int argc, char **argv)
 {
 	struct gate_config cfg = { 0 };
 	const char *conf = NULL;
 	struct cli_parse p;
-	int o, code, ret;
+	int code, ret;
 
-	cli_parse_init(&p, &authorized_keys_command, argc, argv);
-	while ((o = cli_parse_next(&p)) != -1)
-		if (o == 'c')
-			conf = optarg;
-	if ((code = cli_parse_end(&p)) >= 0)
+	if ((code = openssh_parse_args(&p, &authorized_keys_command, argc, argv, 3,
+				       "the user, the key's type and the key (sshd's %u %t %k)", &conf)) >= 0)
 		return code;
-	if (!conf)
-		return cli_usage_error(&authorized_keys_command, "no config file given");
-	if (p.nargs != 3)
-		return cli_usage_error(&authorized_keys_command, "give the user, the key's type and the key (sshd's %%u %%t %%k)");
 	if ((ret = openssh_load(&cfg, conf, "authorized-keys")) ||
 	    (ret = authorized_keys_print(&cfg, p.args[0], p.args[1], p.args[2]))) {
 		log_error("openssh.failed", "error=%s", error_msg());

@@ -84,31 +84,18 @@ static char *key_fingerprint(ssh_key key)
 }
 
 /*
- * With auth.url, the platform says whether a verified key is someone. A
- * probe is answered "acceptable" without asking (the client then signs, and
- * the signed key is asked about), so a probe costs the API nothing. When the
- * API cannot be reached, the key is let in with no identity and every
- * command asks again: the user then reads why nothing works, instead of a
- * bare "Permission denied".
+ * With auth.url (door_login_external). A probe is answered "acceptable"
+ * without asking (the client then signs, and the signed key is asked
+ * about), so a probe costs the API nothing.
  */
 static int auth_pubkey_external(struct sess *s, const char *fp, char state)
 {
-	struct authz_answer a;
+	char why[AUTHZ_MESSAGE_MAX + 1];
 
 	if (state == SSH_PUBLICKEY_STATE_NONE)
 		return SSH_AUTH_SUCCESS;
-	if (state != SSH_PUBLICKEY_STATE_VALID)
+	if (state != SSH_PUBLICKEY_STATE_VALID || door_login_external(&s->d, fp, why, sizeof(why)))
 		return SSH_AUTH_DENIED;
-	strlcpy_(s->d.fingerprint, fp, sizeof(s->d.fingerprint));
-	if (authz_check(gate_authz, fp, "login", NULL, &a)) {
-		s->d.authz_pending = true;
-	} else if (!a.allowed) {
-		log_info("gate.auth_refused", "peer=%s fingerprint=%s message=%s", s->d.peer, fp, a.message);
-		return SSH_AUTH_DENIED;
-	}
-	user_release(&s->d.user);
-	s->d.user.name = xstrdup(s->d.authz_pending ? "-" : a.user);
-	s->d.user.admin = false;
 	s->authed = true;
 	return SSH_AUTH_SUCCESS;
 }
@@ -208,10 +195,8 @@ static int on_env(ssh_session session, ssh_channel channel, const char *name, co
 {
 	struct sess *s = userdata;
 	/* What git sends, nothing else (version 0 is what it means by sending none). */
-	if (!strcmp(name, "GIT_PROTOCOL") && (!strcmp(value, "version=1") || !strcmp(value, "version=2"))) {
-		strlcpy_(s->d.git_protocol, value, sizeof(s->d.git_protocol));
+	if (!strcmp(name, "GIT_PROTOCOL") && door_take_git_protocol(&s->d, value))
 		return 0;
-	}
 	/* The locale OpenSSH clients send by default (SendEnv LANG LC_*): not
 	 * taken either, but not worth a log line on every session. */
 	if (!strcmp(name, "LANG") || skip_prefix(name, "LC_", NULL))

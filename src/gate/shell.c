@@ -330,19 +330,14 @@ static void shell_peer(struct door *d)
 static int shell_identify(struct shell *sh, const char *fp)
 {
 	struct door *d = &sh->d;
-	struct authz_answer a;
+	char why[AUTHZ_MESSAGE_MAX + 1];
 
 	strlcpy_(d->fingerprint, fp, sizeof(d->fingerprint));
 	if (gate_authz) {
-		if (authz_check(gate_authz, fp, "login", NULL, &a)) {
-			d->authz_pending = true;
-		} else if (!a.allowed) {
-			log_info("gate.auth_refused", "peer=%s fingerprint=%s message=%s", d->peer, fp, a.message);
-			door_finish(d, 1, "ERROR: %s\n", a.message[0] ? a.message : "This key is not allowed in.");
-			return -1;
-		}
-		d->user.name = xstrdup(d->authz_pending ? "-" : a.user);
-		return 0;
+		if (!door_login_external(d, fp, why, sizeof(why)))
+			return 0;
+		door_finish(d, 1, "ERROR: %s\n", why);
+		return -1;
 	}
 	if (!door_db(d) || db_user_by_key(d->db, fp, &d->user)) {
 		log_info("gate.refused", "fingerprint=%s what=%s reason=%s", fp, "key lookup", error_msg());
@@ -357,13 +352,10 @@ static int shell_identify(struct shell *sh, const char *fp)
 static void shell_request(struct door *d)
 {
 	const char *cmd = getenv("SSH_ORIGINAL_COMMAND");
-	const char *proto = getenv("GIT_PROTOCOL");
 
 	if (cmd)
 		d->command = xstrndup(cmd, SSHCMD_MAX + 1);
-	/* What git sends, nothing else (as the gate's on_env). */
-	if (proto && (!strcmp(proto, "version=1") || !strcmp(proto, "version=2")))
-		strlcpy_(d->git_protocol, proto, sizeof(d->git_protocol));
+	door_take_git_protocol(d, getenv("GIT_PROTOCOL"));
 }
 
 int shell_main(int argc, char **argv)
@@ -372,16 +364,11 @@ int shell_main(int argc, char **argv)
 	struct shell sh = { .status = 1 };
 	const char *conf = NULL;
 	struct cli_parse p;
-	int o, code;
+	int code;
 
-	cli_parse_init(&p, &shell_command, argc, argv);
-	while ((o = cli_parse_next(&p)) != -1)
-		if (o == 'c')
-			conf = optarg;
-	if ((code = cli_parse_end(&p)) >= 0)
+	if ((code = openssh_parse_args(&p, &shell_command, argc, argv, 1,
+				       "the key's fingerprint (grove authorized-keys does)", &conf)) >= 0)
 		return code;
-	if (!conf || p.nargs != 1)
-		return cli_usage_error(&shell_command, "give --config and the key's fingerprint (grove authorized-keys does)");
 	/* Until openssh.logFile is open, stderr is the user's: the reason
 	 * goes to syslog, the user reads no paths and no library words. */
 	log_set_output("gate-shell", -1);
