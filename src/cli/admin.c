@@ -3,6 +3,7 @@
  *
  *   grove user create alice [--admin]      grove user list | show NAME | delete NAME
  *   grove key add alice ~/.ssh/id_ed25519.pub      grove key remove SHA256:…
+ *   grove token create alice [--name N] [--expires-days D]      grove token list alice | revoke alice ID
  *   grove app create web [--deploy-branch B] [--route legacy|cluster]
  *   grove app list | show APP | delete APP | lock APP | unlock APP
  *   grove app set-branch APP BRANCH | route APP legacy|cluster | max-push APP MIB
@@ -104,28 +105,45 @@ int cli_admin_token(char **out)
  * One request; prints the answer (or the API's error) and returns the exit
  * code. Takes body over (NULL for none).
  */
-static int request(const char *method, const char *path, json_t *body, bool show_log)
+/* Calls the API (body taken): 0 with the answer in *j (to json_decref),
+ * or 1 once the error is said on stderr. */
+static int request_json(const char *method, const char *path, json_t *body, json_t **j)
 {
 	const char *base = cli_admin_url();
 	char *token = NULL;
-	json_t *j = NULL;
 	long status = 0;
 	int code = 1;
 
+	*j = NULL;
 	if (cli_admin_token(&token)) {
 		fprintf(stderr, "grove: %s\n", error_msg());
 		goto out;
 	}
-	if (admin_call(base, token, method, path, body, &status, &j)) {
+	if (admin_call(base, token, method, path, body, &status, j)) {
 		fprintf(stderr, "grove: %s\n", error_msg());
 		goto out;
 	}
 	if (status >= 400) {
-		const char *msg = j && json_is_string(json_object_get(j, "error")) ? json_string_value(json_object_get(j, "error"))
-										 : "no message";
+		const char *msg = *j && json_is_string(json_object_get(*j, "error")) ?
+					  json_string_value(json_object_get(*j, "error")) : "no message";
 		fprintf(stderr, "grove: %s (HTTP %ld)\n", msg, status);
+		json_decref(*j);
+		*j = NULL;
 	} else {
 		code = 0;
+	}
+out:
+	json_decref(body);
+	free(token);
+	return code;
+}
+
+static int request(const char *method, const char *path, json_t *body, bool show_log)
+{
+	json_t *j = NULL;
+	int code = request_json(method, path, body, &j);
+
+	if (!code) {
 		if (show_log && j && json_is_string(json_object_get(j, "log")))
 			fputs(json_string_value(json_object_get(j, "log")), stdout);
 		else if (j) {
@@ -134,10 +152,7 @@ static int request(const char *method, const char *path, json_t *body, bool show
 			free(pretty);
 		}
 	}
-out:
-	json_decref(body);
 	json_decref(j);
-	free(token);
 	return code;
 }
 
@@ -314,6 +329,52 @@ static int key_remove(const struct admin_args *a)
 	return request_on("DELETE", "/api/v1/keys/%s", a->operand[0], NULL, NULL, false);
 }
 
+static int token_create(const struct admin_args *a)
+{
+	const char *name = admin_args_opt(a, "--name"), *days = admin_args_opt(a, "--expires-days");
+	json_t *body = json_pack("{s:s}", "name", name ? name : "token"), *j = NULL;
+	char *path = api_path("/api/v1/users/%s/tokens", a->operand[0], NULL);
+	int code;
+
+	if (days) {
+		char *end;
+		long long n = strtoll(days, &end, 10);
+		if (*end || n < 1) {
+			fprintf(stderr, "grove: --expires-days takes a number of days (1 or more), not \"%s\"\n", days);
+			json_decref(body);
+			free(path);
+			return 2;
+		}
+		json_object_set_new(body, "expires_in_days", json_integer(n));
+	}
+	code = request_json("POST", path, body, &j);
+	free(path);
+	if (code)
+		return code;
+	printf("%s\n", json_string_value(json_object_get(j, "token")));
+	fprintf(stderr,
+		"Token %lld (%s) of %s: shown this once, keep it now. It is the password of git over HTTPS:\n"
+		"  git clone https://%s@GATE/APP.git       (git asks for it; a credential helper keeps it)\n"
+		"Revoke it with: grove token revoke %s %lld\n",
+		(long long)json_integer_value(json_object_get(j, "id")), json_string_value(json_object_get(j, "name")),
+		a->operand[0], a->operand[0], a->operand[0], (long long)json_integer_value(json_object_get(j, "id")));
+	json_decref(j);
+	return 0;
+}
+
+static int token_list(const struct admin_args *a)
+{
+	return request_on("GET", "/api/v1/users/%s/tokens", a->operand[0], NULL, NULL, false);
+}
+
+static int token_revoke(const struct admin_args *a)
+{
+	char *path = api_path("/api/v1/users/%s/tokens/%s", a->operand[0], a->operand[1]);
+	int code = request("DELETE", path, NULL, false);
+	free(path);
+	return code;
+}
+
 static int app_create(const struct admin_args *a)
 {
 	const char *branch = admin_args_opt(a, "--deploy-branch"), *route = admin_args_opt(a, "--route");
@@ -487,6 +548,29 @@ static const struct admin_verb verbs[] = {
 	  "\n"
 	  "  FINGERPRINT  the key's SHA256:… fingerprint, as grove key add and grove user show print it\n",
 	  "grove key remove SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s", key_remove },
+
+	{ "token", "create", { "USER" }, 1,
+	  { { "name", CLI_OPT_LONG, "NAME" }, { "expires-days", CLI_OPT_LONG + 1, "DAYS" } },
+	  "USER [--name NAME] [--expires-days DAYS]",
+	  "Makes an access token for a user: the password of git over HTTPS (docs/http.md).\n"
+	  "Prints it on stdout, once: Grove keeps only its hash.\n"
+	  "\n"
+	  "  USER                 an existing user (grove user create)\n"
+	  "  --name NAME          what it is for, e.g. laptop or ci (default: token)\n"
+	  "  --expires-days DAYS  it stops working after that many days (default: never)\n",
+	  "grove token create alice --name laptop --expires-days 90", token_create },
+	{ "token", "list", { "USER" }, 1, { { NULL } }, "USER",
+	  "Lists a user's access tokens: id, name, when made, when they expire and were\n"
+	  "last used (unix seconds; 0: never). Never the tokens themselves.\n"
+	  "\n"
+	  "  USER  the user\n",
+	  "grove token list alice", token_list },
+	{ "token", "revoke", { "USER", "ID" }, 2, { { NULL } }, "USER ID",
+	  "Revokes an access token: requests with it are refused from then on.\n"
+	  "\n"
+	  "  USER  its user\n"
+	  "  ID    its id, as grove token list prints it\n",
+	  "grove token revoke alice 3", token_revoke },
 
 	{ "app", "create", { "NAME" }, 1,
 	  { { "deploy-branch", CLI_OPT_LONG, "BRANCH" }, { "route", CLI_OPT_LONG + 1, "legacy|cluster" } },

@@ -33,7 +33,7 @@ static const char usage[] =
 	"  shell      the forced command that line gives: one git command, as the gate runs it\n"
 	"\n"
 	"Operating the gate (its admin API):\n"
-	"  user, key, app, access, deploy    e.g. grove app create web; grove key add alice key.pub\n"
+	"  user, key, token, app, access, deploy    e.g. grove app create web; grove key add alice key.pub\n"
 	"  canary     show or set the share of new apps put on the cluster route\n"
 	"  backup, restore    an app's repository as a git bundle: grove backup web > web.bundle\n"
 	"  migrate    move apps, live, until N % are on the cluster: grove migrate --percent 50\n"
@@ -77,6 +77,7 @@ static const struct {
 } commands[] = {
 	{ "store", store_main },     { "cluster", cluster_main }, { "gate", gate_main },
 	{ "connect", connect_main }, { "user", run_admin },       { "key", run_admin },
+	{ "token", run_admin },
 	{ "app", run_admin },        { "access", run_admin },     { "deploy", run_admin },
 	{ "canary", run_admin },     { "backup", run_backup },    { "restore", run_backup },
 	{ "status", status_main },   { "migrate", migrate_main }, { "up", up_main },

@@ -58,6 +58,7 @@ struct proxy {
 	struct target t[CLUSTER_NODES_MAX];
 	size_t n;
 	bool client_gone;
+	bool client_first;       /* smart HTTP's receive-pack: the client speaks first (stateless_rpc) */
 	int64_t relayed;         /* messages sent to the client */
 	pthread_t client_reader;
 	bool client_reader_started;
@@ -94,6 +95,19 @@ fail:
 	FREE_MSG(*out);
 	*out = NULL;
 	return ret;
+}
+
+/* SSHRequest.stateless_rpc (field 6) is set: one request of smart HTTP,
+ * where the client speaks first, even to receive-pack. */
+static bool first_is_stateless(const grpc_slice *first)
+{
+	struct pbwire_field f;
+	size_t pos = 0;
+	bool set = false;
+	while (pbwire_next(GRPC_SLICE_START_PTR(*first), GRPC_SLICE_LENGTH(*first), &pos, &f) == 1)
+		if (f.num == 6 && f.type == 0)
+			set = f.varint != 0;
+	return set;
 }
 
 /* The first message for one store: field 1 names the store's storage. */
@@ -485,8 +499,11 @@ static bool proxy_run(struct proxy *px, grpc_byte_buffer **firsts)
 		}
 	}
 	/* receive-pack speaks first: until the primary did, the client waits,
-	 * so its messages are not read yet (see primary_answers). */
-	if (!ret && px->txn && is_method(px->info, "SSHReceivePack") && !primary_answers(px, &px->t[primary])) {
+	 * so its messages are not read yet (see primary_answers). Not over
+	 * smart HTTP: there the request comes first, and the primary answers
+	 * it only once it has it all. */
+	if (!ret && px->txn && is_method(px->info, "SSHReceivePack") && !px->client_first &&
+	    !primary_answers(px, &px->t[primary])) {
 		proxy_end_targets(px, primary);
 		return true;
 	}
@@ -836,6 +853,7 @@ static void route_write(struct cluster *c, struct rpc_call *call, const struct r
 	int assigned = 0, ret;
 
 	proxy_init(&px, c, call, info);
+	px.client_first = first_is_stateless(first);
 	ret = maintenance ? state_repo_get(c, path, r) : state_repo_assign(c, path, r);
 	if (ret)
 		goto fail;
@@ -860,6 +878,7 @@ static void route_write(struct cluster *c, struct rpc_call *call, const struct r
 			txn_end(c, px.txn);
 			proxy_release(&px);
 			proxy_init(&px, c, call, info);
+			px.client_first = first_is_stateless(first);
 		}
 	} while (again);
 	if (!maintenance)

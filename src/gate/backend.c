@@ -49,7 +49,7 @@ static void local_free(struct backend *b)
 }
 
 int backend_start_local(struct backend **out, const char *service, const char *dir, const char *hooks_dir,
-			const char *const *fsck_ignore, char **env, uint64_t max_input_size)
+			const char *const *fsck_ignore, char **env, uint64_t max_input_size, enum backend_mode mode)
 {
 	struct local_backend *l = xcalloc(1, sizeof(*l));
 	struct strvec argv = STRVEC_INIT;
@@ -69,6 +69,10 @@ int backend_start_local(struct backend **out, const char *service, const char *d
 		}
 	}
 	strvec_push(&argv, service);
+	if (mode != BACKEND_STREAM)
+		strvec_push(&argv, "--stateless-rpc");
+	if (mode == BACKEND_ADVERTISE)
+		strvec_push(&argv, "--advertise-refs");
 	strvec_push(&argv, dir);
 	ret = proc_start(&l->proc, strvec_argv(&argv), env, NULL,
 			 PROC_STDIN | PROC_STDOUT | PROC_STDERR | PROC_NONBLOCK | PROC_NEWPGRP);

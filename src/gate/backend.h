@@ -35,11 +35,15 @@ struct backend {
 	void (*free)(struct backend *b);
 };
 
+/* How git speaks: a whole conversation (SSH), or smart HTTP's one request
+ * and its answer (--stateless-rpc), or only the refs (info/refs). */
+enum backend_mode { BACKEND_STREAM = 0, BACKEND_STATELESS, BACKEND_ADVERTISE };
+
 /* git <service> <dir> with env; hooks_dir is core.hooksPath (NULL: none);
  * receive-pack refuses a pack larger than max_input_size bytes (0: any),
  * and an object with an fsck error but those of fsck_ignore. */
 int backend_start_local(struct backend **out, const char *service, const char *dir, const char *hooks_dir,
-			const char *const *fsck_ignore, char **env, uint64_t max_input_size);
+			const char *const *fsck_ignore, char **env, uint64_t max_input_size, enum backend_mode mode);
 /* method: "/grove.v1.SSHService/SSHReceivePack", …; first: repository, protocol, payload. */
 int backend_start_grpc(struct backend **out, const char *addr, const char *secret, const char *method,
 		       const Grove__V1__SSHRequest *first);

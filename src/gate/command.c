@@ -303,7 +303,8 @@ static int command_start_backend(struct door *d, struct command *c)
 		c->env = hook_env_build(&payload, &repo, d->cfg->hook_listen, d->cfg->secret,
 					"pre-receive,post-receive,", d->git_protocol);
 		return backend_start_local(&c->b, service, dir, c->need == ACCESS_WRITE ? d->cfg->hooks_dir : NULL,
-					   gitcmd_fsck_ignore_ids(&d->cfg->fsck_ignore), c->env, c->max_push);
+					   gitcmd_fsck_ignore_ids(&d->cfg->fsck_ignore), c->env, c->max_push,
+					   (enum backend_mode)d->mode);
 	}
 	Grove__V1__Repository repo = GROVE__V1__REPOSITORY__INIT;
 	Grove__V1__SSHRequest first = GROVE__V1__SSHREQUEST__INIT;
@@ -315,7 +316,11 @@ static int command_start_backend(struct door *d, struct command *c)
 	if (c->need == ACCESS_WRITE)
 		first.hook_payload = &payload;
 	first.max_input_size = c->max_push;
+	first.stateless_rpc = d->mode == BACKEND_STATELESS;
+	if (d->mode == BACKEND_ADVERTISE)
+		first.service = (char *)service;
 	snprintf(method, sizeof(method), "/grove.v1.SSHService/SSH%s",
+		 d->mode == BACKEND_ADVERTISE ? "AdvertiseRefs" :
 		 c->cmd.service == GIT_SERVICE_RECEIVE_PACK ? "ReceivePack" :
 		 c->cmd.service == GIT_SERVICE_UPLOAD_ARCHIVE ? "UploadArchive" : "UploadPack");
 	return backend_start_grpc(&c->b, d->cfg->cluster_address, d->cfg->secret, method, &first);
@@ -439,9 +444,12 @@ void door_run_command(struct door *d)
 	log_set_correlation_id(c.corr);
 	if (command_parse(d, &c) || command_authorize(d, &c))
 		goto out;
-	if (c.need == ACCESS_WRITE && command_rate_limited(d, &c))
+	/* Smart HTTP's info/refs for a push is asked with write access, but
+	 * is not the push: that is the POST after it. */
+	bool push = c.need == ACCESS_WRITE && d->mode != BACKEND_ADVERTISE;
+	if (push && command_rate_limited(d, &c))
 		goto out;
-	if (c.need == ACCESS_WRITE && take_push_lock(d, &c.app, c.name)) {
+	if (push && take_push_lock(d, &c.app, c.name)) {
 		door_finish(d, 1, "ERROR: %s is locked (maintenance or migration) and stayed locked for %ds: push again later.\n",
 		       c.name, d->cfg->lock_wait);
 		log_info("gate.refused", "user=%s app=%s what=%s", d->user.name, c.name, "locked");

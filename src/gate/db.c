@@ -92,6 +92,16 @@ static const char *const migrations[] = {
 	"ALTER TABLE apps ADD COLUMN last_push_commit TEXT;",
 	/* 3: a push size limit per app (0: the gate's gate.maxPushSize). */
 	"ALTER TABLE apps ADD COLUMN max_push_mb INTEGER NOT NULL DEFAULT 0;",
+	/* 4: access tokens for git over HTTPS (tokens.h): only their hashes. */
+	"CREATE TABLE tokens ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+	"  name TEXT NOT NULL,"
+	"  hash TEXT NOT NULL UNIQUE,"
+	"  created_at TEXT NOT NULL DEFAULT (" NOW_SQL "),"
+	"  expires_at INTEGER NOT NULL DEFAULT 0,"
+	"  last_used_at INTEGER NOT NULL DEFAULT 0);"
+	"CREATE INDEX tokens_user ON tokens(user_id);",
 };
 
 /* The same schema for PostgreSQL, where several gates share it. */
@@ -144,6 +154,15 @@ static const char *const pg_migrations[] = {
 	"ALTER TABLE apps ADD COLUMN last_push_ref TEXT;"
 	"ALTER TABLE apps ADD COLUMN last_push_commit TEXT;",
 	"ALTER TABLE apps ADD COLUMN max_push_mb INTEGER NOT NULL DEFAULT 0;",
+	"CREATE TABLE tokens ("
+	"  id BIGSERIAL PRIMARY KEY,"
+	"  user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+	"  name TEXT NOT NULL,"
+	"  hash TEXT NOT NULL UNIQUE,"
+	"  created_at TEXT NOT NULL DEFAULT " PG_NOW ","
+	"  expires_at BIGINT NOT NULL DEFAULT 0,"
+	"  last_used_at BIGINT NOT NULL DEFAULT 0);"
+	"CREATE INDEX tokens_user ON tokens(user_id);",
 };
 
 /* ---- validation ---- */
@@ -947,7 +966,12 @@ int db_deploy_get(struct db *db, int64_t id, struct deployment *out)
 
 /* ---- listings ---- */
 
-static int db_query(struct db *db, const char *sql, const char *const *params, size_t nparams, db_row_fn *fn, void *ctx)
+struct sqldb *db_sql(struct db *db)
+{
+	return db->x;
+}
+
+int db_query(struct db *db, const char *sql, const char *const *params, size_t nparams, db_row_fn *fn, void *ctx)
 {
 	struct sqldb_rows *st = NULL;
 	const char **names = NULL, **values = NULL;

@@ -95,6 +95,11 @@ void db_rollback(struct db *db);
  * the walk and is returned.
  */
 typedef int db_row_fn(void *ctx, int ncols, const char *const *names, const char *const *values);
+/* One statement of the gate's, its rows to fn (for the tables kept in
+ * files of their own, such as tokens.c). */
+int db_query(struct db *db, const char *sql, const char *const *params, size_t nparams, db_row_fn *fn, void *ctx);
+struct sqldb;
+struct sqldb *db_sql(struct db *db);
 /* Users, by name (only the one named, if name): name, admin, created_at. */
 int db_users_each(struct db *db, const char *name, db_row_fn *fn, void *ctx);
 /* Their keys, by user name then age: user, fingerprint. */

@@ -47,6 +47,7 @@ struct door {
 	/* the request */
 	char *command;
 	char git_protocol[16];
+	int mode;                 /* enum backend_mode: how git speaks behind this door (smart HTTP: not a stream) */
 	/* what the pump saw */
 	bool dead;                /* the client is gone: nothing more can be said to it */
 	bool client_closed;       /* it closed its side before the command ended */

@@ -33,6 +33,11 @@ struct gate_config {
 	char *hook_listen;         /* gRPC HookService the stores call back */
 	char *admin_listen;        /* admin HTTP API */
 	char *public_listen;       /* health, metrics, archives without the API (gate.publicListen), or NULL */
+	char *http_listen;         /* git's smart HTTP (gate.httpListen), or NULL: no HTTP door */
+	char *http_tls_cert;       /* its certificate chain and key (PEM); NULL: plain HTTP (TLS ends in front) */
+	char *http_tls_key;
+	int64_t http_max_request;  /* bytes of a fetch's request body, once decoded (gate.httpMaxRequestSize) */
+	int http_keepalive;        /* seconds an HTTP connection may wait for its next request (gate.httpKeepAlive) */
 	char *admin_token;
 	char *legacy_dir;          /* bare repositories <app>.git */
 	char *cluster_address;     /* a store's or a cluster's gRPC address */
@@ -105,6 +110,10 @@ void gate_shared_open(const struct gate_config *cfg, bool create);
 /* One SSH connection, in its forked child; returns the process exit code. */
 struct ssh_bind_struct;
 int session_run(const struct gate_config *cfg, struct ssh_bind_struct *bind, int fd, const char *peer, int auth_fd);
+
+/* One smart HTTP connection, in its forked child (httpdoor.c); tls NULL: plain. */
+struct ssl_ctx_st;
+int http_session_run(const struct gate_config *cfg, struct ssl_ctx_st *tls, int fd, const char *peer, int auth_fd);
 
 /* The api process: HookService and admin API until SIGTERM. The acceptor
  * sends it GATE_SIG_DRAINING when it stops accepting: /ready then says 503

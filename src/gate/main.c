@@ -8,6 +8,7 @@
 #include "gate/authz.h"
 #include "gate/db.h"
 #include "gate/metrics.h"
+#include "gate/httpconn.h"
 #include "cli/opt.h"
 #include "lib/version.h"
 #include "lib/auth.h"
@@ -147,6 +148,9 @@ static int gate_config_read_strings(struct config_load *l)
 	    (ret = config_get_str(cfg, "gate.hookListen", "127.0.0.1:2223", &c->hook_listen)) ||
 	    (ret = config_get_str(cfg, "gate.adminListen", "127.0.0.1:8080", &c->admin_listen)) ||
 	    (ret = config_get_str(cfg, "gate.publicListen", NULL, &c->public_listen)) ||
+	    (ret = config_get_str(cfg, "gate.httpListen", NULL, &c->http_listen)) ||
+	    (ret = config_get_path(cfg, "gate.httpTlsCert", NULL, &c->http_tls_cert)) ||
+	    (ret = config_get_path(cfg, "gate.httpTlsKey", NULL, &c->http_tls_key)) ||
 	    (ret = config_get_path(cfg, "gate.adminTokenFile", "admin-token", &l->token_file)) ||
 	    (ret = config_get_path(cfg, "gate.secretFile", "secret", &l->secret_file)) ||
 	    (ret = config_get_str(cfg, "gate.database", "gate.db", &c->db_path)) ||
@@ -202,6 +206,7 @@ static int gate_config_read_ints(struct config_load *l)
 	INT("gate.adminMaxPerAddress", 16, 1, 10000, admin_max_per_addr)
 	INT("gate.adminTimeout", 15, 1, 3600, admin_timeout)
 	INT("gate.idleTimeout", 600, 0, 86400, idle_timeout)
+	INT("gate.httpKeepAlive", 30, 1, 3600, http_keepalive)
 	INT("gate.shutdownGrace", 60, 0, 86400, shutdown_grace)
 	INT("deploy.keepalive", 30, 1, 3600, keepalive)
 	INT("deploy.webhookTimeout", 3600, 1, 86400, webhook_timeout)
@@ -217,6 +222,11 @@ static int gate_config_read_ints(struct config_load *l)
 	INT("gate.clientAliveCountMax", 3, 1, 100, client_alive_count)
 	INT("housekeeping.interval", 86400, 0, 30 * 86400, housekeeping)
 #undef INT
+	/* A fetch's request is its wants and haves: 16 MiB is some 300,000
+	 * haves. A push's body is bounded by the push's own limits. */
+	if ((ret = config_get_int(cfg, "gate.httpMaxRequestSize", 16 << 20, 64 << 10, (int64_t)1 << 30, &v)))
+		return ret;
+	c->http_max_request = v;
 	return 0;
 }
 
@@ -269,6 +279,22 @@ static int gate_config_check_deploy(struct config_load *l)
 
 /* deploy.archiveUrl when unset: the admin API's address. Builders on this
  * machine reach an any-address listener on loopback. */
+/* The smart HTTP door: TLS needs both files; its users are Grove's own. */
+static int gate_config_check_http(struct config_load *l)
+{
+	struct gate_config *c = l->c;
+
+	if (!c->http_tls_cert != !c->http_tls_key)
+		return error_set(GROVE_EINVAL, "%s: gate.httpTlsCert and gate.httpTlsKey go together: set both for HTTPS, "
+				 "or neither for plain HTTP behind a TLS proxy", l->path);
+	/* Its tokens are Grove's: a platform that says who a key is (auth.url)
+	 * has no word for them yet. */
+	if (c->http_listen && c->auth_url)
+		return error_set(GROVE_EINVAL, "%s: gate.httpListen cannot be used with auth.url: HTTP access tokens are "
+				 "Grove's own users'", l->path);
+	return 0;
+}
+
 static char *archive_base_default(const char *l)
 {
 	if (!strncmp(l, "0.0.0.0:", 8))
@@ -309,7 +335,8 @@ int gate_config_load(struct gate_config *c, const char *path)
 		ret = error_set(GROVE_EINVAL, "%s: auth.url must be an http:// or https:// URL", path);
 		goto out;
 	}
-	if ((ret = gate_config_read_proxy_from(&l)) || (ret = gate_config_check_deploy(&l)))
+	if ((ret = gate_config_read_proxy_from(&l)) || (ret = gate_config_check_deploy(&l)) ||
+	    (ret = gate_config_check_http(&l)))
 		goto out;
 	if (!c->archive_base)
 		c->archive_base = archive_base_default(c->admin_listen);
@@ -336,7 +363,7 @@ void gate_config_release(struct gate_config *c)
 			    &c->hook_listen, &c->admin_listen, &c->public_listen, &c->admin_token, &c->legacy_dir, &c->cluster_address,
 			    &c->cluster_storage, &c->deploy_branch, &c->deploy_command, &c->self_exe, &c->hooks_dir,
 			    &c->deploy_webhook, &c->archive_base, &c->webhook_secret, &c->auth_url, &c->auth_token,
-			    &c->openssh_user, &c->openssh_log };
+			    &c->openssh_user, &c->openssh_log, &c->http_listen, &c->http_tls_cert, &c->http_tls_key };
 	for (size_t i = 0; i < ARRAY_SIZE(fields); i++)
 		FREE_AND_NULL(*fields[i]);
 	FREE_AND_NULL(c->proxy_from);
@@ -481,11 +508,13 @@ static void keepalive_set(int fd, int secs, int count)
 	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof(user_timeout));
 }
 
-static int api_child(struct gate_config *cfg, ssh_bind bind, const sigset_t *sigs, int lfd, int sfd,
+static int api_child(struct gate_config *cfg, ssh_bind bind, const sigset_t *sigs, int lfd, int hfd, int sfd,
 		     const int auth_pipe[2])
 {
 	int ret;
 	close(lfd);
+	if (hfd >= 0)
+		close(hfd);
 	if (sfd >= 0)
 		close(sfd);
 	close(auth_pipe[0]);
@@ -504,6 +533,8 @@ struct gate {
 	struct gate_config cfg;
 	ssh_bind bind;
 	int lfd, sfd, auth_pipe[2];
+	int hfd;                  /* the smart HTTP door's socket, or -1 */
+	SSL_CTX *tls;             /* its TLS, or NULL: plain HTTP */
 	struct daemon d;          /* its signals, and systemd's notify socket */
 	pid_t api_pid;
 	struct child *kids;
@@ -614,6 +645,10 @@ static int gate_start_listeners(struct gate *g)
 		return ret;
 	if ((g->lfd = listen_tcp(g->cfg.listen)) < 0)
 		return g->lfd;
+	if (g->cfg.http_tls_cert && !(g->tls = hconn_tls_context(g->cfg.http_tls_cert, g->cfg.http_tls_key)))
+		return GROVE_EINVAL;
+	if (g->cfg.http_listen && (g->hfd = listen_tcp(g->cfg.http_listen)) < 0)
+		return g->hfd;
 	if (pipe2(g->auth_pipe, O_CLOEXEC))
 		return error_set(GROVE_EIO, "pipe: %s", strerror(errno));
 	fcntl(g->auth_pipe[0], F_SETFL, O_NONBLOCK);
@@ -677,6 +712,9 @@ static void gate_start_draining(struct gate *g)
 	g->drain_deadline = now_ms() + (int64_t)g->cfg.shutdown_grace * 1000;
 	close(g->lfd);
 	g->lfd = -1;
+	if (g->hfd >= 0)
+		close(g->hfd);
+	g->hfd = -1;
 	log_info("gate.draining", "sessions=%zu grace_s=%d", g->nkids, g->cfg.shutdown_grace);
 	daemon_stopping(&g->d);
 	if (g->api_pid > 0)
@@ -715,36 +753,45 @@ static bool gate_restart_api(struct gate *g, int *child_ret)
 	g->api_pid = fork();
 	if (g->api_pid == 0) {
 		free(g->kids);   /* the acceptor's, not the api process's */
-		*child_ret = api_child(&g->cfg, g->bind, &g->d.sigs, g->lfd, g->sfd, g->auth_pipe);
+		*child_ret = api_child(&g->cfg, g->bind, &g->d.sigs, g->lfd, g->hfd, g->sfd, g->auth_pipe);
 		return true;
 	}
 	log_warn("gate.api_restarted", "pid=%d", (int)g->api_pid);
 	return false;
 }
 
-/* In the freshly forked session process: drop what belongs to the acceptor. */
-static int session_child(struct gate *g, int fd, const char *peer)
+/* In the freshly forked session process (SSH, or smart HTTP when http):
+ * drop what belongs to the acceptor. */
+static int session_child(struct gate *g, int fd, const char *peer, bool http)
 {
 	int ret;
 	close(g->lfd);
+	if (g->hfd >= 0)
+		close(g->hfd);
 	close(g->sfd);
 	close(g->auth_pipe[0]);
 	free(g->kids);
 	signal(SIGCHLD, SIG_DFL);
 	sigprocmask(SIG_UNBLOCK, &g->d.sigs, NULL);
-	ret = session_run(&g->cfg, g->bind, fd, peer, g->auth_pipe[1]);
+	if (http)
+		ret = http_session_run(&g->cfg, g->tls, fd, peer, g->auth_pipe[1]);
+	else
+		ret = session_run(&g->cfg, g->bind, fd, peer, g->auth_pipe[1]);
 	ssh_bind_free(g->bind);
+	if (g->tls)
+		SSL_CTX_free(g->tls);
 	gate_config_release(&g->cfg);
 	return ret;
 }
 
-/* Takes one connection and forks its session process. Returns true in that
- * process, with its exit code in *child_ret. */
-static bool gate_accept(struct gate *g, int *child_ret)
+/* Takes one connection from lfd (the SSH or the HTTP socket: both count
+ * against the same limits) and forks its session process. Returns true in
+ * that process, with its exit code in *child_ret. */
+static bool gate_accept(struct gate *g, int lfd, int *child_ret)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
-	int fd = accept4(g->lfd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
+	int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
 	if (fd < 0)
 		return false;
 	char peer[64] = "?", addr[INET6_ADDRSTRLEN] = "";
@@ -768,7 +815,7 @@ static bool gate_accept(struct gate *g, int *child_ret)
 	keepalive_set(fd, g->cfg.keepalive_s, g->cfg.keepalive_count);
 	pid_t pid = fork();
 	if (pid == 0) {
-		*child_ret = session_child(g, fd, peer);
+		*child_ret = session_child(g, fd, peer, lfd == g->hfd);
 		return true;
 	}
 	close(fd);
@@ -790,8 +837,9 @@ static bool gate_accept(struct gate *g, int *child_ret)
 static bool gate_serve(struct gate *g, int *child_ret)
 {
 	for (;;) {
-		struct pollfd pfd[3] = { { g->sfd, POLLIN, 0 }, { g->auth_pipe[0], POLLIN, 0 }, { g->lfd, POLLIN, 0 } };
-		int n = g->draining ? 2 : 3;
+		struct pollfd pfd[4] = { { g->sfd, POLLIN, 0 }, { g->auth_pipe[0], POLLIN, 0 }, { g->lfd, POLLIN, 0 },
+					 { g->hfd, POLLIN, 0 } };
+		int n = g->draining ? 2 : g->hfd >= 0 ? 4 : 3;
 		if (poll(pfd, (nfds_t)n, g->draining ? 200 : -1) < 0 && errno != EINTR)
 			break;
 		if (pfd[0].revents)
@@ -811,9 +859,9 @@ static bool gate_serve(struct gate *g, int *child_ret)
 			if (gate_restart_api(g, child_ret))
 				return true;
 		}
-		if (!(pfd[2].revents & POLLIN))
-			continue;
-		if (gate_accept(g, child_ret))
+		if ((pfd[2].revents & POLLIN) && gate_accept(g, g->lfd, child_ret))
+			return true;
+		if (n == 4 && (pfd[3].revents & POLLIN) && gate_accept(g, g->hfd, child_ret))
 			return true;
 	}
 	return false;
@@ -821,7 +869,7 @@ static bool gate_serve(struct gate *g, int *child_ret)
 
 int gate_main(int argc, char **argv)
 {
-	struct gate g = { .lfd = -1, .sfd = -1, .auth_pipe = { -1, -1 }, .api_pid = -1 };
+	struct gate g = { .lfd = -1, .hfd = -1, .sfd = -1, .auth_pipe = { -1, -1 }, .api_pid = -1 };
 	struct gate_args a = { .listen_addr = "127.0.0.1:2222", .storage = "default" };
 	int ret;
 
@@ -841,11 +889,11 @@ int gate_main(int argc, char **argv)
 	/* The api process first, before this process could ever touch gRPC. */
 	g.api_pid = fork();
 	if (g.api_pid == 0)
-		return api_child(&g.cfg, g.bind, &g.d.sigs, g.lfd, -1, g.auth_pipe);
+		return api_child(&g.cfg, g.bind, &g.d.sigs, g.lfd, g.hfd, -1, g.auth_pipe);
 	g.sfd = signalfd(-1, &g.d.sigs, SFD_CLOEXEC | SFD_NONBLOCK);
-	log_info("gate.started", "version=%s listen=%s hook_listen=%s admin_listen=%s route_cluster=%s legacy_dir=%s",
-		 grove_version(),
-		 g.cfg.listen, g.cfg.hook_listen, g.cfg.admin_listen,
+	log_info("gate.started", "version=%s listen=%s http_listen=%s http_tls=%b hook_listen=%s admin_listen=%s route_cluster=%s legacy_dir=%s",
+		 grove_version(), g.cfg.listen, g.cfg.http_listen ? g.cfg.http_listen : "", g.tls != NULL,
+		 g.cfg.hook_listen, g.cfg.admin_listen,
 		 g.cfg.cluster_address ? g.cfg.cluster_address : "", g.cfg.legacy_dir);
 	daemon_ready(&g.d);
 
@@ -863,6 +911,10 @@ out:
 	}
 	if (g.lfd >= 0)
 		close(g.lfd);
+	if (g.hfd >= 0)
+		close(g.hfd);
+	if (g.tls)
+		SSL_CTX_free(g.tls);
 	if (g.sfd >= 0)
 		close(g.sfd);
 	free(g.kids);

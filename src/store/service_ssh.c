@@ -185,10 +185,12 @@ static int ssh_check(struct store *st, const Grove__V1__SSHRequest *first, bool 
 	return ret;
 }
 
-/* git's command line for service in the repository at path. */
+/* git's command line for service in the repository at path (advertise:
+ * only the refs, for smart HTTP's info/refs). */
 static void ssh_git_argv(struct store *st, const Grove__V1__SSHRequest *first, const char *service, const char *path,
-			 bool push, bool hooks, bool secondary, struct strvec *argv)
+			 bool advertise, bool hooks, bool secondary, struct strvec *argv)
 {
+	bool push = !strcmp(service, "receive-pack");
 	/* Each hook is a process start and a round trip: a push with nothing
 	 * to check, deploy or vote on runs none. */
 	gitcmd_init(argv, push && hooks ? &st->git_push : &st->git_nohooks, NULL);
@@ -213,7 +215,22 @@ static void ssh_git_argv(struct store *st, const Grove__V1__SSHRequest *first, c
 		store_pack_cache_argv(st, argv);
 	}
 	strvec_push(argv, service);
+	if (first->stateless_rpc || advertise)
+		strvec_push(argv, "--stateless-rpc");
+	if (advertise)
+		strvec_push(argv, "--advertise-refs");
 	strvec_push(argv, path);
+}
+
+/* SSHAdvertiseRefs: the service whose refs are asked for. */
+static int ssh_advertised_service(const Grove__V1__SSHRequest *first, const char **service)
+{
+	if (first->service && (!strcmp(first->service, "upload-pack") || !strcmp(first->service, "receive-pack"))) {
+		*service = first->service;
+		return 0;
+	}
+	return error_set(GROVE_EINVAL, "service must be \"upload-pack\" or \"receive-pack\", not \"%.64s\"",
+			 first->service ? first->service : "");
 }
 
 /* Starts git with its output non-blocking, and gives it the first message's stdin. */
@@ -302,12 +319,15 @@ static void ssh_serve(struct rpc_call *call, struct store *st, const char *servi
 	pthread_t tid;
 	bool thread_started = false;
 	bool push = !strcmp(service, "receive-pack");
+	bool advertise = !strcmp(service, "advertise");
 	struct push_head ph;
 	char checksum[65] = "", *ph_buf = NULL;
 	int64_t start = now_ms();
 	int ret, code = -1;
 
 	ret = rpc_call_recv_one(call, &grove__v1__sshrequest__descriptor, (ProtobufCMessage **)&first);
+	if (!ret && advertise)
+		ret = ssh_advertised_service(first, &service);
 	if (!ret)
 		ret = ssh_check(st, first, push, &path);
 	if (ret)
@@ -321,7 +341,7 @@ static void ssh_serve(struct rpc_call *call, struct store *st, const char *servi
 	env = store_hook_env(st, push ? &payload : NULL, first->repository, first->git_protocol, &hooks);
 	if (!strcmp(service, "upload-pack"))
 		env = store_pack_cache_env(st, env);
-	ssh_git_argv(st, first, service, path.buf, push, hooks, push && payload.secondary, &argv);
+	ssh_git_argv(st, first, service, path.buf, advertise, hooks, push && payload.secondary, &argv);
 	if (push) {
 		ph_buf = xmalloc(PKT_MAX);
 		push_head_init(&ph, ph_buf);
@@ -382,9 +402,15 @@ static void ssh_upload_archive(struct rpc_call *call, void *data)
 	ssh_serve(call, data, "upload-archive");
 }
 
+static void ssh_advertise_refs(struct rpc_call *call, void *data)
+{
+	ssh_serve(call, data, "advertise");
+}
+
 void store_register_ssh_service(struct rpc_server *srv, struct store *st)
 {
 	rpc_server_handle(srv, "/grove.v1.SSHService/SSHReceivePack", ssh_receive_pack, st);
 	rpc_server_handle(srv, "/grove.v1.SSHService/SSHUploadPack", ssh_upload_pack, st);
 	rpc_server_handle(srv, "/grove.v1.SSHService/SSHUploadArchive", ssh_upload_archive, st);
+	rpc_server_handle(srv, "/grove.v1.SSHService/SSHAdvertiseRefs", ssh_advertise_refs, st);
 }

@@ -160,7 +160,7 @@ test_expect_success 'kill -9 of a store during 200 pushes: no acknowledged push 
 	test "$lost" = 0 &&
 	test "$acked" -gt 0 &&
 	if test "$refused" -gt 0; then
-		grep -h -e "^fatal: grove connect: " -e "^error: grove: " refused.* >why || true
+		grep -h -e "^fatal: grove connect: " -e "^error: grove: " -e "^remote: error: grove: " refused.* >why || true
 		sed "s/^/#   refused: /" why >>"$TRASH/report" &&
 		test $(wc -l <why) -ge "$refused" &&
 		! grep -v -e "the primary replica, .* a new primary is elected within seconds; retry" \

@@ -7,6 +7,7 @@
  * directly.
  */
 #include "../../src/gate/db.c"
+#include "../../src/gate/tokens.c"
 
 #include <setjmp.h>
 #include <cmocka.h>
@@ -496,7 +497,7 @@ static void test_migrations(void **state)
 	assert_string_equal(s, "1");
 	free(s);
 	s = query1(f->db, "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name");
-	assert_string_equal(s, "apps,collaborators,deployments,keys,settings,users");
+	assert_string_equal(s, "apps,collaborators,deployments,keys,settings,tokens,users");
 	free(s);
 
 	assert_ok(db_user_create(f->db, "alice", true));
@@ -617,6 +618,59 @@ static void test_listings(void **state)
 	strbuf_release(&sb);
 }
 
+/* Access tokens (tokens.h): made, checked by their secret only, expired,
+ * revoked, gone with their user; the secret is never stored. */
+static void test_tokens(void **state)
+{
+	struct fixture *f = *state;
+	char secret[TOKEN_SECRET_MAX], other[TOKEN_SECRET_MAX];
+	struct user u;
+	int64_t id, id2, got;
+	char *s;
+
+	assert_ok(db_user_create(f->db, "alice", false));
+	assert_err(token_create(f->db, "bob", "laptop", 0, secret, sizeof(secret), &id), GROVE_ENOTFOUND, "bob");
+	assert_err(token_create(f->db, "alice", "", 0, secret, sizeof(secret), &id), GROVE_EINVAL, "name");
+	assert_err(token_create(f->db, "alice", "x;y", 0, secret, sizeof(secret), &id), GROVE_EINVAL, "name");
+	assert_err(token_create(f->db, "alice", "old", 1000, secret, sizeof(secret), &id), GROVE_EINVAL, "expired");
+	assert_ok(token_create(f->db, "alice", "laptop", 0, secret, sizeof(secret), &id));
+	assert_int_equal(strlen(secret), 6 + 64);
+	assert_true(!strncmp(secret, "grove_", 6));
+	assert_ok(token_check(f->db, secret, &u, &got));
+	assert_string_equal(u.name, "alice");
+	assert_int_equal(got, id);
+	user_release(&u);
+	/* Only the hash is kept. */
+	s = query1(f->db, "SELECT hash FROM tokens");
+	assert_null(strstr(secret, s));
+	assert_int_equal(strlen(s), 64);
+	free(s);
+	/* Wrong, truncated, not ours. */
+	assert_int_equal(token_check(f->db, "grove_0000", &u, &got), GROVE_ENOTFOUND);
+	secret[20] ^= 1;
+	assert_int_equal(token_check(f->db, secret, &u, &got), GROVE_ENOTFOUND);
+	secret[20] ^= 1;
+	assert_int_equal(token_check(f->db, "password", &u, &got), GROVE_ENOTFOUND);
+	/* Expired: no longer in, and not told apart from a wrong one. */
+	assert_ok(token_create(f->db, "alice", "ci", (int64_t)time(NULL) + 3600, other, sizeof(other), &id2));
+	assert_ok(token_check(f->db, other, &u, &got));
+	user_release(&u);
+	assert_ok(sqldb_exec(db_sql(f->db), NULL, "test", "UPDATE tokens SET expires_at = 1 WHERE id = ?", "i", id2));
+	assert_int_equal(token_check(f->db, other, &u, &got), GROVE_ENOTFOUND);
+	/* Revoked: only by its user. */
+	assert_ok(db_user_create(f->db, "bob", false));
+	assert_int_equal(token_revoke(f->db, "bob", id), GROVE_ENOTFOUND);
+	assert_ok(token_check(f->db, secret, &u, &got));
+	user_release(&u);
+	assert_ok(token_revoke(f->db, "alice", id));
+	assert_int_equal(token_check(f->db, secret, &u, &got), GROVE_ENOTFOUND);
+	/* Gone with their user. */
+	assert_ok(db_user_delete(f->db, "alice"));
+	s = query1(f->db, "SELECT count(*) FROM tokens");
+	assert_string_equal(s, "0");
+	free(s);
+}
+
 static void test_names(void **state)
 {
 	enum route r = ROUTE_LEGACY;
@@ -647,6 +701,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_migrations, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_query, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_listings, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
 		cmocka_unit_test(test_names),
 	};
 	log_init("test", LOG_WARN, 2);

@@ -1,0 +1,547 @@
+/*
+ * The smart HTTP door (git's "smart" protocol over HTTP/1.1, TLS or not):
+ * one forked process per connection, as for SSH, serving its requests one
+ * after the other.
+ *
+ *   GET  /APP.git/info/refs?service=git-upload-pack|git-receive-pack
+ *   POST /APP.git/git-upload-pack, /APP.git/git-receive-pack
+ *
+ * Each request authenticates with Basic credentials whose password is one
+ * of the user's access tokens (tokens.h; the user name is not looked at,
+ * as on the big forges). Behind that, a request is a git command like any
+ * other (door.h): the same access, route, push policy, limits, log line and
+ * metrics; git runs with --stateless-rpc, on the legacy directory or on
+ * the cluster (SSHService with stateless_rpc, SSHAdvertiseRefs).
+ *
+ * Words for the user: before the answer has started, a refusal is the
+ * answer, text/plain, which git prints as "remote: …". Once git's answer
+ * flows, git's own words (side band) are all the user sees; the door's
+ * later remarks go to the log only.
+ */
+#include "gate/door.h"
+#include "gate/backend.h"
+#include "gate/gate.h"
+#include "gate/httpconn.h"
+#include "gate/tokens.h"
+#include "lib/error.h"
+#include "lib/log.h"
+#include "lib/pktline.h"
+#include "lib/strbuf.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+
+#define HTTP_REQUESTS_MAX 1000        /* requests on one connection */
+#define HTTP_MSG_MAX 4096             /* the door's words kept for an answer not yet started */
+#define HTTP_HOLD_MAX (1 << 20)       /* git's output read ahead while the request still arrives */
+#define HTTP_IO_CHUNK (64 * 1024)
+
+/* One request through the door. */
+struct hreq {
+	struct door d;
+	struct hconn *c;
+	const struct http_head *h;
+	struct hbody body;
+	const char *service;              /* "upload-pack" or "receive-pack" */
+	bool advertise;                   /* GET info/refs */
+	bool started;                     /* the answer's head went out */
+	bool answered;                    /* the whole answer went out */
+	bool close;                       /* the connection ends after this answer */
+	struct strbuf msgs;               /* the door's words, until the answer starts */
+	struct strbuf hold;               /* git's output read while the request arrived */
+	char err_tail[512];               /* git's stderr: the log's, never the user's */
+	size_t err_len;
+};
+
+/* The door is the request's first member. */
+static struct hreq *hreq_of(struct door *d)
+{
+	return (struct hreq *)d;
+}
+
+static void hreq_say(struct door *d, const char *msg, size_t len)
+{
+	struct hreq *r = hreq_of(d);
+	if (!r->started) {
+		strbuf_add(&r->msgs, msg, MIN(len, HTTP_MSG_MAX - MIN(r->msgs.len, HTTP_MSG_MAX)));
+		return;
+	}
+	log_info("gate.http_unsaid", "user=%s message=%.*s", d->user.name ? d->user.name : "-", (int)MIN(len, 300),
+		 msg);
+}
+
+static void hreq_write_out(struct door *d, const char *msg, size_t len)
+{
+	hreq_say(d, msg, len);
+}
+
+/* An answer that is only words: a refusal, or a command that could not run. */
+static void hreq_finish(struct door *d, int status)
+{
+	struct hreq *r = hreq_of(d);
+	if (r->started || r->answered)
+		return;
+	r->answered = true;
+	/* The request's body was not read: nothing else can follow on this connection. */
+	r->close = r->close || !r->body.done;
+	if (hconn_respond_text(r->c, status ? 403 : 200, NULL, r->close, r->msgs.len ? r->msgs.buf : "")) {
+		d->dead = true;
+		r->close = true;
+	}
+}
+
+static bool hreq_connected(struct door *d)
+{
+	struct hreq *r = hreq_of(d);
+	struct pollfd p = { .fd = r->c->fd, .events = POLLRDHUP };
+	return !r->c->broken && !(poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)));
+}
+
+/* git's stderr: its last words are logged with the request's line. */
+static void hreq_take_err(struct hreq *r, const char *data, size_t n)
+{
+	size_t room = sizeof(r->err_tail) - 1 - r->err_len;
+	memcpy(r->err_tail + r->err_len, data, MIN(n, room));
+	r->err_len += MIN(n, room);
+	r->err_tail[r->err_len] = '\0';
+}
+
+/* Reads what git has for the client now, without waiting: into hold (while
+ * the request still arrives) or out. 1: something, 0: nothing now, -1 at its end. */
+static int backend_take(struct hreq *r, struct backend *b, struct strbuf *to, size_t max)
+{
+	if (b->peek) {
+		const uint8_t *data;
+		size_t len;
+		bool is_err;
+		int p = b->out < 0 ? -1 : b->peek(b, &data, &len, &is_err);
+		if (p <= 0)
+			return p;
+		len = MIN(len, max);
+		if (is_err)
+			hreq_take_err(r, (const char *)data, len);
+		else
+			strbuf_add(to, data, len);
+		b->consume(b, len);
+		return 1;
+	}
+	char buf[HTTP_IO_CHUNK];
+	for (int k = 0; k < 2; k++) {
+		int *fd = k ? &b->err : &b->out;
+		if (*fd < 0)
+			continue;
+		ssize_t n = read(*fd, buf, MIN(sizeof(buf), max));
+		if (n > 0) {
+			if (k)
+				hreq_take_err(r, buf, (size_t)n);
+			else
+				strbuf_add(to, buf, (size_t)n);
+			return 1;
+		}
+		if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+			close(*fd);
+			*fd = -1;
+		}
+	}
+	return b->out < 0 && b->err < 0 ? -1 : 0;
+}
+
+/* Waits until git can take input (in), has output, or the client sent more. */
+static void backend_poll(struct hreq *r, struct backend *b, bool want_in, bool want_client)
+{
+	struct pollfd p[4];
+	nfds_t n = 0;
+	if (want_in && b->in >= 0)
+		p[n++] = (struct pollfd){ .fd = b->in, .events = POLLOUT };
+	if (r->hold.len < HTTP_HOLD_MAX && b->out >= 0)
+		p[n++] = (struct pollfd){ .fd = b->out, .events = POLLIN };
+	if (r->hold.len < HTTP_HOLD_MAX && b->err >= 0)
+		p[n++] = (struct pollfd){ .fd = b->err, .events = POLLIN };
+	if (want_client)
+		p[n++] = (struct pollfd){ .fd = r->c->fd, .events = POLLIN };
+	if (poll(p, n, r->c->timeout_ms) == 0)
+		log_info("gate.http_stall", "user=%s", r->d.user.name);
+}
+
+/* Writes data to git's stdin, reading its output meanwhile: git may answer
+ * before it has read everything. Returns 0, or -1 once git stopped reading. */
+static int feed_backend(struct hreq *r, struct backend *b, const char *data, size_t len)
+{
+	int64_t last = now_ms();
+	while (len && b->in >= 0) {
+		ssize_t w = write(b->in, data, len);
+		if (w > 0) {
+			data += w;
+			len -= (size_t)w;
+			last = now_ms();
+			continue;
+		}
+		if (w < 0 && errno != EAGAIN && errno != EINTR)
+			break;
+		while (r->hold.len < HTTP_HOLD_MAX && backend_take(r, b, &r->hold, HTTP_HOLD_MAX - r->hold.len) == 1)
+			;
+		if (now_ms() - last > r->c->timeout_ms) {
+			log_info("gate.http_backend_stuck", "user=%s", r->d.user.name);
+			break;
+		}
+		backend_poll(r, b, true, false);
+	}
+	if (len) {
+		close(b->in);
+		b->in = -1;
+		return -1;
+	}
+	return 0;
+}
+
+/* The request's body to git, as it arrives. Returns 0, or the status of
+ * an answer for a body that is wrong (malformed, cut, too large). */
+static int pump_request(struct hreq *r, struct backend *b)
+{
+	char *buf = xmalloc(HTTP_IO_CHUNK);
+	ssize_t n = 0;
+	int bad = 0;
+
+	while (b->in >= 0 && (n = hbody_read(&r->body, r->c, buf, HTTP_IO_CHUNK)) > 0) {
+		door_took_input(&r->d, buf, (size_t)n);
+		if (r->d.push_head && r->d.push_head->too_big && !r->d.head_refused) {
+			r->d.head_refused = true;
+			b->abort(b);
+		}
+		if (r->d.head_refused || feed_backend(r, b, buf, (size_t)n))
+			break;
+	}
+	/* git stopped, or the body was cut, malformed or too large (once
+	 * inflated: its bytes may all be read by then): what is left of it is
+	 * not read, and the connection ends with this answer. */
+	if (n < 0) {
+		log_info("gate.http_body_failed", "user=%s error=%s", r->d.user.name, error_msg());
+		bad = n == GROVE_ETOOBIG ? 413 : n == GROVE_ETIMEOUT ? 408 : 400;
+	}
+	if (n < 0 || !r->body.done)
+		r->close = true;
+	if (b->in >= 0)
+		close(b->in);
+	b->in = -1;
+	free(buf);
+	return bad;
+}
+
+/* git is told to stop, and its output dropped until it ends. */
+static void drain_backend(struct hreq *r, struct backend *b)
+{
+	struct strbuf out = STRBUF_INIT;
+	b->abort(b);
+	while (backend_take(r, b, &out, HTTP_IO_CHUNK) >= 0) {
+		strbuf_reset(&out);
+		backend_poll(r, b, false, false);
+	}
+	strbuf_release(&out);
+}
+
+/* The answer's head; for info/refs, the service line git expects first
+ * (protocol v2 has none: it starts with its capabilities). */
+static int start_answer(struct hreq *r)
+{
+	int ret;
+	r->started = true;
+	ret = hconn_printf(r->c,
+			   "HTTP/1.1 200 OK\r\nContent-Type: application/x-git-%s-%s\r\nTransfer-Encoding: chunked\r\n"
+			   "Cache-Control: no-cache, max-age=0, must-revalidate\r\nPragma: no-cache\r\n%s\r\n",
+			   r->service, r->advertise ? "advertisement" : "result", r->close ? "Connection: close\r\n" : "");
+	if (!ret && r->advertise && strcmp(r->d.git_protocol, "version=2")) {
+		char line[64];
+		int n = snprintf(line, sizeof(line), "# service=git-%s\n", r->service);
+		struct strbuf pkt = STRBUF_INIT;
+		pkt_add(&pkt, line, (size_t)n);
+		pkt_add_flush(&pkt);
+		ret = hconn_chunk(r->c, pkt.buf, pkt.len);
+		strbuf_release(&pkt);
+	}
+	return ret;
+}
+
+/* Some of git's output to the client as a chunk; the answer's head first
+ * if it has not gone yet. */
+static int send_output(struct hreq *r, const char *data, size_t len)
+{
+	if (!r->started && start_answer(r))
+		return -1;
+	door_took_output(&r->d, data, len);
+	return hconn_chunk(r->c, data, len);
+}
+
+/*
+ * git's output to the client, as chunks, until it ends. The answer starts
+ * with git's first byte: a git that fails before it says anything gets an
+ * answer that says so (hreq_pump), not an empty one.
+ */
+static void pump_answer(struct hreq *r, struct backend *b)
+{
+	struct strbuf out = STRBUF_INIT;
+	int t;
+
+	if (r->hold.len) {
+		if (send_output(r, r->hold.buf, r->hold.len))
+			goto gone;
+		strbuf_reset(&r->hold);
+	}
+	for (;;) {
+		strbuf_reset(&out);
+		t = backend_take(r, b, &out, HTTP_IO_CHUNK);
+		if (t < 0)
+			break;
+		if (t == 0) {
+			/* Nothing more right now: what was written goes out before the wait. */
+			if (hconn_flush(r->c))
+				goto gone;
+			backend_poll(r, b, false, false);
+			continue;
+		}
+		if (out.len && send_output(r, out.buf, out.len))
+			goto gone;
+	}
+	if (r->started && hconn_chunk_end(r->c))
+		goto gone;
+	strbuf_release(&out);
+	return;
+gone:
+	r->d.dead = true;
+	r->d.client_closed = true;
+	r->close = true;
+	strbuf_release(&out);
+	drain_backend(r, b);
+}
+
+static void hreq_refuse(struct hreq *r, int status, const char *text);
+
+static int hreq_pump(struct door *d, struct backend *b)
+{
+	struct hreq *r = hreq_of(d);
+	int code;
+
+	int bad = pump_request(r, b);
+	if (bad) {
+		drain_backend(r, b);
+		hreq_refuse(r, bad, bad == 413 ? "The request is larger than Grove takes (gate.httpMaxRequestSize).\n" :
+				    bad == 408 ? "The request's body stopped coming: send it again.\n" :
+						 "The request's body is malformed (its chunks or its gzip stream).\n");
+	} else {
+		pump_answer(r, b);
+	}
+	code = b->wait(b);
+	if (!r->started && !r->answered && !d->dead) {
+		/* git said nothing: an advertisement of nothing is fine (code
+		 * 0), anything else failed before its first word. */
+		if (code == 0) {
+			if (!start_answer(r))
+				hconn_chunk_end(r->c);
+		} else {
+			char msg[256];
+			snprintf(msg, sizeof(msg), "ERROR: git could not serve this request. If it keeps failing, give the "
+				 "platform's operators this id: %s.\n", log_correlation_id());
+			hconn_respond_text(r->c, 500, NULL, true, msg);
+			r->close = true;
+		}
+		r->answered = true;
+	} else if (r->started) {
+		r->answered = true;
+	}
+	if (r->err_len)
+		log_info("gate.http_git_said", "user=%s exit=%d stderr=%s", d->user.name, code, r->err_tail);
+	return code;
+}
+
+static const struct door_ops hreq_ops = {
+	.say = hreq_say,
+	.write_out = hreq_write_out,
+	.finish = hreq_finish,
+	.connected = hreq_connected,
+	.pump = hreq_pump,
+};
+
+/* What a request asks for: the app's name and the service, from its
+ * method and path. Returns 0, or the status of the answer (404, 405, 400). */
+static int hreq_route(struct hreq *r, char *app, size_t app_size, const char **why)
+{
+	const struct http_head *h = r->h;
+	char path[HTTP_TARGET_MAX], svc[32];
+	char *q, *tail;
+
+	strlcpy_(path, h->target, sizeof(path));
+	if ((q = strchr(path, '?')))
+		*q = '\0';
+	*why = "Not found: Grove serves git repositories at /APP.git.\n";
+	if ((tail = strstr(path, "/info/refs")) && !tail[10]) {
+		if (strcmp(h->method, "GET"))
+			return 405;
+		if (http_query_param(h->target, "service", svc, sizeof(svc)) ||
+		    (strcmp(svc, "git-upload-pack") && strcmp(svc, "git-receive-pack"))) {
+			*why = "Grove speaks git's smart HTTP protocol only: use git 1.6.6 or later.\n";
+			return 403;
+		}
+		r->service = strcmp(svc, "git-upload-pack") ? "receive-pack" : "upload-pack";
+		r->advertise = true;
+	} else if ((tail = strrchr(path, '/')) && (!strcmp(tail, "/git-upload-pack") || !strcmp(tail, "/git-receive-pack"))) {
+		if (strcmp(h->method, "POST"))
+			return 405;
+		r->service = strcmp(tail, "/git-upload-pack") ? "receive-pack" : "upload-pack";
+	} else {
+		return 404;
+	}
+	*tail = '\0';
+	if ((size_t)(tail - path) >= app_size)
+		return 404;
+	strlcpy_(app, path, app_size);
+	return 0;
+}
+
+/* The token in the request's Basic credentials, as a user. Returns 0, or
+ * 401 (none, or not one Grove knows) or 503 (the database did not answer). */
+static int hreq_authenticate(struct hreq *r)
+{
+	char user[256], secret[TOKEN_SECRET_MAX + 1];
+	int64_t id;
+	int ret;
+
+	if (!r->h->authorization[0] ||
+	    http_basic_credentials(r->h->authorization, user, sizeof(user), secret, sizeof(secret)))
+		return 401;
+	if (!door_db(&r->d))
+		return 503;
+	ret = token_check(r->d.db, secret, &r->d.user, &id);
+	if (ret) {
+		log_info("gate.auth_failed", "peer=%s method=%s reason=%s", r->d.peer, "token",
+			 ret == GROVE_ENOTFOUND ? "unknown or expired token" : error_msg());
+		return ret == GROVE_ENOTFOUND ? 401 : 503;
+	}
+	snprintf(r->d.fingerprint, sizeof(r->d.fingerprint), "token:%lld", (long long)id);
+	return 0;
+}
+
+/* A push's first POST may be a probe (git's large_request): "0000", which
+ * only checks the credentials. Answered without git: it is not a push. */
+static bool hreq_is_probe(struct hreq *r)
+{
+	if (r->advertise || strcmp(r->service, "receive-pack") || r->h->content_length != 4 || r->h->gzip)
+		return false;
+	char body[4];
+	if (hbody_read(&r->body, r->c, body, 4) != 4 || memcmp(body, "0000", 4)) {
+		r->close = true;
+		return true;   /* answered as a bad request by the caller */
+	}
+	return true;
+}
+
+/* A refusal before any git: the status and its text. */
+static void hreq_refuse(struct hreq *r, int status, const char *text)
+{
+	const char *extra = status == 401 ? "WWW-Authenticate: Basic realm=\"Grove\", charset=\"UTF-8\"\r\n" : NULL;
+	r->close = r->close || !r->body.done;
+	if (hconn_respond_text(r->c, status, extra, r->close, text))
+		r->close = true;
+	r->answered = true;
+}
+
+static void hreq_run(struct hreq *r, const char *app)
+{
+	char cmd[GATE_APP_NAME_MAX + 64];
+
+	if (r->h->expect_continue && hconn_write(r->c, "HTTP/1.1 100 Continue\r\n\r\n", 25) == 0)
+		hconn_flush(r->c);
+	if (hreq_is_probe(r)) {
+		if (r->close)
+			hreq_refuse(r, 400, "A push's probe must be the flush packet \"0000\".\n");
+		else
+			hreq_refuse(r, 200, "");
+		return;
+	}
+	/* The path as an SSH client would send it ('/web.git'): the command's
+	 * parsing and the app name's checks are the same as over SSH. */
+	snprintf(cmd, sizeof(cmd), "git-%s '%s'", r->service, app);
+	r->d.command = xstrdup(cmd);
+	r->d.mode = r->advertise ? BACKEND_ADVERTISE : BACKEND_STATELESS;
+	door_take_git_protocol(&r->d, r->h->git_protocol);
+	door_run_command(&r->d);
+	if (!r->answered && !r->d.dead)
+		hreq_finish(&r->d, 1);
+}
+
+/* One request, from its parsed head to its answer. */
+static bool http_serve_request(const struct gate_config *cfg, struct hconn *c, const struct http_head *h,
+			       const char *peer, bool *close_after)
+{
+	struct hreq r = { .c = c, .h = h, .close = h->close };
+	char app[GATE_APP_NAME_MAX + 8];
+	const char *why;
+	bool authed = false;
+	int st;
+
+	door_init(&r.d, &hreq_ops, cfg);
+	strlcpy_(r.d.peer, peer, sizeof(r.d.peer));
+	strbuf_init(&r.msgs, HTTP_MSG_MAX + 1);
+	strbuf_init(&r.hold, HTTP_HOLD_MAX + HTTP_IO_CHUNK);
+	hbody_init(&r.body, h, (uint64_t)cfg->http_max_request);
+	st = hreq_route(&r, app, sizeof(app), &why);
+	/* A push's body is its pack: git's receive.maxInputSize (the app's
+	 * push limit) and the ref list's limit bound it, not this one. */
+	if (!st && !strcmp(r.service, "receive-pack"))
+		r.body.max = UINT64_MAX;
+	if (st) {
+		hreq_refuse(&r, st, st == 405 ? "That method is not used by git here.\n" : why);
+	} else if ((st = hreq_authenticate(&r))) {
+		hreq_refuse(&r, st, st == 401 ? "Authentication required: use your user name and a Grove access token "
+						"(grove token create) as the password.\n"
+					      : "Grove could not check your credentials right now: try again in a minute.\n");
+	} else {
+		authed = true;
+		hreq_run(&r, app);
+	}
+	*close_after = r.close || c->broken;
+	hbody_release(&r.body);
+	strbuf_release(&r.msgs);
+	strbuf_release(&r.hold);
+	door_release(&r.d);
+	return authed;
+}
+
+int http_session_run(const struct gate_config *cfg, SSL_CTX *tls, int fd, const char *peer, int auth_fd)
+{
+	struct hconn *c = xcalloc(1, sizeof(*c));
+	struct http_head h;
+	bool close_after = false;
+	int ret, status;
+
+	c->timeout_ms = cfg->idle_timeout > 0 ? cfg->idle_timeout * 1000 : 600 * 1000;
+	if ((ret = hconn_open(c, fd, tls, cfg->login_grace * 1000))) {
+		log_info("gate.http_tls_failed", "peer=%s error=%s", peer, error_msg());
+		goto out;
+	}
+	for (int n = 0; n < HTTP_REQUESTS_MAX && !close_after; n++) {
+		/* The first request within the login grace; later ones within the
+		 * keep-alive time: an idle connection holds a slot of its own. */
+		ret = hconn_read_head(c, &h, (n ? cfg->http_keepalive : cfg->login_grace) * 1000, &status);
+		if (ret) {
+			if (status)
+				hconn_respond_text(c, status, NULL, true, "The request is not one Grove understands.\n");
+			if (ret != GROVE_ECANCELLED && ret != GROVE_ETIMEOUT)
+				log_info("gate.http_bad_request", "peer=%s status=%d error=%s", peer, status, error_msg());
+			break;
+		}
+		if (http_serve_request(cfg, c, &h, peer, &close_after) && auth_fd >= 0) {
+			/* No longer a connection that has not authenticated. */
+			pid_t me = getpid();
+			if (write(auth_fd, &me, sizeof(me)) < 0) {
+				/* the acceptor is gone: nothing to tell */
+			}
+			close(auth_fd);
+			auth_fd = -1;
+		}
+	}
+out:
+	if (auth_fd >= 0)
+		close(auth_fd);
+	hconn_close(c);
+	free(c);
+	return 0;
+}

@@ -1,0 +1,121 @@
+/* Access tokens for git over HTTPS: see tokens.h. */
+#include "gate/tokens.h"
+#include "lib/auth.h"
+#include "lib/error.h"
+#include "lib/sqldb.h"
+
+#include <ctype.h>
+#include <openssl/sha.h>
+#include <time.h>
+
+/* The hex SHA-256 a token is kept as. */
+static void token_hash(const char *secret, char out[65])
+{
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	SHA256((const unsigned char *)secret, strlen(secret), md);
+	hex_encode(md, sizeof(md), out);
+}
+
+static int check_token_name(const char *name)
+{
+	size_t n = strlen(name);
+	if (!n || n > TOKEN_NAME_MAX)
+		return error_set(GROVE_EINVAL, "a token's name has 1 to %d characters", TOKEN_NAME_MAX);
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)name[i]) && !strchr("-_.@ ", name[i]))
+			return error_set(GROVE_EINVAL, "a token's name has letters, digits, spaces and -_.@ only");
+	return 0;
+}
+
+int token_create(struct db *db, const char *user, const char *name, int64_t expires_at, char *secret_out,
+		 size_t secret_size, int64_t *id_out)
+{
+	struct sqldb_rows *st = NULL;
+	struct user u = { 0 };
+	char hash[65], *rnd = NULL;
+	int ret;
+
+	if ((ret = check_token_name(name)))
+		return ret;
+	if (expires_at && expires_at <= (int64_t)time(NULL))
+		return error_set(GROVE_EINVAL, "the token would have expired already");
+	if (secret_size < TOKEN_SECRET_MAX)
+		return error_set(GROVE_EINTERNAL, "no room for a token");
+	if ((ret = db_user_get(db, user, &u)))
+		return ret;
+	rnd = auth_secret_generate();
+	snprintf(secret_out, secret_size, TOKEN_PREFIX "%s", rnd);
+	token_hash(secret_out, hash);
+	ret = sqldb_query(db_sql(db), &st, "making a token",
+			  "INSERT INTO tokens(user_id, name, hash, expires_at) VALUES (?, ?, ?, ?) RETURNING id", "issi",
+			  u.id, name, hash, expires_at);
+	if (!ret && (ret = sqldb_next(st)) == 1) {
+		*id_out = sqldb_int(st, 0);
+		ret = 0;
+	} else if (!ret) {
+		ret = error_set(GROVE_EINTERNAL, "the new token has no id");
+	}
+	sqldb_rows_free(st);
+	free(rnd);
+	user_release(&u);
+	if (ret)
+		memset(secret_out, 0, secret_size);
+	return ret;
+}
+
+int token_check(struct db *db, const char *secret, struct user *out, int64_t *id_out)
+{
+	struct sqldb_rows *st = NULL;
+	char hash[65];
+	int64_t now = (int64_t)time(NULL);
+	int ret;
+
+	memset(out, 0, sizeof(*out));
+	if (strncmp(secret, TOKEN_PREFIX, strlen(TOKEN_PREFIX)) || strlen(secret) >= TOKEN_SECRET_MAX)
+		return error_set(GROVE_ENOTFOUND, "not a Grove token");
+	token_hash(secret, hash);
+	ret = sqldb_query(db_sql(db), &st, "checking a token",
+			  "SELECT u.id, u.name, u.admin, t.id FROM tokens t JOIN users u ON u.id = t.user_id"
+			  " WHERE t.hash = ? AND (t.expires_at = 0 OR t.expires_at > ?)",
+			  "si", hash, now);
+	if (ret)
+		return ret;
+	ret = sqldb_next(st);
+	if (ret == 1) {
+		out->id = sqldb_int(st, 0);
+		out->name = sqldb_dup(st, 1);
+		out->admin = sqldb_int(st, 2) != 0;
+		*id_out = sqldb_int(st, 3);
+		ret = 0;
+	} else if (ret == 0) {
+		ret = error_set(GROVE_ENOTFOUND, "no such token, or it expired");
+	}
+	sqldb_rows_free(st);
+	/* The last use, to the minute: an unused token is one to revoke, and
+	 * a clone of many requests does not write the database each time. */
+	if (!ret)
+		sqldb_exec(db_sql(db), NULL, "noting a token's use",
+			   "UPDATE tokens SET last_used_at = ? WHERE id = ? AND last_used_at < ?", "iii", now, *id_out,
+			   now - 60);
+	return ret;
+}
+
+int token_revoke(struct db *db, const char *user, int64_t id)
+{
+	int64_t changed = 0;
+	int ret = sqldb_exec(db_sql(db), &changed, "revoking a token",
+			     "DELETE FROM tokens WHERE id = ? AND user_id = (SELECT id FROM users WHERE name = ?)", "is", id,
+			     user);
+	if (!ret && !changed)
+		ret = error_set(GROVE_ENOTFOUND, "%s has no token %lld", user, (long long)id);
+	return ret;
+}
+
+int tokens_each(struct db *db, const char *user, db_row_fn *fn, void *ctx)
+{
+	const char *params[] = { user };
+	return db_query(db,
+			"SELECT t.id, t.name, t.created_at, t.expires_at, t.last_used_at FROM tokens t"
+			" JOIN users u ON u.id = t.user_id WHERE u.name = ? ORDER BY t.id",
+			params, 1, fn, ctx);
+}

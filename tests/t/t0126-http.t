@@ -1,0 +1,170 @@
+#!/bin/sh
+# Git over HTTPS (docs/http.md): real git and curl against the gate's smart
+# HTTP door with TLS, access tokens as passwords; clones and pushes on the
+# cluster route (a router in front of two stores) and the legacy route,
+# protocol v0 and v2, gzip and chunked request bodies, a push large enough
+# for git's probe; refusals that say why; malformed and oversized requests.
+. "$(dirname "$0")/test-lib.sh"
+
+# url USER TOKEN APP
+url() {
+	echo "https://$1:$2@127.0.0.1:$HTTP_PORT/$3.git"
+}
+
+# token GATE USER: a new access token of USER's, printed.
+token() {
+	api $1 POST /api/v1/users/$2/tokens '{"name":"test"}' >"$TRASH/.tok" && test_grep -q "^201$" "$TRASH/.tok" &&
+	sed -n 's/.*"token": *"\([^"]*\)".*/\1/p' "$TRASH/.tok"
+}
+
+# code ARGS…: curl's status code for a request to the door (body in .body).
+code() {
+	curl -s --cacert "$TRASH/tls/cert.pem" -o "$TRASH/.body" -D "$TRASH/.headers" -w '%{http_code}' "$@"
+}
+
+test_setup 'a router in front of two stores, a gate with HTTPS; alice writes web (cluster) and old (legacy), bob reads web' '
+	mkdir tls &&
+	openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+		-keyout tls/key.pem -out tls/cert.pem 2>/dev/null &&
+	start_store s1 && start_store s2 &&
+	start_cluster c s1 s2 &&
+	HTTP_PORT=$(free_port) &&
+	start_gate g $c_ADDR default gate.httpListen=127.0.0.1:$HTTP_PORT gate.httpTlsCert=$TRASH/tls/cert.pem \
+		gate.httpTlsKey=$TRASH/tls/key.pem gate.httpMaxRequestSize=65536 &&
+	new_key alice && new_key bob &&
+	user_app g alice web &&
+	api g POST /api/v1/users "{\"name\":\"bob\"}" >/dev/null &&
+	api g PUT /api/v1/apps/web/collaborators/bob "{\"access\":\"read\"}" >.api && test_grep "^200$" .api &&
+	api g POST /api/v1/apps "{\"name\":\"old\",\"route\":\"legacy\"}" >.api && test_grep "^201$" .api &&
+	api g PUT /api/v1/apps/old/collaborators/alice "{\"access\":\"write\"}" >.api && test_grep "^200$" .api &&
+	ALICE=$(token g alice) && test -n "$ALICE" &&
+	BOB=$(token g bob) && test -n "$BOB" &&
+	export GIT_SSL_CAINFO=$TRASH/tls/cert.pem GIT_TERMINAL_PROMPT=0 &&
+	make_history src
+'
+
+test_expect_success 'alice pushes to a cluster app over HTTPS with her token' '
+	git -C src push "$(url alice $ALICE web)" main feature v1.0 2>err &&
+	test_grep "new branch" err &&
+	git -C src rev-parse main >want &&
+	git ls-remote "$(url alice $ALICE web)" refs/heads/main | cut -f1 >got &&
+	test_cmp want got
+'
+
+test_expect_success 'a clone over HTTPS, protocol v2 and v0, has what was pushed' '
+	git -c protocol.version=2 clone -q "$(url bob $BOB web)" v2 &&
+	git -c protocol.version=0 clone -q "$(url bob $BOB web)" v0 &&
+	git -C src rev-parse main >want &&
+	git -C v2 rev-parse HEAD >got && test_cmp want got &&
+	git -C v0 rev-parse HEAD >got && test_cmp want got &&
+	git -C v2 rev-parse -q --verify refs/tags/v1.0 &&
+	grep "\"command\":\"git-upload-pack\"" g/gate.log | grep -q "\"route\":\"cluster\",\"result\":\"ok\""
+'
+
+test_expect_success 'a fetch with many haves sends a gzip request body, and gets only what it lacks' '
+	# 300 commits of its own: the negotiation rounds grow past the 1 KiB
+	# over which git gzips a request.
+	{ for i in $(seq 1 300); do
+		printf "commit refs/heads/local\ncommitter t <t@t> %d +0000\ndata 4\nc%03d\n" $((1900000000 + i)) $i
+		test $i = 1 && printf "from %s\n" "$(git -C v2 rev-parse HEAD)"
+		printf "M 644 inline n\ndata 4\n%04d\n\n" $i
+	done; } | git -C v2 fast-import --quiet &&
+	git -C v2 checkout -q local &&
+	(cd src && echo more >more && git add more && git commit -q -m more && git push -q "$(url alice $ALICE web)" main) &&
+	GIT_TRACE_CURL=$TRASH/curl.trace git -C v2 -c protocol.version=0 fetch -q origin &&
+	grep -q "Content-Encoding: gzip" curl.trace &&
+	git -C src rev-parse main >want && git -C v2 rev-parse origin/main >got && test_cmp want got
+'
+
+test_expect_success 'a push of several MiB goes in chunks after git probes with "0000"' '
+	head -c 3000000 /dev/urandom >src/big.bin && git -C src add big.bin && git -C src commit -q -m big &&
+	GIT_TRACE_CURL=$TRASH/push.trace git -C src push -q "$(url alice $ALICE web)" main &&
+	grep -q "Transfer-Encoding: chunked" push.trace &&
+	git -C src rev-parse main >want &&
+	git ls-remote "$(url bob $BOB web)" refs/heads/main | cut -f1 >got && test_cmp want got
+'
+
+test_expect_success 'the legacy route over HTTPS: push, then clone' '
+	git -C src push -q "$(url alice $ALICE old)" main &&
+	git clone -q "$(url alice $ALICE old)" oldclone &&
+	git -C src rev-parse main >want && git -C oldclone rev-parse HEAD >got && test_cmp want got &&
+	grep "\"app\":\"old\"" g/gate.log | grep -q "\"route\":\"legacy\",\"result\":\"ok\""
+'
+
+test_expect_success 'a read-only collaborator cannot push, and is told why' '
+	(cd v2 && git push "$(url bob $BOB web)" HEAD:refs/heads/bob 2>../err; test $? != 0) &&
+	test_grep "remote: ERROR" err &&
+	git ls-remote "$(url bob $BOB web)" >refs && ! grep -q refs/heads/bob refs
+'
+
+test_expect_success 'no credentials, or a token Grove does not know: 401 with a Basic challenge' '
+	test "$(code "https://127.0.0.1:$HTTP_PORT/web.git/info/refs?service=git-upload-pack")" = 401 &&
+	grep -qi "^WWW-Authenticate: Basic realm=\"Grove\"" .headers &&
+	test_grep "access token" .body &&
+	test "$(code -u alice:grove_nope "https://127.0.0.1:$HTTP_PORT/web.git/info/refs?service=git-upload-pack")" = 401 &&
+	test_must_fail git ls-remote "$(url alice grove_nope web)" 2>err &&
+	test_grep "Authentication failed" err &&
+	grep -q "gate.auth_failed.*\"method\":\"token\"" g/gate.log
+'
+
+test_expect_success 'an app that is not there, or not theirs: the same answer' '
+	test_must_fail git ls-remote "$(url bob $BOB old)" 2>err1 &&
+	test_must_fail git ls-remote "$(url bob $BOB nosuch)" 2>err2 &&
+	test_grep "remote: ERROR: Repository not found: old" err1 &&
+	test_grep "remote: ERROR: Repository not found: nosuch" err2 &&
+	! grep -q "/var\|/tmp\|grpc" err1 err2
+'
+
+test_expect_success 'paths and methods git does not use: 404, 405, dumb HTTP refused' '
+	test "$(code -u alice:$ALICE "https://127.0.0.1:$HTTP_PORT/web.git/HEAD")" = 404 &&
+	test "$(code -u alice:$ALICE -X DELETE "https://127.0.0.1:$HTTP_PORT/web.git/git-upload-pack")" = 405 &&
+	test "$(code -u alice:$ALICE "https://127.0.0.1:$HTTP_PORT/web.git/info/refs")" = 403 &&
+	test_grep "smart HTTP" .body
+'
+
+test_expect_success 'a gzip body over gate.httpMaxRequestSize once inflated is refused (413), and the gate goes on' '
+	# A protocol v2 fetch whose haves inflate to 5 MB: git would read
+	# them all; the gate stops at 64 KiB.
+	perl -e "print \"0012command=fetch\n0001\"; print \"0032have \" . (\"0\" x 40) . \"\n\" for 1..100000; print \"0000\"" |
+		gzip >bomb.gz &&
+	test "$(code -u alice:$ALICE -H "Content-Type: application/x-git-upload-pack-request" -H "Git-Protocol: version=2" \
+		-H "Content-Encoding: gzip" --data-binary @bomb.gz \
+		"https://127.0.0.1:$HTTP_PORT/web.git/git-upload-pack")" = 413 &&
+	test_grep "httpMaxRequestSize" .body &&
+	git ls-remote "$(url bob $BOB web)" >/dev/null
+'
+
+test_expect_success 'a malformed chunked body is refused (400)' '
+	auth=$(printf "alice:%s" "$ALICE" | base64 -w0) &&
+	printf "POST /web.git/git-upload-pack HTTP/1.1\r\nHost: x\r\nAuthorization: Basic %s\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nnot hex\r\n0\r\n\r\n" \
+		"$auth" >chunk.req &&
+	openssl s_client -quiet -connect 127.0.0.1:$HTTP_PORT -CAfile tls/cert.pem <chunk.req >chunk.out 2>/dev/null || : &&
+	test_grep "^HTTP/1.1 400" chunk.out &&
+	test_grep "malformed" chunk.out
+'
+
+test_expect_success 'malformed and oversized request heads get 400 and 431; plain HTTP on the TLS port gets nothing' '
+	printf "GARBAGE\r\n\r\n" >bad.req &&
+	openssl s_client -quiet -connect 127.0.0.1:$HTTP_PORT -CAfile tls/cert.pem <bad.req >bad.out 2>/dev/null || : &&
+	test_grep "^HTTP/1.1 400" bad.out &&
+	{ printf "GET /web.git/info/refs HTTP/1.1\r\n"; i=0; while test $i -lt 400; do
+		printf "X-Filler-%d: %s\r\n" $i 0123456789012345678901234567890123456789; i=$((i + 1)); done; printf "\r\n"; } >big.req &&
+	openssl s_client -quiet -connect 127.0.0.1:$HTTP_PORT -CAfile tls/cert.pem <big.req >big.out 2>/dev/null || : &&
+	test_grep "^HTTP/1.1 431" big.out &&
+	! curl -s -o /dev/null "http://127.0.0.1:$HTTP_PORT/web.git/info/refs" &&
+	git ls-remote "$(url bob $BOB web)" >/dev/null
+'
+
+test_expect_success 'a revoked token no longer works' '
+	id=$(api g GET /api/v1/users/bob/tokens | sed -n "s/.*\"id\": *\([0-9]*\).*/\1/p" | head -n1) &&
+	api g DELETE /api/v1/users/bob/tokens/$id >.api && test_grep "^20[04]$" .api &&
+	test_must_fail git ls-remote "$(url bob $BOB web)" 2>err &&
+	test_grep "Authentication failed" err
+'
+
+test_expect_success 'each request has its log line with the token, the route and the result' '
+	grep "gate.session" g/gate.log | grep "\"fingerprint\":\"token:" |
+		grep -q "\"command\":\"git-receive-pack\".*\"result\":\"ok\""
+'
+
+test_done
