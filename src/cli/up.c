@@ -33,18 +33,19 @@
 #include <sys/wait.h>
 #include <time.h>
 
-enum { OPT_DATA = CLI_OPT_LONG, OPT_SSH_PORT, OPT_HTTP_PORT, OPT_NO_DEFAULT_USER };
+enum { OPT_DATA = CLI_OPT_LONG, OPT_SSH_PORT, OPT_HTTP_PORT, OPT_GIT_HTTP_PORT, OPT_NO_DEFAULT_USER };
 
 static const struct cli_option up_options[] = {
 	{ "data", OPT_DATA, "DIR", "where the stack keeps everything (default: ./grove-data)" },
 	{ "ssh-port", OPT_SSH_PORT, "N", "the gate's SSH port on 127.0.0.1" },
 	{ "http-port", OPT_HTTP_PORT, "N", "the gate's admin API port on 127.0.0.1" },
+	{ "git-http-port", OPT_GIT_HTTP_PORT, "N", "git over plain HTTP on 127.0.0.1 (access tokens; default: off)" },
 	{ "no-default-user", OPT_NO_DEFAULT_USER, NULL, "make no administrator user from your SSH key" },
 	{ NULL },
 };
 
 const struct cli_command up_command = {
-	"up", "[--data DIR] [--ssh-port N] [--http-port N] [--no-default-user]",
+	"up", "[--data DIR] [--ssh-port N] [--http-port N] [--git-http-port N] [--no-default-user]",
 	"Starts three stores, a cluster router and a gate on loopback.",
 	up_options,
 	"With ~/.ssh/id_ed25519.pub (or id_ecdsa.pub, id_rsa.pub) it also makes you\n"
@@ -210,6 +211,7 @@ static void default_user(const char *base, const char *token, char *who, size_t 
 struct up {
 	const char *data;           /* --data, as given */
 	int ssh_port, http_port;
+	int git_http_port;          /* the gate's smart HTTP door; 0: off */
 	bool want_user;
 	char *dir;                  /* data, absolute */
 	char *self;                 /* this program: every part is one of its subcommands */
@@ -235,6 +237,7 @@ static int up_parse_args(struct up *u, int argc, char **argv)
 		case OPT_DATA: u->data = optarg; break;
 		case OPT_SSH_PORT: u->ssh_port = atoi(optarg); break;
 		case OPT_HTTP_PORT: u->http_port = atoi(optarg); break;
+		case OPT_GIT_HTTP_PORT: u->git_http_port = atoi(optarg); break;
 		case OPT_NO_DEFAULT_USER: u->want_user = false; break;
 		}
 	}
@@ -242,7 +245,8 @@ static int up_parse_args(struct up *u, int argc, char **argv)
 		return code;
 	if (p.nargs)
 		return cli_usage_error(&up_command, "unknown argument '%s'", p.args[0]);
-	if (u->ssh_port <= 0 || u->ssh_port > 65535 || u->http_port <= 0 || u->http_port > 65535) {
+	if (u->ssh_port <= 0 || u->ssh_port > 65535 || u->http_port <= 0 || u->http_port > 65535 ||
+	    u->git_http_port < 0 || u->git_http_port > 65535) {
 		fprintf(stderr, "grove up: ports must be between 1 and 65535\n");
 		return 2;
 	}
@@ -425,6 +429,13 @@ static int up_prepare_gate(struct up *u)
 	snprintf(buf, sizeof(buf), "127.0.0.1:%d", u->ssh_port);
 	if ((ret = set_conf(gp->conf, "gate.listen", buf)))
 		return ret;
+	/* Plain HTTP: on loopback, for trying it and for the benchmarks
+	 * (docs/http.md says how to serve it with TLS). "": off. */
+	buf[0] = '\0';
+	if (u->git_http_port)
+		snprintf(buf, sizeof(buf), "127.0.0.1:%d", u->git_http_port);
+	if ((ret = set_conf(gp->conf, "gate.httpListen", buf)))
+		return ret;
 	snprintf(buf, sizeof(buf), "127.0.0.1:%d", u->http_port);
 	if ((ret = set_conf(gp->conf, "gate.adminListen", buf)) ||
 	    (ret = set_conf(gp->conf, "gate.hookListen", u->hook_sock)) ||
@@ -513,6 +524,9 @@ static void up_announce(struct up *u)
 	printf("Grove is up: a gate, a cluster router and %d stores (data in %s, logs in %s/logs).\n", UP_STORES, u->dir,
 	       u->dir);
 	printf("  git remote:  ssh://git@127.0.0.1:%d/<app>.git\n", u->ssh_port);
+	if (u->git_http_port)
+		printf("  over HTTP:   http://127.0.0.1:%d/<app>.git  (password: a token, %s token create USER)\n",
+		       u->git_http_port, grove);
 	printf("  admin API:   %s  (token in %s/gate/admin-token)\n", u->base, u->dir);
 	printf("  metrics:     %s/metrics (gate), http://%s/metrics (router)\n", u->base, u->router_metrics);
 	printf("  dashboard:   %s/ui/  (sign in with the admin token)\n", u->base);

@@ -289,6 +289,8 @@ static int gate_config_check_http(struct config_load *l)
 				 "or neither for plain HTTP behind a TLS proxy", l->path);
 	/* Its tokens are Grove's: a platform that says who a key is (auth.url)
 	 * has no word for them yet. */
+	if (c->http_listen && !*c->http_listen)
+		FREE_AND_NULL(c->http_listen);
 	if (c->http_listen && c->auth_url)
 		return error_set(GROVE_EINVAL, "%s: gate.httpListen cannot be used with auth.url: HTTP access tokens are "
 				 "Grove's own users'", l->path);
@@ -508,26 +510,6 @@ static void keepalive_set(int fd, int secs, int count)
 	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof(user_timeout));
 }
 
-static int api_child(struct gate_config *cfg, ssh_bind bind, const sigset_t *sigs, int lfd, int hfd, int sfd,
-		     const int auth_pipe[2])
-{
-	int ret;
-	close(lfd);
-	if (hfd >= 0)
-		close(hfd);
-	if (sfd >= 0)
-		close(sfd);
-	close(auth_pipe[0]);
-	close(auth_pipe[1]);
-	sigprocmask(SIG_UNBLOCK, sigs, NULL);
-	ssh_bind_free(bind);
-	/* A gate killed outright must not leave its api process behind. */
-	prctl(PR_SET_PDEATHSIG, SIGTERM);
-	ret = api_run(cfg);
-	gate_config_release(cfg);
-	return ret;
-}
-
 /* The acceptor's state, shared by the steps of gate_main. */
 struct gate {
 	struct gate_config cfg;
@@ -543,6 +525,29 @@ struct gate {
 	bool draining;
 	int64_t drain_deadline;
 };
+
+/* In the freshly forked api process: drop what belongs to the acceptor
+ * (sfd: -1 when it is not open yet). */
+static int api_child(struct gate *g, int sfd)
+{
+	int ret;
+	close(g->lfd);
+	if (g->hfd >= 0)
+		close(g->hfd);
+	if (g->tls)
+		SSL_CTX_free(g->tls);
+	if (sfd >= 0)
+		close(sfd);
+	close(g->auth_pipe[0]);
+	close(g->auth_pipe[1]);
+	sigprocmask(SIG_UNBLOCK, &g->d.sigs, NULL);
+	ssh_bind_free(g->bind);
+	/* A gate killed outright must not leave its api process behind. */
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	ret = api_run(&g->cfg);
+	gate_config_release(&g->cfg);
+	return ret;
+}
 
 /* The command line of `grove gate`. */
 struct gate_args {
@@ -753,7 +758,7 @@ static bool gate_restart_api(struct gate *g, int *child_ret)
 	g->api_pid = fork();
 	if (g->api_pid == 0) {
 		free(g->kids);   /* the acceptor's, not the api process's */
-		*child_ret = api_child(&g->cfg, g->bind, &g->d.sigs, g->lfd, g->hfd, g->sfd, g->auth_pipe);
+		*child_ret = api_child(g, g->sfd);
 		return true;
 	}
 	log_warn("gate.api_restarted", "pid=%d", (int)g->api_pid);
@@ -889,7 +894,7 @@ int gate_main(int argc, char **argv)
 	/* The api process first, before this process could ever touch gRPC. */
 	g.api_pid = fork();
 	if (g.api_pid == 0)
-		return api_child(&g.cfg, g.bind, &g.d.sigs, g.lfd, g.hfd, -1, g.auth_pipe);
+		return api_child(&g, -1);
 	g.sfd = signalfd(-1, &g.d.sigs, SFD_CLOEXEC | SFD_NONBLOCK);
 	log_info("gate.started", "version=%s listen=%s http_listen=%s http_tls=%b hook_listen=%s admin_listen=%s route_cluster=%s legacy_dir=%s",
 		 grove_version(), g.cfg.listen, g.cfg.http_listen ? g.cfg.http_listen : "", g.tls != NULL,

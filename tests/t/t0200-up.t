@@ -46,6 +46,15 @@ test_expect_success 'the demo: create an app, push, see the deploy, clone back' 
 	test "$(git -C back rev-parse HEAD)" = "$(git -C src rev-parse main)"
 '
 
+test_expect_success 'git over HTTP with a token, on the port the banner names' '
+	test_grep "over HTTP:   http://127.0.0.1:$GIT_HTTP_PORT/<app>.git" up.out &&
+	"$GROVE" token create tester --name test >tok 2>tok.err &&
+	test_grep "shown this once" tok.err &&
+	git clone -q "http://tester:$(cat tok)@127.0.0.1:$GIT_HTTP_PORT/hello.git" overhttp &&
+	test "$(git -C overhttp rev-parse HEAD)" = "$(git -C src rev-parse main)" &&
+	"$GROVE" token list tester >list && test_grep "\"name\": \"test\"" list && ! grep -q grove_ list
+'
+
 test_expect_success 'each part logs to its own file; the push is on the three stores' '
 	for s in s1 s2 s3; do test_grep "\"event\":\"store.started\"" gd/logs/$s.log || return 1; done &&
 	test_grep "\"event\":\"cluster.started\"" gd/logs/cluster.log &&

@@ -598,7 +598,7 @@ ssh_as() {
 up_env() {
 	mkdir -p "$HOME/.ssh" &&
 	ssh-keygen -q -t ed25519 -N "" -C me@test -f "$HOME/.ssh/id_ed25519" &&
-	SSH_PORT=$(free_port) && HTTP_PORT=$(free_port) &&
+	SSH_PORT=$(free_port) && HTTP_PORT=$(free_port) && GIT_HTTP_PORT=$(free_port) &&
 	export USER=tester GROVE_ADMIN_URL=http://127.0.0.1:$HTTP_PORT GROVE_ADMIN_TOKEN_FILE=$TRASH/gd/gate/admin-token &&
 	GIT_SSH_COMMAND="ssh -i $HOME/.ssh/id_ed25519 -p $SSH_PORT -o IdentitiesOnly=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes" &&
 	export GIT_SSH_COMMAND
@@ -615,7 +615,8 @@ up_said() {
 # up_start N: starts grove up on $TRASH/gd with up_env's ports and waits
 # until it is up (its Nth start).
 up_start() {
-	"$GROVE" up --data "$TRASH/gd" --ssh-port $SSH_PORT --http-port $HTTP_PORT >>"$TRASH/up.out" 2>>"$TRASH/up.err" &
+	"$GROVE" up --data "$TRASH/gd" --ssh-port $SSH_PORT --http-port $HTTP_PORT ${GIT_HTTP_PORT:+--git-http-port $GIT_HTTP_PORT} \
+		>>"$TRASH/up.out" 2>>"$TRASH/up.err" &
 	echo $! >"$TRASH/up.pid"
 	record_daemon $!
 	wait_for 60 "grove up to be up" up_said "$1" && return 0
