@@ -24,6 +24,7 @@
 #include "lib/sshcmd.h"
 #include "grove/v1/repository.pb-c.h"
 
+#include <openssl/sha.h>
 #include <sys/stat.h>
 
 /* Makes sure the app's repository exists where its route says. */
@@ -87,41 +88,60 @@ static int ensure_repo(struct door *d, const struct app *app, const char *rel, b
 }
 
 /*
- * One of the app's gate.maxOpsPerApp slots, waited for up to
- * gate.opsQueueWait seconds (said once to the user), for the session's
- * life. Returns 0, or -1 when none came free (or on error: logged).
+ * One of max slots of key in dir (opslots.h), waited for up to
+ * gate.opsQueueWait seconds (waiting said once to the user), held in *slot
+ * for the session's life. Returns 0, or -1 when none came free (or on
+ * error: logged).
  */
-static int take_op_slot(struct door *d, const char *name)
+static int take_slot(struct door *d, const char *dir, const char *key, int max, const char *waiting, int *slot)
 {
-	char locks[4096];
 	int64_t start = now_ms(), deadline = start + (int64_t)d->cfg->ops_queue_wait * 1000;
 	bool told = false;
 
-	snprintf(locks, sizeof(locks), "%s/locks", d->cfg->data_dir);
 	for (;;) {
-		int fd = op_slot_try(locks, name, d->cfg->max_ops_per_app);
-		if (fd >= 0) {
-			d->op_slot = fd;
+		int fd = op_slot_try(dir, key, max);
+		if (fd >= 0 || fd == -1 || now_ms() >= deadline || !d->ops->connected(d)) {
 			if (told && gate_metrics)
 				metrics_observe(&gate_metrics->queue_seconds, now_ms() - start);
-			return 0;
-		}
-		if (fd == -1) {
-			log_warn("gate.op_slot_failed", "app=%s error=%s", name, error_msg());
-			return -1;
-		}
-		if (now_ms() >= deadline || !d->ops->connected(d)) {
-			if (told && gate_metrics)
-				metrics_observe(&gate_metrics->queue_seconds, now_ms() - start);
-			return -1;
+			if (fd == -1)
+				log_warn("gate.op_slot_failed", "key=%s error=%s", key, error_msg());
+			*slot = fd >= 0 ? fd : -1;
+			return fd >= 0 ? 0 : -1;
 		}
 		if (!told) {
-			door_say(d, "%s is busy (%d git operations running): waiting up to %ds…\n", name,
-			    d->cfg->max_ops_per_app, d->cfg->ops_queue_wait);
+			door_say(d, "%s", waiting);
 			told = true;
 		}
 		usleep(100 * 1000);
 	}
+}
+
+/* One of the app's gate.maxOpsPerApp slots (Gitaly's concurrency limiter). */
+static int take_op_slot(struct door *d, const char *name)
+{
+	char dir[4096], waiting[256];
+	snprintf(dir, sizeof(dir), "%s/locks", d->cfg->data_dir);
+	snprintf(waiting, sizeof(waiting), "%s is busy (%d git operations running): waiting up to %ds…\n", name,
+		 d->cfg->max_ops_per_app, d->cfg->ops_queue_wait);
+	return take_slot(d, dir, name, d->cfg->max_ops_per_app, waiting, &d->op_slot);
+}
+
+/*
+ * One of the user's gate.maxOpsPerUser slots: one tenant's CI running
+ * clones by the hundred holds its own share of the gate, not all of it.
+ * The file is named by a hash of the user's name (a platform's names, with
+ * auth.url, may be anything).
+ */
+static int take_user_slot(struct door *d)
+{
+	char dir[4096], key[65], waiting[256];
+	unsigned char md[32];
+	SHA256((const unsigned char *)d->user.name, strlen(d->user.name), md);
+	hex_encode(md, 16, key);
+	snprintf(dir, sizeof(dir), "%s/locks/users", d->cfg->data_dir);
+	snprintf(waiting, sizeof(waiting), "%s has %d git operations running, the most one user may: waiting up to %ds…\n",
+		 d->user.name, d->cfg->max_ops_per_user, d->cfg->ops_queue_wait);
+	return take_slot(d, dir, key, d->cfg->max_ops_per_user, waiting, &d->user_slot);
 }
 
 /*
@@ -454,6 +474,14 @@ void door_run_command(struct door *d)
 		       c.name, d->cfg->lock_wait);
 		log_info("gate.refused", "user=%s app=%s what=%s", d->user.name, c.name, "locked");
 		metrics_refusal(RR_LOCKED);
+		goto out;
+	}
+	if (take_user_slot(d)) {
+		door_finish(d, 1, "ERROR: %s had %d git operations running and none ended within %ds: wait for some to end "
+			    "(fewer at once: a CI's parallel jobs, say), then try again.\n",
+			    d->user.name, d->cfg->max_ops_per_user, d->cfg->ops_queue_wait);
+		log_info("gate.refused", "user=%s app=%s what=%s", d->user.name, c.name, "user busy");
+		metrics_refusal(RR_USER_BUSY);
 		goto out;
 	}
 	if (take_op_slot(d, c.name)) {

@@ -19,6 +19,7 @@ void door_init(struct door *d, const struct door_ops *ops, const struct gate_con
 	d->cfg = cfg;
 	d->push_lock = -1;
 	d->op_slot = -1;
+	d->user_slot = -1;
 }
 
 void door_release(struct door *d)
@@ -27,7 +28,9 @@ void door_release(struct door *d)
 		close(d->push_lock);
 	if (d->op_slot >= 0)
 		close(d->op_slot);
-	d->push_lock = d->op_slot = -1;
+	if (d->user_slot >= 0)
+		close(d->user_slot);
+	d->push_lock = d->op_slot = d->user_slot = -1;
 	user_release(&d->user);
 	FREE_AND_NULL(d->command);
 	db_close(d->db);

@@ -64,6 +64,7 @@ struct door {
 	/* held for the command's life */
 	int push_lock;            /* the app's push lock, shared, or -1 */
 	int op_slot;              /* one of the app's gate.maxOpsPerApp slots (opslots.h), or -1 */
+	int user_slot;            /* one of the user's gate.maxOpsPerUser slots, or -1 */
 };
 
 void door_init(struct door *d, const struct door_ops *ops, const struct gate_config *cfg);

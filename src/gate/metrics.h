@@ -37,6 +37,7 @@ enum metrics_refusal {
 	RR_LOST_RACE,     /* another push moved the ref first */
 	RR_BUSY,          /* gate.maxOpsPerApp commands ran on the app for gate.opsQueueWait */
 	RR_RATE,          /* the user's gate.pushesPerMinute was used up */
+	RR_USER_BUSY,     /* gate.maxOpsPerUser commands of the user ran for gate.opsQueueWait */
 	RR_COUNT
 };
 /* Answers of the external authorization API (auth.url). */

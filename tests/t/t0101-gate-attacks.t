@@ -368,6 +368,37 @@ test_expect_success 'gate.maxOpsPerApp: a command over an app'"'"'s share waits,
 	test_grep "^grove_gate_queue_wait_seconds_count" m
 '
 
+test_expect_success 'gate.maxOpsPerUser: a user over their share waits, then is refused; another user goes on' '
+	start_gate g12 $s1_ADDR s1 gate.maxOpsPerUser=1 gate.opsQueueWait=1 &&
+	new_key carol &&
+	user_app g12 alice one &&
+	user_app g12 carol two &&
+	api g12 POST /api/v1/apps "{\"name\":\"other\",\"route\":\"cluster\"}" >out && test_grep "^201$" out &&
+	api g12 PUT /api/v1/apps/other/collaborators/alice "{\"access\":\"write\"}" >out && test_grep "^200$" out &&
+	api g12 PUT /api/v1/apps/one/collaborators/carol "{\"access\":\"read\"}" >out && test_grep "^200$" out &&
+	make_history h12 &&
+	(cd h12 && GIT_SSH_COMMAND="$(ssh_as alice $g12_SSH_PORT)" git push -q ssh://git@127.0.0.1:$g12_SSH_PORT/one.git main) &&
+	: a fetch of alice that holds her one slot, waiting for its client &&
+	mkfifo hold12.in &&
+	{ $(ssh_as alice $g12_SSH_PORT) git@127.0.0.1 "git-upload-pack '"'"'one.git'"'"'" <hold12.in >hold12.out 2>hold12.err & } &&
+	exec 8>hold12.in &&
+	wait_for 30 "the held fetch to get its advertisement" test -s hold12.out &&
+	: another app of hers: refused, it is her share that is used up &&
+	test_must_fail env GIT_SSH_COMMAND="$(ssh_as alice $g12_SSH_PORT)" \
+		git ls-remote ssh://git@127.0.0.1:$g12_SSH_PORT/other.git 2>user.err &&
+	test_grep "alice has 1 git operations running, the most one user may: waiting up to 1s" user.err &&
+	test_grep "ERROR: alice had 1 git operations running and none ended within 1s" user.err &&
+	: carol, on the same app alice holds, is served &&
+	GIT_SSH_COMMAND="$(ssh_as carol $g12_SSH_PORT)" git ls-remote ssh://git@127.0.0.1:$g12_SSH_PORT/one.git >carol.ls &&
+	test_grep "refs/heads/main$" carol.ls &&
+	exec 8>&- &&
+	wait_grep "\"event\":\"gate.session\".*\"user\":\"alice\",.*\"app\":\"one\",\"command\":\"git-upload-pack\"" g12/gate.log &&
+	: her slot is free again &&
+	GIT_SSH_COMMAND="$(ssh_as alice $g12_SSH_PORT)" git ls-remote ssh://git@127.0.0.1:$g12_SSH_PORT/one.git >/dev/null &&
+	curl -sf "$g12_ADMIN/metrics" >m &&
+	test_grep "^grove_gate_push_refusals_total{reason=\"user_busy\"} 1$" m
+'
+
 test_expect_success 'gate.pushesPerMinute: a user over it is refused with when to push again; fetches go on' '
 	start_gate g9 $s1_ADDR s1 gate.pushesPerMinute=1 &&
 	user_app g9 alice rated &&
