@@ -24,10 +24,16 @@ SSL_CTX *hconn_tls_context(const char *cert_file, const char *key_file)
 	/* A client that closes without TLS's close_notify (curl and git do,
 	 * between requests) has simply closed the connection. */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET | SSL_OP_IGNORE_UNEXPECTED_EOF);
-	if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1 ||
-	    SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+	const char *what = NULL;
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1)
+		what = "gate.httpTlsCert is not a PEM certificate (chain)";
+	else if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1)
+		what = "gate.httpTlsKey is not a PEM private key";
+	else if (SSL_CTX_check_private_key(ctx) != 1)
+		what = "gate.httpTlsKey is not the key of gate.httpTlsCert";
+	if (what) {
 		ERR_error_string_n(ERR_get_error(), why, sizeof(why));
-		error_set(GROVE_EINVAL, "http.tlsCert %s and http.tlsKey %s: %s", cert_file, key_file, why);
+		error_set(GROVE_EINVAL, "%s (%s, %s; OpenSSL: %s)", what, cert_file, key_file, why);
 		SSL_CTX_free(ctx);
 		return NULL;
 	}

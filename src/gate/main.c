@@ -36,10 +36,11 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-enum { OPT_INIT = CLI_OPT_LONG, OPT_LISTEN, OPT_STORE, OPT_STORAGE };
+enum { OPT_INIT = CLI_OPT_LONG, OPT_LISTEN, OPT_STORE, OPT_STORAGE, OPT_CHECK };
 
 static const struct cli_option gate_options[] = {
 	{ "config", 'c', "FILE", "run the gate this configuration describes" },
+	{ "check-config", OPT_CHECK, NULL, "with -c: read the configuration and the files it names, say what is wrong, run nothing" },
 	{ "init", OPT_INIT, "DIR", "write DIR/gate.conf, a secret and an admin token (if missing); print the path" },
 	{ "listen", OPT_LISTEN, "ADDR", "with --init: the SSH address (default: 127.0.0.1:2222)" },
 	{ "store", OPT_STORE, "ADDR", "with --init: the gRPC address of the store or cluster" },
@@ -48,7 +49,7 @@ static const struct cli_option gate_options[] = {
 };
 
 const struct cli_command gate_command = {
-	"gate", "-c FILE\n--init DIR [--listen ADDR] [--store ADDR] [--storage NAME]",
+	"gate", "-c FILE [--check-config]\n--init DIR [--listen ADDR] [--store ADDR] [--storage NAME]",
 	"Runs the SSH front door: keys, apps, access, routing, push policy, deploys.",
 	gate_options,
 	"Config (git-config syntax):\n"
@@ -57,6 +58,9 @@ const struct cli_command gate_command = {
 	"    hookListen = 127.0.0.1:2223     gRPC HookService the stores call back\n"
 	"    maxConnectionsPerAddress = 50   SSH connections at once from one client address\n"
 	"    maxOpsPerApp = 32               git commands at once on one app; more wait\n"
+	"    maxOpsPerUser = 64              git commands at once of one user; more wait\n"
+	"    httpListen = …                  git over HTTP(S) with access tokens (docs/http.md)\n"
+	"    httpTlsCert, httpTlsKey = …     its certificate chain and key (PEM): HTTPS\n"
 	"    opsQueueWait = 30               seconds one waits for a slot before it is refused\n"
 	"    pushesPerMinute = 0             pushes one user may make per minute (0: no limit)\n"
 	"    maxRefListSize = 4m             bytes of a push's list of refs (and push options)\n"
@@ -553,6 +557,7 @@ static int api_child(struct gate *g, int sfd)
 /* The command line of `grove gate`. */
 struct gate_args {
 	const char *conf, *init, *listen_addr, *store, *storage;
+	bool check;
 };
 
 /* Returns -1 to go on, or the exit code (help, or a wrong argument). */
@@ -569,6 +574,7 @@ static int gate_parse_args(struct gate_args *a, int argc, char **argv)
 		case OPT_LISTEN: a->listen_addr = optarg; break;
 		case OPT_STORE: a->store = optarg; break;
 		case OPT_STORAGE: a->storage = optarg; break;
+		case OPT_CHECK: a->check = true; break;
 		}
 	}
 	if ((code = cli_parse_end(&p)) >= 0)
@@ -577,6 +583,8 @@ static int gate_parse_args(struct gate_args *a, int argc, char **argv)
 		return cli_usage_error(&gate_command, "unknown argument '%s'", p.args[0]);
 	if (!a->init && !a->conf)
 		return cli_usage_error(&gate_command, "no config file given");
+	if (a->check && !a->conf)
+		return cli_usage_error(&gate_command, "--check-config checks the file -c names: give it");
 	return -1;
 }
 
@@ -873,6 +881,32 @@ static bool gate_serve(struct gate *g, int *child_ret)
 	return false;
 }
 
+/*
+ * --check-config: what a start would read (the config, its secrets, the
+ * TLS files) without starting anything, so that an operator (or a deploy
+ * script, before a reload or an upgrade) learns of a mistake while the
+ * running gate still serves. 0 with a summary on stdout, 1 with the error.
+ */
+static int gate_check_config(const char *conf)
+{
+	struct gate_config cfg;
+	SSL_CTX *tls = NULL;
+	int ret = gate_config_load(&cfg, conf);
+
+	if (!ret && cfg.http_tls_cert && !(tls = hconn_tls_context(cfg.http_tls_cert, cfg.http_tls_key)))
+		ret = GROVE_EINVAL;
+	if (ret)
+		fprintf(stderr, "grove gate: %s\n", error_msg());
+	else
+		printf("%s: good. SSH on %s; git over %s on %s; admin API on %s; cluster route to %s; legacy directory %s\n",
+		       conf, cfg.listen, tls ? "HTTPS" : "HTTP", cfg.http_listen ? cfg.http_listen : "(off)",
+		       cfg.admin_listen, cfg.cluster_address ? cfg.cluster_address : "(none)", cfg.legacy_dir);
+	if (tls)
+		SSL_CTX_free(tls);
+	gate_config_release(&cfg);
+	return ret ? 1 : 0;
+}
+
 int gate_main(int argc, char **argv)
 {
 	struct gate g = { .lfd = -1, .hfd = -1, .sfd = -1, .auth_pipe = { -1, -1 }, .api_pid = -1 };
@@ -888,6 +922,8 @@ int gate_main(int argc, char **argv)
 		}
 		return 0;
 	}
+	if (a.check)
+		return gate_check_config(a.conf);
 	gate_block_signals(&g);
 	if ((ret = gate_prepare(&g, a.conf)) || (ret = gate_start_listeners(&g)))
 		goto out;

@@ -162,6 +162,20 @@ test_expect_success 'a revoked token no longer works' '
 	test_grep "Authentication failed" err
 '
 
+test_expect_success 'grove gate --check-config reads the TLS files and says what is wrong, running nothing' '
+	"$GROVE" gate -c g/gate.conf --check-config >check.out &&
+	test_grep "good. SSH on 127.0.0.1:$g_SSH_PORT; git over HTTPS on 127.0.0.1:$HTTP_PORT" check.out &&
+	cp g/gate.conf g/bad.conf &&
+	git config -f g/bad.conf gate.httpTlsKey "$TRASH/tls/cert.pem" &&
+	test_expect_code 1 "$GROVE" gate -c g/bad.conf --check-config >check.out 2>check.err &&
+	test_grep "gate.httpTlsKey" check.err && test_must_be_empty check.out &&
+	git config -f g/bad.conf --unset gate.httpTlsKey &&
+	test_expect_code 1 "$GROVE" gate -c g/bad.conf --check-config 2>check.err &&
+	test_grep "gate.httpTlsCert and gate.httpTlsKey go together" check.err &&
+	: the running gate still serves &&
+	git ls-remote "$(url alice $ALICE web)" >/dev/null
+'
+
 test_expect_success 'each request has its log line with the token, the route and the result' '
 	grep "gate.session" g/gate.log | grep "\"fingerprint\":\"token:" |
 		grep -q "\"command\":\"git-receive-pack\".*\"result\":\"ok\""
