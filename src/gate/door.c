@@ -8,9 +8,11 @@
 #include "lib/error.h"
 #include "lib/log.h"
 #include "lib/pktline.h"
+#include "lib/proxyproto.h"
 #include "lib/strbuf.h"
 
 #include <ctype.h>
+#include <sys/socket.h>
 
 void door_init(struct door *d, const struct door_ops *ops, const struct gate_config *cfg)
 {
@@ -78,6 +80,35 @@ int door_login_external(struct door *d, const char *fp, char *why, size_t why_si
 	user_release(&d->user);
 	d->user.name = xstrdup(d->authz_pending ? "-" : a.user);
 	d->user.admin = false;
+	return 0;
+}
+
+/*
+ * From a load balancer of gate.proxyProtocolFrom, the connection must open
+ * with a PROXY header: the client it names becomes the peer. From anyone
+ * else nothing changes (and a header would simply fail the handshake that
+ * follows, SSH's or TLS's). Returns non-zero when the connection is to be
+ * dropped.
+ */
+int door_proxy_header(const struct gate_config *cfg, int fd, char *peer, size_t peer_size)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	struct proxy_addr pa;
+	char balancer[64];
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) ||
+	    !cidr_match_any(cfg->proxy_from, cfg->nproxy_from, (struct sockaddr *)&ss))
+		return 0;
+	if (proxy_read(fd, cfg->login_grace * 1000, &pa)) {
+		log_warn("gate.proxy_refused", "peer=%s reason=%s", peer, error_msg());
+		return 1;
+	}
+	if (pa.local)
+		return 0;
+	strlcpy_(balancer, peer, sizeof(balancer));
+	snprintf(peer, peer_size, strchr(pa.ip, ':') ? "[%s]:%u" : "%s:%u", pa.ip, pa.port);
+	log_info("gate.proxied", "peer=%s balancer=%s", peer, balancer);
 	return 0;
 }
 

@@ -78,6 +78,10 @@ void door_say(struct door *d, const char *fmt, ...) __attribute__((format(printf
 /* A message (fmt may be NULL) and the end of the command with status. */
 void door_finish(struct door *d, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* A PROXY header from a load balancer of gate.proxyProtocolFrom: peer
+ * becomes the client it names. Non-zero: drop the connection (logged). */
+int door_proxy_header(const struct gate_config *cfg, int fd, char *peer, size_t peer_size);
+
 /* GIT_PROTOCOL from the client: kept (true) only if it is what git sends. */
 bool door_take_git_protocol(struct door *d, const char *value);
 /* With auth.url: who the platform says the verified key fp is (d->user; no

@@ -505,14 +505,20 @@ static bool http_serve_request(const struct gate_config *cfg, struct hconn *c, c
 	return authed;
 }
 
-int http_session_run(const struct gate_config *cfg, SSL_CTX *tls, int fd, const char *peer, int auth_fd)
+int http_session_run(const struct gate_config *cfg, SSL_CTX *tls, int fd, const char *from, int auth_fd)
 {
 	struct hconn *c = xcalloc(1, sizeof(*c));
 	struct http_head h;
 	bool close_after = false;
+	char peer[64];
 	int ret, status;
 
+	strlcpy_(peer, from, sizeof(peer));
+	c->fd = fd;
 	c->timeout_ms = cfg->idle_timeout > 0 ? cfg->idle_timeout * 1000 : 600 * 1000;
+	/* Before TLS: a balancer that passes TCP through says who the client is first. */
+	if (cfg->nproxy_from && door_proxy_header(cfg, fd, peer, sizeof(peer)))
+		goto out;
 	if ((ret = hconn_open(c, fd, tls, cfg->login_grace * 1000))) {
 		log_info("gate.http_tls_failed", "peer=%s error=%s", peer, error_msg());
 		goto out;

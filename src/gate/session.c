@@ -654,34 +654,6 @@ static const struct door_ops sess_ops = {
 	.pump = sess_pump,
 };
 
-/*
- * From a load balancer of gate.proxyProtocolFrom, the connection must open
- * with a PROXY header: the client it names becomes the session's peer. From
- * anyone else nothing changes (and a header would simply fail the SSH
- * handshake). Returns non-zero when the connection is to be dropped.
- */
-static int proxy_header(const struct gate_config *cfg, int fd, struct sess *s)
-{
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	struct proxy_addr pa;
-	char balancer[sizeof(s->d.peer)];
-
-	if (getpeername(fd, (struct sockaddr *)&ss, &sl) ||
-	    !cidr_match_any(cfg->proxy_from, cfg->nproxy_from, (struct sockaddr *)&ss))
-		return 0;
-	if (proxy_read(fd, cfg->login_grace * 1000, &pa)) {
-		log_warn("gate.proxy_refused", "peer=%s reason=%s", s->d.peer, error_msg());
-		return 1;
-	}
-	if (pa.local)
-		return 0;
-	strlcpy_(balancer, s->d.peer, sizeof(balancer));
-	snprintf(s->d.peer, sizeof(s->d.peer), strchr(pa.ip, ':') ? "[%s]:%u" : "%s:%u", pa.ip, pa.port);
-	log_info("gate.proxied", "peer=%s balancer=%s", s->d.peer, balancer);
-	return 0;
-}
-
 int session_run(const struct gate_config *cfg, struct ssh_bind_struct *bind, int fd, const char *peer, int auth_fd)
 {
 	struct sess s = { .auth_fd = auth_fd };
@@ -697,7 +669,7 @@ int session_run(const struct gate_config *cfg, struct ssh_bind_struct *bind, int
 	/* A client that has not authenticated within the grace time is cut off
 	 * by the kernel, whatever state libssh is in. */
 	alarm((unsigned)cfg->login_grace);
-	if (cfg->nproxy_from && proxy_header(cfg, fd, &s))
+	if (cfg->nproxy_from && door_proxy_header(cfg, fd, s.d.peer, sizeof(s.d.peer)))
 		goto out;
 	if (ssh_bind_accept_fd(bind, s.ssh, fd) != SSH_OK) {
 		log_info("gate.accept_failed", "peer=%s error=%s", peer, ssh_get_error(bind));

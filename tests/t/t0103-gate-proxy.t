@@ -70,4 +70,20 @@ test_expect_success 'from an address not in gate.proxyProtocolFrom a header is n
 	wait_grep "\"event\":\"gate.session\".*\"peer\":\"127.0.0.1:" g2/gate.log
 '
 
+test_expect_success 'the HTTP door takes the header too, before anything else' '
+	hport=$(free_port) &&
+	start_gate g3 $s1_ADDR s1 gate.proxyProtocolFrom=127.0.0.1/32 gate.httpListen=127.0.0.1:$hport &&
+	user_app g3 alice web &&
+	api g3 POST /api/v1/users/alice/tokens "{\"name\":\"t\"}" >tok &&
+	token=$(sed -n "s/.*\"token\": *\"\([^\"]*\)\".*/\1/p" tok) && test -n "$token" &&
+	: curl sends PROXY v1 with its own address: the gate says it was proxied &&
+	curl -s -o /dev/null -w "%{http_code}" --haproxy-protocol -u "alice:$token" \
+		"http://127.0.0.1:$hport/web.git/info/refs?service=git-upload-pack" >code &&
+	test "$(cat code)" = 200 &&
+	wait_grep "\"event\":\"gate.proxied\".*\"balancer\":\"127.0.0.1:" g3/gate.log &&
+	: without the header, from the balancer: dropped &&
+	! curl -s -o /dev/null -u "alice:$token" "http://127.0.0.1:$hport/web.git/info/refs?service=git-upload-pack" &&
+	wait_grep "\"event\":\"gate.proxy_refused\"" g3/gate.log
+'
+
 test_done
