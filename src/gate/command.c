@@ -391,6 +391,7 @@ static void command_fail(struct door *d, const struct command *c, int err, const
 		return;
 	}
 	log_warn("gate.command_failed", "user=%s app=%s error=%s", d->user.name, c->name, error_msg());
+	d->refusal = DR_UNAVAILABLE;
 	door_finish(d, 1, "ERROR: %s: %s. Try again in a minute; if it keeps failing, give the platform's operators this id: "
 		     "%s.\n", c->name, what, c->corr);
 }
@@ -426,6 +427,8 @@ static bool command_rate_limited(struct door *d, const struct command *c)
 	int wait_s = ratelimit_take(gate_ratelimit, d->user.name, d->cfg->pushes_per_minute, now_ms());
 	if (!wait_s)
 		return false;
+	d->refusal = DR_RATE;
+	d->retry_after = wait_s;
 	door_finish(d, 1, "ERROR: %s has pushed %d times in the last minute, the most this platform takes: push again in %d s.\n",
 	       d->user.name, d->cfg->pushes_per_minute, wait_s);
 	log_info("gate.refused", "user=%s app=%s what=%s wait_s=%d", d->user.name, c->name, "rate", wait_s);
@@ -469,6 +472,9 @@ void door_run_command(struct door *d)
 	bool push = c.need == ACCESS_WRITE && d->mode != BACKEND_ADVERTISE;
 	if (push && command_rate_limited(d, &c))
 		goto out;
+	/* A wait for a lock or a slot that ended in a refusal: again soon. */
+	d->retry_after = d->cfg->ops_queue_wait > 0 ? d->cfg->ops_queue_wait : 30;
+	d->refusal = DR_BUSY;
 	if (push && take_push_lock(d, &c.app, c.name)) {
 		door_finish(d, 1, "ERROR: %s is locked (maintenance or migration) and stayed locked for %ds: push again later.\n",
 		       c.name, d->cfg->lock_wait);
@@ -491,6 +497,7 @@ void door_run_command(struct door *d)
 		metrics_refusal(RR_BUSY);
 		goto out;
 	}
+	d->refusal = DR_DENIED;
 	snprintf(c.rel, sizeof(c.rel), "%s.git", c.name);
 	if ((ret = ensure_repo(d, &c.app, c.rel, c.need == ACCESS_WRITE))) {
 		command_fail(d, &c, ret, "its repository cannot be reached right now");

@@ -19,6 +19,14 @@ struct door;
 struct gate_config;
 struct push_head;
 
+/* Why a command was refused, as far as a door may care (HTTP's status). */
+enum door_refusal {
+	DR_DENIED = 0,            /* access, names, policy: the default */
+	DR_RATE,                  /* the user's rate: again in retry_after s */
+	DR_BUSY,                  /* slots or a lock stayed taken: again soon */
+	DR_UNAVAILABLE,           /* Grove could not run it (a store, the database) */
+};
+
 struct door_ops {
 	/* Text for the client's stderr (ssh prints it as it is). */
 	void (*say)(struct door *d, const char *msg, size_t len);
@@ -58,6 +66,8 @@ struct door {
 	 * ref under it, keeping the last bytes across chunks. */
 	bool watch_race, lost_race;
 	bool rejected;            /* git reported a ref update it refused ("ng") */
+	enum door_refusal refusal; /* why door_finish refused the command, if it did */
+	int retry_after;          /* seconds, with DR_RATE and DR_BUSY */
 	bool head_refused;        /* the push's ref list went past gate.maxRefListSize */
 	char race_tail[24];
 	size_t race_tail_len;

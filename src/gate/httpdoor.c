@@ -84,7 +84,13 @@ static void hreq_finish(struct door *d, int status)
 	r->answered = true;
 	/* The request's body was not read: nothing else can follow on this connection. */
 	r->close = r->close || !r->body.done;
-	if (hconn_respond_text(r->c, status ? 403 : 200, NULL, r->close, r->msgs.len ? r->msgs.buf : "")) {
+	/* Refused: why, in HTTP's words, and when to come back if it is a
+	 * matter of time. */
+	static const int codes[] = { [DR_DENIED] = 403, [DR_RATE] = 429, [DR_BUSY] = 503, [DR_UNAVAILABLE] = 503 };
+	char retry[64] = "";
+	if (status && d->refusal != DR_DENIED && d->retry_after > 0)
+		snprintf(retry, sizeof(retry), "Retry-After: %d\r\n", d->retry_after);
+	if (hconn_respond_text(r->c, status ? codes[d->refusal] : 200, retry, r->close, r->msgs.len ? r->msgs.buf : "")) {
 		d->dead = true;
 		r->close = true;
 	}
