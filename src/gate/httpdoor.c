@@ -76,12 +76,51 @@ static void hreq_write_out(struct door *d, const char *msg, size_t len)
 }
 
 /* An answer that is only words: a refusal, or a command that could not run. */
+/*
+ * A POST refused before git ran: git prints the body of an HTTP error only
+ * for info/refs, so the refusal is in git's own protocol in a 200 answer
+ * ("ERR", or a push's side band 3), which it shows as "remote error: …"
+ * and stops. One line: from the first "ERROR: " on.
+ */
+static int refuse_in_protocol(struct hreq *r)
+{
+	const char *msg = r->msgs.len ? r->msgs.buf : "refused", *err = strstr(msg, "ERROR: ");
+	struct strbuf pkt = STRBUF_INIT;
+	int ret;
+
+	if (err)
+		msg = err;
+	/* A push's answer is in side-band-64k (git always asks for it when
+	 * receive-pack offers it): band 3 is its fatal error. */
+	if (!strcmp(r->service, "receive-pack"))
+		pkt_addf(&pkt, "\3%.*s", (int)MIN(strcspn(msg, "\n"), (size_t)1000), msg);
+	else
+		pkt_addf(&pkt, "ERR %.*s", (int)MIN(strcspn(msg, "\n"), (size_t)1000), msg);
+	r->started = true;
+	ret = hconn_printf(r->c, "HTTP/1.1 200 OK\r\nContent-Type: application/x-git-%s-result\r\nContent-Length: %zu\r\n"
+			   "Cache-Control: no-cache\r\n%s\r\n", r->service, pkt.len, r->close ? "Connection: close\r\n" : "");
+	if (!ret)
+		ret = hconn_write(r->c, pkt.buf, pkt.len);
+	if (!ret)
+		ret = hconn_flush(r->c);
+	strbuf_release(&pkt);
+	return ret;
+}
+
 static void hreq_finish(struct door *d, int status)
 {
 	struct hreq *r = hreq_of(d);
 	if (r->started || r->answered)
 		return;
 	r->answered = true;
+	if (status && !r->advertise) {
+		r->close = r->close || !r->body.done;
+		if (refuse_in_protocol(r)) {
+			d->dead = true;
+			r->close = true;
+		}
+		return;
+	}
 	/* The request's body was not read: nothing else can follow on this connection. */
 	r->close = r->close || !r->body.done;
 	/* Refused: why, in HTTP's words, and when to come back if it is a
