@@ -125,7 +125,8 @@ static int dechunk(const char *s, size_t step, char *out, size_t *outlen, bool *
 		if (r < 0)
 			return (int)r;
 		assert_true(r > 0);
-		memcpy(out + *outlen, data, dl);
+		if (dl)
+			memcpy(out + *outlen, data, dl);
 		*outlen += dl;
 		pos += (size_t)r;
 	}
