@@ -735,6 +735,65 @@ static void gate_start_draining(struct gate *g)
 		kill(g->api_pid, GATE_SIG_DRAINING);
 }
 
+/* Two strings alike, NULL being one value. */
+static bool same_str(const char *a, const char *b)
+{
+	return a == b || (a && b && !strcmp(a, b));
+}
+
+/* What a reload cannot change: sockets this process holds, and what the
+ * api process and the shared state were made from. */
+static int gate_reload_check(const struct gate_config *old, const struct gate_config *nc)
+{
+	static const struct { const char *key; size_t off; } fixed[] = {
+		{ "gate.listen", offsetof(struct gate_config, listen) },
+		{ "gate.httpListen", offsetof(struct gate_config, http_listen) },
+		{ "gate.adminListen", offsetof(struct gate_config, admin_listen) },
+		{ "gate.hookListen", offsetof(struct gate_config, hook_listen) },
+		{ "gate.publicListen", offsetof(struct gate_config, public_listen) },
+		{ "gate.dataDir", offsetof(struct gate_config, data_dir) },
+		{ "gate.database", offsetof(struct gate_config, db_path) },
+		{ "auth.url", offsetof(struct gate_config, auth_url) },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(fixed); i++) {
+		const char *a = *(char *const *)((const char *)old + fixed[i].off);
+		const char *b = *(char *const *)((const char *)nc + fixed[i].off);
+		if (!same_str(a, b))
+			return error_set(GROVE_EINVAL, "%s changed: that takes a restart", fixed[i].key);
+	}
+	return 0;
+}
+
+/*
+ * SIGHUP: the configuration and the TLS files read again, for the
+ * connections that come next (those running keep theirs); a certificate
+ * is renewed this way. Anything wrong, and the configuration in use stays.
+ * The api process (admin API, hooks, deploys) keeps its settings until a
+ * restart: restarting it would fail the hooks of pushes in flight.
+ */
+static void gate_reload(struct gate *g)
+{
+	struct gate_config nc;
+	SSL_CTX *tls = NULL;
+	int ret = gate_config_load(&nc, g->cfg.conf_path);
+
+	if (!ret)
+		ret = gate_reload_check(&g->cfg, &nc);
+	if (!ret && nc.http_tls_cert && !(tls = hconn_tls_context(nc.http_tls_cert, nc.http_tls_key)))
+		ret = GROVE_EINVAL;
+	if (ret) {
+		log_error("gate.reload_failed", "error=%s note=%s", error_msg(), "the configuration in use stays");
+		gate_config_release(&nc);
+		return;
+	}
+	gate_config_release(&g->cfg);
+	g->cfg = nc;
+	if (g->tls)
+		SSL_CTX_free(g->tls);
+	g->tls = tls;
+	log_info("gate.reloaded", "conf=%s http_tls=%b", g->cfg.conf_path, tls != NULL);
+}
+
 /* What the signalfd has: children that ended, SIGHUP, or the order to stop. */
 static void gate_take_signals(struct gate *g)
 {
@@ -742,6 +801,8 @@ static void gate_take_signals(struct gate *g)
 	while (read(g->sfd, &si, sizeof(si)) == sizeof(si)) {
 		if (si.ssi_signo == SIGCHLD)
 			gate_reap(g);
+		else if (si.ssi_signo == SIGHUP && !g->draining)
+			gate_reload(g);
 		else if (daemon_signal_stops(&g->d, (int)si.ssi_signo) && !g->draining)
 			gate_start_draining(g);
 	}

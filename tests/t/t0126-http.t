@@ -190,6 +190,32 @@ test_expect_success 'grove gate --check-config reads the TLS files and says what
 	git ls-remote "$(url alice $ALICE web)" >/dev/null
 '
 
+test_expect_success 'SIGHUP reads the TLS files again (a renewed certificate), and keeps the old ones if the new are wrong' '
+	openssl req -x509 -newkey rsa:2048 -nodes -days 3 -subj /CN=renewed -addext subjectAltName=IP:127.0.0.1 \
+		-keyout tls/new-key.pem -out tls/new-cert.pem 2>/dev/null &&
+	cp tls/new-key.pem tls/key.pem && cp tls/new-cert.pem tls/cert.pem &&
+	kill -HUP $g_PID &&
+	wait_grep "\"event\":\"gate.reloaded\"" g/gate.log &&
+	openssl x509 -in tls/new-cert.pem -noout -fingerprint -sha256 >want &&
+	openssl s_client -connect 127.0.0.1:$HTTP_PORT </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256 >got &&
+	test_cmp want got &&
+	git ls-remote "$(url alice $ALICE web)" >/dev/null &&
+	: a key that does not match the certificate: the reload fails, the gate serves on &&
+	cp tls/cert.pem tls/key.pem &&
+	kill -HUP $g_PID &&
+	wait_grep "\"event\":\"gate.reload_failed\".*gate.httpTlsKey is not a PEM private key" g/gate.log &&
+	openssl s_client -connect 127.0.0.1:$HTTP_PORT </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256 >got &&
+	test_cmp want got &&
+	git ls-remote "$(url alice $ALICE web)" >/dev/null &&
+	: a listen address is not changed by a reload &&
+	cp tls/new-key.pem tls/key.pem &&
+	git config -f g/gate.conf gate.httpListen 127.0.0.1:1 &&
+	kill -HUP $g_PID &&
+	wait_grep "\"event\":\"gate.reload_failed\".*gate.httpListen changed: that takes a restart" g/gate.log &&
+	git config -f g/gate.conf gate.httpListen 127.0.0.1:$HTTP_PORT &&
+	git ls-remote "$(url alice $ALICE web)" >/dev/null
+'
+
 test_expect_success 'each request has its log line with the token, the route and the result' '
 	grep "gate.session" g/gate.log | grep "\"fingerprint\":\"token:" |
 		grep -q "\"command\":\"git-receive-pack\".*\"result\":\"ok\""
