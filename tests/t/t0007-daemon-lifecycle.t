@@ -20,7 +20,10 @@ listen_notify() {
 # SIGTERM: STOPPING=1, then it exits.
 lifecycle() {
 	kill -HUP $2 &&
-	wait_grep "\"event\":\"$4.sighup\"" "$3" &&
+	# A store and a router say a restart applies a new config; a gate
+	# reads its config again (gate.reloaded).
+	if test "$4" = gate; then ev=gate.reloaded; else ev=$4.sighup; fi &&
+	wait_grep "\"event\":\"$ev\"" "$3" &&
 	kill -0 $2 &&
 	kill -TERM $2 &&
 	wait_grep "^STOPPING=1$" "$TRASH/$1.notify" &&
