@@ -3,7 +3,7 @@
  *
  *   grove user create alice [--admin]      grove user list | show NAME | delete NAME
  *   grove key add alice ~/.ssh/id_ed25519.pub      grove key remove SHA256:…
- *   grove token create alice [--name N] [--expires-days D]      grove token list alice | revoke alice ID
+ *   grove token create alice [--name N] [--expires D] [--read-only]      grove token list alice | revoke alice NAME
  *   grove app create web [--deploy-branch B] [--route legacy|cluster]
  *   grove app list | show APP | delete APP | lock APP | unlock APP
  *   grove app set-branch APP BRANCH | route APP legacy|cluster | max-push APP MIB
@@ -220,7 +220,7 @@ static char *read_file(const char *path)
 /* ---- the verbs ---- */
 
 #define ADMIN_OPERANDS_MAX 2
-#define ADMIN_OPTS_MAX 2
+#define ADMIN_OPTS_MAX 3
 
 struct admin_verb;
 
@@ -331,7 +331,7 @@ static int key_remove(const struct admin_args *a)
 
 static int token_create(const struct admin_args *a)
 {
-	const char *name = admin_args_opt(a, "--name"), *days = admin_args_opt(a, "--expires-days");
+	const char *name = admin_args_opt(a, "--name"), *days = admin_args_opt(a, "--expires");
 	json_t *body = json_pack("{s:s}", "name", name ? name : "token"), *j = NULL;
 	char *path = api_path("/api/v1/users/%s/tokens", a->operand[0], NULL);
 	int code;
@@ -340,24 +340,26 @@ static int token_create(const struct admin_args *a)
 		char *end;
 		long long n = strtoll(days, &end, 10);
 		if (*end || n < 1) {
-			fprintf(stderr, "grove: --expires-days takes a number of days (1 or more), not \"%s\"\n", days);
+			fprintf(stderr, "grove: --expires takes a number of days (1 or more), not \"%s\"\n", days);
 			json_decref(body);
 			free(path);
 			return 2;
 		}
 		json_object_set_new(body, "expires_in_days", json_integer(n));
 	}
+	if (admin_args_opt(a, "--read-only"))
+		json_object_set_new(body, "read_only", json_true());
 	code = request_json("POST", path, body, &j);
 	free(path);
 	if (code)
 		return code;
-	printf("%s\n", json_string_value(json_object_get(j, "token")));
-	fprintf(stderr,
-		"Token %lld (%s) of %s: shown this once, keep it now. It is the password of git over HTTPS:\n"
-		"  git clone https://%s@GATE/APP.git       (git asks for it; a credential helper keeps it)\n"
-		"Revoke it with: grove token revoke %s %lld\n",
-		(long long)json_integer_value(json_object_get(j, "id")), json_string_value(json_object_get(j, "name")),
-		a->operand[0], a->operand[0], a->operand[0], (long long)json_integer_value(json_object_get(j, "id")));
+	/* The token last, alone on its line: `| tail -n1` takes it. */
+	printf("Token %s of %s%s: shown this once, keep it now. It is the password of git over HTTPS:\n"
+	       "  git clone https://%s@GATE/APP.git       (git asks for it; a credential helper keeps it)\n"
+	       "Revoke it with: grove token revoke %s %s\n%s\n",
+	       json_string_value(json_object_get(j, "name")), a->operand[0],
+	       json_is_true(json_object_get(j, "read_only")) ? " (read-only: fetches, no pushes)" : "", a->operand[0],
+	       a->operand[0], json_string_value(json_object_get(j, "name")), json_string_value(json_object_get(j, "token")));
 	json_decref(j);
 	return 0;
 }
@@ -550,27 +552,28 @@ static const struct admin_verb verbs[] = {
 	  "grove key remove SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s", key_remove },
 
 	{ "token", "create", { "USER" }, 1,
-	  { { "name", CLI_OPT_LONG, "NAME" }, { "expires-days", CLI_OPT_LONG + 1, "DAYS" } },
-	  "USER [--name NAME] [--expires-days DAYS]",
+	  { { "name", CLI_OPT_LONG, "NAME" }, { "expires", CLI_OPT_LONG + 1, "DAYS" }, { "read-only", CLI_OPT_LONG + 2, NULL } },
+	  "USER [--name NAME] [--expires DAYS] [--read-only]",
 	  "Makes an access token for a user: the password of git over HTTPS (docs/http.md).\n"
-	  "Prints it on stdout, once: Grove keeps only its hash.\n"
+	  "Prints it once, as the last line of its output: Grove keeps only its hash.\n"
 	  "\n"
-	  "  USER                 an existing user (grove user create)\n"
-	  "  --name NAME          what it is for, e.g. laptop or ci (default: token)\n"
-	  "  --expires-days DAYS  it stops working after that many days (default: never)\n",
-	  "grove token create alice --name laptop --expires-days 90", token_create },
+	  "  USER            an existing user (grove user create)\n"
+	  "  --name NAME     what it is for, e.g. laptop or ci; one of each name per user (default: token)\n"
+	  "  --expires DAYS  it stops working after that many days (default: never)\n"
+	  "  --read-only     it fetches and clones, never pushes (a CI's deploy key, say)\n",
+	  "grove token create alice --name laptop --expires 90", token_create },
 	{ "token", "list", { "USER" }, 1, { { NULL } }, "USER",
 	  "Lists a user's access tokens: id, name, when made, when they expire and were\n"
 	  "last used (unix seconds; 0: never). Never the tokens themselves.\n"
 	  "\n"
 	  "  USER  the user\n",
 	  "grove token list alice", token_list },
-	{ "token", "revoke", { "USER", "ID" }, 2, { { NULL } }, "USER ID",
+	{ "token", "revoke", { "USER", "NAME" }, 2, { { NULL } }, "USER NAME",
 	  "Revokes an access token: requests with it are refused from then on.\n"
 	  "\n"
 	  "  USER  its user\n"
-	  "  ID    its id, as grove token list prints it\n",
-	  "grove token revoke alice 3", token_revoke },
+	  "  NAME  its name (or its id), as grove token list prints them\n",
+	  "grove token revoke alice laptop", token_revoke },
 
 	{ "app", "create", { "NAME" }, 1,
 	  { { "deploy-branch", CLI_OPT_LONG, "BRANCH" }, { "route", CLI_OPT_LONG + 1, "legacy|cluster" } },

@@ -17,9 +17,9 @@
  *   DELETE /api/v1/users/NAME                                                 → 204
  *   POST   /api/v1/users/NAME/keys          {"public_key":"ssh-ed25519 AAAA… comment"} → 201 {"fingerprint"}
  *   DELETE /api/v1/keys/FINGERPRINT         (URL-encoded)                     → 204
- *   POST   /api/v1/users/NAME/tokens        {"name"?,"expires_in_days"?}     → 201 {"id","token",…} (shown once)
- *   GET    /api/v1/users/NAME/tokens                                         [{"id","name","created_at","expires_at","last_used_at"}…]
- *   DELETE /api/v1/users/NAME/tokens/ID                                      → 204
+ *   POST   /api/v1/users/NAME/tokens        {"name"?,"expires_in_days"?,"read_only"?} → 201 {"id","token",…} (shown once)
+ *   GET    /api/v1/users/NAME/tokens                                         [{"id","name","created_at","expires_at","last_used_at","read_only"}…]
+ *   DELETE /api/v1/users/NAME/tokens/TOKEN_NAME_OR_ID                        → 204
  *   GET    /api/v1/apps                     [app…]
  *   POST   /api/v1/apps                     {"name","deploy_branch"?,"route"?} → 201 app
  *   GET    /api/v1/apps/NAME                app with "collaborators"

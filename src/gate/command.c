@@ -270,6 +270,14 @@ static int command_authorize(struct door *d, struct command *c)
 		have = !door_db(d) || db_app_get(d->db, c->name, &c->app) ? ACCESS_NONE
 								     : db_access_get(d->db, c->name, &d->user);
 	}
+	if (d->read_only && have == ACCESS_WRITE && c->need == ACCESS_WRITE) {
+		door_finish(d, 1, "ERROR: This token is read-only: it can fetch %s but not push to it. Push with a token "
+			    "made without --read-only, or with your SSH key.\n", c->name);
+		log_info("gate.refused", "user=%s fingerprint=%s app=%s what=%s", d->user.name, d->fingerprint, c->name,
+			 "read-only token");
+		metrics_refusal(RR_ACCESS);
+		return -1;
+	}
 	if (have < c->need) {
 		/* Unknown app and no access look the same: nothing tells a
 		 * stranger whether a private app exists. */

@@ -100,8 +100,9 @@ static const char *const migrations[] = {
 	"  hash TEXT NOT NULL UNIQUE,"
 	"  created_at TEXT NOT NULL DEFAULT (" NOW_SQL "),"
 	"  expires_at INTEGER NOT NULL DEFAULT 0,"
-	"  last_used_at INTEGER NOT NULL DEFAULT 0);"
-	"CREATE INDEX tokens_user ON tokens(user_id);",
+	"  last_used_at INTEGER NOT NULL DEFAULT 0,"
+	"  read_only INTEGER NOT NULL DEFAULT 0 CHECK (read_only IN (0, 1)),"
+	"  UNIQUE (user_id, name));",
 };
 
 /* The same schema for PostgreSQL, where several gates share it. */
@@ -161,8 +162,9 @@ static const char *const pg_migrations[] = {
 	"  hash TEXT NOT NULL UNIQUE,"
 	"  created_at TEXT NOT NULL DEFAULT " PG_NOW ","
 	"  expires_at BIGINT NOT NULL DEFAULT 0,"
-	"  last_used_at BIGINT NOT NULL DEFAULT 0);"
-	"CREATE INDEX tokens_user ON tokens(user_id);",
+	"  last_used_at BIGINT NOT NULL DEFAULT 0,"
+	"  read_only INTEGER NOT NULL DEFAULT 0 CHECK (read_only IN (0, 1)),"
+	"  UNIQUE (user_id, name));",
 };
 
 /* ---- validation ---- */

@@ -49,6 +49,7 @@ struct door {
 	struct db *db;            /* opened at its first use (door_db) */
 	/* identity: set by the door from a verified key */
 	bool authz_pending;       /* external authorization could not be asked at login: ask per command */
+	bool read_only;           /* the credential (a read-only token) may fetch, never push */
 	struct user user;
 	char fingerprint[128];
 	char peer[64];

@@ -454,7 +454,7 @@ static int hreq_authenticate(struct hreq *r)
 		return 401;
 	if (!door_db(&r->d))
 		return 503;
-	ret = token_check(r->d.db, secret, &r->d.user, &id);
+	ret = token_check(r->d.db, secret, &r->d.user, &id, &r->d.read_only);
 	if (ret) {
 		log_info("gate.auth_failed", "peer=%s method=%s reason=%s", r->d.peer, "token",
 			 ret == GROVE_ENOTFOUND ? "unknown or expired token" : error_msg());

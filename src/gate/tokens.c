@@ -27,9 +27,11 @@ static int check_token_name(const char *name)
 	return 0;
 }
 
-int token_create(struct db *db, const char *user, const char *name, int64_t expires_at, char *secret_out,
-		 size_t secret_size, int64_t *id_out)
+int token_create(struct db *db, const char *user, const struct token_opts *o, char *secret_out, size_t secret_size,
+		 int64_t *id_out)
 {
+	const char *name = o->name;
+	int64_t expires_at = o->expires_at;
 	struct sqldb_rows *st = NULL;
 	struct user u = { 0 };
 	char hash[65], *rnd = NULL;
@@ -47,9 +49,12 @@ int token_create(struct db *db, const char *user, const char *name, int64_t expi
 	snprintf(secret_out, secret_size, TOKEN_PREFIX "%s", rnd);
 	token_hash(secret_out, hash);
 	ret = sqldb_query(db_sql(db), &st, "making a token",
-			  "INSERT INTO tokens(user_id, name, hash, expires_at) VALUES (?, ?, ?, ?) RETURNING id", "issi",
-			  u.id, name, hash, expires_at);
-	if (!ret && (ret = sqldb_next(st)) == 1) {
+			  "INSERT INTO tokens(user_id, name, hash, expires_at, read_only) VALUES (?, ?, ?, ?, ?) RETURNING id",
+			  "issib", u.id, name, hash, expires_at, (int)o->read_only);
+	if (!ret && (ret = sqldb_next(st)) == GROVE_EEXISTS) {
+		ret = error_set(GROVE_EEXISTS, "%s has a token named %s already: pick another name, or revoke that one", user,
+				name);
+	} else if (ret == 1) {
 		*id_out = sqldb_int(st, 0);
 		ret = 0;
 	} else if (!ret) {
@@ -63,7 +68,7 @@ int token_create(struct db *db, const char *user, const char *name, int64_t expi
 	return ret;
 }
 
-int token_check(struct db *db, const char *secret, struct user *out, int64_t *id_out)
+int token_check(struct db *db, const char *secret, struct user *out, int64_t *id_out, bool *read_only)
 {
 	struct sqldb_rows *st = NULL;
 	char hash[65];
@@ -75,7 +80,7 @@ int token_check(struct db *db, const char *secret, struct user *out, int64_t *id
 		return error_set(GROVE_ENOTFOUND, "not a Grove token");
 	token_hash(secret, hash);
 	ret = sqldb_query(db_sql(db), &st, "checking a token",
-			  "SELECT u.id, u.name, u.admin, t.id FROM tokens t JOIN users u ON u.id = t.user_id"
+			  "SELECT u.id, u.name, u.admin, t.id, t.read_only FROM tokens t JOIN users u ON u.id = t.user_id"
 			  " WHERE t.hash = ? AND (t.expires_at = 0 OR t.expires_at > ?)",
 			  "si", hash, now);
 	if (ret)
@@ -86,6 +91,7 @@ int token_check(struct db *db, const char *secret, struct user *out, int64_t *id
 		out->name = sqldb_dup(st, 1);
 		out->admin = sqldb_int(st, 2) != 0;
 		*id_out = sqldb_int(st, 3);
+		*read_only = sqldb_int(st, 4) != 0;
 		ret = 0;
 	} else if (ret == 0) {
 		ret = error_set(GROVE_ENOTFOUND, "no such token, or it expired");
@@ -100,14 +106,21 @@ int token_check(struct db *db, const char *secret, struct user *out, int64_t *id
 	return ret;
 }
 
-int token_revoke(struct db *db, const char *user, int64_t id)
+int token_revoke(struct db *db, const char *user, const char *name_or_id)
 {
 	int64_t changed = 0;
-	int ret = sqldb_exec(db_sql(db), &changed, "revoking a token",
-			     "DELETE FROM tokens WHERE id = ? AND user_id = (SELECT id FROM users WHERE name = ?)", "is", id,
-			     user);
+	int ret;
+
+	if (*name_or_id && strspn(name_or_id, "0123456789") == strlen(name_or_id))
+		ret = sqldb_exec(db_sql(db), &changed, "revoking a token",
+				 "DELETE FROM tokens WHERE id = ? AND user_id = (SELECT id FROM users WHERE name = ?)", "is",
+				 (int64_t)strtoll(name_or_id, NULL, 10), user);
+	else
+		ret = sqldb_exec(db_sql(db), &changed, "revoking a token",
+				 "DELETE FROM tokens WHERE name = ? AND user_id = (SELECT id FROM users WHERE name = ?)", "ss",
+				 name_or_id, user);
 	if (!ret && !changed)
-		ret = error_set(GROVE_ENOTFOUND, "%s has no token %lld", user, (long long)id);
+		ret = error_set(GROVE_ENOTFOUND, "%s has no token %.64s", user, name_or_id);
 	return ret;
 }
 
@@ -115,7 +128,7 @@ int tokens_each(struct db *db, const char *user, db_row_fn *fn, void *ctx)
 {
 	const char *params[] = { user };
 	return db_query(db,
-			"SELECT t.id, t.name, t.created_at, t.expires_at, t.last_used_at FROM tokens t"
+			"SELECT t.id, t.name, t.created_at, t.expires_at, t.last_used_at, t.read_only FROM tokens t"
 			" JOIN users u ON u.id = t.user_id WHERE u.name = ? ORDER BY t.id",
 			params, 1, fn, ctx);
 }

@@ -84,6 +84,28 @@ test_expect_success 'a push of several MiB goes in chunks after git probes with 
 	git ls-remote "$(url bob $BOB web)" refs/heads/main | cut -f1 >got && test_cmp want got
 '
 
+test_expect_success 'a push over HTTPS is held to the app'"'"'s size limit, nothing of it kept' '
+	api g PATCH /api/v1/apps/web "{\"max_push_mb\":1}" >.api && test_grep -q "\"max_push_mb\":1" .api &&
+	git -C src rev-parse main >before &&
+	head -c 2500000 /dev/urandom >src/big2.bin && git -C src add big2.bin && git -C src commit -q -m big2 &&
+	test_must_fail git -C src push "$(url alice $ALICE web)" main 2>err &&
+	test_grep "rejected\|unpacker error\|pack exceeds" err &&
+	git ls-remote "$(url bob $BOB web)" refs/heads/main | cut -f1 >got && test_cmp before got &&
+	git -C src reset -q --hard HEAD~1 &&
+	api g PATCH /api/v1/apps/web "{\"max_push_mb\":0}" >.api && test_grep -q "\"max_push_mb\":0" .api
+'
+
+test_expect_success 'a read-only token fetches, and is refused a push with why' '
+	api g POST /api/v1/users/alice/tokens "{\"name\":\"ci\",\"read_only\":true}" >.ro && test_grep -q "^201$" .ro &&
+	RO=$(sed -n "s/.*\"token\": *\"\([^\"]*\)\".*/\1/p" .ro) && test -n "$RO" &&
+	git ls-remote "$(url alice $RO web)" refs/heads/main >/dev/null &&
+	(cd src && echo ro >ro && git add ro && git commit -q -m ro) &&
+	test_must_fail git -C src push "$(url alice $RO web)" main 2>err &&
+	test_grep "remote: ERROR: This token is read-only" err &&
+	git -C src reset -q --hard HEAD~1 &&
+	api g GET /api/v1/users/alice/tokens >list && test_grep -q "\"read_only\": *true" list
+'
+
 test_expect_success 'the legacy route over HTTPS: push, then clone' '
 	git -C src push -q "$(url alice $ALICE old)" main &&
 	git clone -q "$(url alice $ALICE old)" oldclone &&
@@ -156,8 +178,7 @@ test_expect_success 'malformed and oversized request heads get 400 and 431; plai
 '
 
 test_expect_success 'a revoked token no longer works' '
-	id=$(api g GET /api/v1/users/bob/tokens | sed -n "s/.*\"id\": *\([0-9]*\).*/\1/p" | head -n1) &&
-	api g DELETE /api/v1/users/bob/tokens/$id >.api && test_grep "^20[04]$" .api &&
+	api g DELETE /api/v1/users/bob/tokens/test >.api && test_grep "^204$" .api &&
 	test_must_fail git ls-remote "$(url bob $BOB web)" 2>err &&
 	test_grep "Authentication failed" err
 '

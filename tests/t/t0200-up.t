@@ -48,11 +48,20 @@ test_expect_success 'the demo: create an app, push, see the deploy, clone back' 
 
 test_expect_success 'git over HTTP with a token, on the port the banner names' '
 	test_grep "over HTTP:   http://127.0.0.1:$GIT_HTTP_PORT/<app>.git" up.out &&
-	"$GROVE" token create tester --name test >tok 2>tok.err &&
-	test_grep "shown this once" tok.err &&
-	git clone -q "http://tester:$(cat tok)@127.0.0.1:$GIT_HTTP_PORT/hello.git" overhttp &&
+	"$GROVE" token create tester --name test >tok &&
+	test_grep "shown this once" tok &&
+	token=$(tail -n1 tok) && test_grep -q "^grove_[0-9a-f]\{64\}$" tok &&
+	git clone -q "http://tester:$token@127.0.0.1:$GIT_HTTP_PORT/hello.git" overhttp &&
 	test "$(git -C overhttp rev-parse HEAD)" = "$(git -C src rev-parse main)" &&
-	"$GROVE" token list tester >list && test_grep "\"name\": \"test\"" list && ! grep -q grove_ list
+	: a push over HTTP deploys, the deploy speaking as remote: lines &&
+	(cd overhttp && echo http >http.txt && git add http.txt && git commit -q -m "over http" &&
+		git push "http://tester:$token@127.0.0.1:$GIT_HTTP_PORT/hello.git" main 2>../httppush.err) &&
+	test_grep "^remote: -----> Building hello at $(git -C overhttp rev-parse --short=7 HEAD), pushed by tester" httppush.err &&
+	test_grep "^remote: -----> Deployed hello" httppush.err &&
+	"$GROVE" token list tester >list && test_grep "\"name\": \"test\"" list && ! grep -q grove_ list &&
+	"$GROVE" token revoke tester test &&
+	test_must_fail git ls-remote "http://tester:$token@127.0.0.1:$GIT_HTTP_PORT/hello.git" 2>err &&
+	test_grep "Authentication failed" err
 '
 
 test_expect_success 'each part logs to its own file; the push is on the three stores' '
@@ -100,7 +109,8 @@ test_expect_success 'a restart with the same data directory keeps apps, users an
 	"$GROVE" app show hello >out &&
 	test_grep "\"name\": \"hello\"" out &&
 	git clone -q ssh://git@localhost:$SSH_PORT/hello.git again &&
-	test "$(git -C again rev-parse HEAD)" = "$(git -C src rev-parse main)" &&
+	: the last push came over HTTP &&
+	test "$(git -C again rev-parse HEAD)" = "$(git -C overhttp rev-parse HEAD)" &&
 	up_stop
 '
 

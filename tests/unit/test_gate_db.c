@@ -629,16 +629,23 @@ static void test_tokens(void **state)
 	char *s;
 
 	assert_ok(db_user_create(f->db, "alice", false));
-	assert_err(token_create(f->db, "bob", "laptop", 0, secret, sizeof(secret), &id), GROVE_ENOTFOUND, "bob");
-	assert_err(token_create(f->db, "alice", "", 0, secret, sizeof(secret), &id), GROVE_EINVAL, "name");
-	assert_err(token_create(f->db, "alice", "x;y", 0, secret, sizeof(secret), &id), GROVE_EINVAL, "name");
-	assert_err(token_create(f->db, "alice", "old", 1000, secret, sizeof(secret), &id), GROVE_EINVAL, "expired");
-	assert_ok(token_create(f->db, "alice", "laptop", 0, secret, sizeof(secret), &id));
+	struct token_opts laptop = { .name = "laptop" }, empty = { .name = "" }, bad = { .name = "x;y" },
+			  old = { .name = "old", .expires_at = 1000 },
+			  ci = { .name = "ci", .expires_at = (int64_t)time(NULL) + 3600, .read_only = true };
+	bool ro;
+
+	assert_err(token_create(f->db, "bob", &laptop, secret, sizeof(secret), &id), GROVE_ENOTFOUND, "bob");
+	assert_err(token_create(f->db, "alice", &empty, secret, sizeof(secret), &id), GROVE_EINVAL, "name");
+	assert_err(token_create(f->db, "alice", &bad, secret, sizeof(secret), &id), GROVE_EINVAL, "name");
+	assert_err(token_create(f->db, "alice", &old, secret, sizeof(secret), &id), GROVE_EINVAL, "expired");
+	assert_ok(token_create(f->db, "alice", &laptop, secret, sizeof(secret), &id));
+	assert_err(token_create(f->db, "alice", &laptop, other, sizeof(other), &id2), GROVE_EEXISTS, "laptop");
 	assert_int_equal(strlen(secret), 6 + 64);
 	assert_true(!strncmp(secret, "grove_", 6));
-	assert_ok(token_check(f->db, secret, &u, &got));
+	assert_ok(token_check(f->db, secret, &u, &got, &ro));
 	assert_string_equal(u.name, "alice");
 	assert_int_equal(got, id);
+	assert_false(ro);
 	user_release(&u);
 	/* Only the hash is kept. */
 	s = query1(f->db, "SELECT hash FROM tokens");
@@ -646,24 +653,32 @@ static void test_tokens(void **state)
 	assert_int_equal(strlen(s), 64);
 	free(s);
 	/* Wrong, truncated, not ours. */
-	assert_int_equal(token_check(f->db, "grove_0000", &u, &got), GROVE_ENOTFOUND);
+	assert_int_equal(token_check(f->db, "grove_0000", &u, &got, &ro), GROVE_ENOTFOUND);
 	secret[20] ^= 1;
-	assert_int_equal(token_check(f->db, secret, &u, &got), GROVE_ENOTFOUND);
+	assert_int_equal(token_check(f->db, secret, &u, &got, &ro), GROVE_ENOTFOUND);
 	secret[20] ^= 1;
-	assert_int_equal(token_check(f->db, "password", &u, &got), GROVE_ENOTFOUND);
+	assert_int_equal(token_check(f->db, "password", &u, &got, &ro), GROVE_ENOTFOUND);
 	/* Expired: no longer in, and not told apart from a wrong one. */
-	assert_ok(token_create(f->db, "alice", "ci", (int64_t)time(NULL) + 3600, other, sizeof(other), &id2));
-	assert_ok(token_check(f->db, other, &u, &got));
+	assert_ok(token_create(f->db, "alice", &ci, other, sizeof(other), &id2));
+	assert_ok(token_check(f->db, other, &u, &got, &ro));
+	assert_true(ro);
 	user_release(&u);
 	assert_ok(sqldb_exec(db_sql(f->db), NULL, "test", "UPDATE tokens SET expires_at = 1 WHERE id = ?", "i", id2));
-	assert_int_equal(token_check(f->db, other, &u, &got), GROVE_ENOTFOUND);
+	assert_int_equal(token_check(f->db, other, &u, &got, &ro), GROVE_ENOTFOUND);
 	/* Revoked: only by its user. */
 	assert_ok(db_user_create(f->db, "bob", false));
-	assert_int_equal(token_revoke(f->db, "bob", id), GROVE_ENOTFOUND);
-	assert_ok(token_check(f->db, secret, &u, &got));
+	assert_int_equal(token_revoke(f->db, "bob", "laptop"), GROVE_ENOTFOUND);
+	assert_ok(token_check(f->db, secret, &u, &got, &ro));
 	user_release(&u);
-	assert_ok(token_revoke(f->db, "alice", id));
-	assert_int_equal(token_check(f->db, secret, &u, &got), GROVE_ENOTFOUND);
+	assert_ok(token_revoke(f->db, "alice", "laptop"));
+	assert_int_equal(token_check(f->db, secret, &u, &got, &ro), GROVE_ENOTFOUND);
+	assert_int_equal(token_revoke(f->db, "alice", "laptop"), GROVE_ENOTFOUND);
+	/* By id too. */
+	assert_ok(token_create(f->db, "alice", &laptop, secret, sizeof(secret), &id));
+	char num[32];
+	snprintf(num, sizeof(num), "%lld", (long long)id);
+	assert_ok(token_revoke(f->db, "alice", num));
+	assert_ok(token_create(f->db, "alice", &laptop, secret, sizeof(secret), &id));
 	/* Gone with their user. */
 	assert_ok(db_user_delete(f->db, "alice"));
 	s = query1(f->db, "SELECT count(*) FROM tokens");

@@ -5,13 +5,13 @@
 
 #include <time.h>
 
-/* A token's row (id, name, created_at, expires_at, last_used_at) as JSON; never its secret. */
+/* A token's row (id, name, created_at, expires_at, last_used_at, read_only) as JSON; never its secret. */
 static int token_row(void *ctx, int ncols, const char *const *names, const char *const *v)
 {
-	json_array_append_new(ctx, json_pack("{s:I,s:s,s:s,s:I,s:I}", "id", (json_int_t)strtoll(v[0], NULL, 10),
+	json_array_append_new(ctx, json_pack("{s:I,s:s,s:s,s:I,s:I,s:b}", "id", (json_int_t)strtoll(v[0], NULL, 10),
 					     "name", v[1], "created_at", v[2], "expires_at",
 					     (json_int_t)strtoll(v[3], NULL, 10), "last_used_at",
-					     (json_int_t)strtoll(v[4], NULL, 10)));
+					     (json_int_t)strtoll(v[4], NULL, 10), "read_only", strcmp(v[5], "0") != 0));
 	return 0;
 }
 
@@ -34,36 +34,34 @@ int tokens_list(struct call *x)
 
 int token_post(struct call *x)
 {
-	static const char *const fields[] = { "name", "expires_in_days", NULL };
-	const char *name = NULL;
+	static const char *const fields[] = { "name", "expires_in_days", "read_only", NULL };
+	struct token_opts o = { .name = "token" };
 	char secret[TOKEN_SECRET_MAX];
-	bool has_days = false;
-	int64_t days = 0, id, expires = 0;
+	bool has_days = false, has_ro = false;
+	int64_t days = 0, id;
 	int ret;
 
-	if (call_check_fields(x, fields) || call_get_str(x, "name", false, &name) ||
-	    call_get_int(x, "expires_in_days", 1, 3650, &has_days, &days))
+	if (call_check_fields(x, fields) || call_get_str(x, "name", false, &o.name) ||
+	    call_get_int(x, "expires_in_days", 1, 3650, &has_days, &days) ||
+	    call_get_bool(x, "read_only", &has_ro, &o.read_only))
 		return x->out->status;
+	if (!o.name)
+		o.name = "token";
 	if (has_days)
-		expires = (int64_t)time(NULL) + days * 86400;
-	ret = token_create(x->db, x->arg[0], name ? name : "token", expires, secret, sizeof(secret), &id);
+		o.expires_at = (int64_t)time(NULL) + days * 86400;
+	ret = token_create(x->db, x->arg[0], &o, secret, sizeof(secret), &id);
 	if (ret)
 		return reply_grove_error(x->out, ret);
 	call_answer(x, MHD_HTTP_CREATED,
-		    json_pack("{s:I,s:s,s:s,s:s,s:I}", "id", (json_int_t)id, "user", x->arg[0], "name", name ? name : "token",
-			      "token", secret, "expires_at", (json_int_t)expires));
+		    json_pack("{s:I,s:s,s:s,s:s,s:I,s:b}", "id", (json_int_t)id, "user", x->arg[0], "name", o.name, "token",
+			      secret, "expires_at", (json_int_t)o.expires_at, "read_only", o.read_only));
 	memset(secret, 0, sizeof(secret));
 	return x->out->status;
 }
 
+/* DELETE …/tokens/NAME or …/tokens/ID */
 int token_delete(struct call *x)
 {
-	char *end;
-	long long id = strtoll(x->arg[1], &end, 10);
-	int ret;
-
-	if (*end || id <= 0)
-		return reply_error(x->out, MHD_HTTP_BAD_REQUEST, "a token's id is a positive number, not \"%.32s\"", x->arg[1]);
-	ret = token_revoke(x->db, x->arg[0], id);
+	int ret = token_revoke(x->db, x->arg[0], x->arg[1]);
 	return ret ? reply_grove_error(x->out, ret) : call_answer(x, MHD_HTTP_NO_CONTENT, NULL);
 }
