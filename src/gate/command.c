@@ -13,6 +13,7 @@
 #include "gate/opslots.h"
 #include "gate/pushlock.h"
 #include "gate/ratelimit.h"
+#include "lib/auth.h"
 #include "lib/error.h"
 #include "lib/gitcmd.h"
 #include "lib/hookpayload.h"
@@ -24,7 +25,6 @@
 #include "lib/sshcmd.h"
 #include "grove/v1/repository.pb-c.h"
 
-#include <openssl/sha.h>
 #include <sys/stat.h>
 
 /* Makes sure the app's repository exists where its route says. */
@@ -135,9 +135,7 @@ static int take_op_slot(struct door *d, const char *name)
 static int take_user_slot(struct door *d)
 {
 	char dir[4096], key[65], waiting[256];
-	unsigned char md[32];
-	SHA256((const unsigned char *)d->user.name, strlen(d->user.name), md);
-	hex_encode(md, 16, key);
+	auth_sha256_hex(d->user.name, strlen(d->user.name), key);
 	snprintf(dir, sizeof(dir), "%s/locks/users", d->cfg->data_dir);
 	snprintf(waiting, sizeof(waiting), "%s has %d git operations running, the most one user may: waiting up to %ds…\n",
 		 d->user.name, d->cfg->max_ops_per_user, d->cfg->ops_queue_wait);

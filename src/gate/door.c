@@ -112,6 +112,18 @@ int door_proxy_header(const struct gate_config *cfg, int fd, char *peer, size_t 
 	return 0;
 }
 
+void door_tell_authed(int *auth_fd)
+{
+	pid_t me = getpid();
+	if (*auth_fd < 0)
+		return;
+	if (write(*auth_fd, &me, sizeof(me)) < 0) {
+		/* the acceptor is gone: nothing to tell */
+	}
+	close(*auth_fd);
+	*auth_fd = -1;
+}
+
 /* Counts what the client sent; a push's first bytes also say where its pack starts. */
 void door_took_input(struct door *d, const void *data, size_t n)
 {

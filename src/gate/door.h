@@ -93,6 +93,10 @@ void door_finish(struct door *d, int status, const char *fmt, ...) __attribute__
  * becomes the client it names. Non-zero: drop the connection (logged). */
 int door_proxy_header(const struct gate_config *cfg, int fd, char *peer, size_t peer_size);
 
+/* Tells the acceptor (gate.h) that this connection has authenticated: it
+ * no longer counts against gate.maxStartups. Closes *auth_fd, sets it -1. */
+void door_tell_authed(int *auth_fd);
+
 /* GIT_PROTOCOL from the client: kept (true) only if it is what git sends. */
 bool door_take_git_protocol(struct door *d, const char *value);
 /* With auth.url: who the platform says the verified key fp is (d->user; no

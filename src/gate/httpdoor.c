@@ -191,10 +191,10 @@ static int backend_take(struct hreq *r, struct backend *b, struct strbuf *to, si
 	return b->out < 0 && b->err < 0 ? -1 : 0;
 }
 
-/* Waits until git can take input (in), has output, or the client sent more. */
-static void backend_poll(struct hreq *r, struct backend *b, bool want_in, bool want_client)
+/* Waits until git can take input (in) or has output. */
+static void backend_poll(struct hreq *r, struct backend *b, bool want_in)
 {
-	struct pollfd p[4];
+	struct pollfd p[3];
 	nfds_t n = 0;
 	if (want_in && b->in >= 0)
 		p[n++] = (struct pollfd){ .fd = b->in, .events = POLLOUT };
@@ -202,8 +202,6 @@ static void backend_poll(struct hreq *r, struct backend *b, bool want_in, bool w
 		p[n++] = (struct pollfd){ .fd = b->out, .events = POLLIN };
 	if (r->hold.len < HTTP_HOLD_MAX && b->err >= 0)
 		p[n++] = (struct pollfd){ .fd = b->err, .events = POLLIN };
-	if (want_client)
-		p[n++] = (struct pollfd){ .fd = r->c->fd, .events = POLLIN };
 	if (poll(p, n, r->c->timeout_ms) == 0)
 		log_info("gate.http_stall", "user=%s", r->d.user.name);
 }
@@ -229,7 +227,7 @@ static int feed_backend(struct hreq *r, struct backend *b, const char *data, siz
 			log_info("gate.http_backend_stuck", "user=%s", r->d.user.name);
 			break;
 		}
-		backend_poll(r, b, true, false);
+		backend_poll(r, b, true);
 	}
 	if (len) {
 		close(b->in);
@@ -279,7 +277,7 @@ static void drain_backend(struct hreq *r, struct backend *b)
 	b->abort(b);
 	while (backend_take(r, b, &out, HTTP_IO_CHUNK) >= 0) {
 		strbuf_reset(&out);
-		backend_poll(r, b, false, false);
+		backend_poll(r, b, false);
 	}
 	strbuf_release(&out);
 }
@@ -340,7 +338,7 @@ static void pump_answer(struct hreq *r, struct backend *b)
 			/* Nothing more right now: what was written goes out before the wait. */
 			if (hconn_flush(r->c))
 				goto gone;
-			backend_poll(r, b, false, false);
+			backend_poll(r, b, false);
 			continue;
 		}
 		if (out.len && send_output(r, out.buf, out.len))
@@ -579,15 +577,8 @@ int http_session_run(const struct gate_config *cfg, SSL_CTX *tls, int fd, const 
 				log_info("gate.http_bad_request", "peer=%s status=%d error=%s", peer, status, error_msg());
 			break;
 		}
-		if (http_serve_request(cfg, c, &h, peer, &close_after) && auth_fd >= 0) {
-			/* No longer a connection that has not authenticated. */
-			pid_t me = getpid();
-			if (write(auth_fd, &me, sizeof(me)) < 0) {
-				/* the acceptor is gone: nothing to tell */
-			}
-			close(auth_fd);
-			auth_fd = -1;
-		}
+		if (http_serve_request(cfg, c, &h, peer, &close_after))
+			door_tell_authed(&auth_fd);
 	}
 out:
 	if (auth_fd >= 0)

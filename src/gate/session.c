@@ -693,15 +693,7 @@ int session_run(const struct gate_config *cfg, struct ssh_bind_struct *bind, int
 			goto out;
 	}
 	alarm(0);
-	/* Tell the acceptor this connection no longer counts as unauthenticated. */
-	if (auth_fd >= 0) {
-		pid_t me = getpid();
-		if (write(auth_fd, &me, sizeof(me)) < 0) {
-			/* the acceptor is gone: nothing to tell */
-		}
-		close(auth_fd);
-		s.auth_fd = -1;
-	}
+	door_tell_authed(&s.auth_fd);
 	/* The channel and its request should follow at once. */
 	deadline = now_ms() + (int64_t)cfg->login_grace * 1000;
 	while (!(s.chan && (s.d.command || s.shell))) {

@@ -5,16 +5,7 @@
 #include "lib/sqldb.h"
 
 #include <ctype.h>
-#include <openssl/sha.h>
 #include <time.h>
-
-/* The hex SHA-256 a token is kept as. */
-static void token_hash(const char *secret, char out[65])
-{
-	unsigned char md[SHA256_DIGEST_LENGTH];
-	SHA256((const unsigned char *)secret, strlen(secret), md);
-	hex_encode(md, sizeof(md), out);
-}
 
 static int check_token_name(const char *name)
 {
@@ -47,7 +38,7 @@ int token_create(struct db *db, const char *user, const struct token_opts *o, ch
 		return ret;
 	rnd = auth_secret_generate();
 	snprintf(secret_out, secret_size, TOKEN_PREFIX "%s", rnd);
-	token_hash(secret_out, hash);
+	auth_sha256_hex(secret_out, strlen(secret_out), hash);
 	ret = sqldb_query(db_sql(db), &st, "making a token",
 			  "INSERT INTO tokens(user_id, name, hash, expires_at, read_only) VALUES (?, ?, ?, ?, ?) RETURNING id",
 			  "issib", u.id, name, hash, expires_at, (int)o->read_only);
@@ -78,7 +69,7 @@ int token_check(struct db *db, const char *secret, struct user *out, int64_t *id
 	memset(out, 0, sizeof(*out));
 	if (strncmp(secret, TOKEN_PREFIX, strlen(TOKEN_PREFIX)) || strlen(secret) >= TOKEN_SECRET_MAX)
 		return error_set(GROVE_ENOTFOUND, "not a Grove token");
-	token_hash(secret, hash);
+	auth_sha256_hex(secret, strlen(secret), hash);
 	ret = sqldb_query(db_sql(db), &st, "checking a token",
 			  "SELECT u.id, u.name, u.admin, t.id, t.read_only FROM tokens t JOIN users u ON u.id = t.user_id"
 			  " WHERE t.hash = ? AND (t.expires_at = 0 OR t.expires_at > ?)",

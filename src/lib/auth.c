@@ -8,6 +8,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/sha.h>
 #include <sys/random.h>
 
 void auth_hmac_hex(const char *secret, const char *msg, char out[65])
@@ -16,6 +17,13 @@ void auth_hmac_hex(const char *secret, const char *msg, char out[65])
 	unsigned int len = 0;
 	HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)msg, strlen(msg), mac, &len);
 	hex_encode(mac, 32, out);
+}
+
+void auth_sha256_hex(const void *data, size_t len, char out[65])
+{
+	unsigned char md[32];
+	SHA256(data, len, md);
+	hex_encode(md, sizeof(md), out);
 }
 
 void auth_token_make(const char *secret, const char *method, int64_t now, char *out)

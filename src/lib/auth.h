@@ -32,6 +32,9 @@ int auth_token_check(const char *secret, const char *method, const char *token, 
  * signature can never pass for a call token). */
 void auth_hmac_hex(const char *secret, const char *msg, char out[65]);
 
+/* 64 lowercase hex of SHA-256(data). */
+void auth_sha256_hex(const void *data, size_t len, char out[65]);
+
 /* Reads a secret from a file: its first line, at least 16 bytes. */
 int auth_secret_load(const char *path, char **out);
 /* A fresh random secret (64 hex characters). */

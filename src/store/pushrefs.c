@@ -9,9 +9,9 @@
  * the same repository moves other refs, at other moments on each replica.
  */
 #include "store/store.h"
+#include "lib/auth.h"
 #include "lib/error.h"
 
-#include <openssl/sha.h>
 #include <pthread.h>
 
 struct pushed {
@@ -69,7 +69,6 @@ int store_push_refs_checksum(uint64_t txn, const char *node, const char *path, c
 {
 	struct pushed *p = take(txn, node);
 	struct strbuf now = STRBUF_INIT;
-	unsigned char hash[SHA256_DIGEST_LENGTH];
 	int ret = 0;
 
 	out[0] = '\0';
@@ -77,8 +76,7 @@ int store_push_refs_checksum(uint64_t txn, const char *node, const char *path, c
 		return 0;   /* no vote (nothing to update, or refused): nothing to compare */
 	ret = store_repo_ref_updates(path, p->lines.buf, p->lines.len, &now);
 	if (!ret) {
-		SHA256((const unsigned char *)now.buf, now.len, hash);
-		hex_encode(hash, sizeof(hash), out);
+		auth_sha256_hex(now.buf, now.len, out);
 	}
 	strbuf_release(&now);
 	strbuf_release(&p->lines);
