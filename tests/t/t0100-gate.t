@@ -390,7 +390,7 @@ test_expect_success 'a push over the app'"'"'s max_push_mb is refused on both ro
 	test_must_fail git --git-dir="$TRASH/g1/legacy/big-l.git" cat-file -e $blob5 &&
 	test_must_fail git --git-dir="$(repo_dir s1 big-c.git)" cat-file -e $blob5 &&
 	git --git-dir="$(repo_dir s1 big-c.git)" rev-parse --verify -q refs/heads/other >/dev/null &&
-	test_grep "\"event\":\"gate.push_too_large\".*\"app\":\"big-l\"" "$TRASH/g1/gate.log" &&
+	wait_grep "\"event\":\"gate.push_too_large\".*\"app\":\"big-l\"" "$TRASH/g1/gate.log" &&
 	api g1 PATCH /api/v1/apps/big-c "{\"max_push_mb\":-1}" >out && test_grep "^400$" out &&
 	test_grep "max_push_mb.*must be a whole number from 0 to" out &&
 	for app in big-c big-l; do

@@ -79,14 +79,14 @@ test_expect_success 'an oversized command line is refused' '
 test_expect_success 'a pty request is refused' '
 	test_must_fail $SSH -tt "$UPLOAD_WEB" </dev/null >out 2>err &&
 	test_grep "^PTY allocation request failed on channel 0" err &&
-	test_grep "\"event\":\"gate.refused\".*\"what\":\"pty\"" "$TRASH/g1/gate.log"
+	wait_grep "\"event\":\"gate.refused\".*\"what\":\"pty\"" "$TRASH/g1/gate.log"
 '
 
 test_expect_success 'a subsystem request (sftp) is refused' '
 	test_expect_code 255 $SSH -s sftp </dev/null >out 2>err &&
 	test_grep "^subsystem request failed on channel 0" err &&
 	test ! -s out &&
-	test_grep "\"event\":\"gate.refused\".*\"what\":\"subsystem\"" "$TRASH/g1/gate.log"
+	wait_grep "\"event\":\"gate.refused\".*\"what\":\"subsystem\"" "$TRASH/g1/gate.log"
 '
 
 # The client reports a refused forward only at info level: hence -v, which
@@ -103,7 +103,7 @@ test_expect_success 'local port forwarding (-L) is refused: nothing reaches the 
 	wait_grep "open failed: administratively prohibited" fwd.err &&
 	kill $client $listener &&
 	test ! -e hits &&
-	test_grep "\"event\":\"gate.refused\".*\"what\":\"port forwarding\"" "$TRASH/g1/gate.log"
+	wait_grep "\"event\":\"gate.refused\".*\"what\":\"port forwarding\"" "$TRASH/g1/gate.log"
 '
 
 test_expect_success 'remote port forwarding (-R) is refused' '
@@ -111,7 +111,7 @@ test_expect_success 'remote port forwarding (-R) is refused' '
 	# Bounded: a gate that accepted would keep this -N client connected.
 	test_expect_code 255 timeout $((60 * TEST_SCALE)) $SSH -N -o ExitOnForwardFailure=yes -R $rport:127.0.0.1:1 </dev/null 2>err &&
 	test_grep "remote port forwarding failed for listen port $rport" err &&
-	test_grep "\"event\":\"gate.refused\".*\"what\":\"remote port forwarding\"" "$TRASH/g1/gate.log"
+	wait_grep "\"event\":\"gate.refused\".*\"what\":\"remote port forwarding\"" "$TRASH/g1/gate.log"
 '
 
 # printf 0000: a flush-pkt, upload-pack is asked for nothing and exits 0, so
@@ -121,7 +121,7 @@ test_expect_success 'X11 forwarding is refused; the git command runs on without 
 	printf 0000 | DISPLAY=127.0.0.1:0 $SSH -Y "$UPLOAD_WEB" >out 2>err &&
 	test_grep "^X11 forwarding request failed on channel 0" err &&
 	test_grep "refs/heads/main" out &&
-	test_grep "\"event\":\"gate.refused\".*\"what\":\"x11 forwarding\"" "$TRASH/g1/gate.log"
+	wait_grep "\"event\":\"gate.refused\".*\"what\":\"x11 forwarding\"" "$TRASH/g1/gate.log"
 '
 
 test_expect_success 'agent forwarding gives the session no agent' '
@@ -134,12 +134,12 @@ test_expect_success 'agent forwarding gives the session no agent' '
 	test_grep "Requesting authentication agent forwarding" err &&
 	test_grep "refs/heads/main" out &&
 	! grep "auth-agent@openssh.com" err &&
-	test_grep "\"event\":\"gate.refused\".*\"what\":\"agent forwarding\"" "$TRASH/g1/gate.log"
+	wait_grep "\"event\":\"gate.refused\".*\"what\":\"agent forwarding\"" "$TRASH/g1/gate.log"
 '
 
 test_expect_success 'environment other than GIT_PROTOCOL is refused; the locale without a log line' '
 	$SSH -o "SetEnv=LD_PRELOAD=/tmp/evil.so GIT_CONFIG_COUNT=1 LANG=C.UTF-8 LC_ALL=C" "git-upload-pack '"'"'web.git'"'"'" </dev/null >out 2>err || true
-	test_grep "\"event\":\"gate.refused\".*\"what\":\"env\".*\"name\":\"LD_PRELOAD\"" "$TRASH/g1/gate.log" &&
+	wait_grep "\"event\":\"gate.refused\".*\"what\":\"env\".*\"name\":\"LD_PRELOAD\"" "$TRASH/g1/gate.log" &&
 	test_grep "\"name\":\"GIT_CONFIG_COUNT\"" "$TRASH/g1/gate.log" &&
 	! grep "\"name\":\"LANG\"" "$TRASH/g1/gate.log" &&
 	! grep "\"name\":\"LC_ALL\"" "$TRASH/g1/gate.log"
@@ -184,7 +184,7 @@ test_expect_success 'a session silent for gate.idleTimeout seconds is ended' '
 	test $elapsed -ge $((idle * 1000 - 500)) &&
 	test_grep "refs/heads/main" idle.out &&
 	test_grep "^ERROR: Nothing came or went for $idle s: Grove closed the session (gate.idleTimeout)." idle.err &&
-	test_grep "\"event\":\"gate.idle_timeout\".*\"user\":\"alice\"" "$TRASH/g3/gate.log"
+	wait_grep "\"event\":\"gate.idle_timeout\".*\"user\":\"alice\"" "$TRASH/g3/gate.log"
 '
 
 test_expect_success 'one session per connection: a second one over a ControlMaster is refused' '
@@ -203,7 +203,7 @@ test_expect_success 'one session per connection: a second one over a ControlMast
 	test_expect_code 255 $mux "$UPLOAD_WEB" </dev/null >second.out 2>second.err &&
 	test_grep "session request failed: Session open refused by peer" second.err &&
 	test ! -s second.out &&
-	test_grep "\"event\":\"gate.refused\".*\"what\":\"second session\"" "$TRASH/g1/gate.log" &&
+	wait_grep "\"event\":\"gate.refused\".*\"what\":\"second session\"" "$TRASH/g1/gate.log" &&
 	touch release &&
 	wait_for 20 "the first session to end" test -s first.rc &&
 	test "$(cat first.rc)" = 0 &&
@@ -434,7 +434,7 @@ test_expect_success 'a push whose ref list outgrows gate.maxRefListSize is cut o
 
 test_expect_success 'the gate is still up and every session was logged' '
 	kill -0 $g1_PID &&
-	test_grep "\"event\":\"gate.session\"" "$TRASH/g1/gate.log"
+	wait_grep "\"event\":\"gate.session\"" "$TRASH/g1/gate.log"
 '
 
 test_done

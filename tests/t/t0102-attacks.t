@@ -137,7 +137,7 @@ test_expect_success 'a key deleted while its connection is open runs nothing on 
 	test_grep "ERROR: This key ($fp) was removed after the connection authenticated" rev.err &&
 	test_must_fail grep "Permission denied" rev.err &&
 	test "$(snap | sha1sum)" = "$before" &&
-	test_grep "\"what\":\"revoked key\"" "$TRASH/g1/gate.log" &&
+	wait_grep "\"what\":\"revoked key\"" "$TRASH/g1/gate.log" &&
 	as alice git ls-remote $(url web) >refs &&
 	test_must_fail grep revoked refs &&
 	{ ssh -o ControlPath=$sock -O exit git@127.0.0.1 2>/dev/null; true; }

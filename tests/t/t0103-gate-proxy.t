@@ -28,7 +28,7 @@ test_setup 'a store and a gate that takes PROXY headers from 127.0.0.1' '
 test_expect_success 'PROXY v1: the push works and the log names the client, not the balancer' '
 	(cd src && GIT_SSH_COMMAND="$(via_balancer v1 203.0.113.7 40001)" \
 		git push -q ssh://git@127.0.0.1/web.git main) &&
-	test_grep "\"event\":\"gate.proxied\",.*\"peer\":\"203.0.113.7:40001\",\"balancer\":\"127.0.0.1:" g1/gate.log &&
+	wait_grep "\"event\":\"gate.proxied\",.*\"peer\":\"203.0.113.7:40001\",\"balancer\":\"127.0.0.1:" g1/gate.log &&
 	wait_grep "\"event\":\"gate.session\".*\"peer\":\"203.0.113.7:40001\"" g1/gate.log
 '
 

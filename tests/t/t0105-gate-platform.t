@@ -75,7 +75,7 @@ test_expect_success 'the platform knows alice: she is greeted by the name it gav
 test_expect_success 'a key the platform does not know cannot log in' '
 	test_expect_code 255 $(ssh_as eve $g1_SSH_PORT) git@127.0.0.1 </dev/null >out 2>&1 &&
 	test_grep "Permission denied (publickey)" out &&
-	grep "gate.auth_refused" "$TRASH/g1/gate.log" | test_grep "$(fingerprint eve)"
+	wait_grep "gate.auth_refused.*$(fingerprint eve)" "$TRASH/g1/gate.log"
 '
 
 test_expect_success 'a push the platform allows deploys through the webhook, output live as remote: lines' '
@@ -201,7 +201,7 @@ test_expect_success 'the platform down: a clear error, never "not found", and no
 	test_grep "ERROR: Grove cannot check your access to web right now: the authorization service is unavailable. Try again in a minute." err &&
 	test_expect_code 1 $(ssh_as dave $g1_SSH_PORT) git@127.0.0.1 </dev/null >out 2>&1 &&
 	test_grep "authorization service is unavailable" out &&
-	grep "gate.authz_unavailable" "$TRASH/g1/gate.log" | test_grep "HTTP 503" &&
+	wait_grep "gate.authz_unavailable.*HTTP 503" "$TRASH/g1/gate.log" &&
 	rm "$P/down" &&
 	GIT_SSH_COMMAND="$(ssh_as dave $g1_SSH_PORT)" git ls-remote ssh://git@127.0.0.1:$g1_SSH_PORT/web.git >out &&
 	test_grep "refs/heads/main" out &&

@@ -72,9 +72,9 @@ test_expect_success 'SIGTERM during a deploy: not ready, no new connection, the 
 	test_grep "^remote: release done" p1.err &&
 	test_grep "^remote: -----> Deployed web" p1.err &&
 	wait_for 30 "the gate to exit" gone $g1_PID &&
-	test_grep "\"event\":\"gate.draining\"" g1/gate.log &&
-	test_grep "\"event\":\"gate.api_draining\"" g1/gate.log &&
-	test_grep "\"event\":\"gate.stopped\"" g1/gate.log
+	wait_grep "\"event\":\"gate.draining\"" g1/gate.log &&
+	wait_grep "\"event\":\"gate.api_draining\"" g1/gate.log &&
+	wait_grep "\"event\":\"gate.stopped\"" g1/gate.log
 '
 
 # The deploy is never released: only the end of the grace period stops it.

@@ -85,7 +85,7 @@ test_expect_success 'a stopped ssh client: its session ends within seconds with 
 	t0=$(ms) &&
 	wait_for 60 "the stopped client'"'"'s session to end on g1" session_ended g1 &&
 	t1=$(ms) &&
-	test_grep "\"event\":\"gate.client_unresponsive\".*\"user\":\"alice\".*\"unanswered\":$CA_COUNT" g1/gate.log &&
+	wait_grep "\"event\":\"gate.client_unresponsive\".*\"user\":\"alice\".*\"unanswered\":$CA_COUNT" g1/gate.log &&
 	test "$(in_flight g1)" = 0 &&
 	echo "# client-alive $CA_INTERVAL s x $CA_COUNT: the stopped client'"'"'s session ended $((t1 - t0)) ms after it stopped" >"$TRASH/report" &&
 	# g2 asks nothing: its client, stopped as long as the one of g1 was

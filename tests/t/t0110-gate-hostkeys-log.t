@@ -64,7 +64,7 @@ test_expect_success 'one JSON line per session: user, key, app, command, route, 
 		test_grep "$field" line || return 1
 	done &&
 	corr=$(sed -n "s/.*\"correlation_id\":\"\([0-9a-f]*\)\".*/\1/p" line) &&
-	test_grep "\"correlation_id\":\"$corr\"" s1/store.log
+	wait_grep "\"correlation_id\":\"$corr\"" s1/store.log
 '
 
 test_done

@@ -65,9 +65,9 @@ test_expect_success 'git over HTTP with a token, on the port the banner names' '
 '
 
 test_expect_success 'each part logs to its own file; the push is on the three stores' '
-	for s in s1 s2 s3; do test_grep "\"event\":\"store.started\"" gd/logs/$s.log || return 1; done &&
-	test_grep "\"event\":\"cluster.started\"" gd/logs/cluster.log &&
-	test_grep "\"event\":\"gate.session\"" gd/logs/gate.log &&
+	for s in s1 s2 s3; do wait_grep "\"event\":\"store.started\"" gd/logs/$s.log || return 1; done &&
+	wait_grep "\"event\":\"cluster.started\"" gd/logs/cluster.log &&
+	wait_grep "\"event\":\"gate.session\"" gd/logs/gate.log &&
 	"$GROVE" cluster -a unix:$TRASH/gd/run/cluster.sock --secret-file $TRASH/gd/secret repo hello.git >repo &&
 	test $(grep -c " yes *yes *yes" repo) = 3 &&
 	"$GROVE" cluster -a unix:$TRASH/gd/run/cluster.sock --secret-file $TRASH/gd/secret status >st &&

@@ -235,7 +235,7 @@ test_expect_success 'housekeeping optimizes every app on its schedule' '
 	git clone -q --bare src "$TRASH/g2/hk.git.new" && mkdir -p "$TRASH/g2/legacy" &&
 	mv "$TRASH/g2/hk.git.new" "$TRASH/g2/legacy/hk.git" &&
 	wait_for 30 "a housekeeping pass that optimized hk" grep -q "\"event\":\"gate.housekeeping\".*\"optimized\":1" g2/gate.log &&
-	test_grep "\"event\":\"gate.housekeeping\".*\"apps\":2,\"optimized\":1,\"failed\":0" g2/gate.log &&
+	wait_grep "\"event\":\"gate.housekeeping\".*\"apps\":2,\"optimized\":1,\"failed\":0" g2/gate.log &&
 	test -f "$TRASH/g2/legacy/hk.git/packed-refs"
 '
 

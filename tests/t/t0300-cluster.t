@@ -216,7 +216,7 @@ test_expect_success 'kill -9 of the primary: a new one is elected and pushes are
 	echo "$(( ($(date +%s%N) - start) / 1000000 ))" >"$TRASH/failover-ms" &&
 	new=$(primary_of app.git) &&
 	test -n "$new" && test "$new" != "$old" &&
-	test_grep "\"event\":\"cluster.elected\".*\"previous\":\"$old\"" c/cluster.log &&
+	wait_grep "\"event\":\"cluster.elected\".*\"previous\":\"$old\"" c/cluster.log &&
 	git_on $c_ADDR ls-remote ssh://default/app.git refs/heads/main >ls &&
 	test_grep "^$(git -C src rev-parse main)" ls &&
 	restart_store $old &&
@@ -283,7 +283,7 @@ test_expect_success 'a replica whose refs disagree with the primary is left out 
 	dir=$(repo_dir $s app.git) &&
 	git --git-dir="$dir" update-ref refs/heads/feature $(git --git-dir="$dir" rev-parse main~1) &&
 	push_new app.git feature &&
-	test_grep "\"event\":\"cluster.outdated\".*\"node\":\"$s\"" c/cluster.log &&
+	wait_grep "\"event\":\"cluster.outdated\".*\"node\":\"$s\"" c/cluster.log &&
 	git_on $c_ADDR ls-remote ssh://default/app.git refs/heads/feature >ls &&
 	test_grep "^$(git -C src rev-parse feature)" ls &&
 	same_everywhere app.git
@@ -309,8 +309,8 @@ test_expect_success 'a replica that cannot make an update after the vote is not 
 	: a lock git does not take away: the update of that ref fails on $s only &&
 	touch "$dir/refs/heads/locked.lock" &&
 	(cd src && git branch -f locked HEAD && git_on $c_ADDR push -q ssh://default/app.git locked) &&
-	test_grep "\"event\":\"cluster.diverged\".*\"node\":\"$s\"" c/cluster.log &&
-	test_grep "\"event\":\"cluster.outdated\".*\"node\":\"$s\"" c/cluster.log &&
+	wait_grep "\"event\":\"cluster.diverged\".*\"node\":\"$s\"" c/cluster.log &&
+	wait_grep "\"event\":\"cluster.outdated\".*\"node\":\"$s\"" c/cluster.log &&
 	git_on $c_ADDR ls-remote ssh://default/app.git refs/heads/locked >ls &&
 	test_grep "^$(git -C src rev-parse locked)" ls &&
 	rm -f "$dir/refs/heads/locked.lock" &&
@@ -328,7 +328,7 @@ test_expect_success 'without a majority voting the same ref updates, the push ab
 	done &&
 	test_must_fail push_new app.git feature &&
 	test_grep "ref update not committed: too few replicas made the same ref updates as the primary" push.err &&
-	test_grep "\"event\":\"cluster.vote\".*\"node\":\"$p\".*\"commit\":false" c/cluster.log &&
+	wait_grep "\"event\":\"cluster.vote\".*\"node\":\"$p\".*\"commit\":false" c/cluster.log &&
 	after=$(git --git-dir="$(repo_dir $p app.git)" rev-parse refs/heads/feature) &&
 	test "$before" = "$after" &&
 	"$GROVE" cluster -a $c_ADDR verify app.git >out &&

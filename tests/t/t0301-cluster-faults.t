@@ -176,7 +176,7 @@ test_expect_success 'kill -9 of the primary just before a push: the push is take
 	kill -9 $pid &&
 	wait_for 30 "store $p to be gone" gone $pid &&
 	push_fo "kill of $p" &&
-	test_grep "\"event\":\"cluster.write_rerouted\".*\"silent_primary\":\"$p\"" c2/cluster.log &&
+	wait_grep "\"event\":\"cluster.write_rerouted\".*\"silent_primary\":\"$p\"" c2/cluster.log &&
 	on_stores $(for s in s1 s2 s3; do test $s != $p && echo $s; done) &&
 	test "$(primary2_of fo.git)" != "$p" &&
 	restart_store $p &&
@@ -188,8 +188,8 @@ test_expect_success 'a hung (SIGSTOP) primary just before a push: the push compl
 	pid=$(pgrep -f "store -c $TRASH/$p/store.conf") &&
 	kill -STOP $pid &&
 	{ push_fo "stop of $p"; rc=$?; kill -CONT $pid; test $rc = 0; } &&
-	test_grep "\"event\":\"cluster.primary_silent\".*\"node\":\"$p\"" c2/cluster.log &&
-	test_grep "\"event\":\"cluster.write_rerouted\".*\"silent_primary\":\"$p\"" c2/cluster.log &&
+	wait_grep "\"event\":\"cluster.primary_silent\".*\"node\":\"$p\"" c2/cluster.log &&
+	wait_grep "\"event\":\"cluster.write_rerouted\".*\"silent_primary\":\"$p\"" c2/cluster.log &&
 	on_stores $(for s in s1 s2 s3; do test $s != $p && echo $s; done) &&
 	fo_whole && no_dataloss
 '

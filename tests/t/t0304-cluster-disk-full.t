@@ -106,7 +106,7 @@ test_expect_success 's3 full to the last block: the router sees it, s3 sits writ
 	echo "# s3 full (0 bytes free): tried $tried, acknowledged $acked, refused $refused" >>"$TRASH/report" &&
 	refusals_are_clear full &&
 	test "$acked" = "$tried" &&
-	grep "cluster.node_read_only" c/cluster.log | test_grep "\"node\":\"s3\"" &&
+	wait_grep "cluster.node_read_only.*\"node\":\"s3\"" c/cluster.log &&
 	"$GROVE" cluster -a $c_ADDR dataloss >dl &&
 	test_grep "s3" dl &&
 	: s3 logs the writes it could not take, the repairs among them, which may come after the pushes &&
