@@ -46,6 +46,9 @@ int backup_main(const char *verb, int argc, char **argv);
 /* `grove status`: the running stack (gate and cluster) in a few lines. */
 int status_main(int argc, char **argv);
 
+/* `grove tls ca|cert`: certificates for mutual TLS between the parts. */
+int tls_main(int argc, char **argv);
+
 /* `grove up`: the whole stack on loopback, in one command. */
 int up_main(int argc, char **argv);
 

@@ -187,7 +187,7 @@ int completion_main(int argc, char **argv)
 		&authorized_keys_command, &shell_command,
 	};
 	const struct cli_command *const tools[] = {
-		&migrate_command, &backup_command, &restore_command, &connect_command, &rpc_command,
+		&migrate_command, &backup_command, &restore_command, &connect_command, &rpc_command, &tls_command,
 	};
 	struct cli_parse p;
 	int code;

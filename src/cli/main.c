@@ -11,6 +11,8 @@
 #include "gate/openssh.h"
 #include "cluster/main.h"
 
+#include "lib/error.h"
+#include "lib/rpc.h"
 #include "lib/version.h"
 
 #include <libgen.h>
@@ -41,6 +43,7 @@ static const char usage[] =
 	"Tools:\n"
 	"  connect    use a store from git: GIT_SSH_COMMAND='grove connect ADDRESS'\n"
 	"  rpc        call any grove.v1 method: grove rpc -a ADDRESS Service/Method field=value…\n"
+	"  tls        a CA and certificates for mutual TLS between the parts: grove tls ca DIR\n"
 	"  hook       what git runs as a hook in a store's repositories\n"
 	"  completion bash completion: source <(grove completion bash)\n"
 	"  version    print the version\n"
@@ -83,7 +86,7 @@ static const struct {
 	{ "status", status_main },   { "migrate", migrate_main }, { "up", up_main },
 	{ "rpc", rpc_main },         { "completion", completion_main }, { "hook", run_hook },
 	{ "version", run_version },  { "--version", run_version },
-	{ "authorized-keys", authorized_keys_main }, { "shell", shell_main },
+	{ "authorized-keys", authorized_keys_main }, { "shell", shell_main }, { "tls", tls_main },
 };
 
 int main(int argc, char **argv)
@@ -94,6 +97,13 @@ int main(int argc, char **argv)
 
 	if (hook_is_hook_name(self)) {
 		ret = hook_main(self, argc, argv);
+		goto out;
+	}
+	/* gRPC clients (grove cluster, rpc, connect, status) dial TCP
+	 * addresses with these; a daemon's config says its own. */
+	if ((getenv("GROVE_TLS_CA") || getenv("GROVE_TLS_CERT") || getenv("GROVE_TLS_KEY")) && rpc_tls_from_env()) {
+		fprintf(stderr, "grove: $GROVE_TLS_CA, $GROVE_TLS_CERT, $GROVE_TLS_KEY: %s\n", error_msg());
+		ret = 2;
 		goto out;
 	}
 	if (!strcmp(self, "grove-pack-objects")) {

@@ -88,6 +88,6 @@ void admin_cli_complete(struct completion *c);
 void cluster_cli_complete(struct completion *c);
 /* The tables of src/cli's own commands. */
 extern const struct cli_command up_command, status_command, migrate_command, backup_command, restore_command,
-	rpc_command, connect_command;
+	rpc_command, connect_command, tls_command;
 
 #endif

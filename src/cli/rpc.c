@@ -16,6 +16,7 @@
 #include "cli/opt.h"
 #include "lib/auth.h"
 #include "lib/error.h"
+#include "lib/fs.h"
 #include "lib/log.h"
 #include "lib/methods.h"
 #include "lib/proc.h"
@@ -75,22 +76,6 @@ static const ProtobufCMethodDescriptor *find_method(const char *path)
 	return NULL;
 }
 
-static int read_file(const char *path, struct strbuf *out)
-{
-	char buf[65536];
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return error_set(GROVE_EIO, "cannot read %s: %s", path, strerror(errno));
-	for (;;) {
-		ssize_t n = read(fd, buf, sizeof(buf));
-		if (n <= 0)
-			break;
-		strbuf_add(out, buf, (size_t)n);
-	}
-	close(fd);
-	return 0;
-}
-
 static size_t scalar_size(ProtobufCType t)
 {
 	switch (t) {
@@ -115,7 +100,7 @@ static int set_scalar(const ProtobufCFieldDescriptor *f, void *member, const cha
 	case PROTOBUF_C_TYPE_STRING:
 	case PROTOBUF_C_TYPE_BYTES:
 		if (value[0] == '@') {
-			if (read_file(value + 1, &data))
+			if (fs_read_all(value + 1, &data))
 				return GROVE_EIO;
 		} else {
 			strbuf_addstr(&data, value);

@@ -17,6 +17,7 @@
 #include "lib/error.h"
 #include "lib/fs.h"
 #include "lib/log.h"
+#include "lib/pki.h"
 #include "lib/proc.h"
 #include "lib/rpc.h"
 #include "lib/strvec.h"
@@ -295,6 +296,40 @@ static int up_make_secret(struct up *u)
 	return auth_secret_load(u->secret_path, &u->secret);
 }
 
+/*
+ * A CA and a certificate per part in DIR/tls, made once, named in each
+ * part's config (tls.*): the links here are unix sockets on one host, which
+ * stay plain, but a part given a TCP address (a store moved to another
+ * host) speaks mutual TLS with them at once. "cli" is for the operator's
+ * commands over TCP ($GROVE_TLS_CA, $GROVE_TLS_CERT, $GROVE_TLS_KEY).
+ */
+static int up_make_tls(struct up *u)
+{
+	static const char *const names[] = { "s1", "s2", "s3", "cluster", "gate", "cli" };
+	static const char *const hosts[] = { "127.0.0.1", "::1", "localhost" };
+	char dir[4096];
+	int ret;
+
+	if ((ret = fs_pathf(dir, sizeof(dir), "%s/tls", u->dir)) || (ret = pki_ca_ensure(dir, "Grove up CA")))
+		return ret;
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+		if ((ret = pki_cert_ensure(dir, dir, names[i], hosts, ARRAY_SIZE(hosts))))
+			return ret;
+	return 0;
+}
+
+/* The part's certificate (up_make_tls) in its config. */
+static int up_conf_tls(struct up *u, const char *conf, const char *name)
+{
+	char path[4096];
+	int ret;
+	if ((ret = fs_pathf(path, sizeof(path), "%s/tls/ca.pem", u->dir)) || (ret = set_conf(conf, "tls.ca", path)) ||
+	    (ret = fs_pathf(path, sizeof(path), "%s/tls/%s.pem", u->dir, name)) || (ret = set_conf(conf, "tls.cert", path)) ||
+	    (ret = fs_pathf(path, sizeof(path), "%s/tls/%s.key", u->dir, name)))
+		return ret;
+	return set_conf(conf, "tls.key", path);
+}
+
 /* The stores: s1, s2, s3, each in its own folder. */
 static int up_prepare_stores(struct up *u)
 {
@@ -319,7 +354,7 @@ static int up_prepare_stores(struct up *u)
 				return ret;
 		}
 		if ((ret = fs_pathf(path, sizeof(path), "%s/secret", sdir)) || (ret = copy_file(u->secret_path, path)) ||
-		    (ret = set_conf(p->conf, "store.listen", p->addr)))
+		    (ret = set_conf(p->conf, "store.listen", p->addr)) || (ret = up_conf_tls(u, p->conf, sname)))
 			return ret;
 	}
 	return 0;
@@ -386,7 +421,8 @@ static int up_prepare_cluster(struct up *u)
 		if (ret)
 			return ret;
 	}
-	if ((ret = set_conf(cp->conf, "cluster.listen", u->store_sock)) || (ret = up_router_metrics(u, cp->conf)))
+	if ((ret = set_conf(cp->conf, "cluster.listen", u->store_sock)) || (ret = up_router_metrics(u, cp->conf)) ||
+	    (ret = up_conf_tls(u, cp->conf, "cluster")))
 		return ret;
 	for (int i = 0; i < UP_STORES; i++) {
 		char key[64];
@@ -439,7 +475,7 @@ static int up_prepare_gate(struct up *u)
 	snprintf(buf, sizeof(buf), "127.0.0.1:%d", u->http_port);
 	if ((ret = set_conf(gp->conf, "gate.adminListen", buf)) ||
 	    (ret = set_conf(gp->conf, "gate.hookListen", u->hook_sock)) ||
-	    (ret = set_conf(gp->conf, "route.cluster", u->store_sock)))
+	    (ret = set_conf(gp->conf, "route.cluster", u->store_sock)) || (ret = up_conf_tls(u, gp->conf, "gate")))
 		return ret;
 	snprintf(path, sizeof(path), "%s/gate/admin-token", u->dir);
 	if ((ret = auth_secret_load(path, &u->token)))
@@ -613,7 +649,8 @@ int up_main(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &u.sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if ((ret = up_make_dirs(&u)) || (ret = up_make_secret(&u)) || (ret = up_prepare_stores(&u)) ||
+	if ((ret = up_make_dirs(&u)) || (ret = up_make_secret(&u)) || (ret = up_make_tls(&u)) ||
+	    (ret = up_prepare_stores(&u)) ||
 	    (ret = up_prepare_cluster(&u)) || (ret = up_prepare_gate(&u)) || (ret = up_start(&u)))
 		goto out;
 	up_announce(&u);

@@ -11,6 +11,7 @@
 #include "lib/hookpayload.h"
 #include "lib/log.h"
 #include "lib/repopath.h"
+#include "lib/rpc.h"
 
 #include "lib/metricsd.h"
 #include <signal.h>
@@ -55,6 +56,7 @@ const struct cli_command cluster_command = {
 	"    address = 127.0.0.1:8075\n"
 	"    storage = NAME              the store's storage name (store.name)\n"
 	"    secretFile = …              its secret (default: the cluster's)\n"
+	RPC_TLS_CONFIG_HELP
 	"  [log]\n"
 	"    level = info\n",
 	false,
@@ -270,7 +272,7 @@ int cluster_main(int argc, char **argv)
 	pthread_mutex_init(&c.db_mu, NULL);
 	pthread_cond_init(&c.cv, NULL);
 
-	if ((ret = config_open(&cfg, conf)) ||
+	if ((ret = config_open(&cfg, conf)) || (ret = rpc_tls_from_config(cfg)) ||
 	    (ret = cluster_setup(&c, cfg, &ropts, &listen, &nlisten, &db_path)) ||
 	    (ret = config_get_int(cfg, "cluster.shutdownGrace", 30, 0, 3600, &grace)))
 		goto out;

@@ -39,6 +39,7 @@ int api_run(const struct gate_config *cfg)
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, GATE_SIG_DRAINING);
+	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	if ((ret = rpc_server_new(&srv, &ropts)))
 		goto out;
@@ -80,6 +81,14 @@ int api_run(const struct gate_config *cfg)
 	for (;;) {
 		if (sigwait(&sigs, &sig))
 			continue;
+		if (sig == SIGHUP) {
+			/* From the acceptor, once its reload went through. */
+			if (rpc_tls_reload())
+				log_error("gate.api_reload_failed", "error=%s", error_msg());
+			else
+				log_info("gate.api_reloaded", "tls=%b", rpc_tls_on());
+			continue;
+		}
 		if (sig != GATE_SIG_DRAINING)
 			break;
 		admin_set_draining(admin);

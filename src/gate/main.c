@@ -20,6 +20,7 @@
 #include "lib/fs.h"
 #include "lib/log.h"
 #include "lib/proc.h"
+#include "lib/rpc.h"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -113,6 +114,7 @@ const struct cli_command gate_command = {
 	"    legacyDir = legacy              bare repositories <app>.git (an NFS mount…)\n"
 	"    cluster = 127.0.0.1:8075        a store's or cluster's gRPC address\n"
 	"    storage = default               the storage name there\n"
+	RPC_TLS_CONFIG_HELP
 	"  [openssh]                         behind the system's sshd (docs/openssh.md)\n"
 	"    user = git                      the account whose logins are Grove's\n"
 	"    logFile = openssh.log           where grove shell and grove authorized-keys log\n"
@@ -345,6 +347,16 @@ int gate_config_load(struct gate_config *c, const char *path)
 	if ((ret = gate_config_read_proxy_from(&l)) || (ret = gate_config_check_deploy(&l)) ||
 	    (ret = gate_config_check_http(&l)))
 		goto out;
+	/* Last: the links' TLS files take effect for this process (a failed
+	 * reload puts the old ones back: gate_reload). */
+	if ((ret = config_get_path(l.cfg, "tls.ca", NULL, &c->tls_ca)) ||
+	    (ret = config_get_path(l.cfg, "tls.cert", NULL, &c->tls_cert)) ||
+	    (ret = config_get_path(l.cfg, "tls.key", NULL, &c->tls_key)))
+		goto out;
+	if ((ret = rpc_tls_configure(c->tls_ca, c->tls_cert, c->tls_key))) {
+		ret = error_wrap(ret, "%s", path);
+		goto out;
+	}
 	if (!c->archive_base)
 		c->archive_base = archive_base_default(c->admin_listen);
 	c->host_key_dir = xasprintf("%s/hostkeys", c->data_dir);
@@ -370,7 +382,8 @@ void gate_config_release(struct gate_config *c)
 			    &c->hook_listen, &c->admin_listen, &c->public_listen, &c->admin_token, &c->legacy_dir, &c->cluster_address,
 			    &c->cluster_storage, &c->deploy_branch, &c->deploy_command, &c->self_exe, &c->hooks_dir,
 			    &c->deploy_webhook, &c->archive_base, &c->webhook_secret, &c->auth_url, &c->auth_token,
-			    &c->openssh_user, &c->openssh_log, &c->http_listen, &c->http_tls_cert, &c->http_tls_key };
+			    &c->openssh_user, &c->openssh_log, &c->http_listen, &c->http_tls_cert, &c->http_tls_key,
+			    &c->tls_ca, &c->tls_cert, &c->tls_key };
 	for (size_t i = 0; i < ARRAY_SIZE(fields); i++)
 		FREE_AND_NULL(*fields[i]);
 	FREE_AND_NULL(c->proxy_from);
@@ -769,7 +782,8 @@ static int gate_reload_check(const struct gate_config *old, const struct gate_co
  * connections that come next (those running keep theirs); a certificate
  * is renewed this way. Anything wrong, and the configuration in use stays.
  * The api process (admin API, hooks, deploys) keeps its settings until a
- * restart: restarting it would fail the hooks of pushes in flight.
+ * restart (restarting it would fail the hooks of pushes in flight), but
+ * for its TLS files, which it reads again too.
  */
 static void gate_reload(struct gate *g)
 {
@@ -784,10 +798,14 @@ static void gate_reload(struct gate *g)
 	if (ret) {
 		log_error("gate.reload_failed", "error=%s note=%s", error_msg(), "the configuration in use stays");
 		gate_config_release(&nc);
+		/* The files checked before: they load again. */
+		rpc_tls_configure(g->cfg.tls_ca, g->cfg.tls_cert, g->cfg.tls_key);
 		return;
 	}
 	gate_config_release(&g->cfg);
 	g->cfg = nc;
+	if (g->api_pid > 0)
+		kill(g->api_pid, SIGHUP);
 	if (g->tls)
 		SSL_CTX_free(g->tls);
 	g->tls = tls;

@@ -1,6 +1,8 @@
 /* The daemons' common lifecycle: see daemon.h. */
 #include "lib/daemon.h"
+#include "lib/error.h"
 #include "lib/log.h"
+#include "lib/rpc.h"
 
 #include <pthread.h>
 #include <sys/socket.h>
@@ -30,13 +32,23 @@ void daemon_init(struct daemon *d, const char *role, const int *extra)
 	unsetenv("NOTIFY_SOCKET");
 }
 
+static void notify(struct daemon *d, const char *msg);
+
 bool daemon_signal_stops(struct daemon *d, int sig)
 {
+	char event[64];
 	if (sig != SIGHUP)
 		return sig == SIGTERM || sig == SIGINT;
-	char event[64];
-	snprintf(event, sizeof(event), "%s.sighup", d->role);
-	log_info(event, "note=%s", "configuration is read at start; restart to apply changes");
+	notify(d, "RELOADING=1");
+	if (rpc_tls_reload()) {
+		snprintf(event, sizeof(event), "%s.reload_failed", d->role);
+		log_error(event, "error=%s note=%s", error_msg(), "the TLS files in use stay in use");
+	} else {
+		snprintf(event, sizeof(event), "%s.reloaded", d->role);
+		log_info(event, "tls=%b note=%s", rpc_tls_on(),
+			 "TLS files read again; the rest of the configuration is read at start");
+	}
+	notify(d, "READY=1");
 	return false;
 }
 

@@ -2,6 +2,7 @@
 #include "lib/common.h"
 #include "lib/error.h"
 #include "lib/fs.h"
+#include "lib/strbuf.h"
 
 #include <fcntl.h>
 #include <ftw.h>
@@ -52,6 +53,29 @@ int fs_rmtree(const char *path)
 	if (nftw(path, rm_entry, 32, FTW_DEPTH | FTW_PHYS) && errno != ENOENT)
 		return error_set(GROVE_EIO, "cannot remove %s: %s", path, strerror(errno));
 	return 0;
+}
+
+int fs_read_all(const char *path, struct strbuf *out)
+{
+	char buf[16384];
+	int ret = 0, fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return error_set(GROVE_EIO, "cannot read %s: %s", path, strerror(errno));
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			ret = error_set(GROVE_EIO, "cannot read %s: %s", path, strerror(errno));
+		if (n <= 0)
+			break;
+		if (strbuf_add(out, buf, (size_t)n)) {
+			ret = error_set(GROVE_ETOOBIG, "%s is larger than %zu bytes", path, out->max);
+			break;
+		}
+	}
+	close(fd);
+	return ret;
 }
 
 int fs_write_new(const char *path, const char *text, mode_t mode)

@@ -17,6 +17,11 @@ int fs_mkdir_p(const char *path, mode_t mode);
 /* rm -rf without following symlinks; a missing path is not an error. */
 int fs_rmtree(const char *path);
 
+/* The whole file at path appended to out (bounded by out's max: a longer
+ * file is GROVE_ETOOBIG). */
+struct strbuf;
+int fs_read_all(const char *path, struct strbuf *out);
+
 /* Writes text to a new file with mode; an existing file is left as it is (0). */
 int fs_write_new(const char *path, const char *text, mode_t mode);
 

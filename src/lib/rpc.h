@@ -191,4 +191,39 @@ grpc_byte_buffer *rpc_bb_from(const void *data, size_t len);
 /* gRPC's own library start-up, once per process. */
 void rpc_global_init(void);
 
+/* ---- mutual TLS on the links between parts (rpc_tls.c) ---- */
+
+/*
+ * From now on every listener and channel on a TCP address uses TLS with
+ * these PEM files: the CA bundle peers must chain to, this part's
+ * certificate chain and its key. A listener refuses a peer without a
+ * certificate from the CA; a client checks the server's certificate names
+ * the host it dialled (a SAN: DNS name or IP address). The shared secret
+ * stays a second factor. unix: addresses stay plain (local, behind the run
+ * directory's permissions). The files are checked now (key of the
+ * certificate, chain to the CA, valid today); all NULL turns TLS off.
+ */
+int rpc_tls_configure(const char *ca, const char *cert, const char *key);
+/* The keys in each daemon's --help. */
+#define RPC_TLS_CONFIG_HELP \
+	"  [tls]                         mutual TLS on TCP links with the other parts (docs/tls.md)\n" \
+	"    ca = ca.pem                 the CA peers' certificates must come from\n" \
+	"    cert = NAME.pem, key = NAME.key   this part's certificate and key (grove tls);\n" \
+	"                                SIGHUP reads them again\n"
+/* The same from config keys tls.ca, tls.cert, tls.key (all or none). */
+struct config;
+int rpc_tls_from_config(struct config *cfg);
+/* The same from $GROVE_TLS_CA, $GROVE_TLS_CERT, $GROVE_TLS_KEY (the CLI). */
+int rpc_tls_from_env(void);
+/* Reads the same files again (rotation): new connections get the new
+ * certificate, listeners included; on an error the old ones stay. */
+int rpc_tls_reload(void);
+bool rpc_tls_on(void);
+/* TLS is on and addr is not a unix socket. */
+bool rpc_tls_applies(const char *addr);
+grpc_channel_credentials *rpc_tls_channel_credentials(const char *addr);
+struct rpc_tls_listener;
+grpc_server_credentials *rpc_tls_server_credentials(const char *addr, struct rpc_tls_listener **l);
+void rpc_tls_listener_free(struct rpc_tls_listener *l);
+
 #endif

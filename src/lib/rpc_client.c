@@ -91,7 +91,7 @@ int rpc_client_new(struct rpc_client **out, const char *addr, const char *secret
 	args[8].value.integer = 512 << 10;
 	cargs.num_args = ARRAY_SIZE(args);
 	cargs.args = args;
-	creds = grpc_insecure_credentials_create();
+	creds = rpc_tls_channel_credentials(addr);
 	cl->ch = grpc_channel_create(addr, creds, &cargs);
 	grpc_channel_credentials_release(creds);
 	if (!cl->ch) {

@@ -1,17 +1,31 @@
 /* What the gRPC server and client wrappers share: see rpc.h. */
 #include "lib/common.h"
 #include "lib/error.h"
+#include "lib/log.h"
 #include "lib/pbcheck.h"
 #include "lib/rpc.h"
 
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/slice.h>
+#include <grpc/support/log.h>
 #include <pthread.h>
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
+/* gRPC's own complaints (a failed TLS handshake, a broken peer) as the
+ * daemon's JSON log lines, not bare text in the middle of the log. */
+static void log_grpc(gpr_log_func_args *a)
+{
+	const char *file = strrchr(a->file, '/');
+	enum log_level lvl = a->severity == GPR_LOG_SEVERITY_ERROR ? LOG_ERROR
+			     : a->severity == GPR_LOG_SEVERITY_INFO ? LOG_INFO
+								     : LOG_DEBUG;
+	log_event(lvl, "grpc.log", "file=%s line=%d message=%s", file ? file + 1 : a->file, a->line, a->message);
+}
+
 static void do_init(void)
 {
+	gpr_set_log_function(log_grpc);
 	grpc_init();
 }
 

@@ -83,6 +83,8 @@ struct rpc_server {
 		void *data;
 	} health[4];
 	size_t nhealth;
+	struct rpc_tls_listener **tls;    /* one per TLS listener */
+	size_t ntls;
 };
 
 static int post_request(struct rpc_server *s, struct rpc_handler *h);
@@ -690,9 +692,15 @@ int rpc_server_allow_secret(struct rpc_server *s, const char *method, const char
 
 int rpc_server_listen(struct rpc_server *s, const char *addr)
 {
-	grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+	struct rpc_tls_listener *l;
+	grpc_server_credentials *creds = rpc_tls_server_credentials(addr, &l);
 	int port = grpc_server_add_http2_port(s->server, addr, creds);
 	grpc_server_credentials_release(creds);
+	if (l) {
+		/* The fetcher's state lives as long as the server. */
+		s->tls = xrealloc(s->tls, (s->ntls + 1) * sizeof(*s->tls));
+		s->tls[s->ntls++] = l;
+	}
 	if (port <= 0)
 		return error_set(GROVE_EUNAVAIL, "cannot listen on %s (address in use, or not allowed?)", addr);
 	return 0;
@@ -788,6 +796,9 @@ void rpc_server_free(struct rpc_server *s)
 	}
 	for (size_t i = 0; i < s->nhealth; i++)
 		free(s->health[i].name);
+	for (size_t i = 0; i < s->ntls; i++)
+		rpc_tls_listener_free(s->tls[i]);
+	free(s->tls);
 	free(s->threads);
 	free(s->secret);
 	pthread_mutex_destroy(&s->mu);

@@ -12,6 +12,7 @@
 #include "lib/log.h"
 #include "lib/proc.h"
 #include "lib/repopath.h"
+#include "lib/rpc.h"
 
 #include <fcntl.h>
 #include <git2.h>
@@ -56,6 +57,7 @@ const struct cli_command store_command = {
 	"    maxAge = 300              seconds an entry is served\n"
 	"  [hooks]\n"
 	"    customDir = …             operator's pre-receive / post-receive programs\n"
+	RPC_TLS_CONFIG_HELP
 	"  [log]\n"
 	"    level = info              debug, info, warn, error\n",
 	false,
@@ -352,7 +354,8 @@ int store_main(int argc, char **argv)
 	daemon_init(&d, "store", NULL);
 	git_libgit2_init();
 
-	if ((ret = config_open(&cfg, conf)) || (ret = store_setup(&st, cfg, &ropts, &listen, &nlisten)) ||
+	if ((ret = config_open(&cfg, conf)) || (ret = rpc_tls_from_config(cfg)) ||
+	    (ret = store_setup(&st, cfg, &ropts, &listen, &nlisten)) ||
 	    (ret = config_get_int(cfg, "store.shutdownGrace", 30, 0, 3600, &grace)))
 		goto out;
 	ropts.secret = st.secret;

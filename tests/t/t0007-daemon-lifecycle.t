@@ -16,14 +16,12 @@ listen_notify() {
 	wait_for 20 "the notify socket $1" test -S "$TRASH/$1.sock"
 }
 
-# lifecycle NAME PID LOG ROLE: SIGHUP is noted and the daemon serves on;
+# lifecycle NAME PID LOG ROLE: SIGHUP reloads (a store and a router read
+# their TLS files again, a gate its whole config) and the daemon serves on;
 # SIGTERM: STOPPING=1, then it exits.
 lifecycle() {
 	kill -HUP $2 &&
-	# A store and a router say a restart applies a new config; a gate
-	# reads its config again (gate.reloaded).
-	if test "$4" = gate; then ev=gate.reloaded; else ev=$4.sighup; fi &&
-	wait_grep "\"event\":\"$ev\"" "$3" &&
+	wait_grep "\"event\":\"$4.reloaded\"" "$3" &&
 	kill -0 $2 &&
 	kill -TERM $2 &&
 	wait_grep "^STOPPING=1$" "$TRASH/$1.notify" &&

@@ -74,6 +74,19 @@ test_expect_success 'each part logs to its own file; the push is on the three st
 	test_grep "with outdated or missing replicas 0" st
 '
 
+test_expect_success 'grove up made a CA and a certificate per part, named in each config' '
+	test "$(stat -c %a gd/tls/ca.key)" = 600 &&
+	for p in s1 s2 s3 cluster gate cli; do
+		openssl verify -CAfile gd/tls/ca.pem gd/tls/$p.pem || return 1
+	done &&
+	for c in stores/s1/store.conf cluster/cluster.conf gate/gate.conf; do
+		test "$(git config -f gd/$c tls.ca)" = "$TRASH/gd/tls/ca.pem" || return 1
+	done &&
+	test "$(git config -f gd/stores/s2/store.conf tls.cert)" = "$TRASH/gd/tls/s2.pem" &&
+	openssl x509 -in gd/tls/gate.pem -noout -ext subjectAltName >san &&
+	test_grep "IP Address:127.0.0.1" san
+'
+
 test_expect_success 'grove status sums up the running stack' '
 	"$GROVE" status --data "$TRASH/gd" >st &&
 	test_grep "^gate  *http://127.0.0.1:$HTTP_PORT  *up$" st &&

@@ -1,0 +1,146 @@
+#!/bin/sh
+# Mutual TLS on every TCP link between Grove's parts (gate -> router ->
+# stores, store -> store, store -> the gate's hook API, the CLI): a push,
+# deploy and clone through a gate whose parts all speak TLS with
+# certificates from `grove tls`; a client without a certificate, or with one
+# from another CA, gets nothing; a certificate rotated on disk is served
+# after SIGHUP, without a restart; a wrong TLS file stops a start with a
+# clear error.
+. "$(dirname "$0")/test-lib.sh"
+
+# tls_conf NAME: the config lines of part NAME's certificate.
+tls_conf() {
+	echo "tls.ca=$TRASH/pki/ca.pem tls.cert=$TRASH/pki/$1.pem tls.key=$TRASH/pki/$1.key"
+}
+
+# served_cert ADDR: the SHA-256 fingerprint of the certificate the part at
+# ADDR serves (asked with the CLI's certificate, as any peer must).
+served_cert() {
+	openssl s_client -connect "$1" -servername 127.0.0.1 -CAfile "$TRASH/pki/ca.pem" \
+		-cert "$TRASH/pki/cli.pem" -key "$TRASH/pki/cli.key" </dev/null 2>/dev/null |
+		openssl x509 -noout -fingerprint -sha256
+}
+
+test_setup 'a CA, a certificate per part, three stores, a router and a gate, all over TLS' '
+	"$GROVE" tls ca pki &&
+	for p in s1 s2 s3 c g1 cli; do "$GROVE" tls cert pki $p 127.0.0.1 localhost || return 1; done &&
+	test "$(stat -c %a pki/ca.key)" = 600 && test "$(stat -c %a pki/s1.key)" = 600 &&
+	GROVE_TLS_CA=$TRASH/pki/ca.pem GROVE_TLS_CERT=$TRASH/pki/cli.pem GROVE_TLS_KEY=$TRASH/pki/cli.key &&
+	export GROVE_TLS_CA GROVE_TLS_CERT GROVE_TLS_KEY &&
+	start_store s1 $(tls_conf s1) && start_store s2 $(tls_conf s2) && start_store s3 $(tls_conf s3) &&
+	start_cluster c s1 s2 s3 -- $(tls_conf c) &&
+	cat >deploy <<-\EOF &&
+	#!/bin/sh
+	echo "building $GROVE_APP at $GROVE_NEW"
+	EOF
+	chmod +x deploy &&
+	start_gate g1 $c_ADDR default deploy.command=$TRASH/deploy $(tls_conf g1) &&
+	new_key alice && user_app g1 alice web >/dev/null &&
+	make_history src
+'
+
+test_expect_success 'every part serves a certificate from the CA' '
+	for a in $s1_ADDR $s2_ADDR $s3_ADDR $c_ADDR; do
+		served_cert $a >fp && test_grep "Fingerprint=" fp || return 1
+	done &&
+	wait_grep "\"event\":\"store.started\"" s1/store.log
+'
+
+test_expect_success 'a push through the gate deploys; every replica has it; a clone gets it back' '
+	(cd src && GIT_SSH_COMMAND="$(ssh_as alice $g1_SSH_PORT)" \
+		git push ssh://git@127.0.0.1:$g1_SSH_PORT/web.git main 2>../push.err) &&
+	test_grep "^remote: building web at $(git -C src rev-parse main)" push.err &&
+	test_grep "^remote: -----> Deployed web" push.err &&
+	for s in s1 s2 s3; do
+		eval "a=\$${s}_ADDR" &&
+		test "$(checksum $a $s web.git)" != "" || return 1
+	done &&
+	GIT_SSH_COMMAND="$(ssh_as alice $g1_SSH_PORT)" git clone -q ssh://git@127.0.0.1:$g1_SSH_PORT/web.git back &&
+	test "$(git -C back rev-parse HEAD)" = "$(git -C src rev-parse main)" &&
+	"$GROVE" cluster -a $c_ADDR status >st && test_grep "^  s1 .* yes " st
+'
+
+test_expect_success 'a client without a certificate, or with one from another CA, gets no answer' '
+	test_must_fail env -u GROVE_TLS_CA -u GROVE_TLS_CERT -u GROVE_TLS_KEY \
+		"$GROVE" rpc -a $s1_ADDR /grpc.health.v1.Health/Check >out 2>&1 &&
+	test_must_fail grep SERVING out &&
+	"$GROVE" tls ca other && "$GROVE" tls cert other rogue 127.0.0.1 &&
+	for a in $s1_ADDR $c_ADDR; do
+		test_must_fail env GROVE_TLS_CERT=$TRASH/other/rogue.pem GROVE_TLS_KEY=$TRASH/other/rogue.key \
+			"$GROVE" rpc -a $a /grpc.health.v1.Health/Check >out 2>&1 || return 1
+		test_must_fail grep SERVING out || return 1
+	done &&
+	: the CLI itself refuses a certificate that is not from the CA it trusts &&
+	test_must_fail env GROVE_TLS_CERT=$TRASH/other/rogue.pem GROVE_TLS_KEY=$TRASH/other/rogue.key \
+		GROVE_TLS_CA=$TRASH/pki/ca.pem "$GROVE" rpc -a $s1_ADDR /grpc.health.v1.Health/Check 2>err &&
+	test_grep "is not valid from the CA" err &&
+	"$GROVE" rpc -a $s1_ADDR /grpc.health.v1.Health/Check >out && test_grep SERVING out
+'
+
+test_expect_success 'a store with a certificate from another CA is refused by the router' '
+	"$GROVE" tls cert other s4 127.0.0.1 &&
+	port=$(free_port) &&
+	"$GROVE" store --init s4 --name s4 --listen 127.0.0.1:$port >/dev/null &&
+	cp "$SHARED_SECRET" s4/secret &&
+	git config -f s4/store.conf tls.ca "$TRASH/other/ca.pem" &&
+	git config -f s4/store.conf tls.cert "$TRASH/other/s4.pem" &&
+	git config -f s4/store.conf tls.key "$TRASH/other/s4.key" &&
+	{ "$GROVE" store -c s4/store.conf >>s4/store.log 2>&1 & } &&
+	record_daemon $! && s4_ADDR=127.0.0.1:$port &&
+	wait_grep "\"event\":\"store.started\"" s4/store.log &&
+	start_cluster c4 s4 -- $(tls_conf c) &&
+	wait_for 30 "the router to find s4 down" eval \
+		"\"\$GROVE\" cluster -a $c4_ADDR status >st 2>&1 && grep -q \"^  s4 .* NO \" st" &&
+	test_must_fail "$GROVE" rpc -a $c4_ADDR RepositoryService/CreateRepository \
+		repository.storage_name=default repository.relative_path=x.git >out 2>&1 &&
+	test -z "$(find s4 -name "x.git")"
+'
+
+test_expect_success 'a certificate renewed on disk is served after SIGHUP, without a restart' '
+	before=$(served_cert $s1_ADDR) && test -n "$before" &&
+	mkdir new && cp pki/ca.pem pki/ca.key new/ &&
+	"$GROVE" tls cert new s1 127.0.0.1 localhost &&
+	cp new/s1.pem pki/s1.pem.new && cp new/s1.key pki/s1.key.new &&
+	mv pki/s1.key.new pki/s1.key && mv pki/s1.pem.new pki/s1.pem &&
+	kill -HUP $s1_PID &&
+	wait_grep "\"event\":\"store.reloaded\"" s1/store.log &&
+	wait_for 30 "the new certificate to be served" eval "test \"\$(served_cert $s1_ADDR)\" != \"$before\"" &&
+	kill -0 $s1_PID &&
+	: the gate: its hook API, in its api process, serves the new one too &&
+	hook=$(git config -f g1/gate.conf gate.hookListen) &&
+	gbefore=$(served_cert $hook) && test -n "$gbefore" &&
+	"$GROVE" tls cert new g1 127.0.0.1 localhost &&
+	cp new/g1.pem pki/g1.pem && cp new/g1.key pki/g1.key &&
+	kill -HUP $g1_PID &&
+	wait_grep "\"event\":\"gate.api_reloaded\",\"tls\":true" g1/gate.log &&
+	wait_for 30 "the gate to serve its new certificate" eval "test \"\$(served_cert $hook)\" != \"$gbefore\"" &&
+	(cd src && git commit -q --allow-empty -m after-rotation &&
+		GIT_SSH_COMMAND="$(ssh_as alice $g1_SSH_PORT)" git push -q ssh://git@127.0.0.1:$g1_SSH_PORT/web.git main)
+'
+
+test_expect_success 'a reload with a broken key keeps the certificate in use' '
+	served=$(served_cert $s1_ADDR) &&
+	cp pki/s1.key s1.key.good && echo broken >pki/s1.key &&
+	kill -HUP $s1_PID &&
+	wait_grep "\"event\":\"store.reload_failed\"" s1/store.log &&
+	test_grep "tls.key .*s1.key: no PEM private key" s1/store.log &&
+	test "$(served_cert $s1_ADDR)" = "$served" &&
+	cp s1.key.good pki/s1.key
+'
+
+test_expect_success 'a wrong TLS file stops a start, saying which and why' '
+	cp s1/store.conf bad.conf &&
+	git config -f bad.conf tls.key "$TRASH/pki/s2.key" &&
+	test_must_fail "$GROVE" store -c bad.conf 2>err &&
+	test_grep "s2.key is not the key of the certificate in .*s1.pem" err &&
+	git config -f bad.conf --unset tls.ca &&
+	test_must_fail "$GROVE" store -c bad.conf 2>err &&
+	test_grep "tls.ca, tls.cert and tls.key go together" err &&
+	cp g1/gate.conf g1/bad.conf &&
+	git config -f g1/bad.conf tls.cert "$TRASH/other/rogue.pem" &&
+	git config -f g1/bad.conf tls.key "$TRASH/other/rogue.key" &&
+	test_must_fail "$GROVE" gate -c g1/bad.conf --check-config >out 2>err &&
+	test_grep "rogue.pem is not valid from the CA in .*pki/ca.pem" err
+'
+
+test_done
