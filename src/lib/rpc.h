@@ -219,6 +219,10 @@ int rpc_tls_from_env(void);
  * certificate, listeners included; on an error the old ones stay. */
 int rpc_tls_reload(void);
 bool rpc_tls_on(void);
+/* GROVE_TLS_CA=…, _CERT, _KEY for a child that dials too (grove connect
+ * under a store's git fetch); nothing when TLS is off. */
+struct strvec;
+void rpc_tls_env(struct strvec *env);
 /* TLS is on and addr is not a unix socket. */
 bool rpc_tls_applies(const char *addr);
 grpc_channel_credentials *rpc_tls_channel_credentials(const char *addr);

@@ -19,6 +19,7 @@
 #include "lib/log.h"
 #include "lib/rpc.h"
 #include "lib/strbuf.h"
+#include "lib/strvec.h"
 
 #include <grpc/grpc_security.h>
 #include <openssl/err.h>
@@ -237,6 +238,17 @@ int rpc_tls_reload(void)
 	free(cert);
 	free(key);
 	return ret;
+}
+
+void rpc_tls_env(struct strvec *env)
+{
+	pthread_mutex_lock(&tls.mu);
+	if (tls.on) {
+		strvec_pushf(env, "GROVE_TLS_CA=%s", tls.f.ca);
+		strvec_pushf(env, "GROVE_TLS_CERT=%s", tls.f.cert);
+		strvec_pushf(env, "GROVE_TLS_KEY=%s", tls.f.key);
+	}
+	pthread_mutex_unlock(&tls.mu);
 }
 
 bool rpc_tls_on(void)

@@ -749,6 +749,7 @@ static int replicate_fetch(struct store *st, const Grove__V1__ReplicateRepositor
 	strvec_pushf(&extra, "GROVE_CONNECT_ADDRESS=%s", req->source_address);
 	strvec_pushf(&extra, "GROVE_SECRET=%s", st->secret);
 	strvec_pushf(&extra, "GROVE_CORRELATION_ID=%s", log_correlation_id());
+	rpc_tls_env(&extra);
 	env = proc_env(strvec_argv(&extra));
 	ret = store_git(st, &argv, env, NULL);
 	proc_env_free(env);

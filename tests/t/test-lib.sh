@@ -308,6 +308,55 @@ netns_pair() {
 		skip_all "cannot set up the veth pair between the host and namespace $NS"
 }
 
+# netns_fleet NAME...: one host per NAME, each a network namespace of its
+# own with one interface (eth0) on a switch (a bridge in a namespace of its
+# own), and this host on the switch too: NAME_IP is the host's address,
+# NAME_NS its namespace, NAME_WRAP the prefix that runs a command there
+# (start_store, restart_cluster and start_gate take it), FLEET_IP this
+# host's address. A /24 of 10.232.0.0/16 picked at random (two runs at once
+# must not clash). `netns_cut NAME` takes a host's interface down: packets
+# vanish, as when its cable is pulled; `netns_mend NAME` brings it back.
+# Skips the file without root or iproute2. Call it before the first test.
+netns_fleet() {
+	require_root "network namespaces and veth pairs"
+	command -v ip >/dev/null || skip_all "no ip command (iproute2)"
+	for _ in 1 2 3 4 5 6 7 8; do
+		x=$(od -An -N1 -tu1 /dev/urandom | tr -d " ")
+		ip -o addr show | grep -q " 10\.232\.$x\." || break
+	done
+	SW=grove-sw-$$
+	ip netns add $SW 2>"$TRASH/netns.err" || skip_all "cannot make a network namespace: $(cat "$TRASH/netns.err")"
+	at_exit "ip netns delete $SW"
+	ip -n $SW link add br0 type bridge && ip -n $SW link set br0 up && ip -n $SW link set lo up ||
+		skip_all "cannot make a bridge in namespace $SW"
+	# This host: gfh$$ here, its peer on the switch.
+	FLEET_IP=10.232.$x.1
+	ip link add gfh$$ type veth peer name up0 netns $SW &&
+		ip -n $SW link set up0 master br0 && ip -n $SW link set up0 up &&
+		ip addr add $FLEET_IP/24 dev gfh$$ && ip link set gfh$$ up ||
+		skip_all "cannot join this host to the switch"
+	at_exit "ip link delete gfh$$ 2>/dev/null || true"
+	i=10
+	for h in "$@"; do
+		i=$((i + 1))
+		ns=grove-$h-$$
+		ip netns add $ns && at_exit "ip netns delete $ns" &&
+			ip -n $SW link add p$i type veth peer name eth0 netns $ns &&
+			ip -n $SW link set p$i master br0 && ip -n $SW link set p$i up &&
+			ip -n $ns addr add 10.232.$x.$i/24 dev eth0 && ip -n $ns link set eth0 up &&
+			ip -n $ns link set lo up || skip_all "cannot put host $h on the switch"
+		eval "${h}_IP=10.232.$x.$i ${h}_NS=$ns ${h}_WRAP=\"ip netns exec $ns\""
+	done
+}
+
+netns_cut() {
+	eval "ip -n \$${1}_NS link set eth0 down"
+}
+
+netns_mend() {
+	eval "ip -n \$${1}_NS link set eth0 up"
+}
+
 # wait_grep PATTERN FILE: up to 20 s (scaled) for PATTERN to appear in FILE
 # (a daemon's log line written just after the client has its answer, e.g.
 # the gate's gate.session line); then test_grep shows the file if it did not.
@@ -397,8 +446,9 @@ start_cluster() {
 	restart_cluster "$cname"
 }
 
-# start_postgres: a PostgreSQL server of the test's own on loopback (initdb,
-# trust auth for user grove); sets PG_URL, PG_PORT and PG_DATA. As root it
+# start_postgres: a PostgreSQL server of the test's own on loopback, or on
+# $PG_HOST (initdb, trust auth for user grove); sets PG_URL, PG_PORT and
+# PG_DATA. As root it
 # runs as the postgres user, which PostgreSQL requires.
 start_postgres() {
 	pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
@@ -413,13 +463,17 @@ start_postgres() {
 	fi
 	$as_pg "$pgbin/initdb" -D "$PG_DATA" -A trust -U grove >"$TRASH/pg/initdb.out" 2>&1 ||
 		{ cat "$TRASH/pg/initdb.out" >&2; return 1; }
+	# Routers on other hosts (netns_fleet) connect over the network.
+	if test -n "${PG_HOST:-}"; then
+		echo "host all all 10.0.0.0/8 trust" >>"$PG_DATA/pg_hba.conf" || return 1
+	fi
 	pg_ctl_start || return 1
-	PG_URL=postgres://grove@127.0.0.1:$PG_PORT/postgres
+	PG_URL=postgres://grove@${PG_HOST:-127.0.0.1}:$PG_PORT/postgres
 }
 
 pg_ctl_start() {
 	$as_pg "$pgbin/pg_ctl" -D "$PG_DATA" -l "$TRASH/pg/server.out" -w \
-		-o "-p $PG_PORT -k $TRASH/pg -c listen_addresses=127.0.0.1" start >/dev/null ||
+		-o "-p $PG_PORT -k $TRASH/pg -c listen_addresses=${PG_HOST:-127.0.0.1}" start >/dev/null ||
 		{ cat "$TRASH/pg/server.out" >&2; return 1; }
 	record_daemon "$(head -n1 "$PG_DATA/postmaster.pid")"
 }
@@ -429,10 +483,12 @@ restart_postgres() {
 	$as_pg "$pgbin/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null && pg_ctl_start
 }
 
-# restart_cluster NAME: starts the router again with its config and database.
+# restart_cluster NAME: starts the router again with its config and database
+# (under $NAME_WRAP if set).
 restart_cluster() {
 	dir=$TRASH/$1
-	"$GROVE" cluster -c "$dir/cluster.conf" >>"$dir/cluster.log" 2>&1 &
+	eval "wrap=\${${1}_WRAP:-}"
+	$wrap "$GROVE" cluster -c "$dir/cluster.conf" >>"$dir/cluster.log" 2>&1 &
 	pid=$!
 	record_daemon "$pid"
 	eval "${1}_PID=$pid"
@@ -505,22 +561,26 @@ make_history() {
 # start_gate NAME STORE_ADDR STORAGE [config lines...]: a grove gate in
 # $TRASH/NAME routing the cluster route to STORE_ADDR. Sets NAME_SSH_PORT,
 # NAME_ADMIN (http://host:port), NAME_TOKEN, and exports the shared secret.
+# It listens on $GATE_HOST (default 127.0.0.1) and runs under $NAME_WRAP if
+# set.
 start_gate() {
 	name=$1 store=$2 storage=$3; shift 3
 	dir=$TRASH/$name
+	ghost=${GATE_HOST:-127.0.0.1}
 	ssh_port=$(free_port) hook_port=$(free_port) admin_port=$(free_port)
-	"$GROVE" gate --init "$dir" --listen "127.0.0.1:$ssh_port" --store "$store" --storage "$storage" >/dev/null || return 1
+	"$GROVE" gate --init "$dir" --listen "$ghost:$ssh_port" --store "$store" --storage "$storage" >/dev/null || return 1
 	test -n "${SHARED_SECRET:-}" && cp "$SHARED_SECRET" "$dir/secret"
-	git config -f "$dir/gate.conf" gate.hookListen "127.0.0.1:$hook_port" &&
-	git config -f "$dir/gate.conf" gate.adminListen "127.0.0.1:$admin_port" || return 1
+	git config -f "$dir/gate.conf" gate.hookListen "$ghost:$hook_port" &&
+	git config -f "$dir/gate.conf" gate.adminListen "$ghost:$admin_port" || return 1
 	for line in "$@"; do
 		git config -f "$dir/gate.conf" ${line%%=*} "${line#*=}" || return 1
 	done
-	"$GROVE" gate -c "$dir/gate.conf" >"$dir/gate.log" 2>&1 &
+	eval "wrap=\${${name}_WRAP:-}"
+	$wrap "$GROVE" gate -c "$dir/gate.conf" >"$dir/gate.log" 2>&1 &
 	record_daemon $!
-	eval "${name}_PID=$! ${name}_SSH_PORT=$ssh_port ${name}_ADMIN=http://127.0.0.1:$admin_port"
+	eval "${name}_PID=$! ${name}_SSH_PORT=$ssh_port ${name}_ADMIN=http://$ghost:$admin_port"
 	eval "${name}_TOKEN=\$(cat \"$dir/admin-token\")"
-	wait_for 30 "gate $name to answer /health" curl -sf "http://127.0.0.1:$admin_port/health" && return 0
+	wait_for 30 "gate $name to answer /health" curl -sf "http://$ghost:$admin_port/health" && return 0
 	echo "gate $name did not start:" >&2
 	cat "$dir/gate.log" >&2
 	return 1
