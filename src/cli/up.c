@@ -27,7 +27,10 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <jansson.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -580,27 +583,93 @@ static void up_announce(struct up *u)
 	log_info("up.started", "data=%s ssh_port=%d http_port=%d", u->dir, u->ssh_port, u->http_port);
 }
 
-/* Supervise: a part that dies comes back, at most once a second. Returns on SIGINT or SIGTERM. */
+/*
+ * The process that took over from part p after an upgrade (SIGUSR2): the
+ * part's old process started it, so once that one exited it is our child
+ * (we are a subreaper), running p's role with p's config. 0 if none.
+ */
+static pid_t successor_of(const struct up *u, const struct part *p)
+{
+	DIR *dir = opendir("/proc");
+	struct dirent *e;
+	pid_t found = 0;
+
+	while (dir && !found && (e = readdir(dir))) {
+		char path[64], buf[8192];
+		pid_t pid = (pid_t)atoi(e->d_name);
+		long ppid = 0;
+		ssize_t n;
+		int fd;
+		if (pid <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+			continue;
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		buf[n > 0 ? n : 0] = '\0';
+		const char *rp = strrchr(buf, ')');
+		if (!rp || sscanf(rp + 1, " %*c %ld", &ppid) != 1 || ppid != (long)getpid())
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+			continue;
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		/* argv: grove ROLE -c CONF, NUL-separated. */
+		bool role = false, conf = false;
+		for (ssize_t i = 0; n > 0 && i < n; i += (ssize_t)strlen(buf + i) + 1) {
+			role = role || !strcmp(buf + i, p->role);
+			conf = conf || !strcmp(buf + i, p->conf);
+		}
+		if (role && conf)
+			found = pid;
+	}
+	if (dir)
+		closedir(dir);
+	for (size_t i = 0; found && i < ARRAY_SIZE(u->parts); i++)
+		if (u->parts[i].proc.pid == found)
+			found = 0;
+	return found;
+}
+
+/* A child of ours ended: a part (upgraded, or died: restarted), or an
+ * orphan a part left behind, reaped and forgotten. */
+static void up_reaped(struct up *u, pid_t pid, int status)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(u->parts); i++) {
+		struct part *p = &u->parts[i];
+		pid_t next;
+		if (p->proc.pid != pid)
+			continue;
+		if ((next = successor_of(u, p)) > 0) {
+			p->proc.pid = next;
+			log_info("up.part_upgraded", "part=%s old_pid=%d pid=%d", p->name, (int)pid, (int)next);
+			return;
+		}
+		log_warn("up.part_died", "part=%s status=%d log=%s", p->name, status, p->log);
+		fprintf(stderr, "grove up: the %s exited (status %d); restarting it (see %s)\n", p->name, status, p->log);
+		if (now_ms() - p->started_ms < 1000)
+			sleep(1);
+		if (start_part(p, u->self))
+			log_error("up.restart_failed", "part=%s error=%s", p->name, error_msg());
+		return;
+	}
+}
+
+/* Supervise: a part that dies comes back, at most once a second; a part
+ * upgraded in place (SIGUSR2) is followed to its new process. Returns on
+ * SIGINT or SIGTERM. */
 static void up_supervise(struct up *u)
 {
 	for (;;) {
 		struct timespec ts = { 1, 0 };
-		int sig = sigtimedwait(&u->sigs, NULL, &ts);
+		int sig = sigtimedwait(&u->sigs, NULL, &ts), status;
+		pid_t pid;
 		if (sig == SIGINT || sig == SIGTERM)
 			return;
-		for (size_t i = 0; i < ARRAY_SIZE(u->parts); i++) {
-			struct part *p = &u->parts[i];
-			int status;
-			if (waitpid(p->proc.pid, &status, WNOHANG) != p->proc.pid)
-				continue;
-			log_warn("up.part_died", "part=%s status=%d log=%s", p->name, status, p->log);
-			fprintf(stderr, "grove up: the %s exited (status %d); restarting it (see %s)\n", p->name, status,
-				p->log);
-			if (now_ms() - p->started_ms < 1000)
-				sleep(1);
-			if (start_part(p, u->self))
-				log_error("up.restart_failed", "part=%s error=%s", p->name, error_msg());
-		}
+		while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+			up_reaped(u, pid, status);
 	}
 }
 
@@ -643,6 +712,8 @@ int up_main(int argc, char **argv)
 	if ((code = up_parse_args(&u, argc, argv)) >= 0)
 		return code;
 	log_init("up", LOG_INFO, 2);
+	/* A part upgraded in place (SIGUSR2) leaves its successor to us. */
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	sigemptyset(&u.sigs);
 	sigaddset(&u.sigs, SIGINT);
 	sigaddset(&u.sigs, SIGTERM);

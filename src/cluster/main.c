@@ -117,6 +117,21 @@ out:
 	return ret;
 }
 
+/*
+ * Where stores vote, by default: beside the first listen address, a socket
+ * of this process alone (the same host, a port the kernel picks; a unix
+ * path's sibling PATH.txn), served apart and drained last: the votes of
+ * the writes still running while the router drains, or is upgraded, must
+ * reach it, not the process that took its place (cluster_txn_listen).
+ */
+static char *txn_address_default(const char *listen)
+{
+	const char *colon = strrchr(listen, ':');
+	if (!strncmp(listen, "unix:", 5))
+		return xasprintf("%s.txn", listen);
+	return xasprintf("%.*s:0", colon ? (int)(colon - listen) : (int)strlen(listen), listen);
+}
+
 static int cluster_setup(struct cluster *c, struct config *cfg, struct rpc_server_opts *ropts, char ***listen,
 			 size_t *nlisten, char **db_path)
 {
@@ -159,7 +174,7 @@ static int cluster_setup(struct cluster *c, struct config *cfg, struct rpc_serve
 			goto out;
 	}
 	if (!c->txn_address)
-		c->txn_address = xstrdup((*listen)[0]);
+		c->txn_address = txn_address_default((*listen)[0]);
 	if (strlen(c->txn_address) > TXN_ADDRESS_MAX || strchr(c->txn_address, ';')) {
 		ret = error_set(GROVE_EINVAL, "%s: cluster.transactionAddress is longer than %d bytes or holds ';'",
 				config_file(cfg), TXN_ADDRESS_MAX);
@@ -247,11 +262,39 @@ static int parse_args(int argc, char **argv, const char **conf)
 	return -1;
 }
 
+/* The vote server (txn_address_default): its own listener, and the
+ * address stores are told (the port the kernel picked; this process's own
+ * unix socket). */
+static int cluster_txn_listen(struct cluster *c, const struct rpc_server_opts *ropts, struct rpc_server **out)
+{
+	int ret, port = 0;
+	size_t len = strlen(c->txn_address);
+
+	if ((ret = rpc_server_new(out, ropts)))
+		return ret;
+	txn_register(*out, c);
+	if ((ret = rpc_server_listen_port(*out, c->txn_address, &port)))
+		return error_wrap(ret, "cluster.transactionAddress");
+	if (len > 2 && !strcmp(c->txn_address + len - 2, ":0")) {
+		char *a = xasprintf("%.*s:%d", (int)(len - 2), c->txn_address, port);
+		free(c->txn_address);
+		c->txn_address = a;
+	} else {
+		char *a = xstrdup(rpc_server_own_address(*out, c->txn_address));
+		free(c->txn_address);
+		c->txn_address = a;
+	}
+	if (strlen(c->txn_address) > TXN_ADDRESS_MAX)
+		return error_set(GROVE_EINVAL, "cluster.transactionAddress %s is longer than %d bytes", c->txn_address,
+				 TXN_ADDRESS_MAX);
+	return 0;
+}
+
 int cluster_main(int argc, char **argv)
 {
 	struct cluster c = { 0 };
 	struct config *cfg = NULL;
-	struct rpc_server *srv = NULL;
+	struct rpc_server *srv = NULL, *tsrv = NULL;
 	struct rpc_server_opts ropts = { .role = "cluster" };
 	const char *conf = NULL;
 	char **listen = NULL, *db_path = NULL, *metrics_listen = NULL;
@@ -267,7 +310,7 @@ int cluster_main(int argc, char **argv)
 	if ((ret = parse_args(argc, argv, &conf)) >= 0)
 		return ret;
 	ret = 0;
-	daemon_init(&d, "cluster", NULL);
+	daemon_init(&d, "cluster", NULL, argv);
 	pthread_mutex_init(&c.mu, NULL);
 	pthread_mutex_init(&c.db_mu, NULL);
 	pthread_cond_init(&c.cv, NULL);
@@ -284,19 +327,21 @@ int cluster_main(int argc, char **argv)
 		goto out;
 	c.srv = srv;
 	router_register(srv, &c);
-	txn_register(srv, &c);
 	clustersvc_register(srv, &c);
+	if ((ret = cluster_txn_listen(&c, &ropts, &tsrv)))
+		goto out;
 	for (size_t i = 0; i < nlisten; i++)
 		if ((ret = rpc_server_listen(srv, listen[i])))
 			goto out;
 	started = true;
-	if ((ret = health_start(&c)) || (ret = jobs_start(&c)) || (ret = rpc_server_start(srv)))
+	if ((ret = health_start(&c)) || (ret = jobs_start(&c)) || (ret = rpc_server_start(tsrv)) ||
+	    (ret = rpc_server_start(srv)))
 		goto out;
 	if (metrics_listen && (ret = metrics_start(&c, metrics_listen, &metrics)))
 		goto out;
-	log_info("cluster.started", "version=%s router=%s virtual_storage=%s listen=%s stores=%zu replication_factor=%d database=%s",
+	log_info("cluster.started", "version=%s router=%s virtual_storage=%s listen=%s transaction_address=%s stores=%zu replication_factor=%d database=%s",
 		 grove_version(),
-		 c.router, c.virtual_storage, listen[0], c.nnodes, c.replication_factor, sqldb_display_name(c.db));
+		 c.router, c.virtual_storage, listen[0], c.txn_address, c.nnodes, c.replication_factor, sqldb_display_name(c.db));
 
 	daemon_ready(&d);
 	sig = daemon_wait_stop(&d);
@@ -304,6 +349,7 @@ int cluster_main(int argc, char **argv)
 	log_info("cluster.draining", "signal=%d inflight=%d grace_s=%lld", sig, rpc_server_inflight(srv),
 		 (long long)grace);
 	rpc_server_drain(srv, (int)grace * 1000);
+	rpc_server_drain(tsrv, (int)grace * 1000);
 	log_info("cluster.stopped", NULL);
 out:
 	if (ret) {
@@ -317,11 +363,13 @@ out:
 		jobs_stop(&c);
 	}
 	rpc_server_free(srv);
+	rpc_server_free(tsrv);
 	state_close(&c);
 	txn_registry_free(c.txns);
 	config_strv_free(listen, nlisten);
 	config_free(cfg);
 	free(db_path);
 	cluster_release(&c);
+	daemon_release(&d);
 	return ret ? 1 : 0;
 }

@@ -603,10 +603,10 @@ static int gate_parse_args(struct gate_args *a, int argc, char **argv)
 
 /* The acceptor reads its signals from a signalfd (a forked child unblocks
  * them again); a write to a closed connection fails instead of killing. */
-static void gate_block_signals(struct gate *g)
+static void gate_block_signals(struct gate *g, char **argv)
 {
 	static const int children[] = { SIGCHLD, 0 };
-	daemon_init(&g->d, "gate", children);
+	daemon_init(&g->d, "gate", children, argv);
 }
 
 int gate_authz_open(const struct gate_config *cfg)
@@ -656,6 +656,46 @@ static int gate_prepare(struct gate *g, const char *conf)
 	return 0;
 }
 
+/* fd is a listening TCP socket. */
+static bool is_listening(int fd)
+{
+	int on = 0;
+	socklen_t len = sizeof(on);
+	return fd >= 0 && !getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) && on;
+}
+
+/*
+ * A gate started by an upgrade (gate_upgrade) takes its predecessor's
+ * listening sockets, GROVE_GATE_FDS=SSH,HTTP (HTTP -1: none): the same
+ * sockets, so no connection waiting in their queues is lost. True when it
+ * did; false (listen anew) without them or when they are not what the
+ * config says (an upgrade that changed gate.listen: the old ones are closed).
+ */
+static bool gate_inherit_listeners(struct gate *g)
+{
+	const char *v = getenv("GROVE_GATE_FDS");
+	int lfd = -1, hfd = -1;
+
+	if (!v || sscanf(v, "%d,%d", &lfd, &hfd) != 2)
+		return false;
+	unsetenv("GROVE_GATE_FDS");
+	if (!is_listening(lfd) || (hfd >= 0 && !is_listening(hfd)) || (hfd >= 0) != (g->cfg.http_listen != NULL)) {
+		log_warn("gate.listeners_not_inherited", "fds=%s", v);
+		if (lfd > 2)
+			close(lfd);
+		if (hfd > 2)
+			close(hfd);
+		return false;
+	}
+	fcntl(lfd, F_SETFD, FD_CLOEXEC);
+	if (hfd >= 0)
+		fcntl(hfd, F_SETFD, FD_CLOEXEC);
+	g->lfd = lfd;
+	g->hfd = hfd;
+	log_info("gate.listeners_inherited", "ssh_fd=%d http_fd=%d", lfd, hfd);
+	return true;
+}
+
 /* The SSH server with its host keys, the listening socket, and the pipe on
  * which sessions tell the acceptor they authenticated. */
 static int gate_start_listeners(struct gate *g)
@@ -670,12 +710,14 @@ static int gate_start_listeners(struct gate *g)
 	ssh_bind_options_set(g->bind, SSH_BIND_OPTIONS_BANNER, "Grove");
 	if ((ret = host_keys(&g->cfg, g->bind)))
 		return ret;
-	if ((g->lfd = listen_tcp(g->cfg.listen)) < 0)
+	if (gate_inherit_listeners(g))
+		;
+	else if ((g->lfd = listen_tcp(g->cfg.listen)) < 0)
 		return g->lfd;
+	else if (g->cfg.http_listen && (g->hfd = listen_tcp(g->cfg.http_listen)) < 0)
+		return g->hfd;
 	if (g->cfg.http_tls_cert && !(g->tls = hconn_tls_context(g->cfg.http_tls_cert, g->cfg.http_tls_key)))
 		return GROVE_EINVAL;
-	if (g->cfg.http_listen && (g->hfd = listen_tcp(g->cfg.http_listen)) < 0)
-		return g->hfd;
 	if (pipe2(g->auth_pipe, O_CLOEXEC))
 		return error_set(GROVE_EIO, "pipe: %s", strerror(errno));
 	fcntl(g->auth_pipe[0], F_SETFL, O_NONBLOCK);
@@ -746,6 +788,27 @@ static void gate_start_draining(struct gate *g)
 	daemon_stopping(&g->d);
 	if (g->api_pid > 0)
 		kill(g->api_pid, GATE_SIG_DRAINING);
+}
+
+/*
+ * SIGUSR2: the binary now on disk takes over. It gets the listening
+ * sockets themselves (no connection in their queues is lost) and starts its
+ * own api process, whose listeners share their ports with this one's
+ * (SO_REUSEPORT) until this one's drain ends. Once it serves, this gate
+ * drains as on SIGTERM: its sessions finish, then it exits.
+ */
+static void gate_upgrade(struct gate *g)
+{
+	char env[64];
+	int keep[] = { g->lfd, g->hfd, -1 };
+
+	snprintf(env, sizeof(env), "GROVE_GATE_FDS=%d,%d", g->lfd, g->hfd);
+	if (daemon_upgrade(&g->d, keep, env)) {
+		log_error("gate.upgrade_failed", "error=%s note=%s", error_msg(), "this gate serves on");
+		return;
+	}
+	log_info("gate.upgraded", "sessions=%zu", g->nkids);
+	gate_start_draining(g);
 }
 
 /* Two strings alike, NULL being one value. */
@@ -821,6 +884,10 @@ static void gate_take_signals(struct gate *g)
 			gate_reap(g);
 		else if (si.ssi_signo == SIGHUP && !g->draining)
 			gate_reload(g);
+		else if (si.ssi_signo == SIGUSR2) {
+			if (!g->draining)
+				gate_upgrade(g);
+		}
 		else if (daemon_signal_stops(&g->d, (int)si.ssi_signo) && !g->draining)
 			gate_start_draining(g);
 	}
@@ -1003,7 +1070,7 @@ int gate_main(int argc, char **argv)
 	}
 	if (a.check)
 		return gate_check_config(a.conf);
-	gate_block_signals(&g);
+	gate_block_signals(&g, argv);
 	if ((ret = gate_prepare(&g, a.conf)) || (ret = gate_start_listeners(&g)))
 		goto out;
 
@@ -1044,5 +1111,6 @@ out:
 	authz_free(gate_authz);
 	gate_authz = NULL;
 	gate_config_release(&g.cfg);
+	daemon_release(&g.d);
 	return ret ? 1 : 0;
 }

@@ -4,14 +4,20 @@
 #include "lib/log.h"
 #include "lib/rpc.h"
 
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
+#include <sys/wait.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 
-void daemon_init(struct daemon *d, const char *role, const int *extra)
+static void notify(struct daemon *d, const char *msg);
+
+void daemon_init(struct daemon *d, const char *role, const int *extra, char **argv)
 {
 	const char *ns = getenv("NOTIFY_SOCKET");
+	const char *up = getenv("GROVE_UPGRADE_FD");
 
 	d->role = role;
 	/* Repositories, logs and state are the daemon's and its group's: git
@@ -22,6 +28,7 @@ void daemon_init(struct daemon *d, const char *role, const int *extra)
 	sigaddset(&d->sigs, SIGTERM);
 	sigaddset(&d->sigs, SIGINT);
 	sigaddset(&d->sigs, SIGHUP);
+	sigaddset(&d->sigs, SIGUSR2);
 	for (; extra && *extra; extra++)
 		sigaddset(&d->sigs, *extra);
 	pthread_sigmask(SIG_BLOCK, &d->sigs, NULL);
@@ -30,13 +37,112 @@ void daemon_init(struct daemon *d, const char *role, const int *extra)
 	if (ns && strlen(ns) < sizeof(d->notify))
 		strlcpy_(d->notify, ns, sizeof(d->notify));
 	unsetenv("NOTIFY_SOCKET");
+	/* A buffer, not malloc: the gate's forked children exit without
+	 * daemon_release. */
+	if (!realpath("/proc/self/exe", d->exe))
+		d->exe[0] = '\0';
+	d->argv = argv;
+	d->upgrade_fd = up ? atoi(up) : -1;
+	if (d->upgrade_fd >= 0)
+		fcntl(d->upgrade_fd, F_SETFD, FD_CLOEXEC);
+	unsetenv("GROVE_UPGRADE_FD");
 }
 
-static void notify(struct daemon *d, const char *msg);
+void daemon_release(struct daemon *d)
+{
+	if (d->upgrade_fd >= 0)
+		close(d->upgrade_fd);
+	d->upgrade_fd = -1;
+}
+
+/* In the forked child: the new binary, with keep_fds open and the signal
+ * mask of a new process (daemon_init blocks what it reads). */
+static void upgrade_exec(struct daemon *d, int ready_fd, const int *keep_fds, const char *env)
+{
+	sigset_t none;
+	char num[16];
+	size_t n = 0;
+	char **argv;
+
+	while (d->argv[n])
+		n++;
+	argv = xcalloc(n + 2, sizeof(*argv));
+	argv[0] = d->exe;
+	memcpy(argv + 1, d->argv, n * sizeof(*argv));
+	fcntl(ready_fd, F_SETFD, 0);
+	for (; keep_fds && *keep_fds >= 0; keep_fds++)
+		fcntl(*keep_fds, F_SETFD, 0);
+	snprintf(num, sizeof(num), "%d", ready_fd);
+	setenv("GROVE_UPGRADE_FD", num, 1);
+	if (env)
+		putenv((char *)env);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	execv(d->exe, argv);
+	_exit(127);
+}
+
+#define UPGRADE_WAIT_MS 60000   /* a new process that does not serve by then is not taken */
+
+int daemon_upgrade(struct daemon *d, const int *keep_fds, const char *env)
+{
+	char event[64], buf[16];
+	int p[2], ret = 0;
+	pid_t pid;
+	ssize_t n = 0;
+
+	if (!d->exe[0] || !d->argv)
+		return error_set(GROVE_EINTERNAL, "this process does not know its own binary");
+	if (pipe2(p, O_CLOEXEC))
+		return error_set(GROVE_EIO, "pipe: %s", strerror(errno));
+	pid = fork();
+	if (pid == 0) {
+		close(p[0]);
+		upgrade_exec(d, p[1], keep_fds, env);
+	}
+	close(p[1]);
+	if (pid < 0) {
+		close(p[0]);
+		return error_set(GROVE_EIO, "fork: %s", strerror(errno));
+	}
+	snprintf(event, sizeof(event), "%s.upgrading", d->role);
+	log_info(event, "binary=%s new_pid=%d", d->exe, (int)pid);
+	/* "READY" once it serves; nothing (EOF) if it died first. */
+	struct pollfd pfd = { .fd = p[0], .events = POLLIN };
+	int64_t end = now_ms() + UPGRADE_WAIT_MS;
+	for (;;) {
+		int64_t left = end - now_ms();
+		int r = left > 0 ? poll(&pfd, 1, (int)left) : 0;
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r > 0)
+			n = read(p[0], buf, sizeof(buf));
+		break;
+	}
+	close(p[0]);
+	if (n <= 0) {
+		/* Not ready in time, or gone: it must not serve beside us half-started. */
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		ret = error_set(GROVE_EUNAVAIL, "the new process (%s) did not start serving: see its lines above", d->exe);
+	} else {
+		char msg[32];
+		snprintf(msg, sizeof(msg), "MAINPID=%d", (int)pid);
+		notify(d, msg);
+	}
+	return ret;
+}
 
 bool daemon_signal_stops(struct daemon *d, int sig)
 {
 	char event[64];
+	if (sig == SIGUSR2) {
+		if (!daemon_upgrade(d, NULL, NULL))
+			return true;
+		snprintf(event, sizeof(event), "%s.upgrade_failed", d->role);
+		log_error(event, "error=%s note=%s", error_msg(), "this process serves on");
+		return false;
+	}
 	if (sig != SIGHUP)
 		return sig == SIGTERM || sig == SIGINT;
 	notify(d, "RELOADING=1");
@@ -100,6 +206,13 @@ static void notify(struct daemon *d, const char *msg)
 void daemon_ready(struct daemon *d)
 {
 	notify(d, "READY=1");
+	if (d->upgrade_fd >= 0) {
+		/* The process this one replaces may stop accepting now. */
+		if (write(d->upgrade_fd, "READY\n", 6) != 6)
+			log_warn("daemon.upgrade_unsaid", "error=%s", strerror(errno));
+		close(d->upgrade_fd);
+		d->upgrade_fd = -1;
+	}
 }
 
 void daemon_stopping(struct daemon *d)

@@ -4,7 +4,16 @@
  *
  *   signals   SIGTERM and SIGINT stop it (it drains, then exits), SIGHUP
  *             reads the TLS files again (certificate rotation; the gate
- *             reads its whole config), SIGPIPE is ignored; blocked in every thread and read by one, with
+ *             reads its whole config), SIGUSR2 upgrades it (below),
+ *             SIGPIPE is ignored;
+ *   upgrades  SIGUSR2 starts the binary now at the path this one was
+ *             started from, with the same arguments; once the new process
+ *             serves (it says so on a pipe, GROVE_UPGRADE_FD, when it calls
+ *             daemon_ready), this one stops accepting, drains like SIGTERM
+ *             and exits. The new one listens beside it meanwhile: the
+ *             gate hands it its listening sockets, gRPC listeners share
+ *             the port (SO_REUSEPORT) or take over the unix socket's path.
+ *             A new process that fails to start changes nothing; blocked in every thread and read by one, with
  *             sigwait (daemon_wait_stop) or the daemon's own signalfd;
  *   readiness systemd's notify protocol on $NOTIFY_SOCKET: READY=1 once it
  *             serves, STOPPING=1 once it drains (Type=notify units). The
@@ -24,15 +33,30 @@ struct daemon {
 	const char *role;
 	sigset_t sigs;            /* blocked in every thread */
 	char notify[108];         /* $NOTIFY_SOCKET, "" when not under systemd */
+	char exe[4096];           /* the binary's path at start ("": unknown): SIGUSR2 runs what is there then */
+	char **argv;              /* the subcommand and its arguments ("store", "-c", FILE) */
+	int upgrade_fd;           /* the old process's pipe (GROVE_UPGRADE_FD), or -1 */
 };
 
 /* Blocks the daemon's signals (and extra, 0-terminated, if not NULL) for this
- * thread and those it starts; takes $NOTIFY_SOCKET. Call before any thread. */
-void daemon_init(struct daemon *d, const char *role, const int *extra);
-/* Until SIGTERM or SIGINT (SIGHUP reloads): that signal. */
+ * thread and those it starts; takes $NOTIFY_SOCKET and $GROVE_UPGRADE_FD;
+ * argv (the subcommand's, NULL-terminated) is what an upgrade runs again.
+ * Call before any thread. */
+void daemon_init(struct daemon *d, const char *role, const int *extra, char **argv);
+void daemon_release(struct daemon *d);
+/* Until SIGTERM or SIGINT, or SIGUSR2 once the new process serves (SIGHUP
+ * reloads; a failed upgrade is logged and this one serves on): that signal. */
 int daemon_wait_stop(struct daemon *d);
-/* What a signal read from a signalfd means: true to stop; SIGHUP reloads. */
+/* What a signal read from a signalfd means: true to stop; SIGHUP reloads;
+ * SIGUSR2 upgrades (true once the new process serves). */
 bool daemon_signal_stops(struct daemon *d, int sig);
+/*
+ * The upgrade itself, for a daemon that reads its own signals: keep_fds
+ * (-1-terminated, or NULL) stay open in the new process and env
+ * ("NAME=VALUE", or NULL) tells it which they are. 0 once the new process
+ * serves, or an error (it failed, or did not say it serves in time).
+ */
+int daemon_upgrade(struct daemon *d, const int *keep_fds, const char *env);
 /* Tells systemd: serving now; stopping now. */
 void daemon_ready(struct daemon *d);
 void daemon_stopping(struct daemon *d);

@@ -73,7 +73,9 @@ int metricsd_start(const char *listen, const char *setting, metricsd_render_fn *
 	m->ctx = ctx;
 	m->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, m,
 				  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT, 64U,
-				  MHD_OPTION_CONNECTION_TIMEOUT, 10U, MHD_OPTION_END);
+				  MHD_OPTION_CONNECTION_TIMEOUT, 10U,
+				  /* SO_REUSEPORT: an upgrade's new process (SIGUSR2) binds beside this one. */
+				  MHD_OPTION_LISTENING_ADDRESS_REUSE, 1U, MHD_OPTION_END);
 	if (!m->mhd) {
 		free(m);
 		return error_set(GROVE_EUNAVAIL, "cannot serve metrics on %s (address in use?)", listen);

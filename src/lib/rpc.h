@@ -61,7 +61,13 @@ int rpc_server_new(struct rpc_server **out, const struct rpc_server_opts *opts);
 int rpc_server_handle(struct rpc_server *s, const char *method, rpc_handler_fn *fn, void *data);
 /* "host:port", "[::1]:port" or "unix:/path"; before rpc_server_start. */
 int rpc_server_listen(struct rpc_server *s, const char *addr);
+/* The same; *port: the TCP port bound (the kernel's pick for "host:0"). */
+int rpc_server_listen_port(struct rpc_server *s, const char *addr, int *port);
 int rpc_server_start(struct rpc_server *s);
+/* For a unix address listened on: "unix:PATH.PID", the socket of this
+ * process alone (PATH follows whichever process serves now: an upgrade
+ * moves it); other addresses as they are. Valid as long as the server. */
+const char *rpc_server_own_address(struct rpc_server *s, const char *addr);
 /* Calls in flight now. */
 int rpc_server_inflight(struct rpc_server *s);
 /*

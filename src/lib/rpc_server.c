@@ -6,10 +6,13 @@
 #include "lib/rpc.h"
 #include "grpc/health/v1/health.pb-c.h"
 
+#include <dirent.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
 #include <openssl/crypto.h>
 #include <pthread.h>
+#include <signal.h>
+#include <sys/un.h>
 #include <time.h>
 
 #define HEALTH_CHECK "/grpc.health.v1.Health/Check"
@@ -85,6 +88,10 @@ struct rpc_server {
 	size_t nhealth;
 	struct rpc_tls_listener **tls;    /* one per TLS listener */
 	size_t ntls;
+	struct unix_link {                /* a unix address, served at PATH.PID */
+		char *path, *own, *own_addr;
+	} *links;
+	size_t nlinks;
 };
 
 static int post_request(struct rpc_server *s, struct rpc_handler *h);
@@ -690,12 +697,81 @@ int rpc_server_allow_secret(struct rpc_server *s, const char *method, const char
 	return error_set(GROVE_EINTERNAL, "method %s has no handler to allow a secret for", method);
 }
 
+/* Sockets PATH.PID of processes gone (a kill -9) next to path: removed. */
+static void unix_sweep(const char *path)
+{
+	char dir[4096], pat[4096];
+	const char *slash = strrchr(path, '/');
+	DIR *d;
+	struct dirent *e;
+
+	if (!slash || (size_t)(slash - path) >= sizeof(dir))
+		return;
+	memcpy(dir, path, (size_t)(slash - path));
+	dir[slash - path] = '\0';
+	snprintf(pat, sizeof(pat), "%s.", slash + 1);
+	if (!(d = opendir(dir[0] ? dir : "/")))
+		return;
+	while ((e = readdir(d))) {
+		char *end;
+		long pid;
+		if (strncmp(e->d_name, pat, strlen(pat)))
+			continue;
+		pid = strtol(e->d_name + strlen(pat), &end, 10);
+		if (*end || pid <= 0 || !(kill((pid_t)pid, 0) && errno == ESRCH))
+			continue;
+		char stale[8192];
+		snprintf(stale, sizeof(stale), "%s/%s", dir, e->d_name);
+		unlink(stale);
+	}
+	closedir(d);
+}
+
+/*
+ * A unix address is served at PATH.PID, and PATH becomes a symlink to it
+ * once the server serves (rpc_server_start). Why: an upgrade's new process
+ * (lib/daemon.h) takes PATH over by swapping the link, while this one
+ * drains on its own socket; gRPC removes the socket it bound when it
+ * stops, which must not be the new process's. "" when PATH.PID would not
+ * fit a unix socket's name: then PATH itself.
+ */
+static void unix_own_path(const char *path, char *own, size_t size)
+{
+	struct sockaddr_un sa;
+	int n = snprintf(own, size, "%s.%d", path, (int)getpid());
+	if (n < 0 || (size_t)n >= size || (size_t)n >= sizeof(sa.sun_path))
+		own[0] = '\0';
+}
+
 int rpc_server_listen(struct rpc_server *s, const char *addr)
 {
+	return rpc_server_listen_port(s, addr, NULL);
+}
+
+int rpc_server_listen_port(struct rpc_server *s, const char *addr, int *port_out)
+{
 	struct rpc_tls_listener *l;
-	grpc_server_credentials *creds = rpc_tls_server_credentials(addr, &l);
-	int port = grpc_server_add_http2_port(s->server, addr, creds);
+	const char *path = NULL;
+	char own[4096] = "", *own_addr = NULL;
+	const char *bind_addr = addr;
+
+	if (skip_prefix(addr, "unix:", &path)) {
+		unix_sweep(path);
+		unix_own_path(path, own, sizeof(own));
+		if (own[0])
+			bind_addr = own_addr = xasprintf("unix:%s", own);
+	}
+	grpc_server_credentials *creds = rpc_tls_server_credentials(bind_addr, &l);
+	int port = grpc_server_add_http2_port(s->server, bind_addr, creds);
 	grpc_server_credentials_release(creds);
+	if (port > 0 && own[0]) {
+		s->links = xrealloc(s->links, (s->nlinks + 1) * sizeof(*s->links));
+		s->links[s->nlinks].path = xstrdup(path);
+		s->links[s->nlinks].own_addr = own_addr;
+		s->links[s->nlinks++].own = xstrdup(own);
+	} else {
+		free(own_addr);
+	}
 	if (l) {
 		/* The fetcher's state lives as long as the server. */
 		s->tls = xrealloc(s->tls, (s->ntls + 1) * sizeof(*s->tls));
@@ -703,13 +779,66 @@ int rpc_server_listen(struct rpc_server *s, const char *addr)
 	}
 	if (port <= 0)
 		return error_set(GROVE_EUNAVAIL, "cannot listen on %s (address in use, or not allowed?)", addr);
+	if (port_out)
+		*port_out = port;
 	return 0;
+}
+
+/* PATH -> PATH.PID, swapped in at once (rename): a client finds a socket
+ * that serves at PATH at every moment, the old process's or this one's. */
+static int unix_links_make(struct rpc_server *s)
+{
+	for (size_t i = 0; i < s->nlinks; i++) {
+		struct unix_link *k = &s->links[i];
+		const char *base = strrchr(k->own, '/');
+		char tmp[4200];
+		snprintf(tmp, sizeof(tmp), "%s.link%d", k->path, (int)getpid());
+		unlink(tmp);
+		if (symlink(base ? base + 1 : k->own, tmp) || rename(tmp, k->path)) {
+			int e = errno;
+			unlink(tmp);
+			return error_set(GROVE_EIO, "cannot point %s at %s: %s", k->path, k->own, strerror(e));
+		}
+	}
+	return 0;
+}
+
+const char *rpc_server_own_address(struct rpc_server *s, const char *addr)
+{
+	const char *path;
+	if (!skip_prefix(addr, "unix:", &path))
+		return addr;
+	for (size_t i = 0; i < s->nlinks; i++)
+		if (!strcmp(s->links[i].path, path))
+			return s->links[i].own_addr;
+	return addr;
+}
+
+/* A clean stop: PATH goes with the socket it names, unless an upgrade's
+ * new process has taken it over. */
+static void unix_links_free(struct rpc_server *s)
+{
+	for (size_t i = 0; i < s->nlinks; i++) {
+		struct unix_link *k = &s->links[i];
+		const char *base = strrchr(k->own, '/');
+		char target[4096];
+		ssize_t n = readlink(k->path, target, sizeof(target) - 1);
+		if (n > 0 && (target[n] = '\0', !strcmp(target, base ? base + 1 : k->own)))
+			unlink(k->path);
+		unlink(k->own);
+		free(k->path);
+		free(k->own);
+		free(k->own_addr);
+	}
+	free(s->links);
 }
 
 int rpc_server_start(struct rpc_server *s)
 {
 	grpc_server_start(s->server);
 	s->started = true;
+	if (unix_links_make(s))
+		return GROVE_EIO;
 	for (struct rpc_handler *h = s->handlers; h; h = h->next)
 		if (post_request(s, h))
 			return GROVE_EINTERNAL;
@@ -799,6 +928,7 @@ void rpc_server_free(struct rpc_server *s)
 	for (size_t i = 0; i < s->ntls; i++)
 		rpc_tls_listener_free(s->tls[i]);
 	free(s->tls);
+	unix_links_free(s);
 	free(s->threads);
 	free(s->secret);
 	pthread_mutex_destroy(&s->mu);

@@ -327,7 +327,7 @@ int store_main(int argc, char **argv)
 {
 	struct store st = { 0 };
 	struct config *cfg = NULL;
-	struct rpc_server *srv = NULL;
+	struct rpc_server *srv = NULL, *hsrv = NULL;
 	struct rpc_server_opts ropts = { .role = "store" };
 	struct store_args args = { .name = "default", .listen_addr = "127.0.0.1:8075" };
 	const char *conf;
@@ -351,7 +351,7 @@ int store_main(int argc, char **argv)
 	ret = 0;
 
 	/* Signals are taken synchronously by this thread, never by a worker. */
-	daemon_init(&d, "store", NULL);
+	daemon_init(&d, "store", NULL, argv);
 	git_libgit2_init();
 
 	if ((ret = config_open(&cfg, conf)) || (ret = rpc_tls_from_config(cfg)) ||
@@ -371,7 +371,24 @@ int store_main(int argc, char **argv)
 	for (size_t i = 0; i < nlisten; i++)
 		if ((ret = rpc_server_listen(srv, listen[i])))
 			goto out;
-	if ((ret = rpc_server_listen(srv, st.hook_address)) || (ret = rpc_server_start(srv)) ||
+	/*
+	 * The hook socket has a server of its own, drained last: the hooks of
+	 * the pushes still running while the store drains must get through.
+	 * And a push's hooks call back the process that runs the push, not
+	 * the one an upgrade put in its place meanwhile (that one knows
+	 * nothing of it): its own socket, not the path an upgrade moves.
+	 */
+	if ((ret = rpc_server_new(&hsrv, &ropts)))
+		goto out;
+	store_register_hook_service(hsrv, &st);
+	if ((ret = rpc_server_listen(hsrv, st.hook_address)))
+		goto out;
+	{
+		char *own = xstrdup(rpc_server_own_address(hsrv, st.hook_address));
+		free(st.hook_address);
+		st.hook_address = own;
+	}
+	if ((ret = rpc_server_start(hsrv)) || (ret = rpc_server_start(srv)) ||
 	    (ret = store_metrics_start(&st, &metrics)))
 		goto out;
 	log_info("store.started", "version=%s name=%s root=%s listen=%s hook_socket=%s", grove_version(), st.name, st.root,
@@ -384,6 +401,7 @@ int store_main(int argc, char **argv)
 	log_info("store.draining", "signal=%d inflight=%d grace_s=%lld", sig, rpc_server_inflight(srv),
 		 (long long)grace);
 	rpc_server_drain(srv, (int)grace * 1000);
+	rpc_server_drain(hsrv, (int)grace * 1000);
 	log_info("store.stopped", NULL);
 out:
 	if (ret) {
@@ -392,8 +410,10 @@ out:
 	}
 	metricsd_stop(metrics);
 	rpc_server_free(srv);
+	rpc_server_free(hsrv);
 	config_strv_free(listen, nlisten);
 	config_free(cfg);
 	store_release(&st);
+	daemon_release(&d);
 	return ret ? 1 : 0;
 }

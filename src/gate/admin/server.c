@@ -428,6 +428,8 @@ static int open_listener(const char *listen_addr, int *out)
 			continue;
 		}
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		/* A gate's successor (SIGUSR2) binds beside this one until it drains. */
+		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 		if (!bind(fd, ai->ai_addr, ai->ai_addrlen) && !listen(fd, 64))
 			break;
 		err = errno;
