@@ -57,6 +57,8 @@ struct gate_config {
 	int canary_percent;
 	int login_grace;           /* seconds to authenticate */
 	int max_startups;          /* unauthenticated connections at once */
+	int startups_begin;        /* from this many, random early drop (sshd's MaxStartups start:rate:full) */
+	int startups_rate;         /* % dropped at startups_begin, rising to 100 at max_startups */
 	int max_connections;
 	int max_per_addr;          /* SSH connections from one client address (gate.maxConnectionsPerAddress) */
 	int max_ops_per_app;       /* git commands at once on one app (gate.maxOpsPerApp) */

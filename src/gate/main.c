@@ -83,7 +83,9 @@ const struct cli_command gate_command = {
 	"                                    window alone\n"
 	"    canaryPercent = 0               share of new apps on the cluster route\n"
 	"    loginGraceTime = 30             seconds to authenticate\n"
-	"    maxStartups = 100               unauthenticated connections at once\n"
+	"    maxStartups = 100               unauthenticated connections at once; or\n"
+	"                                    START:RATE:FULL as sshd: from START, RATE % of\n"
+	"                                    new ones dropped at random, rising to all at FULL\n"
 	"    maxConnections = 1000           connections at once\n"
 	"    idleTimeout = 600               seconds without traffic\n"
 	"    shutdownGrace = 60              seconds SIGTERM waits for sessions\n"
@@ -186,6 +188,38 @@ static int gate_config_read_strings(struct config_load *l)
 }
 
 /* The settings that are numbers, each within its bounds. */
+/*
+ * gate.maxStartups: N (unauthenticated connections at once; more are
+ * closed), or START:RATE:FULL as sshd's MaxStartups: from START on, RATE %
+ * of new connections are dropped at random, rising linearly to all at
+ * FULL, so that a flood cannot fill the slots while clients that keep
+ * trying still get in.
+ */
+static int gate_config_read_startups(struct config_load *l)
+{
+	struct gate_config *c = l->c;
+	char *v = NULL, tail;
+	int b, r, f, n, ret = 0;
+
+	if ((ret = config_get_str(l->cfg, "gate.maxStartups", "100", &v)))
+		return ret;
+	n = sscanf(v, "%d:%d:%d%c", &b, &r, &f, &tail);
+	if (n == 1 && sscanf(v, "%d%c", &f, &tail) == 1) {
+		b = f;
+		r = 100;
+	} else if (n != 3) {
+		f = -1;
+	}
+	if (f < 1 || f > 100000 || b < 1 || b > f || r < 0 || r > 100)
+		ret = error_set(GROVE_EINVAL, "%s: gate.maxStartups must be N (1 to 100000) or START:RATE:FULL "
+				"(1 <= START <= FULL, RATE 0 to 100), not \"%s\"", l->path, v);
+	c->max_startups = f;
+	c->startups_begin = b;
+	c->startups_rate = r;
+	free(v);
+	return ret;
+}
+
 static int gate_config_read_ints(struct config_load *l)
 {
 	struct gate_config *c = l->c;
@@ -201,7 +235,6 @@ static int gate_config_read_ints(struct config_load *l)
 	} while (0);
 	INT("gate.canaryPercent", 0, 0, 100, canary_percent)
 	INT("gate.loginGraceTime", 30, 1, 600, login_grace)
-	INT("gate.maxStartups", 100, 1, 100000, max_startups)
 	INT("gate.maxConnections", 1000, 1, 100000, max_connections)
 	INT("gate.maxConnectionsPerAddress", 50, 1, 100000, max_per_addr)
 	INT("gate.maxOpsPerApp", 32, 1, 10000, max_ops_per_app)
@@ -338,7 +371,8 @@ int gate_config_load(struct gate_config *c, const char *path)
 		if ((ret = config_get_path(l.cfg, "gate.database", "gate.db", &c->db_path)))
 			goto out;
 	}
-	if ((ret = gate_config_read_ints(&l)) || (ret = gate_config_read_secrets(&l)))
+	if ((ret = gate_config_read_ints(&l)) || (ret = gate_config_read_startups(&l)) ||
+	    (ret = gate_config_read_secrets(&l)))
 		goto out;
 	if (c->auth_url && strncmp(c->auth_url, "http://", 7) && strncmp(c->auth_url, "https://", 8)) {
 		ret = error_set(GROVE_EINVAL, "%s: auth.url must be an http:// or https:// URL", path);
@@ -944,6 +978,18 @@ static int session_child(struct gate *g, int fd, const char *peer, bool http)
 	return ret;
 }
 
+/* Random early drop with unauth connections not yet authenticated:
+ * startups_rate % at startups_begin, rising linearly to 100 % at
+ * max_startups (sshd's MaxStartups start:rate:full). */
+static bool gate_early_drop(const struct gate_config *c, int unauth)
+{
+	int p, span = c->max_startups - c->startups_begin;
+	if (unauth < c->startups_begin || c->startups_begin >= c->max_startups)
+		return false;
+	p = c->startups_rate + (100 - c->startups_rate) * (unauth - c->startups_begin) / (span > 0 ? span : 1);
+	return (int)(random() % 100) < p;
+}
+
 /* Takes one connection from lfd (the SSH or the HTTP socket: both count
  * against the same limits) and forks its session process. Returns true in
  * that process, with its exit code in *child_ret. */
@@ -959,6 +1005,11 @@ static bool gate_accept(struct gate *g, int lfd, int *child_ret)
 	if (g->unauth >= g->cfg.max_startups || g->nkids >= (size_t)g->cfg.max_connections) {
 		/* Like sshd's MaxStartups: refuse before any work is done. */
 		log_warn("gate.too_many", "peer=%s unauthenticated=%d connections=%zu", peer, g->unauth, g->nkids);
+		close(fd);
+		return false;
+	}
+	if (gate_early_drop(&g->cfg, g->unauth)) {
+		log_warn("gate.early_drop", "peer=%s unauthenticated=%d", peer, g->unauth);
 		close(fd);
 		return false;
 	}
@@ -1071,6 +1122,9 @@ int gate_main(int argc, char **argv)
 	if (a.check)
 		return gate_check_config(a.conf);
 	gate_block_signals(&g, argv);
+	/* Random early drop (gate_early_drop) need not be unpredictable, only
+	 * different from one gate to the next. */
+	srandom((unsigned)getpid() ^ (unsigned)time(NULL));
 	if ((ret = gate_prepare(&g, a.conf)) || (ret = gate_start_listeners(&g)))
 		goto out;
 

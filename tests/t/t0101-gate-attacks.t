@@ -251,6 +251,39 @@ test_expect_success 'many unauthenticated connections at once leave the gate ser
 	test -e after/file1.txt
 '
 
+# early_drops: how many connections g14 dropped early so far.
+early_drops() {
+	grep -c "\"event\":\"gate.early_drop\"" "$TRASH/g14/gate.log" || true
+}
+
+test_setup 'a gate with random early drop from 2 unauthenticated connections (2:50:100)' '
+	start_gate g14 $s1_ADDR s1 gate.maxStartups=2:50:100 &&
+	new_key dora && user_app g14 dora dapp >/dev/null
+'
+
+test_expect_success 'a wrong maxStartups is refused with what it must be' '
+	cp g14/gate.conf g14/bad.conf && git config -f g14/bad.conf gate.maxStartups 5:200:10 &&
+	test_must_fail "$GROVE" gate -c g14/bad.conf --check-config 2>err &&
+	test_grep "gate.maxStartups must be N (1 to 100000) or START:RATE:FULL" err
+'
+
+# The flood holds its connections until released (up to 10 minutes).
+test_expect_success 'past START, new unauthenticated connections are dropped at random, not all; a user gets in' '
+	perl -MIO::Socket::INET -e "
+		my @s; for (1..60) { my \$c = IO::Socket::INET->new(PeerAddr => q(127.0.0.1:$g14_SSH_PORT)); push @s, \$c if \$c; select(undef, undef, undef, 0.01); }
+		for (1..6000) { last if -e q(flood14.release); select(undef, undef, undef, 0.1) }" &
+	flood=$!
+	: 58 connections come past START: at least half are dropped, not all &&
+	seen=0
+	wait_for 60 "the gate to drop some early" eval "test \$(early_drops) -ge 10" || seen=1
+	touch flood14.release && wait $flood &&
+	test $seen = 0 &&
+	drops=$(early_drops) && echo "# early drops: $drops of 58" >&2 &&
+	test $drops -lt 58 &&
+	test_must_fail grep -q "\"event\":\"gate.too_many\"" g14/gate.log &&
+	wait_for 30 "dora to be let in" eval "\$(ssh_as dora $g14_SSH_PORT) git@127.0.0.1 </dev/null 2>&1 | grep -q \"^Hi dora\""
+'
+
 test_expect_success 'a client that does not authenticate within the grace time is cut off' '
 	start_gate g2 $s1_ADDR s1 gate.loginGraceTime=1 &&
 	perl -MIO::Socket::INET -e "
