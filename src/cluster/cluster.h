@@ -25,6 +25,7 @@
 #define GROVE_CLUSTER_H
 
 #include "lib/common.h"
+#include "cluster/usercap.h"
 #include "lib/rpc.h"
 
 #include <pthread.h>
@@ -61,6 +62,7 @@ struct cluster_metrics {
 struct txn_registry;
 
 struct cluster {
+	struct usercap users;     /* calls at once per user (cluster.maxCallsPerUser) */
 	char *router;             /* this router's name, in the shared database */
 	char *virtual_storage;
 	char *secret;

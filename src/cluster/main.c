@@ -52,6 +52,8 @@ const struct cli_command cluster_command = {
 	"    verifyInterval = 3600       s between checksum verifications (0: off)\n"
 	"    metricsListen = …           IPv4 host:port for GET /metrics (Prometheus)\n"
 	"    threads = 2, maxCalls = 1024, shutdownGrace = 30\n"
+	"    maxCallsPerUser = 128       git commands of one user at once through this router,\n"
+	"                                whatever gate they came through; 0: no cap\n"
 	"  [store \"NAME\"]                one per store\n"
 	"    address = 127.0.0.1:8075\n"
 	"    storage = NAME              the store's storage name (store.name)\n"
@@ -201,6 +203,9 @@ static int cluster_setup(struct cluster *c, struct config *cfg, struct rpc_serve
 	INT_OPT("cluster.verifyInterval", c->verify_interval_s, 3600, 0, 30 * 86400);
 	INT_OPT("cluster.threads", ropts->threads, 2, 1, 64);
 	INT_OPT("cluster.maxCalls", ropts->max_calls, 1024, 1, 100000);
+	if ((ret = config_get_int(cfg, "cluster.maxCallsPerUser", 128, 0, 100000, &v)))
+		goto out;
+	usercap_init(&c->users, (int)v);
 #undef INT_OPT
 	ret = load_nodes(c, cfg);
 out:
@@ -221,6 +226,7 @@ static void cluster_release(struct cluster *c)
 		free(c->nodes[i].secret);
 	}
 	free(c->nodes);
+	usercap_release(&c->users);
 	free(c->router);
 	free(c->virtual_storage);
 	if (c->secret)

@@ -902,9 +902,8 @@ fail:
 
 /* ---- entry ---- */
 
-static void route_call(struct rpc_call *call, void *data)
+static void route_user_call(struct cluster *c, struct rpc_call *call)
 {
-	struct cluster *c = data;
 	const struct rpc_method_info *info = rpc_method_find(rpc_call_method(call));
 	Grove__V1__Repository *repo = NULL;
 	grpc_byte_buffer *bb = NULL;
@@ -938,6 +937,33 @@ out:
 	grpc_slice_unref(first);
 	if (bb)
 		grpc_byte_buffer_destroy(bb);
+}
+
+/* The user a gate named for the call (RPC_USER_KEY), "" when none. */
+static void call_user(struct rpc_call *call, char *out, size_t size)
+{
+	size_t len = 0;
+	const char *v = rpc_call_metadata(call, RPC_USER_KEY, &len);
+	snprintf(out, size, "%.*s", v ? (int)MIN(len, size - 1) : 0, v ? v : "");
+}
+
+static void route_call(struct rpc_call *call, void *data)
+{
+	struct cluster *c = data;
+	char user[USERCAP_NAME_MAX + 1];
+	int running;
+
+	call_user(call, user, sizeof(user));
+	if (user[0] && usercap_take(&c->users, user, &running)) {
+		char why[256];
+		log_warn("cluster.user_busy", "user=%s running=%d method=%s", user, running, rpc_call_method(call));
+		snprintf(why, sizeof(why), RPC_USER_BUSY "%s", error_msg());
+		rpc_call_finish_status(call, GRPC_STATUS_RESOURCE_EXHAUSTED, why);
+		return;
+	}
+	route_user_call(c, call);
+	if (user[0])
+		usercap_put(&c->users, user);
 }
 
 void router_register(struct rpc_server *srv, struct cluster *c)

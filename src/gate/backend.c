@@ -1,5 +1,6 @@
 /* Session backends: see backend.h. */
 #include "gate/backend.h"
+#include "lib/auth.h"
 #include "lib/error.h"
 #include "lib/gitcmd.h"
 #include "lib/log.h"
@@ -265,8 +266,16 @@ static void *receiver_main(void *arg)
 	if (malformed)
 		failed = error_set(GROVE_EPROTO, "it sent a malformed SSHResponse");
 	if (failed) {
+		char details[512];
+		int n;
 		log_warn("gate.backend_error", "address=%s error=%s", rpc_client_address(g->cl), error_msg());
-		int n = storage_failure(msg, sizeof(msg), failed, g->corr);
+		rpc_stream_details(g->st, details, sizeof(details));
+		if (failed == GROVE_ETOOBIG && skip_prefix(details, RPC_USER_BUSY, NULL))
+			n = snprintf(msg, sizeof(msg),
+				     "ERROR: You have too many git operations running at once on Grove's storage: "
+				     "try again when one of them has ended.\n");
+		else
+			n = storage_failure(msg, sizeof(msg), failed, g->corr);
 		grpc_slice s = grpc_slice_from_copied_buffer(msg, (size_t)MIN(n, (int)sizeof(msg) - 1));
 		enqueue(g, &s, GRPC_SLICE_START_PTR(s), GRPC_SLICE_LENGTH(s), true);
 		grpc_slice_unref(s);
@@ -389,9 +398,25 @@ static void grpc_free(struct backend *b)
 	free(g);
 }
 
-int backend_start_grpc(struct backend **out, const char *addr, const char *secret, const char *method,
-		       const Grove__V1__SSHRequest *first)
+/* A user name as gRPC metadata may carry it (printable ASCII), else its
+ * SHA-256: a platform's names (auth.url) may hold anything. */
+static const char *user_md(const char *user, char hashed[65])
 {
+	if (!user)
+		return "";
+	for (const char *p = user; *p; p++)
+		if (*p < 0x21 || *p > 0x7e) {
+			auth_sha256_hex(user, strlen(user), hashed);
+			return hashed;
+		}
+	return user;
+}
+
+int backend_start_grpc(struct backend **out, const char *addr, const char *secret, const char *method,
+		       const Grove__V1__SSHRequest *first, const char *user)
+{
+	char hashed[65];
+	struct rpc_md md = { RPC_USER_KEY, user_md(user, hashed) };
 	struct grpc_backend *g = xcalloc(1, sizeof(*g));
 	strlcpy_(g->corr, log_correlation_id() ? log_correlation_id() : "", sizeof(g->corr));
 	int in[2] = { -1, -1 };
@@ -424,7 +449,8 @@ int backend_start_grpc(struct backend **out, const char *addr, const char *secre
 		ret = error_set(GROVE_EIO, "eventfd: %s", strerror(errno));
 		goto fail;
 	}
-	if ((ret = rpc_client_new(&g->cl, addr, secret)) || (ret = rpc_stream_open(g->cl, method, 0, &g->st)))
+	if ((ret = rpc_client_new(&g->cl, addr, secret)) ||
+	    (ret = rpc_stream_open_md(g->cl, method, 0, &md, user && *user ? 1 : 0, &g->st)))
 		goto fail;
 	if (rpc_stream_send(g->st, &first->base)) {
 		/* The status says why (store down, repository missing …): the

@@ -45,7 +45,8 @@ enum backend_mode { BACKEND_STREAM = 0, BACKEND_STATELESS, BACKEND_ADVERTISE };
 int backend_start_local(struct backend **out, const char *service, const char *dir, const char *hooks_dir,
 			const char *const *fsck_ignore, char **env, uint64_t max_input_size, enum backend_mode mode);
 /* method: "/grove.v1.SSHService/SSHReceivePack", …; first: repository, protocol, payload. */
+/* user: who runs it, told to the router (its per-user cap, RPC_USER_KEY). */
 int backend_start_grpc(struct backend **out, const char *addr, const char *secret, const char *method,
-		       const Grove__V1__SSHRequest *first);
+		       const Grove__V1__SSHRequest *first, const char *user);
 
 #endif

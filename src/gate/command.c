@@ -349,7 +349,7 @@ static int command_start_backend(struct door *d, struct command *c)
 		 d->mode == BACKEND_ADVERTISE ? "AdvertiseRefs" :
 		 c->cmd.service == GIT_SERVICE_RECEIVE_PACK ? "ReceivePack" :
 		 c->cmd.service == GIT_SERVICE_UPLOAD_ARCHIVE ? "UploadArchive" : "UploadPack");
-	return backend_start_grpc(&c->b, d->cfg->cluster_address, d->cfg->secret, method, &first);
+	return backend_start_grpc(&c->b, d->cfg->cluster_address, d->cfg->secret, method, &first, d->user.name);
 }
 
 /* git's own words ("pack exceeds maximum allowed size") do not say whose

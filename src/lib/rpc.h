@@ -30,6 +30,10 @@
 #include <protobuf-c/protobuf-c.h>
 
 #define RPC_CORRELATION_KEY "x-grove-correlation-id"
+/* The user a gate runs a call for (a router's per-user cap), and the start
+ * of the status details of a call refused for that cap. */
+#define RPC_USER_KEY "x-grove-user"
+#define RPC_USER_BUSY "busy: "
 #define RPC_CHUNK_MAX (128 * 1024)           /* stream payload per message */
 #define RPC_DEFAULT_MAX_MESSAGE (4 << 20)     /* largest message accepted */
 
