@@ -1,5 +1,6 @@
 /*
- * `grove status [--data DIR]`: the running stack in a few lines — the gate
+ * `grove status [--data DIR]`: the running stack in one table, a row per
+ * part (colour on a terminal, not with $NO_COLOR) — the gate
  * (its admin API: apps per route, canary share, locks, deployments) and the
  * cluster router (stores and their health, repositories with outdated
  * replicas, the replication queue). Exit status 0 when every part answers
@@ -20,6 +21,7 @@
 #include "grove/v1/cluster.pb-c.h"
 
 #include <jansson.h>
+#include <unistd.h>
 
 enum { OPT_DATA = CLI_OPT_LONG };
 
@@ -41,32 +43,95 @@ static int64_t num(json_t *o, const char *k)
 	return json_integer_value(json_object_get(o, k));
 }
 
+/* Colour for a state word on a terminal (not with $NO_COLOR, as
+ * no-color.org asks): green when all is well, red when not, yellow between. */
+enum tone { TONE_OK, TONE_WARN, TONE_BAD };
+
+static bool use_colour(void)
+{
+	static int on = -1;
+	if (on < 0)
+		on = isatty(STDOUT_FILENO) && !getenv("NO_COLOR") && getenv("TERM") && strcmp(getenv("TERM"), "dumb");
+	return on;
+}
+
+/* The table, printed once every part has answered: columns as wide as
+ * their widest cell. */
+#define STATUS_ROWS 40
+
+static struct status_row {
+	char part[32], addr[256], state[16], detail[600];
+	enum tone tone;
+} rows[STATUS_ROWS];
+static size_t nrows;
+
+static void row(const char *part, const char *addr, const char *state, enum tone t, const char *detail)
+{
+	if (nrows == STATUS_ROWS)
+		return;
+	struct status_row *r = &rows[nrows++];
+	snprintf(r->part, sizeof(r->part), "%s", part);
+	snprintf(r->addr, sizeof(r->addr), "%s", addr);
+	snprintf(r->state, sizeof(r->state), "%s", state);
+	snprintf(r->detail, sizeof(r->detail), "%s", detail);
+	r->tone = t;
+}
+
+static void table_print(void)
+{
+	static const char *const colour[] = { "\033[32m", "\033[33m", "\033[31m" };
+	int wp = 4, wa = 7, ws = 5;
+	for (size_t i = 0; i < nrows; i++) {
+		wp = MAX(wp, (int)strlen(rows[i].part));
+		wa = MAX(wa, (int)strlen(rows[i].addr));
+		ws = MAX(ws, (int)strlen(rows[i].state));
+	}
+	printf("%-*s  %-*s  %-*s  %s\n", wp, "PART", wa, "ADDRESS", ws, "STATE", "DETAIL");
+	for (size_t i = 0; i < nrows; i++)
+		printf("%-*s  %-*s  %s%-*s%s  %s\n", wp, rows[i].part, wa, rows[i].addr,
+		       use_colour() ? colour[rows[i].tone] : "", ws, rows[i].state, use_colour() ? "\033[0m" : "",
+		       rows[i].detail);
+}
+
 static bool show_gate(const char *base)
 {
-	char *token = NULL;
+	char *token = NULL, detail[512];
 	json_t *st = NULL;
 	long status = 0;
 	bool ok = false;
 
 	if (cli_admin_token(&token)) {
-		printf("gate      %-40s  %s\n", base, error_msg());
+		row("gate", base, "UNKNOWN", TONE_BAD, error_msg());
 		return false;
 	}
 	if (admin_call(base, token, "GET", "/api/v1/status", NULL, &status, &st) || status != 200) {
-		printf("gate      %-40s  DOWN: %s\n", base, status ? "the admin API answered with an error" : error_msg());
+		row("gate", base, "DOWN", TONE_BAD, status ? "the admin API answered with an error" : error_msg());
 		goto out;
 	}
 	ok = !json_is_true(json_object_get(st, "draining"));
-	printf("gate      %-40s  %s\n", base, ok ? "up" : "DRAINING");
-	printf("  apps %lld: %lld on the cluster, %lld legacy; new apps: %lld %% to the cluster; %lld locked\n",
-	       (long long)num(st, "apps"), (long long)num(st, "cluster"), (long long)num(st, "legacy"),
-	       (long long)num(st, "canary_percent"), (long long)num(st, "locked"));
-	printf("  deployments: %lld running, %lld queued; users %lld\n", (long long)num(st, "deployments_running"),
-	       (long long)num(st, "deployments_queued"), (long long)num(st, "users"));
+	snprintf(detail, sizeof(detail),
+		 "apps %lld: %lld on the cluster, %lld legacy; new apps: %lld %% to the cluster; %lld locked; "
+		 "deployments: %lld running, %lld queued; users %lld",
+		 (long long)num(st, "apps"), (long long)num(st, "cluster"), (long long)num(st, "legacy"),
+		 (long long)num(st, "canary_percent"), (long long)num(st, "locked"),
+		 (long long)num(st, "deployments_running"), (long long)num(st, "deployments_queued"),
+		 (long long)num(st, "users"));
+	row("gate", base, ok ? "up" : "DRAINING", ok ? TONE_OK : TONE_WARN, detail);
 out:
 	json_decref(st);
 	free(token);
 	return ok;
+}
+
+static void show_store(const Grove__V1__NodeStatus *n)
+{
+	char part[64], detail[512];
+	const char *state = !n->healthy ? "DOWN" : !n->writable ? "read-only" : "healthy";
+	snprintf(part, sizeof(part), "store %s", n->name);
+	snprintf(detail, sizeof(detail), "healthy as %u of %u routers see it%s%.300s%s", n->routers_healthy,
+		 n->routers_total, n->last_error && *n->last_error ? " (last error: " : "",
+		 n->last_error ? n->last_error : "", n->last_error && *n->last_error ? ")" : "");
+	row(part, n->address, state, !n->healthy ? TONE_BAD : !n->writable ? TONE_WARN : TONE_OK, detail);
 }
 
 static bool show_cluster(const char *addr, const char *secret_file)
@@ -74,32 +139,33 @@ static bool show_cluster(const char *addr, const char *secret_file)
 	Grove__V1__GetStatusRequest req = GROVE__V1__GET_STATUS_REQUEST__INIT;
 	Grove__V1__GetStatusResponse *r = NULL;
 	struct rpc_client *cl = NULL;
-	char *secret = NULL;
+	char *secret = NULL, detail[512];
 	bool ok = false;
 
 	if (cli_load_secret(getenv("GROVE_SECRET_FILE") || getenv("GROVE_SECRET") ? NULL : secret_file, &secret) ||
 	    !secret) {
-		printf("cluster   %-40s  no secret (%s)\n", addr, secret ? "" : error_msg());
+		row("router", addr, "UNKNOWN", TONE_BAD, secret ? "no secret" : error_msg());
 		goto out;
 	}
 	if (rpc_client_new(&cl, addr, secret) ||
 	    rpc_unary(cl, "/grove.v1.ClusterService/GetStatus", &req.base, &grove__v1__get_status_response__descriptor,
 		      (ProtobufCMessage **)&r, 10000)) {
-		printf("cluster   %-40s  DOWN: %s\n", addr, error_msg());
+		row("router", addr, "DOWN", TONE_BAD, error_msg());
 		goto out;
 	}
+	ok = r->dataloss == 0 && r->jobs_dead == 0;
+	snprintf(detail, sizeof(detail),
+		 "%s, virtual storage %s; repositories %llu, with outdated or missing replicas %llu; "
+		 "replication queue: ready %llu, running %llu, retrying %llu, dead %llu",
+		 r->router, r->virtual_storage, (unsigned long long)r->repositories, (unsigned long long)r->dataloss,
+		 (unsigned long long)r->jobs_ready, (unsigned long long)r->jobs_in_progress,
+		 (unsigned long long)r->jobs_failed, (unsigned long long)r->jobs_dead);
+	row("router", addr, "up", ok ? TONE_OK : TONE_WARN, detail);
 	ok = true;
-	printf("cluster   %-40s  up (router %s, virtual storage %s)\n", addr, r->router, r->virtual_storage);
-	printf("  stores:");
 	for (size_t i = 0; i < r->n_nodes; i++) {
-		printf(" %s %s%s", r->nodes[i]->name, r->nodes[i]->healthy ? "healthy" : "DOWN", i + 1 < r->n_nodes ? "," : "");
+		show_store(r->nodes[i]);
 		ok &= r->nodes[i]->healthy;
 	}
-	printf("\n  repositories %llu, with outdated or missing replicas %llu\n", (unsigned long long)r->repositories,
-	       (unsigned long long)r->dataloss);
-	printf("  replication queue: ready %llu, running %llu, retrying %llu, dead %llu\n",
-	       (unsigned long long)r->jobs_ready, (unsigned long long)r->jobs_in_progress,
-	       (unsigned long long)r->jobs_failed, (unsigned long long)r->jobs_dead);
 out:
 	FREE_MSG(r);
 	rpc_client_free(cl);
@@ -143,5 +209,6 @@ int status_main(int argc, char **argv)
 	free(real);
 	ok = show_gate(base);
 	ok = show_cluster(addr ? addr : sock, secret_file) && ok;
+	table_print();
 	return ok ? 0 : 1;
 }

@@ -87,16 +87,21 @@ test_expect_success 'grove up made a CA and a certificate per part, named in eac
 	test_grep "IP Address:127.0.0.1" san
 '
 
-test_expect_success 'grove status sums up the running stack' '
+test_expect_success 'grove status shows the stack in one table, colour only on a terminal' '
 	"$GROVE" status --data "$TRASH/gd" >st &&
-	test_grep "^gate  *http://127.0.0.1:$HTTP_PORT  *up$" st &&
-	test_grep "^  apps 1: 1 on the cluster, 0 legacy; new apps: 100 % to the cluster; 0 locked$" st &&
-	test_grep "^  deployments: 0 running, 0 queued; users 1$" st &&
-	test_grep "^cluster  *unix:$TRASH/gd/run/cluster.sock  *up (router up, virtual storage default)$" st &&
-	test_grep "^  stores: s1 healthy, s2 healthy, s3 healthy$" st &&
-	test_grep "^  repositories 1, with outdated or missing replicas 0$" st &&
+	cat st &&
+	test_grep "^PART  *ADDRESS  *STATE  *DETAIL$" st &&
+	test_grep "^gate  *http://127.0.0.1:$HTTP_PORT  *up  *apps 1: 1 on the cluster, 0 legacy; new apps: 100 % to the cluster; 0 locked; deployments: 0 running, 0 queued; users 1$" st &&
+	test_grep "^router  *unix:$TRASH/gd/run/cluster.sock  *up  *up, virtual storage default; repositories 1, with outdated or missing replicas 0; replication queue: ready 0, running 0, retrying 0, dead 0$" st &&
+	for s in s1 s2 s3; do
+		test_grep "^store $s  *unix:$TRASH/gd/run/$s.sock  *healthy  *healthy as 1 of 1 routers see it$" st || return 1
+	done &&
+	: the columns line up: every STATE starts where the header says &&
+	col=$(head -n1 st | awk "{ print index(\$0, \"STATE\") }") &&
+	test $(awk -v c=$col "NR > 1 && substr(\$0, c, 1) == \" \"" st | wc -l) = 0 &&
+	test_must_fail grep -q "$(printf "\033")" st &&
 	GROVE_ADMIN_URL=http://127.0.0.1:1 test_expect_code 1 "$GROVE" status --data "$TRASH/gd" >st &&
-	test_grep "^gate .* DOWN: " st
+	test_grep "^gate .* DOWN  " st
 '
 
 test_expect_success 'a part that dies is restarted, and said so' '
