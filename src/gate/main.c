@@ -17,6 +17,7 @@
 #include "lib/daemon.h"
 #include "lib/error.h"
 #include "lib/gitcmd.h"
+#include "lib/hookpayload.h"
 #include "lib/fs.h"
 #include "lib/log.h"
 #include "lib/proc.h"
@@ -493,17 +494,12 @@ static int host_keys(const struct gate_config *cfg, ssh_bind bind)
 	return 0;
 }
 
-static int install_hook_links(const struct gate_config *cfg)
+static int install_hooks(const struct gate_config *cfg)
 {
 	static const char *const hooks[] = { "pre-receive", "post-receive" };
-	char link[4200];
 	int ret = fs_mkdir_p(cfg->hooks_dir, 0700);
-	for (size_t i = 0; !ret && i < ARRAY_SIZE(hooks); i++) {
-		snprintf(link, sizeof(link), "%s/%s", cfg->hooks_dir, hooks[i]);
-		unlink(link);
-		if (symlink(cfg->self_exe, link))
-			ret = error_set(GROVE_EIO, "cannot link %s: %s", link, strerror(errno));
-	}
+	for (size_t i = 0; !ret && i < ARRAY_SIZE(hooks); i++)
+		ret = hook_script_install(cfg->hooks_dir, hooks[i], cfg->self_exe);
 	return ret;
 }
 
@@ -675,7 +671,7 @@ static int gate_prepare(struct gate *g, const char *conf)
 
 	if ((ret = gate_config_load(&g->cfg, conf)))
 		return ret;
-	if ((ret = fs_mkdir_p(g->cfg.legacy_dir, 0750)) || (ret = install_hook_links(&g->cfg)))
+	if ((ret = fs_mkdir_p(g->cfg.legacy_dir, 0750)) || (ret = install_hooks(&g->cfg)))
 		return ret;
 	/* Before any fork: sessions and the api process share the counters,
 	 * and the sessions the authorization cache. */

@@ -1,9 +1,11 @@
 /* Hook payload encoding: see hookpayload.h. */
 #include "lib/common.h"
 #include "lib/error.h"
+#include "lib/fs.h"
 #include "lib/hookpayload.h"
 #include "lib/log.h"
 #include "lib/proc.h"
+#include "lib/strbuf.h"
 #include "lib/strvec.h"
 
 #include <ctype.h>
@@ -163,4 +165,61 @@ int txn_info_parse(const char *s, size_t len, struct txn_info *out)
 void txn_info_format(const struct txn_info *t, char *buf, size_t size)
 {
 	snprintf(buf, size, "1;%llu;%s;%c;%s", (unsigned long long)t->id, t->node, t->secondary ? 's' : 'p', t->address);
+}
+
+/* The file at path holds text already (a restart rewrites nothing). */
+static bool hook_script_same(const char *path, const char *text)
+{
+	struct strbuf sb;
+	bool same;
+	strbuf_init(&sb, 8192);
+	same = !fs_read_all(path, &sb) && sb.len == strlen(text) && !memcmp(sb.buf, text, sb.len);
+	strbuf_release(&sb);
+	error_clear();
+	return same;
+}
+
+int hook_script_install(const char *dir, const char *name, const char *exe)
+{
+	char path[4200], tmp[4300], *text;
+	int ret;
+
+	/* The path goes between single quotes in the script. */
+	if (strchr(exe, '\''))
+		return error_set(GROVE_EINVAL, "the grove binary's path %s holds a single quote: the hooks cannot name it",
+				 exe);
+	if ((ret = fs_pathf(path, sizeof(path), "%s/%s", dir, name)) ||
+	    (ret = fs_pathf(tmp, sizeof(tmp), "%s/.%s.%d", dir, name, (int)getpid())))
+		return ret;
+	text = xasprintf("#!/bin/sh\n"
+			 "# Written by Grove: git's %s hook. Grove starts only when this hook\n"
+			 "# has someone to answer it; otherwise git's input is read and that is all.\n"
+			 "%s"
+			 "case \"$GROVE_HOOKS_ACTIVE\" in\n"
+			 "*%s,*) exec '%s' hook %s \"$@\" ;;\n"
+			 "esac\n"
+			 "while read -r _; do :; done\n",
+			 name,
+			 strcmp(name, "reference-transaction") ? ""
+							       : "# Only the \"prepared\" state is voted.\n"
+								 "test \"$1\" = prepared || GROVE_HOOKS_ACTIVE=\n",
+			 name, exe, name);
+	if (hook_script_same(path, text))
+		goto out;
+	unlink(tmp);
+	if (!(ret = fs_write_new(tmp, text, 0755)) && rename(tmp, path))
+		ret = error_set(GROVE_EIO, "cannot install the hook %s: %s", path, strerror(errno));
+	if (ret) {
+		/* A full disk (a store restarted to serve reads while it has no
+		 * room): the binary itself, linked, does the same work slower,
+		 * and a symlink needs no data block. */
+		unlink(tmp);
+		log_warn("hook.script_unwritten", "hook=%s error=%s note=%s", path, error_msg(),
+			 "linked to the binary instead");
+		unlink(path);
+		ret = symlink(exe, path) ? error_set(GROVE_EIO, "cannot link %s: %s", path, strerror(errno)) : 0;
+	}
+out:
+	free(text);
+	return ret;
 }

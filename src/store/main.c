@@ -9,6 +9,7 @@
 #include "lib/daemon.h"
 #include "lib/error.h"
 #include "lib/fs.h"
+#include "lib/hookpayload.h"
 #include "lib/log.h"
 #include "lib/proc.h"
 #include "lib/repopath.h"
@@ -141,7 +142,8 @@ static int mkdirs(const char *path, mode_t mode)
 }
 
 /*
- * (Re)creates the symlinks git runs as hooks, and grove-connect.
+ * (Re)writes the scripts git runs as hooks (hook_script_install), and the
+ * grove-connect link.
  *
  * receive-pack gets a folder without reference-transaction: git 2.39 opens
  * one reference transaction per ref of a push (two hook runs each, and a
@@ -154,15 +156,12 @@ static int install_links(struct store *st)
 	static const struct { const char *name; bool push; } hooks[] = {
 		{ "pre-receive", true }, { "post-receive", true }, { "reference-transaction", false },
 	};
-	char link[4200];
+	int ret;
 	for (size_t i = 0; i < ARRAY_SIZE(hooks); i++) {
 		const char *dirs[] = { st->hooks_dir, hooks[i].push ? st->push_hooks_dir : NULL };
-		for (size_t d = 0; d < ARRAY_SIZE(dirs) && dirs[d]; d++) {
-			snprintf(link, sizeof(link), "%s/%s", dirs[d], hooks[i].name);
-			unlink(link);
-			if (symlink(st->self_exe, link))
-				return error_set(GROVE_EIO, "cannot link %s: %s", link, strerror(errno));
-		}
+		for (size_t d = 0; d < ARRAY_SIZE(dirs) && dirs[d]; d++)
+			if ((ret = hook_script_install(dirs[d], hooks[i].name, st->self_exe)))
+				return ret;
 	}
 	unlink(st->connect_bin);
 	if (symlink(st->self_exe, st->connect_bin))
