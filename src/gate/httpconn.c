@@ -151,14 +151,14 @@ static void hconn_cut_locked(struct hconn *c)
 	pthread_cond_broadcast(&c->cv);
 }
 
-/* Waits on cv until deadline_ms (now_ms()'s clock): false once it passed. */
+/* Waits on cv until deadline_ms (now_ms()'s clock, the monotonic one): false once it passed. */
 static bool hconn_wait_until(struct hconn *c, int64_t deadline_ms)
 {
 	int64_t left = deadline_ms - now_ms();
 	if (left <= 0)
 		return false;
 	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
 	ts.tv_sec += left / 1000;
 	ts.tv_nsec += (left % 1000) * 1000000;
 	if (ts.tv_nsec >= 1000000000) {
@@ -376,7 +376,12 @@ int hconn_start(struct hconn **out, int fd, const struct http_tls *tls, const st
 	strlcpy_(c->peer, peer, sizeof(c->peer));
 	c->out = xmalloc(HCONN_OUT_MAX);
 	pthread_mutex_init(&c->mu, NULL);
-	pthread_cond_init(&c->cv, NULL);
+	/* The deadlines are now_ms()'s: a change of the wall clock moves none. */
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->cv, &ca);
+	pthread_condattr_destroy(&ca);
 	if (tls)
 		flags |= MHD_USE_TLS;
 	/* Timeout 0: libmicrohttpd's clock would count the time its callbacks
