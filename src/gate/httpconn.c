@@ -217,6 +217,8 @@ static void hconn_take_head(struct hhead *h, struct MHD_Connection *conn, const 
 	h->content_length = -1;
 	if ((v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH)))
 		h->content_length = strtoll(v, NULL, 10);
+	h->has_body = h->content_length > 0 ||
+		      MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
 }
 
 /* A new request: its head goes to the door, and the request's state starts anew. */
@@ -266,7 +268,10 @@ static bool hconn_take_upload(struct hconn *c, const char *data, size_t *size)
  * each piece of its body, then once more at its end. It waits for the
  * door's word where the door decides: after the head (an answer at once,
  * with the body not read, or go on: "100 Continue"), and at the end (the
- * answer). A response can only be queued at those two points.
+ * answer). A response can only be queued at those two points. One queued
+ * after the head closes the connection once sent (the body is not read):
+ * a request without a body (git's first GET, refused 401 before it sends
+ * its credentials) is answered at its end instead, which keeps it open.
  */
 static enum MHD_Result hconn_access(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
 				    const char *version, const char *upload_data, size_t *upload_data_size,
@@ -292,7 +297,7 @@ static enum MHD_Result hconn_access(void *cls, struct MHD_Connection *conn, cons
 	}
 	if (c->cut) {
 		ret = MHD_NO;
-	} else if (c->resp) {
+	} else if (c->resp && (c->in_end || c->head.has_body)) {
 		ret = MHD_queue_response(conn, c->status, c->resp);
 		MHD_destroy_response(c->resp);
 		c->resp = NULL;

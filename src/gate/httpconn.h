@@ -57,6 +57,7 @@ struct hhead {
 	bool gzip;                  /* Content-Encoding: gzip */
 	bool bad_encoding;          /* another content coding: 415 */
 	int64_t content_length;     /* -1: none given (chunked, or no body) */
+	bool has_body;              /* a length over 0, or a Transfer-Encoding */
 };
 
 struct hconn;

@@ -181,10 +181,13 @@ test_expect_success 'malformed and oversized request heads get 400 and 431; plai
 	git ls-remote "$(url bob $BOB web)" >/dev/null
 '
 
-test_expect_success 'keep-alive: two requests on one connection; a refused POST gets its answer before "100 Continue"' '
+test_expect_success 'keep-alive: two requests on one connection, also after a 401; a refused POST gets its answer before "100 Continue"' '
 	u="https://127.0.0.1:$HTTP_PORT/web.git/info/refs?service=git-upload-pack" &&
 	curl -s --cacert tls/cert.pem -u alice:$ALICE -o /dev/null -o /dev/null -w "%{http_code} %{num_connects}\n" "$u" "$u" >ka &&
 	printf "200 1\n200 0\n" >want && test_cmp want ka &&
+	: git asks without credentials first: the 401 keeps the connection for its retry &&
+	curl -s --cacert tls/cert.pem -o /dev/null -o /dev/null -w "%{http_code} %{num_connects}\n" "$u" "$u" >ka &&
+	printf "401 1\n401 0\n" >want && test_cmp want ka &&
 	head -c 100000 /dev/zero >zeros &&
 	curl -sv --cacert tls/cert.pem -u alice:grove_nope -H "Expect: 100-continue" --data-binary @zeros \
 		-o /dev/null "https://127.0.0.1:$HTTP_PORT/web.git/git-upload-pack" 2>expect.err &&
