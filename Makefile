@@ -22,7 +22,7 @@ GROVE_VERSION := $(or $(shell git describe --tags --dirty 2>/dev/null),\
 		echo "$(VERSION)-g$$h$$(git diff --quiet HEAD 2>/dev/null || echo -dirty)"),$(VERSION))
 PREFIX ?= /usr/local
 DESTDIR ?=
-PKGS := grpc libprotobuf-c libgit2 openssl sqlite3 libpq libssh libmicrohttpd jansson libcurl zlib
+PKGS := grpc libprotobuf-c libgit2 openssl sqlite3 libpq libssh libmicrohttpd gnutls jansson libcurl zlib
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

@@ -116,8 +116,8 @@ struct ssh_bind_struct;
 int session_run(const struct gate_config *cfg, struct ssh_bind_struct *bind, int fd, const char *peer, int auth_fd);
 
 /* One smart HTTP connection, in its forked child (httpdoor.c); tls NULL: plain. */
-struct ssl_ctx_st;
-int http_session_run(const struct gate_config *cfg, struct ssl_ctx_st *tls, int fd, const char *peer, int auth_fd);
+struct http_tls;
+int http_session_run(const struct gate_config *cfg, const struct http_tls *tls, int fd, const char *peer, int auth_fd);
 
 /* The api process: HookService and admin API until SIGTERM. The acceptor
  * sends it GATE_SIG_DRAINING when it stops accepting: /ready then says 503

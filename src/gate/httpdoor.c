@@ -13,6 +13,10 @@
  * metrics; git runs with --stateless-rpc, on the legacy directory or on
  * the cluster (SSHService with stateless_rpc, SSHAdvertiseRefs).
  *
+ * HTTP itself (heads, chunks, Expect, keep-alive, TLS) is libmicrohttpd's,
+ * through httpconn.h; this file is the door: what a request asks for, who
+ * asks, and git's bytes both ways.
+ *
  * Words for the user: before the answer has started, a refusal is the
  * answer, text/plain, which git prints as "remote: …". Once git's answer
  * flows, git's own words (side band) are all the user sees; the door's
@@ -29,24 +33,24 @@
 #include "lib/strbuf.h"
 
 #include <poll.h>
-#include <sys/socket.h>
 
 #define HTTP_REQUESTS_MAX 1000        /* requests on one connection */
 #define HTTP_MSG_MAX 4096             /* the door's words kept for an answer not yet started */
 #define HTTP_HOLD_MAX (1 << 20)       /* git's output read ahead while the request still arrives */
 #define HTTP_IO_CHUNK (64 * 1024)
+#define TEXT_TYPE "text/plain; charset=utf-8"
 
 /* One request through the door. */
 struct hreq {
 	struct door d;
 	struct hconn *c;
-	const struct http_head *h;
+	const struct hhead *h;
 	struct hbody body;
+	int idle_ms;                      /* gate.idleTimeout: how long git may say nothing before a log line */
 	const char *service;              /* "upload-pack" or "receive-pack" */
 	bool advertise;                   /* GET info/refs */
-	bool started;                     /* the answer's head went out */
-	bool answered;                    /* the whole answer went out */
-	bool close;                       /* the connection ends after this answer */
+	bool started;                     /* the answer went to libmicrohttpd */
+	bool answered;                    /* the whole answer went */
 	struct strbuf msgs;               /* the door's words, until the answer starts */
 	struct strbuf hold;               /* git's output read while the request arrived */
 	char err_tail[512];               /* git's stderr: the log's, never the user's */
@@ -75,7 +79,15 @@ static void hreq_write_out(struct door *d, const char *msg, size_t len)
 	hreq_say(d, msg, len);
 }
 
-/* An answer that is only words: a refusal, or a command that could not run. */
+/* A whole answer of words: status, its text, and the headers that go with it. */
+static int hreq_text(struct hreq *r, int status, const char *headers, const char *text)
+{
+	char hdrs[256];
+	snprintf(hdrs, sizeof(hdrs), "Cache-Control: no-cache\n%s", headers ? headers : "");
+	r->started = r->answered = true;
+	return hconn_respond(r->c, status, TEXT_TYPE, hdrs, text, strlen(text));
+}
+
 /*
  * A POST refused before git ran: git prints the body of an HTTP error only
  * for info/refs, so the refusal is in git's own protocol in a 200 answer
@@ -86,6 +98,7 @@ static int refuse_in_protocol(struct hreq *r)
 {
 	const char *msg = r->msgs.len ? r->msgs.buf : "refused", *err = strstr(msg, "ERROR: ");
 	struct strbuf pkt = STRBUF_INIT;
+	char type[64];
 	int ret;
 
 	if (err)
@@ -96,13 +109,9 @@ static int refuse_in_protocol(struct hreq *r)
 		pkt_addf(&pkt, "\3%.*s", (int)MIN(strcspn(msg, "\n"), (size_t)1000), msg);
 	else
 		pkt_addf(&pkt, "ERR %.*s", (int)MIN(strcspn(msg, "\n"), (size_t)1000), msg);
+	snprintf(type, sizeof(type), "application/x-git-%s-result", r->service);
 	r->started = true;
-	ret = hconn_printf(r->c, "HTTP/1.1 200 OK\r\nContent-Type: application/x-git-%s-result\r\nContent-Length: %zu\r\n"
-			   "Cache-Control: no-cache\r\n%s\r\n", r->service, pkt.len, r->close ? "Connection: close\r\n" : "");
-	if (!ret)
-		ret = hconn_write(r->c, pkt.buf, pkt.len);
-	if (!ret)
-		ret = hconn_flush(r->c);
+	ret = hconn_respond(r->c, 200, type, "Cache-Control: no-cache", pkt.buf, pkt.len);
 	strbuf_release(&pkt);
 	return ret;
 }
@@ -114,32 +123,23 @@ static void hreq_finish(struct door *d, int status)
 		return;
 	r->answered = true;
 	if (status && !r->advertise) {
-		r->close = r->close || !r->body.done;
-		if (refuse_in_protocol(r)) {
+		if (refuse_in_protocol(r))
 			d->dead = true;
-			r->close = true;
-		}
 		return;
 	}
-	/* The request's body was not read: nothing else can follow on this connection. */
-	r->close = r->close || !r->body.done;
 	/* Refused: why, in HTTP's words, and when to come back if it is a
 	 * matter of time. */
 	static const int codes[] = { [DR_DENIED] = 403, [DR_RATE] = 429, [DR_BUSY] = 503, [DR_UNAVAILABLE] = 503 };
 	char retry[64] = "";
 	if (status && d->refusal != DR_DENIED && d->retry_after > 0)
-		snprintf(retry, sizeof(retry), "Retry-After: %d\r\n", d->retry_after);
-	if (hconn_respond_text(r->c, status ? codes[d->refusal] : 200, retry, r->close, r->msgs.len ? r->msgs.buf : "")) {
+		snprintf(retry, sizeof(retry), "Retry-After: %d", d->retry_after);
+	if (hreq_text(r, status ? codes[d->refusal] : 200, retry, r->msgs.len ? r->msgs.buf : ""))
 		d->dead = true;
-		r->close = true;
-	}
 }
 
 static bool hreq_connected(struct door *d)
 {
-	struct hreq *r = hreq_of(d);
-	struct pollfd p = { .fd = r->c->fd, .events = POLLRDHUP };
-	return !r->c->broken && !(poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)));
+	return hconn_connected(hreq_of(d)->c);
 }
 
 /* git's stderr: its last words are logged with the request's line. */
@@ -202,7 +202,7 @@ static void backend_poll(struct hreq *r, struct backend *b, bool want_in)
 		p[n++] = (struct pollfd){ .fd = b->out, .events = POLLIN };
 	if (r->hold.len < HTTP_HOLD_MAX && b->err >= 0)
 		p[n++] = (struct pollfd){ .fd = b->err, .events = POLLIN };
-	if (poll(p, n, r->c->timeout_ms) == 0)
+	if (poll(p, n, r->idle_ms) == 0)
 		log_info("gate.http_stall", "user=%s", r->d.user.name);
 }
 
@@ -223,7 +223,7 @@ static int feed_backend(struct hreq *r, struct backend *b, const char *data, siz
 			break;
 		while (r->hold.len < HTTP_HOLD_MAX && backend_take(r, b, &r->hold, HTTP_HOLD_MAX - r->hold.len) == 1)
 			;
-		if (now_ms() - last > r->c->timeout_ms) {
+		if (now_ms() - last > r->idle_ms) {
 			log_info("gate.http_backend_stuck", "user=%s", r->d.user.name);
 			break;
 		}
@@ -237,15 +237,16 @@ static int feed_backend(struct hreq *r, struct backend *b, const char *data, siz
 	return 0;
 }
 
-/* The request's body to git, as it arrives. Returns 0, or the status of
- * an answer for a body that is wrong (malformed, cut, too large). */
+/* The request's body to git, as it arrives. Returns 0; the status of an
+ * answer for a body that is wrong (malformed, too large); or -1 when the
+ * client is gone (nothing can be answered). */
 static int pump_request(struct hreq *r, struct backend *b)
 {
 	char *buf = xmalloc(HTTP_IO_CHUNK);
 	ssize_t n = 0;
 	int bad = 0;
 
-	while (b->in >= 0 && (n = hbody_read(&r->body, r->c, buf, HTTP_IO_CHUNK)) > 0) {
+	while (b->in >= 0 && (n = hbody_read(&r->body, buf, HTTP_IO_CHUNK)) > 0) {
 		door_took_input(&r->d, buf, (size_t)n);
 		if (r->d.push_head && r->d.push_head->too_big && !r->d.head_refused) {
 			r->d.head_refused = true;
@@ -254,15 +255,18 @@ static int pump_request(struct hreq *r, struct backend *b)
 		if (r->d.head_refused || feed_backend(r, b, buf, (size_t)n))
 			break;
 	}
-	/* git stopped, or the body was cut, malformed or too large (once
-	 * inflated: its bytes may all be read by then): what is left of it is
-	 * not read, and the connection ends with this answer. */
+	/* git stopped, or the body was malformed or too large (once inflated:
+	 * its bytes may all be read by then): what is left of it is dropped
+	 * (libmicrohttpd reads it, so the answer can go, or cuts the connection). */
 	if (n < 0) {
 		log_info("gate.http_body_failed", "user=%s error=%s", r->d.user.name, error_msg());
-		bad = n == GROVE_ETOOBIG ? 413 : n == GROVE_ETIMEOUT ? 408 : 400;
+		bad = n == GROVE_ETOOBIG ? 413 : n == GROVE_EPROTO ? 400 : -1;
 	}
-	if (n < 0 || !r->body.done)
-		r->close = true;
+	if (bad < 0) {
+		r->d.dead = r->d.client_closed = true;
+	} else if (!r->body.done) {
+		hconn_body_drop(r->c);
+	}
 	if (b->in >= 0)
 		close(b->in);
 	b->in = -1;
@@ -286,38 +290,38 @@ static void drain_backend(struct hreq *r, struct backend *b)
  * (protocol v2 has none: it starts with its capabilities). */
 static int start_answer(struct hreq *r)
 {
+	char type[64];
 	int ret;
+
 	r->started = true;
-	ret = hconn_printf(r->c,
-			   "HTTP/1.1 200 OK\r\nContent-Type: application/x-git-%s-%s\r\nTransfer-Encoding: chunked\r\n"
-			   "Cache-Control: no-cache, max-age=0, must-revalidate\r\nPragma: no-cache\r\n%s\r\n",
-			   r->service, r->advertise ? "advertisement" : "result", r->close ? "Connection: close\r\n" : "");
+	snprintf(type, sizeof(type), "application/x-git-%s-%s", r->service, r->advertise ? "advertisement" : "result");
+	ret = hconn_stream_start(r->c, type, "Cache-Control: no-cache, max-age=0, must-revalidate\nPragma: no-cache");
 	if (!ret && r->advertise && strcmp(r->d.git_protocol, "version=2")) {
 		char line[64];
 		int n = snprintf(line, sizeof(line), "# service=git-%s\n", r->service);
 		struct strbuf pkt = STRBUF_INIT;
 		pkt_add(&pkt, line, (size_t)n);
 		pkt_add_flush(&pkt);
-		ret = hconn_chunk(r->c, pkt.buf, pkt.len);
+		ret = hconn_stream_write(r->c, pkt.buf, pkt.len);
 		strbuf_release(&pkt);
 	}
 	return ret;
 }
 
-/* Some of git's output to the client as a chunk; the answer's head first
- * if it has not gone yet. */
+/* Some of git's output to the client; the answer's head first if it has
+ * not gone yet. */
 static int send_output(struct hreq *r, const char *data, size_t len)
 {
 	if (!r->started && start_answer(r))
 		return -1;
 	door_took_output(&r->d, data, len);
-	return hconn_chunk(r->c, data, len);
+	return hconn_stream_write(r->c, data, len);
 }
 
 /*
- * git's output to the client, as chunks, until it ends. The answer starts
- * with git's first byte: a git that fails before it says anything gets an
- * answer that says so (hreq_pump), not an empty one.
+ * git's output to the client until it ends. The answer starts with git's
+ * first byte: a git that fails before it says anything gets an answer
+ * that says so (hreq_pump), not an empty one.
  */
 static void pump_answer(struct hreq *r, struct backend *b)
 {
@@ -335,23 +339,19 @@ static void pump_answer(struct hreq *r, struct backend *b)
 		if (t < 0)
 			break;
 		if (t == 0) {
-			/* Nothing more right now: what was written goes out before the wait. */
-			if (hconn_flush(r->c))
-				goto gone;
 			backend_poll(r, b, false);
 			continue;
 		}
 		if (out.len && send_output(r, out.buf, out.len))
 			goto gone;
 	}
-	if (r->started && hconn_chunk_end(r->c))
+	if (r->started && hconn_stream_end(r->c))
 		goto gone;
 	strbuf_release(&out);
 	return;
 gone:
 	r->d.dead = true;
 	r->d.client_closed = true;
-	r->close = true;
 	strbuf_release(&out);
 	drain_backend(r, b);
 }
@@ -366,9 +366,9 @@ static int hreq_pump(struct door *d, struct backend *b)
 	int bad = pump_request(r, b);
 	if (bad) {
 		drain_backend(r, b);
-		hreq_refuse(r, bad, bad == 413 ? "The request is larger than Grove takes (gate.httpMaxRequestSize).\n" :
-				    bad == 408 ? "The request's body stopped coming: send it again.\n" :
-						 "The request's body is malformed (its chunks or its gzip stream).\n");
+		if (bad > 0)
+			hreq_refuse(r, bad, bad == 413 ? "The request is larger than Grove takes (gate.httpMaxRequestSize).\n" :
+					    "The request's body is malformed (its gzip stream).\n");
 	} else {
 		pump_answer(r, b);
 	}
@@ -378,13 +378,12 @@ static int hreq_pump(struct door *d, struct backend *b)
 		 * 0), anything else failed before its first word. */
 		if (code == 0) {
 			if (!start_answer(r))
-				hconn_chunk_end(r->c);
+				hconn_stream_end(r->c);
 		} else {
 			char msg[256];
 			snprintf(msg, sizeof(msg), "ERROR: git could not serve this request. If it keeps failing, give the "
 				 "platform's operators this id: %s.\n", log_correlation_id());
-			hconn_respond_text(r->c, 500, NULL, true, msg);
-			r->close = true;
+			hreq_text(r, 500, NULL, msg);
 		}
 		r->answered = true;
 	} else if (r->started) {
@@ -404,26 +403,31 @@ static const struct door_ops hreq_ops = {
 };
 
 /* What a request asks for: the app's name and the service, from its
- * method and path. Returns 0, or the status of the answer (404, 405, 400). */
+ * method and path. Returns 0, or the status of the answer (404, 405, 403,
+ * and those of a head git would not send: 414, 415, 431). */
 static int hreq_route(struct hreq *r, char *app, size_t app_size, const char **why)
 {
-	const struct http_head *h = r->h;
-	char path[HTTP_TARGET_MAX], svc[32];
-	char *q, *tail;
+	const struct hhead *h = r->h;
+	char path[HTTP_PATH_MAX];
+	char *tail;
 
-	strlcpy_(path, h->target, sizeof(path));
-	if ((q = strchr(path, '?')))
-		*q = '\0';
+	*why = "The request is not one Grove understands.\n";
+	if (h->head_too_big)
+		return 431;
+	if (h->path_too_long)
+		return 414;
+	if (h->bad_encoding)
+		return 415;
+	strlcpy_(path, h->path, sizeof(path));
 	*why = "Not found: Grove serves git repositories at /APP.git.\n";
 	if ((tail = strstr(path, "/info/refs")) && !tail[10]) {
 		if (strcmp(h->method, "GET"))
 			return 405;
-		if (http_query_param(h->target, "service", svc, sizeof(svc)) ||
-		    (strcmp(svc, "git-upload-pack") && strcmp(svc, "git-receive-pack"))) {
+		if (strcmp(h->service, "git-upload-pack") && strcmp(h->service, "git-receive-pack")) {
 			*why = "Grove speaks git's smart HTTP protocol only: use git 1.6.6 or later.\n";
 			return 403;
 		}
-		r->service = strcmp(svc, "git-upload-pack") ? "receive-pack" : "upload-pack";
+		r->service = strcmp(h->service, "git-upload-pack") ? "receive-pack" : "upload-pack";
 		r->advertise = true;
 	} else if ((tail = strrchr(path, '/')) && (!strcmp(tail, "/git-upload-pack") || !strcmp(tail, "/git-receive-pack"))) {
 		if (strcmp(h->method, "POST"))
@@ -443,16 +447,14 @@ static int hreq_route(struct hreq *r, char *app, size_t app_size, const char **w
  * 401 (none, or not one Grove knows) or 503 (the database did not answer). */
 static int hreq_authenticate(struct hreq *r)
 {
-	char user[256], secret[TOKEN_SECRET_MAX + 1];
 	int64_t id;
 	int ret;
 
-	if (!r->h->authorization[0] ||
-	    http_basic_credentials(r->h->authorization, user, sizeof(user), secret, sizeof(secret)))
+	if (!r->h->has_auth || strlen(r->h->password) > TOKEN_SECRET_MAX)
 		return 401;
 	if (!door_db(&r->d))
 		return 503;
-	ret = token_check(r->d.db, secret, &r->d.user, &id, &r->d.read_only);
+	ret = token_check(r->d.db, r->h->password, &r->d.user, &id, &r->d.read_only);
 	if (ret) {
 		log_info("gate.auth_failed", "peer=%s method=%s reason=%s", r->d.peer, "token",
 			 ret == GROVE_ENOTFOUND ? "unknown or expired token" : error_msg());
@@ -463,40 +465,36 @@ static int hreq_authenticate(struct hreq *r)
 }
 
 /* A push's first POST may be a probe (git's large_request): "0000", which
- * only checks the credentials. Answered without git: it is not a push. */
-static bool hreq_is_probe(struct hreq *r)
+ * only checks the credentials. Answered without git: it is not a push.
+ * 0: not a probe; 200: a probe; 400: a body of 4 bytes that is not "0000". */
+static int hreq_probe(struct hreq *r)
 {
-	if (r->advertise || strcmp(r->service, "receive-pack") || r->h->content_length != 4 || r->h->gzip)
-		return false;
 	char body[4];
-	if (hbody_read(&r->body, r->c, body, 4) != 4 || memcmp(body, "0000", 4)) {
-		r->close = true;
-		return true;   /* answered as a bad request by the caller */
-	}
-	return true;
+	size_t got = 0;
+	ssize_t n = 1;
+
+	if (r->advertise || strcmp(r->service, "receive-pack") || r->h->content_length != 4 || r->h->gzip)
+		return 0;
+	while (got < 4 && (n = hbody_read(&r->body, body + got, 4 - got)) > 0)
+		got += (size_t)n;
+	return got == 4 && !memcmp(body, "0000", 4) ? 200 : 400;
 }
 
 /* A refusal before any git: the status and its text. */
 static void hreq_refuse(struct hreq *r, int status, const char *text)
 {
-	const char *extra = status == 401 ? "WWW-Authenticate: Basic realm=\"Grove\", charset=\"UTF-8\"\r\n" : NULL;
-	r->close = r->close || !r->body.done;
-	if (hconn_respond_text(r->c, status, extra, r->close, text))
-		r->close = true;
-	r->answered = true;
+	const char *extra = status == 401 ? "WWW-Authenticate: Basic realm=\"Grove\", charset=\"UTF-8\"" : NULL;
+	if (hreq_text(r, status, extra, text))
+		r->d.dead = true;
 }
 
 static void hreq_run(struct hreq *r, const char *app)
 {
 	char cmd[GATE_APP_NAME_MAX + 64];
+	int probe = hreq_probe(r);
 
-	if (r->h->expect_continue && hconn_write(r->c, "HTTP/1.1 100 Continue\r\n\r\n", 25) == 0)
-		hconn_flush(r->c);
-	if (hreq_is_probe(r)) {
-		if (r->close)
-			hreq_refuse(r, 400, "A push's probe must be the flush packet \"0000\".\n");
-		else
-			hreq_refuse(r, 200, "");
+	if (probe) {
+		hreq_refuse(r, probe, probe == 200 ? "" : "A push's probe must be the flush packet \"0000\".\n");
 		return;
 	}
 	/* The path as an SSH client would send it ('/web.git'): the command's
@@ -510,11 +508,12 @@ static void hreq_run(struct hreq *r, const char *app)
 		hreq_finish(&r->d, 1);
 }
 
-/* One request, from its parsed head to its answer. */
-static bool http_serve_request(const struct gate_config *cfg, struct hconn *c, const struct http_head *h,
-			       const char *peer, bool *close_after)
+/* One request, from its head to its answer. Returns whether it
+ * authenticated. */
+static bool http_serve_request(const struct gate_config *cfg, struct hconn *c, const struct hhead *h,
+			       const char *peer)
 {
-	struct hreq r = { .c = c, .h = h, .close = h->close };
+	struct hreq r = { .c = c, .h = h };
 	char app[GATE_APP_NAME_MAX + 8];
 	const char *why;
 	bool authed = false;
@@ -522,14 +521,15 @@ static bool http_serve_request(const struct gate_config *cfg, struct hconn *c, c
 
 	door_init(&r.d, &hreq_ops, cfg);
 	strlcpy_(r.d.peer, peer, sizeof(r.d.peer));
+	r.idle_ms = cfg->idle_timeout > 0 ? cfg->idle_timeout * 1000 : 600 * 1000;
 	strbuf_init(&r.msgs, HTTP_MSG_MAX + 1);
 	strbuf_init(&r.hold, HTTP_HOLD_MAX + HTTP_IO_CHUNK);
-	hbody_init(&r.body, h, (uint64_t)cfg->http_max_request);
+	hbody_init(&r.body, c, h, (uint64_t)cfg->http_max_request);
 	st = hreq_route(&r, app, sizeof(app), &why);
 	/* A push's body is its pack: git's receive.maxInputSize (the app's
 	 * push limit) and the ref list's limit bound it, not this one. */
 	if (!st && !strcmp(r.service, "receive-pack"))
-		r.body.max = UINT64_MAX;
+		r.body.max = r.body.gz.max = UINT64_MAX;
 	if (st) {
 		hreq_refuse(&r, st, st == 405 ? "That method is not used by git here.\n" : why);
 	} else if ((st = hreq_authenticate(&r))) {
@@ -540,7 +540,6 @@ static bool http_serve_request(const struct gate_config *cfg, struct hconn *c, c
 		authed = true;
 		hreq_run(&r, app);
 	}
-	*close_after = r.close || c->broken;
 	hbody_release(&r.body);
 	strbuf_release(&r.msgs);
 	strbuf_release(&r.hold);
@@ -548,42 +547,44 @@ static bool http_serve_request(const struct gate_config *cfg, struct hconn *c, c
 	return authed;
 }
 
-int http_session_run(const struct gate_config *cfg, SSL_CTX *tls, int fd, const char *from, int auth_fd)
+int http_session_run(const struct gate_config *cfg, const struct http_tls *tls, int fd, const char *from, int auth_fd)
 {
-	struct hconn *c = xcalloc(1, sizeof(*c));
-	struct http_head h;
-	bool close_after = false;
+	struct hconn *c = NULL;
+	struct hhead h;
 	char peer[64];
-	int ret, status;
+	int ret;
 
 	strlcpy_(peer, from, sizeof(peer));
-	c->fd = fd;
-	c->timeout_ms = cfg->idle_timeout > 0 ? cfg->idle_timeout * 1000 : 600 * 1000;
 	/* Before TLS: a balancer that passes TCP through says who the client is first. */
-	if (cfg->nproxy_from && door_proxy_header(cfg, fd, peer, sizeof(peer)))
-		goto out;
-	if ((ret = hconn_open(c, fd, tls, cfg->login_grace * 1000))) {
-		log_info("gate.http_tls_failed", "peer=%s error=%s", peer, error_msg());
+	if (cfg->nproxy_from && door_proxy_header(cfg, fd, peer, sizeof(peer))) {
+		close(fd);
 		goto out;
 	}
-	for (int n = 0; n < HTTP_REQUESTS_MAX && !close_after; n++) {
-		/* The first request within the login grace; later ones within the
-		 * keep-alive time: an idle connection holds a slot of its own. */
-		ret = hconn_read_head(c, &h, (n ? cfg->http_keepalive : cfg->login_grace) * 1000, &status);
+	if ((ret = hconn_start(&c, fd, tls, cfg, peer))) {
+		log_warn("gate.http_failed", "peer=%s error=%s", peer, error_msg());
+		goto out;
+	}
+	for (int n = 0; n < HTTP_REQUESTS_MAX; n++) {
+		/* The first request within the login grace (its TLS handshake
+		 * too); later ones within the keep-alive time: an idle
+		 * connection holds a slot of its own. */
+		ret = hconn_next(c, &h, (n ? cfg->http_keepalive : cfg->login_grace) * 1000);
 		if (ret) {
-			if (status)
-				hconn_respond_text(c, status, NULL, true, "The request is not one Grove understands.\n");
-			if (ret != GROVE_ECANCELLED && ret != GROVE_ETIMEOUT)
-				log_info("gate.http_bad_request", "peer=%s status=%d error=%s", peer, status, error_msg());
+			if (ret == GROVE_ETIMEOUT)
+				log_info("gate.http_idle", "peer=%s requests=%d error=%s", peer, n, error_msg());
 			break;
 		}
-		if (http_serve_request(cfg, c, &h, peer, &close_after))
+		bool authed = http_serve_request(cfg, c, &h, peer);
+		explicit_bzero(h.password, sizeof(h.password));
+		if (authed)
 			door_tell_authed(&auth_fd);
+		/* The next request's wait starts once this answer went out. */
+		if (!hconn_finish(c))
+			break;
 	}
 out:
 	if (auth_fd >= 0)
 		close(auth_fd);
-	hconn_close(c);
-	free(c);
+	hconn_free(c);
 	return 0;
 }

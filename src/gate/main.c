@@ -564,7 +564,7 @@ struct gate {
 	ssh_bind bind;
 	int lfd, sfd, auth_pipe[2];
 	int hfd;                  /* the smart HTTP door's socket, or -1 */
-	SSL_CTX *tls;             /* its TLS, or NULL: plain HTTP */
+	struct http_tls *tls;     /* its TLS certificate and key, or NULL: plain HTTP */
 	struct daemon d;          /* its signals, and systemd's notify socket */
 	pid_t api_pid;
 	struct child *kids;
@@ -582,8 +582,7 @@ static int api_child(struct gate *g, int sfd)
 	close(g->lfd);
 	if (g->hfd >= 0)
 		close(g->hfd);
-	if (g->tls)
-		SSL_CTX_free(g->tls);
+	http_tls_free(g->tls);
 	if (sfd >= 0)
 		close(sfd);
 	close(g->auth_pipe[0]);
@@ -746,7 +745,7 @@ static int gate_start_listeners(struct gate *g)
 		return g->lfd;
 	else if (g->cfg.http_listen && (g->hfd = listen_tcp(g->cfg.http_listen)) < 0)
 		return g->hfd;
-	if (g->cfg.http_tls_cert && !(g->tls = hconn_tls_context(g->cfg.http_tls_cert, g->cfg.http_tls_key)))
+	if (g->cfg.http_tls_cert && !(g->tls = http_tls_load(g->cfg.http_tls_cert, g->cfg.http_tls_key)))
 		return GROVE_EINVAL;
 	if (pipe2(g->auth_pipe, O_CLOEXEC))
 		return error_set(GROVE_EIO, "pipe: %s", strerror(errno));
@@ -881,12 +880,12 @@ static int gate_reload_check(const struct gate_config *old, const struct gate_co
 static void gate_reload(struct gate *g)
 {
 	struct gate_config nc;
-	SSL_CTX *tls = NULL;
+	struct http_tls *tls = NULL;
 	int ret = gate_config_load(&nc, g->cfg.conf_path);
 
 	if (!ret)
 		ret = gate_reload_check(&g->cfg, &nc);
-	if (!ret && nc.http_tls_cert && !(tls = hconn_tls_context(nc.http_tls_cert, nc.http_tls_key)))
+	if (!ret && nc.http_tls_cert && !(tls = http_tls_load(nc.http_tls_cert, nc.http_tls_key)))
 		ret = GROVE_EINVAL;
 	if (ret) {
 		log_error("gate.reload_failed", "error=%s note=%s", error_msg(), "the configuration in use stays");
@@ -899,8 +898,7 @@ static void gate_reload(struct gate *g)
 	g->cfg = nc;
 	if (g->api_pid > 0)
 		kill(g->api_pid, SIGHUP);
-	if (g->tls)
-		SSL_CTX_free(g->tls);
+	http_tls_free(g->tls);
 	g->tls = tls;
 	log_info("gate.reloaded", "conf=%s http_tls=%b", g->cfg.conf_path, tls != NULL);
 }
@@ -968,8 +966,7 @@ static int session_child(struct gate *g, int fd, const char *peer, bool http)
 	else
 		ret = session_run(&g->cfg, g->bind, fd, peer, g->auth_pipe[1]);
 	ssh_bind_free(g->bind);
-	if (g->tls)
-		SSL_CTX_free(g->tls);
+	http_tls_free(g->tls);
 	gate_config_release(&g->cfg);
 	return ret;
 }
@@ -1083,10 +1080,10 @@ static bool gate_serve(struct gate *g, int *child_ret)
 static int gate_check_config(const char *conf)
 {
 	struct gate_config cfg;
-	SSL_CTX *tls = NULL;
+	struct http_tls *tls = NULL;
 	int ret = gate_config_load(&cfg, conf);
 
-	if (!ret && cfg.http_tls_cert && !(tls = hconn_tls_context(cfg.http_tls_cert, cfg.http_tls_key)))
+	if (!ret && cfg.http_tls_cert && !(tls = http_tls_load(cfg.http_tls_cert, cfg.http_tls_key)))
 		ret = GROVE_EINVAL;
 	if (ret)
 		fprintf(stderr, "grove gate: %s\n", error_msg());
@@ -1094,8 +1091,7 @@ static int gate_check_config(const char *conf)
 		printf("%s: good. SSH on %s; git over %s on %s; admin API on %s; cluster route to %s; legacy directory %s\n",
 		       conf, cfg.listen, tls ? "HTTPS" : "HTTP", cfg.http_listen ? cfg.http_listen : "(off)",
 		       cfg.admin_listen, cfg.cluster_address ? cfg.cluster_address : "(none)", cfg.legacy_dir);
-	if (tls)
-		SSL_CTX_free(tls);
+	http_tls_free(tls);
 	gate_config_release(&cfg);
 	return ret ? 1 : 0;
 }
@@ -1151,8 +1147,7 @@ out:
 		close(g.lfd);
 	if (g.hfd >= 0)
 		close(g.hfd);
-	if (g.tls)
-		SSL_CTX_free(g.tls);
+	http_tls_free(g.tls);
 	if (g.sfd >= 0)
 		close(g.sfd);
 	free(g.kids);

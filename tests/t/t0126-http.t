@@ -166,15 +166,33 @@ test_expect_success 'a malformed chunked body is refused (400)' '
 '
 
 test_expect_success 'malformed and oversized request heads get 400 and 431; plain HTTP on the TLS port gets nothing' '
-	printf "GARBAGE\r\n\r\n" >bad.req &&
+	printf "GET /web.git/info/refs?service=git-upload-pack HTTP/1.x\r\nHost: x\r\n\r\n" >bad.req &&
 	openssl s_client -quiet -connect 127.0.0.1:$HTTP_PORT -CAfile tls/cert.pem <bad.req >bad.out 2>/dev/null || : &&
 	test_grep "^HTTP/1.1 400" bad.out &&
+	: a request line that is not one at all: libmicrohttpd closes without a word &&
+	printf "GARBAGE\r\n\r\n" >bad.req &&
+	openssl s_client -quiet -connect 127.0.0.1:$HTTP_PORT -CAfile tls/cert.pem <bad.req >bad.out 2>/dev/null || : &&
+	test_must_be_empty bad.out &&
 	{ printf "GET /web.git/info/refs HTTP/1.1\r\n"; i=0; while test $i -lt 400; do
 		printf "X-Filler-%d: %s\r\n" $i 0123456789012345678901234567890123456789; i=$((i + 1)); done; printf "\r\n"; } >big.req &&
 	openssl s_client -quiet -connect 127.0.0.1:$HTTP_PORT -CAfile tls/cert.pem <big.req >big.out 2>/dev/null || : &&
 	test_grep "^HTTP/1.1 431" big.out &&
 	! curl -s -o /dev/null "http://127.0.0.1:$HTTP_PORT/web.git/info/refs" &&
 	git ls-remote "$(url bob $BOB web)" >/dev/null
+'
+
+test_expect_success 'keep-alive: two requests on one connection, also after a 401; a refused POST gets its answer before "100 Continue"' '
+	u="https://127.0.0.1:$HTTP_PORT/web.git/info/refs?service=git-upload-pack" &&
+	curl -s --cacert tls/cert.pem -u alice:$ALICE -o /dev/null -o /dev/null -w "%{http_code} %{num_connects}\n" "$u" "$u" >ka &&
+	printf "200 1\n200 0\n" >want && test_cmp want ka &&
+	: git asks without credentials first: the 401 keeps the connection for its retry &&
+	curl -s --cacert tls/cert.pem -o /dev/null -o /dev/null -w "%{http_code} %{num_connects}\n" "$u" "$u" >ka &&
+	printf "401 1\n401 0\n" >want && test_cmp want ka &&
+	head -c 100000 /dev/zero >zeros &&
+	curl -sv --cacert tls/cert.pem -u alice:grove_nope -H "Expect: 100-continue" --data-binary @zeros \
+		-o /dev/null "https://127.0.0.1:$HTTP_PORT/web.git/git-upload-pack" 2>expect.err &&
+	test_grep "< HTTP/1.1 401" expect.err &&
+	! grep -q "HTTP/1.1 100" expect.err
 '
 
 test_expect_success 'a revoked token no longer works' '
