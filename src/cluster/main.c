@@ -16,14 +16,17 @@
 #include "lib/metricsd.h"
 #include <signal.h>
 
+enum { OPT_CHECK = CLI_OPT_LONG };
+
 static const struct cli_option cluster_options[] = {
 	{ "config", 'c', "FILE", "run the router this configuration describes" },
+	{ "check-config", OPT_CHECK, NULL, "with -c: read the configuration and the files it names, say what is wrong, run nothing" },
 	{ NULL },
 };
 
 const struct cli_command cluster_command = {
 	"cluster",
-	"-c FILE\n"
+	"-c FILE [--check-config]\n"
 	"[-a ADDRESS] [--secret-file F] (status|repo|dataloss|accept-dataloss|set-replication-factor|verify|failover) …",
 	"Runs the cluster router: the grove.v1 API of a store, every repository on several stores.",
 	cluster_options,
@@ -250,7 +253,7 @@ static bool is_daemon_args(int argc, char **argv)
 }
 
 /* The daemon's arguments: -1 to go on with *conf, else the exit code. */
-static int parse_args(int argc, char **argv, const char **conf)
+static int parse_args(int argc, char **argv, const char **conf, bool *check)
 {
 	struct cli_parse p;
 	int o, code;
@@ -259,6 +262,8 @@ static int parse_args(int argc, char **argv, const char **conf)
 	while ((o = cli_parse_next(&p)) != -1)
 		if (o == 'c')
 			*conf = optarg;
+		else if (o == OPT_CHECK)
+			*check = true;
 	if ((code = cli_parse_end(&p)) >= 0)
 		return code;
 	if (p.nargs)
@@ -296,6 +301,37 @@ static int cluster_txn_listen(struct cluster *c, const struct rpc_server_opts *r
 	return 0;
 }
 
+/*
+ * --check-config: what a start would read (the config, the secrets, the TLS
+ * files, the stores, every limit), opening no database and serving
+ * nothing, like sshd -t. 0 with a summary on stdout, 1 with what is wrong.
+ */
+static int cluster_check_config(const char *conf)
+{
+	struct cluster c = { 0 };
+	struct config *cfg = NULL;
+	struct rpc_server_opts ropts = { .role = "cluster" };
+	char **listen = NULL, *db_path = NULL;
+	size_t nlisten = 0;
+	int ret;
+
+	pthread_mutex_init(&c.mu, NULL);
+	if ((ret = config_open(&cfg, conf)) || (ret = rpc_tls_from_config(cfg)) ||
+	    (ret = cluster_setup(&c, cfg, &ropts, &listen, &nlisten, &db_path)))
+		fprintf(stderr, "grove cluster: %s\n", error_msg());
+	else
+		printf("%s: good. router %s, listening on %s%s, %zu stores, database %s (not opened); TLS on TCP links: %s\n",
+		       conf, c.router, listen[0], nlisten > 1 ? " and more" : "", c.nnodes,
+		       /* A URL may hold a password: not on a terminal. */
+		       strncmp(db_path, "postgres", 8) ? db_path : "PostgreSQL", rpc_tls_on() ? "on" : "off");
+	config_strv_free(listen, nlisten);
+	config_free(cfg);
+	free(db_path);
+	cluster_release(&c);
+	pthread_mutex_destroy(&c.mu);
+	return ret ? 1 : 0;
+}
+
 int cluster_main(int argc, char **argv)
 {
 	struct cluster c = { 0 };
@@ -306,15 +342,17 @@ int cluster_main(int argc, char **argv)
 	char **listen = NULL, *db_path = NULL, *metrics_listen = NULL;
 	struct metricsd *metrics = NULL;
 	size_t nlisten = 0;
-	bool started = false;
+	bool started = false, check = false;
 	struct daemon d;
 	int ret = 0, sig = 0;
 	int64_t grace = 30;
 
 	if (!is_daemon_args(argc, argv))
 		return cluster_cli_main(argc, argv);
-	if ((ret = parse_args(argc, argv, &conf)) >= 0)
+	if ((ret = parse_args(argc, argv, &conf, &check)) >= 0)
 		return ret;
+	if (check)
+		return cluster_check_config(conf);
 	ret = 0;
 	daemon_init(&d, "cluster", NULL, argv);
 	pthread_mutex_init(&c.mu, NULL);

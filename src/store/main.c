@@ -20,18 +20,19 @@
 #include <signal.h>
 #include <sys/stat.h>
 
-enum { OPT_INIT = CLI_OPT_LONG, OPT_NAME, OPT_LISTEN };
+enum { OPT_INIT = CLI_OPT_LONG, OPT_NAME, OPT_LISTEN, OPT_CHECK };
 
 static const struct cli_option store_options[] = {
 	{ "config", 'c', "FILE", "run the node this configuration describes" },
 	{ "init", OPT_INIT, "DIR", "write DIR/store.conf and DIR/secret (if missing) and print the config's path" },
 	{ "name", OPT_NAME, "NAME", "with --init: the storage name (default: default)" },
 	{ "listen", OPT_LISTEN, "ADDR", "with --init: the address to serve (default: 127.0.0.1:8075)" },
+	{ "check-config", OPT_CHECK, NULL, "with -c: read the configuration and the files it names, say what is wrong, run nothing" },
 	{ NULL },
 };
 
 const struct cli_command store_command = {
-	"store", "-c FILE\n--init DIR [--name NAME] [--listen ADDR]",
+	"store", "-c FILE [--check-config]\n--init DIR [--name NAME] [--listen ADDR]",
 	"Runs a storage node: bare repositories under its root, served over gRPC (grove.v1).",
 	store_options,
 	"Config (git-config syntax):\n"
@@ -67,6 +68,7 @@ const struct cli_command store_command = {
 /* The command line of `grove store`. */
 struct store_args {
 	const char *conf, *init, *name, *listen_addr;
+	bool check;
 };
 
 /* Returns -1 to go on, or the exit code (help, or a wrong argument). */
@@ -82,6 +84,7 @@ static int store_parse_args(struct store_args *a, int argc, char **argv)
 		case OPT_INIT: a->init = optarg; break;
 		case OPT_NAME: a->name = optarg; break;
 		case OPT_LISTEN: a->listen_addr = optarg; break;
+		case OPT_CHECK: a->check = true; break;
 		}
 	}
 	if ((code = cli_parse_end(&p)) >= 0)
@@ -208,18 +211,22 @@ static int store_setup_dirs(struct store *st, struct config *cfg, const char *ru
 		ret = error_set(GROVE_EINVAL, "%s: store.root must not contain a quote (\"'\")", config_file(cfg));
 		goto out;
 	}
+	if (st->check_only)
+		goto sock;
 	if ((ret = mkdirs(st->root, 0750)) || (ret = mkdirs(st->state_dir, 0700)) ||
 	    (ret = mkdirs(st->tmp_dir, 0700)) || (ret = mkdirs(st->trash_dir, 0700)) ||
 	    (ret = mkdirs(st->hooks_dir, 0700)) || (ret = mkdirs(st->push_hooks_dir, 0700)) ||
 	    (ret = mkdirs(buf, 0700)) || (ret = mkdirs(runtime, 0700)))
 		goto out;
+sock:
 	snprintf(buf, sizeof(buf), "%s/hook.sock", runtime);
 	if (strlen(buf) >= 100) {
 		ret = error_set(GROVE_EINVAL, "%s: the hook socket path %s is too long for a unix socket: set store.runtimeDir to a shorter directory",
 				config_file(cfg), buf);
 		goto out;
 	}
-	unlink(buf);
+	if (!st->check_only)
+		unlink(buf);
 	st->hook_address = xasprintf("unix:%s", buf);
 out:
 	free(run);
@@ -285,9 +292,11 @@ static int store_setup(struct store *st, struct config *cfg, struct rpc_server_o
 		ret = error_set(GROVE_EINVAL, "the hooks folder %s is not an absolute path", st->hooks_dir);
 		goto out;
 	}
-	ret = install_links(st);
-	if (!ret)
-		ret = store_pack_cache_setup(st, cfg);
+	if (!st->check_only) {
+		ret = install_links(st);
+		if (!ret)
+			ret = store_pack_cache_setup(st, cfg);
+	}
 	st->git_nohooks.hooks_dir = NULL;
 	st->git_hooks.hooks_dir = st->hooks_dir;
 	st->git_push.hooks_dir = st->push_hooks_dir;
@@ -322,6 +331,33 @@ static void store_release(struct store *st)
 	free(st->self_exe);
 }
 
+/*
+ * --check-config: what a start would read (the config, its secret, the TLS
+ * files, every limit), making and changing nothing, like sshd -t: before a
+ * reload, an upgrade (SIGUSR2) or a restart. 0 with a summary on stdout,
+ * 1 with what is wrong.
+ */
+static int store_check_config(const char *conf)
+{
+	struct store st = { .check_only = true };
+	struct config *cfg = NULL;
+	struct rpc_server_opts ropts = { .role = "store" };
+	char **listen = NULL;
+	size_t nlisten = 0;
+	int ret;
+
+	if ((ret = config_open(&cfg, conf)) || (ret = rpc_tls_from_config(cfg)) ||
+	    (ret = store_setup(&st, cfg, &ropts, &listen, &nlisten)))
+		fprintf(stderr, "grove store: %s\n", error_msg());
+	else
+		printf("%s: good. storage %s, root %s, listening on %s%s; TLS on TCP links: %s\n", conf, st.name, st.root,
+		       listen[0], nlisten > 1 ? " and more" : "", rpc_tls_on() ? "on" : "off");
+	config_strv_free(listen, nlisten);
+	config_free(cfg);
+	store_release(&st);
+	return ret ? 1 : 0;
+}
+
 int store_main(int argc, char **argv)
 {
 	struct store st = { 0 };
@@ -348,6 +384,8 @@ int store_main(int argc, char **argv)
 	}
 	conf = args.conf;
 	ret = 0;
+	if (args.check)
+		return store_check_config(conf);
 
 	/* Signals are taken synchronously by this thread, never by a worker. */
 	daemon_init(&d, "store", NULL, argv);

@@ -41,6 +41,7 @@ struct store {
 	char *secret;
 	char *self_exe;
 	bool fsck_objects;     /* receive.fsckObjects for pushes */
+	bool check_only;       /* --check-config: read and check, make and change nothing */
 	struct strvec fsck_ignore;   /* fsck message ids let through (store.fsckIgnore) */
 	int64_t min_free;      /* bytes the root's filesystem keeps free, or a push is refused */
 	struct gitcmd_opts git_nohooks;   /* git with no hooks at all */

@@ -34,12 +34,13 @@ test_expect_success 'every command answers --help and -h with "usage: grove", ex
 
 test_expect_success 'the generated help: usage, one line saying what, the options aligned' '
 	"$GROVE" store --help >out
-	test_grep "^usage: grove store -c FILE$" out
+	test_grep "^usage: grove store -c FILE \[--check-config\]$" out
 	test_grep "^   or: grove store --init DIR " out
 	test "$(sed -n 3p out)" = ""
-	test_grep "^  -c, --config FILE  " out
-	test_grep "^      --init DIR     " out
-	test_grep "^  -h, --help         show this help$" out
+	test_grep "^  -c, --config FILE   run" out
+	test_grep "^      --init DIR      write" out
+	test_grep "^      --check-config  with -c" out
+	test_grep "^  -h, --help          show this help$" out
 	test_grep "^    fsckObjects = true" out
 '
 

@@ -128,7 +128,7 @@ test_expect_success 'a reload with a broken key keeps the certificate in use' '
 	cp s1.key.good pki/s1.key
 '
 
-test_expect_success 'a wrong TLS file stops a start, saying which and why' '
+test_expect_success 'a wrong TLS file stops a start, saying which and why; --check-config says so first' '
 	cp s1/store.conf bad.conf &&
 	git config -f bad.conf tls.key "$TRASH/pki/s2.key" &&
 	test_must_fail "$GROVE" store -c bad.conf 2>err &&
@@ -139,6 +139,20 @@ test_expect_success 'a wrong TLS file stops a start, saying which and why' '
 	cp g1/gate.conf g1/bad.conf &&
 	git config -f g1/bad.conf tls.cert "$TRASH/other/rogue.pem" &&
 	git config -f g1/bad.conf tls.key "$TRASH/other/rogue.key" &&
+	: store and router check their files as the gate does, changing nothing &&
+	"$GROVE" store -c s1/store.conf --check-config >out &&
+	test_grep "store.conf: good. storage s1, .*TLS on TCP links: on" out &&
+	cp s1/store.conf s1/bad.conf && git config -f s1/bad.conf tls.cert "$TRASH/other/rogue.pem" &&
+	git config -f s1/bad.conf tls.key "$TRASH/other/rogue.key" &&
+	test_expect_code 1 "$GROVE" store -c s1/bad.conf --check-config 2>err &&
+	test_grep "rogue.pem is not valid from the CA" err &&
+	"$GROVE" cluster -c c/cluster.conf --check-config >out &&
+	test_grep "cluster.conf: good. router c, .*3 stores, database .*cluster.db (not opened); TLS on TCP links: on" out &&
+	git config -f c/cluster.conf --get cluster.name >/dev/null &&
+	cp c/cluster.conf c/bad.conf && git config -f c/bad.conf cluster.voteTimeout -5 &&
+	test_expect_code 1 "$GROVE" cluster -c c/bad.conf --check-config 2>err &&
+	test_grep "voteTimeout" err &&
+	kill -0 $s1_PID && kill -0 $c_PID &&
 	test_must_fail "$GROVE" gate -c g1/bad.conf --check-config >out 2>err &&
 	test_grep "rogue.pem is not valid from the CA in .*pki/ca.pem" err
 '
