@@ -255,6 +255,29 @@ test_expect_success 'SIGHUP reads the TLS files again (a renewed certificate), a
 	git ls-remote "$(url alice $ALICE web)" >/dev/null
 '
 
+# reloaded N: the gate logged more than N successful reloads.
+reloaded() {
+	test $(grep -c "\"event\":\"gate.reloaded\"" g/gate.log) -gt $1
+}
+
+test_expect_success 'info/refs while the app has no free slot: 503 with Retry-After and why' '
+	git config -f g/gate.conf gate.maxOpsPerApp 1 && git config -f g/gate.conf gate.opsQueueWait 1 &&
+	n=$(grep -c "\"event\":\"gate.reloaded\"" g/gate.log) &&
+	kill -HUP $g_PID && wait_for 30 "the gate to reload" reloaded $n &&
+	: the one slot of web held by an SSH fetch that waits for a request that does not come &&
+	{ perl -e "for (1..6000) { last if -e q(release.slot); select(undef, undef, undef, 0.1) }" |
+		$(ssh_as alice $g_SSH_PORT) git@127.0.0.1 "git-upload-pack '"'"'web.git'"'"'" >held.out 2>held.err & } &&
+	wait_for 30 "the held fetch to get its advertisement" test -s held.out &&
+	test "$(code -u alice:$ALICE "https://127.0.0.1:$HTTP_PORT/web.git/info/refs?service=git-upload-pack")" = 503 &&
+	test_grep -i "^Retry-After: 1" .headers &&
+	test_grep "git operations running" .body &&
+	touch release.slot &&
+	git config -f g/gate.conf --unset gate.maxOpsPerApp && git config -f g/gate.conf --unset gate.opsQueueWait &&
+	n=$(grep -c "\"event\":\"gate.reloaded\"" g/gate.log) &&
+	kill -HUP $g_PID && wait_for 30 "the gate to reload" reloaded $n &&
+	git ls-remote "$(url alice $ALICE web)" >/dev/null
+'
+
 test_expect_success 'each request has its log line with the token, the route and the result' '
 	wait_grep "\"fingerprint\":\"token:[0-9]*\",\"app\":\"web\",\"command\":\"git-receive-pack\",\"route\":\"cluster\",\"result\":\"ok\"" g/gate.log
 '
