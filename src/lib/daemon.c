@@ -3,6 +3,7 @@
 #include "lib/error.h"
 #include "lib/log.h"
 #include "lib/rpc.h"
+#include "lib/strvec.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -55,30 +56,34 @@ void daemon_release(struct daemon *d)
 	d->upgrade_fd = -1;
 }
 
-/* In the forked child: the new binary, with keep_fds open and the signal
- * mask of a new process (daemon_init blocks what it reads). */
-static void upgrade_exec(struct daemon *d, int ready_fd, const int *keep_fds, const char *env)
+/* The new process's command line and environment, made before the fork:
+ * a forked child of a process with threads (gRPC's) may only call
+ * async-signal-safe functions until it execs, so no malloc or setenv there.
+ * Its environment is ours, GROVE_UPGRADE_FD=ready_fd and env. */
+static void upgrade_prepare(struct daemon *d, int ready_fd, const char *env, struct strvec *argv, struct strvec *envp)
+{
+	strvec_push(argv, d->exe);
+	for (char **a = d->argv; *a; a++)
+		strvec_push(argv, *a);
+	for (char **e = environ; *e; e++)
+		if (strncmp(*e, "GROVE_UPGRADE_FD=", 17) && (!env || strncmp(*e, env, strcspn(env, "=") + 1)))
+			strvec_push(envp, *e);
+	strvec_pushf(envp, "GROVE_UPGRADE_FD=%d", ready_fd);
+	if (env)
+		strvec_push(envp, env);
+}
+
+/* In the forked child: keep_fds and the pipe stay open, the signal mask of
+ * a new process (daemon_init blocks what it reads), the new binary. */
+static void upgrade_exec(const char *exe, int ready_fd, const int *keep_fds, char **argv, char **envp)
 {
 	sigset_t none;
-	char num[16];
-	size_t n = 0;
-	char **argv;
-
-	while (d->argv[n])
-		n++;
-	argv = xcalloc(n + 2, sizeof(*argv));
-	argv[0] = d->exe;
-	memcpy(argv + 1, d->argv, n * sizeof(*argv));
 	fcntl(ready_fd, F_SETFD, 0);
 	for (; keep_fds && *keep_fds >= 0; keep_fds++)
 		fcntl(*keep_fds, F_SETFD, 0);
-	snprintf(num, sizeof(num), "%d", ready_fd);
-	setenv("GROVE_UPGRADE_FD", num, 1);
-	if (env)
-		putenv((char *)env);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	execv(d->exe, argv);
+	execve(exe, argv, envp);
 	_exit(127);
 }
 
@@ -86,6 +91,7 @@ static void upgrade_exec(struct daemon *d, int ready_fd, const int *keep_fds, co
 
 int daemon_upgrade(struct daemon *d, const int *keep_fds, const char *env)
 {
+	struct strvec argv = STRVEC_INIT, envp = STRVEC_INIT;
 	char event[64], buf[16];
 	int p[2], ret = 0;
 	pid_t pid;
@@ -95,11 +101,12 @@ int daemon_upgrade(struct daemon *d, const int *keep_fds, const char *env)
 		return error_set(GROVE_EINTERNAL, "this process does not know its own binary");
 	if (pipe2(p, O_CLOEXEC))
 		return error_set(GROVE_EIO, "pipe: %s", strerror(errno));
+	upgrade_prepare(d, p[1], env, &argv, &envp);
 	pid = fork();
-	if (pid == 0) {
-		close(p[0]);
-		upgrade_exec(d, p[1], keep_fds, env);
-	}
+	if (pid == 0)
+		upgrade_exec(d->exe, p[1], keep_fds, (char **)strvec_argv(&argv), (char **)strvec_argv(&envp));
+	strvec_clear(&argv);
+	strvec_clear(&envp);
 	close(p[1]);
 	if (pid < 0) {
 		close(p[0]);
