@@ -19,35 +19,45 @@ test_setup 'a store, a gate, an app with code on each route, two clones' '
 	git clone -q src one && git clone -q src two &&
 	# heldssh: an ssh that connects at once but passes it nothing of what
 	# git writes until the file go exists, and ends when ssh ends (git must
-	# not probe it with -G: GIT_SSH_VARIANT=ssh).
+	# not probe it with -G: GIT_SSH_VARIANT=ssh). The first bytes back (the
+	# refs receive-pack advertises) make the file advertised: from then on
+	# the push has read the refs it will try to update.
 	cat >heldssh <<-EOF &&
 	#!/usr/bin/perl
 	use POSIX ();
 	pipe(my \$r, my \$w) or die "pipe: \$!";
+	pipe(my \$or, my \$ow) or die "pipe: \$!";
 	my \$pid = fork() // die "fork: \$!";
-	if (!\$pid) { close \$w; open(STDIN, "<&", \$r) or die; exec(qw($SSH), @ARGV) or die "exec: \$!"; }
-	close \$r;
-	\$SIG{CHLD} = sub { exit(\$? >> 8) if waitpid(\$pid, POSIX::WNOHANG()) == \$pid };
+	if (!\$pid) { close \$w; close \$or; open(STDIN, "<&", \$r) or die; open(STDOUT, ">&", \$ow) or die; exec(qw($SSH), @ARGV) or die "exec: \$!"; }
+	close \$r; close \$ow;
+	my \$relay = fork() // die "fork: \$!";
+	if (!\$relay) {
+		close \$w; my \$first = 1;
+		while (sysread(\$or, my \$b, 65536)) {
+			if (\$first) { open(my \$m, ">", "$TRASH/advertised") and close(\$m); \$first = 0 }
+			syswrite(STDOUT, \$b);
+		}
+		exit 0;
+	}
+	close \$or;
+	\$SIG{CHLD} = sub { if (waitpid(\$pid, POSIX::WNOHANG()) == \$pid) { my \$c = \$? >> 8; waitpid(\$relay, 0); exit(\$c) } };
 	select(undef, undef, undef, 0.1) until -e "$TRASH/go";
 	while (sysread(STDIN, my \$b, 65536)) { syswrite(\$w, \$b) }
 	close \$w;
 	waitpid(\$pid, 0);
-	exit(\$? >> 8);
+	my \$code = \$? >> 8;
+	waitpid(\$relay, 0);
+	exit(\$code);
 	EOF
 	chmod +x heldssh
 '
 
-# receiving APP: a receive-pack for APP runs (it has sent its refs).
-receiving() {
-	pgrep -f "receive-pack .*$1" >/dev/null
-}
-
 for app in web old; do
 	test_expect_success "$app: the push that lost the race is told what happened" "
-		rm -f go &&
+		rm -f go advertised &&
 		(set +e; cd two && echo two >two-$app && git add . && git commit -q -m two &&
 		 GIT_SSH_VARIANT=ssh GIT_SSH_COMMAND=\$TRASH/heldssh git push $REMOTE/$app.git main 2>../lost-$app.err; echo \$? >../lost-$app.rc) &
-		wait_for 30 'the held push to be receiving' receiving \$(test $app = web && repo_dir s1 web.git || echo legacy/old.git) &&
+		wait_for 30 'the held push to have read the refs' test -e advertised &&
 		(cd one && echo one >one-$app && git add . && git commit -q -m one &&
 		 GIT_SSH_COMMAND=\"\$SSH\" git push -q $REMOTE/$app.git main) &&
 		touch go &&
