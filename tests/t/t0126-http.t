@@ -195,6 +195,31 @@ test_expect_success 'keep-alive: two requests on one connection, also after a 40
 	! grep -q "HTTP/1.1 100" expect.err
 '
 
+test_expect_success 'git takes the token from a credential helper, as a CI system gives it' '
+	GROVE_TOKEN=$ALICE git -c credential.helper= \
+		-c "credential.helper=!f() { test \"\$1\" = get && echo username=alice && echo password=\$GROVE_TOKEN; }; f" \
+		ls-remote "https://127.0.0.1:$HTTP_PORT/web.git" refs/heads/main >ls &&
+	test_grep "refs/heads/main$" ls &&
+	: a wrong one from the helper: refused, git says so &&
+	test_must_fail git -c credential.helper= \
+		-c "credential.helper=!f() { test \"\$1\" = get && echo username=alice && echo password=grove_wrong; }; f" \
+		ls-remote "https://127.0.0.1:$HTTP_PORT/web.git" 2>err &&
+	test_grep "Authentication failed" err
+'
+
+test_expect_success 'an expired token is refused like an unknown one' '
+	api g POST /api/v1/users/alice/tokens "{\"name\":\"soon\",\"expires_in_days\":1}" >.tok &&
+	test_grep "^201$" .tok &&
+	SOON=$(sed -n "s/.*\"token\": *\"\([^\"]*\)\".*/\1/p" .tok) && test -n "$SOON" &&
+	git ls-remote "$(url alice $SOON web)" >/dev/null &&
+	: a day later, as the database sees it &&
+	sqlite3 g/gate.db "UPDATE tokens SET expires_at = $(($(date +%s) - 60)) WHERE name = '"'"'soon'"'"'" &&
+	test_must_fail git ls-remote "$(url alice $SOON web)" 2>err &&
+	test_grep "Authentication failed" err &&
+	test "$(code -u alice:$SOON "https://127.0.0.1:$HTTP_PORT/web.git/info/refs?service=git-upload-pack")" = 401 &&
+	test_grep -i "^WWW-Authenticate: Basic" .headers
+'
+
 test_expect_success 'a revoked token no longer works' '
 	api g DELETE /api/v1/users/bob/tokens/test >.api && test_grep "^204$" .api &&
 	test_must_fail git ls-remote "$(url bob $BOB web)" 2>err &&
