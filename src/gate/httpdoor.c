@@ -19,8 +19,10 @@
  *
  * Words for the user: before the answer has started, a refusal is the
  * answer, text/plain, which git prints as "remote: …". Once git's answer
- * flows, git's own words (side band) are all the user sees; the door's
- * later remarks go to the log only.
+ * flows, git's own words (side band) are what the user sees; the door's
+ * later remarks on a push go on side band 2 before the answer's final
+ * flush, which is held back for them (send_push_output), or to the log
+ * when git answers without a side band.
  */
 #include "gate/door.h"
 #include "gate/backend.h"
@@ -53,6 +55,13 @@ struct hreq {
 	bool answered;                    /* the whole answer went */
 	struct strbuf msgs;               /* the door's words, until the answer starts */
 	struct strbuf hold;               /* git's output read while the request arrived */
+	/* A push's answer keeps its last 4 bytes back: when they are the
+	 * final flush of a side-band stream, the door's later words (a lost
+	 * race, a pack too large) go before it, as "remote:" lines. */
+	char tail[4];
+	size_t tail_len;
+	bool sideband;                    /* git's answer is side-band multiplexed */
+	bool flush_held;                  /* its final flush is held back: finish sends it */
 	char err_tail[512];               /* git's stderr: the log's, never the user's */
 	size_t err_len;
 };
@@ -68,6 +77,14 @@ static void hreq_say(struct door *d, const char *msg, size_t len)
 	struct hreq *r = hreq_of(d);
 	if (!r->started) {
 		strbuf_add(&r->msgs, msg, MIN(len, HTTP_MSG_MAX - MIN(r->msgs.len, HTTP_MSG_MAX)));
+		return;
+	}
+	if (r->flush_held) {
+		struct strbuf pkt = STRBUF_INIT;
+		pkt_add_sideband(&pkt, 2, msg, MIN(len, (size_t)HTTP_MSG_MAX));
+		if (hconn_stream_write(r->c, pkt.buf, pkt.len))
+			d->dead = true;
+		strbuf_release(&pkt);
 		return;
 	}
 	log_info("gate.http_unsaid", "user=%s message=%.*s", d->user.name ? d->user.name : "-", (int)MIN(len, 300),
@@ -116,9 +133,20 @@ static int refuse_in_protocol(struct hreq *r)
 	return ret;
 }
 
+/* The held final flush, and the answer's end. */
+static void hreq_end_held(struct hreq *r)
+{
+	if (!r->flush_held)
+		return;
+	r->flush_held = false;
+	if (hconn_stream_write(r->c, "0000", 4) || hconn_stream_end(r->c))
+		r->d.dead = true;
+}
+
 static void hreq_finish(struct door *d, int status)
 {
 	struct hreq *r = hreq_of(d);
+	hreq_end_held(r);
 	if (r->started || r->answered)
 		return;
 	r->answered = true;
@@ -318,6 +346,49 @@ static int send_output(struct hreq *r, const char *data, size_t len)
 	return hconn_stream_write(r->c, data, len);
 }
 
+/* The same for a push's answer, all but its last 4 bytes (r->tail): its
+ * first packet says whether it is side-band multiplexed (a band byte after
+ * the length). */
+static int send_push_output(struct hreq *r, const char *data, size_t len)
+{
+	char joined[4 + HTTP_IO_CHUNK];
+	size_t n = r->tail_len + len, out;
+
+	if (len > HTTP_IO_CHUNK)
+		return send_push_output(r, data, HTTP_IO_CHUNK) ||
+		       send_push_output(r, data + HTTP_IO_CHUNK, len - HTTP_IO_CHUNK);
+	memcpy(joined, r->tail, r->tail_len);
+	memcpy(joined + r->tail_len, data, len);
+	if (!r->started && n >= 5)
+		r->sideband = joined[4] >= 1 && joined[4] <= 3;
+	out = n > 4 ? n - 4 : 0;
+	r->tail_len = n - out;
+	memcpy(r->tail, joined + out, r->tail_len);
+	/* The door sees each byte once, as it is sent. */
+	if (!out)
+		return 0;
+	if (!r->started && start_answer(r))
+		return -1;
+	door_took_output(&r->d, joined, out);
+	return hconn_stream_write(r->c, joined, out);
+}
+
+/* A push's answer is over: its final flush held back when the door may
+ * still have words for it (side band), else the tail sent and the answer
+ * ended. */
+static int end_push_output(struct hreq *r)
+{
+	if (r->started && r->sideband && r->tail_len == 4 && !memcmp(r->tail, "0000", 4)) {
+		door_took_output(&r->d, r->tail, 4);
+		r->flush_held = true;
+		return 0;
+	}
+	if (r->tail_len && send_output(r, r->tail, r->tail_len))
+		return -1;
+	r->tail_len = 0;
+	return r->started ? hconn_stream_end(r->c) : 0;
+}
+
 /*
  * git's output to the client until it ends. The answer starts with git's
  * first byte: a git that fails before it says anything gets an answer
@@ -326,10 +397,13 @@ static int send_output(struct hreq *r, const char *data, size_t len)
 static void pump_answer(struct hreq *r, struct backend *b)
 {
 	struct strbuf out = STRBUF_INIT;
+	bool push = !r->advertise && !strcmp(r->service, "receive-pack");
 	int t;
 
+	int (*send)(struct hreq *, const char *, size_t) = push ? send_push_output : send_output;
+
 	if (r->hold.len) {
-		if (send_output(r, r->hold.buf, r->hold.len))
+		if (send(r, r->hold.buf, r->hold.len))
 			goto gone;
 		strbuf_reset(&r->hold);
 	}
@@ -342,10 +416,10 @@ static void pump_answer(struct hreq *r, struct backend *b)
 			backend_poll(r, b, false);
 			continue;
 		}
-		if (out.len && send_output(r, out.buf, out.len))
+		if (out.len && send(r, out.buf, out.len))
 			goto gone;
 	}
-	if (r->started && hconn_stream_end(r->c))
+	if (push ? end_push_output(r) : r->started && hconn_stream_end(r->c))
 		goto gone;
 	strbuf_release(&out);
 	return;
@@ -506,6 +580,7 @@ static void hreq_run(struct hreq *r, const char *app)
 	door_run_command(&r->d);
 	if (!r->answered && !r->d.dead)
 		hreq_finish(&r->d, 1);
+	hreq_end_held(r);
 }
 
 /* One request, from its head to its answer. Returns whether it
