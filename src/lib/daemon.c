@@ -88,6 +88,7 @@ static void upgrade_exec(const char *exe, int ready_fd, const int *keep_fds, cha
 }
 
 #define UPGRADE_WAIT_MS 60000   /* a new process that does not serve by then is not taken */
+#define UPGRADE_SETTLE_MS 1000  /* both serve this long before the old one drains */
 
 int daemon_upgrade(struct daemon *d, const int *keep_fds, const char *env)
 {
@@ -136,6 +137,13 @@ int daemon_upgrade(struct daemon *d, const int *keep_fds, const char *env)
 		char msg[32];
 		snprintf(msg, sizeof(msg), "MAINPID=%d", (int)pid);
 		notify(d, msg);
+		/* A client that reached this process just before the new one took
+		 * the address over starts its call now: serving on a moment more
+		 * spares it a refused stream (gRPC retries none here) when the
+		 * drain stops new calls. */
+		struct timespec settle = { UPGRADE_SETTLE_MS / 1000, (UPGRADE_SETTLE_MS % 1000) * 1000000L };
+		while (nanosleep(&settle, &settle) && errno == EINTR)
+			;
 	}
 	return ret;
 }
