@@ -583,6 +583,21 @@ static void up_announce(struct up *u)
 	log_info("up.started", "data=%s ssh_port=%d http_port=%d", u->dir, u->ssh_port, u->http_port);
 }
 
+/* /proc/PID/NAME, NUL-terminated, cut to size: its length, or -1. */
+static ssize_t proc_file(pid_t pid, const char *name, char *buf, size_t size)
+{
+	char path[64];
+	ssize_t n;
+	int fd;
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, name);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return -1;
+	n = read(fd, buf, size - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	return n;
+}
+
 /*
  * The process that took over from part p after an upgrade (SIGUSR2): the
  * part's old process started it, so once that one exited it is our child
@@ -595,27 +610,17 @@ static pid_t successor_of(const struct up *u, const struct part *p)
 	pid_t found = 0;
 
 	while (dir && !found && (e = readdir(dir))) {
-		char path[64], buf[8192];
+		char buf[8192];
 		pid_t pid = (pid_t)atoi(e->d_name);
 		long ppid = 0;
 		ssize_t n;
-		int fd;
-		if (pid <= 0)
+		if (pid <= 0 || proc_file(pid, "stat", buf, sizeof(buf)) < 0)
 			continue;
-		snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-			continue;
-		n = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-		buf[n > 0 ? n : 0] = '\0';
 		const char *rp = strrchr(buf, ')');
 		if (!rp || sscanf(rp + 1, " %*c %ld", &ppid) != 1 || ppid != (long)getpid())
 			continue;
-		snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
-		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		if ((n = proc_file(pid, "cmdline", buf, sizeof(buf))) < 0)
 			continue;
-		n = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
 		/* argv: grove ROLE -c CONF, NUL-separated. */
 		bool role = false, conf = false;
 		for (ssize_t i = 0; n > 0 && i < n; i += (ssize_t)strlen(buf + i) + 1) {
