@@ -49,6 +49,7 @@
 #define IN_BUF_MAX (2 * 1024 * 1024)
 #define OUT_CHUNK (64 * 1024)
 #define MAX_AUTH_TRIES 6
+#define LINGER_MS 10000   /* longest wait for the client's close after ours */
 
 /* One connection: the door (door.h) and what libssh needs around it. */
 struct sess {
@@ -69,6 +70,8 @@ struct sess {
 	size_t inlen, inoff;
 	bool reading;             /* inside ssh_channel_read_nonblocking: the callback must not fill inbuf */
 	bool client_eof;
+	bool remote_closed;       /* the client sent its channel close */
+	bool lingering;           /* our close is out: what the client still sends is dropped */
 };
 
 static char *key_fingerprint(ssh_key key)
@@ -146,6 +149,8 @@ static int on_data(ssh_session session, ssh_channel channel, void *data, uint32_
 		   void *userdata)
 {
 	struct sess *s = userdata;
+	if (s->lingering)
+		return (int)len;
 	/* Not now: libssh keeps it and the window stays shut. Also not while
 	 * the pump itself reads the channel: libssh calls this from inside that
 	 * read, and both would fill inbuf. */
@@ -169,6 +174,7 @@ static void on_close(ssh_session session, ssh_channel channel, void *userdata)
 	struct sess *s = userdata;
 	s->client_eof = true;
 	s->d.client_closed = true;
+	s->remote_closed = true;
 }
 
 static int on_exec(ssh_session session, ssh_channel channel, const char *command, void *userdata)
@@ -654,6 +660,29 @@ static const struct door_ops sess_ops = {
 	.pump = sess_pump,
 };
 
+/*
+ * Let the client read our close and close its end first. Closing the socket
+ * while its data (the rest of a refused push, say) is still unread makes
+ * the kernel send a reset, and a reset makes the client's kernel drop what
+ * it had not read yet: our error message and the exit status. So what the
+ * client still sends is read and dropped until its channel close comes,
+ * or it hangs up, for at most LINGER_MS: a client that never answers holds
+ * this process no longer than that.
+ */
+static void sess_linger(struct sess *s)
+{
+	int64_t deadline = now_ms() + LINGER_MS;
+
+	if (s->d.dead)
+		return;
+	s->lingering = true;
+	s->inlen = s->inoff = 0;
+	ssh_blocking_flush(s->ssh, 2000);
+	while (!s->remote_closed && ssh_is_connected(s->ssh) && now_ms() < deadline)
+		if (ssh_event_dopoll(s->ev, 50) == SSH_ERROR)
+			break;
+}
+
 int session_run(const struct gate_config *cfg, struct ssh_bind_struct *bind, int fd, const char *peer, int auth_fd)
 {
 	struct sess s = { .auth_fd = auth_fd };
@@ -708,14 +737,7 @@ int session_run(const struct gate_config *cfg, struct ssh_bind_struct *bind, int
 		else
 			door_run_command(&s.d);
 	}
-	/* Let the client read our close and hang up first: closing the socket
-	 * under it would lose the exit status. */
-	if (!s.d.dead) {
-		ssh_blocking_flush(s.ssh, 2000);
-		for (int i = 0; i < 100 && ssh_is_connected(s.ssh); i++)
-			if (ssh_event_dopoll(s.ev, 20) == SSH_ERROR)
-				break;
-	}
+	sess_linger(&s);
 	ret = 0;
 out:
 	if (!s.authed && s.auth_tries > 0) {

@@ -207,7 +207,9 @@ test_expect_success 'one session per connection: a second one over a ControlMast
 	touch release &&
 	wait_for 20 "the first session to end" test -s first.rc &&
 	test "$(cat first.rc)" = 0 &&
-	ssh -o ControlPath=$sock -O exit git@127.0.0.1 2>/dev/null
+	: the gate hangs up once the channel is closed on both sides, so the &&
+	: master may be gone already &&
+	{ ssh -o ControlPath=$sock -O exit git@127.0.0.1 2>/dev/null || :; }
 '
 
 test_expect_success 'offering one key and signing with another never grants the offered key' '
