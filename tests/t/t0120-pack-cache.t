@@ -90,8 +90,12 @@ test_expect_success 'a damaged entry is never served: it is made again' '
 	misses=$(stat_of s1 misses) &&
 	clone_to after &&
 	test "$(stat_of s1 misses)" = $((misses + 1)) &&
-	test_cmp before.pack after.pack &&
-	git -C after fsck --strict --no-progress
+	: git made the pack again: the same objects, not always the same bytes &&
+	: as its delta search runs in threads &&
+	git -C after fsck --strict --no-progress &&
+	git -C before rev-list --all --objects | sort >before.objects &&
+	git -C after rev-list --all --objects | sort >after.objects &&
+	test_cmp before.objects after.objects
 '
 
 test_expect_success 'an entry cut short is never served' '
