@@ -25,6 +25,7 @@
 #define GROVE_CLUSTER_H
 
 #include "lib/common.h"
+#include "cluster/resume.h"
 #include "cluster/usercap.h"
 #include "lib/rpc.h"
 
@@ -73,6 +74,7 @@ struct cluster {
 	int vote_timeout_ms;
 	int lag_timeout_ms;       /* a secondary this far behind the push is dropped */
 	int primary_answer_ms;    /* a push's primary silent this long (others answered) is skipped */
+	struct resume_budget resume_budget;  /* what pushes keep to go on past a dying primary */
 	int workers;
 	int job_attempts;
 	int job_lease_s;          /* a job's router has this long before another takes it up */

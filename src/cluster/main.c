@@ -48,6 +48,9 @@ const struct cli_command cluster_command = {
 	"    lagTimeout = 10000          ms a secondary may lag a push before it is dropped\n"
 	"    primaryAnswerTimeout = 3000 ms a push's primary may stay silent while the other\n"
 	"                                replicas answered; then the push goes to another\n"
+	"    resumeBuffer = 64m          bytes a push keeps (what its client sent and was sent)\n"
+	"                                to go on on another primary if its own dies mid-push\n"
+	"    resumeBufferTotal = 1g      the same, for every push at once\n"
 	"    workers = 2                 replication jobs run at once\n"
 	"    jobAttempts = 10            tries before a job is dead\n"
 	"    jobLease = 1800             s a router holds a job before another may take it up\n"
@@ -199,6 +202,12 @@ static int cluster_setup(struct cluster *c, struct config *cfg, struct rpc_serve
 	INT_OPT("cluster.voteTimeout", c->vote_timeout_ms, 30000, 100, 600000);
 	INT_OPT("cluster.lagTimeout", c->lag_timeout_ms, 10000, 100, 600000);
 	INT_OPT("cluster.primaryAnswerTimeout", c->primary_answer_ms, 3000, 100, 600000);
+	if ((ret = config_get_int(cfg, "cluster.resumeBuffer", 64 << 20, 0, 1LL << 40, &v)))
+		goto out;
+	c->resume_budget.max_push = (long long)v;
+	if ((ret = config_get_int(cfg, "cluster.resumeBufferTotal", 1LL << 30, 0, 1LL << 42, &v)))
+		goto out;
+	c->resume_budget.max_total = (long long)v;
 	INT_OPT("cluster.workers", c->workers, 2, 1, 64);
 	INT_OPT("cluster.jobAttempts", c->job_attempts, 10, 1, 1000);
 	INT_OPT("cluster.jobLease", c->job_lease_s, 1800, 1, 7 * 86400);

@@ -12,6 +12,7 @@
  * stall a push; the primary is the push, and the client waits for it.
  */
 #include "cluster/cluster.h"
+#include "cluster/resume.h"
 #include "lib/error.h"
 #include "lib/hookpayload.h"
 #include "lib/log.h"
@@ -37,6 +38,8 @@ struct target {
 	/* Guarded by px->mu. */
 	grpc_byte_buffer *q[TARGET_QUEUE_MAX];
 	size_t qhead, qlen;
+	bool sent_first;         /* q's first message went: the kept ones follow */
+	size_t replay_next, replay_to;   /* the client's kept messages it is sent before q's (resume.h) */
 	bool closing;            /* the client ended its stream */
 	bool dropped;            /* cancelled: lagging, or the client went away */
 	bool finished;           /* the reader has the store's status */
@@ -62,6 +65,12 @@ struct proxy {
 	int64_t relayed;         /* messages sent to the client */
 	pthread_t client_reader;
 	bool client_reader_started;
+	bool client_done;        /* the client ended its stream */
+	bool fanning;            /* the client reader hands a message to the targets */
+	bool retargeting;        /* the targets change: the client reader waits */
+	bool resumable;          /* a voted push: kept for resuming (resume.h) */
+	bool resume_failed;      /* the new primary showed other refs */
+	struct resume rs;
 };
 
 /* ---- the first message ---- */
@@ -147,12 +156,17 @@ static void *sender_main(void *arg)
 	for (;;) {
 		grpc_byte_buffer *bb = NULL;
 		pthread_mutex_lock(&px->mu);
-		while (!t->qlen && !t->closing && !t->dropped)
+		while (!t->qlen && t->replay_next == t->replay_to && !t->closing && !t->dropped)
 			pthread_cond_wait(&px->cv, &px->mu);
-		if (t->qlen && !t->dropped) {
+		if (t->dropped) {
+			/* nothing more */
+		} else if (t->sent_first && t->replay_next < t->replay_to) {
+			bb = grpc_byte_buffer_copy(px->rs.in[t->replay_next++]);
+		} else if (t->qlen) {
 			bb = t->q[t->qhead];
 			t->qhead = (t->qhead + 1) % TARGET_QUEUE_MAX;
 			t->qlen--;
+			t->sent_first = true;
 			pthread_cond_broadcast(&px->cv);
 		}
 		bool done = !bb;
@@ -190,6 +204,45 @@ static void target_note_checksum(struct target *t, grpc_byte_buffer *bb)
 	grpc_slice_unref(sl);
 }
 
+static void target_drop(struct target *t);
+
+/* Every target leaves the call. */
+static void proxy_drop_all(struct proxy *px)
+{
+	for (size_t i = 0; i < px->n; i++)
+		target_drop(&px->t[i]);
+}
+
+/*
+ * The primary's message as the client is to get it: kept, in case the
+ * push has to be resumed; from a resumed push's new primary, only what the
+ * client has not had (resume.h). False when nothing goes to the client
+ * (*bb is then destroyed).
+ */
+static bool target_for_client(struct target *t, grpc_byte_buffer **bb)
+{
+	struct proxy *px = t->px;
+	grpc_byte_buffer *out = NULL;
+
+	if (!px->resumable)
+		return true;
+	if (!px->rs.resumed) {
+		pthread_mutex_lock(&px->mu);
+		resume_note_out(&px->rs, *bb);
+		pthread_mutex_unlock(&px->mu);
+		return true;
+	}
+	if (!px->resume_failed && resume_relay(&px->rs, *bb, &out)) {
+		log_warn("cluster.resume_failed", "node=%s method=%s error=%s", t->node->name, px->info->path,
+			 error_msg());
+		px->resume_failed = true;
+		proxy_drop_all(px);
+	}
+	grpc_byte_buffer_destroy(*bb);
+	*bb = out;
+	return out != NULL;
+}
+
 static void *reader_main(void *arg)
 {
 	struct target *t = arg;
@@ -207,11 +260,13 @@ static void *reader_main(void *arg)
 		}
 		if (voted_push)
 			target_note_checksum(t, bb);
+		if (t->primary && !target_for_client(t, &bb))
+			continue;
 		if (t->primary) {
 			pthread_mutex_lock(&px->mu);
 			bool gone = px->client_gone;
 			pthread_mutex_unlock(&px->mu);
-			if (!gone && rpc_call_send_bb(px->call, bb)) {
+			if (!gone && bb && rpc_call_send_bb(px->call, bb)) {
 				pthread_mutex_lock(&px->mu);
 				px->client_gone = true;
 				pthread_cond_broadcast(&px->cv);
@@ -250,8 +305,10 @@ static void target_drop(struct target *t)
 		rpc_stream_cancel(t->st);
 }
 
-/* Queues a copy of bb for t; a secondary that stays a full queue behind is dropped. */
-static void target_push(struct target *t, grpc_byte_buffer *bb)
+/* Queues a copy of bb, the client's message number idx, for t; a secondary
+ * that stays a full queue behind is dropped. One t was sent as a kept
+ * message already (resume.h) is not queued again. */
+static void target_push(struct target *t, grpc_byte_buffer *bb, size_t idx)
 {
 	struct proxy *px = t->px;
 	struct timespec dl;
@@ -259,7 +316,7 @@ static void target_push(struct target *t, grpc_byte_buffer *bb)
 
 	deadline_after_ms(&dl, CLOCK_REALTIME, px->c->lag_timeout_ms);
 	pthread_mutex_lock(&px->mu);
-	if (t->closing) {
+	if (t->closing || idx < t->replay_to) {
 		/* Its input was closed early (the primary ended): nothing more goes to it. */
 		pthread_mutex_unlock(&px->mu);
 		return;
@@ -305,8 +362,13 @@ static int target_start(struct proxy *px, struct target *t, grpc_byte_buffer *fi
 	ret = rpc_stream_open_md(t->node->client, px->info->path, 0, md, nmd, &t->st);
 	if (ret)
 		return ret;
+	/* A resumed push: what the client sent so far follows the first message. */
+	pthread_mutex_lock(&px->mu);
 	t->q[0] = first;
 	t->qlen = 1;
+	t->replay_to = px->rs.nin;
+	t->closing = px->client_done;
+	pthread_mutex_unlock(&px->mu);
 	if (pthread_create(&t->sender, NULL, sender_main, t))
 		return error_set(GROVE_EINTERNAL, "cannot start a thread");
 	t->sender_started = true;
@@ -343,19 +405,34 @@ static void *client_reader_main(void *arg)
 		int r = rpc_call_recv_bb(px->call, &bb);
 		if (r < 0) {
 			pthread_mutex_lock(&px->mu);
-			px->client_gone = true;
+			while (px->retargeting)
+				pthread_cond_wait(&px->cv, &px->mu);
+			px->client_gone = px->client_done = true;
 			pthread_mutex_unlock(&px->mu);
-			for (size_t i = 0; i < px->n; i++)
-				target_drop(&px->t[i]);
+			proxy_drop_all(px);
 			break;
 		}
 		if (r == 0)
 			break;
-		for (size_t i = 0; i < px->n; i++)
-			target_push(&px->t[i], bb);
+		/* Kept and handed to the targets of one attempt: not while they change. */
+		pthread_mutex_lock(&px->mu);
+		while (px->retargeting)
+			pthread_cond_wait(&px->cv, &px->mu);
+		size_t idx = px->resumable ? resume_note_in(&px->rs, bb) : SIZE_MAX, n = px->n;
+		px->fanning = true;
+		pthread_mutex_unlock(&px->mu);
+		for (size_t i = 0; i < n; i++)
+			target_push(&px->t[i], bb, idx);
 		grpc_byte_buffer_destroy(bb);
+		pthread_mutex_lock(&px->mu);
+		px->fanning = false;
+		pthread_cond_broadcast(&px->cv);
+		pthread_mutex_unlock(&px->mu);
 	}
 	pthread_mutex_lock(&px->mu);
+	while (px->retargeting)
+		pthread_cond_wait(&px->cv, &px->mu);
+	px->client_done = true;
 	for (size_t i = 0; i < px->n; i++)
 		px->t[i].closing = true;
 	pthread_cond_broadcast(&px->cv);
@@ -465,17 +542,56 @@ static void proxy_end_targets(struct proxy *px, size_t primary)
 	}
 }
 
+/* How an attempt at a call ended (proxy_run). */
+enum proxy_end {
+	PX_DONE,       /* the primary's status is the call's */
+	PX_REROUTE,    /* a push's primary never answered: nothing was relayed */
+	PX_RESUME,     /* a push's primary died mid-call before any ref moved (resume.h) */
+};
+
+/* Whether a push whose primary died can go on on the others (resume.h). */
+static bool proxy_resumable(struct proxy *px, const struct target *pt)
+{
+	pthread_mutex_lock(&px->mu);
+	bool died = px->resumable && !px->rs.resumed && !px->client_gone && pt->code == GRPC_STATUS_UNAVAILABLE;
+	bool off = px->rs.off;
+	pthread_mutex_unlock(&px->mu);
+	if (died && off)
+		log_info("cluster.resume_refused", "node=%s method=%s reason=%s", pt->node->name, px->info->path,
+			 "it sent or was sent more than cluster.resumeBuffer (or cluster.resumeBufferTotal) keeps");
+	return died && !off;
+}
+
+/* After the primary died: PX_RESUME if no ref moved and the client's
+ * stream can go on from another primary; else the error stands. */
+static enum proxy_end proxy_try_resume(struct proxy *px, struct target *pt)
+{
+	int rounds = 0;
+
+	txn_node_agreed(px->c, px->txn, pt->node->name, &rounds);
+	if (rounds > 0) {
+		log_info("cluster.resume_refused", "node=%s method=%s reason=%s", pt->node->name, px->info->path,
+			 "a vote had committed");
+		return PX_DONE;
+	}
+	if (resume_start(&px->rs, !px->client_first)) {
+		log_info("cluster.resume_refused", "node=%s method=%s reason=%s", pt->node->name, px->info->path,
+			 error_msg());
+		return PX_DONE;
+	}
+	return PX_RESUME;
+}
+
 /*
  * Relays the call to the proxy's targets: firsts[i] is target i's first
  * message (taken). Returns when every target ended; the primary's status is
  * in its target. The client's side may still be open: it ends when the
  * caller finishes the call, and proxy_release waits for it.
  *
- * Returns true, having relayed nothing either way, when the primary of a
- * push never answered (primary_answers): the caller may send the write to
- * another primary.
+ * Returns PX_REROUTE or PX_RESUME when the caller may send the write to
+ * another primary (primary_answers, proxy_try_resume).
  */
-static bool proxy_run(struct proxy *px, grpc_byte_buffer **firsts)
+static enum proxy_end proxy_run(struct proxy *px, grpc_byte_buffer **firsts)
 {
 	size_t primary = 0;
 	int ret = 0;
@@ -502,12 +618,20 @@ static bool proxy_run(struct proxy *px, grpc_byte_buffer **firsts)
 	 * so its messages are not read yet (see primary_answers). Not over
 	 * smart HTTP: there the request comes first, and the primary answers
 	 * it only once it has it all. */
+	/* The targets are in place: a client reader of an earlier attempt goes on. */
+	pthread_mutex_lock(&px->mu);
+	px->retargeting = false;
+	bool gone = px->client_gone;
+	pthread_cond_broadcast(&px->cv);
+	pthread_mutex_unlock(&px->mu);
+	if (gone)
+		proxy_drop_all(px);
 	if (!ret && px->txn && is_method(px->info, "SSHReceivePack") && !px->client_first &&
-	    !primary_answers(px, &px->t[primary])) {
+	    !px->client_reader_started && !primary_answers(px, &px->t[primary])) {
 		proxy_end_targets(px, primary);
-		return true;
+		return PX_REROUTE;
 	}
-	if (!ret && !pthread_create(&px->client_reader, NULL, client_reader_main, px))
+	if (!ret && !px->client_reader_started && !pthread_create(&px->client_reader, NULL, client_reader_main, px))
 		px->client_reader_started = true;
 
 	/* The primary answers the client; when it ends, so does the call. */
@@ -518,9 +642,23 @@ static bool proxy_run(struct proxy *px, grpc_byte_buffer **firsts)
 			primary_lost(px, &px->t[primary]);
 			break;
 		}
-	proxy_end_targets(px, primary);
-	/* A primary that could not be reached: say which, and that a retry helps. */
 	struct target *pt = &px->t[primary];
+	if (proxy_resumable(px, pt)) {
+		/* The others are cut off now: they must not vote without it. */
+		proxy_drop_all(px);
+		proxy_end_targets(px, primary);
+		if (proxy_try_resume(px, pt) == PX_RESUME)
+			return PX_RESUME;
+	} else {
+		proxy_end_targets(px, primary);
+	}
+	if (px->resume_failed) {
+		pt->code = GRPC_STATUS_ABORTED;
+		snprintf(pt->details, sizeof(pt->details),
+			 "the push's first storage server failed mid-push, and the others show other refs than it "
+			 "had shown: nothing was pushed; push again");
+	}
+	/* A primary that could not be reached: say which, and that a retry helps. */
 	if (pt->code == GRPC_STATUS_UNAVAILABLE) {
 		char was[sizeof(pt->details)];
 		strlcpy_(was, pt->details, sizeof(was));
@@ -528,7 +666,7 @@ static bool proxy_run(struct proxy *px, grpc_byte_buffer **firsts)
 			 "store %s, the primary replica, %s (%.300s): a new primary is elected within seconds; retry",
 			 pt->node->name, pt->responses ? "failed during the call" : "did not answer", was);
 	}
-	return false;
+	return PX_DONE;
 }
 
 static void proxy_init(struct proxy *px, struct cluster *c, struct rpc_call *call, const struct rpc_method_info *info)
@@ -539,16 +677,38 @@ static void proxy_init(struct proxy *px, struct cluster *c, struct rpc_call *cal
 	px->info = info;
 	pthread_mutex_init(&px->mu, NULL);
 	pthread_cond_init(&px->cv, NULL);
+	resume_init(&px->rs, &c->resume_budget);
+}
+
+/* Before another attempt at the same call: the ended targets go, and the
+ * client reader, if it runs, waits until the next ones are in place
+ * (proxy_run). */
+static void proxy_reset_targets(struct proxy *px)
+{
+	pthread_mutex_lock(&px->mu);
+	px->retargeting = true;
+	while (px->fanning)
+		pthread_cond_wait(&px->cv, &px->mu);
+	pthread_mutex_unlock(&px->mu);
+	for (size_t i = 0; i < px->n; i++)
+		rpc_stream_free(px->t[i].st);
+	memset(px->t, 0, sizeof(px->t));
+	px->n = 0;
 }
 
 /* After the call's status was sent: the client reader's receive has ended. */
 static void proxy_release(struct proxy *px)
 {
+	pthread_mutex_lock(&px->mu);
+	px->retargeting = false;   /* an attempt that never started: nothing to wait for */
+	pthread_cond_broadcast(&px->cv);
+	pthread_mutex_unlock(&px->mu);
 	if (px->client_reader_started)
 		pthread_join(px->client_reader, NULL);
 	px->client_reader_started = false;
 	for (size_t i = 0; i < px->n; i++)
 		rpc_stream_free(px->t[i].st);
+	resume_release(&px->rs);
 	pthread_mutex_destroy(&px->mu);
 	pthread_cond_destroy(&px->cv);
 }
@@ -837,9 +997,10 @@ static int write_targets(struct cluster *c, struct repo_state *r, bool maintenan
 
 /*
  * A write goes to its primary and every replica that can take it. A push
- * whose primary's store turns out dead or hung before it said a word
- * (proxy_run) goes once more, to another primary: the client saw nothing,
- * and the push is taken by the others instead of refused.
+ * whose primary's store turns out dead or hung goes once more, to another
+ * primary: before it said a word (the client saw nothing), or mid-call
+ * before any ref moved (resumed: resume.h). The push is taken by the
+ * others instead of refused.
  */
 static void route_write(struct cluster *c, struct rpc_call *call, const struct rpc_method_info *info,
 			grpc_slice *first, const char *path)
@@ -854,6 +1015,7 @@ static void route_write(struct cluster *c, struct rpc_call *call, const struct r
 
 	proxy_init(&px, c, call, info);
 	px.client_first = first_is_stateless(first);
+	px.resumable = !maintenance && is_method(info, "SSHReceivePack");
 	ret = maintenance ? state_repo_get(c, path, r) : state_repo_assign(c, path, r);
 	if (ret)
 		goto fail;
@@ -870,15 +1032,20 @@ static void route_write(struct cluster *c, struct rpc_call *call, const struct r
 		}
 		if (!maintenance)
 			px.txn = txn_begin(c, voters, px.n, quorum_of(assigned));
-		again = proxy_run(&px, firsts) && !skip;
+		enum proxy_end end = proxy_run(&px, firsts);
+		again = (end == PX_REROUTE && !skip) || end == PX_RESUME;
 		if (again) {
 			skip = px.t[0].node;
-			log_warn("cluster.write_rerouted", "repo=%s method=%s silent_primary=%s", path, info->path, skip->name);
+			if (end == PX_REROUTE)
+				log_warn("cluster.write_rerouted", "repo=%s method=%s silent_primary=%s", path, info->path,
+					 skip->name);
+			else
+				log_warn("cluster.push_resumed", "repo=%s failed_primary=%s kept_messages=%zu seen_bytes=%zu",
+					 path, skip->name, px.rs.nin, px.rs.seen.len);
 			cluster_node_suspect(c, skip);
 			txn_end(c, px.txn);
-			proxy_release(&px);
-			proxy_init(&px, c, call, info);
-			px.client_first = first_is_stateless(first);
+			px.txn = NULL;
+			proxy_reset_targets(&px);
 		}
 	} while (again);
 	if (!maintenance)

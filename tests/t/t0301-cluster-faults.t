@@ -58,6 +58,9 @@ write_held_connect() {
 	exec 3<&0
 	{
 		rm -f "\$fifo"
+		# HOLD_BYTES: that much goes through first (one byte at a time:
+		# nothing past it is read ahead).
+		test "\${HOLD_BYTES:-0}" -gt 0 && dd bs=1 count="\$HOLD_BYTES" 2>/dev/null
 		touch "$TRASH/held"
 		i=0
 		while ! test -e "$TRASH/release" && test \$i -lt 6000; do sleep 0.1; i=\$((i + 1)); done
@@ -72,11 +75,16 @@ write_held_connect() {
 # held-connect, in the background (exit code in push.rc, stderr in err);
 # returns once the push reached STORE (its receive-pack runs), git's data
 # still held.
+# push_held STORE [BYTES]: a push to app1.git, held before its client sends
+# anything (or after BYTES of its commands and pack) until "release" exists.
 push_held() {
 	rm -f held release push.rc err &&
 	(cd w1 && echo "$1 $(date +%s%N)" >f && git commit -q -am "while $1 is stopped") || return 1
+	if test -n "${2:-}"; then
+		(cd w1 && head -c 1048576 /dev/urandom >big && git add big && git commit -q -m "1 MiB more") || return 1
+	fi
 	# set +e: the exit code of a failed push is written too.
-	(set +e; cd w1 && HOLD_ADDR=$c_ADDR GIT_SSH_COMMAND="$TRASH/held-connect" timeout $((60 * TEST_SCALE)) \
+	(set +e; cd w1 && HOLD_BYTES=${2:-0} HOLD_ADDR=$c_ADDR GIT_SSH_COMMAND="$TRASH/held-connect" timeout $((60 * TEST_SCALE)) \
 		git push -q ssh://default/app1.git HEAD:refs/heads/w1 2>../err; echo $? >../push.rc) &
 	wait_for 30 "the push to reach $1" eval "test -e held && pgrep -f 'receive-pack $(repo_dir $1 app1.git)'"
 }
@@ -209,20 +217,112 @@ test_expect_success 'a stopped secondary does not make a push hang; it is repair
 	git --git-dir="$(repo_dir $victim app1.git)" merge-base --is-ancestor $(git -C w1 rev-parse HEAD) refs/heads/w1
 '
 
-test_expect_success 'a stopped primary: the push ends with a clear error, the next one goes to a new primary' '
-	p=$("$GROVE" cluster -a $c_ADDR repo app1.git | sed -n "s/.*primary \([^,]*\),.*/\1/p") &&
+# primary_of PATH: the repository's primary on the first router.
+primary_of() {
+	"$GROVE" cluster -a $c_ADDR repo "$1" | sed -n "s/.*primary \([^,]*\),.*/\1/p"
+}
+
+# pushed_to STORE...: the held push's commit is on each STORE's app1.git.
+pushed_to() {
+	for s in "$@"; do
+		git --git-dir="$(repo_dir $s app1.git)" merge-base --is-ancestor $(git -C w1 rev-parse HEAD) refs/heads/w1 ||
+			return 1
+	done
+}
+
+others() {
+	for s in s1 s2 s3; do test $s != $1 && echo $s; done
+}
+
+test_expect_success 'a primary stopped (SIGSTOP) mid-push: the push goes on on the others and is accepted' '
+	p=$(primary_of app1.git) &&
 	pid=$(pgrep -f "store -c $TRASH/$p/store.conf") &&
 	: stopped while the push is in its hands, not before the push reached the router &&
 	push_held $p &&
 	kill -STOP $pid &&
 	touch release &&
 	wait_for 90 "the push to end (it may not hang)" test -s push.rc &&
-	test "$(cat push.rc)" != 0 &&
-	test_grep "store $p, the primary replica, .*stopped answering health checks mid-call" err &&
-	(cd w1 && GIT_SSH_COMMAND="$GROVE connect $c_ADDR" timeout $((60 * TEST_SCALE)) git push -q ssh://default/app1.git HEAD:refs/heads/w1) &&
 	kill -CONT $pid &&
+	cat err &&
+	test "$(cat push.rc)" = 0 &&
+	wait_grep "\"event\":\"cluster.push_resumed\".*\"failed_primary\":\"$p\"" c/cluster.log &&
+	pushed_to $(others $p) &&
 	no_dataloss &&
-	git --git-dir="$(repo_dir $p app1.git)" merge-base --is-ancestor $(git -C w1 rev-parse HEAD) refs/heads/w1
+	pushed_to $p
+'
+
+test_expect_success 'a primary killed (kill -9) mid-push: the push goes on on the others and is accepted' '
+	p=$(primary_of app1.git) &&
+	pid=$(pgrep -f "store -c $TRASH/$p/store.conf") &&
+	push_held $p &&
+	kill -9 $pid &&
+	wait_for 30 "store $p to be gone" gone $pid &&
+	touch release &&
+	wait_for 90 "the push to end (it may not hang)" test -s push.rc &&
+	cat err &&
+	test "$(cat push.rc)" = 0 &&
+	wait_grep "\"event\":\"cluster.push_resumed\".*\"failed_primary\":\"$p\"" c/cluster.log &&
+	pushed_to $(others $p) &&
+	restart_store $p &&
+	no_dataloss &&
+	pushed_to $p
+'
+
+test_expect_success 'a primary killed while the pack streams in: what the client sent is sent again to the others' '
+	p=$(primary_of app1.git) &&
+	pid=$(pgrep -f "store -c $TRASH/$p/store.conf") &&
+	: the client sends 256 KiB of its commands and 1 MiB pack, then waits &&
+	push_held $p 262144 &&
+	wait_for 30 "the router to have the first 256 KiB" eval \
+		"pgrep -f \"receive-pack $(repo_dir $p app1.git)\" >/dev/null && test -e held" &&
+	kill -9 $pid &&
+	wait_for 30 "store $p to be gone" gone $pid &&
+	wait_grep "\"event\":\"cluster.push_resumed\".*\"failed_primary\":\"$p\".*\"kept_messages\":[1-9]" \
+		c/cluster.log &&
+	touch release &&
+	wait_for 90 "the push to end (it may not hang)" test -s push.rc &&
+	cat err &&
+	test "$(cat push.rc)" = 0 &&
+	pushed_to $(others $p) &&
+	for s in $(others $p); do
+		git --git-dir="$(repo_dir $s app1.git)" fsck --strict --no-progress || return 1
+	done &&
+	restart_store $p &&
+	no_dataloss &&
+	pushed_to $p
+'
+
+# push_big_held: b's push to big.git through router c3, held after 256 KiB.
+push_big_held() {
+	rm -f held release push.rc err
+	(set +e; cd b && HOLD_BYTES=262144 HOLD_ADDR=$c3_ADDR GIT_SSH_COMMAND="$TRASH/held-connect" \
+		timeout $((60 * TEST_SCALE)) git push -q ssh://default/big.git HEAD:refs/heads/main 2>../err
+		echo $? >../push.rc) &
+}
+
+test_expect_success 'cluster.resumeBuffer: a push past it whose primary dies ends with an error to retry; other pushes go on' '
+	start_cluster c3 s1 s2 s3 -- cluster.resumeBuffer=64k &&
+	create_repo $c3_ADDR default big.git >/dev/null &&
+	create_repo $c3_ADDR default small.git >/dev/null &&
+	git init -q b && (cd b && head -c 1048576 /dev/urandom >big && git add big && git commit -q -m big) &&
+	p=$("$GROVE" cluster -a $c3_ADDR repo big.git | sed -n "s/.*primary \([^,]*\),.*/\1/p") &&
+	pid=$(pgrep -f "store -c $TRASH/$p/store.conf") &&
+	push_big_held &&
+	wait_for 30 "the push to send 256 KiB" eval "test -e held && pgrep -f \"receive-pack $(repo_dir $p big.git)\"" &&
+	: another push meanwhile, past nothing &&
+	(cd b && GIT_SSH_COMMAND="$GROVE connect $c3_ADDR" git push -q ssh://default/small.git HEAD:refs/heads/main) &&
+	kill -9 $pid &&
+	wait_for 30 "store $p to be gone" gone $pid &&
+	touch release &&
+	wait_for 90 "the push to end (it may not hang)" test -s push.rc &&
+	cat err &&
+	test "$(cat push.rc)" != 0 &&
+	test_grep "store $p, the primary replica, failed during the call .*retry" err &&
+	wait_grep "\"event\":\"cluster.resume_refused\".*cluster.resumeBuffer" c3/cluster.log &&
+	(cd b && GIT_SSH_COMMAND="$GROVE connect $c3_ADDR" timeout $((60 * TEST_SCALE)) \
+		git push -q ssh://default/big.git HEAD:refs/heads/main) &&
+	restart_store $p &&
+	no_dataloss
 '
 
 test_done
