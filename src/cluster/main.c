@@ -320,13 +320,17 @@ static int cluster_check_config(const char *conf)
 	struct cluster c = { 0 };
 	struct config *cfg = NULL;
 	struct rpc_server_opts ropts = { .role = "cluster" };
-	char **listen = NULL, *db_path = NULL;
+	char **listen = NULL, *db_path = NULL, *metrics_listen = NULL;
 	size_t nlisten = 0;
+	int64_t grace;
 	int ret;
 
 	pthread_mutex_init(&c.mu, NULL);
 	if ((ret = config_open(&cfg, conf)) || (ret = rpc_tls_from_config(cfg)) ||
-	    (ret = cluster_setup(&c, cfg, &ropts, &listen, &nlisten, &db_path)))
+	    (ret = cluster_setup(&c, cfg, &ropts, &listen, &nlisten, &db_path)) ||
+	    (ret = config_get_int(cfg, "cluster.shutdownGrace", 30, 0, 3600, &grace)) ||
+	    (ret = config_get_str(cfg, "cluster.metricsListen", NULL, &metrics_listen)) ||
+	    (ret = config_check_unknown(cfg)))
 		fprintf(stderr, "grove cluster: %s\n", error_msg());
 	else
 		printf("%s: good. router %s, listening on %s%s, %zu stores, database %s (not opened); TLS on TCP links: %s\n",
@@ -336,6 +340,7 @@ static int cluster_check_config(const char *conf)
 	config_strv_free(listen, nlisten);
 	config_free(cfg);
 	free(db_path);
+	free(metrics_listen);
 	cluster_release(&c);
 	pthread_mutex_destroy(&c.mu);
 	return ret ? 1 : 0;
@@ -372,8 +377,9 @@ int cluster_main(int argc, char **argv)
 	    (ret = cluster_setup(&c, cfg, &ropts, &listen, &nlisten, &db_path)) ||
 	    (ret = config_get_int(cfg, "cluster.shutdownGrace", 30, 0, 3600, &grace)))
 		goto out;
-	if ((ret = state_open(&c, db_path)) || (ret = txn_registry_new(&c.txns)) ||
-	    (ret = config_get_str(cfg, "cluster.metricsListen", NULL, &metrics_listen)))
+	if ((ret = config_get_str(cfg, "cluster.metricsListen", NULL, &metrics_listen)) ||
+	    (ret = config_check_unknown(cfg)) || (ret = state_open(&c, db_path)) ||
+	    (ret = txn_registry_new(&c.txns)))
 		goto out;
 	ropts.secret = c.secret;
 	if ((ret = rpc_server_new(&srv, &ropts)))

@@ -392,6 +392,8 @@ int gate_config_load(struct gate_config *c, const char *path)
 		ret = error_wrap(ret, "%s", path);
 		goto out;
 	}
+	if ((ret = config_check_unknown(l.cfg)))
+		goto out;
 	if (!c->archive_base)
 		c->archive_base = archive_base_default(c->admin_listen);
 	c->host_key_dir = xasprintf("%s/hostkeys", c->data_dir);

@@ -3,7 +3,9 @@
 #include "lib/config.h"
 #include "lib/error.h"
 #include "lib/proc.h"
+#include "lib/strvec.h"
 
+#include <ctype.h>
 #include <git2.h>
 #include <libgen.h>
 #include <sys/mman.h>
@@ -12,6 +14,7 @@ struct config {
 	git_config *git;
 	char *path;
 	char *dir;
+	struct strvec asked;   /* every key a role read, as git names it (config_check_unknown) */
 };
 
 static const char *git_errmsg(void)
@@ -89,6 +92,7 @@ void config_free(struct config *cfg)
 	git_config_free(cfg->git);
 	free(cfg->path);
 	free(cfg->dir);
+	strvec_clear(&cfg->asked);
 	free(cfg);
 }
 
@@ -97,10 +101,147 @@ const char *config_file(const struct config *cfg)
 	return cfg->path;
 }
 
+/* key as git names it: the section and the name in lower case, a
+ * subsection as it is ("store.S1.Address" is "store.S1.address"). */
+static void key_normalize(const char *key, char *out, size_t size)
+{
+	const char *first = strchr(key, '.'), *last = strrchr(key, '.');
+
+	strlcpy_(out, key, size);
+	for (size_t i = 0; out[i]; i++)
+		if (!first || key + i < first || key + i > last)
+			out[i] = (char)tolower((unsigned char)out[i]);
+}
+
+/* The role reads key: it is one the role knows. */
+static void config_ask(struct config *cfg, const char *key)
+{
+	char norm[512];
+
+	key_normalize(key, norm, sizeof(norm));
+	for (size_t i = 0; i < cfg->asked.n; i++)
+		if (!strcmp(cfg->asked.v[i], norm))
+			return;
+	strvec_push(&cfg->asked, norm);
+}
+
+/* "[name]" or "[name \"sub\"]" at p: the section as git names it. */
+static void section_parse(const char *p, char *out, size_t size)
+{
+	size_t n = 0;
+
+	for (p++; *p && *p != ']' && *p != ' ' && *p != '"' && n + 1 < size; p++)
+		out[n++] = (char)tolower((unsigned char)*p);
+	while (*p == ' ')
+		p++;
+	if (*p == '"' && n + 1 < size) {
+		out[n++] = '.';
+		for (p++; *p && *p != '"' && n + 1 < size; p++) {
+			if (*p == '\\' && p[1])
+				p++;
+			out[n++] = *p;
+		}
+	}
+	out[n] = '\0';
+}
+
+/*
+ * The line of the file that sets key (the last one: git takes the last),
+ * or 0 when it cannot be told (a config from memory); spelled gets the key
+ * as the file spells its name. A line scan, not a parser: libgit2 does not
+ * say where an entry came from.
+ */
+static int config_line(const struct config *cfg, const char *key, char *spelled, size_t size)
+{
+	char line[4096], section[512] = "", full[1100];
+	FILE *f = fopen(cfg->path, "r");
+	int n = 0, found = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		const char *p = line;
+		size_t len = 0;
+		char name[256], raw[256];
+		n++;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p == '[') {
+			section_parse(p, section, sizeof(section));
+			continue;
+		}
+		while ((isalnum((unsigned char)p[len]) || p[len] == '-') && len + 1 < sizeof(name)) {
+			name[len] = (char)tolower((unsigned char)p[len]);
+			raw[len] = p[len];
+			len++;
+		}
+		name[len] = raw[len] = '\0';
+		snprintf(full, sizeof(full), "%s.%s", section, name);
+		if (len && !strcmp(full, key)) {
+			found = n;
+			if (spelled)
+				snprintf(spelled, size, "%.*s%s", (int)(strrchr(key, '.') - key + 1), key, raw);
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+/* "FILE:LINE" where key is set, or "FILE" when the line is not known. */
+static const char *where(const struct config *cfg, const char *key, char *buf, size_t size)
+{
+	char norm[512];
+	int line;
+
+	key_normalize(key, norm, sizeof(norm));
+	line = config_line(cfg, norm, NULL, 0);
+	if (line)
+		snprintf(buf, size, "%s:%d", cfg->path, line);
+	else
+		snprintf(buf, size, "%s", cfg->path);
+	return buf;
+}
+
+int config_check_unknown(struct config *cfg)
+{
+	git_config_iterator *it = NULL;
+	git_config_entry *e;
+	char first[1200] = "";
+	int unknown = 0, r;
+
+	if (git_config_iterator_new(&it, cfg->git) < 0)
+		return error_set(GROVE_EINVAL, "%s: %s", cfg->path, git_errmsg());
+	while ((r = git_config_next(&e, it)) == 0) {
+		bool known = !strncmp(e->name, "include.", 8) || !strncmp(e->name, "includeif.", 10);
+		for (size_t i = 0; i < cfg->asked.n && !known; i++)
+			known = !strcmp(cfg->asked.v[i], e->name);
+		if (known)
+			continue;
+		if (!unknown++) {
+			char spelled[600];
+			int line = config_line(cfg, e->name, spelled, sizeof(spelled));
+			if (line)
+				snprintf(first, sizeof(first), "%s:%d: unknown key %s", cfg->path, line, spelled);
+			else
+				snprintf(first, sizeof(first), "%s: unknown key %s", cfg->path, e->name);
+		}
+	}
+	git_config_iterator_free(it);
+	if (r != GIT_ITEROVER)
+		return error_set(GROVE_EINVAL, "%s: %s", cfg->path, git_errmsg());
+	if (unknown > 1)
+		return error_set(GROVE_EINVAL, "%s (and %d more unknown keys): a typo, or a key of another part? "
+				 "--help lists the keys", first, unknown - 1);
+	if (unknown)
+		return error_set(GROVE_EINVAL, "%s: a typo, or a key of another part? --help lists the keys", first);
+	return 0;
+}
+
 int config_get_str(struct config *cfg, const char *key, const char *def, char **out)
 {
 	git_buf buf = { 0 };
 	int r = git_config_get_string_buf(&buf, cfg->git, key);
+	config_ask(cfg, key);
 	*out = NULL;
 	if (r == GIT_ENOTFOUND) {
 		*out = def ? xstrdup(def) : NULL;
@@ -127,16 +268,20 @@ int config_get_path(struct config *cfg, const char *key, const char *def, char *
 int config_get_int(struct config *cfg, const char *key, int64_t def, int64_t min, int64_t max,
 		   int64_t *out)
 {
+	char at[1200];
 	int64_t v;
 	int r = git_config_get_int64(&v, cfg->git, key);
+	config_ask(cfg, key);
 	if (r == GIT_ENOTFOUND) {
 		*out = def;
 		return 0;
 	}
 	if (r < 0)
-		return error_set(GROVE_EINVAL, "%s: %s: %s (expected an integer)", cfg->path, key, git_errmsg());
+		return error_set(GROVE_EINVAL, "%s: %s: %s (expected an integer)", where(cfg, key, at, sizeof(at)), key,
+				 git_errmsg());
 	if (v < min || v > max)
-		return error_set(GROVE_EINVAL, "%s: %s = %lld is out of range [%lld, %lld]", cfg->path, key,
+		return error_set(GROVE_EINVAL, "%s: %s = %lld is out of range [%lld, %lld]", where(cfg, key, at, sizeof(at)),
+				 key,
 				 (long long)v, (long long)min, (long long)max);
 	*out = v;
 	return 0;
@@ -144,14 +289,17 @@ int config_get_int(struct config *cfg, const char *key, int64_t def, int64_t min
 
 int config_get_bool(struct config *cfg, const char *key, bool def, bool *out)
 {
+	char at[1200];
 	int v;
 	int r = git_config_get_bool(&v, cfg->git, key);
+	config_ask(cfg, key);
 	if (r == GIT_ENOTFOUND) {
 		*out = def;
 		return 0;
 	}
 	if (r < 0)
-		return error_set(GROVE_EINVAL, "%s: %s: %s (expected true or false)", cfg->path, key, git_errmsg());
+		return error_set(GROVE_EINVAL, "%s: %s: %s (expected true or false)", where(cfg, key, at, sizeof(at)), key,
+				 git_errmsg());
 	*out = v != 0;
 	return 0;
 }
@@ -173,6 +321,7 @@ int config_get_all(struct config *cfg, const char *key, char ***out, size_t *n)
 {
 	struct multi_ctx m = { NULL, 0 };
 	int r = git_config_get_multivar_foreach(cfg->git, key, NULL, collect, &m);
+	config_ask(cfg, key);
 	if (r < 0 && r != GIT_ENOTFOUND) {
 		config_strv_free(m.v, m.n);
 		return error_set(GROVE_EINVAL, "%s: %s: %s", cfg->path, key, git_errmsg());

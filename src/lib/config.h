@@ -32,4 +32,12 @@ void config_strv_free(char **v, size_t n);
 /* The names of [section "name"] subsections, in file order, each once. */
 int config_subsections(struct config *cfg, const char *section, char ***out, size_t *n);
 
+/*
+ * After a role read every key it knows: GROVE_EINVAL, naming the file and
+ * line, when the file sets one it never read (a typo, a key of another
+ * part): like sshd and nginx, a mistyped key is an error, not a silently
+ * ignored setting.
+ */
+int config_check_unknown(struct config *cfg);
+
 #endif

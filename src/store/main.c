@@ -346,8 +346,12 @@ static int store_check_config(const char *conf)
 	size_t nlisten = 0;
 	int ret;
 
+	int64_t grace;
+
 	if ((ret = config_open(&cfg, conf)) || (ret = rpc_tls_from_config(cfg)) ||
-	    (ret = store_setup(&st, cfg, &ropts, &listen, &nlisten)))
+	    (ret = store_setup(&st, cfg, &ropts, &listen, &nlisten)) ||
+	    (ret = config_get_int(cfg, "store.shutdownGrace", 30, 0, 3600, &grace)) ||
+	    (ret = config_check_unknown(cfg)))
 		fprintf(stderr, "grove store: %s\n", error_msg());
 	else
 		printf("%s: good. storage %s, root %s, listening on %s%s; TLS on TCP links: %s\n", conf, st.name, st.root,
@@ -393,7 +397,8 @@ int store_main(int argc, char **argv)
 
 	if ((ret = config_open(&cfg, conf)) || (ret = rpc_tls_from_config(cfg)) ||
 	    (ret = store_setup(&st, cfg, &ropts, &listen, &nlisten)) ||
-	    (ret = config_get_int(cfg, "store.shutdownGrace", 30, 0, 3600, &grace)))
+	    (ret = config_get_int(cfg, "store.shutdownGrace", 30, 0, 3600, &grace)) ||
+	    (ret = config_check_unknown(cfg)))
 		goto out;
 	ropts.secret = st.secret;
 	if ((ret = rpc_server_new(&srv, &ropts)))

@@ -125,4 +125,30 @@ test_expect_success 'it completes nouns, verbs and each verb'\''s long options' 
 	test "$(complete grove completion b)" = bash
 '
 
+test_expect_success 'a mistyped config key is an error naming the file and line, at --check-config and at start' '
+	"$GROVE" store --init st --name st --listen 127.0.0.1:$(free_port) >/dev/null &&
+	"$GROVE" store -c st/store.conf --check-config >out &&
+	test_grep ": good\." out &&
+	git config -f st/store.conf store.maxRefListSzie 1m &&
+	line=$(grep -n maxRefListSzie st/store.conf | cut -d: -f1) &&
+	test_expect_code 1 "$GROVE" store -c st/store.conf --check-config >out 2>err &&
+	test ! -s out &&
+	test_grep "^grove store: $TRASH/st/store.conf:$line: unknown key store.maxRefListSzie: a typo" err &&
+	test_expect_code 1 "$GROVE" store -c st/store.conf 2>err &&
+	test_grep "unknown key store.maxRefListSzie" err &&
+	"$GROVE" gate --init gt >/dev/null &&
+	git config -f gt/gate.conf gate.maxConections 10 &&
+	test_expect_code 1 "$GROVE" gate -c gt/gate.conf --check-config 2>err &&
+	test_grep "gt/gate.conf:[0-9]*: unknown key gate.maxConections" err &&
+	printf "[cluster]\n\tname = c\n\tlisten = 127.0.0.1:1\n\tsecretFile = secret\n[store \"S1\"]\n\taddress = 127.0.0.1:1\n\tstorge = S1\n" >c.conf &&
+	echo 0123456789abcdef0123456789abcdef >secret &&
+	test_expect_code 1 "$GROVE" cluster -c c.conf --check-config 2>err &&
+	test_grep "c.conf:7: unknown key store.S1.storge" err &&
+	: a bad value names its line too &&
+	git config -f st/store.conf --unset store.maxRefListSzie &&
+	git config -f st/store.conf store.maxRefListSize lots &&
+	test_expect_code 1 "$GROVE" store -c st/store.conf --check-config 2>err &&
+	test_grep "st/store.conf:[0-9]*: store.maxRefListSize: .*expected an integer" err
+'
+
 test_done

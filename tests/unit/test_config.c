@@ -459,6 +459,60 @@ static void test_open_buffer(void **state)
 	assert_non_null(strstr(error_msg(), "/etc/grove/bad.conf"));
 }
 
+/* A key the role never read is an error naming the file, the line and the
+ * key as the file spells it; subsections keep their case, and a key read
+ * in another case is known. */
+static void test_check_unknown(void **state)
+{
+	struct fixture *f = *state;
+	struct config *cfg = open_config(f,
+		"# a comment\n"
+		"[limits]\n"
+		"\tplain = 42\n"
+		"[store \"Big\"]\n"
+		"\taddress = here\n"
+		"\tadress = typo\n"
+		"[limits]\n"
+		"\tMaxThings = 3\n");
+	char *v = NULL;
+	int64_t n;
+
+	assert_int_equal(config_get_int(cfg, "limits.plain", 0, 0, 100, &n), 0);
+	assert_int_equal(config_get_str(cfg, "store.Big.address", NULL, &v), 0);
+	free(v);
+	error_clear();
+	assert_int_equal(config_check_unknown(cfg), GROVE_EINVAL);
+	assert_non_null(strstr(error_msg(), f->path));
+	assert_non_null(strstr(error_msg(), ":6: unknown key store.Big.adress"));
+	assert_non_null(strstr(error_msg(), "(and 1 more unknown keys)"));
+
+	assert_int_equal(config_get_str(cfg, "store.Big.adress", NULL, &v), 0);
+	free(v);
+	error_clear();
+	assert_int_equal(config_check_unknown(cfg), GROVE_EINVAL);
+	assert_non_null(strstr(error_msg(), ":8: unknown key limits.MaxThings:"));
+
+	assert_int_equal(config_get_int(cfg, "limits.maxThings", 0, 0, 100, &n), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(config_check_unknown(cfg), 0);
+}
+
+/* A bad value's error names its line. */
+static void test_bad_value_line(void **state)
+{
+	struct fixture *f = *state;
+	struct config *cfg = open_config(f, "[a]\n\tx = 1\n\n[b]\n\ty = lots\n\tz = maybe\n");
+	int64_t n;
+	bool b;
+
+	assert_int_equal(config_get_int(cfg, "b.y", 0, 0, 100, &n), GROVE_EINVAL);
+	assert_non_null(strstr(error_msg(), ":5: b.y"));
+	assert_int_equal(config_get_int(cfg, "a.x", 0, 2, 100, &n), GROVE_EINVAL);
+	assert_non_null(strstr(error_msg(), ":2: a.x = 1 is out of range"));
+	assert_int_equal(config_get_bool(cfg, "b.z", false, &b), GROVE_EINVAL);
+	assert_non_null(strstr(error_msg(), ":6: b.z"));
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -478,6 +532,8 @@ int main(void)
 		T(test_missing_file),
 		T(test_relative_config_path),
 		T(test_open_buffer),
+		T(test_check_unknown),
+		T(test_bad_value_line),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
