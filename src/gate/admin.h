@@ -62,6 +62,7 @@ struct admin_opts {
 	/* Bounds, so that slow or many clients from one address cannot make
 	 * the port unreachable for the others (0: the defaults). */
 	unsigned max_conns, max_per_addr, timeout_s;
+	unsigned request_timeout_s;   /* to read a whole request, headers and body */
 };
 
 int admin_start(struct admin **out, const struct admin_opts *opts);

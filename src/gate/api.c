@@ -55,6 +55,7 @@ int api_run(const struct gate_config *cfg)
 	aopts.max_conns = (unsigned)cfg->admin_max_conns;
 	aopts.max_per_addr = (unsigned)cfg->admin_max_per_addr;
 	aopts.timeout_s = (unsigned)cfg->admin_timeout;
+	aopts.request_timeout_s = (unsigned)cfg->admin_request_timeout;
 	menv.legacy_dir = cfg->legacy_dir;
 	menv.cluster_address = cfg->cluster_address;
 	menv.cluster_storage = cfg->cluster_storage;

@@ -69,6 +69,7 @@ struct gate_config {
 	int admin_max_conns;       /* admin HTTP connections at once (gate.adminMaxConnections) */
 	int admin_max_per_addr;    /* of them from one address (gate.adminMaxPerAddress) */
 	int admin_timeout;         /* seconds an admin connection may stay silent (gate.adminTimeout) */
+	int admin_request_timeout; /* seconds to send a whole admin request (gate.adminRequestTimeout) */
 	int idle_timeout;          /* seconds without traffic */
 	int shutdown_grace;        /* seconds SIGTERM waits for sessions */
 	int keepalive;             /* seconds between deploy keep-alive lines */

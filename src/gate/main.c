@@ -71,6 +71,7 @@ const struct cli_command gate_command = {
 	"    adminMaxConnections = 128       admin HTTP connections at once\n"
 	"    adminMaxPerAddress = 16         of them from one client address\n"
 	"    adminTimeout = 15               seconds an admin connection may send nothing\n"
+	"    adminRequestTimeout = 30        seconds to send a whole admin request (headers, body)\n"
 	"    adminTokenFile = admin-token    bearer token of the admin API\n"
 	"    secretFile = secret             shared secret of all Grove parts\n"
 	"    database = gate.db              SQLite file, or postgres://… shared by several gates\n"
@@ -246,6 +247,7 @@ static int gate_config_read_ints(struct config_load *l)
 	INT("gate.adminMaxConnections", 128, 2, 10000, admin_max_conns)
 	INT("gate.adminMaxPerAddress", 16, 1, 10000, admin_max_per_addr)
 	INT("gate.adminTimeout", 15, 1, 3600, admin_timeout)
+	INT("gate.adminRequestTimeout", 30, 1, 3600, admin_request_timeout)
 	INT("gate.idleTimeout", 600, 0, 86400, idle_timeout)
 	INT("gate.httpKeepAlive", 30, 1, 3600, http_keepalive)
 	INT("gate.shutdownGrace", 60, 0, 86400, shutdown_grace)

@@ -326,7 +326,7 @@ hold_admin() {
 }
 
 test_expect_success 'connections held open on the admin port take one address'"'"'s share only' '
-	start_gate g5 $s1_ADDR s1 gate.adminMaxPerAddress=4 gate.adminTimeout=600 &&
+	start_gate g5 $s1_ADDR s1 gate.adminMaxPerAddress=4 gate.adminTimeout=600 gate.adminRequestTimeout=600 &&
 	port=${g5_ADMIN##*:} &&
 	hold_admin $port 10 held &&
 	wait_for 30 "the gate to close the 6 connections over the share" eval "grep -q \"^closed 6$\" held" &&
@@ -336,6 +336,39 @@ test_expect_success 'connections held open on the admin port take one address'"'
 	: the same address is not, until its connections end &&
 	test_must_fail curl -sf --max-time $((60 * TEST_SCALE)) --interface 127.0.0.2 "$g5_ADMIN/health" &&
 	test_grep "^closed 6$" held
+'
+
+# trickle_admin PORT FILE: in the background, a request to the admin port
+# whose headers come a byte every 0.2 s, never silent for long; FILE says
+# "cut after N bytes" once the gate ends the connection.
+trickle_admin() {
+	perl -MIO::Socket::INET -MIO::Select -e '
+		my ($port, $file, $limit) = @ARGV;
+		$SIG{ALRM} = sub { print "still open\n"; exit 1 }; alarm $limit;
+		my $c = IO::Socket::INET->new(PeerAddr => "127.0.0.1", PeerPort => $port) or die "connect: $!";
+		print $c "GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+		my $sel = IO::Select->new($c);
+		my $sent = 0;
+		while (1) {
+			if ($sel->can_read(0.2)) { last unless sysread($c, my $buf, 4096); }
+			last unless syswrite($c, "x");
+			$sent++;
+		}
+		open(my $f, ">", "$file.tmp") or die; print $f "cut after $sent bytes\n"; close $f;
+		rename "$file.tmp", $file;
+	' "$1" "$2" $((60 * TEST_SCALE)) &
+	record_daemon $!
+}
+
+test_expect_success 'a request trickled to the admin port byte by byte is cut at gate.adminRequestTimeout; others are served' '
+	start_gate g15 $s1_ADDR s1 gate.adminTimeout=600 gate.adminRequestTimeout=2 &&
+	trickle_admin ${g15_ADMIN##*:} trickle.out &&
+	curl -sf --max-time $((60 * TEST_SCALE)) "$g15_ADMIN/health" >health &&
+	wait_for 60 "the gate to cut the trickled request" test -s trickle.out &&
+	test_grep "^cut after [0-9]* bytes" trickle.out &&
+	wait_grep "\"event\":\"admin.request_timeout\".*\"peer\":\"127.0.0.1\".*\"timeout_s\":2" g15/gate.log &&
+	: a request that comes whole is served &&
+	api g15 GET /api/v1/apps >out && test_grep "^200$" out
 '
 
 # banner_from FROM PORT: what the gate says first to a connection from FROM:

@@ -78,6 +78,7 @@ struct admin {
 	struct batch batch;
 	struct ui_sessions *ui_sessions;   /* the dashboard's logins */
 	struct ui_history *ui_history;     /* the counters, a sample a minute */
+	struct req_deadline *deadline;     /* gate.adminRequestTimeout */
 };
 
 /* One HTTP request, from its headers to its completion. */

@@ -17,12 +17,15 @@
  * limit refused right there, so neither a stranger nor an oversized body
  * is read), then the body in pieces into a bounded buffer, then the answer.
  * A response queued before the body was read carries "Connection: close",
- * so the rest of the body is never read. A body sent without a length
+ * so the rest of the body is never read. A request that takes longer than
+ * gate.adminRequestTimeout to arrive, however it trickles, is cut
+ * (deadline.h). A body sent without a length
  * cannot be refused that early: once it outgrows the limit it is dropped as
  * it comes, up to ADMIN_DISCARD_MAX, for a 413 at its end; past that the
  * connection is cut.
  */
 #include "gate/admin/admin_int.h"
+#include "gate/admin/deadline.h"
 #include "gate/admin/ui_history.h"
 #include "gate/admin/ui_session.h"
 #include "gate/archive.h"
@@ -46,6 +49,7 @@
 #define ADMIN_MAX_CONNS 128U
 #define ADMIN_MAX_PER_ADDR 16U
 #define ADMIN_TIMEOUT_S 15U
+#define ADMIN_REQUEST_TIMEOUT_S 30
 
 bool admin_token_matches(const struct admin *a, const char *token)
 {
@@ -302,6 +306,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return on_headers(a, side->public_only, conn, r, url);
 	}
 	log_set_correlation_id(r->corr);
+	if (!*upload_data_size)
+		req_deadline_read(conn);   /* it is all here */
 	if (*upload_data_size) {
 		size_t n = *upload_data_size;
 		*upload_data_size = 0;
@@ -346,6 +352,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
 	struct request *r = *con_cls;
+	req_deadline_next(conn);
 	if (!r)
 		return;
 	log_set_correlation_id(r->corr);
@@ -472,6 +479,7 @@ static int admin_listen(struct admin *a, const struct admin_opts *opts, const ch
 				MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
 				MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
 				MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
+				MHD_OPTION_NOTIFY_CONNECTION, req_deadline_notify, a->deadline,
 				MHD_OPTION_CONNECTION_LIMIT, opts->max_conns ? opts->max_conns : ADMIN_MAX_CONNS,
 				MHD_OPTION_PER_IP_CONNECTION_LIMIT,
 				opts->max_per_addr ? opts->max_per_addr : ADMIN_MAX_PER_ADDR,
@@ -523,6 +531,9 @@ int admin_start(struct admin **out, const struct admin_opts *opts)
 	db_close(db);
 	if (ret)
 		goto out;
+	if ((ret = req_deadline_start(&a->deadline, opts->request_timeout_s ? (int)opts->request_timeout_s
+									      : ADMIN_REQUEST_TIMEOUT_S)))
+		goto out;
 	a->side = (struct admin_side){ a, false };
 	a->public_side = (struct admin_side){ a, true };
 	if ((ret = admin_listen(a, opts, opts->listen, &a->side, &a->daemon)))
@@ -553,6 +564,7 @@ void admin_stop(struct admin *a)
 		MHD_stop_daemon(a->public_daemon);
 	if (a->daemon)
 		MHD_stop_daemon(a->daemon);
+	req_deadline_stop(a->deadline);   /* its connections are gone */
 	/* A running batch stops after the app it is moving. */
 	pthread_mutex_lock(&a->batch.mu);
 	a->batch.stop = true;
