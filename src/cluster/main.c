@@ -315,6 +315,20 @@ static int cluster_txn_listen(struct cluster *c, const struct rpc_server_opts *r
  * files, the stores, every limit), opening no database and serving
  * nothing, like sshd -t. 0 with a summary on stdout, 1 with what is wrong.
  */
+/* The whole configuration, as a start and --check-config read it. */
+static int cluster_load(struct cluster *c, const char *conf, struct config **cfg, struct rpc_server_opts *ropts,
+			char ***listen, size_t *nlisten, char **db_path, int64_t *grace, char **metrics_listen)
+{
+	int ret;
+
+	if ((ret = config_open(cfg, conf)) || (ret = rpc_tls_from_config(*cfg)) ||
+	    (ret = cluster_setup(c, *cfg, ropts, listen, nlisten, db_path)) ||
+	    (ret = config_get_int(*cfg, "cluster.shutdownGrace", 30, 0, 3600, grace)) ||
+	    (ret = config_get_str(*cfg, "cluster.metricsListen", NULL, metrics_listen)))
+		return ret;
+	return config_check_unknown(*cfg);
+}
+
 static int cluster_check_config(const char *conf)
 {
 	struct cluster c = { 0 };
@@ -326,11 +340,7 @@ static int cluster_check_config(const char *conf)
 	int ret;
 
 	pthread_mutex_init(&c.mu, NULL);
-	if ((ret = config_open(&cfg, conf)) || (ret = rpc_tls_from_config(cfg)) ||
-	    (ret = cluster_setup(&c, cfg, &ropts, &listen, &nlisten, &db_path)) ||
-	    (ret = config_get_int(cfg, "cluster.shutdownGrace", 30, 0, 3600, &grace)) ||
-	    (ret = config_get_str(cfg, "cluster.metricsListen", NULL, &metrics_listen)) ||
-	    (ret = config_check_unknown(cfg)))
+	if ((ret = cluster_load(&c, conf, &cfg, &ropts, &listen, &nlisten, &db_path, &grace, &metrics_listen)))
 		fprintf(stderr, "grove cluster: %s\n", error_msg());
 	else
 		printf("%s: good. router %s, listening on %s%s, %zu stores, database %s (not opened); TLS on TCP links: %s\n",
@@ -373,13 +383,8 @@ int cluster_main(int argc, char **argv)
 	pthread_mutex_init(&c.db_mu, NULL);
 	pthread_cond_init(&c.cv, NULL);
 
-	if ((ret = config_open(&cfg, conf)) || (ret = rpc_tls_from_config(cfg)) ||
-	    (ret = cluster_setup(&c, cfg, &ropts, &listen, &nlisten, &db_path)) ||
-	    (ret = config_get_int(cfg, "cluster.shutdownGrace", 30, 0, 3600, &grace)))
-		goto out;
-	if ((ret = config_get_str(cfg, "cluster.metricsListen", NULL, &metrics_listen)) ||
-	    (ret = config_check_unknown(cfg)) || (ret = state_open(&c, db_path)) ||
-	    (ret = txn_registry_new(&c.txns)))
+	if ((ret = cluster_load(&c, conf, &cfg, &ropts, &listen, &nlisten, &db_path, &grace, &metrics_listen)) ||
+	    (ret = state_open(&c, db_path)) || (ret = txn_registry_new(&c.txns)))
 		goto out;
 	ropts.secret = c.secret;
 	if ((ret = rpc_server_new(&srv, &ropts)))

@@ -337,6 +337,19 @@ static void store_release(struct store *st)
  * reload, an upgrade (SIGUSR2) or a restart. 0 with a summary on stdout,
  * 1 with what is wrong.
  */
+/* The whole configuration, as a start and --check-config read it. */
+static int store_load(struct store *st, const char *conf, struct config **cfg, struct rpc_server_opts *ropts,
+		      char ***listen, size_t *nlisten, int64_t *grace)
+{
+	int ret;
+
+	if ((ret = config_open(cfg, conf)) || (ret = rpc_tls_from_config(*cfg)) ||
+	    (ret = store_setup(st, *cfg, ropts, listen, nlisten)) ||
+	    (ret = config_get_int(*cfg, "store.shutdownGrace", 30, 0, 3600, grace)))
+		return ret;
+	return config_check_unknown(*cfg);
+}
+
 static int store_check_config(const char *conf)
 {
 	struct store st = { .check_only = true };
@@ -348,10 +361,7 @@ static int store_check_config(const char *conf)
 
 	int64_t grace;
 
-	if ((ret = config_open(&cfg, conf)) || (ret = rpc_tls_from_config(cfg)) ||
-	    (ret = store_setup(&st, cfg, &ropts, &listen, &nlisten)) ||
-	    (ret = config_get_int(cfg, "store.shutdownGrace", 30, 0, 3600, &grace)) ||
-	    (ret = config_check_unknown(cfg)))
+	if ((ret = store_load(&st, conf, &cfg, &ropts, &listen, &nlisten, &grace)))
 		fprintf(stderr, "grove store: %s\n", error_msg());
 	else
 		printf("%s: good. storage %s, root %s, listening on %s%s; TLS on TCP links: %s\n", conf, st.name, st.root,
@@ -395,10 +405,7 @@ int store_main(int argc, char **argv)
 	daemon_init(&d, "store", NULL, argv);
 	git_libgit2_init();
 
-	if ((ret = config_open(&cfg, conf)) || (ret = rpc_tls_from_config(cfg)) ||
-	    (ret = store_setup(&st, cfg, &ropts, &listen, &nlisten)) ||
-	    (ret = config_get_int(cfg, "store.shutdownGrace", 30, 0, 3600, &grace)) ||
-	    (ret = config_check_unknown(cfg)))
+	if ((ret = store_load(&st, conf, &cfg, &ropts, &listen, &nlisten, &grace)))
 		goto out;
 	ropts.secret = st.secret;
 	if ((ret = rpc_server_new(&srv, &ropts)))
