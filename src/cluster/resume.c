@@ -14,7 +14,7 @@ void resume_init(struct resume *rs, struct resume_budget *budget)
 }
 
 /* Past a bound: what was kept goes, and the push can no longer be resumed. */
-static void resume_off(struct resume *rs)
+void resume_give_up(struct resume *rs)
 {
 	for (size_t i = 0; i < rs->nin; i++)
 		grpc_byte_buffer_destroy(rs->in[i]);
@@ -36,12 +36,12 @@ static bool resume_charge(struct resume *rs, size_t n)
 	if (rs->off)
 		return false;
 	if (rs->held + add > b->max_push) {
-		resume_off(rs);
+		resume_give_up(rs);
 		return false;
 	}
 	if (atomic_fetch_add(&b->held, add) + add > b->max_total) {
 		atomic_fetch_sub(&b->held, add);
-		resume_off(rs);
+		resume_give_up(rs);
 		return false;
 	}
 	rs->held += add;
@@ -52,8 +52,8 @@ void resume_release(struct resume *rs)
 {
 	if (!rs->budget)
 		return;
-	resume_off(rs);
-	if (rs->resumed)
+	resume_give_up(rs);
+	if (rs->splicing)
 		pkt_resume_release(&rs->splice);
 	rs->budget = NULL;
 }
@@ -81,7 +81,7 @@ void resume_note_out(struct resume *rs, grpc_byte_buffer *bb)
 	/* SSHResponse.stdout is field 1. */
 	if (pbwire_find(GRPC_SLICE_START_PTR(sl), GRPC_SLICE_LENGTH(sl), 1, &val, &vlen) == 1 && vlen &&
 	    resume_charge(rs, vlen) && strbuf_add(&rs->seen, val, vlen))
-		resume_off(rs);
+		resume_give_up(rs);
 	grpc_slice_unref(sl);
 }
 
@@ -93,11 +93,14 @@ int resume_start(struct resume *rs, bool advertised)
 		return error_set(GROVE_EPRECOND, "it sent more than cluster.resumeBuffer(Total) keeps");
 	if (rs->resumed)
 		return error_set(GROVE_EPRECOND, "it was resumed once already");
+	rs->resumed = true;
+	if (!rs->seen.len)
+		return 0;   /* the client had nothing yet: the new one's output goes as it comes */
 	if ((ret = pkt_resume_init(&rs->splice, rs->seen.buf ? rs->seen.buf : "", rs->seen.len, advertised))) {
 		pkt_resume_release(&rs->splice);
 		return ret;
 	}
-	rs->resumed = true;
+	rs->splicing = true;
 	return 0;
 }
 

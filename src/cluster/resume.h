@@ -35,11 +35,15 @@ struct resume {
 	long long held;           /* bytes of in and seen, charged to budget */
 	bool off;                 /* past a bound: cannot be resumed */
 	bool resumed;             /* the push runs on its second primary */
+	bool splicing;            /* the client had output of the first: the new one's is spliced */
 	struct pkt_resume splice; /* the client's stream, from the new primary */
 };
 
 void resume_init(struct resume *rs, struct resume_budget *budget);
 void resume_release(struct resume *rs);
+
+/* What was kept goes, and the call can no longer be resumed. */
+void resume_give_up(struct resume *rs);
 
 /* A message from the client: kept, unless past a bound. Its index, or SIZE_MAX if not kept. */
 size_t resume_note_in(struct resume *rs, grpc_byte_buffer *bb);

@@ -68,7 +68,8 @@ struct proxy {
 	bool client_done;        /* the client ended its stream */
 	bool fanning;            /* the client reader hands a message to the targets */
 	bool retargeting;        /* the targets change: the client reader waits */
-	bool resumable;          /* a voted push: kept for resuming (resume.h) */
+	bool resumable;          /* a voted push, or a read: kept for resuming (resume.h) */
+	bool read;               /* an accessor: goes to another replica if its store fails before a word */
 	bool resume_failed;      /* the new primary showed other refs */
 	struct resume rs;
 };
@@ -226,12 +227,18 @@ static bool target_for_client(struct target *t, grpc_byte_buffer **bb)
 
 	if (!px->resumable)
 		return true;
-	if (!px->rs.resumed) {
+	if (px->read || !px->rs.resumed) {
+		/* A read that answered cannot go to another replica: nothing more is kept for it. */
 		pthread_mutex_lock(&px->mu);
-		resume_note_out(&px->rs, *bb);
+		if (px->read)
+			resume_give_up(&px->rs);
+		else
+			resume_note_out(&px->rs, *bb);
 		pthread_mutex_unlock(&px->mu);
 		return true;
 	}
+	if (!px->rs.splicing)
+		return true;
 	if (!px->resume_failed && resume_relay(&px->rs, *bb, &out)) {
 		log_warn("cluster.resume_failed", "node=%s method=%s error=%s", t->node->name, px->info->path,
 			 error_msg());
@@ -553,10 +560,11 @@ enum proxy_end {
 static bool proxy_resumable(struct proxy *px, const struct target *pt)
 {
 	pthread_mutex_lock(&px->mu);
-	bool died = px->resumable && !px->rs.resumed && !px->client_gone && pt->code == GRPC_STATUS_UNAVAILABLE;
+	bool died = px->resumable && !px->rs.resumed && !px->client_gone && pt->code == GRPC_STATUS_UNAVAILABLE &&
+		    !(px->read && pt->responses);
 	bool off = px->rs.off;
 	pthread_mutex_unlock(&px->mu);
-	if (died && off)
+	if (died && off && !px->read)
 		log_info("cluster.resume_refused", "node=%s method=%s reason=%s", pt->node->name, px->info->path,
 			 "it sent or was sent more than cluster.resumeBuffer (or cluster.resumeBufferTotal) keeps");
 	return died && !off;
@@ -568,7 +576,8 @@ static enum proxy_end proxy_try_resume(struct proxy *px, struct target *pt)
 {
 	int rounds = 0;
 
-	txn_node_agreed(px->c, px->txn, pt->node->name, &rounds);
+	if (px->txn)
+		txn_node_agreed(px->c, px->txn, pt->node->name, &rounds);
 	if (rounds > 0) {
 		log_info("cluster.resume_refused", "node=%s method=%s reason=%s", pt->node->name, px->info->path,
 			 "a vote had committed");
@@ -824,12 +833,22 @@ static void route_accessor(struct cluster *c, struct rpc_call *call, const struc
 	start = c->rr++ % ncand;
 	pthread_mutex_unlock(&c->mu);
 
+	/* A replica whose store turns out gone before it said a word (its
+	 * health check had not run yet) leaves the read to the next one. */
 	proxy_init(&px, c, call, info);
-	px.n = 1;
-	px.t[0].node = cand[start];
-	px.t[0].primary = true;
-	grpc_byte_buffer *f = first_for(first, cand[start], path);
-	proxy_run(&px, &f);
+	px.resumable = px.read = ncand > 1;
+	for (size_t tried = 0;; tried++) {
+		struct node *n = cand[(start + tried) % ncand];
+		px.n = 1;
+		px.t[0].node = n;
+		px.t[0].primary = true;
+		grpc_byte_buffer *f = first_for(first, n, path);
+		if (proxy_run(&px, &f) != PX_RESUME || tried + 1 >= ncand)
+			break;
+		log_warn("cluster.read_rerouted", "repo=%s method=%s node=%s", path, info->path, n->name);
+		cluster_node_suspect(c, n);
+		proxy_reset_targets(&px);
+	}
 	finish_as(call, &px.t[0]);
 	proxy_release(&px);
 	free(r);

@@ -191,6 +191,24 @@ test_expect_success 'kill -9 of the primary just before a push: the push is take
 	fo_whole && no_dataloss
 '
 
+test_expect_success 'kill -9 of a store: reads through a router that has not noticed go to the other replicas' '
+	fo_whole &&
+	p=$(primary2_of fo.git) && test -n "$p" &&
+	victim=$(for s in s1 s2 s3; do test $s != $p && echo $s; done | head -n1) &&
+	pid=$(pgrep -f "store -c $TRASH/$victim/store.conf") &&
+	kill -9 $pid &&
+	wait_for 30 "store $victim to be gone" gone $pid &&
+	: reads are spread over the replicas: some go to $victim first &&
+	for i in 1 2 3 4 5 6; do
+		GIT_SSH_COMMAND="$GROVE connect $c2_ADDR" timeout $((60 * TEST_SCALE)) \
+			git ls-remote ssh://default/fo.git >ls.$i || return 1
+		test "$(grep refs/heads/main ls.$i | cut -f1)" = "$(git -C fo rev-parse HEAD)" || return 1
+	done &&
+	wait_grep "\"event\":\"cluster.read_rerouted\".*\"node\":\"$victim\"" c2/cluster.log &&
+	restart_store $victim &&
+	fo_whole && no_dataloss
+'
+
 test_expect_success 'a hung (SIGSTOP) primary just before a push: the push completes on the others' '
 	p=$(primary2_of fo.git) && test -n "$p" &&
 	pid=$(pgrep -f "store -c $TRASH/$p/store.conf") &&
