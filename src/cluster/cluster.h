@@ -68,18 +68,20 @@ struct cluster {
 	char *virtual_storage;
 	char *secret;
 	char *txn_address;        /* where stores vote: this router's address */
-	int replication_factor;
-	int health_interval_ms;
-	int health_failures;
-	int vote_timeout_ms;
-	int lag_timeout_ms;       /* a secondary this far behind the push is dropped */
-	int primary_answer_ms;    /* a push's primary silent this long (others answered) is skipped */
+	/* Tunables: SIGHUP changes them while threads read them (main.c). */
+	_Atomic int replication_factor;
+	_Atomic int health_interval_ms;
+	_Atomic int health_failures;
+	_Atomic int vote_timeout_ms;
+	_Atomic int lag_timeout_ms;       /* a secondary this far behind the push is dropped */
+	_Atomic int primary_answer_ms;    /* a push's primary silent this long (others answered) is skipped */
 	struct resume_budget resume_budget;  /* what pushes keep to go on past a dying primary */
 	int workers;
-	int job_attempts;
-	int job_lease_s;          /* a job's router has this long before another takes it up */
-	int reconcile_interval_s;
-	int verify_interval_s;
+	_Atomic int job_attempts;
+	_Atomic int job_lease_s;          /* a job's router has this long before another takes it up */
+	_Atomic int reconcile_interval_s;
+	_Atomic int verify_interval_s;
+	char *conf_path;          /* read again on SIGHUP */
 	struct node *nodes;
 	size_t nnodes;
 

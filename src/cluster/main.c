@@ -329,6 +329,110 @@ static int cluster_load(struct cluster *c, const char *conf, struct config **cfg
 	return config_check_unknown(*cfg);
 }
 
+/* What a running router was started with and a reload cannot change. */
+struct cluster_run {
+	struct cluster *c;
+	const char *conf;
+	struct rpc_server_opts ropts;
+	char **listen;
+	size_t nlisten;
+	char *db_path, *metrics_listen;
+	char *txn_address;    /* as configured (the bound one may differ: host:0) */
+};
+
+/* The settings of nc that take a restart, compared with the running ones:
+ * addresses this process holds, its identity, its stores. */
+static int cluster_reload_check(const struct cluster_run *run, const struct cluster *nc,
+				const struct rpc_server_opts *nro, char **listen, size_t nlisten, const char *db_path,
+				const char *metrics_listen)
+{
+	const struct cluster *c = run->c;
+	const char *changed = NULL;
+
+	if (!same_str(c->router, nc->router))
+		changed = "cluster.name";
+	else if (!same_str(c->virtual_storage, nc->virtual_storage))
+		changed = "cluster.virtualStorage";
+	else if (!same_str(run->txn_address, nc->txn_address))
+		changed = "cluster.transactionAddress";
+	else if (!same_str(c->secret, nc->secret))
+		changed = "cluster.secretFile (the secret)";
+	else if (!same_str(run->db_path, db_path))
+		changed = "cluster.database";
+	else if (!same_str(run->metrics_listen, metrics_listen))
+		changed = "cluster.metricsListen";
+	else if (c->workers != nc->workers)
+		changed = "cluster.workers";
+	else if (run->ropts.threads != nro->threads || run->ropts.max_calls != nro->max_calls)
+		changed = "cluster.threads or cluster.maxCalls";
+	else if (run->nlisten != nlisten)
+		changed = "cluster.listen";
+	for (size_t i = 0; !changed && i < nlisten; i++)
+		if (strcmp(run->listen[i], listen[i]))
+			changed = "cluster.listen";
+	if (!changed && c->nnodes != nc->nnodes)
+		changed = "the [store] sections";
+	for (size_t i = 0; !changed && i < nc->nnodes; i++) {
+		const struct node *a = &c->nodes[i], *b = &nc->nodes[i];
+		if (strcmp(a->name, b->name) || strcmp(a->address, b->address) || strcmp(a->storage, b->storage) ||
+		    !same_str(a->secret, b->secret))
+			changed = "the [store] sections";
+	}
+	if (changed)
+		return error_set(GROVE_EINVAL, "%s changed: that takes a restart (SIGUSR2 upgrades in place)", changed);
+	return 0;
+}
+
+/* The tunables of nc, for the calls and jobs that come next. */
+static void cluster_reload_apply(struct cluster *c, const struct cluster *nc)
+{
+	c->replication_factor = nc->replication_factor;
+	c->health_interval_ms = nc->health_interval_ms;
+	c->health_failures = nc->health_failures;
+	c->vote_timeout_ms = nc->vote_timeout_ms;
+	c->lag_timeout_ms = nc->lag_timeout_ms;
+	c->primary_answer_ms = nc->primary_answer_ms;
+	c->resume_budget.max_push = nc->resume_budget.max_push;
+	c->resume_budget.max_total = nc->resume_budget.max_total;
+	c->job_attempts = nc->job_attempts;
+	c->job_lease_s = nc->job_lease_s;
+	c->reconcile_interval_s = nc->reconcile_interval_s;
+	c->verify_interval_s = nc->verify_interval_s;
+	c->users.max = nc->users.max;
+}
+
+/*
+ * SIGHUP (daemon.h): the configuration and its TLS files read again. Limits,
+ * timeouts, the log level and the certificates change for what comes next;
+ * a change of what this process holds (addresses, database, stores) is
+ * refused, and everything in use stays.
+ */
+static int cluster_reload(void *arg)
+{
+	struct cluster_run *run = arg;
+	struct cluster nc = { 0 };
+	struct config *cfg = NULL;
+	struct rpc_server_opts nro = { .role = "cluster" };
+	char **listen = NULL, *db_path = NULL, *metrics_listen = NULL;
+	enum log_level was = log_level_now();
+	size_t nlisten = 0;
+	int64_t grace;
+	int ret;
+
+	if (!(ret = cluster_load(&nc, run->conf, &cfg, &nro, &listen, &nlisten, &db_path, &grace, &metrics_listen)))
+		ret = cluster_reload_check(run, &nc, &nro, listen, nlisten, db_path, metrics_listen);
+	if (ret)
+		log_init("cluster", was, 2);   /* the new file's level is not taken either */
+	else
+		cluster_reload_apply(run->c, &nc);
+	config_strv_free(listen, nlisten);
+	config_free(cfg);
+	free(db_path);
+	free(metrics_listen);
+	cluster_release(&nc);
+	return ret;
+}
+
 static int cluster_check_config(const char *conf)
 {
 	struct cluster c = { 0 };
@@ -368,6 +472,7 @@ int cluster_main(int argc, char **argv)
 	size_t nlisten = 0;
 	bool started = false, check = false;
 	struct daemon d;
+	struct cluster_run run = { 0 };
 	int ret = 0, sig = 0;
 	int64_t grace = 30;
 
@@ -386,6 +491,7 @@ int cluster_main(int argc, char **argv)
 	if ((ret = cluster_load(&c, conf, &cfg, &ropts, &listen, &nlisten, &db_path, &grace, &metrics_listen)) ||
 	    (ret = state_open(&c, db_path)) || (ret = txn_registry_new(&c.txns)))
 		goto out;
+	run = (struct cluster_run){ &c, conf, ropts, listen, nlisten, db_path, metrics_listen, xstrdup(c.txn_address) };
 	ropts.secret = c.secret;
 	if ((ret = rpc_server_new(&srv, &ropts)))
 		goto out;
@@ -407,6 +513,8 @@ int cluster_main(int argc, char **argv)
 		 grove_version(),
 		 c.router, c.virtual_storage, listen[0], c.txn_address, c.nnodes, c.replication_factor, sqldb_display_name(c.db));
 
+	d.reload = cluster_reload;
+	d.reload_arg = &run;
 	daemon_ready(&d);
 	sig = daemon_wait_stop(&d);
 	daemon_stopping(&d);
@@ -430,6 +538,7 @@ out:
 	rpc_server_free(tsrv);
 	state_close(&c);
 	txn_registry_free(c.txns);
+	free(run.txn_address);
 	config_strv_free(listen, nlisten);
 	config_free(cfg);
 	free(db_path);

@@ -23,8 +23,8 @@
 
 struct resume_budget {
 	atomic_llong held;        /* bytes kept by every push now */
-	long long max_total;      /* cluster.resumeBufferTotal */
-	long long max_push;       /* cluster.resumeBuffer */
+	_Atomic long long max_total;      /* cluster.resumeBufferTotal */
+	_Atomic long long max_push;       /* cluster.resumeBuffer */
 };
 
 struct resume {

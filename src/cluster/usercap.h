@@ -17,7 +17,7 @@
 
 struct usercap {
 	pthread_mutex_t mu;
-	int max;                  /* 0: no cap */
+	_Atomic int max;          /* 0: no cap; a reload (SIGHUP) may change it */
 	size_t n;
 	struct usercap_entry {
 		char user[USERCAP_NAME_MAX + 1];

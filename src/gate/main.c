@@ -844,12 +844,6 @@ static void gate_upgrade(struct gate *g)
 	gate_start_draining(g);
 }
 
-/* Two strings alike, NULL being one value. */
-static bool same_str(const char *a, const char *b)
-{
-	return a == b || (a && b && !strcmp(a, b));
-}
-
 /* What a reload cannot change: sockets this process holds, and what the
  * api process and the shared state were made from. */
 static int gate_reload_check(const struct gate_config *old, const struct gate_config *nc)

@@ -75,6 +75,11 @@ size_t strlcpy_(char *dst, const char *src, size_t n)
 	return len;
 }
 
+bool same_str(const char *a, const char *b)
+{
+	return a == b || (a && b && !strcmp(a, b));
+}
+
 bool skip_prefix(const char *s, const char *prefix, const char **rest)
 {
 	size_t n = strlen(prefix);

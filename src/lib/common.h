@@ -38,6 +38,8 @@ size_t strlcpy_(char *dst, const char *src, size_t n);
 
 /* Whether s starts with prefix; if so and rest is not NULL, points it past. */
 bool skip_prefix(const char *s, const char *prefix, const char **rest);
+/* Two strings alike, NULL being one value. */
+bool same_str(const char *a, const char *b);
 bool ends_with(const char *s, const char *suffix);
 
 /* Monotonic clock in milliseconds, for durations and deadlines. */

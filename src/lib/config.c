@@ -27,6 +27,7 @@ static const char *git_errmsg(void)
 static int config_open_as(struct config **out, const char *path, const char *name)
 {
 	struct config *cfg = NULL;
+	git_config *live = NULL;
 	char *copy = NULL;
 	int ret = 0;
 
@@ -44,13 +45,20 @@ static int config_open_as(struct config **out, const char *path, const char *nam
 		cfg->path = xstrdup(name);
 	copy = xstrdup(cfg->path);
 	cfg->dir = xstrdup(dirname(copy));
-	if (git_config_open_ondisk(&cfg->git, path) < 0) {
+	if (git_config_open_ondisk(&live, path) < 0) {
+		ret = error_set(GROVE_EINVAL, "config file %s: %s", name, git_errmsg());
+		goto out;
+	}
+	/* The file as it is now: libgit2 would read it again whenever it
+	 * changes, and a reload compares the old settings with the new. */
+	if (git_config_snapshot(&cfg->git, live) < 0) {
 		ret = error_set(GROVE_EINVAL, "config file %s: %s", name, git_errmsg());
 		goto out;
 	}
 	*out = cfg;
 	cfg = NULL;
 out:
+	git_config_free(live);
 	free(copy);
 	config_free(cfg);
 	return ret;
@@ -373,6 +381,56 @@ int config_subsections(struct config *cfg, const char *section, char ***out, siz
 	*out = m.v;
 	*n = m.n;
 	return 0;
+}
+
+static int cmp_strp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Every "name=value" of cfg but the reloadable keys', sorted. */
+static int config_lines(struct config *cfg, const char *const *reloadable, struct strvec *out)
+{
+	git_config_iterator *it = NULL;
+	git_config_entry *e;
+	int r;
+
+	if (git_config_iterator_new(&it, cfg->git) < 0)
+		return error_set(GROVE_EINVAL, "%s: %s", cfg->path, git_errmsg());
+	while ((r = git_config_next(&e, it)) == 0) {
+		bool skip = false;
+		for (size_t i = 0; reloadable && reloadable[i] && !skip; i++)
+			skip = !strcmp(reloadable[i], e->name);
+		if (!skip)
+			strvec_pushf(out, "%s=%s", e->name, e->value ? e->value : "");
+	}
+	git_config_iterator_free(it);
+	if (r != GIT_ITEROVER)
+		return error_set(GROVE_EINVAL, "%s: %s", cfg->path, git_errmsg());
+	if (out->n)
+		qsort(out->v, out->n, sizeof(*out->v), cmp_strp);
+	return 0;
+}
+
+int config_same_but(struct config *a, struct config *b, const char *const *reloadable)
+{
+	struct strvec la = STRVEC_INIT, lb = STRVEC_INIT;
+	int ret;
+
+	if ((ret = config_lines(a, reloadable, &la)) || (ret = config_lines(b, reloadable, &lb)))
+		goto out;
+	for (size_t i = 0; i < la.n || i < lb.n; i++) {
+		const char *d = i >= la.n ? lb.v[i] : i >= lb.n ? la.v[i] : strcmp(la.v[i], lb.v[i]) ? la.v[i] : NULL;
+		if (d) {
+			ret = error_set(GROVE_EINVAL, "%.*s changed: that takes a restart (SIGUSR2 upgrades in place)",
+					(int)strcspn(d, "="), d);
+			break;
+		}
+	}
+out:
+	strvec_clear(&la);
+	strvec_clear(&lb);
+	return ret;
 }
 
 void config_strv_free(char **v, size_t n)

@@ -40,4 +40,11 @@ int config_subsections(struct config *cfg, const char *section, char ***out, siz
  */
 int config_check_unknown(struct config *cfg);
 
+/*
+ * For a reload: 0 when b sets every key as a does, but those named in
+ * reloadable (NULL-terminated, as git names them: "log.level"); else
+ * GROVE_EINVAL naming the first key that changed.
+ */
+int config_same_but(struct config *a, struct config *b, const char *const *reloadable);
+
 #endif

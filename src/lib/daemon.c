@@ -21,6 +21,8 @@ void daemon_init(struct daemon *d, const char *role, const int *extra, char **ar
 	const char *up = getenv("GROVE_UPGRADE_FD");
 
 	d->role = role;
+	d->reload = NULL;
+	d->reload_arg = NULL;
 	/* Repositories, logs and state are the daemon's and its group's: git
 	 * and every file the daemon makes inherit this (DESIGN: who owns what,
 	 * docs/security.md). */
@@ -161,13 +163,13 @@ bool daemon_signal_stops(struct daemon *d, int sig)
 	if (sig != SIGHUP)
 		return sig == SIGTERM || sig == SIGINT;
 	notify(d, "RELOADING=1");
-	if (rpc_tls_reload()) {
+	if (d->reload ? d->reload(d->reload_arg) : rpc_tls_reload()) {
 		snprintf(event, sizeof(event), "%s.reload_failed", d->role);
-		log_error(event, "error=%s note=%s", error_msg(), "the TLS files in use stay in use");
+		log_error(event, "error=%s note=%s", error_msg(), "the configuration in use stays in use");
 	} else {
 		snprintf(event, sizeof(event), "%s.reloaded", d->role);
 		log_info(event, "tls=%b note=%s", rpc_tls_on(),
-			 "TLS files read again; the rest of the configuration is read at start");
+			 d->reload ? "configuration and TLS files read again" : "TLS files read again");
 	}
 	notify(d, "READY=1");
 	return false;

@@ -36,6 +36,11 @@ struct daemon {
 	char exe[4096];           /* the binary's path at start ("": unknown): SIGUSR2 runs what is there then */
 	char **argv;              /* the subcommand and its arguments ("store", "-c", FILE) */
 	int upgrade_fd;           /* the old process's pipe (GROVE_UPGRADE_FD), or -1 */
+	/* SIGHUP: the role reads its configuration again (and with it the TLS
+	 * files); 0, or an error and what was in use stays. NULL: the TLS
+	 * files only. */
+	int (*reload)(void *arg);
+	void *reload_arg;
 };
 
 /* Blocks the daemon's signals (and extra, 0-terminated, if not NULL) for this

@@ -8,7 +8,7 @@
 #include <time.h>
 
 static const char *log_role = "grove";
-static enum log_level log_min = LOG_INFO;
+static _Atomic int log_min = LOG_INFO;   /* a reload (SIGHUP) changes it while threads log */
 static int log_fd = 2;
 static _Thread_local char corr_id[65];
 
@@ -25,6 +25,11 @@ void log_set_output(const char *role, int fd)
 {
 	log_role = role;
 	log_fd = fd;
+}
+
+enum log_level log_level_now(void)
+{
+	return (enum log_level)log_min;
 }
 
 int log_level_parse(const char *name, enum log_level *out)
@@ -112,7 +117,7 @@ void log_event(enum log_level level, const char *event, const char *fmt, ...)
 	char tbuf[40];
 	va_list ap;
 
-	if (level < log_min)
+	if ((int)level < log_min)
 		return;
 	/* A log line is bounded too: a huge value is cut, not the process. */
 	strbuf_init(&sb, 16384);

@@ -21,6 +21,8 @@ enum log_level { LOG_DEBUG = 0, LOG_INFO = 1, LOG_WARN = 2, LOG_ERROR = 3 };
 /* role names the process in every line; lines below min_level are dropped. */
 void log_init(const char *role, enum log_level min_level, int fd);
 int log_level_parse(const char *name, enum log_level *out);
+/* The least level written now (a reload may change it). */
+enum log_level log_level_now(void);
 /* Where the lines go from now on, as role (the level stays). */
 void log_set_output(const char *role, int fd);
 

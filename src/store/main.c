@@ -186,9 +186,13 @@ static int store_setup_limits(struct store *st, struct config *cfg, struct rpc_s
 	if ((ret = config_get_int(cfg, "store.maxMessage", RPC_DEFAULT_MAX_MESSAGE, 256 * 1024, 64 << 20, &v)))
 		return ret;
 	ropts->max_message = (size_t)v;
-	if ((ret = config_get_int(cfg, "store.maxRefListSize", 16 << 20, 64 << 10, 1 << 30, &st->max_ref_list)))
+	if ((ret = config_get_int(cfg, "store.maxRefListSize", 16 << 20, 64 << 10, 1 << 30, &v)))
 		return ret;
-	return config_get_int(cfg, "store.minFreeSpace", 16 << 20, 0, INT64_MAX, &st->min_free);
+	st->max_ref_list = v;
+	if ((ret = config_get_int(cfg, "store.minFreeSpace", 16 << 20, 0, INT64_MAX, &v)))
+		return ret;
+	st->min_free = v;
+	return 0;
 }
 
 /* The store's own folders under its root, and its hook socket in runtime
@@ -238,6 +242,7 @@ static int store_setup(struct store *st, struct config *cfg, struct rpc_server_o
 {
 	char *secret_file = NULL, *level = NULL, *runtime = NULL, *fsck_ignore = NULL;
 	enum log_level lvl;
+	bool fsck;
 	int ret;
 
 	if ((ret = config_get_str(cfg, "store.name", "default", &st->name)) ||
@@ -246,11 +251,12 @@ static int store_setup(struct store *st, struct config *cfg, struct rpc_server_o
 	    (ret = config_get_path(cfg, "hooks.customDir", NULL, &st->custom_hooks)) ||
 	    (ret = config_get_path(cfg, "store.runtimeDir", NULL, &runtime)) ||
 	    (ret = config_get_str(cfg, "store.metricsListen", NULL, &st->metrics_listen)) ||
-	    (ret = config_get_bool(cfg, "store.fsckObjects", true, &st->fsck_objects)) ||
+	    (ret = config_get_bool(cfg, "store.fsckObjects", true, &fsck)) ||
 	    (ret = config_get_str(cfg, "store.fsckIgnore", GITCMD_FSCK_IGNORE, &fsck_ignore)) ||
 	    (ret = config_get_str(cfg, "log.level", "info", &level)) ||
 	    (ret = config_get_all(cfg, "store.listen", listen, nlisten)))
 		goto out;
+	st->fsck_objects = fsck;
 	if ((ret = gitcmd_fsck_ignore_parse(fsck_ignore, &st->fsck_ignore))) {
 		ret = error_wrap(ret, "%s: store.fsckIgnore", config_file(cfg));
 		goto out;
@@ -292,11 +298,10 @@ static int store_setup(struct store *st, struct config *cfg, struct rpc_server_o
 		ret = error_set(GROVE_EINVAL, "the hooks folder %s is not an absolute path", st->hooks_dir);
 		goto out;
 	}
-	if (!st->check_only) {
+	if (!st->check_only)
 		ret = install_links(st);
-		if (!ret)
-			ret = store_pack_cache_setup(st, cfg);
-	}
+	if (!ret)
+		ret = store_pack_cache_setup(st, cfg);
 	st->git_nohooks.hooks_dir = NULL;
 	st->git_hooks.hooks_dir = st->hooks_dir;
 	st->git_push.hooks_dir = st->push_hooks_dir;
@@ -350,6 +355,50 @@ static int store_load(struct store *st, const char *conf, struct config **cfg, s
 	return config_check_unknown(*cfg);
 }
 
+/* A running store: its configuration as it was last read. */
+struct store_run {
+	struct store *st;
+	const char *conf;
+	struct config *cfg;
+};
+
+/*
+ * SIGHUP (daemon.h): the configuration and its TLS files read again. The
+ * log level and the limits below change for the calls that come next;
+ * any other change takes a restart, and is refused: what is in use stays.
+ */
+static int store_reload(void *arg)
+{
+	static const char *const reloadable[] = { "log.level", "store.maxreflistsize", "store.minfreespace",
+						  "store.fsckobjects", NULL };
+	struct store_run *run = arg;
+	struct store ns = { .check_only = true };
+	struct rpc_server_opts ro = { .role = "store" };
+	struct config *cfg = NULL;
+	char **listen = NULL;
+	size_t nlisten = 0;
+	enum log_level was = log_level_now();
+	int64_t grace;
+	int ret;
+
+	if (!(ret = store_load(&ns, run->conf, &cfg, &ro, &listen, &nlisten, &grace)))
+		ret = config_same_but(run->cfg, cfg, reloadable);
+	if (ret) {
+		log_init("store", was, 2);   /* the new file's level is not taken either */
+	} else {
+		run->st->max_ref_list = ns.max_ref_list;
+		run->st->min_free = ns.min_free;
+		run->st->fsck_objects = ns.fsck_objects;
+		config_free(run->cfg);
+		run->cfg = cfg;
+		cfg = NULL;
+	}
+	config_free(cfg);
+	config_strv_free(listen, nlisten);
+	store_release(&ns);
+	return ret;
+}
+
 static int store_check_config(const char *conf)
 {
 	struct store st = { .check_only = true };
@@ -383,6 +432,7 @@ int store_main(int argc, char **argv)
 	char **listen = NULL;
 	size_t nlisten = 0;
 	struct daemon d;
+	struct store_run run = { &st, NULL, NULL };
 	struct metricsd *metrics = NULL;
 	int ret = 0, sig = 0;
 	int64_t grace;
@@ -407,6 +457,9 @@ int store_main(int argc, char **argv)
 
 	if ((ret = store_load(&st, conf, &cfg, &ropts, &listen, &nlisten, &grace)))
 		goto out;
+	run.conf = conf;
+	run.cfg = cfg;   /* the reloads' from now on */
+	cfg = NULL;
 	ropts.secret = st.secret;
 	if ((ret = rpc_server_new(&srv, &ropts)))
 		goto out;
@@ -443,6 +496,8 @@ int store_main(int argc, char **argv)
 	log_info("store.started", "version=%s name=%s root=%s listen=%s hook_socket=%s", grove_version(), st.name, st.root,
 		 listen[0],
 		 st.hook_address);
+	d.reload = store_reload;
+	d.reload_arg = &run;
 	daemon_ready(&d);
 
 	sig = daemon_wait_stop(&d);
@@ -462,6 +517,7 @@ out:
 	rpc_server_free(hsrv);
 	config_strv_free(listen, nlisten);
 	config_free(cfg);
+	config_free(run.cfg);
 	store_release(&st);
 	daemon_release(&d);
 	return ret ? 1 : 0;

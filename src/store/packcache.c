@@ -20,8 +20,8 @@ int store_pack_cache_setup(struct store *st, struct config *cfg)
 	    (ret = config_get_int(cfg, "packCache.maxBytes", 1LL << 30, 1 << 20, INT64_MAX, &max)) ||
 	    (ret = config_get_int(cfg, "packCache.maxAge", 300, 1, 7 * 86400, &age)))
 		goto out;
-	if (!on)
-		goto out;
+	if (!on || st->check_only)
+		goto out;   /* read and checked; --check-config makes nothing */
 	st->pack_cache.max_bytes = (uint64_t)max;
 	st->pack_cache.max_age = age;
 	if ((ret = fs_pathf(st->pack_cache.dir, sizeof(st->pack_cache.dir), "%s", dir ? dir : "")))

@@ -40,17 +40,17 @@ struct store {
 	char *custom_hooks;    /* operator's pre-receive/post-receive, or NULL */
 	char *secret;
 	char *self_exe;
-	bool fsck_objects;     /* receive.fsckObjects for pushes */
+	_Atomic bool fsck_objects;   /* receive.fsckObjects for pushes (a reload may change it) */
 	bool check_only;       /* --check-config: read and check, make and change nothing */
 	struct strvec fsck_ignore;   /* fsck message ids let through (store.fsckIgnore) */
-	int64_t min_free;      /* bytes the root's filesystem keeps free, or a push is refused */
+	_Atomic int64_t min_free;    /* bytes the root's filesystem keeps free, or a push is refused */
 	struct gitcmd_opts git_nohooks;   /* git with no hooks at all */
 	struct gitcmd_opts git_hooks;     /* git with the store's hooks */
 	struct gitcmd_opts git_push;      /* receive-pack: voted once, in pre-receive */
 	struct packcache pack_cache;      /* packCache.*; used when pack_objects_hook is set */
 	char *pack_objects_hook;          /* hooks/grove-pack-objects, or NULL: no cache */
 	char *metrics_listen;             /* store.metricsListen, or NULL */
-	int64_t max_ref_list;             /* bytes of a push's ref list (store.maxRefListSize) */
+	_Atomic int64_t max_ref_list;     /* bytes of a push's ref list (store.maxRefListSize) */
 };
 
 /*

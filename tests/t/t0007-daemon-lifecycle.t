@@ -41,12 +41,64 @@ test_expect_success 'a store says READY=1 once it answers, STOPPING=1 when told 
 	lifecycle s1 $s1_PID s1/store.log store
 '
 
+test_expect_success 'SIGHUP: a store reads its config again; a change that takes a restart is refused' '
+	listen_notify s3 &&
+	NOTIFY_SOCKET=$TRASH/s3.sock && export NOTIFY_SOCKET &&
+	start_store s3 &&
+	git config -f s3/store.conf store.maxRefListSize 1m &&
+	kill -HUP $s3_PID &&
+	wait_grep "\"event\":\"store.reloaded\".*configuration and TLS files read again" s3/store.log &&
+	git config -f s3/store.conf log.level warn &&
+	kill -HUP $s3_PID &&
+	wait_for 20 "the second reload to end" eval "test \$(grep -c \"^READY=1\$\" s3.notify) = 3" &&
+	lines=$(wc -l <s3/store.log) &&
+	create_repo $s3_ADDR s3 quiet.git &&
+	test "$(tail -n +$((lines + 1)) s3/store.log | grep -c "\"level\":\"info\"")" = 0 &&
+	git config -f s3/store.conf store.root elsewhere &&
+	kill -HUP $s3_PID &&
+	wait_grep "\"event\":\"store.reload_failed\".*store.root changed: that takes a restart" s3/store.log &&
+	kill -0 $s3_PID &&
+	rpc $s3_ADDR RepositoryService/RepositoryExists repository.storage_name=s3 repository.relative_path=quiet.git >out &&
+	test_grep true out
+'
+
 test_expect_success 'a cluster router does the same' '
 	listen_notify c &&
 	NOTIFY_SOCKET=$TRASH/c.sock && export NOTIFY_SOCKET &&
 	start_cluster c s2 &&
 	wait_grep "^READY=1$" c.notify &&
 	lifecycle c $c_PID c/cluster.log cluster
+'
+
+test_expect_success 'SIGHUP: a router reads its config again; a change that takes a restart, or a typo, is refused' '
+	listen_notify c2 &&
+	NOTIFY_SOCKET=$TRASH/c2.sock && export NOTIFY_SOCKET &&
+	start_cluster c2 s2 &&
+	"$GROVE" cluster -a $c2_ADDR status >st && test_grep s2 st &&
+	git config -f c2/cluster.conf cluster.lagTimeout 7000 &&
+	kill -HUP $c2_PID &&
+	wait_grep "\"event\":\"cluster.reloaded\".*configuration and TLS files read again" c2/cluster.log &&
+	: the log level: at warn, the reload says READY=1 only &&
+	git config -f c2/cluster.conf log.level warn &&
+	kill -HUP $c2_PID &&
+	wait_for 20 "the second reload to end" eval "test \$(grep -c \"^READY=1\$\" c2.notify) = 3" &&
+	lines=$(wc -l <c2/cluster.log) &&
+	"$GROVE" cluster -a $c2_ADDR status >st && test_grep s2 st &&
+	: at warn, the call logs no info line &&
+	test "$(tail -n +$((lines + 1)) c2/cluster.log | grep -c "\"level\":\"info\"")" = 0 &&
+	: a new listen address takes a restart: refused, the old one serves on &&
+	git config -f c2/cluster.conf cluster.listen 127.0.0.1:1 &&
+	kill -HUP $c2_PID &&
+	wait_grep "\"event\":\"cluster.reload_failed\".*cluster.listen changed: that takes a restart" c2/cluster.log &&
+	git config -f c2/cluster.conf cluster.listen $c2_ADDR &&
+	git config -f c2/cluster.conf cluster.lagTimout 1 &&
+	kill -HUP $c2_PID &&
+	wait_grep "\"event\":\"cluster.reload_failed\".*cluster.conf:[0-9]*: unknown key cluster.lagTimout" c2/cluster.log &&
+	: the level in use stays warn after a refused reload &&
+	lines=$(wc -l <c2/cluster.log) &&
+	"$GROVE" cluster -a $c2_ADDR status >st && test_grep s2 st &&
+	test "$(tail -n +$((lines + 1)) c2/cluster.log | grep -c "\"level\":\"info\"")" = 0 &&
+	kill -0 $c2_PID
 '
 
 test_expect_success 'a gate does the same; its api process and sessions do not speak for it' '

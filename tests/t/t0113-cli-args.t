@@ -127,6 +127,8 @@ test_expect_success 'it completes nouns, verbs and each verb'\''s long options' 
 
 test_expect_success 'a mistyped config key is an error naming the file and line, at --check-config and at start' '
 	"$GROVE" store --init st --name st --listen 127.0.0.1:$(free_port) >/dev/null &&
+	: the pack cache keys are read and checked too, with nothing made &&
+	git config -f st/store.conf packCache.enabled true &&
 	"$GROVE" store -c st/store.conf --check-config >out &&
 	test_grep ": good\." out &&
 	git config -f st/store.conf store.maxRefListSzie 1m &&
