@@ -3,9 +3,9 @@
  * its work, so that an operator, systemd or `grove up` drives them alike:
  *
  *   signals   SIGTERM and SIGINT stop it (it drains, then exits), SIGHUP
- *             reads the TLS files again (certificate rotation; the gate
- *             reads its whole config), SIGUSR2 upgrades it (below),
- *             SIGPIPE is ignored;
+ *             reads its configuration and TLS files again (the role's
+ *             reload hook; certificate rotation), SIGUSR2 upgrades it
+ *             (below), SIGPIPE is ignored;
  *   upgrades  SIGUSR2 starts the binary now at the path this one was
  *             started from, with the same arguments; once the new process
  *             serves (it says so on a pipe, GROVE_UPGRADE_FD, when it calls
