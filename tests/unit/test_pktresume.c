@@ -37,174 +37,161 @@ static int feed_all(struct pkt_resume *r, const struct strbuf *second, size_t st
 	return ret ? ret : pkt_resume_end(r, out);
 }
 
+/*
+ * Resumes seen (advertised or not) from second, fed in pieces of step
+ * bytes: the feed must say want, and the client get expect (NULL: nothing
+ * checked but want).
+ */
+static void check_resume(const struct strbuf *seen, bool advertised, const struct strbuf *second, size_t step,
+			 int want, const struct strbuf *expect)
+{
+	struct pkt_resume r;
+	struct strbuf out = STRBUF_INIT;
+
+	assert_int_equal(pkt_resume_init(&r, seen->buf ? seen->buf : "", seen->len, advertised), 0);
+	assert_int_equal(feed_all(&r, second, step, &out), want);
+	if (expect) {
+		assert_int_equal(out.len, expect->len);
+		if (expect->len)
+			assert_memory_equal(out.buf, expect->buf, expect->len);
+	}
+	pkt_resume_release(&r);
+	strbuf_release(&out);
+}
+
+struct bufs {
+	struct strbuf seen, second, expect;
+};
+
+static int bufs_setup(void **state)
+{
+	*state = xcalloc(1, sizeof(struct bufs));
+	return 0;
+}
+
+static int bufs_teardown(void **state)
+{
+	struct bufs *b = *state;
+	strbuf_release(&b->seen);
+	strbuf_release(&b->second);
+	strbuf_release(&b->expect);
+	free(b);
+	return 0;
+}
+
 static void test_same_run_again(void **state)
 {
-	struct strbuf seen = STRBUF_INIT, second = STRBUF_INIT, expect = STRBUF_INIT;
+	struct bufs *b = *state;
 
-	add_adv(&seen, OID1);
-	add_band2(&seen, "pre-receive: checking\n");
-	add_band2(&seen, "Resolving deltas: 40%\r");
-	add_adv(&second, OID1);
-	add_band2(&second, "pre-receive: checking\n");
-	add_band2(&second, "Resolving deltas: 100%\n");
-	pkt_add_sideband(&second, 1, "0017ok refs/heads/main\n0000", 27);
-	pkt_add_flush(&second);
+	add_adv(&b->seen, OID1);
+	add_band2(&b->seen, "pre-receive: checking\n");
+	add_band2(&b->seen, "Resolving deltas: 40%\r");
+	add_adv(&b->second, OID1);
+	add_band2(&b->second, "pre-receive: checking\n");
+	add_band2(&b->second, "Resolving deltas: 100%\n");
+	pkt_add_sideband(&b->second, 1, "0017ok refs/heads/main\n0000", 27);
+	pkt_add_flush(&b->second);
 	/* The client gets only what it had not: the new progress and the report. */
-	add_band2(&expect, "Resolving deltas: 100%\n");
-	pkt_add_sideband(&expect, 1, "0017ok refs/heads/main\n0000", 27);
-	pkt_add_flush(&expect);
-	for (size_t step = 1; step <= second.len; step = step * 2 + 1) {
-		struct pkt_resume r;
-		struct strbuf out = STRBUF_INIT;
-		assert_int_equal(pkt_resume_init(&r, seen.buf, seen.len, true), 0);
-		assert_int_equal(feed_all(&r, &second, step, &out), 0);
-		assert_int_equal(out.len, expect.len);
-		assert_memory_equal(out.buf, expect.buf, expect.len);
-		pkt_resume_release(&r);
-		strbuf_release(&out);
-	}
-	strbuf_release(&seen);
-	strbuf_release(&second);
-	strbuf_release(&expect);
+	add_band2(&b->expect, "Resolving deltas: 100%\n");
+	pkt_add_sideband(&b->expect, 1, "0017ok refs/heads/main\n0000", 27);
+	pkt_add_flush(&b->expect);
+	for (size_t step = 1; step <= b->second.len; step = step * 2 + 1)
+		check_resume(&b->seen, true, &b->second, step, 0, &b->expect);
 }
 
 static void test_message_twice_in_second_run_goes_out_once_more(void **state)
 {
-	struct strbuf seen = STRBUF_INIT, second = STRBUF_INIT, expect = STRBUF_INIT, out = STRBUF_INIT;
-	struct pkt_resume r;
+	struct bufs *b = *state;
 
-	add_adv(&seen, OID1);
-	add_band2(&seen, "hello\n");
-	add_adv(&second, OID1);
-	add_band2(&second, "hello\n");
-	add_band2(&second, "hello\n");
-	add_band2(&expect, "hello\n");
-	assert_int_equal(pkt_resume_init(&r, seen.buf, seen.len, true), 0);
-	assert_int_equal(feed_all(&r, &second, 7, &out), 0);
-	assert_int_equal(out.len, expect.len);
-	assert_memory_equal(out.buf, expect.buf, expect.len);
-	pkt_resume_release(&r);
-	strbuf_release(&seen);
-	strbuf_release(&second);
-	strbuf_release(&expect);
-	strbuf_release(&out);
+	add_adv(&b->seen, OID1);
+	add_band2(&b->seen, "hello\n");
+	add_adv(&b->second, OID1);
+	add_band2(&b->second, "hello\n");
+	add_band2(&b->second, "hello\n");
+	add_band2(&b->expect, "hello\n");
+	check_resume(&b->seen, true, &b->second, 7, 0, &b->expect);
 }
 
 static void test_other_refs_refused(void **state)
 {
-	struct strbuf seen = STRBUF_INIT, second = STRBUF_INIT, out = STRBUF_INIT;
-	struct pkt_resume r;
+	struct bufs *b = *state;
 
-	add_adv(&seen, OID1);
-	add_adv(&second, OID3);
-	assert_int_equal(pkt_resume_init(&r, seen.buf, seen.len, true), 0);
-	assert_int_equal(feed_all(&r, &second, 5, &out), GROVE_EPRECOND);
-	assert_int_equal(out.len, 0);
-	pkt_resume_release(&r);
-	strbuf_release(&seen);
-	strbuf_release(&second);
-	strbuf_release(&out);
+	add_adv(&b->seen, OID1);
+	add_adv(&b->second, OID3);
+	check_resume(&b->seen, true, &b->second, 5, GROVE_EPRECOND, &b->expect);
 }
 
 static void test_cut_inside_a_packet_refused(void **state)
 {
-	struct strbuf seen = STRBUF_INIT;
+	struct bufs *b = *state;
 	struct pkt_resume r;
 
-	add_adv(&seen, OID1);
-	add_band2(&seen, "Resolving deltas: 40%\r");
-	assert_int_equal(pkt_resume_init(&r, seen.buf, seen.len - 3, true), GROVE_EPRECOND);
+	add_adv(&b->seen, OID1);
+	add_band2(&b->seen, "Resolving deltas: 40%\r");
+	assert_int_equal(pkt_resume_init(&r, b->seen.buf, b->seen.len - 3, true), GROVE_EPRECOND);
 	pkt_resume_release(&r);
-	assert_int_equal(pkt_resume_init(&r, seen.buf, seen.len - 3, false), GROVE_EPRECOND);
+	assert_int_equal(pkt_resume_init(&r, b->seen.buf, b->seen.len - 3, false), GROVE_EPRECOND);
 	pkt_resume_release(&r);
-	strbuf_release(&seen);
 }
 
 static void test_part_of_the_advertisement_seen(void **state)
 {
-	struct strbuf seen = STRBUF_INIT, second = STRBUF_INIT, out = STRBUF_INIT;
-	struct pkt_resume r;
+	struct bufs *b = *state;
 
-	add_adv(&second, OID1);
-	add_band2(&second, "hello\n");
+	add_adv(&b->second, OID1);
+	add_band2(&b->second, "hello\n");
 	/* The client got 30 bytes, in the middle of the first ref's packet. */
-	strbuf_add(&seen, second.buf, 30);
-	assert_int_equal(pkt_resume_init(&r, seen.buf, seen.len, true), 0);
-	assert_int_equal(feed_all(&r, &second, 11, &out), 0);
-	assert_int_equal(out.len, second.len - 30);
-	assert_memory_equal(out.buf, second.buf + 30, out.len);
-	pkt_resume_release(&r);
-	strbuf_release(&seen);
-	strbuf_release(&second);
-	strbuf_release(&out);
+	strbuf_add(&b->seen, b->second.buf, 30);
+	strbuf_add(&b->expect, b->second.buf + 30, b->second.len - 30);
+	check_resume(&b->seen, true, &b->second, 11, 0, &b->expect);
 }
 
 static void test_nothing_seen(void **state)
 {
-	struct strbuf second = STRBUF_INIT, out = STRBUF_INIT;
-	struct pkt_resume r;
+	struct bufs *b = *state;
 
-	add_adv(&second, OID1);
-	assert_int_equal(pkt_resume_init(&r, "", 0, true), 0);
-	assert_int_equal(feed_all(&r, &second, 3, &out), 0);
-	assert_int_equal(out.len, second.len);
-	assert_memory_equal(out.buf, second.buf, out.len);
-	pkt_resume_release(&r);
-	strbuf_release(&second);
-	strbuf_release(&out);
+	add_adv(&b->second, OID1);
+	add_adv(&b->expect, OID1);
+	check_resume(&b->seen, true, &b->second, 3, 0, &b->expect);
 }
 
 /* Smart HTTP: no advertisement, the answer's packets only. */
 static void test_stateless(void **state)
 {
-	struct strbuf seen = STRBUF_INIT, second = STRBUF_INIT, expect = STRBUF_INIT, out = STRBUF_INIT;
-	struct pkt_resume r;
+	struct bufs *b = *state;
 
-	add_band2(&seen, "Unpacking objects: 10%\r");
-	add_band2(&second, "Unpacking objects: 10%\r");
-	add_band2(&second, "Unpacking objects: 100%\n");
-	add_band2(&expect, "Unpacking objects: 100%\n");
-	assert_int_equal(pkt_resume_init(&r, seen.buf, seen.len, false), 0);
-	assert_int_equal(feed_all(&r, &second, 4, &out), 0);
-	assert_int_equal(out.len, expect.len);
-	assert_memory_equal(out.buf, expect.buf, expect.len);
-	pkt_resume_release(&r);
-	strbuf_release(&seen);
-	strbuf_release(&second);
-	strbuf_release(&expect);
-	strbuf_release(&out);
+	add_band2(&b->seen, "Unpacking objects: 10%\r");
+	add_band2(&b->second, "Unpacking objects: 10%\r");
+	add_band2(&b->second, "Unpacking objects: 100%\n");
+	add_band2(&b->expect, "Unpacking objects: 100%\n");
+	check_resume(&b->seen, false, &b->second, 4, 0, &b->expect);
 }
 
 /* Not pkt-lines after the advertisement: the rest goes out as it comes. */
 static void test_garbage_passes_through(void **state)
 {
-	struct strbuf seen = STRBUF_INIT, second = STRBUF_INIT, out = STRBUF_INIT;
-	struct pkt_resume r;
+	struct bufs *b = *state;
 
-	add_adv(&seen, OID1);
-	add_adv(&second, OID1);
-	strbuf_addstr(&second, "zzzz not a packet");
-	assert_int_equal(pkt_resume_init(&r, seen.buf, seen.len, true), 0);
-	assert_int_equal(feed_all(&r, &second, 2, &out), 0);
-	assert_int_equal(out.len, strlen("zzzz not a packet"));
-	assert_memory_equal(out.buf, "zzzz not a packet", out.len);
-	pkt_resume_release(&r);
-	strbuf_release(&seen);
-	strbuf_release(&second);
-	strbuf_release(&out);
+	add_adv(&b->seen, OID1);
+	add_adv(&b->second, OID1);
+	strbuf_addstr(&b->second, "zzzz not a packet");
+	strbuf_addstr(&b->expect, "zzzz not a packet");
+	check_resume(&b->seen, true, &b->second, 2, 0, &b->expect);
 }
+
+#define T(name) cmocka_unit_test_setup_teardown(name, bufs_setup, bufs_teardown)
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_same_run_again),
-		cmocka_unit_test(test_message_twice_in_second_run_goes_out_once_more),
-		cmocka_unit_test(test_other_refs_refused),
-		cmocka_unit_test(test_cut_inside_a_packet_refused),
-		cmocka_unit_test(test_part_of_the_advertisement_seen),
-		cmocka_unit_test(test_nothing_seen),
-		cmocka_unit_test(test_stateless),
-		cmocka_unit_test(test_garbage_passes_through),
+		T(test_same_run_again),
+		T(test_message_twice_in_second_run_goes_out_once_more),
+		T(test_other_refs_refused),
+		T(test_cut_inside_a_packet_refused),
+		T(test_part_of_the_advertisement_seen),
+		T(test_nothing_seen),
+		T(test_stateless),
+		T(test_garbage_passes_through),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
