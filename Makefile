@@ -217,7 +217,7 @@ install:
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/systemd/system \
 		$(DESTDIR)$(PREFIX)/share/bash-completion/completions $(DESTDIR)$(PREFIX)/share/doc/grove
 	install -m 0755 $(B)/grove $(DESTDIR)$(PREFIX)/bin/grove
-	for u in contrib/systemd/*.service; do \
+	for u in contrib/systemd/*.service contrib/systemd/*.socket; do \
 		sed -e 's|/usr/local/bin/grove|$(PREFIX)/bin/grove|g' \
 		    -e 's|/usr/share/doc/grove|$(PREFIX)/share/doc/grove|g' $$u \
 		    >$(DESTDIR)$(PREFIX)/lib/systemd/system/$$(basename $$u) || exit 1; \
@@ -227,7 +227,7 @@ install:
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/grove $(DESTDIR)$(PREFIX)/share/bash-completion/completions/grove
-	for u in contrib/systemd/*.service; do rm -f $(DESTDIR)$(PREFIX)/lib/systemd/system/$$(basename $$u); done
+	for u in contrib/systemd/*.service contrib/systemd/*.socket; do rm -f $(DESTDIR)$(PREFIX)/lib/systemd/system/$$(basename $$u); done
 	rm -rf $(DESTDIR)$(PREFIX)/share/doc/grove
 
 clean:

@@ -743,12 +743,16 @@ static int gate_start_listeners(struct gate *g)
 	ssh_bind_options_set(g->bind, SSH_BIND_OPTIONS_BANNER, "Grove");
 	if ((ret = host_keys(&g->cfg, g->bind)))
 		return ret;
+	/* An upgrade's sockets, else systemd's (socket activation), else our own. */
 	if (gate_inherit_listeners(g))
 		;
-	else if ((g->lfd = listen_tcp(g->cfg.listen)) < 0)
+	else if ((g->lfd = daemon_take_listener(&g->d, g->cfg.listen)) < 0 &&
+		 (g->lfd = listen_tcp(g->cfg.listen)) < 0)
 		return g->lfd;
-	else if (g->cfg.http_listen && (g->hfd = listen_tcp(g->cfg.http_listen)) < 0)
+	else if (g->cfg.http_listen && (g->hfd = daemon_take_listener(&g->d, g->cfg.http_listen)) < 0 &&
+		 (g->hfd = listen_tcp(g->cfg.http_listen)) < 0)
 		return g->hfd;
+	daemon_close_unused_listeners(&g->d);
 	if (g->cfg.http_tls_cert && !(g->tls = http_tls_load(g->cfg.http_tls_cert, g->cfg.http_tls_key)))
 		return GROVE_EINVAL;
 	if (pipe2(g->auth_pipe, O_CLOEXEC))
@@ -1042,7 +1046,10 @@ static bool gate_serve(struct gate *g, int *child_ret)
 		struct pollfd pfd[4] = { { g->sfd, POLLIN, 0 }, { g->auth_pipe[0], POLLIN, 0 }, { g->lfd, POLLIN, 0 },
 					 { g->hfd, POLLIN, 0 } };
 		int n = g->draining ? 2 : g->hfd >= 0 ? 4 : 3;
-		if (poll(pfd, (nfds_t)n, g->draining ? 200 : -1) < 0 && errno != EINTR)
+		int64_t wd = daemon_watchdog(&g->d), wait = g->draining ? 200 : -1;
+		if (wd >= 0 && (wait < 0 || wd < wait))
+			wait = wd;
+		if (poll(pfd, (nfds_t)n, (int)wait) < 0 && errno != EINTR)
 			break;
 		if (pfd[0].revents)
 			gate_take_signals(g);

@@ -5,7 +5,9 @@
 #include "lib/rpc.h"
 #include "lib/strvec.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sys/wait.h>
@@ -14,6 +16,99 @@
 #include <sys/un.h>
 
 static void notify(struct daemon *d, const char *msg);
+
+/* A variable of systemd's meant for this process ($NAME_PID, when set,
+ * names it): its value, or NULL. */
+static const char *for_me(const char *name, const char *pid_name)
+{
+	const char *v = getenv(name), *pid = getenv(pid_name);
+	if (!v || (pid && strtol(pid, NULL, 10) != (long)getpid()))
+		return NULL;
+	return v;
+}
+
+/* WATCHDOG_USEC and LISTEN_FDS, taken out of the environment: no git or
+ * hook the daemon starts sees them. */
+static void daemon_take_systemd_env(struct daemon *d)
+{
+	const char *wd = for_me("WATCHDOG_USEC", "WATCHDOG_PID");
+	const char *fds = getenv("LISTEN_PID") ? for_me("LISTEN_FDS", "LISTEN_PID") : NULL;
+	long n = fds ? strtol(fds, NULL, 10) : 0;
+
+	d->watchdog_ms = wd ? strtoll(wd, NULL, 10) / 2000 : 0;
+	if (wd && d->watchdog_ms < 1)
+		d->watchdog_ms = 1;
+	d->watchdog_next = 0;
+	d->nactivated = 0;
+	/* sd_listen_fds(3): they start at 3. */
+	for (long i = 0; i < n && d->nactivated < (int)ARRAY_SIZE(d->activated); i++) {
+		d->activated[d->nactivated++] = 3 + (int)i;
+		fcntl(3 + (int)i, F_SETFD, FD_CLOEXEC);
+	}
+	unsetenv("WATCHDOG_USEC");
+	unsetenv("WATCHDOG_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDNAMES");
+}
+
+int64_t daemon_watchdog(struct daemon *d)
+{
+	int64_t now = now_ms();
+	if (!d->watchdog_ms)
+		return -1;
+	if (now >= d->watchdog_next) {
+		notify(d, "WATCHDOG=1");
+		d->watchdog_next = now + d->watchdog_ms;
+	}
+	return d->watchdog_next - now;
+}
+
+/* Whether fd listens on addr ("host:port", IPv4; 0.0.0.0 as written). */
+static bool bound_to(int fd, const char *addr)
+{
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+	char got[INET_ADDRSTRLEN + 8], ip[INET_ADDRSTRLEN];
+	int listening = 0;
+	socklen_t ll = sizeof(listening);
+
+	if (getsockname(fd, (struct sockaddr *)&sin, &len) || sin.sin_family != AF_INET ||
+	    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &ll) || !listening)
+		return false;
+	inet_ntop(AF_INET, &sin.sin_addr, ip, sizeof(ip));
+	snprintf(got, sizeof(got), "%s:%u", ip, ntohs(sin.sin_port));
+	return !strcmp(got, addr);
+}
+
+int daemon_take_listener(struct daemon *d, const char *addr)
+{
+	for (int i = 0; i < d->nactivated; i++) {
+		int fd = d->activated[i];
+		if (fd >= 0 && bound_to(fd, addr)) {
+			d->activated[i] = -1;
+			char event[64];
+			snprintf(event, sizeof(event), "%s.socket_activated", d->role);
+			log_info(event, "address=%s fd=%d", addr, fd);
+			return fd;
+		}
+	}
+	return -1;
+}
+
+void daemon_close_unused_listeners(struct daemon *d)
+{
+	for (int i = 0; i < d->nactivated; i++) {
+		if (d->activated[i] < 0)
+			continue;
+		char event[64];
+		snprintf(event, sizeof(event), "%s.socket_unused", d->role);
+		log_warn(event, "fd=%d note=%s", d->activated[i],
+			 "systemd passed a socket that matches no listen address of the config: closed");
+		close(d->activated[i]);
+		d->activated[i] = -1;
+	}
+}
 
 void daemon_init(struct daemon *d, const char *role, const int *extra, char **argv)
 {
@@ -49,6 +144,7 @@ void daemon_init(struct daemon *d, const char *role, const int *extra, char **ar
 	if (d->upgrade_fd >= 0)
 		fcntl(d->upgrade_fd, F_SETFD, FD_CLOEXEC);
 	unsetenv("GROVE_UPGRADE_FD");
+	daemon_take_systemd_env(d);
 }
 
 void daemon_release(struct daemon *d)
@@ -177,11 +273,11 @@ bool daemon_signal_stops(struct daemon *d, int sig)
 
 int daemon_wait_stop(struct daemon *d)
 {
-	int sig = 0;
 	for (;;) {
-		if (sigwait(&d->sigs, &sig))
-			continue;
-		if (daemon_signal_stops(d, sig))
+		int64_t next = daemon_watchdog(d);
+		struct timespec ts = { next / 1000, (next % 1000) * 1000000L };
+		int sig = next < 0 ? sigwaitinfo(&d->sigs, NULL) : sigtimedwait(&d->sigs, NULL, &ts);
+		if (sig > 0 && daemon_signal_stops(d, sig))
 			return sig;
 	}
 }

@@ -19,6 +19,11 @@
  *             serves, STOPPING=1 once it drains (Type=notify units). The
  *             variable is taken out of the environment, so that no git or
  *             hook the daemon starts speaks for it;
+ *   watchdog  with systemd's WatchdogSec (WATCHDOG_USEC), WATCHDOG=1 from
+ *             the loop that takes the daemon's signals, twice a period:
+ *             a daemon whose main loop hangs is restarted;
+ *   sockets   listening sockets systemd opened for it (LISTEN_FDS, socket
+ *             activation), taken by the address they are bound to;
  *   log lines ROLE.reloaded or ROLE.reload_failed, and what the caller
  *             logs around them.
  */
@@ -41,6 +46,10 @@ struct daemon {
 	 * files only. */
 	int (*reload)(void *arg);
 	void *reload_arg;
+	int64_t watchdog_ms;      /* WATCHDOG=1 this often (half of WATCHDOG_USEC), 0: none */
+	int64_t watchdog_next;
+	int activated[16];        /* sockets from systemd (LISTEN_FDS) not taken yet, -1 once taken */
+	int nactivated;
 };
 
 /* Blocks the daemon's signals (and extra, 0-terminated, if not NULL) for this
@@ -62,6 +71,15 @@ bool daemon_signal_stops(struct daemon *d, int sig);
  * serves, or an error (it failed, or did not say it serves in time).
  */
 int daemon_upgrade(struct daemon *d, const int *keep_fds, const char *env);
+/* WATCHDOG=1 if one is due; the ms until the next (-1: no watchdog). */
+int64_t daemon_watchdog(struct daemon *d);
+
+/* A listening socket systemd opened for this daemon bound to "host:port"
+ * (IPv4), or -1 when it passed none; it is the caller's from then on. */
+int daemon_take_listener(struct daemon *d, const char *addr);
+/* The sockets from systemd no listener took are logged and closed. */
+void daemon_close_unused_listeners(struct daemon *d);
+
 /* Tells systemd: serving now; stopping now. */
 void daemon_ready(struct daemon *d);
 void daemon_stopping(struct daemon *d);

@@ -114,4 +114,40 @@ test_expect_success 'a gate does the same; its api process and sessions do not s
 	test "$(grep -c . g1.notify)" = 2
 '
 
+test_expect_success 'WatchdogSec: a store says WATCHDOG=1 twice a period while it serves' '
+	listen_notify s4 &&
+	NOTIFY_SOCKET=$TRASH/s4.sock WATCHDOG_USEC=400000 && export NOTIFY_SOCKET WATCHDOG_USEC &&
+	start_store s4 &&
+	unset WATCHDOG_USEC &&
+	wait_for 30 "three WATCHDOG=1" eval "test \$(grep -c \"^WATCHDOG=1\$\" s4.notify) -ge 3" &&
+	create_repo $s4_ADDR s4 alive.git
+'
+
+# activated_gate PORT: a gate started, as systemd does, by the first
+# connection to PORT, on the socket systemd-socket-activate listens with.
+activated_gate() {
+	systemd-socket-activate -l 127.0.0.1:$1 -E PATH -E HOME "$GROVE" gate -c "$TRASH/ga/gate.conf" \
+		>"$TRASH/ga/gate.log" 2>&1 &
+	record_daemon $!
+}
+
+test_expect_success 'socket activation: a gate takes the socket systemd passes and serves the connection that started it' '
+	"$GROVE" gate --init ga --listen 127.0.0.1:1 --store $s2_ADDR --storage s2 >/dev/null &&
+	port=$(free_port) &&
+	git config -f ga/gate.conf gate.listen 127.0.0.1:$port &&
+	git config -f ga/gate.conf gate.adminListen 127.0.0.1:$(free_port) &&
+	git config -f ga/gate.conf gate.hookListen 127.0.0.1:$(free_port) &&
+	activated_gate $port &&
+	wait_for 30 "systemd-socket-activate to listen" eval "grep -q \"^Listening on 127.0.0.1:$port\" ga/gate.log" &&
+	: nothing runs the gate yet: the first connection starts it, and gets its banner &&
+	perl -MIO::Socket::INET -e "
+		my \$c = IO::Socket::INET->new(PeerAddr => q(127.0.0.1:$port)) or die q(connect);
+		print scalar <\$c>;" >banner &&
+	test_grep "^SSH-2.0-Grove" banner &&
+	wait_grep "\"event\":\"gate.socket_activated\".*\"address\":\"127.0.0.1:$port\"" ga/gate.log &&
+	pid=$(pgrep -f "gate -c $TRASH/ga/gate.conf" | head -n 1) &&
+	kill -TERM $pid &&
+	wait_for 30 "the gate to stop" gone $pid
+'
+
 test_done

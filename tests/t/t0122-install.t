@@ -18,6 +18,8 @@ test_expect_success 'make install puts everything under DESTDIR/PREFIX' '
 		test_grep "^ExecStart=/usr/bin/grove $u " root/usr/lib/systemd/system/grove-$u.service || return 1
 	done &&
 	! grep -r /usr/local root/usr/lib/systemd/system &&
+	test_grep "^ListenStream=" root/usr/lib/systemd/system/grove-gate.socket &&
+	test_grep "^WatchdogSec=" root/usr/lib/systemd/system/grove-gate.service &&
 	test -s root/usr/share/bash-completion/completions/grove &&
 	test -s root/usr/share/doc/grove/gate.md && test -s root/usr/share/doc/grove/README.md
 '
@@ -31,6 +33,7 @@ test_expect_success 'make uninstall takes it all away again' '
 	make -s -C "$SRC" uninstall DESTDIR="$TRASH/root" PREFIX=/usr B="$BUILD" &&
 	test ! -e root/usr/bin/grove &&
 	test ! -e root/usr/lib/systemd/system/grove-gate.service &&
+	test ! -e root/usr/lib/systemd/system/grove-gate.socket &&
 	test ! -e root/usr/share/bash-completion/completions/grove &&
 	test ! -e root/usr/share/doc/grove
 '
