@@ -415,16 +415,20 @@ static int cluster_reload(void *arg)
 	struct rpc_server_opts nro = { .role = "cluster" };
 	char **listen = NULL, *db_path = NULL, *metrics_listen = NULL;
 	enum log_level was = log_level_now();
+	struct rpc_tls_saved *tls_was = rpc_tls_save();
 	size_t nlisten = 0;
 	int64_t grace;
 	int ret;
 
 	if (!(ret = cluster_load(&nc, run->conf, &cfg, &nro, &listen, &nlisten, &db_path, &grace, &metrics_listen)))
 		ret = cluster_reload_check(run, &nc, &nro, listen, nlisten, db_path, metrics_listen);
-	if (ret)
-		log_init("cluster", was, 2);   /* the new file's level is not taken either */
-	else
+	if (ret) {
+		log_init("cluster", was, 2);   /* the new file's level is not taken either, */
+		rpc_tls_restore(tls_was);      /* nor its TLS files */
+	} else {
 		cluster_reload_apply(run->c, &nc);
+		rpc_tls_saved_free(tls_was);
+	}
 	config_strv_free(listen, nlisten);
 	config_free(cfg);
 	free(db_path);

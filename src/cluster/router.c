@@ -44,6 +44,7 @@ struct target {
 	bool dropped;            /* cancelled: lagging, or the client went away */
 	bool finished;           /* the reader has the store's status */
 	bool answered;           /* the store sent a first message */
+	bool cancelled_here;     /* this router cancelled its call (target_drop) */
 
 	grpc_status_code code;
 	char details[1024];
@@ -306,10 +307,20 @@ static void target_drop(struct target *t)
 	pthread_mutex_lock(&px->mu);
 	bool was = t->dropped;
 	t->dropped = true;
+	if (!was && t->st)
+		t->cancelled_here = true;
 	pthread_cond_broadcast(&px->cv);
 	pthread_mutex_unlock(&px->mu);
 	if (!was && t->st)
 		rpc_stream_cancel(t->st);
+}
+
+/* Whether t's store is gone for this call: unreachable, or it cancelled the
+ * call itself (a store that drains for an upgrade cancels the calls it had
+ * not started), not this router. */
+static bool target_store_gone(const struct target *t)
+{
+	return t->code == GRPC_STATUS_UNAVAILABLE || (t->code == GRPC_STATUS_CANCELLED && !t->cancelled_here);
 }
 
 /* Queues a copy of bb, the client's message number idx, for t; a secondary
@@ -490,7 +501,7 @@ static bool primary_answers(struct proxy *px, struct target *pt)
 			return true;
 		/* Another end (the repository missing there, say) is its answer. */
 		if (finished)
-			return pt->code != GRPC_STATUS_UNAVAILABLE;
+			return !target_store_gone(pt);
 		if (!cluster_node_healthy(px->c, pt->node)) {
 			primary_lost(px, pt);
 			return pt->responses > 0;
@@ -560,7 +571,7 @@ enum proxy_end {
 static bool proxy_resumable(struct proxy *px, const struct target *pt)
 {
 	pthread_mutex_lock(&px->mu);
-	bool died = px->resumable && !px->rs.resumed && !px->client_gone && pt->code == GRPC_STATUS_UNAVAILABLE &&
+	bool died = px->resumable && !px->rs.resumed && !px->client_gone && target_store_gone(pt) &&
 		    !(px->read && pt->responses);
 	bool off = px->rs.off;
 	pthread_mutex_unlock(&px->mu);

@@ -36,7 +36,6 @@ struct gate_config {
 	char *http_listen;         /* git's smart HTTP (gate.httpListen), or NULL: no HTTP door */
 	char *http_tls_cert;       /* its certificate chain and key (PEM); NULL: plain HTTP (TLS ends in front) */
 	char *http_tls_key;
-	char *tls_ca, *tls_cert, *tls_key;  /* mutual TLS with the other parts (tls.*, rpc.h), or NULL */
 	int64_t http_max_request;  /* bytes of a fetch's request body, once decoded (gate.httpMaxRequestSize) */
 	int http_keepalive;        /* seconds an HTTP connection may wait for its next request (gate.httpKeepAlive) */
 	char *admin_token;

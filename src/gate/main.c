@@ -386,15 +386,7 @@ int gate_config_load(struct gate_config *c, const char *path)
 		goto out;
 	/* Last: the links' TLS files take effect for this process (a failed
 	 * reload puts the old ones back: gate_reload). */
-	if ((ret = config_get_path(l.cfg, "tls.ca", NULL, &c->tls_ca)) ||
-	    (ret = config_get_path(l.cfg, "tls.cert", NULL, &c->tls_cert)) ||
-	    (ret = config_get_path(l.cfg, "tls.key", NULL, &c->tls_key)))
-		goto out;
-	if ((ret = rpc_tls_configure(c->tls_ca, c->tls_cert, c->tls_key))) {
-		ret = error_wrap(ret, "%s", path);
-		goto out;
-	}
-	if ((ret = config_check_unknown(l.cfg)))
+	if ((ret = rpc_tls_from_config(l.cfg)) || (ret = config_check_unknown(l.cfg)))
 		goto out;
 	if (!c->archive_base)
 		c->archive_base = archive_base_default(c->admin_listen);
@@ -421,8 +413,7 @@ void gate_config_release(struct gate_config *c)
 			    &c->hook_listen, &c->admin_listen, &c->public_listen, &c->admin_token, &c->legacy_dir, &c->cluster_address,
 			    &c->cluster_storage, &c->deploy_branch, &c->deploy_command, &c->self_exe, &c->hooks_dir,
 			    &c->deploy_webhook, &c->archive_base, &c->webhook_secret, &c->auth_url, &c->auth_token,
-			    &c->openssh_user, &c->openssh_log, &c->http_listen, &c->http_tls_cert, &c->http_tls_key,
-			    &c->tls_ca, &c->tls_cert, &c->tls_key };
+			    &c->openssh_user, &c->openssh_log, &c->http_listen, &c->http_tls_cert, &c->http_tls_key };
 	for (size_t i = 0; i < ARRAY_SIZE(fields); i++)
 		FREE_AND_NULL(*fields[i]);
 	FREE_AND_NULL(c->proxy_from);
@@ -883,6 +874,7 @@ static void gate_reload(struct gate *g)
 {
 	struct gate_config nc;
 	struct http_tls *tls = NULL;
+	struct rpc_tls_saved *was = rpc_tls_save();
 	int ret = gate_config_load(&nc, g->cfg.conf_path);
 
 	if (!ret)
@@ -892,10 +884,10 @@ static void gate_reload(struct gate *g)
 	if (ret) {
 		log_error("gate.reload_failed", "error=%s note=%s", error_msg(), "the configuration in use stays");
 		gate_config_release(&nc);
-		/* The files checked before: they load again. */
-		rpc_tls_configure(g->cfg.tls_ca, g->cfg.tls_cert, g->cfg.tls_key);
+		rpc_tls_restore(was);
 		return;
 	}
+	rpc_tls_saved_free(was);
 	gate_config_release(&g->cfg);
 	g->cfg = nc;
 	if (g->api_pid > 0)

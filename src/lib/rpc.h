@@ -223,6 +223,14 @@ int rpc_tls_configure(const char *ca, const char *cert, const char *key);
 /* The same from config keys tls.ca, tls.cert, tls.key (all or none). */
 struct config;
 int rpc_tls_from_config(struct config *cfg);
+/* A reload reads the TLS files with the rest of its config: the ones in use
+ * (the files as they were read, not the paths) are saved first and put
+ * back if the reload is refused. rpc_tls_restore frees s, like
+ * rpc_tls_saved_free. */
+struct rpc_tls_saved;
+struct rpc_tls_saved *rpc_tls_save(void);
+void rpc_tls_restore(struct rpc_tls_saved *s);
+void rpc_tls_saved_free(struct rpc_tls_saved *s);
 /* The same from $GROVE_TLS_CA, $GROVE_TLS_CERT, $GROVE_TLS_KEY (the CLI). */
 int rpc_tls_from_env(void);
 /* Reads the same files again (rotation): new connections get the new

@@ -198,6 +198,54 @@ int rpc_tls_configure(const char *ca, const char *cert, const char *key)
 	return 0;
 }
 
+struct rpc_tls_saved {
+	bool on;
+	struct tls_files f;
+};
+
+static char *dup_or_null(const char *s)
+{
+	return s ? xstrdup(s) : NULL;
+}
+
+struct rpc_tls_saved *rpc_tls_save(void)
+{
+	struct rpc_tls_saved *s = xcalloc(1, sizeof(*s));
+	pthread_mutex_lock(&tls.mu);
+	s->on = tls.on;
+	if (tls.on) {
+		s->f.ca = dup_or_null(tls.f.ca);
+		s->f.cert = dup_or_null(tls.f.cert);
+		s->f.key = dup_or_null(tls.f.key);
+		s->f.ca_pem = dup_or_null(tls.f.ca_pem);
+		s->f.cert_pem = dup_or_null(tls.f.cert_pem);
+		s->f.key_pem = dup_or_null(tls.f.key_pem);
+	}
+	pthread_mutex_unlock(&tls.mu);
+	return s;
+}
+
+void rpc_tls_restore(struct rpc_tls_saved *s)
+{
+	if (!s)
+		return;
+	pthread_mutex_lock(&tls.mu);
+	files_release(&tls.f);
+	tls.f = s->f;
+	tls.on = s->on;
+	atomic_fetch_add(&tls.gen, 1);
+	pthread_mutex_unlock(&tls.mu);
+	free(s);
+}
+
+void rpc_tls_saved_free(struct rpc_tls_saved *s)
+{
+	if (!s)
+		return;
+	files_release(&s->f);
+	free(s);
+}
+
 int rpc_tls_from_config(struct config *cfg)
 {
 	char *ca = NULL, *cert = NULL, *key = NULL;

@@ -378,14 +378,17 @@ static int store_reload(void *arg)
 	char **listen = NULL;
 	size_t nlisten = 0;
 	enum log_level was = log_level_now();
+	struct rpc_tls_saved *tls_was = rpc_tls_save();
 	int64_t grace;
 	int ret;
 
 	if (!(ret = store_load(&ns, run->conf, &cfg, &ro, &listen, &nlisten, &grace)))
 		ret = config_same_but(run->cfg, cfg, reloadable);
 	if (ret) {
-		log_init("store", was, 2);   /* the new file's level is not taken either */
+		log_init("store", was, 2);   /* the new file's level is not taken either, */
+		rpc_tls_restore(tls_was);    /* nor its TLS files */
 	} else {
+		rpc_tls_saved_free(tls_was);
 		run->st->max_ref_list = ns.max_ref_list;
 		run->st->min_free = ns.min_free;
 		run->st->fsck_objects = ns.fsck_objects;
