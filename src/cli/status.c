@@ -128,7 +128,8 @@ static void show_store(const Grove__V1__NodeStatus *n)
 	char part[64], detail[512];
 	const char *state = !n->healthy ? "DOWN" : !n->writable ? "read-only" : "healthy";
 	snprintf(part, sizeof(part), "store %s", n->name);
-	snprintf(detail, sizeof(detail), "healthy as %u of %u routers see it%s%.300s%s", n->routers_healthy,
+	snprintf(detail, sizeof(detail), "%llu replicas, %llu behind; healthy as %u of %u routers see it%s%.300s%s",
+		 (unsigned long long)n->replicas, (unsigned long long)n->behind, n->routers_healthy,
 		 n->routers_total, n->last_error && *n->last_error ? " (last error: " : "",
 		 n->last_error ? n->last_error : "", n->last_error && *n->last_error ? ")" : "");
 	row(part, n->address, state, !n->healthy ? TONE_BAD : !n->writable ? TONE_WARN : TONE_OK, detail);

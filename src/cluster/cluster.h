@@ -48,6 +48,7 @@ struct node {
 	bool writable;          /* it says it can take writes (its disk is not full) */
 	int failures;           /* consecutive failed checks */
 	char last_error[256];
+	int64_t last_check;     /* now_ms() when this router last checked it, 0: never */
 	uint32_t routers_healthy, routers_total;
 };
 

@@ -49,8 +49,22 @@ static bool has_dataloss(struct cluster *c, struct repo_state *r)
 
 struct count_ctx {
 	uint64_t repos, dataloss;
+	uint64_t replicas[CLUSTER_NODES_MAX], behind[CLUSTER_NODES_MAX];   /* by node index */
 	Grove__V1__ListDatalossResponse *list;
 };
+
+/* The copies each store holds, and those behind the repository's generation. */
+static void count_replicas(struct cluster *c, const struct repo_state *r, struct count_ctx *cc)
+{
+	for (size_t i = 0; i < r->nreplicas; i++) {
+		const struct replica *rep = &r->replicas[i];
+		if (!rep->node || rep->generation < 0)
+			continue;
+		size_t k = (size_t)(rep->node - c->nodes);
+		cc->replicas[k]++;
+		cc->behind[k] += rep->generation < r->generation;
+	}
+}
 
 static int count_repo(struct cluster *c, const char *path, void *arg)
 {
@@ -59,6 +73,7 @@ static int count_repo(struct cluster *c, const char *path, void *arg)
 	int ret = state_repo_get(c, path, r);
 	if (!ret && r->exists) {
 		cc->repos++;
+		count_replicas(c, r, cc);
 		if (has_dataloss(c, r)) {
 			cc->dataloss++;
 			if (cc->list) {
@@ -89,6 +104,7 @@ static void get_status(struct rpc_call *call, void *data)
 	Grove__V1__NodeStatus nodes[CLUSTER_NODES_MAX], *ptrs[CLUSTER_NODES_MAX];
 	char errs[CLUSTER_NODES_MAX][256];
 	struct count_ctx cc = { 0 };
+	int64_t now = now_ms();
 	int ret = rpc_call_recv_one(call, &grove__v1__get_status_request__descriptor, (ProtobufCMessage **)&req);
 
 	if (!ret)
@@ -109,6 +125,9 @@ static void get_status(struct rpc_call *call, void *data)
 		nodes[i].writable = n->writable;
 		nodes[i].routers_healthy = n->routers_healthy;
 		nodes[i].routers_total = n->routers_total;
+		nodes[i].replicas = cc.replicas[i];
+		nodes[i].behind = cc.behind[i];
+		nodes[i].last_check_ms = n->last_check ? now - n->last_check : -1;
 		strlcpy_(errs[i], n->last_error, sizeof(errs[i]));
 		nodes[i].last_error = errs[i];
 		ptrs[i] = &nodes[i];

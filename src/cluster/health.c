@@ -123,6 +123,7 @@ static void *checker_main(void *arg)
 		bool seen;
 
 		pthread_mutex_lock(&c->mu);
+		n->last_check = now_ms();
 		if (!ret && writable != n->writable) {
 			if (writable)
 				log_info("cluster.node_writable", "node=%s address=%s", n->name, n->address);

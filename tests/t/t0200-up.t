@@ -71,7 +71,12 @@ test_expect_success 'each part logs to its own file; the push is on the three st
 	"$GROVE" cluster -a unix:$TRASH/gd/run/cluster.sock --secret-file $TRASH/gd/secret repo hello.git >repo &&
 	test $(grep -c " yes *yes *yes" repo) = 3 &&
 	"$GROVE" cluster -a unix:$TRASH/gd/run/cluster.sock --secret-file $TRASH/gd/secret status >st &&
-	test_grep "with outdated or missing replicas 0" st
+	test_grep "with outdated or missing replicas 0" st &&
+	: each store holds the one app, none behind, checked a moment ago &&
+	test_grep "^  STORE  *ADDRESS  *HEALTHY  *ROUTERS  *REPLICAS  *BEHIND  *CHECKED  *LAST ERROR$" st &&
+	for s in s1 s2 s3; do
+		test_grep "^  $s  *unix:$TRASH/gd/run/$s.sock  *yes  *1/1  *1  *0  *[0-9.]*s ago" st || return 1
+	done
 '
 
 test_expect_success 'grove up made a CA and a certificate per part, named in each config' '
@@ -94,7 +99,7 @@ test_expect_success 'grove status shows the stack in one table, colour only on a
 	test_grep "^gate  *http://127.0.0.1:$HTTP_PORT  *up  *apps 1: 1 on the cluster, 0 legacy; new apps: 100 % to the cluster; 0 locked; deployments: 0 running, 0 queued; users 1$" st &&
 	test_grep "^router  *unix:$TRASH/gd/run/cluster.sock  *up  *up, virtual storage default; repositories 1, with outdated or missing replicas 0; replication queue: ready 0, running 0, retrying 0, dead 0$" st &&
 	for s in s1 s2 s3; do
-		test_grep "^store $s  *unix:$TRASH/gd/run/$s.sock  *healthy  *healthy as 1 of 1 routers see it$" st || return 1
+		test_grep "^store $s  *unix:$TRASH/gd/run/$s.sock  *healthy  *1 replicas, 0 behind; healthy as 1 of 1 routers see it$" st || return 1
 	done &&
 	: the columns line up: every STATE starts where the header says &&
 	col=$(head -n1 st | awk "{ print index(\$0, \"STATE\") }") &&

@@ -276,9 +276,13 @@ static void parts_cluster(struct ui_req *u, json_t *cl)
 	html_raw(h, "</tr>\n");
 	json_array_foreach(stores, i, s) {
 		bool healthy = json_is_true(json_object_get(s, "healthy"));
-		snprintf(detail, sizeof(detail), "%s; healthy for %lld of %lld routers",
+		char checked[48] = "not checked yet";
+		if (jint(s, "last_check_ms") >= 0)
+			snprintf(checked, sizeof(checked), "checked %.1f s ago", (double)jint(s, "last_check_ms") / 1000);
+		snprintf(detail, sizeof(detail), "%s; %lld replicas, %lld behind; %s; healthy for %lld of %lld routers",
 			 json_is_true(json_object_get(s, "writable")) ? "takes writes" : "refuses writes (disk low)",
-			 jint(s, "routers_healthy"), jint(s, "routers_total"));
+			 jint(s, "replicas"), jint(s, "behind"), checked, jint(s, "routers_healthy"),
+			 jint(s, "routers_total"));
 		part_cells(h, "store ", jget(s, "name"), jget(s, "address"), healthy ? "up" : NULL, "down", "");
 		html_around(h, "<td>", detail, "");
 		if (jget(s, "last_error") && *jget(s, "last_error")) {
