@@ -49,6 +49,9 @@ struct node {
 	int failures;           /* consecutive failed checks */
 	char last_error[256];
 	int64_t last_check;     /* now_ms() when this router last checked it, 0: never */
+	char version[64];       /* what it last said of itself (ServerInfo), "" until then */
+	uint64_t disk_total, disk_free;
+	int64_t info_at;        /* now_ms() of that answer */
 	uint32_t routers_healthy, routers_total;
 };
 

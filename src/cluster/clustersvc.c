@@ -102,7 +102,7 @@ static void get_status(struct rpc_call *call, void *data)
 	Grove__V1__GetStatusRequest *req = NULL;
 	Grove__V1__GetStatusResponse resp = GROVE__V1__GET_STATUS_RESPONSE__INIT;
 	Grove__V1__NodeStatus nodes[CLUSTER_NODES_MAX], *ptrs[CLUSTER_NODES_MAX];
-	char errs[CLUSTER_NODES_MAX][256];
+	char errs[CLUSTER_NODES_MAX][256], versions[CLUSTER_NODES_MAX][64];
 	struct count_ctx cc = { 0 };
 	int64_t now = now_ms();
 	int ret = rpc_call_recv_one(call, &grove__v1__get_status_request__descriptor, (ProtobufCMessage **)&req);
@@ -128,6 +128,10 @@ static void get_status(struct rpc_call *call, void *data)
 		nodes[i].replicas = cc.replicas[i];
 		nodes[i].behind = cc.behind[i];
 		nodes[i].last_check_ms = n->last_check ? now - n->last_check : -1;
+		strlcpy_(versions[i], n->version, sizeof(versions[i]));
+		nodes[i].version = versions[i];
+		nodes[i].disk_total = n->disk_total;
+		nodes[i].disk_free = n->disk_free;
 		strlcpy_(errs[i], n->last_error, sizeof(errs[i]));
 		nodes[i].last_error = errs[i];
 		ptrs[i] = &nodes[i];

@@ -22,6 +22,7 @@
 #include "cluster/cluster.h"
 #include "lib/error.h"
 #include "lib/log.h"
+#include "grove/v1/server.pb-c.h"
 #include "grpc/health/v1/health.pb-c.h"
 
 #include <time.h>
@@ -83,6 +84,37 @@ static int check_once(struct cluster *c, struct node *n)
 	return ret;
 }
 
+/* What a healthy store says of itself (version, disk), asked every
+ * INFO_EVERY_MS: the status shows it; a store that does not answer is
+ * just shown without it. */
+#define INFO_EVERY_MS 10000
+
+static void ask_info(struct cluster *c, struct node *n)
+{
+	Grove__V1__ServerInfoRequest req = GROVE__V1__SERVER_INFO_REQUEST__INIT;
+	Grove__V1__ServerInfoResponse *resp = NULL;
+	int64_t now = now_ms();
+
+	pthread_mutex_lock(&c->mu);
+	bool due = !n->info_at || now - n->info_at >= INFO_EVERY_MS;
+	pthread_mutex_unlock(&c->mu);
+	if (!due)
+		return;
+	/* An older store does not know the call: asked again only when due. */
+	bool ok = !rpc_unary(n->client, "/grove.v1.ServerService/ServerInfo", &req.base,
+			     &grove__v1__server_info_response__descriptor, (ProtobufCMessage **)&resp,
+			     MAX(500, MIN(c->health_interval_ms, 2000)));
+	pthread_mutex_lock(&c->mu);
+	if (ok) {
+		strlcpy_(n->version, resp->version ? resp->version : "", sizeof(n->version));
+		n->disk_total = resp->disk_total;
+		n->disk_free = resp->disk_free;
+	}
+	n->info_at = now;
+	pthread_mutex_unlock(&c->mu);
+	FREE_MSG(resp);
+}
+
 /*
  * Whether a healthy store can take writes: its own answer for the
  * "grove.v1.writes" health service (NOT_SERVING when its disk is below
@@ -119,6 +151,8 @@ static void *checker_main(void *arg)
 	for (;;) {
 		int ret = check_once(c, n);
 		bool writable = !ret && check_writable(c, n);
+		if (!ret)
+			ask_info(c, n);
 		uint32_t hv = 0, tv = 0;
 		bool seen;
 

@@ -470,6 +470,7 @@ int store_main(int argc, char **argv)
 	store_register_ref_service(srv, &st);
 	store_register_ssh_service(srv, &st);
 	store_register_hook_service(srv, &st);
+	store_register_server_service(srv, &st);
 	/* A router asks this before it makes a store part of a write. */
 	if ((ret = rpc_server_health_service(srv, RPC_HEALTH_WRITES, store_writable, &st)))
 		goto out;

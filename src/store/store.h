@@ -133,6 +133,7 @@ void store_register_repository_service(struct rpc_server *srv, struct store *st)
 void store_register_ref_service(struct rpc_server *srv, struct store *st);
 void store_register_ssh_service(struct rpc_server *srv, struct store *st);
 void store_register_hook_service(struct rpc_server *srv, struct store *st);
+void store_register_server_service(struct rpc_server *srv, struct store *st);
 
 
 #endif

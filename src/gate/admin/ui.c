@@ -283,7 +283,13 @@ static void parts_cluster(struct ui_req *u, json_t *cl)
 			 json_is_true(json_object_get(s, "writable")) ? "takes writes" : "refuses writes (disk low)",
 			 jint(s, "replicas"), jint(s, "behind"), checked, jint(s, "routers_healthy"),
 			 jint(s, "routers_total"));
-		part_cells(h, "store ", jget(s, "name"), jget(s, "address"), healthy ? "up" : NULL, "down", "");
+		if (jint(s, "disk_total") > 0) {
+			size_t len = strlen(detail);
+			snprintf(detail + len, sizeof(detail) - len, "; disk %.1f of %.1f GiB free",
+				 (double)jint(s, "disk_free") / (1 << 30), (double)jint(s, "disk_total") / (1 << 30));
+		}
+		part_cells(h, "store ", jget(s, "name"), jget(s, "address"), healthy ? "up" : NULL, "down",
+			   jget(s, "version") ? jget(s, "version") : "");
 		html_around(h, "<td>", detail, "");
 		if (jget(s, "last_error") && *jget(s, "last_error")) {
 			html_raw(h, "<br><span class=\"bad\">");
