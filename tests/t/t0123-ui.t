@@ -103,6 +103,21 @@ test_expect_success 'an action needs its confirmation page'"'"'s CSRF token' '
 	test_grep "Moved to the cluster route" done
 '
 
+test_expect_success 'verify again: the confirmation, then every replica'"'"'s checksum, the same' '
+	curl -sf -b jar "$GROVE_ADMIN_URL/ui/apps/dash-app" >page &&
+	test_grep "/ui/apps/dash-app/verify\">Verify the replicas again" page &&
+	curl -sf -b jar "$GROVE_ADMIN_URL/ui/apps/dash-app/verify" >confirm &&
+	csrf=$(sed -n "s|.*name=\"csrf\" value=\"\([0-9a-f]*\)\".*|\1|p" confirm | head -n 1) &&
+	curl -s -b jar -o /dev/null -w "%{http_code}\n" -d "" "$GROVE_ADMIN_URL/ui/apps/dash-app/verify" >code &&
+	test_grep "^403$" code &&
+	curl -sf -b jar -d "csrf=$csrf" "$GROVE_ADMIN_URL/ui/apps/dash-app/verify" >done &&
+	test_grep "Every replica has the same checksum" done &&
+	test $(grep -o "<td>s[123]</td>" done | sort -u | wc -l) = 3 &&
+	: the API answers the same for scripts &&
+	curl -sf -X POST -H "Authorization: Bearer $TOKEN" "$GROVE_ADMIN_URL/api/v1/apps/dash-app/verify" >v.json &&
+	test_grep "\"mismatches\":0" v.json
+'
+
 test_expect_success 'Chromium, not signed in, sees the login form and no app' '
 	browse --dump-dom "$GROVE_ADMIN_URL/ui/" >dom &&
 	test_grep "name=\"token\"" dom &&

@@ -376,6 +376,56 @@ int app_gc_post(struct call *x)
 	return ret ? reply_grove_error(x->out, ret) : x->out->status;
 }
 
+/*
+ * POST apps/NAME/verify: each replica's checksum of the app's repository on
+ * the cluster, compared now (ClusterService/VerifyRepository); the router
+ * queues a repair of any replica that differs.
+ */
+int app_verify_post(struct call *x)
+{
+	const struct repo_env *env = x->a->repos;
+	Grove__V1__VerifyRepositoryRequest req = GROVE__V1__VERIFY_REPOSITORY_REQUEST__INIT;
+	Grove__V1__VerifyRepositoryResponse *resp = NULL;
+	struct rpc_client *cl = NULL;
+	struct app app = { 0 };
+	char rel[128];
+	json_t *reps;
+	int ret = db_app_get(x->db, x->arg[0], &app);
+
+	if (ret)
+		return reply_grove_error(x->out, ret);
+	if (app.route != ROUTE_CLUSTER || !env || !env->cluster_address) {
+		app_release(&app);
+		return reply_error(x->out, MHD_HTTP_CONFLICT, "%s is not on the cluster route: only replicas are verified",
+				   x->arg[0]);
+	}
+	snprintf(rel, sizeof(rel), "%s.git", x->arg[0]);
+	req.relative_path = rel;
+	if ((ret = rpc_client_new(&cl, env->cluster_address, env->secret)) ||
+	    (ret = rpc_unary(cl, "/grove.v1.ClusterService/VerifyRepository", &req.base,
+			     &grove__v1__verify_repository_response__descriptor, (ProtobufCMessage **)&resp, 120000))) {
+		log_warn("admin.verify_failed", "app=%s error=%s", x->arg[0], error_msg());
+		rpc_client_free(cl);
+		app_release(&app);
+		return reply_error(x->out, MHD_HTTP_SERVICE_UNAVAILABLE,
+				   "the cluster could not verify %s now: try again in a minute", x->arg[0]);
+	}
+	reps = json_array();
+	for (size_t i = 0; i < resp->n_replicas; i++) {
+		const Grove__V1__ReplicaChecksum *rc = resp->replicas[i];
+		json_array_append_new(reps, json_pack("{s:s, s:s, s:b, s:s}", "store", rc->node, "checksum",
+						      rc->checksum ? rc->checksum : "", "matches", rc->matches, "error",
+						      rc->error ? rc->error : ""));
+	}
+	log_info("admin.verified", "app=%s replicas=%zu mismatches=%u", x->arg[0], resp->n_replicas, resp->mismatches);
+	call_answer(x, MHD_HTTP_OK, json_pack("{s:s, s:o, s:i}", "name", x->arg[0], "replicas", reps, "mismatches",
+					      (int)resp->mismatches));
+	FREE_MSG(resp);
+	rpc_client_free(cl);
+	app_release(&app);
+	return x->out->status;
+}
+
 int app_delete(struct call *x)
 {
 	int ret = db_app_delete(x->db, x->arg[0]);

@@ -35,6 +35,7 @@ static const struct route_def routes[] = {
 	{ "DELETE", "apps/*", app_delete, false },
 	{ "POST", "apps/*/migrate", app_migrate_post, true },
 	{ "POST", "apps/*/gc", app_gc_post, false },
+	{ "POST", "apps/*/verify", app_verify_post, false },
 	{ "POST", "import-legacy", apps_import_legacy, false },
 	{ "PUT", "apps/*/collaborators/*", collaborator_put, true },
 	{ "DELETE", "apps/*/collaborators/*", collaborator_delete, false },

@@ -65,7 +65,7 @@ struct ui_route {
 };
 
 static ui_page_fn page_overview, page_app, page_deploy, page_move_confirm, page_move, page_canary_confirm,
-	page_canary, page_login_form, page_login, page_logout, page_style;
+	page_canary, page_verify_confirm, page_verify, page_login_form, page_login, page_logout, page_style;
 
 static const struct ui_route ui_routes[] = {
 	{ "GET", "", page_overview, false },
@@ -76,6 +76,8 @@ static const struct ui_route ui_routes[] = {
 	{ "GET", "apps/*", page_app, false },
 	{ "GET", "apps/*/move", page_move_confirm, false },
 	{ "POST", "apps/*/move", page_move, false },
+	{ "GET", "apps/*/verify", page_verify_confirm, false },
+	{ "POST", "apps/*/verify", page_verify, false },
 	{ "GET", "deploys/*", page_deploy, false },
 	{ "GET", "canary", page_canary_confirm, false },
 	{ "POST", "canary", page_canary, false },
@@ -528,7 +530,9 @@ static void app_repository(struct ui_req *u, json_t *repo)
 		status_word(h, json_is_true(json_object_get(r, "healthy")), "healthy", "down");
 		html_raw(h, "</tr>\n");
 	}
-	html_raw(h, "</table></section>\n");
+	html_raw(h, "</table>\n<p><a href=\"/ui/apps/");
+	html_url_part(h, u->arg[0]);
+	html_raw(h, "/verify\">Verify the replicas again…</a></p></section>\n");
 }
 
 static void app_deployments_list(struct ui_req *u, const char *name)
@@ -686,6 +690,57 @@ static void page_move(struct ui_req *u)
 	html_raw(h, "<section><p class=\"ok\">Moved to the %s route.</p><pre>", to);
 	html_text(h, jget(res, "report"));
 	html_raw(h, "</pre><p><a href=\"/ui/apps/");
+	html_url_part(h, u->arg[0]);
+	html_raw(h, "\">Back to the app</a></p></section>\n");
+	json_decref(res);
+}
+
+static void page_verify_confirm(struct ui_req *u)
+{
+	struct html *h = &u->page;
+
+	page_header(u, "Verify the replicas");
+	html_raw(h, "<section><p>Compare the checksums of every replica of <b>");
+	html_text(h, u->arg[0]);
+	html_raw(h, "</b> now? Each store reads the whole repository; a replica that differs is repaired from the "
+		    "primary.</p><form method=\"post\" action=\"/ui/apps/");
+	html_url_part(h, u->arg[0]);
+	html_raw(h, "/verify\">");
+	csrf_field(u);
+	html_raw(h, "<button>Verify</button> <a href=\"/ui/apps/");
+	html_url_part(h, u->arg[0]);
+	html_raw(h, "\">Cancel</a></form></section>\n");
+}
+
+static void page_verify(struct ui_req *u)
+{
+	struct html *h = &u->page;
+	json_t *res, *r;
+	size_t i;
+
+	page_header(u, "Verify the replicas");
+	log_info("ui.action", "action=verify app=%s", u->arg[0]);
+	res = ui_fetch(u, app_verify_post, u->arg[0], NULL);
+	if (!res) {
+		u->out->status = u->api.status;
+		return;
+	}
+	if (jint(res, "mismatches"))
+		html_raw(h, "<section><p class=\"msg\">%lld replicas differ from the primary: their repair is queued.</p>",
+			 jint(res, "mismatches"));
+	else
+		html_raw(h, "<section><p class=\"ok\">Every replica has the same checksum.</p>");
+	html_raw(h, "<table><tr><th>store</th><th>checksum</th><th>same as the primary</th></tr>\n");
+	json_array_foreach(json_object_get(res, "replicas"), i, r) {
+		html_raw(h, "<tr>");
+		html_cell(h, "td", jget(r, "store"));
+		html_raw(h, "<td><code>");
+		html_text(h, jget(r, "error") && *jget(r, "error") ? jget(r, "error") : jget(r, "checksum"));
+		html_raw(h, "</code></td>");
+		status_word(h, json_is_true(json_object_get(r, "matches")), "yes", "no");
+		html_raw(h, "</tr>\n");
+	}
+	html_raw(h, "</table><p><a href=\"/ui/apps/");
 	html_url_part(h, u->arg[0]);
 	html_raw(h, "\">Back to the app</a></p></section>\n");
 	json_decref(res);
