@@ -229,12 +229,13 @@ static bool target_for_client(struct target *t, grpc_byte_buffer **bb)
 	if (!px->resumable)
 		return true;
 	if (px->read || !px->rs.resumed) {
-		/* A read that answered cannot go to another replica: nothing more is kept for it. */
+		/* A read that answered cannot go to another replica: nothing more
+		 * is kept for it (unless a second try's sender reads what was). */
 		pthread_mutex_lock(&px->mu);
-		if (px->read)
-			resume_give_up(&px->rs);
-		else
+		if (!px->read)
 			resume_note_out(&px->rs, *bb);
+		else if (!px->rs.resumed)
+			resume_give_up(&px->rs);
 		pthread_mutex_unlock(&px->mu);
 		return true;
 	}
@@ -567,6 +568,25 @@ enum proxy_end {
 	PX_RESUME,     /* a push's primary died mid-call before any ref moved (resume.h) */
 };
 
+/* The client reader stops handing messages to the targets (it finishes the
+ * one in hand): the targets may change. */
+static void proxy_pause_client(struct proxy *px)
+{
+	pthread_mutex_lock(&px->mu);
+	px->retargeting = true;
+	while (px->fanning)
+		pthread_cond_wait(&px->cv, &px->mu);
+	pthread_mutex_unlock(&px->mu);
+}
+
+static void proxy_unpause_client(struct proxy *px)
+{
+	pthread_mutex_lock(&px->mu);
+	px->retargeting = false;
+	pthread_cond_broadcast(&px->cv);
+	pthread_mutex_unlock(&px->mu);
+}
+
 /* Whether a push whose primary died can go on on the others (resume.h). */
 static bool proxy_resumable(struct proxy *px, const struct target *pt)
 {
@@ -666,9 +686,14 @@ static enum proxy_end proxy_run(struct proxy *px, grpc_byte_buffer **firsts)
 	if (proxy_resumable(px, pt)) {
 		/* The others are cut off now: they must not vote without it. */
 		proxy_drop_all(px);
+		/* The client reader waits from now until the next attempt's
+		 * targets are in place: every message it read until then is
+		 * kept, none went only to a target that is gone. */
+		proxy_pause_client(px);
 		proxy_end_targets(px, primary);
 		if (proxy_try_resume(px, pt) == PX_RESUME)
 			return PX_RESUME;
+		proxy_unpause_client(px);
 	} else {
 		proxy_end_targets(px, primary);
 	}
@@ -705,11 +730,7 @@ static void proxy_init(struct proxy *px, struct cluster *c, struct rpc_call *cal
  * (proxy_run). */
 static void proxy_reset_targets(struct proxy *px)
 {
-	pthread_mutex_lock(&px->mu);
-	px->retargeting = true;
-	while (px->fanning)
-		pthread_cond_wait(&px->cv, &px->mu);
-	pthread_mutex_unlock(&px->mu);
+	proxy_pause_client(px);
 	for (size_t i = 0; i < px->n; i++)
 		rpc_stream_free(px->t[i].st);
 	memset(px->t, 0, sizeof(px->t));
