@@ -403,11 +403,27 @@ struct pump {
  * client → backend. Returns true when it took more from libssh: the loop
  * then starts over with it.
  */
+/* A push whose ref list went past gate.maxRefListSize: nothing of it
+ * reaches git (or a store) any more, and what comes is dropped. */
+static void sess_check_head(struct sess *s, struct backend *b)
+{
+	if (s->d.push_head && s->d.push_head->too_big && !s->d.head_refused) {
+		s->d.head_refused = true;
+		b->abort(b);
+	}
+	if (s->d.head_refused)
+		s->inlen = s->inoff = 0;
+}
+
 static bool pump_client_input(struct pump *p)
 {
 	struct sess *s = p->s;
 	struct backend *b = p->b;
 
+	/* Input comes through the read below or libssh's data callback
+	 * (on_data): either way, a ref list past gate.maxRefListSize is
+	 * refused before any more of it reaches git (or a store). */
+	sess_check_head(s, b);
 	if (s->inlen > s->inoff && b->in >= 0) {
 		ssize_t w = write(b->in, s->inbuf + s->inoff, s->inlen - s->inoff);
 		if (w > 0) {
@@ -428,13 +444,7 @@ static bool pump_client_input(struct pump *p)
 		if (n > 0) {
 			s->inlen = (size_t)n;
 			door_took_input(&s->d, s->inbuf, (size_t)n);
-			if (s->d.push_head && s->d.push_head->too_big && !s->d.head_refused) {
-				/* Nothing of it reaches git (or a store) any more. */
-				s->d.head_refused = true;
-				b->abort(b);
-			}
-			if (s->d.head_refused)
-				s->inlen = s->inoff = 0;
+			sess_check_head(s, b);
 			return true;
 		}
 	}
