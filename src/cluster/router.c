@@ -700,8 +700,8 @@ static enum proxy_end proxy_run(struct proxy *px, grpc_byte_buffer **firsts)
 	if (px->resume_failed) {
 		pt->code = GRPC_STATUS_ABORTED;
 		snprintf(pt->details, sizeof(pt->details),
-			 "the push's first storage server failed mid-push, and the others show other refs than it "
-			 "had shown: nothing was pushed; push again");
+			 "the push's first storage server failed mid-push, and another push had landed on the others "
+			 "meanwhile: fetch, then push again");
 	}
 	/* A primary that could not be reached: say which, and that a retry helps. */
 	if (pt->code == GRPC_STATUS_UNAVAILABLE) {

@@ -172,6 +172,7 @@ test_expect_success 'kill -9 of a store during 200 pushes: no acknowledged push 
 		sed "s/^/#   refused: /" why >>"$TRASH/report" &&
 		test $(wc -l <why) -ge "$refused" &&
 		! grep -v -e "the primary replica, .* a new primary is elected within seconds; retry" \
+			-e "failed mid-push, and another push had landed on the others meanwhile: fetch, then push again" \
 			-e "ref update not committed" -e "are healthy and up to date; a write needs" why ||
 			{ cat refused.* >&2; false; }
 	fi
