@@ -110,6 +110,21 @@ int cli_parse_end(struct cli_parse *p)
 	return -1;
 }
 
+int cli_daemon_args_end(struct cli_parse *p, const char *conf, bool init, bool check)
+{
+	int code;
+
+	if ((code = cli_parse_end(p)) >= 0)
+		return code;
+	if (p->nargs)
+		return cli_usage_error(p->cmd, "unknown argument '%s'", p->args[0]);
+	if (!init && !conf)
+		return cli_usage_error(p->cmd, "no config file given");
+	if (check && !conf)
+		return cli_usage_error(p->cmd, "--check-config checks the file -c names: give it");
+	return -1;
+}
+
 int cli_usage_error(const struct cli_command *cmd, const char *fmt, ...)
 {
 	va_list ap;

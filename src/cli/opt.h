@@ -67,6 +67,13 @@ int cli_parse_next(struct cli_parse *p);
  */
 int cli_parse_end(struct cli_parse *p);
 
+/*
+ * cli_parse_end for a daemon's line (grove store, cluster, gate): besides,
+ * no operand, and a configuration to run or check (-c) unless the line
+ * only writes one (init). -1 to go on, else the exit code.
+ */
+int cli_daemon_args_end(struct cli_parse *p, const char *conf, bool init, bool check);
+
 /* "grove NAME: MESSAGE" and the usage on stderr; returns 2, a usage error's exit code. */
 int cli_usage_error(const struct cli_command *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -265,7 +265,7 @@ static bool is_daemon_args(int argc, char **argv)
 static int parse_args(int argc, char **argv, const char **conf, bool *check)
 {
 	struct cli_parse p;
-	int o, code;
+	int o;
 
 	cli_parse_init(&p, &cluster_command, argc, argv);
 	while ((o = cli_parse_next(&p)) != -1)
@@ -273,13 +273,7 @@ static int parse_args(int argc, char **argv, const char **conf, bool *check)
 			*conf = optarg;
 		else if (o == OPT_CHECK)
 			*check = true;
-	if ((code = cli_parse_end(&p)) >= 0)
-		return code;
-	if (p.nargs)
-		return cli_usage_error(&cluster_command, "unknown argument '%s'", p.args[0]);
-	if (!*conf)
-		return cli_usage_error(&cluster_command, "no config file given");
-	return -1;
+	return cli_daemon_args_end(&p, *conf, false, *check);
 }
 
 /* The vote server (txn_address_default): its own listener, and the
@@ -477,7 +471,7 @@ int cluster_main(int argc, char **argv)
 	bool started = false, check = false;
 	struct daemon d;
 	struct cluster_run run = { 0 };
-	int ret = 0, sig = 0;
+	int ret = 0;
 	int64_t grace = 30;
 
 	if (!is_daemon_args(argc, argv))
@@ -519,14 +513,7 @@ int cluster_main(int argc, char **argv)
 
 	d.reload = cluster_reload;
 	d.reload_arg = &run;
-	daemon_ready(&d);
-	sig = daemon_wait_stop(&d);
-	daemon_stopping(&d);
-	log_info("cluster.draining", "signal=%d inflight=%d grace_s=%lld", sig, rpc_server_inflight(srv),
-		 (long long)grace);
-	rpc_server_drain(srv, (int)grace * 1000);
-	rpc_server_drain(tsrv, (int)grace * 1000);
-	log_info("cluster.stopped", NULL);
+	daemon_serve_rpc(&d, (struct rpc_server *[]){ srv, tsrv }, 2, grace);
 out:
 	if (ret) {
 		log_error("cluster.failed", "error=%s", error_msg());

@@ -601,7 +601,7 @@ struct gate_args {
 static int gate_parse_args(struct gate_args *a, int argc, char **argv)
 {
 	struct cli_parse p;
-	int o, code;
+	int o;
 
 	cli_parse_init(&p, &gate_command, argc, argv);
 	while ((o = cli_parse_next(&p)) != -1) {
@@ -614,15 +614,7 @@ static int gate_parse_args(struct gate_args *a, int argc, char **argv)
 		case OPT_CHECK: a->check = true; break;
 		}
 	}
-	if ((code = cli_parse_end(&p)) >= 0)
-		return code;
-	if (p.nargs)
-		return cli_usage_error(&gate_command, "unknown argument '%s'", p.args[0]);
-	if (!a->init && !a->conf)
-		return cli_usage_error(&gate_command, "no config file given");
-	if (a->check && !a->conf)
-		return cli_usage_error(&gate_command, "--check-config checks the file -c names: give it");
-	return -1;
+	return cli_daemon_args_end(&p, a->conf, a->init, a->check);
 }
 
 /* The acceptor reads its signals from a signalfd (a forked child unblocks

@@ -332,3 +332,21 @@ void daemon_stopping(struct daemon *d)
 {
 	notify(d, "STOPPING=1");
 }
+
+void daemon_serve_rpc(struct daemon *d, struct rpc_server *const *srvs, size_t n, int64_t grace_s)
+{
+	char event[64];
+	int sig;
+
+	daemon_ready(d);
+	sig = daemon_wait_stop(d);
+	daemon_stopping(d);
+	snprintf(event, sizeof(event), "%s.draining", d->role);
+	log_info(event, "signal=%d inflight=%d grace_s=%lld", sig, rpc_server_inflight(srvs[0]), (long long)grace_s);
+	/* In order: a later server answers the calls that those before it
+	 * still make while they drain (hooks, votes). */
+	for (size_t i = 0; i < n; i++)
+		rpc_server_drain(srvs[i], (int)(grace_s * 1000));
+	snprintf(event, sizeof(event), "%s.stopped", d->role);
+	log_info(event, NULL);
+}

@@ -83,6 +83,15 @@ void daemon_close_unused_listeners(struct daemon *d);
 /* Tells systemd: serving now; stopping now. */
 void daemon_ready(struct daemon *d);
 void daemon_stopping(struct daemon *d);
+/*
+ * The life of a gRPC daemon once it listens: tells systemd (and an old
+ * process being upgraded) that it serves, waits for a stop (reloading on
+ * SIGHUP meanwhile), then drains srvs[0..n) in order, each for up to
+ * grace_s: calls in flight finish, new ones are refused. Logs ROLE.draining
+ * (with srvs[0]'s calls in flight) and ROLE.stopped.
+ */
+struct rpc_server;
+void daemon_serve_rpc(struct daemon *d, struct rpc_server *const *srvs, size_t n, int64_t grace_s);
 /* One notify message ("READY=1") to path; 0, or -1 with errno. */
 int daemon_notify_send(const char *path, const char *msg);
 

@@ -75,7 +75,7 @@ struct store_args {
 static int store_parse_args(struct store_args *a, int argc, char **argv)
 {
 	struct cli_parse p;
-	int o, code;
+	int o;
 
 	cli_parse_init(&p, &store_command, argc, argv);
 	while ((o = cli_parse_next(&p)) != -1) {
@@ -87,13 +87,7 @@ static int store_parse_args(struct store_args *a, int argc, char **argv)
 		case OPT_CHECK: a->check = true; break;
 		}
 	}
-	if ((code = cli_parse_end(&p)) >= 0)
-		return code;
-	if (p.nargs)
-		return cli_usage_error(&store_command, "unknown argument '%s'", p.args[0]);
-	if (!a->init && !a->conf)
-		return cli_usage_error(&store_command, "no config file given");
-	return -1;
+	return cli_daemon_args_end(&p, a->conf, a->init, a->check);
 }
 
 static int store_init_dir(const char *dir, const char *name, const char *listen)
@@ -437,7 +431,7 @@ int store_main(int argc, char **argv)
 	struct daemon d;
 	struct store_run run = { &st, NULL, NULL };
 	struct metricsd *metrics = NULL;
-	int ret = 0, sig = 0;
+	int ret = 0;
 	int64_t grace;
 
 	if ((ret = store_parse_args(&args, argc, argv)) >= 0)
@@ -502,15 +496,7 @@ int store_main(int argc, char **argv)
 		 st.hook_address);
 	d.reload = store_reload;
 	d.reload_arg = &run;
-	daemon_ready(&d);
-
-	sig = daemon_wait_stop(&d);
-	daemon_stopping(&d);
-	log_info("store.draining", "signal=%d inflight=%d grace_s=%lld", sig, rpc_server_inflight(srv),
-		 (long long)grace);
-	rpc_server_drain(srv, (int)grace * 1000);
-	rpc_server_drain(hsrv, (int)grace * 1000);
-	log_info("store.stopped", NULL);
+	daemon_serve_rpc(&d, (struct rpc_server *[]){ srv, hsrv }, 2, grace);
 out:
 	if (ret) {
 		log_error("store.failed", "error=%s", error_msg());
