@@ -15,8 +15,8 @@
 
 #define NOW "{NOW}"
 
-/* Migrations, oldest first: never edit a released step; append a new one. */
-static const char *const migrations[] = {
+/* Schema steps, oldest first: never edit a released step; append a new one. */
+static const char *const schema_steps[] = {
 	/* 1: the initial schema. */
 	"CREATE TABLE repositories ("
 	"  virtual_storage TEXT NOT NULL,"
@@ -64,7 +64,7 @@ static const char *const migrations[] = {
 
 /* The same schema for PostgreSQL (several routers share it). */
 #define PG_NOW "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-static const char *const pg_migrations[] = {
+static const char *const pg_schema_steps[] = {
 	"CREATE TABLE repositories ("
 	"  virtual_storage TEXT NOT NULL,"
 	"  relative_path TEXT NOT NULL,"
@@ -117,7 +117,7 @@ const char *job_kind_name(enum job_kind k)
 
 int state_open(struct cluster *c, const char *name)
 {
-	const struct sqldb_schema schema = { migrations, ARRAY_SIZE(migrations), pg_migrations, ARRAY_SIZE(pg_migrations),
+	const struct sqldb_schema schema = { schema_steps, ARRAY_SIZE(schema_steps), pg_schema_steps, ARRAY_SIZE(pg_schema_steps),
 					   "cluster" };
 	return sqldb_open(&c->db, name, &schema);
 }

@@ -4,7 +4,7 @@
  * One handle per process (or per thread, or per admin request): SQLite
  * handles are not shared across fork, and WAL mode lets many readers run
  * beside one writer, each waiting up to five seconds for a lock. The schema
- * is migrated at open, each step in its own IMMEDIATE transaction that
+ * is upgraded at open, each step in its own IMMEDIATE transaction that
  * re-reads `PRAGMA user_version`, so that gates opening one file at once
  * apply each step exactly once.
  *
@@ -37,10 +37,10 @@ struct db {
 #define STMT_NOW "{NOW}"
 
 /*
- * Migrations, oldest first: migration i brings user_version from i to i+1.
+ * Schema steps, oldest first: step i brings user_version from i to i+1.
  * Never edit a released step; append a new one.
  */
-static const char *const migrations[] = {
+static const char *const schema_steps[] = {
 	/* 1: the initial schema. */
 	"CREATE TABLE users ("
 	"  id INTEGER PRIMARY KEY,"
@@ -107,7 +107,7 @@ static const char *const migrations[] = {
 
 /* The same schema for PostgreSQL, where several gates share it. */
 #define PG_NOW "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-static const char *const pg_migrations[] = {
+static const char *const pg_schema_steps[] = {
 	"CREATE TABLE users ("
 	"  id BIGSERIAL PRIMARY KEY,"
 	"  name TEXT NOT NULL UNIQUE,"
@@ -282,9 +282,9 @@ int route_parse(const char *s, enum route *out)
 
 /* ---- open, close ---- */
 
-static int db_open_as(struct db **out, const char *path, bool migrate)
+static int db_open_as(struct db **out, const char *path, bool upgrade)
 {
-	const struct sqldb_schema schema = { migrations, ARRAY_SIZE(migrations), pg_migrations, ARRAY_SIZE(pg_migrations),
+	const struct sqldb_schema schema = { schema_steps, ARRAY_SIZE(schema_steps), pg_schema_steps, ARRAY_SIZE(pg_schema_steps),
 					   "gate" };
 	struct sqldb *x = NULL;
 	int ret;
@@ -292,7 +292,7 @@ static int db_open_as(struct db **out, const char *path, bool migrate)
 	*out = NULL;
 	if (!path || !*path)
 		return error_set(GROVE_EINVAL, "no database path given");
-	ret = migrate ? sqldb_open(&x, path, &schema) : sqldb_attach(&x, path, &schema);
+	ret = upgrade ? sqldb_open(&x, path, &schema) : sqldb_attach(&x, path, &schema);
 	if (ret)
 		return ret;
 	*out = xcalloc(1, sizeof(**out));

@@ -40,9 +40,9 @@ struct deployment {
 	char *log;
 };
 
-/* Opens (creating and migrating) the database: at a daemon's start. */
+/* Opens (creating it and upgrading its schema) the database: at a daemon's start. */
 int db_open(struct db **out, const char *path);
-/* Opens it without migrating: per session and per request, after the
+/* Opens it without a schema upgrade: per session and per request, after the
  * daemon's start made the schema current. */
 int db_attach(struct db **out, const char *path);
 void db_close(struct db *db);

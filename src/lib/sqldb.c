@@ -32,7 +32,7 @@ struct sqldb_rows {
 /*
  * A SQLite file: one handle per process or thread (SQLite handles are not
  * shared across fork), WAL mode so that many readers run beside one writer,
- * each waiting up to five seconds for a lock. Migrations run at open, each
+ * each waiting up to five seconds for a lock. Schema upgrades run at open, each
  * step in its own IMMEDIATE transaction that re-reads `PRAGMA user_version`,
  * so that daemons opening one file at once apply each step exactly once.
  */
@@ -140,7 +140,7 @@ static void lite_rollback(struct lite *db)
 		sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
 }
 
-/* ---- open, migrate, close ---- */
+/* ---- open, upgrade the schema, close ---- */
 
 static int read_user_version(struct lite *db, int *out)
 {
@@ -159,7 +159,7 @@ static int read_user_version(struct lite *db, int *out)
 	return ret;
 }
 
-static int migrate(struct lite *db, const char *const *migrations, size_t n)
+static int schema_upgrade(struct lite *db, const char *const *steps, size_t n)
 {
 	const int latest = (int)n;
 	int version = 0, ret;
@@ -169,15 +169,15 @@ static int migrate(struct lite *db, const char *const *migrations, size_t n)
 		return ret;
 	while (version < latest) {
 		char pragma[64];
-		ret = lite_exec(db, "BEGIN IMMEDIATE", "starting a schema migration");
+		ret = lite_exec(db, "BEGIN IMMEDIATE", "starting a schema upgrade");
 		if (ret)
 			return ret;
-		/* Another daemon may have migrated while this one waited for the lock. */
+		/* Another daemon may have upgraded the schema while this one waited for the lock. */
 		ret = read_user_version(db, &version);
 		if (ret)
 			goto fail;
 		if (version >= latest) {
-			ret = lite_exec(db, "COMMIT", "ending a schema migration");
+			ret = lite_exec(db, "COMMIT", "ending a schema upgrade");
 			if (ret)
 				goto fail;
 			break;
@@ -186,19 +186,19 @@ static int migrate(struct lite *db, const char *const *migrations, size_t n)
 			ret = error_set(GROVE_EINTERNAL, "database %s has schema version %d, which no grove writes", db->path, version);
 			goto fail;
 		}
-		if (sqlite3_exec(db->h, migrations[version], NULL, NULL, NULL) != SQLITE_OK) {
-			ret = lite_fail(db, "applying a schema migration");
-			error_wrap(ret, "migration %d", version + 1);
+		if (sqlite3_exec(db->h, steps[version], NULL, NULL, NULL) != SQLITE_OK) {
+			ret = lite_fail(db, "applying a schema step");
+			error_wrap(ret, "schema step %d", version + 1);
 			goto fail;
 		}
 		snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", version + 1);
 		ret = lite_exec(db, pragma, "recording the schema version");
 		if (ret)
 			goto fail;
-		ret = lite_exec(db, "COMMIT", "committing a schema migration");
+		ret = lite_exec(db, "COMMIT", "committing a schema upgrade");
 		if (ret)
 			goto fail;
-		log_info("db.migrated", "path=%s version=%d", db->path, version + 1);
+		log_info("db.schema_upgraded", "path=%s version=%d", db->path, version + 1);
 		version++;
 	}
 	if (version > latest)
@@ -210,8 +210,8 @@ fail:
 	return ret;
 }
 
-/* n < 0: no migration (the daemon made the schema current when it started). */
-static int lite_open(struct lite **out, const char *path, const char *const *migrations, ssize_t n)
+/* n < 0: no upgrade (the daemon made the schema current when it started). */
+static int lite_open(struct lite **out, const char *path, const char *const *steps, ssize_t n)
 {
 	struct lite *db = NULL;
 	int ret = 0, fd;
@@ -250,7 +250,7 @@ static int lite_open(struct lite **out, const char *path, const char *const *mig
 	if (!ret)
 		ret = lite_exec(db, "PRAGMA synchronous = NORMAL", "setting synchronous mode");
 	if (!ret && n >= 0)
-		ret = migrate(db, migrations, (size_t)n);
+		ret = schema_upgrade(db, steps, (size_t)n);
 	if (ret) {
 		error_wrap(ret, "opening database %s", path);
 		goto out;
@@ -421,14 +421,16 @@ static int pg_run(struct sqldb *db, const char *what, const char *sql, const cha
 	return pg_exec(db, what, sql, vals, n, out);
 }
 
-static int pg_migrate(struct sqldb *db, const struct sqldb_schema *schema)
+static int pg_schema_upgrade(struct sqldb *db, const struct sqldb_schema *schema)
 {
 	PGresult *res = NULL;
 	int64_t version = 0;
 	char lockq[128];
 	int ret;
 
-	/* One migrator at a time across every daemon sharing the database. */
+	/* One upgrader at a time across every daemon sharing the database (the
+	 * lock's name predates the word: kept, so that old and new daemons of a
+	 * rolling upgrade take the same lock). */
 	snprintf(lockq, sizeof(lockq), "SELECT pg_advisory_lock(hashtext('grove-migrate-%s'))", schema->name);
 	res = PQexec(db->conn, lockq);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -469,7 +471,7 @@ static int pg_migrate(struct sqldb *db, const struct sqldb_schema *schema)
 		PQclear(res);
 		res = PQexec(db->conn, schema->pg[version]);
 		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-			ret = pg_fail(db, "applying a schema migration", res);
+			ret = pg_fail(db, "applying a schema step", res);
 			PQclear(res);
 			res = PQexec(db->conn, "ROLLBACK");
 			break;
@@ -488,11 +490,11 @@ static int pg_migrate(struct sqldb *db, const struct sqldb_schema *schema)
 		PQclear(res);
 		res = PQexec(db->conn, "COMMIT");
 		if (PQresultStatus(res) != PGRES_COMMAND_OK)
-			ret = pg_fail(db, "committing a schema migration", res);
+			ret = pg_fail(db, "committing a schema upgrade", res);
 		PQclear(res);
 		res = NULL;
 		if (!ret)
-			log_info("db.migrated", "database=%s version=%lld", db->display, (long long)version + 1);
+			log_info("db.schema_upgraded", "database=%s version=%lld", db->display, (long long)version + 1);
 	}
 out:
 	PQclear(res);
@@ -508,7 +510,7 @@ static bool is_pg_name(const char *name)
 	return skip_prefix(name, "postgres://", NULL) || skip_prefix(name, "postgresql://", NULL);
 }
 
-static int sqldb_open_as(struct sqldb **out, const char *name, const struct sqldb_schema *schema, bool migrate)
+static int sqldb_open_as(struct sqldb **out, const char *name, const struct sqldb_schema *schema, bool upgrade)
 {
 	struct sqldb *db = xcalloc(1, sizeof(*db));
 	int ret;
@@ -517,7 +519,7 @@ static int sqldb_open_as(struct sqldb **out, const char *name, const struct sqld
 	db->pg = is_pg_name(name);
 	if (!db->pg) {
 		db->display = xstrdup(name);
-		ret = lite_open(&db->lite, name, schema->sqlite, migrate ? (ssize_t)schema->nsqlite : -1);
+		ret = lite_open(&db->lite, name, schema->sqlite, upgrade ? (ssize_t)schema->nsqlite : -1);
 	} else {
 		/* Shown without the password: postgres://user:secret@host → postgres://user:…@host. */
 		const char *at = strchr(name, '@'), *scheme_end = strstr(name, "://") + 3;
@@ -525,8 +527,8 @@ static int sqldb_open_as(struct sqldb **out, const char *name, const struct sqld
 		db->display = colon ? xasprintf("%.*s:…%s", (int)(colon - name), name, at) : xstrdup(name);
 		db->conninfo = xstrdup(name);
 		ret = pg_connect(db);
-		if (!ret && migrate)
-			ret = pg_migrate(db, schema);
+		if (!ret && upgrade)
+			ret = pg_schema_upgrade(db, schema);
 	}
 	if (ret) {
 		error_wrap(ret, "opening database %s", db->display);

@@ -1,5 +1,5 @@
 /*
- * The database connection, one for every role: opening, schema migrations,
+ * The database connection, one for every role: opening, schema upgrades,
  * statements, transactions. The queries of a role are typed functions of its
  * own over this (gate/db.c: users, apps, deployments; cluster/state.c:
  * replicas and jobs); no other file writes SQL.
@@ -39,16 +39,16 @@ struct sqldb_rows;
 #define SQLDB_SQLITE_NOW "strftime('%Y-%m-%dT%H:%M:%SZ','now')"
 
 struct sqldb_schema {
-	const char *const *sqlite;   /* migrations, oldest first */
+	const char *const *sqlite;   /* schema steps, oldest first */
 	size_t nsqlite;
 	const char *const *pg;
 	size_t npg;
-	const char *name;            /* for PostgreSQL's migration lock and table */
+	const char *name;            /* for PostgreSQL's schema lock and version table */
 };
 
 int sqldb_open(struct sqldb **out, const char *name, const struct sqldb_schema *schema);
-/* As sqldb_open, without the migration: for the handles a daemon opens per
- * request or per session, once it migrated at its start (a lock and three
+/* As sqldb_open, without the schema upgrade: for the handles a daemon opens per
+ * request or per session, once it upgraded the schema at its start (a lock and three
  * round trips to PostgreSQL saved each time). */
 int sqldb_attach(struct sqldb **out, const char *name, const struct sqldb_schema *schema);
 void sqldb_close(struct sqldb *db);

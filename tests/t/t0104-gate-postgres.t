@@ -28,8 +28,8 @@ test_setup 'PostgreSQL, a store and two gates sharing the database' '
 
 test_expect_success 'the schema lives in PostgreSQL, made once' '
 	test ! -e g1/gate.db && test ! -e g2/gate.db &&
-	test $(cat g1/gate.log g2/gate.log | grep "\"event\":\"db.migrated\"" | grep -c "\"version\":1,\|\"version\":1}") = 1 &&
-	test $(cat g1/gate.log g2/gate.log | grep "\"event\":\"db.migrated\"" | grep -c "\"version\":2") = 1
+	test $(cat g1/gate.log g2/gate.log | grep "\"event\":\"db.schema_upgraded\"" | grep -c "\"version\":1,\|\"version\":1}") = 1 &&
+	test $(cat g1/gate.log g2/gate.log | grep "\"event\":\"db.schema_upgraded\"" | grep -c "\"version\":2") = 1
 '
 
 # pg_clients: client connections PostgreSQL has now, this query's included.

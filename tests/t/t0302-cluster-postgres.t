@@ -83,7 +83,7 @@ test_setup 'PostgreSQL, three stores and two routers sharing the database' '
 
 test_expect_success 'the schema was made once, in PostgreSQL' '
 	wait_grep "\"event\":\"cluster.started\".*\"database\":\"postgres://grove@127.0.0.1:$PG_PORT/postgres\"" r1/cluster.log &&
-	test $(cat r1/cluster.log r2/cluster.log | grep -c "\"event\":\"db.migrated\"") = 1 &&
+	test $(cat r1/cluster.log r2/cluster.log | grep -c "\"event\":\"db.schema_upgraded\"") = 1 &&
 	test ! -e r1/cluster.db && test ! -e r2/cluster.db
 '
 

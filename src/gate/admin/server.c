@@ -526,7 +526,7 @@ int admin_start(struct admin **out, const struct admin_opts *opts)
 	ui_sessions_new(&a->ui_sessions, UI_SESSION_LIFETIME_MS);
 	if ((ret = ui_history_start(&a->ui_history)))
 		goto out;
-	/* Open (and migrate) once here, so a bad path fails the start, not every request. */
+	/* Open (and upgrade the schema) once here, so a bad path fails the start, not every request. */
 	ret = db_open(&db, a->db_path);
 	db_close(db);
 	if (ret)
