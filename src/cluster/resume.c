@@ -89,6 +89,7 @@ int resume_start(struct resume *rs, bool advertised)
 {
 	int ret;
 
+	/* proxy_resumable saw it on; the client reader may have charged more since. */
 	if (rs->off)
 		return error_set(GROVE_EPRECOND, "it sent more than cluster.resumeBuffer(Total) keeps");
 	if (rs->resumed)
@@ -96,7 +97,7 @@ int resume_start(struct resume *rs, bool advertised)
 	rs->resumed = true;
 	if (!rs->seen.len)
 		return 0;   /* the client had nothing yet: the new one's output goes as it comes */
-	if ((ret = pkt_resume_init(&rs->splice, rs->seen.buf ? rs->seen.buf : "", rs->seen.len, advertised))) {
+	if ((ret = pkt_resume_init(&rs->splice, rs->seen.buf, rs->seen.len, advertised))) {
 		pkt_resume_release(&rs->splice);
 		return ret;
 	}

@@ -7,7 +7,6 @@
 #include "lib/log.h"
 #include "lib/strvec.h"
 
-#include <pthread.h>
 #include <time.h>
 
 #include <sys/stat.h>
@@ -79,66 +78,48 @@ static int collect_name(void *ctx, int ncols, const char *const *names, const ch
 	return 0;
 }
 
-static void *housekeeping_main(void *arg)
+/* One round: every app's repository, one at a time. */
+static void housekeeping_round(void *arg)
 {
 	struct housekeeper *hk = arg;
-	for (;;) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += hk->cfg->housekeeping;
-		pthread_mutex_lock(&hk->mu);
-		while (!hk->stop && pthread_cond_timedwait(&hk->cv, &hk->mu, &ts) != ETIMEDOUT)
-			;
-		bool stop = hk->stop;
-		pthread_mutex_unlock(&hk->mu);
-		if (stop)
-			break;
-		struct strvec apps = STRVEC_INIT;
-		struct db *db = NULL;
-		int64_t start = now_ms();
-		size_t done = 0, failed = 0;
-		if (db_attach(&db, hk->cfg->db_path) ||
-		    db_apps_each(db, NULL, collect_name, &apps)) {
-			log_warn("gate.housekeeping_failed", "error=%s", error_msg());
-		} else {
-			for (size_t i = 0; i < apps.n && !hk->stop; i++) {
-				struct strbuf report = STRBUF_INIT;
-				strbuf_init(&report, 4096);
-				int r = app_gc(hk->env, db, apps.v[i], &report);
-				/* An app without code yet has nothing to optimize. */
-				if (r && r != GROVE_ENOTFOUND) {
-					failed++;
-					log_warn("gate.housekeeping_app_failed", "app=%s error=%s", apps.v[i], error_msg());
-				} else if (!r) {
-					done++;
-				}
-				strbuf_release(&report);
-			}
-			log_info("gate.housekeeping", "apps=%zu optimized=%zu failed=%zu ms=%lld", apps.n, done, failed,
-				 (long long)(now_ms() - start));
-		}
-		db_close(db);
-		strvec_clear(&apps);
+	struct strvec apps = STRVEC_INIT;
+	struct db *db = NULL;
+	int64_t start = now_ms();
+	size_t done = 0, failed = 0;
+
+	if (db_attach(&db, hk->cfg->db_path) || db_apps_each(db, NULL, collect_name, &apps)) {
+		log_warn("gate.housekeeping_failed", "error=%s", error_msg());
+		goto out;
 	}
-	return NULL;
+	for (size_t i = 0; i < apps.n && !ticker_stopping(&hk->ticker); i++) {
+		struct strbuf report = STRBUF_INIT;
+		strbuf_init(&report, 4096);
+		int r = app_gc(hk->env, db, apps.v[i], &report);
+		/* An app without code yet has nothing to optimize. */
+		if (r && r != GROVE_ENOTFOUND) {
+			failed++;
+			log_warn("gate.housekeeping_app_failed", "app=%s error=%s", apps.v[i], error_msg());
+		} else if (!r) {
+			done++;
+		}
+		strbuf_release(&report);
+	}
+	log_info("gate.housekeeping", "apps=%zu optimized=%zu failed=%zu ms=%lld", apps.n, done, failed,
+		 (long long)(now_ms() - start));
+out:
+	db_close(db);
+	strvec_clear(&apps);
 }
 
 void housekeeping_start(struct housekeeper *hk, const struct gate_config *cfg, const struct repo_env *env)
 {
 	*hk = (struct housekeeper){ .cfg = cfg, .env = env };
-	pthread_mutex_init(&hk->mu, NULL);
-	pthread_cond_init(&hk->cv, NULL);
-	hk->started = cfg->housekeeping > 0 && !pthread_create(&hk->tid, NULL, housekeeping_main, hk);
+	if (cfg->housekeeping > 0 &&
+	    ticker_start(&hk->ticker, (int64_t)cfg->housekeeping * 1000, housekeeping_round, hk, "housekeeping"))
+		log_warn("gate.housekeeping_failed", "error=%s", error_msg());
 }
 
 void housekeeping_stop(struct housekeeper *hk)
 {
-	if (!hk->started)
-		return;
-	pthread_mutex_lock(&hk->mu);
-	hk->stop = true;
-	pthread_cond_broadcast(&hk->cv);
-	pthread_mutex_unlock(&hk->mu);
-	pthread_join(hk->tid, NULL);
-	hk->started = false;
+	ticker_stop(&hk->ticker);
 }

@@ -8,8 +8,8 @@
 
 #include "gate/gate.h"
 #include "gate/repos.h"
+#include "lib/ticker.h"
 
-#include <pthread.h>
 
 int app_gc(const struct repo_env *env, struct db *db, const char *app, struct strbuf *report);
 
@@ -20,11 +20,7 @@ int app_gc(const struct repo_env *env, struct db *db, const char *app, struct st
 struct housekeeper {
 	const struct gate_config *cfg;
 	const struct repo_env *env;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	bool stop;
-	bool started;
-	pthread_t tid;
+	struct ticker ticker;
 };
 void housekeeping_start(struct housekeeper *hk, const struct gate_config *cfg, const struct repo_env *env);
 /* Stops it after the app it is at. */

@@ -2,7 +2,7 @@
  * Unit tests for the small shared pieces of src/lib/: bounded strbufs and
  * their JSON escaping, the hook payload's base64 encoding, the generated
  * RPC method table, the per-thread error messages, fixed-size paths and
- * the fsck ids git command lines let through.
+ * the fsck ids git command lines let through, and the ticker thread.
  */
 #include "lib/common.h"
 #include "lib/error.h"
@@ -11,6 +11,7 @@
 #include "lib/hookpayload.h"
 #include "lib/methods.h"
 #include "lib/strbuf.h"
+#include "lib/ticker.h"
 
 #include <pthread.h>
 #include <setjmp.h>
@@ -519,6 +520,58 @@ static void test_methods_table(void **state)
 	assert_string_equal(rpc_kind_name(RPC_KIND_NONE), "none");
 }
 
+/* ---- ticker ---- */
+
+struct ticks {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int n;
+};
+
+static void count_tick(void *arg)
+{
+	struct ticks *t = arg;
+	pthread_mutex_lock(&t->mu);
+	t->n++;
+	pthread_cond_broadcast(&t->cv);
+	pthread_mutex_unlock(&t->mu);
+}
+
+/* It ticks again and again, and not once more after ticker_stop returned. */
+static void test_ticker_ticks_until_stopped(void **state)
+{
+	struct ticks t = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
+	struct ticker tk;
+	int seen;
+
+	assert_int_equal(ticker_start(&tk, 5, count_tick, &t, "a test ticker"), 0);
+	assert_false(ticker_stopping(&tk));
+	pthread_mutex_lock(&t.mu);
+	while (t.n < 3)
+		pthread_cond_wait(&t.cv, &t.mu);
+	pthread_mutex_unlock(&t.mu);
+	ticker_stop(&tk);
+	pthread_mutex_lock(&t.mu);
+	seen = t.n;
+	pthread_mutex_unlock(&t.mu);
+	usleep(20000);
+	assert_int_equal(t.n, seen);
+	ticker_stop(&tk);   /* twice: harmless */
+}
+
+/* A stop does not wait for the period: an hour's ticker stops at once
+ * (if it did wait, this test would hang until the suite's timeout). */
+static void test_ticker_stop_wakes(void **state)
+{
+	struct ticks t = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
+	struct ticker tk;
+
+	assert_int_equal(ticker_start(&tk, 3600 * 1000, count_tick, &t, "a test ticker"), 0);
+	ticker_stop(&tk);
+	assert_true(ticker_stopping(&tk));
+	assert_int_equal(t.n, 0);
+}
+
 /* ---- errors ---- */
 
 static void test_error_set(void **state)
@@ -664,6 +717,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_pathf),
+		cmocka_unit_test(test_ticker_ticks_until_stopped),
+		cmocka_unit_test(test_ticker_stop_wakes),
 		cmocka_unit_test(test_fsck_ignore),
 		cmocka_unit_test(test_strbuf_basic),
 		cmocka_unit_test(test_strbuf_empty_is_string),

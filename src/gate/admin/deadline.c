@@ -4,6 +4,7 @@
 #include "gate/admin/deadline.h"
 #include "lib/error.h"
 #include "lib/log.h"
+#include "lib/ticker.h"
 
 #include <arpa/inet.h>
 #include <pthread.h>
@@ -21,10 +22,8 @@ struct watched {
 };
 
 struct req_deadline {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	pthread_t tid;
-	bool stop;
+	pthread_mutex_t mu;       /* the list */
+	struct ticker ticker;
 	int64_t timeout_ms;
 	struct watched *head;
 };
@@ -42,53 +41,42 @@ static void cut_late(struct req_deadline *d)
 	}
 }
 
-static void *watchdog_main(void *arg)
+static void watchdog_tick(void *arg)
 {
 	struct req_deadline *d = arg;
 	pthread_mutex_lock(&d->mu);
-	while (!d->stop) {
-		struct timespec dl;
-		deadline_after_ms(&dl, CLOCK_REALTIME, 250);
-		pthread_cond_timedwait(&d->cv, &d->mu, &dl);
-		cut_late(d);
-	}
+	cut_late(d);
 	pthread_mutex_unlock(&d->mu);
-	return NULL;
 }
 
 int req_deadline_start(struct req_deadline **out, int timeout_s)
 {
 	struct req_deadline *d = xcalloc(1, sizeof(*d));
+	int ret;
+
 	pthread_mutex_init(&d->mu, NULL);
-	pthread_cond_init(&d->cv, NULL);
 	d->timeout_ms = (int64_t)timeout_s * 1000;
-	if (pthread_create(&d->tid, NULL, watchdog_main, d)) {
+	/* A request is cut within a quarter of a second of its deadline. */
+	if ((ret = ticker_start(&d->ticker, 250, watchdog_tick, d, "the admin API's request watchdog"))) {
 		pthread_mutex_destroy(&d->mu);
-		pthread_cond_destroy(&d->cv);
 		free(d);
-		*out = NULL;
-		return error_set(GROVE_EINTERNAL, "cannot start the admin API's request watchdog");
+		d = NULL;
 	}
 	*out = d;
-	return 0;
+	return ret;
 }
 
 void req_deadline_stop(struct req_deadline *d)
 {
 	if (!d)
 		return;
-	pthread_mutex_lock(&d->mu);
-	d->stop = true;
-	pthread_cond_broadcast(&d->cv);
-	pthread_mutex_unlock(&d->mu);
-	pthread_join(d->tid, NULL);
+	ticker_stop(&d->ticker);
 	while (d->head) {
 		struct watched *w = d->head;
 		d->head = w->next;
 		free(w);
 	}
 	pthread_mutex_destroy(&d->mu);
-	pthread_cond_destroy(&d->cv);
 	free(d);
 }
 

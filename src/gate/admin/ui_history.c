@@ -2,6 +2,7 @@
 #include "gate/admin/ui_history.h"
 #include "gate/metrics.h"
 #include "lib/error.h"
+#include "lib/ticker.h"
 
 #include <pthread.h>
 
@@ -13,10 +14,8 @@ struct sample {
 };
 
 struct ui_history {
-	pthread_mutex_t mu;
-	pthread_cond_t wake;
-	pthread_t tid;
-	bool stop;
+	pthread_mutex_t mu;       /* the ring */
+	struct ticker ticker;
 	/* Ring of samples, one a minute; n counts up to the ring's size. */
 	struct sample ring[UI_HISTORY_MINUTES];
 	size_t next, n;
@@ -44,53 +43,35 @@ static void record(struct ui_history *h)
 		h->n++;
 }
 
-static void *sampler_main(void *arg)
+static void sampler_tick(void *arg)
 {
 	struct ui_history *h = arg;
 	pthread_mutex_lock(&h->mu);
-	while (!h->stop) {
-		struct timespec until;
-		deadline_after_ms(&until, CLOCK_MONOTONIC, SAMPLE_EVERY_MS);
-		/* Woken early only to stop; a spurious wake-up samples early, harmlessly. */
-		if (pthread_cond_timedwait(&h->wake, &h->mu, &until) && !h->stop)
-			record(h);
-	}
+	record(h);
 	pthread_mutex_unlock(&h->mu);
-	return NULL;
 }
 
 int ui_history_start(struct ui_history **out)
 {
 	struct ui_history *h = xcalloc(1, sizeof(*h));
-	pthread_condattr_t ca;
+	int ret;
 
-	*out = NULL;
 	pthread_mutex_init(&h->mu, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&h->wake, &ca);
-	pthread_condattr_destroy(&ca);
 	record(h);
-	if (pthread_create(&h->tid, NULL, sampler_main, h)) {
-		pthread_cond_destroy(&h->wake);
+	if ((ret = ticker_start(&h->ticker, SAMPLE_EVERY_MS, sampler_tick, h, "the dashboard's sampler"))) {
 		pthread_mutex_destroy(&h->mu);
 		free(h);
-		return error_set(GROVE_EINTERNAL, "cannot start the dashboard's sampler thread");
+		h = NULL;
 	}
 	*out = h;
-	return 0;
+	return ret;
 }
 
 void ui_history_stop(struct ui_history *h)
 {
 	if (!h)
 		return;
-	pthread_mutex_lock(&h->mu);
-	h->stop = true;
-	pthread_cond_signal(&h->wake);
-	pthread_mutex_unlock(&h->mu);
-	pthread_join(h->tid, NULL);
-	pthread_cond_destroy(&h->wake);
+	ticker_stop(&h->ticker);
 	pthread_mutex_destroy(&h->mu);
 	free(h);
 }
