@@ -142,6 +142,7 @@ static int take_user_slot(struct door *d)
 	return take_slot(d, dir, key, d->cfg->max_ops_per_user, waiting, &d->user_slot);
 }
 
+
 /*
  * A push holds its app's push lock (shared) for the whole session, so that a
  * migration (exclusive) starts only after pushes already running are done.
@@ -476,6 +477,8 @@ void door_run_command(struct door *d)
 	/* Smart HTTP's info/refs for a push is asked with write access, but
 	 * is not the push: that is the POST after it. */
 	bool push = c.need == ACCESS_WRITE && d->mode != BACKEND_ADVERTISE;
+	if (door_hold_conn_slot(d))
+		goto out;
 	if (push && command_rate_limited(d, &c))
 		goto out;
 	/* A wait for a lock or a slot that ended in a refusal: again soon. */

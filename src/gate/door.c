@@ -4,6 +4,9 @@
  */
 #include "gate/door.h"
 #include "gate/authz.h"
+#include "gate/metrics.h"
+#include "gate/opslots.h"
+#include "lib/auth.h"
 #include "gate/gate.h"
 #include "lib/error.h"
 #include "lib/log.h"
@@ -22,6 +25,15 @@ void door_init(struct door *d, const struct door_ops *ops, const struct gate_con
 	d->push_lock = -1;
 	d->op_slot = -1;
 	d->user_slot = -1;
+	d->own_conn = (struct conn_slot)CONN_SLOT_INIT;
+	d->conn = &d->own_conn;
+}
+
+void conn_slot_release(struct conn_slot *s)
+{
+	if (s->fd >= 0)
+		close(s->fd);
+	*s = (struct conn_slot)CONN_SLOT_INIT;
 }
 
 void door_release(struct door *d)
@@ -33,6 +45,7 @@ void door_release(struct door *d)
 	if (d->user_slot >= 0)
 		close(d->user_slot);
 	d->push_lock = d->op_slot = d->user_slot = -1;
+	conn_slot_release(&d->own_conn);
 	user_release(&d->user);
 	FREE_AND_NULL(d->command);
 	db_close(d->db);
@@ -47,6 +60,42 @@ struct db *door_db(struct door *d)
 	if (!d->db && db_attach(&d->db, d->cfg->db_path))
 		log_error("gate.db", "error=%s", error_msg());
 	return d->db;
+}
+
+/*
+ * The connection counts against its user's gate.maxConnectionsPerUser from
+ * its first command until it closes (conn_slot in door.h): many addresses'
+ * worth of connections, kept alive and idle, hold that share of the gate
+ * and no more. No wait: a wait would hold one more connection.
+ */
+int door_hold_conn_slot(struct door *d)
+{
+	char dir[4096], key[65];
+	struct conn_slot *s = d->conn;
+	int fd;
+
+	auth_sha256_hex(d->user.name, strlen(d->user.name), key);
+	if (s->fd >= 0 && !strcmp(s->user, key))
+		return 0;
+	conn_slot_release(s);   /* a connection kept alive for another user */
+	snprintf(dir, sizeof(dir), "%s/locks/connections", d->cfg->data_dir);
+	fd = op_slot_try(dir, key, d->cfg->max_conns_per_user);
+	if (fd == -1)
+		log_warn("gate.op_slot_failed", "key=%s error=%s", key, error_msg());
+	if (fd < 0) {
+		/* Again once one of theirs closed: an idle one goes within gate.httpKeepAlive. */
+		d->refusal = DR_BUSY;
+		d->retry_after = d->cfg->http_keepalive;
+		door_finish(d, 1, "ERROR: %s has %d connections open to this gate, the most one user may: close some "
+			    "(idle keep-alive connections of an HTTP client or a CI's pool, SSH ControlMaster "
+			    "connections), then try again.\n", d->user.name, d->cfg->max_conns_per_user);
+		log_info("gate.refused", "user=%s what=%s", d->user.name, "user connections");
+		metrics_refusal(RR_USER_CONNS);
+		return -1;
+	}
+	s->fd = fd;
+	strlcpy_(s->user, key, sizeof(s->user));
+	return 0;
 }
 
 /* GIT_PROTOCOL as a client sent it: taken only when it is what git sends

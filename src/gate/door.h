@@ -27,6 +27,20 @@ enum door_refusal {
 	DR_UNAVAILABLE,           /* Grove could not run it (a store, the database) */
 };
 
+/*
+ * One of a user's gate.maxConnectionsPerUser slots (opslots.h), held by a
+ * connection from its first command until it closes. A door lives as long
+ * as its connection, except smart HTTP's, which lives one request: its
+ * door points at the connection's slot, so that a connection kept alive
+ * between requests still counts.
+ */
+struct conn_slot {
+	int fd;                   /* the slot's lock, or -1 */
+	char user[65];            /* whom it counts for: the SHA-256 of the user's name */
+};
+#define CONN_SLOT_INIT { -1, "" }
+void conn_slot_release(struct conn_slot *s);
+
 struct door_ops {
 	/* Text for the client's stderr (ssh prints it as it is). */
 	void (*say)(struct door *d, const char *msg, size_t len);
@@ -76,6 +90,9 @@ struct door {
 	int push_lock;            /* the app's push lock, shared, or -1 */
 	int op_slot;              /* one of the app's gate.maxOpsPerApp slots (opslots.h), or -1 */
 	int user_slot;            /* one of the user's gate.maxOpsPerUser slots, or -1 */
+	/* held for the connection's life */
+	struct conn_slot *conn;   /* &own_conn, or the HTTP connection's */
+	struct conn_slot own_conn;
 };
 
 void door_init(struct door *d, const struct door_ops *ops, const struct gate_config *cfg);
@@ -96,6 +113,13 @@ int door_proxy_header(const struct gate_config *cfg, int fd, char *peer, size_t 
 /* Tells the acceptor (gate.h) that this connection has authenticated: it
  * no longer counts against gate.maxStartups. Closes *auth_fd, sets it -1. */
 void door_tell_authed(int *auth_fd);
+
+/*
+ * The connection takes one of its user's gate.maxConnectionsPerUser slots
+ * (conn_slot), if it holds none for them yet: 0, or -1 and the command
+ * ended with why (none free).
+ */
+int door_hold_conn_slot(struct door *d);
 
 /* GIT_PROTOCOL from the client: kept (true) only if it is what git sends. */
 bool door_take_git_protocol(struct door *d, const char *value);

@@ -62,6 +62,7 @@ struct gate_config {
 	int max_per_addr;          /* SSH connections from one client address (gate.maxConnectionsPerAddress) */
 	int max_ops_per_app;       /* git commands at once on one app (gate.maxOpsPerApp) */
 	int max_ops_per_user;      /* git commands at once of one user (gate.maxOpsPerUser) */
+	int max_conns_per_user;    /* connections at once of one user, from their first command (gate.maxConnectionsPerUser) */
 	int ops_queue_wait;        /* seconds a command waits for one of them (gate.opsQueueWait) */
 	int pushes_per_minute;     /* per user (gate.pushesPerMinute), 0: no limit */
 	int64_t max_ref_list;      /* bytes of a push's ref list and options (gate.maxRefListSize) */

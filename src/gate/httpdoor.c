@@ -584,9 +584,10 @@ static void hreq_run(struct hreq *r, const char *app)
 }
 
 /* One request, from its head to its answer. Returns whether it
- * authenticated. */
+ * authenticated; *at_cap when its user had gate.maxConnectionsPerUser
+ * connections open besides this one (conn, the connection's slot). */
 static bool http_serve_request(const struct gate_config *cfg, struct hconn *c, const struct hhead *h,
-			       const char *peer)
+			       const char *peer, struct conn_slot *conn, bool *at_cap)
 {
 	struct hreq r = { .c = c, .h = h };
 	char app[GATE_APP_NAME_MAX + 8];
@@ -595,6 +596,7 @@ static bool http_serve_request(const struct gate_config *cfg, struct hconn *c, c
 	int st;
 
 	door_init(&r.d, &hreq_ops, cfg);
+	r.d.conn = conn;
 	strlcpy_(r.d.peer, peer, sizeof(r.d.peer));
 	r.idle_ms = cfg->idle_timeout > 0 ? cfg->idle_timeout * 1000 : 600 * 1000;
 	strbuf_init(&r.msgs, HTTP_MSG_MAX + 1);
@@ -611,6 +613,9 @@ static bool http_serve_request(const struct gate_config *cfg, struct hconn *c, c
 		hreq_refuse(&r, st, st == 401 ? "Authentication required: use your user name and a Grove access token "
 						"(grove token create) as the password.\n"
 					      : "Grove could not check your credentials right now: try again in a minute.\n");
+	} else if (door_hold_conn_slot(&r.d)) {
+		/* Answered (503): a connection of theirs that holds no slot goes. */
+		authed = *at_cap = true;
 	} else {
 		authed = true;
 		hreq_run(&r, app);
@@ -625,6 +630,7 @@ static bool http_serve_request(const struct gate_config *cfg, struct hconn *c, c
 int http_session_run(const struct gate_config *cfg, const struct http_tls *tls, int fd, const char *from, int auth_fd)
 {
 	struct hconn *c = NULL;
+	struct conn_slot conn = CONN_SLOT_INIT;
 	struct hhead h;
 	char peer[64];
 	int ret;
@@ -649,17 +655,18 @@ int http_session_run(const struct gate_config *cfg, const struct http_tls *tls, 
 				log_info("gate.http_idle", "peer=%s requests=%d error=%s", peer, n, error_msg());
 			break;
 		}
-		bool authed = http_serve_request(cfg, c, &h, peer);
+		bool at_cap = false, authed = http_serve_request(cfg, c, &h, peer, &conn, &at_cap);
 		explicit_bzero(h.password, sizeof(h.password));
 		if (authed)
 			door_tell_authed(&auth_fd);
 		/* The next request's wait starts once this answer went out. */
-		if (!hconn_finish(c))
+		if (!hconn_finish(c) || at_cap)
 			break;
 	}
 out:
 	if (auth_fd >= 0)
 		close(auth_fd);
 	hconn_free(c);
+	conn_slot_release(&conn);
 	return 0;
 }

@@ -61,6 +61,8 @@ const struct cli_command gate_command = {
 	"    maxConnectionsPerAddress = 50   SSH connections at once from one client address\n"
 	"    maxOpsPerApp = 32               git commands at once on one app; more wait\n"
 	"    maxOpsPerUser = 64              git commands at once of one user; more wait\n"
+	"    maxConnectionsPerUser = 100     connections at once of one user, from their first\n"
+	"                                    command until they close (HTTP keep-alive too)\n"
 	"    httpListen = …                  git over HTTP(S) with access tokens (docs/http.md)\n"
 	"    httpTlsCert, httpTlsKey = …     its certificate chain and key (PEM): HTTPS\n"
 	"    opsQueueWait = 30               seconds one waits for a slot before it is refused\n"
@@ -241,6 +243,7 @@ static int gate_config_read_ints(struct config_load *l)
 	INT("gate.maxConnectionsPerAddress", 50, 1, 100000, max_per_addr)
 	INT("gate.maxOpsPerApp", 32, 1, 10000, max_ops_per_app)
 	INT("gate.maxOpsPerUser", 64, 1, 10000, max_ops_per_user)
+	INT("gate.maxConnectionsPerUser", 100, 1, 100000, max_conns_per_user)
 	INT("gate.opsQueueWait", 30, 0, 3600, ops_queue_wait)
 	INT("gate.pushesPerMinute", 0, 0, 100000, pushes_per_minute)
 	INT("gate.maxRefListSize", 4 << 20, 64 << 10, 1 << 30, max_ref_list)

@@ -50,7 +50,8 @@ void metrics_render(const struct gate_metrics *m, struct strbuf *out)
 	static const char *const services[MS_COUNT] = { "git-upload-pack", "git-receive-pack", "git-upload-archive", "none" };
 	static const char *const results[MR_COUNT] = { "ok", "rejected", "failed", "refused" };
 	static const char *const reasons[RR_COUNT] = { "access", "locked", "too_large", "branch", "namespace",
-							"ref_name", "deploy_branch_delete", "app_gone", "lost_race", "busy", "rate", "user_busy" };
+							"ref_name", "deploy_branch_delete", "app_gone", "lost_race", "busy", "rate", "user_busy",
+							"user_connections" };
 	if (!m)
 		return;
 	strbuf_addf(out, "# HELP grove_gate_sessions_in_flight SSH sessions running a git command now.\n"

@@ -38,6 +38,7 @@ enum metrics_refusal {
 	RR_BUSY,          /* gate.maxOpsPerApp commands ran on the app for gate.opsQueueWait */
 	RR_RATE,          /* the user's gate.pushesPerMinute was used up */
 	RR_USER_BUSY,     /* gate.maxOpsPerUser commands of the user ran for gate.opsQueueWait */
+	RR_USER_CONNS,    /* the user had gate.maxConnectionsPerUser connections open */
 	RR_COUNT
 };
 /* Answers of the external authorization API (auth.url). */

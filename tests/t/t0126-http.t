@@ -22,6 +22,22 @@ code() {
 	curl -s --cacert "$TRASH/tls/cert.pem" -o "$TRASH/.body" -D "$TRASH/.headers" -w '%{http_code}' "$@"
 }
 
+# hold_conn PORT USER:TOKEN NAME: a keep-alive connection that asks for
+# kc's refs as USER, then stays open and idle until NAME.release exists;
+# NAME.status gets the answer's status line.
+hold_conn() {
+	perl -MIO::Socket::INET -MMIME::Base64 -e '
+		my ($port, $cred, $name) = @ARGV;
+		my $s = IO::Socket::INET->new("127.0.0.1:$port") or die "connect: $!";
+		my $auth = encode_base64($cred, "");
+		print $s "GET /kc.git/info/refs?service=git-upload-pack HTTP/1.1\r\nHost: 127.0.0.1\r\n" .
+			"Authorization: Basic $auth\r\n\r\n";
+		my $line = <$s>;
+		open(my $f, ">", "$name.tmp") or die; print $f $line; close $f; rename("$name.tmp", "$name.status");
+		for (1..6000) { last if -e "$name.release"; select(undef, undef, undef, 0.1) }
+	' "$@" &
+}
+
 test_setup 'a router in front of two stores, a gate with HTTPS; alice writes web (cluster) and old (legacy), bob reads web' '
 	mkdir tls &&
 	openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
@@ -240,6 +256,35 @@ test_expect_success 'plain HTTP (TLS ends in front), and a push over the rate li
 	test_must_fail git -C src push "http://dave:$DAVE@127.0.0.1:$hp/rl.git" main 2>err &&
 	test_grep "^remote: ERROR: dave has pushed 1 times in the last minute, the most this platform takes: push again in [0-9]* s.$" err &&
 	wait_grep "\"what\":\"rate\"" g2/gate.log
+'
+
+test_expect_success 'idle keep-alive connections count against gate.maxConnectionsPerUser; another user is served' '
+	hp3=$(free_port) &&
+	start_gate g3 $c_ADDR default gate.httpListen=127.0.0.1:$hp3 gate.maxConnectionsPerUser=2 gate.httpKeepAlive=600 &&
+	api g3 POST /api/v1/users "{\"name\":\"kim\"}" >/dev/null &&
+	api g3 POST /api/v1/users "{\"name\":\"lee\"}" >/dev/null &&
+	api g3 POST /api/v1/apps "{\"name\":\"kc\",\"route\":\"legacy\"}" >/dev/null &&
+	api g3 PUT /api/v1/apps/kc/collaborators/kim "{\"access\":\"write\"}" >.api && test_grep -q "^200$" .api &&
+	api g3 PUT /api/v1/apps/kc/collaborators/lee "{\"access\":\"write\"}" >.api && test_grep -q "^200$" .api &&
+	KIM=$(token g3 kim) && LEE=$(token g3 lee) &&
+	git -C src push -q "http://kim:$KIM@127.0.0.1:$hp3/kc.git" main &&
+	hold_conn $hp3 kim:$KIM k1 && hold_conn $hp3 kim:$KIM k2 &&
+	wait_for 60 "two connections of kim answered" test -s k1.status -a -s k2.status &&
+	test_grep "^HTTP/1.1 200" k1.status && test_grep "^HTTP/1.1 200" k2.status &&
+	: both now idle, kept alive: a third of kim is refused at once, with why and when &&
+	test "$(code "http://kim:$KIM@127.0.0.1:$hp3/kc.git/info/refs?service=git-upload-pack")" = 503 &&
+	test_grep "kim has 2 connections open to this gate, the most one user may" .body &&
+	test_grep -i "^Retry-After: 600" .headers &&
+	test_must_fail git ls-remote "http://kim:$KIM@127.0.0.1:$hp3/kc.git" 2>kim.err &&
+	test_grep "503" kim.err &&
+	: another user is served meanwhile &&
+	git ls-remote "http://lee:$LEE@127.0.0.1:$hp3/kc.git" >lee.out && test_grep -q refs/heads/main lee.out &&
+	wait_grep "\"what\":\"user connections\"" g3/gate.log &&
+	curl -sf "$g3_ADMIN/metrics" >m && test_grep "grove_gate_push_refusals_total{reason=\"user_connections\"} [1-9]" m &&
+	: one of kim closes: kim gets in again &&
+	touch k1.release &&
+	wait_for 60 "kim to be let in again" git ls-remote "http://kim:$KIM@127.0.0.1:$hp3/kc.git" &&
+	touch k2.release
 '
 
 test_expect_success 'grove gate --check-config reads the TLS files and says what is wrong, running nothing' '
