@@ -237,6 +237,9 @@ int rpc_tls_from_env(void);
  * certificate, listeners included; on an error the old ones stay. */
 int rpc_tls_reload(void);
 bool rpc_tls_on(void);
+/* Bumped by every load of other files (or TLS turned off): a client's
+ * channel made before carries the old certificate, and is made again. */
+unsigned rpc_tls_generation(void);
 /* GROVE_TLS_CA=…, _CERT, _KEY for a child that dials too (grove connect
  * under a store's git fetch); nothing when TLS is off. */
 struct strvec;

@@ -7,10 +7,25 @@
 
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
+#include <pthread.h>
 #include <time.h>
 
-struct rpc_client {
+/*
+ * A channel and the calls made on it. A client's channel carries the TLS
+ * files current when it was made; once they change (a certificate renewed,
+ * a CA rotated, read on SIGHUP), the next call makes a new channel, and the
+ * old one is destroyed when its last call ended: calls in flight finish on
+ * the connection they started on, new ones present the new certificate.
+ */
+struct rpc_chan {
 	grpc_channel *ch;
+	unsigned tls_gen;         /* rpc_tls_generation() when made */
+	int refs;                 /* the client's while current, and one per call; under the client's mu */
+};
+
+struct rpc_client {
+	pthread_mutex_t mu;       /* cur, and every rpc_chan's refs */
+	struct rpc_chan *cur;
 	char *addr;
 	char *secret;
 	char *token;   /* fixed token, or NULL */
@@ -19,6 +34,7 @@ struct rpc_client {
 
 struct rpc_stream {
 	struct rpc_client *cl;
+	struct rpc_chan *chan;    /* the channel the call was made on (a reference) */
 	grpc_call *call;
 	grpc_completion_queue *cq;
 	char *method;
@@ -32,22 +48,13 @@ struct rpc_stream {
 	char send_tag, recv_tag, status_tag;
 };
 
-int rpc_client_new(struct rpc_client **out, const char *addr, const char *secret)
+/* A channel to addr with the TLS files current now; NULL if gRPC made none. */
+static struct rpc_chan *chan_new(const char *addr)
 {
-	struct rpc_client *cl;
+	struct rpc_chan *c;
 	grpc_channel_credentials *creds;
 	grpc_arg args[9];
 	grpc_channel_args cargs;
-
-	*out = NULL;
-	if (!addr || !*addr)
-		return error_set(GROVE_EINVAL, "no server address given");
-	if (!secret || !*secret)
-		return error_set(GROVE_EINVAL, "no shared secret given for %s", addr);
-	rpc_global_init();
-	cl = xcalloc(1, sizeof(*cl));
-	cl->addr = xstrdup(addr);
-	cl->secret = xstrdup(secret);
 	args[0].type = GRPC_ARG_INTEGER;
 	args[0].key = GRPC_ARG_HTTP2_BDP_PROBE;
 	args[0].value.integer = 0;
@@ -91,10 +98,66 @@ int rpc_client_new(struct rpc_client **out, const char *addr, const char *secret
 	args[8].value.integer = 512 << 10;
 	cargs.num_args = ARRAY_SIZE(args);
 	cargs.args = args;
+	c = xcalloc(1, sizeof(*c));
+	/* The generation first: files changed meanwhile make the next call renew it. */
+	c->tls_gen = rpc_tls_generation();
 	creds = rpc_tls_channel_credentials(addr);
-	cl->ch = grpc_channel_create(addr, creds, &cargs);
+	c->ch = grpc_channel_create(addr, creds, &cargs);
 	grpc_channel_credentials_release(creds);
-	if (!cl->ch) {
+	if (!c->ch) {
+		free(c);
+		return NULL;
+	}
+	c->refs = 1;
+	return c;
+}
+
+/* Under cl->mu. */
+static void chan_unref(struct rpc_chan *c)
+{
+	if (c && --c->refs == 0) {
+		grpc_channel_destroy(c->ch);
+		free(c);
+	}
+}
+
+/* The channel for a new call, renewed first if the TLS files changed
+ * since it was made (a reference: chan_unref it under cl->mu). */
+static struct rpc_chan *client_chan(struct rpc_client *cl)
+{
+	struct rpc_chan *c;
+
+	pthread_mutex_lock(&cl->mu);
+	/* TCP only: a unix socket never speaks TLS (rpc_tls.c). */
+	if (cl->cur->tls_gen != rpc_tls_generation() && strncmp(cl->addr, "unix", 4)) {
+		struct rpc_chan *fresh = chan_new(cl->addr);
+		if (fresh) {
+			chan_unref(cl->cur);
+			cl->cur = fresh;
+			log_info("rpc.channel_renewed", "address=%s reason=%s", cl->addr, "new TLS files");
+		}
+	}
+	c = cl->cur;
+	c->refs++;
+	pthread_mutex_unlock(&cl->mu);
+	return c;
+}
+
+int rpc_client_new(struct rpc_client **out, const char *addr, const char *secret)
+{
+	struct rpc_client *cl;
+
+	*out = NULL;
+	if (!addr || !*addr)
+		return error_set(GROVE_EINVAL, "no server address given");
+	if (!secret || !*secret)
+		return error_set(GROVE_EINVAL, "no shared secret given for %s", addr);
+	rpc_global_init();
+	cl = xcalloc(1, sizeof(*cl));
+	pthread_mutex_init(&cl->mu, NULL);
+	cl->addr = xstrdup(addr);
+	cl->secret = xstrdup(secret);
+	if (!(cl->cur = chan_new(addr))) {
 		rpc_client_free(cl);
 		return error_set(GROVE_EINVAL, "cannot create a channel to %s", addr);
 	}
@@ -106,8 +169,9 @@ void rpc_client_free(struct rpc_client *cl)
 {
 	if (!cl)
 		return;
-	if (cl->ch)
-		grpc_channel_destroy(cl->ch);
+	/* Its calls ended (a stream must not outlive its client): this was the last reference. */
+	chan_unref(cl->cur);
+	pthread_mutex_destroy(&cl->mu);
 	free(cl->addr);
 	free(cl->token);
 	if (cl->secret)
@@ -173,7 +237,8 @@ int rpc_stream_open_md(struct rpc_client *cl, const char *method, int64_t timeou
 	else
 		deadline = gpr_inf_future(GPR_CLOCK_REALTIME);
 	mslice = grpc_slice_from_copied_string(method);
-	st->call = grpc_channel_create_call(cl->ch, NULL, GRPC_PROPAGATE_DEFAULTS, st->cq, mslice, NULL, deadline, NULL);
+	st->chan = client_chan(cl);
+	st->call = grpc_channel_create_call(st->chan->ch, NULL, GRPC_PROPAGATE_DEFAULTS, st->cq, mslice, NULL, deadline, NULL);
 	grpc_slice_unref(mslice);
 	if (!st->call) {
 		rpc_stream_free(st);
@@ -346,6 +411,11 @@ void rpc_stream_free(struct rpc_stream *st)
 			rpc_stream_finish(st);
 		}
 		grpc_call_unref(st->call);
+	}
+	if (st->chan) {
+		pthread_mutex_lock(&st->cl->mu);
+		chan_unref(st->chan);
+		pthread_mutex_unlock(&st->cl->mu);
 	}
 	grpc_metadata_array_destroy(&st->init_md);
 	grpc_metadata_array_destroy(&st->trail_md);

@@ -5,7 +5,8 @@
  * checked once, reloaded on demand. Listeners take their certificate
  * through gRPC's config fetcher, which asks before each handshake whether
  * it changed, so a reload reaches the next connection without a restart;
- * clients take the files current when their channel is made.
+ * clients take the files current when their channel is made, and make it
+ * again at their next call once the files changed (rpc_client.c).
  *
  * TCP links only: a unix socket stays on its host, behind the run
  * directory's permissions (as Gitaly's unix: addresses and PostgreSQL's
@@ -181,6 +182,8 @@ int rpc_tls_configure(const char *ca, const char *cert, const char *key)
 	if (!ca && !cert && !key) {
 		pthread_mutex_lock(&tls.mu);
 		files_release(&tls.f);
+		if (tls.on)
+			atomic_fetch_add(&tls.gen, 1);
 		tls.on = false;
 		pthread_mutex_unlock(&tls.mu);
 		return 0;
@@ -190,12 +193,22 @@ int rpc_tls_configure(const char *ca, const char *cert, const char *key)
 	if ((ret = files_load(&f, ca, cert, key)))
 		return ret;
 	pthread_mutex_lock(&tls.mu);
+	/* The same files read again (every SIGHUP does) renew nothing: no
+	 * channel is made again, no listener told of a new certificate. */
+	bool same = tls.on && !strcmp(tls.f.ca_pem, f.ca_pem) && !strcmp(tls.f.cert_pem, f.cert_pem) &&
+		    !strcmp(tls.f.key_pem, f.key_pem);
 	files_release(&tls.f);
 	tls.f = f;
 	tls.on = true;
-	atomic_fetch_add(&tls.gen, 1);
+	if (!same)
+		atomic_fetch_add(&tls.gen, 1);
 	pthread_mutex_unlock(&tls.mu);
 	return 0;
+}
+
+unsigned rpc_tls_generation(void)
+{
+	return atomic_load(&tls.gen);
 }
 
 struct rpc_tls_saved {

@@ -364,7 +364,7 @@ struct store_run {
 static int store_reload(void *arg)
 {
 	static const char *const reloadable[] = { "log.level", "store.maxreflistsize", "store.minfreespace",
-						  "store.fsckobjects", NULL };
+						  "store.fsckobjects", "tls.ca", "tls.cert", "tls.key", NULL };
 	struct store_run *run = arg;
 	struct store ns = { .check_only = true };
 	struct rpc_server_opts ro = { .role = "store" };

@@ -21,6 +21,19 @@ served_cert() {
 		openssl x509 -noout -fingerprint -sha256
 }
 
+# events LOG EVENT: how many EVENT lines LOG has.
+events() {
+	grep -c "\"event\":\"$2\"" "$1" || :
+}
+more_events() {
+	test "$(events "$1" "$2")" -gt "$3"
+}
+# hup PID LOG EVENT: SIGHUP to PID, then wait for one more EVENT in LOG.
+hup() {
+	_hup_n=$(events "$2" "$3")
+	kill -HUP "$1" && wait_for 30 "$3 in $2" more_events "$2" "$3" "$_hup_n"
+}
+
 test_setup 'a CA, a certificate per part, three stores, a router and a gate, all over TLS' '
 	"$GROVE" tls ca pki &&
 	for p in s1 s2 s3 c g1 cli; do "$GROVE" tls cert pki $p 127.0.0.1 localhost || return 1; done &&
@@ -161,6 +174,35 @@ test_expect_success 'a wrong TLS file stops a start, saying which and why; --che
 	kill -0 $s1_PID && kill -0 $c_PID &&
 	test_must_fail "$GROVE" gate -c g1/bad.conf --check-config >out 2>err &&
 	test_grep "rogue.pem is not valid from the CA in .*pki/ca.pem" err
+'
+
+test_expect_success 'a CA rotated by reloads: the router makes its channels again with its new certificate; a store restarted trusting the new CA only takes it' '
+	"$GROVE" tls ca pki2 &&
+	for p in s1 c cli; do "$GROVE" tls cert pki2 $p 127.0.0.1 localhost || return 1; done &&
+	cat pki/ca.pem pki2/ca.pem >both.pem &&
+	: every store and the router trust both CAs, and the router gets its certificate from the new one &&
+	git config -f s1/store.conf tls.ca "$TRASH/both.pem" && hup $s1_PID s1/store.log store.reloaded &&
+	git config -f s2/store.conf tls.ca "$TRASH/both.pem" && hup $s2_PID s2/store.log store.reloaded &&
+	git config -f s3/store.conf tls.ca "$TRASH/both.pem" && hup $s3_PID s3/store.log store.reloaded &&
+	git config -f c/cluster.conf tls.ca "$TRASH/both.pem" &&
+	git config -f c/cluster.conf tls.cert "$TRASH/pki2/c.pem" && git config -f c/cluster.conf tls.key "$TRASH/pki2/c.key" &&
+	hup $c_PID c/cluster.log cluster.reloaded &&
+	wait_grep "\"event\":\"rpc.channel_renewed\",\"address\":\"$s1_ADDR\"" c/cluster.log &&
+	wait_for 30 "the channels to all three stores renewed" more_events c/cluster.log rpc.channel_renewed 2 &&
+	GROVE_TLS_CA=$TRASH/both.pem &&
+	: the same files read again renew nothing &&
+	n=$(events c/cluster.log rpc.channel_renewed) && hup $c_PID c/cluster.log cluster.reloaded &&
+	"$GROVE" cluster -a $c_ADDR status >st && test "$(events c/cluster.log rpc.channel_renewed)" = $n &&
+	: s1 restarted with the new CA only: the old certificate would be refused now &&
+	git config -f s1/store.conf tls.ca "$TRASH/pki2/ca.pem" &&
+	git config -f s1/store.conf tls.cert "$TRASH/pki2/s1.pem" && git config -f s1/store.conf tls.key "$TRASH/pki2/s1.key" &&
+	kill -TERM $s1_PID && wait_for 30 "s1 to stop" gone $s1_PID &&
+	GROVE_TLS_CERT=$TRASH/pki2/cli.pem GROVE_TLS_KEY=$TRASH/pki2/cli.key &&
+	restart_store s1 &&
+	wait_for 60 "the router to find s1 up again" eval \
+		"\"\$GROVE\" cluster -a $c_ADDR status >st 2>&1 && grep -q \"^  s1 .* yes \" st" &&
+	GROVE_TLS_CERT=$TRASH/pki/cli.pem GROVE_TLS_KEY=$TRASH/pki/cli.key &&
+	test_must_fail "$GROVE" rpc -a $s1_ADDR /grpc.health.v1.Health/Check 2>err
 '
 
 test_done
