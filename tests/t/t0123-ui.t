@@ -118,6 +118,36 @@ test_expect_success 'verify again: the confirmation, then every replica'"'"'s ch
 	test_grep "\"mismatches\":0" v.json
 '
 
+test_expect_success 'accept data loss: the replicas to choose from; the chosen copy becomes the latest, the others follow it' '
+	curl -sf -b jar "$GROVE_ADMIN_URL/ui/apps/dash-app" >page &&
+	test_grep "/ui/apps/dash-app/accept-dataloss\">Accept data loss" page &&
+	curl -sf -b jar "$GROVE_ADMIN_URL/ui/apps/dash-app/accept-dataloss" >confirm &&
+	test $(grep -o "name=\"store\" value=\"s[123]\"" confirm | wc -l) = 3 &&
+	csrf=$(sed -n "s|.*name=\"csrf\" value=\"\([0-9a-f]*\)\".*|\1|p" confirm | head -n 1) &&
+	curl -s -b jar -o /dev/null -w "%{http_code}\n" -d "store=s2" "$GROVE_ADMIN_URL/ui/apps/dash-app/accept-dataloss" >code &&
+	test_grep "^403$" code &&
+	curl -s -b jar -o none -w "%{http_code}\n" -d "csrf=$csrf" "$GROVE_ADMIN_URL/ui/apps/dash-app/accept-dataloss" >code &&
+	test_grep "^400$" code && test_grep "which store" none &&
+	curl -sf -H "Authorization: Bearer $TOKEN" "$GROVE_ADMIN_URL/api/v1/apps/dash-app" >before.json &&
+	curl -sf -b jar -d "store=s2&csrf=$csrf" "$GROVE_ADMIN_URL/ui/apps/dash-app/accept-dataloss" >done &&
+	test_grep "The copy on s2 is the latest now (generation [0-9]*)" done &&
+	wait_grep "\"event\":\"admin.dataloss_accepted\",.*\"app\":\"dash-app\",\"authoritative\":\"s2\"" "$TRASH/gd/logs/gate.log" &&
+	: the others are repaired from s2, and then every replica has its checksum &&
+	wait_for 60 "every replica to follow s2" eval "curl -sf -H \"Authorization: Bearer $TOKEN\" \
+		$GROVE_ADMIN_URL/api/v1/apps/dash-app >after.json && ! grep -q \"\\\"up_to_date\\\": *false\" after.json" &&
+	test_grep "\"up_to_date\": *true" after.json && test_grep "\"generation\": *[1-9]" after.json &&
+	curl -sf -X POST -H "Authorization: Bearer $TOKEN" "$GROVE_ADMIN_URL/api/v1/apps/dash-app/verify" >v.json &&
+	test_grep "\"mismatches\":0" v.json &&
+	: a store that holds no copy, and a legacy app: refused with why, nothing changed &&
+	curl -s -X POST -H "Authorization: Bearer $TOKEN" -d "{\"authoritative\":\"s9\"}" -o bad.json -w "%{http_code}\n" \
+		"$GROVE_ADMIN_URL/api/v1/apps/dash-app/accept-dataloss" >code &&
+	test_grep "^400$" code && test_grep "s9 holds no copy of dash-app" bad.json &&
+	"$GROVE" app create old-app --route legacy >/dev/null &&
+	curl -s -X POST -H "Authorization: Bearer $TOKEN" -d "{\"authoritative\":\"s1\"}" -o bad.json -w "%{http_code}\n" \
+		"$GROVE_ADMIN_URL/api/v1/apps/old-app/accept-dataloss" >code &&
+	test_grep "^409$" code && test_grep "not on the cluster route" bad.json
+'
+
 test_expect_success 'Chromium, not signed in, sees the login form and no app' '
 	browse --dump-dom "$GROVE_ADMIN_URL/ui/" >dom &&
 	test_grep "name=\"token\"" dom &&

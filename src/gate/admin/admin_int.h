@@ -166,7 +166,8 @@ bool route_takes_body(const struct route_def *r);
 
 handler_fn users_list, user_get, user_create, user_delete, key_add, key_remove;
 handler_fn tokens_list, token_post, token_delete;
-handler_fn apps_list, app_get, app_create, apps_import_legacy, app_patch, app_gc_post, app_verify_post, app_delete;
+handler_fn apps_list, app_get, app_create, apps_import_legacy, app_patch, app_gc_post, app_verify_post,
+	app_accept_dataloss_post, app_delete;
 handler_fn collaborator_put, collaborator_delete;
 handler_fn app_deployments, deployment_get;
 handler_fn migrations_get, migrations_post, app_migrate_post, canary_get, canary_put;

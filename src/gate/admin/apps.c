@@ -426,6 +426,67 @@ int app_verify_post(struct call *x)
 	return x->out->status;
 }
 
+/*
+ * POST apps/NAME/accept-dataloss {"authoritative": STORE}: STORE's copy of
+ * the app's repository becomes the latest (a generation above every
+ * replica's) and the others are repaired from it, whatever they held
+ * (ClusterService/AcceptDataloss, as `grove cluster accept-dataloss`):
+ * what an operator does when the primary's copy is gone and a replica
+ * behind it is the best there is. Writes newer than STORE's copy, on any
+ * other replica, are lost.
+ */
+int app_accept_dataloss_post(struct call *x)
+{
+	static const char *const fields[] = { "authoritative", NULL };
+	const struct repo_env *env = x->a->repos;
+	Grove__V1__AcceptDatalossRequest req = GROVE__V1__ACCEPT_DATALOSS_REQUEST__INIT;
+	Grove__V1__AcceptDatalossResponse *resp = NULL;
+	struct rpc_client *cl = NULL;
+	struct app app = { 0 };
+	const char *store;
+	char rel[128];
+	int ret;
+
+	if (call_check_fields(x, fields) || call_get_str(x, "authoritative", true, &store))
+		return x->out->status;
+	if ((ret = db_app_get(x->db, x->arg[0], &app)))
+		return reply_grove_error(x->out, ret);
+	if (app.route != ROUTE_CLUSTER || !env || !env->cluster_address) {
+		ret = reply_error(x->out, MHD_HTTP_CONFLICT, "%s is not on the cluster route: it has no replicas",
+				  x->arg[0]);
+		goto out;
+	}
+	snprintf(rel, sizeof(rel), "%s.git", x->arg[0]);
+	req.relative_path = rel;
+	req.authoritative = (char *)store;
+	if ((ret = rpc_client_new(&cl, env->cluster_address, env->secret)) ||
+	    (ret = rpc_unary(cl, "/grove.v1.ClusterService/AcceptDataloss", &req.base,
+			     &grove__v1__accept_dataloss_response__descriptor, (ProtobufCMessage **)&resp, 30000))) {
+		log_warn("admin.accept_dataloss_failed", "app=%s store=%s error=%s", x->arg[0], store, error_msg());
+		/* The router's words name its own commands: the caller gets ours. */
+		if (ret == GROVE_EINVAL)
+			ret = reply_error(x->out, MHD_HTTP_BAD_REQUEST,
+					  "%s holds no copy of %s: name a store among the app's replicas", store, x->arg[0]);
+		else if (ret == GROVE_EUNAVAIL && strstr(error_msg(), "not healthy"))
+			ret = reply_error(x->out, MHD_HTTP_CONFLICT,
+					  "store %s is down: its copy cannot be made the latest now; choose another, or "
+					  "wait until it is up", store);
+		else
+			ret = reply_error(x->out, MHD_HTTP_SERVICE_UNAVAILABLE,
+					  "the cluster could not take that now: try again in a minute");
+		goto out;
+	}
+	log_warn("admin.dataloss_accepted", "app=%s authoritative=%s generation=%lld", x->arg[0], store,
+		 (long long)resp->generation);
+	ret = call_answer(x, MHD_HTTP_OK, json_pack("{s:s, s:s, s:I}", "name", x->arg[0], "authoritative", store,
+						   "generation", (json_int_t)resp->generation));
+out:
+	FREE_MSG(resp);
+	rpc_client_free(cl);
+	app_release(&app);
+	return ret;
+}
+
 int app_delete(struct call *x)
 {
 	int ret = db_app_delete(x->db, x->arg[0]);

@@ -36,6 +36,7 @@ static const struct route_def routes[] = {
 	{ "POST", "apps/*/migrate", app_migrate_post, true },
 	{ "POST", "apps/*/gc", app_gc_post, false },
 	{ "POST", "apps/*/verify", app_verify_post, false },
+	{ "POST", "apps/*/accept-dataloss", app_accept_dataloss_post, true },
 	{ "POST", "import-legacy", apps_import_legacy, false },
 	{ "PUT", "apps/*/collaborators/*", collaborator_put, true },
 	{ "DELETE", "apps/*/collaborators/*", collaborator_delete, false },

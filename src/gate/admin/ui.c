@@ -65,7 +65,7 @@ struct ui_route {
 };
 
 static ui_page_fn page_overview, page_app, page_deploy, page_move_confirm, page_move, page_canary_confirm,
-	page_canary, page_verify_confirm, page_verify, page_login_form, page_login, page_logout, page_style;
+	page_canary, page_verify_confirm, page_verify, page_dataloss_confirm, page_dataloss, page_login_form, page_login, page_logout, page_style;
 
 static const struct ui_route ui_routes[] = {
 	{ "GET", "", page_overview, false },
@@ -78,6 +78,8 @@ static const struct ui_route ui_routes[] = {
 	{ "POST", "apps/*/move", page_move, false },
 	{ "GET", "apps/*/verify", page_verify_confirm, false },
 	{ "POST", "apps/*/verify", page_verify, false },
+	{ "GET", "apps/*/accept-dataloss", page_dataloss_confirm, false },
+	{ "POST", "apps/*/accept-dataloss", page_dataloss, false },
 	{ "GET", "deploys/*", page_deploy, false },
 	{ "GET", "canary", page_canary_confirm, false },
 	{ "POST", "canary", page_canary, false },
@@ -532,7 +534,9 @@ static void app_repository(struct ui_req *u, json_t *repo)
 	}
 	html_raw(h, "</table>\n<p><a href=\"/ui/apps/");
 	html_url_part(h, u->arg[0]);
-	html_raw(h, "/verify\">Verify the replicas again…</a></p></section>\n");
+	html_raw(h, "/verify\">Verify the replicas again…</a> · <a href=\"/ui/apps/");
+	html_url_part(h, u->arg[0]);
+	html_raw(h, "/accept-dataloss\">Accept data loss…</a> (when the primary's copy is lost)</p></section>\n");
 }
 
 static void app_deployments_list(struct ui_req *u, const char *name)
@@ -741,6 +745,92 @@ static void page_verify(struct ui_req *u)
 		html_raw(h, "</tr>\n");
 	}
 	html_raw(h, "</table><p><a href=\"/ui/apps/");
+	html_url_part(h, u->arg[0]);
+	html_raw(h, "\">Back to the app</a></p></section>\n");
+	json_decref(res);
+}
+
+/* ---- accept data loss ---- */
+
+static void dataloss_choices(struct ui_req *u, json_t *reps)
+{
+	struct html *h = &u->page;
+	json_t *r;
+	size_t i;
+
+	html_raw(h, "<table><tr><th></th><th>store</th><th>role</th><th>generation</th><th>up to date</th>"
+		    "<th>health</th></tr>\n");
+	json_array_foreach(reps, i, r) {
+		bool healthy = json_is_true(json_object_get(r, "healthy"));
+		html_raw(h, "<tr><td><input type=\"radio\" name=\"store\" value=\"");
+		html_text(h, jget(r, "store"));
+		html_raw(h, "\"%s></td>", healthy ? "" : " disabled");
+		html_cell(h, "td", jget(r, "store"));
+		html_cell(h, "td", json_is_true(json_object_get(r, "primary")) ? "primary" : "replica");
+		html_raw(h, "<td>%lld</td>", jint(r, "generation"));
+		status_word(h, json_is_true(json_object_get(r, "up_to_date")), "yes", "no");
+		status_word(h, healthy, "healthy", "down");
+		html_raw(h, "</tr>\n");
+	}
+	html_raw(h, "</table>\n");
+}
+
+static void page_dataloss_confirm(struct ui_req *u)
+{
+	struct html *h = &u->page;
+	json_t *app = NULL, *reps;
+
+	page_header(u, "Accept data loss");
+	if (app_describe(&u->x, u->arg[0], true, &app)) {
+		u->out->status = MHD_HTTP_NOT_FOUND;
+		html_around(h, "<p class=\"msg\">", error_msg(), "</p>\n");
+		return;
+	}
+	reps = json_object_get(json_object_get(app, "repository"), "replicas");
+	if (!json_array_size(reps)) {
+		u->out->status = MHD_HTTP_CONFLICT;
+		html_raw(h, "<p class=\"msg\">This app has no replicas to choose from (it is on the legacy route, or "
+			    "nothing was pushed yet).</p>\n");
+		json_decref(app);
+		return;
+	}
+	html_raw(h, "<section><p>Make one store's copy of <b>");
+	html_text(h, u->arg[0]);
+	html_raw(h, "</b> the latest? The others are repaired from it, whatever they hold: pushes that reached only "
+		    "them are <b>lost</b>. For when the primary's copy is gone and a replica is the best there is; "
+		    "choose the one with the highest generation.</p><form method=\"post\" action=\"/ui/apps/");
+	html_url_part(h, u->arg[0]);
+	html_raw(h, "/accept-dataloss\">");
+	csrf_field(u);
+	dataloss_choices(u, reps);
+	html_raw(h, "<button>Keep this copy</button> <a href=\"/ui/apps/");
+	html_url_part(h, u->arg[0]);
+	html_raw(h, "\">Cancel</a></form></section>\n");
+	json_decref(app);
+}
+
+static void page_dataloss(struct ui_req *u)
+{
+	struct html *h = &u->page;
+	char store[128];
+	json_t *res;
+
+	page_header(u, "Accept data loss");
+	if (!form_value(u->body, "store", store, sizeof(store)) || !*store) {
+		u->out->status = MHD_HTTP_BAD_REQUEST;
+		html_raw(h, "<p class=\"msg\">The form did not say which store's copy to keep: choose one.</p>\n");
+		return;
+	}
+	log_info("ui.action", "action=accept-dataloss app=%s store=%s", u->arg[0], store);
+	res = ui_fetch(u, app_accept_dataloss_post, u->arg[0], json_pack("{s:s}", "authoritative", store));
+	if (!res) {
+		u->out->status = u->api.status;
+		return;
+	}
+	html_raw(h, "<section><p class=\"ok\">The copy on ");
+	html_text(h, store);
+	html_raw(h, " is the latest now (generation %lld); the other replicas are being repaired from it.</p>"
+		    "<p><a href=\"/ui/apps/", jint(res, "generation"));
 	html_url_part(h, u->arg[0]);
 	html_raw(h, "\">Back to the app</a></p></section>\n");
 	json_decref(res);
