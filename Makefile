@@ -63,7 +63,7 @@ UNIT_BIN := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 .DELETE_ON_ERROR:
 .SECONDARY:
 
-all: $(B)/grove
+all: $(B)/grove $(B)/grove-hook
 
 deps:
 	@scripts/install-deps
@@ -107,6 +107,12 @@ $(B)/libgrove.a: $(LIB_OBJ)
 $(B)/grove: $(ROLE_OBJ) $(B)/libgrove.a
 	@echo "  LINK $@"
 	@$(CC) $(ALL_LDFLAGS) -o $@ $(ROLE_OBJ) $(B)/libgrove.a $(LIBS)
+
+# What git runs as a store's hooks (src/hooklite): libc and the hooks' wire
+# only, so that it starts in a millisecond (lib/hookwire.h).
+$(B)/grove-hook: src/hooklite/main.c src/lib/hookwire.c src/lib/hookwire.h
+	@echo "  LINK $@"
+	@$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ src/hooklite/main.c src/lib/hookwire.c
 
 $(B)/tests/%: tests/unit/%.c $(B)/libgrove.a
 	@mkdir -p $(dir $@)
@@ -217,6 +223,7 @@ install:
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/systemd/system \
 		$(DESTDIR)$(PREFIX)/share/bash-completion/completions $(DESTDIR)$(PREFIX)/share/doc/grove
 	install -m 0755 $(B)/grove $(DESTDIR)$(PREFIX)/bin/grove
+	install -m 0755 $(B)/grove-hook $(DESTDIR)$(PREFIX)/bin/grove-hook
 	for u in contrib/systemd/*.service contrib/systemd/*.socket; do \
 		sed -e 's|/usr/local/bin/grove|$(PREFIX)/bin/grove|g' \
 		    -e 's|/usr/share/doc/grove|$(PREFIX)/share/doc/grove|g' $$u \
@@ -226,7 +233,7 @@ install:
 	install -m 0644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/grove/
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/grove $(DESTDIR)$(PREFIX)/share/bash-completion/completions/grove
+	rm -f $(DESTDIR)$(PREFIX)/bin/grove $(DESTDIR)$(PREFIX)/bin/grove-hook $(DESTDIR)$(PREFIX)/share/bash-completion/completions/grove
 	for u in contrib/systemd/*.service contrib/systemd/*.socket; do rm -f $(DESTDIR)$(PREFIX)/lib/systemd/system/$$(basename $$u); done
 	rm -rf $(DESTDIR)$(PREFIX)/share/doc/grove
 

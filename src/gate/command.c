@@ -327,7 +327,7 @@ static int command_start_backend(struct door *d, struct command *c)
 		repo.storage_name = "legacy";
 		repo.relative_path = c->rel;
 		snprintf(dir, sizeof(dir), "%s/%s", d->cfg->legacy_dir, c->rel);
-		c->env = hook_env_build(&payload, &repo, d->cfg->hook_listen, d->cfg->secret,
+		c->env = hook_env_build(&payload, &repo, d->cfg->hook_listen, NULL, d->cfg->secret,
 					"pre-receive,post-receive,", d->git_protocol);
 		return backend_start_local(&c->b, service, dir, c->need == ACCESS_WRITE ? d->cfg->hooks_dir : NULL,
 					   gitcmd_fsck_ignore_ids(&d->cfg->fsck_ignore), c->env, c->max_push,

@@ -497,7 +497,7 @@ static int install_hooks(const struct gate_config *cfg)
 	static const char *const hooks[] = { "pre-receive", "post-receive" };
 	int ret = fs_mkdir_p(cfg->hooks_dir, 0700);
 	for (size_t i = 0; !ret && i < ARRAY_SIZE(hooks); i++)
-		ret = hook_script_install(cfg->hooks_dir, hooks[i], cfg->self_exe);
+		ret = hook_script_install(cfg->hooks_dir, hooks[i], cfg->self_exe, false);
 	return ret;
 }
 

@@ -83,7 +83,7 @@ int hook_payload_decode(const char *s, size_t len, Grove__V1__HookPayload **out)
 }
 
 char **hook_env_build(const Grove__V1__HookPayload *payload, const Grove__V1__Repository *repo,
-		      const char *hook_address, const char *secret, const char *active,
+		      const char *hook_address, const char *hook_socket, const char *secret, const char *active,
 		      const char *git_protocol)
 {
 	Grove__V1__HookPayload p = GROVE__V1__HOOK_PAYLOAD__INIT;
@@ -105,6 +105,8 @@ char **hook_env_build(const Grove__V1__HookPayload *payload, const Grove__V1__Re
 		free(enc);
 	}
 	strvec_pushf(&extra, "GROVE_HOOK_ADDRESS=%s", hook_address);
+	if (hook_socket)
+		strvec_pushf(&extra, "GROVE_HOOK_SOCKET=%s", hook_socket);
 	strvec_pushf(&extra, "GROVE_SECRET=%s", secret);
 	strvec_pushf(&extra, "GROVE_HOOKS_ACTIVE=%s", active);
 	if (git_protocol && *git_protocol)
@@ -179,9 +181,9 @@ static bool hook_script_same(const char *path, const char *text)
 	return same;
 }
 
-int hook_script_install(const char *dir, const char *name, const char *exe)
+int hook_script_install(const char *dir, const char *name, const char *exe, bool light)
 {
-	char path[4200], tmp[4300], *text;
+	char path[4200], tmp[4300], *text, *fast;
 	int ret;
 
 	/* The path goes between single quotes in the script. */
@@ -191,19 +193,21 @@ int hook_script_install(const char *dir, const char *name, const char *exe)
 	if ((ret = fs_pathf(path, sizeof(path), "%s/%s", dir, name)) ||
 	    (ret = fs_pathf(tmp, sizeof(tmp), "%s/.%s.%d", dir, name, (int)getpid())))
 		return ret;
+	/* grove-hook, beside the binary, when it is there (hookwire.h). */
+	fast = light ? xasprintf(" test -x '%s-hook' && exec '%s-hook' %s \"$@\";", exe, exe, name) : xstrdup("");
 	text = xasprintf("#!/bin/sh\n"
 			 "# Written by Grove: git's %s hook. Grove starts only when this hook\n"
 			 "# has someone to answer it; otherwise git's input is read and that is all.\n"
 			 "%s"
 			 "case \"$GROVE_HOOKS_ACTIVE\" in\n"
-			 "*%s,*) exec '%s' hook %s \"$@\" ;;\n"
+			 "*%s,*)%s exec '%s' hook %s \"$@\" ;;\n"
 			 "esac\n"
 			 "while read -r _; do :; done\n",
 			 name,
 			 strcmp(name, "reference-transaction") ? ""
 							       : "# Only the \"prepared\" state is voted.\n"
 								 "test \"$1\" = prepared || GROVE_HOOKS_ACTIVE=\n",
-			 name, exe, name);
+			 name, fast, exe, name);
 	if (hook_script_same(path, text))
 		goto out;
 	unlink(tmp);
@@ -220,6 +224,7 @@ int hook_script_install(const char *dir, const char *name, const char *exe)
 		ret = symlink(exe, path) ? error_set(GROVE_EIO, "cannot link %s: %s", path, strerror(errno)) : 0;
 	}
 out:
+	free(fast);
 	free(text);
 	return ret;
 }

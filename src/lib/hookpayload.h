@@ -20,11 +20,12 @@ int hook_payload_decode(const char *s, size_t len, Grove__V1__HookPayload **out)
  * The environment for a git that runs grove's hooks for a push: the payload
  * (with repository filled in), where the hooks call back (hook_address, a
  * grove.v1.HookService) with which secret, which hooks have someone to
- * answer them ("pre-receive,post-receive,"), and GIT_PROTOCOL. Built on
+ * answer them ("pre-receive,post-receive,"), and GIT_PROTOCOL; hook_socket
+ * (or NULL): a store's hook wire, for `grove-hook`. Built on
  * proc_env(); free with proc_env_free.
  */
 char **hook_env_build(const Grove__V1__HookPayload *payload, const Grove__V1__Repository *repo,
-		      const char *hook_address, const char *secret, const char *active,
+		      const char *hook_address, const char *hook_socket, const char *secret, const char *active,
 		      const char *git_protocol);
 
 /*
@@ -34,8 +35,10 @@ char **hook_env_build(const Grove__V1__HookPayload *payload, const Grove__V1__Re
  * and otherwise just takes git's input: a hook with nothing to do costs a
  * shell (about 1 ms), not a Grove process (~17 ms of loading libraries).
  * Replaced atomically: a git starting meanwhile runs the old or the new.
+ * light: a store's, whose hooks call back over the hook wire: the script
+ * runs EXE-hook (`grove-hook`, lib/hookwire.h) instead, if it is there.
  */
-int hook_script_install(const char *dir, const char *name, const char *exe);
+int hook_script_install(const char *dir, const char *name, const char *exe, bool light);
 
 /*
  * A cluster router sends each store of a write the transaction it takes part

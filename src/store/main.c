@@ -157,7 +157,7 @@ static int install_links(struct store *st)
 	for (size_t i = 0; i < ARRAY_SIZE(hooks); i++) {
 		const char *dirs[] = { st->hooks_dir, hooks[i].push ? st->push_hooks_dir : NULL };
 		for (size_t d = 0; d < ARRAY_SIZE(dirs) && dirs[d]; d++)
-			if ((ret = hook_script_install(dirs[d], hooks[i].name, st->self_exe)))
+			if ((ret = hook_script_install(dirs[d], hooks[i].name, st->self_exe, true)))
 				return ret;
 	}
 	unlink(st->connect_bin);
@@ -322,6 +322,7 @@ static void store_release(struct store *st)
 	free(st->metrics_listen);
 	free(st->connect_bin);
 	free(st->hook_address);
+	free(st->hook_socket);
 	free(st->custom_hooks);
 	strvec_clear(&st->fsck_ignore);
 	if (st->secret)
@@ -431,6 +432,7 @@ int store_main(int argc, char **argv)
 	struct daemon d;
 	struct store_run run = { &st, NULL, NULL };
 	struct metricsd *metrics = NULL;
+	struct hooksock *wire = NULL;
 	int ret = 0;
 	int64_t grace;
 
@@ -488,6 +490,14 @@ int store_main(int argc, char **argv)
 		free(st.hook_address);
 		st.hook_address = own;
 	}
+	/* The hook wire beside it, this process's own as well: hookw.PID. */
+	{
+		char *slash = strrchr(st.hook_address, '/');
+		st.hook_socket = xasprintf("%.*s/hookw.%d", (int)(slash - st.hook_address - 5), st.hook_address + 5,
+					   (int)getpid());
+	}
+	if ((ret = hooksock_start(&st, st.hook_socket, &wire)))
+		goto out;
 	if ((ret = rpc_server_start(hsrv)) || (ret = rpc_server_start(srv)) ||
 	    (ret = store_metrics_start(&st, &metrics)))
 		goto out;
@@ -497,12 +507,15 @@ int store_main(int argc, char **argv)
 	d.reload = store_reload;
 	d.reload_arg = &run;
 	daemon_serve_rpc(&d, (struct rpc_server *[]){ srv, hsrv }, 2, grace);
+	hooksock_stop(wire);
+	wire = NULL;
 out:
 	if (ret) {
 		log_error("store.failed", "error=%s", error_msg());
 		fprintf(stderr, "grove store: %s\n", error_msg());
 	}
 	metricsd_stop(metrics);
+	hooksock_stop(wire);
 	rpc_server_free(srv);
 	rpc_server_free(hsrv);
 	config_strv_free(listen, nlisten);

@@ -328,7 +328,7 @@ char **store_hook_env(struct store *st, const Grove__V1__HookPayload *payload,
 		 vote ? "reference-transaction," : "");
 	if (any_active)
 		*any_active = active[0] != '\0';
-	return hook_env_build(payload, repo, st->hook_address, st->secret, active, git_protocol);
+	return hook_env_build(payload, repo, st->hook_address, st->hook_socket, st->secret, active, git_protocol);
 }
 
 int store_write_payload(struct rpc_call *call, const Grove__V1__HookPayload *req_payload,

@@ -7,6 +7,10 @@
  * forwards the same request to the HookService named in the push's payload
  * (the gate) and relays its output, so the pusher sees both as "remote:"
  * lines. The first non-zero exit status decides.
+ *
+ * The hooks of a push on this store come the cheap way instead, through
+ * `grove-hook` and the store's hook wire (hooksock.c); both ends meet in
+ * store_hook_run and store_hook_vote.
  */
 #include "store/store.h"
 #include "lib/error.h"
@@ -22,21 +26,10 @@
 
 #define HOOK_STDIN_MAX (16 << 20)
 
-struct hook_run {
-	struct rpc_call *call;
-	const char *name;                 /* "pre-receive" */
-	Grove__V1__HookRequest *first;    /* payload, push options, git env */
-	struct strbuf in;                 /* the ref update lines */
-};
-
 static int relay(void *ctx, const char *data, size_t len, bool err)
 {
 	struct hook_run *h = ctx;
-	Grove__V1__HookResponse resp = GROVE__V1__HOOK_RESPONSE__INIT;
-	ProtobufCBinaryData *field = err ? &resp.stderr : &resp.stdout;
-	field->data = (uint8_t *)data;
-	field->len = len;
-	return rpc_call_send(h->call, &resp.base);
+	return h->say(h->sink, data, len, err);
 }
 
 static int relay_out(void *ctx, const char *data, size_t len)
@@ -152,9 +145,9 @@ static int forward(struct store *st, struct hook_run *h, const char *method, int
 		if (r <= 0)
 			break;
 		if (resp->stdout.len)
-			r = rpc_call_send(h->call, &resp->base);
-		else if (resp->stderr.len)
-			r = rpc_call_send(h->call, &resp->base);
+			r = h->say(h->sink, (const char *)resp->stdout.data, resp->stdout.len, false);
+		if (r >= 0 && resp->stderr.len)
+			r = h->say(h->sink, (const char *)resp->stderr.data, resp->stderr.len, true);
 		if (resp->exit_status)
 			*code = resp->exit_status->value;
 		FREE_MSG(resp);
@@ -175,7 +168,7 @@ out:
  * relays its answer: git commits the updates only on COMMIT. The router
  * holds the answer until a quorum agreed, so this call may wait.
  */
-static int txn_vote(struct store *st, const Grove__V1__HookPayload *p, Grove__V1__VoteTransactionRequest__Phase phase,
+int store_hook_vote(struct store *st, const Grove__V1__HookPayload *p, Grove__V1__VoteTransactionRequest__Phase phase,
 		    ProtobufCBinaryData vote, bool *commit, char *msg, size_t msgsize)
 {
 	Grove__V1__VoteTransactionRequest v = GROVE__V1__VOTE_TRANSACTION_REQUEST__INIT;
@@ -236,7 +229,7 @@ static int push_vote(struct store *st, struct hook_run *h, int *code)
 		ret = store_repo_ref_updates(path.buf, h->in.buf, h->in.len, &updates);
 	if (!ret) {
 		SHA256((const unsigned char *)updates.buf, updates.len, hash);
-		ret = txn_vote(st, p, GROVE__V1__VOTE_TRANSACTION_REQUEST__PHASE__PREPARED, vote, &commit, msg,
+		ret = store_hook_vote(st, p, GROVE__V1__VOTE_TRANSACTION_REQUEST__PHASE__PREPARED, vote, &commit, msg,
 			       sizeof(msg));
 	}
 	strbuf_release(&path);
@@ -256,23 +249,56 @@ static int push_vote(struct store *st, struct hook_run *h, int *code)
 	return 0;
 }
 
-static void hook_serve(struct rpc_call *call, struct store *st, const char *name, const char *method)
+int store_hook_run(struct store *st, struct hook_run *h, int *code)
 {
-	struct hook_run h = { .call = call, .name = name };
+	const char *method = !strcmp(h->name, "pre-receive") ? "/grove.v1.HookService/PreReceiveHook"
+							     : "/grove.v1.HookService/PostReceiveHook";
+	const Grove__V1__HookPayload *p = h->first->payload;
+	struct strbuf prog = STRBUF_INIT;
+	int ret = 0;
+
+	*code = 0;
+	if (!p || !p->repository) {
+		ret = error_set(GROVE_EINVAL, "the hook request carries no payload with a repository");
+		goto out;
+	}
+	if (st->custom_hooks && !p->secondary) {
+		strbuf_addf(&prog, "%s/%s", st->custom_hooks, h->name);
+		if (!access(prog.buf, X_OK) && (ret = run_custom(st, h, prog.buf, code)))
+			goto out;
+	}
+	if (!*code && !p->secondary && p->hook_address && *p->hook_address && (ret = forward(st, h, method, code)))
+		goto out;
+	if (!*code && !strcmp(h->name, "pre-receive") && (ret = push_vote(st, h, code)))
+		goto out;
+	log_info("hook.done", "hook=%s repo=%s exit=%d via=%s", h->name, p->repository->relative_path, *code, h->via);
+out:
+	strbuf_release(&prog);
+	return ret;
+}
+
+/* The hook's output, as messages of the gRPC call. */
+static int call_say(void *sink, const char *data, size_t len, bool err)
+{
+	Grove__V1__HookResponse resp = GROVE__V1__HOOK_RESPONSE__INIT;
+	ProtobufCBinaryData *field = err ? &resp.stderr : &resp.stdout;
+	field->data = (uint8_t *)data;
+	field->len = len;
+	return rpc_call_send(sink, &resp.base);
+}
+
+static void hook_serve(struct rpc_call *call, struct store *st, const char *name)
+{
+	struct hook_run h = { .name = name, .say = call_say, .sink = call, .via = "grpc" };
 	Grove__V1__HookResponse done = GROVE__V1__HOOK_RESPONSE__INIT;
 	Grove__V1__ExitStatus status = GROVE__V1__EXIT_STATUS__INIT;
 	Grove__V1__HookRequest *more = NULL;
-	struct strbuf prog = STRBUF_INIT;
-	int ret, r, code = 0;
+	int ret, r = 0, code = 0;
 
 	strbuf_init(&h.in, HOOK_STDIN_MAX);
 	ret = rpc_call_recv_one(call, &grove__v1__hook_request__descriptor, (ProtobufCMessage **)&h.first);
 	if (ret)
 		goto out;
-	if (!h.first->payload || !h.first->payload->repository) {
-		ret = error_set(GROVE_EINVAL, "the hook request carries no payload with a repository");
-		goto out;
-	}
 	ret = strbuf_add(&h.in, h.first->stdin.data, h.first->stdin.len);
 	while (!ret && (r = rpc_call_recv(call, &grove__v1__hook_request__descriptor, (ProtobufCMessage **)&more)) > 0) {
 		ret = strbuf_add(&h.in, more->stdin.data, more->stdin.len);
@@ -281,43 +307,25 @@ static void hook_serve(struct rpc_call *call, struct store *st, const char *name
 	}
 	if (!ret && r < 0)
 		ret = r;
-	if (ret)
-		goto out;
-
-	if (st->custom_hooks && !h.first->payload->secondary) {
-		strbuf_addf(&prog, "%s/%s", st->custom_hooks, name);
-		if (!access(prog.buf, X_OK)) {
-			ret = run_custom(st, &h, prog.buf, &code);
-			if (ret)
-				goto out;
-		}
-	}
-	if (!code && !h.first->payload->secondary && h.first->payload->hook_address && *h.first->payload->hook_address) {
-		ret = forward(st, &h, method, &code);
-		if (ret)
-			goto out;
-	}
-	if (!code && !strcmp(name, "pre-receive") && (ret = push_vote(st, &h, &code)))
+	if (ret || (ret = store_hook_run(st, &h, &code)))
 		goto out;
 	status.value = code;
 	done.exit_status = &status;
 	ret = rpc_call_send(call, &done.base);
-	log_info("hook.done", "hook=%s repo=%s exit=%d", name, h.first->payload->repository->relative_path, code);
 out:
 	rpc_call_done(call, ret);
 	FREE_MSG(h.first);
 	strbuf_release(&h.in);
-	strbuf_release(&prog);
 }
 
 static void pre_receive(struct rpc_call *call, void *data)
 {
-	hook_serve(call, data, "pre-receive", "/grove.v1.HookService/PreReceiveHook");
+	hook_serve(call, data, "pre-receive");
 }
 
 static void post_receive(struct rpc_call *call, void *data)
 {
-	hook_serve(call, data, "post-receive", "/grove.v1.HookService/PostReceiveHook");
+	hook_serve(call, data, "post-receive");
 }
 
 static void reference_transaction(struct rpc_call *call, void *data)
@@ -336,7 +344,7 @@ static void reference_transaction(struct rpc_call *call, void *data)
 		else if (req->state == GROVE__V1__REFERENCE_TRANSACTION_HOOK_REQUEST__STATE__ABORTED)
 			phase = GROVE__V1__VOTE_TRANSACTION_REQUEST__PHASE__ABORTED;
 		bool commit = false;
-		ret = txn_vote(st, req->payload, phase, req->vote, &commit, msg, sizeof(msg));
+		ret = store_hook_vote(st, req->payload, phase, req->vote, &commit, msg, sizeof(msg));
 		resp.commit = commit;
 		resp.message = msg;
 	}

@@ -25,7 +25,9 @@
 #include "lib/packcache.h"
 #include "lib/rpc.h"
 #include "lib/strbuf.h"
+#include "grove/v1/hook.pb-c.h"
 #include "grove/v1/shared.pb-c.h"
+#include "grove/v1/transaction.pb-c.h"
 
 struct store {
 	char *name;            /* storage name requests must use */
@@ -37,6 +39,7 @@ struct store {
 	char *push_hooks_dir;  /* pre-receive and post-receive only: for receive-pack */
 	char *connect_bin;     /* state_dir/bin/grove-connect */
 	char *hook_address;    /* "unix:…": where `grove hook` calls back */
+	char *hook_socket;     /* the hook wire's path, where `grove-hook` calls back (hooksock.c) */
 	char *custom_hooks;    /* operator's pre-receive/post-receive, or NULL */
 	char *secret;
 	char *self_exe;
@@ -133,6 +136,31 @@ void store_register_repository_service(struct rpc_server *srv, struct store *st)
 void store_register_ref_service(struct rpc_server *srv, struct store *st);
 void store_register_ssh_service(struct rpc_server *srv, struct store *st);
 void store_register_hook_service(struct rpc_server *srv, struct store *st);
+
+/*
+ * A pre-receive or post-receive hook of a push, its request in (from gRPC
+ * or the hook wire): the operator's hook, the gate's (forwarded), the
+ * push's vote. Its output goes to say(sink, …), false for stdout. 0 with
+ * the hook's exit status in *code, or an error (the hook could not run).
+ */
+struct hook_run {
+	const char *name;                 /* "pre-receive" */
+	Grove__V1__HookRequest *first;    /* payload, push options, git env */
+	struct strbuf in;                 /* the ref update lines */
+	int (*say)(void *sink, const char *data, size_t len, bool err);
+	void *sink;
+	const char *via;                  /* "wire" or "grpc", for the log */
+};
+int store_hook_run(struct store *st, struct hook_run *h, int *code);
+/* One vote of a write to the router of payload p: *commit, and its message. */
+int store_hook_vote(struct store *st, const Grove__V1__HookPayload *p, Grove__V1__VoteTransactionRequest__Phase phase,
+		    ProtobufCBinaryData vote, bool *commit, char *msg, size_t msgsize);
+
+/* The hook wire (hooksock.c): `grove-hook` calls back here, at path. */
+struct hooksock;
+int hooksock_start(struct store *st, const char *path, struct hooksock **out);
+/* Stops accepting, waits for the hooks running to end, removes the socket. */
+void hooksock_stop(struct hooksock *hs);
 void store_register_server_service(struct rpc_server *srv, struct store *st);
 
 

@@ -44,6 +44,24 @@ write_hooks() {
 	chmod +x "$TRASH"/hooks1/* "$TRASH"/hooks2/*
 }
 
+# wire_ask SOCKET SECRET [TYPE]: a hook request straight to a store's hook
+# wire (lib/hookwire.h): a pre-receive with SECRET, and a frame of TYPE
+# (default I) at the end; the answer's bytes on stdout.
+wire_ask() {
+	perl -MIO::Socket::UNIX -e '
+		my ($path, $secret, $type) = @ARGV;
+		my $s = IO::Socket::UNIX->new(Peer => $path) or die "connect: $!";
+		sub frame { my ($t, $d) = @_; print $s pack("aN", $t, length $d) . $d }
+		frame("N", "pre-receive");
+		frame("V", "GROVE_SECRET=$secret");
+		frame("V", "GROVE_HOOKS_ACTIVE=pre-receive,");
+		frame($type || "I", "");
+		shutdown($s, 1);
+		local $/;
+		print <$s>;
+	' "$@"
+}
+
 test_setup 'stores with custom hooks' '
 	write_hooks &&
 	start_store s1 hooks.customDir=$TRASH/hooks1 &&
@@ -127,6 +145,26 @@ test_expect_success 'without custom hooks or payload, pushes need no hook round 
 	: the store logs the push once it is over: a hook would have run before &&
 	wait_for_log s3 "\"event\":\"ssh.push\".*\"repo\":\"plain.git\"" &&
 	test_must_fail grep "hook.done" "$TRASH/s3/store.log"
+'
+
+test_expect_success 'a push'"'"'s hooks come over the hook wire (grove-hook), not gRPC' '
+	test_grep -q "grove-hook" "$(find s1 -path "*hooks-push/pre-receive")" &&
+	wait_for_log s1 "\"event\":\"hook.done\",.*\"hook\":\"pre-receive\".*\"via\":\"wire\"" &&
+	wait_for_log s1 "\"event\":\"hook.done\",.*\"hook\":\"post-receive\".*\"via\":\"wire\"" &&
+	test_must_fail grep -q "\"via\":\"grpc\"" s1/store.log
+'
+
+test_expect_success 'the hook wire refuses a request without the store'"'"'s secret, or malformed, in git'"'"'s words' '
+	sock=$(find s1 -name "hookw.*" -type s) && test -n "$sock" &&
+	wire_ask "$sock" wrong >ans &&
+	grep -aq "error: grove: the pre-receive check could not run (correlation id .*): push again" ans &&
+	wait_for_log s1 "\"event\":\"hook.wire_failed\".*without this store" &&
+	wire_ask "$sock" "$(cat "$SHARED_SECRET")" Z >ans &&
+	grep -aq "error: grove: the hook check could not run" ans &&
+	wait_for_log s1 "\"event\":\"hook.wire_failed\".*unknown type" &&
+	: the store serves pushes on &&
+	(cd src && GROVE_PUSH_APP=myapp git_on $s1_ADDR push -q ssh://s1/app.git main:after 2>../err) &&
+	test_grep "^remote: checked by store hook" err
 '
 
 test_done
