@@ -6,6 +6,7 @@
  */
 #include "lib/common.h"
 #include "lib/hookwire.h"
+#include "lib/strbuf.h"
 
 static bool inside(const uint8_t *buf, size_t size, const void *p, size_t len)
 {
