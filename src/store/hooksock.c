@@ -30,6 +30,7 @@
 
 #define HOOKSOCK_RUNS 256
 #define HOOKSOCK_READ_S 60
+#define HOOKSOCK_STOP_WAIT_MS 10000
 
 struct hooksock {
 	struct store *st;
@@ -342,6 +343,9 @@ out:
 
 void hooksock_stop(struct hooksock *hs)
 {
+	struct timespec until;
+	int left;
+
 	if (!hs)
 		return;
 	if (write(hs->stop[1], "x", 1) != 1)
@@ -349,11 +353,20 @@ void hooksock_stop(struct hooksock *hs)
 	pthread_join(hs->tid, NULL);
 	close(hs->fd);
 	unlink(hs->path);
-	/* The hooks of pushes still running finish: their pushes wait on them. */
+	/* The hooks of pushes still running finish: their pushes wait on
+	 * them. The servers drained before this, so what is left is a hook
+	 * stuck on a peer: it is given a while, then the process goes. */
 	pthread_mutex_lock(&hs->mu);
-	while (hs->running > 0)
-		pthread_cond_wait(&hs->cv, &hs->mu);
+	deadline_after_ms(&until, CLOCK_REALTIME, HOOKSOCK_STOP_WAIT_MS);
+	while (hs->running > 0 && pthread_cond_timedwait(&hs->cv, &hs->mu, &until) != ETIMEDOUT)
+		;
+	left = hs->running;
 	pthread_mutex_unlock(&hs->mu);
+	if (left) {
+		/* Their threads still use hs: it stays, and goes with the process. */
+		log_warn("hook.wire_stopped", "running=%d note=%s", left, "hook runs left unfinished at exit");
+		return;
+	}
 	close(hs->stop[0]);
 	close(hs->stop[1]);
 	pthread_mutex_destroy(&hs->mu);
