@@ -32,28 +32,6 @@ static int fail(const char *what)
 	return 1;
 }
 
-static int write_all(int fd, const void *p, size_t n)
-{
-	const char *c = p;
-	while (n) {
-		ssize_t w = write(fd, c, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		c += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-static int send_frame(int fd, char type, const void *data, size_t len)
-{
-	uint8_t head[HOOKWIRE_HEAD];
-	hookwire_head(head, type, (uint32_t)len);
-	return write_all(fd, head, sizeof(head)) || write_all(fd, data, len) ? -1 : 0;
-}
-
 /* git's input, whole: git waits for a hook to take it. NULL past the limit. */
 static char *read_input(size_t *len)
 {
@@ -120,12 +98,12 @@ static int connect_to(const char *path)
 
 static int send_request(int fd, char **argv, const char *in, size_t in_len)
 {
-	if (send_frame(fd, 'N', argv[1], strlen(argv[1])) || (argv[2] && send_frame(fd, 'A', argv[2], strlen(argv[2]))))
+	if (hookwire_send(fd, 'N', argv[1], strlen(argv[1])) || (argv[2] && hookwire_send(fd, 'A', argv[2], strlen(argv[2]))))
 		return -1;
 	for (char **e = environ; *e; e++)
-		if (hookwire_var_wanted(*e) && send_frame(fd, 'V', *e, strlen(*e)))
+		if (hookwire_var_wanted(*e) && hookwire_send(fd, 'V', *e, strlen(*e)))
 			return -1;
-	if (send_frame(fd, 'I', in, in_len))
+	if (hookwire_send(fd, 'I', in, in_len))
 		return -1;
 	return shutdown(fd, SHUT_WR);
 }
@@ -152,7 +130,7 @@ static int relay_answer(int fd)
 					code = code * 10 + (data[i] - '0');
 				return n ? code : -1;
 			}
-			write_all(type == 'O' ? 1 : 2, data, n);
+			hookwire_write_all(type == 'O' ? 1 : 2, data, n);
 			memmove(buf, buf + used, have - used);
 			have -= used;
 			continue;

@@ -1,7 +1,9 @@
 /* The hooks' wire to the store: see hookwire.h. libc only. */
 #include "lib/hookwire.h"
 
+#include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 static uint32_t be32(const uint8_t *p)
 {
@@ -15,6 +17,30 @@ void hookwire_head(uint8_t head[HOOKWIRE_HEAD], char type, uint32_t len)
 	head[2] = (uint8_t)(len >> 16);
 	head[3] = (uint8_t)(len >> 8);
 	head[4] = (uint8_t)len;
+}
+
+int hookwire_write_all(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+
+	while (len) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int hookwire_send(int fd, char type, const void *data, size_t len)
+{
+	uint8_t head[HOOKWIRE_HEAD];
+
+	hookwire_head(head, type, (uint32_t)len);
+	return hookwire_write_all(fd, head, sizeof(head)) || hookwire_write_all(fd, data, len) ? -1 : 0;
 }
 
 int hookwire_next(const uint8_t *buf, size_t len, size_t max, char *type, const uint8_t **data, uint32_t *dlen,

@@ -57,6 +57,10 @@ const char *hookwire_var(const struct hookwire_req *req, const char *name, size_
 
 /* One frame's head for data of len bytes. */
 void hookwire_head(uint8_t head[HOOKWIRE_HEAD], char type, uint32_t len);
+/* Writes all of data to fd (through EINTR and short writes): 0, or -1. */
+int hookwire_write_all(int fd, const void *data, size_t len);
+/* One frame to fd: 0, or -1. */
+int hookwire_send(int fd, char type, const void *data, size_t len);
 
 /*
  * The next frame of an answer in buf[0..len): 1 with its type, data and

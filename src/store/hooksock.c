@@ -18,7 +18,6 @@
 #include "lib/error.h"
 #include "lib/hookwire.h"
 #include "lib/log.h"
-#include "lib/proc.h"
 
 #include <fcntl.h>
 #include <openssl/crypto.h>
@@ -50,21 +49,15 @@ struct wire_conn {
 
 static int say_frame(void *sink, const char *data, size_t len, bool err)
 {
-	uint8_t head[HOOKWIRE_HEAD];
-	int fd = *(int *)sink;
-
-	hookwire_head(head, err ? 'E' : 'O', (uint32_t)len);
-	return write_all(fd, head, sizeof(head)) || write_all(fd, data, len) ? -1 : 0;
+	return hookwire_send(*(int *)sink, err ? 'E' : 'O', data, len);
 }
 
 static void say_exit(int fd, int code)
 {
 	char digits[16];
-	uint8_t head[HOOKWIRE_HEAD];
 	int n = snprintf(digits, sizeof(digits), "%d", code);
 
-	hookwire_head(head, 'X', (uint32_t)n);
-	if (write_all(fd, head, sizeof(head)) || write_all(fd, digits, (size_t)n))
+	if (hookwire_send(fd, 'X', digits, (size_t)n))
 		log_info("hook.wire_gone", "note=%s", "the hook went before its answer");
 }
 
