@@ -1,7 +1,7 @@
 /*
  * Unit tests for src/gate/db.c, the gate's SQLite state: users and their
  * keys, apps, access rules (admins included), deployments with their bounded
- * log, and migrations that are applied once and idempotent on reopen.
+ * log, and schema steps that are applied once and idempotent on reopen.
  *
  * libgrove.a holds only src/lib, so the module is compiled into this test
  * directly.
@@ -467,7 +467,7 @@ static void test_deploy_log_bound(void **state)
 	strbuf_release(&big);
 }
 
-/* ---- open, migrations, queries ---- */
+/* ---- open, schema upgrades, queries ---- */
 
 static int count_rows(void *ctx, int ncols, const char *const *names, const char *const *values)
 {
@@ -480,7 +480,7 @@ static int stop_at_two(void *ctx, int ncols, const char *const *names, const cha
 	return ++(*(int *)ctx) == 2 ? GROVE_EPRECOND : 0;
 }
 
-static void test_migrations(void **state)
+static void test_schema_upgrade(void **state)
 {
 	struct fixture *f = *state;
 	struct db *db2 = NULL, *db3 = NULL;
@@ -488,7 +488,7 @@ static void test_migrations(void **state)
 	char *s;
 
 	s = query1(f->db, "PRAGMA user_version");
-	assert_int_equal(atoi(s), (int)ARRAY_SIZE(migrations));
+	assert_int_equal(atoi(s), (int)ARRAY_SIZE(schema_steps));
 	free(s);
 	s = query1(f->db, "PRAGMA journal_mode");
 	assert_string_equal(s, "wal");
@@ -501,7 +501,7 @@ static void test_migrations(void **state)
 	free(s);
 
 	assert_ok(db_user_create(f->db, "alice", true));
-	/* A second handle beside the first, then reopening: no migration runs twice. */
+	/* A second handle beside the first, then reopening: no schema step runs twice. */
 	assert_ok(db_open(&db2, f->path));
 	db_close(f->db);
 	f->db = NULL;
@@ -512,7 +512,7 @@ static void test_migrations(void **state)
 	assert_ok(db_user_get(db2, "alice", &u));
 	user_release(&u);
 	s = query1(f->db, "PRAGMA user_version");
-	assert_int_equal(atoi(s), (int)ARRAY_SIZE(migrations));
+	assert_int_equal(atoi(s), (int)ARRAY_SIZE(schema_steps));
 	free(s);
 	db_close(db2);
 
@@ -713,7 +713,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_access, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deployments, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deploy_log_bound, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_migrations, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_schema_upgrade, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_query, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_listings, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),

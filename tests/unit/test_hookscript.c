@@ -38,7 +38,7 @@ static int setup(void **state)
 	/* echo stands for grove: what it prints is what grove would be given. */
 	for (const char *const *h = (const char *const[]){ "pre-receive", "post-receive", "reference-transaction", NULL }; *h;
 	     h++)
-		if (hook_script_install(dir, *h, "/bin/echo"))
+		if (hook_script_install(dir, *h, "/bin/echo", false))
 			return -1;
 	return 0;
 }
@@ -79,15 +79,38 @@ static void test_reinstall_keeps_file(void **state)
 	snprintf(path, sizeof(path), "%s/pre-receive", dir);
 	assert_int_equal(stat(path, &a), 0);
 	assert_int_equal(a.st_mode & 0111, 0111 & ~umask(umask(0)) & 0111);
-	assert_int_equal(hook_script_install(dir, "pre-receive", "/bin/echo"), 0);
+	assert_int_equal(hook_script_install(dir, "pre-receive", "/bin/echo", false), 0);
 	assert_int_equal(stat(path, &b), 0);
 	assert_int_equal(a.st_ino, b.st_ino);
 	/* Another binary: a new script, swapped in whole. */
-	assert_int_equal(hook_script_install(dir, "pre-receive", "/bin/true"), 0);
+	assert_int_equal(hook_script_install(dir, "pre-receive", "/bin/true", false), 0);
 	assert_int_equal(stat(path, &b), 0);
 	assert_int_not_equal(a.st_ino, b.st_ino);
-	assert_int_not_equal(hook_script_install(dir, "pre-receive", "/tmp/it's"), 0);
+	assert_int_not_equal(hook_script_install(dir, "pre-receive", "/tmp/it's", false), 0);
 	assert_non_null(strstr(error_msg(), "single quote"));
+}
+
+/* A store's scripts (light): EXE-hook when it is there, else `EXE hook`. */
+static void test_light_prefers_grove_hook(void **state)
+{
+	char out[256], exe[4200], fast[4300];
+	FILE *f;
+
+	snprintf(exe, sizeof(exe), "%s/grove", dir);
+	snprintf(fast, sizeof(fast), "%s/grove-hook", dir);
+	assert_int_equal(symlink("/bin/echo", exe), 0);
+	assert_int_equal(hook_script_install(dir, "post-receive", exe, true), 0);
+	assert_int_equal(run("post-receive", "", "post-receive,", out, sizeof(out)), 0);
+	assert_string_equal(out, "hook post-receive\n");
+	f = fopen(fast, "w");
+	assert_non_null(f);
+	fputs("#!/bin/sh\nread -r _; echo \"light $*\"\n", f);
+	fclose(f);
+	assert_int_equal(chmod(fast, 0755), 0);
+	assert_int_equal(run("post-receive", "", "post-receive,", out, sizeof(out)), 0);
+	assert_string_equal(out, "light post-receive\n");
+	assert_int_equal(run("post-receive", "", "pre-receive,", out, sizeof(out)), 0);
+	assert_string_equal(out, "");
 }
 
 int main(void)
@@ -96,6 +119,7 @@ int main(void)
 		cmocka_unit_test(test_active_runs_grove),
 		cmocka_unit_test(test_idle_reads_input_only),
 		cmocka_unit_test(test_reinstall_keeps_file),
+		cmocka_unit_test(test_light_prefers_grove_hook),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -85,7 +85,7 @@ static void test_sqlite(void **state)
 	assert_int_equal(sqldb_int(rows, 0), 1);
 	sqldb_rows_free(rows);
 	sqldb_close(db);
-	/* Reopened: migrations are not applied twice. */
+	/* Reopened: schema steps are not applied twice. */
 	assert_int_equal(sqldb_open(&db, file, &schema), 0);
 	sqldb_close(db);
 	unlink(file);
