@@ -419,6 +419,34 @@ static int store_check_config(const char *conf)
 	return ret ? 1 : 0;
 }
 
+/*
+ * Where a push's hooks call back. The hook socket has a server of its own,
+ * drained last: the hooks of the pushes still running while the store
+ * drains must get through. And a push's hooks call back the process that
+ * runs the push, not the one an upgrade put in its place meanwhile (that
+ * one knows nothing of it): its own socket, not the path an upgrade moves;
+ * and the hook wire beside it (hooksock.c), this process's own as well.
+ */
+static int store_listen_hooks(struct store *st, const struct rpc_server_opts *ropts, struct rpc_server **hsrv,
+			      struct hooksock **wire)
+{
+	char *own, *slash;
+	int ret;
+
+	if ((ret = rpc_server_new(hsrv, ropts)))
+		return ret;
+	store_register_hook_service(*hsrv, st);
+	if ((ret = rpc_server_listen(*hsrv, st->hook_address)))
+		return ret;
+	own = xstrdup(rpc_server_own_address(*hsrv, st->hook_address));
+	free(st->hook_address);
+	st->hook_address = own;
+	/* "unix:DIR/hook.sock.PID" → DIR/hookw.PID */
+	slash = strrchr(own, '/');
+	st->hook_socket = xasprintf("%.*s/hookw.%d", (int)(slash - own - 5), own + 5, (int)getpid());
+	return hooksock_start(st, st->hook_socket, wire);
+}
+
 int store_main(int argc, char **argv)
 {
 	struct store st = { 0 };
@@ -473,30 +501,7 @@ int store_main(int argc, char **argv)
 	for (size_t i = 0; i < nlisten; i++)
 		if ((ret = rpc_server_listen(srv, listen[i])))
 			goto out;
-	/*
-	 * The hook socket has a server of its own, drained last: the hooks of
-	 * the pushes still running while the store drains must get through.
-	 * And a push's hooks call back the process that runs the push, not
-	 * the one an upgrade put in its place meanwhile (that one knows
-	 * nothing of it): its own socket, not the path an upgrade moves.
-	 */
-	if ((ret = rpc_server_new(&hsrv, &ropts)))
-		goto out;
-	store_register_hook_service(hsrv, &st);
-	if ((ret = rpc_server_listen(hsrv, st.hook_address)))
-		goto out;
-	{
-		char *own = xstrdup(rpc_server_own_address(hsrv, st.hook_address));
-		free(st.hook_address);
-		st.hook_address = own;
-	}
-	/* The hook wire beside it, this process's own as well: hookw.PID. */
-	{
-		char *slash = strrchr(st.hook_address, '/');
-		st.hook_socket = xasprintf("%.*s/hookw.%d", (int)(slash - st.hook_address - 5), st.hook_address + 5,
-					   (int)getpid());
-	}
-	if ((ret = hooksock_start(&st, st.hook_socket, &wire)))
+	if ((ret = store_listen_hooks(&st, &ropts, &hsrv, &wire)))
 		goto out;
 	if ((ret = rpc_server_start(hsrv)) || (ret = rpc_server_start(srv)) ||
 	    (ret = store_metrics_start(&st, &metrics)))
