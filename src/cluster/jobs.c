@@ -225,15 +225,39 @@ static void free_checksums(Grove__V1__VerifyRepositoryResponse *resp)
 	}
 }
 
+/* Whether every replica of now[0..n) is also in before[0..nb). */
+static bool all_seen(char now[][65], size_t n, char before[][65], size_t nb)
+{
+	for (size_t i = 0; i < n; i++) {
+		bool seen = false;
+		for (size_t j = 0; j < nb && !seen; j++)
+			seen = !strcmp(now[i], before[j]);
+		if (!seen)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * A replica is accused only when two comparisons in a row, at the same
+ * generation with no write ending between them, found it different: a
+ * push whose refs moved on the primary and not yet on the others (or the
+ * other way round) ends within the pause, and its generation moves. One
+ * sighting at the last attempt accused replicas of a busy repository that
+ * were whole, and made them outdated: with the primary lost then, the
+ * repository refused writes though two good copies were there.
+ */
 int jobs_verify(struct cluster *c, const char *path, void *out)
 {
 	Grove__V1__VerifyRepositoryResponse *resp = out;
 	struct repo_state *r = xcalloc(1, sizeof(*r));
-	char bad[CLUSTER_NODES_MAX][65];
-	size_t nbad = 0;
+	char bad[CLUSTER_NODES_MAX][65], seen[CLUSTER_NODES_MAX][65];
+	size_t nbad = 0, nseen = 0;
+	int64_t seen_gen = -2;
+	bool confirmed = false;
 	int ret = 0;
 
-	for (int attempt = 0; attempt < 3; attempt++) {
+	for (int attempt = 0; attempt < 4 && !confirmed; attempt++) {
 		free_checksums(resp);
 		if ((ret = state_repo_get(c, path, r)))
 			goto out;
@@ -246,17 +270,25 @@ int jobs_verify(struct cluster *c, const char *path, void *out)
 		ret = compare_once(c, r, resp, bad, &nbad);
 		if (ret < 0)
 			goto out;
-		/* A write ran meanwhile, or refs were caught between two replicas'
-		 * commits of one write: look again before accusing anyone. */
 		if (ret == 0 && nbad == 0)
 			goto out;
-		if (attempt < 2)
+		if (ret == 0) {
+			confirmed = r->generation == seen_gen && all_seen(bad, nbad, seen, nseen);
+			memcpy(seen, bad, sizeof(bad));
+			nseen = nbad;
+			seen_gen = r->generation;
+		}
+		if (!confirmed && attempt < 3)
 			usleep(500 * 1000);
 	}
-	if (ret == 1) {
-		ret = 0;   /* busy repository: the next pass compares */
+	if (!confirmed) {
+		/* A busy repository: the next pass compares. */
+		log_info("cluster.verify_inconclusive", "repo=%s generation=%lld", path, (long long)r->generation);
+		ret = 0;
+		nbad = 0;
 		goto out;
 	}
+	ret = 0;
 	for (size_t i = 0; i < nbad; i++) {
 		pthread_mutex_lock(&c->mu);
 		c->m.verify_mismatches++;
