@@ -50,6 +50,7 @@ struct target {
 	char details[1024];
 	int64_t responses;
 	char checksum[65];       /* a voted push's refs_checksum, "" if none */
+	bool said_exit;          /* it sent the command's exit status: its answer is whole */
 };
 
 struct proxy {
@@ -190,7 +191,9 @@ static void *sender_main(void *arg)
 
 /* A voted push's last answer carries the store's checksum (ssh.proto): a
  * small message, looked at before it is relayed (sending takes its bytes). */
-static void target_note_checksum(struct target *t, grpc_byte_buffer *bb)
+/* The last message of an SSH command is small and its own: the exit
+ * status (field 3) and, for a voted push, the refs' checksum (field 4). */
+static void target_note_end(struct target *t, grpc_byte_buffer *bb, bool voted_push)
 {
 	grpc_slice sl;
 	const uint8_t *val;
@@ -198,7 +201,9 @@ static void target_note_checksum(struct target *t, grpc_byte_buffer *bb)
 
 	if (grpc_byte_buffer_length(bb) > 256 || rpc_bb_slice(bb, &sl))
 		return;
-	if (pbwire_find(GRPC_SLICE_START_PTR(sl), GRPC_SLICE_LENGTH(sl), 4, &val, &vlen) == 1 &&
+	if (pbwire_find(GRPC_SLICE_START_PTR(sl), GRPC_SLICE_LENGTH(sl), 3, &val, &vlen) == 1)
+		t->said_exit = true;
+	if (voted_push && pbwire_find(GRPC_SLICE_START_PTR(sl), GRPC_SLICE_LENGTH(sl), 4, &val, &vlen) == 1 &&
 	    vlen < sizeof(t->checksum)) {
 		memcpy(t->checksum, val, vlen);
 		t->checksum[vlen] = '\0';
@@ -267,8 +272,8 @@ static void *reader_main(void *arg)
 			pthread_cond_broadcast(&px->cv);
 			pthread_mutex_unlock(&px->mu);
 		}
-		if (voted_push)
-			target_note_checksum(t, bb);
+		if (voted_push || (px->read && t->primary))
+			target_note_end(t, bb, voted_push);
 		if (t->primary && !target_for_client(t, &bb))
 			continue;
 		if (t->primary) {
@@ -290,6 +295,15 @@ static void *reader_main(void *arg)
 	rpc_stream_finish(t->st);
 	t->code = rpc_stream_status(t->st);
 	rpc_stream_details(t->st, t->details, sizeof(t->details));
+	/* A read whose store sent all of its answer, exit status included,
+	 * then went (an old process ending its drain for an upgrade, its
+	 * call's status still unsent): the client has everything. */
+	if (t->code == GRPC_STATUS_UNAVAILABLE && px->read && t->primary && t->said_exit) {
+		log_info("cluster.read_whole", "node=%s method=%s note=%s transport=%s", t->node->name, px->info->path,
+			 "the answer was whole when the store's connection ended", t->details);
+		t->code = GRPC_STATUS_OK;
+		t->details[0] = '\0';
+	}
 	if (t->code == GRPC_STATUS_UNAVAILABLE && !t->responses)
 		cluster_node_suspect(px->c, t->node);
 	if (px->txn)
