@@ -249,8 +249,14 @@ static int feed_backend(struct hreq *r, struct backend *b, const char *data, siz
 		}
 		if (w < 0 && errno != EAGAIN && errno != EINTR)
 			break;
-		while (r->hold.len < HTTP_HOLD_MAX && backend_take(r, b, &r->hold, HTTP_HOLD_MAX - r->hold.len) == 1)
+		int t = 0;
+		while (r->hold.len < HTTP_HOLD_MAX && (t = backend_take(r, b, &r->hold, HTTP_HOLD_MAX - r->hold.len)) == 1)
 			;
+		/* Its answer ended (a store that refused the push, a git that
+		 * exited): it takes no more of the request, and its output, at
+		 * its end, would wake every poll at once. */
+		if (t < 0)
+			break;
 		if (now_ms() - last > r->idle_ms) {
 			log_info("gate.http_backend_stuck", "user=%s", r->d.user.name);
 			break;

@@ -103,11 +103,14 @@ test_expect_success 'a push of several MiB goes in chunks after git probes with 
 test_expect_success 'a push over HTTPS is held to the app'"'"'s size limit, nothing of it kept' '
 	api g PATCH /api/v1/apps/web "{\"max_push_mb\":1}" >.api && test_grep -q "\"max_push_mb\":1" .api &&
 	git -C src rev-parse main >before &&
-	head -c 2500000 /dev/urandom >src/big2.bin && git -C src add big2.bin && git -C src commit -q -m big2 &&
+	base=$(pgrep -P $g_PID | wc -l) &&
+	head -c 8000000 /dev/urandom >src/big2.bin && git -C src add big2.bin && git -C src commit -q -m big2 &&
 	test_must_fail git -C src push "$(url alice $ALICE web)" main 2>err &&
 	test_grep "rejected\|unpacker error\|pack exceeds" err &&
 	: the gate says why after git, as over SSH, before the last packet of the answer &&
 	test_grep "^remote: ERROR: This push sent .* MiB; web accepts at most 1 MiB: git refused the pack and nothing of it was kept" err &&
+	: the connection has nothing left to do: its process ends, it does not spin on &&
+	wait_for 30 "the refused push'"'"'s connection process to end" eval "test \$(pgrep -P $g_PID | wc -l) -le $base" &&
 	git ls-remote "$(url bob $BOB web)" refs/heads/main | cut -f1 >got && test_cmp before got &&
 	git -C src reset -q --hard HEAD~1 &&
 	api g PATCH /api/v1/apps/web "{\"max_push_mb\":0}" >.api && test_grep -q "\"max_push_mb\":0" .api
