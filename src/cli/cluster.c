@@ -168,6 +168,10 @@ static int cluster_cli_verify(struct cluster_cli *c)
 			     &grove__v1__verify_repository_response__descriptor, &c->resp, 120000)))
 		return ret;
 	r = (Grove__V1__VerifyRepositoryResponse *)c->resp;
+	if (r->busy) {
+		printf("%s: not compared: writes kept running meanwhile; verify again when it is quieter\n", c->path);
+		return 0;
+	}
 	for (size_t k = 0; k < r->n_replicas; k++)
 		printf("  %-16s %-66s %s%s\n", r->replicas[k]->node, r->replicas[k]->checksum,
 		       r->replicas[k]->matches ? "ok" : "DIFFERS", r->replicas[k]->error);

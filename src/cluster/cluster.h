@@ -69,6 +69,8 @@ struct txn_registry;
 struct cluster {
 	struct usercap users;     /* calls at once per user (cluster.maxCallsPerUser) */
 	char *router;             /* this router's name, in the shared database */
+	char process[160];        /* this process, in the shared database: name/pid/start */
+	int64_t heartbeat_at;     /* when it last said it lives (under db_mu) */
 	char *virtual_storage;
 	char *secret;
 	char *txn_address;        /* where stores vote: this router's address */
@@ -141,11 +143,29 @@ void state_close(struct cluster *c);
 /* Reads a repository's metadata; exists is false when the router never saw it. */
 int state_repo_get(struct cluster *c, const char *path, struct repo_state *out);
 /*
- * Registers a repository before its first write: the replication factor and
- * the assigned nodes (healthy ones first, spread by a hash of the path), at
- * generation -1 (nothing yet). Done already: reads it.
+ * Before a write: registers the repository if it is new (the replication
+ * factor and the assigned nodes, healthy ones first, spread by a hash of
+ * the path, at generation -1) and reads it; records the write as in flight
+ * (its id into *write_id) until state_write_end, so that a verification
+ * compares no replicas while a write runs on any router.
  */
-int state_repo_assign(struct cluster *c, const char *path, struct repo_state *out);
+int state_write_begin(struct cluster *c, const char *path, struct repo_state *out, int64_t *write_id);
+int state_write_end(struct cluster *c, int64_t write_id);
+
+struct write_activity {
+	int64_t generation;
+	int64_t begun;           /* writes ever begun on the repository */
+	int64_t in_flight;       /* writes running now, on live routers */
+};
+int state_write_activity(struct cluster *c, const char *path, struct write_activity *out);
+/*
+ * A verification's verdict: the replicas of names become outdated (at
+ * seen->generation - 1), if nothing moved since seen (no write began, none
+ * runs, the generation stands) and they still hold that generation. 1 when
+ * something moved: nothing is marked.
+ */
+int state_verify_mark(struct cluster *c, const char *path, const struct write_activity *seen, char names[][65],
+		      size_t n);
 int state_repo_delete(struct cluster *c, const char *path);
 int state_set_primary(struct cluster *c, const char *path, const char *node);
 /*
@@ -165,7 +185,10 @@ int state_replica_forget(struct cluster *c, const char *path, const char *node);
 int state_set_replication_factor(struct cluster *c, const char *path, int rf);
 /* Every repository path, for reconciling passes: calls fn for each. */
 int state_repo_each(struct cluster *c, int (*fn)(struct cluster *c, const char *path, void *ctx), void *ctx);
+/* Records a health check, and that this process lives (at most once a second). */
 int state_record_health(struct cluster *c, struct node *n, bool healthy);
+/* At a clean exit: this process's writes are over, and it is gone. */
+int state_forget_process(struct cluster *c);
 /* How many routers (seen in the last 10 s) say n is healthy, of how many. */
 int state_health_votes(struct cluster *c, const char *node, uint32_t *healthy, uint32_t *total);
 

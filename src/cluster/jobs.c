@@ -162,15 +162,13 @@ static int checksum_of(struct node *n, const char *path, char *out, size_t size)
 
 /*
  * One comparison: the checksums of every healthy up-to-date replica against
- * the primary's. Fills the differing replicas' names into bad. 1 when the
- * repository's generation moved meanwhile (a write ran: compare again).
+ * the primary's. Fills the differing replicas' names into bad.
  */
 static int compare_once(struct cluster *c, struct repo_state *r, Grove__V1__VerifyRepositoryResponse *resp,
 			char bad[][65], size_t *nbad)
 {
 	char ref[128] = "", sum[128];
 	struct node *primary = cluster_primary(c, r, false);
-	struct repo_state *again;
 	int ret;
 
 	*nbad = 0;
@@ -202,12 +200,7 @@ static int compare_once(struct cluster *c, struct repo_state *r, Grove__V1__Veri
 			resp->replicas[resp->n_replicas++] = rc;
 		}
 	}
-	again = xcalloc(1, sizeof(*again));
-	ret = state_repo_get(c, r->path, again);
-	if (!ret && again->generation != r->generation)
-		ret = 1;
-	free(again);
-	return ret;
+	return 0;
 }
 
 static void free_checksums(Grove__V1__VerifyRepositoryResponse *resp)
@@ -238,65 +231,96 @@ static bool all_seen(char now[][65], size_t n, char before[][65], size_t nb)
 	return true;
 }
 
+static bool activity_same(const struct write_activity *a, const struct write_activity *b)
+{
+	return a->generation == b->generation && a->begun == b->begun && !a->in_flight && !b->in_flight;
+}
+
 /*
- * A replica is accused only when two comparisons in a row, at the same
- * generation with no write ending between them, found it different: a
- * push whose refs moved on the primary and not yet on the others (or the
- * other way round) ends within the pause, and its generation moves. One
- * sighting at the last attempt accused replicas of a busy repository that
- * were whole, and made them outdated: with the primary lost then, the
- * repository refused writes though two good copies were there.
+ * One quiet comparison: no write ran on any router from before the
+ * checksums were asked until after the last came back (see
+ * state_write_begin), so the refs did not move between stores meanwhile.
+ * 1 when a write ran (compare again later), with *seen as it was before.
+ */
+static int compare_quiet(struct cluster *c, const char *path, struct repo_state *r, struct write_activity *seen,
+			 Grove__V1__VerifyRepositoryResponse *resp, char bad[][65], size_t *nbad)
+{
+	struct write_activity after;
+	int ret;
+
+	*nbad = 0;
+	if ((ret = state_write_activity(c, path, seen)))
+		return ret;
+	if (seen->in_flight)
+		return 1;
+	if ((ret = state_repo_get(c, path, r)))
+		return ret;
+	if (!r->exists)
+		return error_set(GROVE_ENOTFOUND, "repository %s is not known to the cluster", path);
+	if (r->generation < 0)
+		return 0;   /* nothing written yet: nothing to compare */
+	if (r->generation != seen->generation)
+		return 1;
+	if ((ret = compare_once(c, r, resp, bad, nbad)))
+		return ret;
+	if ((ret = state_write_activity(c, path, &after)))
+		return ret;
+	return activity_same(seen, &after) ? 0 : 1;
+}
+
+/*
+ * A replica is accused only when two quiet comparisons in a row, with no
+ * write beginning between them, found it different, and is marked only if
+ * still nothing moved (state_verify_mark). A comparison beside a write
+ * once saw the primary's refs moved and the others' not yet, and marked
+ * whole replicas outdated: with the primary killed right after, one of
+ * them was elected and an acknowledged push was lost.
  */
 int jobs_verify(struct cluster *c, const char *path, void *out)
 {
 	Grove__V1__VerifyRepositoryResponse *resp = out;
 	struct repo_state *r = xcalloc(1, sizeof(*r));
 	char bad[CLUSTER_NODES_MAX][65], seen[CLUSTER_NODES_MAX][65];
+	struct write_activity act = { 0 };
 	size_t nbad = 0, nseen = 0;
-	int64_t seen_gen = -2;
+	int64_t seen_begun = -1;
 	bool confirmed = false;
 	int ret = 0;
 
 	for (int attempt = 0; attempt < 4 && !confirmed; attempt++) {
 		free_checksums(resp);
-		if ((ret = state_repo_get(c, path, r)))
-			goto out;
-		if (!r->exists) {
-			ret = error_set(GROVE_ENOTFOUND, "repository %s is not known to the cluster", path);
-			goto out;
-		}
-		if (r->generation < 0)
-			goto out;
-		ret = compare_once(c, r, resp, bad, &nbad);
-		if (ret < 0)
-			goto out;
-		if (ret == 0 && nbad == 0)
+		ret = compare_quiet(c, path, r, &act, resp, bad, &nbad);
+		if (ret < 0 || (ret == 0 && nbad == 0))
 			goto out;
 		if (ret == 0) {
-			confirmed = r->generation == seen_gen && all_seen(bad, nbad, seen, nseen);
+			confirmed = act.begun == seen_begun && all_seen(bad, nbad, seen, nseen);
 			memcpy(seen, bad, sizeof(bad));
 			nseen = nbad;
-			seen_gen = r->generation;
+			seen_begun = act.begun;
 		}
 		if (!confirmed && attempt < 3)
 			usleep(500 * 1000);
 	}
-	if (!confirmed) {
+	if (confirmed && (ret = state_verify_mark(c, path, &act, bad, nbad)) < 0)
+		goto out;
+	if (!confirmed || ret == 1) {
 		/* A busy repository: the next pass compares. */
-		log_info("cluster.verify_inconclusive", "repo=%s generation=%lld", path, (long long)r->generation);
+		log_info("cluster.verify_inconclusive", "repo=%s generation=%lld", path, (long long)act.generation);
+		free_checksums(resp);
+		if (resp)
+			resp->busy = true;
 		ret = 0;
-		nbad = 0;
 		goto out;
 	}
-	ret = 0;
 	for (size_t i = 0; i < nbad; i++) {
 		pthread_mutex_lock(&c->mu);
 		c->m.verify_mismatches++;
 		pthread_mutex_unlock(&c->mu);
-		log_warn("cluster.verify_mismatch", "repo=%s node=%s generation=%lld", path, bad[i], (long long)r->generation);
-		/* Outdated: repaired from the primary, never read meanwhile. */
-		if (!(ret = state_replica_set(c, path, bad[i], r->generation - 1, false)))
-			ret = state_job_add(c, JOB_UPDATE, path, bad[i]);
+		log_warn("cluster.verify_mismatch", "repo=%s node=%s generation=%lld", path, bad[i],
+			 (long long)act.generation);
+		/* Outdated now: repaired from the primary, never read meanwhile. */
+		if ((ret = state_job_add(c, JOB_UPDATE, path, bad[i])))
+			break;
 	}
 	if (resp)
 		resp->mismatches = (uint32_t)nbad;

@@ -489,6 +489,7 @@ int cluster_main(int argc, char **argv)
 	if ((ret = cluster_load(&c, conf, &cfg, &ropts, &listen, &nlisten, &db_path, &grace, &metrics_listen)) ||
 	    (ret = state_open(&c, db_path)) || (ret = txn_registry_new(&c.txns)))
 		goto out;
+	snprintf(c.process, sizeof(c.process), "%.100s/%ld/%lld", c.router, (long)getpid(), (long long)wall_ms());
 	run = (struct cluster_run){ &c, conf, ropts, listen, nlisten, db_path, metrics_listen, xstrdup(c.txn_address) };
 	ropts.secret = c.secret;
 	if ((ret = rpc_server_new(&srv, &ropts)))
@@ -527,6 +528,8 @@ out:
 	}
 	rpc_server_free(srv);
 	rpc_server_free(tsrv);
+	if (started && state_forget_process(&c))
+		log_warn("cluster.state_failed", "error=%s", error_msg());
 	state_close(&c);
 	txn_registry_free(c.txns);
 	free(run.txn_address);

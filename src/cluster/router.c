@@ -1060,6 +1060,14 @@ static int write_targets(struct cluster *c, struct repo_state *r, bool maintenan
 	return 0;
 }
 
+/* The write is over: verifications of the repository may compare again. */
+static void write_end(struct cluster *c, const char *path, int64_t write_id)
+{
+	/* Once more on failure: a row left behind holds verification back for a day. */
+	if (state_write_end(c, write_id) && state_write_end(c, write_id))
+		log_error("cluster.state_failed", "repo=%s write=%lld error=%s", path, (long long)write_id, error_msg());
+}
+
 /*
  * A write goes to its primary and every replica that can take it. A push
  * whose primary's store turns out dead or hung goes once more, to another
@@ -1076,12 +1084,13 @@ static void route_write(struct cluster *c, struct rpc_call *call, const struct r
 	grpc_byte_buffer *firsts[CLUSTER_NODES_MAX];
 	struct node *skip = NULL;
 	struct proxy px;
+	int64_t write_id = 0;
 	int assigned = 0, ret;
 
 	proxy_init(&px, c, call, info);
 	px.client_first = first_is_stateless(first);
 	px.resumable = !maintenance && is_method(info, "SSHReceivePack");
-	ret = maintenance ? state_repo_get(c, path, r) : state_repo_assign(c, path, r);
+	ret = maintenance ? state_repo_get(c, path, r) : state_write_begin(c, path, r, &write_id);
 	if (ret)
 		goto fail;
 	if (!r->exists) {
@@ -1115,6 +1124,7 @@ static void route_write(struct cluster *c, struct rpc_call *call, const struct r
 	} while (again);
 	if (!maintenance)
 		after_write(c, &px, r);
+	write_end(c, path, write_id);
 	finish_as(call, &px.t[0]);
 	txn_end(c, px.txn);
 	proxy_release(&px);
@@ -1128,6 +1138,7 @@ fail:
 		log_warn("cluster.write_refused", "repo=%s method=%s reason=%s", path, info->path, error_msg());
 	}
 	rpc_call_fail(call, ret);
+	write_end(c, path, write_id);
 	proxy_release(&px);
 	free(r);
 }

@@ -60,6 +60,21 @@ static const char *const schema_steps[] = {
 	"  healthy INTEGER NOT NULL CHECK (healthy IN (0, 1)),"
 	"  checked_at INTEGER NOT NULL,"
 	"  PRIMARY KEY (router, node));",
+	/* 2: writes in flight, so that a verification never compares replicas
+	 * while a write moves their refs one store after the other; and the
+	 * router processes alive, so that a dead one's writes stop counting. */
+	"ALTER TABLE repositories ADD COLUMN writes_begun INTEGER NOT NULL DEFAULT 0;"
+	"CREATE TABLE writes_in_flight ("
+	"  id INTEGER PRIMARY KEY,"
+	"  virtual_storage TEXT NOT NULL,"
+	"  relative_path TEXT NOT NULL,"
+	"  process TEXT NOT NULL,"
+	"  started_at INTEGER NOT NULL);"
+	"CREATE INDEX writes_in_flight_repo ON writes_in_flight(virtual_storage, relative_path);"
+	"CREATE TABLE router_processes ("
+	"  process TEXT PRIMARY KEY,"
+	"  router TEXT NOT NULL,"
+	"  seen_at INTEGER NOT NULL);",
 };
 
 /* The same schema for PostgreSQL (several routers share it). */
@@ -106,6 +121,18 @@ static const char *const pg_schema_steps[] = {
 	"  healthy INTEGER NOT NULL CHECK (healthy IN (0, 1)),"
 	"  checked_at BIGINT NOT NULL,"
 	"  PRIMARY KEY (router, node));",
+	"ALTER TABLE repositories ADD COLUMN writes_begun BIGINT NOT NULL DEFAULT 0;"
+	"CREATE TABLE writes_in_flight ("
+	"  id BIGSERIAL PRIMARY KEY,"
+	"  virtual_storage TEXT NOT NULL,"
+	"  relative_path TEXT NOT NULL,"
+	"  process TEXT NOT NULL,"
+	"  started_at BIGINT NOT NULL);"
+	"CREATE INDEX writes_in_flight_repo ON writes_in_flight(virtual_storage, relative_path);"
+	"CREATE TABLE router_processes ("
+	"  process TEXT PRIMARY KEY,"
+	"  router TEXT NOT NULL,"
+	"  seen_at BIGINT NOT NULL);",
 };
 
 static const char *const kind_names[] = { "update", "delete", "optimize", "verify" };
@@ -258,14 +285,46 @@ static int assign_more(struct cluster *c, struct repo_state *r, int rf)
 	return ret;
 }
 
-int state_repo_assign(struct cluster *c, const char *path, struct repo_state *out)
+/*
+ * Records a write about to start on path (its row id into *write_id): the
+ * repository's writes_begun moves, and a row says which router runs it.
+ * Done before the read, in the same transaction: the update locks the
+ * repository's row, so a verification's marks (state_verify_mark) come
+ * wholly before this read or see this write and mark nothing.
+ */
+static int write_register(struct cluster *c, const char *path, int64_t *write_id)
+{
+	struct sqldb_rows *st = NULL;
+	int ret = sqldb_exec(c->db, NULL, "registering a write",
+			     "UPDATE repositories SET writes_begun = writes_begun + 1"
+			     " WHERE virtual_storage = ? AND relative_path = ?",
+			     "ss", c->virtual_storage, path);
+	if (!ret)
+		ret = sqldb_query(c->db, &st, "registering a write",
+				  "INSERT INTO writes_in_flight (virtual_storage, relative_path, process, started_at)"
+				  " VALUES (?, ?, ?, ?) RETURNING id",
+				  "sssi", c->virtual_storage, path, c->process, wall_ms());
+	if (!ret && (ret = sqldb_next(st)) == 1) {
+		*write_id = sqldb_int(st, 0);
+		ret = 0;
+	} else if (!ret) {
+		ret = error_set(GROVE_EINTERNAL, "registering a write on %s gave no row id", path);
+	}
+	sqldb_rows_free(st);
+	return ret;
+}
+
+int state_write_begin(struct cluster *c, const char *path, struct repo_state *out, int64_t *write_id)
 {
 	int ret;
+	*write_id = 0;
 	LOCK();
 	ret = sqldb_begin(c->db, "registering a repository");
 	if (ret)
 		goto out;
-	ret = repo_read(c, path, out);
+	ret = write_register(c, path, write_id);
+	if (!ret)
+		ret = repo_read(c, path, out);
 	if (!ret && !out->exists) {
 		/* Another router may register it at the same moment: one row wins. */
 		ret = sqldb_exec(c->db, NULL, "registering a repository",
@@ -281,6 +340,108 @@ int state_repo_assign(struct cluster *c, const char *path, struct repo_state *ou
 	}
 	if (!ret)
 		ret = sqldb_commit(c->db, "registering a repository");
+	if (ret) {
+		sqldb_rollback(c->db);
+		*write_id = 0;
+	}
+out:
+	UNLOCK();
+	return ret;
+}
+
+int state_write_end(struct cluster *c, int64_t write_id)
+{
+	if (!write_id)
+		return 0;
+	LOCK();
+	int ret = sqldb_exec(c->db, NULL, "ending a write", "DELETE FROM writes_in_flight WHERE id = ?", "i", write_id);
+	UNLOCK();
+	return ret;
+}
+
+/*
+ * A write counts as in flight while its router process lives: this one, or
+ * one that said so lately (state_heartbeat, with every health check: at
+ * most a minute apart). The rows of a process that died stop holding
+ * verification back after PROCESS_GONE_MS; a row whose end could not be
+ * recorded, after WRITE_MAX_MS. Per process, not per router name: a router
+ * restarted after a crash has its name, and an upgrade runs the old and
+ * the new process side by side.
+ */
+#define PROCESS_GONE_MS (5 * 60 * 1000)
+#define WRITE_MAX_MS (24 * 3600 * 1000LL)
+#define LIVE_WRITES                                                                                   \
+	"SELECT COUNT(*) FROM writes_in_flight w WHERE w.virtual_storage = ? AND w.relative_path = ?" \
+	" AND w.started_at > ? AND (w.process = ? OR EXISTS (SELECT 1 FROM router_processes p"        \
+	" WHERE p.process = w.process AND p.seen_at > ?))"
+
+static int writes_live(struct cluster *c, const char *path, int64_t *out)
+{
+	int64_t now = wall_ms();
+	struct sqldb_rows *st = NULL;
+	int ret = sqldb_query(c->db, &st, "reading writes in flight", LIVE_WRITES, "ssisi", c->virtual_storage, path,
+			      now - WRITE_MAX_MS, c->process, now - PROCESS_GONE_MS);
+	if (!ret && (ret = sqldb_next(st)) == 1) {
+		*out = sqldb_int(st, 0);
+		ret = 0;
+	}
+	sqldb_rows_free(st);
+	return ret;
+}
+
+/* The repository's generation and writes_begun, locked until the transaction ends (PostgreSQL). */
+static int repo_counters(struct cluster *c, const char *path, int64_t *gen, int64_t *begun)
+{
+	struct sqldb_rows *st = NULL;
+	int ret = sqldb_query(c->db, &st, "reading a repository",
+			      "SELECT generation, writes_begun FROM repositories"
+			      " WHERE virtual_storage = ? AND relative_path = ?{FOR_UPDATE}",
+			      "ss", c->virtual_storage, path);
+	if (!ret && (ret = sqldb_next(st)) == 1) {
+		*gen = sqldb_int(st, 0);
+		*begun = sqldb_int(st, 1);
+		ret = 0;
+	} else if (!ret) {
+		ret = error_set(GROVE_ENOTFOUND, "repository %s is not known to the cluster", path);
+	}
+	sqldb_rows_free(st);
+	return ret;
+}
+
+int state_write_activity(struct cluster *c, const char *path, struct write_activity *out)
+{
+	int ret;
+	LOCK();
+	ret = repo_counters(c, path, &out->generation, &out->begun);
+	if (!ret)
+		ret = writes_live(c, path, &out->in_flight);
+	UNLOCK();
+	return ret;
+}
+
+int state_verify_mark(struct cluster *c, const char *path, const struct write_activity *seen, char names[][65],
+		      size_t n)
+{
+	struct write_activity now = { 0 };
+	int ret;
+	LOCK();
+	if ((ret = sqldb_begin(c->db, "marking replicas outdated")))
+		goto out;
+	ret = repo_counters(c, path, &now.generation, &now.begun);
+	if (!ret)
+		ret = writes_live(c, path, &now.in_flight);
+	if (!ret && (now.generation != seen->generation || now.begun != seen->begun || now.in_flight)) {
+		sqldb_rollback(c->db);
+		ret = 1;
+		goto out;
+	}
+	for (size_t i = 0; i < n && !ret; i++)
+		ret = sqldb_exec(c->db, NULL, "marking replicas outdated",
+				 "UPDATE replicas SET generation = ?, updated_at = " NOW
+				 " WHERE virtual_storage = ? AND relative_path = ? AND node = ? AND generation = ?",
+				 "isssi", seen->generation - 1, c->virtual_storage, path, names[i], seen->generation);
+	if (!ret)
+		ret = sqldb_commit(c->db, "marking replicas outdated");
 	if (ret)
 		sqldb_rollback(c->db);
 out:
@@ -505,9 +666,41 @@ int state_repo_each(struct cluster *c, int (*fn)(struct cluster *c, const char *
 	return ret;
 }
 
+#define HEARTBEAT_MS 1000
+
+/* Says this process lives, at most once a second (under LOCK). */
+static int heartbeat(struct cluster *c)
+{
+	int64_t now = wall_ms();
+	int ret;
+	if (now - c->heartbeat_at < HEARTBEAT_MS)
+		return 0;
+	ret = sqldb_exec(c->db, NULL, "recording a heartbeat",
+			 "INSERT INTO router_processes (process, router, seen_at) VALUES (?1, ?2, ?3)"
+			 " ON CONFLICT (process) DO UPDATE SET seen_at = ?3",
+			 "ssi", c->process, c->router, now);
+	if (!ret)
+		c->heartbeat_at = now;
+	return ret;
+}
+
+int state_forget_process(struct cluster *c)
+{
+	LOCK();
+	int ret = sqldb_exec(c->db, NULL, "ending a router process", "DELETE FROM writes_in_flight WHERE process = ?",
+			     "s", c->process);
+	if (!ret)
+		ret = sqldb_exec(c->db, NULL, "ending a router process",
+				 "DELETE FROM router_processes WHERE process = ? OR seen_at < ?", "si", c->process,
+				 wall_ms() - 7 * 24 * 3600 * 1000LL);
+	UNLOCK();
+	return ret;
+}
+
 int state_record_health(struct cluster *c, struct node *n, bool healthy)
 {
 	LOCK();
+	heartbeat(c);
 	int ret = sqldb_exec(c->db, NULL, "recording a health check",
 			    "INSERT INTO node_health (router, node, healthy, checked_at) VALUES (?1, ?2, ?3, ?4)"
 			    " ON CONFLICT (router, node) DO UPDATE SET healthy = ?3, checked_at = ?4",

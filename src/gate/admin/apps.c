@@ -417,9 +417,10 @@ int app_verify_post(struct call *x)
 						      rc->checksum ? rc->checksum : "", "matches", rc->matches, "error",
 						      rc->error ? rc->error : ""));
 	}
-	log_info("admin.verified", "app=%s replicas=%zu mismatches=%u", x->arg[0], resp->n_replicas, resp->mismatches);
-	call_answer(x, MHD_HTTP_OK, json_pack("{s:s, s:o, s:i}", "name", x->arg[0], "replicas", reps, "mismatches",
-					      (int)resp->mismatches));
+	log_info("admin.verified", "app=%s replicas=%zu mismatches=%u busy=%b", x->arg[0], resp->n_replicas,
+		 resp->mismatches, resp->busy);
+	call_answer(x, MHD_HTTP_OK, json_pack("{s:s, s:o, s:i, s:b}", "name", x->arg[0], "replicas", reps, "mismatches",
+					      (int)resp->mismatches, "busy", resp->busy));
 	FREE_MSG(resp);
 	rpc_client_free(cl);
 	app_release(&app);

@@ -729,7 +729,10 @@ static void page_verify(struct ui_req *u)
 		u->out->status = u->api.status;
 		return;
 	}
-	if (jint(res, "mismatches"))
+	if (json_is_true(json_object_get(res, "busy")))
+		html_raw(h, "<section><p class=\"msg\">Pushes kept running during the comparison: nothing was "
+			 "concluded. Verify again when the app is quieter.</p>");
+	else if (jint(res, "mismatches"))
 		html_raw(h, "<section><p class=\"msg\">%lld replicas differ from the primary: their repair is queued.</p>",
 			 jint(res, "mismatches"));
 	else
