@@ -3,6 +3,7 @@
 #include "hook/hook.h"
 #include "lib/error.h"
 #include "lib/hookpayload.h"
+#include "lib/hookwire.h"
 #include "lib/log.h"
 #include "lib/proc.h"
 #include "lib/rpc.h"
@@ -49,10 +50,8 @@ static int receive_hook(const char *name, Grove__V1__HookPayload *payload, struc
 	Grove__V1__HookRequest req = GROVE__V1__HOOK_REQUEST__INIT;
 	struct rpc_client *cl = NULL;
 	struct rpc_stream *st = NULL;
-	char *opts[64], *genv[3];
+	char *opts[64], *genv[HOOKWIRE_QUARANTINE_VARS];
 	size_t nopts = 0, ngenv = 0;
-	static const char *const quarantine[] = { "GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-						  "GIT_QUARANTINE_PATH" };
 	char optname[64];
 	int code = 1, ret, r;
 	const char *method = !strcmp(name, "pre-receive") ? "/grove.v1.HookService/PreReceiveHook"
@@ -63,10 +62,10 @@ static int receive_hook(const char *name, Grove__V1__HookPayload *payload, struc
 		snprintf(optname, sizeof(optname), "GIT_PUSH_OPTION_%d", i);
 		opts[nopts++] = getenv(optname) ? getenv(optname) : "";
 	}
-	for (size_t i = 0; i < ARRAY_SIZE(quarantine); i++) {
-		const char *v = getenv(quarantine[i]);
+	for (size_t i = 0; i < HOOKWIRE_QUARANTINE_VARS; i++) {
+		const char *v = getenv(hookwire_quarantine_vars[i]);
 		if (v)
-			genv[ngenv++] = xasprintf("%s=%s", quarantine[i], v);
+			genv[ngenv++] = xasprintf("%s=%s", hookwire_quarantine_vars[i], v);
 	}
 	ret = rpc_client_new(&cl, getenv("GROVE_HOOK_ADDRESS"), getenv("GROVE_SECRET"));
 	if (!ret)

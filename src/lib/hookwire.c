@@ -149,14 +149,28 @@ const char *hookwire_var(const struct hookwire_req *req, const char *name, size_
 	return NULL;
 }
 
+const char *const hookwire_quarantine_vars[HOOKWIRE_QUARANTINE_VARS] = {
+	"GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_QUARANTINE_PATH",
+};
+
+/* Whether v ("NAME=VALUE") names the variable name. */
+static bool var_is(const char *v, const char *name)
+{
+	size_t n = strlen(name);
+	return !strncmp(v, name, n) && v[n] == '=';
+}
+
 bool hookwire_var_wanted(const char *v)
 {
-	static const char *const names[] = { "GROVE_HOOK_PAYLOAD=", "GROVE_SECRET=", "GROVE_HOOKS_ACTIVE=",
-					     "GIT_PUSH_OPTION_", "GIT_OBJECT_DIRECTORY=",
-					     "GIT_ALTERNATE_OBJECT_DIRECTORIES=", "GIT_QUARANTINE_PATH=" };
+	static const char *const names[] = { "GROVE_HOOK_PAYLOAD", "GROVE_SECRET", "GROVE_HOOKS_ACTIVE" };
 
+	if (!strncmp(v, "GIT_PUSH_OPTION_", 16))
+		return true;
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (!strncmp(v, names[i], strlen(names[i])))
+		if (var_is(v, names[i]))
+			return true;
+	for (size_t i = 0; i < HOOKWIRE_QUARANTINE_VARS; i++)
+		if (var_is(v, hookwire_quarantine_vars[i]))
 			return true;
 	return false;
 }

@@ -70,6 +70,14 @@ int hookwire_send(int fd, char type, const void *data, size_t len);
 int hookwire_next(const uint8_t *buf, size_t len, size_t max, char *type, const uint8_t **data, uint32_t *dlen,
 		  size_t *used);
 
+/*
+ * The variables by which git points a pre-receive hook at the objects of
+ * a push still in quarantine: the store's hook passes them on, so that
+ * what it runs sees the objects. One list for every way a hook travels.
+ */
+#define HOOKWIRE_QUARANTINE_VARS 3
+extern const char *const hookwire_quarantine_vars[HOOKWIRE_QUARANTINE_VARS];
+
 /* Whether a variable of git's environment goes to the store (hookwire_vars). */
 bool hookwire_var_wanted(const char *name_eq_value);
 

@@ -2,6 +2,7 @@
 #include "lib/common.h"
 #include "lib/error.h"
 #include "lib/proc.h"
+#include "lib/hookwire.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -216,16 +217,9 @@ int proc_wait(struct proc *p)
 
 int write_all(int fd, const void *buf, size_t len)
 {
-	const char *p = buf;
-	while (len) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return error_set(GROVE_EIO, "write: %s", strerror(errno));
-		p += n;
-		len -= (size_t)n;
-	}
+	/* The loop lives in hookwire.c, which the libc-only hook binary links. */
+	if (hookwire_write_all(fd, buf, len))
+		return error_set(GROVE_EIO, "write: %s", errno ? strerror(errno) : "nothing written");
 	return 0;
 }
 

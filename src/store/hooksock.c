@@ -125,11 +125,9 @@ static int wire_vote(struct store *st, const struct hookwire_req *r, const Grove
 /* pre-receive or post-receive, as the gRPC HookService runs it. */
 static int wire_receive(struct store *st, const struct hookwire_req *r, Grove__V1__HookPayload *p, int fd, int *code)
 {
-	static const char *const quarantine[] = { "GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-						  "GIT_QUARANTINE_PATH" };
 	Grove__V1__HookRequest first = GROVE__V1__HOOK_REQUEST__INIT;
 	struct hook_run h = { .first = &first, .say = say_frame, .sink = &fd, .via = "wire" };
-	char *opts[64], *genv[3], *count = var_dup(r, "GIT_PUSH_OPTION_COUNT"), name[32];
+	char *opts[64], *genv[HOOKWIRE_QUARANTINE_VARS], *count = var_dup(r, "GIT_PUSH_OPTION_COUNT"), name[32];
 	size_t nopts = 0, ngenv = 0;
 	int ret;
 
@@ -138,11 +136,11 @@ static int wire_receive(struct store *st, const struct hookwire_req *r, Grove__V
 		snprintf(name, sizeof(name), "GIT_PUSH_OPTION_%d", i);
 		opts[nopts++] = var_dup(r, name);
 	}
-	for (size_t i = 0; i < ARRAY_SIZE(quarantine); i++) {
+	for (size_t i = 0; i < HOOKWIRE_QUARANTINE_VARS; i++) {
 		size_t len;
-		const char *v = hookwire_var(r, quarantine[i], &len);
+		const char *v = hookwire_var(r, hookwire_quarantine_vars[i], &len);
 		if (v)
-			genv[ngenv++] = xasprintf("%s=%.*s", quarantine[i], (int)len, v);
+			genv[ngenv++] = xasprintf("%s=%.*s", hookwire_quarantine_vars[i], (int)len, v);
 	}
 	first.payload = p;
 	first.push_options = opts;

@@ -14,6 +14,7 @@
  */
 #include "store/store.h"
 #include "lib/error.h"
+#include "lib/hookwire.h"
 #include "lib/log.h"
 #include "grove/v1/transaction.pb-c.h"
 #include "lib/proc.h"
@@ -51,6 +52,16 @@ static bool inside(const char *value, const char *repo)
 	return true;
 }
 
+/* Whether e is one of git's quarantine variables, pointing inside the repository at repo. */
+static bool quarantine_var_inside(const char *e, const struct strbuf *repo)
+{
+	const char *v;
+	for (size_t i = 0; i < HOOKWIRE_QUARANTINE_VARS; i++)
+		if (skip_prefix(e, hookwire_quarantine_vars[i], &v) && *v == '=' && repo->len && inside(v + 1, repo->buf))
+			return true;
+	return false;
+}
+
 /* Runs the operator's hook, streaming its output; returns its exit code. */
 static int run_custom(struct store *st, struct hook_run *h, const char *prog, int *code)
 {
@@ -77,12 +88,9 @@ static int run_custom(struct store *st, struct hook_run *h, const char *prog, in
 	strvec_pushf(&env_extra, "GIT_PUSH_OPTION_COUNT=%zu", h->first->n_push_options);
 	for (size_t i = 0; i < h->first->n_push_options; i++)
 		strvec_pushf(&env_extra, "GIT_PUSH_OPTION_%zu=%s", i, h->first->push_options[i]);
-	for (size_t i = 0; i < h->first->n_git_env; i++) {
-		const char *e = h->first->git_env[i], *v;
-		if ((skip_prefix(e, "GIT_OBJECT_DIRECTORY=", &v) || skip_prefix(e, "GIT_QUARANTINE_PATH=", &v) ||
-		     skip_prefix(e, "GIT_ALTERNATE_OBJECT_DIRECTORIES=", &v)) && repo.len && inside(v, repo.buf))
-			strvec_push(&env_extra, e);
-	}
+	for (size_t i = 0; i < h->first->n_git_env; i++)
+		if (quarantine_var_inside(h->first->git_env[i], &repo))
+			strvec_push(&env_extra, h->first->git_env[i]);
 	env = proc_env(strvec_argv(&env_extra));
 	ret = proc_start(&proc, argv, env, repo.len ? repo.buf : "/", PROC_STDIN | PROC_STDOUT | PROC_STDERR | PROC_NEWPGRP);
 	if (ret)
