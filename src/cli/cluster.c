@@ -31,16 +31,23 @@ static void print_repo(const Grove__V1__RepositoryInfo *r)
 	printf("  generation %lld, primary %s, replication factor %u%s\n", (long long)r->generation,
 	       r->primary && *r->primary ? r->primary : "-", r->replication_factor,
 	       r->unavailable ? ", UNAVAILABLE (no healthy up-to-date replica)" : "");
-	printf("  %-16s %-10s %-9s %-8s %-10s %s\n", "STORE", "GENERATION", "ASSIGNED", "HEALTHY", "UP-TO-DATE", "ROLE");
+	printf("  %-16s %-10s %-9s %-8s %-10s %-8s %s\n", "STORE", "GENERATION", "ASSIGNED", "HEALTHY", "UP-TO-DATE",
+	       "ROLE", "VERIFIED");
 	for (size_t i = 0; i < r->n_replicas; i++) {
 		const Grove__V1__ReplicaInfo *p = r->replicas[i];
-		char gen[32];
+		char gen[32], verified[64];
 		if (p->generation < 0)
 			snprintf(gen, sizeof(gen), "-");
 		else
 			snprintf(gen, sizeof(gen), "%lld", (long long)p->generation);
-		printf("  %-16s %-10s %-9s %-8s %-10s %s\n", p->node, gen, p->assigned ? "yes" : "no",
-		       p->healthy ? "yes" : "no", p->up_to_date ? "yes" : "no", p->primary ? "primary" : "");
+		/* What the last verification found, at which generation. */
+		if (p->checked_at_ms)
+			snprintf(verified, sizeof(verified), "%s at %lld", p->checksum_matches ? "same" : "DIFFERED",
+				 (long long)p->checksum_generation);
+		else
+			snprintf(verified, sizeof(verified), "never");
+		printf("  %-16s %-10s %-9s %-8s %-10s %-8s %s\n", p->node, gen, p->assigned ? "yes" : "no",
+		       p->healthy ? "yes" : "no", p->up_to_date ? "yes" : "no", p->primary ? "primary" : "-", verified);
 	}
 }
 

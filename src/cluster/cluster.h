@@ -166,6 +166,18 @@ int state_write_activity(struct cluster *c, const char *path, struct write_activ
  */
 int state_verify_mark(struct cluster *c, const char *path, const struct write_activity *seen, char names[][65],
 		      size_t n);
+/* A replica's checksum as a verification found it. */
+struct replica_check {
+	char node[65];
+	char checksum[65];
+	bool matches;            /* the same as the primary's */
+	int64_t generation;      /* the repository's, then */
+	int64_t checked_at;      /* wall clock, ms */
+};
+/* Keeps what a conclusive verification found (each node's row replaced). */
+int state_checksums_record(struct cluster *c, const char *path, const struct replica_check *checks, size_t n);
+/* What the last verifications found for path's replicas, by node: up to max into out. */
+int state_checksums_get(struct cluster *c, const char *path, struct replica_check *out, size_t max, size_t *n);
 int state_repo_delete(struct cluster *c, const char *path);
 int state_set_primary(struct cluster *c, const char *path, const char *node);
 /*

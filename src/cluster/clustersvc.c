@@ -32,6 +32,28 @@ static void repo_info(struct cluster *c, struct repo_state *r, Grove__V1__Reposi
 	info->unavailable = r->generation >= 0 && !any;
 }
 
+/*
+ * Adds to info's replicas what the last verifications found (strings point
+ * into checks: keep it alive). A failed read leaves them "never verified".
+ */
+static void repo_checks(struct cluster *c, const char *path, Grove__V1__RepositoryInfo *info,
+			struct replica_check *checks)
+{
+	size_t n = 0;
+	if (state_checksums_get(c, path, checks, CLUSTER_NODES_MAX, &n))
+		log_warn("cluster.state_failed", "repo=%s error=%s", path, error_msg());
+	for (size_t i = 0; i < info->n_replicas; i++)
+		for (size_t k = 0; k < n; k++) {
+			Grove__V1__ReplicaInfo *ri = info->replicas[i];
+			if (strcmp(ri->node, checks[k].node))
+				continue;
+			ri->checksum = checks[k].checksum;
+			ri->checksum_matches = checks[k].matches;
+			ri->checksum_generation = checks[k].generation;
+			ri->checked_at_ms = checks[k].checked_at;
+		}
+}
+
 static bool has_dataloss(struct cluster *c, struct repo_state *r)
 {
 	if (r->generation < 0)
@@ -161,16 +183,19 @@ static void get_repository(struct rpc_call *call, void *data)
 	Grove__V1__GetRepositoryResponse resp = GROVE__V1__GET_REPOSITORY_RESPONSE__INIT;
 	Grove__V1__RepositoryInfo info;
 	Grove__V1__ReplicaInfo reps[CLUSTER_NODES_MAX], *ptrs[CLUSTER_NODES_MAX];
+	struct replica_check *checks = xcalloc(CLUSTER_NODES_MAX, sizeof(*checks));
 	struct repo_state *r = xcalloc(1, sizeof(*r));
 	int ret = rpc_call_recv_one(call, &grove__v1__get_repository_request__descriptor, (ProtobufCMessage **)&req);
 	if (!ret)
 		ret = read_repo(c, req->relative_path, r);
 	if (!ret) {
 		repo_info(c, r, &info, reps, ptrs);
+		repo_checks(c, r->path, &info, checks);
 		resp.repository = &info;
 	}
 	rpc_call_reply(call, ret, &resp.base);
 	FREE_MSG(req);
+	free(checks);
 	free(r);
 }
 

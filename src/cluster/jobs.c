@@ -80,6 +80,8 @@ static int job_update(struct cluster *c, const struct job *j)
 	pthread_mutex_lock(&c->mu);
 	c->m.repairs++;
 	pthread_mutex_unlock(&c->mu);
+	/* What the dashboard shows of the replica's checksum is then fresh. */
+	state_job_add(c, JOB_VERIFY, j->path, "*");
 	log_info("cluster.repaired", "repo=%s target=%s source=%s generation=%lld created=%b checksum=%s ms=%lld", j->path,
 		 j->target, source->name, (long long)gen, resp->created, resp->checksum,
 		 (long long)(now_ms() - start));
@@ -160,62 +162,76 @@ static int checksum_of(struct node *n, const char *path, char *out, size_t size)
 	return ret;
 }
 
+/* What one comparison found. */
+struct comparison {
+	struct replica_check k[CLUSTER_NODES_MAX];   /* every up-to-date replica's */
+	char err[CLUSTER_NODES_MAX][256];            /* "": its checksum came */
+	size_t n;
+	char bad[CLUSTER_NODES_MAX][65];             /* those that differ */
+	size_t nbad;
+};
+
 /*
  * One comparison: the checksums of every healthy up-to-date replica against
- * the primary's. Fills the differing replicas' names into bad.
+ * the primary's.
  */
-static int compare_once(struct cluster *c, struct repo_state *r, Grove__V1__VerifyRepositoryResponse *resp,
-			char bad[][65], size_t *nbad)
+static int compare_once(struct cluster *c, struct repo_state *r, struct comparison *cmp)
 {
-	char ref[128] = "", sum[128];
+	char ref[65] = "";
 	struct node *primary = cluster_primary(c, r, false);
+	int64_t now = wall_ms();
 	int ret;
 
-	*nbad = 0;
+	memset(cmp, 0, sizeof(*cmp));
 	if (!primary)
 		return GROVE_EUNAVAIL;
 	if ((ret = checksum_of(primary, r->path, ref, sizeof(ref))))
 		return error_wrap(ret, "checksum of %s on the primary %s", r->path, primary->name);
 	for (size_t i = 0; i < r->nreplicas; i++) {
 		struct replica *rep = &r->replicas[i];
-		Grove__V1__ReplicaChecksum *rc = NULL;
-		const char *err = "";
+		struct replica_check *k = &cmp->k[cmp->n];
 		if (!replica_up_to_date(c, r, rep))
 			continue;
-		sum[0] = '\0';
-		if (rep->node != primary && checksum_of(rep->node, r->path, sum, sizeof(sum)))
-			err = error_msg();
-		else if (rep->node == primary)
-			strlcpy_(sum, ref, sizeof(sum));
-		if (strcmp(sum, ref) && !*err)
-			strlcpy_(bad[(*nbad)++], rep->name, 65);
-		if (resp) {
-			rc = xcalloc(1, sizeof(*rc));
-			grove__v1__replica_checksum__init(rc);
-			rc->node = xstrdup(rep->name);
-			rc->checksum = xstrdup(sum);
-			rc->error = xstrdup(err);
-			rc->matches = !strcmp(sum, ref);
-			resp->replicas = xrealloc(resp->replicas, (resp->n_replicas + 1) * sizeof(*resp->replicas));
-			resp->replicas[resp->n_replicas++] = rc;
-		}
+		strlcpy_(k->node, rep->name, sizeof(k->node));
+		k->generation = r->generation;
+		k->checked_at = now;
+		if (rep->node == primary)
+			strlcpy_(k->checksum, ref, sizeof(k->checksum));
+		else if (checksum_of(rep->node, r->path, k->checksum, sizeof(k->checksum)))
+			strlcpy_(cmp->err[cmp->n], error_msg(), sizeof(cmp->err[0]));
+		k->matches = !strcmp(k->checksum, ref);
+		if (!k->matches && !cmp->err[cmp->n][0])
+			strlcpy_(cmp->bad[cmp->nbad++], rep->name, 65);
+		cmp->n++;
 	}
 	return 0;
 }
 
-static void free_checksums(Grove__V1__VerifyRepositoryResponse *resp)
+/* Keeps the checksums that came, for the dashboard and `grove cluster repo`. */
+static void comparison_record(struct cluster *c, const char *path, const struct comparison *cmp)
 {
-	for (size_t i = 0; resp && i < resp->n_replicas; i++) {
-		free(resp->replicas[i]->node);
-		free(resp->replicas[i]->checksum);
-		free(resp->replicas[i]->error);
-		free(resp->replicas[i]);
+	struct replica_check got[CLUSTER_NODES_MAX];
+	size_t n = 0;
+	for (size_t i = 0; i < cmp->n; i++)
+		if (!cmp->err[i][0])
+			got[n++] = cmp->k[i];
+	if (state_checksums_record(c, path, got, n))
+		log_warn("cluster.state_failed", "repo=%s error=%s", path, error_msg());
+}
+
+static void comparison_answer(const struct comparison *cmp, Grove__V1__VerifyRepositoryResponse *resp)
+{
+	resp->replicas = xcalloc(cmp->n ? cmp->n : 1, sizeof(*resp->replicas));
+	for (size_t i = 0; i < cmp->n; i++) {
+		Grove__V1__ReplicaChecksum *rc = xcalloc(1, sizeof(*rc));
+		grove__v1__replica_checksum__init(rc);
+		rc->node = xstrdup(cmp->k[i].node);
+		rc->checksum = xstrdup(cmp->err[i][0] ? "" : cmp->k[i].checksum);
+		rc->error = xstrdup(cmp->err[i]);
+		rc->matches = cmp->k[i].matches && !cmp->err[i][0];
+		resp->replicas[resp->n_replicas++] = rc;
 	}
-	if (resp) {
-		free(resp->replicas);
-		resp->replicas = NULL;
-		resp->n_replicas = 0;
-	}
+	resp->mismatches = (uint32_t)cmp->nbad;
 }
 
 /* Whether every replica of now[0..n) is also in before[0..nb). */
@@ -243,12 +259,12 @@ static bool activity_same(const struct write_activity *a, const struct write_act
  * 1 when a write ran (compare again later), with *seen as it was before.
  */
 static int compare_quiet(struct cluster *c, const char *path, struct repo_state *r, struct write_activity *seen,
-			 Grove__V1__VerifyRepositoryResponse *resp, char bad[][65], size_t *nbad)
+			 struct comparison *cmp)
 {
 	struct write_activity after;
 	int ret;
 
-	*nbad = 0;
+	cmp->n = cmp->nbad = 0;
 	if ((ret = state_write_activity(c, path, seen)))
 		return ret;
 	if (seen->in_flight)
@@ -261,11 +277,31 @@ static int compare_quiet(struct cluster *c, const char *path, struct repo_state 
 		return 0;   /* nothing written yet: nothing to compare */
 	if (r->generation != seen->generation)
 		return 1;
-	if ((ret = compare_once(c, r, resp, bad, nbad)))
+	if ((ret = compare_once(c, r, cmp)))
 		return ret;
 	if ((ret = state_write_activity(c, path, &after)))
 		return ret;
 	return activity_same(seen, &after) ? 0 : 1;
+}
+
+/* The replicas that differ, marked outdated (if nothing moved since act) and queued for repair. 1: something moved. */
+static int comparison_conclude(struct cluster *c, const char *path, const struct write_activity *act,
+			       struct comparison *cmp)
+{
+	int ret = cmp->nbad ? state_verify_mark(c, path, act, cmp->bad, cmp->nbad) : 0;
+	if (ret)
+		return ret;
+	comparison_record(c, path, cmp);
+	for (size_t i = 0; i < cmp->nbad && !ret; i++) {
+		pthread_mutex_lock(&c->mu);
+		c->m.verify_mismatches++;
+		pthread_mutex_unlock(&c->mu);
+		log_warn("cluster.verify_mismatch", "repo=%s node=%s generation=%lld", path, cmp->bad[i],
+			 (long long)act->generation);
+		/* Outdated now: repaired from the primary, never read meanwhile. */
+		ret = state_job_add(c, JOB_UPDATE, path, cmp->bad[i]);
+	}
+	return ret;
 }
 
 /*
@@ -280,51 +316,47 @@ int jobs_verify(struct cluster *c, const char *path, void *out)
 {
 	Grove__V1__VerifyRepositoryResponse *resp = out;
 	struct repo_state *r = xcalloc(1, sizeof(*r));
-	char bad[CLUSTER_NODES_MAX][65], seen[CLUSTER_NODES_MAX][65];
+	struct comparison *cmp = xcalloc(1, sizeof(*cmp));
+	char seen[CLUSTER_NODES_MAX][65];
 	struct write_activity act = { 0 };
-	size_t nbad = 0, nseen = 0;
+	size_t nseen = 0;
 	int64_t seen_begun = -1;
-	bool confirmed = false;
+	bool confirmed = false, nothing = false;
 	int ret = 0;
 
-	for (int attempt = 0; attempt < 4 && !confirmed; attempt++) {
-		free_checksums(resp);
-		ret = compare_quiet(c, path, r, &act, resp, bad, &nbad);
-		if (ret < 0 || (ret == 0 && nbad == 0))
+	for (int attempt = 0; attempt < 4 && !confirmed && !nothing; attempt++) {
+		ret = compare_quiet(c, path, r, &act, cmp);
+		if (ret < 0)
 			goto out;
+		if (ret == 0 && cmp->nbad == 0) {
+			/* No replica to compare (nothing written yet), or all agree. */
+			nothing = cmp->n == 0;
+			confirmed = !nothing;
+			break;
+		}
 		if (ret == 0) {
-			confirmed = act.begun == seen_begun && all_seen(bad, nbad, seen, nseen);
-			memcpy(seen, bad, sizeof(bad));
-			nseen = nbad;
+			confirmed = act.begun == seen_begun && all_seen(cmp->bad, cmp->nbad, seen, nseen);
+			memcpy(seen, cmp->bad, sizeof(seen));
+			nseen = cmp->nbad;
 			seen_begun = act.begun;
 		}
 		if (!confirmed && attempt < 3)
 			usleep(500 * 1000);
 	}
-	if (confirmed && (ret = state_verify_mark(c, path, &act, bad, nbad)) < 0)
+	if (confirmed && (ret = comparison_conclude(c, path, &act, cmp)) < 0)
 		goto out;
-	if (!confirmed || ret == 1) {
+	if (!nothing && (!confirmed || ret == 1)) {
 		/* A busy repository: the next pass compares. */
 		log_info("cluster.verify_inconclusive", "repo=%s generation=%lld", path, (long long)act.generation);
-		free_checksums(resp);
 		if (resp)
 			resp->busy = true;
 		ret = 0;
 		goto out;
 	}
-	for (size_t i = 0; i < nbad; i++) {
-		pthread_mutex_lock(&c->mu);
-		c->m.verify_mismatches++;
-		pthread_mutex_unlock(&c->mu);
-		log_warn("cluster.verify_mismatch", "repo=%s node=%s generation=%lld", path, bad[i],
-			 (long long)act.generation);
-		/* Outdated now: repaired from the primary, never read meanwhile. */
-		if ((ret = state_job_add(c, JOB_UPDATE, path, bad[i])))
-			break;
-	}
 	if (resp)
-		resp->mismatches = (uint32_t)nbad;
+		comparison_answer(cmp, resp);
 out:
+	free(cmp);
 	free(r);
 	return ret;
 }

@@ -75,6 +75,17 @@ static const char *const schema_steps[] = {
 	"  process TEXT PRIMARY KEY,"
 	"  router TEXT NOT NULL,"
 	"  seen_at INTEGER NOT NULL);",
+	/* 3: what the last conclusive verification found, per replica. */
+	"CREATE TABLE replica_checksums ("
+	"  virtual_storage TEXT NOT NULL,"
+	"  relative_path TEXT NOT NULL,"
+	"  node TEXT NOT NULL,"
+	"  checksum TEXT NOT NULL,"
+	"  matches INTEGER NOT NULL CHECK (matches IN (0, 1)),"
+	"  generation INTEGER NOT NULL,"
+	"  checked_at INTEGER NOT NULL,"
+	"  PRIMARY KEY (virtual_storage, relative_path, node),"
+	"  FOREIGN KEY (virtual_storage, relative_path) REFERENCES repositories ON DELETE CASCADE);",
 };
 
 /* The same schema for PostgreSQL (several routers share it). */
@@ -133,6 +144,16 @@ static const char *const pg_schema_steps[] = {
 	"  process TEXT PRIMARY KEY,"
 	"  router TEXT NOT NULL,"
 	"  seen_at BIGINT NOT NULL);",
+	"CREATE TABLE replica_checksums ("
+	"  virtual_storage TEXT NOT NULL,"
+	"  relative_path TEXT NOT NULL,"
+	"  node TEXT NOT NULL,"
+	"  checksum TEXT NOT NULL,"
+	"  matches INTEGER NOT NULL CHECK (matches IN (0, 1)),"
+	"  generation BIGINT NOT NULL,"
+	"  checked_at BIGINT NOT NULL,"
+	"  PRIMARY KEY (virtual_storage, relative_path, node),"
+	"  FOREIGN KEY (virtual_storage, relative_path) REFERENCES repositories ON DELETE CASCADE);",
 };
 
 static const char *const kind_names[] = { "update", "delete", "optimize", "verify" };
@@ -445,6 +466,53 @@ int state_verify_mark(struct cluster *c, const char *path, const struct write_ac
 	if (ret)
 		sqldb_rollback(c->db);
 out:
+	UNLOCK();
+	return ret;
+}
+
+int state_checksums_record(struct cluster *c, const char *path, const struct replica_check *checks, size_t n)
+{
+	int ret;
+	LOCK();
+	ret = sqldb_begin(c->db, "recording checksums");
+	for (size_t i = 0; i < n && !ret; i++)
+		ret = sqldb_exec(c->db, NULL, "recording checksums",
+				 "INSERT INTO replica_checksums (virtual_storage, relative_path, node, checksum, matches,"
+				 " generation, checked_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+				 " ON CONFLICT (virtual_storage, relative_path, node) DO UPDATE SET checksum = ?4,"
+				 " matches = ?5, generation = ?6, checked_at = ?7",
+				 "ssssbii", c->virtual_storage, path, checks[i].node, checks[i].checksum,
+				 (int)checks[i].matches, checks[i].generation, checks[i].checked_at);
+	if (!ret)
+		ret = sqldb_commit(c->db, "recording checksums");
+	if (ret)
+		sqldb_rollback(c->db);
+	UNLOCK();
+	return ret;
+}
+
+int state_checksums_get(struct cluster *c, const char *path, struct replica_check *out, size_t max, size_t *n)
+{
+	struct sqldb_rows *st = NULL;
+	int ret;
+	*n = 0;
+	LOCK();
+	ret = sqldb_query(c->db, &st, "reading checksums",
+			  "SELECT node, checksum, matches, generation, checked_at FROM replica_checksums"
+			  " WHERE virtual_storage = ? AND relative_path = ? ORDER BY node",
+			  "ss", c->virtual_storage, path);
+	while (!ret && (ret = sqldb_next(st)) == 1) {
+		ret = 0;
+		if (*n == max)
+			break;
+		struct replica_check *k = &out[(*n)++];
+		strlcpy_(k->node, sqldb_text(st, 0), sizeof(k->node));
+		strlcpy_(k->checksum, sqldb_text(st, 1), sizeof(k->checksum));
+		k->matches = sqldb_int(st, 2) != 0;
+		k->generation = sqldb_int(st, 3);
+		k->checked_at = sqldb_int(st, 4);
+	}
+	sqldb_rows_free(st);
 	UNLOCK();
 	return ret;
 }

@@ -117,6 +117,14 @@ int64_t wall_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+void time_iso8601(int64_t t, char out[TIME_ISO_LEN])
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+	if (!gmtime_r(&tt, &tm) || !strftime(out, TIME_ISO_LEN, "%Y-%m-%dT%H:%M:%SZ", &tm))
+		snprintf(out, TIME_ISO_LEN, "@%lld", (long long)t);
+}
+
 uint32_t fnv1a32(const char *s)
 {
 	uint32_t h = 2166136261u;

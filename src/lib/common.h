@@ -53,6 +53,9 @@ int64_t now_us(void);
  * machines would disagree by their uptimes.
  */
 int64_t wall_ms(void);
+/* "2026-12-04T14:05:44Z": the UTC time t (seconds since the epoch), in out. */
+#define TIME_ISO_LEN 32
+void time_iso8601(int64_t t, char out[TIME_ISO_LEN]);
 /* *ts = now on clock plus ms: the deadline of a pthread_cond_timedwait (or another wait). */
 void deadline_after_ms(struct timespec *ts, clockid_t clock, int64_t ms);
 

@@ -115,7 +115,12 @@ test_expect_success 'verify again: the confirmation, then every replica'"'"'s ch
 	test $(grep -o "<td>s[123]</td>" done | sort -u | wc -l) = 3 &&
 	: the API answers the same for scripts &&
 	curl -sf -X POST -H "Authorization: Bearer $TOKEN" "$GROVE_ADMIN_URL/api/v1/apps/dash-app/verify" >v.json &&
-	test_grep "\"mismatches\":0" v.json
+	test_grep "\"mismatches\":0" v.json &&
+	: what the verification found stays on the app page, and in the API &&
+	curl -sf -b jar "$GROVE_ADMIN_URL/ui/apps/dash-app" >page &&
+	test $(grep -o "same as the primary at generation [0-9]*, [0-9T:-]*Z" page | wc -l) = 3 &&
+	curl -sf -H "Authorization: Bearer $TOKEN" "$GROVE_ADMIN_URL/api/v1/apps/dash-app" >app.json &&
+	test $(grep -o "\"matches\": *true" app.json | wc -l) = 3
 '
 
 test_expect_success 'accept data loss: the replicas to choose from; the chosen copy becomes the latest, the others follow it' '

@@ -279,6 +279,9 @@ test_expect_success 'a replica changed behind the router is found by verify and 
 	test_grep "^  $s .*DIFFERS" out &&
 	test_grep "1 replica(s) differ: marked outdated, repair queued" out &&
 	same_everywhere app.git &&
+	: the repair queued a verification, whose findings stay for grove cluster repo &&
+	wait_for 30 "grove cluster repo to show every replica verified the same" eval \
+		'"'"'"$GROVE" cluster -a $c_ADDR repo app.git >repo && test $(grep -c " same at [0-9]" repo) = 3'"'"' &&
 	"$GROVE" cluster -a $c_ADDR verify app.git >out &&
 	test_grep "0 replica(s) differ" out
 '

@@ -679,6 +679,16 @@ static size_t count_ignored(const struct strvec *argv, const char *id)
 	return n;
 }
 
+static void test_time_iso8601(void **state)
+{
+	char out[TIME_ISO_LEN];
+	(void)state;
+	time_iso8601(0, out);
+	assert_string_equal(out, "1970-01-01T00:00:00Z");
+	time_iso8601(1796392744, out);
+	assert_string_equal(out, "2026-12-04T13:59:04Z");
+}
+
 static void test_fsck_ignore(void **state)
 {
 	struct strvec ids = STRVEC_INIT, argv = STRVEC_INIT;
@@ -720,6 +730,7 @@ int main(void)
 		cmocka_unit_test(test_ticker_ticks_until_stopped),
 		cmocka_unit_test(test_ticker_stop_wakes),
 		cmocka_unit_test(test_fsck_ignore),
+		cmocka_unit_test(test_time_iso8601),
 		cmocka_unit_test(test_strbuf_basic),
 		cmocka_unit_test(test_strbuf_empty_is_string),
 		cmocka_unit_test(test_strbuf_binary),

@@ -82,6 +82,21 @@ static int du_add(const char *path, const struct stat *sb, int type, struct FTW 
 	return 0;
 }
 
+
+/* One replica as the router reports it, with what its last verification found ("verified": null, never). */
+static json_t *replica_json(const Grove__V1__ReplicaInfo *ri)
+{
+	json_t *v = json_null();
+	if (ri->checked_at_ms) {
+		char when[TIME_ISO_LEN];
+		time_iso8601(ri->checked_at_ms / 1000, when);
+		v = json_pack("{s:s, s:b, s:I, s:s}", "checksum", ri->checksum ? ri->checksum : "", "matches",
+			      ri->checksum_matches, "generation", (json_int_t)ri->checksum_generation, "at", when);
+	}
+	return json_pack("{s:s, s:I, s:b, s:b, s:b, s:o}", "store", ri->node, "generation", (json_int_t)ri->generation,
+			 "healthy", ri->healthy, "up_to_date", ri->up_to_date, "primary", ri->primary, "verified", v);
+}
+
 /* Size and default branch where the repository lives; replicas on a cluster. */
 static void repository_info(struct call *x, const char *name, const char *route, json_t *o)
 {
@@ -145,13 +160,8 @@ static void repository_info(struct call *x, const char *name, const char *route,
 				       &grove__v1__get_repository_response__descriptor, (ProtobufCMessage **)&gresp, 10000) &&
 			    gresp->repository) {
 				json_t *reps = json_array();
-				for (size_t i = 0; i < gresp->repository->n_replicas; i++) {
-					Grove__V1__ReplicaInfo *ri = gresp->repository->replicas[i];
-					json_array_append_new(reps, json_pack("{s:s, s:I, s:b, s:b, s:b}", "store", ri->node,
-									      "generation", (json_int_t)ri->generation,
-									      "healthy", ri->healthy, "up_to_date", ri->up_to_date,
-									      "primary", ri->primary));
-				}
+				for (size_t i = 0; i < gresp->repository->n_replicas; i++)
+					json_array_append_new(reps, replica_json(gresp->repository->replicas[i]));
 				json_object_set_new(repo, "generation", json_integer((json_int_t)gresp->repository->generation));
 				json_object_set_new(repo, "replicas", reps);
 			}

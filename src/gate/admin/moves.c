@@ -35,7 +35,7 @@ int migrations_get(struct call *x)
 	DIR *d = env && env->journal_dir ? opendir(env->journal_dir) : NULL;
 	struct dirent *e;
 	while (d && (e = readdir(d))) {
-		char path[4096], text[128] = "", when[32] = "";
+		char path[4096], text[128] = "", when[TIME_ISO_LEN] = "";
 		struct stat sb;
 		FILE *f;
 		if (e->d_name[0] == '.' || strchr(e->d_name, '.'))
@@ -46,9 +46,7 @@ int migrations_get(struct call *x)
 		size_t n = fread(text, 1, sizeof(text) - 1, f);
 		fclose(f);
 		text[n] = '\0';
-		struct tm tm;
-		gmtime_r(&sb.st_mtime, &tm);
-		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		time_iso8601(sb.st_mtime, when);
 		json_array_append_new(running, json_pack("{s:s, s:s, s:s}", "app", e->d_name, "to",
 							 strstr(text, "to=cluster") ? "cluster" : "legacy", "since", when));
 	}

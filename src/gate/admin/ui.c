@@ -218,6 +218,20 @@ static void status_word(struct html *h, bool good, const char *yes, const char *
 	html_raw(h, "</td>");
 }
 
+/* What the replica's last verification found: same as the primary's or not, when, at which generation. */
+static void replica_verified_cell(struct html *h, json_t *v)
+{
+	if (!json_is_object(v)) {
+		html_raw(h, "<td class=\"note\">never</td>");
+		return;
+	}
+	html_raw(h, "<td class=\"%s\">%s at generation %lld, ", json_is_true(json_object_get(v, "matches")) ? "ok" : "bad",
+		 json_is_true(json_object_get(v, "matches")) ? "same as the primary" : "DIFFERED from the primary",
+		 jint(v, "generation"));
+	html_text(h, jget(v, "at"));
+	html_raw(h, "</td>");
+}
+
 /* A deployment's status, coloured. */
 static void deploy_status(struct html *h, const char *status)
 {
@@ -522,7 +536,8 @@ static void app_repository(struct ui_req *u, json_t *repo)
 		html_raw(h, "</section>\n");
 		return;
 	}
-	html_raw(h, "<table><tr><th>store</th><th>role</th><th>generation</th><th>up to date</th><th>health</th></tr>\n");
+	html_raw(h, "<table><tr><th>store</th><th>role</th><th>generation</th><th>up to date</th><th>health</th>"
+		    "<th>last verified</th></tr>\n");
 	json_array_foreach(reps, i, r) {
 		html_raw(h, "<tr>");
 		html_cell(h, "td", jget(r, "store"));
@@ -530,6 +545,7 @@ static void app_repository(struct ui_req *u, json_t *repo)
 		html_raw(h, "<td>%lld</td>", jint(r, "generation"));
 		status_word(h, json_is_true(json_object_get(r, "up_to_date")), "yes", "no");
 		status_word(h, json_is_true(json_object_get(r, "healthy")), "healthy", "down");
+		replica_verified_cell(h, json_object_get(r, "verified"));
 		html_raw(h, "</tr>\n");
 	}
 	html_raw(h, "</table>\n<p><a href=\"/ui/apps/");
