@@ -74,7 +74,7 @@ int backup_main(const char *verb, int argc, char **argv)
 	struct repo_env env = { 0 };
 	struct db *db = NULL;
 	struct strbuf report = STRBUF_INIT;
-	char *locks = NULL, *tmp = NULL;
+	char *locks = NULL, *tmp = NULL, *progress = NULL;
 	int ret = 0;
 
 	if ((ret = backup_parse_args(restore ? &restore_command : &backup_command, argc, argv, &conf, &app, &force)) >= 0)
@@ -89,12 +89,14 @@ int backup_main(const char *verb, int argc, char **argv)
 	log_init("cli", LOG_WARN, 2);
 	locks = xasprintf("%s/locks", cfg.data_dir);
 	tmp = xasprintf("%s/tmp", cfg.data_dir);
+	progress = xasprintf("%s/progress", cfg.data_dir);
 	env.legacy_dir = cfg.legacy_dir;
 	env.cluster_address = cfg.cluster_address;
 	env.cluster_storage = cfg.cluster_storage;
 	env.secret = cfg.secret;
 	env.locks_dir = locks;
 	env.tmp_dir = tmp;
+	env.progress_dir = progress;
 	env.lock_timeout = 600;
 	if ((ret = db_open(&db, cfg.db_path)))
 		goto out;
@@ -113,5 +115,6 @@ out:
 	gate_config_release(&cfg);
 	free(locks);
 	free(tmp);
+	free(progress);
 	return ret ? 1 : 0;
 }

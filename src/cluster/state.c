@@ -540,18 +540,8 @@ int state_set_primary(struct cluster *c, const char *path, const char *node)
 
 static int read_generation(struct cluster *c, const char *path, int64_t *out)
 {
-	struct sqldb_rows *st = NULL;
-	int ret = sqldb_query(c->db, &st, "reading a generation",
-				"SELECT generation FROM repositories WHERE virtual_storage = ? AND relative_path = ?{FOR_UPDATE}", "ss",
-				c->virtual_storage, path);
-	if (!ret && (ret = sqldb_next(st)) == 1) {
-		*out = sqldb_int(st, 0);
-		ret = 0;
-	} else if (!ret) {
-		ret = error_set(GROVE_ENOTFOUND, "repository %s is not known to the cluster", path);
-	}
-	sqldb_rows_free(st);
-	return ret;
+	int64_t begun;
+	return repo_counters(c, path, out, &begun);
 }
 
 int state_write_done(struct cluster *c, const char *path, char *const *nodes, size_t n, int64_t *new_gen)

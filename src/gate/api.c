@@ -29,6 +29,7 @@ int api_run(const struct gate_config *cfg)
 	struct housekeeper hk = { 0 };
 	char *locks = xasprintf("%s/locks", cfg->data_dir), *tmp = xasprintf("%s/tmp", cfg->data_dir);
 	char *journal = xasprintf("%s/migrations", cfg->data_dir);
+	char *progress = xasprintf("%s/progress", cfg->data_dir);
 	sigset_t sigs;
 	int sig, ret;
 
@@ -63,6 +64,7 @@ int api_run(const struct gate_config *cfg)
 	menv.locks_dir = locks;
 	menv.tmp_dir = tmp;
 	menv.journal_dir = journal;
+	menv.progress_dir = progress;
 	menv.lock_timeout = 600;
 	aopts.repos = &menv;
 	/* Before the API takes requests: no migration stays half-done after a crash. */
@@ -107,5 +109,6 @@ out:
 	free(locks);
 	free(tmp);
 	free(journal);
+	free(progress);
 	return ret ? 1 : 0;
 }

@@ -18,12 +18,15 @@
 int app_backup(const struct repo_env *env, struct db *db, const char *name, int out_fd)
 {
 	struct app app = { 0 };
-	struct repo_remote r = { .repo = GROVE__V1__REPOSITORY__INIT };
+	struct repo_remote r = { .repo = GROVE__V1__REPOSITORY__INIT, .progress = NULL };
+	struct progress prog = { .path = "" };
 	char rel[128], legacy[4096];
+	uint64_t total = 0;
 	int ret;
 
 	if ((ret = db_app_get(db, name, &app)))
 		goto out;
+	progress_start(&prog, env->progress_dir, name, "backup");
 	if (app.route == ROUTE_LEGACY) {
 		struct proc p = { .pid = -1 };
 		snprintf(legacy, sizeof(legacy), "%s/%s.git", env->legacy_dir, name);
@@ -31,6 +34,8 @@ int app_backup(const struct repo_env *env, struct db *db, const char *name, int 
 			ret = error_set(GROVE_ENOTFOUND, "%s has no repository yet: nothing to back up", name);
 			goto out;
 		}
+		fs_disk_usage(legacy, &total);
+		progress_phase(&prog, "copying", total);
 		if ((ret = repo_bundle_start(legacy, &p)))
 			goto out;
 		for (;;) {
@@ -42,17 +47,23 @@ int app_backup(const struct repo_env *env, struct db *db, const char *name, int 
 				break;
 			if (!ret && write_all(out_fd, buf, (size_t)n))
 				ret = error_set(GROVE_EIO, "writing the bundle: %s", strerror(errno));
+			progress_add(&prog, (uint64_t)n);
 		}
 		int code = proc_wait(&p);
 		if (code && !ret)
 			ret = error_set(GROVE_EINTERNAL, "git bundle create failed in %s (exit %d)", legacy, code);
 		goto out;
 	}
-	if (!(ret = repo_remote_open(env, name, rel, sizeof(rel), &r)))
+	if (!(ret = repo_remote_open(env, name, rel, sizeof(rel), &r))) {
+		repo_remote_size(&r, &total);
+		progress_phase(&prog, "copying", total);
+		r.progress = &prog;
 		ret = repo_receive_bundle(&r, out_fd);
+	}
 	if (ret == GROVE_EPRECOND)
 		error_wrap(ret, "backing up %s", name);
 out:
+	progress_end(&prog);
 	rpc_client_free(r.cl);
 	app_release(&app);
 	return ret;
@@ -101,7 +112,7 @@ static int bundle_head(const char *bundle, const char *deploy_branch, char *out,
 }
 
 /* in_fd's bytes into the file bundle: git needs to read a bundle twice. */
-static int save_bundle(int in_fd, const char *bundle)
+static int save_bundle(int in_fd, const char *bundle, struct progress *prog)
 {
 	int fd = open(bundle, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600), ret = 0;
 	if (fd < 0)
@@ -121,6 +132,7 @@ static int save_bundle(int in_fd, const char *bundle)
 			error_set(GROVE_EIO, "writing %s: %s", bundle, strerror(errno));
 			break;
 		}
+		progress_add(prog, (uint64_t)n);
 	}
 	close(fd);
 	return ret;
@@ -140,6 +152,10 @@ static int restore_cluster(const struct repo_env *env, const char *name, const c
 		return ret;
 	if ((fd = open(bundle, O_RDONLY | O_CLOEXEC)) < 0)
 		return error_set(GROVE_EIO, "cannot read %s: %s", bundle, strerror(errno));
+	if (r->progress) {
+		struct stat sb;
+		progress_phase(r->progress, "applying", fstat(fd, &sb) ? 0 : (uint64_t)sb.st_size);
+	}
 	if (!(ret = repo_send_bundle(r, fd)) && !(ret = repo_remote_set_head(r, head)))
 		ret = repo_remote_checksum(r, sum);
 	close(fd);
@@ -178,7 +194,8 @@ int app_restore(const struct repo_env *env, struct db *db, const char *name, int
 		struct strbuf *report)
 {
 	struct app app = { 0 };
-	struct repo_remote r = { .repo = GROVE__V1__REPOSITORY__INIT };
+	struct repo_remote r = { .repo = GROVE__V1__REPOSITORY__INIT, .progress = NULL };
+	struct progress prog = { .path = "" };
 	char legacy[4096], tmpl[4096], bundle[4200], head[300], sum[65] = "";
 	char *tmp = NULL;
 	bool locked_here = false, exists = false;
@@ -196,8 +213,11 @@ int app_restore(const struct repo_env *env, struct db *db, const char *name, int
 		goto out;
 	}
 	snprintf(bundle, sizeof(bundle), "%s/in.bundle", tmp);
-	if ((ret = save_bundle(in_fd, bundle)) || (ret = bundle_head(bundle, app.deploy_branch, head, sizeof(head))))
+	progress_start(&prog, env->progress_dir, name, "restore");
+	progress_phase(&prog, "receiving", 0);
+	if ((ret = save_bundle(in_fd, bundle, &prog)) || (ret = bundle_head(bundle, app.deploy_branch, head, sizeof(head))))
 		goto out;
+	progress_phase(&prog, "locking", 0);
 
 	/* Locked as for a migration: new pushes wait, running ones finish. */
 	if (!app.locked) {
@@ -211,6 +231,8 @@ int app_restore(const struct repo_env *env, struct db *db, const char *name, int
 		goto out;
 	}
 	snprintf(legacy, sizeof(legacy), "%s/%s.git", env->legacy_dir, name);
+	progress_phase(&prog, "applying", 0);
+	r.progress = &prog;
 	ret = app.route == ROUTE_CLUSTER ? restore_cluster(env, name, bundle, head, force, &r, &exists, sum)
 					 : restore_legacy(name, tmp, legacy, bundle, head, force, &exists, sum);
 	if (ret)
@@ -219,6 +241,7 @@ int app_restore(const struct repo_env *env, struct db *db, const char *name, int
 	    exists ? " (replacing its repository)" : "", head, sum);
 	log_info("gate.restored", "app=%s route=%s replaced=%b checksum=%s", name, route_name(app.route), exists, sum);
 out:
+	progress_end(&prog);
 	if (locked_here)
 		db_app_set_locked(db, name, false);
 	if (lock_fd >= 0)

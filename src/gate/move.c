@@ -142,6 +142,7 @@ struct move {
 	bool locked_here, copied, exists, journaled;
 	int lock_fd;
 	uint64_t nrefs;
+	struct progress prog;    /* for the dashboard: which step, how many bytes copied */
 };
 
 /* 1. Lock: new pushes wait at the gate; running ones finish first. */
@@ -151,6 +152,7 @@ static int move_lock(struct move *m)
 	if ((ret = journal_write(m->env, m->name, m->to, !m->app.locked)))
 		return ret;
 	m->journaled = true;
+	progress_phase(&m->prog, "locking", 0);
 	log_info("gate.migrating", "app=%s to=%s", m->name, route_name(m->to));
 	if (!m->app.locked) {
 		if ((ret = db_app_set_locked(m->db, m->name, true)))
@@ -170,6 +172,22 @@ static int move_lock(struct move *m)
 	return 0;
 }
 
+/*
+ * The copy's phase, its bytes out of the source's size on disk (legacy, or
+ * the cluster's answer): a bundle is about as big as the packs it comes
+ * from, so the bar ends near its end.
+ */
+static void copy_phase_start(struct move *m, const char *legacy)
+{
+	uint64_t total = 0;
+	if (legacy)
+		fs_disk_usage(legacy, &total);
+	else
+		repo_remote_size(&m->r, &total);
+	progress_phase(&m->prog, "copying", total);
+	m->r.progress = &m->prog;
+}
+
 /* 2. Copy, to the cluster: the legacy repository, if there is one. */
 static int move_copy_to_cluster(struct move *m)
 {
@@ -187,6 +205,7 @@ static int move_copy_to_cluster(struct move *m)
 	if (m->exists && (ret = repo_remote_remove(&m->r)))   /* a stale copy of an earlier migration */
 		return ret;
 	m->copied = true;
+	copy_phase_start(m, m->legacy);
 	if ((ret = copy_to_cluster(m->legacy, &m->r, m->head, m->nrefs)))
 		return ret;
 	return repo_remote_checksum(&m->r, m->sum_dst);
@@ -208,7 +227,10 @@ static int move_copy_to_legacy(struct move *m)
 	if (!(m->tmp = mkdtemp(m->tmpl)))
 		return error_set(GROVE_EIO, "mkdtemp: %s", strerror(errno));
 	snprintf(m->staged, sizeof(m->staged), "%s/repo.git", m->tmp);
-	if ((ret = repo_remote_checksum(&m->r, m->sum_src)) || (ret = copy_to_legacy(&m->r, m->tmp, m->staged)))
+	if ((ret = repo_remote_checksum(&m->r, m->sum_src)))
+		return ret;
+	copy_phase_start(m, NULL);
+	if ((ret = copy_to_legacy(&m->r, m->tmp, m->staged)))
 		return ret;
 	return repo_checksum(m->staged, m->sum_dst, &m->nrefs);
 }
@@ -218,6 +240,8 @@ static int move_copy_to_legacy(struct move *m)
 static int move_verify(struct move *m)
 {
 	struct stat sb;
+	m->r.progress = NULL;
+	progress_phase(&m->prog, "checking", 0);
 	if (strcmp(m->sum_src, m->sum_dst))
 		return error_set(GROVE_EPRECOND, "checksums differ after the copy (source %s, copy %s)", m->sum_src,
 				 m->sum_dst);
@@ -244,6 +268,7 @@ static int move_switch(struct move *m)
 {
 	struct stat sb;
 	int ret;
+	progress_phase(&m->prog, "switching", 0);
 	if ((ret = db_app_set_route(m->db, m->name, m->to)))
 		return ret;
 	m->copied = false;
@@ -277,6 +302,7 @@ static void move_finish(struct move *m, int ret)
 		fs_rmtree(m->tmp);
 	if (m->journaled)
 		journal_remove(m->env, m->name);
+	progress_end(&m->prog);
 	if (ret)
 		log_warn("gate.migrate_failed", "app=%s to=%s error=%s", m->name, route_name(m->to), error_msg());
 	rpc_client_free(m->r.cl);
@@ -306,6 +332,7 @@ int app_move(const struct repo_env *env, struct db *db, const char *name, enum r
 	m.r.repo.relative_path = m.rel;
 	if ((ret = rpc_client_new(&m.r.cl, env->cluster_address, env->secret)))
 		goto out;
+	progress_start(&m.prog, env->progress_dir, name, "move");
 	if ((ret = move_lock(&m)) ||
 	    (ret = to == ROUTE_CLUSTER ? move_copy_to_cluster(&m) : move_copy_to_legacy(&m)) ||
 	    (ret = move_verify(&m)) || (ret = move_switch(&m)))

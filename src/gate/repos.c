@@ -100,6 +100,19 @@ int repo_remote_exists(struct repo_remote *r, bool *exists)
 	return ret;
 }
 
+int repo_remote_size(struct repo_remote *r, uint64_t *bytes)
+{
+	Grove__V1__RepositorySizeRequest req = GROVE__V1__REPOSITORY_SIZE_REQUEST__INIT;
+	Grove__V1__RepositorySizeResponse *resp = NULL;
+	req.repository = &r->repo;
+	int ret = rpc_unary(r->cl, "/grove.v1.RepositoryService/RepositorySize", &req.base,
+			    &grove__v1__repository_size_response__descriptor, (ProtobufCMessage **)&resp, 30000);
+	if (!ret)
+		*bytes = resp->bytes;
+	FREE_MSG(resp);
+	return ret;
+}
+
 int repo_remote_remove(struct repo_remote *r)
 {
 	Grove__V1__RemoveRepositoryRequest req = GROVE__V1__REMOVE_REPOSITORY_REQUEST__INIT;
@@ -152,6 +165,7 @@ int repo_send_bundle(struct repo_remote *r, int fd)
 		req.data.len = got;
 		if ((ret = rpc_stream_send(st, &req.base)))
 			break;
+		progress_add(r->progress, got);
 		req.repository = NULL;
 	}
 	if (ret) {
@@ -191,6 +205,7 @@ int repo_receive_bundle(struct repo_remote *r, int fd)
 		if (n <= 0)
 			break;
 		ret = write_all(fd, resp->data.data, resp->data.len);
+		progress_add(r->progress, resp->data.len);
 		FREE_MSG(resp);
 		if (ret) {
 			ret = error_set(GROVE_EIO, "writing the bundle: %s", strerror(errno));

@@ -9,6 +9,7 @@
 #define GROVE_GATE_REPOS_H
 
 #include "gate/db.h"
+#include "gate/progress.h"
 #include "lib/rpc.h"
 #include "lib/strbuf.h"
 #include "grove/v1/repository.pb-c.h"
@@ -22,6 +23,7 @@ struct repo_env {
 	const char *locks_dir;   /* per-app push locks, shared with the sessions */
 	const char *tmp_dir;
 	const char *journal_dir; /* one file per move in progress: what to undo after a crash */
+	const char *progress_dir; /* one file per long operation in progress (progress.h) */
 	int lock_timeout;        /* seconds to wait for running pushes */
 };
 
@@ -29,6 +31,7 @@ struct repo_env {
 struct repo_remote {
 	struct rpc_client *cl;
 	Grove__V1__Repository repo;
+	struct progress *progress;   /* bundles sent or received count here (NULL: nowhere) */
 };
 
 /* Appends one line to an operator's report. */
@@ -45,6 +48,8 @@ int repo_local_head(const char *dir, char *out, size_t n);
 int repo_remote_open(const struct repo_env *env, const char *name, char *rel, size_t reln, struct repo_remote *r);
 int repo_remote_checksum(struct repo_remote *r, char out[65]);
 int repo_remote_exists(struct repo_remote *r, bool *exists);
+/* Its size on disk (the primary's), in bytes. */
+int repo_remote_size(struct repo_remote *r, uint64_t *bytes);
 int repo_remote_remove(struct repo_remote *r);
 int repo_remote_set_head(struct repo_remote *r, const char *ref);
 /* A bundle read from fd becomes the remote repository; the remote's bundle written to fd. */

@@ -144,3 +144,23 @@ void *fs_map_shared(const char *path, size_t size, bool create)
 	close(fd);
 	return p == MAP_FAILED ? NULL : p;
 }
+
+static _Thread_local uint64_t usage_acc;
+
+static int usage_entry(const char *p, const struct stat *sb, int type, struct FTW *ftw)
+{
+	(void)p;
+	(void)ftw;
+	if (type == FTW_F || type == FTW_D || type == FTW_DP)
+		usage_acc += (uint64_t)sb->st_blocks * 512;
+	return 0;
+}
+
+int fs_disk_usage(const char *path, uint64_t *out)
+{
+	usage_acc = 0;
+	if (nftw(path, usage_entry, 16, FTW_PHYS))
+		return -1;
+	*out = usage_acc;
+	return 0;
+}

@@ -3,6 +3,7 @@
 #define GROVE_FS_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /*
@@ -16,6 +17,8 @@ int fs_pathf(char *buf, size_t size, const char *fmt, ...) __attribute__((format
 int fs_mkdir_p(const char *path, mode_t mode);
 /* rm -rf without following symlinks; a missing path is not an error. */
 int fs_rmtree(const char *path);
+/* The disk space the files and folders under path take, in bytes (like du): 0, or -1 with errno. */
+int fs_disk_usage(const char *path, uint64_t *out);
 
 /* The whole file at path appended to out (bounded by out's max: a longer
  * file is GROVE_ETOOBIG). */

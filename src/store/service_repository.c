@@ -69,15 +69,6 @@ static void repository_exists(struct rpc_call *call, void *data)
 	strbuf_release(&path);
 }
 
-static _Thread_local uint64_t size_acc;
-
-static int size_entry(const char *p, const struct stat *sb, int type, struct FTW *ftw)
-{
-	if (type == FTW_F || type == FTW_D || type == FTW_DP)
-		size_acc += (uint64_t)sb->st_blocks * 512;
-	return 0;
-}
-
 static void repository_size(struct rpc_call *call, void *data)
 {
 	struct store *st = data;
@@ -87,12 +78,8 @@ static void repository_size(struct rpc_call *call, void *data)
 	int ret = rpc_call_recv_one(call, &grove__v1__repository_size_request__descriptor, (ProtobufCMessage **)&req);
 	if (!ret)
 		ret = store_repo_path(st, req->repository, true, &path);
-	if (!ret) {
-		size_acc = 0;
-		if (nftw(path.buf, size_entry, 16, FTW_PHYS))
-			ret = error_set(GROVE_EIO, "cannot measure %s: %s", req->repository->relative_path, strerror(errno));
-		resp.bytes = size_acc;
-	}
+	if (!ret && fs_disk_usage(path.buf, &resp.bytes))
+		ret = error_set(GROVE_EIO, "cannot measure %s: %s", req->repository->relative_path, strerror(errno));
 	rpc_call_reply(call, ret, &resp.base);
 	FREE_MSG(req);
 	strbuf_release(&path);

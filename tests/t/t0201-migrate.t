@@ -227,6 +227,33 @@ test_expect_success 'grove backup and grove restore, on both routes, across rout
 	test_grep "no app named nosuch" err
 '
 
+test_expect_success 'a restore in progress shows in the operations API and on the dashboard, then goes' '
+	export GROVE_GATE_CONFIG=$TRASH/g1/gate.conf &&
+	"$GROVE" app create rs-slow --route cluster >/dev/null &&
+	rm -f release &&
+	: half of the bundle, then nothing until the test says so &&
+	(HALF_OF=cluster.bundle RELEASE=$TRASH/release perl -e '"'"'
+		open(my $f, "<", $ENV{HALF_OF}) or die; binmode $f; local $/; my $b = <$f>;
+		$| = 1; binmode STDOUT; print substr($b, 0, int(length($b) / 2));
+		for (1 .. 6000) { last if -e $ENV{RELEASE}; select(undef, undef, undef, 0.1); }
+		print substr($b, int(length($b) / 2));
+	'"'"' | "$GROVE" restore rs-slow 2>slow.err) &
+	restorer=$! &&
+	wait_for 30 "the restore to show, receiving, with bytes done" eval \
+		"api g1 GET /api/v1/operations >ops && grep -q \"\\\"app\\\": *\\\"rs-slow\\\"\" ops &&
+		 grep -q \"\\\"phase\\\": *\\\"receiving\\\"\" ops && grep -q \"\\\"done_bytes\\\": *[1-9]\" ops" &&
+	test_grep "\"kind\": *\"restore\"" ops &&
+	curl -sf -H "Authorization: Bearer $g1_TOKEN" "$g1_ADMIN/ui/" >page &&
+	test_grep "rs-slow: restore" page &&
+	test_grep "receiving, [0-9.]* [A-Za-z]* so far" page &&
+	touch release &&
+	wait $restorer &&
+	test_grep "restored rs-slow on the cluster route" slow.err &&
+	api g1 GET /api/v1/operations >ops &&
+	test_grep "\"operations\": *\[\]" ops &&
+	test -z "$(ls "$TRASH/g1/progress")"
+'
+
 test_expect_success 'housekeeping optimizes every app on its schedule' '
 	start_gate g2 $s1_ADDR s1 housekeeping.interval=1 &&
 	GROVE_ADMIN_URL=$g2_ADMIN GROVE_ADMIN_TOKEN_FILE=$TRASH/g2/admin-token "$GROVE" app create hk --route legacy >/dev/null &&

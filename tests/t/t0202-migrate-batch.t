@@ -99,7 +99,8 @@ test_expect_success 'every app moves to the cluster while pushes run; none fails
 	wait $cli &&
 	t1=$(date +%s%N) &&
 	touch "$TRASH/stop-pushing" && wait $loop &&
-	test_grep "\"in_progress\":\[{\"app\":\"app[0-9]*\",\"to\":\"cluster\",\"since\":\"[0-9T:Z-]*\"}\]" watch &&
+	: held at its lock, the move says so &&
+	test_grep "\"in_progress\":\[{\"app\":\"app[0-9]*\",\"to\":\"cluster\",\"since\":\"[0-9T:Z-]*\",\"phase\":\"locking\",\"done_bytes\":0,\"total_bytes\":0}\]" watch &&
 	api g1 GET /api/v1/migrations | tr -d " \n" >final &&
 	test_grep "\"cluster\":$APPS,\"legacy\":0,\"percent_on_cluster\":100.0*,\"in_progress\":\[\]" final &&
 	test_grep "done: $APPS moved, 0 failed, 0 left of $APPS" err &&

@@ -170,7 +170,7 @@ handler_fn apps_list, app_get, app_create, apps_import_legacy, app_patch, app_gc
 	app_accept_dataloss_post, app_delete;
 handler_fn collaborator_put, collaborator_delete;
 handler_fn app_deployments, deployment_get;
-handler_fn migrations_get, migrations_post, app_migrate_post, canary_get, canary_put;
+handler_fn migrations_get, migrations_post, operations_get, app_migrate_post, canary_get, canary_put;
 handler_fn status_get, cluster_get;
 
 /*

@@ -6,6 +6,7 @@
  */
 #include "gate/admin/admin_int.h"
 #include "gate/move.h"
+#include "gate/progress.h"
 #include "lib/error.h"
 #include "lib/log.h"
 #include "lib/strbuf.h"
@@ -14,29 +15,16 @@
 #include <math.h>
 #include <sys/stat.h>
 
-/*
- * GET /api/v1/migrations: where the move to the cluster stands — apps per
- * route, the share on the cluster, and the migrations running now (from the
- * journal, with when each began), for a dashboard or a script watching a
- * `grove migrate` run.
- */
-int migrations_get(struct call *x)
+/* The moves the journal holds as running, with their progress (progress.h) when it is known. */
+static json_t *moves_running(const struct repo_env *env)
 {
-	const struct repo_env *env = x->a->repos;
-	struct app_counts counts;
-	json_t *o, *running;
-	int ret = db_app_counts(x->db, &counts);
-	if (ret)
-		return reply_grove_error(x->out, ret);
-	o = json_pack("{s:I, s:I, s:I, s:f}", "apps", (json_int_t)counts.apps, "cluster", (json_int_t)counts.cluster,
-		      "legacy", (json_int_t)counts.legacy, "percent_on_cluster",
-		      counts.apps ? 100.0 * (double)counts.cluster / (double)counts.apps : 0.0);
-	running = json_array();
+	json_t *running = json_array();
 	DIR *d = env && env->journal_dir ? opendir(env->journal_dir) : NULL;
 	struct dirent *e;
 	while (d && (e = readdir(d))) {
 		char path[4096], text[128] = "", when[TIME_ISO_LEN] = "";
 		struct stat sb;
+		json_t *o, *p;
 		FILE *f;
 		if (e->d_name[0] == '.' || strchr(e->d_name, '.'))
 			continue;
@@ -47,12 +35,38 @@ int migrations_get(struct call *x)
 		fclose(f);
 		text[n] = '\0';
 		time_iso8601(sb.st_mtime, when);
-		json_array_append_new(running, json_pack("{s:s, s:s, s:s}", "app", e->d_name, "to",
-							 strstr(text, "to=cluster") ? "cluster" : "legacy", "since", when));
+		o = json_pack("{s:s, s:s, s:s}", "app", e->d_name, "to", strstr(text, "to=cluster") ? "cluster" : "legacy",
+			      "since", when);
+		if ((p = progress_get(env->progress_dir, e->d_name, "move"))) {
+			json_object_set(o, "phase", json_object_get(p, "phase"));
+			json_object_set(o, "done_bytes", json_object_get(p, "done_bytes"));
+			json_object_set(o, "total_bytes", json_object_get(p, "total_bytes"));
+			json_decref(p);
+		}
+		json_array_append_new(running, o);
 	}
 	if (d)
 		closedir(d);
-	json_object_set_new(o, "in_progress", running);
+	return running;
+}
+
+/*
+ * GET /api/v1/migrations: where the move to the cluster stands — apps per
+ * route, the share on the cluster, and the migrations running now (from the
+ * journal, with when each began and how far its copy is), for a dashboard
+ * or a script watching a `grove migrate` run.
+ */
+int migrations_get(struct call *x)
+{
+	struct app_counts counts;
+	json_t *o;
+	int ret = db_app_counts(x->db, &counts);
+	if (ret)
+		return reply_grove_error(x->out, ret);
+	o = json_pack("{s:I, s:I, s:I, s:f}", "apps", (json_int_t)counts.apps, "cluster", (json_int_t)counts.cluster,
+		      "legacy", (json_int_t)counts.legacy, "percent_on_cluster",
+		      counts.apps ? 100.0 * (double)counts.cluster / (double)counts.apps : 0.0);
+	json_object_set_new(o, "in_progress", moves_running(x->a->repos));
 	struct batch *b = &x->a->batch;
 	pthread_mutex_lock(&b->mu);
 	if (b->apps) {
@@ -70,6 +84,19 @@ int migrations_get(struct call *x)
 	}
 	pthread_mutex_unlock(&b->mu);
 	return call_answer(x, MHD_HTTP_OK, o);
+}
+
+/*
+ * GET /api/v1/operations: the long operations on apps running now — moves,
+ * backups, restores, whether the gate or a `grove` command runs them —
+ * each with its phase and bytes done out of the total (0: not known).
+ */
+int operations_get(struct call *x)
+{
+	const struct repo_env *env = x->a->repos;
+	json_t *list = json_array();
+	progress_list(env ? env->progress_dir : NULL, list);
+	return call_answer(x, MHD_HTTP_OK, json_pack("{s:o}", "operations", list));
 }
 
 static void *batch_main(void *arg)

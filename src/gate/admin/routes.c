@@ -28,6 +28,7 @@ static const struct route_def routes[] = {
 	{ "PUT", "canary", canary_put, true },
 	{ "GET", "migrations", migrations_get, false },
 	{ "POST", "migrations", migrations_post, true },
+	{ "GET", "operations", operations_get, false },
 	{ "GET", "apps", apps_list, false },
 	{ "POST", "apps", app_create, true },
 	{ "GET", "apps/*", app_get, false },

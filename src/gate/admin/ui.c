@@ -414,6 +414,45 @@ static void batch_progress(struct html *h, json_t *b)
 	}
 }
 
+/* "12.5 MiB": bytes for a person. */
+static void human_bytes(char *out, size_t n, long long bytes)
+{
+	static const char *const unit[] = { "bytes", "KiB", "MiB", "GiB", "TiB" };
+	double v = (double)bytes;
+	size_t k = 0;
+	while (v >= 1024 && k + 1 < sizeof(unit) / sizeof(unit[0])) {
+		v /= 1024;
+		k++;
+	}
+	snprintf(out, n, k ? "%.1f %s" : "%.0f %s", v, unit[k]);
+}
+
+/* One bar per long operation running (a move, a backup, a restore): its phase, bytes done of about how many. */
+static void operations_progress(struct ui_req *u)
+{
+	struct html *h = &u->page;
+	json_t *ops = ui_fetch(u, operations_get, NULL, NULL), *e;
+	size_t i;
+
+	json_array_foreach(json_object_get(ops, "operations"), i, e) {
+		char label[160], detail[200], done[32], total[32], when[TIME_ISO_LEN];
+		long long t = jint(e, "total_bytes"), d = jint(e, "done_bytes");
+		human_bytes(done, sizeof(done), d);
+		human_bytes(total, sizeof(total), t);
+		time_iso8601(jint(e, "since"), when);
+		snprintf(label, sizeof(label), "%s: %s", jget(e, "app") ?: "?", jget(e, "kind") ?: "?");
+		if (t > 0) {
+			snprintf(detail, sizeof(detail), "%s, %s of about %s, since %s", jget(e, "phase") ?: "?", done, total,
+				 when);
+			html_progress(h, label, (double)(d > t ? t : d), (double)t, detail);
+		} else {
+			snprintf(detail, sizeof(detail), "%s, %s so far, since %s", jget(e, "phase") ?: "?", done, when);
+			html_activity(h, label, detail);
+		}
+	}
+	json_decref(ops);
+}
+
 static void section_moves(struct ui_req *u)
 {
 	struct html *h = &u->page;
@@ -429,6 +468,8 @@ static void section_moves(struct ui_req *u)
 		if (json_is_object(json_object_get(m, "batch")))
 			batch_progress(h, json_object_get(m, "batch"));
 		json_array_foreach(json_object_get(m, "in_progress"), i, e) {
+			if (json_object_get(e, "phase"))
+				continue;   /* its bar is below */
 			html_raw(h, "<p>In progress: ");
 			html_text(h, jget(e, "app"));
 			html_raw(h, " to ");
@@ -438,6 +479,7 @@ static void section_moves(struct ui_req *u)
 			html_raw(h, "</p>\n");
 		}
 	}
+	operations_progress(u);
 	if (c) {
 		snprintf(detail, sizeof(detail), "%lld %% of new apps go to the cluster (set by the %s)", jint(c, "percent"),
 			 jget(c, "source") ?: "config");

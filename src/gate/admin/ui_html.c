@@ -132,6 +132,15 @@ void html_progress(struct html *h, const char *label, double value, double max, 
 	html_raw(h, "</span></div>\n");
 }
 
+void html_activity(struct html *h, const char *label, const char *detail)
+{
+	html_raw(h, "<div class=\"bar\"><span>");
+	html_text(h, label);
+	html_raw(h, "</span><progress>running</progress><span>");
+	html_text(h, detail);
+	html_raw(h, "</span></div>\n");
+}
+
 void html_bar_chart(struct html *h, const char *title, const struct html_bar *bars, size_t n)
 {
 	double top = 0, slot;

@@ -44,6 +44,8 @@ void html_page_start(struct html *h, const char *title, const char *refresh_to);
 void html_page_end(struct html *h);
 /* A labelled progress bar: value out of max. */
 void html_progress(struct html *h, const char *label, double value, double max, const char *detail);
+/* The same for work whose end is not known: a bar that moves without a value. */
+void html_activity(struct html *h, const char *label, const char *detail);
 /* An inline SVG bar chart with a title, bars left to right. */
 void html_bar_chart(struct html *h, const char *title, const struct html_bar *bars, size_t n);
 
