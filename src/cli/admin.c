@@ -21,6 +21,7 @@
  * by $GROVE_ADMIN_TOKEN_FILE, or ./grove-data/gate/admin-token.
  */
 #include "lib/common.h"
+#include "cli/bar.h"
 #include "cli/cli.h"
 #include "cli/opt.h"
 #include "lib/auth.h"
@@ -455,7 +456,12 @@ static int app_migrate(const struct admin_args *a)
 	const char *to = admin_args_opt(a, "--to");
 	if (!to)
 		return error_set(GROVE_EINVAL, "missing --to cluster or --to legacy");
-	return request_on("POST", "/api/v1/apps/%s/migrate", a->operand[0], NULL, json_pack("{s:s}", "to", to), false);
+	char what[160];
+	snprintf(what, sizeof(what), "grove app migrate %s", a->operand[0]);
+	struct op_watch *w = op_watch_start(what, a->operand[0], "move");
+	int code = request_on("POST", "/api/v1/apps/%s/migrate", a->operand[0], NULL, json_pack("{s:s}", "to", to), false);
+	op_watch_stop(w);
+	return code;
 }
 
 static int app_import(const struct admin_args *a)

@@ -8,6 +8,7 @@
  * locks the app as a migration does (pushes wait, fetches go on).
  */
 #include "lib/common.h"
+#include "cli/bar.h"
 #include "cli/cli.h"
 #include "cli/opt.h"
 #include "gate/gate.h"
@@ -65,6 +66,12 @@ static int backup_parse_args(const struct cli_command *cmd, int argc, char **arg
 	return -1;
 }
 
+/* The operation's progress, as a bar on a terminal (stderr) or a line per phase. */
+static void show_progress(const struct progress *p, void *arg)
+{
+	cli_bar_show(arg, p->phase, p->done, p->total);
+}
+
 int backup_main(const char *verb, int argc, char **argv)
 {
 	const char *conf = getenv("GROVE_GATE_CONFIG") ? getenv("GROVE_GATE_CONFIG") : "grove-data/gate/gate.conf";
@@ -74,6 +81,8 @@ int backup_main(const char *verb, int argc, char **argv)
 	struct repo_env env = { 0 };
 	struct db *db = NULL;
 	struct strbuf report = STRBUF_INIT;
+	struct cli_bar bar;
+	char what[96];
 	char *locks = NULL, *tmp = NULL, *progress = NULL;
 	int ret = 0;
 
@@ -97,6 +106,10 @@ int backup_main(const char *verb, int argc, char **argv)
 	env.locks_dir = locks;
 	env.tmp_dir = tmp;
 	env.progress_dir = progress;
+	snprintf(what, sizeof(what), "grove %s %s", verb, app);
+	cli_bar_init(&bar, what, isatty(2));
+	env.progress_show = show_progress;
+	env.progress_arg = &bar;
 	env.lock_timeout = 600;
 	if ((ret = db_open(&db, cfg.db_path)))
 		goto out;
@@ -105,6 +118,7 @@ int backup_main(const char *verb, int argc, char **argv)
 		ret = app_restore(&env, db, app, 0, force, &report);
 	else
 		ret = app_backup(&env, db, app, 1);
+	cli_bar_done(&bar);
 	if (!ret && report.len)
 		fputs(report.buf, stderr);
 out:

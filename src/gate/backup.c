@@ -27,6 +27,7 @@ int app_backup(const struct repo_env *env, struct db *db, const char *name, int 
 	if ((ret = db_app_get(db, name, &app)))
 		goto out;
 	progress_start(&prog, env->progress_dir, name, "backup");
+	progress_watch(&prog, env->progress_show, env->progress_arg);
 	if (app.route == ROUTE_LEGACY) {
 		struct proc p = { .pid = -1 };
 		snprintf(legacy, sizeof(legacy), "%s/%s.git", env->legacy_dir, name);
@@ -214,6 +215,7 @@ int app_restore(const struct repo_env *env, struct db *db, const char *name, int
 	}
 	snprintf(bundle, sizeof(bundle), "%s/in.bundle", tmp);
 	progress_start(&prog, env->progress_dir, name, "restore");
+	progress_watch(&prog, env->progress_show, env->progress_arg);
 	progress_phase(&prog, "receiving", 0);
 	if ((ret = save_bundle(in_fd, bundle, &prog)) || (ret = bundle_head(bundle, app.deploy_branch, head, sizeof(head))))
 		goto out;

@@ -333,6 +333,7 @@ int app_move(const struct repo_env *env, struct db *db, const char *name, enum r
 	if ((ret = rpc_client_new(&m.r.cl, env->cluster_address, env->secret)))
 		goto out;
 	progress_start(&m.prog, env->progress_dir, name, "move");
+	progress_watch(&m.prog, env->progress_show, env->progress_arg);
 	if ((ret = move_lock(&m)) ||
 	    (ret = to == ROUTE_CLUSTER ? move_copy_to_cluster(&m) : move_copy_to_legacy(&m)) ||
 	    (ret = move_verify(&m)) || (ret = move_switch(&m)))

@@ -15,6 +15,9 @@ static void progress_write(struct progress *p)
 	char tmp[4300];
 	FILE *f;
 
+	p->written_ms = now_ms();
+	if (p->show)
+		p->show(p, p->show_arg);
 	if (!p->path[0])
 		return;
 	snprintf(tmp, sizeof(tmp), "%s.tmp", p->path);
@@ -24,7 +27,12 @@ static void progress_write(struct progress *p)
 		(unsigned long long)p->total, (long long)p->since, (long)getpid());
 	if (fclose(f) || rename(tmp, p->path))
 		unlink(tmp);
-	p->written_ms = now_ms();
+}
+
+void progress_watch(struct progress *p, progress_show_fn *show, void *arg)
+{
+	p->show = show;
+	p->show_arg = arg;
 }
 
 void progress_start(struct progress *p, const char *dir, const char *app, const char *kind)

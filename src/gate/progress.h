@@ -15,7 +15,13 @@
 #include <jansson.h>
 #include <stdint.h>
 
+struct progress;
+/* Told of every change a reader would see (a command's bar: cli/bar.h). */
+typedef void progress_show_fn(const struct progress *p, void *arg);
+
 struct progress {
+	progress_show_fn *show;   /* NULL: none */
+	void *show_arg;
 	char path[4200];          /* "": not recorded */
 	char kind[16];            /* move, backup, restore */
 	char phase[32];           /* locking, copying, checking, switching, receiving, … */
@@ -26,6 +32,8 @@ struct progress {
 
 /* Starts recording kind on app under dir (NULL: nowhere). */
 void progress_start(struct progress *p, const char *dir, const char *app, const char *kind);
+/* Also tells show (NULL: nobody) of each change. */
+void progress_watch(struct progress *p, progress_show_fn *show, void *arg);
 /* A new phase, whose bytes count from 0 up to total (0: not known). */
 void progress_phase(struct progress *p, const char *phase, uint64_t total);
 /* n more bytes done (the file is rewritten at most every 250 ms). */

@@ -24,6 +24,8 @@ struct repo_env {
 	const char *tmp_dir;
 	const char *journal_dir; /* one file per move in progress: what to undo after a crash */
 	const char *progress_dir; /* one file per long operation in progress (progress.h) */
+	progress_show_fn *progress_show;   /* and who else is told (a command's bar), with progress_arg */
+	void *progress_arg;
 	int lock_timeout;        /* seconds to wait for running pushes */
 };
 

@@ -117,6 +117,18 @@ int64_t wall_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+void bytes_human(uint64_t bytes, char *out, size_t n)
+{
+	static const char *const unit[] = { "bytes", "KiB", "MiB", "GiB", "TiB" };
+	double v = (double)bytes;
+	size_t k = 0;
+	while (v >= 1024 && k + 1 < ARRAY_SIZE(unit)) {
+		v /= 1024;
+		k++;
+	}
+	snprintf(out, n, k ? "%.1f %s" : "%.0f %s", v, unit[k]);
+}
+
 void time_iso8601(int64_t t, char out[TIME_ISO_LEN])
 {
 	time_t tt = (time_t)t;

@@ -53,6 +53,8 @@ int64_t now_us(void);
  * machines would disagree by their uptimes.
  */
 int64_t wall_ms(void);
+/* "12.5 MiB", "512 bytes": a size for a person, in out. */
+void bytes_human(uint64_t bytes, char *out, size_t n);
 /* "2026-12-04T14:05:44Z": the UTC time t (seconds since the epoch), in out. */
 #define TIME_ISO_LEN 32
 void time_iso8601(int64_t t, char out[TIME_ISO_LEN]);

@@ -249,9 +249,30 @@ test_expect_success 'a restore in progress shows in the operations API and on th
 	touch release &&
 	wait $restorer &&
 	test_grep "restored rs-slow on the cluster route" slow.err &&
+	: not on a terminal, the command says each phase on a line &&
+	test_grep "^grove restore rs-slow: receiving$" slow.err &&
+	test_grep "^grove restore rs-slow: locking$" slow.err &&
+	test_grep "^grove restore rs-slow: applying$" slow.err &&
 	api g1 GET /api/v1/operations >ops &&
 	test_grep "\"operations\": *\[\]" ops &&
 	test -z "$(ls "$TRASH/g1/progress")"
+'
+
+test_expect_success 'grove app migrate follows its move, and a backup draws a bar on a terminal' '
+	export GROVE_GATE_CONFIG=$TRASH/g1/gate.conf &&
+	"$GROVE" app create mv-watch --route legacy >/dev/null &&
+	(cd src && git push -q $REMOTE/mv-watch.git main) &&
+	hold_push_lock g1 mv-watch &&
+	{ "$GROVE" app migrate mv-watch --to cluster >mv.out 2>mv.err & } &&
+	mover=$! &&
+	wait_for 30 "grove app migrate to say its move waits at the lock" grep -q "^grove app migrate mv-watch: locking$" mv.err &&
+	release_push_lock g1 mv-watch &&
+	wait $mover &&
+	"$GROVE" app show mv-watch >show && test_grep "\"route\": \"cluster\"" show &&
+	: on a terminal, a bar with the bytes &&
+	script -qec "\"$GROVE\" backup mv-watch >tty.bundle" tty.log >/dev/null &&
+	git bundle list-heads tty.bundle >heads && test_grep "refs/heads/main" heads &&
+	test_grep "grove backup mv-watch: \[[#.]*\] copying .* of ~[0-9.]* [KM]iB" tty.log
 '
 
 test_expect_success 'housekeeping optimizes every app on its schedule' '

@@ -414,19 +414,6 @@ static void batch_progress(struct html *h, json_t *b)
 	}
 }
 
-/* "12.5 MiB": bytes for a person. */
-static void human_bytes(char *out, size_t n, long long bytes)
-{
-	static const char *const unit[] = { "bytes", "KiB", "MiB", "GiB", "TiB" };
-	double v = (double)bytes;
-	size_t k = 0;
-	while (v >= 1024 && k + 1 < sizeof(unit) / sizeof(unit[0])) {
-		v /= 1024;
-		k++;
-	}
-	snprintf(out, n, k ? "%.1f %s" : "%.0f %s", v, unit[k]);
-}
-
 /* One bar per long operation running (a move, a backup, a restore): its phase, bytes done of about how many. */
 static void operations_progress(struct ui_req *u)
 {
@@ -437,8 +424,8 @@ static void operations_progress(struct ui_req *u)
 	json_array_foreach(json_object_get(ops, "operations"), i, e) {
 		char label[160], detail[200], done[32], total[32], when[TIME_ISO_LEN];
 		long long t = jint(e, "total_bytes"), d = jint(e, "done_bytes");
-		human_bytes(done, sizeof(done), d);
-		human_bytes(total, sizeof(total), t);
+		bytes_human((uint64_t)d, done, sizeof(done));
+		bytes_human((uint64_t)t, total, sizeof(total));
 		time_iso8601(jint(e, "since"), when);
 		snprintf(label, sizeof(label), "%s: %s", jget(e, "app") ?: "?", jget(e, "kind") ?: "?");
 		if (t > 0) {
