@@ -171,8 +171,15 @@ static int cluster_cli_verify(struct cluster_cli *c)
 	int ret;
 
 	req.relative_path = c->path;
-	if ((ret = rpc_unary(c->cl, "/grove.v1.ClusterService/VerifyRepository", &req.base,
-			     &grove__v1__verify_repository_response__descriptor, &c->resp, 120000)))
+	/* Seconds on a busy repository (the router waits for a quiet moment): say what runs. */
+	bool tty = isatty(2);
+	if (tty)
+		fprintf(stderr, "grove cluster verify %s: comparing the replicas' checksums…", c->path);
+	ret = rpc_unary(c->cl, "/grove.v1.ClusterService/VerifyRepository", &req.base,
+			&grove__v1__verify_repository_response__descriptor, &c->resp, 120000);
+	if (tty)
+		fprintf(stderr, "\r\033[K");
+	if (ret)
 		return ret;
 	r = (Grove__V1__VerifyRepositoryResponse *)c->resp;
 	if (r->busy) {
