@@ -246,6 +246,8 @@ struct strvec;
 void rpc_tls_env(struct strvec *env);
 /* TLS is on and addr is not a unix socket. */
 bool rpc_tls_applies(const char *addr);
+/* A unix socket's address (unix:PATH, unix-abstract:NAME): never TLS. */
+bool rpc_addr_is_unix(const char *addr);
 grpc_channel_credentials *rpc_tls_channel_credentials(const char *addr);
 struct rpc_tls_listener;
 grpc_server_credentials *rpc_tls_server_credentials(const char *addr, struct rpc_tls_listener **l);

@@ -129,7 +129,7 @@ static struct rpc_chan *client_chan(struct rpc_client *cl)
 
 	pthread_mutex_lock(&cl->mu);
 	/* TCP only: a unix socket never speaks TLS (rpc_tls.c). */
-	if (cl->cur->tls_gen != rpc_tls_generation() && strncmp(cl->addr, "unix", 4)) {
+	if (cl->cur->tls_gen != rpc_tls_generation() && !rpc_addr_is_unix(cl->addr)) {
 		struct rpc_chan *fresh = chan_new(cl->addr);
 		if (fresh) {
 			chan_unref(cl->cur);

@@ -317,9 +317,14 @@ bool rpc_tls_on(void)
 	return tls.on;
 }
 
+bool rpc_addr_is_unix(const char *addr)
+{
+	return !strncmp(addr, "unix:", 5) || !strncmp(addr, "unix-abstract:", 14);
+}
+
 bool rpc_tls_applies(const char *addr)
 {
-	return tls.on && strncmp(addr, "unix:", 5) && strncmp(addr, "unix-abstract:", 14);
+	return tls.on && !rpc_addr_is_unix(addr);
 }
 
 grpc_channel_credentials *rpc_tls_channel_credentials(const char *addr)

@@ -685,6 +685,23 @@ static bool route_arg(const char *s)
 	return s && (!strcmp(s, "cluster") || !strcmp(s, "legacy"));
 }
 
+/* The form of an action on the app: it POSTs to /ui/apps/APP/ACTION, with the session's CSRF token. */
+static void app_form_open(struct ui_req *u, const char *action)
+{
+	html_raw(&u->page, "<form method=\"post\" action=\"/ui/apps/");
+	html_url_part(&u->page, u->arg[0]);
+	html_raw(&u->page, "/%s\">", action);
+	csrf_field(u);
+}
+
+/* Its button, and Cancel back to the app's page. */
+static void app_form_close(struct ui_req *u, const char *button)
+{
+	html_raw(&u->page, "<button>%s</button> <a href=\"/ui/apps/", button);
+	html_url_part(&u->page, u->arg[0]);
+	html_raw(&u->page, "\">Cancel</a></form></section>\n");
+}
+
 static void page_move_confirm(struct ui_req *u)
 {
 	struct html *h = &u->page;
@@ -707,14 +724,11 @@ static void page_move_confirm(struct ui_req *u)
 	html_raw(h, "</b> from the ");
 	html_text(h, jget(app, "route"));
 	html_raw(h, " route to the %s route? Pushes to it wait while its repository is copied and checked; "
-		    "a failure leaves it where it is.</p><form method=\"post\" action=\"/ui/apps/",
+		    "a failure leaves it where it is.</p>",
 		 to);
-	html_url_part(h, u->arg[0]);
-	html_raw(h, "/move\">");
-	csrf_field(u);
-	html_raw(h, "<input type=\"hidden\" name=\"to\" value=\"%s\"><button>Move it</button> <a href=\"/ui/apps/", to);
-	html_url_part(h, u->arg[0]);
-	html_raw(h, "\">Cancel</a></form></section>\n");
+	app_form_open(u, "move");
+	html_raw(h, "<input type=\"hidden\" name=\"to\" value=\"%s\">", to);
+	app_form_close(u, "Move it");
 	json_decref(app);
 }
 
@@ -752,13 +766,9 @@ static void page_verify_confirm(struct ui_req *u)
 	html_raw(h, "<section><p>Compare the checksums of every replica of <b>");
 	html_text(h, u->arg[0]);
 	html_raw(h, "</b> now? Each store reads the whole repository; a replica that differs is repaired from the "
-		    "primary.</p><form method=\"post\" action=\"/ui/apps/");
-	html_url_part(h, u->arg[0]);
-	html_raw(h, "/verify\">");
-	csrf_field(u);
-	html_raw(h, "<button>Verify</button> <a href=\"/ui/apps/");
-	html_url_part(h, u->arg[0]);
-	html_raw(h, "\">Cancel</a></form></section>\n");
+		    "primary.</p>");
+	app_form_open(u, "verify");
+	app_form_close(u, "Verify");
 }
 
 static void page_verify(struct ui_req *u)
@@ -846,14 +856,10 @@ static void page_dataloss_confirm(struct ui_req *u)
 	html_text(h, u->arg[0]);
 	html_raw(h, "</b> the latest? The others are repaired from it, whatever they hold: pushes that reached only "
 		    "them are <b>lost</b>. For when the primary's copy is gone and a replica is the best there is; "
-		    "choose the one with the highest generation.</p><form method=\"post\" action=\"/ui/apps/");
-	html_url_part(h, u->arg[0]);
-	html_raw(h, "/accept-dataloss\">");
-	csrf_field(u);
+		    "choose the one with the highest generation.</p>");
+	app_form_open(u, "accept-dataloss");
 	dataloss_choices(u, reps);
-	html_raw(h, "<button>Keep this copy</button> <a href=\"/ui/apps/");
-	html_url_part(h, u->arg[0]);
-	html_raw(h, "\">Cancel</a></form></section>\n");
+	app_form_close(u, "Keep this copy");
 	json_decref(app);
 }
 
