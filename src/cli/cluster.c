@@ -71,12 +71,15 @@ static int cluster_cli_status(struct cluster_cli *c)
 		return ret;
 	r = (Grove__V1__GetStatusResponse *)c->resp;
 	printf("router %s, virtual storage %s\n", r->router, r->virtual_storage);
-	printf("  %-16s %-24s %-8s %-8s %-9s %-7s %-9s %-14s %-16s %s\n", "STORE", "ADDRESS", "HEALTHY", "ROUTERS",
-	       "REPLICAS", "BEHIND", "CHECKED", "DISK FREE", "VERSION", "LAST ERROR");
+	printf("  %-16s %-24s %-8s %-8s %-9s %-7s %-9s %-9s %-14s %-16s %s\n", "STORE", "ADDRESS", "HEALTHY", "ROUTERS",
+	       "REPLICAS", "BEHIND", "QUEUE", "CHECKED", "DISK FREE", "VERSION", "LAST ERROR");
 	for (size_t k = 0; k < r->n_nodes; k++) {
 		const Grove__V1__NodeStatus *n = r->nodes[k];
-		char routers[32], checked[32], disk[32] = "-";
+		char routers[32], checked[32], disk[32] = "-", queue[64];
 		snprintf(routers, sizeof(routers), "%u/%u", n->routers_healthy, n->routers_total);
+		/* Its own repairs: waiting/running/retrying. */
+		snprintf(queue, sizeof(queue), "%llu/%llu/%llu", (unsigned long long)n->jobs_ready,
+			 (unsigned long long)n->jobs_in_progress, (unsigned long long)n->jobs_failed);
 		if (n->last_check_ms < 0)
 			snprintf(checked, sizeof(checked), "not yet");
 		else
@@ -84,9 +87,9 @@ static int cluster_cli_status(struct cluster_cli *c)
 		if (n->disk_total)
 			snprintf(disk, sizeof(disk), "%.1f/%.1fG", (double)n->disk_free / (1 << 30),
 				 (double)n->disk_total / (1 << 30));
-		printf("  %-16s %-24s %-8s %-8s %-9llu %-7llu %-9s %-14s %-16s %s\n", n->name, n->address,
+		printf("  %-16s %-24s %-8s %-8s %-9llu %-7llu %-9s %-9s %-14s %-16s %s\n", n->name, n->address,
 		       !n->healthy ? "NO" : n->writable ? "yes" : "DISKFULL", routers, (unsigned long long)n->replicas,
-		       (unsigned long long)n->behind, checked, disk, n->version && *n->version ? n->version : "-",
+		       (unsigned long long)n->behind, queue, checked, disk, n->version && *n->version ? n->version : "-",
 		       n->healthy && !n->writable ? "disk below store.minFreeSpace: reads only, writes resume when it has room"
 						  : n->last_error);
 	}

@@ -229,6 +229,8 @@ int state_job_renew(struct cluster *c, int64_t id, int64_t lease_ms);
 int state_job_done(struct cluster *c, const struct job *j);
 int state_job_failed(struct cluster *c, const struct job *j, const char *error);
 int state_job_counts(struct cluster *c, uint64_t *ready, uint64_t *running, uint64_t *failed, uint64_t *dead);
+/* The same per store (indexed as c->nodes): its own replication queue. */
+int state_node_jobs(struct cluster *c, uint64_t *ready, uint64_t *running, uint64_t *failed);
 
 /* ---- the pieces ---- */
 

@@ -126,6 +126,7 @@ static void get_status(struct rpc_call *call, void *data)
 	Grove__V1__NodeStatus nodes[CLUSTER_NODES_MAX], *ptrs[CLUSTER_NODES_MAX];
 	char errs[CLUSTER_NODES_MAX][256], versions[CLUSTER_NODES_MAX][64];
 	struct count_ctx cc = { 0 };
+	uint64_t jr[CLUSTER_NODES_MAX] = { 0 }, jp[CLUSTER_NODES_MAX] = { 0 }, jf[CLUSTER_NODES_MAX] = { 0 };
 	int64_t now = now_ms();
 	int ret = rpc_call_recv_one(call, &grove__v1__get_status_request__descriptor, (ProtobufCMessage **)&req);
 
@@ -133,6 +134,8 @@ static void get_status(struct rpc_call *call, void *data)
 		ret = state_job_counts(c, &resp.jobs_ready, &resp.jobs_in_progress, &resp.jobs_failed, &resp.jobs_dead);
 	if (!ret)
 		ret = state_repo_each(c, count_repo, &cc);
+	if (!ret)
+		ret = state_node_jobs(c, jr, jp, jf);
 	resp.router = c->router;
 	resp.virtual_storage = c->virtual_storage;
 	resp.repositories = cc.repos;
@@ -154,6 +157,9 @@ static void get_status(struct rpc_call *call, void *data)
 		nodes[i].version = versions[i];
 		nodes[i].disk_total = n->disk_total;
 		nodes[i].disk_free = n->disk_free;
+		nodes[i].jobs_ready = jr[i];
+		nodes[i].jobs_in_progress = jp[i];
+		nodes[i].jobs_failed = jf[i];
 		strlcpy_(errs[i], n->last_error, sizeof(errs[i]));
 		nodes[i].last_error = errs[i];
 		ptrs[i] = &nodes[i];

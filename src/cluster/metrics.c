@@ -11,6 +11,27 @@
 
 #include "lib/metricsd.h"
 
+/* Each store's own replication queue, by state. */
+static void store_queues(struct cluster *c, struct strbuf *sb)
+{
+	uint64_t *r = xcalloc(c->nnodes + 1, sizeof(*r)), *p = xcalloc(c->nnodes + 1, sizeof(*p)),
+		 *f = xcalloc(c->nnodes + 1, sizeof(*f));
+	if (!state_node_jobs(c, r, p, f)) {
+		strbuf_addstr(sb, "# HELP grove_cluster_store_jobs Replication jobs of the store, by state.\n"
+				  "# TYPE grove_cluster_store_jobs gauge\n");
+		for (size_t i = 0; i < c->nnodes; i++)
+			strbuf_addf(sb,
+				    "grove_cluster_store_jobs{store=\"%s\",state=\"ready\"} %llu\n"
+				    "grove_cluster_store_jobs{store=\"%s\",state=\"in_progress\"} %llu\n"
+				    "grove_cluster_store_jobs{store=\"%s\",state=\"failed\"} %llu\n",
+				    c->nodes[i].name, (unsigned long long)r[i], c->nodes[i].name, (unsigned long long)p[i],
+				    c->nodes[i].name, (unsigned long long)f[i]);
+	}
+	free(r);
+	free(p);
+	free(f);
+}
+
 static void render(void *ctx, struct strbuf *sb)
 {
 	struct cluster *c = ctx;
@@ -28,6 +49,7 @@ static void render(void *ctx, struct strbuf *sb)
 	for (size_t i = 0; i < c->nnodes; i++)
 		strbuf_addf(sb, "grove_cluster_store_writable{store=\"%s\"} %d\n", c->nodes[i].name, c->nodes[i].writable);
 	pthread_mutex_unlock(&c->mu);
+	store_queues(c, sb);
 	state_job_counts(c, &ready, &running, &failed, &dead);
 	state_lag(c, &outdated, &behind);
 	strbuf_addf(sb,

@@ -927,6 +927,34 @@ int state_job_counts(struct cluster *c, uint64_t *ready, uint64_t *running, uint
 	return ret;
 }
 
+int state_node_jobs(struct cluster *c, uint64_t *ready, uint64_t *running, uint64_t *failed)
+{
+	struct sqldb_rows *st = NULL;
+	int ret;
+	for (size_t i = 0; i < c->nnodes; i++)
+		ready[i] = running[i] = failed[i] = 0;
+	LOCK();
+	ret = sqldb_query(c->db, &st, "counting jobs",
+			  "SELECT target_node, COALESCE(SUM(CASE WHEN state = 'ready' AND attempts = 0 THEN 1 ELSE 0 END), 0),"
+			  " COALESCE(SUM(CASE WHEN state = 'in_progress' THEN 1 ELSE 0 END), 0),"
+			  " COALESCE(SUM(CASE WHEN state = 'ready' AND attempts > 0 THEN 1 ELSE 0 END), 0)"
+			  " FROM jobs WHERE virtual_storage = ? GROUP BY target_node",
+			  "s", c->virtual_storage);
+	while (!ret && (ret = sqldb_next(st)) == 1) {
+		struct node *n = cluster_node(c, sqldb_text(st, 0));
+		ret = 0;
+		if (!n)
+			continue;   /* a verification ("*"), or a store no longer configured */
+		size_t k = (size_t)(n - c->nodes);
+		ready[k] = (uint64_t)sqldb_int(st, 1);
+		running[k] = (uint64_t)sqldb_int(st, 2);
+		failed[k] = (uint64_t)sqldb_int(st, 3);
+	}
+	sqldb_rows_free(st);
+	UNLOCK();
+	return ret;
+}
+
 int state_lag(struct cluster *c, uint64_t *outdated, uint64_t *behind)
 {
 	struct sqldb_rows *st = NULL;

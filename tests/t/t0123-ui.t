@@ -71,6 +71,7 @@ test_expect_success 'the bearer token shows the app, its route, the stores and t
 	test_grep "<td>cluster</td>" page &&
 	for s in s1 s2 s3; do test_grep "store $s" page || return 1; done &&
 	test $(grep -c "takes writes; 1 replicas, 0 behind; checked [0-9.]* s ago" page) = 3 &&
+	test $(grep -c "its queue: [0-9]* waiting, [0-9]* running, [0-9]* retrying" page) = 3 &&
 	id=$(sed -n "s|.*href=\"/ui/deploys/\([0-9]*\)\".*|\1|p" page | head -n 1) &&
 	curl -sf -H "Authorization: Bearer $TOKEN" "$GROVE_ADMIN_URL/ui/deploys/$id" >log &&
 	test_grep "&lt;script&gt;alert(1)&lt;/script&gt;" log &&

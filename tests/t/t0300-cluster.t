@@ -368,6 +368,7 @@ test_expect_success 'set-replication-factor removes and adds replicas; failover 
 test_expect_success '/metrics counts elections, votes, refused writes, mismatches, repairs and lag' '
 	curl -sf http://127.0.0.1:$METRICS_PORT/metrics >m &&
 	for s in s1 s2 s3; do test_grep "^grove_cluster_store_healthy{store=\"$s\"} 1$" m || return 1; done &&
+	for s in s1 s2 s3; do test_grep "^grove_cluster_store_jobs{store=\"$s\",state=\"ready\"} [0-9]*$" m || return 1; done &&
 	test_grep "^grove_cluster_elections_total [1-9]" m &&
 	test_grep "^grove_cluster_votes_total{outcome=\"commit\"} [1-9]" m &&
 	test_grep "^grove_cluster_votes_total{outcome=\"abort\"} [1-9]" m &&

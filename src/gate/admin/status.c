@@ -33,12 +33,17 @@ int status_get(struct call *x)
 
 static json_t *node_object(const Grove__V1__NodeStatus *n)
 {
-	return json_pack("{s:o, s:o, s:b, s:b, s:i, s:i, s:o, s:I, s:I, s:I, s:o, s:I, s:I}", "name", jstr(n->name),
-			 "address", jstr(n->address), "healthy", n->healthy, "writable", n->writable, "routers_healthy",
-			 (int)n->routers_healthy, "routers_total", (int)n->routers_total, "last_error", jstr(n->last_error),
-			 "replicas", (json_int_t)n->replicas, "behind", (json_int_t)n->behind, "last_check_ms",
-			 (json_int_t)n->last_check_ms, "version", jstr(n->version), "disk_total", (json_int_t)n->disk_total,
-			 "disk_free", (json_int_t)n->disk_free);
+	json_t *o = json_pack("{s:o, s:o, s:b, s:b, s:i, s:i, s:o, s:I, s:I, s:I, s:o, s:I, s:I}", "name", jstr(n->name),
+			      "address", jstr(n->address), "healthy", n->healthy, "writable", n->writable,
+			      "routers_healthy", (int)n->routers_healthy, "routers_total", (int)n->routers_total,
+			      "last_error", jstr(n->last_error), "replicas", (json_int_t)n->replicas, "behind",
+			      (json_int_t)n->behind, "last_check_ms", (json_int_t)n->last_check_ms, "version",
+			      jstr(n->version), "disk_total", (json_int_t)n->disk_total, "disk_free",
+			      (json_int_t)n->disk_free);
+	/* Its own replication queue (the router's as a whole is in the status). */
+	json_object_set_new(o, "queue", json_pack("{s:I, s:I, s:I}", "ready", (json_int_t)n->jobs_ready, "in_progress",
+						  (json_int_t)n->jobs_in_progress, "failed", (json_int_t)n->jobs_failed));
+	return o;
 }
 
 static json_t *status_object(const Grove__V1__GetStatusResponse *r)

@@ -301,6 +301,12 @@ static void parts_cluster(struct ui_req *u, json_t *cl)
 			 json_is_true(json_object_get(s, "writable")) ? "takes writes" : "refuses writes (disk low)",
 			 jint(s, "replicas"), jint(s, "behind"), checked, jint(s, "routers_healthy"),
 			 jint(s, "routers_total"));
+		json_t *q = json_object_get(s, "queue");
+		if (q) {
+			size_t len = strlen(detail);
+			snprintf(detail + len, sizeof(detail) - len, "; its queue: %lld waiting, %lld running, %lld retrying",
+				 jint(q, "ready"), jint(q, "in_progress"), jint(q, "failed"));
+		}
 		if (jint(s, "disk_total") > 0) {
 			size_t len = strlen(detail);
 			snprintf(detail + len, sizeof(detail) - len, "; disk %.1f of %.1f GiB free",
