@@ -1,28 +1,25 @@
 /* Following an operation of the gate on a bar: see bar.h. */
 #include "lib/common.h"
+#include "lib/ticker.h"
 #include "cli/bar.h"
 #include "cli/cli.h"
 
 #include <curl/curl.h>
 #include <jansson.h>
-#include <pthread.h>
 
 #define WATCH_EVERY_MS 250
 
 struct op_watch {
-	pthread_t thread;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	bool stop;
-	bool running;            /* the thread was started */
+	struct ticker ticker;
 	char app[128], kind[16];
 	char *token;
 	struct cli_bar bar;
 };
 
 /* The operation of app and kind in the API's list, shown. */
-static void watch_once(struct op_watch *w)
+static void watch_once(void *arg)
 {
+	struct op_watch *w = arg;
 	json_t *j = NULL, *e;
 	long status = 0;
 	size_t i;
@@ -41,28 +38,9 @@ out:
 	json_decref(j);
 }
 
-static void *watch_main(void *arg)
-{
-	struct op_watch *w = arg;
-	struct timespec ts;
-
-	pthread_mutex_lock(&w->mu);
-	while (!w->stop) {
-		pthread_mutex_unlock(&w->mu);
-		watch_once(w);
-		pthread_mutex_lock(&w->mu);
-		deadline_after_ms(&ts, CLOCK_MONOTONIC, WATCH_EVERY_MS);
-		while (!w->stop && pthread_cond_timedwait(&w->cv, &w->mu, &ts) == 0)
-			;
-	}
-	pthread_mutex_unlock(&w->mu);
-	return NULL;
-}
-
 struct op_watch *op_watch_start(const char *what, const char *app, const char *kind)
 {
 	struct op_watch *w = xcalloc(1, sizeof(*w));
-	pthread_condattr_t ca;
 
 	if (cli_admin_token(&w->token)) {
 		free(w);
@@ -73,16 +51,10 @@ struct op_watch *op_watch_start(const char *what, const char *app, const char *k
 	strlcpy_(w->app, app, sizeof(w->app));
 	strlcpy_(w->kind, kind, sizeof(w->kind));
 	cli_bar_init(&w->bar, what, isatty(2));
-	pthread_mutex_init(&w->mu, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&w->cv, &ca);
-	pthread_condattr_destroy(&ca);
-	if (pthread_create(&w->thread, NULL, watch_main, w)) {
+	if (ticker_start(&w->ticker, WATCH_EVERY_MS, watch_once, w, "the progress watcher")) {
 		op_watch_stop(w);
 		return NULL;
 	}
-	w->running = true;
 	return w;
 }
 
@@ -90,15 +62,8 @@ void op_watch_stop(struct op_watch *w)
 {
 	if (!w)
 		return;
-	pthread_mutex_lock(&w->mu);
-	w->stop = true;
-	pthread_cond_signal(&w->cv);
-	pthread_mutex_unlock(&w->mu);
-	if (w->running)
-		pthread_join(w->thread, NULL);
+	ticker_stop(&w->ticker);
 	cli_bar_done(&w->bar);
-	pthread_cond_destroy(&w->cv);
-	pthread_mutex_destroy(&w->mu);
 	free(w->token);
 	free(w);
 }
