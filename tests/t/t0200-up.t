@@ -72,11 +72,11 @@ test_expect_success 'each part logs to its own file; the push is on the three st
 	test $(grep -c " yes *yes *yes" repo) = 3 &&
 	"$GROVE" cluster -a unix:$TRASH/gd/run/cluster.sock --secret-file $TRASH/gd/secret status >st &&
 	test_grep "with outdated or missing replicas 0" st &&
-	: each store holds the one app, none behind, checked a moment ago, with its disk and version &&
-	test_grep "^  STORE  *ADDRESS  *HEALTHY  *ROUTERS  *REPLICAS  *BEHIND  *CHECKED  *DISK FREE  *VERSION  *LAST ERROR$" st &&
+	: each store holds the one app, none behind, its queue, checked a moment ago, with its disk and version &&
+	test_grep "^  STORE  *ADDRESS  *HEALTHY  *ROUTERS  *REPLICAS  *BEHIND  *QUEUE  *CHECKED  *DISK FREE  *VERSION  *LAST ERROR$" st &&
 	v=$("$GROVE" --version | cut -d" " -f2) &&
 	for s in s1 s2 s3; do
-		test_grep "^  $s  *unix:$TRASH/gd/run/$s.sock  *yes  *1/1  *1  *0  *[0-9.]*s ago  *[0-9.]*/[0-9.]*G  *$v" st ||
+		test_grep "^  $s  *unix:$TRASH/gd/run/$s.sock  *yes  *1/1  *1  *0  *[0-9]*/[0-9]*/[0-9]*  *[0-9.]*s ago  *[0-9.]*/[0-9.]*G  *$v" st ||
 			return 1
 	done
 '
