@@ -365,8 +365,21 @@ wait_grep() {
 }
 
 # A free TCP port on 127.0.0.1.
+#
+# The kernel's free port is free only until someone binds it, and the test
+# files of a run start daemons side by side, which bind with SO_REUSEPORT
+# (for upgrades): two of them given the same port would share it, each
+# answering half of the other's calls. So each port is also claimed, once
+# per run, by an atomic mkdir in the run's folder.
 free_port() {
-	perl -MIO::Socket::INET -e 'my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => 0, Listen => 1) or die; print $s->sockport, "\n"'
+	_fp_dir=${GROVE_TEST_RUN:-$TRASH}/ports
+	mkdir -p "$_fp_dir" || return 1
+	for _fp_try in $(seq 100); do
+		_fp=$(perl -MIO::Socket::INET -e 'my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => 0, Listen => 1) or die; print $s->sockport, "\n"') &&
+			mkdir "$_fp_dir/$_fp" 2>/dev/null && echo "$_fp" && return 0
+	done
+	echo "free_port: no port left to claim" >&2
+	return 1
 }
 
 # start_store NAME [config lines...]: a grove store in $TRASH/NAME, storage
