@@ -82,6 +82,7 @@ struct connect {
 	struct rpc_client *cl;
 	struct rpc_stream *st;
 	int code;                             /* git's exit code */
+	bool said_exit;                       /* the answer carried it */
 };
 
 /*
@@ -203,8 +204,10 @@ static void connect_relay(struct connect *c)
 		}
 		if (resp->stderr.len)
 			write_all(2, resp->stderr.data, resp->stderr.len);
-		if (resp->exit_status)
+		if (resp->exit_status) {
 			c->code = resp->exit_status->value;
+			c->said_exit = true;
+		}
 		protobuf_c_message_free_unpacked(&resp->base, NULL);
 	}
 }
@@ -230,7 +233,7 @@ int connect_main(int argc, char **argv)
 	if (connect_load_secret(&c) || connect_prepare(&c) || connect_open(&c))
 		goto fail;
 	connect_relay(&c);
-	if (rpc_stream_finish(c.st)) {
+	if (rpc_stream_finish(c.st) && !ssh_answer_whole(c.st, c.said_exit)) {
 		c.code = 128;
 		goto fail;
 	}

@@ -20,6 +20,7 @@
 #include "lib/pbcheck.h"
 #include "lib/pbwire.h"
 #include "lib/repopath.h"
+#include "lib/sshstream.h"
 #include "grove/v1/shared.pb-c.h"
 
 #include <assert.h>
@@ -72,6 +73,7 @@ struct proxy {
 	bool retargeting;        /* the targets change: the client reader waits */
 	bool resumable;          /* a voted push, or a read: kept for resuming (resume.h) */
 	bool read;               /* an accessor: goes to another replica if its store fails before a word */
+	bool ssh;                /* an SSHService call: its answer ends with git's exit status */
 	bool resume_failed;      /* the new primary showed other refs */
 	struct resume rs;
 };
@@ -189,10 +191,9 @@ static void *sender_main(void *arg)
 	return NULL;
 }
 
-/* A voted push's last answer carries the store's checksum (ssh.proto): a
- * small message, looked at before it is relayed (sending takes its bytes). */
 /* The last message of an SSH command is small and its own: the exit
- * status (field 3) and, for a voted push, the refs' checksum (field 4). */
+ * status and, for a voted push, the refs' checksum (ssh.proto); looked at
+ * before it is relayed (sending takes its bytes). */
 static void target_note_end(struct target *t, grpc_byte_buffer *bb, bool voted_push)
 {
 	grpc_slice sl;
@@ -201,9 +202,10 @@ static void target_note_end(struct target *t, grpc_byte_buffer *bb, bool voted_p
 
 	if (grpc_byte_buffer_length(bb) > 256 || rpc_bb_slice(bb, &sl))
 		return;
-	if (pbwire_find(GRPC_SLICE_START_PTR(sl), GRPC_SLICE_LENGTH(sl), 3, &val, &vlen) == 1)
+	if (pbwire_find(GRPC_SLICE_START_PTR(sl), GRPC_SLICE_LENGTH(sl), SSH_RESPONSE_EXIT, &val, &vlen) == 1)
 		t->said_exit = true;
-	if (voted_push && pbwire_find(GRPC_SLICE_START_PTR(sl), GRPC_SLICE_LENGTH(sl), 4, &val, &vlen) == 1 &&
+	if (voted_push &&
+	    pbwire_find(GRPC_SLICE_START_PTR(sl), GRPC_SLICE_LENGTH(sl), SSH_RESPONSE_REFS_CHECKSUM, &val, &vlen) == 1 &&
 	    vlen < sizeof(t->checksum)) {
 		memcpy(t->checksum, val, vlen);
 		t->checksum[vlen] = '\0';
@@ -272,7 +274,7 @@ static void *reader_main(void *arg)
 			pthread_cond_broadcast(&px->cv);
 			pthread_mutex_unlock(&px->mu);
 		}
-		if (voted_push || (px->read && t->primary))
+		if (px->ssh)
 			target_note_end(t, bb, voted_push);
 		if (t->primary && !target_for_client(t, &bb))
 			continue;
@@ -295,12 +297,12 @@ static void *reader_main(void *arg)
 	rpc_stream_finish(t->st);
 	t->code = rpc_stream_status(t->st);
 	rpc_stream_details(t->st, t->details, sizeof(t->details));
-	/* A read whose store sent all of its answer, exit status included,
-	 * then went (an old process ending its drain for an upgrade, its
-	 * call's status still unsent): the client has everything. */
-	if (t->code == GRPC_STATUS_UNAVAILABLE && px->read && t->primary && t->said_exit) {
-		log_info("cluster.read_whole", "node=%s method=%s note=%s transport=%s", t->node->name, px->info->path,
-			 "the answer was whole when the store's connection ended", t->details);
+	/* Its store sent all of its answer, exit status included, then went
+	 * (an old process ending its drain for an upgrade): for a push, it
+	 * moved its refs and voted; for a read, the client has everything. */
+	if (px->ssh && ssh_answer_whole(t->st, t->said_exit)) {
+		log_info("cluster.answer_whole", "node=%s method=%s note=%s transport=%s", t->node->name,
+			 px->info->path, "the answer was whole when the store's connection ended", t->details);
 		t->code = GRPC_STATUS_OK;
 		t->details[0] = '\0';
 	}
@@ -734,6 +736,7 @@ static void proxy_init(struct proxy *px, struct cluster *c, struct rpc_call *cal
 	px->c = c;
 	px->call = call;
 	px->info = info;
+	px->ssh = skip_prefix(info->path, "/grove.v1.SSHService/", NULL);
 	pthread_mutex_init(&px->mu, NULL);
 	pthread_cond_init(&px->cv, NULL);
 	resume_init(&px->rs, &c->resume_budget);

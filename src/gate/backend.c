@@ -122,6 +122,7 @@ struct grpc_backend {
 	struct chunk *head, **tail;
 	size_t queued;
 	bool ended, stopped;
+	bool said_exit;            /* the answer carried git's exit status */
 	char corr[65];             /* the session's correlation id, for the receiver's log lines */
 };
 
@@ -258,11 +259,18 @@ static void *receiver_main(void *arg)
 		}
 		enqueue(g, &all, v.out, v.outlen, false);
 		enqueue(g, &all, v.err, v.errlen, true);
-		if (v.has_exit)
+		if (v.has_exit) {
 			g->code = v.exit;
+			g->said_exit = true;
+		}
 		grpc_slice_unref(all);
 	}
 	int failed = rpc_stream_finish(g->st);
+	if (failed && !malformed && ssh_answer_whole(g->st, g->said_exit)) {
+		log_info("gate.answer_whole", "address=%s note=%s transport=%s", rpc_client_address(g->cl),
+			 "the answer was whole when the connection ended", error_msg());
+		failed = 0;
+	}
 	if (malformed)
 		failed = error_set(GROVE_EPROTO, "it sent a malformed SSHResponse");
 	if (failed) {

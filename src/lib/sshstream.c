@@ -26,6 +26,11 @@ int ssh_stream_send_fd(struct rpc_stream *st, int fd)
 	return ret;
 }
 
+bool ssh_answer_whole(const struct rpc_stream *st, bool said_exit)
+{
+	return said_exit && rpc_stream_status(st) == GRPC_STATUS_UNAVAILABLE;
+}
+
 /* Field number of grove.v1.ExitStatus.value (proto/grove/v1/ssh.proto). */
 enum { EXIT_STATUS_VALUE = 1 };
 

@@ -14,6 +14,17 @@
  */
 int ssh_stream_send_fd(struct rpc_stream *st, int fd);
 
+/*
+ * After rpc_stream_finish failed: whether the answer was whole all the same.
+ * A server sends the exit status last, and only when the call is to end OK
+ * (said_exit: the answer carried it). A server draining for an upgrade has
+ * gRPC close its connection as soon as its last call ended; a client's
+ * half-close sent just after that meets a closed socket, and the call fails
+ * UNAVAILABLE before its status is read, though nothing of the answer was
+ * lost: the call counts as ended OK.
+ */
+bool ssh_answer_whole(const struct rpc_stream *st, bool said_exit);
+
 /* Field numbers of grove.v1.SSHResponse (proto/grove/v1/ssh.proto). */
 enum { SSH_RESPONSE_STDOUT = 1, SSH_RESPONSE_STDERR = 2, SSH_RESPONSE_EXIT = 3, SSH_RESPONSE_REFS_CHECKSUM = 4 };
 
