@@ -146,9 +146,17 @@ static bool gate_ready(const char *base)
 	return ok;
 }
 
+/*
+ * A part's start ends when it serves or exits. The bound is only for one
+ * that hangs: a loaded machine can take seconds over a first start (the
+ * gate makes its RSA host key then).
+ */
+#define PART_START_MAX_MS 180000
+
 static bool wait_until(bool (*ready)(const char *, const char *), const char *a, const char *b, struct part *p)
 {
-	for (int i = 0; i < 150; i++) {
+	int64_t end = now_ms() + PART_START_MAX_MS;
+	while (now_ms() < end) {
 		if (ready(a, b))
 			return true;
 		if (waitpid(p->proc.pid, NULL, WNOHANG) == p->proc.pid)

@@ -692,7 +692,7 @@ up_start() {
 		>>"$TRASH/up.out" 2>>"$TRASH/up.err" &
 	echo $! >"$TRASH/up.pid"
 	record_daemon $!
-	wait_for 60 "grove up to be up" up_said "$1" && return 0
+	wait_for 180 "grove up to be up" up_said "$1" && return 0
 	cat "$TRASH/up.out" "$TRASH/up.err" >&2
 	return 1
 }
