@@ -315,23 +315,17 @@ static int assign_more(struct cluster *c, struct repo_state *r, int rf)
  */
 static int write_register(struct cluster *c, const char *path, int64_t *write_id)
 {
-	struct sqldb_rows *st = NULL;
 	int ret = sqldb_exec(c->db, NULL, "registering a write",
 			     "UPDATE repositories SET writes_begun = writes_begun + 1"
 			     " WHERE virtual_storage = ? AND relative_path = ?",
 			     "ss", c->virtual_storage, path);
 	if (!ret)
-		ret = sqldb_query(c->db, &st, "registering a write",
-				  "INSERT INTO writes_in_flight (virtual_storage, relative_path, process, started_at)"
-				  " VALUES (?, ?, ?, ?) RETURNING id",
-				  "sssi", c->virtual_storage, path, c->process, wall_ms());
-	if (!ret && (ret = sqldb_next(st)) == 1) {
-		*write_id = sqldb_int(st, 0);
-		ret = 0;
-	} else if (!ret) {
+		ret = sqldb_query_ints(c->db, write_id, 1, "registering a write",
+				       "INSERT INTO writes_in_flight (virtual_storage, relative_path, process, started_at)"
+				       " VALUES (?, ?, ?, ?) RETURNING id",
+				       "sssi", c->virtual_storage, path, c->process, wall_ms());
+	if (ret == GROVE_ENOTFOUND)
 		ret = error_set(GROVE_EINTERNAL, "registering a write on %s gave no row id", path);
-	}
-	sqldb_rows_free(st);
 	return ret;
 }
 
@@ -396,46 +390,36 @@ int state_write_end(struct cluster *c, int64_t write_id)
 	" AND w.started_at > ? AND (w.process = ? OR EXISTS (SELECT 1 FROM router_processes p"        \
 	" WHERE p.process = w.process AND p.seen_at > ?))"
 
-static int writes_live(struct cluster *c, const char *path, int64_t *out)
-{
-	int64_t now = wall_ms();
-	struct sqldb_rows *st = NULL;
-	int ret = sqldb_query(c->db, &st, "reading writes in flight", LIVE_WRITES, "ssisi", c->virtual_storage, path,
-			      now - WRITE_MAX_MS, c->process, now - PROCESS_GONE_MS);
-	if (!ret && (ret = sqldb_next(st)) == 1) {
-		*out = sqldb_int(st, 0);
-		ret = 0;
-	}
-	sqldb_rows_free(st);
-	return ret;
-}
-
 /* The repository's generation and writes_begun, locked until the transaction ends (PostgreSQL). */
 static int repo_counters(struct cluster *c, const char *path, int64_t *gen, int64_t *begun)
 {
-	struct sqldb_rows *st = NULL;
-	int ret = sqldb_query(c->db, &st, "reading a repository",
-			      "SELECT generation, writes_begun FROM repositories"
-			      " WHERE virtual_storage = ? AND relative_path = ?{FOR_UPDATE}",
-			      "ss", c->virtual_storage, path);
-	if (!ret && (ret = sqldb_next(st)) == 1) {
-		*gen = sqldb_int(st, 0);
-		*begun = sqldb_int(st, 1);
-		ret = 0;
-	} else if (!ret) {
+	int64_t v[2] = { 0, 0 };
+	int ret = sqldb_query_ints(c->db, v, 2, "reading a repository",
+				   "SELECT generation, writes_begun FROM repositories"
+				   " WHERE virtual_storage = ? AND relative_path = ?{FOR_UPDATE}",
+				   "ss", c->virtual_storage, path);
+	if (ret == GROVE_ENOTFOUND)
 		ret = error_set(GROVE_ENOTFOUND, "repository %s is not known to the cluster", path);
-	}
-	sqldb_rows_free(st);
+	*gen = v[0];
+	*begun = v[1];
+	return ret;
+}
+
+/* The counters and the writes in flight, as state_write_activity reads them. */
+static int activity_read(struct cluster *c, const char *path, struct write_activity *out)
+{
+	int64_t now = wall_ms();
+	int ret = repo_counters(c, path, &out->generation, &out->begun);
+	if (!ret)
+		ret = sqldb_query_ints(c->db, &out->in_flight, 1, "reading writes in flight", LIVE_WRITES, "ssisi",
+				       c->virtual_storage, path, now - WRITE_MAX_MS, c->process, now - PROCESS_GONE_MS);
 	return ret;
 }
 
 int state_write_activity(struct cluster *c, const char *path, struct write_activity *out)
 {
-	int ret;
 	LOCK();
-	ret = repo_counters(c, path, &out->generation, &out->begun);
-	if (!ret)
-		ret = writes_live(c, path, &out->in_flight);
+	int ret = activity_read(c, path, out);
 	UNLOCK();
 	return ret;
 }
@@ -448,9 +432,7 @@ int state_verify_mark(struct cluster *c, const char *path, const struct write_ac
 	LOCK();
 	if ((ret = sqldb_begin(c->db, "marking replicas outdated")))
 		goto out;
-	ret = repo_counters(c, path, &now.generation, &now.begun);
-	if (!ret)
-		ret = writes_live(c, path, &now.in_flight);
+	ret = activity_read(c, path, &now);
 	if (!ret && (now.generation != seen->generation || now.begun != seen->begun || now.in_flight)) {
 		sqldb_rollback(c->db);
 		ret = 1;
@@ -769,20 +751,14 @@ int state_record_health(struct cluster *c, struct node *n, bool healthy)
 
 int state_health_votes(struct cluster *c, const char *node, uint32_t *healthy, uint32_t *total)
 {
-	struct sqldb_rows *st = NULL;
-	int ret;
-	*healthy = *total = 0;
+	int64_t v[2] = { 0, 0 };
 	LOCK();
-	ret = sqldb_query(c->db, &st, "reading health votes",
-			    "SELECT COALESCE(SUM(healthy), 0), COUNT(*) FROM node_health WHERE node = ? AND checked_at > ?",
-			    "si", node, wall_ms() - 10000);
-	if (!ret && (ret = sqldb_next(st)) == 1) {
-		*healthy = (uint32_t)(int)sqldb_int(st, 0);
-		*total = (uint32_t)(int)sqldb_int(st, 1);
-		ret = 0;
-	}
-	sqldb_rows_free(st);
+	int ret = sqldb_query_ints(c->db, v, 2, "reading health votes",
+				   "SELECT COALESCE(SUM(healthy), 0), COUNT(*) FROM node_health WHERE node = ? AND checked_at > ?",
+				   "si", node, wall_ms() - 10000);
 	UNLOCK();
+	*healthy = (uint32_t)(int)v[0];
+	*total = (uint32_t)(int)v[1];
 	return ret;
 }
 
@@ -905,25 +881,19 @@ int state_job_failed(struct cluster *c, const struct job *j, const char *error)
 
 int state_job_counts(struct cluster *c, uint64_t *ready, uint64_t *running, uint64_t *failed, uint64_t *dead)
 {
-	struct sqldb_rows *st = NULL;
-	int ret;
-	*ready = *running = *failed = *dead = 0;
+	int64_t v[4] = { 0, 0, 0, 0 };
 	LOCK();
-	ret = sqldb_query(c->db, &st, "counting jobs",
-			    "SELECT COALESCE(SUM(CASE WHEN state = 'ready' AND attempts = 0 THEN 1 ELSE 0 END), 0),"
-			    " COALESCE(SUM(CASE WHEN state = 'in_progress' THEN 1 ELSE 0 END), 0),"
-			    " COALESCE(SUM(CASE WHEN state = 'ready' AND attempts > 0 THEN 1 ELSE 0 END), 0),"
-			    " COALESCE(SUM(CASE WHEN state = 'dead' THEN 1 ELSE 0 END), 0) FROM jobs WHERE virtual_storage = ?",
-			    "s", c->virtual_storage);
-	if (!ret && (ret = sqldb_next(st)) == 1) {
-		*ready = (uint64_t)sqldb_int(st, 0);
-		*running = (uint64_t)sqldb_int(st, 1);
-		*failed = (uint64_t)sqldb_int(st, 2);
-		*dead = (uint64_t)sqldb_int(st, 3);
-		ret = 0;
-	}
-	sqldb_rows_free(st);
+	int ret = sqldb_query_ints(c->db, v, 4, "counting jobs",
+				   "SELECT COALESCE(SUM(CASE WHEN state = 'ready' AND attempts = 0 THEN 1 ELSE 0 END), 0),"
+				   " COALESCE(SUM(CASE WHEN state = 'in_progress' THEN 1 ELSE 0 END), 0),"
+				   " COALESCE(SUM(CASE WHEN state = 'ready' AND attempts > 0 THEN 1 ELSE 0 END), 0),"
+				   " COALESCE(SUM(CASE WHEN state = 'dead' THEN 1 ELSE 0 END), 0) FROM jobs WHERE virtual_storage = ?",
+				   "s", c->virtual_storage);
 	UNLOCK();
+	*ready = (uint64_t)v[0];
+	*running = (uint64_t)v[1];
+	*failed = (uint64_t)v[2];
+	*dead = (uint64_t)v[3];
 	return ret;
 }
 
@@ -957,21 +927,15 @@ int state_node_jobs(struct cluster *c, uint64_t *ready, uint64_t *running, uint6
 
 int state_lag(struct cluster *c, uint64_t *outdated, uint64_t *behind)
 {
-	struct sqldb_rows *st = NULL;
-	int ret;
-	*outdated = *behind = 0;
+	int64_t v[2] = { 0, 0 };
 	LOCK();
-	ret = sqldb_query(c->db, &st, "measuring replication lag",
-			    "SELECT COUNT(*), COALESCE(SUM(r.generation - p.generation), 0) FROM replicas AS p"
-			    " JOIN repositories AS r USING (virtual_storage, relative_path)"
-			    " WHERE p.virtual_storage = ? AND p.assigned = 1 AND p.generation < r.generation",
-			    "s", c->virtual_storage);
-	if (!ret && (ret = sqldb_next(st)) == 1) {
-		*outdated = (uint64_t)sqldb_int(st, 0);
-		*behind = (uint64_t)sqldb_int(st, 1);
-		ret = 0;
-	}
-	sqldb_rows_free(st);
+	int ret = sqldb_query_ints(c->db, v, 2, "measuring replication lag",
+				   "SELECT COUNT(*), COALESCE(SUM(r.generation - p.generation), 0) FROM replicas AS p"
+				   " JOIN repositories AS r USING (virtual_storage, relative_path)"
+				   " WHERE p.virtual_storage = ? AND p.assigned = 1 AND p.generation < r.generation",
+				   "s", c->virtual_storage);
 	UNLOCK();
+	*outdated = (uint64_t)v[0];
+	*behind = (uint64_t)v[1];
 	return ret;
 }

@@ -599,17 +599,16 @@ int sqldb_exec(struct sqldb *db, int64_t *changes, const char *what, const char 
 	return ret;
 }
 
-int sqldb_query(struct sqldb *db, struct sqldb_rows **out, const char *what, const char *sql, const char *types, ...)
+static int query_va(struct sqldb *db, struct sqldb_rows **out, const char *what, const char *sql, const char *types,
+		    va_list ap)
 {
 	struct sqldb_rows *rows = xcalloc(1, sizeof(*rows));
-	va_list ap;
 	int ret;
 
 	*out = NULL;
 	rows->db = db;
 	rows->what = what;
 	rows->row = -1;
-	va_start(ap, types);
 	if (db->pg) {
 		ret = pg_run(db, what, sql, types, ap, &rows->res);
 		if (!ret)
@@ -617,13 +616,40 @@ int sqldb_query(struct sqldb *db, struct sqldb_rows **out, const char *what, con
 	} else {
 		ret = lite_translate_prepare(db, &rows->st, what, sql, types, ap);
 	}
-	va_end(ap);
 	if (ret) {
 		sqldb_rows_free(rows);
 		return ret;
 	}
 	*out = rows;
 	return 0;
+}
+
+int sqldb_query(struct sqldb *db, struct sqldb_rows **out, const char *what, const char *sql, const char *types, ...)
+{
+	va_list ap;
+	va_start(ap, types);
+	int ret = query_va(db, out, what, sql, types, ap);
+	va_end(ap);
+	return ret;
+}
+
+int sqldb_query_ints(struct sqldb *db, int64_t *vals, int n, const char *what, const char *sql, const char *types,
+		     ...)
+{
+	struct sqldb_rows *rows = NULL;
+	va_list ap;
+	va_start(ap, types);
+	int ret = query_va(db, &rows, what, sql, types, ap);
+	va_end(ap);
+	if (!ret && (ret = sqldb_next(rows)) == 1) {
+		for (int i = 0; i < n; i++)
+			vals[i] = sqldb_int(rows, i);
+		ret = 0;
+	} else if (!ret) {
+		ret = error_set(GROVE_ENOTFOUND, "%s: no row", what);
+	}
+	sqldb_rows_free(rows);
+	return ret;
 }
 
 int sqldb_query_strv(struct sqldb *db, struct sqldb_rows **out, const char *what, const char *sql,

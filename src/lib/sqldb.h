@@ -60,6 +60,10 @@ const char *sqldb_display_name(const struct sqldb *db);
 int sqldb_exec(struct sqldb *db, int64_t *changes, const char *what, const char *sql, const char *types, ...);
 /* A statement with rows: *out to walk with sqldb_next, free with sqldb_rows_free. */
 int sqldb_query(struct sqldb *db, struct sqldb_rows **out, const char *what, const char *sql, const char *types, ...);
+/* The first row's first n columns, as integers: 0, GROVE_ENOTFOUND when
+ * there is no row (the caller says what that means), or an error. */
+int sqldb_query_ints(struct sqldb *db, int64_t *vals, int n, const char *what, const char *sql, const char *types,
+		     ...);
 /* As sqldb_query, with n string values (NULL binds NULL): for generic queries. */
 int sqldb_query_strv(struct sqldb *db, struct sqldb_rows **out, const char *what, const char *sql,
 		   const char *const *values, size_t n);

@@ -84,6 +84,13 @@ static void test_sqlite(void **state)
 	assert_int_equal(sqldb_next(rows), 1);
 	assert_int_equal(sqldb_int(rows, 0), 1);
 	sqldb_rows_free(rows);
+	/* One row's integers; no row is its own answer, for the caller to word. */
+	int64_t v[2] = { -1, -1 };
+	assert_int_equal(sqldb_query_ints(db, v, 2, "read", "SELECT v, COUNT(*) FROM kv WHERE k = ?", "s", "a"), 0);
+	assert_int_equal(v[0], 7);
+	assert_int_equal(v[1], 1);
+	assert_int_equal(sqldb_query_ints(db, v, 1, "read", "SELECT v FROM kv WHERE k = ?", "s", "zz"), GROVE_ENOTFOUND);
+	assert_int_equal(sqldb_query_ints(db, v, 1, "read", "SELECT nothing FROM nowhere", ""), GROVE_EINTERNAL);
 	sqldb_close(db);
 	/* Reopened: schema steps are not applied twice. */
 	assert_int_equal(sqldb_open(&db, file, &schema), 0);
