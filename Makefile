@@ -63,7 +63,7 @@ UNIT_BIN := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 .DELETE_ON_ERROR:
 .SECONDARY:
 
-all: $(B)/grove $(B)/grove-hook
+all: $(B)/grove $(B)/grove-hook $(B)/grove-pack-objects
 
 deps:
 	@scripts/install-deps
@@ -113,6 +113,12 @@ $(B)/grove: $(ROLE_OBJ) $(B)/libgrove.a
 $(B)/grove-hook: src/hooklite/main.c src/lib/hookwire.c src/lib/hookwire.h
 	@echo "  LINK $@"
 	@$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ src/hooklite/main.c src/lib/hookwire.c
+
+# git's pack-objects hook on a store, as a binary of its own that loads
+# libcrypto only (src/hooklite/pack_objects.c): it runs for every clone.
+$(B)/grove-pack-objects: src/hooklite/pack_objects.c $(B)/obj/src/hook/packobjects.o $(B)/libgrove.a
+	@echo "  LINK $@"
+	@$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(B)/obj/src/hook/packobjects.o $(B)/libgrove.a -lcrypto
 
 $(B)/tests/%: tests/unit/%.c $(B)/libgrove.a
 	@mkdir -p $(dir $@)
@@ -224,6 +230,7 @@ install:
 		$(DESTDIR)$(PREFIX)/share/bash-completion/completions $(DESTDIR)$(PREFIX)/share/doc/grove
 	install -m 0755 $(B)/grove $(DESTDIR)$(PREFIX)/bin/grove
 	install -m 0755 $(B)/grove-hook $(DESTDIR)$(PREFIX)/bin/grove-hook
+	install -m 0755 $(B)/grove-pack-objects $(DESTDIR)$(PREFIX)/bin/grove-pack-objects
 	for u in contrib/systemd/*.service contrib/systemd/*.socket; do \
 		sed -e 's|/usr/local/bin/grove|$(PREFIX)/bin/grove|g' \
 		    -e 's|/usr/share/doc/grove|$(PREFIX)/share/doc/grove|g' $$u \
@@ -233,7 +240,8 @@ install:
 	install -m 0644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/grove/
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/grove $(DESTDIR)$(PREFIX)/bin/grove-hook $(DESTDIR)$(PREFIX)/share/bash-completion/completions/grove
+	rm -f $(DESTDIR)$(PREFIX)/bin/grove $(DESTDIR)$(PREFIX)/bin/grove-hook $(DESTDIR)$(PREFIX)/bin/grove-pack-objects \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/grove
 	for u in contrib/systemd/*.service contrib/systemd/*.socket; do rm -f $(DESTDIR)$(PREFIX)/lib/systemd/system/$$(basename $$u); done
 	rm -rf $(DESTDIR)$(PREFIX)/share/doc/grove
 

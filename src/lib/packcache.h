@@ -6,7 +6,7 @@
  * store for /metrics.
  *
  * Layout under the cache folder: ab/<key> entries (the pack as git made
- * it, then a trailer: magic, length, SHA-256 of the pack), tmp/ for entries
+ * it, then a trailer: magic, length, CRC-32C of the pack), tmp/ for entries
  * being written, locks/<3 hex digits> (one stripe of keys each: identical
  * requests wait for one run instead of starting their own) and stats (the
  * counters, updated under a lock). An entry whose trailer does not match
@@ -55,7 +55,7 @@ struct packcache_writer {
 	int fd;
 	char tmp[2200];
 	uint64_t len;
-	void *sha;             /* EVP_MD_CTX of the pack's bytes */
+	uint32_t crc;          /* CRC-32C of the pack's bytes so far */
 	bool failed;           /* a write failed (disk full): nothing is kept */
 };
 

@@ -12,7 +12,7 @@ int store_pack_cache_setup(struct store *st, struct config *cfg)
 {
 	bool on = false;
 	int64_t max, age;
-	char *dir = NULL;
+	char *dir = NULL, *lite = NULL;
 	int ret;
 
 	if ((ret = config_get_bool(cfg, "packCache.enabled", false, &on)) ||
@@ -35,11 +35,15 @@ int store_pack_cache_setup(struct store *st, struct config *cfg)
 	}
 	if ((ret = packcache_prepare(&st->pack_cache)))
 		goto out;
+	/* grove-pack-objects beside the binary starts in a millisecond; grove
+	 * itself answers to the name too, at the cost of loading it all. */
+	lite = xasprintf("%s-pack-objects", st->self_exe);
 	st->pack_objects_hook = xasprintf("%s/grove-pack-objects", st->hooks_dir);
 	unlink(st->pack_objects_hook);
-	if (symlink(st->self_exe, st->pack_objects_hook))
+	if (symlink(access(lite, X_OK) ? st->self_exe : lite, st->pack_objects_hook))
 		ret = error_set(GROVE_EIO, "cannot link %s: %s", st->pack_objects_hook, strerror(errno));
 out:
+	free(lite);
 	free(dir);
 	return ret;
 }
