@@ -72,6 +72,32 @@ static void test_idle_reads_input_only(void **state)
 	assert_string_equal(out, "");
 }
 
+/* What the idle hook left of n lines on its stdin, in bytes (as text). */
+static void left_unread(int n, char *out, size_t size)
+{
+	char cmd[8192];
+	FILE *p;
+	size_t k;
+	snprintf(cmd, sizeof(cmd), "seq %d | sed 's/^/0000 1111 refs\\/heads\\/b/' | { %s/post-receive; wc -c; }", n, dir);
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	k = fread(out, 1, size - 1, p);
+	out[k] = '\0';
+	assert_int_equal(pclose(p), 0);
+}
+
+static void test_idle_reads_all_input(void **state)
+{
+	char out[64];
+	/* A line at a time by the shell, then by cat: nothing is left either way. */
+	for (int n = 0; n <= 9; n++) {
+		left_unread(n, out, sizeof(out));
+		assert_string_equal(out, "0\n");
+	}
+	left_unread(20000, out, sizeof(out));
+	assert_string_equal(out, "0\n");
+}
+
 static void test_reinstall_keeps_file(void **state)
 {
 	char path[4200];
@@ -118,6 +144,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_active_runs_grove),
 		cmocka_unit_test(test_idle_reads_input_only),
+		cmocka_unit_test(test_idle_reads_all_input),
 		cmocka_unit_test(test_reinstall_keeps_file),
 		cmocka_unit_test(test_light_prefers_grove_hook),
 	};
