@@ -6,6 +6,7 @@
 #include "gate/gate.h"
 #include "gate/housekeeping.h"
 #include "lib/error.h"
+#include "lib/fs.h"
 #include "lib/log.h"
 #include "lib/rpc.h"
 #include "lib/strbuf.h"
@@ -13,8 +14,6 @@
 #include "grove/v1/repository.pb-c.h"
 
 #include <dirent.h>
-#include <ftw.h>
-#include <sys/stat.h>
 
 /* Rows of (name, deploy_branch, route, locked, created_at, updated_at, max_push_mb). */
 static int app_row(void *ctx, int ncols, const char *const *names, const char *const *values)
@@ -73,16 +72,6 @@ static int last_deployment_row(void *ctx, int ncols, const char *const *names, c
 	return 0;
 }
 
-static _Thread_local uint64_t du_bytes;
-
-static int du_add(const char *path, const struct stat *sb, int type, struct FTW *ftw)
-{
-	if (type == FTW_F)
-		du_bytes += (uint64_t)sb->st_size;
-	return 0;
-}
-
-
 /* One replica as the router reports it, with what its last verification found ("verified": null, never). */
 static json_t *replica_json(const Grove__V1__ReplicaInfo *ri)
 {
@@ -97,80 +86,81 @@ static json_t *replica_json(const Grove__V1__ReplicaInfo *ri)
 			 "healthy", ri->healthy, "up_to_date", ri->up_to_date, "primary", ri->primary, "verified", v);
 }
 
+/* A legacy app's repository: its size on disk and its default branch. */
+static void legacy_info(const struct repo_env *env, const char *rel, json_t *repo)
+{
+	char path[4096], head[256];
+	uint64_t bytes = 0;
+
+	if (fs_pathf(path, sizeof(path), "%s/%s", env->legacy_dir, rel) || access(path, F_OK)) {
+		json_object_set_new(repo, "exists", json_false());
+		return;
+	}
+	fs_disk_usage(path, &bytes);
+	json_object_set_new(repo, "exists", json_true());
+	json_object_set_new(repo, "size_bytes", json_integer((json_int_t)bytes));
+	if (!repo_local_head(path, head, sizeof(head)))
+		json_object_set_new(repo, "default_branch", json_string(head));
+}
+
+/* A cluster app's repository: size, default branch, and where the copies are. */
+static void cluster_info(const struct repo_env *env, const char *name, json_t *repo)
+{
+	Grove__V1__FindDefaultBranchRequest breq = GROVE__V1__FIND_DEFAULT_BRANCH_REQUEST__INIT;
+	Grove__V1__GetRepositoryRequest greq = GROVE__V1__GET_REPOSITORY_REQUEST__INIT;
+	Grove__V1__FindDefaultBranchResponse *bresp = NULL;
+	Grove__V1__GetRepositoryResponse *gresp = NULL;
+	struct repo_remote r = { .repo = GROVE__V1__REPOSITORY__INIT };
+	char rel[128];
+	uint64_t bytes = 0;
+	int rc = repo_remote_open(env, name, rel, sizeof(rel), &r);
+
+	if (!rc)
+		rc = repo_remote_size(&r, &bytes);
+	if (rc) {
+		json_object_set_new(repo, "exists", json_false());
+		if (rc != GROVE_ENOTFOUND)
+			json_object_set_new(repo, "error", json_string(error_msg()));
+		goto out;
+	}
+	json_object_set_new(repo, "exists", json_true());
+	json_object_set_new(repo, "size_bytes", json_integer((json_int_t)bytes));
+	breq.repository = &r.repo;
+	if (!rpc_unary(r.cl, "/grove.v1.RepositoryService/FindDefaultBranch", &breq.base,
+		       &grove__v1__find_default_branch_response__descriptor, (ProtobufCMessage **)&bresp, 10000))
+		json_object_set_new(repo, "default_branch", json_string(bresp->name ? bresp->name : ""));
+	/* A cluster router says where the copies are; a lone store does not know the method. */
+	greq.relative_path = rel;
+	if (!rpc_unary(r.cl, "/grove.v1.ClusterService/GetRepository", &greq.base,
+		       &grove__v1__get_repository_response__descriptor, (ProtobufCMessage **)&gresp, 10000) &&
+	    gresp->repository) {
+		json_t *reps = json_array();
+		for (size_t i = 0; i < gresp->repository->n_replicas; i++)
+			json_array_append_new(reps, replica_json(gresp->repository->replicas[i]));
+		json_object_set_new(repo, "generation", json_integer((json_int_t)gresp->repository->generation));
+		json_object_set_new(repo, "replicas", reps);
+	}
+out:
+	FREE_MSG(bresp);
+	FREE_MSG(gresp);
+	rpc_client_free(r.cl);
+}
+
 /* Size and default branch where the repository lives; replicas on a cluster. */
 static void repository_info(struct call *x, const char *name, const char *route, json_t *o)
 {
 	const struct repo_env *env = x->a->repos;
-	json_t *repo = json_object();
-	char rel[128], path[4096], head[256] = "";
+	json_t *repo;
+	char rel[128];
 
-	snprintf(rel, sizeof(rel), "%s.git", name);
-	if (!env) {
-		json_decref(repo);
+	if (!env)
 		return;
-	}
-	if (!strcmp(route, "legacy")) {
-		FILE *f;
-		snprintf(path, sizeof(path), "%s/%s", env->legacy_dir, rel);
-		if (access(path, F_OK)) {
-			json_object_set_new(repo, "exists", json_false());
-		} else {
-			du_bytes = 0;
-			nftw(path, du_add, 16, FTW_PHYS);
-			json_object_set_new(repo, "exists", json_true());
-			json_object_set_new(repo, "size_bytes", json_integer((json_int_t)du_bytes));
-			snprintf(path, sizeof(path), "%s/%s/HEAD", env->legacy_dir, rel);
-			if ((f = fopen(path, "r"))) {
-				if (fgets(head, sizeof(head), f) && !strncmp(head, "ref: ", 5)) {
-					head[strcspn(head, "\n")] = '\0';
-					json_object_set_new(repo, "default_branch", json_string(head + 5));
-				}
-				fclose(f);
-			}
-		}
-	} else if (env->cluster_address) {
-		Grove__V1__Repository r = GROVE__V1__REPOSITORY__INIT;
-		Grove__V1__RepositorySizeRequest sreq = GROVE__V1__REPOSITORY_SIZE_REQUEST__INIT;
-		Grove__V1__FindDefaultBranchRequest breq = GROVE__V1__FIND_DEFAULT_BRANCH_REQUEST__INIT;
-		Grove__V1__GetRepositoryRequest greq = GROVE__V1__GET_REPOSITORY_REQUEST__INIT;
-		Grove__V1__RepositorySizeResponse *sresp = NULL;
-		Grove__V1__FindDefaultBranchResponse *bresp = NULL;
-		Grove__V1__GetRepositoryResponse *gresp = NULL;
-		struct rpc_client *cl = NULL;
-		r.storage_name = (char *)env->cluster_storage;
-		r.relative_path = rel;
-		sreq.repository = breq.repository = &r;
-		greq.relative_path = rel;
-		int rc = rpc_client_new(&cl, env->cluster_address, env->secret);
-		if (!rc)
-			rc = rpc_unary(cl, "/grove.v1.RepositoryService/RepositorySize", &sreq.base,
-				       &grove__v1__repository_size_response__descriptor, (ProtobufCMessage **)&sresp, 10000);
-		if (rc) {
-			json_object_set_new(repo, "exists", json_false());
-			if (rc != GROVE_ENOTFOUND)
-				json_object_set_new(repo, "error", json_string(error_msg()));
-		} else {
-			json_object_set_new(repo, "exists", json_true());
-			json_object_set_new(repo, "size_bytes", json_integer((json_int_t)sresp->bytes));
-			if (!rpc_unary(cl, "/grove.v1.RepositoryService/FindDefaultBranch", &breq.base,
-				       &grove__v1__find_default_branch_response__descriptor, (ProtobufCMessage **)&bresp, 10000))
-				json_object_set_new(repo, "default_branch", json_string(bresp->name ? bresp->name : ""));
-			/* A cluster router says where the copies are; a lone store does not know the method. */
-			if (!rpc_unary(cl, "/grove.v1.ClusterService/GetRepository", &greq.base,
-				       &grove__v1__get_repository_response__descriptor, (ProtobufCMessage **)&gresp, 10000) &&
-			    gresp->repository) {
-				json_t *reps = json_array();
-				for (size_t i = 0; i < gresp->repository->n_replicas; i++)
-					json_array_append_new(reps, replica_json(gresp->repository->replicas[i]));
-				json_object_set_new(repo, "generation", json_integer((json_int_t)gresp->repository->generation));
-				json_object_set_new(repo, "replicas", reps);
-			}
-		}
-		FREE_MSG(sresp);
-		FREE_MSG(bresp);
-		FREE_MSG(gresp);
-		rpc_client_free(cl);
-	}
+	repo = json_object();
+	snprintf(rel, sizeof(rel), "%s.git", name);
+	if (!strcmp(route, "legacy"))
+		legacy_info(env, rel, repo);
+	else if (env->cluster_address)
+		cluster_info(env, name, repo);
 	json_object_set_new(o, "repository", repo);
 }
 
