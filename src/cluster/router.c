@@ -771,9 +771,22 @@ static void proxy_release(struct proxy *px)
 	pthread_cond_destroy(&px->cv);
 }
 
-static void finish_as(struct rpc_call *call, const struct target *t)
+/*
+ * Ends the client's call with target t's status. While the router drains,
+ * once the client half-closed (up to RPC_DRAIN_HALF_CLOSE_MS; rpc.h says
+ * why): a gate half-closes when git has read the whole answer.
+ */
+static void finish_as(struct proxy *px, const struct target *t)
 {
-	rpc_call_finish_status(call, t->code, t->details);
+	if (px->client_reader_started && rpc_call_draining(px->call)) {
+		struct timespec dl;
+		deadline_after_ms(&dl, CLOCK_REALTIME, RPC_DRAIN_HALF_CLOSE_MS);
+		pthread_mutex_lock(&px->mu);
+		while (!px->client_done && pthread_cond_timedwait(&px->cv, &px->mu, &dl) != ETIMEDOUT)
+			;
+		pthread_mutex_unlock(&px->mu);
+	}
+	rpc_call_finish_status(px->call, t->code, t->details);
 }
 
 /* ---- replicas ---- */
@@ -898,7 +911,7 @@ static void route_accessor(struct cluster *c, struct rpc_call *call, const struc
 		cluster_node_suspect(c, n);
 		proxy_reset_targets(&px);
 	}
-	finish_as(call, &px.t[0]);
+	finish_as(&px, &px.t[0]);
 	proxy_release(&px);
 	free(r);
 	return;
@@ -1128,7 +1141,7 @@ static void route_write(struct cluster *c, struct rpc_call *call, const struct r
 	if (!maintenance)
 		after_write(c, &px, r);
 	write_end(c, path, write_id);
-	finish_as(call, &px.t[0]);
+	finish_as(&px, &px.t[0]);
 	txn_end(c, px.txn);
 	proxy_release(&px);
 	free(r);

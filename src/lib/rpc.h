@@ -117,6 +117,17 @@ void rpc_call_fail(struct rpc_call *c, int err);
 void rpc_call_done(struct rpc_call *c, int err);
 /* Whether gRPC reported that the client cancelled (or the call broke). */
 bool rpc_call_cancelled(struct rpc_call *c);
+/*
+ * Whether the call's server drains (an upgrade, a stop). gRPC then closes a
+ * connection as soon as its last call ends, and a client that half-closes
+ * after the answer (git does, once it has read the end of it) meets a
+ * closed socket and never reads the call's status: a push all replicas
+ * took fails. A handler of a call the client streams into waits, while
+ * this is true, up to RPC_DRAIN_HALF_CLOSE_MS for that half-close before
+ * it ends the call.
+ */
+bool rpc_call_draining(struct rpc_call *c);
+#define RPC_DRAIN_HALF_CLOSE_MS 10000
 const char *rpc_call_method(const struct rpc_call *c);
 /* The value of a request metadata key (not NUL-terminated), or NULL. */
 const char *rpc_call_metadata(const struct rpc_call *c, const char *key, size_t *len);

@@ -147,6 +147,14 @@ bool rpc_call_cancelled(struct rpc_call *c)
 	return call_closed(c, gpr_inf_past(GPR_CLOCK_MONOTONIC)) && c->cancelled;
 }
 
+bool rpc_call_draining(struct rpc_call *c)
+{
+	pthread_mutex_lock(&c->s->mu);
+	bool draining = c->s->draining;
+	pthread_mutex_unlock(&c->s->mu);
+	return draining;
+}
+
 const char *rpc_call_method(const struct rpc_call *c)
 {
 	return c->h ? c->h->method : "?";

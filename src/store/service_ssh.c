@@ -309,6 +309,16 @@ static int ssh_finish(struct ssh_session *s, int ret, int code, char *checksum)
 	return ret;
 }
 
+/* The stdin thread's end (the client half-closed, or went), up to
+ * RPC_DRAIN_HALF_CLOSE_MS (rpc.h: why, while the store drains). True if
+ * it was joined. */
+static bool await_half_close(pthread_t tid)
+{
+	struct timespec dl;
+	deadline_after_ms(&dl, CLOCK_REALTIME, RPC_DRAIN_HALF_CLOSE_MS);
+	return pthread_timedjoin_np(tid, NULL, &dl) == 0;
+}
+
 static void ssh_serve(struct rpc_call *call, struct store *st, const char *service)
 {
 	Grove__V1__SSHRequest *first = NULL;
@@ -369,6 +379,8 @@ static void ssh_serve(struct rpc_call *call, struct store *st, const char *servi
 		ssh_checksum(path.buf, first, &payload, checksum);
 	if (push)
 		store_push_refs_drop(payload.transaction_id, payload.node);
+	if (rpc_call_draining(call) && await_half_close(tid))
+		thread_started = false;
 	ret = ssh_finish(&s, ret, code, checksum);
 out:
 	rpc_call_done(call, ret);
