@@ -773,16 +773,19 @@ static void proxy_release(struct proxy *px)
 
 /*
  * Ends the client's call with target t's status. While the router drains,
- * once the client half-closed (up to RPC_DRAIN_HALF_CLOSE_MS; rpc.h says
- * why): a gate half-closes when git has read the whole answer.
+ * a call ending well ends once the client half-closed (up to
+ * RPC_DRAIN_HALF_CLOSE_MS; rpc.h says why): a gate half-closes when git
+ * has read the whole answer. Not after a failure (git waits for the status
+ * first), nor while the client reader is held for another attempt.
  */
 static void finish_as(struct proxy *px, const struct target *t)
 {
-	if (px->client_reader_started && rpc_call_draining(px->call)) {
+	if (t->code == GRPC_STATUS_OK && px->client_reader_started && rpc_call_draining(px->call)) {
 		struct timespec dl;
 		deadline_after_ms(&dl, CLOCK_REALTIME, RPC_DRAIN_HALF_CLOSE_MS);
 		pthread_mutex_lock(&px->mu);
-		while (!px->client_done && pthread_cond_timedwait(&px->cv, &px->mu, &dl) != ETIMEDOUT)
+		while (!px->client_done && !px->retargeting &&
+		       pthread_cond_timedwait(&px->cv, &px->mu, &dl) != ETIMEDOUT)
 			;
 		pthread_mutex_unlock(&px->mu);
 	}

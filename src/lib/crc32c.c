@@ -47,10 +47,13 @@ __attribute__((target("sse4.2"))) static uint32_t crc_sse42(uint32_t c, const un
 
 static int have_sse42(void)
 {
-	static int have = -1;
-	if (have < 0)
-		have = __builtin_cpu_supports("sse4.2") ? 1 : 0;
-	return have;
+	static int have = -1;   /* the same answer whoever asks first */
+	int h = __atomic_load_n(&have, __ATOMIC_RELAXED);
+	if (h < 0) {
+		h = __builtin_cpu_supports("sse4.2") ? 1 : 0;
+		__atomic_store_n(&have, h, __ATOMIC_RELAXED);
+	}
+	return h;
 }
 #endif
 

@@ -86,7 +86,10 @@ static void trailer_fill(unsigned char t[TRAILER_LEN], uint64_t len, uint32_t cr
 
 /* Whether the fd's bytes are a whole entry: the trailer's length and CRC
  * match what precedes it. Read through a mapping: the pages come from the
- * page cache without a copy. */
+ * page cache without a copy. (A disk that fails to read a page then kills
+ * the hook with SIGBUS, and that clone fails, to be tried again, where a
+ * read error would have had the entry made again: a failing disk is rare,
+ * and the copy is a fifth of this check's cost.) */
 static bool entry_whole(int fd, uint64_t size, uint64_t *len)
 {
 	unsigned char t[TRAILER_LEN], want[TRAILER_LEN];

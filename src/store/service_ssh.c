@@ -373,13 +373,17 @@ static void ssh_serve(struct rpc_call *call, struct store *st, const char *servi
 	if (ret)
 		proc_kill(&s.proc, SIGKILL);
 	code = proc_wait(&s.proc);
+	/* git is gone: the stdin thread has nothing to stop (stop_git). */
+	__atomic_store_n(&s.reaped, 1, __ATOMIC_SEQ_CST);
 	if (push && !ret && code == 0)
 		ssh_settle_head(path.buf, first);
 	if (push && !ret && code == 0 && payload.transaction_address && *payload.transaction_address)
 		ssh_checksum(path.buf, first, &payload, checksum);
 	if (push)
 		store_push_refs_drop(payload.transaction_id, payload.node);
-	if (rpc_call_draining(call) && await_half_close(tid))
+	/* Only a call about to end well: after a failure, git waits for the
+	 * status before it closes anything. */
+	if (!ret && !s.send_err && !s.recv_err && rpc_call_draining(call) && await_half_close(tid))
 		thread_started = false;
 	ret = ssh_finish(&s, ret, code, checksum);
 out:

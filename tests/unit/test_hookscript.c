@@ -72,13 +72,13 @@ static void test_idle_reads_input_only(void **state)
 	assert_string_equal(out, "");
 }
 
-/* What the idle hook left of n lines on its stdin, in bytes (as text). */
+/* The idle hook's exit status and what it left of n lines on its stdin, in bytes (as text). */
 static void left_unread(int n, char *out, size_t size)
 {
 	char cmd[8192];
 	FILE *p;
 	size_t k;
-	snprintf(cmd, sizeof(cmd), "seq %d | sed 's/^/0000 1111 refs\\/heads\\/b/' | { %s/post-receive; wc -c; }", n, dir);
+	snprintf(cmd, sizeof(cmd), "seq %d | sed 's/^/0000 1111 refs\\/heads\\/b/' | { %s/post-receive; echo $?; wc -c; }", n, dir);
 	p = popen(cmd, "r");
 	assert_non_null(p);
 	k = fread(out, 1, size - 1, p);
@@ -92,10 +92,10 @@ static void test_idle_reads_all_input(void **state)
 	/* A line at a time by the shell, then by cat: nothing is left either way. */
 	for (int n = 0; n <= 9; n++) {
 		left_unread(n, out, sizeof(out));
-		assert_string_equal(out, "0\n");
+		assert_string_equal(out, "0\n0\n");
 	}
 	left_unread(20000, out, sizeof(out));
-	assert_string_equal(out, "0\n");
+	assert_string_equal(out, "0\n0\n");
 }
 
 static void test_reinstall_keeps_file(void **state)

@@ -96,9 +96,11 @@ static void legacy_info(const struct repo_env *env, const char *rel, json_t *rep
 		json_object_set_new(repo, "exists", json_false());
 		return;
 	}
-	fs_disk_usage(path, &bytes);
 	json_object_set_new(repo, "exists", json_true());
-	json_object_set_new(repo, "size_bytes", json_integer((json_int_t)bytes));
+	/* Disk used, as du counts it (blocks, folders too), as the cluster's
+	 * stores report theirs. */
+	if (!fs_disk_usage(path, &bytes))
+		json_object_set_new(repo, "size_bytes", json_integer((json_int_t)bytes));
 	if (!repo_local_head(path, head, sizeof(head)))
 		json_object_set_new(repo, "default_branch", json_string(head));
 }
