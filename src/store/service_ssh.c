@@ -291,7 +291,6 @@ static int ssh_finish(struct ssh_session *s, int ret, int code, char *checksum)
 
 	if (!ret)
 		ret = s->send_err;
-	__atomic_store_n(&s->reaped, 1, __ATOMIC_SEQ_CST);
 	/* A cancel can look like a half-close to the receiving thread; by now
 	 * gRPC has said which it was. */
 	if (rpc_call_cancelled(s->call) || s->send_err == GROVE_ECANCELLED)

@@ -35,6 +35,43 @@ static void test_crc32c_vectors(void **state)
 	assert_int_not_equal(crc32c(0, big + 1, sizeof(big) - 1), whole);
 }
 
+/* A bit at a time, from the definition: what the fast paths must match. */
+static uint32_t crc_bitwise(const unsigned char *p, size_t n)
+{
+	uint32_t c = 0xffffffffu;
+	while (n--) {
+		c ^= *p++;
+		for (int k = 0; k < 8; k++)
+			c = c & 1 ? (c >> 1) ^ 0x82f63b78u : c >> 1;
+	}
+	return ~c;
+}
+
+/* Long enough for the three-lane path (192 KiB a round), at lengths that
+ * end inside a round, on a round's edge and between words, from odd starts. */
+static void test_crc32c_long(void **state)
+{
+	enum { ROUND = 3 << 16 };
+	static const size_t lens[] = { ROUND - 1, ROUND, ROUND + 1, 2 * ROUND + 8, 3 * ROUND + 7, 100003 };
+	size_t max = 3 * ROUND + 7 + 3;
+	unsigned char *big = malloc(max);
+	uint32_t x = 12345;
+
+	for (size_t i = 0; i < max; i++) {
+		x = x * 1103515245u + 12345u;
+		big[i] = (unsigned char)(x >> 16);
+	}
+	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++)
+		for (size_t off = 0; off < 3; off++) {
+			uint32_t want = crc_bitwise(big + off, lens[i]);
+			assert_int_equal(crc32c(0, big + off, lens[i]), want);
+			assert_int_equal(crc32c(crc32c(0, big + off, 5), big + off + 5, lens[i] - 5), want);
+		}
+	memset(big, 0, max);
+	assert_int_equal(crc32c(0, big, max), crc_bitwise(big, max));
+	free(big);
+}
+
 struct fixture {
 	char dir[64];
 	struct packcache pc;
@@ -173,6 +210,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_crc32c_vectors),
+		cmocka_unit_test(test_crc32c_long),
 		cmocka_unit_test_setup_teardown(test_whole_entry_served, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_entry_dropped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_old_entry_dropped, setup, teardown),
