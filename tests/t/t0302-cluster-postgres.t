@@ -28,6 +28,13 @@ status_shows() {
 	"$GROVE" cluster -a $addr status >st 2>&1 && grep -q "$2" st
 }
 
+# all_healthy ROUTER: ROUTER's status (in st) shows each of the three stores
+# healthy by both routers.
+all_healthy() {
+	eval "addr=\$${1}_ADDR"
+	"$GROVE" cluster -a $addr status >st && test $(grep -c "^  s[123] .* yes  *2/2 " st) = 3
+}
+
 # replicas_same PATH: the three stores hold the same refs now.
 replicas_same() {
 	a=$(checksum $s1_ADDR s1 "$1") b=$(checksum $s2_ADDR s2 "$1") d=$(checksum $s3_ADDR s3 "$1")
@@ -107,8 +114,7 @@ test_expect_success 'a repository made and pushed through one router is served b
 
 test_expect_success 'both routers record what they see; a store is down when the majority say so' '
 	: both routers report each store healthy once their first checks are in &&
-	wait_for 30 "r1 to see every store healthy by both routers" eval \
-		'"'"'"$GROVE" cluster -a $r1_ADDR status >st && test $(grep -c "^  s[123] .* yes  *2/2 " st) = 3'"'"' &&
+	wait_for 30 "r1 to see every store healthy by both routers" all_healthy r1 &&
 	test $(grep -c "^  s[123] .* yes  *2/2 " st) = 3 &&
 	pkill -9 -f "store -c $TRASH/s3/store.conf" &&
 	wait_for 30 "r2 to show s3 down by both routers" status_shows r2 "^  s3 .* NO  *0/2 " &&
@@ -123,8 +129,7 @@ test_expect_success 'both routers record what they see; a store is down when the
 	test $(grep -c " 3 *yes *yes *yes" repo) = 3 &&
 	: r2 repaired s3, but r1 may not have seen it back yet: a write through r1 &&
 	: before it does leaves s3 out, and the next test counts three replicas &&
-	wait_for 30 "both routers to see every store healthy again" eval \
-		'"'"'"$GROVE" cluster -a $r1_ADDR status >st && test $(grep -c "^  s[123] .* yes  *2/2 " st) = 3'"'"'
+	wait_for 30 "both routers to see every store healthy again" all_healthy r1
 '
 
 # in_flight PATH: how many writes to PATH the database holds as running.

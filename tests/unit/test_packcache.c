@@ -57,11 +57,12 @@ static void test_crc32c_long(void **state)
 	unsigned char *big = malloc(max);
 	uint32_t x = 12345;
 
+	assert_non_null(big);
 	for (size_t i = 0; i < max; i++) {
 		x = x * 1103515245u + 12345u;
 		big[i] = (unsigned char)(x >> 16);
 	}
-	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++)
+	for (size_t i = 0; i < ARRAY_SIZE(lens); i++)
 		for (size_t off = 0; off < 3; off++) {
 			uint32_t want = crc_bitwise(big + off, lens[i]);
 			assert_int_equal(crc32c(0, big + off, lens[i]), want);
