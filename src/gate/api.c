@@ -95,6 +95,11 @@ int api_run(const struct gate_config *cfg)
 		if (sig != GATE_SIG_DRAINING)
 			break;
 		admin_set_draining(admin);
+		/* The stores' hook calls move to the api process of a gate
+		 * that took over (an upgrade), before this one's drain can
+		 * close a connection under a call (rpc.h); on a stop they
+		 * come back here, as before. */
+		rpc_server_leave(srv);
 		log_info("gate.api_draining", NULL);
 	}
 	housekeeping_stop(&hk);

@@ -235,6 +235,9 @@ int daemon_upgrade(struct daemon *d, const int *keep_fds, const char *env)
 		char msg[32];
 		snprintf(msg, sizeof(msg), "MAINPID=%d", (int)pid);
 		notify(d, msg);
+		/* From now on, the clients move to the new process (rpc.h). */
+		for (size_t i = 0; i < d->nsrvs; i++)
+			rpc_server_leave(d->srvs[i]);
 		/* A client that reached this process just before the new one took
 		 * the address over starts its call now: serving on a moment more
 		 * spares it a refused stream (gRPC retries none here) when the
@@ -336,17 +339,29 @@ void daemon_stopping(struct daemon *d)
 void daemon_serve_rpc(struct daemon *d, struct rpc_server *const *srvs, size_t n, int64_t grace_s)
 {
 	char event[64];
+	int64_t end;
 	int sig;
 
+	d->srvs = srvs;
+	d->nsrvs = n;
 	daemon_ready(d);
 	sig = daemon_wait_stop(d);
+	end = now_ms() + grace_s * 1000;
 	daemon_stopping(d);
+	/* Upgraded: the clients leave first, so that no call ends on a
+	 * connection the drain closes under it. In the same order as the
+	 * drain, within the same grace. */
+	for (size_t i = 0; sig == SIGUSR2 && i < n; i++)
+		rpc_server_wait_left(srvs[i], end);
 	snprintf(event, sizeof(event), "%s.draining", d->role);
 	log_info(event, "signal=%d inflight=%d grace_s=%lld", sig, rpc_server_inflight(srvs[0]), (long long)grace_s);
 	/* In order: a later server answers the calls that those before it
 	 * still make while they drain (hooks, votes). */
-	for (size_t i = 0; i < n; i++)
-		rpc_server_drain(srvs[i], (int)(grace_s * 1000));
+	for (size_t i = 0; i < n; i++) {
+		/* Upgraded: what the leaving left of the grace. */
+		int64_t ms = sig == SIGUSR2 ? MAX(end - now_ms(), 1) : grace_s * 1000;
+		rpc_server_drain(srvs[i], (int)ms);
+	}
 	snprintf(event, sizeof(event), "%s.stopped", d->role);
 	log_info(event, NULL);
 }

@@ -50,6 +50,8 @@ struct daemon {
 	int64_t watchdog_next;
 	int activated[16];        /* sockets from systemd (LISTEN_FDS) not taken yet, -1 once taken */
 	int nactivated;
+	struct rpc_server *const *srvs;  /* daemon_serve_rpc's: told to leave once a new process serves */
+	size_t nsrvs;
 };
 
 /* Blocks the daemon's signals (and extra, 0-terminated, if not NULL) for this
@@ -87,8 +89,11 @@ void daemon_stopping(struct daemon *d);
  * The life of a gRPC daemon once it listens: tells systemd (and an old
  * process being upgraded) that it serves, waits for a stop (reloading on
  * SIGHUP meanwhile), then drains srvs[0..n) in order, each for up to
- * grace_s: calls in flight finish, new ones are refused. Logs ROLE.draining
- * (with srvs[0]'s calls in flight) and ROLE.stopped.
+ * grace_s: calls in flight finish, new ones are refused. Upgraded, it
+ * first has its clients leave (rpc_server_leave: they move to the new
+ * process and close their connections to this one), within the same
+ * grace. Logs ROLE.draining (with srvs[0]'s calls in flight) and
+ * ROLE.stopped.
  */
 struct rpc_server;
 void daemon_serve_rpc(struct daemon *d, struct rpc_server *const *srvs, size_t n, int64_t grace_s);

@@ -91,6 +91,27 @@ int rpc_server_health_service(struct rpc_server *s, const char *name, rpc_health
  * their handlers to return. Then stops the pollers.
  */
 void rpc_server_drain(struct rpc_server *s, int grace_ms);
+/*
+ * Leaving, before the drain of an upgrade's old process (lib/daemon.h): a
+ * new process serves the address beside this one. gRPC closes a drained
+ * connection the moment its last call ends, and a client then writing
+ * (a half-close, a window update) meets a closed socket before it has
+ * read the call's end: the call fails, though the server finished it (a
+ * push every store took, reported failed). So the clients leave first:
+ * from rpc_server_leave on, every call's trailers carry RPC_LEAVING_KEY,
+ * and a client (rpc_client.c) makes its next calls on a new connection,
+ * to the new process, and closes the old one once its calls ended. The
+ * old process serves meanwhile as before.
+ *
+ * rpc_server_wait_left waits, until deadline_ms (now_ms()), for no call in
+ * flight, then up to RPC_LEAVE_LINGER_MS more for the clients to have
+ * closed their connections to this server (a client idle all along keeps
+ * its own: the drain closes it, with no call on it). Logs rpc.left.
+ */
+#define RPC_LEAVING_KEY "x-grove-leaving"
+#define RPC_LEAVE_LINGER_MS 5000
+void rpc_server_leave(struct rpc_server *s);
+void rpc_server_wait_left(struct rpc_server *s, int64_t deadline_ms);
 void rpc_server_free(struct rpc_server *s);
 
 /*

@@ -361,6 +361,33 @@ int rpc_stream_recv(struct rpc_stream *st, const ProtobufCMessageDescriptor *d, 
 	return ret ? ret : 1;
 }
 
+/* The server said it is being replaced (RPC_LEAVING_KEY, rpc.h): the next
+ * call makes a new channel, so a new connection, to whichever process
+ * serves the address now; the old channel goes once its calls ended, and
+ * with it the connection, closed from this side. */
+static void stream_note_leaving(struct rpc_stream *st)
+{
+	struct rpc_client *cl = st->cl;
+	bool leaving = false, renewed = false;
+
+	for (size_t i = 0; i < st->trail_md.count && !leaving; i++)
+		leaving = !grpc_slice_str_cmp(st->trail_md.metadata[i].key, RPC_LEAVING_KEY);
+	if (!leaving)
+		return;
+	pthread_mutex_lock(&cl->mu);
+	if (cl->cur == st->chan) {
+		struct rpc_chan *fresh = chan_new(cl->addr);
+		if (fresh) {
+			chan_unref(cl->cur);
+			cl->cur = fresh;
+			renewed = true;
+		}
+	}
+	pthread_mutex_unlock(&cl->mu);
+	if (renewed)
+		log_info("rpc.channel_renewed", "address=%s reason=%s", cl->addr, "the server is being replaced");
+}
+
 int rpc_stream_finish(struct rpc_stream *st)
 {
 	if (!st->finished) {
@@ -375,6 +402,7 @@ int rpc_stream_finish(struct rpc_stream *st)
 			return error_set(GROVE_EINTERNAL, "%s: cannot get the call's status", st->method);
 		}
 		st->finished = true;
+		stream_note_leaving(st);
 	}
 	if (st->status == GRPC_STATUS_OK)
 		return 0;

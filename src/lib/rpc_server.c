@@ -12,6 +12,9 @@
 #include <openssl/crypto.h>
 #include <pthread.h>
 #include <signal.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 
@@ -78,6 +81,7 @@ struct rpc_server {
 	pthread_cond_t cv;
 	int inflight;
 	bool draining;
+	bool leaving;                     /* rpc_server_leave: trailers say so */
 	bool shutdown_done;
 	enum tag_type shutdown_tag;
 	struct health_service {
@@ -92,6 +96,11 @@ struct rpc_server {
 		char *path, *own, *own_addr;
 	} *links;
 	size_t nlinks;
+	struct bound {                    /* what a client's connection to us is bound to */
+		char *path;               /* a unix socket's, or NULL */
+		int port;                 /* a TCP listener's */
+	} *bound;
+	size_t nbound;
 };
 
 static int post_request(struct rpc_server *s, struct rpc_handler *h);
@@ -243,6 +252,8 @@ void rpc_call_finish_status(struct rpc_call *c, grpc_status_code code, const cha
 	grpc_op ops[2];
 	size_t n = 0;
 	grpc_slice details = grpc_slice_from_copied_string(msg ? msg : "");
+	grpc_metadata leaving = { .key = grpc_slice_from_static_string(RPC_LEAVING_KEY),
+				  .value = grpc_slice_from_static_string("1") };
 
 	if (c->finished) {
 		log_error("rpc.double_finish", "method=%s", rpc_call_method(c));
@@ -258,7 +269,14 @@ void rpc_call_finish_status(struct rpc_call *c, grpc_status_code code, const cha
 	}
 	ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
 	ops[n].data.send_status_from_server.status = code;
-	ops[n++].data.send_status_from_server.status_details = &details;
+	ops[n].data.send_status_from_server.status_details = &details;
+	pthread_mutex_lock(&c->s->mu);
+	if (c->s->leaving) {
+		ops[n].data.send_status_from_server.trailing_metadata_count = 1;
+		ops[n].data.send_status_from_server.trailing_metadata = &leaving;
+	}
+	pthread_mutex_unlock(&c->s->mu);
+	n++;
 	if (!op_start(c, &c->status_op, ops, n))
 		op_wait(c, &c->status_op);
 	grpc_slice_unref(details);
@@ -772,6 +790,11 @@ int rpc_server_listen_port(struct rpc_server *s, const char *addr, int *port_out
 	grpc_server_credentials *creds = rpc_tls_server_credentials(bind_addr, &l);
 	int port = grpc_server_add_http2_port(s->server, bind_addr, creds);
 	grpc_server_credentials_release(creds);
+	if (port > 0) {
+		s->bound = xrealloc(s->bound, (s->nbound + 1) * sizeof(*s->bound));
+		s->bound[s->nbound].path = path ? xstrdup(own[0] ? own : path) : NULL;
+		s->bound[s->nbound++].port = path ? 0 : port;
+	}
 	if (port > 0 && own[0]) {
 		s->links = xrealloc(s->links, (s->nlinks + 1) * sizeof(*s->links));
 		s->links[s->nlinks].path = xstrdup(path);
@@ -886,6 +909,81 @@ static void wait_inflight(struct rpc_server *s, int64_t deadline_ms)
 	pthread_mutex_unlock(&s->mu);
 }
 
+void rpc_server_leave(struct rpc_server *s)
+{
+	pthread_mutex_lock(&s->mu);
+	s->leaving = true;
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* Whether socket fd is a client's connection to this server: not a
+ * listener, and bound where s listens (an accepted unix socket carries its
+ * listener's path; a TCP one, its port). */
+static bool server_conn(const struct rpc_server *s, int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	int listening = 0;
+	socklen_t vlen = sizeof(listening);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &vlen) || listening ||
+	    getsockname(fd, (struct sockaddr *)&ss, &len))
+		return false;
+	for (size_t i = 0; i < s->nbound; i++) {
+		const struct bound *b = &s->bound[i];
+		if (ss.ss_family == AF_UNIX && b->path) {
+			const struct sockaddr_un *un = (const struct sockaddr_un *)&ss;
+			size_t n = len > offsetof(struct sockaddr_un, sun_path) ? len - offsetof(struct sockaddr_un, sun_path) : 0;
+			if (n > 0 && !strncmp(un->sun_path, b->path, n) && strlen(b->path) <= n)
+				return true;
+		} else if (ss.ss_family == AF_INET && !b->path) {
+			if (ntohs(((const struct sockaddr_in *)&ss)->sin_port) == b->port)
+				return true;
+		} else if (ss.ss_family == AF_INET6 && !b->path) {
+			if (ntohs(((const struct sockaddr_in6 *)&ss)->sin6_port) == b->port)
+				return true;
+		}
+	}
+	return false;
+}
+
+/* The connections clients have open to this server: gRPC does not count
+ * them, the process's file descriptors do. */
+static int server_conns(const struct rpc_server *s)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+
+	while (d && (e = readdir(d))) {
+		struct stat st;
+		int fd = atoi(e->d_name);
+		if (e->d_name[0] == '.' || fd == dirfd(d) || fstat(fd, &st) || !S_ISSOCK(st.st_mode))
+			continue;
+		n += server_conn(s, fd);
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
+void rpc_server_wait_left(struct rpc_server *s, int64_t deadline_ms)
+{
+	int64_t start = now_ms(), linger_end;
+	int conns;
+
+	if (!s->started)
+		return;
+	wait_inflight(s, deadline_ms);
+	linger_end = MIN(deadline_ms, now_ms() + RPC_LEAVE_LINGER_MS);
+	while ((conns = server_conns(s)) > 0 && now_ms() < linger_end) {
+		struct timespec ts = { 0, 20 * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+	log_info("rpc.left", "inflight=%d connections=%d ms=%lld", rpc_server_inflight(s), conns,
+		 (long long)(now_ms() - start));
+}
+
 void rpc_server_drain(struct rpc_server *s, int grace_ms)
 {
 	if (!s->started)
@@ -937,6 +1035,9 @@ void rpc_server_free(struct rpc_server *s)
 		rpc_tls_listener_free(s->tls[i]);
 	free(s->tls);
 	unix_links_free(s);
+	for (size_t i = 0; i < s->nbound; i++)
+		free(s->bound[i].path);
+	free(s->bound);
 	free(s->threads);
 	free(s->secret);
 	pthread_mutex_destroy(&s->mu);

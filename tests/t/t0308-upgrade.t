@@ -6,7 +6,9 @@
 # listening sockets; gRPC listeners share the address), drains and exits;
 # grove up follows each to its new process. Checks: no operation failed,
 # operations ran during every upgrade, no process is left on the old
-# binary, and grove up still supervises the new processes.
+# binary, grove up still supervises the new processes, and each old store
+# and router had its clients move to the new process before its drain
+# (lib/rpc.h: rpc_server_leave).
 . "$(dirname "$0")/test-lib.sh"
 
 # part_pid ROLE CONF: the pid of the part running ROLE with CONF (grove up's
@@ -92,7 +94,12 @@ test_expect_success 'every part upgraded in turn under pushes, fetches and clone
 	for p in $(cat loops); do wait_for 120 "the loops to end" gone $p || return 1; done &&
 	echo "# $(ops) operations, $(grep -c ^ok ops.*  | awk -F: "{ s += \$2 } END { print s }") ok" >&2 &&
 	test_must_fail grep -h FAILED ops.* &&
-	test $(ops) -ge 30 ||
+	test $(ops) -ge 30 &&
+	: the old stores and router had their clients leave before they drained: the router moved to the new &&
+	: stores, and no call ended on a connection closed under it, answered whole or not &&
+	grep "\"rpc.channel_renewed\"" gd/logs/cluster.log | grep -q "run/s[123]\.sock" &&
+	test $(grep -c "\"rpc.left\"" gd/logs/s1.log) -ge 2 &&
+	test_must_fail grep -h "answer_whole" gd/logs/*.log ||
 	{ cat fail.* >&2; false; }
 '
 

@@ -370,12 +370,21 @@ wait_grep() {
 # files of a run start daemons side by side, which bind with SO_REUSEPORT
 # (for upgrades): two of them given the same port would share it, each
 # answering half of the other's calls. So each port is also claimed, once
-# per run, by an atomic mkdir in the run's folder.
+# per run, by an atomic mkdir in the run's folder. And it is taken below
+# the kernel's ephemeral range (ip_local_port_range), from which the kernel
+# picks the local port of every client connection and of a daemon's
+# "host:0": a port it had just said free was seen taken that way, by
+# then, when the gate came to bind it (CI's parallel run).
 free_port() {
 	_fp_dir=${GROVE_TEST_RUN:-$TRASH}/ports
 	mkdir -p "$_fp_dir" || return 1
+	_fp_low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null) || _fp_low=32768
 	for _fp_try in $(seq 100); do
-		_fp=$(perl -MIO::Socket::INET -e 'my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => 0, Listen => 1) or die; print $s->sockport, "\n"') &&
+		_fp=$(perl -MIO::Socket::INET -e '
+			my $low = shift;
+			my $port = $low > 4096 ? int($low / 2) + int(rand($low - int($low / 2))) : 0;
+			my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => $port, Listen => 1) or exit 1;
+			print $s->sockport, "\n"' "$_fp_low") &&
 			mkdir "$_fp_dir/$_fp" 2>/dev/null && echo "$_fp" && return 0
 	done
 	echo "free_port: no port left to claim" >&2
