@@ -86,9 +86,12 @@ typedef bool rpc_health_fn(void *data);
 #define RPC_HEALTH_WRITES "grove.v1.writes"
 int rpc_server_health_service(struct rpc_server *s, const char *name, rpc_health_fn *fn, void *data);
 /*
- * Stops accepting calls and reports NOT_SERVING to health checks, lets the
- * calls in flight finish for up to grace_ms, cancels the rest and waits for
- * their handlers to return. Then stops the pollers.
+ * Refuses new calls (UNAVAILABLE, "stopping") and reports NOT_SERVING to
+ * health checks, lets the calls in flight finish for up to grace_ms on
+ * their open connections, then shuts gRPC's server down (its connections
+ * close), cancels what still runs and waits for their handlers to return.
+ * Then stops the pollers. After rpc_server_leave, gRPC's shutdown comes
+ * first (a late client goes on to the new process).
  */
 void rpc_server_drain(struct rpc_server *s, int grace_ms);
 /*

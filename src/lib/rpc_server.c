@@ -419,7 +419,7 @@ static void *call_main(void *arg)
 	grpc_op close_op = { 0 };
 	size_t len;
 	const char *v;
-	bool over_limit;
+	bool over_limit, stopping;
 
 	v = md_get(&c->md, RPC_CORRELATION_KEY, &len);
 	if (v && len > 0 && len < sizeof(c->corr)) {
@@ -444,6 +444,7 @@ static void *call_main(void *arg)
 
 	pthread_mutex_lock(&s->mu);
 	over_limit = s->inflight > s->opts.max_calls;
+	stopping = s->draining;
 	pthread_mutex_unlock(&s->mu);
 
 	if (strcmp(c->h->method, HEALTH_CHECK)) {
@@ -456,6 +457,12 @@ static void *call_main(void *arg)
 	if (over_limit) {
 		rpc_call_finish(c, GROVE_ETOOBIG, "server busy: more than %d calls in flight; retry later",
 				s->opts.max_calls);
+		goto done;
+	}
+	/* Draining (rpc_server_drain): health checks say NOT_SERVING. */
+	if (stopping && strcmp(c->h->method, HEALTH_CHECK)) {
+		rpc_call_finish(c, GROVE_EUNAVAIL, "this %s is stopping (a restart or an upgrade): retry in a moment",
+				s->opts.role ? s->opts.role : "server");
 		goto done;
 	}
 	error_clear();
@@ -986,14 +993,26 @@ void rpc_server_wait_left(struct rpc_server *s, int64_t deadline_ms)
 
 void rpc_server_drain(struct rpc_server *s, int grace_ms)
 {
+	int64_t end = now_ms() + (grace_ms > 0 ? grace_ms : 1);
+	bool left;
+
 	if (!s->started)
 		return;
 	pthread_mutex_lock(&s->mu);
 	s->draining = true;
+	left = s->leaving;
 	pthread_mutex_unlock(&s->mu);
+	/* A stop: new calls are refused (call_main) while those in flight end
+	 * on connections that stay open, so that no client reading a call's
+	 * end meets a socket gRPC closed after it (rpc_server_leave says why).
+	 * Then gRPC's shutdown, with no call left to lose. An upgrade's
+	 * clients have left already, and a late one is better off sent on to
+	 * the new process, as gRPC's shutdown does at once. */
+	if (!left)
+		wait_inflight(s, end);
 	s->shutdown_tag = TAG_SHUTDOWN;
 	grpc_server_shutdown_and_notify(s->server, s->cq, &s->shutdown_tag);
-	wait_inflight(s, now_ms() + (grace_ms > 0 ? grace_ms : 1));
+	wait_inflight(s, end);
 	if (rpc_server_inflight(s) > 0) {
 		log_warn("rpc.drain_cancel", "inflight=%d grace_ms=%d", rpc_server_inflight(s), grace_ms);
 		grpc_server_cancel_all_calls(s->server);

@@ -1,6 +1,7 @@
 #!/bin/sh
 # A push whose client goes away leaves the repository as it was; SIGTERM
-# lets a push in flight finish within the grace period, then stops.
+# lets a push in flight finish within the grace period (new calls are
+# refused meanwhile, saying why), then stops.
 . "$(dirname "$0")/test-lib.sh"
 
 # held_connect: a GIT_SSH_COMMAND that passes the first $HOLD_BYTES bytes of
@@ -91,6 +92,9 @@ test_expect_success 'SIGTERM lets a push in flight finish, then the store exits'
 	kill -TERM $s1_PID &&
 	: the store drains with the push in flight, then the push goes on &&
 	wait_for_log s1 "\"event\":\"store.draining\".*\"inflight\":[1-9]" &&
+	: a new call meanwhile is refused, and says why, while the push goes on on its open connection &&
+	test_must_fail git_on $s1_ADDR ls-remote ssh://s1/app.git 2>refused.err &&
+	test_grep "store is stopping (a restart or an upgrade): retry in a moment" refused.err &&
 	touch release &&
 	wait_for 60 "the push to end" test -s push2.rc &&
 	cat push2.out &&
