@@ -42,6 +42,10 @@ int api_run(const struct gate_config *cfg)
 	sigaddset(&sigs, GATE_SIG_DRAINING);
 	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	/* A TCP hook port is shared with the api process of a gate that takes
+	 * over in an upgrade (SO_REUSEPORT); a second gate started by mistake
+	 * fails on its SSH port before it gets here. */
+	rpc_server_listen_beside();
 	if ((ret = rpc_server_new(&srv, &ropts)))
 		goto out;
 	hooksvc_register(srv, cfg);

@@ -565,6 +565,7 @@ struct gate {
 	struct http_tls *tls;     /* its TLS certificate and key, or NULL: plain HTTP */
 	struct daemon d;          /* its signals, and systemd's notify socket */
 	pid_t api_pid;
+	int64_t api_started;      /* now_ms() of its last start: one that dies is restarted at most once a second */
 	struct child *kids;
 	size_t nkids;
 	int unauth;               /* children not yet authenticated */
@@ -924,9 +925,12 @@ static void gate_take_authed(struct gate *g)
 	}
 }
 
+#define API_RESTART_MS 1000
+
 /* Forks the api process again. Returns true in it, with its exit code in *child_ret. */
 static bool gate_restart_api(struct gate *g, int *child_ret)
 {
+	g->api_started = now_ms();
 	g->api_pid = fork();
 	if (g->api_pid == 0) {
 		free(g->kids);   /* the acceptor's, not the api process's */
@@ -1036,6 +1040,11 @@ static bool gate_serve(struct gate *g, int *child_ret)
 		int64_t wd = daemon_watchdog(&g->d), wait = g->draining ? 200 : -1;
 		if (wd >= 0 && (wait < 0 || wd < wait))
 			wait = wd;
+		if (!g->draining && g->api_pid < 0) {
+			int64_t due = MAX(g->api_started + API_RESTART_MS - now_ms(), 0);
+			if (wait < 0 || due < wait)
+				wait = due;
+		}
 		if (poll(pfd, (nfds_t)n, (int)wait) < 0 && errno != EINTR)
 			break;
 		if (pfd[0].revents)
@@ -1050,8 +1059,9 @@ static bool gate_serve(struct gate *g, int *child_ret)
 			}
 			continue;
 		}
-		if (g->api_pid < 0) {
-			/* The api process serves every push's hooks: bring it back. */
+		if (g->api_pid < 0 && now_ms() - g->api_started >= API_RESTART_MS) {
+			/* The api process serves every push's hooks: bring it back
+			 * (not in a loop when it cannot start: its port taken). */
 			if (gate_restart_api(g, child_ret))
 				return true;
 		}
@@ -1113,6 +1123,7 @@ int gate_main(int argc, char **argv)
 		goto out;
 
 	/* The api process first, before this process could ever touch gRPC. */
+	g.api_started = now_ms();
 	g.api_pid = fork();
 	if (g.api_pid == 0)
 		return api_child(&g, -1);

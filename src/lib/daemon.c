@@ -141,8 +141,11 @@ void daemon_init(struct daemon *d, const char *role, const int *extra, char **ar
 		d->exe[0] = '\0';
 	d->argv = argv;
 	d->upgrade_fd = up ? atoi(up) : -1;
-	if (d->upgrade_fd >= 0)
+	if (d->upgrade_fd >= 0) {
 		fcntl(d->upgrade_fd, F_SETFD, FD_CLOEXEC);
+		/* The old process still listens: bind beside it (rpc.h). */
+		rpc_server_listen_beside();
+	}
 	unsetenv("GROVE_UPGRADE_FD");
 	daemon_take_systemd_env(d);
 }
@@ -200,6 +203,8 @@ int daemon_upgrade(struct daemon *d, const int *keep_fds, const char *env)
 		return error_set(GROVE_EINTERNAL, "this process does not know its own binary");
 	if (pipe2(p, O_CLOEXEC))
 		return error_set(GROVE_EIO, "pipe: %s", strerror(errno));
+	for (size_t i = 0; i < d->nsrvs; i++)
+		rpc_server_share_ports(d->srvs[i]);
 	upgrade_prepare(d, p[1], env, &argv, &envp);
 	pid = fork();
 	if (pid == 0)

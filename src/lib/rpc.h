@@ -114,6 +114,17 @@ void rpc_server_drain(struct rpc_server *s, int grace_ms);
 #define RPC_LEAVING_KEY "x-grove-leaving"
 #define RPC_LEAVE_LINGER_MS 5000
 void rpc_server_leave(struct rpc_server *s);
+/*
+ * An upgrade on a TCP port: the old process's listeners bind without
+ * SO_REUSEPORT (a second daemon started by mistake on the same port fails
+ * to start, instead of silently sharing it). rpc_server_share_ports sets it
+ * on the listeners of s before the new process starts, and
+ * rpc_server_listen_beside, in the new process before rpc_server_new,
+ * makes its listeners bind with it: the new one binds beside the old one,
+ * and a plain bind still fails.
+ */
+void rpc_server_share_ports(struct rpc_server *s);
+void rpc_server_listen_beside(void);
 void rpc_server_wait_left(struct rpc_server *s, int64_t deadline_ms);
 void rpc_server_free(struct rpc_server *s);
 

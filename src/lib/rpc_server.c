@@ -105,6 +105,14 @@ struct rpc_server {
 
 static int post_request(struct rpc_server *s, struct rpc_handler *h);
 
+/* rpc_server_listen_beside: this process's TCP listeners share their port. */
+static bool listen_beside;
+
+void rpc_server_listen_beside(void)
+{
+	listen_beside = true;
+}
+
 /* ---- operations of one call ---- */
 
 static int op_start(struct rpc_call *c, struct op *o, grpc_op *ops, size_t n)
@@ -664,13 +672,14 @@ int rpc_server_new(struct rpc_server **out, const struct rpc_server_opts *opts)
 
 	/* BDP probing grows each stream's window to ~17 MiB: memory we do not
 	 * want per push. Port reuse would let a second daemon silently share a
-	 * port with the first. */
+	 * port with the first: only an upgrade's new process binds beside the
+	 * old one (rpc_server_share_ports). */
 	args[0].type = GRPC_ARG_INTEGER;
 	args[0].key = GRPC_ARG_HTTP2_BDP_PROBE;
 	args[0].value.integer = 0;
 	args[1].type = GRPC_ARG_INTEGER;
 	args[1].key = GRPC_ARG_ALLOW_REUSEPORT;
-	args[1].value.integer = 0;
+	args[1].value.integer = listen_beside;
 	args[2].type = GRPC_ARG_INTEGER;
 	args[2].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
 	args[2].value.integer = (int)s->opts.max_message;
@@ -923,17 +932,17 @@ void rpc_server_leave(struct rpc_server *s)
 	pthread_mutex_unlock(&s->mu);
 }
 
-/* Whether socket fd is a client's connection to this server: not a
- * listener, and bound where s listens (an accepted unix socket carries its
- * listener's path; a TCP one, its port). */
-static bool server_conn(const struct rpc_server *s, int fd)
+/* Whether socket fd is bound where s listens, and is a listener of s
+ * (listener) or a client's connection to it (an accepted unix socket
+ * carries its listener's path; a TCP one, its port). */
+static bool server_socket(const struct rpc_server *s, int fd, bool listener)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
 	int listening = 0;
 	socklen_t vlen = sizeof(listening);
 
-	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &vlen) || listening ||
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &vlen) || !listening != !listener ||
 	    getsockname(fd, (struct sockaddr *)&ss, &len))
 		return false;
 	for (size_t i = 0; i < s->nbound; i++) {
@@ -954,9 +963,9 @@ static bool server_conn(const struct rpc_server *s, int fd)
 	return false;
 }
 
-/* The connections clients have open to this server: gRPC does not count
- * them, the process's file descriptors do. */
-static int server_conns(const struct rpc_server *s)
+/* This process's sockets of s (server_socket), up to max of them in fds:
+ * gRPC does not tell, the process's file descriptors do. How many. */
+static int server_sockets(const struct rpc_server *s, bool listeners, int *fds, int max)
 {
 	DIR *d = opendir("/proc/self/fd");
 	struct dirent *e;
@@ -965,13 +974,32 @@ static int server_conns(const struct rpc_server *s)
 	while (d && (e = readdir(d))) {
 		struct stat st;
 		int fd = atoi(e->d_name);
-		if (e->d_name[0] == '.' || fd == dirfd(d) || fstat(fd, &st) || !S_ISSOCK(st.st_mode))
+		if (e->d_name[0] == '.' || fd == dirfd(d) || fstat(fd, &st) || !S_ISSOCK(st.st_mode) ||
+		    !server_socket(s, fd, listeners))
 			continue;
-		n += server_conn(s, fd);
+		if (n < max)
+			fds[n] = fd;
+		n++;
 	}
 	if (d)
 		closedir(d);
 	return n;
+}
+
+/* The connections clients have open to this server. */
+static int server_conns(const struct rpc_server *s)
+{
+	return server_sockets(s, false, NULL, 0);
+}
+
+void rpc_server_share_ports(struct rpc_server *s)
+{
+	int fds[16], one = 1;
+	int n = MIN(server_sockets(s, true, fds, (int)ARRAY_SIZE(fds)), (int)ARRAY_SIZE(fds));
+
+	for (int i = 0; i < n; i++)
+		if (setsockopt(fds[i], SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)))
+			log_warn("rpc.share_port_failed", "fd=%d error=%s", fds[i], strerror(errno));
 }
 
 void rpc_server_wait_left(struct rpc_server *s, int64_t deadline_ms)

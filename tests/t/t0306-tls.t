@@ -4,8 +4,9 @@
 # deploy and clone through a gate whose parts all speak TLS with
 # certificates from `grove tls`; a client without a certificate, or with one
 # from another CA, gets nothing; a certificate rotated on disk is served
-# after SIGHUP, without a restart; a wrong TLS file stops a start with a
-# clear error.
+# after SIGHUP, without a restart; a store upgraded in place (SIGUSR2)
+# hands over on its TCP port with its certificate; a wrong TLS file stops a
+# start with a clear error.
 . "$(dirname "$0")/test-lib.sh"
 
 # tls_conf NAME: the config lines of part NAME's certificate.
@@ -28,6 +29,18 @@ events() {
 more_events() {
 	test "$(events "$1" "$2")" -gt "$3"
 }
+# tls_renewals: how many channels the router made again for new TLS files
+# (not those it made again for a store being upgraded).
+tls_renewals() {
+	grep -c "\"event\":\"rpc.channel_renewed\".*\"reason\":\"new TLS files\"" c/cluster.log || :
+}
+
+# store_pid NAME: the pid of store NAME now (an upgrade changes it, and a
+# test's variables end with the test).
+store_pid() {
+	pgrep -f "grove store -c $TRASH/$1/store.conf\$"
+}
+
 # hup PID LOG EVENT: SIGHUP to PID, then wait for one more EVENT in LOG.
 hup() {
 	_hup_n=$(events "$2" "$3")
@@ -176,23 +189,62 @@ test_expect_success 'a wrong TLS file stops a start, saying which and why; --che
 	test_grep "rogue.pem is not valid from the CA in .*pki/ca.pem" err
 '
 
+test_expect_success 'a store upgraded in place (SIGUSR2) over TCP and TLS: the router moves to the new process before the old one drains; pushes go on' '
+	old=$s2_PID &&
+	n=$(events c/cluster.log rpc.channel_renewed) &&
+	kill -USR2 $old &&
+	wait_for 60 "the old s2 to hand over and exit" gone $old &&
+	new=$(store_pid s2) && test -n "$new" && test "$new" != $old && record_daemon $new &&
+	: the new process listens beside the old one on the same port with its certificate, and the router &&
+	: made its channel to s2 again on the mark of the leaving process, before that one drained &&
+	served_cert $s2_ADDR >fp && test_grep "Fingerprint=" fp &&
+	grep "\"event\":\"rpc.channel_renewed\"" c/cluster.log | tail -n +$((n + 1)) >renewed &&
+	test_grep "\"address\":\"$s2_ADDR\",\"reason\":\"the server is being replaced\"" renewed &&
+	test_grep "\"pid\":$old,.*\"event\":\"rpc.left\"" s2/store.log &&
+	test_grep "\"pid\":$old,.*\"event\":\"store.stopped\"" s2/store.log &&
+	: a second store started on that port by mistake still fails to start, and says why &&
+	"$GROVE" store --init dup --name dup --listen $s2_ADDR >/dev/null && cp "$SHARED_SECRET" dup/secret &&
+	test_must_fail timeout 60 "$GROVE" store -c dup/store.conf >dup.out 2>&1 &&
+	test_grep "cannot listen on $s2_ADDR (address in use" dup.out &&
+	: a push through the gate reaches all three stores, the new s2 among them &&
+	(cd src && echo up >upgraded && git add upgraded && git commit -q -m upgraded &&
+	 GIT_SSH_COMMAND="$(ssh_as alice $g1_SSH_PORT)" git push -q ssh://git@127.0.0.1:$g1_SSH_PORT/web.git main 2>../push-up.err) &&
+	sum=$(checksum $s1_ADDR s1 web.git) && test -n "$sum" &&
+	test "$(checksum $s2_ADDR s2 web.git)" = "$sum" && test "$(checksum $s3_ADDR s3 web.git)" = "$sum"
+'
+
+test_expect_success 'the gate upgraded in place (SIGUSR2), its hook API on a TCP port over TLS: a push deploys through the new gate' '
+	old=$g1_PID &&
+	kill -USR2 $old &&
+	wait_for 60 "the old gate to hand over and exit" gone $old &&
+	new=$(pgrep -o -f "grove gate -c $TRASH/g1/gate.conf\$") && test -n "$new" && record_daemon $new &&
+	test_grep "\"pid\":$old,.*\"event\":\"gate.upgraded\"" g1/gate.log &&
+	: the new api process bound the hook port beside the old one: it started once, and never died &&
+	test_must_fail grep "\"event\":\"gate.api_died\"" g1/gate.log &&
+	test "$(grep -c "\"event\":\"gate.api_started\"" g1/gate.log)" = 2 &&
+	(cd src && echo gate >gate-upgraded && git add gate-upgraded && git commit -q -m gate-upgraded &&
+	 GIT_SSH_COMMAND="$(ssh_as alice $g1_SSH_PORT)" git push ssh://git@127.0.0.1:$g1_SSH_PORT/web.git main 2>../push-gate.err) &&
+	test_grep "^remote: building web at $(git -C src rev-parse main)" push-gate.err &&
+	test_grep "^remote: -----> Deployed web" push-gate.err
+'
+
 test_expect_success 'a CA rotated by reloads: the router makes its channels again with its new certificate; a store restarted trusting the new CA only takes it' '
 	"$GROVE" tls ca pki2 &&
 	for p in s1 c cli; do "$GROVE" tls cert pki2 $p 127.0.0.1 localhost || return 1; done &&
 	cat pki/ca.pem pki2/ca.pem >both.pem &&
 	: every store and the router trust both CAs, and the router gets its certificate from the new one &&
 	git config -f s1/store.conf tls.ca "$TRASH/both.pem" && hup $s1_PID s1/store.log store.reloaded &&
-	git config -f s2/store.conf tls.ca "$TRASH/both.pem" && hup $s2_PID s2/store.log store.reloaded &&
+	git config -f s2/store.conf tls.ca "$TRASH/both.pem" && hup "$(store_pid s2)" s2/store.log store.reloaded &&
 	git config -f s3/store.conf tls.ca "$TRASH/both.pem" && hup $s3_PID s3/store.log store.reloaded &&
 	git config -f c/cluster.conf tls.ca "$TRASH/both.pem" &&
 	git config -f c/cluster.conf tls.cert "$TRASH/pki2/c.pem" && git config -f c/cluster.conf tls.key "$TRASH/pki2/c.key" &&
 	hup $c_PID c/cluster.log cluster.reloaded &&
-	wait_grep "\"event\":\"rpc.channel_renewed\",\"address\":\"$s1_ADDR\"" c/cluster.log &&
-	wait_for 30 "the channels to all three stores renewed" more_events c/cluster.log rpc.channel_renewed 2 &&
+	wait_grep "\"event\":\"rpc.channel_renewed\",\"address\":\"$s1_ADDR\",\"reason\":\"new TLS files\"" c/cluster.log &&
+	wait_for 30 "the channels to all three stores renewed" eval "test \$(tls_renewals) -ge 3" &&
 	GROVE_TLS_CA=$TRASH/both.pem &&
 	: the same files read again renew nothing &&
-	n=$(events c/cluster.log rpc.channel_renewed) && hup $c_PID c/cluster.log cluster.reloaded &&
-	"$GROVE" cluster -a $c_ADDR status >st && test "$(events c/cluster.log rpc.channel_renewed)" = $n &&
+	n=$(tls_renewals) && hup $c_PID c/cluster.log cluster.reloaded &&
+	"$GROVE" cluster -a $c_ADDR status >st && test "$(tls_renewals)" = $n &&
 	: s1 restarted with the new CA only: the old certificate would be refused now &&
 	git config -f s1/store.conf tls.ca "$TRASH/pki2/ca.pem" &&
 	git config -f s1/store.conf tls.cert "$TRASH/pki2/s1.pem" && git config -f s1/store.conf tls.key "$TRASH/pki2/s1.key" &&
