@@ -114,6 +114,7 @@ void rpc_server_drain(struct rpc_server *s, int grace_ms);
 #define RPC_LEAVING_KEY "x-grove-leaving"
 #define RPC_LEAVE_LINGER_MS 5000
 void rpc_server_leave(struct rpc_server *s);
+void rpc_server_wait_left(struct rpc_server *s, int64_t deadline_ms);
 /*
  * An upgrade on a TCP port: the old process's listeners bind without
  * SO_REUSEPORT (a second daemon started by mistake on the same port fails
@@ -125,7 +126,6 @@ void rpc_server_leave(struct rpc_server *s);
  */
 void rpc_server_share_ports(struct rpc_server *s);
 void rpc_server_listen_beside(void);
-void rpc_server_wait_left(struct rpc_server *s, int64_t deadline_ms);
 void rpc_server_free(struct rpc_server *s);
 
 /*

@@ -121,6 +121,18 @@ static void chan_unref(struct rpc_chan *c)
 	}
 }
 
+/* Under cl->mu: a new channel becomes the client's, for its next calls;
+ * the old one goes once its calls ended (it keeps one reference each). */
+static void client_renew(struct rpc_client *cl, const char *reason)
+{
+	struct rpc_chan *fresh = chan_new(cl->addr);
+	if (!fresh)
+		return;
+	chan_unref(cl->cur);
+	cl->cur = fresh;
+	log_info("rpc.channel_renewed", "address=%s reason=%s", cl->addr, reason);
+}
+
 /* The channel for a new call, renewed first if the TLS files changed
  * since it was made (a reference: chan_unref it under cl->mu). */
 static struct rpc_chan *client_chan(struct rpc_client *cl)
@@ -129,14 +141,8 @@ static struct rpc_chan *client_chan(struct rpc_client *cl)
 
 	pthread_mutex_lock(&cl->mu);
 	/* TCP only: a unix socket never speaks TLS (rpc_tls.c). */
-	if (cl->cur->tls_gen != rpc_tls_generation() && !rpc_addr_is_unix(cl->addr)) {
-		struct rpc_chan *fresh = chan_new(cl->addr);
-		if (fresh) {
-			chan_unref(cl->cur);
-			cl->cur = fresh;
-			log_info("rpc.channel_renewed", "address=%s reason=%s", cl->addr, "new TLS files");
-		}
-	}
+	if (cl->cur->tls_gen != rpc_tls_generation() && !rpc_addr_is_unix(cl->addr))
+		client_renew(cl, "new TLS files");
 	c = cl->cur;
 	c->refs++;
 	pthread_mutex_unlock(&cl->mu);
@@ -368,24 +374,17 @@ int rpc_stream_recv(struct rpc_stream *st, const ProtobufCMessageDescriptor *d, 
 static void stream_note_leaving(struct rpc_stream *st)
 {
 	struct rpc_client *cl = st->cl;
-	bool leaving = false, renewed = false;
+	bool leaving = false;
 
 	for (size_t i = 0; i < st->trail_md.count && !leaving; i++)
 		leaving = !grpc_slice_str_cmp(st->trail_md.metadata[i].key, RPC_LEAVING_KEY);
 	if (!leaving)
 		return;
 	pthread_mutex_lock(&cl->mu);
-	if (cl->cur == st->chan) {
-		struct rpc_chan *fresh = chan_new(cl->addr);
-		if (fresh) {
-			chan_unref(cl->cur);
-			cl->cur = fresh;
-			renewed = true;
-		}
-	}
+	/* Once per channel: the calls that end on it after the first say so too. */
+	if (cl->cur == st->chan)
+		client_renew(cl, "the server is being replaced");
 	pthread_mutex_unlock(&cl->mu);
-	if (renewed)
-		log_info("rpc.channel_renewed", "address=%s reason=%s", cl->addr, "the server is being replaced");
 }
 
 int rpc_stream_finish(struct rpc_stream *st)
