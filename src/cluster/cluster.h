@@ -80,6 +80,7 @@ struct cluster {
 	_Atomic int health_failures;
 	_Atomic int vote_timeout_ms;
 	_Atomic int lag_timeout_ms;       /* a secondary this far behind the push is dropped */
+	_Atomic int trailing_wait_ms;     /* a push's replicas beyond its quorum are waited for this long */
 	_Atomic int primary_answer_ms;    /* a push's primary silent this long (others answered) is skipped */
 	struct resume_budget resume_budget;  /* what pushes keep to go on past a dying primary */
 	int workers;
@@ -187,6 +188,12 @@ int state_set_primary(struct cluster *c, const char *path, const char *node);
  * one of them stays behind and gets repaired.
  */
 int state_write_done(struct cluster *c, const char *path, char *const *nodes, size_t n, int64_t *new_gen);
+/*
+ * A replica that took write gen after the write was recorded (it trailed:
+ * router.c) holds gen now, if it held the one before; *moved says whether
+ * it did.
+ */
+int state_replica_caught_up(struct cluster *c, const char *path, const char *node, int64_t gen, bool *moved);
 /* accept-dataloss: node's copy becomes generation gen, and the primary. */
 int state_force_generation(struct cluster *c, const char *path, const char *node, int64_t gen);
 /* Raises a replica's generation to gen (never lowers it). */

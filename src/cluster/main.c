@@ -46,6 +46,9 @@ const struct cli_command cluster_command = {
 	"    healthFailures = 3          failed checks in a row before a store is down\n"
 	"    voteTimeout = 30000         ms a vote waits for the other replicas\n"
 	"    lagTimeout = 10000          ms a secondary may lag a push before it is dropped\n"
+	"    trailingWait = 50           ms a push waits for its replicas beyond the quorum once\n"
+	"                                a quorum took it; then it answers, and they end in the\n"
+	"                                background at a lower CPU priority (>= lagTimeout: off)\n"
 	"    primaryAnswerTimeout = 3000 ms a push's primary may stay silent while the other\n"
 	"                                replicas answered; then the push goes to another\n"
 	"    resumeBuffer = 64m          bytes a push keeps (what its client sent and was sent)\n"
@@ -202,6 +205,7 @@ static int cluster_setup(struct cluster *c, struct config *cfg, struct rpc_serve
 	INT_OPT("cluster.voteTimeout", c->vote_timeout_ms, 30000, 100, 600000);
 	INT_OPT("cluster.lagTimeout", c->lag_timeout_ms, 10000, 100, 600000);
 	INT_OPT("cluster.primaryAnswerTimeout", c->primary_answer_ms, 3000, 100, 600000);
+	INT_OPT("cluster.trailingWait", c->trailing_wait_ms, 50, 0, 600000);
 	if ((ret = config_get_int(cfg, "cluster.resumeBuffer", 64 << 20, 0, 1LL << 40, &v)))
 		goto out;
 	c->resume_budget.max_push = (long long)v;
@@ -386,6 +390,7 @@ static void cluster_reload_apply(struct cluster *c, const struct cluster *nc)
 	c->vote_timeout_ms = nc->vote_timeout_ms;
 	c->lag_timeout_ms = nc->lag_timeout_ms;
 	c->primary_answer_ms = nc->primary_answer_ms;
+	c->trailing_wait_ms = nc->trailing_wait_ms;
 	c->resume_budget.max_push = nc->resume_budget.max_push;
 	c->resume_budget.max_total = nc->resume_budget.max_total;
 	c->job_attempts = nc->job_attempts;

@@ -52,6 +52,8 @@ struct target {
 	int64_t responses;
 	char checksum[65];       /* a voted push's refs_checksum, "" if none */
 	bool said_exit;          /* it sent the command's exit status: its answer is whole */
+	bool trailing;           /* beyond the push's quorum: its git yields the CPU (TRAILING_METADATA_KEY) */
+	bool late;               /* still running when the client was answered (proxy_end_late) */
 };
 
 struct proxy {
@@ -75,6 +77,7 @@ struct proxy {
 	bool read;               /* an accessor: goes to another replica if its store fails before a word */
 	bool ssh;                /* an SSHService call: its answer ends with git's exit status */
 	bool resume_failed;      /* the new primary showed other refs */
+	int quorum;              /* a voted push's: replicas that must take it, the primary among them */
 	struct resume rs;
 };
 
@@ -380,7 +383,7 @@ static void target_push(struct target *t, grpc_byte_buffer *bb, size_t idx)
 static int target_start(struct proxy *px, struct target *t, grpc_byte_buffer *first)
 {
 	char txnmd[512];
-	struct rpc_md md[1];
+	struct rpc_md md[2];
 	size_t nmd = 0;
 	int ret;
 
@@ -393,6 +396,10 @@ static int target_start(struct proxy *px, struct target *t, grpc_byte_buffer *fi
 		txn_info_format(&ti, txnmd, sizeof(txnmd));
 		md[nmd].key = TXN_METADATA_KEY;
 		md[nmd++].value = txnmd;
+	}
+	if (t->trailing) {
+		md[nmd].key = TRAILING_METADATA_KEY;
+		md[nmd++].value = "1";
 	}
 	ret = rpc_stream_open_md(t->node->client, px->info->path, 0, md, nmd, &t->st);
 	if (ret)
@@ -535,9 +542,112 @@ static bool primary_answers(struct proxy *px, struct target *pt)
 	}
 }
 
-/* Ends every target: the others' input is closed (they have what the
- * client sent so far: after a failed primary, votes that committed stand)
- * and they get lagTimeout to finish; then their threads are joined. */
+/* The targets that ended and took the push: OK, every round agreed, and
+ * the primary's refs (pt's checksum). */
+static int proxy_took(struct proxy *px, const struct target *pt)
+{
+	int n = 0;
+	for (size_t i = 0; i < px->n; i++) {
+		struct target *t = &px->t[i];
+		pthread_mutex_lock(&px->mu);
+		bool ended = t->finished;
+		pthread_mutex_unlock(&px->mu);
+		n += ended && t->code == GRPC_STATUS_OK && !strcmp(t->checksum, pt->checksum) &&
+		     txn_node_agreed(px->c, px->txn, t->node->name, NULL);
+	}
+	return n;
+}
+
+/* Whether the client may be answered before every replica ended: a voted
+ * push its primary made, told its refs, with trailing replicas on. */
+static bool proxy_may_trail(const struct proxy *px, const struct target *pt)
+{
+	return px->txn && is_method(px->info, "SSHReceivePack") && pt->code == GRPC_STATUS_OK && pt->checksum[0] &&
+	       !px->resume_failed && px->c->trailing_wait_ms < px->c->lag_timeout_ms;
+}
+
+/*
+ * Waits for the secondaries to end: up to lagTimeout, then the ones still
+ * running are dropped. Once a quorum took a push (proxy_may_trail), the
+ * others get trailingWait more: those still running then are late. They
+ * end after the client was answered (proxy_end_late): a replica on a slow
+ * disk or a busy machine delays no push, and what it took still counts.
+ */
+static void proxy_await_secondaries(struct proxy *px, size_t primary)
+{
+	const struct target *pt = &px->t[primary];
+	bool may_trail = proxy_may_trail(px, pt);
+	int64_t start = now_ms(), quorum_at = 0;
+
+	for (;;) {
+		size_t running = 0;
+		pthread_mutex_lock(&px->mu);
+		for (size_t i = 0; i < px->n; i++)
+			running += i != primary && !px->t[i].finished;
+		pthread_mutex_unlock(&px->mu);
+		if (!running)
+			return;
+		int64_t now = now_ms(), until = start + px->c->lag_timeout_ms;
+		if (may_trail && !quorum_at && proxy_took(px, pt) >= px->quorum)
+			quorum_at = now;
+		if (quorum_at)
+			until = MIN(until, quorum_at + px->c->trailing_wait_ms);
+		if (now >= until)
+			break;
+		struct timespec dl;
+		deadline_after_ms(&dl, CLOCK_REALTIME, (int)(until - now));
+		pthread_mutex_lock(&px->mu);
+		size_t still = 0;
+		for (size_t i = 0; i < px->n; i++)
+			still += i != primary && !px->t[i].finished;
+		if (still == running)
+			pthread_cond_timedwait(&px->cv, &px->mu, &dl);
+		pthread_mutex_unlock(&px->mu);
+	}
+	for (size_t i = 0; i < px->n; i++) {
+		struct target *t = &px->t[i];
+		pthread_mutex_lock(&px->mu);
+		bool running = i != primary && !t->finished;
+		if (running && quorum_at)
+			t->late = true;
+		pthread_mutex_unlock(&px->mu);
+		if (!running || quorum_at)
+			continue;
+		log_warn("cluster.replica_slow", "node=%s method=%s", t->node->name, px->info->path);
+		target_drop(t);
+	}
+}
+
+/* Joins t's threads once its reader has the status (or t was dropped);
+ * frees what its queue still holds. */
+static void target_join(struct target *t)
+{
+	struct proxy *px = t->px;
+	pthread_mutex_lock(&px->mu);
+	bool cut = t->dropped && !t->finished;
+	t->dropped = true;
+	pthread_cond_broadcast(&px->cv);
+	pthread_mutex_unlock(&px->mu);
+	if (t->sender_started)
+		pthread_join(t->sender, NULL);
+	if (t->reader_started)
+		pthread_join(t->reader, NULL);
+	t->sender_started = t->reader_started = false;
+	pthread_mutex_lock(&px->mu);
+	while (t->qlen) {
+		grpc_byte_buffer_destroy(t->q[t->qhead]);
+		t->qhead = (t->qhead + 1) % TARGET_QUEUE_MAX;
+		t->qlen--;
+	}
+	pthread_mutex_unlock(&px->mu);
+	if (cut && t->code == GRPC_STATUS_OK)
+		t->code = GRPC_STATUS_CANCELLED;
+}
+
+/* Ends every target but the late ones: the others' input is closed (they
+ * have what the client sent so far: after a failed primary, votes that
+ * committed stand) and they get their time to finish
+ * (proxy_await_secondaries); then their threads are joined. */
 static void proxy_end_targets(struct proxy *px, size_t primary)
 {
 	pthread_mutex_lock(&px->mu);
@@ -545,36 +655,29 @@ static void proxy_end_targets(struct proxy *px, size_t primary)
 		px->t[i].closing = true;
 	pthread_cond_broadcast(&px->cv);
 	pthread_mutex_unlock(&px->mu);
-	for (size_t i = 0; i < px->n; i++) {
-		if (i == primary)
-			continue;
-		if (!target_wait(&px->t[i], px->c->lag_timeout_ms)) {
-			log_warn("cluster.replica_slow", "node=%s method=%s", px->t[i].node->name, px->info->path);
-			target_drop(&px->t[i]);
-		}
-	}
+	proxy_await_secondaries(px, primary);
+	for (size_t i = 0; i < px->n; i++)
+		if (!px->t[i].late)
+			target_join(&px->t[i]);
+}
+
+/* After the client was answered: the late targets get lagTimeout to end,
+ * then are dropped. Whether there were any. */
+static bool proxy_end_late(struct proxy *px)
+{
+	bool any = false;
 	for (size_t i = 0; i < px->n; i++) {
 		struct target *t = &px->t[i];
-		pthread_mutex_lock(&px->mu);
-		bool cut = t->dropped && !t->finished;
-		t->dropped = true;
-		pthread_cond_broadcast(&px->cv);
-		pthread_mutex_unlock(&px->mu);
-		if (t->sender_started)
-			pthread_join(t->sender, NULL);
-		if (t->reader_started)
-			pthread_join(t->reader, NULL);
-		t->sender_started = t->reader_started = false;
-		pthread_mutex_lock(&px->mu);
-		while (t->qlen) {
-			grpc_byte_buffer_destroy(t->q[t->qhead]);
-			t->qhead = (t->qhead + 1) % TARGET_QUEUE_MAX;
-			t->qlen--;
+		if (!t->late)
+			continue;
+		any = true;
+		if (!target_wait(t, px->c->lag_timeout_ms)) {
+			log_warn("cluster.replica_slow", "node=%s method=%s late=true", t->node->name, px->info->path);
+			target_drop(t);
 		}
-		pthread_mutex_unlock(&px->mu);
-		if (cut && t->code == GRPC_STATUS_OK)
-			t->code = GRPC_STATUS_CANCELLED;
+		target_join(t);
 	}
+	return any;
 }
 
 /* How an attempt at a call ended (proxy_run). */
@@ -963,7 +1066,19 @@ static const char *expected_checksum(const struct proxy *px, const struct target
 	return best;
 }
 
-static void after_write(struct cluster *c, struct proxy *px, struct repo_state *r)
+/* Whether node is one of px's late targets: it ends after the client was
+ * answered, and after_late says what it took. */
+static bool late_node(const struct proxy *px, const char *node)
+{
+	for (size_t i = 0; i < px->n; i++)
+		if (px->t[i].late && !strcmp(px->t[i].node->name, node))
+			return true;
+	return false;
+}
+
+/* Records what the write changed, and who took it; *gen: the generation it
+ * made, or -1. */
+static void after_write(struct cluster *c, struct proxy *px, struct repo_state *r, int64_t *gen)
 {
 	struct target *pt = NULL;
 	char *took[CLUSTER_NODES_MAX];
@@ -971,6 +1086,7 @@ static void after_write(struct cluster *c, struct proxy *px, struct repo_state *
 	int rounds = 0;
 	bool changed;
 
+	*gen = -1;
 	for (size_t i = 0; i < px->n; i++)
 		if (px->t[i].primary)
 			pt = &px->t[i];
@@ -1004,7 +1120,7 @@ static void after_write(struct cluster *c, struct proxy *px, struct repo_state *
 	const char *want = expected_checksum(px, pt);
 	for (size_t i = 0; i < px->n; i++) {
 		struct target *t = &px->t[i];
-		bool ok = t->code == GRPC_STATUS_OK;
+		bool ok = t->code == GRPC_STATUS_OK && !t->late;
 		if (rounds > 0)
 			ok = ok && txn_node_agreed(c, px->txn, t->node->name, NULL);
 		if (ok && !same_refs(px, want, t))
@@ -1014,8 +1130,7 @@ static void after_write(struct cluster *c, struct proxy *px, struct repo_state *
 	}
 	if (!ntook)
 		return;
-	int64_t gen;
-	if (state_write_done(c, r->path, took, ntook, &gen)) {
+	if (state_write_done(c, r->path, took, ntook, gen)) {
 		log_error("cluster.state_failed", "repo=%s error=%s", r->path, error_msg());
 		return;
 	}
@@ -1024,7 +1139,8 @@ static void after_write(struct cluster *c, struct proxy *px, struct repo_state *
 	struct repo_state *now = xcalloc(1, sizeof(*now));
 	if (!state_repo_get(c, r->path, now))
 		for (size_t i = 0; i < now->nreplicas; i++)
-			if (now->replicas[i].assigned && now->replicas[i].node && now->replicas[i].generation < now->generation) {
+			if (now->replicas[i].assigned && now->replicas[i].node && now->replicas[i].generation < now->generation &&
+			    !late_node(px, now->replicas[i].name)) {
 				log_info("cluster.outdated", "repo=%s node=%s generation=%lld behind=%lld", r->path,
 					 now->replicas[i].name, (long long)now->generation,
 					 (long long)now->replicas[i].generation);
@@ -1034,7 +1150,51 @@ static void after_write(struct cluster *c, struct proxy *px, struct repo_state *
 	if (ntook > 1)
 		state_job_add(c, JOB_VERIFY, r->path, "*");
 	log_info("cluster.write", "repo=%s method=%s generation=%lld replicas=%zu rounds=%d", r->path, px->info->path,
-		 (long long)gen, ntook, rounds);
+		 (long long)*gen, ntook, rounds);
+}
+
+/*
+ * The late replicas of a push that made generation gen, once they ended:
+ * one that took it holds gen now, if it held the one before (no write it
+ * missed came first); it is repaired if it did not take it, or if another
+ * write was recorded meanwhile (it was no target of that one).
+ */
+static void after_late(struct cluster *c, struct proxy *px, const char *path, int64_t gen)
+{
+	const struct target *pt = &px->t[0];
+	const char *want = expected_checksum(px, pt);
+	struct repo_state *now = xcalloc(1, sizeof(*now));
+
+	for (size_t i = 0; i < px->n && gen >= 0; i++) {
+		struct target *t = &px->t[i];
+		bool moved = false;
+		if (!t->late)
+			continue;
+		if (t->code == GRPC_STATUS_OK && txn_node_agreed(c, px->txn, t->node->name, NULL) &&
+		    same_refs(px, want, t) && state_replica_caught_up(c, path, t->node->name, gen, &moved))
+			log_error("cluster.state_failed", "repo=%s error=%s", path, error_msg());
+		if (moved)
+			log_info("cluster.caught_up", "repo=%s node=%s generation=%lld", path, t->node->name,
+				 (long long)gen);
+		/* Read after the move: a write recorded later saw it behind, and queued its repair. */
+		if (moved && !state_repo_get(c, path, now) && now->generation == gen)
+			continue;
+		log_info("cluster.outdated", "repo=%s node=%s generation=%lld late=true", path, t->node->name,
+			 (long long)gen);
+		state_job_add(c, JOB_UPDATE, path, t->node->name);
+	}
+	free(now);
+}
+
+/* A voted push's replicas beyond its quorum (the primary is first): the
+ * client need not wait for them (proxy_await_secondaries), and their git
+ * yields the CPU once the pack is in. */
+static void mark_trailing(struct cluster *c, struct proxy *px, int quorum)
+{
+	if (!px->resumable || c->trailing_wait_ms >= c->lag_timeout_ms)
+		return;
+	for (size_t i = (size_t)MAX(quorum, 1); i < px->n; i++)
+		px->t[i].trailing = true;
 }
 
 /*
@@ -1119,12 +1279,15 @@ static void route_write(struct cluster *c, struct rpc_call *call, const struct r
 	do {
 		if ((ret = write_targets(c, r, maintenance, skip, &px, &assigned, &refused)))
 			goto fail;
+		mark_trailing(c, &px, quorum_of(assigned));
 		for (size_t i = 0; i < px.n; i++) {
 			voters[i] = px.t[i].node->name;
 			firsts[i] = first_for(first, px.t[i].node, path);
 		}
-		if (!maintenance)
-			px.txn = txn_begin(c, voters, px.n, quorum_of(assigned));
+		if (!maintenance) {
+			px.quorum = quorum_of(assigned);
+			px.txn = txn_begin(c, voters, px.n, px.quorum);
+		}
 		enum proxy_end end = proxy_run(&px, firsts);
 		again = (end == PX_REROUTE && !skip) || end == PX_RESUME;
 		if (again) {
@@ -1141,10 +1304,21 @@ static void route_write(struct cluster *c, struct rpc_call *call, const struct r
 			proxy_reset_targets(&px);
 		}
 	} while (again);
+	int64_t gen = -1;
 	if (!maintenance)
-		after_write(c, &px, r);
-	write_end(c, path, write_id);
+		after_write(c, &px, r, &gen);
+	bool late = false;
+	for (size_t i = 0; i < px.n; i++)
+		late |= px.t[i].late;
+	/* The write is over before its client hears so; with late replicas,
+	 * only once they ended too (verifications wait for it). */
+	if (!late)
+		write_end(c, path, write_id);
 	finish_as(&px, &px.t[0]);
+	if (late && proxy_end_late(&px)) {
+		after_late(c, &px, path, gen);
+		write_end(c, path, write_id);
+	}
 	txn_end(c, px.txn);
 	proxy_release(&px);
 	free(r);

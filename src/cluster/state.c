@@ -599,6 +599,20 @@ int state_replica_set(struct cluster *c, const char *path, const char *node, int
 	return ret;
 }
 
+int state_replica_caught_up(struct cluster *c, const char *path, const char *node, int64_t gen, bool *moved)
+{
+	int64_t changes = 0;
+	int ret;
+	LOCK();
+	ret = sqldb_exec(c->db, &changes, "recording a trailing replica",
+			"UPDATE replicas SET generation = ?, updated_at = " NOW
+			" WHERE virtual_storage = ? AND relative_path = ? AND node = ? AND generation = ?",
+			"isssi", gen, c->virtual_storage, path, node, gen - 1);
+	UNLOCK();
+	*moved = !ret && changes > 0;
+	return ret;
+}
+
 int state_replica_assign(struct cluster *c, const char *path, const char *node, bool assigned)
 {
 	LOCK();

@@ -50,6 +50,14 @@ int hook_script_install(const char *dir, const char *name, const char *exe, bool
  * p: primary (runs pre-receive and post-receive), s: secondary.
  */
 #define TXN_METADATA_KEY "x-grove-transaction"
+/*
+ * A store of a push the router answers without waiting for (the others make
+ * its quorum: cluster/router.c) is told so in request metadata, with any
+ * value. Its git yields the CPU to the replicas the client waits for, fed
+ * through a spool (store.trailingNice, store.trailingSpool). A store that
+ * does not know the key ignores it.
+ */
+#define TRAILING_METADATA_KEY "x-grove-trailing"
 #define TXN_NODE_MAX 64
 #define TXN_ADDRESS_MAX 255
 /* How long a store waits for the router to answer a vote; the hook waits a little longer. */

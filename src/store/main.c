@@ -52,6 +52,10 @@ const struct cli_command store_command = {
 	"    runtimeDir = …            where the hook socket lives (default root/+grove/run)\n"
 	"    metricsListen = …         IPv4 host:port for GET /metrics (Prometheus)\n"
 	"    maxRefListSize = 16m      bytes of a push's list of refs and push options\n"
+	"    trailingNice = 10         nice of a push's git on a replica the router does\n"
+	"                              not wait for (0: it runs as the others do)\n"
+	"    trailingSpool = 256m      bytes such a push may be ahead of its git, in a file\n"
+	"                              in the store's tmp directory\n"
 	"  [packCache]                  the pack-objects cache: repeated clones from a file\n"
 	"    enabled = false           on: upload-pack's pack-objects runs go through it\n"
 	"    dir = …                   default root/+grove/pack-cache\n"
@@ -183,6 +187,12 @@ static int store_setup_limits(struct store *st, struct config *cfg, struct rpc_s
 	if ((ret = config_get_int(cfg, "store.maxRefListSize", 16 << 20, 64 << 10, 1 << 30, &v)))
 		return ret;
 	st->max_ref_list = v;
+	if ((ret = config_get_int(cfg, "store.trailingNice", 10, 0, 19, &v)))
+		return ret;
+	st->trailing_nice = (int)v;
+	if ((ret = config_get_int(cfg, "store.trailingSpool", 256 << 20, 1 << 20, 1LL << 40, &v)))
+		return ret;
+	st->trailing_spool = v;
 	if ((ret = config_get_int(cfg, "store.minFreeSpace", 16 << 20, 0, INT64_MAX, &v)))
 		return ret;
 	st->min_free = v;
@@ -365,7 +375,8 @@ struct store_run {
 static int store_reload(void *arg)
 {
 	static const char *const reloadable[] = { "log.level", "store.maxreflistsize", "store.minfreespace",
-						  "store.fsckobjects", "tls.ca", "tls.cert", "tls.key", NULL };
+						  "store.fsckobjects", "store.trailingnice",
+						  "store.trailingspool", "tls.ca", "tls.cert", "tls.key", NULL };
 	struct store_run *run = arg;
 	struct store ns = { .check_only = true };
 	struct rpc_server_opts ro = { .role = "store" };
@@ -386,6 +397,8 @@ static int store_reload(void *arg)
 		rpc_tls_saved_free(tls_was);
 		run->st->max_ref_list = ns.max_ref_list;
 		run->st->min_free = ns.min_free;
+		run->st->trailing_nice = ns.trailing_nice;
+		run->st->trailing_spool = ns.trailing_spool;
 		run->st->fsck_objects = ns.fsck_objects;
 		config_free(run->cfg);
 		run->cfg = cfg;

@@ -15,6 +15,7 @@
 #include "lib/repohead.h"
 #include "lib/log.h"
 #include "lib/proc.h"
+#include "lib/spool.h"
 #include "lib/sshstream.h"
 #include "lib/strvec.h"
 #include "grove/v1/ssh.pb-c.h"
@@ -23,6 +24,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 
 struct ssh_session {
 	struct rpc_call *call;
@@ -37,6 +39,9 @@ struct ssh_session {
 	struct push_head *ph;     /* a push: its ref list, counted against store.maxRefListSize */
 	int64_t max_ref_list;
 	char recv_msg[256];       /* why the stdin thread ended the call (its errors are its own) */
+	int trailing_nice;        /* > 0: a trailing replica's push (TRAILING_METADATA_KEY) */
+	struct spool spool;       /* a trailing replica's: between the client and git's stdin */
+	bool spooling;            /* the stdin thread writes to the spool, not to stdin_fd */
 };
 
 /* Counts a push's bytes into its ref list: false once that is too long (the
@@ -77,6 +82,66 @@ static void stop_git(struct ssh_session *s)
 	}
 }
 
+/*
+ * A trailing replica's push (the router answers without waiting for it):
+ * its git (receive-pack, and index-pack, the checks and hooks it starts:
+ * one process group) yields the CPU to the replicas the client waits for,
+ * and what the client sends goes through a spool, so that the router's
+ * fan-out, which sends every replica the same bytes at the pace of the
+ * slowest, does not wait for it (lib/spool.h). Without a spool, no
+ * yield: a starved git would slow them all.
+ */
+static void ssh_trail(struct ssh_session *s, struct store *st)
+{
+	if (s->stdin_fd < 0)
+		return;   /* git took no input already: nothing to spool */
+	if (spool_start(&s->spool, st->tmp_dir, s->stdin_fd, (uint64_t)st->trailing_spool)) {
+		log_warn("ssh.trailing_failed", "error=%s", error_msg());
+		return;
+	}
+	s->stdin_fd = -1;
+	s->spooling = true;
+	if (setpriority(PRIO_PGRP, (id_t)s->proc.pid, s->trailing_nice))
+		log_warn("ssh.trailing_failed", "pid=%d error=%s", (int)s->proc.pid, strerror(errno));
+	else
+		log_info("ssh.trailing", "pid=%d nice=%d spool_max=%lld", (int)s->proc.pid, s->trailing_nice,
+			 (long long)st->trailing_spool);
+}
+
+/* Passes len bytes of the client's on to git: through the spool while there
+ * is one, else into its stdin. A spool that cannot take them (a full disk)
+ * is caught up, then left. */
+static void ssh_feed(struct ssh_session *s, const void *data, size_t len)
+{
+	if (s->spooling) {
+		int ret = spool_write(&s->spool, data, len);
+		if (!ret)
+			return;
+		s->spooling = false;
+		if (ret == GROVE_ECANCELLED)
+			return;   /* git exited: as EPIPE below */
+		log_warn("ssh.spool_failed", "error=%s", error_msg());
+		s->stdin_fd = spool_detach(&s->spool);
+	}
+	/* git may have exited (EPIPE): keep draining the client. */
+	if (s->stdin_fd >= 0 && write_all(s->stdin_fd, data, len)) {
+		close(s->stdin_fd);
+		s->stdin_fd = -1;
+	}
+}
+
+/* No more input for git: it reads to the end of what it was given (cut:
+ * at once). */
+static void ssh_feed_end(struct ssh_session *s, bool cut)
+{
+	if (s->spooling)
+		(cut ? spool_stop : spool_end)(&s->spool);
+	s->spooling = false;
+	if (s->stdin_fd >= 0)
+		close(s->stdin_fd);
+	s->stdin_fd = -1;
+}
+
 /* The stdin thread: client → git. Stops git if the client goes away, so
  * that an interrupted push never reaches its ref update. */
 static void *stdin_main(void *arg)
@@ -88,9 +153,7 @@ static void *stdin_main(void *arg)
 		if (r < 0) {
 			s->recv_err = r;
 			s->client_cancelled = (r == GROVE_ECANCELLED);
-			if (s->stdin_fd >= 0)
-				close(s->stdin_fd);
-			s->stdin_fd = -1;
+			ssh_feed_end(s, true);
 			stop_git(s);
 			break;
 		}
@@ -108,19 +171,13 @@ static void *stdin_main(void *arg)
 			FREE_MSG(req);
 			break;
 		}
-		if (req->stdin.len && s->stdin_fd >= 0) {
+		if (req->stdin.len) {
 			s->bytes_in += req->stdin.len;
-			/* git may have exited (EPIPE): keep draining the client. */
-			if (write_all(s->stdin_fd, req->stdin.data, req->stdin.len)) {
-				close(s->stdin_fd);
-				s->stdin_fd = -1;
-			}
+			ssh_feed(s, req->stdin.data, req->stdin.len);
 		}
 		FREE_MSG(req);
 	}
-	if (s->stdin_fd >= 0)
-		close(s->stdin_fd);
-	s->stdin_fd = -1;
+	ssh_feed_end(s, false);
 	return NULL;
 }
 
@@ -347,6 +404,9 @@ static void ssh_serve(struct rpc_call *call, struct store *st, const char *servi
 	struct txn_info txn;
 	if (push && (ret = store_write_payload(call, first->hook_payload, &payload, &txn)))
 		goto out;
+	size_t mdlen;
+	if (push && rpc_call_metadata(call, TRAILING_METADATA_KEY, &mdlen))
+		s.trailing_nice = st->trailing_nice;
 	env = store_hook_env(st, push ? &payload : NULL, first->repository, first->git_protocol, &hooks);
 	if (!strcmp(service, "upload-pack"))
 		env = store_pack_cache_env(st, env);
@@ -360,6 +420,8 @@ static void ssh_serve(struct rpc_call *call, struct store *st, const char *servi
 	}
 	if ((ret = ssh_start_git(&s, &argv, env, first)))
 		goto out;
+	if (s.trailing_nice > 0)
+		ssh_trail(&s, st);
 	if (pthread_create(&tid, NULL, stdin_main, &s)) {
 		ret = error_set(GROVE_EINTERNAL, "cannot start a thread");
 		proc_kill(&s.proc, SIGKILL);
@@ -390,6 +452,11 @@ out:
 	/* Finishing the call ends a receive still pending, so the thread returns. */
 	if (thread_started)
 		pthread_join(tid, NULL);
+	/* git is gone: the feeder has nothing more to pass on. */
+	if (s.spool.started) {
+		spool_stop(&s.spool);
+		spool_finish(&s.spool);
+	}
 	if (first && first->repository)
 		log_info(push ? "ssh.push" : "ssh.fetch", "service=%s repo=%s exit=%d bytes_in=%llu bytes_out=%llu messages_out=%llu ms=%lld cancelled=%b",
 			 service, first->repository->relative_path ? first->repository->relative_path : "",

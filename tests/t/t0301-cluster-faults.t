@@ -253,6 +253,44 @@ others() {
 	for s in s1 s2 s3; do test $s != $1 && echo $s; done
 }
 
+# reloads: how many times router c read its configuration again.
+reloads() {
+	grep -c "\"event\":\"cluster.reloaded\"" c/cluster.log || :
+}
+
+# reload_c KEY VALUE: sets KEY in router c's configuration, and waits until
+# it read it again (SIGHUP).
+reload_c() {
+	n=$(reloads) && git config -f c/cluster.conf "$1" "$2" && kill -HUP $c_PID &&
+	wait_for 30 "router c to read its configuration again" eval "test \$(reloads) -gt $n"
+}
+
+test_expect_success 'a push is answered once a quorum took it: a stopped secondary takes it late, when it runs again' '
+	: the default, which start_cluster turns off &&
+	reload_c cluster.trailingWait 50 &&
+	p=$("$GROVE" cluster -a $c_ADDR repo app1.git | sed -n "s/.*primary \([^,]*\),.*/\1/p") &&
+	no_dataloss &&
+	victim=$(for s in s1 s2 s3; do test $s != $p && echo $s; done | tail -n1) &&
+	pid=$(pgrep -f "store -c $TRASH/$victim/store.conf") &&
+	writes=$(grep -c "\"event\":\"cluster.write\".*\"repo\":\"app1.git\"" c/cluster.log) &&
+	push_held $victim &&
+	kill -STOP $pid &&
+	touch release &&
+	wait_for 90 "the push to end" test -s push.rc &&
+	{ stopped=$(ps -o stat= -p $pid); kill -CONT $pid; } &&
+	cat err && test "$(cat push.rc)" = 0 &&
+	: the client was answered while the victim was still stopped, by the two others &&
+	case "$stopped" in T*) ;; *) false ;; esac &&
+	grep "\"event\":\"cluster.write\".*\"repo\":\"app1.git\"" c/cluster.log | tail -n +$((writes + 1)) >w &&
+	test_grep "\"replicas\":2," w &&
+	: once it runs, the victim takes the push itself: caught up, not repaired &&
+	wait_grep "\"event\":\"cluster.caught_up\".*\"repo\":\"app1.git\".*\"node\":\"$victim\"" c/cluster.log &&
+	! grep "\"event\":\"cluster.outdated\".*\"repo\":\"app1.git\".*\"node\":\"$victim\".*\"late\":true" c/cluster.log &&
+	pushed_to $victim &&
+	no_dataloss &&
+	reload_c cluster.trailingWait 600000
+'
+
 test_expect_success 'a primary stopped (SIGSTOP) mid-push: the push goes on on the others and is accepted' '
 	p=$(primary_of app1.git) &&
 	pid=$(pgrep -f "store -c $TRASH/$p/store.conf") &&

@@ -454,6 +454,10 @@ start_cluster() {
 		printf '[cluster]\n\tname = %s\n\tlisten = %s:%s\n\tsecretFile = secret\n' "$cname" "$chost" "$port"
 		printf '\tdatabase = cluster.db\n\thealthInterval = 300\n\thealthFailures = 2\n\treconcileInterval = 1\n'
 		printf '\tverifyInterval = 0\n\tlagTimeout = 5000\n\tvoteTimeout = 10000\n'
+		# A push waits for every replica: these tests read each store right
+		# after a push, or stop one next. The product's default answers at
+		# quorum (cluster.trailingWait); t0301 and grove up's tests run it.
+		printf '\ttrailingWait = 600000\n'
 	} >"$dir/cluster.conf"
 	while test $# -gt 0 && test "$1" != "--"; do
 		eval "saddr=\$${1}_ADDR"
