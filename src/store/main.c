@@ -52,10 +52,10 @@ const struct cli_command store_command = {
 	"    runtimeDir = …            where the hook socket lives (default root/+grove/run)\n"
 	"    metricsListen = …         IPv4 host:port for GET /metrics (Prometheus)\n"
 	"    maxRefListSize = 16m      bytes of a push's list of refs and push options\n"
-	"    trailingNice = 10         nice of a push's git on a replica the router does\n"
-	"                              not wait for (0: it runs as the others do)\n"
-	"    trailingSpool = 256m      bytes such a push may be ahead of its git, in a file\n"
-	"                              in the store's tmp directory\n"
+	"    trailingNice = 0          1-19: a push's git on a replica the router does not\n"
+	"                              wait for runs at this nice, fed through a spool file\n"
+	"                              (0: as the others, straight from the stream)\n"
+	"    trailingSpool = 256m      bytes such a push may be ahead of its git in the spool\n"
 	"  [packCache]                  the pack-objects cache: repeated clones from a file\n"
 	"    enabled = false           on: upload-pack's pack-objects runs go through it\n"
 	"    dir = …                   default root/+grove/pack-cache\n"
@@ -187,7 +187,7 @@ static int store_setup_limits(struct store *st, struct config *cfg, struct rpc_s
 	if ((ret = config_get_int(cfg, "store.maxRefListSize", 16 << 20, 64 << 10, 1 << 30, &v)))
 		return ret;
 	st->max_ref_list = v;
-	if ((ret = config_get_int(cfg, "store.trailingNice", 10, 0, 19, &v)))
+	if ((ret = config_get_int(cfg, "store.trailingNice", 0, 0, 19, &v)))
 		return ret;
 	st->trailing_nice = (int)v;
 	if ((ret = config_get_int(cfg, "store.trailingSpool", 256 << 20, 1 << 20, 1LL << 40, &v)))

@@ -54,7 +54,7 @@ struct store {
 	char *pack_objects_hook;          /* hooks/grove-pack-objects, or NULL: no cache */
 	char *metrics_listen;             /* store.metricsListen, or NULL */
 	_Atomic int64_t max_ref_list;     /* bytes of a push's ref list (store.maxRefListSize) */
-	_Atomic int trailing_nice;        /* a trailing replica's git (store.trailingNice); 0: no spool either */
+	_Atomic int trailing_nice;        /* a trailing replica's git (store.trailingNice); 0: no spool either (the default) */
 	_Atomic int64_t trailing_spool;   /* bytes its push may be ahead of it (store.trailingSpool) */
 };
 

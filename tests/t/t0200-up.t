@@ -74,8 +74,7 @@ test_expect_success 'each part logs to its own file; the push is on the three st
 	for s in s1 s2 s3; do wait_grep "\"event\":\"store.started\"" gd/logs/$s.log || return 1; done &&
 	wait_grep "\"event\":\"cluster.started\"" gd/logs/cluster.log &&
 	wait_grep "\"event\":\"gate.session\"" gd/logs/gate.log &&
-	: a push is answered once a quorum of replicas took it: the third trails, fed through a spool, at a lower priority &&
-	test $(cat gd/logs/s1.log gd/logs/s2.log gd/logs/s3.log | grep -c "\"event\":\"ssh.trailing\".*\"nice\":10") -ge 2 &&
+	: a push is answered once a quorum of replicas took it: the third may still be taking it &&
 	wait_for 30 "the three replicas of hello.git to be up to date" hello_current &&
 	"$GROVE" cluster -a unix:$TRASH/gd/run/cluster.sock --secret-file $TRASH/gd/secret status >st &&
 	test_grep "with outdated or missing replicas 0" st &&

@@ -90,7 +90,8 @@ push_held() {
 }
 
 test_setup 'three stores, a router and five apps' '
-	start_store s1 && start_store s2 && start_store s3 &&
+	: a replica that trails a push runs its git at nice 10, through a spool &&
+	start_store s1 store.trailingNice=10 && start_store s2 store.trailingNice=10 && start_store s3 store.trailingNice=10 &&
 	: bounds scaled, so that a slow healthy store is not taken for a dead one &&
 	start_cluster c s1 s2 s3 -- cluster.healthInterval=$((300 * TEST_SCALE)) \
 		cluster.lagTimeout=$((5000 * TEST_SCALE)) cluster.voteTimeout=$((10000 * TEST_SCALE)) &&
@@ -288,6 +289,10 @@ test_expect_success 'a push is answered once a quorum took it: a stopped seconda
 	! grep "\"event\":\"cluster.outdated\".*\"repo\":\"app1.git\".*\"node\":\"$victim\".*\"late\":true" c/cluster.log &&
 	pushed_to $victim &&
 	no_dataloss &&
+	: the trailing replica, the last secondary, took it through its spool, at nice 10 &&
+	corr=$(grep "\"event\":\"cluster.write\".*\"repo\":\"app1.git\"" c/cluster.log | tail -n 1 |
+		sed -n "s/.*\"correlation_id\":\"\([0-9a-f]*\)\".*/\1/p") &&
+	test $(cat s1/store.log s2/store.log s3/store.log | grep -c "\"event\":\"ssh.trailing\",\"correlation_id\":\"$corr\".*\"nice\":10") = 1 &&
 	reload_c cluster.trailingWait 600000
 '
 
