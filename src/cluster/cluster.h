@@ -62,9 +62,14 @@ struct cluster_metrics {
 	uint64_t writes_refused;
 	uint64_t verify_mismatches;
 	uint64_t repairs;
+	uint64_t late_caught_up;      /* late replicas that took their push themselves */
+	uint64_t late_outdated;       /* late replicas left to a repair */
+	uint64_t late_waits;          /* writes that waited for the last one's late replicas */
+	uint64_t late_waits_gave_up;  /* the same, and lateWait ran out */
 };
 
 struct txn_registry;
+struct late_registry;
 
 struct cluster {
 	struct usercap users;     /* calls at once per user (cluster.maxCallsPerUser) */
@@ -81,6 +86,7 @@ struct cluster {
 	_Atomic int vote_timeout_ms;
 	_Atomic int lag_timeout_ms;       /* a secondary this far behind the push is dropped */
 	_Atomic int trailing_wait_ms;     /* a push's replicas beyond its quorum are waited for this long */
+	_Atomic int late_wait_ms;         /* a write waits this long for the late replicas of the last one */
 	_Atomic int primary_answer_ms;    /* a push's primary silent this long (others answered) is skipped */
 	struct resume_budget resume_budget;  /* what pushes keep to go on past a dying primary */
 	int workers;
@@ -102,6 +108,7 @@ struct cluster {
 	bool stopping;
 
 	struct txn_registry *txns;
+	struct late_registry *lates;   /* writes whose late replicas still run (late.c) */
 	struct rpc_server *srv;
 };
 
@@ -260,6 +267,20 @@ void router_register(struct rpc_server *srv, struct cluster *c);
 int txn_registry_new(struct txn_registry **out);
 void txn_registry_free(struct txn_registry *reg);
 void txn_register(struct rpc_server *srv, struct cluster *c);
+
+/* A write answered before all its replicas ended (late.c): registered
+ * until they did, so that the next write to path waits for them. */
+struct late_write {
+	char path[CLUSTER_PATH_MAX + 1];
+	struct late_write *next;
+};
+int late_registry_new(struct late_registry **out);
+void late_registry_free(struct late_registry *reg);
+void late_begin(struct cluster *c, struct late_write *w, const char *path);
+void late_end(struct cluster *c, struct late_write *w);
+/* Waits up to max_ms while a write to path has late replicas: -1 if none
+ * had, else the ms waited; *still: some were running yet when it gave up. */
+int64_t late_wait(struct cluster *c, const char *path, int max_ms, bool *still);
 
 struct txn;
 /* A transaction among the nodes of voters, voters[0] being the primary. */

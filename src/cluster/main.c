@@ -48,7 +48,9 @@ const struct cli_command cluster_command = {
 	"    lagTimeout = 10000          ms a secondary may lag a push before it is dropped\n"
 	"    trailingWait = 50           ms a push waits for its replicas beyond the quorum once\n"
 	"                                a quorum took it; then it answers, and they end in the\n"
-	"                                background at a lower CPU priority (>= lagTimeout: off)\n"
+	"                                background (>= lagTimeout: off)\n"
+	"    lateWait = 2000             ms a write waits for the replicas still ending the last\n"
+	"                                push to its repository, so that they take it too (0: off)\n"
 	"    primaryAnswerTimeout = 3000 ms a push's primary may stay silent while the other\n"
 	"                                replicas answered; then the push goes to another\n"
 	"    resumeBuffer = 64m          bytes a push keeps (what its client sent and was sent)\n"
@@ -206,6 +208,7 @@ static int cluster_setup(struct cluster *c, struct config *cfg, struct rpc_serve
 	INT_OPT("cluster.lagTimeout", c->lag_timeout_ms, 10000, 100, 600000);
 	INT_OPT("cluster.primaryAnswerTimeout", c->primary_answer_ms, 3000, 100, 600000);
 	INT_OPT("cluster.trailingWait", c->trailing_wait_ms, 50, 0, 600000);
+	INT_OPT("cluster.lateWait", c->late_wait_ms, 2000, 0, 600000);
 	if ((ret = config_get_int(cfg, "cluster.resumeBuffer", 64 << 20, 0, 1LL << 40, &v)))
 		goto out;
 	c->resume_budget.max_push = (long long)v;
@@ -391,6 +394,7 @@ static void cluster_reload_apply(struct cluster *c, const struct cluster *nc)
 	c->lag_timeout_ms = nc->lag_timeout_ms;
 	c->primary_answer_ms = nc->primary_answer_ms;
 	c->trailing_wait_ms = nc->trailing_wait_ms;
+	c->late_wait_ms = nc->late_wait_ms;
 	c->resume_budget.max_push = nc->resume_budget.max_push;
 	c->resume_budget.max_total = nc->resume_budget.max_total;
 	c->job_attempts = nc->job_attempts;
@@ -492,7 +496,8 @@ int cluster_main(int argc, char **argv)
 	pthread_cond_init(&c.cv, NULL);
 
 	if ((ret = cluster_load(&c, conf, &cfg, &ropts, &listen, &nlisten, &db_path, &grace, &metrics_listen)) ||
-	    (ret = state_open(&c, db_path)) || (ret = txn_registry_new(&c.txns)))
+	    (ret = state_open(&c, db_path)) || (ret = txn_registry_new(&c.txns)) ||
+	    (ret = late_registry_new(&c.lates)))
 		goto out;
 	snprintf(c.process, sizeof(c.process), "%.100s/%ld/%lld", c.router, (long)getpid(), (long long)wall_ms());
 	run = (struct cluster_run){ &c, conf, ropts, listen, nlisten, db_path, metrics_listen, xstrdup(c.txn_address) };
@@ -537,6 +542,7 @@ out:
 		log_warn("cluster.state_failed", "error=%s", error_msg());
 	state_close(&c);
 	txn_registry_free(c.txns);
+	late_registry_free(c.lates);
 	free(run.txn_address);
 	config_strv_free(listen, nlisten);
 	config_free(cfg);

@@ -69,6 +69,14 @@ static void render(void *ctx, struct strbuf *sb)
 		    "# HELP grove_cluster_repairs_total Replicas brought up to date.\n"
 		    "# TYPE grove_cluster_repairs_total counter\n"
 		    "grove_cluster_repairs_total %llu\n"
+		    "# HELP grove_cluster_late_replicas_total Replicas still ending a push when it was answered, by outcome.\n"
+		    "# TYPE grove_cluster_late_replicas_total counter\n"
+		    "grove_cluster_late_replicas_total{outcome=\"caught_up\"} %llu\n"
+		    "grove_cluster_late_replicas_total{outcome=\"outdated\"} %llu\n"
+		    "# HELP grove_cluster_late_waits_total Writes that waited for the late replicas of the last push, by outcome.\n"
+		    "# TYPE grove_cluster_late_waits_total counter\n"
+		    "grove_cluster_late_waits_total{outcome=\"ended\"} %llu\n"
+		    "grove_cluster_late_waits_total{outcome=\"gave_up\"} %llu\n"
 		    "# HELP grove_cluster_jobs Replication jobs by state.\n"
 		    "# TYPE grove_cluster_jobs gauge\n"
 		    "grove_cluster_jobs{state=\"ready\"} %llu\n"
@@ -83,7 +91,10 @@ static void render(void *ctx, struct strbuf *sb)
 		    "grove_cluster_replication_lag_generations %llu\n",
 		    (unsigned long long)m.elections, (unsigned long long)m.votes_committed,
 		    (unsigned long long)m.votes_aborted, (unsigned long long)m.writes_refused,
-		    (unsigned long long)m.verify_mismatches, (unsigned long long)m.repairs, (unsigned long long)ready,
+		    (unsigned long long)m.verify_mismatches, (unsigned long long)m.repairs,
+		    (unsigned long long)m.late_caught_up, (unsigned long long)m.late_outdated,
+		    (unsigned long long)(m.late_waits - m.late_waits_gave_up), (unsigned long long)m.late_waits_gave_up,
+		    (unsigned long long)ready,
 		    (unsigned long long)running, (unsigned long long)failed, (unsigned long long)dead,
 		    (unsigned long long)outdated, (unsigned long long)behind);
 }

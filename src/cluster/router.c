@@ -1177,7 +1177,12 @@ static void after_late(struct cluster *c, struct proxy *px, const char *path, in
 			log_info("cluster.caught_up", "repo=%s node=%s generation=%lld", path, t->node->name,
 				 (long long)gen);
 		/* Read after the move: a write recorded later saw it behind, and queued its repair. */
-		if (moved && !state_repo_get(c, path, now) && now->generation == gen)
+		bool current = moved && !state_repo_get(c, path, now) && now->generation == gen;
+		pthread_mutex_lock(&c->mu);
+		c->m.late_caught_up += current;
+		c->m.late_outdated += !current;
+		pthread_mutex_unlock(&c->mu);
+		if (current)
 			continue;
 		log_info("cluster.outdated", "repo=%s node=%s generation=%lld late=true", path, t->node->name,
 			 (long long)gen);
@@ -1248,6 +1253,26 @@ static void write_end(struct cluster *c, const char *path, int64_t write_id)
 }
 
 /*
+ * Before a write: the replicas still finishing this router's last push to
+ * the same repository (late) get up to lateWait to end. Once they took it
+ * they are up to date and take this write too; left out, each would miss
+ * it and cost a repair, which back-to-back pushes would make the rule.
+ */
+static void await_late(struct cluster *c, const char *path, const struct rpc_method_info *info)
+{
+	bool still;
+	int64_t ms = late_wait(c, path, c->late_wait_ms, &still);
+	if (ms < 0)
+		return;
+	log_info("cluster.waited_late", "repo=%s method=%s ms=%lld still_running=%b", path, info->path, (long long)ms,
+		 still);
+	pthread_mutex_lock(&c->mu);
+	c->m.late_waits++;
+	c->m.late_waits_gave_up += still;
+	pthread_mutex_unlock(&c->mu);
+}
+
+/*
  * A write goes to its primary and every replica that can take it. A push
  * whose primary's store turns out dead or hung goes once more, to another
  * primary: before it said a word (the client saw nothing), or mid-call
@@ -1262,6 +1287,7 @@ static void route_write(struct cluster *c, struct rpc_call *call, const struct r
 	char *voters[CLUSTER_NODES_MAX];
 	grpc_byte_buffer *firsts[CLUSTER_NODES_MAX];
 	struct node *skip = NULL;
+	struct late_write lw;
 	struct proxy px;
 	int64_t write_id = 0;
 	int assigned = 0, ret;
@@ -1269,6 +1295,8 @@ static void route_write(struct cluster *c, struct rpc_call *call, const struct r
 	proxy_init(&px, c, call, info);
 	px.client_first = first_is_stateless(first);
 	px.resumable = !maintenance && is_method(info, "SSHReceivePack");
+	if (!maintenance)
+		await_late(c, path, info);
 	ret = maintenance ? state_repo_get(c, path, r) : state_write_begin(c, path, r, &write_id);
 	if (ret)
 		goto fail;
@@ -1304,12 +1332,14 @@ static void route_write(struct cluster *c, struct rpc_call *call, const struct r
 			proxy_reset_targets(&px);
 		}
 	} while (again);
-	int64_t gen = -1;
-	if (!maintenance)
-		after_write(c, &px, r, &gen);
 	bool late = false;
 	for (size_t i = 0; i < px.n; i++)
 		late |= px.t[i].late;
+	if (late)
+		late_begin(c, &lw, path);
+	int64_t gen = -1;
+	if (!maintenance)
+		after_write(c, &px, r, &gen);
 	/* The write is over before its client hears so; with late replicas,
 	 * only once they ended too (verifications wait for it). */
 	if (!late)
@@ -1319,6 +1349,8 @@ static void route_write(struct cluster *c, struct rpc_call *call, const struct r
 		after_late(c, &px, path, gen);
 		write_end(c, path, write_id);
 	}
+	if (late)
+		late_end(c, &lw);
 	txn_end(c, px.txn);
 	proxy_release(&px);
 	free(r);

@@ -65,13 +65,9 @@ struct txn_registry {
 int txn_registry_new(struct txn_registry **out)
 {
 	struct txn_registry *reg = xcalloc(1, sizeof(*reg));
-	pthread_condattr_t ca;
 	struct timespec ts;
 	pthread_mutex_init(&reg->mu, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&reg->cv, &ca);
-	pthread_condattr_destroy(&ca);
+	cond_init_monotonic(&reg->cv);
 	/* Ids unique across restarts of this router: a store that still votes
 	 * for a transaction of a router that died is told it does not exist. */
 	clock_gettime(CLOCK_REALTIME, &ts);

@@ -382,11 +382,7 @@ int hconn_start(struct hconn **out, int fd, const struct http_tls *tls, const st
 	c->out = xmalloc(HCONN_OUT_MAX);
 	pthread_mutex_init(&c->mu, NULL);
 	/* The deadlines are now_ms()'s: a change of the wall clock moves none. */
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&c->cv, &ca);
-	pthread_condattr_destroy(&ca);
+	cond_init_monotonic(&c->cv);
 	if (tls)
 		flags |= MHD_USE_TLS;
 	/* Timeout 0: libmicrohttpd's clock would count the time its callbacks

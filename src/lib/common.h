@@ -7,6 +7,7 @@
 #define GROVE_COMMON_H
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -60,6 +61,9 @@ void bytes_human(uint64_t bytes, char *out, size_t n);
 void time_iso8601(int64_t t, char out[TIME_ISO_LEN]);
 /* *ts = now on clock plus ms: the deadline of a pthread_cond_timedwait (or another wait). */
 void deadline_after_ms(struct timespec *ts, clockid_t clock, int64_t ms);
+/* A condition variable whose timed waits take CLOCK_MONOTONIC deadlines:
+ * a change of the wall clock moves none. */
+void cond_init_monotonic(pthread_cond_t *cv);
 
 /* Lowercase hex of n bytes into out (2n+1 bytes). */
 void hex_encode(const unsigned char *in, size_t n, char *out);

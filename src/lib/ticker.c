@@ -26,15 +26,10 @@ static void *ticker_main(void *arg)
 
 int ticker_start(struct ticker *t, int64_t period_ms, void (*fn)(void *arg), void *arg, const char *what)
 {
-	pthread_condattr_t ca;
-
 	*t = (struct ticker){ .period_ms = period_ms, .fn = fn, .arg = arg };
 	atomic_init(&t->stop, false);
 	pthread_mutex_init(&t->mu, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&t->cv, &ca);
-	pthread_condattr_destroy(&ca);
+	cond_init_monotonic(&t->cv);
 	if (pthread_create(&t->tid, NULL, ticker_main, t)) {
 		pthread_cond_destroy(&t->cv);
 		pthread_mutex_destroy(&t->mu);

@@ -5,8 +5,11 @@
 # (`git fsck --strict`) once repaired; a stopped (SIGSTOP) store does not
 # make pushes hang, whether it is a secondary or the primary; a primary that
 # is dead or hung when a push arrives (before the health checks know) does
-# not cost the push: it goes to the others. Prints, for the kill: pushes tried, acknowledged,
-# refused, lost (must be 0), and the time to full repair.
+# not cost the push: it goes to the others; a push answered at its quorum
+# while a replica trails, and the next push waiting for that replica
+# (cluster.lateWait) or, past it, going on without it. Prints, for the
+# kill: pushes tried, acknowledged, refused, lost (must be 0), and the time
+# to full repair.
 #
 # No step waits on the clock: the kill lands once 40 pushes were acknowledged,
 # the store comes back once 24 more were tried, and a store is stopped while
@@ -93,8 +96,10 @@ test_setup 'three stores, a router and five apps' '
 	: a replica that trails a push runs its git at nice 10, through a spool &&
 	start_store s1 store.trailingNice=10 && start_store s2 store.trailingNice=10 && start_store s3 store.trailingNice=10 &&
 	: bounds scaled, so that a slow healthy store is not taken for a dead one &&
+	METRICS_PORT=$(free_port) &&
 	start_cluster c s1 s2 s3 -- cluster.healthInterval=$((300 * TEST_SCALE)) \
-		cluster.lagTimeout=$((5000 * TEST_SCALE)) cluster.voteTimeout=$((10000 * TEST_SCALE)) &&
+		cluster.lagTimeout=$((5000 * TEST_SCALE)) cluster.voteTimeout=$((10000 * TEST_SCALE)) \
+		cluster.metricsListen=127.0.0.1:$METRICS_PORT &&
 	write_held_connect &&
 	for a in $(seq 0 $((APPS - 1))); do create_repo $c_ADDR default app$a.git >/dev/null || return 1; done &&
 	: a second router whose health checks come once a minute and need 100 &&
@@ -294,6 +299,83 @@ test_expect_success 'a push is answered once a quorum took it: a stopped seconda
 		sed -n "s/.*\"correlation_id\":\"\([0-9a-f]*\)\".*/\1/p") &&
 	test $(cat s1/store.log s2/store.log s3/store.log | grep -c "\"event\":\"ssh.trailing\",\"correlation_id\":\"$corr\".*\"nice\":10") = 1 &&
 	reload_c cluster.trailingWait 600000
+'
+
+# push_w1 FILE: one more commit on w1 pushed to app1.git through router c,
+# in the background; its exit code lands in FILE.
+push_w1() {
+	(cd w1 && echo "$1 $(date +%s%N)" >f && git commit -q -am "$1") || return 1
+	(set +e; cd w1 && GIT_SSH_COMMAND="$GROVE connect $c_ADDR" timeout $((120 * TEST_SCALE)) \
+		git push -q ssh://default/app1.git HEAD:refs/heads/w1 2>../err2; echo $? >../$1) &
+}
+
+# late_push LATEWAIT: router c answers pushes at quorum, waits LATEWAIT ms
+# for late replicas, and lets a late one run as long as it needs (no clock
+# decides); a push to app1.git is then held until its last secondary, the
+# victim ($victim, pid $pid), runs it, the victim is stopped and the push
+# released. The router's log lines from then on go on past line $lines.
+late_push() {
+	reload_c cluster.trailingWait 50 && reload_c cluster.lateWait $1 && reload_c cluster.lagTimeout 600000 &&
+	victim=$(others $(primary_of app1.git) | tail -n1) &&
+	pid=$(pgrep -f "store -c $TRASH/$victim/store.conf") &&
+	lines=$(wc -l <c/cluster.log) &&
+	push_held $victim && kill -STOP $pid && touch release
+}
+
+test_expect_success 'the next push waits for the replica still ending the last one: it takes both, no repair' '
+	no_dataloss &&
+	late_push 600000 &&
+	wait_for 90 "the first push to end" test -s push.rc &&
+	test "$(cat push.rc)" = 0 &&
+	: a second push to the same repository waits for the late victim &&
+	rm -f push2.rc &&
+	push_w1 push2.rc &&
+	: it then answers once every replica took it: the victim, just resumed, is not late again &&
+	{
+		wait_grep "\"event\":\"cluster.late_wait\".*\"repo\":\"app1.git\"" c/cluster.log &&
+			reload_c cluster.trailingWait 600000 && waiting=$(test -e push2.rc && echo ended || echo waiting)
+		rc=$?; kill -CONT $pid; test $rc = 0
+	} &&
+	test $waiting = waiting &&
+	wait_for 90 "the second push to end" test -s push2.rc &&
+	cat err2 && test "$(cat push2.rc)" = 0 &&
+	: the first write by two replicas, the victim caught up, the second by all three &&
+	tail -n +$((lines + 1)) c/cluster.log >log &&
+	grep "\"event\":\"cluster.write\".*\"repo\":\"app1.git\"" log >w &&
+	test_grep "\"replicas\":2," w &&
+	test_grep "\"replicas\":3," w &&
+	test_grep "\"event\":\"cluster.caught_up\".*\"repo\":\"app1.git\".*\"node\":\"$victim\"" log &&
+	test_grep "\"event\":\"cluster.waited_late\".*\"repo\":\"app1.git\".*\"still_running\":false" log &&
+	! grep "\"event\":\"cluster.outdated\".*\"repo\":\"app1.git\".*\"node\":\"$victim\"" log &&
+	pushed_to s1 s2 s3 &&
+	no_dataloss &&
+	reload_c cluster.lateWait 2000 &&
+	reload_c cluster.lagTimeout $((5000 * TEST_SCALE))
+'
+
+test_expect_success 'cluster.lateWait bounds that wait: past it, the next push goes on without the late replica, which is repaired' '
+	{
+		late_push 300 &&
+			wait_for 90 "the first push to end" test -s push.rc && test "$(cat push.rc)" = 0 &&
+			rm -f push3.rc && push_w1 push3.rc && wait_for 90 "the second push to end" test -s push3.rc
+		rc=$?; kill -CONT $pid; test $rc = 0
+	} &&
+	cat err2 && test "$(cat push3.rc)" = 0 &&
+	tail -n +$((lines + 1)) c/cluster.log >log &&
+	test_grep "\"event\":\"cluster.waited_late\".*\"repo\":\"app1.git\".*\"still_running\":true" log &&
+	test $(grep -c "\"event\":\"cluster.write\".*\"repo\":\"app1.git\".*\"replicas\":2," log) = 2 &&
+	: the victim missed the second push: repaired &&
+	no_dataloss 90 &&
+	pushed_to s1 s2 s3 &&
+	: /metrics counts both waits and what became of the late replicas &&
+	curl -sf http://127.0.0.1:$METRICS_PORT/metrics >m &&
+	test_grep "^grove_cluster_late_waits_total{outcome=\"ended\"} [1-9]" m &&
+	test_grep "^grove_cluster_late_waits_total{outcome=\"gave_up\"} [1-9]" m &&
+	test_grep "^grove_cluster_late_replicas_total{outcome=\"caught_up\"} [1-9]" m &&
+	test_grep "^grove_cluster_late_replicas_total{outcome=\"outdated\"} [1-9]" m &&
+	reload_c cluster.trailingWait 600000 &&
+	reload_c cluster.lateWait 2000 &&
+	reload_c cluster.lagTimeout $((5000 * TEST_SCALE))
 '
 
 test_expect_success 'a primary stopped (SIGSTOP) mid-push: the push goes on on the others and is accepted' '

@@ -1,0 +1,95 @@
+/*
+ * Writes with late replicas: a push answered at its quorum whose other
+ * replicas are still finishing it (router.c, proxy_end_late). The next
+ * write to the same repository waits a little for them (cluster.lateWait):
+ * left out, such a replica would miss that write and cost a repair; waited
+ * for, it is up to date again and takes it like the others.
+ *
+ * One router's own writes only: with several routers, a write through
+ * another one does not know, and leaves the replica out as before.
+ */
+#include "cluster/cluster.h"
+#include "lib/log.h"
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+struct late_registry {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;        /* an entry ended */
+	struct late_write *head;
+};
+
+int late_registry_new(struct late_registry **out)
+{
+	struct late_registry *reg = xcalloc(1, sizeof(*reg));
+	pthread_mutex_init(&reg->mu, NULL);
+	cond_init_monotonic(&reg->cv);
+	*out = reg;
+	return 0;
+}
+
+void late_registry_free(struct late_registry *reg)
+{
+	if (!reg)
+		return;
+	pthread_mutex_destroy(&reg->mu);
+	pthread_cond_destroy(&reg->cv);
+	free(reg);
+}
+
+void late_begin(struct cluster *c, struct late_write *w, const char *path)
+{
+	struct late_registry *reg = c->lates;
+	strlcpy_(w->path, path, sizeof(w->path));
+	pthread_mutex_lock(&reg->mu);
+	w->next = reg->head;
+	reg->head = w;
+	pthread_mutex_unlock(&reg->mu);
+}
+
+void late_end(struct cluster *c, struct late_write *w)
+{
+	struct late_registry *reg = c->lates;
+	pthread_mutex_lock(&reg->mu);
+	for (struct late_write **p = &reg->head; *p; p = &(*p)->next)
+		if (*p == w) {
+			*p = w->next;
+			break;
+		}
+	pthread_cond_broadcast(&reg->cv);
+	pthread_mutex_unlock(&reg->mu);
+}
+
+static bool late_has(const struct late_registry *reg, const char *path)
+{
+	for (const struct late_write *w = reg->head; w; w = w->next)
+		if (!strcmp(w->path, path))
+			return true;
+	return false;
+}
+
+int64_t late_wait(struct cluster *c, const char *path, int max_ms, bool *still)
+{
+	struct late_registry *reg = c->lates;
+	int64_t start = now_ms();
+	bool waited = false;
+	struct timespec dl;
+
+	*still = false;
+	if (max_ms <= 0)
+		return -1;
+	deadline_after_ms(&dl, CLOCK_MONOTONIC, max_ms);
+	pthread_mutex_lock(&reg->mu);
+	while ((*still = late_has(reg, path))) {
+		if (!waited)
+			log_info("cluster.late_wait", "repo=%s max_ms=%d", path, max_ms);
+		waited = true;
+		if (pthread_cond_timedwait(&reg->cv, &reg->mu, &dl) == ETIMEDOUT) {
+			*still = late_has(reg, path);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&reg->mu);
+	return waited ? now_ms() - start : -1;
+}
