@@ -272,6 +272,8 @@ void txn_register(struct rpc_server *srv, struct cluster *c);
  * until they did, so that the next write to path waits for them. */
 struct late_write {
 	char path[CLUSTER_PATH_MAX + 1];
+	const struct node *nodes[CLUSTER_NODES_MAX];   /* the late replicas' stores */
+	size_t nnodes;
 	struct late_write *next;
 };
 int late_registry_new(struct late_registry **out);
@@ -281,6 +283,8 @@ void late_end(struct cluster *c, struct late_write *w);
 /* Waits up to max_ms while a write to path has late replicas: -1 if none
  * had, else the ms waited; *still: some were running yet when it gave up. */
 int64_t late_wait(struct cluster *c, const char *path, int max_ms, bool *still);
+/* Whether node's replica of path is late: still ending a push of this router. */
+bool late_running(struct cluster *c, const char *path, const struct node *node);
 
 struct txn;
 /* A transaction among the nodes of voters, voters[0] being the primary. */

@@ -234,7 +234,9 @@ static int reconcile_repo(struct cluster *c, const char *path, void *ctx)
 		struct replica *rep = &r->replicas[i];
 		if (!rep->node)
 			continue;
-		if (rep->assigned && rep->generation < r->generation)
+		/* A replica still ending a push of this router (late) is not
+		 * repaired meanwhile: it is about to catch up by itself. */
+		if (rep->assigned && rep->generation < r->generation && !late_running(c, path, rep->node))
 			state_job_add(c, JOB_UPDATE, path, rep->name);
 		else if (!rep->assigned && rep->generation >= 0)
 			state_job_add(c, JOB_DELETE, path, rep->name);

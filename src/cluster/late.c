@@ -41,7 +41,7 @@ void late_registry_free(struct late_registry *reg)
 void late_begin(struct cluster *c, struct late_write *w, const char *path)
 {
 	struct late_registry *reg = c->lates;
-	strlcpy_(w->path, path, sizeof(w->path));
+	strlcpy_(w->path, path, sizeof(w->path));   /* w->nodes: the caller's */
 	pthread_mutex_lock(&reg->mu);
 	w->next = reg->head;
 	reg->head = w;
@@ -67,6 +67,18 @@ static bool late_has(const struct late_registry *reg, const char *path)
 		if (!strcmp(w->path, path))
 			return true;
 	return false;
+}
+
+bool late_running(struct cluster *c, const char *path, const struct node *node)
+{
+	struct late_registry *reg = c->lates;
+	bool found = false;
+	pthread_mutex_lock(&reg->mu);
+	for (const struct late_write *w = reg->head; w && !found; w = w->next)
+		for (size_t i = 0; i < w->nnodes && !found; i++)
+			found = w->nodes[i] == node && !strcmp(w->path, path);
+	pthread_mutex_unlock(&reg->mu);
+	return found;
 }
 
 int64_t late_wait(struct cluster *c, const char *path, int max_ms, bool *still)

@@ -672,7 +672,7 @@ static bool proxy_end_late(struct proxy *px)
 			continue;
 		any = true;
 		if (!target_wait(t, px->c->lag_timeout_ms)) {
-			log_warn("cluster.replica_slow", "node=%s method=%s late=true", t->node->name, px->info->path);
+			log_warn("cluster.replica_slow", "node=%s method=%s late=%b", t->node->name, px->info->path, true);
 			target_drop(t);
 		}
 		target_join(t);
@@ -1153,6 +1153,15 @@ static void after_write(struct cluster *c, struct proxy *px, struct repo_state *
 		 (long long)*gen, ntook, rounds);
 }
 
+/* The generation node's replica holds in r; -1: none. */
+static int64_t replica_generation(const struct repo_state *r, const char *node)
+{
+	for (size_t i = 0; i < r->nreplicas; i++)
+		if (!strcmp(r->replicas[i].name, node))
+			return r->replicas[i].generation;
+	return -1;
+}
+
 /*
  * The late replicas of a push that made generation gen, once they ended:
  * one that took it holds gen now, if it held the one before (no write it
@@ -1176,16 +1185,19 @@ static void after_late(struct cluster *c, struct proxy *px, const char *path, in
 		if (moved)
 			log_info("cluster.caught_up", "repo=%s node=%s generation=%lld", path, t->node->name,
 				 (long long)gen);
-		/* Read after the move: a write recorded later saw it behind, and queued its repair. */
-		bool current = moved && !state_repo_get(c, path, now) && now->generation == gen;
+		/* Read after the move: a write recorded later saw it behind, and
+		 * queued its repair; a repair (another router's) may have brought
+		 * it up to date first. */
+		bool current = !state_repo_get(c, path, now) && now->generation == gen &&
+			       replica_generation(now, t->node->name) == gen;
 		pthread_mutex_lock(&c->mu);
-		c->m.late_caught_up += current;
+		c->m.late_caught_up += moved && current;
 		c->m.late_outdated += !current;
 		pthread_mutex_unlock(&c->mu);
 		if (current)
 			continue;
-		log_info("cluster.outdated", "repo=%s node=%s generation=%lld late=true", path, t->node->name,
-			 (long long)gen);
+		log_info("cluster.outdated", "repo=%s node=%s generation=%lld late=%b", path, t->node->name,
+			 (long long)gen, true);
 		state_job_add(c, JOB_UPDATE, path, t->node->name);
 	}
 	free(now);
@@ -1332,9 +1344,11 @@ static void route_write(struct cluster *c, struct rpc_call *call, const struct r
 			proxy_reset_targets(&px);
 		}
 	} while (again);
-	bool late = false;
+	lw.nnodes = 0;
 	for (size_t i = 0; i < px.n; i++)
-		late |= px.t[i].late;
+		if (px.t[i].late)
+			lw.nodes[lw.nnodes++] = px.t[i].node;
+	bool late = lw.nnodes > 0;
 	if (late)
 		late_begin(c, &lw, path);
 	int64_t gen = -1;
