@@ -150,6 +150,8 @@ int state_open(struct cluster *c, const char *name);
 void state_close(struct cluster *c);
 /* Reads a repository's metadata; exists is false when the router never saw it. */
 int state_repo_get(struct cluster *c, const char *path, struct repo_state *out);
+/* The replica of r on the store called name; NULL: none. */
+struct replica *repo_replica(struct repo_state *r, const char *name);
 /*
  * Before a write: registers the repository if it is new (the replication
  * factor and the assigned nodes, healthy ones first, spread by a hash of

@@ -240,9 +240,8 @@ static void accept_dataloss(struct rpc_call *call, void *data)
 	int ret = rpc_call_recv_one(call, &grove__v1__accept_dataloss_request__descriptor, (ProtobufCMessage **)&req);
 	if (!ret)
 		ret = read_repo(c, req->relative_path, r);
-	for (size_t i = 0; !ret && i < r->nreplicas; i++)
-		if (!strcmp(r->replicas[i].name, req->authoritative ? req->authoritative : ""))
-			auth = &r->replicas[i];
+	if (!ret)
+		auth = repo_replica(r, req->authoritative ? req->authoritative : "");
 	if (!ret && (!auth || !auth->node || auth->generation < 0))
 		ret = error_set(GROVE_EINVAL, "%s holds no copy of %s: name a store listed by `grove cluster repo %s`",
 				req->authoritative ? req->authoritative : "", req->relative_path, req->relative_path);
@@ -338,9 +337,8 @@ static void failover(struct rpc_call *call, void *data)
 	int ret = rpc_call_recv_one(call, &grove__v1__failover_request__descriptor, (ProtobufCMessage **)&req);
 	if (!ret)
 		ret = read_repo(c, req->relative_path, r);
-	for (size_t i = 0; !ret && i < r->nreplicas; i++)
-		if (!strcmp(r->replicas[i].name, req->to ? req->to : ""))
-			to = &r->replicas[i];
+	if (!ret)
+		to = repo_replica(r, req->to ? req->to : "");
 	if (!ret && (!to || !replica_up_to_date(c, r, to)))
 		ret = error_set(GROVE_EPRECOND, "%s is not a healthy up-to-date replica of %s: see `grove cluster repo %s`",
 				req->to ? req->to : "", req->relative_path, req->relative_path);

@@ -29,14 +29,6 @@ static void repo_for(const struct node *n, const char *path, Grove__V1__Reposito
 	out->relative_path = (char *)path;
 }
 
-static struct replica *find_replica(struct repo_state *r, const char *name)
-{
-	for (size_t i = 0; i < r->nreplicas; i++)
-		if (!strcmp(r->replicas[i].name, name))
-			return &r->replicas[i];
-	return NULL;
-}
-
 static int job_update(struct cluster *c, const struct job *j)
 {
 	struct repo_state *r = xcalloc(1, sizeof(*r));
@@ -50,7 +42,7 @@ static int job_update(struct cluster *c, const struct job *j)
 
 	if ((ret = state_repo_get(c, j->path, r)))
 		goto out;
-	target = find_replica(r, j->target);
+	target = repo_replica(r, j->target);
 	/* Gone, unassigned or already current: nothing left to do. */
 	if (!r->exists || !target || !target->node || !target->assigned || target->generation >= r->generation)
 		goto out;
@@ -105,7 +97,7 @@ static int job_delete(struct cluster *c, const struct job *j)
 		goto out;
 	if ((ret = state_repo_get(c, j->path, r)))
 		goto out;
-	rep = r->exists ? find_replica(r, j->target) : NULL;
+	rep = r->exists ? repo_replica(r, j->target) : NULL;
 	if (rep && rep->assigned)
 		goto out;   /* assigned again since: keep it */
 	/* No copy from now on, whatever happens next: a replica assigned again

@@ -1153,15 +1153,6 @@ static void after_write(struct cluster *c, struct proxy *px, struct repo_state *
 		 (long long)*gen, ntook, rounds);
 }
 
-/* The generation node's replica holds in r; -1: none. */
-static int64_t replica_generation(const struct repo_state *r, const char *node)
-{
-	for (size_t i = 0; i < r->nreplicas; i++)
-		if (!strcmp(r->replicas[i].name, node))
-			return r->replicas[i].generation;
-	return -1;
-}
-
 /*
  * The late replicas of a push that made generation gen, once they ended:
  * one that took it holds gen now, if it held the one before (no write it
@@ -1188,8 +1179,8 @@ static void after_late(struct cluster *c, struct proxy *px, const char *path, in
 		/* Read after the move: a write recorded later saw it behind, and
 		 * queued its repair; a repair (another router's) may have brought
 		 * it up to date first. */
-		bool current = !state_repo_get(c, path, now) && now->generation == gen &&
-			       replica_generation(now, t->node->name) == gen;
+		const struct replica *rep = state_repo_get(c, path, now) ? NULL : repo_replica(now, t->node->name);
+		bool current = rep && now->generation == gen && rep->generation == gen;
 		pthread_mutex_lock(&c->mu);
 		c->m.late_caught_up += moved && current;
 		c->m.late_outdated += !current;

@@ -225,6 +225,14 @@ static int repo_read(struct cluster *c, const char *path, struct repo_state *out
 	return ret;
 }
 
+struct replica *repo_replica(struct repo_state *r, const char *name)
+{
+	for (size_t i = 0; i < r->nreplicas; i++)
+		if (!strcmp(r->replicas[i].name, name))
+			return &r->replicas[i];
+	return NULL;
+}
+
 int state_repo_get(struct cluster *c, const char *path, struct repo_state *out)
 {
 	LOCK();
