@@ -70,6 +70,7 @@ struct cluster_metrics {
 
 struct txn_registry;
 struct late_registry;
+struct late_write;
 
 struct cluster {
 	struct usercap users;     /* calls at once per user (cluster.maxCallsPerUser) */
@@ -161,6 +162,12 @@ struct replica *repo_replica(struct repo_state *r, const char *name);
  */
 int state_write_begin(struct cluster *c, const char *path, struct repo_state *out, int64_t *write_id);
 int state_write_end(struct cluster *c, int64_t write_id);
+/* The write's late replicas (late.c), said to the other router processes
+ * until it ends or until_ms (wall clock). */
+int state_write_late(struct cluster *c, int64_t write_id, const struct late_write *w, int64_t until_ms);
+/* How many replicas of path (on store node only, unless NULL) are late in
+ * writes of other live router processes. */
+int state_late_elsewhere(struct cluster *c, const char *path, const char *node, int64_t *n);
 
 struct write_activity {
 	int64_t generation;
@@ -285,6 +292,8 @@ void late_end(struct cluster *c, struct late_write *w);
 /* Waits up to max_ms while a write to path has late replicas: -1 if none
  * had, else the ms waited; *still: some were running yet when it gave up. */
 int64_t late_wait(struct cluster *c, const char *path, int max_ms, bool *still);
+/* The same for other router processes' writes to path, by the database. */
+int64_t late_wait_elsewhere(struct cluster *c, const char *path, int max_ms, bool *still);
 /* Whether node's replica of path is late: still ending a push of this router. */
 bool late_running(struct cluster *c, const char *path, const struct node *node);
 

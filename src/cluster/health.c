@@ -214,6 +214,18 @@ static void *checker_main(void *arg)
 
 /* ---- reconciling ---- */
 
+/* Whether rep is still ending a push answered without it, through this
+ * router or (by the database) another: about to catch up by itself. */
+static bool replica_late(struct cluster *c, const char *path, const struct replica *rep)
+{
+	int64_t n = 0;
+	if (late_running(c, path, rep->node))
+		return true;
+	if (state_late_elsewhere(c, path, rep->name, &n))
+		return false;   /* not known: repaired, as before */
+	return n > 0;
+}
+
 static int reconcile_repo(struct cluster *c, const char *path, void *ctx)
 {
 	bool verify = *(bool *)ctx;
@@ -234,9 +246,8 @@ static int reconcile_repo(struct cluster *c, const char *path, void *ctx)
 		struct replica *rep = &r->replicas[i];
 		if (!rep->node)
 			continue;
-		/* A replica still ending a push of this router (late) is not
-		 * repaired meanwhile: it is about to catch up by itself. */
-		if (rep->assigned && rep->generation < r->generation && !late_running(c, path, rep->node))
+		/* A late replica is not repaired meanwhile. */
+		if (rep->assigned && rep->generation < r->generation && !replica_late(c, path, rep))
 			state_job_add(c, JOB_UPDATE, path, rep->name);
 		else if (!rep->assigned && rep->generation >= 0)
 			state_job_add(c, JOB_DELETE, path, rep->name);

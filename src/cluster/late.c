@@ -5,14 +5,17 @@
  * left out, such a replica would miss that write and cost a repair; waited
  * for, it is up to date again and takes it like the others.
  *
- * One router's own writes only: with several routers, a write through
- * another one does not know, and leaves the replica out as before.
+ * A router knows its own writes (a list, woken when one ends); those of
+ * other router processes sharing the database, from their rows there
+ * (state_write_late), asked again every few milliseconds while it waits.
  */
 #include "cluster/cluster.h"
+#include "lib/error.h"
 #include "lib/log.h"
 #include <errno.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 struct late_registry {
 	pthread_mutex_t mu;
@@ -95,7 +98,7 @@ int64_t late_wait(struct cluster *c, const char *path, int max_ms, bool *still)
 	pthread_mutex_lock(&reg->mu);
 	while ((*still = late_has(reg, path))) {
 		if (!waited)
-			log_info("cluster.late_wait", "repo=%s max_ms=%d", path, max_ms);
+			log_info("cluster.late_wait", "repo=%s max_ms=%d elsewhere=%b", path, max_ms, false);
 		waited = true;
 		if (pthread_cond_timedwait(&reg->cv, &reg->mu, &dl) == ETIMEDOUT) {
 			*still = late_has(reg, path);
@@ -103,5 +106,33 @@ int64_t late_wait(struct cluster *c, const char *path, int max_ms, bool *still)
 		}
 	}
 	pthread_mutex_unlock(&reg->mu);
+	return waited ? now_ms() - start : -1;
+}
+
+int64_t late_wait_elsewhere(struct cluster *c, const char *path, int max_ms, bool *still)
+{
+	int64_t start = now_ms(), n = 0, left;
+	int pause_ms = 5;
+	bool waited = false;
+
+	*still = false;
+	if (max_ms <= 0)
+		return -1;
+	for (;;) {
+		if (state_late_elsewhere(c, path, NULL, &n)) {
+			/* Not known: the write goes on, as without a database. */
+			log_warn("cluster.state_failed", "repo=%s error=%s", path, error_msg());
+			n = 0;
+		}
+		*still = n > 0;
+		left = max_ms - (now_ms() - start);
+		if (!*still || left <= 0)
+			break;
+		if (!waited)
+			log_info("cluster.late_wait", "repo=%s max_ms=%d elsewhere=%b", path, max_ms, true);
+		waited = true;
+		usleep((useconds_t)MIN(pause_ms, left) * 1000);
+		pause_ms = MIN(pause_ms * 2, 50);
+	}
 	return waited ? now_ms() - start : -1;
 }

@@ -1247,6 +1247,10 @@ static int write_targets(struct cluster *c, struct repo_state *r, bool maintenan
 	return 0;
 }
 
+/* After lagTimeout, a late replica's end is recorded (after_late): the
+ * time that may take, past which another router stops waiting for it. */
+#define LATE_MARGIN_MS (60 * 1000)
+
 /* The write is over: verifications of the repository may compare again. */
 static void write_end(struct cluster *c, const char *path, int64_t write_id)
 {
@@ -1256,19 +1260,24 @@ static void write_end(struct cluster *c, const char *path, int64_t write_id)
 }
 
 /*
- * Before a write: the replicas still finishing this router's last push to
- * the same repository (late) get up to lateWait to end. Once they took it
- * they are up to date and take this write too; left out, each would miss
- * it and cost a repair, which back-to-back pushes would make the rule.
+ * Before a write: the replicas still finishing the last push to the same
+ * repository (late), through this router or another, get up to lateWait
+ * to end. Once they took it they are up to date and take this write too;
+ * left out, each would miss it and cost a repair, which back-to-back
+ * pushes would make the rule.
  */
 static void await_late(struct cluster *c, const char *path, const struct rpc_method_info *info)
 {
-	bool still;
-	int64_t ms = late_wait(c, path, c->late_wait_ms, &still);
-	if (ms < 0)
+	int max_ms = c->late_wait_ms;
+	bool still, still_elsewhere = false;
+	int64_t here = late_wait(c, path, max_ms, &still), elsewhere = -1;
+	if (!still)
+		elsewhere = late_wait_elsewhere(c, path, max_ms - (int)MAX(here, 0), &still_elsewhere);
+	if (here < 0 && elsewhere < 0)
 		return;
-	log_info("cluster.waited_late", "repo=%s method=%s ms=%lld still_running=%b", path, info->path, (long long)ms,
-		 still);
+	still = still || still_elsewhere;
+	log_info("cluster.waited_late", "repo=%s method=%s ms=%lld still_running=%b elsewhere=%b", path, info->path,
+		 (long long)(MAX(here, 0) + MAX(elsewhere, 0)), still, elsewhere >= 0);
 	pthread_mutex_lock(&c->mu);
 	c->m.late_waits++;
 	c->m.late_waits_gave_up += still;
@@ -1340,8 +1349,15 @@ static void route_write(struct cluster *c, struct rpc_call *call, const struct r
 		if (px.t[i].late)
 			lw.nodes[lw.nnodes++] = px.t[i].node;
 	bool late = lw.nnodes > 0;
-	if (late)
+	if (late) {
 		late_begin(c, &lw, path);
+		/* In the database too, before the client hears of the write: its
+		 * next push may come through another router. Bounded by when the
+		 * late replicas are dropped, should this process hang. */
+		if (state_write_late(c, write_id, &lw, wall_ms() + c->lag_timeout_ms + LATE_MARGIN_MS))
+			log_warn("cluster.state_failed", "repo=%s write=%lld error=%s", path, (long long)write_id,
+				 error_msg());
+	}
 	int64_t gen = -1;
 	if (!maintenance)
 		after_write(c, &px, r, &gen);

@@ -86,6 +86,14 @@ static const char *const schema_steps[] = {
 	"  checked_at INTEGER NOT NULL,"
 	"  PRIMARY KEY (virtual_storage, relative_path, node),"
 	"  FOREIGN KEY (virtual_storage, relative_path) REFERENCES repositories ON DELETE CASCADE);",
+	/* 4: the replicas still ending a write that was answered (late.c),
+	 * so that the next write through another router process waits for
+	 * them too. Rows go with their write's (state_write_end). */
+	"CREATE TABLE late_replicas ("
+	"  write_id INTEGER NOT NULL,"
+	"  node TEXT NOT NULL,"
+	"  late_until INTEGER NOT NULL,"
+	"  PRIMARY KEY (write_id, node));",
 };
 
 /* The same schema for PostgreSQL (several routers share it). */
@@ -154,6 +162,11 @@ static const char *const pg_schema_steps[] = {
 	"  checked_at BIGINT NOT NULL,"
 	"  PRIMARY KEY (virtual_storage, relative_path, node),"
 	"  FOREIGN KEY (virtual_storage, relative_path) REFERENCES repositories ON DELETE CASCADE);",
+	"CREATE TABLE late_replicas ("
+	"  write_id BIGINT NOT NULL,"
+	"  node TEXT NOT NULL,"
+	"  late_until BIGINT NOT NULL,"
+	"  PRIMARY KEY (write_id, node));",
 };
 
 static const char *const kind_names[] = { "update", "delete", "optimize", "verify" };
@@ -377,7 +390,26 @@ int state_write_end(struct cluster *c, int64_t write_id)
 	if (!write_id)
 		return 0;
 	LOCK();
-	int ret = sqldb_exec(c->db, NULL, "ending a write", "DELETE FROM writes_in_flight WHERE id = ?", "i", write_id);
+	int ret = sqldb_exec(c->db, NULL, "ending a write", "DELETE FROM late_replicas WHERE write_id = ?", "i",
+			     write_id);
+	if (!ret)
+		ret = sqldb_exec(c->db, NULL, "ending a write", "DELETE FROM writes_in_flight WHERE id = ?", "i",
+				 write_id);
+	UNLOCK();
+	return ret;
+}
+
+int state_write_late(struct cluster *c, int64_t write_id, const struct late_write *w, int64_t until_ms)
+{
+	int ret = 0;
+	if (!write_id)
+		return 0;
+	LOCK();
+	for (size_t i = 0; i < w->nnodes && !ret; i++)
+		ret = sqldb_exec(c->db, NULL, "recording a late replica",
+				 "INSERT INTO late_replicas (write_id, node, late_until) VALUES (?, ?, ?)"
+				 " ON CONFLICT DO NOTHING",
+				 "isi", write_id, w->nodes[i]->name, until_ms);
 	UNLOCK();
 	return ret;
 }
@@ -397,6 +429,24 @@ int state_write_end(struct cluster *c, int64_t write_id)
 	"SELECT COUNT(*) FROM writes_in_flight w WHERE w.virtual_storage = ? AND w.relative_path = ?" \
 	" AND w.started_at > ? AND (w.process = ? OR EXISTS (SELECT 1 FROM router_processes p"        \
 	" WHERE p.process = w.process AND p.seen_at > ?))"
+
+/* The late replicas of path's writes through other router processes,
+ * alive (as in LIVE_WRITES); on one store (?6) or any (?6 = ''). */
+#define LATE_ELSEWHERE                                                                                       \
+	"SELECT COUNT(*) FROM late_replicas l JOIN writes_in_flight w ON w.id = l.write_id"                  \
+	" WHERE w.virtual_storage = ?1 AND w.relative_path = ?2 AND w.process <> ?3 AND l.late_until > ?4" \
+	" AND (?6 = '' OR l.node = ?6) AND EXISTS (SELECT 1 FROM router_processes p"                        \
+	" WHERE p.process = w.process AND p.seen_at > ?5)"
+
+int state_late_elsewhere(struct cluster *c, const char *path, const char *node, int64_t *n)
+{
+	int64_t now = wall_ms();
+	LOCK();
+	int ret = sqldb_query_ints(c->db, n, 1, "reading late replicas", LATE_ELSEWHERE, "sssiis", c->virtual_storage,
+				   path, c->process, now, now - PROCESS_GONE_MS, node ? node : "");
+	UNLOCK();
+	return ret;
+}
 
 /* The repository's generation and writes_begun, locked until the transaction ends (PostgreSQL). */
 static int repo_counters(struct cluster *c, const char *path, int64_t *gen, int64_t *begun)
@@ -749,8 +799,12 @@ static int heartbeat(struct cluster *c)
 int state_forget_process(struct cluster *c)
 {
 	LOCK();
-	int ret = sqldb_exec(c->db, NULL, "ending a router process", "DELETE FROM writes_in_flight WHERE process = ?",
+	int ret = sqldb_exec(c->db, NULL, "ending a router process",
+			     "DELETE FROM late_replicas WHERE write_id IN (SELECT id FROM writes_in_flight WHERE process = ?)",
 			     "s", c->process);
+	if (!ret)
+		ret = sqldb_exec(c->db, NULL, "ending a router process", "DELETE FROM writes_in_flight WHERE process = ?",
+				 "s", c->process);
 	if (!ret)
 		ret = sqldb_exec(c->db, NULL, "ending a router process",
 				 "DELETE FROM router_processes WHERE process = ? OR seen_at < ?", "si", c->process,

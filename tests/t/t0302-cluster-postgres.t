@@ -165,6 +165,58 @@ test_expect_success 'a verification through one router compares nothing while a 
 	push_via r1 app.git
 '
 
+# reload ROUTER KEY VALUE: sets KEY in ROUTER's configuration, and waits
+# until it read it again (SIGHUP).
+reload() {
+	eval "rpid=\$${1}_PID"
+	n=$(grep -c "\"event\":\"cluster.reloaded\"" $1/cluster.log || :) &&
+	git config -f $1/cluster.conf "$2" "$3" && kill -HUP $rpid &&
+	wait_for 30 "$1 to read its configuration again" \
+		eval "test \$(grep -c '\"event\":\"cluster.reloaded\"' $1/cluster.log) -gt $n"
+}
+
+test_expect_success 'a push through one router waits for the replica still ending the last push through the other' '
+	: r1 answers at quorum and lets a late replica run as long as it needs, r2 waits for it: no clock decides &&
+	reload r1 cluster.trailingWait 50 && reload r1 cluster.lagTimeout 600000 && reload r2 cluster.lateWait 600000 &&
+	p=$("$GROVE" cluster -a $r1_ADDR repo app.git | sed -n "s/.*primary \([^,]*\),.*/\1/p") &&
+	victim=$(for s in s1 s2 s3; do test $s != $p && echo $s; done | tail -n1) &&
+	vpid=$(pgrep -f "store -c $TRASH/$victim/store.conf") &&
+	l1=$(wc -l <r1/cluster.log) && l2=$(wc -l <r2/cluster.log) &&
+	(cd src && echo "$(date +%s%N)" >>log.txt && git commit -q -am "late via r1") &&
+	rm -f held release late1.rc late2.rc &&
+	{ (set +e; cd src && HOLD_ADDR=$r1_ADDR HOLD_BYTES=0 GIT_SSH_COMMAND="$TRASH/held-connect" \
+		git push -q ssh://default/app.git main 2>../late1.err; echo $? >../late1.rc) & } &&
+	wait_for 30 "the push to reach $victim" eval "test -e held && pgrep -f \"receive-pack $(repo_dir $victim app.git)\"" &&
+	{
+		kill -STOP $vpid && touch release &&
+			wait_for 90 "the push through r1 to be answered without $victim" test -s late1.rc &&
+			test "$(cat late1.rc)" = 0 &&
+			: the next push, through r2, waits for the victim &&
+			(cd src && echo "$(date +%s%N)" >>log.txt && git commit -q -am "next via r2") &&
+			{ (set +e; cd src && git_on $r2_ADDR push -q ssh://default/app.git main 2>../late2.err
+				echo $? >../late2.rc) & } &&
+			wait_grep "\"event\":\"cluster.late_wait\".*\"repo\":\"app.git\".*\"elsewhere\":true" r2/cluster.log &&
+			waiting=$(test -e late2.rc && echo ended || echo waiting)
+		rc=$?; kill -CONT $vpid; test $rc = 0
+	} &&
+	test $waiting = waiting &&
+	wait_for 90 "the push through r2 to end" test -s late2.rc &&
+	cat late2.err && test "$(cat late2.rc)" = 0 &&
+	: r1 answered with two replicas, the victim caught up, r2 wrote to all three &&
+	tail -n +$((l1 + 1)) r1/cluster.log >log1 && tail -n +$((l2 + 1)) r2/cluster.log >log2 &&
+	test_grep "\"event\":\"cluster.write\".*\"repo\":\"app.git\".*\"replicas\":2," log1 &&
+	wait_grep "\"event\":\"cluster.caught_up\".*\"repo\":\"app.git\".*\"node\":\"$victim\"" r1/cluster.log &&
+	test_grep "\"event\":\"cluster.waited_late\".*\"repo\":\"app.git\".*\"still_running\":false,\"elsewhere\":true" log2 &&
+	test_grep "\"event\":\"cluster.write\".*\"repo\":\"app.git\".*\"replicas\":3," log2 &&
+	! grep "\"event\":\"cluster.outdated\".*\"repo\":\"app.git\".*\"node\":\"$victim\"" log1 log2 &&
+	: no row is left behind &&
+	wait_for 30 "the writes to end in the database" eval "test \"\$(in_flight app.git)\" = 0" &&
+	test -z "$($pgbin/psql -X -q -At -d $PG_URL -c "SELECT write_id FROM late_replicas")" &&
+	wait_for 30 "the replicas of app.git to hold the same refs" replicas_same app.git &&
+	reload r1 cluster.trailingWait 600000 && reload r1 cluster.lagTimeout $((5000 * TEST_SCALE)) &&
+	reload r2 cluster.lateWait 2000
+'
+
 test_expect_success 'kill -9 of a router mid-push: no acknowledged push is lost, the other router goes on' '
 	acked=$(git -C src rev-parse main) &&
 	(cd src && dd if=/dev/urandom of=big.bin bs=1M count=20 2>/dev/null && git add big.bin &&
