@@ -114,14 +114,19 @@ test_expect_success 'a store with a certificate from another CA is refused by th
 	{ "$GROVE" store -c s4/store.conf >>s4/store.log 2>&1 & } &&
 	s4_PID=$! && record_daemon $s4_PID && s4_ADDR=127.0.0.1:$port &&
 	wait_grep "\"event\":\"store.started\"" s4/store.log &&
+	: gRPC 1.51 may leak what OpenSSL allocated for a handshake that failed &&
+	: verification, as each of c4 with s4 does: such leaks are not reported &&
+	: for c4, the others are. Their stacks end in libcrypto, which has no &&
+	: frame pointers: they cannot be told apart from ours by where they come from &&
+	echo "leak:libcrypto.so" >c4.supp &&
+	c4_WRAP="env LSAN_OPTIONS=suppressions=$TRASH/c4.supp" &&
 	start_cluster c4 s4 -- $(tls_conf c) &&
 	wait_for 30 "the router to find s4 down" eval \
 		"\"\$GROVE\" cluster -a $c4_ADDR status >st 2>&1 && grep -q \"^  s4 .* NO \" st" &&
 	test_must_fail "$GROVE" rpc -a $c4_ADDR RepositoryService/CreateRepository \
 		repository.storage_name=default repository.relative_path=x.git >out 2>&1 &&
 	test -z "$(find s4 -name "x.git")" &&
-	: s4 first, then c4: gRPC 1.51 leaks what a TLS handshake held when its
-	: process stops in the middle of one, and c4 retries one with s4 always &&
+	: s4 first, then c4, so that c4 is not in the middle of a handshake when it stops &&
 	kill -TERM $s4_PID && wait_for 30 "s4 to stop" gone $s4_PID &&
 	wait_for 30 "c4 to find s4 refusing connections" eval \
 		"\"\$GROVE\" cluster -a $c4_ADDR status 2>&1 | grep -q \"^  s4 .*onnection refused\"" &&
