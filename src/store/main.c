@@ -56,6 +56,10 @@ const struct cli_command store_command = {
 	"                              wait for runs at this nice, fed through a spool file\n"
 	"                              (0: as the others, straight from the stream)\n"
 	"    trailingSpool = 256m      bytes such a push may be ahead of its git in the spool\n"
+	"    replicaGit = " STORE_REPLICA_GIT "\n"
+	"                              the git a secondary replica of a voted push runs: one\n"
+	"                              without SHA-1 collision detection, which the primary\n"
+	"                              does (scripts/build-replica-git); missing or \"\": git\n"
 	"  [packCache]                  the pack-objects cache: repeated clones from a file\n"
 	"    enabled = false           on: upload-pack's pack-objects runs go through it\n"
 	"    dir = …                   default root/+grove/pack-cache\n"
@@ -241,10 +245,31 @@ out:
 	return ret;
 }
 
+/*
+ * The git of a secondary replica's receive-pack (store.replicaGit): one the
+ * store can run, or none (git from PATH, as for the primary). Not an error
+ * when missing: the same pushes are taken, at the CPU of a second check.
+ */
+static void store_setup_replica_git(struct store *st, const char *path)
+{
+	st->git_push_secondary = st->git_push;
+	free(st->replica_git);
+	st->replica_git = NULL;
+	if (!path || !*path)
+		return;
+	if (access(path, X_OK)) {
+		log_warn("store.replica_git_missing", "path=%s error=%s note=%s", path, strerror(errno),
+			 "secondaries run git from PATH: scripts/build-replica-git builds this one");
+		return;
+	}
+	st->replica_git = xstrdup(path);
+	st->git_push_secondary.git = st->replica_git;
+}
+
 static int store_setup(struct store *st, struct config *cfg, struct rpc_server_opts *ropts, char ***listen,
 		       size_t *nlisten)
 {
-	char *secret_file = NULL, *level = NULL, *runtime = NULL, *fsck_ignore = NULL;
+	char *secret_file = NULL, *level = NULL, *runtime = NULL, *fsck_ignore = NULL, *replica_git = NULL;
 	enum log_level lvl;
 	bool fsck;
 	int ret;
@@ -257,6 +282,7 @@ static int store_setup(struct store *st, struct config *cfg, struct rpc_server_o
 	    (ret = config_get_str(cfg, "store.metricsListen", NULL, &st->metrics_listen)) ||
 	    (ret = config_get_bool(cfg, "store.fsckObjects", true, &fsck)) ||
 	    (ret = config_get_str(cfg, "store.fsckIgnore", GITCMD_FSCK_IGNORE, &fsck_ignore)) ||
+	    (ret = config_get_str(cfg, "store.replicaGit", STORE_REPLICA_GIT, &replica_git)) ||
 	    (ret = config_get_str(cfg, "log.level", "info", &level)) ||
 	    (ret = config_get_all(cfg, "store.listen", listen, nlisten)))
 		goto out;
@@ -311,7 +337,9 @@ static int store_setup(struct store *st, struct config *cfg, struct rpc_server_o
 	st->git_push.hooks_dir = st->push_hooks_dir;
 	st->git_nohooks.fsck_ignore = st->git_hooks.fsck_ignore = st->git_push.fsck_ignore =
 		gitcmd_fsck_ignore_ids(&st->fsck_ignore);
+	store_setup_replica_git(st, replica_git);
 out:
+	free(replica_git);
 	free(fsck_ignore);
 	free(secret_file);
 	free(level);
@@ -330,6 +358,7 @@ static void store_release(struct store *st)
 	free(st->push_hooks_dir);
 	free(st->pack_objects_hook);
 	free(st->metrics_listen);
+	free(st->replica_git);
 	free(st->connect_bin);
 	free(st->hook_address);
 	free(st->hook_socket);

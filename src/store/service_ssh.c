@@ -248,9 +248,15 @@ static void ssh_git_argv(struct store *st, const Grove__V1__SSHRequest *first, c
 			 bool advertise, bool hooks, bool secondary, struct strvec *argv)
 {
 	bool push = !strcmp(service, "receive-pack");
+	const struct gitcmd_opts *git = &st->git_nohooks;
 	/* Each hook is a process start and a round trip: a push with nothing
-	 * to check, deploy or vote on runs none. */
-	gitcmd_init(argv, push && hooks ? &st->git_push : &st->git_nohooks, NULL);
+	 * to check, deploy or vote on runs none. A secondary's git checks no
+	 * object for a SHA-1 collision attack (store.replicaGit): it gets the
+	 * primary's bytes and, as for fsck below, the primary checks them
+	 * before any replica moves a ref. */
+	if (push && hooks)
+		git = secondary ? &st->git_push_secondary : &st->git_push;
+	gitcmd_init(argv, git, NULL);
 	if (push) {
 		/* Objects are checked as they arrive: a pack with a malformed tree,
 		 * a .gitmodules attack or a bad name never lands on the disk. A

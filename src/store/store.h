@@ -17,6 +17,9 @@
 #ifndef GROVE_STORE_H
 #define GROVE_STORE_H
 
+/* Where scripts/build-replica-git puts the git of secondary replicas. */
+#define STORE_REPLICA_GIT "/usr/local/lib/grove/git/git"
+
 #include "lib/common.h"
 #include "lib/gitcmd.h"
 #include "lib/hookpayload.h"
@@ -50,6 +53,8 @@ struct store {
 	struct gitcmd_opts git_nohooks;   /* git with no hooks at all */
 	struct gitcmd_opts git_hooks;     /* git with the store's hooks */
 	struct gitcmd_opts git_push;      /* receive-pack: voted once, in pre-receive */
+	struct gitcmd_opts git_push_secondary;   /* the same for a secondary: store.replicaGit */
+	char *replica_git;                /* store.replicaGit, or NULL: git from PATH */
 	struct packcache pack_cache;      /* packCache.*; used when pack_objects_hook is set */
 	char *pack_objects_hook;          /* hooks/grove-pack-objects, or NULL: no cache */
 	char *metrics_listen;             /* store.metricsListen, or NULL */

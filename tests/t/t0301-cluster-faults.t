@@ -271,6 +271,35 @@ reload_c() {
 	wait_for 30 "router c to read its configuration again" eval "test \$(reloads) -gt $n"
 }
 
+# index_pack_exe STORE: the program that STORE's receive-pack of app1.git
+# runs now to take the pack in (unpack-objects: fewer than 100 objects).
+index_pack_exe() {
+	rp=$(pgrep -f "receive-pack $(repo_dir $1 app1.git)") &&
+		ip=$(pgrep -P "$rp" -f "index-pack|unpack-objects") &&
+		readlink /proc/$ip/exe
+}
+
+test_expect_success 'the secondaries of a push run the replica git (no second SHA-1 collision check), the primary Debian'"'"'s' '
+	replica_git=/usr/local/lib/grove/git/git &&
+	{ test -x $replica_git || { echo "no $replica_git: scripts/install-deps builds it" >&2; false; }; } &&
+	! grep "\"event\":\"store.replica_git_missing\"" s1/store.log s2/store.log s3/store.log &&
+	p=$(primary_of app1.git) &&
+	: held mid-pack, every replica indexing it &&
+	push_held $p 300000 &&
+	{
+		wait_for 30 "each store to index the pack" eval \
+			"index_pack_exe s1 >/dev/null && index_pack_exe s2 >/dev/null && index_pack_exe s3 >/dev/null" &&
+			for s in s1 s2 s3; do echo "$s $(index_pack_exe $s)"; done >exes
+		rc=$?; touch release; test $rc = 0
+	} &&
+	cat exes &&
+	test_grep "^$p /usr/lib/git-core/git$\|^$p /usr/bin/git$" exes &&
+	test $(grep -c " $replica_git$" exes) = 2 &&
+	wait_for 90 "the push to end" test -s push.rc &&
+	cat err && test "$(cat push.rc)" = 0 &&
+	pushed_to s1 s2 s3 && no_dataloss
+'
+
 test_expect_success 'a push is answered once a quorum took it: a stopped secondary takes it late, when it runs again' '
 	: the default, which start_cluster turns off &&
 	reload_c cluster.trailingWait 50 &&
