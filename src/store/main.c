@@ -548,9 +548,8 @@ int store_main(int argc, char **argv)
 	if ((ret = rpc_server_start(hsrv)) || (ret = rpc_server_start(srv)) ||
 	    (ret = store_metrics_start(&st, &metrics)))
 		goto out;
-	log_info("store.started", "version=%s name=%s root=%s listen=%s hook_socket=%s", grove_version(), st.name, st.root,
-		 listen[0],
-		 st.hook_address);
+	log_info("store.started", "version=%s name=%s root=%s listen=%s hook_socket=%s replica_git=%s", grove_version(),
+		 st.name, st.root, listen[0], st.hook_address, st.replica_git ? st.replica_git : "");
 	d.reload = store_reload;
 	d.reload_arg = &run;
 	daemon_serve_rpc(&d, (struct rpc_server *[]){ srv, hsrv }, 2, grace);

@@ -1,7 +1,8 @@
 /*
- * The store's Prometheus metrics on store.metricsListen (GET /metrics): the
- * pack-objects cache's counters, which its hook processes keep in the
- * cache folder (lib/packcache.h), read at each scrape.
+ * The store's Prometheus metrics on store.metricsListen (GET /metrics):
+ * whether its secondaries run the replica git, and the pack-objects
+ * cache's counters, which its hook processes keep in the cache folder
+ * (lib/packcache.h), read at each scrape.
  */
 #include "store/store.h"
 #include "lib/metricsd.h"
@@ -11,6 +12,10 @@ static void render(void *ctx, struct strbuf *sb)
 	const struct store *st = ctx;
 	struct packcache_stats s;
 
+	strbuf_addf(sb, "# HELP grove_store_replica_git Whether secondary replicas run store.replicaGit (0: it is missing,"
+			" and they run Debian's git, at about twice the CPU per push).\n"
+			"# TYPE grove_store_replica_git gauge\n"
+			"grove_store_replica_git{store=\"%s\"} %d\n", st->name, st->replica_git != NULL);
 	strbuf_addf(sb, "# HELP grove_store_pack_cache_enabled Whether the pack-objects cache is on.\n"
 			"# TYPE grove_store_pack_cache_enabled gauge\n"
 			"grove_store_pack_cache_enabled{store=\"%s\"} %d\n", st->name, st->pack_objects_hook != NULL);
