@@ -253,8 +253,6 @@ out:
 static void store_setup_replica_git(struct store *st, const char *path)
 {
 	st->git_push_secondary = st->git_push;
-	free(st->replica_git);
-	st->replica_git = NULL;
 	if (!path || !*path)
 		return;
 	if (access(path, X_OK)) {
