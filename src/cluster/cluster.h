@@ -90,6 +90,8 @@ struct cluster {
 	_Atomic int late_wait_ms;         /* a write waits this long for the late replicas of the last one */
 	_Atomic int primary_answer_ms;    /* a push's primary silent this long (others answered) is skipped */
 	struct resume_budget resume_budget;  /* what pushes keep to go on past a dying primary */
+	_Atomic long long max_pack_index;    /* a primary's pack index held for its secondaries (packindex.c) */
+	_Atomic long long pack_index_total;  /* all of them at once */
 	int workers;
 	_Atomic int job_attempts;
 	_Atomic int job_lease_s;          /* a job's router has this long before another takes it up */

@@ -56,6 +56,9 @@ const struct cli_command cluster_command = {
 	"    resumeBuffer = 64m          bytes a push keeps (what its client sent and was sent)\n"
 	"                                to go on on another primary if its own dies mid-push\n"
 	"    resumeBufferTotal = 1g      the same, for every push at once\n"
+	"    maxPackIndex = 64m          bytes of a primary's pack index held for the push's\n"
+	"                                secondaries, so they need not index the pack (0: off)\n"
+	"    packIndexTotal = 256m       the same, for every push at once\n"
 	"    workers = 2                 replication jobs run at once\n"
 	"    jobAttempts = 10            tries before a job is dead\n"
 	"    jobLease = 1800             s a router holds a job before another may take it up\n"
@@ -215,6 +218,12 @@ static int cluster_setup(struct cluster *c, struct config *cfg, struct rpc_serve
 	if ((ret = config_get_int(cfg, "cluster.resumeBufferTotal", 1LL << 30, 0, 1LL << 42, &v)))
 		goto out;
 	c->resume_budget.max_total = (long long)v;
+	if ((ret = config_get_int(cfg, "cluster.maxPackIndex", 64 << 20, 0, 1LL << 32, &v)))
+		goto out;
+	c->max_pack_index = (long long)v;
+	if ((ret = config_get_int(cfg, "cluster.packIndexTotal", 256 << 20, 0, 1LL << 40, &v)))
+		goto out;
+	c->pack_index_total = (long long)v;
 	INT_OPT("cluster.workers", c->workers, 2, 1, 64);
 	INT_OPT("cluster.jobAttempts", c->job_attempts, 10, 1, 1000);
 	INT_OPT("cluster.jobLease", c->job_lease_s, 1800, 1, 7 * 86400);
@@ -397,6 +406,8 @@ static void cluster_reload_apply(struct cluster *c, const struct cluster *nc)
 	c->late_wait_ms = nc->late_wait_ms;
 	c->resume_budget.max_push = nc->resume_budget.max_push;
 	c->resume_budget.max_total = nc->resume_budget.max_total;
+	c->max_pack_index = nc->max_pack_index;
+	c->pack_index_total = nc->pack_index_total;
 	c->job_attempts = nc->job_attempts;
 	c->job_lease_s = nc->job_lease_s;
 	c->reconcile_interval_s = nc->reconcile_interval_s;

@@ -18,49 +18,12 @@
  * short, and one broadcast wakes every waiter to re-check its own round.
  */
 #include "cluster/cluster.h"
+#include "cluster/txnpriv.h"
 #include "lib/error.h"
 #include "lib/log.h"
 #include "grove/v1/transaction.pb-c.h"
 
-#include <openssl/sha.h>
 #include <time.h>
-
-#define TXN_ROUNDS_MAX 4096
-
-enum round_state { ROUND_OPEN, ROUND_COMMITTED, ROUND_ABORTED };
-
-struct round {
-	enum round_state state;
-	bool voted[CLUSTER_NODES_MAX];
-	uint8_t vote[CLUSTER_NODES_MAX][SHA256_DIGEST_LENGTH];
-	const char *why;        /* why it aborted */
-};
-
-struct voter {
-	char node[65];
-	int nvotes;             /* PREPARED votes cast */
-	bool disagreed;         /* was told ABORT at least once */
-	bool done;              /* its stream ended */
-};
-
-struct txn {
-	uint64_t id;
-	struct txn *next;
-	int quorum;
-	size_t n;
-	struct voter v[CLUSTER_NODES_MAX];  /* v[0] is the primary */
-	struct round *rounds;
-	size_t nrounds;
-	int refs;               /* vote handlers inside */
-	bool ended;
-};
-
-struct txn_registry {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	struct txn *head;
-	uint64_t next_id;
-};
 
 int txn_registry_new(struct txn_registry **out)
 {
@@ -99,6 +62,22 @@ struct txn *txn_begin(struct cluster *c, char *const *voters, size_t n, int quor
 	reg->head = t;
 	pthread_mutex_unlock(&reg->mu);
 	return t;
+}
+
+struct txn *txn_find_locked(struct txn_registry *reg, uint64_t id)
+{
+	struct txn *t = reg->head;
+	while (t && t->id != id)
+		t = t->next;
+	return t;
+}
+
+size_t txn_voter(const struct txn *t, const char *node)
+{
+	size_t i = 0;
+	while (i < t->n && strcmp(t->v[i].node, node ? node : ""))
+		i++;
+	return i;
 }
 
 uint64_t txn_id(const struct txn *t)
@@ -192,6 +171,7 @@ void txn_end(struct cluster *c, struct txn *t)
 			*p = t->next;
 			break;
 		}
+	txn_pack_index_release(reg, t);
 	pthread_mutex_unlock(&reg->mu);
 	free(t->rounds);
 	free(t);
@@ -222,11 +202,9 @@ static void vote_transaction(struct rpc_call *call, void *data)
 	deadline_after_ms(&deadline, CLOCK_MONOTONIC, c->vote_timeout_ms);
 
 	pthread_mutex_lock(&reg->mu);
-	for (t = reg->head; t && t->id != req->transaction_id; t = t->next)
-		;
+	t = txn_find_locked(reg, req->transaction_id);
 	if (t)
-		for (vi = 0; vi < t->n && strcmp(t->v[vi].node, req->node ? req->node : ""); vi++)
-			;
+		vi = txn_voter(t, req->node);
 	if (!t || vi == t->n || t->ended) {
 		snprintf(msg, sizeof(msg), "transaction %llu has no voter %s (the write ended, or the router restarted)",
 			 (unsigned long long)req->transaction_id, req->node ? req->node : "");
@@ -294,9 +272,14 @@ reply:
 
 void txn_register(struct rpc_server *srv, struct cluster *c)
 {
-	rpc_server_handle(srv, "/grove.v1.TransactionService/VoteTransaction", vote_transaction, c);
-	/* Stores vote with their own secrets. */
+	static const char *const methods[] = { "/grove.v1.TransactionService/VoteTransaction",
+					       "/grove.v1.TransactionService/PutPackIndex",
+					       "/grove.v1.TransactionService/GetPackIndex" };
+	rpc_server_handle(srv, methods[0], vote_transaction, c);
+	pack_index_register(srv, c);
+	/* Stores call with their own secrets. */
 	for (size_t i = 0; i < c->nnodes; i++)
-		if (strcmp(c->nodes[i].secret, c->secret))
-			rpc_server_allow_secret(srv, "/grove.v1.TransactionService/VoteTransaction", c->nodes[i].secret);
+		for (size_t m = 0; m < ARRAY_SIZE(methods); m++)
+			if (strcmp(c->nodes[i].secret, c->secret))
+				rpc_server_allow_secret(srv, methods[m], c->nodes[i].secret);
 }

@@ -194,6 +194,9 @@ static int wire_serve(struct store *st, int fd, const uint8_t *buf, size_t len, 
 		log_set_correlation_id(p->correlation_id);
 	if (r.name_len == 21 && !memcmp(r.name, "reference-transaction", 21))
 		code = wire_vote(st, &r, p, fd);
+	else if (r.name_len == 10 && !memcmp(r.name, "pack-index", 10))
+		code = r.arg ? store_pack_index_outcome(st, p, r.arg, r.arg_len)
+			     : store_pack_index_serve(st, p, say_frame, &fd) ? 1 : 0;
 	else if ((r.name_len == 11 && !memcmp(r.name, "pre-receive", 11)) ||
 		 (r.name_len == 12 && !memcmp(r.name, "post-receive", 12)))
 		ret = wire_active(&r) ? wire_receive(st, &r, p, fd, &code) : 0;

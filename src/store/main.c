@@ -60,6 +60,9 @@ const struct cli_command store_command = {
 	"                              the git a secondary replica of a voted push runs: one\n"
 	"                              without SHA-1 collision detection, which the primary\n"
 	"                              does (scripts/build-replica-git); missing or \"\": git\n"
+	"                              from PATH, as the primary's\n"
+	"    takePackIndex = true      such a secondary takes the primary's index of the pack\n"
+	"                              instead of indexing it again (its git checks it fits)\n"
 	"  [packCache]                  the pack-objects cache: repeated clones from a file\n"
 	"    enabled = false           on: upload-pack's pack-objects runs go through it\n"
 	"    dir = …                   default root/+grove/pack-cache\n"
@@ -250,8 +253,10 @@ out:
  * store can run, or none (git from PATH, as for the primary). Not an error
  * when missing: the same pushes are taken, at the CPU of a second check.
  */
-static void store_setup_replica_git(struct store *st, const char *path)
+static void store_setup_replica_git(struct store *st, const char *path, bool take_index)
 {
+	char *hook;
+
 	st->git_push_secondary = st->git_push;
 	if (!path || !*path)
 		return;
@@ -262,6 +267,12 @@ static void store_setup_replica_git(struct store *st, const char *path)
 	}
 	st->replica_git = xstrdup(path);
 	st->git_push_secondary.git = st->replica_git;
+	/* It asks through the hook wire (store/packindex.c): grove-hook only. */
+	hook = xasprintf("%s-hook", st->self_exe);
+	if (take_index && !access(hook, X_OK))
+		st->pack_index_hook = hook;
+	else
+		free(hook);
 }
 
 static int store_setup(struct store *st, struct config *cfg, struct rpc_server_opts *ropts, char ***listen,
@@ -269,7 +280,7 @@ static int store_setup(struct store *st, struct config *cfg, struct rpc_server_o
 {
 	char *secret_file = NULL, *level = NULL, *runtime = NULL, *fsck_ignore = NULL, *replica_git = NULL;
 	enum log_level lvl;
-	bool fsck;
+	bool fsck, take_index;
 	int ret;
 
 	if ((ret = config_get_str(cfg, "store.name", "default", &st->name)) ||
@@ -281,6 +292,7 @@ static int store_setup(struct store *st, struct config *cfg, struct rpc_server_o
 	    (ret = config_get_bool(cfg, "store.fsckObjects", true, &fsck)) ||
 	    (ret = config_get_str(cfg, "store.fsckIgnore", GITCMD_FSCK_IGNORE, &fsck_ignore)) ||
 	    (ret = config_get_str(cfg, "store.replicaGit", STORE_REPLICA_GIT, &replica_git)) ||
+	    (ret = config_get_bool(cfg, "store.takePackIndex", true, &take_index)) ||
 	    (ret = config_get_str(cfg, "log.level", "info", &level)) ||
 	    (ret = config_get_all(cfg, "store.listen", listen, nlisten)))
 		goto out;
@@ -335,7 +347,7 @@ static int store_setup(struct store *st, struct config *cfg, struct rpc_server_o
 	st->git_push.hooks_dir = st->push_hooks_dir;
 	st->git_nohooks.fsck_ignore = st->git_hooks.fsck_ignore = st->git_push.fsck_ignore =
 		gitcmd_fsck_ignore_ids(&st->fsck_ignore);
-	store_setup_replica_git(st, replica_git);
+	store_setup_replica_git(st, replica_git, take_index);
 out:
 	free(replica_git);
 	free(fsck_ignore);
@@ -357,6 +369,7 @@ static void store_release(struct store *st)
 	free(st->pack_objects_hook);
 	free(st->metrics_listen);
 	free(st->replica_git);
+	free(st->pack_index_hook);
 	free(st->connect_bin);
 	free(st->hook_address);
 	free(st->hook_socket);
@@ -546,8 +559,9 @@ int store_main(int argc, char **argv)
 	if ((ret = rpc_server_start(hsrv)) || (ret = rpc_server_start(srv)) ||
 	    (ret = store_metrics_start(&st, &metrics)))
 		goto out;
-	log_info("store.started", "version=%s name=%s root=%s listen=%s hook_socket=%s replica_git=%s", grove_version(),
-		 st.name, st.root, listen[0], st.hook_address, st.replica_git ? st.replica_git : "");
+	log_info("store.started", "version=%s name=%s root=%s listen=%s hook_socket=%s replica_git=%s take_pack_index=%b",
+		 grove_version(), st.name, st.root, listen[0], st.hook_address, st.replica_git ? st.replica_git : "",
+		 st.pack_index_hook != NULL);
 	d.reload = store_reload;
 	d.reload_arg = &run;
 	daemon_serve_rpc(&d, (struct rpc_server *[]){ srv, hsrv }, 2, grace);

@@ -16,6 +16,12 @@ static void render(void *ctx, struct strbuf *sb)
 			" and they run Debian's git, at about twice the CPU per push).\n"
 			"# TYPE grove_store_replica_git gauge\n"
 			"grove_store_replica_git{store=\"%s\"} %d\n", st->name, st->replica_git != NULL);
+	strbuf_addf(sb, "# HELP grove_store_pack_index_total Packs of pushes this store took as a secondary, by whether"
+			" its git took the primary's index (took) or indexed the pack itself (indexed: a thin pack, no index).\n"
+			"# TYPE grove_store_pack_index_total counter\n"
+			"grove_store_pack_index_total{store=\"%s\",outcome=\"took\"} %llu\n"
+			"grove_store_pack_index_total{store=\"%s\",outcome=\"indexed\"} %llu\n",
+		    st->name, (unsigned long long)st->pack_index_took, st->name, (unsigned long long)st->pack_index_indexed);
 	strbuf_addf(sb, "# HELP grove_store_pack_cache_enabled Whether the pack-objects cache is on.\n"
 			"# TYPE grove_store_pack_cache_enabled gauge\n"
 			"grove_store_pack_cache_enabled{store=\"%s\"} %d\n", st->name, st->pack_objects_hook != NULL);

@@ -270,6 +270,9 @@ int store_hook_run(struct store *st, struct hook_run *h, int *code)
 		ret = error_set(GROVE_EINVAL, "the hook request carries no payload with a repository");
 		goto out;
 	}
+	/* First: the secondaries wait for it, not for the checks below. */
+	if (!strcmp(h->name, "pre-receive"))
+		store_pack_index_share(st, h);
 	if (st->custom_hooks && !p->secondary) {
 		strbuf_addf(&prog, "%s/%s", st->custom_hooks, h->name);
 		if (!access(prog.buf, X_OK) && (ret = run_custom(st, h, prog.buf, code)))

@@ -416,6 +416,13 @@ static void ssh_serve(struct rpc_call *call, struct store *st, const char *servi
 	env = store_hook_env(st, push ? &payload : NULL, first->repository, first->git_protocol, &hooks);
 	if (!strcmp(service, "upload-pack"))
 		env = store_pack_cache_env(st, env);
+	if (push && hooks && payload.secondary && st->pack_index_hook && payload.transaction_address &&
+	    *payload.transaction_address) {
+		/* The replica git takes the primary's index of the pack (packindex.c). */
+		char kv[4200];
+		snprintf(kv, sizeof(kv), "GROVE_PACK_INDEX_HOOK=%s", st->pack_index_hook);
+		env = proc_env_push(env, kv);
+	}
 	ssh_git_argv(st, first, service, path.buf, advertise, hooks, push && payload.secondary, &argv);
 	if (push) {
 		ph_buf = xmalloc(PKT_MAX);

@@ -55,6 +55,8 @@ struct store {
 	struct gitcmd_opts git_push;      /* receive-pack: voted once, in pre-receive */
 	struct gitcmd_opts git_push_secondary;   /* the same for a secondary: store.replicaGit */
 	char *replica_git;                /* store.replicaGit, or NULL: git from PATH */
+	char *pack_index_hook;            /* what a secondary's git runs for the primary's pack index, or NULL */
+	_Atomic uint64_t pack_index_took, pack_index_indexed;   /* what those gits did with it */
 	struct packcache pack_cache;      /* packCache.*; used when pack_objects_hook is set */
 	char *pack_objects_hook;          /* hooks/grove-pack-objects, or NULL: no cache */
 	char *metrics_listen;             /* store.metricsListen, or NULL */
@@ -159,6 +161,18 @@ struct hook_run {
 	const char *via;                  /* "wire" or "grpc", for the log */
 };
 int store_hook_run(struct store *st, struct hook_run *h, int *code);
+/*
+ * The pack index a push's primary shares with its secondaries
+ * (packindex.c): share, from the primary's pre-receive (a failure is only
+ * logged: the secondaries then index the pack themselves); serve, to a
+ * secondary's git asking through `grove-hook pack-index`.
+ */
+void store_pack_index_share(struct store *st, const struct hook_run *h);
+int store_pack_index_serve(struct store *st, const Grove__V1__HookPayload *p,
+			   int (*say)(void *, const char *, size_t, bool), void *sink);
+/* What the secondary's git did with it ("took", or "indexed: why"): the log
+ * and the metrics. Returns the hook's exit code (0). */
+int store_pack_index_outcome(struct store *st, const Grove__V1__HookPayload *p, const char *what, size_t len);
 /* One vote of a write to the router of payload p: *commit, and its message. */
 int store_hook_vote(struct store *st, const Grove__V1__HookPayload *p, Grove__V1__VoteTransactionRequest__Phase phase,
 		    ProtobufCBinaryData vote, bool *commit, char *msg, size_t msgsize);

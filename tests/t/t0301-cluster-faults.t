@@ -94,7 +94,9 @@ push_held() {
 
 test_setup 'three stores, a router and five apps' '
 	: a replica that trails a push runs its git at nice 10, through a spool &&
-	start_store s1 store.trailingNice=10 && start_store s2 store.trailingNice=10 && start_store s3 store.trailingNice=10 &&
+	for s in s1 s2 s3; do
+		start_store $s store.trailingNice=10 store.metricsListen=127.0.0.1:$(free_port) || return 1
+	done &&
 	: bounds scaled, so that a slow healthy store is not taken for a dead one &&
 	METRICS_PORT=$(free_port) &&
 	start_cluster c s1 s2 s3 -- cluster.healthInterval=$((300 * TEST_SCALE)) \
@@ -298,6 +300,77 @@ test_expect_success 'the secondaries of a push run the replica git (no second SH
 	wait_for 90 "the push to end" test -s push.rc &&
 	cat err && test "$(cat push.rc)" = 0 &&
 	pushed_to s1 s2 s3 && no_dataloss
+'
+
+# push_files N [EDIT]: a commit of N files of 300 lines each under many/ in
+# w1 (EDIT: one line more in each), pushed to app1.git; then the
+# correlation id of its write in $corr. More than 100 objects: the stores'
+# receive-pack take the pack with index-pack, not unpack-objects. Edited,
+# each file is sent as a delta against the one the stores have: a thin pack.
+push_files() {
+	(cd w1 && mkdir -p many &&
+		for i in $(seq 1 $1); do
+			if test -n "${2:-}"; then echo "$2" >>many/$i; else { echo "$i $(date +%s%N)"; seq 1 300; } >many/$i; fi ||
+				return 1
+		done &&
+		git add many && git commit -q -m "$1 files ${2:-}" &&
+		GIT_SSH_COMMAND="$GROVE connect $c_ADDR" timeout $((120 * TEST_SCALE)) \
+			git push -q ssh://default/app1.git HEAD:refs/heads/w1) &&
+	corr=$(grep "\"event\":\"cluster.write\".*\"repo\":\"app1.git\"" c/cluster.log | tail -n 1 |
+		sed -n "s/.*\"correlation_id\":\"\([0-9a-f]*\)\".*/\1/p") &&
+	test -n "$corr"
+}
+
+# pack_index_used OUTCOME STORE...: each STORE's git, a secondary of the
+# last push, reported OUTCOME ("took", or the start of "indexed: …").
+pack_index_used() {
+	want=$1 && shift &&
+	for s in "$@"; do
+		test_grep "\"event\":\"txn.pack_index_used\",\"correlation_id\":\"$corr\".*\"outcome\":\"$want" $s/store.log ||
+			return 1
+	done
+}
+
+# whole_everywhere: the pushed commit on every store, each copy fsck-clean.
+whole_everywhere() {
+	pushed_to s1 s2 s3 &&
+	for s in s1 s2 s3; do
+		git --git-dir="$(repo_dir $s app1.git)" fsck --strict --no-progress || return 1
+	done &&
+	no_dataloss
+}
+
+test_expect_success 'the secondaries of a push take the primary'"'"'s index of its pack instead of indexing it again' '
+	patch_id=$(sha256sum <"$TEST_DIR/../../scripts/replica-git.patch" | cut -c1-16) &&
+	{ grep -q "replica-git.patch $patch_id" /usr/local/lib/grove/git/STAMP ||
+		{ echo "the replica git predates scripts/replica-git.patch: run scripts/build-replica-git" >&2; false; }; } &&
+	p=$(primary_of app1.git) &&
+	push_files 150 &&
+	test_grep "\"event\":\"txn.pack_index_shared\",\"correlation_id\":\"$corr\"" $p/store.log &&
+	test_grep "\"event\":\"cluster.pack_index_shared\".*\"ok\":true" c/cluster.log &&
+	pack_index_used took $(others $p) &&
+	whole_everywhere &&
+	for s in $(others $p); do
+		curl -sf http://$(git config -f $s/store.conf store.metricsListen)/metrics >m.$s || return 1
+		test_grep "^grove_store_pack_index_total{store=\"$s\",outcome=\"took\"} [1-9]" m.$s || return 1
+	done
+'
+
+test_expect_success 'a thin pack, whose index the primary completed with objects it had, the secondaries index themselves' '
+	p=$(primary_of app1.git) &&
+	push_files 150 "one line more" &&
+	pack_index_used "indexed: the index does not fit this pack" $(others $p) &&
+	whole_everywhere
+'
+
+test_expect_success 'an index over cluster.maxPackIndex is not held: the secondaries index the pack, the push lands' '
+	reload_c cluster.maxPackIndex 1000 &&
+	p=$(primary_of app1.git) &&
+	push_files 120 &&
+	test_grep "\"event\":\"txn.pack_index_not_shared\",\"correlation_id\":\"$corr\".*cluster.maxPackIndex" $p/store.log &&
+	pack_index_used "indexed: no index" $(others $p) &&
+	whole_everywhere &&
+	reload_c cluster.maxPackIndex 64m
 '
 
 test_expect_success 'a push is answered once a quorum took it: a stopped secondary takes it late, when it runs again' '
