@@ -9,7 +9,10 @@
  * only gRPC (GROVE_HOOK_SOCKET unset) gets `grove hook`, next to this
  * binary.
  *
- * It fails closed: a pre-receive that cannot ask refuses the push.
+ * It fails closed: a pre-receive that cannot ask refuses the push. The
+ * replica git's index-pack runs it as `grove-hook pack-index` for the
+ * primary's index of a push's pack (store/packindex.c), and reads a
+ * failure as "no index": it indexes the pack itself.
  */
 #include "lib/hookwire.h"
 
@@ -152,7 +155,7 @@ int main(int argc, char **argv)
 	int fd, code;
 
 	if (argc < 2 || argc > 3) {
-		fprintf(stderr, "usage: grove-hook pre-receive|post-receive|reference-transaction [STATE]\n");
+		fprintf(stderr, "usage: grove-hook pre-receive|post-receive|reference-transaction|pack-index [ARG]\n");
 		return 2;
 	}
 	hook_name = argv[1];
