@@ -18,16 +18,19 @@ RG=/usr/local/lib/grove/git/git
 # ip_run NAME PACK [REPO]: the replica git's index-pack of PACK as a
 # secondary's receive-pack runs it (header read first, --stdin --fix-thin
 # --keep), in a new repository NAME.git (a copy of REPO if given), its
-# input kept open after the pack until "release" exists, as a push's is.
-# Waits until index-pack ends: exit code in NAME.rc, its output in NAME.out.
+# input kept open after the pack (this shell holds the FIFO's writing end)
+# as a push's is. Waits until index-pack ends: exit code in NAME.rc, its
+# output in NAME.out.
 ip_run() {
-	rm -rf "$1.git" release && cp -r "${3:-empty.git}" "$1.git" || return 1
+	rm -rf "$1.git" "$1.rc" in.fifo && cp -r "${3:-empty.git}" "$1.git" && mkfifo in.fifo || return 1
 	n=$(od -An -tu1 -j8 -N4 "$2" | awk '{ print $1 * 16777216 + $2 * 65536 + $3 * 256 + $4 }')
-	{ tail -c +13 "$2"; i=0; while ! test -e release && test $i -lt 6000; do sleep 0.1; i=$((i + 1)); done; } |
-		(cd "$1.git" && GROVE_PACK_INDEX_HOOK=$TRASH/hook "$RG" index-pack --stdin --fix-thin --keep=t \
-			--pack_header=2,$n >../"$1.out" 2>../"$1.err"; echo $? >../"$1.rc") &
+	# (set -e may be on: a failing index-pack must not end the subshell.)
+	(cd "$1.git" && r=0 && GROVE_PACK_INDEX_HOOK=$TRASH/hook "$RG" index-pack --stdin --fix-thin --keep=t \
+		--pack_header=2,$n <../in.fifo >../"$1.out" 2>../"$1.err" || r=$?; echo $r >../"$1.rc") &
+	exec 7>in.fifo
+	tail -c +13 "$2" >&7
 	wait_for 60 "index-pack $1 to end, its input still open" test -s "$1.rc"
-	rc=$?; touch release; return $rc
+	rc=$?; exec 7>&-; wait; return $rc
 }
 
 # answer FILE: what the hook says next (its store's answer: "none", or
