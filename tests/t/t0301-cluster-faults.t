@@ -342,7 +342,7 @@ whole_everywhere() {
 
 test_expect_success 'the secondaries of a push take the primary'"'"'s index of its pack instead of indexing it again' '
 	patch_id=$(sha256sum <"$TEST_DIR/../../scripts/replica-git.patch" | cut -c1-16) &&
-	{ grep -q "replica-git.patch $patch_id" /usr/local/lib/grove/git/STAMP ||
+	{ grep -q "replica-git.patch $patch_id\$" /usr/local/lib/grove/git/STAMP ||
 		{ echo "the replica git predates scripts/replica-git.patch: run scripts/build-replica-git" >&2; false; }; } &&
 	p=$(primary_of app1.git) &&
 	push_files 150 &&

@@ -59,7 +59,7 @@ same_as() {
 test_setup 'a history of 150 files, a pack of it, a thin pack of an edit, and their indexes' '
 	{ test -x $RG || { echo "no $RG: scripts/install-deps builds it" >&2; false; }; } &&
 	patch_id=$(sha256sum <"$TEST_DIR/../../scripts/replica-git.patch" | cut -c1-16) &&
-	{ grep -q "replica-git.patch $patch_id" "${RG%/git}/STAMP" ||
+	{ grep -q "replica-git.patch $patch_id\$" "${RG%/git}/STAMP" ||
 		{ echo "$RG predates scripts/replica-git.patch: run scripts/build-replica-git" >&2; false; }; } &&
 	cat >hook <<-EOF &&
 	#!/bin/sh
