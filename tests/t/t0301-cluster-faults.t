@@ -538,6 +538,36 @@ test_expect_success 'a primary killed while the pack streams in: what the client
 	pushed_to $p
 '
 
+test_expect_success 'a primary killed while a pack of 150 objects streams in: the push goes on, its new primary shares its index' '
+	p=$(primary_of app1.git) &&
+	pid=$(pgrep -f "store -c $TRASH/$p/store.conf") &&
+	(cd w1 && mkdir -p more && for i in $(seq 1 150); do head -c 4000 /dev/urandom >more/$i || exit 1; done &&
+		git add more && git commit -q -m "150 more files") &&
+	push_held $p 262144 &&
+	kill -9 $pid &&
+	wait_for 30 "store $p to be gone" gone $pid &&
+	wait_grep "\"event\":\"cluster.push_resumed\".*\"failed_primary\":\"$p\"" c/cluster.log &&
+	corr=$(grep "\"event\":\"cluster.push_resumed\".*\"failed_primary\":\"$p\"" c/cluster.log | tail -n 1 |
+		sed -n "s/.*\"correlation_id\":\"\([0-9a-f]*\)\".*/\1/p") &&
+	touch release &&
+	wait_for 90 "the push to end (it may not hang)" test -s push.rc &&
+	cat err &&
+	test "$(cat push.rc)" = 0 &&
+	pushed_to $(others $p) &&
+	for s in $(others $p); do
+		git --git-dir="$(repo_dir $s app1.git)" fsck --strict --no-progress || return 1
+	done &&
+	cat $(for s in $(others $p); do echo $s/store.log; done) >others.log &&
+	test_grep "\"event\":\"txn.pack_index_shared\",\"correlation_id\":\"$corr\"" others.log &&
+	: the secondaries of the first attempt asked the dead primary: none, they indexed &&
+	test_grep "\"event\":\"txn.pack_index_used\",\"correlation_id\":\"$corr\".*\"outcome\":\"indexed: no index\"" others.log &&
+	: the secondary of the second attempt got the index of the new primary: an incremental push, a thin pack &&
+	test_grep "\"event\":\"txn.pack_index_used\",\"correlation_id\":\"$corr\".*\"outcome\":\"indexed: the index does not fit" others.log &&
+	restart_store $p &&
+	no_dataloss &&
+	pushed_to $p
+'
+
 # push_big_held: b's push to big.git through router c3, held after 256 KiB.
 push_big_held() {
 	rm -f held release push.rc err
