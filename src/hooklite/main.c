@@ -115,7 +115,7 @@ static int send_request(int fd, char **argv, const char *in, size_t in_len)
  * (-1: the answer broke off before it). */
 static int relay_answer(int fd)
 {
-	static uint8_t buf[1 << 20];
+	static uint8_t buf[HOOKWIRE_ANSWER_MAX];
 	size_t have = 0;
 
 	for (;;) {

@@ -31,6 +31,7 @@
 #define HOOKWIRE_VARS_MAX 80               /* V frames */
 #define HOOKWIRE_VAR_MAX (128u << 10)      /* one "NAME=VALUE" (the payload is the largest) */
 #define HOOKWIRE_REQUEST_MAX (HOOKWIRE_IN_MAX + HOOKWIRE_VARS_MAX * (HOOKWIRE_VAR_MAX + HOOKWIRE_HEAD) + 4096)
+#define HOOKWIRE_ANSWER_MAX (1u << 20)     /* the hook's buffer for the store's answer: a frame with its head */
 
 /* A request as the store parsed it: pointers into the caller's buffer. */
 struct hookwire_req {

@@ -15,6 +15,7 @@
 #include "store/store.h"
 #include "lib/error.h"
 #include "lib/hookpayload.h"
+#include "lib/hookwire.h"
 #include "lib/log.h"
 #include "grove/v1/transaction.pb-c.h"
 
@@ -31,12 +32,11 @@
  * if it lies inside the repository at repo. */
 static const char *quarantine_dir(const Grove__V1__HookRequest *first, const char *repo)
 {
-	size_t n = strlen(repo);
 	const char *v;
 
 	for (size_t i = 0; i < first->n_git_env; i++)
 		if (skip_prefix(first->git_env[i], "GIT_QUARANTINE_PATH=", &v))
-			return !strncmp(v, repo, n) && v[n] == '/' && !strstr(v, "/../") ? v : NULL;
+			return store_path_inside(v, repo) ? v : NULL;
 	return NULL;
 }
 
@@ -160,7 +160,19 @@ void store_pack_index_share(struct store *st, const struct hook_run *h)
 	strbuf_release(&repo);
 }
 
-/* Relays the router's answer: the header line, then the index as it comes. */
+/* Passes len bytes of the index on in frames the hook can take. */
+static int say_index(int (*say)(void *, const char *, size_t, bool), void *sink, const uint8_t *data, size_t len)
+{
+	for (size_t at = 0, n; at < len; at += n) {
+		n = MIN(len - at, (size_t)(HOOKWIRE_ANSWER_MAX - HOOKWIRE_HEAD));
+		if (say(sink, (const char *)data + at, n, false))
+			return -1;
+	}
+	return 0;
+}
+
+/* Relays the router's answer: the header line, then the index as it comes
+ * (in the router's chunks, split again if one is larger than a frame). */
 static int serve_relay(struct rpc_stream *s, int (*say)(void *, const char *, size_t, bool), void *sink,
 		       uint64_t *bytes, bool *none)
 {
@@ -179,8 +191,8 @@ static int serve_relay(struct rpc_stream *s, int (*say)(void *, const char *, si
 				 (unsigned long long)m->index_size);
 			gone = say(sink, head, strlen(head), false);
 		}
-		if (!gone && m->data.len)
-			gone = say(sink, (const char *)m->data.data, m->data.len, false);
+		if (!gone)
+			gone = say_index(say, sink, m->data.data, m->data.len);
 		*bytes += m->data.len;
 		FREE_MSG(m);
 		if (gone)

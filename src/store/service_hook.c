@@ -43,8 +43,7 @@ static int relay_err(void *ctx, const char *data, size_t len)
 	return relay(ctx, data, len, true);
 }
 
-/* Whether a quarantine variable points inside the repository. */
-static bool inside(const char *value, const char *repo)
+bool store_path_inside(const char *value, const char *repo)
 {
 	size_t n = strlen(repo);
 	if (strncmp(value, repo, n) || value[n] != '/' || strstr(value, "/../") || strstr(value, ":"))
@@ -57,7 +56,7 @@ static bool quarantine_var_inside(const char *e, const struct strbuf *repo)
 {
 	const char *v;
 	for (size_t i = 0; i < HOOKWIRE_QUARANTINE_VARS; i++)
-		if (skip_prefix(e, hookwire_quarantine_vars[i], &v) && *v == '=' && repo->len && inside(v + 1, repo->buf))
+		if (skip_prefix(e, hookwire_quarantine_vars[i], &v) && *v == '=' && repo->len && store_path_inside(v + 1, repo->buf))
 			return true;
 	return false;
 }

@@ -161,6 +161,8 @@ struct hook_run {
 	const char *via;                  /* "wire" or "grpc", for the log */
 };
 int store_hook_run(struct store *st, struct hook_run *h, int *code);
+/* Whether a path git gave a hook (its quarantine) lies inside the repository at repo. */
+bool store_path_inside(const char *value, const char *repo);
 /*
  * The pack index a push's primary shares with its secondaries
  * (packindex.c): share, from the primary's pre-receive (a failure is only
