@@ -307,6 +307,18 @@ test_expect_success 'the secondaries of a push run the replica git (no second SH
 	pushed_to s1 s2 s3 && no_dataloss
 '
 
+# last_corr PATTERN: the correlation id of router c's last log line matching PATTERN.
+last_corr() {
+	grep "$1" c/cluster.log | tail -n 1 | sed -n "s/.*\"correlation_id\":\"\([0-9a-f]*\)\".*/\1/p"
+}
+
+# fsck_clean STORE...: each STORE's app1.git passes git fsck --strict.
+fsck_clean() {
+	for s in "$@"; do
+		git --git-dir="$(repo_dir $s app1.git)" fsck --strict --no-progress || return 1
+	done
+}
+
 # push_files N [EDIT]: a commit of N files of 300 lines each under many/ in
 # w1 (EDIT: one line more in each), pushed to app1.git; then the
 # correlation id of its write in $corr. More than 100 objects: the stores'
@@ -321,8 +333,7 @@ push_files() {
 		git add many && git commit -q -m "$1 files ${2:-}" &&
 		GIT_SSH_COMMAND="$GROVE connect $c_ADDR" timeout $((120 * TEST_SCALE)) \
 			git push -q ssh://default/app1.git HEAD:refs/heads/w1) &&
-	corr=$(grep "\"event\":\"cluster.write\".*\"repo\":\"app1.git\"" c/cluster.log | tail -n 1 |
-		sed -n "s/.*\"correlation_id\":\"\([0-9a-f]*\)\".*/\1/p") &&
+	corr=$(last_corr "\"event\":\"cluster.write\".*\"repo\":\"app1.git\"") &&
 	test -n "$corr"
 }
 
@@ -339,9 +350,7 @@ pack_index_used() {
 # whole_everywhere: the pushed commit on every store, each copy fsck-clean.
 whole_everywhere() {
 	pushed_to s1 s2 s3 &&
-	for s in s1 s2 s3; do
-		git --git-dir="$(repo_dir $s app1.git)" fsck --strict --no-progress || return 1
-	done &&
+	fsck_clean s1 s2 s3 &&
 	no_dataloss
 }
 
@@ -402,8 +411,7 @@ test_expect_success 'a push is answered once a quorum took it: a stopped seconda
 	pushed_to $victim &&
 	no_dataloss &&
 	: the trailing replica, the last secondary, took it through its spool, at nice 10 &&
-	corr=$(grep "\"event\":\"cluster.write\".*\"repo\":\"app1.git\"" c/cluster.log | tail -n 1 |
-		sed -n "s/.*\"correlation_id\":\"\([0-9a-f]*\)\".*/\1/p") &&
+	corr=$(last_corr "\"event\":\"cluster.write\".*\"repo\":\"app1.git\"") &&
 	test $(cat s1/store.log s2/store.log s3/store.log | grep -c "\"event\":\"ssh.trailing\",\"correlation_id\":\"$corr\".*\"nice\":10") = 1 &&
 	reload_c cluster.trailingWait 600000
 '
@@ -535,9 +543,7 @@ test_expect_success 'a primary killed while the pack streams in: what the client
 	cat err &&
 	test "$(cat push.rc)" = 0 &&
 	pushed_to $(others $p) &&
-	for s in $(others $p); do
-		git --git-dir="$(repo_dir $s app1.git)" fsck --strict --no-progress || return 1
-	done &&
+	fsck_clean $(others $p) &&
 	restart_store $p &&
 	no_dataloss &&
 	pushed_to $p
@@ -553,16 +559,13 @@ test_expect_success 'a primary killed while a pack of 150 objects streams in: th
 	kill -9 $pid &&
 	wait_for 30 "store $p to be gone" gone $pid &&
 	wait_for 30 "the push to be resumed" eval "test \$(resumes) -gt $resumed" &&
-	corr=$(grep "\"event\":\"cluster.push_resumed\".*\"failed_primary\":\"$p\"" c/cluster.log | tail -n 1 |
-		sed -n "s/.*\"correlation_id\":\"\([0-9a-f]*\)\".*/\1/p") &&
+	corr=$(last_corr "\"event\":\"cluster.push_resumed\".*\"failed_primary\":\"$p\"") &&
 	touch release &&
 	wait_for 90 "the push to end (it may not hang)" test -s push.rc &&
 	cat err &&
 	test "$(cat push.rc)" = 0 &&
 	pushed_to $(others $p) &&
-	for s in $(others $p); do
-		git --git-dir="$(repo_dir $s app1.git)" fsck --strict --no-progress || return 1
-	done &&
+	fsck_clean $(others $p) &&
 	cat $(for s in $(others $p); do echo $s/store.log; done) >others.log &&
 	test_grep "\"event\":\"txn.pack_index_shared\",\"correlation_id\":\"$corr\"" others.log &&
 	: the secondaries of the first attempt asked the dead primary: none, they indexed &&
