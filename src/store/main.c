@@ -63,6 +63,8 @@ const struct cli_command store_command = {
 	"                              from PATH, as the primary's\n"
 	"    takePackIndex = true      such a secondary takes the primary's index of the pack\n"
 	"                              instead of indexing it again (its git checks it fits)\n"
+	"    packedRefUpdates = 32     such a secondary writes a push of this many new ref\n"
+	"                              values or more to packed-refs at once (0: never)\n"
 	"  [packCache]                  the pack-objects cache: repeated clones from a file\n"
 	"    enabled = false           on: upload-pack's pack-objects runs go through it\n"
 	"    dir = …                   default root/+grove/pack-cache\n"
@@ -253,7 +255,7 @@ out:
  * store can run, or none (git from PATH, as for the primary). Not an error
  * when missing: the same pushes are taken, at the CPU of a second check.
  */
-static void store_setup_replica_git(struct store *st, const char *path, bool take_index)
+static void store_setup_replica_git(struct store *st, const char *path, bool take_index, int64_t packed_refs)
 {
 	char *hook;
 
@@ -267,6 +269,7 @@ static void store_setup_replica_git(struct store *st, const char *path, bool tak
 	}
 	st->replica_git = xstrdup(path);
 	st->git_push_secondary.git = st->replica_git;
+	st->packed_ref_updates = (int)packed_refs;
 	/* It asks through the hook wire (store/packindex.c): grove-hook only. */
 	hook = xasprintf("%s-hook", st->self_exe);
 	if (take_index && !access(hook, X_OK))
@@ -281,6 +284,7 @@ static int store_setup(struct store *st, struct config *cfg, struct rpc_server_o
 	char *secret_file = NULL, *level = NULL, *runtime = NULL, *fsck_ignore = NULL, *replica_git = NULL;
 	enum log_level lvl;
 	bool fsck, take_index;
+	int64_t packed_refs;
 	int ret;
 
 	if ((ret = config_get_str(cfg, "store.name", "default", &st->name)) ||
@@ -293,6 +297,7 @@ static int store_setup(struct store *st, struct config *cfg, struct rpc_server_o
 	    (ret = config_get_str(cfg, "store.fsckIgnore", GITCMD_FSCK_IGNORE, &fsck_ignore)) ||
 	    (ret = config_get_str(cfg, "store.replicaGit", STORE_REPLICA_GIT, &replica_git)) ||
 	    (ret = config_get_bool(cfg, "store.takePackIndex", true, &take_index)) ||
+	    (ret = config_get_int(cfg, "store.packedRefUpdates", 32, 0, 1 << 30, &packed_refs)) ||
 	    (ret = config_get_str(cfg, "log.level", "info", &level)) ||
 	    (ret = config_get_all(cfg, "store.listen", listen, nlisten)))
 		goto out;
@@ -347,7 +352,7 @@ static int store_setup(struct store *st, struct config *cfg, struct rpc_server_o
 	st->git_push.hooks_dir = st->push_hooks_dir;
 	st->git_nohooks.fsck_ignore = st->git_hooks.fsck_ignore = st->git_push.fsck_ignore =
 		gitcmd_fsck_ignore_ids(&st->fsck_ignore);
-	store_setup_replica_git(st, replica_git, take_index);
+	store_setup_replica_git(st, replica_git, take_index, packed_refs);
 out:
 	free(replica_git);
 	free(fsck_ignore);
@@ -559,9 +564,10 @@ int store_main(int argc, char **argv)
 	if ((ret = rpc_server_start(hsrv)) || (ret = rpc_server_start(srv)) ||
 	    (ret = store_metrics_start(&st, &metrics)))
 		goto out;
-	log_info("store.started", "version=%s name=%s root=%s listen=%s hook_socket=%s replica_git=%s take_pack_index=%b",
+	log_info("store.started", "version=%s name=%s root=%s listen=%s hook_socket=%s replica_git=%s take_pack_index=%b "
+		 "packed_ref_updates=%d",
 		 grove_version(), st.name, st.root, listen[0], st.hook_address, st.replica_git ? st.replica_git : "",
-		 st.pack_index_hook != NULL);
+		 st.pack_index_hook != NULL, st.replica_git ? st.packed_ref_updates : 0);
 	d.reload = store_reload;
 	d.reload_arg = &run;
 	daemon_serve_rpc(&d, (struct rpc_server *[]){ srv, hsrv }, 2, grace);

@@ -423,6 +423,13 @@ static void ssh_serve(struct rpc_call *call, struct store *st, const char *servi
 		snprintf(kv, sizeof(kv), "GROVE_PACK_INDEX_HOOK=%s", st->pack_index_hook);
 		env = proc_env_push(env, kv);
 	}
+	if (push && hooks && payload.secondary && st->replica_git && st->packed_ref_updates) {
+		/* Many refs: one transaction, one file (docs/cluster.md,
+		 * "secondaries write many refs at once"). */
+		char kv[64];
+		snprintf(kv, sizeof(kv), "GROVE_PACKED_REFS=%d", st->packed_ref_updates);
+		env = proc_env_push(env, kv);
+	}
 	ssh_git_argv(st, first, service, path.buf, advertise, hooks, push && payload.secondary, &argv);
 	if (push) {
 		ph_buf = xmalloc(PKT_MAX);

@@ -387,6 +387,28 @@ test_expect_success 'an index over cluster.maxPackIndex is not held: the seconda
 	reload_c cluster.maxPackIndex 64m
 '
 
+test_expect_success 'a push of 100 new tags: the secondaries write them to packed-refs at once, to the same refs as the primary'"'"'s' '
+	test_grep "\"event\":\"store.started\".*\"packed_ref_updates\":32" s1/store.log &&
+	p=$(primary_of app1.git) &&
+	c=$(git -C w1 rev-parse HEAD) &&
+	seq 1 100 | sed "s|.*|create refs/tags/pk-& $c|" | git -C w1 update-ref --stdin &&
+	(cd w1 && GIT_SSH_COMMAND="$GROVE connect $c_ADDR" timeout $((120 * TEST_SCALE)) \
+		git push -q ssh://default/app1.git "refs/tags/pk-*:refs/tags/pk-*") &&
+	corr=$(last_corr "\"event\":\"cluster.write\".*\"repo\":\"app1.git\"") &&
+	! grep "\"event\":\"cluster.diverged\".*\"correlation_id\":\"$corr\"" c/cluster.log &&
+	for s in s1 s2 s3; do
+		d=$(repo_dir $s app1.git) &&
+		git --git-dir="$d" for-each-ref refs/tags/pk-* >refs.$s &&
+		find "$d/refs/tags" -name "pk-*" | wc -l >loose.$s || return 1
+	done &&
+	test $(wc -l <refs.$p) = 100 &&
+	for s in $(others $p); do
+		test_cmp refs.$p refs.$s && test "$(cat loose.$s)" = 0 || return 1
+	done &&
+	test "$(cat loose.$p)" = 100 &&
+	no_dataloss
+'
+
 test_expect_success 'a push is answered once a quorum took it: a stopped secondary takes it late, when it runs again' '
 	: the default, which start_cluster turns off &&
 	reload_c cluster.trailingWait 50 &&
