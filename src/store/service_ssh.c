@@ -31,6 +31,7 @@ struct ssh_session {
 	struct proc proc;
 	int stdin_fd;             /* owned by the stdin thread */
 	uint64_t bytes_in, bytes_out;
+	uint64_t messages_in;      /* input messages: how well the sender (gate, connect) fills them */
 	uint64_t messages_out;     /* output messages: their size tells how well the pump batches */
 	bool client_cancelled;
 	int recv_err;
@@ -171,6 +172,7 @@ static void *stdin_main(void *arg)
 			FREE_MSG(req);
 			break;
 		}
+		s->messages_in++;
 		if (req->stdin.len) {
 			s->bytes_in += req->stdin.len;
 			ssh_feed(s, req->stdin.data, req->stdin.len);
@@ -478,10 +480,11 @@ out:
 		spool_finish(&s.spool);
 	}
 	if (first && first->repository)
-		log_info(push ? "ssh.push" : "ssh.fetch", "service=%s repo=%s exit=%d bytes_in=%llu bytes_out=%llu messages_out=%llu ms=%lld cancelled=%b",
+		log_info(push ? "ssh.push" : "ssh.fetch", "service=%s repo=%s exit=%d bytes_in=%llu bytes_out=%llu messages_in=%llu "
+			 "messages_out=%llu ms=%lld cancelled=%b",
 			 service, first->repository->relative_path ? first->repository->relative_path : "",
 			 code, (unsigned long long)s.bytes_in, (unsigned long long)s.bytes_out,
-			 (unsigned long long)s.messages_out, (long long)(now_ms() - start), s.client_cancelled);
+			 (unsigned long long)s.messages_in, (unsigned long long)s.messages_out, (long long)(now_ms() - start), s.client_cancelled);
 	free(ph_buf);
 	proc_env_free(env);
 	strvec_clear(&argv);
