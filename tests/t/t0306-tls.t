@@ -54,6 +54,14 @@ test_setup 'a CA, a certificate per part, three stores, a router and a gate, all
 	GROVE_TLS_CA=$TRASH/pki/ca.pem GROVE_TLS_CERT=$TRASH/pki/cli.pem GROVE_TLS_KEY=$TRASH/pki/cli.key &&
 	export GROVE_TLS_CA GROVE_TLS_CERT GROVE_TLS_KEY &&
 	start_store s1 $(tls_conf s1) && start_store s2 $(tls_conf s2) && start_store s3 $(tls_conf s3) &&
+	: gRPC 1.51 may leak what OpenSSL allocated for a handshake that failed or &&
+	: that its process stopped in the middle of. The routers here reconnect &&
+	: through CA rotations, upgrades and stores stopping beside them: such &&
+	: leaks are not reported for them, those of every other daemon are. Seen &&
+	: in CI on a loaded machine: 984 bytes in 3 objects in c, stacks ending in libcrypto. libcrypto &&
+	: has no frame pointers: its leaks cannot be told apart by where they come from &&
+	echo "leak:libcrypto.so" >libcrypto.supp &&
+	c_WRAP="env LSAN_OPTIONS=suppressions=$TRASH/libcrypto.supp" &&
 	start_cluster c s1 s2 s3 -- $(tls_conf c) &&
 	cat >deploy <<-\EOF &&
 	#!/bin/sh
@@ -114,12 +122,8 @@ test_expect_success 'a store with a certificate from another CA is refused by th
 	{ "$GROVE" store -c s4/store.conf >>s4/store.log 2>&1 & } &&
 	s4_PID=$! && record_daemon $s4_PID && s4_ADDR=127.0.0.1:$port &&
 	wait_grep "\"event\":\"store.started\"" s4/store.log &&
-	: gRPC 1.51 may leak what OpenSSL allocated for a handshake that failed &&
-	: verification, as each of c4 with s4 does: such leaks are not reported &&
-	: for c4, the others are. Their stacks end in libcrypto, which has no &&
-	: frame pointers: they cannot be told apart from ours by where they come from &&
-	echo "leak:libcrypto.so" >c4.supp &&
-	c4_WRAP="env LSAN_OPTIONS=suppressions=$TRASH/c4.supp" &&
+	: each handshake of c4 with s4 fails verification: as for c, above &&
+	c4_WRAP=$c_WRAP &&
 	start_cluster c4 s4 -- $(tls_conf c) &&
 	wait_for 30 "the router to find s4 down" eval \
 		"\"\$GROVE\" cluster -a $c4_ADDR status >st 2>&1 && grep -q \"^  s4 .* NO \" st" &&

@@ -119,7 +119,26 @@ test_expect_success 'one ref whose name conflicts (refs/tags/c with refs/tags/c/
 	push_both conflict base 32 "refs/tags/l-*:refs/tags/l-*" main:refs/tags/c &&
 	same conflict &&
 	test_grep "^!	refs/heads/main:refs/tags/c	\\[remote rejected\\]" conflict-rep.out &&
-	test $(grep -c "^\*	refs/tags/l-" conflict-rep.out) = 150
+	test $(grep -c "^\*	refs/tags/l-" conflict-rep.out) = 150 &&
+	: in the words of git &&
+	grep "^remote: error" conflict-deb.err >conflict-deb.said &&
+	grep "^remote: error" conflict-rep.err >conflict-rep.said &&
+	test_grep "refs/tags/c/x" conflict-rep.said &&
+	test_cmp conflict-deb.said conflict-rep.said
+'
+
+test_expect_success 'an annotated tag pushed as a new branch: refused as git refuses it (a branch names a commit)' '
+	push_both tagbranch base 32 "refs/tags/l-*:refs/tags/l-*" refs/tags/a-1:refs/heads/fromtag &&
+	same tagbranch &&
+	! git --git-dir=tagbranch-rep.git rev-parse -q --verify refs/heads/fromtag
+'
+
+test_expect_success 'a packed-refs.lock left behind: a file per ref, as git' '
+	cp -a base.git stale.git && : >stale.git/packed-refs.lock &&
+	push_both stale stale 32 "refs/tags/l-*:refs/tags/l-*" &&
+	same stale &&
+	test $(loose stale rep) = 151 &&
+	test -f stale-rep.git/packed-refs.lock
 '
 
 test_expect_success 'a lock held on one ref: that one fails as with git, the rest land' '
