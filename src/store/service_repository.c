@@ -243,6 +243,52 @@ static unsigned remove_leftovers(const char *repo)
 	return n;
 }
 
+/*
+ * Lock files a killed git left: HEAD.lock, config.lock, packed-refs.lock
+ * and packed-refs.new (its next version) in the repository's folder, a
+ * ref's lock under refs/. git holds one for the length of one write, so
+ * one an hour old is none in progress; left, it fails every later write
+ * of that ref (or, packed-refs.lock, every deletion and pack-refs).
+ */
+static _Thread_local time_t locks_cutoff;
+static _Thread_local unsigned locks_removed;
+
+static bool stale_lock(const char *path, const char *name, const struct stat *sb)
+{
+	if (!S_ISREG(sb->st_mode) || sb->st_mtime >= locks_cutoff ||
+	    (!ends_with(name, ".lock") && strcmp(name, "packed-refs.new")))
+		return false;
+	return !unlink(path);
+}
+
+static int ref_lock_entry(const char *p, const struct stat *sb, int type, struct FTW *ftw)
+{
+	if (type == FTW_F && stale_lock(p, p + ftw->base, sb))
+		locks_removed++;
+	return 0;
+}
+
+static unsigned remove_stale_locks(const char *repo)
+{
+	char path[4500];
+	struct dirent *e;
+	struct stat sb;
+	DIR *d = opendir(repo);
+
+	locks_cutoff = time(NULL) - 3600;
+	locks_removed = 0;
+	while (d && (e = readdir(d))) {
+		snprintf(path, sizeof(path), "%s/%s", repo, e->d_name);
+		if (!lstat(path, &sb) && stale_lock(path, e->d_name, &sb))
+			locks_removed++;
+	}
+	if (d)
+		closedir(d);
+	snprintf(path, sizeof(path), "%s/refs", repo);
+	nftw(path, ref_lock_entry, 16, FTW_PHYS);
+	return locks_removed;
+}
+
 static int run_git(struct store *st, const char *dir, const char *const *args)
 {
 	struct strvec argv = STRVEC_INIT;
@@ -268,7 +314,7 @@ static void optimize_repository(struct rpc_call *call, void *data)
 	if (ret)
 		goto out;
 	eager = req->strategy == GROVE__V1__OPTIMIZE_REPOSITORY_REQUEST__STRATEGY__EAGER;
-	unsigned stale = remove_leftovers(path.buf);
+	unsigned stale = remove_leftovers(path.buf), locks = remove_stale_locks(path.buf);
 	repo_stats(path.buf, &s);
 
 	/* Many packs slow every object lookup: fold them into one, with a
@@ -300,8 +346,9 @@ static void optimize_repository(struct rpc_call *call, void *data)
 		ret = run_git(st, path.buf, prune);
 		resp.pruned_objects = !ret;
 	}
-	log_info("repo.optimized", "repo=%s stale_quarantines=%u packs=%u loose=%u refs=%u full=%b incremental=%b packed_refs=%b graph=%b pruned=%b",
-		 req->repository->relative_path, stale, s.packs, s.loose_estimate, s.loose_refs, resp.repacked_fully,
+	log_info("repo.optimized", "repo=%s stale_quarantines=%u stale_locks=%u packs=%u loose=%u refs=%u full=%b "
+		 "incremental=%b packed_refs=%b graph=%b pruned=%b",
+		 req->repository->relative_path, stale, locks, s.packs, s.loose_estimate, s.loose_refs, resp.repacked_fully,
 		 resp.repacked_incrementally, resp.packed_refs, resp.wrote_commit_graph, resp.pruned_objects);
 out:
 	rpc_call_reply(call, ret, &resp.base);

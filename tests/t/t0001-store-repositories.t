@@ -105,6 +105,25 @@ test_expect_success 'Optimize removes what a failed write left behind, once it i
 	grep "repo.optimized" s1/store.log | tail -n 1 | test_grep "\"stale_quarantines\":3"
 '
 
+test_expect_success 'Optimize removes the lock files a killed git left, once an hour old, and then packs the refs' '
+	d=$(repo_dir s1 apps/hello.git) &&
+	mkdir -p "$d/refs/tags/deep" &&
+	for f in packed-refs.lock packed-refs.new HEAD.lock refs/heads/main.lock refs/tags/deep/v1.lock; do
+		echo x >"$d/$f" || return 1
+	done &&
+	touch -d "2 hours ago" "$d/packed-refs.lock" "$d/packed-refs.new" "$d/HEAD.lock" "$d/refs/tags/deep/v1.lock" &&
+	echo x >"$d/config.lock" &&
+	rpc $s1_ADDR RepositoryService/OptimizeRepository repository.storage_name=s1 repository.relative_path=apps/hello.git \
+		strategy=EAGER >out &&
+	test_grep "\"packed_refs\":true" out &&
+	for f in packed-refs.lock packed-refs.new HEAD.lock refs/tags/deep/v1.lock; do
+		test ! -e "$d/$f" || return 1
+	done &&
+	test -e "$d/refs/heads/main.lock" && test -e "$d/config.lock" &&
+	grep "repo.optimized" s1/store.log | tail -n 1 | test_grep "\"stale_locks\":4" &&
+	rm "$d/refs/heads/main.lock" "$d/config.lock"
+'
+
 test_expect_success 'SIGTERM stops the store cleanly (exit 0)' '
 	stop_store s1 &&
 	test_grep "store.stopped" "$TRASH/s1/store.log"
