@@ -567,7 +567,7 @@ int store_main(int argc, char **argv)
 	log_info("store.started", "version=%s name=%s root=%s listen=%s hook_socket=%s replica_git=%s take_pack_index=%b "
 		 "packed_ref_updates=%d",
 		 grove_version(), st.name, st.root, listen[0], st.hook_address, st.replica_git ? st.replica_git : "",
-		 st.pack_index_hook != NULL, st.replica_git ? st.packed_ref_updates : 0);
+		 st.pack_index_hook != NULL, st.packed_ref_updates);
 	d.reload = store_reload;
 	d.reload_arg = &run;
 	daemon_serve_rpc(&d, (struct rpc_server *[]){ srv, hsrv }, 2, grace);

@@ -323,6 +323,26 @@ static int ssh_start_git(struct ssh_session *s, struct strvec *argv, char **env,
 	return 0;
 }
 
+/*
+ * What a secondary's git (store.replicaGit) is told, in its environment:
+ * where to ask for the primary's index of the pack (packindex.c), and from
+ * how many refs a push goes to packed-refs at once (docs/cluster.md,
+ * "secondaries write many refs at once").
+ */
+static char **replica_git_env(const struct store *st, const Grove__V1__HookPayload *payload, char **env)
+{
+	char kv[4200];
+	if (st->pack_index_hook && payload->transaction_address && *payload->transaction_address) {
+		snprintf(kv, sizeof(kv), "GROVE_PACK_INDEX_HOOK=%s", st->pack_index_hook);
+		env = proc_env_push(env, kv);
+	}
+	if (st->packed_ref_updates) {
+		snprintf(kv, sizeof(kv), "GROVE_PACKED_REFS=%d", st->packed_ref_updates);
+		env = proc_env_push(env, kv);
+	}
+	return env;
+}
+
 /* After a push: a HEAD naming no branch moves to one that exists (repohead.h),
  * before the router hears the push is done, so every replica has moved. */
 static void ssh_settle_head(const char *path, const Grove__V1__SSHRequest *first)
@@ -418,20 +438,8 @@ static void ssh_serve(struct rpc_call *call, struct store *st, const char *servi
 	env = store_hook_env(st, push ? &payload : NULL, first->repository, first->git_protocol, &hooks);
 	if (!strcmp(service, "upload-pack"))
 		env = store_pack_cache_env(st, env);
-	if (push && hooks && payload.secondary && st->pack_index_hook && payload.transaction_address &&
-	    *payload.transaction_address) {
-		/* The replica git takes the primary's index of the pack (packindex.c). */
-		char kv[4200];
-		snprintf(kv, sizeof(kv), "GROVE_PACK_INDEX_HOOK=%s", st->pack_index_hook);
-		env = proc_env_push(env, kv);
-	}
-	if (push && hooks && payload.secondary && st->replica_git && st->packed_ref_updates) {
-		/* Many refs: one transaction, one file (docs/cluster.md,
-		 * "secondaries write many refs at once"). */
-		char kv[64];
-		snprintf(kv, sizeof(kv), "GROVE_PACKED_REFS=%d", st->packed_ref_updates);
-		env = proc_env_push(env, kv);
-	}
+	if (push && hooks && payload.secondary)
+		env = replica_git_env(st, &payload, env);
 	ssh_git_argv(st, first, service, path.buf, advertise, hooks, push && payload.secondary, &argv);
 	if (push) {
 		ph_buf = xmalloc(PKT_MAX);
@@ -484,7 +492,8 @@ out:
 			 "messages_out=%llu ms=%lld cancelled=%b",
 			 service, first->repository->relative_path ? first->repository->relative_path : "",
 			 code, (unsigned long long)s.bytes_in, (unsigned long long)s.bytes_out,
-			 (unsigned long long)s.messages_in, (unsigned long long)s.messages_out, (long long)(now_ms() - start), s.client_cancelled);
+			 (unsigned long long)s.messages_in, (unsigned long long)s.messages_out, (long long)(now_ms() - start),
+			 s.client_cancelled);
 	free(ph_buf);
 	proc_env_free(env);
 	strvec_clear(&argv);

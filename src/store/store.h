@@ -56,7 +56,8 @@ struct store {
 	struct gitcmd_opts git_push_secondary;   /* the same for a secondary: store.replicaGit */
 	char *replica_git;                /* store.replicaGit, or NULL: git from PATH */
 	char *pack_index_hook;            /* what a secondary's git runs for the primary's pack index, or NULL */
-	int packed_ref_updates;           /* a secondary's push of this many refs goes to packed-refs (0: never) */
+	int packed_ref_updates;           /* a secondary's push of this many refs goes to packed-refs
+					     (0: never, or no replica git) */
 	_Atomic uint64_t pack_index_took, pack_index_indexed;   /* what those gits did with it */
 	struct packcache pack_cache;      /* packCache.*; used when pack_objects_hook is set */
 	char *pack_objects_hook;          /* hooks/grove-pack-objects, or NULL: no cache */
