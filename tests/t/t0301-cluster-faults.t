@@ -92,6 +92,15 @@ push_held() {
 	wait_for 30 "the push to reach $1" eval "test -e held && pgrep -f 'receive-pack $(repo_dir $1 app1.git)'"
 }
 
+# push_released: lets the push push_held holds go on, waits for it to end
+# (it may not hang) and shows what its client was told; its exit code is
+# in push.rc.
+push_released() {
+	touch release &&
+	wait_for 90 "the push to end (it may not hang)" test -s push.rc &&
+	cat err
+}
+
 test_setup 'three stores, a router and five apps' '
 	: a replica that trails a push runs its git at nice 10, through a spool &&
 	for s in s1 s2 s3; do
@@ -235,9 +244,7 @@ test_expect_success 'a stopped secondary does not make a push hang; it is repair
 	pid=$(pgrep -f "store -c $TRASH/$victim/store.conf") &&
 	push_held $victim &&
 	kill -STOP $pid &&
-	touch release &&
-	wait_for 90 "the push to end (it may not hang)" test -s push.rc &&
-	cat err &&
+	push_released &&
 	test "$(cat push.rc)" = 0 &&
 	kill -CONT $pid &&
 	no_dataloss &&
@@ -259,6 +266,14 @@ pushed_to() {
 
 others() {
 	for s in s1 s2 s3; do test $s != $1 && echo $s; done
+}
+
+# back_whole STORE: STORE, a primary killed mid-push, started again: it
+# takes the push it missed, and nothing is lost.
+back_whole() {
+	restart_store $1 &&
+	no_dataloss &&
+	pushed_to $1
 }
 
 # reloads: how many times router c read its configuration again.
@@ -521,10 +536,8 @@ test_expect_success 'a primary stopped (SIGSTOP) mid-push: the push goes on on t
 	: stopped while the push is in its hands, not before the push reached the router &&
 	push_held $p &&
 	kill -STOP $pid &&
-	touch release &&
-	wait_for 90 "the push to end (it may not hang)" test -s push.rc &&
+	push_released &&
 	kill -CONT $pid &&
-	cat err &&
 	test "$(cat push.rc)" = 0 &&
 	wait_grep "\"event\":\"cluster.push_resumed\".*\"failed_primary\":\"$p\"" c/cluster.log &&
 	pushed_to $(others $p) &&
@@ -538,15 +551,11 @@ test_expect_success 'a primary killed (kill -9) mid-push: the push goes on on th
 	push_held $p &&
 	kill -9 $pid &&
 	wait_for 30 "store $p to be gone" gone $pid &&
-	touch release &&
-	wait_for 90 "the push to end (it may not hang)" test -s push.rc &&
-	cat err &&
+	push_released &&
 	test "$(cat push.rc)" = 0 &&
 	wait_grep "\"event\":\"cluster.push_resumed\".*\"failed_primary\":\"$p\"" c/cluster.log &&
 	pushed_to $(others $p) &&
-	restart_store $p &&
-	no_dataloss &&
-	pushed_to $p
+	back_whole $p
 '
 
 test_expect_success 'a primary killed while the pack streams in: what the client sent is sent again to the others' '
@@ -560,15 +569,11 @@ test_expect_success 'a primary killed while the pack streams in: what the client
 	wait_for 30 "store $p to be gone" gone $pid &&
 	wait_grep "\"event\":\"cluster.push_resumed\".*\"failed_primary\":\"$p\".*\"kept_messages\":[1-9]" \
 		c/cluster.log &&
-	touch release &&
-	wait_for 90 "the push to end (it may not hang)" test -s push.rc &&
-	cat err &&
+	push_released &&
 	test "$(cat push.rc)" = 0 &&
 	pushed_to $(others $p) &&
 	fsck_clean $(others $p) &&
-	restart_store $p &&
-	no_dataloss &&
-	pushed_to $p
+	back_whole $p
 '
 
 test_expect_success 'a primary killed while a pack of 150 objects streams in: the push goes on, its new primary shares its index' '
@@ -582,9 +587,7 @@ test_expect_success 'a primary killed while a pack of 150 objects streams in: th
 	wait_for 30 "store $p to be gone" gone $pid &&
 	wait_for 30 "the push to be resumed" eval "test \$(resumes) -gt $resumed" &&
 	corr=$(last_corr "\"event\":\"cluster.push_resumed\".*\"failed_primary\":\"$p\"") &&
-	touch release &&
-	wait_for 90 "the push to end (it may not hang)" test -s push.rc &&
-	cat err &&
+	push_released &&
 	test "$(cat push.rc)" = 0 &&
 	pushed_to $(others $p) &&
 	fsck_clean $(others $p) &&
@@ -594,9 +597,7 @@ test_expect_success 'a primary killed while a pack of 150 objects streams in: th
 	test_grep "\"event\":\"txn.pack_index_used\",\"correlation_id\":\"$corr\".*\"outcome\":\"indexed: no index\"" others.log &&
 	: the secondary of the second attempt got the index of the new primary: an incremental push, a thin pack &&
 	test_grep "\"event\":\"txn.pack_index_used\",\"correlation_id\":\"$corr\".*\"outcome\":\"indexed: the index does not fit" others.log &&
-	restart_store $p &&
-	no_dataloss &&
-	pushed_to $p
+	back_whole $p
 '
 
 # push_big_held: b's push to big.git through router c3, held after 256 KiB.
@@ -620,9 +621,7 @@ test_expect_success 'cluster.resumeBuffer: a push past it whose primary dies end
 	(cd b && GIT_SSH_COMMAND="$GROVE connect $c3_ADDR" git push -q ssh://default/small.git HEAD:refs/heads/main) &&
 	kill -9 $pid &&
 	wait_for 30 "store $p to be gone" gone $pid &&
-	touch release &&
-	wait_for 90 "the push to end (it may not hang)" test -s push.rc &&
-	cat err &&
+	push_released &&
 	test "$(cat push.rc)" != 0 &&
 	test_grep "store $p, the primary replica, failed during the call .*retry" err &&
 	wait_grep "\"event\":\"cluster.resume_refused\".*cluster.resumeBuffer" c3/cluster.log &&
