@@ -513,7 +513,11 @@ int cluster_main(int argc, char **argv)
 	snprintf(c.process, sizeof(c.process), "%.100s/%ld/%lld", c.router, (long)getpid(), (long long)wall_ms());
 	run = (struct cluster_run){ &c, conf, ropts, listen, nlisten, db_path, metrics_listen, xstrdup(c.txn_address) };
 	ropts.secret = c.secret;
-	if ((ret = rpc_server_new(&srv, &ropts)))
+	/* A client's SSHService stdin of RPC_STDIN_MAX a message is cut for a
+	 * store that takes less (router.c); not on the transaction server. */
+	struct rpc_server_opts main_opts = ropts;
+	main_opts.stdin_max = true;
+	if ((ret = rpc_server_new(&srv, &main_opts)))
 		goto out;
 	c.srv = srv;
 	router_register(srv, &c);

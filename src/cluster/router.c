@@ -26,7 +26,8 @@
 #include <assert.h>
 #include <time.h>
 
-#define TARGET_QUEUE_MAX 32     /* messages: 4 MiB of 128 KiB chunks */
+#define TARGET_QUEUE_MAX 32           /* messages */
+#define TARGET_QUEUE_BYTES (4 << 20)  /* and bytes: 4 messages of RPC_STDIN_MAX, 32 of RPC_CHUNK_MAX */
 
 struct target {
 	struct proxy *px;
@@ -37,8 +38,9 @@ struct target {
 	bool sender_started, reader_started;
 
 	/* Guarded by px->mu. */
+	pthread_cond_t wake;     /* the sender's alone: q got a message, or anything proxy_wake says */
 	grpc_byte_buffer *q[TARGET_QUEUE_MAX];
-	size_t qhead, qlen;
+	size_t qhead, qlen, qbytes;
 	bool sent_first;         /* q's first message went: the kept ones follow */
 	size_t replay_next, replay_to;   /* the client's kept messages it is sent before q's (resume.h) */
 	bool closing;            /* the client ended its stream */
@@ -150,12 +152,49 @@ static grpc_byte_buffer *first_for(const grpc_slice *first, const struct node *n
 
 /* ---- targets ---- */
 
+/* Wakes whoever waits on the proxy: its cv, and every sender (each waits
+ * on its own, so that a message queued for one wakes no other). Under
+ * px->mu. */
+static void proxy_wake(struct proxy *px)
+{
+	pthread_cond_broadcast(&px->cv);
+	for (size_t i = 0; i < px->n; i++)
+		pthread_cond_broadcast(&px->t[i].wake);
+}
+
 static bool is_method(const struct rpc_method_info *info, const char *name)
 {
 	const char *slash = strrchr(info->path, '/');
 	return slash && !strcmp(slash + 1, name);
 }
 
+
+/* Whether t's queue takes no more now. Under px->mu. */
+static bool target_full(const struct target *t)
+{
+	return t->qlen == TARGET_QUEUE_MAX || t->qbytes >= TARGET_QUEUE_BYTES;
+}
+
+/*
+ * Sends bb to t's store: a client's stdin in messages larger than the store
+ * takes (one of an earlier release: rpc_stream_stdin_max) goes in pieces.
+ */
+static int target_send(struct target *t, grpc_byte_buffer *bb)
+{
+	grpc_byte_buffer **parts;
+	size_t n = t->px->ssh ? ssh_request_split(bb, rpc_stream_stdin_max(t->st), &parts) : 0;
+	int ret = 0;
+
+	if (!n)
+		return rpc_stream_send_bb(t->st, bb);
+	for (size_t i = 0; i < n; i++) {
+		if (!ret)
+			ret = rpc_stream_send_bb(t->st, parts[i]);
+		grpc_byte_buffer_destroy(parts[i]);
+	}
+	free(parts);
+	return ret;
+}
 
 static void *sender_main(void *arg)
 {
@@ -165,23 +204,27 @@ static void *sender_main(void *arg)
 		grpc_byte_buffer *bb = NULL;
 		pthread_mutex_lock(&px->mu);
 		while (!t->qlen && t->replay_next == t->replay_to && !t->closing && !t->dropped)
-			pthread_cond_wait(&px->cv, &px->mu);
+			pthread_cond_wait(&t->wake, &px->mu);
 		if (t->dropped) {
 			/* nothing more */
 		} else if (t->sent_first && t->replay_next < t->replay_to) {
 			bb = grpc_byte_buffer_copy(px->rs.in[t->replay_next++]);
 		} else if (t->qlen) {
+			bool was_full = target_full(t);
 			bb = t->q[t->qhead];
 			t->qhead = (t->qhead + 1) % TARGET_QUEUE_MAX;
 			t->qlen--;
+			t->qbytes -= grpc_byte_buffer_length(bb);
+			/* Only the client reader waits for room, on a full queue. */
+			if (was_full)
+				pthread_cond_broadcast(&px->cv);
 			t->sent_first = true;
-			pthread_cond_broadcast(&px->cv);
 		}
 		bool done = !bb;
 		pthread_mutex_unlock(&px->mu);
 		if (done)
 			break;
-		int ret = rpc_stream_send_bb(t->st, bb);
+		int ret = target_send(t, bb);
 		grpc_byte_buffer_destroy(bb);
 		if (ret)
 			break;   /* the store ended the call: its reader gets the status */
@@ -316,7 +359,7 @@ static void *reader_main(void *arg)
 	pthread_mutex_lock(&px->mu);
 	t->finished = true;
 	t->dropped = true;     /* nothing more to send it */
-	pthread_cond_broadcast(&px->cv);
+	proxy_wake(px);
 	pthread_mutex_unlock(&px->mu);
 	return NULL;
 }
@@ -329,7 +372,7 @@ static void target_drop(struct target *t)
 	t->dropped = true;
 	if (!was && t->st)
 		t->cancelled_here = true;
-	pthread_cond_broadcast(&px->cv);
+	proxy_wake(px);
 	pthread_mutex_unlock(&px->mu);
 	if (!was && t->st)
 		rpc_stream_cancel(t->st);
@@ -359,7 +402,7 @@ static void target_push(struct target *t, grpc_byte_buffer *bb, size_t idx)
 		pthread_mutex_unlock(&px->mu);
 		return;
 	}
-	while (t->qlen == TARGET_QUEUE_MAX && !t->dropped && !px->client_gone) {
+	while (target_full(t) && !t->dropped && !px->client_gone) {
 		if (t->primary)
 			pthread_cond_wait(&px->cv, &px->mu);
 		else if (pthread_cond_timedwait(&px->cv, &px->mu, &dl) == ETIMEDOUT) {
@@ -367,10 +410,11 @@ static void target_push(struct target *t, grpc_byte_buffer *bb, size_t idx)
 			break;
 		}
 	}
-	if (!t->dropped && !lagging && t->qlen < TARGET_QUEUE_MAX) {
+	if (!t->dropped && !lagging && !target_full(t)) {
 		t->q[(t->qhead + t->qlen) % TARGET_QUEUE_MAX] = grpc_byte_buffer_copy(bb);
 		t->qlen++;
-		pthread_cond_broadcast(&px->cv);
+		t->qbytes += grpc_byte_buffer_length(bb);
+		pthread_cond_signal(&t->wake);
 	}
 	pthread_mutex_unlock(&px->mu);
 	if (lagging) {
@@ -408,6 +452,7 @@ static int target_start(struct proxy *px, struct target *t, grpc_byte_buffer *fi
 	pthread_mutex_lock(&px->mu);
 	t->q[0] = first;
 	t->qlen = 1;
+	t->qbytes = grpc_byte_buffer_length(first);
 	t->replay_to = px->rs.nin;
 	t->closing = px->client_done;
 	pthread_mutex_unlock(&px->mu);
@@ -468,7 +513,8 @@ static void *client_reader_main(void *arg)
 		grpc_byte_buffer_destroy(bb);
 		pthread_mutex_lock(&px->mu);
 		px->fanning = false;
-		pthread_cond_broadcast(&px->cv);
+		if (px->retargeting)   /* proxy_pause_client waits for this */
+			proxy_wake(px);
 		pthread_mutex_unlock(&px->mu);
 	}
 	pthread_mutex_lock(&px->mu);
@@ -477,7 +523,7 @@ static void *client_reader_main(void *arg)
 	px->client_done = true;
 	for (size_t i = 0; i < px->n; i++)
 		px->t[i].closing = true;
-	pthread_cond_broadcast(&px->cv);
+	proxy_wake(px);
 	pthread_mutex_unlock(&px->mu);
 	return NULL;
 }
@@ -626,7 +672,7 @@ static void target_join(struct target *t)
 	pthread_mutex_lock(&px->mu);
 	bool cut = t->dropped && !t->finished;
 	t->dropped = true;
-	pthread_cond_broadcast(&px->cv);
+	proxy_wake(px);
 	pthread_mutex_unlock(&px->mu);
 	if (t->sender_started)
 		pthread_join(t->sender, NULL);
@@ -639,6 +685,7 @@ static void target_join(struct target *t)
 		t->qhead = (t->qhead + 1) % TARGET_QUEUE_MAX;
 		t->qlen--;
 	}
+	t->qbytes = 0;
 	pthread_mutex_unlock(&px->mu);
 	if (cut && t->code == GRPC_STATUS_OK)
 		t->code = GRPC_STATUS_CANCELLED;
@@ -653,7 +700,7 @@ static void proxy_end_targets(struct proxy *px, size_t primary)
 	pthread_mutex_lock(&px->mu);
 	for (size_t i = 0; i < px->n; i++)
 		px->t[i].closing = true;
-	pthread_cond_broadcast(&px->cv);
+	proxy_wake(px);
 	pthread_mutex_unlock(&px->mu);
 	proxy_await_secondaries(px, primary);
 	for (size_t i = 0; i < px->n; i++)
@@ -702,7 +749,7 @@ static void proxy_unpause_client(struct proxy *px)
 {
 	pthread_mutex_lock(&px->mu);
 	px->retargeting = false;
-	pthread_cond_broadcast(&px->cv);
+	proxy_wake(px);
 	pthread_mutex_unlock(&px->mu);
 }
 
@@ -781,7 +828,7 @@ static enum proxy_end proxy_run(struct proxy *px, grpc_byte_buffer **firsts)
 	pthread_mutex_lock(&px->mu);
 	px->retargeting = false;
 	bool gone = px->client_gone;
-	pthread_cond_broadcast(&px->cv);
+	proxy_wake(px);
 	pthread_mutex_unlock(&px->mu);
 	if (gone)
 		proxy_drop_all(px);
@@ -833,6 +880,20 @@ static enum proxy_end proxy_run(struct proxy *px, grpc_byte_buffer **firsts)
 	return PX_DONE;
 }
 
+/* The senders' condition variables, for every target slot: set up with
+ * the proxy, and again when the targets of an attempt are reset. */
+static void targets_cv_init(struct proxy *px)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(px->t); i++)
+		pthread_cond_init(&px->t[i].wake, NULL);
+}
+
+static void targets_cv_destroy(struct proxy *px)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(px->t); i++)
+		pthread_cond_destroy(&px->t[i].wake);
+}
+
 static void proxy_init(struct proxy *px, struct cluster *c, struct rpc_call *call, const struct rpc_method_info *info)
 {
 	memset(px, 0, sizeof(*px));
@@ -842,6 +903,7 @@ static void proxy_init(struct proxy *px, struct cluster *c, struct rpc_call *cal
 	px->ssh = skip_prefix(info->path, "/grove.v1.SSHService/", NULL);
 	pthread_mutex_init(&px->mu, NULL);
 	pthread_cond_init(&px->cv, NULL);
+	targets_cv_init(px);
 	resume_init(&px->rs, &c->resume_budget);
 }
 
@@ -853,8 +915,12 @@ static void proxy_reset_targets(struct proxy *px)
 	proxy_pause_client(px);
 	for (size_t i = 0; i < px->n; i++)
 		rpc_stream_free(px->t[i].st);
+	pthread_mutex_lock(&px->mu);
+	targets_cv_destroy(px);
 	memset(px->t, 0, sizeof(px->t));
 	px->n = 0;
+	targets_cv_init(px);
+	pthread_mutex_unlock(&px->mu);
 }
 
 /* After the call's status was sent: the client reader's receive has ended. */
@@ -862,7 +928,7 @@ static void proxy_release(struct proxy *px)
 {
 	pthread_mutex_lock(&px->mu);
 	px->retargeting = false;   /* an attempt that never started: nothing to wait for */
-	pthread_cond_broadcast(&px->cv);
+	proxy_wake(px);
 	pthread_mutex_unlock(&px->mu);
 	if (px->client_reader_started)
 		pthread_join(px->client_reader, NULL);
@@ -872,6 +938,7 @@ static void proxy_release(struct proxy *px)
 	resume_release(&px->rs);
 	pthread_mutex_destroy(&px->mu);
 	pthread_cond_destroy(&px->cv);
+	targets_cv_destroy(px);
 }
 
 /*

@@ -34,7 +34,18 @@
  * of the status details of a call refused for that cap. */
 #define RPC_USER_KEY "x-grove-user"
 #define RPC_USER_BUSY "busy: "
-#define RPC_CHUNK_MAX (128 * 1024)           /* stream payload per message */
+#define RPC_CHUNK_MAX (128 * 1024)            /* stream payload per message, what every peer takes */
+/*
+ * An SSHService request's stdin may be this large when the server says so
+ * in its first answer's metadata (RPC_STDIN_MAX_KEY: a store or router of
+ * this release). A push of 100 MiB is then ~100 messages instead of ~800 on
+ * every link, each a wake-up of a thread at both ends. Servers of earlier
+ * releases refuse more than RPC_CHUNK_MAX: a sender sends that until told
+ * (rpc_stream_stdin_max), a router cuts for such a store
+ * (ssh_request_split).
+ */
+#define RPC_STDIN_MAX (1024 * 1024)
+#define RPC_STDIN_MAX_KEY "x-grove-stdin-max"
 #define RPC_DEFAULT_MAX_MESSAGE (4 << 20)     /* largest message accepted */
 
 /* Frees a message protobuf-c unpacked (NULL is fine). */
@@ -58,6 +69,7 @@ struct rpc_server_opts {
 	int threads;              /* completion queue pollers; 0: 2 */
 	int max_calls;            /* concurrent calls; more get RESOURCE_EXHAUSTED; 0: 1024 */
 	size_t max_message;       /* largest message received; 0: RPC_DEFAULT_MAX_MESSAGE */
+	bool stdin_max;           /* SSHService takes RPC_STDIN_MAX of stdin a message: say so (RPC_STDIN_MAX_KEY) */
 };
 
 int rpc_server_new(struct rpc_server **out, const struct rpc_server_opts *opts);
@@ -227,6 +239,10 @@ int rpc_stream_recv(struct rpc_stream *st, const ProtobufCMessageDescriptor *d, 
  */
 int rpc_stream_finish(struct rpc_stream *st);
 grpc_status_code rpc_stream_status(const struct rpc_stream *st);
+/* The most stdin an SSHService request on st may carry: RPC_STDIN_MAX once
+ * the server's first answer said it takes that, else RPC_CHUNK_MAX. Any
+ * thread, any time. */
+size_t rpc_stream_stdin_max(const struct rpc_stream *st);
 /* The status message the server sent, after rpc_stream_finish. */
 void rpc_stream_details(const struct rpc_stream *st, char *buf, size_t size);
 void rpc_stream_cancel(struct rpc_stream *st);

@@ -8,6 +8,7 @@
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <time.h>
 
 /*
@@ -42,6 +43,7 @@ struct rpc_stream {
 	grpc_status_code status;
 	grpc_slice details;
 	bool got_md;
+	_Atomic size_t stdin_max;  /* what the server said it takes (RPC_STDIN_MAX_KEY); 0: not said */
 	bool finished;
 	bool half_closed;
 	/* Distinct addresses: the pluck tags of the three kinds of operation. */
@@ -327,6 +329,27 @@ int rpc_stream_close_send(struct rpc_stream *st)
 	return 0;
 }
 
+/* The server's first answer came with its metadata: what it said it takes
+ * of stdin a message, within what this release sends. */
+static void stream_note_stdin_max(struct rpc_stream *st)
+{
+	for (size_t i = 0; i < st->init_md.count; i++) {
+		const grpc_metadata *m = &st->init_md.metadata[i];
+		char v[24];
+		size_t len = GRPC_SLICE_LENGTH(m->value);
+		const char *p = (const char *)GRPC_SLICE_START_PTR(m->value);
+		if (grpc_slice_str_cmp(m->key, RPC_STDIN_MAX_KEY) || !len || len >= sizeof(v) || *p < '0' || *p > '9')
+			continue;
+		memcpy(v, p, len);
+		v[len] = '\0';
+		char *end;
+		unsigned long long said = strtoull(v, &end, 10);
+		if (*end || said < RPC_CHUNK_MAX)
+			continue;
+		atomic_store(&st->stdin_max, (size_t)MIN(said, (unsigned long long)RPC_STDIN_MAX));
+	}
+}
+
 int rpc_stream_recv_bb(struct rpc_stream *st, grpc_byte_buffer **out)
 {
 	grpc_op ops[2];
@@ -350,8 +373,16 @@ int rpc_stream_recv_bb(struct rpc_stream *st, grpc_byte_buffer **out)
 			grpc_byte_buffer_destroy(bb);
 		return 0;
 	}
+	if (n == 2)
+		stream_note_stdin_max(st);
 	*out = bb;
 	return 1;
+}
+
+size_t rpc_stream_stdin_max(const struct rpc_stream *st)
+{
+	size_t said = atomic_load(&st->stdin_max);
+	return said ? said : RPC_CHUNK_MAX;
 }
 
 int rpc_stream_recv(struct rpc_stream *st, const ProtobufCMessageDescriptor *d, ProtobufCMessage **out)

@@ -216,8 +216,16 @@ int rpc_call_send_bb(struct rpc_call *c, grpc_byte_buffer *bb)
 	grpc_op ops[2];
 	size_t n = 0;
 	int ret;
+	char value[24];
+	grpc_metadata stdin_max = { .key = grpc_slice_from_static_string(RPC_STDIN_MAX_KEY) };
 	memset(ops, 0, sizeof(ops));
 	if (!c->md_sent) {
+		if (c->s->opts.stdin_max) {
+			snprintf(value, sizeof(value), "%d", RPC_STDIN_MAX);
+			stdin_max.value = grpc_slice_from_static_string(value);
+			ops[n].data.send_initial_metadata.count = 1;
+			ops[n].data.send_initial_metadata.metadata = &stdin_max;
+		}
 		ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
 		c->md_sent = true;
 	}

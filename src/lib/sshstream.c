@@ -8,10 +8,12 @@
 int ssh_stream_send_fd(struct rpc_stream *st, int fd)
 {
 	Grove__V1__SSHRequest req = GROVE__V1__SSHREQUEST__INIT;
-	char *buf = xmalloc(RPC_CHUNK_MAX);
+	char *buf = xmalloc(RPC_STDIN_MAX);
 	int ret = 0;
 	while (!ret) {
-		ssize_t n = read(fd, buf, RPC_CHUNK_MAX);
+		/* As much as the server takes: known once it answered, which
+		 * git's server side does first. */
+		ssize_t n = read(fd, buf, rpc_stream_stdin_max(st));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
@@ -24,6 +26,50 @@ int ssh_stream_send_fd(struct rpc_stream *st, int fd)
 		rpc_stream_close_send(st);
 	free(buf);
 	return ret;
+}
+
+/* Field number of grove.v1.SSHRequest.stdin (proto/grove/v1/ssh.proto). */
+enum { SSH_REQUEST_STDIN = 2 };
+
+/* A message whose only field is stdin: these len bytes. */
+static grpc_byte_buffer *stdin_message(const uint8_t *data, size_t len)
+{
+	uint8_t hdr[1 + PBWIRE_VARINT_MAX];
+	size_t h;
+	hdr[0] = SSH_REQUEST_STDIN << 3 | 2;
+	h = 1 + pbwire_put_varint(hdr + 1, len);
+	grpc_slice s = grpc_slice_malloc(h + len);
+	memcpy(GRPC_SLICE_START_PTR(s), hdr, h);
+	memcpy(GRPC_SLICE_START_PTR(s) + h, data, len);
+	grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
+	grpc_slice_unref(s);
+	return bb;
+}
+
+size_t ssh_request_split(grpc_byte_buffer *msg, size_t max, grpc_byte_buffer ***parts)
+{
+	struct pbwire_field f;
+	uint8_t vl[PBWIRE_VARINT_MAX];
+	size_t pos = 0, n = 0;
+	grpc_slice all;
+
+	*parts = NULL;
+	/* Not longer than stdin of max bytes with its key and length: short
+	 * enough, without a copy of the message to look. */
+	if (!max || grpc_byte_buffer_length(msg) <= 1 + pbwire_put_varint(vl, max) + max || rpc_bb_slice(msg, &all))
+		return 0;
+	const uint8_t *buf = GRPC_SLICE_START_PTR(all);
+	size_t len = GRPC_SLICE_LENGTH(all);
+	/* One field, stdin, and nothing after it. */
+	if (pbwire_next(buf, len, &pos, &f) == 1 && f.num == SSH_REQUEST_STDIN && f.type == 2 && pos == len &&
+	    f.vlen > max) {
+		n = (f.vlen + max - 1) / max;
+		*parts = xcalloc(n, sizeof(**parts));
+		for (size_t i = 0; i < n; i++)
+			(*parts)[i] = stdin_message(f.val + i * max, MIN(max, f.vlen - i * max));
+	}
+	grpc_slice_unref(all);
+	return n;
 }
 
 bool ssh_answer_whole(const struct rpc_stream *st, bool said_exit)

@@ -1,7 +1,7 @@
 /*
  * The client side of an SSHService stream: its input: what a git client writes
  * (grove connect's stdin, or the gate's pipe from an SSH channel) sent as
- * SSHRequest messages of at most RPC_CHUNK_MAX bytes.
+ * SSHRequest messages of at most rpc_stream_stdin_max bytes.
  */
 #ifndef GROVE_SSHSTREAM_H
 #define GROVE_SSHSTREAM_H
@@ -13,6 +13,16 @@
  * Returns 0, or the error of the send that failed (the call is over then).
  */
 int ssh_stream_send_fd(struct rpc_stream *st, int fd);
+
+/*
+ * An SSHRequest whose only field is stdin, of more than max bytes, cut into
+ * messages of at most max: for a server that takes no more (a store of an
+ * earlier release: rpc_stream_stdin_max). Returns the number of messages in
+ * *parts (an array to free, each message to destroy), or 0 when msg is to go
+ * as it is: short enough, or not stdin alone (an earlier message of a
+ * stream, with the repository, is small).
+ */
+size_t ssh_request_split(grpc_byte_buffer *msg, size_t max, grpc_byte_buffer ***parts);
 
 /*
  * After rpc_stream_finish failed: whether the answer was whole all the same.

@@ -546,7 +546,11 @@ int store_main(int argc, char **argv)
 	run.cfg = cfg;   /* the reloads' from now on */
 	cfg = NULL;
 	ropts.secret = st.secret;
-	if ((ret = rpc_server_new(&srv, &ropts)))
+	/* SSHService takes RPC_STDIN_MAX a message (service_ssh.c); the hook
+	 * server, from the same options, has no SSHService. */
+	struct rpc_server_opts main_opts = ropts;
+	main_opts.stdin_max = true;
+	if ((ret = rpc_server_new(&srv, &main_opts)))
 		goto out;
 	store_register_repository_service(srv, &st);
 	store_register_ref_service(srv, &st);

@@ -6,7 +6,7 @@
  * takes it, which is the flow control towards the client); a second thread
  * receives the client's messages and writes them to git's stdin with
  * blocking writes (the pipe is the flow control towards git). Neither holds
- * more than one chunk (128 KiB in, 512 KiB out), so no pack is ever buffered
+ * more than one chunk (1 MiB in, 512 KiB out), so no pack is ever buffered
  * whole.
  */
 #include "store/store.h"
@@ -160,8 +160,8 @@ static void *stdin_main(void *arg)
 		}
 		if (r == 0)
 			break;
-		if (req->stdin.len > RPC_CHUNK_MAX) {
-			s->recv_err = error_set(GROVE_ETOOBIG, "stdin chunk of %zu bytes exceeds %d", req->stdin.len, RPC_CHUNK_MAX);
+		if (req->stdin.len > RPC_STDIN_MAX) {
+			s->recv_err = error_set(GROVE_ETOOBIG, "stdin chunk of %zu bytes exceeds %d", req->stdin.len, RPC_STDIN_MAX);
 			proc_kill(&s->proc, SIGKILL);
 			FREE_MSG(req);
 			break;
@@ -239,8 +239,8 @@ static int ssh_check(struct store *st, const Grove__V1__SSHRequest *first, bool 
 		ret = check_protocol(first->git_protocol);
 	if (!ret && push)
 		ret = store_check_space(st);
-	if (!ret && first->stdin.len > RPC_CHUNK_MAX)
-		ret = error_set(GROVE_ETOOBIG, "stdin chunk of %zu bytes exceeds %d", first->stdin.len, RPC_CHUNK_MAX);
+	if (!ret && first->stdin.len > RPC_STDIN_MAX)
+		ret = error_set(GROVE_ETOOBIG, "stdin chunk of %zu bytes exceeds %d", first->stdin.len, RPC_STDIN_MAX);
 	return ret;
 }
 

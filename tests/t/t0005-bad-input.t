@@ -131,11 +131,16 @@ test_expect_success 'an oversized message is RESOURCE_EXHAUSTED (8)' '
 	test_grep -i "larger than max\|exceeds\|too large" err
 '
 
-test_expect_success 'a stdin chunk over 128 KiB is RESOURCE_EXHAUSTED (8)' '
-	head -c 200000 /dev/zero >chunk &&
+test_expect_success 'a stdin chunk of 1 MiB is taken, one over is RESOURCE_EXHAUSTED (8)' '
+	: the store says it takes 1 MiB a message: a client of this release sends that &&
+	head -c 1048576 /dev/zero >chunk &&
+	rpc $s1_ADDR SSHService/SSHUploadPack repository.storage_name=s1 \
+		repository.relative_path=app.git stdin=@chunk >out 2>err || : &&
+	! grep "exceeds" err &&
+	head -c 1048577 /dev/zero >chunk &&
 	test_expect_code 8 rpc $s1_ADDR SSHService/SSHUploadPack repository.storage_name=s1 \
 		repository.relative_path=app.git stdin=@chunk 2>err &&
-	test_grep "exceeds 131072" err
+	test_grep "exceeds 1048576" err
 '
 
 test_expect_success 'a bad git_protocol is INVALID_ARGUMENT (3)' '

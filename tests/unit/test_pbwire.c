@@ -1,7 +1,8 @@
 /*
  * Unit tests for the descriptor-free protobuf reader the cluster router uses
  * on every request (lib/pbwire.h), the gate's in-place reading of a store's
- * SSHResponse (lib/sshstream.h), and the transaction metadata a router hands
+ * SSHResponse (lib/sshstream.h), its cutting of a client's large stdin
+ * messages for an older store, and the transaction metadata a router hands
  * a store (lib/hookpayload.h).
  */
 #include <stdarg.h>
@@ -13,6 +14,7 @@
 #include "lib/error.h"
 #include "lib/hookpayload.h"
 #include "lib/pbwire.h"
+#include "lib/rpc.h"
 #include "lib/sshstream.h"
 #include "grove/v1/repository.pb-c.h"
 #include "grove/v1/ssh.pb-c.h"
@@ -280,6 +282,114 @@ static void test_ssh_response_header(void **state)
 	assert_int_equal(ssh_response_head(unknown, 0, &e, &h, &l), 0);
 }
 
+/* An SSHRequest of stdin alone, of len bytes (a pattern), packed by protobuf-c. */
+static grpc_byte_buffer *stdin_request(size_t len, uint8_t **data)
+{
+	Grove__V1__SSHRequest req = GROVE__V1__SSHREQUEST__INIT;
+	*data = xmalloc(len);
+	for (size_t i = 0; i < len; i++)
+		(*data)[i] = (uint8_t)(i * 7 + i / 251);
+	req.stdin.data = *data;
+	req.stdin.len = len;
+	return rpc_pack(&req.base);
+}
+
+/* A router cuts a large stdin message for a store of an earlier release:
+ * each piece is a well-formed SSHRequest of stdin alone, at most max, and
+ * together they are the bytes in order. */
+static void test_ssh_request_split(void **state)
+{
+	uint8_t *data;
+	size_t len = 300 * 1024 + 5, max = 128 * 1024, off = 0;
+	grpc_byte_buffer *bb = stdin_request(len, &data), **parts;
+	size_t n = ssh_request_split(bb, max, &parts);
+	(void)state;
+
+	assert_int_equal(n, 3);
+	for (size_t i = 0; i < n; i++) {
+		Grove__V1__SSHRequest *req = NULL;
+		assert_int_equal(rpc_unpack(parts[i], &grove__v1__sshrequest__descriptor, (ProtobufCMessage **)&req), 0);
+		assert_null(req->repository);
+		assert_true(req->stdin.len <= max && req->stdin.len > 0);
+		assert_memory_equal(req->stdin.data, data + off, req->stdin.len);
+		off += req->stdin.len;
+		FREE_MSG(req);
+		grpc_byte_buffer_destroy(parts[i]);
+	}
+	assert_int_equal(off, len);
+	free(parts);
+	/* Small enough as it is: nothing to cut. */
+	assert_int_equal(ssh_request_split(bb, len, &parts), 0);
+	assert_null(parts);
+	assert_int_equal(ssh_request_split(bb, 0, &parts), 0);
+	grpc_byte_buffer_destroy(bb);
+	free(data);
+	/* At the bound: as it is; one byte over: two pieces. */
+	bb = stdin_request(max, &data);
+	assert_int_equal(ssh_request_split(bb, max, &parts), 0);
+	grpc_byte_buffer_destroy(bb);
+	free(data);
+	bb = stdin_request(max + 1, &data);
+	n = ssh_request_split(bb, max, &parts);
+	assert_int_equal(n, 2);
+	for (size_t i = 0; i < n; i++)
+		grpc_byte_buffer_destroy(parts[i]);
+	free(parts);
+	grpc_byte_buffer_destroy(bb);
+	free(data);
+}
+
+/* Only a message of stdin alone is cut: one with the repository, or with a
+ * field after stdin, or malformed, goes as it is (the store then says what
+ * it refuses). A message in several slices is read whole. */
+static void test_ssh_request_split_leaves(void **state)
+{
+	size_t len;
+	char big[4096];
+	grpc_byte_buffer **parts;
+	(void)state;
+
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	uint8_t *buf = pack_ssh("s1", "a.git", big, &len);
+	grpc_byte_buffer *bb = rpc_bb_from(buf, len);
+	assert_int_equal(ssh_request_split(bb, 1024, &parts), 0);
+	grpc_byte_buffer_destroy(bb);
+	/* Truncated: pbwire refuses it. */
+	bb = rpc_bb_from(buf, len - 1);
+	assert_int_equal(ssh_request_split(bb, 1024, &parts), 0);
+	grpc_byte_buffer_destroy(bb);
+	free(buf);
+
+	/* stdin, then git_protocol (field 3). */
+	uint8_t msg[8192];
+	size_t m = 0;
+	msg[m++] = 2 << 3 | 2;
+	m += pbwire_put_varint(msg + m, 5000);
+	memset(msg + m, 'y', 5000);
+	m += 5000;
+	msg[m++] = 3 << 3 | 2;
+	msg[m++] = 1;
+	msg[m++] = '2';
+	bb = rpc_bb_from(msg, m);
+	assert_int_equal(ssh_request_split(bb, 1024, &parts), 0);
+	grpc_byte_buffer_destroy(bb);
+
+	/* The same stdin alone, in two slices: cut in five. */
+	m -= 3;
+	grpc_slice sl[2] = { grpc_slice_from_copied_buffer((const char *)msg, 100),
+			     grpc_slice_from_copied_buffer((const char *)msg + 100, m - 100) };
+	bb = grpc_raw_byte_buffer_create(sl, 2);
+	grpc_slice_unref(sl[0]);
+	grpc_slice_unref(sl[1]);
+	size_t n = ssh_request_split(bb, 1024, &parts);
+	assert_int_equal(n, 5);
+	for (size_t i = 0; i < n; i++)
+		grpc_byte_buffer_destroy(parts[i]);
+	free(parts);
+	grpc_byte_buffer_destroy(bb);
+}
+
 static void test_txn_roundtrip(void **state)
 {
 	struct txn_info t = { 0 }, back;
@@ -339,6 +449,8 @@ int main(void)
 		cmocka_unit_test(test_next_walks_fields),
 		cmocka_unit_test(test_ssh_response),
 		cmocka_unit_test(test_ssh_response_header),
+		cmocka_unit_test(test_ssh_request_split),
+		cmocka_unit_test(test_ssh_request_split_leaves),
 		cmocka_unit_test(test_txn_roundtrip),
 		cmocka_unit_test(test_txn_rejects),
 	};
