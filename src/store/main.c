@@ -56,6 +56,11 @@ const struct cli_command store_command = {
 	"                              wait for runs at this nice, fed through a spool file\n"
 	"                              (0: as the others, straight from the stream)\n"
 	"    trailingSpool = 256m      bytes such a push may be ahead of its git in the spool\n"
+	"    primaryGit = " STORE_PRIMARY_GIT "\n"
+	"                              the git a push runs but on a secondary: git's own SHA-1\n"
+	"                              collision detection for objects, a cheaper read of the\n"
+	"                              pack (scripts/build-replica-git); missing or \"\": git\n"
+	"                              from PATH\n"
 	"    replicaGit = " STORE_REPLICA_GIT "\n"
 	"                              the git a secondary replica of a voted push runs: one\n"
 	"                              without SHA-1 collision detection, which the primary\n"
@@ -251,6 +256,24 @@ out:
 }
 
 /*
+ * The git of a push's receive-pack but a secondary's (store.primaryGit):
+ * one the store can run, or none (git from PATH). Not an error when
+ * missing: the same pushes are taken, at more CPU.
+ */
+static void store_setup_primary_git(struct store *st, const char *path)
+{
+	if (!path || !*path)
+		return;
+	if (access(path, X_OK)) {
+		log_warn("store.primary_git_missing", "path=%s error=%s note=%s", path, strerror(errno),
+			 "pushes run git from PATH: scripts/build-replica-git builds this one");
+		return;
+	}
+	st->primary_git = xstrdup(path);
+	st->git_push.git = st->primary_git;
+}
+
+/*
  * The git of a secondary replica's receive-pack (store.replicaGit): one the
  * store can run, or none (git from PATH, as for the primary). Not an error
  * when missing: the same pushes are taken, at the CPU of a second check.
@@ -282,6 +305,7 @@ static int store_setup(struct store *st, struct config *cfg, struct rpc_server_o
 		       size_t *nlisten)
 {
 	char *secret_file = NULL, *level = NULL, *runtime = NULL, *fsck_ignore = NULL, *replica_git = NULL;
+	char *primary_git = NULL;
 	enum log_level lvl;
 	bool fsck, take_index;
 	int64_t packed_refs;
@@ -296,6 +320,7 @@ static int store_setup(struct store *st, struct config *cfg, struct rpc_server_o
 	    (ret = config_get_bool(cfg, "store.fsckObjects", true, &fsck)) ||
 	    (ret = config_get_str(cfg, "store.fsckIgnore", GITCMD_FSCK_IGNORE, &fsck_ignore)) ||
 	    (ret = config_get_str(cfg, "store.replicaGit", STORE_REPLICA_GIT, &replica_git)) ||
+	    (ret = config_get_str(cfg, "store.primaryGit", STORE_PRIMARY_GIT, &primary_git)) ||
 	    (ret = config_get_bool(cfg, "store.takePackIndex", true, &take_index)) ||
 	    (ret = config_get_int(cfg, "store.packedRefUpdates", 32, 0, 1 << 30, &packed_refs)) ||
 	    (ret = config_get_str(cfg, "log.level", "info", &level)) ||
@@ -352,8 +377,11 @@ static int store_setup(struct store *st, struct config *cfg, struct rpc_server_o
 	st->git_push.hooks_dir = st->push_hooks_dir;
 	st->git_nohooks.fsck_ignore = st->git_hooks.fsck_ignore = st->git_push.fsck_ignore =
 		gitcmd_fsck_ignore_ids(&st->fsck_ignore);
+	/* The secondary's options start from the primary's: its git first. */
+	store_setup_primary_git(st, primary_git);
 	store_setup_replica_git(st, replica_git, take_index, packed_refs);
 out:
+	free(primary_git);
 	free(replica_git);
 	free(fsck_ignore);
 	free(secret_file);
@@ -374,6 +402,7 @@ static void store_release(struct store *st)
 	free(st->pack_objects_hook);
 	free(st->metrics_listen);
 	free(st->replica_git);
+	free(st->primary_git);
 	free(st->pack_index_hook);
 	free(st->connect_bin);
 	free(st->hook_address);
@@ -568,9 +597,10 @@ int store_main(int argc, char **argv)
 	if ((ret = rpc_server_start(hsrv)) || (ret = rpc_server_start(srv)) ||
 	    (ret = store_metrics_start(&st, &metrics)))
 		goto out;
-	log_info("store.started", "version=%s name=%s root=%s listen=%s hook_socket=%s replica_git=%s take_pack_index=%b "
-		 "packed_ref_updates=%d",
-		 grove_version(), st.name, st.root, listen[0], st.hook_address, st.replica_git ? st.replica_git : "",
+	log_info("store.started", "version=%s name=%s root=%s listen=%s hook_socket=%s primary_git=%s replica_git=%s "
+		 "take_pack_index=%b packed_ref_updates=%d",
+		 grove_version(), st.name, st.root, listen[0], st.hook_address, st.primary_git ? st.primary_git : "",
+		 st.replica_git ? st.replica_git : "",
 		 st.pack_index_hook != NULL, st.packed_ref_updates);
 	d.reload = store_reload;
 	d.reload_arg = &run;

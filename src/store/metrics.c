@@ -16,6 +16,10 @@ static void render(void *ctx, struct strbuf *sb)
 			" and they run Debian's git, at about twice the CPU per push).\n"
 			"# TYPE grove_store_replica_git gauge\n"
 			"grove_store_replica_git{store=\"%s\"} %d\n", st->name, st->replica_git != NULL);
+	strbuf_addf(sb, "# HELP grove_store_primary_git Whether pushes run store.primaryGit (0: it is missing, and they"
+			" run Debian's git, at about a third more CPU for a big push).\n"
+			"# TYPE grove_store_primary_git gauge\n"
+			"grove_store_primary_git{store=\"%s\"} %d\n", st->name, st->primary_git != NULL);
 	strbuf_addf(sb, "# HELP grove_store_pack_index_total Packs of pushes this store took as a secondary, by whether"
 			" its git took the primary's index (took) or indexed the pack itself (indexed: a thin pack, no index).\n"
 			"# TYPE grove_store_pack_index_total counter\n"

@@ -17,8 +17,10 @@
 #ifndef GROVE_STORE_H
 #define GROVE_STORE_H
 
-/* Where scripts/build-replica-git puts the git of secondary replicas. */
+/* Where scripts/build-replica-git puts the gits of secondary replicas and
+ * of the primary. */
 #define STORE_REPLICA_GIT "/usr/local/lib/grove/git/git"
+#define STORE_PRIMARY_GIT "/usr/local/lib/grove/git-primary/git"
 
 #include "lib/common.h"
 #include "lib/gitcmd.h"
@@ -55,6 +57,7 @@ struct store {
 	struct gitcmd_opts git_push;      /* receive-pack: voted once, in pre-receive */
 	struct gitcmd_opts git_push_secondary;   /* the same for a secondary: store.replicaGit */
 	char *replica_git;                /* store.replicaGit, or NULL: git from PATH */
+	char *primary_git;                /* store.primaryGit, or NULL: git from PATH */
 	char *pack_index_hook;            /* what a secondary's git runs for the primary's pack index, or NULL */
 	int packed_ref_updates;           /* a secondary's push of this many refs goes to packed-refs
 					     (0: never, or no replica git) */

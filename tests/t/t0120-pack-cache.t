@@ -143,15 +143,18 @@ test_expect_success 'a full cache disk: no cache, and the clone works' '
 	test "$(stat_of s2 misses)" = 0
 '
 
-test_expect_success '/metrics says whether secondaries run the replica git; a store without it says 0 and logs why' '
+test_expect_success '/metrics says whether pushes run the primary and replica gits; a store without them says 0 and logs why' '
 	curl -sf "http://$METRICS/metrics" >metrics.out &&
 	test_grep "^grove_store_replica_git{store=\"s1\"} 1$" metrics.out &&
-	test_grep "\"event\":\"store.started\".*\"replica_git\":\"/usr/local/lib/grove/git/git\"" s1/store.log &&
+	test_grep "^grove_store_primary_git{store=\"s1\"} 1$" metrics.out &&
+	test_grep "\"event\":\"store.started\".*\"primary_git\":\"/usr/local/lib/grove/git-primary/git\".*\"replica_git\":\"/usr/local/lib/grove/git/git\"" s1/store.log &&
 	M2=127.0.0.1:$(free_port) &&
-	start_store s9 store.replicaGit=$TRASH/no-such-git store.metricsListen=$M2 &&
+	start_store s9 store.replicaGit=$TRASH/no-such-git store.primaryGit=$TRASH/no-such-git store.metricsListen=$M2 &&
 	test_grep "\"event\":\"store.replica_git_missing\".*\"path\":\"$TRASH/no-such-git\"" s9/store.log &&
+	test_grep "\"event\":\"store.primary_git_missing\".*\"path\":\"$TRASH/no-such-git\"" s9/store.log &&
 	curl -sf "http://$M2/metrics" >metrics2.out &&
-	test_grep "^grove_store_replica_git{store=\"s9\"} 0$" metrics2.out
+	test_grep "^grove_store_replica_git{store=\"s9\"} 0$" metrics2.out &&
+	test_grep "^grove_store_primary_git{store=\"s9\"} 0$" metrics2.out
 '
 
 test_done

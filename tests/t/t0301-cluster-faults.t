@@ -301,10 +301,14 @@ index_pack_exe() {
 		readlink /proc/$ip/exe
 }
 
-test_expect_success 'the secondaries of a push run the replica git (no second SHA-1 collision check), the primary Debian'"'"'s' '
-	replica_git=/usr/local/lib/grove/git/git &&
-	{ test -x $replica_git || { echo "no $replica_git: scripts/install-deps builds it" >&2; false; }; } &&
-	! grep "\"event\":\"store.replica_git_missing\"" s1/store.log s2/store.log s3/store.log &&
+test_expect_success 'the secondaries of a push run the replica git (no second SHA-1 collision check), the primary the primary git (with it)' '
+	replica_git=/usr/local/lib/grove/git/git primary_git=/usr/local/lib/grove/git-primary/git &&
+	for g in $replica_git $primary_git; do
+		test -x $g || { echo "no $g: scripts/install-deps builds it" >&2; return 1; }
+	done &&
+	! grep "\"event\":\"store.\(replica\|primary\)_git_missing\"" s1/store.log s2/store.log s3/store.log &&
+	: the primary git names objects with sha1dc, which dies on a collision attack, the replica git does not &&
+	grep -q "part of a collision attack" $primary_git && ! grep -q "part of a collision attack" $replica_git &&
 	p=$(primary_of app1.git) &&
 	: held mid-pack, every replica indexing it &&
 	push_held $p 300000 &&
@@ -315,7 +319,7 @@ test_expect_success 'the secondaries of a push run the replica git (no second SH
 		rc=$?; touch release; test $rc = 0
 	} &&
 	cat exes &&
-	test_grep "^$p /usr/lib/git-core/git$\|^$p /usr/bin/git$" exes &&
+	test_grep "^$p $primary_git$" exes &&
 	test $(grep -c " $replica_git$" exes) = 2 &&
 	wait_for 90 "the push to end" test -s push.rc &&
 	cat err && test "$(cat push.rc)" = 0 &&
