@@ -1305,11 +1305,15 @@ static int write_targets(struct cluster *c, struct repo_state *r, bool maintenan
 		}
 	}
 	if (!maintenance && (int)px->n < quorum_of(*assigned)) {
+		size_t n = px->n;
 		*refused = true;
+		/* None of them started: a resumed push's client reader, let go
+		 * when the call ends, must hand its message to no target. */
+		px->n = 0;
 		return error_set(GROVE_EUNAVAIL,
 				 "only %zu of the %d replicas of %s are healthy and up to date; a write needs %d: "
 				 "it is refused rather than kept on too few disks. Retry when the stores are back (see `grove cluster repo %s`)",
-				 px->n, *assigned, r->path, quorum_of(*assigned), r->path);
+				 n, *assigned, r->path, quorum_of(*assigned), r->path);
 	}
 	return 0;
 }

@@ -57,7 +57,8 @@ const struct cli_command store_command = {
 	"                              (0: as the others, straight from the stream)\n"
 	"    trailingSpool = 256m      bytes such a push may be ahead of its git in the spool\n"
 	"    primaryGit = " STORE_PRIMARY_GIT "\n"
-	"                              the git a push runs but on a secondary: git's own SHA-1\n"
+	"                              the git of a push with the store's hooks (any through a\n"
+	"                              gate or router) but a secondary's: git's own SHA-1\n"
 	"                              collision detection for objects, a cheaper read of the\n"
 	"                              pack (scripts/build-replica-git); missing or \"\": git\n"
 	"                              from PATH\n"
@@ -256,7 +257,8 @@ out:
 }
 
 /*
- * The git of a push's receive-pack but a secondary's (store.primaryGit):
+ * The git of a push's receive-pack with the store's hooks but a
+ * secondary's (store.primaryGit):
  * one the store can run, or none (git from PATH). Not an error when
  * missing: the same pushes are taken, at more CPU.
  */

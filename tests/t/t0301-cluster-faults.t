@@ -562,6 +562,29 @@ test_expect_success 'a primary killed (kill -9) mid-push: the push goes on on th
 	back_whole $p
 '
 
+test_expect_success 'a primary killed mid-push while a secondary is down: too few replicas to go on, the push fails clearly, the router serves on' '
+	p=$(primary_of app1.git) &&
+	set -- $(others $p) && down=$1 &&
+	dpid=$(pgrep -f "store -c $TRASH/$down/store.conf") &&
+	kill -9 $dpid &&
+	wait_for 30 "store $down to be gone" gone $dpid &&
+	wait_for 30 "router c to see $down down" eval \
+		"\"\$GROVE\" cluster -a \$c_ADDR status >st 2>&1 && grep -q \"^  $down .* NO \" st" &&
+	pid=$(pgrep -f "store -c $TRASH/$p/store.conf") &&
+	cpid=$(pgrep -f "cluster -c $TRASH/c/cluster.conf") &&
+	push_held $p &&
+	kill -9 $pid &&
+	wait_for 30 "store $p to be gone" gone $pid &&
+	push_released &&
+	test "$(cat push.rc)" != 0 &&
+	: the one replica left cannot take it alone: it says so, and the router lives on &&
+	test_grep "are healthy and up to date; a write needs 2" err &&
+	test "$(pgrep -f "cluster -c $TRASH/c/cluster.conf")" = "$cpid" &&
+	"$GROVE" cluster -a $c_ADDR status >/dev/null &&
+	restart_store $down && restart_store $p &&
+	no_dataloss
+'
+
 test_expect_success 'a primary killed while the pack streams in: what the client sent is sent again to the others' '
 	p=$(primary_of app1.git) &&
 	pid=$(pgrep -f "store -c $TRASH/$p/store.conf") &&
