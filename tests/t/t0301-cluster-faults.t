@@ -470,6 +470,12 @@ push_w1() {
 # decides); a push to app1.git is then held until its last secondary, the
 # victim ($victim, pid $pid), runs it, the victim is stopped and the push
 # released. The router's log lines from then on go on past line $lines.
+# late_counted: router c logged, since line $lines of its log, what became of
+# a late replica it had to repair (the metrics count it at the same time).
+late_counted() {
+	tail -n +$((lines + 1)) c/cluster.log | grep -q "\"event\":\"cluster.outdated\".*\"late\":true"
+}
+
 late_push() {
 	reload_c cluster.trailingWait 50 && reload_c cluster.lateWait $1 && reload_c cluster.lagTimeout 600000 &&
 	victim=$(others $(primary_of app1.git) | tail -n1) &&
@@ -523,7 +529,9 @@ test_expect_success 'cluster.lateWait bounds that wait: past it, the next push g
 	: the victim missed the second push: repaired &&
 	no_dataloss 90 &&
 	pushed_to s1 s2 s3 &&
-	: /metrics counts both waits and what became of the late replicas &&
+	: /metrics counts both waits and what became of the late replicas: the &&
+	: first push ends on the victim once it runs again, maybe after its repair &&
+	wait_for 30 "the late replica of the first push to be counted" late_counted &&
 	curl -sf http://127.0.0.1:$METRICS_PORT/metrics >m &&
 	test_grep "^grove_cluster_late_waits_total{outcome=\"ended\"} [1-9]" m &&
 	test_grep "^grove_cluster_late_waits_total{outcome=\"gave_up\"} [1-9]" m &&
