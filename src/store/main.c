@@ -257,42 +257,41 @@ out:
 }
 
 /*
- * The git of a push's receive-pack with the store's hooks but a
- * secondary's (store.primaryGit):
- * one the store can run, or none (git from PATH). Not an error when
- * missing: the same pushes are taken, at more CPU.
+ * path if the store can run it, else NULL: missing (logged as event, with
+ * note) or "" (on purpose); git from PATH runs instead. Not an error: the
+ * same pushes are taken, at more CPU.
  */
-static void store_setup_primary_git(struct store *st, const char *path)
+static char *store_git_at(const char *path, const char *event, const char *note)
 {
 	if (!path || !*path)
-		return;
+		return NULL;
 	if (access(path, X_OK)) {
-		log_warn("store.primary_git_missing", "path=%s error=%s note=%s", path, strerror(errno),
-			 "pushes run git from PATH: scripts/build-replica-git builds this one");
-		return;
+		log_warn(event, "path=%s error=%s note=%s", path, strerror(errno), note);
+		return NULL;
 	}
-	st->primary_git = xstrdup(path);
-	st->git_push.git = st->primary_git;
+	return xstrdup(path);
 }
 
-/*
- * The git of a secondary replica's receive-pack (store.replicaGit): one the
- * store can run, or none (git from PATH, as for the primary). Not an error
- * when missing: the same pushes are taken, at the CPU of a second check.
- */
+/* The git of a push's receive-pack with the store's hooks but a
+ * secondary's (store.primaryGit). */
+static void store_setup_primary_git(struct store *st, const char *path)
+{
+	st->primary_git = store_git_at(path, "store.primary_git_missing",
+				       "pushes run git from PATH: scripts/build-replica-git builds this one");
+	if (st->primary_git)
+		st->git_push.git = st->primary_git;
+}
+
+/* The git of a secondary replica's receive-pack (store.replicaGit), which
+ * does not check objects for a SHA-1 collision attack a second time. */
 static void store_setup_replica_git(struct store *st, const char *path, bool take_index, int64_t packed_refs)
 {
 	char *hook;
 
 	st->git_push_secondary = st->git_push;
-	if (!path || !*path)
+	if (!(st->replica_git = store_git_at(path, "store.replica_git_missing",
+					"secondaries run git from PATH: scripts/build-replica-git builds this one")))
 		return;
-	if (access(path, X_OK)) {
-		log_warn("store.replica_git_missing", "path=%s error=%s note=%s", path, strerror(errno),
-			 "secondaries run git from PATH: scripts/build-replica-git builds this one");
-		return;
-	}
-	st->replica_git = xstrdup(path);
 	st->git_push_secondary.git = st->replica_git;
 	st->packed_ref_updates = (int)packed_refs;
 	/* It asks through the hook wire (store/packindex.c): grove-hook only. */
